@@ -1,0 +1,52 @@
+// channel-outbox: stores outgoing messages instead of sending them. It serves email, sms and whatsapp
+// as a fallback, so a fresh install "sends" somewhere visible (the Outbox page) until a real channel
+// plugin is configured; a real channel for the same id takes over.
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { definePlugin, type Channel, type OutgoingMessage } from '../../src/plugin-api.ts';
+
+export interface OutboxMessage extends Record<string, unknown> {
+  channel: string;
+  to: string;
+  subject: string | null;
+  text: string;
+  html: string | null;
+  messageId: string;
+}
+
+export default definePlugin({
+  id: 'channel-outbox',
+  version: '1.0.0',
+  apiVersion: 1,
+  description: 'Keeps outgoing email, SMS and WhatsApp messages in an Outbox instead of sending them. The default until a real channel is configured.',
+  config: z.object({}).loose(),
+  viewsDir: fileURLToPath(new URL('./views', import.meta.url)),
+  register(api) {
+    const channel = (id: string, address: Channel['address']): Channel => ({
+      id,
+      address,
+      fallback: true,
+      async send(message: OutgoingMessage) {
+        const record = await api.store.insert<OutboxMessage>('messages', {
+          merchantId: message.merchant.id,
+          data: { channel: id, to: message.to, subject: message.subject ?? null, text: message.text, html: message.html ?? null, messageId: message.id },
+        });
+        api.log.info('message kept in outbox', { channel: id, to: message.to, id: record.id });
+        return { providerMessageId: record.id };
+      },
+    });
+    api.channels.register(channel('email', 'email'));
+    api.channels.register(channel('sms', 'phone'));
+    api.channels.register(channel('whatsapp', 'phone'));
+
+    api.dashboard.page({
+      path: '/',
+      title: 'Outbox',
+      nav: { label: 'Outbox' },
+      async render({ merchant, query }) {
+        const messages = await api.store.list<OutboxMessage>('messages', { merchantId: merchant.id, limit: 50, beforeId: query.before });
+        return api.views.render('outbox', { messages, merchant, next: messages.length === 50 ? messages[messages.length - 1].id : null });
+      },
+    });
+  },
+});

@@ -1,0 +1,115 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import knexFactory, { type Knex } from 'knex';
+import type { DatabaseConfig } from '../config.ts';
+
+export type Db = Knex;
+export type Trx = Knex.Transaction;
+/** Repositories accept either the pool or a transaction, so services decide the boundary. */
+export type Queryable = Knex | Knex.Transaction;
+
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+
+export function isMysql(db: Queryable): boolean {
+  return db.client.config.client === 'mysql2';
+}
+
+export function knexConfig(database: DatabaseConfig, opts: { pool?: { min: number; max: number } } = {}): Knex.Config {
+  if (database.client === 'mysql') {
+    return {
+      client: 'mysql2',
+      connection: { uri: database.url, timezone: 'Z', charset: 'utf8mb4', supportBigNumbers: true, bigNumberStrings: false, dateStrings: false } as Knex.MySql2ConnectionConfig,
+      pool: opts.pool ?? { min: 0, max: 10 },
+      migrations: { migrationSource: new TsMigrationSource(), tableName: 'knex_migrations' },
+    };
+  }
+  return {
+    client: 'better-sqlite3',
+    connection: { filename: database.filename },
+    useNullAsDefault: true,
+    // One connection: SQLite has one writer anyway, and a query that escapes its transaction deadlocks loudly.
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate: (conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) => {
+        try {
+          conn.pragma('journal_mode = WAL');
+          conn.pragma('synchronous = NORMAL');
+          conn.pragma('foreign_keys = ON');
+          conn.pragma('busy_timeout = 5000');
+          done(null, conn);
+        } catch (err) {
+          done(err as Error, conn);
+        }
+      },
+    },
+    migrations: { migrationSource: new TsMigrationSource(), tableName: 'knex_migrations' },
+  };
+}
+
+export function createDb(database: DatabaseConfig, opts: { pool?: { min: number; max: number } } = {}): Db {
+  if (database.client === 'sqlite' && database.filename !== ':memory:') {
+    fs.mkdirSync(path.dirname(database.filename), { recursive: true });
+  }
+  return knexFactory(knexConfig(database, opts));
+}
+
+/**
+ * Migrations are stored by name without extension so `knex_migrations` rows stay valid whether the
+ * code runs as .ts (tsx) or is ever compiled to .js. Names sort by their timestamp prefix.
+ */
+export class TsMigrationSource implements Knex.MigrationSource<string> {
+  constructor(private readonly dir = MIGRATIONS_DIR) {}
+  async getMigrations(): Promise<string[]> {
+    return fs
+      .readdirSync(this.dir)
+      .filter((f) => /^\d{14}_[a-z0-9_]+\.(ts|js)$/.test(f))
+      .map((f) => f.replace(/\.(ts|js)$/, ''))
+      .sort();
+  }
+  getMigrationName(name: string): string {
+    return name;
+  }
+  async getMigration(name: string): Promise<Knex.Migration> {
+    const file = fs.existsSync(path.join(this.dir, `${name}.ts`)) ? `${name}.ts` : `${name}.js`;
+    return import(pathToFileURL(path.join(this.dir, file)).href);
+  }
+}
+
+export async function migrateLatest(db: Db): Promise<string[]> {
+  const [, applied] = (await db.migrate.latest()) as [number, string[]];
+  return applied;
+}
+
+/** Times are stored as DATETIME(3) on MySQL and epoch milliseconds on SQLite; read them back as Date. */
+export function toDate(value: unknown): Date {
+  if (value instanceof Date) return value;
+  if (typeof value === 'number') return new Date(value);
+  if (typeof value === 'string') return /^\d+$/.test(value) ? new Date(Number(value)) : new Date(value.includes('T') || value.endsWith('Z') ? value : value.replace(' ', 'T') + 'Z');
+  throw new TypeError(`not a time: ${String(value)}`);
+}
+
+export function toDateOrNull(value: unknown): Date | null {
+  return value === null || value === undefined ? null : toDate(value);
+}
+
+/** Runs fn in a transaction; on MySQL at READ COMMITTED so check-then-act and claims see committed rows. */
+export async function inTransaction<T>(db: Db, fn: (trx: Trx) => Promise<T>): Promise<T> {
+  if (isMysql(db)) {
+    return db.transaction(fn, { isolationLevel: 'read committed' });
+  }
+  return db.transaction(fn);
+}
+
+/** True for a unique-constraint violation on either database. */
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; errno?: number };
+  return e?.code === 'ER_DUP_ENTRY' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/** Inserts a row and returns its integer id on both databases. */
+export async function insertReturningId(db: Queryable, table: string, row: Record<string, unknown>): Promise<number> {
+  const result = await db(table).insert(row);
+  return Number(result[0]);
+}

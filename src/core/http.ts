@@ -1,0 +1,126 @@
+// HTTP helpers shared by features: one way to render, one way to fail.
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Eta } from 'eta';
+import { z } from 'zod';
+import { AppError, NotFoundError, ValidationError, fieldErrorsFromZod } from './errors.ts';
+import type { Logger } from './log.ts';
+import { randomToken } from './ids.ts';
+
+export function isHtmx(req: Request): boolean {
+  return req.get('HX-Request') === 'true';
+}
+
+/** htmx asked for a fragment (not a boosted navigation, which wants the whole page). */
+export function wantsFragment(req: Request): boolean {
+  return isHtmx(req) && req.get('HX-Boosted') !== 'true';
+}
+
+export function isApiRequest(req: Request): boolean {
+  return req.originalUrl.startsWith('/api/');
+}
+
+export interface Flash {
+  type: 'success' | 'error' | 'info';
+  text: string;
+}
+
+export function flash(req: Request, type: Flash['type'], text: string): void {
+  if (!req.session) return;
+  const s = req.session as unknown as { flash?: Flash[] };
+  s.flash = [...(s.flash ?? []), { type, text }];
+}
+
+export function takeFlash(req: Request): Flash[] {
+  const s = req.session as unknown as { flash?: Flash[] } | undefined;
+  if (!s?.flash?.length) return [];
+  const out = s.flash;
+  delete s.flash;
+  return out;
+}
+
+export type Renderer = (req: Request, res: Response, view: string, data?: Record<string, unknown>, status?: number) => Promise<void>;
+
+/**
+ * Renders `view` with res.locals. Views decide full page vs fragment from `it.fragment`
+ * (an htmx request that is not a boosted navigation); responses vary on HX-Request.
+ */
+export function createRenderer(eta: Eta): Renderer {
+  return async (req, res, view, data = {}, status = 200) => {
+    const html = await eta.renderAsync(view, { ...res.locals, ...data, fragment: wantsFragment(req), flash: takeFlash(req) });
+    res.status(status).vary('HX-Request').type('html').send(html);
+  };
+}
+
+/** Per-request CSP nonce for the one <style> block that carries a merchant's brand colour. */
+export const cspNonce: RequestHandler = (_req, res, next) => {
+  res.locals.cspNonce = randomToken(16);
+  next();
+};
+
+/** Parses with zod or throws a ValidationError carrying a message per field. */
+export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  const result = schema.safeParse(body ?? {});
+  if (!result.success) throw new ValidationError(fieldErrorsFromZod(result.error.issues));
+  return result.data;
+}
+
+export function problemJson(res: Response, err: AppError, instance?: string): void {
+  for (const [k, v] of Object.entries(err.options.headers ?? {})) res.setHeader(k, v);
+  res
+    .status(err.status)
+    .type('application/problem+json')
+    .send(
+      JSON.stringify({
+        type: `https://paylink.dev/problems/${err.code}`,
+        title: err.userMessage,
+        status: err.status,
+        detail: err.options.help ?? err.userMessage,
+        code: err.code,
+        errors: err.errors,
+        ...(instance ? { instance } : {}),
+      }),
+    );
+}
+
+/** Maps body-parser and other framework errors onto AppErrors. */
+export function toAppError(err: unknown): AppError | null {
+  if (err instanceof AppError) return err;
+  const e = err as { type?: string; status?: number; code?: string; expose?: boolean };
+  if (e?.type === 'entity.parse.failed') return new AppError('malformed_json', 400, 'The request body is not valid JSON.');
+  if (e?.type === 'entity.too.large') return new AppError('payload_too_large', 413, 'The request body is too large.');
+  if (e?.code === 'EBADCSRFTOKEN' || (e?.status === 403 && /csrf/i.test(String((err as Error).message)))) {
+    return new AppError('csrf_failed', 403, 'Your form expired or was sent from another site. Reload the page and try again.');
+  }
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
+    return new AppError('bad_request', e.status, 'The request could not be understood.');
+  }
+  return null;
+}
+
+/** The single error middleware: page, fragment or problem+json. 5xx bodies stay generic. */
+export function errorHandler(log: Logger, render: Renderer) {
+  return async (err: unknown, req: Request, res: Response, next: NextFunction): Promise<void> => {
+    if (res.headersSent) return next(err);
+    let appErr = toAppError(err);
+    const requestId = (res.locals.requestId as string) ?? randomToken(10);
+    if (!appErr) {
+      log.error('unhandled error', { requestId, method: req.method, url: req.originalUrl, error: err });
+      appErr = new AppError('internal_error', 500, `Something went wrong on our side. Reference: ${requestId}`);
+    } else if (appErr.status >= 500) {
+      log.error(appErr.userMessage, { requestId, code: appErr.code, error: appErr.options.cause ?? appErr });
+    }
+    if (isApiRequest(req)) return problemJson(res, appErr, requestId);
+    for (const [k, v] of Object.entries(appErr.options.headers ?? {})) res.setHeader(k, v);
+    const view = appErr.status === 404 ? 'errors/404' : 'errors/error';
+    try {
+      await render(req, res, view, { error: appErr, requestId, title: appErr.status === 404 ? 'Page not found' : 'Something went wrong' }, appErr.status);
+    } catch (renderErr) {
+      log.error('error page failed to render', { requestId, error: renderErr });
+      res.status(appErr.status).type('text').send(appErr.userMessage);
+    }
+  };
+}
+
+export const notFound: RequestHandler = () => {
+  throw new NotFoundError();
+};

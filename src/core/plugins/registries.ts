@@ -1,0 +1,54 @@
+import type { AfterPaymentAction, Channel, PaymentProvider } from '../../plugin-api.ts';
+
+/** A registry of named things contributed by plugins; a second registration of an id is an error. */
+export class Registry<T extends { id: string }> {
+  private readonly items = new Map<string, { item: T; owner: string }>();
+  constructor(private readonly what: string) {}
+
+  add(item: T, owner: string): void {
+    const existing = this.items.get(item.id);
+    if (existing) throw new Error(`${this.what} "${item.id}" is already registered by ${existing.owner}`);
+    this.items.set(item.id, { item, owner });
+  }
+  get(id: string): T | undefined {
+    return this.items.get(id)?.item;
+  }
+  ownerOf(id: string): string | undefined {
+    return this.items.get(id)?.owner;
+  }
+  list(): T[] {
+    return [...this.items.values()].map((e) => e.item);
+  }
+}
+
+/**
+ * Channels: a real channel for an id wins over a fallback one (channel-outbox registers fallbacks for
+ * email, sms and whatsapp so a fresh install "sends" into its Outbox).
+ */
+export class ChannelRegistry {
+  private readonly real = new Registry<Channel>('channel');
+  private readonly fallbacks = new Registry<Channel>('fallback channel');
+
+  add(channel: Channel, owner: string): void {
+    (channel.fallback ? this.fallbacks : this.real).add(channel, owner);
+  }
+  get(id: string): Channel | undefined {
+    return this.real.get(id) ?? this.fallbacks.get(id);
+  }
+  ownerOf(id: string): string | undefined {
+    return this.real.ownerOf(id) ?? this.fallbacks.ownerOf(id);
+  }
+  ids(): string[] {
+    return [...new Set([...this.real.list(), ...this.fallbacks.list()].map((c) => c.id))].sort();
+  }
+}
+
+export interface Registries {
+  providers: Registry<PaymentProvider>;
+  channels: ChannelRegistry;
+  actions: Registry<AfterPaymentAction<any>>;
+}
+
+export function createRegistries(): Registries {
+  return { providers: new Registry('provider'), channels: new ChannelRegistry(), actions: new Registry('action') };
+}

@@ -1,0 +1,76 @@
+import type { Db } from '../db.ts';
+import { toDate } from '../db.ts';
+import type { Clock } from '../clock.ts';
+import { publicId } from '../ids.ts';
+import { NotFoundError } from '../errors.ts';
+import type { PluginRecord, PluginStore } from '../../plugin-api.ts';
+
+interface Row {
+  id: number;
+  public_id: string;
+  merchant_public_id: string | null;
+  data: string;
+  created_at: unknown;
+  updated_at: unknown;
+}
+
+const toRecord = <T>(r: Row): PluginRecord<T> => ({
+  id: r.public_id,
+  merchantId: r.merchant_public_id,
+  data: JSON.parse(r.data) as T,
+  createdAt: toDate(r.created_at),
+  updatedAt: toDate(r.updated_at),
+});
+
+/** The `plugin_records` table, scoped to one plugin id: plugins never see raw knex. */
+export function createPluginStore(db: Db, clock: Clock, pluginId: string): PluginStore {
+  const base = () =>
+    db('plugin_records as r')
+      .leftJoin('merchants as m', 'm.id', 'r.merchant_id')
+      .where('r.plugin_id', pluginId)
+      .select('r.id', 'r.public_id', 'm.public_id as merchant_public_id', 'r.data', 'r.created_at', 'r.updated_at');
+
+  async function merchantKey(merchantId: string | null): Promise<number | null> {
+    if (merchantId === null) return null;
+    const m = await db('merchants').where({ public_id: merchantId }).first('id');
+    if (!m) throw new NotFoundError(`No merchant ${merchantId}`);
+    return m.id;
+  }
+
+  return Object.freeze({
+    async insert(collection, record) {
+      const now = clock.now();
+      const id = publicId('rec');
+      await db('plugin_records').insert({
+        public_id: id,
+        plugin_id: pluginId,
+        collection,
+        merchant_id: await merchantKey(record.merchantId),
+        data: JSON.stringify(record.data),
+        created_at: now,
+        updated_at: now,
+      });
+      return { id, merchantId: record.merchantId, data: record.data, createdAt: now, updatedAt: now };
+    },
+    async list(collection, opts = {}) {
+      const q = base().where('r.collection', collection).orderBy('r.id', 'desc').limit(Math.min(Math.max(opts.limit ?? 50, 1), 500));
+      if (opts.merchantId !== undefined) {
+        if (opts.merchantId === null) q.whereNull('r.merchant_id');
+        else q.where('m.public_id', opts.merchantId);
+      }
+      if (opts.beforeId) {
+        const anchor = await db('plugin_records').where({ public_id: opts.beforeId, plugin_id: pluginId }).first('id');
+        if (anchor) q.where('r.id', '<', anchor.id);
+      }
+      return ((await q) as Row[]).map((r) => toRecord(r));
+    },
+    async get(collection, id) {
+      const row = (await base().where('r.collection', collection).andWhere('r.public_id', id).first()) as Row | undefined;
+      return row ? toRecord(row) : null;
+    },
+    async update(collection, id, data) {
+      const n = await db('plugin_records').where({ plugin_id: pluginId, collection, public_id: id }).update({ data: JSON.stringify(data), updated_at: clock.now() });
+      if (!n) throw new NotFoundError(`No record ${id}`);
+    },
+  } satisfies PluginStore);
+}

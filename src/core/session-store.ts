@@ -1,0 +1,63 @@
+// express-session store on our own knex connection (embedded mode). Sessions in Redis use connect-redis.
+import session from 'express-session';
+import type { Db } from './db.ts';
+import type { Clock } from './clock.ts';
+
+const DAY = 86_400_000;
+
+export class KnexSessionStore extends session.Store {
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(private readonly db: Db, private readonly clock: Clock, sweepEveryMs = 15 * 60_000) {
+    super();
+    if (sweepEveryMs > 0) {
+      this.sweeper = setInterval(() => void this.sweep().catch(() => {}), sweepEveryMs);
+      this.sweeper.unref();
+    }
+  }
+
+  private expiry(sess: session.SessionData): number {
+    const expires = sess.cookie?.expires ? new Date(sess.cookie.expires).getTime() : NaN;
+    return Number.isFinite(expires) ? expires : this.clock.now().getTime() + DAY;
+  }
+
+  override get(sid: string, cb: (err: unknown, session?: session.SessionData | null) => void): void {
+    this.db('sessions')
+      .where({ sid })
+      .andWhere('expires', '>', this.clock.now().getTime())
+      .first('sess')
+      .then((row) => cb(null, row ? (JSON.parse(row.sess) as session.SessionData) : null), (err) => cb(err));
+  }
+
+  override set(sid: string, sess: session.SessionData, cb?: (err?: unknown) => void): void {
+    const row = { sid, sess: JSON.stringify(sess), expires: this.expiry(sess) };
+    this.db('sessions')
+      .insert(row)
+      .onConflict('sid')
+      .merge(['sess', 'expires'])
+      .then(() => cb?.(), (err) => cb?.(err));
+  }
+
+  override touch(sid: string, sess: session.SessionData, cb?: (err?: unknown) => void): void {
+    this.db('sessions')
+      .where({ sid })
+      .update({ expires: this.expiry(sess) })
+      .then(() => cb?.(), (err) => cb?.(err));
+  }
+
+  override destroy(sid: string, cb?: (err?: unknown) => void): void {
+    this.db('sessions')
+      .where({ sid })
+      .del()
+      .then(() => cb?.(), (err) => cb?.(err));
+  }
+
+  async sweep(): Promise<number> {
+    return this.db('sessions').where('expires', '<=', this.clock.now().getTime()).del();
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+}

@@ -1,0 +1,111 @@
+// API keys: random, shown once, stored as SHA-256 (they carry 130+ bits, so a slow hash adds nothing), revocable.
+import { z } from 'zod';
+import type { Db } from '../../core/db.ts';
+import { inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { EventBus } from '../../core/events.ts';
+import { publicId, randomToken, sha256Hex } from '../../core/ids.ts';
+import { NotFoundError } from '../../core/errors.ts';
+import { parseBody } from '../../core/http.ts';
+
+export interface ApiKey {
+  id: string;
+  name: string;
+  /** The first characters, to recognise a key in lists and logs. */
+  prefix: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+const KEY_PREFIX = 'pl_live_';
+
+export const apiKeyNameSchema = z.object({
+  name: z
+    .string()
+    .trim()
+    .max(80, 'Keep the name under 80 characters.')
+    .refine((s) => !/[\r\n]/.test(s), 'The name cannot contain line breaks.')
+    .optional()
+    .transform((s) => s || 'API key'),
+});
+
+const fromRow = (r: any): ApiKey => ({
+  id: r.public_id,
+  name: r.name,
+  prefix: r.prefix,
+  createdAt: toDate(r.created_at),
+  lastUsedAt: toDateOrNull(r.last_used_at),
+  revokedAt: toDateOrNull(r.revoked_at),
+});
+
+export function apiKeyJson(k: ApiKey) {
+  return {
+    id: k.id,
+    object: 'api_key',
+    name: k.name,
+    prefix: k.prefix,
+    created_at: k.createdAt.toISOString(),
+    last_used_at: k.lastUsedAt?.toISOString() ?? null,
+    revoked_at: k.revokedAt?.toISOString() ?? null,
+  };
+}
+
+export function createApiKeyService({ db, clock, events }: { db: Db; clock: Clock; events: EventBus }) {
+  // last_used_at is written at most once a minute per key, so authenticating stays one read.
+  const lastTouched = new Map<number, number>();
+
+  return {
+    /** Creates a key; the secret is returned here once and never again. */
+    async create(merchant: { key: number; id: string }, raw: unknown): Promise<{ apiKey: ApiKey; secret: string }> {
+      const { name } = parseBody(apiKeyNameSchema, raw);
+      const secret = KEY_PREFIX + randomToken(40);
+      const now = clock.now();
+      const id = publicId('key');
+      await inTransaction(db, async (trx) => {
+        await trx('api_keys').insert({
+          public_id: id,
+          merchant_id: merchant.key,
+          name,
+          prefix: secret.slice(0, KEY_PREFIX.length + 6),
+          secret_hash: sha256Hex(secret),
+          created_at: now,
+        });
+        await events.emit(trx, 'api_key.created', { merchantId: merchant.id, apiKeyId: id, name }, merchant.key);
+      });
+      return { apiKey: fromRow(await db('api_keys').where({ public_id: id }).first()), secret };
+    },
+
+    async list(merchantKey: number): Promise<ApiKey[]> {
+      return (await db('api_keys').where({ merchant_id: merchantKey }).orderBy('id', 'desc')).map(fromRow);
+    },
+
+    /** Revokes one of this merchant's keys; another merchant's key id is a 404. */
+    async revoke(merchant: { key: number; id: string }, keyId: string): Promise<ApiKey> {
+      const row = await db('api_keys').where({ public_id: keyId, merchant_id: merchant.key }).first();
+      if (!row) throw new NotFoundError('No such API key.');
+      if (!row.revoked_at) {
+        await inTransaction(db, async (trx) => {
+          await trx('api_keys').where({ id: row.id }).update({ revoked_at: clock.now() });
+          await events.emit(trx, 'api_key.revoked', { merchantId: merchant.id, apiKeyId: keyId }, merchant.key);
+        });
+      }
+      return fromRow(await db('api_keys').where({ id: row.id }).first());
+    },
+
+    /** Returns the merchant key for a valid, unrevoked secret, or null. */
+    async authenticate(secret: string): Promise<{ merchantKey: number; apiKeyId: string } | null> {
+      if (!secret.startsWith(KEY_PREFIX) || secret.length > 200) return null;
+      const row = await db('api_keys').where({ secret_hash: sha256Hex(secret) }).whereNull('revoked_at').first('id', 'merchant_id', 'public_id');
+      if (!row) return null;
+      const now = clock.now().getTime();
+      if ((lastTouched.get(row.id) ?? 0) < now - 60_000) {
+        lastTouched.set(row.id, now);
+        await db('api_keys').where({ id: row.id }).update({ last_used_at: new Date(now) });
+      }
+      return { merchantKey: row.merchant_id, apiKeyId: row.public_id };
+    },
+  };
+}
+
+export type ApiKeyService = ReturnType<typeof createApiKeyService>;

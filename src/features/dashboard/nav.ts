@@ -1,0 +1,26 @@
+import type { Runtime } from '../../runtime.ts';
+
+export interface NavItem {
+  label: string;
+  href: string;
+}
+
+/** The dashboard navigation: core sections, then pages plugins add (the Outbox is channel-outbox's). */
+export function navItems(rt: Runtime): NavItem[] {
+  const pluginPages = rt.plugins
+    .dashboardPages()
+    .filter((p) => p.page.nav && rt.plugins.isActive(p.pluginId))
+    .map((p) => ({ label: p.page.nav!.label, href: `/app/p/${p.pluginId}${p.page.path === '/' ? '' : p.page.path}` }));
+  const outbox = pluginPages.find((p) => p.label === 'Outbox');
+  return [
+    { label: 'Links', href: '/app/links' },
+    { label: 'Customers', href: '/app/customers' },
+    { label: 'Products', href: '/app/products' },
+    { label: 'Tags', href: '/app/tags' },
+    { label: 'Activity', href: '/app/activity' },
+    ...(outbox ? [outbox] : []),
+    ...pluginPages.filter((p) => p !== outbox),
+    { label: 'Plugins', href: '/app/plugins' },
+    { label: 'Settings', href: '/app/settings' },
+  ];
+}

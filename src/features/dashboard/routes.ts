@@ -1,0 +1,64 @@
+import express from 'express';
+import type { Runtime } from '../../runtime.ts';
+import type { Renderer } from '../../core/http.ts';
+import { requireMerchant } from '../accounts/middleware.ts';
+import { navItems } from './nav.ts';
+
+/** Sections a later feature fills in; until then each explains what it will hold and what to do first. */
+const SECTIONS: Record<string, { title: string; lead: string; next: string }> = {
+  links: {
+    title: 'Links',
+    lead: 'Payment links are permanent, branded URLs such as /your-handle/summer-sale that customers pay on without logging in.',
+    next: 'Link creation arrives with the next release. Meanwhile, check your brand colour and currency in Settings so your pages look right from day one.',
+  },
+  customers: {
+    title: 'Customers',
+    lead: 'Customers you send links to, with their email and phone number, tags, and payment history.',
+    next: 'Customers appear here once you send your first link.',
+  },
+  products: {
+    title: 'Products',
+    lead: 'A catalogue of what you sell, with prices, for product links.',
+    next: 'Add products to sell them through links with a fixed price.',
+  },
+  tags: {
+    title: 'Tags',
+    lead: 'Colour-coded tags to group links and customers.',
+    next: 'Tags you add to links and customers show up here.',
+  },
+};
+
+export function dashboardRoutes(rt: Runtime, render: Renderer): express.Router {
+  const router = express.Router();
+  router.use(requireMerchant);
+  router.use((_req, res, next) => {
+    res.locals.nav = navItems(rt);
+    next();
+  });
+
+  router.get('/', async (req, res) => {
+    const merchant = req.user!.merchant;
+    const keys = await rt.services.apiKeys.list(merchant.key);
+    await render(req, res, 'dashboard/home', {
+      title: 'Dashboard',
+      publicUrl: `${rt.config.baseUrl}/${merchant.handle}`,
+      steps: [
+        { done: true, label: 'Create your account', href: null },
+        { done: merchant.updatedAt.getTime() > merchant.createdAt.getTime(), label: 'Set your brand colour, currency and time zone', href: '/app/settings' },
+        { done: false, label: 'Create your first payment link', href: '/app/links' },
+        { done: keys.some((k) => !k.revokedAt), label: 'Create an API key (optional, for integrations)', href: '/app/settings#api-keys' },
+      ],
+      events: await rt.events.listForMerchant(merchant.key, 5),
+    });
+  });
+
+  for (const [slug, section] of Object.entries(SECTIONS)) {
+    router.get(`/${slug}`, (req, res) => render(req, res, 'dashboard/section', { title: section.title, section }));
+  }
+
+  router.get('/activity', async (req, res) => {
+    await render(req, res, 'dashboard/activity', { title: 'Activity', events: await rt.events.listForMerchant(req.user!.merchant.key, 100) });
+  });
+
+  return router;
+}

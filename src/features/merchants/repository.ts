@@ -1,0 +1,106 @@
+import type { Queryable } from '../../core/db.ts';
+import { toDate, toDateOrNull } from '../../core/db.ts';
+
+export interface Merchant {
+  key: number; // internal integer id; never leaves the server
+  id: string; // public id mer_…
+  handle: string;
+  name: string;
+  email: string;
+  currency: string;
+  timezone: string;
+  brandColor: string;
+  logoUrl: string | null;
+  buttonStyle: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface User {
+  key: number;
+  id: string;
+  merchantKey: number;
+  email: string;
+  name: string | null;
+  passwordHash: string;
+  role: string;
+  lastLoginAt: Date | null;
+}
+
+const merchantFrom = (r: any): Merchant => ({
+  key: r.id,
+  id: r.public_id,
+  handle: r.handle,
+  name: r.name,
+  email: r.email,
+  currency: r.currency,
+  timezone: r.timezone,
+  brandColor: r.brand_color,
+  logoUrl: r.logo_url,
+  buttonStyle: r.button_style,
+  createdAt: toDate(r.created_at),
+  updatedAt: toDate(r.updated_at),
+});
+
+const userFrom = (r: any): User => ({
+  key: r.id,
+  id: r.public_id,
+  merchantKey: r.merchant_id,
+  email: r.email,
+  name: r.name,
+  passwordHash: r.password_hash,
+  role: r.role,
+  lastLoginAt: toDateOrNull(r.last_login_at),
+});
+
+export function merchantRepository(db: Queryable) {
+  return {
+    async byKey(key: number): Promise<Merchant | null> {
+      const r = await db('merchants').where({ id: key }).first();
+      return r ? merchantFrom(r) : null;
+    },
+    async byPublicId(id: string): Promise<Merchant | null> {
+      const r = await db('merchants').where({ public_id: id }).first();
+      return r ? merchantFrom(r) : null;
+    },
+    async byHandle(handle: string): Promise<Merchant | null> {
+      const r = await db('merchants').where({ handle }).first();
+      return r ? merchantFrom(r) : null;
+    },
+    async handleTaken(handle: string, exceptKey?: number): Promise<boolean> {
+      const q = db('merchants').where({ handle });
+      if (exceptKey) q.whereNot('id', exceptKey);
+      return Boolean(await q.first('id'));
+    },
+    async insert(row: Record<string, unknown>): Promise<number> {
+      const [id] = await db('merchants').insert(row);
+      return Number(id);
+    },
+    async update(key: number, row: Record<string, unknown>): Promise<void> {
+      await db('merchants').where({ id: key }).update(row);
+    },
+  };
+}
+
+export function userRepository(db: Queryable) {
+  return {
+    async byEmail(email: string): Promise<User | null> {
+      const r = await db('users').where({ email }).first();
+      return r ? userFrom(r) : null;
+    },
+    async byPublicId(id: string): Promise<User | null> {
+      const r = await db('users').where({ public_id: id }).first();
+      return r ? userFrom(r) : null;
+    },
+    async emailTaken(email: string): Promise<boolean> {
+      return Boolean(await db('users').where({ email }).first('id'));
+    },
+    async insert(row: Record<string, unknown>): Promise<number> {
+      const [id] = await db('users').insert(row);
+      return Number(id);
+    },
+    async update(key: number, row: Record<string, unknown>): Promise<void> {
+      await db('users').where({ id: key }).update(row);
+    },
+  };
+}

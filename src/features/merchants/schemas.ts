@@ -1,0 +1,81 @@
+import { z } from 'zod';
+
+/** First path segments the app routes itself; they can never be merchant handles. */
+export const RESERVED_HANDLES = new Set([
+  'app', 'api', 'r', 'p', 'static', 'public', 'login', 'logout', 'signup', 'hooks', 'health', 'metrics',
+  'admin', 'assets', 'account', 'billing', 'checkout', 'dashboard', 'docs', 'help', 'pay', 'receipt',
+  'receipts', 'settings', 'status', 'support', 'webhooks', 'www', 'about', 'terms', 'privacy',
+  'security', 'new', 'null', 'undefined', 'favicon', 'robots', 'sitemap', 'paylink', 'password', 'reset',
+]);
+
+export const handleSchema = z
+  .string({ error: 'Choose a handle.' })
+  .trim()
+  .toLowerCase()
+  .min(3, 'A handle needs at least 3 characters.')
+  .max(40, 'A handle can have at most 40 characters.')
+  .regex(/^[a-z]/, 'A handle must start with a letter.')
+  .regex(/^[a-z0-9-]+$/, 'Use only lowercase letters, digits and hyphens.')
+  .refine((h) => !h.endsWith('-') && !h.includes('--'), 'A handle cannot end with a hyphen or contain two in a row.')
+  .refine((h) => !RESERVED_HANDLES.has(h), 'That handle is reserved by Paylink. Please choose another.');
+
+export const emailSchema = z
+  .string({ error: 'Enter your email address.' })
+  .trim()
+  .toLowerCase()
+  .max(254, 'That email address is too long.')
+  .pipe(z.email('Enter a valid email address, like you@example.com.'));
+
+export const passwordSchema = z
+  .string({ error: 'Choose a password.' })
+  .min(10, 'Use at least 10 characters.')
+  .max(200, 'Use at most 200 characters.');
+
+export const businessNameSchema = z
+  .string({ error: 'Enter your business name.' })
+  .trim()
+  .min(1, 'Enter your business name.')
+  .max(120, 'Keep the business name under 120 characters.')
+  .refine((s) => !/[\r\n]/.test(s), 'The business name cannot contain line breaks.');
+
+const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
+const TIMEZONES = new Set([...Intl.supportedValuesOf('timeZone'), 'UTC']);
+
+export const currencySchema = z
+  .string()
+  .trim()
+  .toUpperCase()
+  .refine((c) => CURRENCIES.has(c), 'Choose a valid ISO 4217 currency code, such as EUR or USD.');
+
+export const timezoneSchema = z.string().trim().refine((t) => TIMEZONES.has(t), 'Choose a time zone from the list, such as Europe/Amsterdam.');
+
+export const colorSchema = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^#[0-9a-f]{6}$/, 'Use a colour like #4f46e5.');
+
+export const signupSchema = z.object({
+  name: businessNameSchema,
+  handle: handleSchema,
+  email: emailSchema,
+  password: passwordSchema,
+});
+export type SignupInput = z.infer<typeof signupSchema>;
+
+export const settingsSchema = z.object({
+  name: businessNameSchema,
+  handle: handleSchema,
+  currency: currencySchema,
+  timezone: timezoneSchema,
+  brand_color: colorSchema,
+});
+export type SettingsInput = z.infer<typeof settingsSchema>;
+
+export function currencyOptions(): string[] {
+  return [...CURRENCIES].sort();
+}
+
+export function timezoneOptions(): string[] {
+  return [...TIMEZONES].sort();
+}

@@ -1,0 +1,143 @@
+import type { Db } from '../../core/db.ts';
+import { inTransaction, isUniqueViolation } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { EventBus } from '../../core/events.ts';
+import { publicId } from '../../core/ids.ts';
+import { ValidationError, NotFoundError } from '../../core/errors.ts';
+import { hashPassword } from '../../core/passwords.ts';
+import type { PluginMerchant } from '../../plugin-api.ts';
+import { merchantRepository, userRepository, type Merchant, type User } from './repository.ts';
+import { settingsSchema, signupSchema, passwordSchema, emailSchema, type SettingsInput, type SignupInput } from './schemas.ts';
+import { parseBody } from '../../core/http.ts';
+
+export type { Merchant, User };
+
+const DEFAULT_BRAND = '#4f46e5';
+
+export interface MerchantServiceDeps {
+  db: Db;
+  clock: Clock;
+  events: EventBus;
+}
+
+export function toPluginMerchant(m: Merchant): PluginMerchant {
+  return { id: m.id, handle: m.handle, name: m.name, email: m.email, currency: m.currency, timezone: m.timezone, brandColor: m.brandColor };
+}
+
+/** The merchant as the JSON API shows it. */
+export function merchantJson(m: Merchant) {
+  return {
+    id: m.id,
+    object: 'merchant',
+    handle: m.handle,
+    name: m.name,
+    email: m.email,
+    currency: m.currency,
+    timezone: m.timezone,
+    brand_color: m.brandColor,
+    created_at: m.createdAt.toISOString(),
+    updated_at: m.updatedAt.toISOString(),
+  };
+}
+
+export function createMerchantService({ db, clock, events }: MerchantServiceDeps) {
+  const merchants = merchantRepository(db);
+  const users = userRepository(db);
+
+  return {
+    get: (publicIdValue: string) => merchants.byPublicId(publicIdValue),
+    getByKey: (key: number) => merchants.byKey(key),
+    getByHandle: (handle: string) => merchants.byHandle(handle.toLowerCase()),
+    getUser: (publicIdValue: string) => users.byPublicId(publicIdValue),
+    getUserByEmail: (email: string) => users.byEmail(email.trim().toLowerCase()),
+
+    /**
+     * Creates a merchant and its owner in one transaction and records merchant.created.
+     * Duplicate handle/email → 422 with the message by the field (also when two sign-ups race).
+     */
+    async signUp(raw: unknown, opts: { currency?: string; timezone?: string } = {}): Promise<{ merchant: Merchant; user: User }> {
+      const input: SignupInput = parseBody(signupSchema, raw);
+      const errors = [];
+      if (await merchants.handleTaken(input.handle)) errors.push({ field: 'handle', code: 'handle_taken', message: 'That handle is already taken. Try another.' });
+      if (await users.emailTaken(input.email)) errors.push({ field: 'email', code: 'email_taken', message: 'An account with this email already exists. Log in instead.' });
+      if (errors.length) throw new ValidationError(errors);
+      const passwordHash = await hashPassword(input.password);
+      const now = clock.now();
+      try {
+        const merchantKey = await inTransaction(db, async (trx) => {
+          const merchantPublicId = publicId('mer');
+          const merchantKey = await merchantRepository(trx).insert({
+            public_id: merchantPublicId,
+            handle: input.handle,
+            name: input.name,
+            email: input.email,
+            currency: opts.currency ?? 'EUR',
+            timezone: opts.timezone ?? 'UTC',
+            brand_color: DEFAULT_BRAND,
+            created_at: now,
+            updated_at: now,
+          });
+          await userRepository(trx).insert({
+            public_id: publicId('usr'),
+            merchant_id: merchantKey,
+            email: input.email,
+            password_hash: passwordHash,
+            role: 'owner',
+            created_at: now,
+            updated_at: now,
+          });
+          await events.emit(trx, 'merchant.created', { merchantId: merchantPublicId, handle: input.handle, name: input.name }, merchantKey);
+          return merchantKey;
+        });
+        const merchant = (await merchants.byKey(merchantKey))!;
+        const user = (await users.byEmail(input.email))!;
+        return { merchant, user };
+      } catch (err) {
+        if (!isUniqueViolation(err)) throw err;
+        const handleNow = await merchants.handleTaken(input.handle);
+        throw new ValidationError([
+          handleNow
+            ? { field: 'handle', code: 'handle_taken', message: 'That handle is already taken. Try another.' }
+            : { field: 'email', code: 'email_taken', message: 'An account with this email already exists. Log in instead.' },
+        ]);
+      }
+    },
+
+    async updateSettings(merchant: Merchant, raw: unknown): Promise<Merchant> {
+      const input: SettingsInput = parseBody(settingsSchema, raw);
+      if (input.handle !== merchant.handle && (await merchants.handleTaken(input.handle, merchant.key))) {
+        throw new ValidationError([{ field: 'handle', code: 'handle_taken', message: 'That handle is already taken. Try another.' }]);
+      }
+      const row = { name: input.name, handle: input.handle, currency: input.currency, timezone: input.timezone, brand_color: input.brand_color };
+      const before: Record<string, unknown> = { name: merchant.name, handle: merchant.handle, currency: merchant.currency, timezone: merchant.timezone, brand_color: merchant.brandColor };
+      const changed = Object.keys(row).filter((k) => before[k] !== row[k as keyof typeof row]);
+      if (!changed.length) return merchant;
+      try {
+        await inTransaction(db, async (trx) => {
+          await merchantRepository(trx).update(merchant.key, { ...row, updated_at: clock.now() });
+          await events.emit(trx, 'merchant.updated', { merchantId: merchant.id, handle: input.handle, changed }, merchant.key);
+        });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new ValidationError([{ field: 'handle', code: 'handle_taken', message: 'That handle is already taken. Try another.' }]);
+        throw err;
+      }
+      return (await merchants.byKey(merchant.key))!;
+    },
+
+    async recordLogin(user: User): Promise<void> {
+      await users.update(user.key, { last_login_at: clock.now() });
+    },
+
+    async resetPassword(rawEmail: string, rawPassword: string): Promise<User> {
+      const email = parseBody(emailSchema, rawEmail);
+      const password = parseBody(passwordSchema, rawPassword);
+      const user = await users.byEmail(email);
+      if (!user) throw new NotFoundError(`No user with email ${email}.`);
+      await users.update(user.key, { password_hash: await hashPassword(password), updated_at: clock.now() });
+      // Sessions carry a fingerprint of the password hash, so this signs the user out everywhere.
+      return user;
+    },
+  };
+}
+
+export type MerchantService = ReturnType<typeof createMerchantService>;

@@ -1,0 +1,73 @@
+import express from 'express';
+import type { Runtime } from '../../runtime.ts';
+import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { requireMerchant } from '../accounts/middleware.ts';
+import { navItems } from '../dashboard/nav.ts';
+import { currencyOptions, timezoneOptions } from '../merchants/schemas.ts';
+
+export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
+  const router = express.Router();
+  const { merchants, apiKeys } = rt.services;
+  const base = { currencies: currencyOptions(), timezones: timezoneOptions() };
+
+  router.use('/settings', requireMerchant, (_req, res, next) => {
+    res.locals.nav = navItems(rt);
+    next();
+  });
+
+  const page = async (req: express.Request, res: express.Response, extra: Record<string, unknown> = {}, status = 200) => {
+    const merchant = res.locals.merchant;
+    await render(
+      req,
+      res,
+      'settings/index',
+      {
+        title: 'Settings',
+        ...base,
+        values: { name: merchant.name, handle: merchant.handle, currency: merchant.currency, timezone: merchant.timezone, brand_color: merchant.brandColor },
+        errors: {},
+        keys: await apiKeys.list(merchant.key),
+        newKey: null,
+        ...extra,
+      },
+      status,
+    );
+  };
+
+  router.get('/settings', (req, res) => page(req, res));
+
+  router.post('/settings', async (req, res) => {
+    try {
+      const updated = await merchants.updateSettings(res.locals.merchant, req.body);
+      req.user!.merchant = updated;
+      res.locals.merchant = updated;
+      flash(req, 'success', 'Settings saved.');
+      if (wantsFragment(req)) return page(req, res);
+      res.redirect(303, '/app/settings');
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      await page(req, res, { values: { ...req.body }, errors: err.byField() }, 422);
+    }
+  });
+
+  router.post('/settings/api-keys', async (req, res) => {
+    try {
+      const { apiKey, secret } = await apiKeys.create(res.locals.merchant, req.body);
+      // The secret is shown in this response only; it is never stored in plain text.
+      await page(req, res, { newKey: { ...apiKey, secret } }, 201);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      await page(req, res, { keyErrors: err.byField() }, 422);
+    }
+  });
+
+  router.post('/settings/api-keys/:id/revoke', async (req, res) => {
+    const key = await apiKeys.revoke(res.locals.merchant, String(req.params.id));
+    flash(req, 'success', `API key “${key.name}” revoked. Requests using it now fail.`);
+    if (wantsFragment(req)) return page(req, res);
+    res.redirect(303, '/app/settings#api-keys');
+  });
+
+  return router;
+}

@@ -1,0 +1,201 @@
+/**
+ * The Paylink plugin contract, apiVersion 1. Built-in plugins import only this module, exactly as a
+ * third-party npm package would. Changes within an apiVersion are additive.
+ *
+ * @example
+ * import { z } from 'zod';
+ * import { definePlugin } from 'paylink/plugin-api';
+ * export default definePlugin({
+ *   id: 'action-slack', version: '1.0.0', apiVersion: 1,
+ *   config: z.object({ webhookUrl: z.url() }),
+ *   register(api, config) {
+ *     api.hooks.on('payment.succeeded', async (event) => { ... use event.id as idempotency key ... });
+ *   },
+ * });
+ */
+import type { Router } from 'express';
+import type { z } from 'zod';
+import type { EventHandler, EventType, PaylinkEvent, EventPayloads } from './core/events.ts';
+import type { Logger } from './core/log.ts';
+
+export type { EventType, PaylinkEvent, EventPayloads, Logger };
+
+export const PLUGIN_API_VERSION = 1;
+
+/** Plugin ids are `<kind>-<vendor>` (e.g. `channel-email`) and are persisted: never rename one. */
+export const PLUGIN_ID_PATTERN = /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/;
+
+export interface PluginDefinition<C extends z.ZodType = z.ZodType> {
+  id: string;
+  version: string;
+  /** The contract version this plugin was written against. */
+  apiVersion: number;
+  description?: string;
+  /** Validates this plugin's settings (from PAYLINK_PLUGIN_<ID> as JSON, plus host-provided defaults). */
+  config?: C;
+  /** Absolute path of the plugin's Eta templates, rendered with `api.views.render(name)`. */
+  viewsDir?: string;
+  register(api: PluginApi, config: z.infer<C>): void | Promise<void>;
+}
+
+/** Identity function that gives a plugin definition its types. */
+export function definePlugin<C extends z.ZodType>(def: PluginDefinition<C>): PluginDefinition<C> {
+  return def;
+}
+
+/** The merchant as plugins see it. */
+export interface PluginMerchant {
+  id: string;
+  handle: string;
+  name: string;
+  email: string;
+  currency: string;
+  timezone: string;
+  brandColor: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Providers
+
+export interface CheckoutSessionInfo {
+  id: string;
+  paymentId: string;
+  merchant: PluginMerchant;
+  amount: number;
+  currency: string;
+  description: string;
+  customer: { name: string | null; email: string | null };
+  /** Where the provider sends the customer back to (absolute). */
+  returnUrl: string;
+}
+
+export type ProviderStartResult = { redirect: string } | { render: string };
+
+export interface ProviderPaymentRef {
+  paymentId: string;
+  providerRef: string | null;
+  amount: number;
+  currency: string;
+}
+
+export interface ProviderWebhookResult {
+  action: 'authorized' | 'failed' | 'captured' | 'refunded';
+  providerRef: string;
+  amount?: number;
+}
+
+export interface PaymentProvider {
+  /** Persisted with every payment: never rename. */
+  id: string;
+  name: string;
+  start(session: CheckoutSessionInfo): Promise<ProviderStartResult>;
+  capture(payment: ProviderPaymentRef): Promise<void>;
+  void(payment: ProviderPaymentRef): Promise<void>;
+  refund(payment: ProviderPaymentRef, amount: number): Promise<void>;
+  parseWebhook?(req: { headers: Record<string, string | string[] | undefined>; body: unknown; rawBody?: Buffer }): Promise<ProviderWebhookResult>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channels
+
+export interface OutgoingMessage {
+  /** Stable per delivery; use as the provider idempotency key / Message-ID. */
+  id: string;
+  merchant: Pick<PluginMerchant, 'id' | 'name' | 'brandColor'>;
+  to: string;
+  subject?: string;
+  text: string;
+  html?: string;
+}
+
+export interface Channel {
+  /** `email`, `sms`, `whatsapp` or a custom channel id. */
+  id: string;
+  address: 'email' | 'phone';
+  /** A fallback channel serves its id only while no other plugin registers the same id. */
+  fallback?: boolean;
+  send(message: OutgoingMessage): Promise<{ providerMessageId: string }>;
+}
+
+/** Thrown by channels and providers; `retryable` decides whether the job retries with backoff. */
+export class ProviderError extends Error {
+  readonly retryable: boolean;
+  readonly code: string;
+  constructor(message: string, opts: { retryable: boolean; code?: string; cause?: unknown }) {
+    super(message, { cause: opts.cause });
+    this.name = 'ProviderError';
+    this.retryable = opts.retryable;
+    this.code = opts.code ?? (opts.retryable ? 'provider_unavailable' : 'provider_rejected');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// After-payment actions
+
+export interface ActionContext<S = unknown> {
+  event: PaylinkEvent<'payment.succeeded'>;
+  settings: S;
+  merchant: PluginMerchant;
+}
+
+export interface AfterPaymentAction<S = unknown> {
+  id: string;
+  label: string;
+  settings: z.ZodType<S>;
+  /** Template (in the plugin's views) for the settings on the link form. */
+  formFragment?: string;
+  /** Runs on payment.succeeded, at least once per (event, action): make it idempotent. */
+  run(ctx: ActionContext<S>): Promise<void | { redirect?: string }>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage and dashboard
+
+export interface PluginRecord<T = Record<string, unknown>> {
+  id: string;
+  merchantId: string | null;
+  data: T;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Plugin-scoped records; a plugin sees only its own. */
+export interface PluginStore {
+  insert<T extends Record<string, unknown>>(collection: string, record: { merchantId: string | null; data: T }): Promise<PluginRecord<T>>;
+  /** Newest first. */
+  list<T = Record<string, unknown>>(collection: string, opts?: { merchantId?: string | null; limit?: number; beforeId?: string }): Promise<PluginRecord<T>[]>;
+  get<T = Record<string, unknown>>(collection: string, id: string): Promise<PluginRecord<T> | null>;
+  update<T extends Record<string, unknown>>(collection: string, id: string, data: T): Promise<void>;
+}
+
+export interface DashboardPage {
+  /** Below /app/p/<plugin-id>; `/` for the plugin's main page. */
+  path: string;
+  title: string;
+  /** Shown in the dashboard navigation when set. */
+  nav?: { label: string };
+  render(ctx: { merchant: PluginMerchant; query: Record<string, string> }): Promise<string>;
+}
+
+export interface PluginApi {
+  readonly id: string;
+  readonly apiVersion: number;
+  readonly log: Logger;
+  /** Public origin, e.g. https://pay.example.com */
+  readonly baseUrl: string;
+  hooks: {
+    /** Observe an event; runs from the outbox at least once, after the change committed. */
+    on<T extends EventType>(event: T, handler: EventHandler<T>): void;
+  };
+  providers: { register(provider: PaymentProvider): void };
+  channels: { register(channel: Channel): void };
+  actions: { register<S>(action: AfterPaymentAction<S>): void };
+  /** Public routes mounted under /p/<plugin-id>/ (no session, no CSRF: verify callers yourself). */
+  routes: Router;
+  dashboard: { page(page: DashboardPage): void };
+  views: { render(name: string, data?: Record<string, unknown>): Promise<string> };
+  store: PluginStore;
+  services: {
+    merchants: { get(merchantId: string): Promise<PluginMerchant | null> };
+  };
+}

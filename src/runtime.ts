@@ -1,0 +1,180 @@
+/**
+ * Builds everything the app needs from a Config: database, Redis, secrets, jobs, events, plugins,
+ * services. server.ts, the CLI and the tests all build their runtime here; nothing is a module-level
+ * singleton.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Eta } from 'eta';
+import session from 'express-session';
+import { RedisStore } from 'connect-redis';
+import { createClient, type RedisClientType } from 'redis';
+import type { Config } from './config.ts';
+import { createDb, migrateLatest, type Db } from './core/db.ts';
+import { systemClock, type Clock } from './core/clock.ts';
+import { createLogger, type Logger } from './core/log.ts';
+import { loadOrCreateSecrets, secretsFrom, type Secrets } from './core/secrets.ts';
+import { JobQueue } from './core/jobs.ts';
+import { EventBus } from './core/events.ts';
+import { Scheduler } from './core/scheduler.ts';
+import { KnexSessionStore } from './core/session-store.ts';
+import { createRegistries, type Registries } from './core/plugins/registries.ts';
+import { PluginHost, builtinSources, externalSource, BUILTIN_PLUGINS_DIR, type PluginSource } from './core/plugins/host.ts';
+import { createMerchantService, toPluginMerchant, type MerchantService } from './features/merchants/service.ts';
+import { createApiKeyService, type ApiKeyService } from './features/api-keys/service.ts';
+import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/rate-limit.ts';
+
+export const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../views');
+export const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
+
+export type Redis = RedisClientType<any, any, any>;
+
+export interface Services {
+  merchants: MerchantService;
+  apiKeys: ApiKeyService;
+}
+
+export interface Runtime {
+  config: Readonly<Config>;
+  db: Db;
+  redis: Redis | null;
+  clock: Clock;
+  log: Logger;
+  secrets: Secrets;
+  jobs: JobQueue;
+  events: EventBus;
+  scheduler: Scheduler;
+  registries: Registries;
+  plugins: PluginHost;
+  services: Services;
+  sessionStore: session.Store;
+  loginLimiter: LoginLimiter;
+  eta: Eta;
+  /** Starts the job worker and the cron sweeps (server only; tests drain jobs by hand). */
+  startBackground(): void;
+  /** Stops background work, waits for running jobs, closes Redis and the database. */
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  clock?: Clock;
+  log?: Logger;
+  /** Replaces the default plugin sources (built-ins + PAYLINK_PLUGINS). */
+  pluginSources?: PluginSource[];
+  migrate?: boolean;
+  loginLimits?: LoginLimits;
+  jobOptions?: { pollMs?: number; leaseMs?: number; concurrency?: number; workerId?: string };
+}
+
+export async function connectRedis(url: string, log: Logger): Promise<Redis> {
+  const client = createClient({ url, socket: { connectTimeout: 5_000, reconnectStrategy: (retries) => Math.min(retries * 200, 5_000) } }) as Redis;
+  let lastLogged = 0;
+  client.on('error', (err) => {
+    // The client reconnects by itself; log at most every 10 s rather than once per retry.
+    if (Date.now() - lastLogged > 10_000) {
+      lastLogged = Date.now();
+      log.error('redis error', { error: err });
+    }
+  });
+  await client.connect();
+  return client;
+}
+
+export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptions = {}): Promise<Runtime> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const clock = opts.clock ?? systemClock;
+  const secrets = config.sessionSecret ? secretsFrom(config.sessionSecret) : loadOrCreateSecrets(config.dataDir, null);
+  const db = createDb(config.database);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  try {
+    if (opts.migrate !== false) await migrateLatest(db);
+    const redis = config.redisUrl ? await connectRedis(config.redisUrl, log.child('redis')) : null;
+
+    let publishNudge: (() => void) | undefined;
+    let subscriber: Redis | null = null;
+    const nudgeChannel = `${config.redisPrefix}:jobs:nudge`;
+    if (redis) {
+      publishNudge = () => void redis.publish(nudgeChannel, '1').catch(() => {});
+    }
+    const jobs = new JobQueue({ db, clock, log: log.child('jobs'), onEnqueued: publishNudge, ...opts.jobOptions });
+    if (redis) {
+      subscriber = redis.duplicate() as Redis;
+      subscriber.on('error', () => {});
+      await subscriber.connect();
+      await subscriber.subscribe(nudgeChannel, () => jobs.nudge());
+    }
+    const events = new EventBus({ db, clock, jobs, log: log.child('events') });
+    const scheduler = new Scheduler({ db, clock, jobs, log: log.child('scheduler') });
+    const registries = createRegistries();
+    const services: Services = {
+      merchants: createMerchantService({ db, clock, events }),
+      apiKeys: createApiKeyService({ db, clock, events }),
+    };
+
+    const knexStore = redis ? null : new KnexSessionStore(db, clock);
+    const sessionStore: session.Store = redis ? new RedisStore({ client: redis, prefix: `${config.redisPrefix}:sess:` }) : knexStore!;
+
+    jobs.define('maintenance.prune', async () => {
+      await jobs.prune(7 * 86_400_000);
+      if (knexStore) await knexStore.sweep();
+    });
+
+    const plugins = new PluginHost({
+      db,
+      clock,
+      log,
+      events,
+      registries,
+      baseUrl: config.baseUrl,
+      settings: config.pluginSettings,
+      defaults: {
+        'channel-email': config.smtpUrl ? { smtpUrl: config.smtpUrl, from: config.mailFrom } : {},
+      },
+      getMerchant: async (id) => {
+        const m = await services.merchants.get(id);
+        return m ? toPluginMerchant(m) : null;
+      },
+    });
+    const sources = opts.pluginSources ?? [...builtinSources(BUILTIN_PLUGINS_DIR), ...config.plugins.map((p) => externalSource(p))];
+    await plugins.load(sources);
+
+    const eta = new Eta({ views: VIEWS_DIR, cache: config.env !== 'development', autoEscape: true, autoTrim: [false, 'nl'] });
+    let started = false;
+
+    return {
+      config,
+      db,
+      redis,
+      clock,
+      log,
+      secrets,
+      jobs,
+      events,
+      scheduler,
+      registries,
+      plugins,
+      services,
+      sessionStore,
+      loginLimiter: createLoginLimiter(redis, config.redisPrefix, opts.loginLimits),
+      eta,
+      startBackground() {
+        if (started) return;
+        started = true;
+        jobs.start();
+        scheduler.start([{ cron: '17 3 * * *', kind: 'maintenance.prune' }]);
+      },
+      async close() {
+        await scheduler.stop();
+        await jobs.stop();
+        knexStore?.close();
+        for (const c of cleanups) await c();
+        if (subscriber) await subscriber.quit().catch(() => subscriber!.destroy());
+        if (redis) await redis.quit().catch(() => redis.destroy());
+        await db.destroy();
+      },
+    };
+  } catch (err) {
+    await db.destroy().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * build(target) → a fresh runtime and app on a fresh database (a temp SQLite file, or a new MariaDB
+ * database) with its own Redis key prefix, a manual clock, and a close() that removes it all.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import knexFactory from 'knex';
+import supertest from 'supertest';
+import { createClient } from 'redis';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime.ts';
+import { buildApp } from '../../src/app.ts';
+import { ManualClock } from '../../src/core/clock.ts';
+import { createLogger } from '../../src/core/log.ts';
+import { randomToken } from '../../src/core/ids.ts';
+import type { Target } from './targets.ts';
+
+export interface TestEnv {
+  rt: Runtime;
+  app: ReturnType<typeof buildApp>;
+  clock: ManualClock;
+  config: Readonly<Config>;
+  /** A second runtime on the same database and Redis (another "process"). */
+  sibling(opts?: RuntimeOptions): Promise<Runtime>;
+  close(): Promise<void>;
+}
+
+export interface BuildOptions extends RuntimeOptions {
+  env?: Record<string, string>;
+}
+
+export async function createTestDatabase(target: Target): Promise<{ url: string; drop(): Promise<void> }> {
+  if (!target.mysqlUrl) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-test-'));
+    return { url: path.join(dir, 'paylink.db'), drop: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+  }
+  const server = new URL(target.mysqlUrl);
+  const name = `paylink_t_${randomToken(10).toLowerCase()}`;
+  const admin = knexFactory({ client: 'mysql2', connection: { uri: target.mysqlUrl } as never, pool: { min: 0, max: 1 } });
+  await admin.raw(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+  await admin.destroy();
+  server.pathname = `/${name}`;
+  return {
+    url: server.toString(),
+    drop: async () => {
+      const a = knexFactory({ client: 'mysql2', connection: { uri: target.mysqlUrl } as never, pool: { min: 0, max: 1 } });
+      await a.raw(`DROP DATABASE IF EXISTS \`${name}\``);
+      await a.destroy();
+    },
+  };
+}
+
+async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
+  const client = createClient({ url });
+  client.on('error', () => {});
+  await client.connect();
+  for await (const keys of client.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) {
+    if (keys.length) await client.del(keys);
+  }
+  await client.quit();
+}
+
+export async function build(target: Target, opts: BuildOptions = {}): Promise<TestEnv> {
+  const database = await createTestDatabase(target);
+  const prefix = `ptest_${randomToken(8)}`;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-data-'));
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: database.url,
+    ...(target.redisUrl ? { REDIS_URL: target.redisUrl } : {}),
+    REDIS_PREFIX: prefix,
+    SESSION_SECRET: 'test-session-secret-that-is-long-enough-0123456789',
+    BASE_URL: 'http://pay.test',
+    PAYLINK_DATA_DIR: dataDir,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...opts.env,
+  });
+  const clock = new ManualClock('2026-03-02T09:00:00Z');
+  const log = opts.log ?? createLogger(config.logLevel);
+  const runtimes: Runtime[] = [];
+  const make = async (o: RuntimeOptions = {}) => {
+    const rt = await createRuntime(config, { clock, log, ...opts, ...o, migrate: runtimes.length === 0 });
+    runtimes.push(rt);
+    return rt;
+  };
+  let rt: Runtime;
+  try {
+    rt = await make();
+  } catch (err) {
+    await database.drop();
+    throw err;
+  }
+  return {
+    rt,
+    app: buildApp(rt),
+    clock,
+    config,
+    sibling: (o) => make(o),
+    async close() {
+      for (const r of runtimes.reverse()) await r.close().catch(() => {});
+      if (target.redisUrl) await deleteRedisPrefix(target.redisUrl, prefix);
+      await database.drop();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Reads the CSRF token out of a rendered page. */
+export function csrfFrom(html: string): string {
+  const m = /name="_csrf" value="([^"]+)"/.exec(html);
+  if (!m) throw new Error('no CSRF token in page');
+  return m[1];
+}
+
+let counter = 0;
+export function uniqueHandle(base = 'shop'): string {
+  counter += 1;
+  return `${base}-${counter}-${randomToken(4).toLowerCase()}`;
+}
+
+export interface Account {
+  agent: ReturnType<typeof supertest.agent>;
+  handle: string;
+  email: string;
+  password: string;
+  csrf: string;
+}
+
+/** Signs a merchant up through the real form and returns a logged-in agent. */
+export async function signUp(app: TestEnv['app'], fields: Partial<{ name: string; handle: string; email: string; password: string }> = {}): Promise<Account> {
+  const agent = supertest.agent(app);
+  const handle = fields.handle ?? uniqueHandle();
+  const email = fields.email ?? `${handle}@example.test`;
+  const password = fields.password ?? 'correct horse battery';
+  const page = await agent.get('/signup').expect(200);
+  const res = await agent
+    .post('/signup')
+    .type('form')
+    .send({ _csrf: csrfFrom(page.text), name: fields.name ?? `Shop ${handle}`, handle, email, password });
+  if (res.status !== 303) throw new Error(`sign-up failed with ${res.status}: ${res.text.slice(0, 500)}`);
+  const dash = await agent.get('/app').expect(200);
+  return { agent, handle, email, password, csrf: csrfFrom(dash.text) };
+}
