@@ -159,7 +159,14 @@ export interface PluginRecord<T = Record<string, unknown>> {
   updatedAt: Date;
 }
 
-/** Plugin-scoped records; a plugin sees only its own. */
+/**
+ * Plugin-scoped records; a plugin sees only its own. `collection` is a name of 1 to 64 characters;
+ * `merchantId` ties a record to a merchant (deleted with it), or null for plugin-wide records.
+ *
+ * @example
+ * const rec = await api.store.insert('messages', { merchantId: merchant.id, data: { to, text } });
+ * const mine = await api.store.list('messages', { merchantId: merchant.id, limit: 50 });
+ */
 export interface PluginStore {
   insert<T extends Record<string, unknown>>(collection: string, record: { merchantId: string | null; data: T }): Promise<PluginRecord<T>>;
   /** Newest first. */
@@ -184,7 +191,10 @@ export interface PluginApi {
   /** Public origin, e.g. https://pay.example.com */
   readonly baseUrl: string;
   hooks: {
-    /** Observe an event; runs from the outbox at least once, after the change committed. */
+    /**
+     * Observe an event; runs from the outbox at least once, after the change committed. Only names
+     * of EventType exist: any other name disables the plugin at boot.
+     */
     on<T extends EventType>(event: T, handler: EventHandler<T>): void;
   };
   providers: { register(provider: PaymentProvider): void };

@@ -67,7 +67,12 @@ export interface RuntimeOptions {
 }
 
 export async function connectRedis(url: string, log: Logger): Promise<Redis> {
-  const client = createClient({ url, socket: { connectTimeout: 5_000, reconnectStrategy: (retries) => Math.min(retries * 200, 5_000) } }) as Redis;
+  // Fail fast while disconnected (no offline queue): a request then gets a clear 503 instead of hanging.
+  const client = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: { connectTimeout: 5_000, reconnectStrategy: (retries) => Math.min(retries * 200, 5_000) },
+  }) as Redis;
   let lastLogged = 0;
   client.on('error', (err) => {
     // The client reconnects by itself; log at most every 10 s rather than once per retry.
@@ -89,19 +94,20 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
   try {
     if (opts.migrate !== false) await migrateLatest(db);
     const redis = config.redisUrl ? await connectRedis(config.redisUrl, log.child('redis')) : null;
+    if (redis) cleanups.push(() => redis.quit().then(() => {}, () => redis.destroy()));
 
     let publishNudge: (() => void) | undefined;
-    let subscriber: Redis | null = null;
     const nudgeChannel = `${config.redisPrefix}:jobs:nudge`;
     if (redis) {
       publishNudge = () => void redis.publish(nudgeChannel, '1').catch(() => {});
     }
     const jobs = new JobQueue({ db, clock, log: log.child('jobs'), onEnqueued: publishNudge, ...opts.jobOptions });
     if (redis) {
-      subscriber = redis.duplicate() as Redis;
-      subscriber.on('error', () => {});
-      await subscriber.connect();
-      await subscriber.subscribe(nudgeChannel, () => jobs.nudge());
+      const sub = redis.duplicate() as Redis;
+      sub.on('error', () => {});
+      cleanups.unshift(() => sub.quit().then(() => {}, () => sub.destroy()));
+      await sub.connect();
+      await sub.subscribe(nudgeChannel, () => jobs.nudge());
     }
     const events = new EventBus({ db, clock, jobs, log: log.child('events') });
     const scheduler = new Scheduler({ db, clock, jobs, log: log.child('scheduler') });
@@ -168,12 +174,11 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         await jobs.stop();
         knexStore?.close();
         for (const c of cleanups) await c();
-        if (subscriber) await subscriber.quit().catch(() => subscriber!.destroy());
-        if (redis) await redis.quit().catch(() => redis.destroy());
         await db.destroy();
       },
     };
   } catch (err) {
+    for (const c of cleanups) await Promise.resolve(c()).catch(() => {});
     await db.destroy().catch(() => {});
     throw err;
   }

@@ -45,9 +45,18 @@ export interface LoadedPlugin {
   contributes: { hooks: string[]; providers: string[]; channels: string[]; actions: string[]; pages: string[] };
 }
 
+/** Why a plugin could not be loaded at all; stable, for tests and tooling. */
+export type PluginProblemCode = 'import_failed' | 'not_a_plugin' | 'invalid_plugin' | 'duplicate_id' | 'api_version_mismatch' | 'invalid_config';
+
+export interface PluginProblem {
+  source: string;
+  code: PluginProblemCode;
+  message: string;
+}
+
 export class PluginLoadError extends Error {
   readonly code = 'plugin_load_failed';
-  constructor(readonly problems: { source: string; message: string }[]) {
+  constructor(readonly problems: PluginProblem[]) {
     super('Plugins could not be loaded:\n' + problems.map((p) => `  ${p.source}: ${p.message}`).join('\n'));
     this.name = 'PluginLoadError';
   }
@@ -64,8 +73,8 @@ export interface PluginHostDeps {
   /** Settings the host derives from core configuration for a plugin (e.g. SMTP_URL for channel-email). */
   defaults?: Record<string, Record<string, unknown>>;
   getMerchant(publicId: string): Promise<PluginMerchant | null>;
-  /** Optional: skip built-ins (tests that load one plugin alone). */
-  builtinsDir?: string | null;
+  /** How long one plugin's register() may take before it is disabled, so a hung plugin cannot stall boot. */
+  registerTimeoutMs?: number;
 }
 
 export interface PluginSource {
@@ -105,16 +114,45 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+const envNameFor = (id: string) => `PAYLINK_PLUGIN_${id.toUpperCase().replace(/-/g, '_')}`;
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isFn = (v: unknown) => typeof v === 'function';
+const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 64;
+
+/** A module's plugin: its default export, or the value itself when a loader hands over a definition. */
+function pluginExport(mod: unknown): unknown {
+  return isPlainObject(mod) && 'default' in mod ? mod.default : mod;
+}
+
+/** What register() asked for; applied only when register() completes and nothing conflicts. */
+interface Staged {
+  hooks: { event: EventType; handler: EventHandler<any> }[];
+  providers: PaymentProvider[];
+  channels: Channel[];
+  actions: AfterPaymentAction<any>[];
+  pages: DashboardPage[];
+}
+
 export class PluginHost {
   private readonly plugins: LoadedPlugin[] = [];
   private readonly pages: { pluginId: string; page: DashboardPage }[] = [];
+  private readonly views = new Map<string, Eta>();
   /** Public routes per plugin, mounted by the app under /p/<id>/. */
   readonly router: Router = express.Router();
 
   constructor(private readonly deps: PluginHostDeps) {}
 
   list(): LoadedPlugin[] {
-    return this.plugins.map((p) => ({ ...p }));
+    return this.plugins.map((p) => ({
+      ...p,
+      contributes: {
+        hooks: [...p.contributes.hooks],
+        providers: [...p.contributes.providers],
+        channels: [...p.contributes.channels],
+        actions: [...p.contributes.actions],
+        pages: [...p.contributes.pages],
+      },
+    }));
   }
 
   isActive(id: string): boolean {
@@ -125,44 +163,57 @@ export class PluginHost {
     return [...this.pages];
   }
 
+  /** Renders a template of an active plugin (its viewsDir), e.g. an action's formFragment on the link form. */
+  async renderView(pluginId: string, name: string, data: Record<string, unknown> = {}): Promise<string> {
+    const eta = this.views.get(pluginId);
+    if (!eta || !this.isActive(pluginId)) throw new Error(`plugin ${pluginId} is not active or has no views`);
+    return eta.renderAsync(name, data);
+  }
+
   /**
    * Imports and checks every source, then registers each valid plugin. Throws PluginLoadError when
    * any plugin cannot be loaded at all (missing module, bad shape, duplicate id, apiVersion, config).
    */
   async load(sources: PluginSource[]): Promise<LoadedPlugin[]> {
-    const problems: { source: string; message: string }[] = [];
+    const problems: PluginProblem[] = [];
     const candidates: { def: PluginDefinition; source: PluginSource; config: unknown }[] = [];
     const seen = new Map<string, string>();
 
     for (const source of sources) {
+      const problem = (code: PluginProblemCode, message: string) => problems.push({ source: source.source, code, message });
       let mod: unknown;
       try {
         mod = await source.load();
       } catch (err) {
-        problems.push({ source: source.source, message: `cannot be imported: ${describeError(err)}` });
+        problem('import_failed', `cannot be imported: ${describeError(err)}`);
         continue;
       }
-      const def = ((mod as { default?: unknown })?.default ?? mod) as PluginDefinition;
+      const def = pluginExport(mod) as PluginDefinition;
       const shape = this.checkShape(def);
       if (shape) {
-        problems.push({ source: source.source, message: shape });
+        problem(shape.code, shape.message);
         continue;
       }
       if (seen.has(def.id)) {
-        problems.push({ source: source.source, message: `duplicate plugin id "${def.id}" (also loaded from ${seen.get(def.id)})` });
+        problem('duplicate_id', `duplicate plugin id "${def.id}" (also loaded from ${seen.get(def.id)})`);
         continue;
       }
       seen.set(def.id, source.source);
       if (def.apiVersion !== PLUGIN_API_VERSION) {
-        problems.push({ source: source.source, message: `"${def.id}" needs plugin apiVersion ${def.apiVersion}; this Paylink provides ${PLUGIN_API_VERSION}` });
+        problem('api_version_mismatch', `"${def.id}" needs plugin apiVersion ${def.apiVersion}; this Paylink provides ${PLUGIN_API_VERSION}`);
         continue;
       }
-      const raw = { ...(this.deps.defaults?.[def.id] ?? {}), ...((this.deps.settings[def.id] as object | undefined) ?? {}) };
+      const settings = this.deps.settings[def.id];
+      if (settings !== undefined && !isPlainObject(settings)) {
+        problem('invalid_config', `invalid config for "${def.id}": ${envNameFor(def.id)} must be a JSON object`);
+        continue;
+      }
+      const raw = { ...(this.deps.defaults?.[def.id] ?? {}), ...(settings ?? {}) };
       let config: unknown = raw;
       if (def.config) {
         const parsed = def.config.safeParse(raw);
         if (!parsed.success) {
-          problems.push({ source: source.source, message: `invalid config for "${def.id}" (PAYLINK_PLUGIN_${def.id.toUpperCase().replace(/-/g, '_')}): ${describeError(parsed.error)}` });
+          problem('invalid_config', `invalid config for "${def.id}" (${envNameFor(def.id)}): ${describeError(parsed.error)}`);
           continue;
         }
         config = parsed.data;
@@ -170,20 +221,44 @@ export class PluginHost {
       candidates.push({ def, source, config });
     }
     if (problems.length) throw new PluginLoadError(problems);
+    for (const id of Object.keys(this.deps.settings)) {
+      if (!seen.has(id)) this.deps.log.warn('settings given for a plugin that is not loaded', { variable: envNameFor(id) });
+    }
 
     for (const c of candidates) await this.registerOne(c.def, c.source, c.config);
     await this.persist();
     return this.list();
   }
 
-  private checkShape(def: PluginDefinition | undefined): string | null {
-    if (!def || typeof def !== 'object') return 'does not export a plugin (default export of definePlugin({...}))';
-    if (typeof def.id !== 'string' || !PLUGIN_ID_PATTERN.test(def.id)) return `plugin id "${String(def.id)}" must look like <kind>-<vendor>, e.g. channel-email`;
-    if (typeof def.version !== 'string' || !def.version) return `"${def.id}" has no version`;
-    if (typeof def.apiVersion !== 'number') return `"${def.id}" has no apiVersion`;
-    if (typeof def.register !== 'function') return `"${def.id}" has no register function`;
-    if (def.config && typeof (def.config as z.ZodType).safeParse !== 'function') return `"${def.id}" config must be a zod schema`;
+  private checkShape(def: PluginDefinition | undefined): { code: PluginProblemCode; message: string } | null {
+    const invalid = (message: string) => ({ code: 'invalid_plugin' as const, message });
+    if (!def || typeof def !== 'object' || !('id' in def || 'register' in def)) {
+      return { code: 'not_a_plugin', message: 'does not export a plugin (default export of definePlugin({...}))' };
+    }
+    if (typeof def.id !== 'string' || !PLUGIN_ID_PATTERN.test(def.id)) return invalid(`plugin id "${String(def.id)}" must look like <kind>-<vendor>, e.g. channel-email`);
+    if (typeof def.version !== 'string' || !def.version) return invalid(`"${def.id}" has no version`);
+    if (typeof def.apiVersion !== 'number') return invalid(`"${def.id}" has no apiVersion`);
+    if (!isFn(def.register)) return invalid(`"${def.id}" has no register function`);
+    if (def.config && !isFn((def.config as z.ZodType).safeParse)) return invalid(`"${def.id}" config must be a zod schema`);
     return null;
+  }
+
+  /** Why a plugin's registrations cannot all take effect (an id another plugin holds, or a repeat of its own). */
+  private conflictIn(staged: Staged): string | null {
+    const { registries } = this.deps;
+    const repeated = (ids: string[]) => ids.find((id, i) => ids.indexOf(id) !== i);
+    const provider = staged.providers.find((p) => registries.providers.has(p.id));
+    if (provider) return `provider "${provider.id}" is already registered by ${registries.providers.ownerOf(provider.id)}`;
+    const channel = staged.channels.find((c) => registries.channels.conflictFor(c));
+    if (channel) return `${channel.fallback ? 'fallback ' : ''}channel "${channel.id}" is already registered by ${registries.channels.conflictFor(channel)}`;
+    const action = staged.actions.find((a) => registries.actions.has(a.id));
+    if (action) return `action "${action.id}" is already registered by ${registries.actions.ownerOf(action.id)}`;
+    const twice =
+      repeated(staged.providers.map((p) => `provider "${p.id}"`)) ??
+      repeated(staged.channels.map((c) => `${c.fallback ? 'fallback ' : ''}channel "${c.id}"`)) ??
+      repeated(staged.actions.map((a) => `action "${a.id}"`)) ??
+      repeated(staged.pages.map((p) => `dashboard page "${p.path}"`));
+    return twice ? `${twice} is registered twice` : null;
   }
 
   private async registerOne(def: PluginDefinition, source: PluginSource, config: unknown): Promise<void> {
@@ -199,17 +274,23 @@ export class PluginHost {
       error: null,
       contributes: { hooks: [], providers: [], channels: [], actions: [], pages: [] },
     };
-    // Registrations are staged and applied only if register() completes, so a failing plugin leaves nothing behind.
-    const staged: (() => void)[] = [];
+    const staged: Staged = { hooks: [], providers: [], channels: [], actions: [], pages: [] };
     let sealed = false;
-    const guard = (what: string) => {
-      if (sealed) throw new Error(`${def.id}: ${what} must be called during register()`);
+    // The first misuse of the api fails the plugin even if its register() catches the error.
+    let misuse: Error | null = null;
+    const refuse = (message: string): never => {
+      const err = new Error(`${def.id}: ${message}`);
+      misuse ??= err;
+      throw err;
+    };
+    const stage = (what: string, ok: boolean, add: () => void) => {
+      if (sealed) refuse(`${what} must be called during register()`);
+      if (!ok) refuse(`${what} got an invalid registration`);
+      add();
     };
     const routes = express.Router();
     const eta = def.viewsDir ? new Eta({ views: def.viewsDir, cache: true, autoEscape: true }) : null;
     const isActive = () => record.status === 'active';
-    const pages = this.pages;
-    let hookCount = 0;
 
     const api: PluginApi = Object.freeze({
       id: def.id,
@@ -218,52 +299,33 @@ export class PluginHost {
       baseUrl: deps.baseUrl,
       hooks: Object.freeze({
         on<T extends EventType>(event: T, handler: EventHandler<T>) {
-          guard('hooks.on');
-          if (!isEventType(event)) throw new Error(`${def.id}: unknown event "${String(event)}"`);
-          if (typeof handler !== 'function') throw new Error(`${def.id}: hooks.on("${event}") needs a handler function`);
-          const subId = `plugin:${def.id}:${event}:${hookCount++}`;
-          staged.push(() => {
-            deps.events.subscribe(event, subId, handler, isActive);
-            record.contributes.hooks.push(event);
-          });
+          if (!isEventType(event)) refuse(`unknown event "${String(event)}"`);
+          stage(`hooks.on("${event}")`, isFn(handler), () => staged.hooks.push({ event, handler }));
         },
       }),
       providers: Object.freeze({
         register(provider: PaymentProvider) {
-          guard('providers.register');
-          staged.push(() => {
-            deps.registries.providers.add(provider, def.id);
-            record.contributes.providers.push(provider.id);
-          });
+          const ok = isPlainObject(provider) && isName(provider.id) && typeof provider.name === 'string' && [provider.start, provider.capture, provider.void, provider.refund].every(isFn);
+          stage('providers.register', ok, () => staged.providers.push(provider));
         },
       }),
       channels: Object.freeze({
         register(channel: Channel) {
-          guard('channels.register');
-          staged.push(() => {
-            deps.registries.channels.add(channel, def.id);
-            record.contributes.channels.push(channel.id + (channel.fallback ? ' (fallback)' : ''));
-          });
+          const ok = isPlainObject(channel) && isName(channel.id) && (channel.address === 'email' || channel.address === 'phone') && isFn(channel.send);
+          stage('channels.register', ok, () => staged.channels.push(channel));
         },
       }),
       actions: Object.freeze({
         register<S>(action: AfterPaymentAction<S>) {
-          guard('actions.register');
-          staged.push(() => {
-            deps.registries.actions.add(action, def.id);
-            record.contributes.actions.push(action.id);
-          });
+          const ok = isPlainObject(action) && isName(action.id) && typeof action.label === 'string' && isFn(action.settings?.safeParse) && isFn(action.run);
+          stage('actions.register', ok, () => staged.actions.push(action));
         },
       }),
       routes,
       dashboard: Object.freeze({
         page(page: DashboardPage) {
-          guard('dashboard.page');
-          if (!page.path.startsWith('/')) throw new Error(`${def.id}: dashboard page path must start with /`);
-          staged.push(() => {
-            pages.push({ pluginId: def.id, page });
-            record.contributes.pages.push(page.title);
-          });
+          const ok = isPlainObject(page) && typeof page.path === 'string' && page.path.startsWith('/') && typeof page.title === 'string' && isFn(page.render);
+          stage('dashboard.page (path must start with /)', ok, () => staged.pages.push(page));
         },
       }),
       views: Object.freeze({
@@ -277,23 +339,57 @@ export class PluginHost {
     });
 
     try {
-      await def.register(api, config as never);
-      sealed = true;
-      // Apply all staged registrations; a conflict (e.g. a provider id taken) fails the whole plugin.
-      const applied: (() => void)[] = [];
-      for (const apply of staged) {
-        apply();
-        applied.push(apply);
+      const registering = Promise.resolve().then(() => def.register(api, config as never));
+      registering.catch(() => {}); // still settles after a timeout; its outcome no longer matters
+      const limit = deps.registerTimeoutMs ?? 10_000;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`register() did not finish within ${limit} ms`)), limit);
+        timer.unref();
+      });
+      try {
+        await Promise.race([registering, timeout]);
+      } finally {
+        clearTimeout(timer);
+        sealed = true;
       }
+      if (misuse) throw misuse;
+      // All or nothing: conflicts are found before anything is applied, so a failing plugin leaves nothing behind.
+      const conflict = this.conflictIn(staged);
+      if (conflict) throw new Error(conflict);
+      this.apply(def.id, staged, record, isActive);
+      if (eta) this.views.set(def.id, eta);
       this.router.use(`/${def.id}`, (req, res, next) => (isActive() ? routes(req, res, next) : next()));
-      log.info('plugin loaded', { version: def.version, source: source.source });
+      log.debug('plugin loaded', { version: def.version, source: source.source });
     } catch (err) {
-      sealed = true;
       record.status = 'failed';
       record.error = describeError(err);
       log.error('plugin failed to register and is disabled', { error: err });
     }
     this.plugins.push(record);
+  }
+
+  private apply(pluginId: string, staged: Staged, record: LoadedPlugin, isActive: () => boolean): void {
+    const { events, registries } = this.deps;
+    // Subscriptions first: they are inert once the plugin is disabled, should anything after them throw.
+    const perEvent = new Map<string, number>();
+    for (const { event, handler } of staged.hooks) {
+      const n = perEvent.get(event) ?? 0;
+      perEvent.set(event, n + 1);
+      // Stable across restarts as long as the plugin subscribes to this event in the same order.
+      events.subscribe(event, `plugin:${pluginId}:${event}:${n}`, handler, isActive);
+    }
+    for (const p of staged.providers) registries.providers.add(p, pluginId);
+    for (const c of staged.channels) registries.channels.add(c, pluginId);
+    for (const a of staged.actions) registries.actions.add(a, pluginId);
+    for (const page of staged.pages) this.pages.push({ pluginId, page });
+    record.contributes = {
+      hooks: staged.hooks.map((h) => h.event),
+      providers: staged.providers.map((p) => p.id),
+      channels: staged.channels.map((c) => c.id + (c.fallback ? ' (fallback)' : '')),
+      actions: staged.actions.map((a) => a.id),
+      pages: staged.pages.map((p) => p.title),
+    };
   }
 
   private async persist(): Promise<void> {

@@ -10,6 +10,9 @@ export class Registry<T extends { id: string }> {
     if (existing) throw new Error(`${this.what} "${item.id}" is already registered by ${existing.owner}`);
     this.items.set(item.id, { item, owner });
   }
+  has(id: string): boolean {
+    return this.items.has(id);
+  }
   get(id: string): T | undefined {
     return this.items.get(id)?.item;
   }
@@ -31,6 +34,10 @@ export class ChannelRegistry {
 
   add(channel: Channel, owner: string): void {
     (channel.fallback ? this.fallbacks : this.real).add(channel, owner);
+  }
+  /** The owner that already holds this channel's slot (real or fallback), if any. */
+  conflictFor(channel: Pick<Channel, 'id' | 'fallback'>): string | undefined {
+    return (channel.fallback ? this.fallbacks : this.real).ownerOf(channel.id);
   }
   get(id: string): Channel | undefined {
     return this.real.get(id) ?? this.fallbacks.get(id);

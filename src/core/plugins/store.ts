@@ -30,15 +30,23 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string): Plugi
       .where('r.plugin_id', pluginId)
       .select('r.id', 'r.public_id', 'm.public_id as merchant_public_id', 'r.data', 'r.created_at', 'r.updated_at');
 
-  async function merchantKey(merchantId: string | null): Promise<number | null> {
-    if (merchantId === null) return null;
+  async function merchantKey(merchantId: string | null | undefined): Promise<number | null> {
+    if (merchantId == null) return null;
     const m = await db('merchants').where({ public_id: merchantId }).first('id');
     if (!m) throw new NotFoundError(`No merchant ${merchantId}`);
     return m.id;
   }
 
+  // The same rule on SQLite and MariaDB, whose 64-character column would refuse a longer name.
+  const checkCollection = (collection: unknown) => {
+    if (typeof collection !== 'string' || collection.length < 1 || collection.length > 64) {
+      throw new Error(`${pluginId}: a collection name is 1 to 64 characters; got ${JSON.stringify(collection)}`);
+    }
+  };
+
   return Object.freeze({
     async insert(collection, record) {
+      checkCollection(collection);
       const now = clock.now();
       const id = publicId('rec');
       await db('plugin_records').insert({
@@ -50,10 +58,12 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string): Plugi
         created_at: now,
         updated_at: now,
       });
-      return { id, merchantId: record.merchantId, data: record.data, createdAt: now, updatedAt: now };
+      return { id, merchantId: record.merchantId ?? null, data: record.data, createdAt: now, updatedAt: now };
     },
     async list(collection, opts = {}) {
-      const q = base().where('r.collection', collection).orderBy('r.id', 'desc').limit(Math.min(Math.max(opts.limit ?? 50, 1), 500));
+      checkCollection(collection);
+      const limit = Number.isInteger(opts.limit) ? Math.min(Math.max(opts.limit!, 1), 500) : 50;
+      const q = base().where('r.collection', collection).orderBy('r.id', 'desc').limit(limit);
       if (opts.merchantId !== undefined) {
         if (opts.merchantId === null) q.whereNull('r.merchant_id');
         else q.where('m.public_id', opts.merchantId);
@@ -65,10 +75,13 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string): Plugi
       return ((await q) as Row[]).map((r) => toRecord(r));
     },
     async get(collection, id) {
+      checkCollection(collection);
+      if (typeof id !== 'string') return null;
       const row = (await base().where('r.collection', collection).andWhere('r.public_id', id).first()) as Row | undefined;
       return row ? toRecord(row) : null;
     },
     async update(collection, id, data) {
+      checkCollection(collection);
       const n = await db('plugin_records').where({ plugin_id: pluginId, collection, public_id: id }).update({ data: JSON.stringify(data), updated_at: clock.now() });
       if (!n) throw new NotFoundError(`No record ${id}`);
     },
