@@ -72,8 +72,7 @@ export function buildApp(rt: Runtime): express.Express {
   const passport = new Passport();
   configurePassport(passport, rt);
   const web = express.Router();
-  web.use(
-    session({
+  const sessionMiddleware = session({
       name: config.secureCookies ? '__Host-paylink' : 'paylink.sid',
       secret: rt.secrets.sessionSecret,
       store: rt.sessionStore,
@@ -82,8 +81,9 @@ export function buildApp(rt: Runtime): express.Express {
       rolling: true,
       proxy: config.trustProxy ? true : undefined,
       cookie: { httpOnly: true, sameSite: 'lax', secure: config.secureCookies, path: '/', maxAge: 7 * 86_400_000 },
-    }),
-  );
+    });
+  // A session store error (Redis or the database unreachable) is an outage, not a bug: 503.
+  web.use((req, res, next) => sessionMiddleware(req, res, (err?: unknown) => next(err ? new ServiceUnavailableError(undefined, err) : undefined)));
   // express-session carries on without req.session when its store is down: answer 503, never skip CSRF.
   web.use((req, _res, next) => next(req.session ? undefined : new ServiceUnavailableError()));
   web.use(express.urlencoded({ extended: false, limit: '100kb' }));

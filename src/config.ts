@@ -43,20 +43,37 @@ export class ConfigError extends Error {
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
 
-const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL such as https://pay.example.com' });
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL such as https://pay.example.com' })
+  .refine((v) => {
+    if (!URL.canParse(v)) return true; // already reported by z.url
+    const u = new URL(v);
+    return !u.username && !u.password && !u.search && !u.hash;
+  }, 'must be an origin (optionally with a path), without credentials, ?query or #fragment');
 
 const schema = z.object({
   NODE_ENV: z.preprocess(emptyToUndefined, z.enum(['development', 'production', 'test']).default('development')),
   PORT: z.preprocess(
     emptyToUndefined,
-    z.coerce.number({ error: 'must be a port number' }).int('must be a whole number').min(0, 'must be 0–65535').max(65535, 'must be 0–65535').default(3000),
+    z
+      .string()
+      .trim()
+      .regex(/^\d{1,5}$/, 'must be a port number (0–65535)')
+      .transform(Number)
+      .refine((n) => n <= 65535, 'must be a port number (0–65535)')
+      .default(3000),
   ),
   HOST: z.preprocess(emptyToUndefined, z.string().default('0.0.0.0')),
   BASE_URL: z.preprocess(emptyToUndefined, httpUrl.optional()),
-  DATABASE_URL: z.preprocess(emptyToUndefined, z.string().default('./data/paylink.db')),
+  // Default: paylink.db inside PAYLINK_DATA_DIR (./data/paylink.db unless the data dir moves).
+  DATABASE_URL: z.preprocess(emptyToUndefined, z.string().optional()),
   REDIS_URL: z.preprocess(
     emptyToUndefined,
-    z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+    z
+      .string()
+      .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+      .refine((v) => URL.canParse(v) && Boolean(new URL(v).hostname), 'must be a URL such as redis://127.0.0.1:6379')
+      .optional(),
   ),
   REDIS_PREFIX: z.preprocess(emptyToUndefined, z.string().regex(/^[A-Za-z0-9:_-]+$/, 'letters, digits, : _ - only').default('paylink')),
   SESSION_SECRET: z.preprocess(emptyToUndefined, z.string().min(32, 'must be at least 32 characters').optional()),
@@ -105,32 +122,48 @@ function parseTrustProxy(v: string | undefined): boolean | number | string | Err
 /** Reads and validates configuration; throws one ConfigError listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Readonly<Config> {
   const problems: { variable: string; message: string }[] = [];
+  const problem = (variable: string, message: string) => {
+    if (!problems.some((p) => p.variable === variable && p.message === message)) problems.push({ variable, message });
+  };
+  // Validate everything before reporting, so one start attempt shows every mistake.
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      problems.push({ variable: String(issue.path[0] ?? '?'), message: issue.message });
-    }
-    throw new ConfigError(problems);
+    for (const issue of parsed.error.issues) problem(String(issue.path[0] ?? '?'), issue.message);
   }
-  const e = parsed.data;
-  const database = parseDatabase(e.DATABASE_URL, cwd);
-  if (typeof database === 'string') problems.push({ variable: 'DATABASE_URL', message: database });
-  const trustProxy = parseTrustProxy(e.TRUST_PROXY);
-  if (trustProxy instanceof Error) problems.push({ variable: 'TRUST_PROXY', message: trustProxy.message });
+  const e = parsed.success ? parsed.data : null;
+
+  const dataDir = path.resolve(cwd, (emptyToUndefined(env.PAYLINK_DATA_DIR) as string | undefined) ?? './data');
+  const rawDatabase = (emptyToUndefined(env.DATABASE_URL) as string | undefined)?.trim();
+  const database = rawDatabase ? parseDatabase(rawDatabase, cwd) : ({ client: 'sqlite', filename: path.join(dataDir, 'paylink.db') } as const);
+  if (typeof database === 'string') problem('DATABASE_URL', database);
+  const trustProxy = parseTrustProxy(emptyToUndefined(env.TRUST_PROXY) as string | undefined);
+  if (trustProxy instanceof Error) problem('TRUST_PROXY', trustProxy.message);
 
   const pluginSettings: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(env)) {
     const m = /^PAYLINK_PLUGIN_([A-Z0-9_]+)$/.exec(key);
-    if (!m || value === undefined || value === '') continue;
+    if (!m || value === undefined || value.trim() === '') continue;
     const id = m[1].toLowerCase().replace(/_/g, '-');
+    let settings: unknown;
     try {
-      pluginSettings[id] = JSON.parse(value);
+      settings = JSON.parse(value);
     } catch {
-      problems.push({ variable: key, message: 'must be a JSON object' });
+      problem(key, 'must be a JSON object, e.g. {"apiKey":"…"} (it is not valid JSON)');
+      continue;
     }
+    if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
+      problem(key, 'must be a JSON object, e.g. {"apiKey":"…"}');
+      continue;
+    }
+    pluginSettings[id] = settings;
   }
-  if (e.VONAGE_API_KEY && !e.VONAGE_API_SECRET) problems.push({ variable: 'VONAGE_API_SECRET', message: 'is required when VONAGE_API_KEY is set' });
-  if (problems.length) throw new ConfigError(problems);
+  if (env.VONAGE_API_KEY?.trim() && !env.VONAGE_API_SECRET?.trim()) problem('VONAGE_API_SECRET', 'is required when VONAGE_API_KEY is set');
+  // Scaled mode runs several processes (often on several hosts): they must all sign cookies and
+  // derive tokens with the same secret, so it cannot be generated per process into a local file.
+  if (typeof database !== 'string' && database.client === 'mysql' && !emptyToUndefined(env.SESSION_SECRET)) {
+    problem('SESSION_SECRET', 'is required with a mysql:// DATABASE_URL (every process must share it); generate one with `openssl rand -base64 48`');
+  }
+  if (problems.length || !e) throw new ConfigError(problems);
 
   const port = e.PORT;
   const baseUrl = (e.BASE_URL ?? `http://localhost:${port}`).replace(/\/+$/, '');
@@ -147,7 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     trustProxy: trustProxy as boolean | number | string,
     plugins: (e.PAYLINK_PLUGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     pluginSettings,
-    dataDir: path.resolve(cwd, e.PAYLINK_DATA_DIR),
+    dataDir,
     logLevel: e.LOG_LEVEL,
     smtpUrl: e.SMTP_URL ?? null,
     mailFrom: e.MAIL_FROM ?? null,

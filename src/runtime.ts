@@ -17,7 +17,7 @@ import { loadOrCreateSecrets, secretsFrom, type Secrets } from './core/secrets.t
 import { JobQueue } from './core/jobs.ts';
 import { EventBus } from './core/events.ts';
 import { Scheduler } from './core/scheduler.ts';
-import { KnexSessionStore } from './core/session-store.ts';
+import { DeadlineStore, KnexSessionStore } from './core/session-store.ts';
 import { createRegistries, type Registries } from './core/plugins/registries.ts';
 import { PluginHost, builtinSources, externalSource, BUILTIN_PLUGINS_DIR, type PluginSource } from './core/plugins/host.ts';
 import { createMerchantService, toPluginMerchant, type MerchantService } from './features/merchants/service.ts';
@@ -118,7 +118,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     };
 
     const knexStore = redis ? null : new KnexSessionStore(db, clock);
-    const sessionStore: session.Store = redis ? new RedisStore({ client: redis, prefix: `${config.redisPrefix}:sess:` }) : knexStore!;
+    const sessionStore: session.Store = new DeadlineStore(redis ? new RedisStore({ client: redis, prefix: `${config.redisPrefix}:sess:` }) : knexStore!);
 
     jobs.define('maintenance.prune', async () => {
       await jobs.prune(7 * 86_400_000);

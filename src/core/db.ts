@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import knexFactory, { type Knex } from 'knex';
@@ -77,9 +78,25 @@ export class TsMigrationSource implements Knex.MigrationSource<string> {
   }
 }
 
+/**
+ * Applies pending migrations. On MySQL several processes may start at once: a server-wide advisory
+ * lock (GET_LOCK, held by one pinned connection) serialises them, so knex never sees two migrators
+ * (its own lock fails fast with MigrationLocked, and two racing first starts can corrupt its lock table).
+ */
 export async function migrateLatest(db: Db): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest()) as [number, string[]];
-  return applied;
+  const run = async () => ((await db.migrate.latest()) as [number, string[]])[1];
+  if (!isMysql(db)) return run();
+  return db.transaction(async (trx) => {
+    const [[{ name }]] = (await trx.raw('SELECT DATABASE() AS name')) as [[{ name: string }]];
+    const lock = `paylink:migrate:${createHash('sha256').update(String(name)).digest('hex').slice(0, 40)}`;
+    const [[{ ok }]] = (await trx.raw('SELECT GET_LOCK(?, ?) AS ok', [lock, 120])) as [[{ ok: number | null }]];
+    if (Number(ok) !== 1) throw new Error('Timed out after 120 s waiting for another Paylink process to finish migrating the database.');
+    try {
+      return await run();
+    } finally {
+      await trx.raw('SELECT RELEASE_LOCK(?)', [lock]);
+    }
+  });
 }
 
 /** Times are stored as DATETIME(3) on MySQL and epoch milliseconds on SQLite; read them back as Date. */

@@ -2,7 +2,7 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Eta } from 'eta';
 import { z } from 'zod';
-import { AppError, NotFoundError, ValidationError, fieldErrorsFromZod } from './errors.ts';
+import { AppError, NotFoundError, ServiceUnavailableError, ValidationError, fieldErrorsFromZod } from './errors.ts';
 import type { Logger } from './log.ts';
 import { randomToken } from './ids.ts';
 
@@ -82,9 +82,26 @@ export function problemJson(res: Response, err: AppError, instance?: string): vo
     );
 }
 
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN', 'ER_LOCK_WAIT_TIMEOUT',
+  'SQLITE_BUSY', 'SQLITE_LOCKED',
+]);
+
+/** A dependency (database, Redis) being unreachable or overloaded: an outage, answered 503. */
+export function isUnavailable(err: unknown): boolean {
+  const e = err as { code?: unknown; name?: string; message?: string } | null;
+  if (!e) return false;
+  if (typeof e.code === 'string' && UNAVAILABLE_CODES.has(e.code)) return true;
+  // knex sets .name; node-redis error classes only carry their class name.
+  const names = [e.name, (e as object).constructor?.name];
+  return names.some((n) => n === 'KnexTimeoutError' || n === 'TimeoutError' || n === 'ClientClosedError' || n === 'ClientOfflineError' || n === 'SocketClosedUnexpectedlyError' || n === 'ConnectionTimeoutError');
+}
+
 /** Maps body-parser and other framework errors onto AppErrors. */
 export function toAppError(err: unknown): AppError | null {
   if (err instanceof AppError) return err;
+  if (isUnavailable(err)) return new ServiceUnavailableError(undefined, err);
   const e = err as { type?: string; status?: number; code?: string; expose?: boolean };
   if (e?.type === 'entity.parse.failed') return new AppError('malformed_json', 400, 'The request body is not valid JSON.');
   if (e?.type === 'entity.too.large') return new AppError('payload_too_large', 413, 'The request body is too large.');

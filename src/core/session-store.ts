@@ -61,3 +61,48 @@ export class KnexSessionStore extends session.Store {
     this.sweeper = null;
   }
 }
+
+/**
+ * Gives every store call a deadline: a store that stops answering (Redis behind a partition) makes
+ * the request fail with 503 after `ms` instead of hanging until the client gives up.
+ */
+export class DeadlineStore extends session.Store {
+  constructor(private readonly inner: session.Store, private readonly ms = 2_000) {
+    super();
+  }
+
+  /** Runs op(cb) and calls cb exactly once: with op's result, or with a timeout error after `ms`. */
+  private deadline<R>(name: string, op: (cb: (err: unknown, result?: R) => void) => void, cb: (err: unknown, result?: R) => void): void {
+    let done = false;
+    const finish = (err: unknown, result?: R) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      cb(err, result);
+    };
+    const timer = setTimeout(() => finish(Object.assign(new Error(`session store ${name} timed out after ${this.ms} ms`), { code: 'ETIMEDOUT' })), this.ms);
+    try {
+      op(finish);
+    } catch (err) {
+      finish(err);
+    }
+  }
+
+  override get(sid: string, cb: (err: unknown, session?: session.SessionData | null) => void): void {
+    this.deadline<session.SessionData | null>('get', (done) => this.inner.get(sid, (err, s) => done(err, s)), (err, s) => cb(err ?? null, s));
+  }
+
+  override set(sid: string, sess: session.SessionData, cb?: (err?: unknown) => void): void {
+    this.deadline('set', (done) => this.inner.set(sid, sess, (err) => done(err)), (err) => cb?.(err ?? undefined));
+  }
+
+  override touch(sid: string, sess: session.SessionData, cb?: (err?: unknown) => void): void {
+    const inner = this.inner;
+    if (!inner.touch) return cb?.();
+    this.deadline('touch', (done) => inner.touch!(sid, sess, (err?: unknown) => done(err)), (err) => cb?.(err ?? undefined));
+  }
+
+  override destroy(sid: string, cb?: (err?: unknown) => void): void {
+    this.deadline('destroy', (done) => this.inner.destroy(sid, (err) => done(err)), (err) => cb?.(err ?? undefined));
+  }
+}

@@ -1,7 +1,7 @@
 // JSON API v1: bearer API keys, JSON in and out, problem+json errors (see shared/API.md).
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
-import { AppError, NotFoundError, UnauthorizedError } from '../../core/errors.ts';
+import { AppError, NotFoundError } from '../../core/errors.ts';
 import { merchantJson } from '../merchants/service.ts';
 import type { Merchant } from '../merchants/repository.ts';
 
@@ -13,25 +13,48 @@ declare global {
   }
 }
 
+const AUTH_HEADERS = { 'WWW-Authenticate': 'Bearer realm="paylink"' };
+
+function missingKey(): AppError {
+  return new AppError('missing_api_key', 401, 'Send your API key as "Authorization: Bearer <key>".', { headers: AUTH_HEADERS });
+}
+
+function invalidKey(): AppError {
+  return new AppError('invalid_api_key', 401, 'This API key is not valid or has been revoked.', {
+    headers: { 'WWW-Authenticate': 'Bearer realm="paylink", error="invalid_token"' },
+  });
+}
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
 export function apiRoutes(rt: Runtime): express.Router {
   const router = express.Router();
   router.use((_req, res, next) => {
     res.set('Cache-Control', 'no-store');
     next();
   });
-  router.use(express.json({ limit: '100kb', strict: true, type: ['application/json', 'application/*+json'] }));
 
+  // Authenticate before reading the body: anonymous callers never make us parse 100 kB of JSON.
   router.use(async (req, res, next) => {
-    const header = req.get('Authorization') ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) throw new UnauthorizedError('missing_api_key', 'Send your API key as "Authorization: Bearer <key>".');
+    const header = req.get('Authorization');
+    if (!header) throw missingKey();
+    const m = /^Bearer +([^\s]+) *$/i.exec(header);
+    if (!m) throw missingKey();
     const auth = await rt.services.apiKeys.authenticate(m[1]);
-    if (!auth) throw new UnauthorizedError('invalid_api_key', 'This API key is not valid or has been revoked.');
+    if (!auth) throw invalidKey();
     const merchant = await rt.services.merchants.getByKey(auth.merchantKey);
-    if (!merchant) throw new UnauthorizedError('invalid_api_key', 'This API key is not valid or has been revoked.');
+    if (!merchant) throw invalidKey();
     res.locals.apiMerchant = merchant;
     next();
   });
+
+  // JSON in: a body of another type is refused rather than silently ignored.
+  router.use((req, _res, next) => {
+    if (!['POST', 'PUT', 'PATCH'].includes(req.method) || !req.headers['content-type'] || !hasBody(req)) return next();
+    if (!req.is(JSON_TYPES)) return next(new AppError('unsupported_media_type', 415, 'Send the request body as JSON with "Content-Type: application/json".'));
+    next();
+  });
+  router.use(express.json({ limit: '100kb', strict: true, type: JSON_TYPES }));
 
   router.get('/me', (_req, res) => {
     res.json(merchantJson(res.locals.apiMerchant!));
@@ -44,4 +67,8 @@ export function apiRoutes(rt: Runtime): express.Router {
     next(new NotFoundError(`No API endpoint ${req.method} ${req.originalUrl.split('?')[0]}.`));
   });
   return router;
+}
+
+function hasBody(req: express.Request): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
 }

@@ -36,21 +36,22 @@ export const businessNameSchema = z
   .trim()
   .min(1, 'Enter your business name.')
   .max(120, 'Keep the business name under 120 characters.')
-  .refine((s) => !/[\r\n]/.test(s), 'The business name cannot contain line breaks.');
+  .refine((s) => !/[\r\n\u2028\u2029]/.test(s), 'The business name cannot contain line breaks.')
+  .refine((s) => !/[\u0000-\u0008\u000b-\u001f\u007f]/.test(s), 'The business name cannot contain control characters.');
 
 const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 const TIMEZONES = new Set([...Intl.supportedValuesOf('timeZone'), 'UTC']);
 
 export const currencySchema = z
-  .string()
+  .string({ error: 'Choose a currency.' })
   .trim()
   .toUpperCase()
   .refine((c) => CURRENCIES.has(c), 'Choose a valid ISO 4217 currency code, such as EUR or USD.');
 
-export const timezoneSchema = z.string().trim().refine((t) => TIMEZONES.has(t), 'Choose a time zone from the list, such as Europe/Amsterdam.');
+export const timezoneSchema = z.string({ error: 'Choose a time zone.' }).trim().refine((t) => TIMEZONES.has(t), 'Choose a time zone from the list, such as Europe/Amsterdam.');
 
 export const colorSchema = z
-  .string()
+  .string({ error: 'Choose a brand colour.' })
   .trim()
   .toLowerCase()
   .regex(/^#[0-9a-f]{6}$/, 'Use a colour like #4f46e5.');
@@ -62,6 +63,8 @@ export const signupSchema = z.object({
   password: passwordSchema,
 });
 export type SignupInput = z.infer<typeof signupSchema>;
+
+export const resetPasswordSchema = z.object({ email: emailSchema, password: passwordSchema });
 
 export const settingsSchema = z.object({
   name: businessNameSchema,

@@ -7,7 +7,7 @@ import { ValidationError, NotFoundError } from '../../core/errors.ts';
 import { hashPassword } from '../../core/passwords.ts';
 import type { PluginMerchant } from '../../plugin-api.ts';
 import { merchantRepository, userRepository, type Merchant, type User } from './repository.ts';
-import { settingsSchema, signupSchema, passwordSchema, emailSchema, type SettingsInput, type SignupInput } from './schemas.ts';
+import { settingsSchema, signupSchema, resetPasswordSchema, type SettingsInput, type SignupInput } from './schemas.ts';
 import { parseBody } from '../../core/http.ts';
 
 export type { Merchant, User };
@@ -129,8 +129,7 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
     },
 
     async resetPassword(rawEmail: string, rawPassword: string): Promise<User> {
-      const email = parseBody(emailSchema, rawEmail);
-      const password = parseBody(passwordSchema, rawPassword);
+      const { email, password } = parseBody(resetPasswordSchema, { email: rawEmail, password: rawPassword });
       const user = await users.byEmail(email);
       if (!user) throw new NotFoundError(`No user with email ${email}.`);
       await users.update(user.key, { password_hash: await hashPassword(password), updated_at: clock.now() });

@@ -12,6 +12,8 @@ export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
   const base = { currencies: currencyOptions(), timezones: timezoneOptions() };
 
   router.use('/settings', requireMerchant, (_req, res, next) => {
+    // These pages carry API key material (a new secret, once): never into any cache or history.
+    res.set('Cache-Control', 'no-store');
     res.locals.nav = navItems(rt);
     next();
   });

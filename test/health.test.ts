@@ -1,0 +1,201 @@
+import { expect } from 'chai';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import supertest from 'supertest';
+import { forEachTarget } from './support/targets.ts';
+import { build, createTestDatabase, signUp, type Account, type TestEnv } from './support/harness.ts';
+import { TcpProxy } from './support/tcp-proxy.ts';
+import { loadConfig } from '../src/config.ts';
+import { createRuntime, type Runtime } from '../src/runtime.ts';
+import { buildApp } from '../src/app.ts';
+import { createLogger } from '../src/core/log.ts';
+import { randomToken } from '../src/core/ids.ts';
+import { createClient } from 'redis';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls until fn() is true (dependencies reconnect with back-off, so recovery takes a moment). */
+async function eventually(fn: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > until) throw new Error(`not true within ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+forEachTarget('health', (target) => {
+  describe('liveness and readiness', () => {
+    let env: TestEnv;
+    before(async () => {
+      env = await build(target);
+    });
+    after(() => env?.close());
+
+    it('GET /health answers 200 {status: ok}, uncached, without a cookie', async () => {
+      const res = await supertest(env.app).get('/health').expect(200);
+      expect(res.body).to.deep.equal({ status: 'ok' });
+      expect(res.headers['cache-control']).to.equal('no-store');
+      expect(res.headers['set-cookie']).to.equal(undefined);
+    });
+
+    it('GET /health/ready answers 200 with a check per dependency', async () => {
+      const res = await supertest(env.app).get('/health/ready').expect(200);
+      const checks: Record<string, unknown> = { database: { status: 'ok' } };
+      if (target.redisUrl) checks.redis = { status: 'ok' };
+      expect(res.body).to.deep.equal({ status: 'ready', checks });
+      expect(res.headers['set-cookie']).to.equal(undefined);
+    });
+
+    it('HEAD and query strings work on health routes', async () => {
+      await supertest(env.app).head('/health').expect(200);
+      await supertest(env.app).get('/health/ready?verbose=1').expect(200);
+    });
+  });
+
+  if (target.redisUrl) {
+    describe('when Redis goes away', function () {
+      this.timeout(60_000);
+      let env: TestEnv;
+      let proxy: TcpProxy;
+      let acct: Account;
+      let apiKey: string;
+
+      before(async () => {
+        const proxied = await TcpProxy.forUrl(target.redisUrl!, 6379);
+        proxy = proxied.proxy;
+        env = await build(target, { env: { REDIS_URL: proxied.url } });
+        acct = await signUp(env.app, { name: 'Before The Outage' });
+        const merchant = await env.rt.services.merchants.getByHandle(acct.handle);
+        apiKey = (await env.rt.services.apiKeys.create(merchant!, { name: 'outage' })).secret;
+      });
+      afterEach(async () => {
+        proxy.up();
+        await eventually(async () => (await supertest(env.app).get('/health/ready')).status === 200);
+      });
+      after(async () => {
+        await env?.close();
+        await proxy?.close();
+      });
+
+      const unchanged = async () => expect((await env.rt.services.merchants.getByHandle(acct.handle))!.name).to.equal('Before The Outage');
+
+      for (const mode of ['down', 'blackhole'] as const) {
+        const label = mode === 'down' ? 'refuses connections' : 'stops answering';
+        it(`when Redis ${label}: ready answers 503 JSON naming redis, liveness stays 200`, async () => {
+          proxy[mode]();
+          const res = await supertest(env.app).get('/health/ready').timeout(6_000).expect(503);
+          expect(res.headers['content-type']).to.match(/^application\/json/);
+          expect(res.body.status).to.equal('unavailable');
+          expect(res.body.checks.database).to.deep.equal({ status: 'ok' });
+          expect(res.body.checks.redis.status).to.equal('down');
+          expect(JSON.stringify(res.body)).not.to.include('127.0.0.1');
+          await supertest(env.app).get('/health').expect(200);
+        });
+
+        it(`when Redis ${label}: dashboard pages answer 503, not 500, and never run a change without CSRF`, async () => {
+          proxy[mode]();
+          await sleep(50);
+          const dash = await acct.agent.get('/app').timeout(6_000);
+          expect(dash.status).to.equal(503);
+          await acct.agent.get('/login').timeout(6_000).expect(503);
+
+          const noToken = await acct.agent.post('/app/settings').type('form').timeout(6_000).send({ name: 'Changed Without Token', handle: acct.handle, currency: 'EUR', timezone: 'UTC', brand_color: '#000000' });
+          expect(noToken.status).to.be.oneOf([403, 503]);
+          const withToken = await acct.agent
+            .post('/app/settings')
+            .type('form')
+            .timeout(6_000)
+            .send({ _csrf: acct.csrf, name: 'Changed During Outage', handle: acct.handle, currency: 'EUR', timezone: 'UTC', brand_color: '#000000' });
+          expect(withToken.status).to.equal(503);
+          await unchanged();
+          expect(dash.headers['set-cookie']).to.equal(undefined);
+        });
+
+        it(`when Redis ${label}: the JSON API and health keep working, and sessions come back afterwards`, async () => {
+          proxy[mode]();
+          await supertest(env.app).get('/api/v1/me').set('Authorization', `Bearer ${apiKey}`).timeout(6_000).expect(200);
+          proxy.up();
+          await eventually(async () => (await supertest(env.app).get('/health/ready')).status === 200);
+          await eventually(async () => (await acct.agent.get('/app')).status === 200);
+          // The same session and CSRF token still work: nothing was lost in the outage.
+          await acct.agent.post('/app/settings').type('form').send({ _csrf: acct.csrf, name: 'Before The Outage', handle: acct.handle, currency: 'EUR', timezone: 'UTC', brand_color: '#4f46e5' }).expect(303);
+        });
+      }
+    });
+  }
+
+  if (target.mysqlUrl) {
+    describe('when the database goes away', function () {
+      this.timeout(60_000);
+      let database: Awaited<ReturnType<typeof createTestDatabase>>;
+      let proxy: TcpProxy;
+      let rt: Runtime;
+      let app: ReturnType<typeof buildApp>;
+      let dataDir: string;
+      let acct: Account;
+      const prefix = `ptest_${randomToken(8)}`;
+
+      before(async () => {
+        database = await createTestDatabase(target);
+        const proxied = await TcpProxy.forUrl(database.url, 3306);
+        proxy = proxied.proxy;
+        dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-health-'));
+        const config = loadConfig({
+          NODE_ENV: 'test',
+          DATABASE_URL: proxied.url,
+          REDIS_URL: target.redisUrl ?? '',
+          REDIS_PREFIX: prefix,
+          SESSION_SECRET: 'health-test-session-secret-long-enough-0123',
+          BASE_URL: 'http://pay.test',
+          PAYLINK_DATA_DIR: dataDir,
+        });
+        rt = await createRuntime(config, { log: createLogger((process.env.TEST_LOG_LEVEL as 'silent') ?? 'silent') });
+        app = buildApp(rt);
+        acct = await signUp(app);
+      });
+      afterEach(async () => {
+        proxy.up();
+        await eventually(async () => (await supertest(app).get('/health/ready')).status === 200);
+      });
+      after(async () => {
+        await rt?.close();
+        await proxy?.close();
+        await database?.drop();
+        fs.rmSync(dataDir, { recursive: true, force: true });
+        if (target.redisUrl) {
+          const redis = createClient({ url: target.redisUrl });
+          redis.on('error', () => {});
+          await redis.connect();
+          for await (const keys of redis.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) if (keys.length) await redis.del(keys);
+          await redis.quit();
+        }
+      });
+
+      for (const mode of ['down', 'blackhole'] as const) {
+        const label = mode === 'down' ? 'refuses connections' : 'stops answering';
+        it(`when the database ${label}: ready answers 503 naming the database, liveness stays 200, and it recovers`, async () => {
+          proxy[mode]();
+          const res = await supertest(app).get('/health/ready').timeout(6_000).expect(503);
+          expect(res.body.status).to.equal('unavailable');
+          expect(res.body.checks.database.status).to.equal('down');
+          await supertest(app).get('/health').expect(200);
+          proxy.up();
+          await eventually(async () => (await supertest(app).get('/health/ready')).status === 200);
+        });
+      }
+
+      // A database that stops answering mid-query is caught by readiness only (above): a query on a
+      // pooled connection has no deadline of its own.
+      it('when the database refuses connections: pages and the API answer 503, not 500', async () => {
+        proxy.down();
+        await sleep(50);
+        const dash = await acct.agent.get('/app').timeout(10_000);
+        expect(dash.status).to.equal(503);
+        const api = await supertest(app).get('/api/v1/me').set('Authorization', `Bearer pl_live_${'x'.repeat(40)}`).timeout(10_000);
+        expect(api.status).to.equal(503);
+        expect(api.body.code).to.equal('service_unavailable');
+      });
+    });
+  }
+});
