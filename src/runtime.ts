@@ -14,7 +14,7 @@ import { createDb, migrateLatest, type Db } from './core/db.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { createLogger, type Logger } from './core/log.ts';
 import { loadOrCreateSecrets, secretsFrom, type Secrets } from './core/secrets.ts';
-import { JobQueue } from './core/jobs.ts';
+import { JobQueue, type JobQueueOptions } from './core/jobs.ts';
 import { EventBus } from './core/events.ts';
 import { Scheduler } from './core/scheduler.ts';
 import { DeadlineStore, KnexSessionStore } from './core/session-store.ts';
@@ -23,6 +23,8 @@ import { PluginHost, builtinSources, externalSource, BUILTIN_PLUGINS_DIR, type P
 import { createMerchantService, toPluginMerchant, type MerchantService } from './features/merchants/service.ts';
 import { createApiKeyService, type ApiKeyService } from './features/api-keys/service.ts';
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/rate-limit.ts';
+import { createLimiter, type Limit } from './core/rate-limit.ts';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 
 export const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../views');
 export const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
@@ -49,6 +51,8 @@ export interface Runtime {
   services: Services;
   sessionStore: session.Store;
   loginLimiter: LoginLimiter;
+  /** Requests per API key. */
+  apiLimiter: RateLimiterAbstract;
   eta: Eta;
   /** Starts the job worker and the cron sweeps (server only; tests drain jobs by hand). */
   startBackground(): void;
@@ -63,7 +67,9 @@ export interface RuntimeOptions {
   pluginSources?: PluginSource[];
   migrate?: boolean;
   loginLimits?: LoginLimits;
-  jobOptions?: { pollMs?: number; leaseMs?: number; concurrency?: number; workerId?: string };
+  /** Default: 300 requests per minute per API key. */
+  apiLimit?: Limit;
+  jobOptions?: Partial<Omit<JobQueueOptions, 'db' | 'clock' | 'log' | 'onEnqueued'>>;
 }
 
 export async function connectRedis(url: string, log: Logger): Promise<Redis> {
@@ -122,6 +128,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
 
     jobs.define('maintenance.prune', async () => {
       await jobs.prune(7 * 86_400_000);
+      await jobs.prune(30 * 86_400_000, 'dead'); // dead jobs stay a month for diagnosis
       if (knexStore) await knexStore.sweep();
     });
 
@@ -162,6 +169,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       services,
       sessionStore,
       loginLimiter: createLoginLimiter(redis, config.redisPrefix, opts.loginLimits),
+      apiLimiter: createLimiter(redis, config.redisPrefix, 'api', opts.apiLimit ?? { points: 300, durationSec: 60 }),
       eta,
       startBackground() {
         if (started) return;

@@ -140,3 +140,23 @@ forEachTarget('JSON API v1', (target) => {
     }
   });
 });
+
+forEachTarget('JSON API v1 rate limits', (target) => {
+  let env: TestEnv;
+  before(async () => {
+    env = await build(target, { apiLimit: { points: 3, durationSec: 60 } });
+  });
+  after(() => env?.close());
+
+  it('answers 429 problem+json with Retry-After once a key exceeds its limit, per key', async () => {
+    const acct = await signUp(env.app);
+    const merchant = await env.rt.services.merchants.getByHandle(acct.handle);
+    const { secret: busy } = await env.rt.services.apiKeys.create(merchant!, { name: 'busy' });
+    const { secret: quiet } = await env.rt.services.apiKeys.create(merchant!, { name: 'quiet' });
+    for (let i = 0; i < 3; i++) await supertest(env.app).get('/api/v1/me').set('Authorization', `Bearer ${busy}`).expect(200);
+    const res = await supertest(env.app).get('/api/v1/me').set('Authorization', `Bearer ${busy}`);
+    expectProblem(res, 429, 'rate_limited');
+    expect(Number(res.headers['retry-after'])).to.be.within(1, 60);
+    await supertest(env.app).get('/api/v1/me').set('Authorization', `Bearer ${quiet}`).expect(200);
+  });
+});

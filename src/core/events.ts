@@ -37,6 +37,28 @@ export function isEventType(name: string): name is EventType {
   return (EVENT_TYPES as readonly string[]).includes(name);
 }
 
+/** Subscribing to or emitting a name outside EVENT_TYPES: a programming error, caught at startup. */
+export class UnknownEventTypeError extends TypeError {
+  readonly code = 'unknown_event_type';
+  constructor(readonly eventType: string) {
+    super(`unknown event type "${eventType}"; known: ${EVENT_TYPES.join(', ')}`);
+    this.name = 'UnknownEventTypeError';
+  }
+}
+
+/**
+ * A `hooks.run` job for a handler this process has not loaded (a plugin missing here but present
+ * in another process, or one removed since). Retryable, so a process that has it can run it; if no
+ * process ever does, the job ends `dead` with this error instead of being silently dropped.
+ */
+export class HandlerNotLoadedError extends Error {
+  readonly code = 'handler_not_loaded';
+  constructor(readonly subscriptionId: string) {
+    super(`no handler ${subscriptionId} is loaded in this process`);
+    this.name = 'HandlerNotLoadedError';
+  }
+}
+
 /**
  * Payload of each event. Later features narrow their own entries; changes stay additive.
  * @example hooks.on('merchant.created', (e) => log.info(e.payload.handle))
@@ -104,14 +126,14 @@ export class EventBus {
    * `plugin:<plugin-id>:<event>:<n>`.
    */
   subscribe<T extends EventType>(type: T, id: string, handler: EventHandler<T>, enabled: () => boolean = () => true): void {
-    if (!isEventType(type)) throw new Error(`unknown event type "${String(type)}"; known: ${EVENT_TYPES.join(', ')}`);
+    if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
     if (this.subs.has(id)) throw new Error(`a handler with id ${id} is already subscribed`);
     this.subs.set(id, { id, type, handler, enabled });
   }
 
   /** Records an event in the caller's transaction. */
   async emit<T extends EventType>(trx: Queryable, type: T, payload: EventPayloads[T], merchantId: number | null = null): Promise<string> {
-    if (!isEventType(type)) throw new Error(`unknown event type "${String(type)}"`);
+    if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
     const id = publicId('evt');
     await trx('events').insert({ public_id: id, type, merchant_id: merchantId, payload: JSON.stringify(payload), created_at: this.deps.clock.now() });
     await this.deps.jobs.enqueue(trx, 'events.dispatch', { eventId: id }, { uniqueKey: `dispatch:${id}` });
@@ -143,8 +165,10 @@ export class EventBus {
 
   private async runHandler(eventId: string, subscriptionId: string): Promise<void> {
     const sub = this.subs.get(subscriptionId);
-    if (!sub || !sub.enabled()) {
-      this.deps.log.warn('skipping hook for a handler that is not loaded', { eventId, subscriptionId });
+    if (!sub) throw new HandlerNotLoadedError(subscriptionId);
+    if (!sub.enabled()) {
+      // Its owner (a plugin) is disabled: the run is skipped for good, not postponed.
+      this.deps.log.info('skipping hook of a disabled handler', { eventId, subscriptionId });
       return;
     }
     const event = await this.get(eventId);

@@ -41,12 +41,15 @@ export interface JobQueueOptions {
   clock: Clock;
   log: Logger;
   workerId?: string;
+  /** How long a claim is valid; a running job's heartbeat renews it, a dead worker's runs out. */
   leaseMs?: number;
   pollMs?: number;
   batchSize?: number;
   concurrency?: number;
   baseBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Random spread added to each retry delay, as a fraction of it (0.1 = up to +10%); 0 = exact delays. */
+  backoffJitter?: number;
   /** Called after an enqueue commits (e.g. to publish a nudge to other processes). */
   onEnqueued?: () => void;
 }
@@ -55,6 +58,9 @@ export interface JobQueueOptions {
 export class PermanentJobError extends Error {
   readonly permanent = true;
 }
+
+/** last_error of a job whose worker stopped renewing its lease during the last allowed attempt. */
+export const LEASE_EXPIRED_ERROR = 'LeaseExpired: the worker stopped during the last attempt (crashed, killed or stalled)';
 
 interface Row {
   id: number | string;
@@ -75,8 +81,8 @@ function fromRow(r: Row): Job {
     id: Number(r.id),
     kind: r.kind,
     payload: JSON.parse(r.payload),
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
+    attempts: Number(r.attempts),
+    maxAttempts: Number(r.max_attempts),
     runAt: toDate(r.run_at),
     state: r.state,
     lastError: r.last_error,
@@ -86,18 +92,23 @@ function fromRow(r: Row): Job {
   };
 }
 
+type Settings = Required<Omit<JobQueueOptions, 'onEnqueued' | 'workerId'>> & Pick<JobQueueOptions, 'onEnqueued'>;
+
 export class JobQueue {
   readonly workerId: string;
   private readonly handlers = new Map<string, JobHandler<any>>();
-  private readonly inFlight = new Set<Promise<void>>();
   private running = false;
+  /** Set by nudge(); a nudge that arrives while the loop is busy must not be lost. */
+  private nudged = false;
   private timer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
   private loop: Promise<void> | null = null;
-  private readonly o: Required<Omit<JobQueueOptions, 'onEnqueued' | 'workerId'>> & Pick<JobQueueOptions, 'onEnqueued'>;
+  private readonly o: Settings;
 
   constructor(opts: JobQueueOptions) {
     this.workerId = opts.workerId ?? `${os.hostname()}:${process.pid}:${randomToken(6)}`;
+    // Drop explicit undefineds (e.g. `{ pollMs: undefined }` from a partial config) so defaults apply.
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as JobQueueOptions;
     this.o = {
       leaseMs: 60_000,
       pollMs: 1_000,
@@ -105,7 +116,8 @@ export class JobQueue {
       concurrency: 4,
       baseBackoffMs: 2_000,
       maxBackoffMs: 60 * 60_000,
-      ...opts,
+      backoffJitter: 0.1,
+      ...given,
     };
   }
 
@@ -141,6 +153,7 @@ export class JobQueue {
     else await insert;
     const trx = q as Knex.Transaction;
     if (trx.isTransaction && trx.executionPromise) {
+      // Nudge only once the job is visible to other connections, i.e. after commit.
       trx.executionPromise.then(() => this.notify(), () => {});
     } else {
       this.notify();
@@ -154,90 +167,137 @@ export class JobQueue {
 
   /** Wakes the polling loop now instead of at the next poll. */
   nudge(): void {
+    this.nudged = true;
     this.wake?.();
   }
 
-  /** Claims up to `limit` due jobs (and jobs whose lease has expired) for this worker. */
+  /**
+   * Claims up to `limit` due jobs for this worker: queued jobs whose run_at has passed, and running
+   * jobs whose lease expired (their worker died) and that have attempts left. Only kinds this queue
+   * has a handler for are claimed, so a process that lacks a feature or plugin (an older version
+   * during a rolling deploy, the CLI) leaves those jobs to a process that can run them.
+   */
   async claim(limit = this.o.batchSize): Promise<Job[]> {
     const { db, clock } = this.o;
+    const kinds = [...this.handlers.keys()];
+    if (!kinds.length || limit < 1) return [];
     const now = clock.now();
+    await this.reapExhausted(now);
     const leaseUntil = new Date(now.getTime() + this.o.leaseMs);
-    const due = (b: Knex.QueryBuilder) =>
-      b
-        .where((w) => w.where('state', 'queued').andWhere('run_at', '<=', now))
-        .orWhere((w) => w.where('state', 'running').andWhere('lease_until', '<', now));
     const claimedBy = { state: 'running', lease_until: leaseUntil, locked_by: this.workerId, updated_at: now };
+    const queuedDue = (b: Knex.QueryBuilder) => b.where('state', 'queued').andWhere('run_at', '<=', now).whereIn('kind', kinds);
+    const leaseExpired = (b: Knex.QueryBuilder) =>
+      b.where('state', 'running').andWhere('lease_until', '<', now).andWhere('attempts', '<', db.ref('max_attempts')).whereIn('kind', kinds);
 
-    let ids: number[];
+    let rows: Row[];
     if (isMysql(db)) {
-      ids = await db.transaction(
+      // Two index-ordered scans, (state, lease_until) then (state, run_at): each stops after `limit`
+      // rows, so only the rows returned get locked. One ORDER BY over an OR would filesort and lock
+      // every due row until commit, and a concurrent worker would find nothing to claim.
+      const ids = await db.transaction(
         async (trx) => {
-          const rows = await trx('jobs').select('id').where(due).orderBy('run_at').limit(limit).forUpdate().skipLocked();
-          const found = rows.map((r: { id: number | string }) => Number(r.id));
-          if (found.length) {
-            await trx('jobs').whereIn('id', found).update({ ...claimedBy, attempts: trx.raw('attempts + 1') });
-          }
+          const ofRows = (rs: { id: number | string }[]) => rs.map((r) => Number(r.id));
+          const expired = ofRows(await trx('jobs').select('id').where(leaseExpired).orderBy('lease_until').limit(limit).forUpdate().skipLocked());
+          const fresh =
+            expired.length < limit
+              ? ofRows(await trx('jobs').select('id').where(queuedDue).orderBy('run_at').limit(limit - expired.length).forUpdate().skipLocked())
+              : [];
+          const found = [...expired, ...fresh];
+          if (found.length) await trx('jobs').whereIn('id', found).update({ ...claimedBy, attempts: trx.raw('attempts + 1') });
           return found;
         },
         { isolationLevel: 'read committed' },
       );
+      if (!ids.length) return [];
+      rows = (await db('jobs').whereIn('id', ids).andWhere('locked_by', this.workerId)) as Row[];
     } else {
-      const candidates = await db('jobs').select('id').where(due).orderBy('run_at').limit(limit);
-      ids = [];
-      for (const c of candidates as { id: number }[]) {
-        // The lease: only one worker's conditional UPDATE can match a due row.
-        const n = await db('jobs')
-          .where('id', c.id)
-          .andWhere(due)
-          .update({ ...claimedBy, attempts: db.raw('attempts + 1') });
-        if (n === 1) ids.push(Number(c.id));
-      }
+      // The lease is one conditional UPDATE: SQLite runs a statement under its single write lock, so
+      // the subquery's choice and the update are atomic against every other connection and process.
+      rows = (await db('jobs')
+        .whereIn('id', (sub) =>
+          sub
+            .select('id')
+            .from('jobs')
+            .where((w) => w.where(queuedDue).orWhere(leaseExpired))
+            .orderBy('run_at')
+            .limit(limit),
+        )
+        .update({ ...claimedBy, attempts: db.raw('attempts + 1') })
+        .returning('*')) as Row[];
     }
-    if (!ids.length) return [];
-    const rows = (await db('jobs').whereIn('id', ids).andWhere('locked_by', this.workerId).orderBy('run_at')) as Row[];
-    return rows.map(fromRow);
+    return rows.map(fromRow).sort((a, b) => a.runAt.getTime() - b.runAt.getTime() || a.id - b.id);
+  }
+
+  /**
+   * A job whose lease expired during its last allowed attempt is not claimed again: it becomes
+   * `dead` with LEASE_EXPIRED_ERROR instead of running an attempt beyond max_attempts.
+   */
+  private async reapExhausted(now: Date): Promise<void> {
+    const { db, log } = this.o;
+    const exhausted = (b: Knex.QueryBuilder) =>
+      b.where('state', 'running').andWhere('lease_until', '<', now).andWhere('attempts', '>=', db.ref('max_attempts'));
+    // A read first, so the common case (nothing to reap) takes no write lock on SQLite.
+    const found = (await db('jobs').select('id').where(exhausted).limit(100)) as { id: number | string }[];
+    if (!found.length) return;
+    const ids = found.map((r) => Number(r.id));
+    const n = await db('jobs')
+      .whereIn('id', ids)
+      .andWhere(exhausted)
+      .update({ state: 'dead', last_error: LEASE_EXPIRED_ERROR, lease_until: null, finished_at: now, updated_at: now });
+    if (n) log.error('jobs are dead: their lease expired on the last attempt', { jobIds: ids });
   }
 
   /** Runs one claimed job and records the outcome. */
   async execute(job: Job): Promise<void> {
-    const { db, clock, log } = this.o;
+    const { db, clock, log, leaseMs } = this.o;
     const mine = () => db('jobs').where({ id: job.id, locked_by: this.workerId, state: 'running' });
+    const renewLease = () => mine().update({ lease_until: new Date(clock.now().getTime() + leaseMs) });
     const handler = this.handlers.get(job.kind);
-    if (job.attempts > job.maxAttempts) {
-      await mine().update({ state: 'dead', last_error: job.lastError ?? 'lease expired on its last attempt', finished_at: clock.now(), updated_at: clock.now(), lease_until: null });
+    if (!handler) {
+      // Only reachable by calling execute() directly: claim() skips kinds without a handler.
+      await mine().update({ state: 'queued', attempts: db.raw('attempts - 1'), locked_by: null, lease_until: null, updated_at: clock.now() });
       return;
     }
-    const heartbeat = setInterval(() => {
-      void mine()
-        .update({ lease_until: new Date(clock.now().getTime() + this.o.leaseMs) })
-        .catch(() => {});
-    }, Math.max(1_000, Math.floor(this.o.leaseMs / 3)));
+    // A job can wait in a claimed batch behind slower ones. If less than half its lease is left,
+    // renew it first; if that fails, the lease ran out and another worker has the job now.
+    if (!job.leaseUntil || job.leaseUntil.getTime() - clock.now().getTime() < leaseMs / 2) {
+      if ((await renewLease()) !== 1) {
+        log.warn('job lease lost before it started; leaving it to its new worker', { jobId: job.id, kind: job.kind });
+        return;
+      }
+    }
+    const heartbeat = setInterval(() => void renewLease().catch(() => {}), Math.max(100, Math.floor(leaseMs / 3)));
     heartbeat.unref();
+    let outcome: Record<string, unknown>;
     try {
-      if (!handler) throw new PermanentJobError(`no handler for job kind ${job.kind}`);
       await handler(job.payload, job);
-      clearInterval(heartbeat);
-      await mine().update({ state: 'done', finished_at: clock.now(), updated_at: clock.now(), lease_until: null, last_error: null });
+      outcome = { state: 'done', finished_at: clock.now(), updated_at: clock.now(), lease_until: null, last_error: null };
     } catch (err) {
-      clearInterval(heartbeat);
-      const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      const permanent = (err as { permanent?: boolean; retryable?: boolean })?.permanent === true || (err as { retryable?: boolean })?.retryable === false;
+      const message = (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 4000);
+      const e = err as { permanent?: unknown; retryable?: unknown } | null;
+      const permanent = e?.permanent === true || e?.retryable === false;
       const now = clock.now();
       if (permanent || job.attempts >= job.maxAttempts) {
         log.error('job is dead', { jobId: job.id, kind: job.kind, attempts: job.attempts, error: message });
-        await mine().update({ state: 'dead', last_error: message.slice(0, 4000), finished_at: now, updated_at: now, lease_until: null });
+        outcome = { state: 'dead', last_error: message, finished_at: now, updated_at: now, lease_until: null };
       } else {
         const delay = this.backoff(job.attempts);
         log.warn('job failed; will retry', { jobId: job.id, kind: job.kind, attempts: job.attempts, retryInMs: delay, error: message });
-        await mine().update({ state: 'queued', last_error: message.slice(0, 4000), run_at: new Date(now.getTime() + delay), updated_at: now, lease_until: null, locked_by: null });
+        outcome = { state: 'queued', last_error: message, run_at: new Date(now.getTime() + delay), updated_at: now, lease_until: null, locked_by: null };
       }
+    } finally {
+      clearInterval(heartbeat);
+    }
+    if ((await mine().update(outcome)) !== 1) {
+      // Our lease ran out mid-run (a stall longer than leaseMs): another worker may have run it too.
+      log.warn('job finished after its lease was lost; outcome not recorded', { jobId: job.id, kind: job.kind, state: outcome.state });
     }
   }
 
-  /** Delay before attempt n+1: base·2^(n-1), capped, with up to 10% jitter so retries spread out. */
+  /** Delay before attempt n+1: base·2^(n-1) plus up to `backoffJitter` of it, capped at maxBackoffMs. */
   backoff(attempts: number): number {
-    const raw = Math.min(this.o.maxBackoffMs, this.o.baseBackoffMs * 2 ** Math.max(0, attempts - 1));
-    return Math.round(raw * (1 + Math.random() * 0.1));
+    const exact = this.o.baseBackoffMs * 2 ** Math.max(0, attempts - 1);
+    return Math.round(Math.min(this.o.maxBackoffMs, exact * (1 + Math.random() * this.o.backoffJitter)));
   }
 
   /** Claims and runs due jobs until none are left; returns how many ran. For tests and the CLI. */
@@ -252,10 +312,18 @@ export class JobQueue {
     return ran;
   }
 
+  /** Runs a claimed batch on `concurrency` lanes; one job's failure to record never stops the rest. */
   private async runAll(jobs: Job[]): Promise<void> {
     const queue = [...jobs];
     const lanes = Array.from({ length: Math.min(this.o.concurrency, queue.length) }, async () => {
-      for (let job = queue.shift(); job; job = queue.shift()) await this.execute(job);
+      for (let job = queue.shift(); job; job = queue.shift()) {
+        try {
+          await this.execute(job);
+        } catch (err) {
+          // The database failed while recording; the lease will expire and the job be retried.
+          this.o.log.error('could not record a job outcome', { jobId: job.id, kind: job.kind, error: err });
+        }
+      }
     });
     await Promise.all(lanes);
   }
@@ -269,24 +337,26 @@ export class JobQueue {
 
   private async poll(): Promise<void> {
     while (this.running) {
+      this.nudged = false;
       let ran = 0;
+      let failed = false;
       try {
         const jobs = await this.claim();
         ran = jobs.length;
-        if (ran) {
-          const p = this.runAll(jobs);
-          this.inFlight.add(p);
-          await p.finally(() => this.inFlight.delete(p));
-        }
+        if (ran) await this.runAll(jobs);
       } catch (err) {
+        failed = true;
         if (this.running) this.o.log.error('job polling failed', { error: err });
       }
       if (!this.running) break;
-      if (ran) continue;
+      // Claim again at once after a full round, or when a nudge came in while we were busy (its job
+      // may have committed after our claim looked).
+      if (ran || (this.nudged && !failed)) continue;
       await new Promise<void>((resolve) => {
         this.wake = () => {
           this.wake = null;
           if (this.timer) clearTimeout(this.timer);
+          this.timer = null;
           resolve();
         };
         this.timer = setTimeout(() => this.wake?.(), this.o.pollMs);
@@ -294,12 +364,12 @@ export class JobQueue {
     }
   }
 
-  /** Stops claiming; waits for running jobs to finish. */
+  /** Stops claiming; waits for the jobs being run to finish. */
   async stop(): Promise<void> {
     this.running = false;
     this.wake?.();
     await this.loop;
-    await Promise.all([...this.inFlight]);
+    this.loop = null;
   }
 
   async get(id: number): Promise<Job | null> {
@@ -315,9 +385,9 @@ export class JobQueue {
     return out;
   }
 
-  /** Deletes finished jobs older than `olderThanMs` (retention sweep). */
-  async prune(olderThanMs: number): Promise<number> {
+  /** Deletes jobs finished (done, or dead) more than `olderThanMs` ago (retention sweep). */
+  async prune(olderThanMs: number, state: 'done' | 'dead' = 'done'): Promise<number> {
     const cutoff = new Date(this.o.clock.now().getTime() - olderThanMs);
-    return this.o.db('jobs').where('state', 'done').andWhere('finished_at', '<', cutoff).del();
+    return this.o.db('jobs').where('state', state).andWhere('finished_at', '<', cutoff).del();
   }
 }

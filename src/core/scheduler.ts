@@ -17,9 +17,12 @@ export class Scheduler {
   private tasks: ScheduledTask[] = [];
   constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger }) {}
 
-  /** Enqueues `kind` for the current minute; a second process doing the same adds nothing. */
-  async tick(kind: string): Promise<void> {
-    const slot = Math.floor(this.deps.clock.now().getTime() / 60_000);
+  /**
+   * Enqueues `kind` for the minute of `at` (default: now); a second process doing the same adds
+   * nothing.
+   */
+  async tick(kind: string, at: Date = this.deps.clock.now()): Promise<void> {
+    const slot = Math.floor(at.getTime() / 60_000);
     await this.deps.jobs.enqueue(this.deps.db, kind, {}, { uniqueKey: `sweep:${kind}:${slot}`, maxAttempts: 3 });
   }
 
@@ -27,8 +30,10 @@ export class Scheduler {
     for (const s of sweeps) {
       if (!cron.validate(s.cron)) throw new Error(`invalid cron expression for ${s.kind}: ${s.cron}`);
       this.tasks.push(
-        cron.schedule(s.cron, () => {
-          this.tick(s.kind).catch((err) => this.deps.log.error('could not enqueue sweep', { kind: s.kind, error: err }));
+        // The slot comes from the time the tick was scheduled for, not when the callback ran, so two
+        // processes whose timers fire either side of a minute boundary still agree on the slot.
+        cron.schedule(s.cron, (ctx) => {
+          this.tick(s.kind, ctx.date).catch((err) => this.deps.log.error('could not enqueue sweep', { kind: s.kind, error: err }));
         }),
       );
     }

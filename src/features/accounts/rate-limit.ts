@@ -1,12 +1,12 @@
-// Login throttling: failures per (IP, email) and per IP. Redis-backed when REDIS_URL is set, with an
-// in-memory insurance limiter so a Redis outage degrades to per-process limits instead of none.
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+// Login throttling: failures per (IP, email) and per IP (see core/rate-limit.ts for the backing store).
+import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { RedisClientType } from 'redis';
 import { RateLimitedError } from '../../core/errors.ts';
+import { createLimiter, type Limit } from '../../core/rate-limit.ts';
 
 export interface LoginLimits {
-  perAccount: { points: number; durationSec: number };
-  perIp: { points: number; durationSec: number };
+  perAccount: Limit;
+  perIp: Limit;
 }
 
 export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
@@ -14,15 +14,9 @@ export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
   perIp: { points: 50, durationSec: 60 * 60 },
 };
 
-function limiter(redis: RedisClientType<any, any, any> | null, prefix: string, name: string, l: { points: number; durationSec: number }): RateLimiterAbstract {
-  const opts = { keyPrefix: `${prefix}:rl:${name}`, points: l.points, duration: l.durationSec };
-  if (!redis) return new RateLimiterMemory(opts);
-  return new RateLimiterRedis({ ...opts, storeClient: redis, useRedisPackage: true, insuranceLimiter: new RateLimiterMemory(opts) });
-}
-
 export function createLoginLimiter(redis: RedisClientType<any, any, any> | null, prefix: string, limits: LoginLimits = DEFAULT_LOGIN_LIMITS) {
-  const account = limiter(redis, prefix, 'login-account', limits.perAccount);
-  const ip = limiter(redis, prefix, 'login-ip', limits.perIp);
+  const account = createLimiter(redis, prefix, 'login-account', limits.perAccount);
+  const ip = createLimiter(redis, prefix, 'login-ip', limits.perIp);
   const accountKey = (addr: string, email: string) => `${addr}|${email.trim().toLowerCase()}`;
 
   const blocked = (res: RateLimiterRes | null, points: number) => (res && res.consumedPoints >= points ? res.msBeforeNext / 1000 : 0);

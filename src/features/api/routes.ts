@@ -1,6 +1,7 @@
 // JSON API v1: bearer API keys, JSON in and out, problem+json errors (see shared/API.md).
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
+import { consumeOrThrow } from '../../core/rate-limit.ts';
 import { AppError, NotFoundError } from '../../core/errors.ts';
 import { merchantJson } from '../merchants/service.ts';
 import type { Merchant } from '../merchants/repository.ts';
@@ -44,6 +45,7 @@ export function apiRoutes(rt: Runtime): express.Router {
     if (!auth) throw invalidKey();
     const merchant = await rt.services.merchants.getByKey(auth.merchantKey);
     if (!merchant) throw invalidKey();
+    await consumeOrThrow(rt.apiLimiter, auth.apiKeyId, 'Too many requests with this API key. Slow down and retry after the time in Retry-After.');
     res.locals.apiMerchant = merchant;
     next();
   });

@@ -1,0 +1,163 @@
+import { expect } from 'chai';
+import { forEachTarget } from './support/targets.ts';
+import { build, signUp, type TestEnv } from './support/harness.ts';
+import { jobsOf, onlyJob } from './support/jobs-helpers.ts';
+import { HandlerNotLoadedError, UnknownEventTypeError, type PaylinkEvent } from '../src/core/events.ts';
+
+forEachTarget('events', (target) => {
+  let env: TestEnv;
+  beforeEach(async () => {
+    // No plugins: only this file's handlers subscribe, so the hooks.run jobs are all ours.
+    env = await build(target, { pluginSources: [] });
+  });
+  afterEach(() => env?.close());
+
+  const emitCommitted = (type: 'link.created' | 'payment.succeeded', payload: Record<string, unknown>) =>
+    env.rt.db.transaction((trx) => env.rt.events.emit(trx, type, payload));
+
+  /** Moves the clock to the earliest queued job's run_at, so its retry is due. */
+  async function untilNextRetry(): Promise<void> {
+    const row = await env.rt.db('jobs').where({ state: 'queued' }).orderBy('run_at').first();
+    expect(row, 'a job waiting for its retry').to.exist;
+    const job = (await env.rt.jobs.get(Number(row.id)))!;
+    env.clock.set(job.runAt);
+  }
+
+  it('records no event and queues no job when the emitting transaction rolls back', async () => {
+    const { rt } = env;
+    const seen: string[] = [];
+    rt.events.subscribe('link.created', 'test:rollback', (e) => void seen.push(e.id));
+    let eventId = '';
+    const rolledBack = new Error('roll back');
+    const err = await rt.db
+      .transaction(async (trx) => {
+        eventId = await rt.events.emit(trx, 'link.created', { linkId: 'lnk_1' });
+        throw rolledBack;
+      })
+      .catch((e: unknown) => e);
+    expect(err).to.equal(rolledBack);
+    expect(eventId).to.match(/^evt_/);
+    expect(await rt.events.get(eventId)).to.equal(null);
+    expect(await rt.db('events').count({ n: '*' })).to.deep.equal([{ n: 0 }]);
+    expect(await rt.db('jobs').count({ n: '*' })).to.deep.equal([{ n: 0 }]);
+    expect(await rt.jobs.drain()).to.equal(0);
+    expect(seen).to.deep.equal([]);
+  });
+
+  it('runs a subscribed handler from the job queue, not inline, with the evt_ id', async () => {
+    const { rt } = env;
+    const seen: PaylinkEvent<'link.created'>[] = [];
+    rt.events.subscribe('link.created', 'test:seen', (e) => void seen.push(e));
+    const id = await emitCommitted('link.created', { linkId: 'lnk_1', amount: 1250 });
+    expect(id).to.match(/^evt_[A-Za-z0-9]{22}$/);
+    expect(seen, 'ran inline, in the emitter’s transaction').to.deep.equal([]);
+    expect(await onlyJob(env, 'events.dispatch')).to.deep.include({ state: 'queued', payload: { eventId: id } });
+
+    await rt.jobs.drain();
+    expect(seen).to.have.length(1);
+    expect(seen[0]).to.include({ id, type: 'link.created' });
+    expect(seen[0].payload).to.deep.equal({ linkId: 'lnk_1', amount: 1250 });
+    expect(seen[0].createdAt).to.be.an.instanceOf(Date);
+    expect(seen[0]).not.to.have.property('merchantId'); // the internal key never reaches handlers
+    expect(await onlyJob(env, 'hooks.run')).to.deep.include({ state: 'done', attempts: 1, payload: { eventId: id, subscriptionId: 'test:seen' } });
+  });
+
+  it('retries a handler that throws, handing it the same event id', async () => {
+    const { rt } = env;
+    const calls: string[] = [];
+    rt.events.subscribe('payment.succeeded', 'test:flaky', (e) => {
+      calls.push(e.id);
+      if (calls.length === 1) throw Object.assign(new Error('webhook endpoint timed out'), { code: 'ETIMEDOUT' });
+    });
+    const id = await emitCommitted('payment.succeeded', { paymentId: 'pay_1' });
+    await rt.jobs.drain();
+    expect(calls).to.deep.equal([id]);
+    expect(await onlyJob(env, 'hooks.run')).to.include({ state: 'queued', attempts: 1 });
+
+    await untilNextRetry();
+    await rt.jobs.drain();
+    expect(calls).to.deep.equal([id, id]);
+    expect(await onlyJob(env, 'hooks.run')).to.include({ state: 'done', attempts: 2 });
+    expect(await onlyJob(env, 'events.dispatch')).to.include({ state: 'done', attempts: 1 });
+  });
+
+  it('keeps two handlers of one event independent: one failing does not re-run the other', async () => {
+    const { rt } = env;
+    const failing: string[] = [];
+    const fine: string[] = [];
+    rt.events.subscribe('payment.succeeded', 'test:failing', (e) => {
+      failing.push(e.id);
+      if (failing.length < 3) throw new Error('not yet');
+    });
+    rt.events.subscribe('payment.succeeded', 'test:fine', (e) => void fine.push(e.id));
+    const id = await emitCommitted('payment.succeeded', { paymentId: 'pay_2' });
+    await rt.jobs.drain();
+    for (let retry = 0; retry < 2; retry++) {
+      await untilNextRetry();
+      await rt.jobs.drain();
+    }
+    expect(failing).to.deep.equal([id, id, id]);
+    expect(fine).to.deep.equal([id]);
+    const runs = await jobsOf(env, 'hooks.run');
+    expect(runs.map((j) => [(j.payload as { subscriptionId: string }).subscriptionId, j.state, j.attempts]).sort()).to.deep.equal([
+      ['test:failing', 'done', 3],
+      ['test:fine', 'done', 1],
+    ]);
+  });
+
+  it('refuses to subscribe to an unknown event name', () => {
+    const subscribe = () => env.rt.events.subscribe('link.exploded' as never, 'test:unknown', () => {});
+    expect(subscribe).to.throw(UnknownEventTypeError).with.property('code', 'unknown_event_type');
+  });
+
+  it('refuses to emit an unknown event name, writing nothing', async () => {
+    const err = await env.rt.db.transaction((trx) => env.rt.events.emit(trx, 'link.exploded' as never, {} as never)).catch((e: unknown) => e);
+    expect(err).to.be.an.instanceOf(UnknownEventTypeError);
+    expect(await env.rt.db('events').count({ n: '*' })).to.deep.equal([{ n: 0 }]);
+  });
+
+  it('skips the queued run of a handler whose enabled() returns false', async () => {
+    const { rt } = env;
+    let enabled = true;
+    const seen: string[] = [];
+    rt.events.subscribe('link.created', 'test:plugin-hook', (e) => void seen.push(e.id), () => enabled);
+    await emitCommitted('link.created', { linkId: 'lnk_3' });
+    enabled = false; // the plugin is disabled after the event, before its hook runs
+    await rt.jobs.drain();
+    expect(seen).to.deep.equal([]);
+    expect(await onlyJob(env, 'hooks.run')).to.include({ state: 'done', attempts: 1 });
+  });
+
+  it('retries, rather than drops, a hook run that lands on a process without that handler', async () => {
+    const { rt } = env;
+    const other = await env.sibling();
+    const seen: string[] = [];
+    other.events.subscribe('link.created', 'test:only-there', (e) => void seen.push(e.id));
+    const id = await emitCommitted('link.created', { linkId: 'lnk_4' });
+    // The process that has the handler dispatches (fans out)...
+    const [dispatch] = await other.jobs.claim(1);
+    expect(dispatch.kind).to.equal('events.dispatch');
+    await other.jobs.execute(dispatch);
+    // ...but the run itself is claimed by one that does not have it.
+    expect(await rt.jobs.drain()).to.equal(1);
+    const run = await onlyJob(env, 'hooks.run');
+    expect(run).to.include({ state: 'queued', attempts: 1 });
+    expect(run.lastError).to.match(new RegExp(`^${HandlerNotLoadedError.name}\\b`));
+
+    await untilNextRetry();
+    await other.jobs.drain();
+    expect(seen).to.deep.equal([id]);
+    expect(await onlyJob(env, 'hooks.run')).to.include({ state: 'done', attempts: 2 });
+  });
+
+  it('delivers merchant.created from a real change to a subscribed handler', async () => {
+    const { rt } = env;
+    const seen: PaylinkEvent<'merchant.created'>[] = [];
+    rt.events.subscribe('merchant.created', 'test:welcome', (e) => void seen.push(e));
+    const acct = await signUp(env.app);
+    await rt.jobs.drain();
+    expect(seen).to.have.length(1);
+    expect(seen[0].id).to.match(/^evt_/);
+    expect(seen[0].payload.handle).to.equal(acct.handle);
+  });
+});
