@@ -23,8 +23,7 @@ import { PluginHost, builtinSources, externalSource, BUILTIN_PLUGINS_DIR, type P
 import { createMerchantService, toPluginMerchant, type MerchantService } from './features/merchants/service.ts';
 import { createApiKeyService, type ApiKeyService } from './features/api-keys/service.ts';
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/rate-limit.ts';
-import { createLimiter, type Limit } from './core/rate-limit.ts';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
 
 export const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../views');
 export const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
@@ -52,7 +51,7 @@ export interface Runtime {
   sessionStore: session.Store;
   loginLimiter: LoginLimiter;
   /** Requests per API key. */
-  apiLimiter: RateLimiterAbstract;
+  apiLimiter: Limiter;
   eta: Eta;
   /** Starts the job worker and the cron sweeps (server only; tests drain jobs by hand). */
   startBackground(): void;
@@ -95,7 +94,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
   const log = opts.log ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
   const secrets = config.sessionSecret ? secretsFrom(config.sessionSecret) : loadOrCreateSecrets(config.dataDir, null);
-  const db = createDb(config.database);
+  const db = createDb(config.database, { log: log.child('db') });
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
     if (opts.migrate !== false) await migrateLatest(db);

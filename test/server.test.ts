@@ -192,7 +192,7 @@ if (MARIADB_TARGET) {
       const database = await createTestDatabase(target);
       const dbs = [0, 1, 2, 3].map(() => createDb({ client: 'mysql', url: database.url }));
       try {
-        const results = await Promise.allSettled(dbs.map((db) => migrateLatest(db)));
+        const results = await Promise.allSettled(dbs.map((db) => db.migrate.latest()));
         expect(results.some((r) => r.status === 'rejected')).to.equal(true);
       } finally {
         for (const db of dbs) await db.destroy();

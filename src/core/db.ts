@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import knexFactory, { type Knex } from 'knex';
 import type { DatabaseConfig } from '../config.ts';
+import type { Logger } from './log.ts';
 
 export type Db = Knex;
 export type Trx = Knex.Transaction;
@@ -16,9 +17,27 @@ export function isMysql(db: Queryable): boolean {
   return db.client.config.client === 'mysql2';
 }
 
-export function knexConfig(database: DatabaseConfig, opts: { pool?: { min: number; max: number } } = {}): Knex.Config {
+export interface DbOptions {
+  pool?: { min: number; max: number };
+  /** Where knex's own warnings go (connection errors…); without it knex writes to the console. */
+  log?: Logger;
+}
+
+function knexLog(log: Logger | undefined): Knex.Config['log'] {
+  if (!log) return undefined;
+  return {
+    warn: (m: unknown) => log.warn(String(m)),
+    error: (m: unknown) => log.error(String(m)),
+    deprecate: (m: unknown) => log.debug(`deprecated: ${String(m)}`),
+    debug: (m: unknown) => log.debug(String(m)),
+  };
+}
+
+export function knexConfig(database: DatabaseConfig, opts: DbOptions = {}): Knex.Config {
+  const log = knexLog(opts.log);
   if (database.client === 'mysql') {
     return {
+      log,
       client: 'mysql2',
       connection: { uri: database.url, timezone: 'Z', charset: 'utf8mb4', supportBigNumbers: true, bigNumberStrings: false, dateStrings: false } as Knex.MySql2ConnectionConfig,
       pool: opts.pool ?? { min: 0, max: 10 },
@@ -27,6 +46,7 @@ export function knexConfig(database: DatabaseConfig, opts: { pool?: { min: numbe
   }
   return {
     client: 'better-sqlite3',
+    log,
     connection: { filename: database.filename },
     useNullAsDefault: true,
     // One connection: SQLite has one writer anyway, and a query that escapes its transaction deadlocks loudly.
@@ -49,7 +69,7 @@ export function knexConfig(database: DatabaseConfig, opts: { pool?: { min: numbe
   };
 }
 
-export function createDb(database: DatabaseConfig, opts: { pool?: { min: number; max: number } } = {}): Db {
+export function createDb(database: DatabaseConfig, opts: DbOptions = {}): Db {
   if (database.client === 'sqlite' && database.filename !== ':memory:') {
     fs.mkdirSync(path.dirname(database.filename), { recursive: true });
   }

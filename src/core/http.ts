@@ -12,7 +12,8 @@ export function isHtmx(req: Request): boolean {
 
 /** htmx asked for a fragment (not a boosted navigation, which wants the whole page). */
 export function wantsFragment(req: Request): boolean {
-  return isHtmx(req) && req.get('HX-Boosted') !== 'true';
+  // A history restore (back button after the cache missed) needs the whole page too.
+  return isHtmx(req) && req.get('HX-Boosted') !== 'true' && req.get('HX-History-Restore-Request') !== 'true';
 }
 
 export function isApiRequest(req: Request): boolean {

@@ -53,6 +53,9 @@ export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
     }
   });
 
+  // Reloading the page a key was created on lands here: show the settings, never re-create the key.
+  router.get('/settings/api-keys', (_req, res) => res.redirect(303, '/app/settings#api-keys'));
+
   router.post('/settings/api-keys', async (req, res) => {
     try {
       const { apiKey, secret } = await apiKeys.create(res.locals.merchant, req.body);

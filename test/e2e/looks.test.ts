@@ -1,0 +1,183 @@
+// Every page a merchant or customer sees, on a desktop and on a phone: no sideways scrolling, one
+// heading and one main landmark, every control labelled, nothing broken in the console. Each page is
+// also saved as a PNG under /tmp/paylink-shots/ for a person to look at.
+import { expect } from 'chai';
+import type { Page } from 'playwright-core';
+import { TARGETS } from '../support/targets.ts';
+import { uniqueHandle } from '../support/harness.ts';
+import { DESKTOP, PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv, type TrackedPage } from '../support/browser.ts';
+import { toPluginMerchant } from '../../src/features/merchants/service.ts';
+
+/** Layout and accessibility facts that hold on every page, measured in the page. */
+const AUDIT = `(() => {
+  const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length) && getComputedStyle(el).visibility !== 'hidden';
+  const name = (el) => (el.getAttribute('aria-label') || el.textContent || el.getAttribute('title') || el.value || '').trim();
+  const problems = [];
+  const doc = document.documentElement;
+  if (doc.scrollWidth > window.innerWidth) problems.push('scrolls sideways: ' + doc.scrollWidth + 'px wide in a ' + window.innerWidth + 'px window');
+  const h1s = document.querySelectorAll('h1').length;
+  if (h1s !== 1) problems.push(h1s + ' h1 elements');
+  if (document.querySelectorAll('main').length !== 1) problems.push('not exactly one <main>');
+  if (!document.title.trim()) problems.push('no <title>');
+  if (!doc.lang) problems.push('no lang on <html>');
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (!el.labels?.length && !el.getAttribute('aria-label')) problems.push('unlabelled ' + el.outerHTML.slice(0, 80));
+  }
+  for (const el of document.querySelectorAll('a[href], button')) {
+    if (visible(el) && !name(el)) problems.push('nameless ' + el.outerHTML.slice(0, 80));
+  }
+  for (const el of document.querySelectorAll('[aria-describedby]')) {
+    for (const id of el.getAttribute('aria-describedby').split(/\\s+/)) if (!document.getElementById(id)) problems.push('aria-describedby to missing #' + id);
+  }
+  const ids = [...document.querySelectorAll('[id]')].map((e) => e.id);
+  const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
+  if (dup.length) problems.push('duplicate ids: ' + dup.join(', '));
+  for (const el of document.querySelectorAll('a[href], button, input:not([type=hidden]), select')) {
+    if (!visible(el) || el.closest('.sr-only, .skip')) continue;
+    const r = el.getBoundingClientRect();
+    if (r.right > window.innerWidth + 1) problems.push('off screen to the right: ' + el.outerHTML.slice(0, 80));
+  }
+  return problems;
+})()`;
+
+interface Shot {
+  name: string;
+  path: string;
+  /** A logged-in page (else a fresh, logged-out context). */
+  app: boolean;
+  status?: number;
+}
+
+const SHOTS: Shot[] = [
+  { name: 'signup', path: '/signup', app: false },
+  { name: 'signup-errors', path: '/signup', app: false, status: 422 },
+  { name: 'login', path: '/login', app: false },
+  { name: 'login-error', path: '/login', app: false, status: 401 },
+  { name: 'dashboard', path: '/app', app: true },
+  { name: 'links', path: '/app/links', app: true },
+  { name: 'activity', path: '/app/activity', app: true },
+  { name: 'settings', path: '/app/settings', app: true },
+  { name: 'plugins', path: '/app/plugins', app: true },
+  { name: 'outbox', path: '/app/p/channel-outbox', app: true },
+  { name: 'app-404', path: '/app/nothing-here', app: true, status: 404 },
+  { name: 'public', path: '/:handle', app: false },
+  { name: '404', path: '/no-such-page-at-all', app: false, status: 404 },
+];
+
+// How pages look does not depend on the database: one target (embedded SQLite) is enough.
+describe('e2e: every page on a desktop and a phone', () => {
+  const browser = useBrowser();
+  let env: ServedEnv;
+  let handle: string;
+  let storageState: Awaited<ReturnType<TrackedPage['context']['storageState']>>;
+
+  before(async function () {
+    this.timeout(30_000);
+    env = await serve(TARGETS[0]);
+    handle = uniqueHandle('looks');
+    const tab = await browser().newPage();
+    const { page } = tab;
+    await signUpInBrowser(page, env.origin, { name: 'Ferngully Coffee Roasters', handle });
+    await page.goto(`${env.origin}/app/settings`);
+    await page.getByLabel('Brand colour').fill('#b45309');
+    await page.getByRole('button', { name: 'Save settings' }).click();
+    await page.locator('#flash', { hasText: 'Settings saved.' }).waitFor();
+    await page.getByLabel('Key name').fill('Website checkout');
+    await page.getByRole('button', { name: 'Create API key' }).click();
+    await page.locator('#new-key-secret').waitFor();
+    tab.assertClean();
+    storageState = await tab.context.storageState();
+    await tab.close();
+    // Something in the Outbox, so its table is seen too.
+    const merchant = toPluginMerchant((await env.rt.services.merchants.getByHandle(handle))!);
+    const channels = env.rt.registries.channels;
+    await channels.get('email')!.send({ id: 'msg-1', merchant, to: 'ana.lopez@example.test', subject: 'Your payment link from Ferngully Coffee Roasters', text: `Hi Ana, you can pay for your order here: ${env.origin}/${handle}/order-1042. Thank you!` });
+    await channels.get('sms')!.send({ id: 'msg-2', merchant, to: '+31612345678', text: `Ferngully Coffee Roasters: pay €24.50 at ${env.origin}/${handle}/order-1043` });
+  });
+  after(() => env?.close());
+
+  for (const [device, viewport] of [['desktop', DESKTOP], ['phone', PHONE]] as const) {
+    describe(device, () => {
+      // One logged-out and one logged-in page per device, reused from test to test (a context per
+      // test costs more than the test).
+      const tabs: { anon?: TrackedPage; app?: TrackedPage } = {};
+      before(async () => {
+        tabs.anon = await browser().newPage({ viewport });
+        tabs.app = await browser().newPage({ viewport, storageState });
+      });
+      after(async () => {
+        await tabs.anon?.close();
+        await tabs.app?.close();
+      });
+
+      for (const shot of SHOTS) {
+        it(shot.name, async () => {
+          const tab = (shot.app ? tabs.app : tabs.anon)!;
+          tab.reset();
+          const url = `${env.origin}${shot.path.replace(':handle', handle)}`;
+          if (shot.status) tab.expectError({ status: shot.status, path: new URL(url).pathname });
+          await tab.page.goto(url);
+          if (shot.name === 'signup-errors') {
+            await submit(tab.page, { 'Business name': '', Handle: 'Sign Up', Email: 'not-an-email', Password: 'short' }, 'Create account');
+            await tab.page.locator('#f-password-error', { hasText: /\w/ }).waitFor();
+          }
+          if (shot.name === 'login-error') {
+            await submit(tab.page, { Email: 'who@example.test', Password: 'not it at all' }, 'Log in');
+            await tab.page.locator('#f-password-error', { hasText: /\w/ }).waitFor();
+          }
+          await tab.screenshot(`${shot.name}-${device}`);
+          expect(await tab.page.evaluate(AUDIT)).to.deep.equal([]);
+          tab.assertClean();
+        });
+      }
+    });
+  }
+
+  it('lets a keyboard user skip the navigation and see where the focus is', async () => {
+    const tab = await browser().newPage({ storageState });
+    try {
+      const { page } = tab;
+      await page.goto(`${env.origin}/app/settings`);
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate('document.activeElement.textContent')).to.equal('Skip to content');
+      expect(await page.evaluate(`document.activeElement.getBoundingClientRect().left >= 0`)).to.equal(true);
+      await page.keyboard.press('Enter');
+      await page.keyboard.press('Tab');
+      // The first control inside main gets the focus, with a visible outline.
+      const focused: { inMain: boolean; outline: string } = await page.evaluate(`(() => { const el = document.activeElement; const s = getComputedStyle(el); return { inMain: !!el.closest('main'), outline: s.outlineStyle + ' ' + s.outlineWidth }; })()`);
+      expect(focused).to.deep.include({ inMain: true });
+      expect(focused.outline).not.to.match(/^none/);
+      // Following a navigation link with the keyboard (an htmx swap) leaves the focus on that link.
+      await page.getByRole('link', { name: 'Activity', exact: true }).focus();
+      await page.keyboard.press('Enter');
+      await page.getByRole('main').getByRole('heading', { level: 1, name: 'Activity' }).waitFor();
+      expect(await page.evaluate('document.activeElement.textContent')).to.equal('Activity');
+      tab.assertClean();
+    } finally {
+      await tab.close();
+    }
+  });
+
+  it('keeps text on the brand colour readable, whatever colour the merchant picks', async () => {
+    const tab = await browser().newPage();
+    try {
+      const colours: Record<string, string> = {};
+      for (const brand of ['#fde047', '#1e3a8a', '#b45309']) {
+        const merchant = (await env.rt.services.merchants.getByHandle(handle))!;
+        await env.rt.services.merchants.updateSettings(merchant, { name: merchant.name, handle, currency: merchant.currency, timezone: merchant.timezone, brand_color: brand });
+        await tab.page.goto(`${env.origin}/${handle}`);
+        colours[brand] = await tab.page.evaluate(`getComputedStyle(document.querySelector('.merchant-mark')).color`);
+      }
+      expect(colours['#fde047']).to.match(/\b0, 0, 0\b|lch\(0 /);
+      expect(colours['#1e3a8a']).to.match(/255, 255, 255|lch\(100 /);
+      tab.assertClean();
+    } finally {
+      await tab.close();
+    }
+  });
+});
+
+async function submit(page: Page, fields: Record<string, string>, button: string): Promise<void> {
+  for (const [label, value] of Object.entries(fields)) await page.getByLabel(label, { exact: true }).fill(value);
+  await page.getByRole('button', { name: button }).click();
+}
