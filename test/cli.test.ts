@@ -3,9 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import supertest from 'supertest';
-import { createClient } from 'redis';
 import { forEachTarget } from './support/targets.ts';
-import { createTestDatabase, csrfFrom, signUp, uniqueHandle } from './support/harness.ts';
+import { createTestDatabase, csrfFrom, signUp, uniqueHandle, deleteRedisPrefix } from './support/harness.ts';
 import { baseEnv, run } from './support/process.ts';
 import { runCli } from '../src/cli.ts';
 import { loadConfig } from '../src/config.ts';
@@ -63,13 +62,7 @@ forEachTarget('admin CLI', (target) => {
     await rt?.close();
     await database?.drop();
     fs.rmSync(dataDir, { recursive: true, force: true });
-    if (target.redisUrl) {
-      const redis = createClient({ url: target.redisUrl });
-      redis.on('error', () => {});
-      await redis.connect();
-      for await (const keys of redis.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) if (keys.length) await redis.del(keys);
-      await redis.quit();
-    }
+    if (target.redisUrl) await deleteRedisPrefix(target.redisUrl, prefix);
   });
 
   it('migrate applies the migrations, prints JSON, and is idempotent', async () => {

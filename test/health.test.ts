@@ -4,14 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, createTestDatabase, signUp, type Account, type TestEnv } from './support/harness.ts';
+import { build, createTestDatabase, signUp, type Account, type TestEnv, deleteRedisPrefix } from './support/harness.ts';
 import { TcpProxy } from './support/tcp-proxy.ts';
 import { loadConfig } from '../src/config.ts';
 import { createRuntime, type Runtime } from '../src/runtime.ts';
 import { buildApp } from '../src/app.ts';
 import { createLogger } from '../src/core/log.ts';
 import { randomToken } from '../src/core/ids.ts';
-import { createClient } from 'redis';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -163,13 +162,7 @@ forEachTarget('health', (target) => {
         await proxy?.close();
         await database?.drop();
         fs.rmSync(dataDir, { recursive: true, force: true });
-        if (target.redisUrl) {
-          const redis = createClient({ url: target.redisUrl });
-          redis.on('error', () => {});
-          await redis.connect();
-          for await (const keys of redis.scanIterator({ MATCH: `${prefix}:*`, COUNT: 500 })) if (keys.length) await redis.del(keys);
-          await redis.quit();
-        }
+        if (target.redisUrl) await deleteRedisPrefix(target.redisUrl, prefix);
       });
 
       for (const mode of ['down', 'blackhole'] as const) {

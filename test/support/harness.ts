@@ -51,7 +51,8 @@ export async function createTestDatabase(target: Target): Promise<{ url: string;
   };
 }
 
-async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
+/** Removes every key under a Redis prefix (what a test runtime left behind). */
+export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
   const client = createClient({ url });
   client.on('error', () => {});
   await client.connect();
