@@ -207,5 +207,40 @@ export interface PluginApi {
   store: PluginStore;
   services: {
     merchants: { get(merchantId: string): Promise<PluginMerchant | null> };
+    /** For payment providers: read a checkout and report what the customer's card did. */
+    checkout: PluginCheckoutServices;
   };
+}
+
+export interface PluginCheckoutSession {
+  id: string;
+  /** False once paid, expired or abandoned: show a message instead of a card form. */
+  open: boolean;
+  status: 'open' | 'completed' | 'expired';
+  amount: number;
+  currency: string;
+  description: string;
+  merchant: PluginMerchant;
+  /** Where the customer started (the pay page), to go back to. */
+  backUrl: string;
+  /** The newest payment attempt of this session. */
+  payment: { id: string; status: string; provider: string; failureMessage: string | null } | null;
+}
+
+export interface PluginAuthorizeResult {
+  status: 'paid' | 'voided' | 'failed' | 'processing';
+  /** `limit_reached` when the link's payment limit was reached first (the authorization is voided). */
+  reason: string | null;
+  /** Where to send the customer now (receipt, the merchant's redirect, or a "limit reached" page). */
+  next: string;
+}
+
+export interface PluginCheckoutServices {
+  getSession(sessionId: string): Promise<PluginCheckoutSession | null>;
+  /** Core claims a payment-limit slot atomically, then calls your provider's capture or void. Idempotent. */
+  authorize(paymentId: string, providerRef: string): Promise<PluginAuthorizeResult>;
+  /** The card was declined; the customer may retry (call `retry` for a fresh attempt). */
+  decline(paymentId: string, failure: { code: string; message: string }): Promise<void>;
+  /** A new pending payment on the same open session after a decline. */
+  retry(sessionId: string): Promise<{ paymentId: string }>;
 }

@@ -22,6 +22,11 @@ import { createRegistries, type Registries } from './core/plugins/registries.ts'
 import { PluginHost, builtinSources, externalSource, BUILTIN_PLUGINS_DIR, type PluginSource } from './core/plugins/host.ts';
 import { createMerchantService, toPluginMerchant, type MerchantService } from './features/merchants/service.ts';
 import { createApiKeyService, type ApiKeyService } from './features/api-keys/service.ts';
+import { createTagService, type TagService } from './features/tags/service.ts';
+import { createProductService, type ProductService } from './features/products/service.ts';
+import { createLinkService, type LinkService } from './features/links/service.ts';
+import { createCheckoutService, type CheckoutService } from './features/checkout/service.ts';
+import { createPluginCheckoutServices } from './features/checkout/plugin-services.ts';
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/rate-limit.ts';
 import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
 
@@ -33,6 +38,10 @@ export type Redis = RedisClientType<any, any, any>;
 export interface Services {
   merchants: MerchantService;
   apiKeys: ApiKeyService;
+  tags: TagService;
+  products: ProductService;
+  links: LinkService;
+  checkout: CheckoutService;
 }
 
 export interface Runtime {
@@ -117,9 +126,16 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const events = new EventBus({ db, clock, jobs, log: log.child('events') });
     const scheduler = new Scheduler({ db, clock, jobs, log: log.child('scheduler') });
     const registries = createRegistries();
+    const tags = createTagService({ db, clock });
+    const products = createProductService({ db, clock });
+    const links = createLinkService({ db, clock, events, tags, products, baseUrl: config.baseUrl });
     const services: Services = {
       merchants: createMerchantService({ db, clock, events }),
       apiKeys: createApiKeyService({ db, clock, events }),
+      tags,
+      products,
+      links,
+      checkout: createCheckoutService({ db, clock, events, registries, log: log.child('checkout'), baseUrl: config.baseUrl }),
     };
 
     const knexStore = redis ? null : new KnexSessionStore(db, clock);
@@ -146,6 +162,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         const m = await services.merchants.get(id);
         return m ? toPluginMerchant(m) : null;
       },
+      checkout: () => createPluginCheckoutServices({ checkout: services.checkout, links, merchants: services.merchants, baseUrl: config.baseUrl }),
     });
     const sources = opts.pluginSources ?? [...builtinSources(BUILTIN_PLUGINS_DIR), ...config.plugins.map((p) => externalSource(p))];
     await plugins.load(sources);

@@ -31,7 +31,7 @@ forEachTarget('events', (target) => {
     const rolledBack = new Error('roll back');
     const err = await rt.db
       .transaction(async (trx) => {
-        eventId = await rt.events.emit(trx, 'link.created', { linkId: 'lnk_1' });
+        eventId = await rt.events.emit(trx, 'link.created', { linkId: 'lnk_1', merchantId: 'mer_1', name: 'Test', path: 'test', type: 'amount' });
         throw rolledBack;
       })
       .catch((e: unknown) => e);

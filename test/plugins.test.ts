@@ -285,6 +285,9 @@ forEachTarget('plugins', (target) => {
         baseUrl: env.config.baseUrl,
         settings: {},
         getMerchant: async () => null,
+        checkout: () => {
+          throw new Error('not used by this plugin');
+        },
         registerTimeoutMs: 5,
       });
       const stuck = definePlugin({

@@ -19,6 +19,7 @@ export const EVENT_TYPES = [
   'api_key.revoked',
   'link.created',
   'link.updated',
+  'link.deleted',
   'link.viewed',
   'checkout.started',
   'payment.authorized',
@@ -68,8 +69,9 @@ export interface EventPayloads {
   'merchant.updated': { merchantId: string; handle: string; changed: string[] };
   'api_key.created': { merchantId: string; apiKeyId: string; name: string };
   'api_key.revoked': { merchantId: string; apiKeyId: string };
-  'link.created': Record<string, unknown>;
-  'link.updated': Record<string, unknown>;
+  'link.created': { linkId: string; merchantId: string; name: string; path: string | null; type: string } & Record<string, unknown>;
+  'link.updated': { linkId: string; merchantId: string; changed: string[] } & Record<string, unknown>;
+  'link.deleted': { linkId: string; merchantId: string; path: string | null };
   'link.viewed': Record<string, unknown>;
   'checkout.started': Record<string, unknown>;
   'payment.authorized': Record<string, unknown>;

@@ -28,6 +28,7 @@ import {
   type PluginApi,
   type PluginDefinition,
   type PluginMerchant,
+  type PluginCheckoutServices,
 } from '../../plugin-api.ts';
 
 export const BUILTIN_PLUGINS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../plugins');
@@ -73,6 +74,8 @@ export interface PluginHostDeps {
   /** Settings the host derives from core configuration for a plugin (e.g. SMTP_URL for channel-email). */
   defaults?: Record<string, Record<string, unknown>>;
   getMerchant(publicId: string): Promise<PluginMerchant | null>;
+  /** Checkout capabilities for payment providers; built by the runtime once services exist. */
+  checkout: () => PluginCheckoutServices;
   /** How long one plugin's register() may take before it is disabled, so a hung plugin cannot stall boot. */
   registerTimeoutMs?: number;
 }
@@ -335,7 +338,7 @@ export class PluginHost {
         },
       }),
       store: createPluginStore(deps.db, deps.clock, def.id),
-      services: Object.freeze({ merchants: Object.freeze({ get: (id: string) => deps.getMerchant(id) }) }),
+      services: Object.freeze({ merchants: Object.freeze({ get: (id: string) => deps.getMerchant(id) }), checkout: lazyCheckout(deps.checkout) }),
     });
 
     try {
@@ -402,4 +405,14 @@ export class PluginHost {
         .merge(['version', 'source', 'status', 'error', 'last_loaded_at']);
     }
   }
+}
+
+/** Checkout capabilities resolved on first use, so a host can be built before the checkout exists. */
+function lazyCheckout(get: () => PluginCheckoutServices): PluginCheckoutServices {
+  return Object.freeze({
+    getSession: (sessionId: string) => get().getSession(sessionId),
+    authorize: (paymentId: string, providerRef: string) => get().authorize(paymentId, providerRef),
+    decline: (paymentId: string, failure: { code: string; message: string }) => get().decline(paymentId, failure),
+    retry: (sessionId: string) => get().retry(sessionId),
+  });
 }

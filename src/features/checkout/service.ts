@@ -1,0 +1,371 @@
+/**
+ * Checkout and the payment-limit claim (DESIGN.md "Checkout and the payment limit").
+ *
+ *   start      → checkout_session + payment(pending), then the provider returns a redirect or a page
+ *   authorize  → payment authorized + an atomic slot claim on the link, in one transaction;
+ *                slot won → capture → paid (counters, payment.succeeded);
+ *                slot lost → void → voided ("Payment limit reached").
+ *
+ * Never read-check-write: the claim is one conditional UPDATE. No network call runs inside a
+ * transaction: record intent, commit, call the provider, record the result.
+ */
+import type { Db, Trx } from '../../core/db.ts';
+import { inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { EventBus } from '../../core/events.ts';
+import type { Logger } from '../../core/log.ts';
+import { publicId } from '../../core/ids.ts';
+import { AppError, NotFoundError } from '../../core/errors.ts';
+import type { Registries } from '../../core/plugins/registries.ts';
+import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
+import type { Merchant } from '../merchants/repository.ts';
+import type { Link } from '../links/service.ts';
+
+export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
+
+export type PaymentStatus = 'pending' | 'authorized' | 'paid' | 'failed' | 'voided' | 'refunded';
+
+export interface LinkSnapshot {
+  id: string;
+  name: string;
+  path: string | null;
+  amount: number | null;
+  currency: string;
+}
+
+export interface CheckoutSession {
+  key: number;
+  id: string;
+  merchantKey: number;
+  linkKey: number | null;
+  amount: number;
+  currency: string;
+  quantity: number;
+  customerName: string | null;
+  customerEmail: string | null;
+  link: LinkSnapshot | null;
+  status: 'open' | 'completed' | 'expired';
+  expiresAt: Date;
+  createdAt: Date;
+}
+
+export interface Payment {
+  key: number;
+  id: string;
+  merchantKey: number;
+  linkKey: number | null;
+  sessionKey: number | null;
+  provider: string;
+  providerRef: string | null;
+  amount: number;
+  currency: string;
+  status: PaymentStatus;
+  failureCode: string | null;
+  failureMessage: string | null;
+  createdAt: Date;
+  authorizedAt: Date | null;
+  paidAt: Date | null;
+  voidedAt: Date | null;
+}
+
+/** What happened to an authorization, and where the customer goes next. */
+export interface AuthorizeOutcome {
+  /** `processing` while another call for the same payment is still capturing. */
+  status: 'paid' | 'voided' | 'failed' | 'processing';
+  /** `limit_reached` when the slot was lost; `capture_failed` when the provider refused the capture. */
+  reason: string | null;
+  payment: Payment;
+}
+
+const sessionFrom = (r: any): CheckoutSession => ({
+  key: r.id,
+  id: r.public_id,
+  merchantKey: r.merchant_id,
+  linkKey: r.link_id,
+  amount: Number(r.amount),
+  currency: r.currency,
+  quantity: r.quantity,
+  customerName: r.customer_name,
+  customerEmail: r.customer_email,
+  link: r.link_snapshot ? (JSON.parse(r.link_snapshot) as LinkSnapshot | null) : null,
+  status: r.status,
+  expiresAt: toDate(r.expires_at),
+  createdAt: toDate(r.created_at),
+});
+
+export const paymentFrom = (r: any): Payment => ({
+  key: r.id,
+  id: r.public_id,
+  merchantKey: r.merchant_id,
+  linkKey: r.link_id,
+  sessionKey: r.checkout_session_id,
+  provider: r.provider,
+  providerRef: r.provider_ref,
+  amount: Number(r.amount),
+  currency: r.currency,
+  status: r.status,
+  failureCode: r.failure_code,
+  failureMessage: r.failure_message,
+  createdAt: toDate(r.created_at),
+  authorizedAt: toDateOrNull(r.authorized_at),
+  paidAt: toDateOrNull(r.paid_at),
+  voidedAt: toDateOrNull(r.voided_at),
+});
+
+export interface CheckoutDeps {
+  db: Db;
+  clock: Clock;
+  events: EventBus;
+  registries: Registries;
+  log: Logger;
+  baseUrl: string;
+}
+
+export interface StartInput {
+  amount: number;
+  currency: string;
+  quantity?: number;
+  name?: string | null;
+  email?: string | null;
+}
+
+export function createCheckoutService(deps: CheckoutDeps) {
+  const { db, clock, events, registries, log } = deps;
+
+  /** The provider new checkouts use: a real one when installed, else the sandbox. */
+  function provider(): PaymentProvider {
+    const all = registries.providers.list();
+    const chosen = all.find((p) => p.id !== 'sandbox') ?? all[0];
+    if (!chosen) throw new AppError('no_payment_provider', 503, 'Payments are not available right now: no payment provider is enabled.');
+    return chosen;
+  }
+
+  function providerFor(payment: Payment): PaymentProvider {
+    const p = registries.providers.get(payment.provider);
+    if (!p) throw new AppError('provider_unavailable', 503, `The payment provider "${payment.provider}" is not enabled.`);
+    return p;
+  }
+
+  async function loadPayment(q: Db | Trx, where: Record<string, unknown>): Promise<Payment | null> {
+    const r = await q('payments').where(where).first();
+    return r ? paymentFrom(r) : null;
+  }
+
+  const service = {
+    receiptUrl(payment: Pick<Payment, 'id'>): string {
+      return `${deps.baseUrl}/receipt/${payment.id}`;
+    },
+
+    /** Opens a checkout for a link (or a merchant's open-amount page) and hands it to the provider. */
+    async start(merchant: Merchant, link: Link | null, input: StartInput): Promise<{ session: CheckoutSession; payment: Payment; next: ProviderStartResult }> {
+      const chosen = provider();
+      const now = clock.now();
+      const sessionId = publicId('cs');
+      const paymentId = publicId('pay');
+      const snapshot: LinkSnapshot | null = link ? { id: link.id, name: link.name, path: link.path, amount: link.amount, currency: link.currency } : null;
+      await inTransaction(db, async (trx) => {
+        const [sessionKey] = await trx('checkout_sessions').insert({
+          public_id: sessionId,
+          merchant_id: merchant.key,
+          link_id: link?.key ?? null,
+          amount: input.amount,
+          currency: input.currency,
+          quantity: input.quantity ?? 1,
+          customer_name: input.name ?? null,
+          customer_email: input.email ?? null,
+          link_snapshot: JSON.stringify(snapshot),
+          status: 'open',
+          expires_at: new Date(now.getTime() + SESSION_TTL_MS),
+          created_at: now,
+          updated_at: now,
+        });
+        await trx('payments').insert({
+          public_id: paymentId,
+          merchant_id: merchant.key,
+          link_id: link?.key ?? null,
+          checkout_session_id: Number(sessionKey),
+          provider: chosen.id,
+          amount: input.amount,
+          currency: input.currency,
+          status: 'pending',
+          created_at: now,
+          updated_at: now,
+        });
+        await events.emit(trx, 'checkout.started', { sessionId, paymentId, merchantId: merchant.id, linkId: link?.id ?? null, amount: input.amount, currency: input.currency }, merchant.key);
+      });
+      const session = (await service.getSession(sessionId))!;
+      const payment = (await loadPayment(db, { public_id: paymentId }))!;
+      const next = await chosen.start({
+        id: session.id,
+        paymentId,
+        merchant: { id: merchant.id, handle: merchant.handle, name: merchant.name, email: merchant.email, currency: merchant.currency, timezone: merchant.timezone, brandColor: merchant.brandColor },
+        amount: input.amount,
+        currency: input.currency,
+        description: link?.name ?? `Payment to ${merchant.name}`,
+        customer: { name: input.name ?? null, email: input.email ?? null },
+        returnUrl: `${deps.baseUrl}/receipt/${paymentId}`,
+      });
+      return { session, payment, next };
+    },
+
+    async getSession(sessionId: string): Promise<CheckoutSession | null> {
+      const r = await db('checkout_sessions').where({ public_id: sessionId }).first();
+      return r ? sessionFrom(r) : null;
+    },
+
+    async getPayment(paymentId: string): Promise<Payment | null> {
+      return loadPayment(db, { public_id: paymentId });
+    },
+
+    /** The session's newest payment (a declined card leaves a failed one; a retry opens a new one). */
+    async currentPayment(session: CheckoutSession): Promise<Payment | null> {
+      const r = await db('payments').where({ checkout_session_id: session.key }).orderBy('id', 'desc').first();
+      return r ? paymentFrom(r) : null;
+    },
+
+    /** True while a customer may still pay in this session. */
+    isOpen(session: CheckoutSession): boolean {
+      return session.status === 'open' && session.expiresAt.getTime() > clock.now().getTime();
+    },
+
+    /** After a decline: a fresh pending payment on the same (still open) session. */
+    async retry(sessionId: string): Promise<Payment> {
+      const session = await service.getSession(sessionId);
+      if (!session) throw new NotFoundError();
+      if (!service.isOpen(session)) throw new AppError('checkout_expired', 410, 'This checkout has expired. Go back to the payment page to start again.');
+      const current = await service.currentPayment(session);
+      if (current && current.status === 'pending') return current;
+      if (current && current.status !== 'failed') throw new AppError('checkout_finished', 409, 'This checkout is already finished.');
+      const now = clock.now();
+      const paymentId = publicId('pay');
+      await db('payments').insert({
+        public_id: paymentId,
+        merchant_id: session.merchantKey,
+        link_id: session.linkKey,
+        checkout_session_id: session.key,
+        provider: current?.provider ?? provider().id,
+        amount: session.amount,
+        currency: session.currency,
+        status: 'pending',
+        created_at: now,
+        updated_at: now,
+      });
+      return (await loadPayment(db, { public_id: paymentId }))!;
+    },
+
+    /** The provider declined the card: the payment fails; the customer may retry. */
+    async decline(paymentId: string, failure: { code: string; message: string }): Promise<Payment> {
+      const payment = await loadPayment(db, { public_id: paymentId });
+      if (!payment) throw new NotFoundError();
+      await inTransaction(db, async (trx) => {
+        const n = await trx('payments')
+          .where({ id: payment.key, status: 'pending' })
+          .update({ status: 'failed', failure_code: failure.code.slice(0, 64), failure_message: failure.message.slice(0, 255), updated_at: clock.now() });
+        if (n) await events.emit(trx, 'payment.failed', { paymentId, reason: failure.code, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+      });
+      return (await loadPayment(db, { id: payment.key }))!;
+    },
+
+    /**
+     * The provider authorized the payment. Claims a slot on the link atomically, then captures or
+     * voids through the provider. Safe to call again for the same payment (answers its outcome).
+     */
+    async authorize(paymentId: string, providerRef: string): Promise<AuthorizeOutcome> {
+      const payment = await loadPayment(db, { public_id: paymentId });
+      if (!payment) throw new NotFoundError();
+      const now = clock.now();
+      let won = false;
+      const claimed = await inTransaction(db, async (trx) => {
+        const n = await trx('payments')
+          .where({ id: payment.key, status: 'pending' })
+          .update({ status: 'authorized', provider_ref: providerRef, authorized_at: now, updated_at: now });
+        if (n === 0) return false; // already authorized/finished: report what happened
+        if (payment.linkKey === null) {
+          won = true;
+        } else {
+          const slot = await trx('links')
+            .where({ id: payment.linkKey, active: true })
+            .whereNull('deleted_at')
+            .andWhere((b) => b.whereNull('payment_limit').orWhere('paid_count', '<', trx.ref('payment_limit')))
+            .update({ paid_count: trx.raw('paid_count + 1'), updated_at: now });
+          won = slot === 1;
+          if (won) {
+            const closed = await trx('links')
+              .where({ id: payment.linkKey, active: true })
+              .whereNotNull('payment_limit')
+              .andWhere('paid_count', '>=', trx.ref('payment_limit'))
+              .update({ active: false, inactive_reason: 'limit_reached', updated_at: now });
+            if (closed) {
+              const link = await trx('links').where({ id: payment.linkKey }).first('public_id', 'payment_limit');
+              await events.emit(trx, 'link.limit_reached', { linkId: link.public_id, limit: link.payment_limit }, payment.merchantKey);
+            }
+          }
+        }
+        await events.emit(trx, 'payment.authorized', { paymentId, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+        return true;
+      });
+      if (!claimed) return service.outcomeOf(paymentId);
+
+      const ref = { paymentId, providerRef, amount: payment.amount, currency: payment.currency };
+      const p = providerFor(payment);
+      if (!won) {
+        try {
+          await p.void(ref);
+        } catch (err) {
+          // The authorization lapses at the provider anyway; record and move on.
+          log.error('void failed after losing the payment-limit claim', { paymentId, error: err });
+        }
+        await inTransaction(db, async (trx) => {
+          await trx('payments')
+            .where({ id: payment.key, status: 'authorized' })
+            .update({ status: 'voided', failure_code: 'limit_reached', failure_message: 'Payment limit reached', voided_at: clock.now(), updated_at: clock.now() });
+          await events.emit(trx, 'payment.failed', { paymentId, reason: 'limit_reached', amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+        });
+        return service.outcomeOf(paymentId);
+      }
+
+      try {
+        await p.capture(ref);
+      } catch (err) {
+        log.error('capture failed; releasing the payment-limit slot', { paymentId, error: err });
+        await inTransaction(db, async (trx) => {
+          await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'failed', failure_code: 'capture_failed', failure_message: 'The payment could not be completed.', updated_at: clock.now() });
+          if (payment.linkKey !== null) {
+            await trx('links').where({ id: payment.linkKey }).andWhere('paid_count', '>', 0).update({ paid_count: trx.raw('paid_count - 1') });
+            await trx('links')
+              .where({ id: payment.linkKey, inactive_reason: 'limit_reached' })
+              .whereNull('deleted_at')
+              .andWhere('paid_count', '<', trx.ref('payment_limit'))
+              .update({ active: true, inactive_reason: null });
+          }
+          await events.emit(trx, 'payment.failed', { paymentId, reason: 'capture_failed', amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+        });
+        return service.outcomeOf(paymentId);
+      }
+
+      await inTransaction(db, async (trx) => {
+        const paidAt = clock.now();
+        const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, updated_at: paidAt });
+        if (!n) return;
+        if (payment.linkKey !== null) {
+          await trx('links')
+            .where({ id: payment.linkKey })
+            .update({ payments_count: trx.raw('payments_count + 1'), revenue: trx.raw('revenue + ?', [payment.amount]) });
+        }
+        if (payment.sessionKey !== null) await trx('checkout_sessions').where({ id: payment.sessionKey }).update({ status: 'completed', updated_at: paidAt });
+        const link = payment.linkKey !== null ? await trx('links').where({ id: payment.linkKey }).first('public_id') : null;
+        await events.emit(trx, 'payment.succeeded', { paymentId, linkId: link?.public_id ?? null, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+      });
+      return service.outcomeOf(paymentId);
+    },
+
+    async outcomeOf(paymentId: string): Promise<AuthorizeOutcome> {
+      const payment = (await loadPayment(db, { public_id: paymentId }))!;
+      const status = payment.status === 'paid' ? 'paid' : payment.status === 'voided' ? 'voided' : payment.status === 'failed' ? 'failed' : 'processing';
+      return { status, reason: payment.failureCode, payment };
+    },
+  };
+  return service;
+}
+
+export type CheckoutService = ReturnType<typeof createCheckoutService>;

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { currencySchema } from '../merchants/schemas.ts';
+import { minorAmountSchema } from '../products/service.ts';
+
+export const PATH_MAX = 64;
+export const LIMIT_MAX = 1000;
+
+/** Paths start with a letter: `/acme/12.50` is an amount URL, so a path may never look like a number. */
+export const pathSchema = z
+  .string()
+  .trim()
+  .min(1, 'Enter a path.')
+  .max(PATH_MAX, `A path can have at most ${PATH_MAX} characters.`)
+  .refine((p) => !/^\d/.test(p), 'A path cannot start with a digit: addresses like /your-handle/12.50 are amount URLs, which open a payment page for that amount. Start the path with a letter.')
+  .refine((p) => /^[a-zA-Z]/.test(p), 'A path must start with a letter.')
+  .refine((p) => /^[a-zA-Z0-9-]+$/.test(p), 'Use only lowercase letters, digits and hyphens.')
+  .transform((p) => p.toLowerCase());
+
+const optionalText = (max: number, label: string) =>
+  z
+    .string({ error: `${label} must be text.` })
+    .max(max, `${label} can have at most ${max} characters.`)
+    .transform((s) => (s.trim() ? s.trim() : null))
+    .nullish();
+
+/** Absolute http(s) URL without credentials; validated when saved, never taken from a query string. */
+export const redirectUrlSchema = z
+  .string()
+  .trim()
+  .max(2000, 'Keep the URL under 2000 characters.')
+  .transform((s) => s || null)
+  .pipe(
+    z
+      .url({ protocol: /^https?$/, hostname: /^[^\s]+\.[^\s]+$|^localhost$/, error: 'Enter an absolute URL starting with https:// or http://.' })
+      .refine((u) => {
+        const url = new URL(u);
+        return !url.username && !url.password;
+      }, 'The URL cannot contain a user name or password.')
+      .nullable(),
+  )
+  .nullish();
+
+export const paymentLimitSchema = z
+  .number({ error: `The payment limit must be a whole number from 1 to ${LIMIT_MAX}, or null for unlimited.` })
+  .int(`The payment limit must be a whole number from 1 to ${LIMIT_MAX}.`)
+  .min(1, `The payment limit must be a whole number from 1 to ${LIMIT_MAX}.`)
+  .max(LIMIT_MAX, `The payment limit can be at most ${LIMIT_MAX}.`)
+  .nullable();
+
+export const tagNamesSchema = z.array(z.string({ error: 'Tags are given by name.' }), { error: 'tags must be a list of tag names.' }).max(20, 'A link can have at most 20 tags.');
+
+const common = {
+  name: z.string({ error: 'Enter a name for the link.' }).trim().min(1, 'Enter a name for the link.').max(120, 'Keep the name under 120 characters.'),
+  path: pathSchema.optional(),
+  description: optionalText(2000, 'The description'),
+  internal_notes: optionalText(5000, 'Internal notes'),
+  payment_limit: paymentLimitSchema.optional(),
+  tags: tagNamesSchema.optional(),
+  redirect_url: redirectUrlSchema,
+  redirect_target: z.enum(['same', 'new'], { error: 'redirect_target must be "same" or "new".' }).optional(),
+  active: z.boolean({ error: 'active must be true or false.' }).optional(),
+  show_remaining: z.boolean({ error: 'show_remaining must be true or false.' }).optional(),
+};
+
+export const linkCreateSchema = z.discriminatedUnion(
+  'type',
+  [
+    z.object({ type: z.literal('amount'), amount: minorAmountSchema, currency: currencySchema.optional(), ...common }),
+    z.object({ type: z.literal('product'), product_id: z.string({ error: 'Choose a product.' }).min(1, 'Choose a product.'), ...common }),
+  ],
+  { error: 'Choose the link type: "amount" or "product".' },
+);
+export type LinkCreateInput = z.infer<typeof linkCreateSchema>;
+
+export const linkUpdateSchema = z.object({
+  ...common,
+  name: common.name.optional(),
+  amount: minorAmountSchema.optional(),
+  currency: currencySchema.optional(),
+  type: z.string().optional(),
+});
+export type LinkUpdateInput = z.infer<typeof linkUpdateSchema>;
+
+export const linkSearchSchema = z.object({
+  q: z.string().trim().max(120).optional(),
+  status: z.enum(['active', 'inactive', 'limit_reached']).optional().catch(undefined),
+  tag: z.union([z.string(), z.array(z.string())]).optional().transform((t) => (t === undefined ? [] : Array.isArray(t) ? t : [t]).filter(Boolean)),
+  created_gte: z.string().optional(),
+  created_lte: z.string().optional(),
+});

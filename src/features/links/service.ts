@@ -1,0 +1,459 @@
+/**
+ * Smart links: permanent, branded URLs (`/handle/path`). The type (amount | product) never changes;
+ * payment limits are enforced by the checkout's atomic slot claim; a deleted link frees its path and
+ * answers 404, while its payments stay in reports.
+ */
+import type { Knex } from 'knex';
+import type { Db, Queryable, Trx } from '../../core/db.ts';
+import { inTransaction, isUniqueViolation, toDate, toDateOrNull } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { EventBus } from '../../core/events.ts';
+import { publicId } from '../../core/ids.ts';
+import { AppError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
+import { parseBody } from '../../core/http.ts';
+import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
+import type { TagService, Tag } from '../tags/service.ts';
+import { tagRef } from '../tags/service.ts';
+import type { ProductService } from '../products/service.ts';
+import type { Merchant } from '../merchants/repository.ts';
+import { PATH_MAX, linkCreateSchema, linkSearchSchema, linkUpdateSchema } from './schemas.ts';
+
+export type InactiveReason = 'manual' | 'limit_reached' | 'expired';
+
+export interface Link {
+  key: number;
+  id: string;
+  merchantKey: number;
+  kind: 'smart' | 'request';
+  type: 'amount' | 'product';
+  name: string;
+  path: string | null;
+  description: string | null;
+  internalNotes: string | null;
+  amount: number | null;
+  currency: string;
+  productKey: number | null;
+  productId: string | null;
+  paymentLimit: number | null;
+  paidCount: number;
+  active: boolean;
+  inactiveReason: InactiveReason | null;
+  redirectUrl: string | null;
+  redirectTarget: 'same' | 'new';
+  showRemaining: boolean;
+  views: number;
+  payments: number;
+  revenue: number;
+  createdAt: Date;
+  updatedAt: Date;
+  deletedAt: Date | null;
+  tags: Tag[];
+}
+
+export function remaining(link: Pick<Link, 'paymentLimit' | 'paidCount'>): number | null {
+  return link.paymentLimit === null ? null : Math.max(0, link.paymentLimit - link.paidCount);
+}
+
+export function conversionRate(link: Pick<Link, 'views' | 'payments'>): number {
+  return link.views > 0 ? Math.round((link.payments / link.views) * 1000) / 10 : 0;
+}
+
+const rowToLink = (r: any, tags: Tag[] = []): Link => ({
+  key: r.id,
+  id: r.public_id,
+  merchantKey: r.merchant_id,
+  kind: r.kind,
+  type: r.type,
+  name: r.name,
+  path: r.path,
+  description: r.description,
+  internalNotes: r.internal_notes,
+  amount: r.amount === null || r.amount === undefined ? null : Number(r.amount),
+  currency: r.currency,
+  productKey: r.product_id ?? null,
+  productId: r.product_public_id ?? null,
+  paymentLimit: r.payment_limit ?? null,
+  paidCount: Number(r.paid_count),
+  active: Boolean(r.active),
+  inactiveReason: r.inactive_reason ?? null,
+  redirectUrl: r.redirect_url,
+  redirectTarget: r.redirect_target,
+  showRemaining: Boolean(r.show_remaining),
+  views: Number(r.views_count),
+  payments: Number(r.payments_count),
+  revenue: Number(r.revenue),
+  createdAt: toDate(r.created_at),
+  updatedAt: toDate(r.updated_at),
+  deletedAt: toDateOrNull(r.deleted_at),
+  tags,
+});
+
+/** A lowercase slug that starts with a letter and fits a path, from any name. */
+export function slugify(name: string): string {
+  let s = name
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  if (!/^[a-z]/.test(s)) s = `link${s ? '-' + s : ''}`;
+  return s.slice(0, PATH_MAX - 4).replace(/-+$/, '');
+}
+
+export interface LinkServiceDeps {
+  db: Db;
+  clock: Clock;
+  events: EventBus;
+  tags: TagService;
+  products: ProductService;
+  baseUrl: string;
+}
+
+export interface DashboardSearch {
+  q?: string;
+  status?: 'active' | 'inactive' | 'limit_reached';
+  tags?: string[];
+  createdFrom?: Date | null;
+  createdTo?: Date | null;
+  sort?: 'created' | 'name' | 'price' | 'payments';
+  dir?: 'asc' | 'desc';
+  page?: number;
+  perPage?: number;
+}
+
+export function createLinkService(deps: LinkServiceDeps) {
+  const { db, clock, events, tags, products } = deps;
+
+  const base = (q: Queryable) =>
+    q('links as l').leftJoin('products as p', 'p.id', 'l.product_id').select('l.*', 'p.public_id as product_public_id');
+
+  const withTags = async (rows: any[]): Promise<Link[]> => {
+    const byLink = await tags.forLinks(rows.map((r) => r.id));
+    return rows.map((r) => rowToLink(r, byLink.get(r.id) ?? []));
+  };
+
+  async function load(q: Queryable, where: Record<string, unknown>): Promise<Link | null> {
+    const row = await base(q).where(where).whereNull('l.deleted_at').first();
+    return row ? (await withTags([row]))[0] : null;
+  }
+
+  /** `wanted`, or `wanted-2`, `wanted-3`… whichever is free among the merchant's links. */
+  async function freePath(q: Queryable, merchantKey: number, wanted: string): Promise<string> {
+    const stem = wanted.slice(0, PATH_MAX - 4);
+    const taken = new Set(
+      ((await q('links').where({ merchant_id: merchantKey }).andWhere((b) => b.where('path', wanted).orWhere('path', 'like', `${stem}-%`)).select('path')) as { path: string }[]).map((r) => r.path),
+    );
+    if (!taken.has(wanted)) return wanted;
+    for (let n = 2; ; n++) if (!taken.has(`${stem}-${n}`)) return `${stem}-${n}`;
+  }
+
+  const pathTaken = () =>
+    new ConflictError('path_taken', 'You already have a link with this path.', [{ field: 'path', code: 'path_taken', message: 'You already have a link with this path. Choose another.' }]);
+
+  async function setTags(trx: Trx, link: { key: number; merchantKey: number }, names: string[]): Promise<void> {
+    const keys = await tags.ensureNamed(trx, link.merchantKey, names, 'link');
+    await trx('link_tags').where({ link_id: link.key }).del();
+    if (keys.length) await trx('link_tags').insert(keys.map((tag_id) => ({ link_id: link.key, tag_id })));
+  }
+
+  const service = {
+    url(merchant: Pick<Merchant, 'handle'>, link: Pick<Link, 'path'>): string {
+      return `${deps.baseUrl}/${merchant.handle}/${link.path ?? ''}`;
+    },
+
+    async get(merchant: Pick<Merchant, 'key'>, id: string): Promise<Link> {
+      const link = await load(db, { 'l.public_id': id, 'l.merchant_id': merchant.key });
+      if (!link) throw new NotFoundError('No such link.');
+      return link;
+    },
+
+    /** A live (not deleted) smart link by its canonical path, or null. */
+    async findByPath(merchantKey: number, path: string): Promise<Link | null> {
+      return load(db, { 'l.merchant_id': merchantKey, 'l.path': path, 'l.kind': 'smart' });
+    },
+
+    async getByKey(key: number): Promise<Link | null> {
+      const row = await base(db).where('l.id', key).first();
+      return row ? (await withTags([row]))[0] : null;
+    },
+
+    async create(merchant: Merchant, raw: unknown): Promise<Link> {
+      const input = parseBody(linkCreateSchema, raw);
+      let amount: number | null = null;
+      let currency: string;
+      let productKey: number | null = null;
+      if (input.type === 'amount') {
+        amount = input.amount;
+        currency = input.currency ?? merchant.currency;
+      } else {
+        const product = await products.get(merchant.key, input.product_id).catch((err) => {
+          if (err instanceof NotFoundError) throw new ValidationError([{ field: 'product_id', code: 'unknown_product', message: 'Choose one of your products.' }]);
+          throw err;
+        });
+        if (!product.active) throw new ValidationError([{ field: 'product_id', code: 'inactive_product', message: 'That product is inactive. Activate it or choose another.' }]);
+        productKey = product.key;
+        currency = product.currency;
+      }
+      const explicitPath = input.path;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const id = publicId('lnk');
+          await inTransaction(db, async (trx) => {
+            if (explicitPath && (await trx('links').where({ merchant_id: merchant.key, path: explicitPath }).first('id'))) throw pathTaken();
+            const path = explicitPath ?? (await freePath(trx, merchant.key, slugify(input.name)));
+            const now = clock.now();
+            const [key] = await trx('links').insert({
+              public_id: id,
+              merchant_id: merchant.key,
+              kind: 'smart',
+              type: input.type,
+              name: input.name,
+              path,
+              description: input.description ?? null,
+              internal_notes: input.internal_notes ?? null,
+              amount,
+              currency,
+              product_id: productKey,
+              payment_limit: input.payment_limit ?? null,
+              active: input.active ?? true,
+              inactive_reason: input.active === false ? 'manual' : null,
+              redirect_url: input.redirect_url ?? null,
+              redirect_target: input.redirect_target ?? 'same',
+              show_remaining: input.show_remaining ?? false,
+              created_at: now,
+              updated_at: now,
+            });
+            if (input.tags?.length) await setTags(trx, { key: Number(key), merchantKey: merchant.key }, input.tags);
+            await events.emit(trx, 'link.created', { linkId: id, merchantId: merchant.id, name: input.name, path, type: input.type }, merchant.key);
+          });
+          return service.get(merchant, id);
+        } catch (err) {
+          // Two creates racing for the same derived path: the unique index decides; derive again.
+          if (isUniqueViolation(err) && !explicitPath && attempt < 5) continue;
+          if (isUniqueViolation(err)) throw pathTaken();
+          throw err;
+        }
+      }
+    },
+
+    async update(merchant: Merchant, id: string, raw: unknown): Promise<Link> {
+      const link = await service.get(merchant, id);
+      const input = parseBody(linkUpdateSchema, raw);
+      if (input.type !== undefined && input.type !== link.type) {
+        throw new AppError('immutable_field', 422, 'The link type cannot change. Create a new link instead.', {
+          errors: [{ field: 'type', code: 'immutable_field', message: 'The link type cannot change after creation.' }],
+        });
+      }
+      if (link.type === 'product' && (input.amount !== undefined || input.currency !== undefined)) {
+        throw new ValidationError([{ field: 'amount', code: 'not_an_amount_link', message: 'A product link takes its price from the product.' }]);
+      }
+      const row: Record<string, unknown> = {};
+      const changed: string[] = [];
+      const set = (col: string, value: unknown, current: unknown) => {
+        if (value === undefined || value === current) return;
+        row[col] = value;
+        changed.push(col);
+      };
+      set('name', input.name, link.name);
+      set('path', input.path, link.path);
+      set('description', input.description === undefined ? undefined : input.description, link.description);
+      set('internal_notes', input.internal_notes === undefined ? undefined : input.internal_notes, link.internalNotes);
+      set('amount', input.amount, link.amount);
+      set('currency', input.currency, link.currency);
+      set('redirect_url', input.redirect_url === undefined ? undefined : input.redirect_url, link.redirectUrl);
+      set('redirect_target', input.redirect_target, link.redirectTarget);
+      set('show_remaining', input.show_remaining, link.showRemaining);
+      set('payment_limit', input.payment_limit, link.paymentLimit);
+
+      // Active state follows the limit: raising it reopens a link closed by its limit.
+      const limit = input.payment_limit !== undefined ? input.payment_limit : link.paymentLimit;
+      if (limit !== null && limit < link.paidCount) {
+        throw new ValidationError([{ field: 'payment_limit', code: 'limit_below_paid', message: `This link already has ${link.paidCount} payments; the limit cannot be lower.` }]);
+      }
+      const atLimit = limit !== null && link.paidCount >= limit;
+      let active = link.active;
+      let reason = link.inactiveReason;
+      if (input.active === false) {
+        active = false;
+        reason = 'manual';
+      } else if (input.active === true) {
+        if (atLimit) throw new ValidationError([{ field: 'active', code: 'limit_reached', message: 'This link has reached its payment limit. Raise the limit to reactivate it.' }]);
+        active = true;
+        reason = null;
+      } else if (atLimit && link.active) {
+        active = false;
+        reason = 'limit_reached';
+      } else if (!atLimit && reason === 'limit_reached') {
+        active = true;
+        reason = null;
+      }
+      if (active !== link.active || reason !== link.inactiveReason) {
+        row.active = active;
+        row.inactive_reason = reason;
+        changed.push('active');
+      }
+      const tagsChanged = input.tags !== undefined && JSON.stringify([...input.tags].map((t) => t.trim().toLowerCase()).sort()) !== JSON.stringify(link.tags.map((t) => t.name.toLowerCase()).sort());
+      if (tagsChanged) changed.push('tags');
+      if (!changed.length) return link;
+      try {
+        await inTransaction(db, async (trx) => {
+          if (Object.keys(row).length) await trx('links').where({ id: link.key }).update({ ...row, updated_at: clock.now() });
+          if (tagsChanged) await setTags(trx, link, input.tags!);
+          await events.emit(trx, 'link.updated', { linkId: link.id, merchantId: merchant.id, changed }, merchant.key);
+        });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw pathTaken();
+        throw err;
+      }
+      return service.get(merchant, id);
+    },
+
+    /** A copy with a fresh path and no history (counters at zero). */
+    async duplicate(merchant: Merchant, id: string): Promise<Link> {
+      const link = await service.get(merchant, id);
+      const input: Record<string, unknown> = {
+        type: link.type,
+        name: link.name,
+        path: await freePath(db, merchant.key, link.path ?? slugify(link.name)),
+        description: link.description,
+        internal_notes: link.internalNotes,
+        payment_limit: link.paymentLimit,
+        tags: link.tags.map((t) => t.name),
+        redirect_url: link.redirectUrl,
+        redirect_target: link.redirectTarget,
+        show_remaining: link.showRemaining,
+        active: true,
+      };
+      if (link.type === 'amount') Object.assign(input, { amount: link.amount, currency: link.currency });
+      else input.product_id = link.productId;
+      return service.create(merchant, input);
+    },
+
+    /** Deletes the link: its URL answers 404 and its path is free; its payments stay. */
+    async remove(merchant: Merchant, id: string): Promise<void> {
+      const link = await service.get(merchant, id);
+      await inTransaction(db, async (trx) => {
+        const now = clock.now();
+        await trx('links').where({ id: link.key }).update({ deleted_at: now, deleted_path: link.path, path: null, active: false, inactive_reason: link.inactiveReason ?? 'manual', updated_at: now });
+        await events.emit(trx, 'link.deleted', { linkId: link.id, merchantId: merchant.id, path: link.path }, merchant.key);
+      });
+    },
+
+    /** JSON API list: cursor pagination, filters from API.md. */
+    async list(merchant: Merchant, rawQuery: Record<string, unknown>): Promise<Page<Link>> {
+      const page = parseBody(listQuerySchema, rawQuery);
+      const filters = parseBody(linkSearchSchema, rawQuery);
+      const q = base(db).where('l.merchant_id', merchant.key).whereNull('l.deleted_at');
+      applyFilters(q, merchant.key, {
+        q: filters.q,
+        status: filters.status,
+        tags: filters.tag,
+        createdFrom: parseDateFilter(filters.created_gte, 'created_gte'),
+        createdTo: parseDateFilter(filters.created_lte, 'created_lte'),
+      });
+      let afterKey: number | null = null;
+      if (page.starting_after) {
+        const anchor = await db('links').where({ merchant_id: merchant.key, public_id: page.starting_after }).first('id');
+        if (!anchor) throw new ValidationError([{ field: 'starting_after', code: 'invalid_cursor', message: 'starting_after must be the id of one of your links.' }]);
+        afterKey = anchor.id;
+      }
+      return pageByIdDesc(q, { limit: page.limit, afterKey, idColumn: 'l.id' }, withTags);
+    },
+
+    /** Dashboard list: filters, sorting, numbered pages (indexes keep 10,000 links fast). */
+    async search(merchant: Merchant, s: DashboardSearch): Promise<{ items: Link[]; total: number; page: number; pages: number; perPage: number }> {
+      const perPage = Math.min(Math.max(s.perPage ?? 25, 1), 100);
+      const q = db('links as l').where('l.merchant_id', merchant.key).whereNull('l.deleted_at');
+      applyFilters(q, merchant.key, s);
+      const [{ n }] = await q.clone().count({ n: '*' });
+      const total = Number(n);
+      const pages = Math.max(1, Math.ceil(total / perPage));
+      const page = Math.min(Math.max(1, Math.floor(s.page ?? 1)), pages);
+      const dir = s.dir === 'asc' ? 'asc' : 'desc';
+      const order: Record<string, string> = { created: 'l.created_at', name: 'l.name', price: 'l.amount', payments: 'l.payments_count' };
+      const rows = await q
+        .leftJoin('products as p', 'p.id', 'l.product_id')
+        .select('l.*', 'p.public_id as product_public_id', db.raw('coalesce(l.amount, p.price) as sort_price'))
+        .orderBy(s.sort === 'price' ? 'sort_price' : order[s.sort ?? 'created'] ?? 'l.created_at', dir)
+        .orderBy('l.id', dir)
+        .limit(perPage)
+        .offset((page - 1) * perPage);
+      return { items: await withTags(rows), total, page, pages, perPage };
+    },
+
+    /** The API representation (shared/API.md). */
+    async json(merchant: Merchant, link: Link) {
+      const product = link.productKey ? await products.getByKey(link.productKey) : null;
+      return linkJson(merchant, link, deps.baseUrl, product ? { price: product.price } : null);
+    },
+  };
+
+  function parseDateFilter(value: string | undefined, field: string): Date | null {
+    if (!value) return null;
+    const d = new Date(/^\d{4}-\d\d-\d\d$/.test(value) ? `${value}T00:00:00Z` : value);
+    if (Number.isNaN(d.getTime())) throw new ValidationError([{ field, code: 'invalid_date', message: `${field} must be a date such as 2025-06-30 or an ISO 8601 time.` }]);
+    return d;
+  }
+
+  function applyFilters(q: Knex.QueryBuilder, merchantKey: number, s: DashboardSearch): void {
+    if (s.q) q.andWhere('l.name', 'like', `%${s.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    if (s.status === 'active') q.andWhere('l.active', true);
+    if (s.status === 'inactive') q.andWhere('l.active', false);
+    if (s.status === 'limit_reached') q.andWhere('l.inactive_reason', 'limit_reached');
+    if (s.createdFrom) q.andWhere('l.created_at', '>=', s.createdFrom);
+    if (s.createdTo) q.andWhere('l.created_at', '<=', s.createdTo);
+    if (s.tags?.length) {
+      // Links with any of the tags (by name, case-insensitive).
+      q.whereIn(
+        'l.id',
+        db('link_tags as lt')
+          .join('tags as t', 't.id', 'lt.tag_id')
+          .where('t.merchant_id', merchantKey)
+          .whereIn(db.raw('lower(t.name)') as any, s.tags.map((t) => t.toLowerCase()))
+          .select('lt.link_id'),
+      );
+    }
+  }
+
+  return service;
+}
+
+export function linkJson(merchant: Pick<Merchant, 'handle'>, link: Link, baseUrl: string, product: { price: number } | null) {
+  const url = `${baseUrl}/${merchant.handle}/${link.path ?? ''}`;
+  const unitPrice = link.type === 'amount' ? link.amount : product?.price ?? null;
+  return {
+    id: link.id,
+    object: 'link',
+    kind: link.kind,
+    type: link.type,
+    name: link.name,
+    path: link.path,
+    url,
+    description: link.description,
+    internal_notes: link.internalNotes,
+    amount: link.type === 'amount' ? link.amount : unitPrice,
+    currency: link.currency,
+    product_id: link.productId,
+    payment_limit: link.paymentLimit,
+    paid_count: link.paidCount,
+    remaining: remaining(link),
+    active: link.active,
+    inactive_reason: link.inactiveReason,
+    redirect_url: link.redirectUrl,
+    redirect_target: link.redirectTarget,
+    show_remaining: link.showRemaining,
+    tags: link.tags.map(tagRef),
+    qr: { png: `${baseUrl}/api/v1/links/${link.id}/qr.png`, svg: `${baseUrl}/api/v1/links/${link.id}/qr.svg` },
+    stats: {
+      views: link.views,
+      payments: link.payments,
+      revenue: link.revenue,
+      conversion_rate: conversionRate(link),
+      average_payment: link.payments > 0 ? Math.round(link.revenue / link.payments) : null,
+    },
+    created_at: link.createdAt.toISOString(),
+    updated_at: link.updatedAt.toISOString(),
+  };
+}
+
+export type LinkService = ReturnType<typeof createLinkService>;

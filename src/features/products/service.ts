@@ -1,0 +1,140 @@
+// The product catalogue: name, description, price in minor units, currency, active.
+import { z } from 'zod';
+import type { Db } from '../../core/db.ts';
+import { toDate } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import { publicId } from '../../core/ids.ts';
+import { NotFoundError, ValidationError } from '../../core/errors.ts';
+import { parseBody } from '../../core/http.ts';
+import { MAX_MINOR } from '../../core/money.ts';
+import { currencySchema } from '../merchants/schemas.ts';
+import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
+
+export interface Product {
+  key: number;
+  id: string;
+  name: string;
+  description: string | null;
+  price: number;
+  currency: string;
+  active: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const text = (max: number, label: string) =>
+  z
+    .string()
+    .trim()
+    .max(max, `${label} can have at most ${max} characters.`)
+    .transform((s) => s || null);
+
+/** Price in minor units (e.g. 1250 = €12.50). */
+export const minorAmountSchema = z
+  .number({ error: 'Enter the amount as a whole number of minor units, e.g. 1250 for 12.50.' })
+  .int('Enter the amount as a whole number of minor units, e.g. 1250 for 12.50.')
+  .positive('The amount must be more than zero.')
+  .max(MAX_MINOR, 'That amount is too large.');
+
+export const productCreateSchema = z.object({
+  name: z.string({ error: 'Enter a product name.' }).trim().min(1, 'Enter a product name.').max(120, 'Keep the name under 120 characters.'),
+  description: text(2000, 'The description').nullish(),
+  price: minorAmountSchema,
+  currency: currencySchema,
+  active: z.boolean().default(true),
+});
+export const productUpdateSchema = productCreateSchema.partial().extend({ active: z.boolean().optional() });
+
+const fromRow = (r: any): Product => ({
+  key: r.id,
+  id: r.public_id,
+  name: r.name,
+  description: r.description,
+  price: Number(r.price),
+  currency: r.currency,
+  active: Boolean(r.active),
+  createdAt: toDate(r.created_at),
+  updatedAt: toDate(r.updated_at),
+});
+
+export function productJson(p: Product) {
+  return {
+    id: p.id,
+    object: 'product',
+    name: p.name,
+    description: p.description,
+    price: p.price,
+    currency: p.currency,
+    active: p.active,
+    created_at: p.createdAt.toISOString(),
+    updated_at: p.updatedAt.toISOString(),
+  };
+}
+
+export function createProductService({ db, clock }: { db: Db; clock: Clock }) {
+  const scoped = (merchantKey: number) => db('products').where({ merchant_id: merchantKey }).whereNull('deleted_at');
+
+  return {
+    async get(merchantKey: number, id: string): Promise<Product> {
+      const r = await scoped(merchantKey).andWhere({ public_id: id }).first();
+      if (!r) throw new NotFoundError('No such product.');
+      return fromRow(r);
+    },
+
+    async getByKey(key: number): Promise<Product | null> {
+      const r = await db('products').where({ id: key }).first();
+      return r ? fromRow(r) : null;
+    },
+
+    async list(merchantKey: number, rawQuery: unknown = {}): Promise<Page<Product>> {
+      const q = parseBody(listQuerySchema, rawQuery);
+      let afterKey: number | null = null;
+      if (q.starting_after) {
+        const anchor = await scoped(merchantKey).andWhere({ public_id: q.starting_after }).first('id');
+        if (!anchor) throw new ValidationError([{ field: 'starting_after', code: 'invalid_cursor', message: 'starting_after must be the id of one of your products.' }]);
+        afterKey = anchor.id;
+      }
+      return pageByIdDesc(scoped(merchantKey).select('*'), { limit: q.limit, afterKey }, (rows) => rows.map(fromRow));
+    },
+
+    /** All active products, by name, for pickers. */
+    async active(merchantKey: number): Promise<Product[]> {
+      return (await scoped(merchantKey).andWhere({ active: true }).orderBy('name')).map(fromRow);
+    },
+
+    async create(merchantKey: number, raw: unknown): Promise<Product> {
+      const input = parseBody(productCreateSchema, raw);
+      const now = clock.now();
+      const id = publicId('prod');
+      await db('products').insert({
+        public_id: id,
+        merchant_id: merchantKey,
+        name: input.name,
+        description: input.description ?? null,
+        price: input.price,
+        currency: input.currency,
+        active: input.active,
+        created_at: now,
+        updated_at: now,
+      });
+      return this.get(merchantKey, id);
+    },
+
+    async update(merchantKey: number, id: string, raw: unknown): Promise<Product> {
+      const product = await this.get(merchantKey, id);
+      const input = parseBody(productUpdateSchema, raw);
+      const row: Record<string, unknown> = {};
+      for (const k of ['name', 'description', 'price', 'currency', 'active'] as const) if (input[k] !== undefined) row[k] = input[k];
+      if (Object.keys(row).length) await db('products').where({ id: product.key }).update({ ...row, updated_at: clock.now() });
+      return this.get(merchantKey, id);
+    },
+
+    /** Soft delete: links that sold it and their payments keep pointing at it. */
+    async remove(merchantKey: number, id: string): Promise<void> {
+      const product = await this.get(merchantKey, id);
+      await db('products').where({ id: product.key }).update({ deleted_at: clock.now(), active: false, updated_at: clock.now() });
+    },
+  };
+}
+
+export type ProductService = ReturnType<typeof createProductService>;

@@ -1,0 +1,183 @@
+// Colour-coded tags for links and customers (kind), unique by name per merchant and kind.
+import { z } from 'zod';
+import type { Db, Queryable } from '../../core/db.ts';
+import { inTransaction, isUniqueViolation, toDate } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import { publicId } from '../../core/ids.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
+import { parseBody } from '../../core/http.ts';
+import { colorSchema } from '../merchants/schemas.ts';
+
+export type TagKind = 'link' | 'customer';
+
+export interface Tag {
+  key: number;
+  id: string;
+  kind: TagKind;
+  name: string;
+  color: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Colours given to tags created by name (from a link form or the API), in turn. */
+export const TAG_PALETTE = ['#f59e0b', '#10b981', '#3b82f6', '#ef4444', '#8b5cf6', '#ec4899', '#14b8a6', '#f97316', '#6366f1', '#84cc16'];
+
+export const tagNameSchema = z
+  .string({ error: 'Enter a tag name.' })
+  .trim()
+  .min(1, 'Enter a tag name.')
+  .max(60, 'Keep tag names under 60 characters.')
+  .refine((s) => !/[\u0000-\u001f\u007f\u2028\u2029]/.test(s), 'A tag name cannot contain line breaks or control characters.');
+
+export const tagCreateSchema = z.object({
+  name: tagNameSchema,
+  color: colorSchema.optional(),
+  kind: z.enum(['link', 'customer'], { error: 'kind must be "link" or "customer".' }).default('link'),
+});
+
+export const tagUpdateSchema = z.object({ name: tagNameSchema.optional(), color: colorSchema.optional() });
+
+const fromRow = (r: any): Tag => ({
+  key: r.id,
+  id: r.public_id,
+  kind: r.kind,
+  name: r.name,
+  color: r.color,
+  createdAt: toDate(r.created_at),
+  updatedAt: toDate(r.updated_at),
+});
+
+export function tagJson(t: Tag) {
+  return { id: t.id, object: 'tag', name: t.name, color: t.color, kind: t.kind, created_at: t.createdAt.toISOString(), updated_at: t.updatedAt.toISOString() };
+}
+
+/** The short form embedded in links and customers. */
+export function tagRef(t: Tag) {
+  return { id: t.id, name: t.name, color: t.color };
+}
+
+const nameTaken = (kind: string) => new ConflictError('tag_name_taken', `A ${kind} tag with this name already exists.`, [{ field: 'name', code: 'tag_name_taken', message: 'A tag with this name already exists.' }]);
+
+export function createTagService({ db, clock }: { db: Db; clock: Clock }) {
+  const nextColor = async (q: Queryable, merchantKey: number) => {
+    const [{ n }] = await q('tags').where({ merchant_id: merchantKey }).count({ n: '*' });
+    return TAG_PALETTE[Number(n) % TAG_PALETTE.length];
+  };
+
+  return {
+    async list(merchantKey: number, kind?: TagKind): Promise<Tag[]> {
+      const q = db('tags').where({ merchant_id: merchantKey }).orderBy('name');
+      if (kind) q.andWhere({ kind });
+      return (await q).map(fromRow);
+    },
+
+    async get(merchantKey: number, id: string): Promise<Tag> {
+      const r = await db('tags').where({ merchant_id: merchantKey, public_id: id }).first();
+      if (!r) throw new NotFoundError('No such tag.');
+      return fromRow(r);
+    },
+
+    async create(merchantKey: number, raw: unknown): Promise<Tag> {
+      const input = parseBody(tagCreateSchema, raw);
+      const now = clock.now();
+      const id = publicId('tag');
+      try {
+        await db('tags').insert({ public_id: id, merchant_id: merchantKey, kind: input.kind, name: input.name, color: input.color ?? (await nextColor(db, merchantKey)), created_at: now, updated_at: now });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw nameTaken(input.kind);
+        throw err;
+      }
+      return this.get(merchantKey, id);
+    },
+
+    async update(merchantKey: number, id: string, raw: unknown): Promise<Tag> {
+      const tag = await this.get(merchantKey, id);
+      const input = parseBody(tagUpdateSchema, raw);
+      const row: Record<string, unknown> = {};
+      if (input.name !== undefined) row.name = input.name;
+      if (input.color !== undefined) row.color = input.color;
+      if (!Object.keys(row).length) return tag;
+      try {
+        await db('tags').where({ id: tag.key }).update({ ...row, updated_at: clock.now() });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw nameTaken(tag.kind);
+        throw err;
+      }
+      return this.get(merchantKey, id);
+    },
+
+    /** Deletes the tag; links and customers keep everything else. */
+    async remove(merchantKey: number, id: string): Promise<void> {
+      const tag = await this.get(merchantKey, id);
+      await inTransaction(db, async (trx) => {
+        await trx('link_tags').where({ tag_id: tag.key }).del();
+        await trx('customer_tags').where({ tag_id: tag.key }).del();
+        await trx('tags').where({ id: tag.key }).del();
+      });
+    },
+
+    /**
+     * Resolves tag names (creating unknown ones with the next palette colour) in the caller's
+     * transaction. Names compare case-insensitively.
+     */
+    async ensureNamed(trx: Queryable, merchantKey: number, names: string[], kind: TagKind): Promise<number[]> {
+      const wanted = new Map<string, string>();
+      for (const raw of names) {
+        const parsed = tagNameSchema.safeParse(raw);
+        if (!parsed.success) throw new ValidationError([{ field: 'tags', code: 'invalid_tag', message: parsed.error.issues[0].message }]);
+        wanted.set(parsed.data.toLowerCase(), parsed.data);
+      }
+      if (!wanted.size) return [];
+      const existing = (await trx('tags').where({ merchant_id: merchantKey, kind }).select('id', 'name')) as { id: number; name: string }[];
+      const byName = new Map(existing.map((t) => [t.name.toLowerCase(), t.id]));
+      const ids: number[] = [];
+      for (const [lower, name] of wanted) {
+        let key = byName.get(lower);
+        if (!key) {
+          const now = clock.now();
+          const [inserted] = await trx('tags').insert({ public_id: publicId('tag'), merchant_id: merchantKey, kind, name, color: await nextColor(trx, merchantKey), created_at: now, updated_at: now });
+          key = Number(inserted);
+        }
+        ids.push(key);
+      }
+      return ids;
+    },
+
+    /** Resolves tag public ids of this merchant and kind; unknown ids → 422 on `field`. */
+    async keysForIds(trx: Queryable, merchantKey: number, ids: string[], kind: TagKind, field = 'tags'): Promise<number[]> {
+      if (!ids.length) return [];
+      const rows = (await trx('tags').where({ merchant_id: merchantKey, kind }).whereIn('public_id', ids).select('id', 'public_id')) as { id: number; public_id: string }[];
+      const missing = ids.filter((id) => !rows.some((r) => r.public_id === id));
+      if (missing.length) throw new ValidationError([{ field, code: 'unknown_tag', message: `No ${kind} tag ${missing[0]}.` }]);
+      return rows.map((r) => r.id);
+    },
+
+    /** Tags of many links at once (one query), for lists. */
+    async forLinks(linkKeys: number[]): Promise<Map<number, Tag[]>> {
+      const out = new Map<number, Tag[]>();
+      if (!linkKeys.length) return out;
+      const rows = await db('link_tags as lt').join('tags as t', 't.id', 'lt.tag_id').whereIn('lt.link_id', linkKeys).orderBy('t.name').select('lt.link_id', 't.*');
+      for (const r of rows) {
+        const list = out.get(r.link_id) ?? [];
+        list.push(fromRow(r));
+        out.set(r.link_id, list);
+      }
+      return out;
+    },
+
+    async forCustomers(customerKeys: number[]): Promise<Map<number, Tag[]>> {
+      const out = new Map<number, Tag[]>();
+      if (!customerKeys.length) return out;
+      const rows = await db('customer_tags as ct').join('tags as t', 't.id', 'ct.tag_id').whereIn('ct.customer_id', customerKeys).orderBy('t.name').select('ct.customer_id', 't.*');
+      for (const r of rows) {
+        const list = out.get(r.customer_id) ?? [];
+        list.push(fromRow(r));
+        out.set(r.customer_id, list);
+      }
+      return out;
+    },
+  };
+}
+
+export type TagService = ReturnType<typeof createTagService>;
