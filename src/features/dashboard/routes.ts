@@ -6,25 +6,10 @@ import { navItems } from './nav.ts';
 
 /** Sections a later feature fills in; until then each explains what it will hold and what to do first. */
 const SECTIONS: Record<string, { title: string; lead: string; next: string }> = {
-  links: {
-    title: 'Links',
-    lead: 'Payment links are permanent, branded URLs such as /your-handle/summer-sale that customers pay on without logging in.',
-    next: 'Link creation arrives with the next release. Meanwhile, check your brand colour and currency in Settings so your pages look right from day one.',
-  },
   customers: {
     title: 'Customers',
     lead: 'Customers you send links to, with their email and phone number, tags, and payment history.',
     next: 'Customers appear here once you send your first link.',
-  },
-  products: {
-    title: 'Products',
-    lead: 'A catalogue of what you sell, with prices, for product links.',
-    next: 'Add products to sell them through links with a fixed price.',
-  },
-  tags: {
-    title: 'Tags',
-    lead: 'Colour-coded tags to group links and customers.',
-    next: 'Tags you add to links and customers show up here.',
   },
 };
 

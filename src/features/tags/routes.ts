@@ -1,0 +1,9 @@
+import express from 'express';
+import type { Runtime } from '../../runtime.ts';
+import type { Renderer } from '../../core/http.ts';
+
+/** Dashboard pages for tags (mounted under /app). */
+export function tagsRoutes(_rt: Runtime, _render: Renderer): express.Router {
+  const router = express.Router();
+  return router;
+}
