@@ -26,6 +26,9 @@ import { createTagService, type TagService } from './features/tags/service.ts';
 import { createProductService, type ProductService } from './features/products/service.ts';
 import { createLinkService, type LinkService } from './features/links/service.ts';
 import { createCheckoutService, type CheckoutService } from './features/checkout/service.ts';
+import { createCustomerService, type CustomerService } from './features/customers/service.ts';
+import { createPaymentQueries, type PaymentQueries } from './features/checkout/payments.ts';
+import { pruneIdempotencyKeys } from './core/idempotency.ts';
 import { createPluginCheckoutServices } from './features/checkout/plugin-services.ts';
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/rate-limit.ts';
 import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
@@ -42,6 +45,9 @@ export interface Services {
   products: ProductService;
   links: LinkService;
   checkout: CheckoutService;
+  customers: CustomerService;
+  /** Reading payments (the JSON API); checkout writes them. */
+  payments: PaymentQueries;
 }
 
 export interface Runtime {
@@ -136,6 +142,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       products,
       links,
       checkout: createCheckoutService({ db, clock, events, registries, log: log.child('checkout'), baseUrl: config.baseUrl }),
+      customers: createCustomerService({ db, clock, tags }),
+      payments: createPaymentQueries({ db }),
     };
 
     const knexStore = redis ? null : new KnexSessionStore(db, clock);
@@ -145,6 +153,9 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       await jobs.prune(7 * 86_400_000);
       await jobs.prune(30 * 86_400_000, 'dead'); // dead jobs stay a month for diagnosis
       if (knexStore) await knexStore.sweep();
+    });
+    jobs.define('idempotency.prune', async () => {
+      await pruneIdempotencyKeys(db, clock);
     });
 
     const plugins = new PluginHost({
@@ -191,7 +202,10 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         if (started) return;
         started = true;
         jobs.start();
-        scheduler.start([{ cron: '17 3 * * *', kind: 'maintenance.prune' }]);
+        scheduler.start([
+          { cron: '17 3 * * *', kind: 'maintenance.prune' },
+          { cron: '41 * * * *', kind: 'idempotency.prune' },
+        ]);
       },
       async close() {
         await scheduler.stop();

@@ -89,7 +89,7 @@ forEachTarget('JSON API v1', (target) => {
   it('answers 400 malformed_json for a broken JSON body, never 500', async () => {
     for (const body of ['{"name": ', '{name: 1}', '', 'null', '"just a string"', '\u0000']) {
       const res = await api().post('/api/v1/links').set('Authorization', `Bearer ${secret}`).set('Content-Type', 'application/json').send(body);
-      if (body === '') expectProblem(res, 404, 'not_found'); // no body at all is not malformed
+      if (body === '') expectProblem(res, 422, 'validation_failed'); // no body at all is not malformed: just missing fields
       else expectProblem(res, 400, 'malformed_json');
     }
   });

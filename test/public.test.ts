@@ -33,4 +33,9 @@ forEachTarget('public merchant page', (target) => {
     expect(unknown.text).to.include('Page not found');
     expect(strip(invalid.text)).to.equal(strip(unknown.text));
   });
+
+  it('answers 400, not 500, for an address with broken percent-encoding', async () => {
+    await supertest(env.app).get('/acme/%E0%A4%A').expect(400);
+    await supertest(env.app).get('/%E0%A4%A').expect(400);
+  });
 });

@@ -106,6 +106,8 @@ export function toAppError(err: unknown): AppError | null {
   const e = err as { type?: string; status?: number; code?: string; expose?: boolean };
   if (e?.type === 'entity.parse.failed') return new AppError('malformed_json', 400, 'The request body is not valid JSON.');
   if (e?.type === 'entity.too.large') return new AppError('payload_too_large', 413, 'The request body is too large.');
+  // The router could not decode a percent-encoded path segment (e.g. /acme/%E0%A4%A).
+  if (err instanceof URIError && e.status === 400) return new AppError('malformed_url', 400, 'The address is not valid.');
   if (e?.code === 'EBADCSRFTOKEN' || (e?.status === 403 && /csrf/i.test(String((err as Error).message)))) {
     return new AppError('csrf_failed', 403, 'Your form expired or was sent from another site. Reload the page and try again.');
   }

@@ -46,6 +46,8 @@ interface Shot {
   /** A logged-in page (else a fresh, logged-out context). */
   app: boolean;
   status?: number;
+  /** Where the expected error status comes from, when not the page itself (a form posted on it). */
+  errorPath?: string;
 }
 
 const SHOTS: Shot[] = [
@@ -55,6 +57,17 @@ const SHOTS: Shot[] = [
   { name: 'login-error', path: '/login', app: false, status: 401 },
   { name: 'dashboard', path: '/app', app: true },
   { name: 'links', path: '/app/links', app: true },
+  { name: 'links-filtered', path: '/app/links?status=limit_reached&sort=name&dir=asc', app: true },
+  { name: 'link-new', path: '/app/links/new', app: true },
+  { name: 'link-new-amount', path: '/app/links/new?type=amount', app: true },
+  { name: 'link-new-errors', path: '/app/links/new?type=amount', app: true, status: 422, errorPath: '/app/links' },
+  { name: 'link-new-product', path: '/app/links/new?type=product', app: true },
+  { name: 'link', path: '/app/links/:link', app: true },
+  { name: 'link-edit', path: '/app/links/:link/edit', app: true },
+  { name: 'link-delete', path: '/app/links/:link/delete', app: true },
+  { name: 'products', path: '/app/products', app: true },
+  { name: 'product-new', path: '/app/products/new', app: true },
+  { name: 'tags', path: '/app/tags', app: true },
   { name: 'activity', path: '/app/activity', app: true },
   { name: 'settings', path: '/app/settings', app: true },
   { name: 'plugins', path: '/app/plugins', app: true },
@@ -69,6 +82,7 @@ describe('e2e: every page on a desktop and a phone', () => {
   const browser = useBrowser();
   let env: ServedEnv;
   let handle: string;
+  let linkId: string;
   let storageState: Awaited<ReturnType<TrackedPage['context']['storageState']>>;
 
   before(async function () {
@@ -93,6 +107,20 @@ describe('e2e: every page on a desktop and a phone', () => {
     const channels = env.rt.registries.channels;
     await channels.get('email')!.send({ id: 'msg-1', merchant, to: 'ana.lopez@example.test', subject: 'Your payment link from Ferngully Coffee Roasters', text: `Hi Ana, you can pay for your order here: ${env.origin}/${handle}/order-1042. Thank you!` });
     await channels.get('sms')!.send({ id: 'msg-2', merchant, to: '+31612345678', text: `Ferngully Coffee Roasters: pay €24.50 at ${env.origin}/${handle}/order-1043` });
+    // A catalogue, tags and links in every state, so the links, products and tags pages show real rows.
+    const m = (await env.rt.services.merchants.getByHandle(handle))!;
+    const { products, tags, links } = env.rt.services;
+    const beans = await products.create(m.key, { name: 'Ethiopia Yirgacheffe, 1 kg whole beans', description: 'Washed, light roast. Notes of jasmine and bergamot.', price: 3450, currency: 'EUR' });
+    await products.create(m.key, { name: 'Cupping class', price: 4500, currency: 'EUR' });
+    await products.create(m.key, { name: 'Gift card', price: 2500, currency: 'EUR', active: false });
+    for (const [name, color] of [['Summer 2025', '#f59e0b'], ['Wholesale', '#3b82f6'], ['Events', '#10b981']]) await tags.create(m.key, { name, color, kind: 'link' });
+    const early = await links.create(m, { type: 'amount', name: 'Early Bird Cupping Night', amount: 3900, currency: 'EUR', description: 'One seat at our cupping night on 14 June, coffee and pastries included.', internal_notes: 'Max 12 seats; ask Lena before raising.', payment_limit: 12, show_remaining: true, tags: ['Events', 'Summer 2025'], redirect_url: 'https://ferngully.example/thanks', redirect_target: 'new' });
+    linkId = early.id;
+    await links.create(m, { type: 'product', name: 'Yirgacheffe beans', product_id: beans.id, tags: ['Wholesale'] });
+    const full = await links.create(m, { type: 'amount', name: 'Deposit for the espresso machine service with a rather long name', amount: 15000, currency: 'EUR', payment_limit: 1 });
+    await env.rt.db('links').where({ public_id: full.id }).update({ paid_count: 1, active: false, inactive_reason: 'limit_reached', payments_count: 1, revenue: 15000 });
+    await links.create(m, { type: 'amount', name: 'Tip jar', amount: 300, currency: 'EUR', active: false });
+    await env.rt.db('links').where({ public_id: early.id }).update({ paid_count: 5, views_count: 140, payments_count: 5, revenue: 19500 });
   });
   after(() => env?.close());
 
@@ -114,12 +142,16 @@ describe('e2e: every page on a desktop and a phone', () => {
         it(shot.name, async () => {
           const tab = (shot.app ? tabs.app : tabs.anon)!;
           tab.reset();
-          const url = `${env.origin}${shot.path.replace(':handle', handle)}`;
-          if (shot.status) tab.expectError({ status: shot.status, path: new URL(url).pathname });
+          const url = `${env.origin}${shot.path.replace(':handle', handle).replace(':link', linkId)}`;
+          if (shot.status) tab.expectError({ status: shot.status, path: shot.errorPath ?? new URL(url).pathname });
           await tab.page.goto(url);
           if (shot.name === 'signup-errors') {
             await submit(tab.page, { 'Business name': '', Handle: 'Sign Up', Email: 'not-an-email', Password: 'short' }, 'Create account');
             await tab.page.locator('#f-password-error', { hasText: /\w/ }).waitFor();
+          }
+          if (shot.name === 'link-new-errors') {
+            await submit(tab.page, { Name: '', Amount: '12.505', Address: '2025-sale', 'Redirect to (optional)': 'ftp://example.com' }, 'Create link');
+            await tab.page.locator('#f-amount-error', { hasText: /\w/ }).waitFor();
           }
           if (shot.name === 'login-error') {
             await submit(tab.page, { Email: 'who@example.test', Password: 'not it at all' }, 'Log in');

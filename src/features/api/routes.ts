@@ -5,6 +5,13 @@ import { consumeOrThrow } from '../../core/rate-limit.ts';
 import { AppError, NotFoundError } from '../../core/errors.ts';
 import { merchantJson } from '../merchants/service.ts';
 import type { Merchant } from '../merchants/repository.ts';
+import { createIdempotencyStore, idempotency, type IdempotencyStore } from '../../core/idempotency.ts';
+import { apiQrRoutes } from '../qr/routes.ts';
+import { apiLinkRoutes } from './links.ts';
+import { apiProductRoutes } from './products.ts';
+import { apiTagRoutes } from './tags.ts';
+import { apiCustomerRoutes } from './customers.ts';
+import { apiPaymentRoutes } from './payments.ts';
 
 declare global {
   namespace Express {
@@ -28,7 +35,12 @@ function invalidKey(): AppError {
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
 
-export function apiRoutes(rt: Runtime): express.Router {
+export interface ApiRoutesOptions {
+  /** Where Idempotency-Key claims live (default: the idempotency_keys table). Tests swap it. */
+  idempotencyStore?: IdempotencyStore;
+}
+
+export function apiRoutes(rt: Runtime, opts: ApiRoutesOptions = {}): express.Router {
   const router = express.Router();
   router.use((_req, res, next) => {
     res.set('Cache-Control', 'no-store');
@@ -58,15 +70,29 @@ export function apiRoutes(rt: Runtime): express.Router {
   });
   router.use(express.json({ limit: '100kb', strict: true, type: JSON_TYPES }));
 
+  // Every POST: Idempotency-Key (after auth and body parsing: keys are per merchant, hashed with the body).
+  router.use(idempotency({ store: opts.idempotencyStore ?? createIdempotencyStore({ db: rt.db, clock: rt.clock }), log: rt.log.child('idempotency') }));
+
   router.get('/me', (_req, res) => {
     res.json(merchantJson(res.locals.apiMerchant!));
   });
+  router.use(apiLinkRoutes(rt));
+  router.use(apiQrRoutes(rt));
+  router.use(apiProductRoutes(rt));
+  router.use(apiTagRoutes(rt));
+  router.use(apiCustomerRoutes(rt));
+  router.use(apiPaymentRoutes(rt));
 
   router.use((req, _res, next) => {
     if (!['GET', 'POST', 'PATCH', 'DELETE', 'PUT', 'HEAD', 'OPTIONS'].includes(req.method)) {
       return next(new AppError('method_not_allowed', 405, 'Method not allowed.'));
     }
     next(new NotFoundError(`No API endpoint ${req.method} ${req.originalUrl.split('?')[0]}.`));
+  });
+  // A path parameter that is not valid percent-encoding (`/links/%E0%A4%A`): the router throws a
+  // URIError with status 400 that the shared error mapping does not know; it is bad input, not a 500.
+  router.use((err: unknown, _req: express.Request, _res: express.Response, next: express.NextFunction) => {
+    next(err instanceof URIError ? new AppError('malformed_url', 400, 'The URL is not valid: check its percent-encoding.') : err);
   });
   return router;
 }

@@ -23,14 +23,14 @@ export function dashboardRoutes(rt: Runtime, render: Renderer): express.Router {
 
   router.get('/', async (req, res) => {
     const merchant = req.user!.merchant;
-    const keys = await rt.services.apiKeys.list(merchant.key);
+    const [keys, links] = await Promise.all([rt.services.apiKeys.list(merchant.key), rt.services.links.search(merchant, { perPage: 1 })]);
     await render(req, res, 'dashboard/home', {
       title: 'Dashboard',
       publicUrl: `${rt.config.baseUrl}/${merchant.handle}`,
       steps: [
         { done: true, label: 'Create your account', href: null },
         { done: merchant.updatedAt.getTime() > merchant.createdAt.getTime(), label: 'Set your brand colour, currency and time zone', href: '/app/settings' },
-        { done: false, label: 'Create your first payment link', href: '/app/links' },
+        { done: links.total > 0, label: 'Create your first payment link', href: '/app/links/new' },
         { done: keys.some((k) => !k.revokedAt), label: 'Create an API key (optional, for integrations)', href: '/app/settings#api-keys' },
       ],
       events: await rt.events.listForMerchant(merchant.key, 5),

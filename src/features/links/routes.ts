@@ -1,9 +1,222 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
-import type { Renderer } from '../../core/http.ts';
+import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
+import { AppError, ValidationError } from '../../core/errors.ts';
+import { requireMerchant, safeNext } from '../accounts/middleware.ts';
+import { navItems } from '../dashboard/nav.ts';
+import { currencyOptions } from '../merchants/schemas.ts';
+import type { Merchant } from '../merchants/repository.ts';
+import { qrPaths } from '../qr/routes.ts';
+import { conversionRate, type Link } from './service.ts';
+import { createInput, linkValues, newLinkValues, postedValues, updateInput, type LinkFormValues } from './form.ts';
+import { dateIn, dateTimeIn, isFiltered, limitText, listHref, pageWindow, paymentsText, priceText, readListQuery, remainingText, statusBadge, toSearch } from './view.ts';
+import { formatMoney } from '../../core/money.ts';
+
+/**
+ * A form error the merchant can fix, as messages by field: validation (422), a taken path (409) and an
+ * immutable field are all shown on the form with 422. Anything else is not the form's business.
+ */
+export function formErrors(err: unknown): Record<string, string> | null {
+  if (err instanceof ValidationError) return err.byField();
+  if (err instanceof AppError && (err.status === 409 || err.status === 422) && err.errors.length) return new ValidationError(err.errors).byField();
+  return null;
+}
+
+type LinkType = 'amount' | 'product';
+const isType = (v: unknown): v is LinkType => v === 'amount' || v === 'product';
 
 /** Dashboard pages for links (mounted under /app). */
-export function linksRoutes(_rt: Runtime, _render: Renderer): express.Router {
+export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
+  const { links, products, tags } = rt.services;
+
+  router.use('/links', requireMerchant, (_req, res, next) => {
+    res.locals.nav = navItems(rt);
+    next();
+  });
+
+  const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
+
+  /** Everything a page needs to show links: the view helpers, bound to the merchant. */
+  const helpers = (merchant: Merchant) => ({
+    url: (link: Link) => links.url(merchant, link),
+    badge: statusBadge,
+    price: priceText,
+    payments: paymentsText,
+    limitText,
+    remainingText,
+    date: (d: Date) => dateIn(d, merchant.timezone),
+    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
+  });
+
+  // ---- List -------------------------------------------------------------------------------------
+
+  router.get('/links', async (req, res) => {
+    const merchant = merchantOf(res);
+    const query = readListQuery(req.query as Record<string, unknown>);
+    const [result, linkTags] = await Promise.all([links.search(merchant, toSearch(query, merchant.timezone)), tags.list(merchant.key, 'link')]);
+    const data = {
+      title: 'Links',
+      query,
+      result,
+      linkTags,
+      filtered: isFiltered(query),
+      listHref: (change: Parameters<typeof listHref>[1]) => listHref(query, change),
+      pages: pageWindow(result.page, result.pages),
+      back: listHref(query, { page: result.page }),
+      h: helpers(merchant),
+    };
+    // An htmx request (the live search, the filters) gets the results only, and the tidy address of
+    // this list for the address bar (not the form's every empty field); a navigation gets the page.
+    if (wantsFragment(req)) res.set('HX-Push-Url', listHref(query));
+    await render(req, res, wantsFragment(req) ? 'links/_results' : 'links/index', data);
+  });
+
+  // ---- New --------------------------------------------------------------------------------------
+
+  const formPage = async (req: express.Request, res: express.Response, opts: { type: LinkType; values: LinkFormValues; errors?: Record<string, string>; link?: Link }, status = 200) => {
+    const merchant = merchantOf(res);
+    const [productList, linkTags] = await Promise.all([opts.link ? Promise.resolve([]) : products.active(merchant.key), tags.list(merchant.key, 'link')]);
+    const errors = opts.errors ?? {};
+    await render(
+      req,
+      res,
+      opts.link ? 'links/edit' : 'links/new',
+      {
+        title: opts.link ? `Edit ${opts.link.name}` : opts.type === 'amount' ? 'New amount link' : 'New product link',
+        type: opts.type,
+        values: opts.values,
+        errors,
+        errorCount: Object.keys(errors).length,
+        link: opts.link ?? null,
+        products: productList,
+        linkTags,
+        currencies: currencyOptions(),
+        pathPrefix: `${rt.config.baseUrl.replace(/^https?:\/\//, '')}/${merchant.handle}/`,
+        h: helpers(merchant),
+        formatMoney,
+      },
+      status,
+    );
+  };
+
+  router.get('/links/new', async (req, res) => {
+    const merchant = merchantOf(res);
+    const type = req.query.type;
+    if (!isType(type)) {
+      const productList = await products.active(merchant.key);
+      return render(req, res, 'links/choose', { title: 'New link', productCount: productList.length, example: formatMoney(3900, merchant.currency) });
+    }
+    await formPage(req, res, { type, values: newLinkValues(type, merchant.currency) });
+  });
+
+  router.post('/links', async (req, res) => {
+    const merchant = merchantOf(res);
+    const body = req.body as Record<string, unknown>;
+    const type: LinkType = isType(body.type) ? body.type : 'amount';
+    try {
+      const link = await links.create(merchant, createInput(body, merchant.currency));
+      flash(req, 'success', `Link “${link.name}” created. Share ${links.url(merchant, link)}.`);
+      res.redirect(303, `/app/links/${link.id}`);
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      await formPage(req, res, { type, values: postedValues(body, type, merchant.currency), errors }, 422);
+    }
+  });
+
+  // ---- One link ---------------------------------------------------------------------------------
+
+  router.get('/links/:id', async (req, res) => {
+    const merchant = merchantOf(res);
+    const link = await links.get(merchant, String(req.params.id));
+    await render(req, res, 'links/show', {
+      title: link.name,
+      link,
+      qr: qrPaths(link.id).dashboard,
+      conversion: conversionRate(link),
+      revenue: formatMoney(link.revenue, link.currency),
+      h: helpers(merchant),
+    });
+  });
+
+  router.get('/links/:id/edit', async (req, res) => {
+    const link = await links.get(merchantOf(res), String(req.params.id));
+    await formPage(req, res, { type: link.type, values: linkValues(link), link });
+  });
+
+  router.post('/links/:id', async (req, res) => {
+    const merchant = merchantOf(res);
+    const link = await links.get(merchant, String(req.params.id));
+    const body = req.body as Record<string, unknown>;
+    try {
+      const updated = await links.update(merchant, link.id, updateInput(body, link));
+      flash(req, 'success', `Link “${updated.name}” saved.`);
+      res.redirect(303, `/app/links/${link.id}`);
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      const values = { ...postedValues(body, link.type, link.currency), product_id: link.productId ?? '' };
+      await formPage(req, res, { type: link.type, values, errors, link }, 422);
+    }
+  });
+
+  router.post('/links/:id/duplicate', async (req, res) => {
+    const merchant = merchantOf(res);
+    const link = await links.get(merchant, String(req.params.id));
+    try {
+      const copy = await links.duplicate(merchant, link.id);
+      flash(req, 'success', `Copy created at ${links.url(merchant, copy)}. Change what you need and save.`);
+      res.redirect(303, `/app/links/${copy.id}/edit`);
+    } catch (err) {
+      // E.g. its product has been deactivated since: say so on the link's page.
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      flash(req, 'error', `No copy was made: ${Object.values(errors)[0]}`);
+      res.redirect(303, `/app/links/${link.id}`);
+    }
+  });
+
+  /**
+   * Activate / deactivate. From a list row (htmx) the answer is the updated row; from a plain form,
+   * a redirect back to where the merchant was (a dashboard path only).
+   */
+  const setActive = (active: boolean) => async (req: express.Request, res: express.Response) => {
+    const merchant = merchantOf(res);
+    const id = String(req.params.id);
+    let link = await links.get(merchant, id);
+    let failed: string | null = null;
+    try {
+      link = await links.update(merchant, id, { active });
+      flash(req, 'success', `Link “${link.name}” ${active ? 'activated' : 'deactivated'}.`);
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      failed = errors.active ?? Object.values(errors)[0];
+      flash(req, 'error', failed);
+    }
+    const body = req.body as Record<string, unknown>;
+    if (wantsFragment(req) && req.get('HX-Target') === `link-row-${link.id}`) {
+      return render(req, res, 'links/_row', { link, h: helpers(merchant), back: safeNext(body.back), oobFlash: true }, failed ? 422 : 200);
+    }
+    res.redirect(303, body.back === undefined ? `/app/links/${link.id}` : safeNext(body.back));
+  };
+  router.post('/links/:id/activate', setActive(true));
+  router.post('/links/:id/deactivate', setActive(false));
+
+  router.get('/links/:id/delete', async (req, res) => {
+    const merchant = merchantOf(res);
+    const link = await links.get(merchant, String(req.params.id));
+    await render(req, res, 'links/delete', { title: `Delete ${link.name}`, link, h: helpers(merchant) });
+  });
+
+  router.post('/links/:id/delete', async (req, res) => {
+    const merchant = merchantOf(res);
+    const link = await links.get(merchant, String(req.params.id));
+    await links.remove(merchant, link.id);
+    flash(req, 'success', `Link “${link.name}” deleted. Its address no longer works; its payments stay in your reports.`);
+    res.redirect(303, '/app/links');
+  });
+
   return router;
 }

@@ -33,6 +33,8 @@ export const redirectUrlSchema = z
     z
       .url({ protocol: /^https?$/, hostname: /^[^\s]+\.[^\s]+$|^localhost$/, error: 'Enter an absolute URL starting with https:// or http://.' })
       .refine((u) => {
+        // zod runs refinements after a failed format check too: an unparsable URL is already reported.
+        if (!URL.canParse(u)) return true;
         const url = new URL(u);
         return !url.username && !url.password;
       }, 'The URL cannot contain a user name or password.')
@@ -83,7 +85,7 @@ export type LinkUpdateInput = z.infer<typeof linkUpdateSchema>;
 
 export const linkSearchSchema = z.object({
   q: z.string().trim().max(120).optional(),
-  status: z.enum(['active', 'inactive', 'limit_reached']).optional().catch(undefined),
+  status: z.enum(['active', 'inactive', 'limit_reached'], { error: 'status must be "active", "inactive" or "limit_reached".' }).optional(),
   tag: z.union([z.string(), z.array(z.string())]).optional().transform((t) => (t === undefined ? [] : Array.isArray(t) ? t : [t]).filter(Boolean)),
   created_gte: z.string().optional(),
   created_lte: z.string().optional(),

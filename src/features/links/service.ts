@@ -34,6 +34,9 @@ export interface Link {
   currency: string;
   productKey: number | null;
   productId: string | null;
+  /** The product's name and current price, for product links (joined for lists and pages). */
+  productName: string | null;
+  productPrice: number | null;
   paymentLimit: number | null;
   paidCount: number;
   active: boolean;
@@ -72,6 +75,8 @@ const rowToLink = (r: any, tags: Tag[] = []): Link => ({
   currency: r.currency,
   productKey: r.product_id ?? null,
   productId: r.product_public_id ?? null,
+  productName: r.product_name ?? null,
+  productPrice: r.product_price === null || r.product_price === undefined ? null : Number(r.product_price),
   paymentLimit: r.payment_limit ?? null,
   paidCount: Number(r.paid_count),
   active: Boolean(r.active),
@@ -125,7 +130,7 @@ export function createLinkService(deps: LinkServiceDeps) {
   const { db, clock, events, tags, products } = deps;
 
   const base = (q: Queryable) =>
-    q('links as l').leftJoin('products as p', 'p.id', 'l.product_id').select('l.*', 'p.public_id as product_public_id');
+    q('links as l').leftJoin('products as p', 'p.id', 'l.product_id').select('l.*', 'p.public_id as product_public_id', 'p.name as product_name', 'p.price as product_price');
 
   const withTags = async (rows: any[]): Promise<Link[]> => {
     const byLink = await tags.forLinks(rows.map((r) => r.id));
@@ -370,14 +375,14 @@ export function createLinkService(deps: LinkServiceDeps) {
       const pages = Math.max(1, Math.ceil(total / perPage));
       const page = Math.min(Math.max(1, Math.floor(s.page ?? 1)), pages);
       const dir = s.dir === 'asc' ? 'asc' : 'desc';
-      const order: Record<string, string> = { created: 'l.created_at', name: 'l.name', price: 'l.amount', payments: 'l.payments_count' };
-      const rows = await q
-        .leftJoin('products as p', 'p.id', 'l.product_id')
-        .select('l.*', 'p.public_id as product_public_id', db.raw('coalesce(l.amount, p.price) as sort_price'))
-        .orderBy(s.sort === 'price' ? 'sort_price' : order[s.sort ?? 'created'] ?? 'l.created_at', dir)
-        .orderBy('l.id', dir)
-        .limit(perPage)
-        .offset((page - 1) * perPage);
+      const order: Record<string, string> = { created: 'l.created_at', name: 'l.name', payments: 'l.payments_count' };
+      const sorted = (b: Knex.QueryBuilder) =>
+        (s.sort === 'price' ? b.orderByRaw(`coalesce(l.amount, p.price) ${dir}`) : b.orderBy(order[s.sort ?? 'created'] ?? 'l.created_at', dir)).orderBy('l.id', dir);
+      // Deferred join: the page's ids come from the (merchant, deleted_at, created_at|name) index alone,
+      // then only those rows are read, so a late page costs about what the first one does.
+      const ids = q.clone().select('l.id').limit(perPage).offset((page - 1) * perPage);
+      if (s.sort === 'price') ids.leftJoin('products as p', 'p.id', 'l.product_id');
+      const rows = await sorted(base(db).join(sorted(ids).as('pg'), 'pg.id', 'l.id'));
       return { items: await withTags(rows), total, page, pages, perPage };
     },
 
@@ -396,7 +401,8 @@ export function createLinkService(deps: LinkServiceDeps) {
   }
 
   function applyFilters(q: Knex.QueryBuilder, merchantKey: number, s: DashboardSearch): void {
-    if (s.q) q.andWhere('l.name', 'like', `%${s.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    // ESCAPE spelled out: SQLite's LIKE has no escape character by default (MySQL's is the backslash).
+    if (s.q) q.andWhereRaw('l.name like ? escape ?', [`%${s.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`, '\\']);
     if (s.status === 'active') q.andWhere('l.active', true);
     if (s.status === 'inactive') q.andWhere('l.active', false);
     if (s.status === 'limit_reached') q.andWhere('l.inactive_reason', 'limit_reached');

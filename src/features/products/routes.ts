@@ -1,9 +1,144 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
-import type { Renderer } from '../../core/http.ts';
+import { flash, type Renderer } from '../../core/http.ts';
+import { ValidationError, type FieldError } from '../../core/errors.ts';
+import { formatMoney, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
+import { requireMerchant } from '../accounts/middleware.ts';
+import { navItems } from '../dashboard/nav.ts';
+import { currencyOptions, currencySchema } from '../merchants/schemas.ts';
+import { productCreateSchema, type Product } from './service.ts';
+import { formErrors } from '../links/routes.ts';
+
+interface ProductFormValues {
+  name: string;
+  description: string;
+  price: string;
+  currency: string;
+  active: boolean;
+}
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** The posted product form → service input; the price is typed as a decimal in the currency's precision. */
+function productInput(body: Record<string, unknown>): Record<string, unknown> {
+  const errors: FieldError[] = [];
+  const input: Record<string, unknown> = { name: body.name, description: body.description ?? '', active: body.active === 'on' };
+  const currency = currencySchema.safeParse(body.currency);
+  if (!currency.success) errors.push({ field: 'currency', code: 'invalid_currency', message: currency.error.issues[0].message });
+  else input.currency = currency.data;
+  if (!text(body.price).trim()) errors.push({ field: 'price', code: 'required', message: 'Enter the price, such as 12.50.' });
+  else if (currency.success) {
+    const parsed = parseDecimalAmount(text(body.price), currency.data);
+    if (parsed.ok) input.price = parsed.minor;
+    else errors.push({ field: 'price', code: parsed.code, message: parsed.message });
+  }
+  if (errors.length) {
+    // Every message at once: the schema's for the other fields too.
+    const rest = productCreateSchema.safeParse({ ...input, price: 1, currency: 'EUR' });
+    const more = rest.success ? [] : rest.error.issues.map((i) => ({ field: String(i.path[0] ?? '_'), code: i.code, message: i.message }));
+    throw new ValidationError([...errors, ...more]);
+  }
+  return input;
+}
 
 /** Dashboard pages for products (mounted under /app). */
-export function productsRoutes(_rt: Runtime, _render: Renderer): express.Router {
+export function productsRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
+  const { products } = rt.services;
+
+  router.use('/products', requireMerchant, (_req, res, next) => {
+    res.locals.nav = navItems(rt);
+    next();
+  });
+
+  const values = (p: Product): ProductFormValues => ({ name: p.name, description: p.description ?? '', price: toDecimalString(p.price, p.currency), currency: p.currency, active: p.active });
+  const posted = (body: Record<string, unknown>): ProductFormValues => ({
+    name: text(body.name),
+    description: text(body.description),
+    price: text(body.price),
+    currency: text(body.currency).trim().toUpperCase(),
+    active: body.active === 'on',
+  });
+
+  const formPage = (req: express.Request, res: express.Response, data: { product: Product | null; values: ProductFormValues; errors?: Record<string, string> }, status = 200) =>
+    render(
+      req,
+      res,
+      'products/form',
+      { title: data.product ? `Edit ${data.product.name}` : 'New product', currencies: currencyOptions(), errors: {}, ...data, errorCount: Object.keys(data.errors ?? {}).length },
+      status,
+    );
+
+  router.get('/products', async (req, res) => {
+    const merchant = res.locals.merchant;
+    const after = typeof req.query.after === 'string' ? req.query.after : undefined;
+    const page = await products.list(merchant.key, { limit: 100, starting_after: after }).catch((err) => {
+      // A stale "next page" address: start from the top rather than fail.
+      if (err instanceof ValidationError) return products.list(merchant.key, { limit: 100 });
+      throw err;
+    });
+    await render(req, res, 'products/index', { title: 'Products', products: page.data, hasMore: page.has_more, after: after ?? null, formatMoney, date: (d: Date) => d.toLocaleDateString('en-GB', { timeZone: merchant.timezone, dateStyle: 'medium' }) });
+  });
+
+  router.get('/products/new', (req, res) =>
+    formPage(req, res, { product: null, values: { name: '', description: '', price: '', currency: res.locals.merchant.currency, active: true } }),
+  );
+
+  router.post('/products', async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    try {
+      const product = await products.create(res.locals.merchant.key, productInput(body));
+      flash(req, 'success', `Product “${product.name}” added.`);
+      res.redirect(303, '/app/products');
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      await formPage(req, res, { product: null, values: posted(body), errors }, 422);
+    }
+  });
+
+  router.get('/products/:id/edit', async (req, res) => {
+    const product = await products.get(res.locals.merchant.key, String(req.params.id));
+    await formPage(req, res, { product, values: values(product) });
+  });
+
+  router.post('/products/:id', async (req, res) => {
+    const merchantKey = res.locals.merchant.key;
+    const product = await products.get(merchantKey, String(req.params.id));
+    const body = req.body as Record<string, unknown>;
+    try {
+      const saved = await products.update(merchantKey, product.id, productInput(body));
+      flash(req, 'success', `Product “${saved.name}” saved. Links selling it now charge ${formatMoney(saved.price, saved.currency)}.`);
+      res.redirect(303, '/app/products');
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      await formPage(req, res, { product, values: posted(body), errors }, 422);
+    }
+  });
+
+  const setActive = (active: boolean) => async (req: express.Request, res: express.Response) => {
+    const merchantKey = res.locals.merchant.key;
+    const product = await products.get(merchantKey, String(req.params.id));
+    await products.update(merchantKey, product.id, { active });
+    flash(req, 'success', `Product “${product.name}” ${active ? 'activated' : 'deactivated'}.${active ? '' : ' New product links cannot use it.'}`);
+    res.redirect(303, '/app/products');
+  };
+  router.post('/products/:id/activate', setActive(true));
+  router.post('/products/:id/deactivate', setActive(false));
+
+  router.get('/products/:id/delete', async (req, res) => {
+    const product = await products.get(res.locals.merchant.key, String(req.params.id));
+    await render(req, res, 'products/delete', { title: `Delete ${product.name}`, product, formatMoney });
+  });
+
+  router.post('/products/:id/delete', async (req, res) => {
+    const merchantKey = res.locals.merchant.key;
+    const product = await products.get(merchantKey, String(req.params.id));
+    await products.remove(merchantKey, product.id);
+    flash(req, 'success', `Product “${product.name}” deleted.`);
+    res.redirect(303, '/app/products');
+  });
+
   return router;
 }

@@ -125,6 +125,13 @@ export function createProductService({ db, clock }: { db: Db; clock: Clock }) {
       const input = parseBody(productUpdateSchema, raw);
       const row: Record<string, unknown> = {};
       for (const k of ['name', 'description', 'price', 'currency', 'active'] as const) if (input[k] !== undefined) row[k] = input[k];
+      // Product links are priced in the currency they were created with: keep the two in step.
+      if (input.currency !== undefined && input.currency !== product.currency) {
+        const used = await db('links').where({ product_id: product.key }).whereNull('deleted_at').first('id');
+        if (used) {
+          throw new ValidationError([{ field: 'currency', code: 'currency_locked', message: 'Links sell this product, so its currency cannot change. Create a new product instead.' }]);
+        }
+      }
       if (Object.keys(row).length) await db('products').where({ id: product.key }).update({ ...row, updated_at: clock.now() });
       return this.get(merchantKey, id);
     },

@@ -4,8 +4,9 @@ import type { Db, Queryable } from '../../core/db.ts';
 import { inTransaction, isUniqueViolation, toDate } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import { publicId } from '../../core/ids.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
+import { AppError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
+import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import { colorSchema } from '../merchants/schemas.ts';
 
 export type TagKind = 'link' | 'customer';
@@ -36,7 +37,9 @@ export const tagCreateSchema = z.object({
   kind: z.enum(['link', 'customer'], { error: 'kind must be "link" or "customer".' }).default('link'),
 });
 
-export const tagUpdateSchema = z.object({ name: tagNameSchema.optional(), color: colorSchema.optional() });
+export const tagUpdateSchema = z.object({ name: tagNameSchema.optional(), color: colorSchema.optional(), kind: z.string().optional() });
+
+export const tagSearchSchema = z.object({ kind: z.enum(['link', 'customer'], { error: 'kind must be "link" or "customer".' }).optional() });
 
 const fromRow = (r: any): Tag => ({
   key: r.id,
@@ -65,11 +68,35 @@ export function createTagService({ db, clock }: { db: Db; clock: Clock }) {
     return TAG_PALETTE[Number(n) % TAG_PALETTE.length];
   };
 
+  /**
+   * Names are unique per merchant and kind regardless of case. MySQL's collation enforces that in the
+   * unique index; SQLite's index is case-sensitive, so check first (ensureNamed matches the same way).
+   */
+  const nameInUse = async (merchantKey: number, kind: string, name: string, exceptKey?: number) => {
+    const rows = (await db('tags').where({ merchant_id: merchantKey, kind }).whereRaw('lower(name) = lower(?)', [name]).select('id', 'name')) as { id: number; name: string }[];
+    return rows.some((r) => r.id !== exceptKey && r.name.toLowerCase() === name.toLowerCase());
+  };
+
   return {
     async list(merchantKey: number, kind?: TagKind): Promise<Tag[]> {
       const q = db('tags').where({ merchant_id: merchantKey }).orderBy('name');
       if (kind) q.andWhere({ kind });
       return (await q).map(fromRow);
+    },
+
+    /** JSON API list: newest first, cursor pagination, optional `kind` filter. */
+    async page(merchantKey: number, rawQuery: unknown = {}): Promise<Page<Tag>> {
+      const page = parseBody(listQuerySchema, rawQuery);
+      const f = parseBody(tagSearchSchema, rawQuery);
+      const q = db('tags').where({ merchant_id: merchantKey }).select('*');
+      if (f.kind) q.andWhere({ kind: f.kind });
+      let afterKey: number | null = null;
+      if (page.starting_after) {
+        const anchor = await db('tags').where({ merchant_id: merchantKey, public_id: page.starting_after }).first('id');
+        if (!anchor) throw new ValidationError([{ field: 'starting_after', code: 'invalid_cursor', message: 'starting_after must be the id of one of your tags.' }]);
+        afterKey = anchor.id;
+      }
+      return pageByIdDesc(q, { limit: page.limit, afterKey }, (rows) => rows.map(fromRow));
     },
 
     async get(merchantKey: number, id: string): Promise<Tag> {
@@ -82,6 +109,7 @@ export function createTagService({ db, clock }: { db: Db; clock: Clock }) {
       const input = parseBody(tagCreateSchema, raw);
       const now = clock.now();
       const id = publicId('tag');
+      if (await nameInUse(merchantKey, input.kind, input.name)) throw nameTaken(input.kind);
       try {
         await db('tags').insert({ public_id: id, merchant_id: merchantKey, kind: input.kind, name: input.name, color: input.color ?? (await nextColor(db, merchantKey)), created_at: now, updated_at: now });
       } catch (err) {
@@ -94,7 +122,13 @@ export function createTagService({ db, clock }: { db: Db; clock: Clock }) {
     async update(merchantKey: number, id: string, raw: unknown): Promise<Tag> {
       const tag = await this.get(merchantKey, id);
       const input = parseBody(tagUpdateSchema, raw);
+      if (input.kind !== undefined && input.kind !== tag.kind) {
+        throw new AppError('immutable_field', 422, 'The tag kind cannot change. Create a tag of the other kind instead.', {
+          errors: [{ field: 'kind', code: 'immutable_field', message: 'The tag kind cannot change after creation.' }],
+        });
+      }
       const row: Record<string, unknown> = {};
+      if (input.name !== undefined && input.name !== tag.name && (await nameInUse(merchantKey, tag.kind, input.name, tag.key))) throw nameTaken(tag.kind);
       if (input.name !== undefined) row.name = input.name;
       if (input.color !== undefined) row.color = input.color;
       if (!Object.keys(row).length) return tag;
@@ -132,12 +166,20 @@ export function createTagService({ db, clock }: { db: Db; clock: Clock }) {
       const existing = (await trx('tags').where({ merchant_id: merchantKey, kind }).select('id', 'name')) as { id: number; name: string }[];
       const byName = new Map(existing.map((t) => [t.name.toLowerCase(), t.id]));
       const ids: number[] = [];
-      for (const [lower, name] of wanted) {
+      // In a fixed order, so two transactions creating the same new tags cannot deadlock each other.
+      for (const [lower, name] of [...wanted].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         let key = byName.get(lower);
         if (!key) {
           const now = clock.now();
-          const [inserted] = await trx('tags').insert({ public_id: publicId('tag'), merchant_id: merchantKey, kind, name, color: await nextColor(trx, merchantKey), created_at: now, updated_at: now });
-          key = Number(inserted);
+          // A concurrent request may create the same tag first: ignore the conflict and read it back
+          // (on MySQL at READ COMMITTED the other transaction's row is visible once it commits).
+          await trx('tags')
+            .insert({ public_id: publicId('tag'), merchant_id: merchantKey, kind, name, color: await nextColor(trx, merchantKey), created_at: now, updated_at: now })
+            .onConflict(['merchant_id', 'kind', 'name'])
+            .ignore();
+          const row = (await trx('tags').where({ merchant_id: merchantKey, kind, name }).first('id')) as { id: number } | undefined;
+          if (!row) throw new Error(`tag "${name}" vanished while being created`);
+          key = Number(row.id);
         }
         ids.push(key);
       }

@@ -1,0 +1,75 @@
+// Small helpers shared by the JSON API resource routers.
+import express, { type Response } from 'express';
+import type { Merchant } from '../merchants/repository.ts';
+import type { Page } from '../../core/pagination.ts';
+import { parseBody } from '../../core/http.ts';
+import { listQuerySchema } from '../../core/pagination.ts';
+
+/** The merchant of the API key (set by the authentication middleware in routes.ts). */
+export function merchantOf(res: Response): Merchant {
+  const merchant = res.locals.apiMerchant;
+  if (!merchant) throw new Error('API route mounted outside the authenticated router');
+  return merchant;
+}
+
+/** A list response as API.md defines it: `{ data, has_more }`. */
+export async function listJson<T, J>(page: Page<T>, toJson: (items: T[]) => J[] | Promise<J[]>): Promise<{ data: J[]; has_more: boolean }> {
+  return { data: await toJson(page.data), has_more: page.has_more };
+}
+
+/** `{ data: [], has_more: false }` after validating the list parameters, for lists not filled yet. */
+export function emptyList(query: unknown): { data: never[]; has_more: false } {
+  parseBody(listQuerySchema, query);
+  return { data: [], has_more: false };
+}
+
+/** The answer to a DELETE: what was deleted. */
+export function deletedJson(object: string, id: string) {
+  return { id, object, deleted: true };
+}
+
+/** Sends 201 with a Location header for a created resource. */
+export function created(res: Response, location: string, body: unknown): void {
+  res.status(201).location(location).json(body);
+}
+
+/** What a merchant-scoped catalogue service offers (products, tags, customers). */
+export interface CrudService<T> {
+  create(merchantKey: number, raw: unknown): Promise<T>;
+  get(merchantKey: number, id: string): Promise<T>;
+  update(merchantKey: number, id: string, raw: unknown): Promise<T>;
+  remove(merchantKey: number, id: string): Promise<void>;
+}
+
+/**
+ * POST /<path>, GET /<path>, GET|PATCH|DELETE /<path>/:id over a merchant-scoped service: 201 with
+ * Location on create, `{ data, has_more }` lists, `{ id, object, deleted: true }` on delete.
+ */
+export function crudRoutes<T extends { id: string }>(opts: {
+  path: string;
+  object: string;
+  service: CrudService<T>;
+  list: (merchantKey: number, query: unknown) => Promise<Page<T>>;
+  toJson: (item: T) => unknown;
+}): express.Router {
+  const { path, object, service, list, toJson } = opts;
+  const router = express.Router();
+  router.post(`/${path}`, async (req, res) => {
+    const item = await service.create(merchantOf(res).key, req.body);
+    created(res, `/api/v1/${path}/${item.id}`, toJson(item));
+  });
+  router.get(`/${path}`, async (req, res) => {
+    res.json(await listJson(await list(merchantOf(res).key, req.query), (items) => items.map(toJson)));
+  });
+  router.get(`/${path}/:id`, async (req, res) => {
+    res.json(toJson(await service.get(merchantOf(res).key, req.params.id)));
+  });
+  router.patch(`/${path}/:id`, async (req, res) => {
+    res.json(toJson(await service.update(merchantOf(res).key, req.params.id, req.body)));
+  });
+  router.delete(`/${path}/:id`, async (req, res) => {
+    await service.remove(merchantOf(res).key, req.params.id);
+    res.json(deletedJson(object, req.params.id));
+  });
+  return router;
+}

@@ -1,0 +1,222 @@
+/**
+ * The dashboard's link form ↔ the link service's input. The form speaks decimals ("12.50"), radio
+ * buttons and checkboxes; the service speaks minor units, nulls and booleans. Every problem comes back
+ * as a field error, all at once, before anything is written.
+ */
+import { currencyDigits, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
+import { AppError, ValidationError, type FieldError } from '../../core/errors.ts';
+import { currencySchema } from '../merchants/schemas.ts';
+import type { Link } from './service.ts';
+import { LIMIT_MAX, linkCreateSchema, linkUpdateSchema } from './schemas.ts';
+
+export type LimitMode = 'unlimited' | 'once' | 'multiple';
+
+/** What the form shows: strings as typed, so a 422 gives the merchant back exactly what they wrote. */
+export interface LinkFormValues {
+  type: 'amount' | 'product';
+  name: string;
+  path: string;
+  amount: string;
+  currency: string;
+  product_id: string;
+  description: string;
+  internal_notes: string;
+  limit: LimitMode;
+  limit_count: string;
+  redirect_url: string;
+  redirect_target: 'same' | 'new';
+  show_remaining: boolean;
+  active: boolean;
+  tags: string[];
+  new_tags: string;
+}
+
+type Body = Record<string, unknown>;
+
+/** One text value of a form field; a repeated field keeps its array so the schema refuses it. */
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+const list = (v: unknown): string[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]).filter((x): x is string => typeof x === 'string');
+const checked = (v: unknown): boolean => v === 'on' || v === '1' || v === 'true';
+
+export function newLinkValues(type: 'amount' | 'product', currency: string): LinkFormValues {
+  return {
+    type,
+    name: '',
+    path: '',
+    amount: '',
+    currency,
+    product_id: '',
+    description: '',
+    internal_notes: '',
+    limit: 'unlimited',
+    limit_count: '',
+    redirect_url: '',
+    redirect_target: 'same',
+    show_remaining: false,
+    active: true,
+    tags: [],
+    new_tags: '',
+  };
+}
+
+export function linkValues(link: Link): LinkFormValues {
+  const limit: LimitMode = link.paymentLimit === null ? 'unlimited' : link.paymentLimit === 1 ? 'once' : 'multiple';
+  return {
+    type: link.type,
+    name: link.name,
+    path: link.path ?? '',
+    amount: link.amount === null ? '' : toDecimalString(link.amount, link.currency),
+    currency: link.currency,
+    product_id: link.productId ?? '',
+    description: link.description ?? '',
+    internal_notes: link.internalNotes ?? '',
+    limit,
+    limit_count: limit === 'multiple' ? String(link.paymentLimit) : '',
+    redirect_url: link.redirectUrl ?? '',
+    redirect_target: link.redirectTarget,
+    show_remaining: link.showRemaining,
+    active: link.active,
+    tags: link.tags.map((t) => t.name),
+    new_tags: '',
+  };
+}
+
+/** The posted form as values to show again (after a 422). */
+export function postedValues(body: Body, type: 'amount' | 'product', fallbackCurrency: string): LinkFormValues {
+  const limit = text(body.limit);
+  return {
+    type,
+    name: text(body.name),
+    path: text(body.path),
+    amount: text(body.amount),
+    currency: text(body.currency).trim().toUpperCase() || fallbackCurrency,
+    product_id: text(body.product_id),
+    description: text(body.description),
+    internal_notes: text(body.internal_notes),
+    limit: limit === 'once' || limit === 'multiple' ? limit : 'unlimited',
+    limit_count: text(body.limit_count),
+    redirect_url: text(body.redirect_url),
+    redirect_target: body.redirect_target === 'new' ? 'new' : 'same',
+    show_remaining: checked(body.show_remaining),
+    active: checked(body.active),
+    tags: list(body.tags),
+    new_tags: text(body.new_tags),
+  };
+}
+
+/** Checked tags plus the comma-separated new ones, each name once (case-insensitively). */
+export function tagNamesFrom(body: Body): string[] {
+  const names = [...list(body.tags), ...text(body.new_tags).split(',')].map((s) => s.trim()).filter(Boolean);
+  const seen = new Set<string>();
+  return names.filter((n) => !seen.has(n.toLowerCase()) && seen.add(n.toLowerCase()));
+}
+
+function limitFrom(body: Body, errors: FieldError[]): number | null | undefined {
+  const mode = body.limit === undefined ? 'unlimited' : body.limit;
+  if (mode === 'unlimited') return null;
+  if (mode === 'once') return 1;
+  if (mode === 'multiple') {
+    const raw = text(body.limit_count).trim();
+    const n = /^\d{1,7}$/.test(raw) ? Number(raw) : NaN;
+    if (n >= 1 && n <= LIMIT_MAX) return n;
+    errors.push({ field: 'payment_limit', code: 'invalid_limit', message: `Enter how many payments this link accepts: a whole number from 1 to ${LIMIT_MAX}.` });
+    return undefined;
+  }
+  errors.push({ field: 'payment_limit', code: 'invalid_limit', message: 'Choose Unlimited, One-time or Multiple.' });
+  return undefined;
+}
+
+/** Amount and currency typed as a decimal in the currency's precision → minor units. */
+function amountFrom(body: Body, fallbackCurrency: string, errors: FieldError[]): { amount?: number; currency?: string } {
+  const currency = currencySchema.safeParse(body.currency === undefined || body.currency === '' ? fallbackCurrency : body.currency);
+  if (!currency.success) {
+    errors.push({ field: 'currency', code: 'invalid_currency', message: currency.error.issues[0].message });
+    return {};
+  }
+  const raw = text(body.amount);
+  if (!raw.trim()) {
+    errors.push({ field: 'amount', code: 'required', message: 'Enter the amount customers pay, such as 12.50.' });
+    return { currency: currency.data };
+  }
+  const parsed = parseDecimalAmount(raw, currency.data);
+  if (!parsed.ok) {
+    const example = currencyDigits(currency.data) === 0 ? '1250' : currencyDigits(currency.data) === 3 ? '12.500' : '12.50';
+    errors.push({ field: 'amount', code: parsed.code, message: parsed.code === 'invalid_amount' ? `Enter an amount such as ${example}.` : parsed.message });
+    return { currency: currency.data };
+  }
+  return { amount: parsed.minor, currency: currency.data };
+}
+
+/**
+ * Fails with every field error at once: the form's own (amount, limit) and the schema's for the rest,
+ * found by validating with a stand-in for the fields that already failed.
+ */
+function failIfAny(errors: FieldError[], schema: typeof linkCreateSchema | typeof linkUpdateSchema, input: Record<string, unknown>): void {
+  if (!errors.length) return;
+  const stand = { ...input };
+  for (const e of errors) {
+    if (e.field === 'amount') stand.amount = 1;
+    if (e.field === 'currency') Object.assign(stand, { currency: undefined, amount: 1 });
+    if (e.field === 'payment_limit') stand.payment_limit = null;
+  }
+  const rest = schema.safeParse(stand);
+  const more = rest.success ? [] : rest.error.issues.map((i) => ({ field: i.path.map(String).join('.') || '_', code: i.code, message: i.message }));
+  throw new ValidationError([...errors, ...more.filter((m) => !errors.some((e) => e.field === m.field))]);
+}
+
+/** The create input for the link service, from the posted new-link form. */
+export function createInput(body: Body, merchantCurrency: string): Record<string, unknown> {
+  const errors: FieldError[] = [];
+  const type = body.type;
+  const input: Record<string, unknown> = {
+    type,
+    name: body.name,
+    description: body.description,
+    internal_notes: body.internal_notes,
+    tags: tagNamesFrom(body),
+    redirect_url: body.redirect_url ?? '',
+    redirect_target: body.redirect_target ?? 'same',
+    show_remaining: checked(body.show_remaining),
+    active: checked(body.active),
+  };
+  if (typeof body.path === 'string' ? body.path.trim() : body.path !== undefined) input.path = body.path;
+  input.payment_limit = limitFrom(body, errors);
+  if (type === 'amount') Object.assign(input, amountFrom(body, merchantCurrency, errors));
+  else if (type === 'product') input.product_id = body.product_id;
+  failIfAny(errors, linkCreateSchema, input);
+  return input;
+}
+
+/**
+ * The update input from the posted edit form. The type and product never change; a product link has
+ * no amount of its own. `active` is sent only when the merchant changed the checkbox, so a link closed
+ * by its limit reopens when the limit is raised.
+ */
+export function updateInput(body: Body, link: Link): Record<string, unknown> {
+  const errors: FieldError[] = [];
+  if (body.type !== undefined && body.type !== link.type) {
+    throw new AppError('immutable_field', 422, 'The link type cannot change. Create a new link instead.', {
+      errors: [{ field: 'type', code: 'immutable_field', message: 'The link type cannot change after creation. Create a new link instead.' }],
+    });
+  }
+  if (link.type === 'product') {
+    if (text(body.amount).trim() || body.currency !== undefined) errors.push({ field: 'amount', code: 'not_an_amount_link', message: 'A product link takes its price from the product.' });
+    if (body.product_id !== undefined && body.product_id !== link.productId) errors.push({ field: 'product_id', code: 'immutable_field', message: 'The product of a link cannot change. Create a new link instead.' });
+  }
+  const input: Record<string, unknown> = {
+    name: body.name,
+    path: body.path ?? '',
+    description: body.description ?? '',
+    internal_notes: body.internal_notes ?? '',
+    tags: tagNamesFrom(body),
+    redirect_url: body.redirect_url ?? '',
+    redirect_target: body.redirect_target ?? 'same',
+    show_remaining: checked(body.show_remaining),
+  };
+  const active = checked(body.active);
+  if (active !== link.active) input.active = active;
+  input.payment_limit = limitFrom(body, errors);
+  if (link.type === 'amount') Object.assign(input, amountFrom(body, link.currency, errors));
+  failIfAny(errors, linkUpdateSchema, input);
+  return input;
+}

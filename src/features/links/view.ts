@@ -1,0 +1,149 @@
+/** What the dashboard shows of a link (badges, prices, limits) and how the list reads its query string. */
+import { formatMoney } from '../../core/money.ts';
+import { remaining, type DashboardSearch, type Link } from './service.ts';
+
+export interface Badge {
+  label: string;
+  tone: 'green' | 'grey' | 'red';
+}
+
+export function statusBadge(link: Pick<Link, 'active' | 'inactiveReason'>): Badge {
+  if (link.active) return { label: 'Active', tone: 'green' };
+  if (link.inactiveReason === 'limit_reached') return { label: 'Limit reached', tone: 'red' };
+  if (link.inactiveReason === 'expired') return { label: 'Expired', tone: 'grey' };
+  return { label: 'Inactive', tone: 'grey' };
+}
+
+/** The price a customer pays: the link's amount, or its product's price. */
+export function priceText(link: Pick<Link, 'type' | 'amount' | 'currency' | 'productPrice'>): string {
+  const minor = link.type === 'amount' ? link.amount : link.productPrice;
+  return minor === null ? '—' : formatMoney(minor, link.currency);
+}
+
+export function limitText(limit: number | null): string {
+  if (limit === null) return 'Unlimited';
+  if (limit === 1) return 'One-time';
+  return `${limit} payments`;
+}
+
+/** "3 / 50", "0 / 1" or "7 / ∞". */
+export function paymentsText(link: Pick<Link, 'paidCount' | 'paymentLimit'>): string {
+  return `${link.paidCount} / ${link.paymentLimit === null ? '∞' : link.paymentLimit}`;
+}
+
+export function remainingText(link: Pick<Link, 'paidCount' | 'paymentLimit'>): string | null {
+  const left = remaining(link);
+  return left === null ? null : `${left} left`;
+}
+
+export function dateIn(d: Date, timeZone: string): string {
+  return d.toLocaleDateString('en-GB', { timeZone, dateStyle: 'medium' });
+}
+
+export function dateTimeIn(d: Date, timeZone: string): string {
+  return d.toLocaleString('en-GB', { timeZone, dateStyle: 'medium', timeStyle: 'short' });
+}
+
+/** Milliseconds to add to UTC to get the wall-clock time in `timeZone` at `instant`. */
+function offsetAt(instant: number, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' }).formatToParts(new Date(instant));
+  const n = (type: string) => Number(parts.find((p) => p.type === type)!.value);
+  return Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'), n('second')) - Math.floor(instant / 1000) * 1000;
+}
+
+/** Midnight at the start of `date` (YYYY-MM-DD) in `timeZone`, as a UTC instant; null if not a date. */
+export function startOfDay(date: string, timeZone: string, plusDays = 0): Date | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  if (!m) return null;
+  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + plusDays);
+  const check = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  if (check.getUTCMonth() !== Number(m[2]) - 1 || check.getUTCDate() !== Number(m[3])) return null;
+  // Two passes settle the offset across a daylight-saving change.
+  let t = wall - offsetAt(wall, timeZone);
+  t = wall - offsetAt(t, timeZone);
+  return new Date(t);
+}
+
+export const SORTS = ['created', 'name', 'price', 'payments'] as const;
+export const STATUSES = ['active', 'inactive', 'limit_reached'] as const;
+export const PER_PAGE = 25;
+
+/** The list's query string as typed (strings, for the filter form and page links). */
+export interface ListQuery {
+  q: string;
+  status: string;
+  tag: string[];
+  from: string;
+  to: string;
+  sort: (typeof SORTS)[number];
+  dir: 'asc' | 'desc';
+  page: number;
+}
+
+const one = (v: unknown): string => (typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : '');
+
+/** Reads the list's query string; anything unknown falls back to the default rather than failing. */
+export function readListQuery(query: Record<string, unknown>): ListQuery {
+  const sort = one(query.sort) as ListQuery['sort'];
+  const status = one(query.status);
+  const page = Number(one(query.page));
+  const date = (v: string) => (/^\d{4}-\d{2}-\d{2}$/.test(v) ? v : '');
+  return {
+    q: one(query.q).trim().slice(0, 120),
+    status: (STATUSES as readonly string[]).includes(status) ? status : '',
+    tag: (Array.isArray(query.tag) ? query.tag : query.tag === undefined ? [] : [query.tag]).filter((t): t is string => typeof t === 'string' && t !== '').slice(0, 20),
+    from: date(one(query.from)),
+    to: date(one(query.to)),
+    sort: SORTS.includes(sort) ? sort : 'created',
+    dir: one(query.dir) === 'asc' ? 'asc' : one(query.dir) === 'desc' ? 'desc' : sort === 'name' ? 'asc' : 'desc',
+    page: Number.isInteger(page) && page > 0 ? Math.min(page, 1_000_000) : 1,
+  };
+}
+
+export function isFiltered(q: ListQuery): boolean {
+  return Boolean(q.q || q.status || q.tag.length || q.from || q.to);
+}
+
+export function toSearch(q: ListQuery, timeZone: string): DashboardSearch {
+  return {
+    q: q.q || undefined,
+    status: (q.status || undefined) as DashboardSearch['status'],
+    tags: q.tag,
+    createdFrom: q.from ? startOfDay(q.from, timeZone) : null,
+    // The whole "to" day counts: up to the last millisecond before the next midnight.
+    createdTo: q.to ? new Date(startOfDay(q.to, timeZone, 1)!.getTime() - 1) : null,
+    sort: q.sort,
+    dir: q.dir,
+    page: q.page,
+    perPage: PER_PAGE,
+  };
+}
+
+/** `/app/links?…` for this query with some parts changed; defaults are left out of the URL. */
+export function listHref(q: ListQuery, change: Partial<ListQuery> = {}): string {
+  const v = { ...q, ...change };
+  const p = new URLSearchParams();
+  if (v.q) p.set('q', v.q);
+  if (v.status) p.set('status', v.status);
+  for (const t of v.tag) p.append('tag', t);
+  if (v.from) p.set('from', v.from);
+  if (v.to) p.set('to', v.to);
+  if (v.sort !== 'created' || v.dir !== 'desc') {
+    p.set('sort', v.sort);
+    p.set('dir', v.dir);
+  }
+  if (v.page > 1) p.set('page', String(v.page));
+  // %20 rather than "+" for spaces: the address is also a "back" target, which allows no "+".
+  const s = p.toString().replace(/\+/g, '%20');
+  return s ? `/app/links?${s}` : '/app/links';
+}
+
+/** Page numbers to show: first, last, and two either side of the current one; null is a gap. */
+export function pageWindow(page: number, pages: number): (number | null)[] {
+  const out: (number | null)[] = [];
+  for (let n = 1; n <= pages; n++) {
+    if (n === 1 || n === pages || Math.abs(n - page) <= 2) out.push(n);
+    else if (out[out.length - 1] !== null) out.push(null);
+  }
+  return out;
+}
