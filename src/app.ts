@@ -1,16 +1,16 @@
 /** buildApp(runtime) → an Express app with no listen(), so tests build one per suite. */
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import { randomBytes, randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import session from 'express-session';
 import helmet from 'helmet';
 import { Passport } from 'passport';
 import { csrfSync } from 'csrf-sync';
 import type { Runtime } from './runtime.ts';
 import { PUBLIC_DIR } from './runtime.ts';
-import { createRenderer, cspNonce, errorHandler, notFound } from './core/http.ts';
+import { createRenderer, errorHandler, notFound } from './core/http.ts';
 import { ServiceUnavailableError } from './core/errors.ts';
-import { randomToken } from './core/ids.ts';
 import { configurePassport } from './features/accounts/passport.ts';
 import { accountRoutes } from './features/accounts/routes.ts';
 import { dashboardRoutes } from './features/dashboard/routes.ts';
@@ -19,9 +19,11 @@ import { pluginRoutes } from './features/plugins/routes.ts';
 import { linksRoutes } from './features/links/routes.ts';
 import { productsRoutes } from './features/products/routes.ts';
 import { tagsRoutes } from './features/tags/routes.ts';
+import { dashboardQrRoutes } from './features/qr/routes.ts';
 import { healthRoutes } from './features/health/routes.ts';
 import { apiRoutes } from './features/api/routes.ts';
 import { publicRoutes } from './features/public/routes.ts';
+import { RESERVED_HANDLES } from './features/merchants/schemas.ts';
 
 const HTMX_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'));
 /** Paths that carry a session (and so CSRF). Public pay pages, health, the API and plugin callbacks never do. */
@@ -33,37 +35,58 @@ export function buildApp(rt: Runtime): express.Express {
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy);
   app.set('query parser', 'simple');
+  app.set('etag', false); // pages are no-store; static files carry their own validators
   const render = createRenderer(rt.eta);
 
-  app.use((req, res, next) => {
-    res.locals.requestId = req.get('X-Request-Id')?.slice(0, 64).replace(/[^\w.-]/g, '') || randomToken(12);
-    res.setHeader('X-Request-Id', res.locals.requestId);
-    res.locals.baseUrl = config.baseUrl;
-    res.locals.path = req.path;
-    next();
-  });
-  app.use(cspNonce);
-  app.use(
+  // Every response: a request id, a CSP nonce for the one brand <style>, and security headers.
+  // The CSP is assembled from two precomputed halves around the nonce: this runs on every pay page.
+  const cspHead = [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'nonce-",
+  ].join('; ');
+  const cspTail = [
+    "'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "base-uri 'self'",
+    "object-src 'none'",
+    ...(config.secureCookies ? ['upgrade-insecure-requests'] : []),
+  ].join('; ');
+  // helmet decides the security headers; they are static, so they are taken from it once at boot
+  // and set with one loop per request instead of a dozen middleware calls (pay pages are the hot path).
+  const securityHeaders = headersOf(
     helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'self'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'", (_req, res) => `'nonce-${(res as Response).locals.cspNonce}'`],
-          imgSrc: ["'self'", 'data:'],
-          fontSrc: ["'self'"],
-          connectSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'self'"],
-          objectSrc: ["'none'"],
-          ...(config.secureCookies ? { upgradeInsecureRequests: [] } : {}),
-        },
-      },
+      contentSecurityPolicy: false, // set below, with the nonce
       strictTransportSecurity: config.secureCookies ? { maxAge: 31_536_000, includeSubDomains: false } : false,
     }),
   );
+  const nonces = noncePool();
+  app.use((req, res, next) => {
+    const given = req.headers['x-request-id'];
+    res.locals.requestId = (typeof given === 'string' && given.slice(0, 64).replace(/[^\w.-]/g, '')) || randomUUID();
+    res.setHeader('X-Request-Id', res.locals.requestId);
+    res.locals.baseUrl = config.baseUrl;
+    res.locals.path = req.path;
+    const nonce = nonces();
+    res.locals.cspNonce = nonce;
+    res.setHeader('Content-Security-Policy', cspHead + nonce + cspTail);
+    for (const [name, value] of securityHeaders) res.setHeader(name, value);
+    next();
+  });
+
+  // Pay pages first: a request whose first segment is not one of the app's own (all reserved as
+  // handles) goes straight to the public router instead of walking every other mount.
+  const { router: publicRouter, fastPayPage } = publicRoutes(rt, render);
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const end = req.path.indexOf('/', 1);
+    const first = req.path.slice(1, end < 0 ? undefined : end).toLowerCase();
+    if (!first || RESERVED_HANDLES.has(first)) return next();
+    fastPayPage(req, res, (err?: unknown) => (err ? next(err) : publicRouter(req, res, next)));
+  });
 
   app.use('/static/vendor', express.static(HTMX_DIR, { maxAge: '7d', index: false }));
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.env === 'production' ? '1d' : 0, index: false }));
@@ -104,14 +127,37 @@ export function buildApp(rt: Runtime): express.Express {
   web.use(accountRoutes(rt, passport, render));
   web.use('/app', dashboardRoutes(rt, render));
   web.use('/app', linksRoutes(rt, render));
+  web.use('/app', dashboardQrRoutes(rt));
   web.use('/app', productsRoutes(rt, render));
   web.use('/app', tagsRoutes(rt, render));
   web.use('/app', settingsRoutes(rt, render));
   web.use('/app', pluginRoutes(rt, render));
   app.use((req: Request, res: Response, next: NextFunction) => (WEB_PATH.test(req.path) ? web(req, res, next) : next()));
 
-  app.use(publicRoutes(rt, render));
+  app.use(publicRouter);
   app.use(notFound);
   app.use(errorHandler(rt.log.child('http'), render));
   return app;
+}
+
+/** The headers a static header-setting middleware (helmet) sets, captured once. */
+function headersOf(middleware: RequestHandler): [string, string][] {
+  const headers: [string, string][] = [];
+  const res = { setHeader: (name: string, value: unknown) => headers.push([name, String(value)]), removeHeader: () => {} };
+  middleware({} as Request, res as unknown as Response, () => {});
+  return headers;
+}
+
+/** CSP nonces (128 bits each) cut from a buffer of CSPRNG bytes refilled every 256 requests. */
+function noncePool(): () => string {
+  let pool = Buffer.alloc(0);
+  let at = 0;
+  return () => {
+    if (at + 16 > pool.length) {
+      pool = randomBytes(16 * 256);
+      at = 0;
+    }
+    at += 16;
+    return pool.toString('base64', at - 16, at);
+  };
 }

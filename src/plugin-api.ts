@@ -200,7 +200,12 @@ export interface PluginApi {
   providers: { register(provider: PaymentProvider): void };
   channels: { register(channel: Channel): void };
   actions: { register<S>(action: AfterPaymentAction<S>): void };
-  /** Public routes mounted under /p/<plugin-id>/ (no session, no CSRF: verify callers yourself). */
+  /**
+   * Public routes mounted under /p/<plugin-id>/ (no session, no CSRF: verify callers yourself). No
+   * body parser runs before them: add your own (e.g. `express.urlencoded({ extended: false, limit: '8kb' })`).
+   * Pages answer under the app's Content-Security-Policy (no inline script; styles from 'self' plus
+   * one nonce): `res.locals.cspNonce` is that nonce, for a single `<style nonce="…">` element.
+   */
   routes: Router;
   dashboard: { page(page: DashboardPage): void };
   views: { render(name: string, data?: Record<string, unknown>): Promise<string> };
@@ -225,6 +230,14 @@ export interface PluginCheckoutSession {
   backUrl: string;
   /** The newest payment attempt of this session. */
   payment: { id: string; status: string; provider: string; failureMessage: string | null } | null;
+  /** Where a finished checkout sends the customer (the newest attempt's receipt); null before any attempt. */
+  returnUrl: string | null;
+  /**
+   * Where a successful payment will send the customer (`authorize().next` when paid): the merchant's
+   * redirect URL or a receipt. Browsers apply the card page's CSP `form-action` to the redirect that
+   * answers its form, so a card page must allow this URL's origin as a form target.
+   */
+  successUrl: string;
 }
 
 export interface PluginAuthorizeResult {

@@ -17,6 +17,8 @@ import { loadOrCreateSecrets, secretsFrom, type Secrets } from './core/secrets.t
 import { JobQueue, type JobQueueOptions } from './core/jobs.ts';
 import { EventBus } from './core/events.ts';
 import { Scheduler } from './core/scheduler.ts';
+import { ChangeFeed } from './core/changes.ts';
+import { randomToken } from './core/ids.ts';
 import { DeadlineStore, KnexSessionStore } from './core/session-store.ts';
 import { createRegistries, type Registries } from './core/plugins/registries.ts';
 import { PluginHost, builtinSources, externalSource, BUILTIN_PLUGINS_DIR, type PluginSource } from './core/plugins/host.ts';
@@ -59,6 +61,8 @@ export interface Runtime {
   secrets: Secrets;
   jobs: JobQueue;
   events: EventBus;
+  /** "Something changed" (after commit), in this process and — with Redis — in the others: for caches. */
+  changes: ChangeFeed;
   scheduler: Scheduler;
   registries: Registries;
   plugins: PluginHost;
@@ -116,24 +120,29 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const redis = config.redisUrl ? await connectRedis(config.redisUrl, log.child('redis')) : null;
     if (redis) cleanups.push(() => redis.quit().then(() => {}, () => redis.destroy()));
 
-    let publishNudge: (() => void) | undefined;
+    // With Redis, other processes hear of new jobs (a nudge wakes idle workers) and of changes
+    // (caches drop stale entries) through pub/sub on one subscriber connection.
     const nudgeChannel = `${config.redisPrefix}:jobs:nudge`;
+    const changesChannel = `${config.redisPrefix}:changes`;
+    const publish = (channel: string, message: string) => () => void redis?.publish(channel, message).catch(() => {});
+    const jobs = new JobQueue({ db, clock, log: log.child('jobs'), onEnqueued: redis ? publish(nudgeChannel, '1') : undefined, ...opts.jobOptions });
+    const changes = new ChangeFeed();
     if (redis) {
-      publishNudge = () => void redis.publish(nudgeChannel, '1').catch(() => {});
-    }
-    const jobs = new JobQueue({ db, clock, log: log.child('jobs'), onEnqueued: publishNudge, ...opts.jobOptions });
-    if (redis) {
+      const self = randomToken(8);
+      const announce = publish(changesChannel, self);
+      changes.subscribe((origin) => origin === 'local' && announce());
       const sub = redis.duplicate() as Redis;
       sub.on('error', () => {});
       cleanups.unshift(() => sub.quit().then(() => {}, () => sub.destroy()));
       await sub.connect();
       await sub.subscribe(nudgeChannel, () => jobs.nudge());
+      await sub.subscribe(changesChannel, (from) => from !== self && changes.notify('remote'));
     }
-    const events = new EventBus({ db, clock, jobs, log: log.child('events') });
+    const events = new EventBus({ db, clock, jobs, log: log.child('events'), changes });
     const scheduler = new Scheduler({ db, clock, jobs, log: log.child('scheduler') });
     const registries = createRegistries();
     const tags = createTagService({ db, clock });
-    const products = createProductService({ db, clock });
+    const products = createProductService({ db, clock, changes });
     const links = createLinkService({ db, clock, events, tags, products, baseUrl: config.baseUrl });
     const services: Services = {
       merchants: createMerchantService({ db, clock, events }),
@@ -190,6 +199,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       secrets,
       jobs,
       events,
+      changes,
       scheduler,
       registries,
       plugins,

@@ -10,6 +10,7 @@ import type { Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { publicId } from './ids.ts';
 import type { JobQueue } from './jobs.ts';
+import type { ChangeFeed } from './changes.ts';
 
 /** The closed set of event names; the same names are the outgoing webhook event types. */
 export const EVENT_TYPES = [
@@ -118,7 +119,7 @@ function fromRow(r: EventRow): PaylinkEvent & { merchantId: number | null } {
 export class EventBus {
   private readonly subs = new Map<string, Subscription>();
 
-  constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger }) {
+  constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger; changes?: ChangeFeed }) {
     deps.jobs.define<{ eventId: string }>('events.dispatch', (p) => this.dispatch(p.eventId));
     deps.jobs.define<{ eventId: string; subscriptionId: string }>('hooks.run', (p) => this.runHandler(p.eventId, p.subscriptionId));
   }
@@ -139,6 +140,7 @@ export class EventBus {
     const id = publicId('evt');
     await trx('events').insert({ public_id: id, type, merchant_id: merchantId, payload: JSON.stringify(payload), created_at: this.deps.clock.now() });
     await this.deps.jobs.enqueue(trx, 'events.dispatch', { eventId: id }, { uniqueKey: `dispatch:${id}` });
+    this.deps.changes?.afterCommit(trx);
     return id;
   }
 

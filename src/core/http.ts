@@ -47,16 +47,12 @@ export type Renderer = (req: Request, res: Response, view: string, data?: Record
  */
 export function createRenderer(eta: Eta): Renderer {
   return async (req, res, view, data = {}, status = 200) => {
-    const html = await eta.renderAsync(view, { ...res.locals, ...data, fragment: wantsFragment(req), flash: takeFlash(req) });
-    res.status(status).vary('HX-Request').type('html').send(html);
+    // Core templates are synchronous; render() skips renderAsync's promise machinery on the hot path.
+    const html = eta.render(view, { ...res.locals, ...data, fragment: wantsFragment(req), flash: takeFlash(req) });
+    res.status(status).vary('HX-Request').setHeader('Content-Type', 'text/html; charset=utf-8');
+    res.send(html);
   };
 }
-
-/** Per-request CSP nonce for the one <style> block that carries a merchant's brand colour. */
-export const cspNonce: RequestHandler = (_req, res, next) => {
-  res.locals.cspNonce = randomToken(16);
-  next();
-};
 
 /** Parses with zod or throws a ValidationError carrying a message per field. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {

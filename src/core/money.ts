@@ -54,13 +54,21 @@ export function toDecimalString(minor: number, currency: string): string {
 
 const formatters = new Map<string, Intl.NumberFormat>();
 
-/** Minor units → "€12.50" for display. */
+const formatted = new Map<string, string>();
+
+/** Minor units → "€12.50" for display (memoised: pay pages show the same few amounts over and over). */
 export function formatMoney(minor: number, currency: string, locale = 'en'): string {
+  const memo = `${locale}|${currency}|${minor}`;
+  const hit = formatted.get(memo);
+  if (hit !== undefined) return hit;
   const key = `${locale}|${currency}`;
   let f = formatters.get(key);
   if (!f) {
     f = new Intl.NumberFormat(locale, { style: 'currency', currency });
     formatters.set(key, f);
   }
-  return f.format(minor / 10 ** currencyDigits(currency));
+  const out = f.format(minor / 10 ** currencyDigits(currency));
+  if (formatted.size >= 5_000) formatted.clear();
+  formatted.set(memo, out);
+  return out;
 }

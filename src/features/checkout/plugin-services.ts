@@ -11,12 +11,16 @@ export function createPluginCheckoutServices(deps: { checkout: CheckoutService; 
   const { checkout, links, merchants, baseUrl } = deps;
 
   /** After success: the merchant's redirect (same tab), an interim page (new tab), or the receipt. */
-  async function nextUrl(payment: Payment): Promise<string> {
+  async function successUrl(payment: Pick<Payment, 'id' | 'linkKey'>): Promise<string> {
     const receipt = checkout.receiptUrl(payment);
-    if (payment.status !== 'paid' || payment.linkKey === null) return receipt;
+    if (payment.linkKey === null) return receipt;
     const link = await links.getByKey(payment.linkKey);
     if (!link?.redirectUrl) return receipt;
     return link.redirectTarget === 'same' ? link.redirectUrl : `${receipt}?continue=1`;
+  }
+
+  async function nextUrl(payment: Payment): Promise<string> {
+    return payment.status === 'paid' ? successUrl(payment) : checkout.receiptUrl(payment);
   }
 
   return Object.freeze({
@@ -36,6 +40,8 @@ export function createPluginCheckoutServices(deps: { checkout: CheckoutService; 
         merchant: toPluginMerchant(merchant),
         backUrl: session.link?.path ? `${baseUrl}/${merchant.handle}/${session.link.path}` : `${baseUrl}/${merchant.handle}`,
         payment: payment ? { id: payment.id, status: payment.status, provider: payment.provider, failureMessage: payment.failureMessage } : null,
+        returnUrl: payment ? checkout.receiptUrl(payment) : null,
+        successUrl: payment ? await successUrl(payment) : `${baseUrl}/${merchant.handle}`,
       };
     },
     async authorize(paymentId, providerRef) {

@@ -10,12 +10,13 @@
  * transaction: record intent, commit, call the provider, record the result.
  */
 import type { Db, Trx } from '../../core/db.ts';
-import { inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
+import { inTransaction, isMysql, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { Logger } from '../../core/log.ts';
 import { publicId } from '../../core/ids.ts';
-import { AppError, NotFoundError } from '../../core/errors.ts';
+import { AppError, NotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
+import { MAX_MINOR } from '../../core/money.ts';
 import type { Registries } from '../../core/plugins/registries.ts';
 import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/repository.ts';
@@ -121,6 +122,61 @@ export interface CheckoutDeps {
   baseUrl: string;
 }
 
+/** What a checkout needs of a link (a smart link, or a one-off request later). */
+export type CheckoutLink = Pick<Link, 'key' | 'id' | 'name' | 'path' | 'amount' | 'currency'>;
+
+/**
+ * A smart link as its pay page needs it, with its product: read in ONE query, because the pay page
+ * is the hot path (merchant by handle + this = the whole GET).
+ */
+export interface PayableLink extends CheckoutLink {
+  merchantKey: number;
+  type: 'amount' | 'product';
+  description: string | null;
+  paymentLimit: number | null;
+  paidCount: number;
+  active: boolean;
+  inactiveReason: Link['inactiveReason'];
+  showRemaining: boolean;
+  redirectUrl: string | null;
+  redirectTarget: 'same' | 'new';
+  product: { key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean } | null;
+}
+
+const PAYABLE_LINK_SQL = `select l.id, l.public_id, l.merchant_id, l.type, l.name, l.path, l.description, l.amount, l.currency, l.product_id,
+  l.payment_limit, l.paid_count, l.active, l.inactive_reason, l.show_remaining, l.redirect_url, l.redirect_target,
+  p.public_id as p_public_id, p.name as p_name, p.description as p_description, p.price as p_price, p.currency as p_currency,
+  p.active as p_active, p.deleted_at as p_deleted_at
+from links l left join products p on p.id = l.product_id
+where l.merchant_id = ? and l.path = ? and l.kind = 'smart' and l.deleted_at is null
+limit 1`;
+
+const payableFrom = (r: any): PayableLink => ({
+  key: r.id,
+  id: r.public_id,
+  merchantKey: r.merchant_id,
+  type: r.type,
+  name: r.name,
+  path: r.path,
+  description: r.description,
+  amount: r.amount === null || r.amount === undefined ? null : Number(r.amount),
+  currency: r.currency,
+  paymentLimit: r.payment_limit ?? null,
+  paidCount: Number(r.paid_count),
+  active: Boolean(r.active),
+  inactiveReason: r.inactive_reason ?? null,
+  showRemaining: Boolean(r.show_remaining),
+  redirectUrl: r.redirect_url,
+  redirectTarget: r.redirect_target,
+  product:
+    r.product_id === null || r.product_id === undefined || r.p_public_id === null || r.p_public_id === undefined
+      ? null
+      : { key: r.product_id, id: r.p_public_id, name: r.p_name, description: r.p_description, price: Number(r.p_price), currency: r.p_currency, active: Boolean(r.p_active) && !r.p_deleted_at },
+});
+
+/** Why an authorization was voided instead of captured. */
+export type VoidReason = 'limit_reached' | 'link_inactive';
+
 export interface StartInput {
   amount: number;
   currency: string;
@@ -151,13 +207,25 @@ export function createCheckoutService(deps: CheckoutDeps) {
     return r ? paymentFrom(r) : null;
   }
 
+  /** pending → failed (a no-op for a payment that already moved on), with payment.failed. */
+  async function decline(payment: Payment, failure: { code: string; message: string }): Promise<void> {
+    await inTransaction(db, async (trx) => {
+      const n = await trx('payments')
+        .where({ id: payment.key, status: 'pending' })
+        .update({ status: 'failed', failure_code: failure.code.slice(0, 64), failure_message: failure.message.slice(0, 255), updated_at: clock.now() });
+      if (n) await events.emit(trx, 'payment.failed', { paymentId: payment.id, reason: failure.code, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+    });
+  }
+
   const service = {
     receiptUrl(payment: Pick<Payment, 'id'>): string {
       return `${deps.baseUrl}/receipt/${payment.id}`;
     },
 
     /** Opens a checkout for a link (or a merchant's open-amount page) and hands it to the provider. */
-    async start(merchant: Merchant, link: Link | null, input: StartInput): Promise<{ session: CheckoutSession; payment: Payment; next: ProviderStartResult }> {
+    async start(merchant: Merchant, link: CheckoutLink | null, input: StartInput): Promise<{ session: CheckoutSession; payment: Payment; next: ProviderStartResult }> {
+      // Callers validate what customers type; this guards the money columns against programming errors.
+      if (!Number.isSafeInteger(input.amount) || input.amount <= 0 || input.amount > MAX_MINOR) throw new RangeError(`checkout amount out of range: ${input.amount}`);
       const chosen = provider();
       const now = clock.now();
       const sessionId = publicId('cs');
@@ -195,17 +263,32 @@ export function createCheckoutService(deps: CheckoutDeps) {
       });
       const session = (await service.getSession(sessionId))!;
       const payment = (await loadPayment(db, { public_id: paymentId }))!;
-      const next = await chosen.start({
-        id: session.id,
-        paymentId,
-        merchant: { id: merchant.id, handle: merchant.handle, name: merchant.name, email: merchant.email, currency: merchant.currency, timezone: merchant.timezone, brandColor: merchant.brandColor },
-        amount: input.amount,
-        currency: input.currency,
-        description: link?.name ?? `Payment to ${merchant.name}`,
-        customer: { name: input.name ?? null, email: input.email ?? null },
-        returnUrl: `${deps.baseUrl}/receipt/${paymentId}`,
-      });
+      let next: ProviderStartResult;
+      try {
+        next = await chosen.start({
+          id: session.id,
+          paymentId,
+          merchant: { id: merchant.id, handle: merchant.handle, name: merchant.name, email: merchant.email, currency: merchant.currency, timezone: merchant.timezone, brandColor: merchant.brandColor },
+          amount: input.amount,
+          currency: input.currency,
+          description: link?.name ?? `Payment to ${merchant.name}`,
+          customer: { name: input.name ?? null, email: input.email ?? null },
+          returnUrl: `${deps.baseUrl}/receipt/${paymentId}`,
+        });
+      } catch (err) {
+        // The provider is down or refused: this attempt can never be paid; say so and keep the record.
+        await decline(payment, { code: 'provider_unavailable', message: 'The payment provider could not be reached.' });
+        throw new ServiceUnavailableError('The payment provider is not reachable right now. Please try again in a moment.', err);
+      }
       return { session, payment, next };
+    },
+
+    /** A live (not deleted) smart link by its canonical path, with its product, in one query. */
+    async findPayableLink(merchantKey: number, path: string): Promise<PayableLink | null> {
+      // A fixed SQL string: building this query with knex costs more than running it.
+      const result = await db.raw(PAYABLE_LINK_SQL, [merchantKey, path]);
+      const rows = (isMysql(db) ? result[0] : result) as any[];
+      return rows.length ? payableFrom(rows[0]) : null;
     },
 
     async getSession(sessionId: string): Promise<CheckoutSession | null> {
@@ -215,6 +298,14 @@ export function createCheckoutService(deps: CheckoutDeps) {
 
     async getPayment(paymentId: string): Promise<Payment | null> {
       return loadPayment(db, { public_id: paymentId });
+    },
+
+    /** A payment and the checkout it belongs to, for its receipt page. */
+    async receipt(paymentId: string): Promise<{ payment: Payment; session: CheckoutSession | null } | null> {
+      const payment = await loadPayment(db, { public_id: paymentId });
+      if (!payment) return null;
+      const r = payment.sessionKey === null ? null : await db('checkout_sessions').where({ id: payment.sessionKey }).first();
+      return { payment, session: r ? sessionFrom(r) : null };
     },
 
     /** The session's newest payment (a declined card leaves a failed one; a retry opens a new one). */
@@ -228,27 +319,37 @@ export function createCheckoutService(deps: CheckoutDeps) {
       return session.status === 'open' && session.expiresAt.getTime() > clock.now().getTime();
     },
 
-    /** After a decline: a fresh pending payment on the same (still open) session. */
+    /**
+     * After a decline: a fresh pending payment on the same (still open) session. Two retries at once
+     * (a double-clicked card form) must not open two payable attempts, so the session row is locked
+     * first and the newest attempt read under that lock.
+     */
     async retry(sessionId: string): Promise<Payment> {
       const session = await service.getSession(sessionId);
       if (!session) throw new NotFoundError();
       if (!service.isOpen(session)) throw new AppError('checkout_expired', 410, 'This checkout has expired. Go back to the payment page to start again.');
-      const current = await service.currentPayment(session);
-      if (current && current.status === 'pending') return current;
-      if (current && current.status !== 'failed') throw new AppError('checkout_finished', 409, 'This checkout is already finished.');
-      const now = clock.now();
-      const paymentId = publicId('pay');
-      await db('payments').insert({
-        public_id: paymentId,
-        merchant_id: session.merchantKey,
-        link_id: session.linkKey,
-        checkout_session_id: session.key,
-        provider: current?.provider ?? provider().id,
-        amount: session.amount,
-        currency: session.currency,
-        status: 'pending',
-        created_at: now,
-        updated_at: now,
+      const paymentId = await inTransaction(db, async (trx) => {
+        const now = clock.now();
+        const locked = await trx('checkout_sessions').where({ id: session.key, status: 'open' }).update({ updated_at: now });
+        if (!locked) throw new AppError('checkout_finished', 409, 'This checkout is already finished.');
+        const r = await trx('payments').where({ checkout_session_id: session.key }).orderBy('id', 'desc').first();
+        const current = r ? paymentFrom(r) : null;
+        if (current && current.status === 'pending') return current.id;
+        if (current && current.status !== 'failed') throw new AppError('checkout_finished', 409, 'This checkout is already finished.');
+        const id = publicId('pay');
+        await trx('payments').insert({
+          public_id: id,
+          merchant_id: session.merchantKey,
+          link_id: session.linkKey,
+          checkout_session_id: session.key,
+          provider: current?.provider ?? provider().id,
+          amount: session.amount,
+          currency: session.currency,
+          status: 'pending',
+          created_at: now,
+          updated_at: now,
+        });
+        return id;
       });
       return (await loadPayment(db, { public_id: paymentId }))!;
     },
@@ -257,12 +358,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
     async decline(paymentId: string, failure: { code: string; message: string }): Promise<Payment> {
       const payment = await loadPayment(db, { public_id: paymentId });
       if (!payment) throw new NotFoundError();
-      await inTransaction(db, async (trx) => {
-        const n = await trx('payments')
-          .where({ id: payment.key, status: 'pending' })
-          .update({ status: 'failed', failure_code: failure.code.slice(0, 64), failure_message: failure.message.slice(0, 255), updated_at: clock.now() });
-        if (n) await events.emit(trx, 'payment.failed', { paymentId, reason: failure.code, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
-      });
+      await decline(payment, failure);
       return (await loadPayment(db, { id: payment.key }))!;
     },
 
@@ -275,11 +371,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
       if (!payment) throw new NotFoundError();
       const now = clock.now();
       let won = false;
+      let lostBecause: VoidReason = 'limit_reached';
       const claimed = await inTransaction(db, async (trx) => {
         const n = await trx('payments')
           .where({ id: payment.key, status: 'pending' })
           .update({ status: 'authorized', provider_ref: providerRef, authorized_at: now, updated_at: now });
         if (n === 0) return false; // already authorized/finished: report what happened
+        await events.emit(trx, 'payment.authorized', { paymentId, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
         if (payment.linkKey === null) {
           won = true;
         } else {
@@ -289,6 +387,11 @@ export function createCheckoutService(deps: CheckoutDeps) {
             .andWhere((b) => b.whereNull('payment_limit').orWhere('paid_count', '<', trx.ref('payment_limit')))
             .update({ paid_count: trx.raw('paid_count + 1'), updated_at: now });
           won = slot === 1;
+          if (!won) {
+            // Only to word the customer's message: the decision above was the conditional UPDATE alone.
+            const link = await trx('links').where({ id: payment.linkKey }).first('active', 'inactive_reason', 'deleted_at');
+            if (!link || link.deleted_at || (!link.active && link.inactive_reason !== 'limit_reached')) lostBecause = 'link_inactive';
+          }
           if (won) {
             const closed = await trx('links')
               .where({ id: payment.linkKey, active: true })
@@ -301,7 +404,6 @@ export function createCheckoutService(deps: CheckoutDeps) {
             }
           }
         }
-        await events.emit(trx, 'payment.authorized', { paymentId, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
         return true;
       });
       if (!claimed) return service.outcomeOf(paymentId);
@@ -313,13 +415,19 @@ export function createCheckoutService(deps: CheckoutDeps) {
           await p.void(ref);
         } catch (err) {
           // The authorization lapses at the provider anyway; record and move on.
-          log.error('void failed after losing the payment-limit claim', { paymentId, error: err });
+          log.error('void failed after losing the payment-limit claim', { paymentId, reason: lostBecause, error: err });
         }
         await inTransaction(db, async (trx) => {
           await trx('payments')
             .where({ id: payment.key, status: 'authorized' })
-            .update({ status: 'voided', failure_code: 'limit_reached', failure_message: 'Payment limit reached', voided_at: clock.now(), updated_at: clock.now() });
-          await events.emit(trx, 'payment.failed', { paymentId, reason: 'limit_reached', amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+            .update({
+              status: 'voided',
+              failure_code: lostBecause,
+              failure_message: lostBecause === 'limit_reached' ? 'Payment limit reached' : 'The link no longer accepts payments',
+              voided_at: clock.now(),
+              updated_at: clock.now(),
+            });
+          await events.emit(trx, 'payment.failed', { paymentId, reason: lostBecause, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
         });
         return service.outcomeOf(paymentId);
       }

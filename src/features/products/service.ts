@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Db } from '../../core/db.ts';
 import { toDate } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
+import type { ChangeFeed } from '../../core/changes.ts';
 import { publicId } from '../../core/ids.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
@@ -71,7 +72,7 @@ export function productJson(p: Product) {
   };
 }
 
-export function createProductService({ db, clock }: { db: Db; clock: Clock }) {
+export function createProductService({ db, clock, changes }: { db: Db; clock: Clock; changes?: ChangeFeed }) {
   const scoped = (merchantKey: number) => db('products').where({ merchant_id: merchantKey }).whereNull('deleted_at');
 
   return {
@@ -132,7 +133,10 @@ export function createProductService({ db, clock }: { db: Db; clock: Clock }) {
           throw new ValidationError([{ field: 'currency', code: 'currency_locked', message: 'Links sell this product, so its currency cannot change. Create a new product instead.' }]);
         }
       }
-      if (Object.keys(row).length) await db('products').where({ id: product.key }).update({ ...row, updated_at: clock.now() });
+      if (Object.keys(row).length) {
+        await db('products').where({ id: product.key }).update({ ...row, updated_at: clock.now() });
+        changes?.notify(); // pay pages show the price and hide inactive products
+      }
       return this.get(merchantKey, id);
     },
 
@@ -140,6 +144,7 @@ export function createProductService({ db, clock }: { db: Db; clock: Clock }) {
     async remove(merchantKey: number, id: string): Promise<void> {
       const product = await this.get(merchantKey, id);
       await db('products').where({ id: product.key }).update({ deleted_at: clock.now(), active: false, updated_at: clock.now() });
+      changes?.notify();
     },
   };
 }

@@ -2,24 +2,19 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import type { Renderer } from '../../core/http.ts';
-import { NotFoundError } from '../../core/errors.ts';
-import { handleSchema } from '../merchants/schemas.ts';
+import { receiptRoutes } from './receipt.ts';
+import { payPageRoutes } from './pay-page.ts';
 
-export function publicRoutes(rt: Runtime, render: Renderer): express.Router {
+/** The public router, and the fast path for pay-page GETs that the app mounts before everything else. */
+export function publicRoutes(rt: Runtime, render: Renderer): { router: express.Router; fastPayPage: express.RequestHandler } {
   const router = express.Router();
 
   router.get('/', (_req, res) => res.redirect(302, '/login'));
   router.get('/favicon.ico', (_req, res) => res.status(204).end());
+  // Fixed first segments ('receipt' is a reserved handle) before the catch-all /:handle routes; one
+  // flat router, because every router level costs each pay-page request a little.
+  receiptRoutes(router, rt, render);
+  const fastPayPage = payPageRoutes(router, rt, render);
 
-  router.get('/:handle', async (req, res) => {
-    const raw = String(req.params.handle);
-    const parsed = handleSchema.safeParse(raw);
-    if (!parsed.success) throw new NotFoundError();
-    if (raw !== parsed.data) return res.redirect(301, `/${parsed.data}`);
-    const merchant = await rt.services.merchants.getByHandle(parsed.data);
-    if (!merchant) throw new NotFoundError();
-    await render(req, res, 'public/merchant', { title: `Pay ${merchant.name}`, merchant, brand: merchant.brandColor });
-  });
-
-  return router;
+  return { router, fastPayPage };
 }

@@ -1,8 +1,88 @@
-import express from 'express';
+/**
+ * QR code images of a link, encoding exactly its public URL (BASE_URL/handle/path):
+ *   GET …/links/:id/qr.png?size=200   (100–2000 px square; default 200)
+ *   GET …/links/:id/qr.svg?size=200   (scalable; size sets its nominal width)
+ * `?download=1` adds a Content-Disposition attachment with a readable filename. Images carry a
+ * strong ETag over (format, size, URL) and are privately cacheable; a changed path or handle changes
+ * the ETag. Every lookup is scoped to the merchant: another tenant's or a deleted link is a 404.
+ */
+import express, { type Request, type Response } from 'express';
 import type { Runtime } from '../../runtime.ts';
+import { ValidationError } from '../../core/errors.ts';
+import type { Merchant } from '../merchants/repository.ts';
+import { requireMerchant } from '../accounts/middleware.ts';
+import { QR_DEFAULT_SIZE, QR_MAX_SIZE, QR_MIN_SIZE, qrEtag, qrPng, qrSvg, type QrFormat } from './qr.ts';
 
-/** QR code images of a link, for the JSON API (mounted under /api/v1 after authentication). */
-export function apiQrRoutes(_rt: Runtime): express.Router {
+const TYPES: Record<QrFormat, string> = { png: 'image/png', svg: 'image/svg+xml; charset=utf-8' };
+
+/** `?size=` → pixels; absent → the default; anything but a whole number in range → 422 (field `size`). */
+export function parseQrSize(value: unknown): number {
+  if (value === undefined) return QR_DEFAULT_SIZE;
+  if (typeof value === 'string' && /^\d{1,5}$/.test(value)) {
+    const n = Number(value);
+    if (n >= QR_MIN_SIZE && n <= QR_MAX_SIZE) return n;
+  }
+  throw new ValidationError(
+    [{ field: 'size', code: 'invalid_size', message: `Size must be a whole number of pixels from ${QR_MIN_SIZE} to ${QR_MAX_SIZE}.` }],
+    `The QR code size must be a whole number of pixels from ${QR_MIN_SIZE} to ${QR_MAX_SIZE}.`,
+  );
+}
+
+function wantsDownload(value: unknown): boolean {
+  return value === '1' || value === 'true';
+}
+
+/** Where a link's QR images live, for pages and JSON that link to them. */
+export function qrPaths(linkId: string): { dashboard: { png: string; svg: string }; api: { png: string; svg: string } } {
+  const id = encodeURIComponent(linkId);
+  return {
+    dashboard: { png: `/app/links/${id}/qr.png`, svg: `/app/links/${id}/qr.svg` },
+    api: { png: `/api/v1/links/${id}/qr.png`, svg: `/api/v1/links/${id}/qr.svg` },
+  };
+}
+
+function qrHandler(rt: Runtime, format: QrFormat, merchantOf: (req: Request, res: Response) => Merchant) {
+  return async (req: Request, res: Response): Promise<void> => {
+    const size = parseQrSize(req.query.size);
+    const merchant = merchantOf(req, res);
+    const link = await rt.services.links.get(merchant, String(req.params.id));
+    const url = rt.services.links.url(merchant, link);
+
+    res.set('Cache-Control', 'private, no-cache');
+    res.set('ETag', qrEtag(format, url, size));
+    if (wantsDownload(req.query.download)) {
+      const stem = `${merchant.handle}-${link.path ?? link.id}-qr`.replace(/[^\w.-]+/g, '-');
+      const filename = format === 'png' && size !== QR_DEFAULT_SIZE ? `${stem}-${size}.png` : `${stem}.${format}`;
+      res.set('Content-Disposition', `attachment; filename="${filename}"`);
+    }
+    res.type(TYPES[format]);
+    if (req.fresh) {
+      res.status(304).end();
+      return;
+    }
+    res.send(format === 'png' ? qrPng(url, size) : Buffer.from(await qrSvg(url, size)));
+  };
+}
+
+function mount(router: express.Router, rt: Runtime, merchantOf: (req: Request, res: Response) => Merchant, ...before: express.RequestHandler[]): void {
+  router.get('/links/:id/qr.png', ...before, qrHandler(rt, 'png', merchantOf));
+  router.get('/links/:id/qr.svg', ...before, qrHandler(rt, 'svg', merchantOf));
+}
+
+/** For the JSON API (mounted under /api/v1 after authentication): scoped to the API key's merchant. */
+export function apiQrRoutes(rt: Runtime): express.Router {
   const router = express.Router();
+  // Bearer keys of different merchants may share a client's HTTP cache.
+  mount(router, rt, (_req, res) => res.locals.apiMerchant!, (_req, res, next) => {
+    res.vary('Authorization');
+    next();
+  });
+  return router;
+}
+
+/** For the dashboard (mounted under /app in the session stack): scoped to the logged-in merchant. */
+export function dashboardQrRoutes(rt: Runtime): express.Router {
+  const router = express.Router();
+  mount(router, rt, (req) => req.user!.merchant, requireMerchant);
   return router;
 }

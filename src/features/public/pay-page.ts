@@ -1,0 +1,220 @@
+/**
+ * Pay pages (DESIGN.md "Public URLs"): `/:handle` (the customer enters an amount), `/:handle/12.50`
+ * (a fixed amount) and `/:handle/:path` (a smart link). GET renders the page; POST to the same URL
+ * is the checkout. No session, no Redis, no CSRF (there is no ambient authority to protect): this is
+ * the hot path, so a GET costs the merchant by handle and the link by path, nothing else.
+ */
+import express, { type Request, type Response } from 'express';
+import type { Runtime } from '../../runtime.ts';
+import type { Renderer } from '../../core/http.ts';
+import { NotFoundError } from '../../core/errors.ts';
+import { formatMoney } from '../../core/money.ts';
+import { TtlCache } from '../../core/changes.ts';
+import type { Merchant } from '../merchants/repository.ts';
+import { remaining } from '../links/service.ts';
+import type { PayableLink } from '../checkout/service.ts';
+import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
+import { currencySymbol, merchantView } from './view.ts';
+
+/** How a pay-page URL finds its merchant and link: straight from the database, or through a cache. */
+export interface PayLookups {
+  merchant(handle: string): Promise<Merchant | null>;
+  link(merchantKey: number, path: string): Promise<PayableLink | null>;
+}
+
+export function databaseLookups(rt: Runtime): PayLookups {
+  return {
+    merchant: (handle) => rt.services.merchants.getByHandle(handle),
+    link: (merchantKey, path) => rt.services.checkout.findPayableLink(merchantKey, path),
+  };
+}
+
+/**
+ * The pay page GET is the hot path: its two lookups are cached in-process and the cache is dropped
+ * on every change (rt.changes: after any evented commit here, and via Redis from other processes).
+ * The TTL only bounds how stale a page may look if a change signal is lost; a checkout POST always
+ * reads the database, and the payment-limit claim is atomic there.
+ */
+export function cachedLookups(rt: Runtime, ttlMs = 5_000): PayLookups {
+  const fresh = databaseLookups(rt);
+  const merchants = new TtlCache<Merchant | null>(ttlMs);
+  const links = new TtlCache<PayableLink | null>(ttlMs);
+  rt.changes.subscribe(() => {
+    merchants.clear();
+    links.clear();
+  });
+  return {
+    async merchant(handle) {
+      let m = merchants.get(handle);
+      if (m === undefined) merchants.set(handle, (m = await fresh.merchant(handle)));
+      return m;
+    },
+    async link(merchantKey, path) {
+      const key = `${merchantKey}/${path}`;
+      let l = links.get(key);
+      if (l === undefined) links.set(key, (l = await fresh.link(merchantKey, path)));
+      return l;
+    },
+  };
+}
+
+/** What a pay-page URL resolves to. */
+export type PayTarget =
+  | { kind: 'page'; merchant: Merchant; link: PayableLink | null; amount: number | null; currency: string; action: string }
+  | { kind: 'limit_reached'; merchant: Merchant; link: PayableLink }
+  | { kind: 'redirect'; location: string }
+  | { kind: 'not_found' };
+
+const NOT_FOUND: PayTarget = { kind: 'not_found' };
+
+/** The query string of a request, to carry over a canonical redirect (`?utm_source=…`). */
+const search = (req: Request) => {
+  const i = req.originalUrl.indexOf('?');
+  return i < 0 ? '' : req.originalUrl.slice(i);
+};
+
+/**
+ * Resolves `/:handle[/:segment]`. Case is fixed first (301 to lowercase, no database), then the
+ * merchant and the link are read. Unknown, inactive and deleted links are all `not_found`, so their
+ * pages cannot be told apart; a link closed by its payment limit is `limit_reached`.
+ */
+export async function resolvePayTarget(lookups: PayLookups, req: Request, rawHandle: string, segment: string | null): Promise<PayTarget> {
+  const handle = rawHandle.toLowerCase();
+  if (!isHandleShaped(handle)) return NOT_FOUND;
+  const amountUrl = segment !== null && isAmountSegment(segment);
+  const path = segment === null || amountUrl ? null : segment.toLowerCase();
+  if (path !== null && !isPathShaped(path)) return NOT_FOUND;
+  if (handle !== rawHandle || (path !== null && path !== segment)) {
+    return { kind: 'redirect', location: `/${handle}${segment === null ? '' : `/${path ?? segment}`}${search(req)}` };
+  }
+
+  const merchant = await lookups.merchant(handle);
+  if (!merchant) return NOT_FOUND;
+
+  if (segment === null) {
+    return { kind: 'page', merchant, link: null, amount: null, currency: merchant.currency, action: `/${handle}` };
+  }
+  if (amountUrl) {
+    const parsed = parseAmountSegment(segment, merchant.currency);
+    if (!parsed) return NOT_FOUND;
+    if (!parsed.isCanonical) return { kind: 'redirect', location: `/${handle}/${parsed.canonical}${search(req)}` };
+    return { kind: 'page', merchant, link: null, amount: parsed.minor, currency: merchant.currency, action: `/${handle}/${segment}` };
+  }
+
+  const link = await lookups.link(merchant.key, path!);
+  if (!link) return NOT_FOUND;
+  const full = link.paymentLimit !== null && link.paidCount >= link.paymentLimit;
+  if (link.inactiveReason === 'limit_reached' || (link.active && full)) return { kind: 'limit_reached', merchant, link };
+  if (!link.active) return NOT_FOUND;
+  if (link.type === 'product') {
+    const product = link.product;
+    // A product that was deactivated or deleted since: nothing to sell, like an inactive link.
+    if (!product || !product.active) return NOT_FOUND;
+    return { kind: 'page', merchant, link, amount: product.price, currency: product.currency, action: `/${handle}/${path}` };
+  }
+  if (link.amount === null) return NOT_FOUND;
+  return { kind: 'page', merchant, link, amount: link.amount, currency: link.currency, action: `/${handle}/${path}` };
+}
+
+type Page = Extract<PayTarget, { kind: 'page' }>;
+
+const maxLabels = new Map<string, string>();
+/** "€1,000,000.00": the open-amount hint, formatted once per currency. */
+function maxOpenLabel(currency: string): string {
+  let label = maxLabels.get(currency);
+  if (label === undefined) {
+    label = formatMoney(maxOpenAmount(currency), currency);
+    maxLabels.set(currency, label);
+  }
+  return label;
+}
+
+function pageView(t: Page, form: { values?: Record<string, string>; errors?: Record<string, string> } = {}) {
+  const { merchant, link } = t;
+  const product = link?.type === 'product' ? link.product : null;
+  const left = link?.showRemaining ? remaining(link) : null;
+  return {
+    // The layout appends the merchant's name: "Summer sale · Acme", "Make a payment · Acme".
+    title: link ? link.name : t.amount === null ? 'Make a payment' : `Pay ${formatMoney(t.amount, t.currency)}`,
+    brand: merchant.brandColor,
+    merchant: merchantView(merchant),
+    // Without a link, the page is the merchant's own: its name is the heading (and no header repeats it).
+    heading: link ? link.name : merchant.name,
+    merchantHeading: !link,
+    description: link ? link.description : t.amount === null ? 'Enter the amount you would like to pay.' : null,
+    product: product ? { name: product.name, description: product.description, price: formatMoney(product.price, product.currency) } : null,
+    amount: t.amount === null ? null : formatMoney(t.amount, t.currency),
+    open: t.amount === null ? { currency: t.currency, symbol: currencySymbol(t.currency), max: maxOpenLabel(t.currency) } : null,
+    remaining: left,
+    action: t.action,
+    values: form.values ?? {},
+    errors: form.errors ?? {},
+  };
+}
+
+const FAST_PATH = /^\/([^/%]+)(?:\/([^/%]+))?$/;
+
+/**
+ * Mounts GET (the page) and POST (the checkout) for `/:handle` and `/:handle/:segment` on `router`,
+ * and returns a middleware that answers plain pay-page GETs without walking the router (the app
+ * mounts it first: router matching was a tenth of a pay page's CPU). Anything unusual (encoded
+ * characters, other methods) goes on to the router.
+ */
+export function payPageRoutes(router: express.Router, rt: Runtime, render: Renderer): express.RequestHandler {
+  // Small: three short fields. Only on the POST routes, so GETs never parse anything.
+  const body = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 });
+
+  async function show(req: Request, res: Response, target: PayTarget, status = 200, form?: Parameters<typeof pageView>[1]): Promise<void> {
+    switch (target.kind) {
+      case 'not_found':
+        throw new NotFoundError();
+      case 'redirect':
+        // 308 keeps a POST a POST; GETs get the classic permanent redirect.
+        return res.redirect(req.method === 'GET' || req.method === 'HEAD' ? 301 : 308, target.location);
+      case 'limit_reached':
+        res.set('Cache-Control', 'no-store');
+        return render(req, res, 'pay/limit', { title: 'Payment limit reached', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), linkName: target.link.name }, 410);
+      case 'page':
+        res.set('Cache-Control', 'no-store');
+        return render(req, res, 'pay/page', pageView(target, form), status);
+    }
+  }
+
+  const cached = cachedLookups(rt);
+  const fresh = databaseLookups(rt);
+
+  async function get(req: Request, res: Response, segment: string | null): Promise<void> {
+    await show(req, res, await resolvePayTarget(cached, req, String(req.params.handle), segment));
+  }
+
+  /** Checkout: validate, open a session + pending payment, hand the customer to the provider. */
+  async function post(req: Request, res: Response, segment: string | null): Promise<void> {
+    // Read again: the link may have closed since the page was shown; then nothing is written.
+    const target = await resolvePayTarget(fresh, req, String(req.params.handle), segment);
+    if (target.kind !== 'page') return show(req, res, target);
+    const parsed = parseCheckoutForm(req.body, target.amount === null ? { currency: target.currency } : null);
+    if (!parsed.ok) {
+      const raw = (req.body ?? {}) as Record<string, unknown>;
+      const values = Object.fromEntries(['name', 'email', 'amount'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
+      return show(req, res, target, 422, { values, errors: parsed.errors });
+    }
+    const form: CheckoutForm = parsed.value;
+    const amount = target.amount ?? form.amount!;
+    const { next } = await rt.services.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email });
+    if ('redirect' in next) return res.redirect(303, next.redirect);
+    res.set('Cache-Control', 'no-store').type('html').send(next.render);
+  }
+
+  const fastGet: express.RequestHandler = (req, res, next) => {
+    const m = req.method === 'GET' || req.method === 'HEAD' ? FAST_PATH.exec(req.path) : null;
+    if (!m) return next();
+    req.params = { handle: m[1], ...(m[2] === undefined ? {} : { segment: m[2] }) };
+    get(req, res, m[2] ?? null).catch(next);
+  };
+
+  router.get('/:handle', (req, res) => get(req, res, null));
+  router.post('/:handle', body, (req, res) => post(req, res, null));
+  router.get('/:handle/:segment', (req, res) => get(req, res, String(req.params.segment)));
+  router.post('/:handle/:segment', body, (req, res) => post(req, res, String(req.params.segment)));
+  return fastGet;
+}

@@ -1,0 +1,73 @@
+/**
+ * `/receipt/:paymentId`: what became of a payment, for the customer. The payment id (128 random
+ * bits) is the only key, so the page shows nothing a customer would not want on a printed receipt.
+ * `?continue=1` adds the merchant's "continue" button for links that open their redirect URL in a
+ * new tab; that URL always comes from the link, never from the query string.
+ */
+import express, { type Request, type Response } from 'express';
+import type { Runtime } from '../../runtime.ts';
+import type { Renderer } from '../../core/http.ts';
+import { NotFoundError } from '../../core/errors.ts';
+import { formatMoney } from '../../core/money.ts';
+import type { Payment } from '../checkout/service.ts';
+import { formatDateTime, merchantView } from './view.ts';
+
+const PAYMENT_ID = /^pay_[0-9A-Za-z]{22}$/;
+
+export type ReceiptState = 'paid' | 'processing' | 'limit_reached' | 'link_inactive' | 'failed' | 'refunded';
+
+function stateOf(p: Payment): ReceiptState {
+  switch (p.status) {
+    case 'paid':
+      return 'paid';
+    case 'refunded':
+      return 'refunded';
+    case 'voided':
+      return p.failureCode === 'link_inactive' ? 'link_inactive' : 'limit_reached';
+    case 'failed':
+      return 'failed';
+    default:
+      return 'processing';
+  }
+}
+
+/** Mounts GET /receipt/:paymentId on `router`. */
+export function receiptRoutes(router: express.Router, rt: Runtime, render: Renderer): void {
+
+  router.get('/receipt/:paymentId', async (req: Request, res: Response) => {
+    const id = String(req.params.paymentId);
+    if (!PAYMENT_ID.test(id)) throw new NotFoundError();
+    const found = await rt.services.checkout.receipt(id);
+    if (!found) throw new NotFoundError();
+    const { payment, session } = found;
+    const merchant = await rt.services.merchants.getByKey(payment.merchantKey);
+    if (!merchant) throw new NotFoundError();
+    const state = stateOf(payment);
+
+    let next: { url: string; host: string } | null = null;
+    if (state === 'paid' && req.query.continue === '1' && payment.linkKey !== null) {
+      const link = await rt.services.links.getByKey(payment.linkKey);
+      if (link?.redirectUrl && link.redirectTarget === 'new') next = { url: link.redirectUrl, host: new URL(link.redirectUrl).host };
+    }
+    const path = session?.link?.path;
+    const at = payment.paidAt ?? payment.voidedAt ?? payment.createdAt;
+
+    res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex' });
+    await render(req, res, 'pay/receipt', {
+      title: state === 'paid' ? 'Receipt' : state === 'processing' ? 'Processing your payment' : state === 'limit_reached' ? 'Payment limit reached' : 'Payment not completed',
+      brand: merchant.brandColor,
+      merchant: merchantView(merchant),
+      state,
+      // Still processing: look again shortly (a meta refresh; pay pages run no JavaScript).
+      refresh: state === 'processing' ? 5 : null,
+      amount: formatMoney(payment.amount, payment.currency),
+      linkName: session?.link?.name ?? null,
+      customerName: session?.customerName ?? null,
+      date: formatDateTime(at, merchant.timezone),
+      reference: payment.id,
+      failure: payment.failureMessage,
+      payPageUrl: `/${merchant.handle}${path ? `/${path}` : ''}`,
+      next,
+    });
+  });
+}

@@ -1,0 +1,15 @@
+// Seeds the bench database (from the same environment the server gets): one merchant, one active
+// amount link. Prints {"handle","path"} as JSON on stdout.
+import { loadConfig } from '../../src/config.ts';
+import { createRuntime } from '../../src/runtime.ts';
+
+const config = loadConfig(process.env);
+const rt = await createRuntime(config, { migrate: true });
+try {
+  const handle = process.env.BENCH_HANDLE ?? 'bench-shop';
+  const { merchant } = await rt.services.merchants.signUp({ name: 'Bench Bakery', handle, email: `${handle}@example.test`, password: 'bench password 123' });
+  const link = await rt.services.links.create(merchant, { type: 'amount', name: 'Summer Sale', amount: 1250, description: 'Two loaves and a cake, delivered Saturday.' });
+  process.stdout.write(JSON.stringify({ handle: merchant.handle, path: link.path }) + '\n');
+} finally {
+  await rt.close();
+}
