@@ -2,16 +2,9 @@ import { expect } from 'chai';
 import supertest from 'supertest';
 import type { Page } from 'playwright-core';
 import { forEachTarget, TARGETS } from './support/targets.ts';
-import { build, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
+import { build, signUp, uniqueHandle, type Account, type TestEnv, fieldError } from './support/harness.ts';
 import { PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv, type TrackedPage } from './support/browser.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
-
-/** The message shown under a field of a dashboard form ('' when none). */
-function fieldError(html: string, field: string): string {
-  const m = new RegExp(`<p class="error" id="f-${field}-error"[^>]*>([^<]*)</p>`).exec(html);
-  if (!m) throw new Error(`no error slot for ${field}`);
-  return m[1].trim();
-}
 
 const LINK_ID = /\/app\/links\/(lnk_[0-9A-Za-z]+)/;
 

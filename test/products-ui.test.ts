@@ -1,14 +1,7 @@
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
-import { build, signUp, type Account, type TestEnv } from './support/harness.ts';
+import { build, signUp, type Account, type TestEnv, fieldError } from './support/harness.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
-
-/** The message shown under a field of a dashboard form ('' when none). */
-function fieldError(html: string, field: string): string {
-  const m = new RegExp(`<p class="error" id="f-${field}-error"[^>]*>([^<]*)</p>`).exec(html);
-  if (!m) throw new Error(`no error slot for ${field}`);
-  return m[1].trim();
-}
 
 forEachTarget('dashboard: products', (target) => {
   let env: TestEnv;

@@ -1,16 +1,9 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, csrfFrom, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
+import { build, csrfFrom, signUp, uniqueHandle, type Account, type TestEnv, fieldError } from './support/harness.ts';
 
 const SECRET = /id="new-key-secret">(pl_live_[0-9A-Za-z]+)</;
-
-/** The message shown under a field of the settings form. */
-function fieldError(html: string, field: string): string {
-  const m = new RegExp(`<p class="error" id="f-${field}-error"[^>]*>([^<]*)</p>`).exec(html);
-  if (!m) throw new Error(`no error slot for ${field}`);
-  return m[1];
-}
 
 forEachTarget('settings', (target) => {
   let env: TestEnv;

@@ -150,3 +150,8 @@ export async function insertReturningId(db: Queryable, table: string, row: Recor
   const result = await db(table).insert(row);
   return Number(result[0]);
 }
+
+/** `%text%` for `LIKE ? ESCAPE '\\'`, with the user's own %, _ and \\ taken literally. */
+export function containsPattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}

@@ -107,6 +107,13 @@ export async function build(target: Target, opts: BuildOptions = {}): Promise<Te
   };
 }
 
+/** The message shown under a field of a dashboard form ('' when none). */
+export function fieldError(html: string, field: string): string {
+  const m = new RegExp(`<p class="error" id="f-${field}-error"[^>]*>([^<]*)</p>`).exec(html);
+  if (!m) throw new Error(`no error slot for ${field}`);
+  return m[1].trim();
+}
+
 /** Reads the CSRF token out of a rendered page. */
 export function csrfFrom(html: string): string {
   const m = /name="_csrf" value="([^"]+)"/.exec(html);

@@ -3,14 +3,14 @@
  * a soft delete: payments and deliveries that name the customer keep pointing at the row.
  */
 import type { Db, Trx } from '../../core/db.ts';
-import { inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
+import { containsPattern, inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { Tag, TagService } from '../tags/service.ts';
-import { tagRef } from '../tags/service.ts';
+import { tagRef, taggedWithAny } from '../tags/service.ts';
 import { customerCreateSchema, customerSearchSchema, customerUpdateSchema, normalizePhone } from './schemas.ts';
 import type { z } from 'zod';
 
@@ -158,19 +158,12 @@ export function createCustomerService({ db, clock, tags }: { db: Db; clock: Cloc
       const f = parseBody(customerSearchSchema, rawQuery);
       const q = scoped(db, merchantKey).select('customers.*');
       if (f.q) {
-        const like = `%${f.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+        const like = containsPattern(f.q);
         q.andWhere((b) => b.whereRaw('name like ? escape ?', [like, '\\']).orWhereRaw('email like ? escape ?', [like.toLowerCase(), '\\']));
       }
       if (f.email) q.andWhere('email', f.email);
       if (f.tag.length) {
-        q.whereIn(
-          'customers.id',
-          db('customer_tags as ct')
-            .join('tags as t', 't.id', 'ct.tag_id')
-            .where('t.merchant_id', merchantKey)
-            .whereIn(db.raw('lower(t.name)') as any, f.tag.map((t) => t.toLowerCase()))
-            .select('ct.customer_id'),
-        );
+        q.whereIn('customers.id', taggedWithAny(db, merchantKey, { table: 'customer_tags', column: 'customer_id' }, f.tag));
       }
       let afterKey: number | null = null;
       if (page.starting_after) {

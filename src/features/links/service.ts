@@ -5,7 +5,7 @@
  */
 import type { Knex } from 'knex';
 import type { Db, Queryable, Trx } from '../../core/db.ts';
-import { inTransaction, isUniqueViolation, toDate, toDateOrNull } from '../../core/db.ts';
+import { containsPattern, inTransaction, isUniqueViolation, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
 import { publicId } from '../../core/ids.ts';
@@ -13,7 +13,7 @@ import { AppError, ConflictError, NotFoundError, ValidationError } from '../../c
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { TagService, Tag } from '../tags/service.ts';
-import { tagRef } from '../tags/service.ts';
+import { tagRef, taggedWithAny } from '../tags/service.ts';
 import type { ProductService } from '../products/service.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import { PATH_MAX, linkCreateSchema, linkSearchSchema, linkUpdateSchema } from './schemas.ts';
@@ -402,23 +402,13 @@ export function createLinkService(deps: LinkServiceDeps) {
 
   function applyFilters(q: Knex.QueryBuilder, merchantKey: number, s: DashboardSearch): void {
     // ESCAPE spelled out: SQLite's LIKE has no escape character by default (MySQL's is the backslash).
-    if (s.q) q.andWhereRaw('l.name like ? escape ?', [`%${s.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`, '\\']);
+    if (s.q) q.andWhereRaw('l.name like ? escape ?', [containsPattern(s.q), '\\']);
     if (s.status === 'active') q.andWhere('l.active', true);
     if (s.status === 'inactive') q.andWhere('l.active', false);
     if (s.status === 'limit_reached') q.andWhere('l.inactive_reason', 'limit_reached');
     if (s.createdFrom) q.andWhere('l.created_at', '>=', s.createdFrom);
     if (s.createdTo) q.andWhere('l.created_at', '<=', s.createdTo);
-    if (s.tags?.length) {
-      // Links with any of the tags (by name, case-insensitive).
-      q.whereIn(
-        'l.id',
-        db('link_tags as lt')
-          .join('tags as t', 't.id', 'lt.tag_id')
-          .where('t.merchant_id', merchantKey)
-          .whereIn(db.raw('lower(t.name)') as any, s.tags.map((t) => t.toLowerCase()))
-          .select('lt.link_id'),
-      );
-    }
+    if (s.tags?.length) q.whereIn('l.id', taggedWithAny(db, merchantKey, { table: 'link_tags', column: 'link_id' }, s.tags));
   }
 
   return service;

@@ -223,3 +223,15 @@ export function createTagService({ db, clock }: { db: Db; clock: Clock }) {
 }
 
 export type TagService = ReturnType<typeof createTagService>;
+
+/**
+ * A subquery of the ids of links or customers carrying any of the named tags (case-insensitive),
+ * for `whereIn(<id column>, …)` filters.
+ */
+export function taggedWithAny(db: Queryable, merchantKey: number, on: { table: 'link_tags'; column: 'link_id' } | { table: 'customer_tags'; column: 'customer_id' }, names: string[]) {
+  return db(`${on.table} as x`)
+    .join('tags as t', 't.id', 'x.tag_id')
+    .where('t.merchant_id', merchantKey)
+    .whereIn(db.raw('lower(t.name)') as any, names.map((t) => t.toLowerCase()))
+    .select(`x.${on.column}`);
+}
