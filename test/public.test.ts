@@ -39,3 +39,59 @@ forEachTarget('public merchant page', (target) => {
     await supertest(env.app).get('/%E0%A4%A').expect(400);
   });
 });
+
+forEachTarget('pay pages stay current while cached', (target) => {
+  let env: TestEnv;
+  before(async () => {
+    env = await build(target);
+  });
+  after(() => env?.close());
+
+  const shopAndLink = async () => {
+    const acct = await signUp(env.app);
+    const merchant = (await env.rt.services.merchants.getByHandle(acct.handle))!;
+    const link = await env.rt.services.links.create(merchant, { type: 'amount', name: 'Workshop seat', amount: 2500 });
+    return { acct, merchant, link, url: `/${acct.handle}/${link.path}` };
+  };
+
+  it('answers 404 at once after the link is switched off, and 200 again after it is switched on', async () => {
+    const { merchant, link, url } = await shopAndLink();
+    await supertest(env.app).get(url).expect(200);
+    await env.rt.services.links.update(merchant, link.id, { active: false });
+    await supertest(env.app).get(url).expect(404);
+    await env.rt.services.links.update(merchant, link.id, { active: true });
+    await supertest(env.app).get(url).expect(200);
+  });
+
+  it('shows a new amount, a new brand colour and a product’s new price on the next request', async () => {
+    const { acct, merchant, link, url } = await shopAndLink();
+    expect((await supertest(env.app).get(url).expect(200)).text).to.include('€25.00');
+    await env.rt.services.links.update(merchant, link.id, { amount: 3100 });
+    expect((await supertest(env.app).get(url).expect(200)).text).to.include('€31.00');
+    await env.rt.services.merchants.updateSettings(merchant, { name: merchant.name, handle: acct.handle, currency: 'EUR', timezone: 'UTC', brand_color: '#123456' });
+    expect((await supertest(env.app).get(url).expect(200)).text).to.include('--brand:#123456');
+
+    const product = await env.rt.services.products.create(merchant.key, { name: 'Glaze kit', price: 1800, currency: 'EUR' });
+    const productLink = await env.rt.services.links.create(merchant, { type: 'product', name: 'Glaze kit', product_id: product.id });
+    const productUrl = `/${acct.handle}/${productLink.path}`;
+    expect((await supertest(env.app).get(productUrl).expect(200)).text).to.include('€18.00');
+    await env.rt.services.products.update(merchant.key, product.id, { price: 2200 });
+    expect((await supertest(env.app).get(productUrl).expect(200)).text).to.include('€22.00');
+  });
+
+  if (target.redisUrl) {
+    it('drops its cache when another process changes the link (Redis fan-out)', async () => {
+      const { merchant, link, url } = await shopAndLink();
+      await supertest(env.app).get(url).expect(200);
+      const other = await env.sibling();
+      await other.services.links.update(merchant, link.id, { active: false });
+      const deadline = Date.now() + 2_000;
+      let status = 200;
+      while (status === 200 && Date.now() < deadline) {
+        status = (await supertest(env.app).get(url)).status;
+        if (status === 200) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(status).to.equal(404);
+    });
+  }
+});
