@@ -28,7 +28,11 @@ forEachTarget('e2e: from a new merchant to a paid link', (target) => {
 
       // The merchant creates an amount link with a limit of 3.
       await m.getByRole('link', { name: 'Links', exact: true }).click();
-      await m.goto(`${env.origin}/app/links/new?type=amount`);
+      await m.waitForURL(`${env.origin}/app/links`);
+      await m.getByRole('link', { name: 'New link' }).click();
+      await m.waitForURL(`${env.origin}/app/links/new`);
+      await m.getByRole('link', { name: 'Create an amount link' }).click();
+      await m.waitForURL(`${env.origin}/app/links/new?type=amount`);
       await m.getByLabel('Name').fill('Pottery class, Saturday');
       await m.getByLabel('Amount').fill('45.00');
       await m.getByRole('radio', { name: /Multiple/ }).check();
