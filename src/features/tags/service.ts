@@ -11,6 +11,9 @@ import { colorSchema } from '../merchants/schemas.ts';
 
 export type TagKind = 'link' | 'customer';
 
+/** The join tables that attach tags to links and to customers. */
+type TaggedTable = { table: 'link_tags'; column: 'link_id' } | { table: 'customer_tags'; column: 'customer_id' };
+
 export interface Tag {
   key: number;
   id: string;
@@ -63,6 +66,18 @@ export function tagRef(t: Tag) {
 const nameTaken = (kind: string) => new ConflictError('tag_name_taken', `A ${kind} tag with this name already exists.`, [{ field: 'name', code: 'tag_name_taken', message: 'A tag with this name already exists.' }]);
 
 export function createTagService({ db, clock }: { db: Db; clock: Clock }) {
+  async function tagsOf(on: TaggedTable, keys: number[]): Promise<Map<number, Tag[]>> {
+    const out = new Map<number, Tag[]>();
+    if (!keys.length) return out;
+    const rows = await db(`${on.table} as x`).join('tags as t', 't.id', 'x.tag_id').whereIn(`x.${on.column}`, keys).orderBy('t.name').select(`x.${on.column} as owner`, 't.*');
+    for (const r of rows) {
+      const list = out.get(r.owner) ?? [];
+      list.push(fromRow(r));
+      out.set(r.owner, list);
+    }
+    return out;
+  }
+
   const nextColor = async (q: Queryable, merchantKey: number) => {
     const [{ n }] = await q('tags').where({ merchant_id: merchantKey }).count({ n: '*' });
     return TAG_PALETTE[Number(n) % TAG_PALETTE.length];
@@ -196,29 +211,10 @@ export function createTagService({ db, clock }: { db: Db; clock: Clock }) {
     },
 
     /** Tags of many links at once (one query), for lists. */
-    async forLinks(linkKeys: number[]): Promise<Map<number, Tag[]>> {
-      const out = new Map<number, Tag[]>();
-      if (!linkKeys.length) return out;
-      const rows = await db('link_tags as lt').join('tags as t', 't.id', 'lt.tag_id').whereIn('lt.link_id', linkKeys).orderBy('t.name').select('lt.link_id', 't.*');
-      for (const r of rows) {
-        const list = out.get(r.link_id) ?? [];
-        list.push(fromRow(r));
-        out.set(r.link_id, list);
-      }
-      return out;
-    },
+    forLinks: (linkKeys: number[]) => tagsOf({ table: 'link_tags', column: 'link_id' }, linkKeys),
 
-    async forCustomers(customerKeys: number[]): Promise<Map<number, Tag[]>> {
-      const out = new Map<number, Tag[]>();
-      if (!customerKeys.length) return out;
-      const rows = await db('customer_tags as ct').join('tags as t', 't.id', 'ct.tag_id').whereIn('ct.customer_id', customerKeys).orderBy('t.name').select('ct.customer_id', 't.*');
-      for (const r of rows) {
-        const list = out.get(r.customer_id) ?? [];
-        list.push(fromRow(r));
-        out.set(r.customer_id, list);
-      }
-      return out;
-    },
+    /** Tags of many customers at once (one query). */
+    forCustomers: (customerKeys: number[]) => tagsOf({ table: 'customer_tags', column: 'customer_id' }, customerKeys),
   };
 }
 
@@ -228,7 +224,7 @@ export type TagService = ReturnType<typeof createTagService>;
  * A subquery of the ids of links or customers carrying any of the named tags (case-insensitive),
  * for `whereIn(<id column>, …)` filters.
  */
-export function taggedWithAny(db: Queryable, merchantKey: number, on: { table: 'link_tags'; column: 'link_id' } | { table: 'customer_tags'; column: 'customer_id' }, names: string[]) {
+export function taggedWithAny(db: Queryable, merchantKey: number, on: TaggedTable, names: string[]) {
   return db(`${on.table} as x`)
     .join('tags as t', 't.id', 'x.tag_id')
     .where('t.merchant_id', merchantKey)
