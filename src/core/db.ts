@@ -145,12 +145,6 @@ export function isUniqueViolation(err: unknown): boolean {
   return e?.code === 'ER_DUP_ENTRY' || e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
-/** Inserts a row and returns its integer id on both databases. */
-export async function insertReturningId(db: Queryable, table: string, row: Record<string, unknown>): Promise<number> {
-  const result = await db(table).insert(row);
-  return Number(result[0]);
-}
-
 /** `%text%` for `LIKE ? ESCAPE '\\'`, with the user's own %, _ and \\ taken literally. */
 export function containsPattern(text: string): string {
   return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;

@@ -48,18 +48,6 @@ export class ConflictError extends AppError {
   }
 }
 
-export class UnauthorizedError extends AppError {
-  constructor(code = 'unauthorized', message = 'Authentication required.') {
-    super(code, 401, message);
-  }
-}
-
-export class ForbiddenError extends AppError {
-  constructor(code = 'forbidden', message = 'You are not allowed to do that.') {
-    super(code, 403, message);
-  }
-}
-
 export class RateLimitedError extends AppError {
   constructor(message: string, retryAfterSeconds: number) {
     super('rate_limited', 429, message, { headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) } });
@@ -69,12 +57,6 @@ export class RateLimitedError extends AppError {
 export class ServiceUnavailableError extends AppError {
   constructor(message = 'Paylink is temporarily unavailable. Please try again in a moment.', cause?: unknown) {
     super('service_unavailable', 503, message, { cause });
-  }
-}
-
-export class BadRequestError extends AppError {
-  constructor(code: string, message: string) {
-    super(code, 400, message);
   }
 }
 

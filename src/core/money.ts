@@ -1,10 +1,5 @@
 // Money is integer minor units + an ISO 4217 currency, everywhere. These helpers convert at the edges.
-const CURRENCIES = new Set(Intl.supportedValuesOf('currency'));
 const digitsCache = new Map<string, number>();
-
-export function isCurrency(code: string): boolean {
-  return CURRENCIES.has(code);
-}
 
 /** Minor-unit digits of a currency: 2 for EUR, 0 for JPY, 3 for KWD. */
 export function currencyDigits(currency: string): number {
