@@ -150,7 +150,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       tags,
       products,
       links,
-      checkout: createCheckoutService({ db, clock, events, registries, log: log.child('checkout'), baseUrl: config.baseUrl }),
+      checkout: createCheckoutService({ db, clock, events, jobs, registries, log: log.child('checkout'), baseUrl: config.baseUrl }),
       customers: createCustomerService({ db, clock, tags }),
       payments: createPaymentQueries({ db }),
     };

@@ -13,6 +13,7 @@ import type { Db, Trx } from '../../core/db.ts';
 import { inTransaction, isMysql, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
+import type { JobQueue } from '../../core/jobs.ts';
 import type { Logger } from '../../core/log.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, NotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
@@ -117,10 +118,17 @@ export interface CheckoutDeps {
   db: Db;
   clock: Clock;
   events: EventBus;
+  jobs: JobQueue;
   registries: Registries;
   log: Logger;
   baseUrl: string;
 }
+
+/**
+ * How long an authorized payment may wait for its capture or void before the recovery job does it
+ * (the request that claimed the slot died between its commit and the provider call).
+ */
+export const SETTLE_RECOVERY_MS = 5 * 60_000;
 
 /** What a checkout needs of a link (a smart link, or a one-off request later). */
 export type CheckoutLink = Pick<Link, 'key' | 'id' | 'name' | 'path' | 'amount' | 'currency'>;
@@ -215,6 +223,74 @@ export function createCheckoutService(deps: CheckoutDeps) {
         .update({ status: 'failed', failure_code: failure.code.slice(0, 64), failure_message: failure.message.slice(0, 255), updated_at: clock.now() });
       if (n) await events.emit(trx, 'payment.failed', { paymentId: payment.id, reason: failure.code, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
     });
+  }
+
+  /**
+   * The second half of an authorization: capture (slot won) or void (slot lost) at the provider, then
+   * record the result. Runs right after the claim, or later from the `checkout.settle` recovery job;
+   * every write is conditional on the payment still being `authorized`, so it finishes once.
+   */
+  async function settle(payment: Payment, won: boolean, lostBecause: VoidReason): Promise<AuthorizeOutcome> {
+    const paymentId = payment.id;
+    const ref = { paymentId, providerRef: payment.providerRef, amount: payment.amount, currency: payment.currency };
+    const p = providerFor(payment);
+    if (!won) {
+      try {
+        await p.void(ref);
+      } catch (err) {
+        // The authorization lapses at the provider anyway; record and move on.
+        log.error('void failed after losing the payment-limit claim', { paymentId, reason: lostBecause, error: err });
+      }
+      await inTransaction(db, async (trx) => {
+        const n = await trx('payments')
+          .where({ id: payment.key, status: 'authorized' })
+          .update({
+            status: 'voided',
+            failure_code: lostBecause,
+            failure_message: lostBecause === 'limit_reached' ? 'Payment limit reached' : 'The link no longer accepts payments',
+            voided_at: clock.now(),
+            updated_at: clock.now(),
+          });
+        if (!n) return;
+        await events.emit(trx, 'payment.failed', { paymentId, reason: lostBecause, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+      });
+      return service.outcomeOf(paymentId);
+    }
+
+    try {
+      await p.capture(ref);
+    } catch (err) {
+      log.error('capture failed; releasing the payment-limit slot', { paymentId, error: err });
+      await inTransaction(db, async (trx) => {
+        const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'failed', failure_code: 'capture_failed', failure_message: 'The payment could not be completed.', updated_at: clock.now() });
+        if (!n) return; // already settled elsewhere: its slot must not be released twice
+        if (payment.linkKey !== null) {
+          await trx('links').where({ id: payment.linkKey }).andWhere('paid_count', '>', 0).update({ paid_count: trx.raw('paid_count - 1') });
+          await trx('links')
+            .where({ id: payment.linkKey, inactive_reason: 'limit_reached' })
+            .whereNull('deleted_at')
+            .andWhere('paid_count', '<', trx.ref('payment_limit'))
+            .update({ active: true, inactive_reason: null });
+        }
+        await events.emit(trx, 'payment.failed', { paymentId, reason: 'capture_failed', amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+      });
+      return service.outcomeOf(paymentId);
+    }
+
+    await inTransaction(db, async (trx) => {
+      const paidAt = clock.now();
+      const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, updated_at: paidAt });
+      if (!n) return;
+      if (payment.linkKey !== null) {
+        await trx('links')
+          .where({ id: payment.linkKey })
+          .update({ payments_count: trx.raw('payments_count + 1'), revenue: trx.raw('revenue + ?', [payment.amount]) });
+      }
+      if (payment.sessionKey !== null) await trx('checkout_sessions').where({ id: payment.sessionKey }).update({ status: 'completed', updated_at: paidAt });
+      const link = payment.linkKey !== null ? await trx('links').where({ id: payment.linkKey }).first('public_id') : null;
+      await events.emit(trx, 'payment.succeeded', { paymentId, linkId: link?.public_id ?? null, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+    });
+    return service.outcomeOf(paymentId);
   }
 
   const service = {
@@ -404,67 +480,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
             }
           }
         }
+        // Intent, recorded with the claim: if this process dies before the provider call below, the
+        // job captures or voids the authorization later, so no slot and no authorization is stranded.
+        await deps.jobs.enqueue(trx, 'checkout.settle', { paymentId, won, reason: lostBecause }, { uniqueKey: `settle:${paymentId}`, runAt: new Date(now.getTime() + SETTLE_RECOVERY_MS) });
         return true;
       });
       if (!claimed) return service.outcomeOf(paymentId);
-
-      const ref = { paymentId, providerRef, amount: payment.amount, currency: payment.currency };
-      const p = providerFor(payment);
-      if (!won) {
-        try {
-          await p.void(ref);
-        } catch (err) {
-          // The authorization lapses at the provider anyway; record and move on.
-          log.error('void failed after losing the payment-limit claim', { paymentId, reason: lostBecause, error: err });
-        }
-        await inTransaction(db, async (trx) => {
-          await trx('payments')
-            .where({ id: payment.key, status: 'authorized' })
-            .update({
-              status: 'voided',
-              failure_code: lostBecause,
-              failure_message: lostBecause === 'limit_reached' ? 'Payment limit reached' : 'The link no longer accepts payments',
-              voided_at: clock.now(),
-              updated_at: clock.now(),
-            });
-          await events.emit(trx, 'payment.failed', { paymentId, reason: lostBecause, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
-        });
-        return service.outcomeOf(paymentId);
-      }
-
-      try {
-        await p.capture(ref);
-      } catch (err) {
-        log.error('capture failed; releasing the payment-limit slot', { paymentId, error: err });
-        await inTransaction(db, async (trx) => {
-          await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'failed', failure_code: 'capture_failed', failure_message: 'The payment could not be completed.', updated_at: clock.now() });
-          if (payment.linkKey !== null) {
-            await trx('links').where({ id: payment.linkKey }).andWhere('paid_count', '>', 0).update({ paid_count: trx.raw('paid_count - 1') });
-            await trx('links')
-              .where({ id: payment.linkKey, inactive_reason: 'limit_reached' })
-              .whereNull('deleted_at')
-              .andWhere('paid_count', '<', trx.ref('payment_limit'))
-              .update({ active: true, inactive_reason: null });
-          }
-          await events.emit(trx, 'payment.failed', { paymentId, reason: 'capture_failed', amount: payment.amount, currency: payment.currency }, payment.merchantKey);
-        });
-        return service.outcomeOf(paymentId);
-      }
-
-      await inTransaction(db, async (trx) => {
-        const paidAt = clock.now();
-        const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, updated_at: paidAt });
-        if (!n) return;
-        if (payment.linkKey !== null) {
-          await trx('links')
-            .where({ id: payment.linkKey })
-            .update({ payments_count: trx.raw('payments_count + 1'), revenue: trx.raw('revenue + ?', [payment.amount]) });
-        }
-        if (payment.sessionKey !== null) await trx('checkout_sessions').where({ id: payment.sessionKey }).update({ status: 'completed', updated_at: paidAt });
-        const link = payment.linkKey !== null ? await trx('links').where({ id: payment.linkKey }).first('public_id') : null;
-        await events.emit(trx, 'payment.succeeded', { paymentId, linkId: link?.public_id ?? null, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
-      });
-      return service.outcomeOf(paymentId);
+      return settle({ ...payment, providerRef }, won, lostBecause);
     },
 
     async outcomeOf(paymentId: string): Promise<AuthorizeOutcome> {
@@ -473,6 +495,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
       return { status, reason: payment.failureCode, payment };
     },
   };
+  deps.jobs.define<{ paymentId: string; won: boolean; reason: VoidReason }>('checkout.settle', async ({ paymentId, won, reason }) => {
+    const payment = await loadPayment(db, { public_id: paymentId });
+    if (!payment || payment.status !== 'authorized') return; // settled right after the claim, as usual
+    log.warn('settling an authorization its request left behind', { paymentId, won });
+    await settle(payment, won, reason);
+  });
+
   return service;
 }
 
