@@ -18,6 +18,10 @@ import { JobQueue, type JobQueueOptions } from './core/jobs.ts';
 import { EventBus } from './core/events.ts';
 import { Scheduler } from './core/scheduler.ts';
 import { ChangeFeed } from './core/changes.ts';
+import { LiveFeed, type LiveSignal } from './core/live.ts';
+import { idSealer } from './core/sealed-ids.ts';
+import { ViewRecorder } from './features/analytics/recorder.ts';
+import { createAnalytics, type Analytics } from './features/analytics/service.ts';
 import { randomToken } from './core/ids.ts';
 import { DeadlineStore, KnexSessionStore } from './core/session-store.ts';
 import { createRegistries, type Registries } from './core/plugins/registries.ts';
@@ -50,6 +54,8 @@ export interface Services {
   customers: CustomerService;
   /** Reading payments (the JSON API); checkout writes them. */
   payments: PaymentQueries;
+  /** Reading views, activity and daily stats; retention. */
+  analytics: Analytics;
 }
 
 export interface Runtime {
@@ -64,6 +70,10 @@ export interface Runtime {
   /** "Something changed" (after commit), in this process and — with Redis — in the others: for caches. */
   changes: ChangeFeed;
   scheduler: Scheduler;
+  /** Live dashboard signals (views, payments), relayed across processes through Redis. */
+  live: LiveFeed;
+  /** Queues pay-page views and writes them in batches; null when recording is switched off (benchmarks). */
+  views: ViewRecorder | null;
   registries: Registries;
   plugins: PluginHost;
   services: Services;
@@ -88,6 +98,10 @@ export interface RuntimeOptions {
   /** Default: 300 requests per minute per API key. */
   apiLimit?: Limit;
   jobOptions?: Partial<Omit<JobQueueOptions, 'db' | 'clock' | 'log' | 'onEnqueued'>>;
+  /** Record pay-page views (default true; the benchmark measures the page without it). */
+  recordViews?: boolean;
+  /** How long a view waits before it is written (default 50 ms). */
+  viewFlushMs?: number;
 }
 
 export async function connectRedis(url: string, log: Logger): Promise<Redis> {
@@ -124,11 +138,14 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     // (caches drop stale entries) through pub/sub on one subscriber connection.
     const nudgeChannel = `${config.redisPrefix}:jobs:nudge`;
     const changesChannel = `${config.redisPrefix}:changes`;
+    const liveChannel = `${config.redisPrefix}:live`;
     const publish = (channel: string, message: string) => () => void redis?.publish(channel, message).catch(() => {});
     const jobs = new JobQueue({ db, clock, log: log.child('jobs'), onEnqueued: redis ? publish(nudgeChannel, '1') : undefined, ...opts.jobOptions });
     const changes = new ChangeFeed();
+    const live = new LiveFeed();
     if (redis) {
       const self = randomToken(8);
+      live.relayTo((signal) => void redis.publish(liveChannel, JSON.stringify({ from: self, ...signal })).catch(() => {}));
       const announce = publish(changesChannel, self);
       changes.subscribe((origin) => origin === 'local' && announce());
       const sub = redis.duplicate() as Redis;
@@ -137,13 +154,28 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       await sub.connect();
       await sub.subscribe(nudgeChannel, () => jobs.nudge());
       await sub.subscribe(changesChannel, (from) => from !== self && changes.notify('remote'));
+      await sub.subscribe(liveChannel, (message) => {
+        try {
+          const { from, ...signal } = JSON.parse(message) as LiveSignal & { from: string };
+          if (from !== self && Number.isInteger(signal.merchantKey)) live.deliver(signal);
+        } catch {
+          // Not ours: ignore.
+        }
+      });
     }
     const events = new EventBus({ db, clock, jobs, log: log.child('events'), changes });
+    // Payments and link changes reach open dashboards (views are announced by the recorder).
+    events.onCommitted((e) => {
+      if (e.merchantKey === null || !/^(payment|checkout|link)\./.test(e.type)) return;
+      live.publish({ merchantKey: e.merchantKey, linkId: typeof e.payload.linkId === 'string' ? e.payload.linkId : null, kind: e.type });
+    });
     const scheduler = new Scheduler({ db, clock, jobs, log: log.child('scheduler') });
     const registries = createRegistries();
     const tags = createTagService({ db, clock });
     const products = createProductService({ db, clock, changes });
     const links = createLinkService({ db, clock, events, tags, products, baseUrl: config.baseUrl });
+    const payments = createPaymentQueries({ db });
+    const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const services: Services = {
       merchants: createMerchantService({ db, clock, events }),
       apiKeys: createApiKeyService({ db, clock, events }),
@@ -152,8 +184,10 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       links,
       checkout: createCheckoutService({ db, clock, events, jobs, registries, log: log.child('checkout'), baseUrl: config.baseUrl }),
       customers: createCustomerService({ db, clock, tags }),
-      payments: createPaymentQueries({ db }),
+      payments,
+      analytics: createAnalytics({ db, clock, log: log.child('analytics'), payments, viewIds }),
     };
+    const views = opts.recordViews === false ? null : new ViewRecorder({ db, clock, log: log.child('views'), live, events, viewIds, flushMs: opts.viewFlushMs });
 
     const knexStore = redis ? null : new KnexSessionStore(db, clock);
     const sessionStore: session.Store = new DeadlineStore(redis ? new RedisStore({ client: redis, prefix: `${config.redisPrefix}:sess:` }) : knexStore!);
@@ -165,6 +199,9 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     });
     jobs.define('idempotency.prune', async () => {
       await pruneIdempotencyKeys(db, clock);
+    });
+    jobs.define('analytics.prune_views', async () => {
+      await services.analytics.pruneViews();
     });
 
     const plugins = new PluginHost({
@@ -201,6 +238,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       events,
       changes,
       scheduler,
+      live,
+      views,
       registries,
       plugins,
       services,
@@ -215,9 +254,13 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         scheduler.start([
           { cron: '17 3 * * *', kind: 'maintenance.prune' },
           { cron: '41 * * * *', kind: 'idempotency.prune' },
+          { cron: '23 4 * * *', kind: 'analytics.prune_views' },
         ]);
       },
       async close() {
+        live.endStreams();
+        // Queued views are written before anything closes: none is lost on a graceful shutdown.
+        await views?.close().catch((err) => log.error('could not write queued views on shutdown', { error: err, queued: views.queued }));
         await scheduler.stop();
         await jobs.stop();
         knexStore?.close();

@@ -103,6 +103,8 @@ export async function startServer(env: NodeJS.ProcessEnv = process.env): Promise
       shuttingDown = true;
       // Stop accepting. Requests in flight finish; a keep-alive connection closes as soon as it is idle.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Live dashboard streams never finish by themselves: end them (browsers reconnect elsewhere).
+      runtime.live.endStreams();
       server.closeIdleConnections();
       const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const grace = setTimeout(() => server.closeAllConnections(), REQUEST_GRACE_MS);

@@ -22,10 +22,15 @@ export class ChangeFeed {
 
   /** Notifies once `q` commits (at once when it is not a transaction). */
   afterCommit(q: Queryable): void {
-    const trx = q as Knex.Transaction;
-    if (trx.isTransaction && trx.executionPromise) trx.executionPromise.then(() => this.notify(), () => {});
-    else this.notify();
+    afterCommit(q, () => this.notify());
   }
+}
+
+/** Runs `fn` once `q` commits (at once when it is not a transaction; never if it rolls back). */
+export function afterCommit(q: Queryable, fn: () => void): void {
+  const trx = q as Knex.Transaction;
+  if (trx.isTransaction && trx.executionPromise) trx.executionPromise.then(fn, () => {});
+  else fn();
 }
 
 /** A small map whose entries expire after `ttlMs` and which holds at most `max` entries. */

@@ -10,7 +10,7 @@ import type { Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { publicId } from './ids.ts';
 import type { JobQueue } from './jobs.ts';
-import type { ChangeFeed } from './changes.ts';
+import { afterCommit, type ChangeFeed } from './changes.ts';
 
 /** The closed set of event names; the same names are the outgoing webhook event types. */
 export const EVENT_TYPES = [
@@ -73,7 +73,8 @@ export interface EventPayloads {
   'link.created': { linkId: string; merchantId: string; name: string; path: string | null; type: string } & Record<string, unknown>;
   'link.updated': { linkId: string; merchantId: string; changed: string[] } & Record<string, unknown>;
   'link.deleted': { linkId: string; merchantId: string; path: string | null };
-  'link.viewed': Record<string, unknown>;
+  /** A recorded pay-page view (emitted only while some handler subscribes: views are numerous). */
+  'link.viewed': { linkId: string; viewId: string; viewedAt: string; browser: string | null; os: string | null; device: string | null; referer: string | null };
   'checkout.started': Record<string, unknown>;
   'payment.authorized': Record<string, unknown>;
   'payment.succeeded': Record<string, unknown>;
@@ -116,8 +117,16 @@ function fromRow(r: EventRow): PaylinkEvent & { merchantId: number | null } {
   return { id: r.public_id, type: r.type, payload: JSON.parse(r.payload), createdAt: toDate(r.created_at), merchantId: r.merchant_id };
 }
 
+/** An event as committed listeners see it (in this process, right after its transaction commits). */
+export interface CommittedEvent {
+  type: EventType;
+  payload: Record<string, unknown>;
+  merchantKey: number | null;
+}
+
 export class EventBus {
   private readonly subs = new Map<string, Subscription>();
+  private readonly committed = new Set<(e: CommittedEvent) => void>();
 
   constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger; changes?: ChangeFeed }) {
     deps.jobs.define<{ eventId: string }>('events.dispatch', (p) => this.dispatch(p.eventId));
@@ -134,13 +143,37 @@ export class EventBus {
     this.subs.set(id, { id, type, handler, enabled });
   }
 
-  /** Records an event in the caller's transaction. */
-  async emit<T extends EventType>(trx: Queryable, type: T, payload: EventPayloads[T], merchantId: number | null = null): Promise<string> {
+  /** True when some handler listens for `type` (so a high-volume event can skip the outbox when nobody does). */
+  hasSubscribers(type: EventType): boolean {
+    for (const s of this.subs.values()) if (s.type === type) return true;
+    return false;
+  }
+
+  /**
+   * Calls `fn` with each event emitted in this process once its transaction commits: a best-effort,
+   * in-process signal (live dashboards). Handlers that must not miss an event subscribe instead.
+   */
+  onCommitted(fn: (e: CommittedEvent) => void): () => void {
+    this.committed.add(fn);
+    return () => this.committed.delete(fn);
+  }
+
+  /**
+   * Records an event in the caller's transaction. `quiet` skips the change signal that drops cached
+   * pay pages: for events that change nothing a pay page shows (a view).
+   */
+  async emit<T extends EventType>(trx: Queryable, type: T, payload: EventPayloads[T], merchantId: number | null = null, opts: { quiet?: boolean } = {}): Promise<string> {
     if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
     const id = publicId('evt');
     await trx('events').insert({ public_id: id, type, merchant_id: merchantId, payload: JSON.stringify(payload), created_at: this.deps.clock.now() });
     await this.deps.jobs.enqueue(trx, 'events.dispatch', { eventId: id }, { uniqueKey: `dispatch:${id}` });
-    this.deps.changes?.afterCommit(trx);
+    if (!opts.quiet) this.deps.changes?.afterCommit(trx);
+    if (this.committed.size && !opts.quiet) {
+      const e: CommittedEvent = { type, payload: payload as Record<string, unknown>, merchantKey: merchantId };
+      afterCommit(trx, () => {
+        for (const fn of this.committed) fn(e);
+      });
+    }
     return id;
   }
 

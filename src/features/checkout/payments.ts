@@ -4,11 +4,12 @@
  * Writes stay in service.ts; this file only reads.
  */
 import { z } from 'zod';
+import type { Knex } from 'knex';
 import type { Db } from '../../core/db.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
-import { paymentFrom, type Payment, type PaymentStatus } from './service.ts';
+import { paymentFrom, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
 
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'paid', 'failed', 'voided', 'refunded'];
 
@@ -22,7 +23,20 @@ export interface PaymentCustomer {
 
 export interface PaymentView extends Payment {
   linkId: string | null;
+  /** The link's current name (null when the payment came from no link). */
+  linkName: string | null;
   customer: PaymentCustomer | null;
+  /** What the checkout session remembered of the link the customer paid through (attribution). */
+  source: LinkSnapshot | null;
+}
+
+/** Filters of the Transactions page and its CSV export. */
+export interface PaymentFilters {
+  linkKey?: number;
+  status?: PaymentStatus;
+  /** Created at or after / before (UTC instants, already converted from the merchant's dates). */
+  createdFrom?: Date | null;
+  createdBefore?: Date | null;
 }
 
 export const paymentSearchSchema = z.object({
@@ -38,7 +52,9 @@ function viewFrom(r: any): PaymentView {
   return {
     ...paymentFrom(r),
     linkId: r.l_public_id ?? null,
+    linkName: r.l_name ?? null,
     customer: id || name || email || phone ? { id, name, email, phone } : null,
+    source: r.s_link_snapshot ? (JSON.parse(r.s_link_snapshot) as LinkSnapshot | null) : null,
   };
 }
 
@@ -69,6 +85,8 @@ export function createPaymentQueries({ db }: { db: Db }) {
       .select(
         'p.*',
         'l.public_id as l_public_id',
+        'l.name as l_name',
+        's.link_snapshot as s_link_snapshot',
         'c.public_id as c_public_id',
         'c.name as c_name',
         'c.email as c_email',
@@ -78,7 +96,51 @@ export function createPaymentQueries({ db }: { db: Db }) {
         's.customer_phone as s_customer_phone',
       );
 
+  const narrowed = (q: Knex.QueryBuilder, f: PaymentFilters) => {
+    if (f.linkKey !== undefined) q.andWhere('p.link_id', f.linkKey);
+    if (f.status) q.andWhere('p.status', f.status);
+    if (f.createdFrom) q.andWhere('p.created_at', '>=', f.createdFrom);
+    if (f.createdBefore) q.andWhere('p.created_at', '<', f.createdBefore);
+    return q;
+  };
+  const filtered = (merchantKey: number, f: PaymentFilters) => narrowed(db('payments as p').where('p.merchant_id', merchantKey), f);
+  const newestFirst = (q: Knex.QueryBuilder) => q.orderBy('p.created_at', 'desc').orderBy('p.id', 'desc');
+
   return {
+    /**
+     * Numbered pages, newest first (the Transactions page, a link's Payments tab). The page's ids come
+     * from an index alone (deferred join), then only those rows are read.
+     */
+    async search(merchantKey: number, f: PaymentFilters, opts: { page: number; perPage: number }): Promise<{ items: PaymentView[]; total: number; page: number; pages: number }> {
+      const [{ n }] = await filtered(merchantKey, f).count({ n: '*' });
+      const total = Number(n);
+      const pages = Math.max(1, Math.ceil(total / opts.perPage));
+      const page = Math.min(Math.max(1, Math.floor(opts.page)), pages);
+      const ids = newestFirst(filtered(merchantKey, f).select('p.id')).limit(opts.perPage).offset((page - 1) * opts.perPage);
+      const rows = await newestFirst(base(merchantKey).join(ids.as('pg'), 'pg.id', 'p.id'));
+      return { items: rows.map(viewFrom), total, page, pages };
+    },
+
+    /** These payments (by internal key), for a merged activity list. */
+    async byKeys(merchantKey: number, keys: number[]): Promise<PaymentView[]> {
+      if (!keys.length) return [];
+      return (await base(merchantKey).whereIn('p.id', keys)).map(viewFrom);
+    },
+
+    /** Every matching payment, newest first, a chunk at a time (CSV export: memory stays flat). */
+    async *each(merchantKey: number, f: PaymentFilters, chunk = 1_000): AsyncGenerator<PaymentView[]> {
+      let before: number | null = null;
+      for (;;) {
+        const q = narrowed(base(merchantKey), f).orderBy('p.id', 'desc').limit(chunk);
+        if (before !== null) q.andWhere('p.id', '<', before);
+        const rows = await q;
+        if (!rows.length) return;
+        yield rows.map(viewFrom);
+        if (rows.length < chunk) return;
+        before = rows[rows.length - 1].id;
+      }
+    },
+
     async get(merchantKey: number, id: string): Promise<PaymentView> {
       const r = await base(merchantKey).andWhere('p.public_id', id).first();
       if (!r) throw new NotFoundError('No such payment.');

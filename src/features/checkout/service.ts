@@ -22,6 +22,7 @@ import type { Registries } from '../../core/plugins/registries.ts';
 import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import type { Link } from '../links/service.ts';
+import { countPayment } from '../analytics/rollups.ts';
 
 export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
 
@@ -285,6 +286,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
         await trx('links')
           .where({ id: payment.linkKey })
           .update({ payments_count: trx.raw('payments_count + 1'), revenue: trx.raw('revenue + ?', [payment.amount]) });
+        await countPayment(trx, payment.linkKey, paidAt, payment.amount);
       }
       if (payment.sessionKey !== null) await trx('checkout_sessions').where({ id: payment.sessionKey }).update({ status: 'completed', updated_at: paidAt });
       const link = payment.linkKey !== null ? await trx('links').where({ id: payment.linkKey }).first('public_id') : null;

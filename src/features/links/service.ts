@@ -45,6 +45,8 @@ export interface Link {
   redirectTarget: 'same' | 'new';
   showRemaining: boolean;
   views: number;
+  /** Views whose raw rows the retention setting removed (the counter keeps them). */
+  viewsPruned: number;
   payments: number;
   revenue: number;
   createdAt: Date;
@@ -85,6 +87,7 @@ const rowToLink = (r: any, tags: Tag[] = []): Link => ({
   redirectTarget: r.redirect_target,
   showRemaining: Boolean(r.show_remaining),
   views: Number(r.views_count),
+  viewsPruned: Number(r.views_pruned ?? 0),
   payments: Number(r.payments_count),
   revenue: Number(r.revenue),
   createdAt: toDate(r.created_at),

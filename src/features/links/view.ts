@@ -1,6 +1,9 @@
 /** What the dashboard shows of a link (badges, prices, limits) and how the list reads its query string. */
 import { formatMoney } from '../../core/money.ts';
 import { remaining, type DashboardSearch, type Link } from './service.ts';
+import { startOfDay } from '../../core/time.ts';
+
+export { dateIn, dateTimeIn } from '../../core/time.ts';
 
 export interface Badge {
   label: string;
@@ -34,34 +37,6 @@ export function paymentsText(link: Pick<Link, 'paidCount' | 'paymentLimit'>): st
 export function remainingText(link: Pick<Link, 'paidCount' | 'paymentLimit'>): string | null {
   const left = remaining(link);
   return left === null ? null : `${left} left`;
-}
-
-export function dateIn(d: Date, timeZone: string): string {
-  return d.toLocaleDateString('en-GB', { timeZone, dateStyle: 'medium' });
-}
-
-export function dateTimeIn(d: Date, timeZone: string): string {
-  return d.toLocaleString('en-GB', { timeZone, dateStyle: 'medium', timeStyle: 'short' });
-}
-
-/** Milliseconds to add to UTC to get the wall-clock time in `timeZone` at `instant`. */
-function offsetAt(instant: number, timeZone: string): number {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' }).formatToParts(new Date(instant));
-  const n = (type: string) => Number(parts.find((p) => p.type === type)!.value);
-  return Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'), n('second')) - Math.floor(instant / 1000) * 1000;
-}
-
-/** Midnight at the start of `date` (YYYY-MM-DD) in `timeZone`, as a UTC instant; null if not a date. */
-export function startOfDay(date: string, timeZone: string, plusDays = 0): Date | null {
-  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
-  if (!m) return null;
-  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + plusDays);
-  const check = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
-  if (check.getUTCMonth() !== Number(m[2]) - 1 || check.getUTCDate() !== Number(m[3])) return null;
-  // Two passes settle the offset across a daylight-saving change.
-  let t = wall - offsetAt(wall, timeZone);
-  t = wall - offsetAt(t, timeZone);
-  return new Date(t);
 }
 
 export const SORTS = ['created', 'name', 'price', 'payments'] as const;

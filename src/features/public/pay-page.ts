@@ -183,8 +183,14 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
   const cached = cachedLookups(rt);
   const fresh = databaseLookups(rt);
 
+  const views = rt.views;
+
   async function get(req: Request, res: Response, segment: string | null): Promise<void> {
-    await show(req, res, await resolvePayTarget(cached, req, String(req.params.handle), segment));
+    const target = await resolvePayTarget(cached, req, String(req.params.handle), segment);
+    // A view of a link that can take a payment (a closed or unknown one is no step towards paying);
+    // the recorder leaves out HEAD, prefetches and bots, and writes in batches after the response.
+    if (views && target.kind === 'page' && target.link) views.record(req, req.ip, target.link);
+    await show(req, res, target);
   }
 
   /** Checkout: validate, open a session + pending payment, hand the customer to the provider. */

@@ -1,0 +1,198 @@
+/**
+ * Records pay-page views without slowing the page: `record` only classifies the request and queues a
+ * row (the user agent parsed once per distinct string); a flush every ~50 ms writes the queue in one
+ * transaction — raw rows, the links' `views_count` and the hourly rollups together, so the counters
+ * always equal the rows. `close()` (graceful shutdown) writes whatever is queued: no view is lost.
+ * Views change nothing a pay page shows, so they send no cache-dropping change signal; open
+ * dashboards hear of them through the live feed.
+ */
+import type { IncomingMessage } from 'node:http';
+import { inTransaction, type Db, type Trx } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Logger } from '../../core/log.ts';
+import type { EventBus } from '../../core/events.ts';
+import type { LiveFeed } from '../../core/live.ts';
+import type { IdSealer } from '../../core/sealed-ids.ts';
+import { addHourlyStats, hourOf } from './rollups.ts';
+import { UserAgentCache, cleanReferer, isPrefetch, maskIp } from './visitor.ts';
+
+export interface ViewedLink {
+  key: number;
+  id: string;
+  merchantKey: number;
+}
+
+interface PendingView {
+  linkKey: number;
+  linkId: string;
+  merchantKey: number;
+  at: Date;
+  ip: string | null;
+  browser: string | null;
+  os: string | null;
+  device: string;
+  referer: string | null;
+}
+
+export interface ViewRecorderOptions {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  live: LiveFeed;
+  events: EventBus;
+  viewIds: IdSealer;
+  /** How long a view may wait in memory before it is written. */
+  flushMs?: number;
+  /** Views written per transaction. */
+  batchSize?: number;
+  /** While the database is unreachable, views queue up to this many; beyond, the oldest are dropped (and logged). */
+  maxQueued?: number;
+}
+
+export class ViewRecorder {
+  private queue: PendingView[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> | null = null;
+  private closed = false;
+  private failures = 0;
+  private readonly agents = new UserAgentCache();
+  private readonly flushMs: number;
+  private readonly batchSize: number;
+  private readonly maxQueued: number;
+
+  constructor(private readonly deps: ViewRecorderOptions) {
+    this.flushMs = deps.flushMs ?? 50;
+    this.batchSize = deps.batchSize ?? 1_000;
+    this.maxQueued = deps.maxQueued ?? 200_000;
+  }
+
+  /**
+   * Queues a view of `link` by `req` unless it is not a person looking at the page: HEAD, prefetch
+   * and prerender, bots. `ip` is the client address as the app trusts it (TRUST_PROXY). Returns
+   * whether the view counts.
+   */
+  record(req: IncomingMessage, ip: string | undefined, link: ViewedLink): boolean {
+    if (req.method !== 'GET' || isPrefetch(req.headers)) return false;
+    const agent = this.agents.describe(req.headers['user-agent']);
+    if (agent.bot) return false;
+    this.queue.push({
+      linkKey: link.key,
+      linkId: link.id,
+      merchantKey: link.merchantKey,
+      at: this.deps.clock.now(),
+      ip: maskIp(ip),
+      browser: agent.browser,
+      os: agent.os,
+      device: agent.device,
+      referer: cleanReferer(req.headers.referer),
+    });
+    if (this.queue.length > this.maxQueued) {
+      const dropped = this.queue.splice(0, this.queue.length - this.maxQueued);
+      this.deps.log.error('view queue full (is the database down?); oldest views dropped', { dropped: dropped.length });
+    }
+    this.schedule(this.flushMs);
+    return true;
+  }
+
+  /** Views waiting to be written. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Writes everything queued so far (waits for a write already under way). Throws if the database fails. */
+  async flush(): Promise<void> {
+    while (this.writing || this.queue.length) {
+      if (this.writing) {
+        await this.writing.catch(() => {});
+        continue;
+      }
+      const batch = this.queue.splice(0, this.batchSize);
+      this.writing = this.write(batch).then(
+        () => {
+          this.failures = 0;
+        },
+        (err) => {
+          // Back in front, in order, for the next attempt: a failed write loses nothing.
+          this.queue.unshift(...batch);
+          throw err;
+        },
+      );
+      try {
+        await this.writing;
+      } finally {
+        this.writing = null;
+      }
+    }
+  }
+
+  /** Stops the timer and writes what is queued (graceful shutdown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.flush();
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.flush().catch((err) => {
+        this.failures++;
+        this.deps.log.error('writing views failed; retrying', { error: err, queued: this.queue.length });
+        // Back off while the database is away: 0.1 s, 0.2 s … up to 5 s.
+        this.schedule(Math.min(100 * 2 ** (this.failures - 1), 5_000));
+      });
+    }, ms);
+    this.timer.unref();
+  }
+
+  private async write(batch: PendingView[]): Promise<void> {
+    if (!batch.length) return;
+    const { db, events, viewIds } = this.deps;
+    const announce = events.hasSubscribers('link.viewed');
+    await inTransaction(db, async (trx) => {
+      const rows = batch.map((v) => ({ link_id: v.linkKey, viewed_at: v.at, ip: v.ip, browser: v.browser, os: v.os, device: v.device, referer: v.referer }));
+      if (announce) {
+        // Someone listens for link.viewed: each view needs its id, so rows go in one at a time.
+        for (let i = 0; i < rows.length; i++) {
+          const [key] = await trx('link_views').insert(rows[i]);
+          const v = batch[i];
+          await events.emit(
+            trx,
+            'link.viewed',
+            { linkId: v.linkId, viewId: viewIds.seal(Number(key)), viewedAt: v.at.toISOString(), browser: v.browser, os: v.os, device: v.device, referer: v.referer },
+            v.merchantKey,
+            { quiet: true },
+          );
+        }
+      } else {
+        for (let i = 0; i < rows.length; i += 200) await trx('link_views').insert(rows.slice(i, i + 200));
+      }
+      await this.count(trx, batch);
+    });
+    const seen = new Map<string, number>();
+    for (const v of batch) seen.set(v.linkId, v.merchantKey);
+    for (const [linkId, merchantKey] of seen) this.deps.live.publish({ merchantKey, linkId, kind: 'view' });
+  }
+
+  /** Counters and rollups, in key order so concurrent writers (other processes) lock rows in the same order. */
+  private async count(trx: Trx, batch: PendingView[]): Promise<void> {
+    const perLink = new Map<number, number>();
+    const perHour = new Map<string, { link: number; hour: number; n: number }>();
+    for (const v of batch) {
+      perLink.set(v.linkKey, (perLink.get(v.linkKey) ?? 0) + 1);
+      const hour = hourOf(v.at);
+      const k = `${v.linkKey}:${hour}`;
+      const e = perHour.get(k);
+      if (e) e.n++;
+      else perHour.set(k, { link: v.linkKey, hour, n: 1 });
+    }
+    for (const [link, n] of [...perLink].sort((a, b) => a[0] - b[0])) {
+      await trx('links').where({ id: link }).update({ views_count: trx.raw('views_count + ?', [n]) });
+    }
+    for (const e of [...perHour.values()].sort((a, b) => a.link - b.link || a.hour - b.hour)) {
+      await addHourlyStats(trx, e.link, e.hour, { views: e.n });
+    }
+  }
+}
