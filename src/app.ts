@@ -23,9 +23,12 @@ import { dashboardQrRoutes } from './features/qr/routes.ts';
 import { healthRoutes } from './features/health/routes.ts';
 import { apiRoutes } from './features/api/routes.ts';
 import { publicRoutes } from './features/public/routes.ts';
+import { analyticsRoutes } from './features/analytics/routes.ts';
+import { transactionsRoutes } from './features/transactions/routes.ts';
 import { RESERVED_HANDLES } from './features/merchants/schemas.ts';
 
 const HTMX_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'));
+const HTMX_SSE_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx-ext-sse/dist/sse.min.js'));
 /** Paths that carry a session (and so CSRF). Public pay pages, health, the API and plugin callbacks never do. */
 const WEB_PATH = /^\/(app|login|signup|logout)(\/|$)/;
 
@@ -88,6 +91,7 @@ export function buildApp(rt: Runtime): express.Express {
     fastPayPage(req, res, (err?: unknown) => (err ? next(err) : publicRouter(req, res, next)));
   });
 
+  app.use('/static/vendor/htmx-ext-sse', express.static(HTMX_SSE_DIR, { maxAge: '7d', index: false }));
   app.use('/static/vendor', express.static(HTMX_DIR, { maxAge: '7d', index: false }));
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.env === 'production' ? '1d' : 0, index: false }));
   app.use(healthRoutes(rt));
@@ -127,6 +131,8 @@ export function buildApp(rt: Runtime): express.Express {
   web.use(accountRoutes(rt, passport, render));
   web.use('/app', dashboardRoutes(rt, render));
   web.use('/app', linksRoutes(rt, render));
+  web.use('/app', analyticsRoutes(rt, render));
+  web.use('/app', transactionsRoutes(rt, render));
   web.use('/app', dashboardQrRoutes(rt));
   web.use('/app', productsRoutes(rt, render));
   web.use('/app', tagsRoutes(rt, render));
