@@ -23,8 +23,11 @@ export function idSealer(secret: Buffer, prefix: string): IdSealer {
     },
     open(id) {
       if (typeof id !== 'string' || !id.startsWith(head) || id.length !== head.length + 22) return null;
-      const raw = Buffer.from(id.slice(head.length), 'base64url');
-      if (raw.length !== 16) return null;
+      const text = id.slice(head.length);
+      const raw = Buffer.from(text, 'base64url');
+      // Decoding skips stray characters and the last character's 4 spare bits: only the one
+      // canonical spelling of a block opens, so no view has several ids.
+      if (raw.length !== 16 || raw.toString('base64url') !== text) return null;
       const d = createDecipheriv('aes-128-ecb', aesKey, null).setAutoPadding(false);
       const block = Buffer.concat([d.update(raw), d.final()]);
       // The second half is all zeros in every id we issue: anything else was made up.

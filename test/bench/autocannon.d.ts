@@ -8,6 +8,8 @@ declare module 'autocannon' {
     pipelining?: number;
     timeout?: number;
     headers?: Record<string, string>;
+    /** A sequence each connection cycles through. */
+    requests?: { method?: string; path?: string; headers?: Record<string, string> }[];
   }
   interface Histogram {
     average: number;

@@ -1,5 +1,6 @@
 /**
- * `npm run bench`: pay-page throughput and latency against two baselines measured in the same run.
+ * `npm run bench`: pay-page throughput and latency against two baselines measured in the same run,
+ * and link analytics at a million views.
  *
  * Servers run in child processes (pinned to the last CPU when there are ≥ 2); the load generator
  * (autocannon, in this process, pinned to the other CPUs) drives each with 50 connections: a
@@ -10,14 +11,31 @@
  *   1. bare node:http hello-world         2. Express 5 hello-world
  *   3. Paylink pay page on SQLite          4. Paylink pay page on MariaDB + Redis (if reachable)
  * Paylink runs as in production (NODE_ENV=production, LOG_LEVEL=warn) on a fresh database seeded
- * with one merchant and one amount link. It prints req/s, p50/p99 and the ratios with the targets
- * from the issue; it asserts no timings (the numbers depend on the machine) but exits 1 when a
- * target answered errors or non-2xx, or could not start.
+ * with one merchant and one amount link.
+ *
+ * Analytics (analytics.ts), on a fresh SQLite file — or a fresh MariaDB database + Redis when
+ * BENCH_DATABASE_URL is a mysql:// server URL: seeds one link with BENCH_VIEWS views over 90 days
+ * (multi-row inserts, with the matching counters and hourly rollups) and 300 payments, and one link
+ * with none; then, logged in as the merchant, times sequential requests for the link page and its
+ * Views tab at page 1 and page 5,000 on both links (p95 ≤ 50 ms and ≤ 2× the empty link's). It
+ * times the analytics services directly, profiles each page's queries and prints the query plan of
+ * the Views tab's page 5,000. Two more targets join the interleaved rounds above: the pay page of the
+ * seeded database with view recording (browser user agents, so every request is a view) and the same
+ * page with recording off (recording/without ≥ 0.90; recording/bare node:http ≥ 0.10). Afterwards
+ * the recording server shuts down gracefully and the recorded rows must equal the link's counter and
+ * rollups (no view lost).
+ *
+ * It prints req/s, p50/p99, the ratios with the targets from the issues and a summary; it asserts no
+ * timings (the numbers depend on the machine) but exits 1 when a target answered errors or non-2xx,
+ * could not start, or the view counters disagree with the rows.
  *
  * Environment: BENCH_DURATION (measured s per target, default 8), BENCH_ROUNDS (2), BENCH_WARMUP
  * (s, 2), BENCH_CONNECTIONS (50),
  * BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306), BENCH_REDIS_URL (redis://127.0.0.1:6379),
- * BENCH_PROFILE=<dir> (write a .cpuprofile per Paylink server, for `node --cpu-prof`-style analysis).
+ * BENCH_PROFILE=<dir> (write a .cpuprofile per Paylink server, for `node --cpu-prof`-style analysis),
+ * BENCH_VIEWS (views seeded on the busy link, default 1,000,000), BENCH_DATABASE_URL (mysql:// server
+ * for the analytics part; default SQLite), BENCH_LATENCY_WARMUP (30) and BENCH_LATENCY_REQUESTS (200)
+ * per dashboard page.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +47,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon, { type Result } from 'autocannon';
 import mysql from 'mysql2/promise';
 import { createClient } from 'redis';
+import { BROWSER_AGENTS, countViews, diagnose, measureLatency, pageCases, seedAnalytics, type Diagnostics, type Latency, type Seeded } from './analytics.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HERE = path.join(ROOT, 'test/bench');
@@ -41,7 +60,11 @@ const MYSQL_URL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** When set, Paylink servers write a V8 CPU profile there (open in Chrome DevTools or speedscope). */
 const PROFILE_DIR = process.env.BENCH_PROFILE ? path.resolve(process.env.BENCH_PROFILE) : null;
-const TARGETS = { bare: 0.1, express: 0.6, p99Ms: 20 };
+const TARGETS = { bare: 0.1, express: 0.6, p99Ms: 20, pageP95Ms: 50, pageVsEmpty: 2, recording: 0.9 };
+const VIEWS = Number(process.env.BENCH_VIEWS ?? 1_000_000);
+const ANALYTICS_DB_URL = process.env.BENCH_DATABASE_URL?.trim() || null;
+const LATENCY_WARMUP = Number(process.env.BENCH_LATENCY_WARMUP ?? 30);
+const LATENCY_REQUESTS = Number(process.env.BENCH_LATENCY_REQUESTS ?? 200);
 const SESSION_SECRET = 'bench-session-secret-0123456789-abcdefghijklmnop';
 
 const tag = Math.random().toString(36).slice(2, 8);
@@ -184,6 +207,10 @@ interface Target {
   notes: string[];
   /** Bytes the server has sent to Redis so far (MariaDB target only). */
   redisSent?: () => number;
+  /** Request headers the connections cycle through (browser user agents, so pay-page views count). */
+  headers?: Record<string, string>[];
+  /** 2xx responses so far, warm-up included. */
+  answered: number;
   stop: () => Promise<void>;
 }
 
@@ -208,11 +235,15 @@ interface Measured extends Round {
   rounds: Round[];
 }
 
-function cannon(url: string, seconds: number, onResponse?: (ms: number) => void): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const instance = autocannon({ url, connections: CONNECTIONS, duration: seconds, pipelining: 1, timeout: 10 }, (err, result) => (err ? reject(err) : resolve(result)));
+async function cannon(t: Target, seconds: number, onResponse?: (ms: number) => void): Promise<Result> {
+  const path = new URL(t.url).pathname;
+  const requests = t.headers?.map((headers) => ({ method: 'GET', path, headers }));
+  const result = await new Promise<Result>((resolve, reject) => {
+    const instance = autocannon({ url: t.url, connections: CONNECTIONS, duration: seconds, pipelining: 1, timeout: 10, requests }, (err, r) => (err ? reject(err) : resolve(r)));
     if (onResponse) instance.on('response', (_client: unknown, _status: number, _bytes: number, ms: number) => onResponse(ms));
   });
+  t.answered += result['2xx'];
+  return result;
 }
 
 /** One measured round; latency percentiles from every response at µs resolution. */
@@ -220,7 +251,7 @@ async function round(t: Target, seconds: number): Promise<Round> {
   const hist = createHistogram();
   const cpuBefore = cpuSeconds(t.pid);
   const redisBefore = t.redisSent?.() ?? null;
-  const result = await cannon(t.url, seconds, (ms) => hist.record(Math.max(1, Math.round(ms * 1000))));
+  const result = await cannon(t, seconds, (ms) => hist.record(Math.max(1, Math.round(ms * 1000))));
   const cpuAfter = cpuSeconds(t.pid);
   const n = result.requests.total;
   return {
@@ -239,7 +270,7 @@ async function round(t: Target, seconds: number): Promise<Round> {
 async function target(name: string, child: Child, url: string, notes: string[] = []): Promise<Target> {
   const res = await fetch(url);
   const bytes = (await res.arrayBuffer()).byteLength;
-  return { name, url, pid: child.proc.pid!, bytes, notes, stop: () => stop(child) };
+  return { name, url, pid: child.proc.pid!, bytes, notes, answered: 0, stop: () => stop(child) };
 }
 
 async function baseline(name: string, script: string): Promise<Target> {
@@ -255,25 +286,44 @@ interface PaylinkEnv {
   REDIS_URL?: string;
 }
 
-async function paylink(name: string, dbEnv: PaylinkEnv): Promise<Target> {
-  const port = await freePort();
-  const dataDir = fs.mkdtempSync(path.join(tmp, 'data-'));
-  const env: Record<string, string> = {
+/** The production environment of a Paylink process on `dbEnv`'s database (port and URL added per server). */
+function paylinkEnv(dbEnv: PaylinkEnv, redisPrefix: string): Record<string, string> {
+  return {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     HOST: '127.0.0.1',
-    PORT: String(port),
-    BASE_URL: `http://127.0.0.1:${port}`,
-    PAYLINK_DATA_DIR: dataDir,
-    REDIS_PREFIX: `paylink_bench_${tag}`,
+    PAYLINK_DATA_DIR: fs.mkdtempSync(path.join(tmp, 'data-')),
+    REDIS_PREFIX: redisPrefix,
     SESSION_SECRET,
     ...dbEnv,
   };
-  const seeded = JSON.parse(await runScript(path.join(HERE, 'seed.ts'), env)) as { handle: string; path: string };
-  // One directory per server: every thread (tsx runs a loader thread) writes its own profile.
-  const profile = PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, `${name.replace(/\W+/g, '-')}-${tag}`)}`] : [];
-  const child = start(path.join(ROOT, 'src/server.ts'), env, profile);
+}
+
+async function listening(env: Record<string, string>): Promise<{ env: Record<string, string>; origin: string }> {
+  const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
+  return { env: { ...env, PORT: String(port), BASE_URL: origin }, origin };
+}
+
+/** One directory per server: every thread (tsx runs a loader thread) writes its own profile. */
+const profileArgs = (name: string) => (PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.join(PROFILE_DIR, `${name.replace(/\W+/g, '-')}-${tag}`)}`] : []);
+
+/** Stopping also prints what the server logged (LOG_LEVEL=warn: only problems). */
+function stopsLoudly(t: Target, child: Child): Target {
+  return {
+    ...t,
+    stop: async () => {
+      await stop(child);
+      const said = child.output().trim();
+      if (said) log(`  ${t.name} server output (LOG_LEVEL=warn):\n    ${said.slice(-1_500).split('\n').join('\n    ')}`);
+    },
+  };
+}
+
+async function paylink(name: string, dbEnv: PaylinkEnv): Promise<Target> {
+  const { env, origin } = await listening(paylinkEnv(dbEnv, `paylink_bench_${tag}`));
+  const seeded = JSON.parse(await runScript(path.join(HERE, 'seed.ts'), env)) as { handle: string; path: string };
+  const child = start(path.join(ROOT, 'src/server.ts'), env, profileArgs(name));
   const payUrl = `${origin}/${seeded.handle}/${seeded.path}`;
   let url = payUrl;
   const notes: string[] = [];
@@ -289,15 +339,7 @@ async function paylink(name: string, dbEnv: PaylinkEnv): Promise<Target> {
   await check.arrayBuffer();
   const cookie = check.headers.get('set-cookie');
   notes.push(cookie ? `MISS: the pay page sets a cookie (${cookie.split(';')[0].split('=')[0]}); it must not touch the session` : 'no Set-Cookie on the pay page (no session)');
-  const t = await target(name, child, url, notes);
-  return {
-    ...t,
-    stop: async () => {
-      await stop(child);
-      const said = child.output().trim();
-      if (said) log(`  ${name} server output (LOG_LEVEL=warn):\n    ${said.slice(-1_500).split('\n').join('\n    ')}`);
-    },
-  };
+  return stopsLoudly(await target(name, child, url, notes), child);
 }
 
 async function mariadbReachable(): Promise<boolean> {
@@ -315,10 +357,9 @@ async function mariadbReachable(): Promise<boolean> {
   }
 }
 
-async function mariadbTarget(): Promise<Target | null> {
-  if (!(await mariadbReachable())) return null;
-  const dbName = `paylink_bench_${tag}`;
-  const admin = await mysql.createConnection({ uri: MYSQL_URL });
+/** A new database on `serverUrl`, dropped (with the Redis keys under `redisPrefix`) when the bench ends. */
+async function freshMysqlDatabase(serverUrl: string, dbName: string, redisPrefix: string): Promise<string> {
+  const admin = await mysql.createConnection({ uri: serverUrl });
   await admin.query(`CREATE DATABASE \`${dbName}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
   cleanups.push(async () => {
     await admin.query(`DROP DATABASE IF EXISTS \`${dbName}\``);
@@ -328,22 +369,55 @@ async function mariadbTarget(): Promise<Target | null> {
     const redis = createClient({ url: REDIS_URL });
     redis.on('error', () => {});
     await redis.connect();
-    for await (const keys of redis.scanIterator({ MATCH: `paylink_bench_${tag}:*`, COUNT: 500 })) if (keys.length) await redis.del(keys);
+    for await (const keys of redis.scanIterator({ MATCH: `${redisPrefix}:*`, COUNT: 500 })) if (keys.length) await redis.del(keys);
     await redis.quit();
   });
+  const db = new URL(serverUrl);
+  db.pathname = `/${dbName}`;
+  return db.toString();
+}
+
+async function mariadbTarget(): Promise<Target | null> {
+  if (!(await mariadbReachable())) return null;
+  const database = await freshMysqlDatabase(MYSQL_URL, `paylink_bench_${tag}`, `paylink_bench_${tag}`);
   const proxy = await countingProxy(new URL(REDIS_URL));
   cleanups.push(proxy.close);
-  const db = new URL(MYSQL_URL);
-  db.pathname = `/${dbName}`;
-  const t = await paylink('pay page, MariaDB + Redis', { DATABASE_URL: db.toString(), REDIS_URL: proxy.url });
+  const t = await paylink('pay page, MariaDB + Redis', { DATABASE_URL: database, REDIS_URL: proxy.url });
   return { ...t, redisSent: proxy.sent };
+}
+
+// ---------------------------------------------------------------- analytics
+interface AnalyticsDb {
+  label: string;
+  env: Record<string, string>;
+}
+
+/** A fresh SQLite file, or a fresh database on BENCH_DATABASE_URL's MariaDB server (with Redis, as scaled mode runs). */
+async function analyticsDatabase(): Promise<AnalyticsDb> {
+  const redisPrefix = `paylink_bench_${tag}_analytics`;
+  if (!ANALYTICS_DB_URL) return { label: 'SQLite', env: paylinkEnv({ DATABASE_URL: path.join(tmp, 'analytics.db') }, redisPrefix) };
+  if (!/^mysql2?:\/\//.test(ANALYTICS_DB_URL)) throw new Error(`BENCH_DATABASE_URL must be a mysql:// server URL (unset: SQLite), got ${ANALYTICS_DB_URL}`);
+  const database = await freshMysqlDatabase(ANALYTICS_DB_URL, `paylink_bench_${tag}_analytics`, redisPrefix);
+  return { label: 'MariaDB + Redis', env: paylinkEnv({ DATABASE_URL: database, REDIS_URL }, redisPrefix) };
+}
+
+/** The seeded database's pay page, served with view recording on or off; load comes with browser user agents. */
+async function analyticsTarget(name: string, adb: AnalyticsDb, seeded: Seeded, record: boolean): Promise<Target & { origin: string }> {
+  const { env, origin } = await listening({ ...adb.env, BENCH_RECORD_VIEWS: record ? '1' : '0' });
+  const child = start(path.join(HERE, 'paylink-server.ts'), env, profileArgs(name));
+  const url = `${origin}/${seeded.handle}/${seeded.pay.path}`;
+  const first = await waitUntilUp(url, child);
+  await first.arrayBuffer();
+  if (first.status !== 200) throw new Error(`${name}: ${new URL(url).pathname} answered ${first.status}`);
+  const t = stopsLoudly(await target(name, child, url), child);
+  return { ...t, origin, headers: BROWSER_AGENTS.map((ua) => ({ 'user-agent': ua })) };
 }
 
 /** Warm every target, then ROUNDS interleaved rounds; each target keeps its best round (most req/s). */
 async function measureAll(targets: Target[]): Promise<Measured[]> {
   for (const t of targets) {
     log(`  warm-up ${t.name}`);
-    await cannon(t.url, WARMUP);
+    await cannon(t, WARMUP);
   }
   const rounds = new Map<Target, Round[]>(targets.map((t) => [t, []]));
   const seconds = Math.max(1, DURATION / ROUNDS);
@@ -384,56 +458,173 @@ async function measureAll(targets: Target[]): Promise<Measured[]> {
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 const pad = (s: string, n: number) => s.padEnd(n);
 const lpad = (s: string, n: number) => s.padStart(n);
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
 
-function report(bare: Measured, express: Measured, pays: (Measured | { name: string; skipped: string })[]): void {
+/** One line of the final summary. */
+interface Check {
+  name: string;
+  value: string;
+  target: string;
+  ok: boolean;
+}
+const checks: Check[] = [];
+const check = (name: string, value: string, target: string, ok: boolean) => {
+  checks.push({ name, value, target, ok });
+  return `${pad(name, 44)}${lpad(value, 9)}   ${pad(target, 30)}${verdict(ok)}`;
+};
+
+function report(bare: Measured, express: Measured, pays: (Measured | { name: string; skipped: string })[], more: Measured[]): string[] {
   const out: string[] = [];
   out.push('');
   out.push(`Paylink bench — Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${cpus}, ${CONNECTIONS} connections, ${WARMUP} s warm-up, best of ${ROUNDS} × ${DURATION / ROUNDS} s rounds`);
   out.push(canPin ? `servers pinned to CPU ${serverCpu}, load generator (autocannon) to CPU ${loadCpus}` : 'CPU pinning unavailable: servers and load generator share CPUs');
   out.push(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (other work on the machine skews the numbers)`);
   out.push('');
-  out.push(`${pad('target', 28)}${lpad('req/s', 10)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('non-2xx', 9)}${lpad('errors', 8)}${lpad('bytes', 8)}${lpad('CPU µs/req', 12)}  all rounds req/s  path`);
-  for (const m of [bare, express, ...pays]) {
+  out.push(`${pad('target', 34)}${lpad('req/s', 10)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('non-2xx', 9)}${lpad('errors', 8)}${lpad('bytes', 8)}${lpad('CPU µs/req', 12)}  all rounds req/s  path`);
+  for (const m of [bare, express, ...pays, ...more]) {
     if ('skipped' in m) {
-      out.push(`${pad(m.name, 28)}${m.skipped}`);
+      out.push(`${pad(m.name, 34)}${m.skipped}`);
       continue;
     }
-    out.push(`${pad(m.name, 28)}${lpad(fmt(m.rps), 10)}${lpad(m.p50.toFixed(2), 9)}${lpad(m.p99.toFixed(2), 9)}${lpad(fmt(m.non2xx), 9)}${lpad(fmt(m.errors), 8)}${lpad(fmt(m.bytes), 8)}${lpad(m.cpuUs === null ? '–' : fmt(m.cpuUs), 12)}  ${pad(m.rounds.map((r) => fmt(r.rps)).join(' / '), 16)}  ${new URL(m.url).pathname}`);
+    out.push(`${pad(m.name, 34)}${lpad(fmt(m.rps), 10)}${lpad(m.p50.toFixed(2), 9)}${lpad(m.p99.toFixed(2), 9)}${lpad(fmt(m.non2xx), 9)}${lpad(fmt(m.errors), 8)}${lpad(fmt(m.bytes), 8)}${lpad(m.cpuUs === null ? '–' : fmt(m.cpuUs), 12)}  ${pad(m.rounds.map((r) => fmt(r.rps)).join(' / '), 16)}  ${new URL(m.url).pathname}`);
   }
   out.push('');
   for (const m of pays) {
     if ('skipped' in m) continue;
     const rBare = m.rps / bare.rps;
     const rExpress = m.rps / express.rps;
-    const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
     out.push(`${m.name}:`);
-    out.push(`  pay / bare node:http   ${lpad(rBare.toFixed(3), 7)}   target ≥ ${TARGETS.bare.toFixed(2)}    ${verdict(rBare >= TARGETS.bare)}`);
-    out.push(`  pay / Express hello    ${lpad(rExpress.toFixed(3), 7)}   target ≥ ${TARGETS.express.toFixed(2)}    ${verdict(rExpress >= TARGETS.express)}`);
-    out.push(`  pay p99                ${lpad(m.p99.toFixed(2), 7)}   target ≤ ${TARGETS.p99Ms} ms   ${verdict(m.p99 <= TARGETS.p99Ms)}`);
+    out.push(`  ${check(`${m.name}: pay / bare node:http`, rBare.toFixed(3), `≥ ${TARGETS.bare.toFixed(2)}`, rBare >= TARGETS.bare)}`);
+    out.push(`  ${check(`${m.name}: pay / Express hello`, rExpress.toFixed(3), `≥ ${TARGETS.express.toFixed(2)}`, rExpress >= TARGETS.express)}`);
+    out.push(`  ${check(`${m.name}: p99 ms`, m.p99.toFixed(2), `≤ ${TARGETS.p99Ms} ms`, m.p99 <= TARGETS.p99Ms)}`);
     if (m.cpuUs !== null && bare.cpuUs !== null && express.cpuUs !== null) {
       // The same ratios from server CPU per request: less sensitive to other load on the machine.
       out.push(`  by server CPU/request: bare/pay ${(bare.cpuUs / m.cpuUs).toFixed(3)}, Express/pay ${(express.cpuUs / m.cpuUs).toFixed(3)} (cross-check, not the target)`);
     }
     for (const n of m.notes ?? []) out.push(`  ${n}`);
   }
-  process.stdout.write(out.join('\n') + '\n');
+  return out;
+}
+
+interface AnalyticsResults {
+  db: AnalyticsDb;
+  seeded: Seeded;
+  latency: Latency[];
+  diagnostics: Diagnostics;
+  recording: Measured;
+  without: Measured;
+  answered: number;
+  counted: { rows: number; counter: number; rollups: number };
+}
+
+function reportAnalytics(bare: Measured, a: AnalyticsResults): string[] {
+  const out: string[] = [''];
+  out.push(`Link analytics on ${a.db.label}: ${fmt(a.seeded.views)} views over 90 days and ${fmt(a.seeded.payments)} payments on the busy link, none on the empty one; seeded in ${a.seeded.seconds.toFixed(1)} s`);
+  out.push(`Dashboard pages, logged in, sequential requests (${LATENCY_WARMUP} warm-up, then ${LATENCY_REQUESTS} each, round-robin), ms:`);
+  out.push(`  ${pad('page', 24)}${lpad('busy p50', 10)}${lpad('busy p95', 10)}${lpad('empty p50', 11)}${lpad('empty p95', 11)}${lpad('busy bytes', 12)}${lpad('empty bytes', 13)}`);
+  const pages = [...new Set(a.latency.map((l) => l.case.page))];
+  const latencyChecks: string[] = [];
+  for (const page of pages) {
+    const busy = a.latency.find((l) => l.case.page === page && l.case.link === 'busy')!;
+    const empty = a.latency.find((l) => l.case.page === page && l.case.link === 'empty')!;
+    out.push(`  ${pad(page, 24)}${lpad(busy.p50.toFixed(2), 10)}${lpad(busy.p95.toFixed(2), 10)}${lpad(empty.p50.toFixed(2), 11)}${lpad(empty.p95.toFixed(2), 11)}${lpad(fmt(busy.bytes), 12)}${lpad(fmt(empty.bytes), 13)}`);
+    latencyChecks.push(check(`${page}: busy p95 ms`, busy.p95.toFixed(2), `≤ ${TARGETS.pageP95Ms} ms`, busy.p95 <= TARGETS.pageP95Ms));
+    const ratio = busy.p95 / empty.p95;
+    latencyChecks.push(check(`${page}: busy p95 / empty p95`, ratio.toFixed(2), `≤ ${TARGETS.pageVsEmpty} (empty p95 ${empty.p95.toFixed(2)} ms)`, ratio <= TARGETS.pageVsEmpty));
+  }
+  for (const l of a.latency) if (l.bad) out.push(`  FAIL: ${l.case.name} (${l.case.path}) answered ${l.bad} non-200 responses`);
+  for (const line of latencyChecks) out.push(`  ${line}`);
+
+  out.push(`Analytics services on the busy link (in this process), p50 / p95 ms of 20 calls:`);
+  for (const sv of a.diagnostics.services) out.push(`  ${pad(sv.name, 30)}${lpad(sv.p50.toFixed(2), 8)} /${lpad(sv.p95.toFixed(2), 8)}`);
+  out.push(`Queries behind each page (one request, in this process; the two slowest):`);
+  const short = (sql: string) => (sql.length > 140 ? `${sql.slice(0, 137)}…` : sql);
+  for (const q of a.diagnostics.queries) {
+    out.push(`  ${pad(q.name, 24)}${lpad(String(q.count), 3)} queries, ${q.totalMs.toFixed(2)} ms in the database`);
+    for (const s of q.slowest) out.push(`      ${lpad(s.ms.toFixed(2), 7)} ms  ${short(s.sql)}`);
+  }
+  const { plans, planOk } = a.diagnostics;
+  out.push(`Views tab page 5,000 query plans (${a.db.label}): the id query ${planOk ? 'walks the (link_id, viewed_at) index with no sort step' : 'DOES NOT walk the (link_id, viewed_at) index without sorting'}`);
+  for (const p of plans) {
+    out.push(`  ${p.role}: ${short(p.sql)}`);
+    for (const line of p.plan) out.push(`      ${line}`);
+  }
+  out.push(`  ${check('Views tab page 5,000 id query: index, no sort', planOk ? 'yes' : 'no', 'index (link_id, viewed_at)', planOk)}`);
+
+  out.push(`Pay page of the seeded database with view recording against the same page without it (browser user agents):`);
+  const rWithout = a.recording.rps / a.without.rps;
+  const rBare = a.recording.rps / bare.rps;
+  out.push(`  ${check('recording / no recording', rWithout.toFixed(3), `≥ ${TARGETS.recording.toFixed(2)}`, rWithout >= TARGETS.recording)}`);
+  out.push(`  ${check('recording / bare node:http', rBare.toFixed(3), `≥ ${TARGETS.bare.toFixed(2)}`, rBare >= TARGETS.bare)}`);
+  // Each round of one runs right after the same round of the other: per-round ratios show the drift.
+  const paired = a.recording.rounds.map((r, i) => (r.rps / a.without.rounds[i].rps).toFixed(3));
+  out.push(`  recording / no recording per round (the two run back to back): ${paired.join(' / ')}`);
+  if (a.recording.cpuUs !== null && a.without.cpuUs !== null) {
+    out.push(`  by server CPU/request: no recording ${fmt(a.without.cpuUs)} µs, recording ${fmt(a.recording.cpuUs)} µs (ratio ${(a.without.cpuUs / a.recording.cpuUs).toFixed(3)}; cross-check, not the target)`);
+  }
+  const c = a.counted;
+  const equal = c.rows === c.counter && c.rows === c.rollups;
+  out.push(`  views recorded: ${fmt(c.rows)} (2xx pay pages answered with recording on: ${fmt(a.answered)}), counters equal rows: ${equal ? 'yes' : 'NO'} (views_count ${fmt(c.counter)}, hourly rollups ${fmt(c.rollups)})`);
+  checks.push({ name: 'views: counter = rollups = rows', value: equal ? 'yes' : 'no', target: 'after a graceful stop', ok: equal });
+  checks.push({ name: 'views: every 2xx recorded', value: `${fmt(c.rows)}/${fmt(a.answered)}`, target: 'rows ≥ answered', ok: c.rows >= a.answered });
+  return out;
+}
+
+function summary(): string[] {
+  const width = Math.max(...checks.map((c) => c.name.length), 5) + 2;
+  const out = ['', 'Summary', `${pad('check', width)}${lpad('value', 16)}   ${pad('target', 34)}verdict`];
+  for (const c of checks) out.push(`${pad(c.name, width)}${lpad(c.value, 16)}   ${pad(c.target, 34)}${verdict(c.ok)}`);
+  const failed = checks.filter((c) => !c.ok).length;
+  out.push(failed ? `${failed} of ${checks.length} checks FAIL (timings are reported, not asserted)` : `all ${checks.length} checks PASS`);
+  return out;
 }
 
 async function main(): Promise<number> {
   log(`bench: ${CONNECTIONS} connections, ${WARMUP} s warm-up, ${ROUNDS} × ${DURATION / ROUNDS} s rounds per target${canPin ? `; servers on CPU ${serverCpu}, load on CPU ${loadCpus}` : ''}`);
   const targets: Target[] = [];
   try {
+    const adb = await analyticsDatabase();
+    log(`seeding ${fmt(VIEWS)} views on ${adb.label}`);
+    const seeded = await seedAnalytics(adb.env, VIEWS, log);
+    log(`  seeded in ${seeded.seconds.toFixed(1)} s`);
+
     targets.push(await baseline('bare node:http hello', 'hello-node.ts'));
     targets.push(await baseline('Express 5 hello', 'hello-express.ts'));
     targets.push(await paylink('pay page, SQLite', { DATABASE_URL: path.join(tmp, 'paylink.db') }));
     const maria = await mariadbTarget();
     if (maria) targets.push(maria);
+    const recording = await analyticsTarget(`pay page, ${adb.label}, recording`, adb, seeded, true);
+    targets.push(recording);
+    const without = await analyticsTarget(`pay page, ${adb.label}, no recording`, adb, seeded, false);
+    targets.push(without);
+
+    // Dashboard latency first, while nothing else runs.
+    log(`  dashboard pages: ${LATENCY_WARMUP} warm-up + ${LATENCY_REQUESTS} requests each`);
+    const latency = await measureLatency(recording.origin, pageCases(seeded), LATENCY_WARMUP, LATENCY_REQUESTS);
+    log('  diagnostics: service timings, query profiles, query plans');
+    const diagnostics = await diagnose(adb.env, seeded, 20);
+
     const measured = await measureAll(targets);
-    const [bare, express, ...pays] = measured;
-    report(bare, express, maria ? pays : [...pays, { name: 'pay page, MariaDB + Redis', skipped: 'skipped: MariaDB not reachable' }]);
+    const byName = (t: Target) => measured.find((m) => m.name === t.name)!;
+    // A graceful stop writes every queued view; then the rows must equal the counters.
+    await recording.stop();
+    targets.splice(targets.indexOf(recording), 1);
+    const counted = await countViews(adb.env, seeded);
+
+    const [bare, express] = measured;
+    const pays = measured.slice(2, maria ? 4 : 3);
+    const out = report(bare, express, maria ? pays : [...pays, { name: 'pay page, MariaDB + Redis', skipped: 'skipped: MariaDB not reachable' }], [byName(recording), byName(without)]);
+    out.push(...reportAnalytics(bare, { db: adb, seeded, latency, diagnostics, recording: byName(recording), without: byName(without), answered: recording.answered, counted }));
+    out.push(...summary());
+    process.stdout.write(out.join('\n') + '\n');
+
     const failed = measured.filter((m) => m.non2xx > 0 || m.errors > 0);
     for (const m of failed) process.stderr.write(`bench: ${m.name} answered ${m.non2xx} non-2xx responses and ${m.errors} errors\n`);
-    return failed.length ? 1 : 0;
+    const badPages = latency.filter((l) => l.bad > 0);
+    for (const l of badPages) process.stderr.write(`bench: ${l.case.path} answered ${l.bad} non-200 responses\n`);
+    const lost = counted.rows !== counted.counter || counted.rows !== counted.rollups;
+    if (lost) process.stderr.write('bench: the pay link\'s view counters differ from its rows\n');
+    return failed.length || badPages.length || lost ? 1 : 0;
   } finally {
     for (const t of targets) await t.stop();
   }

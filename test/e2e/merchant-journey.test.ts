@@ -67,7 +67,7 @@ forEachTarget('e2e: from a new merchant to a paid link', (target) => {
       // Back in the dashboard: one payment of three, and the revenue.
       await m.reload();
       const facts = await m.locator('main').innerText();
-      expect(facts).to.include('1 of 3 (2 left)');
+      expect(facts).to.include('1 of 3 used');
       expect(facts).to.include('€45.00');
       merchantTab.assertClean();
       customerTab.assertClean();

@@ -151,8 +151,9 @@ export class TestBrowser {
     page.on('pageerror', (err) => tracked.problems.pageErrors.push(err.stack ?? String(err)));
     page.on('requestfailed', (r) => {
       const why = r.failure()?.errorText ?? 'failed';
-      // A navigation that replaces a still-loading request aborts it; that is not a failure of ours.
-      if (why === 'net::ERR_ABORTED' && r.resourceType() === 'document') return;
+      // A navigation that replaces a still-loading request aborts it, and leaving a page closes its
+      // live stream (SSE), whose response never ends: neither is a failure of ours.
+      if (why === 'net::ERR_ABORTED' && (r.resourceType() === 'document' || r.resourceType() === 'eventsource')) return;
       tracked.problems.failedRequests.push(`${r.method()} ${r.url()}: ${why}`);
     });
     page.on('response', (r) => tracked.onResponse(r.url(), r.status(), r.request().method(), r.request().resourceType()));

@@ -152,6 +152,11 @@ export class ViewRecorder {
     const { db, events, viewIds } = this.deps;
     const announce = events.hasSubscribers('link.viewed');
     await inTransaction(db, async (trx) => {
+      // Counters first. On InnoDB each inserted view takes a shared lock on its link through the
+      // foreign key; two processes holding those and then both updating views_count deadlock
+      // (ER_LOCK_DEADLOCK under concurrent load). Locking the link rows first, in key order, makes
+      // the writers queue instead.
+      await this.count(trx, batch);
       const rows = batch.map((v) => ({ link_id: v.linkKey, viewed_at: v.at, ip: v.ip, browser: v.browser, os: v.os, device: v.device, referer: v.referer }));
       if (announce) {
         // Someone listens for link.viewed: each view needs its id, so rows go in one at a time.
@@ -169,7 +174,6 @@ export class ViewRecorder {
       } else {
         for (let i = 0; i < rows.length; i += 200) await trx('link_views').insert(rows.slice(i, i + 200));
       }
-      await this.count(trx, batch);
     });
     const seen = new Map<string, number>();
     for (const v of batch) seen.set(v.linkId, v.merchantKey);

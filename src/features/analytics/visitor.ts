@@ -68,14 +68,21 @@ const BROWSER_NAMES: Record<string, string> = {
   'Opera Touch': 'Opera',
   'Edge': 'Edge',
 };
-const OS_NAMES: Record<string, string> = { 'Mac OS': 'macOS', 'Chromium OS': 'ChromeOS', 'Chrome OS': 'ChromeOS' };
+/** Linux distributions that name themselves in the user agent (Firefox on Ubuntu…) are all "Linux" to a merchant. */
+const LINUX_DISTROS = ['Ubuntu', 'Kubuntu', 'Debian', 'Fedora', 'Mint', 'Arch', 'Manjaro', 'SUSE', 'openSUSE', 'Red Hat', 'CentOS', 'Gentoo', 'elementary OS', 'Raspbian', 'Deepin', 'Slackware'];
+const OS_NAMES: Record<string, string> = {
+  'Mac OS': 'macOS',
+  'Chromium OS': 'ChromeOS',
+  'Chrome OS': 'ChromeOS',
+  ...Object.fromEntries(LINUX_DISTROS.map((d) => [d, 'Linux'])),
+};
 
 /**
  * Crawlers, unfurlers (Slack, WhatsApp, iMessage, social networks), uptime monitors, headless
  * browsers and HTTP libraries. An empty user agent is no browser either.
  */
 const BOT =
-  /bot\b|bot\/|crawl|spider|slurp|mediapartners|facebookexternalhit|facebookcatalog|embedly|quora link preview|outbrain|pinterest|vkshare|w3c_validator|whatsapp|telegram|skypeuripreview|bitlybot|discord|slack|linkedin|redditbot|applebot|bingpreview|preview|headlesschrome|phantomjs|lighthouse|pingdom|uptime|monitor|statuscake|curl\/|wget\/|python-|httpie|go-http-client|java\/|okhttp|axios\/|node-fetch|undici|libwww|scrapy|feedfetcher|^mozilla\/5\.0$/i;
+  /bot\b|bot\/|crawl|spider|slurp|mediapartners|facebookexternalhit|facebookcatalog|embedly|quora link preview|outbrain|pinterest|vkshare|w3c_validator|whatsapp|telegram|skypeuripreview|bitlybot|discord|slack|linkedin|redditbot|applebot|bingpreview|preview|headlesschrome|phantomjs|lighthouse|pingdom|uptime|monitor|statuscake|curl\/|wget\/|python-|httpie|go-http-client|java\/|okhttp|axios\/|node-fetch|undici|^node(\/[\d.]+)?$|libwww|scrapy|feedfetcher|^mozilla\/5\.0$/i;
 
 /** Parsing a user agent is the largest single cost of a view (~60 µs): results are kept per string. */
 export class UserAgentCache {
@@ -98,7 +105,8 @@ export function describeUserAgent(ua: string): VisitorAgent {
   const r = new UAParser(ua).getResult();
   const browser = r.browser.name ? (BROWSER_NAMES[r.browser.name] ?? r.browser.name) : null;
   const os = r.os.name ? (OS_NAMES[r.os.name] ?? r.os.name) : null;
-  return { browser, os, device: r.device.type ?? 'desktop', bot: BOT.test(ua) };
+  // Cubot is a phone maker, not a crawler: its model names ("Cubot Note 7") end in "bot".
+  return { browser, os, device: r.device.type ?? 'desktop', bot: BOT.test(ua.replace(/\bcubot\b/gi, '')) };
 }
 
 /** The browser/OS pair as the dashboard shows it: "Chrome / Mac", "Safari / iOS". */

@@ -5,7 +5,29 @@ import { AppError } from '../../core/errors.ts';
 import { linkJson, type Link } from '../links/service.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import { paymentJson } from '../checkout/payments.ts';
+import type { ActivityItem, LinkView } from '../analytics/service.ts';
+import { parseBody } from '../../core/http.ts';
+import { listQuerySchema } from '../../core/pagination.ts';
 import { created, deletedJson, emptyList, listJson, merchantOf } from './common.ts';
+
+/** A view as API.md shows it (the IP is already masked when stored). */
+function viewJson(v: LinkView) {
+  return {
+    id: v.id,
+    object: 'view',
+    viewed_at: v.viewedAt.toISOString(),
+    ip: v.ip,
+    browser: v.browser,
+    os: v.os,
+    device: v.device,
+    referer: v.referer,
+  };
+}
+
+/** An activity item: a view or a payment as their own lists show them, plus `type` to switch on. */
+function activityJson(item: ActivityItem) {
+  return item.kind === 'view' ? { type: 'view' as const, ...viewJson(item.view) } : { type: 'payment' as const, ...paymentJson(item.payment) };
+}
 
 /**
  * Fields API.md documents for POST /links whose features are not built yet. Refusing them (rather
@@ -24,7 +46,7 @@ function refuseUnsupported(body: unknown): void {
 
 export function apiLinkRoutes(rt: Runtime): express.Router {
   const router = express.Router();
-  const { links, payments } = rt.services;
+  const { links, payments, analytics } = rt.services;
   const toJson = (merchant: Merchant, link: Link) => linkJson(merchant, link, rt.config.baseUrl, link.productPrice === null ? null : { price: link.productPrice });
 
   router.post('/links', async (req, res) => {
@@ -68,8 +90,18 @@ export function apiLinkRoutes(rt: Runtime): express.Router {
     res.json(await listJson(await payments.list(merchant.key, req.query, { linkKey: link.key }), (items) => items.map(paymentJson)));
   });
 
-  // Views and reminders arrive with later features; until then these lists exist and are empty.
-  for (const sub of ['views', 'activity', 'deliveries', 'reminders']) {
+  router.get('/links/:id/views', async (req, res) => {
+    const link = await links.get(merchantOf(res), req.params.id);
+    res.json(await listJson(await analytics.viewsAfter(link, parseBody(listQuerySchema, req.query)), (items) => items.map(viewJson)));
+  });
+
+  router.get('/links/:id/activity', async (req, res) => {
+    const link = await links.get(merchantOf(res), req.params.id);
+    res.json(await listJson(await analytics.activityAfter(link, parseBody(listQuerySchema, req.query)), (items) => items.map(activityJson)));
+  });
+
+  // Deliveries and reminders arrive with later features; until then these lists exist and are empty.
+  for (const sub of ['deliveries', 'reminders']) {
     router.get(`/links/:id/${sub}`, async (req, res) => {
       const merchant = merchantOf(res);
       await links.get(merchant, req.params.id);

@@ -25,6 +25,8 @@ export interface PaymentView extends Payment {
   linkId: string | null;
   /** The link's current name (null when the payment came from no link). */
   linkName: string | null;
+  /** The link has been deleted since (its payments stay; its page does not). */
+  linkDeleted: boolean;
   customer: PaymentCustomer | null;
   /** What the checkout session remembered of the link the customer paid through (attribution). */
   source: LinkSnapshot | null;
@@ -53,6 +55,7 @@ function viewFrom(r: any): PaymentView {
     ...paymentFrom(r),
     linkId: r.l_public_id ?? null,
     linkName: r.l_name ?? null,
+    linkDeleted: Boolean(r.l_deleted_at),
     customer: id || name || email || phone ? { id, name, email, phone } : null,
     source: r.s_link_snapshot ? (JSON.parse(r.s_link_snapshot) as LinkSnapshot | null) : null,
   };
@@ -86,6 +89,7 @@ export function createPaymentQueries({ db }: { db: Db }) {
         'p.*',
         'l.public_id as l_public_id',
         'l.name as l_name',
+        'l.deleted_at as l_deleted_at',
         's.link_snapshot as s_link_snapshot',
         'c.public_id as c_public_id',
         'c.name as c_name',

@@ -7,10 +7,12 @@ import { navItems } from '../dashboard/nav.ts';
 import { currencyOptions } from '../merchants/schemas.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import { qrPaths } from '../qr/routes.ts';
-import { conversionRate, type Link } from './service.ts';
+import type { Link } from './service.ts';
 import { createInput, linkValues, newLinkValues, postedValues, updateInput, type LinkFormValues } from './form.ts';
-import { dateIn, dateTimeIn, isFiltered, limitText, listHref, pageWindow, paymentsText, priceText, readListQuery, remainingText, statusBadge, toSearch } from './view.ts';
+import { dateIn, dateTimeIn, isFiltered, listHref, pageWindow, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
 import { formatMoney } from '../../core/money.ts';
+import { dailyChart } from '../analytics/chart.ts';
+import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/view.ts';
 
 /**
  * A form error the merchant can fix, as messages by field: validation (422), a taken path (409) and an
@@ -43,8 +45,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     badge: statusBadge,
     price: priceText,
     payments: paymentsText,
-    limitText,
-    remainingText,
+    metrics: linkMetrics,
     date: (d: Date) => dateIn(d, merchant.timezone),
     dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
   });
@@ -127,17 +128,51 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
 
   // ---- One link ---------------------------------------------------------------------------------
 
+  /** A tab's page of the link's activity, as rows (Reminders has none until links are sent to customers). */
+  const activityOf = async (link: Link, q: ActivityQuery, rows: ReturnType<typeof activityRows>) => {
+    const { analytics } = rt.services;
+    if (q.tab === 'views') {
+      const p = await analytics.viewsPage(link, q.page, ACTIVITY_PER_PAGE);
+      return { ...p, rows: p.items.map(rows.view) };
+    }
+    if (q.tab === 'payments') {
+      const p = await analytics.paymentsPage(link, q.page, ACTIVITY_PER_PAGE);
+      return { ...p, rows: p.items.map(rows.payment) };
+    }
+    if (q.tab === 'reminders') return { page: 1, pages: 1, total: 0, rows: [] };
+    const p = await analytics.activityPage(link, q.page, ACTIVITY_PER_PAGE);
+    return { ...p, rows: p.items.map(rows.item) };
+  };
+
+  /**
+   * The link page. Its tabs and pages (`?tab=views&page=3`) render the whole page on a plain GET and
+   * just the activity panel for htmx (HX-Target link-activity). The live refresh (HX-Trigger
+   * link-live) gets the metrics, limit card and chart, plus the panel only when it shows page 1.
+   */
   router.get('/links/:id', async (req, res) => {
     const merchant = merchantOf(res);
     const link = await links.get(merchant, String(req.params.id));
-    await render(req, res, 'links/show', {
+    const query = readActivityQuery(req.query as Record<string, unknown>);
+    const live = wantsFragment(req) && req.get('HX-Trigger') === LIVE_TRIGGER_ID;
+    const panelOnly = !live && wantsFragment(req) && req.get('HX-Target') === ACTIVITY_ID;
+    const [activity, days] = await Promise.all([
+      live && query.page > 1 ? null : activityOf(link, query, activityRows(rt.clock.now(), merchant.timezone)),
+      panelOnly ? null : rt.services.analytics.daily(link, merchant.timezone),
+    ]);
+    const data = {
       title: link.name,
       link,
       qr: qrPaths(link.id).dashboard,
-      conversion: conversionRate(link),
-      revenue: formatMoney(link.revenue, link.currency),
+      metrics: linkMetrics(link),
+      limit: limitCard(link),
+      chart: days && dailyChart(days, link.currency),
+      activity: activity && activityPanel(link.id, query.tab, activity),
       h: helpers(merchant),
-    });
+    };
+    res.vary('HX-Target').vary('HX-Trigger');
+    // A page past the last shows the last: the address bar says so too.
+    if (panelOnly && activity && activity.page !== query.page) res.set('HX-Push-Url', activityHref(link.id, { tab: query.tab, page: activity.page }));
+    await render(req, res, live ? 'analytics/_refresh' : panelOnly ? 'analytics/_activity' : 'links/show', data);
   });
 
   router.get('/links/:id/edit', async (req, res) => {

@@ -1,13 +1,13 @@
 /** What the dashboard shows of a link (badges, prices, limits) and how the list reads its query string. */
 import { formatMoney } from '../../core/money.ts';
-import { remaining, type DashboardSearch, type Link } from './service.ts';
+import type { DashboardSearch, Link } from './service.ts';
 import { startOfDay } from '../../core/time.ts';
 
 export { dateIn, dateTimeIn } from '../../core/time.ts';
 
 export interface Badge {
   label: string;
-  tone: 'green' | 'grey' | 'red';
+  tone: 'green' | 'amber' | 'grey' | 'red';
 }
 
 export function statusBadge(link: Pick<Link, 'active' | 'inactiveReason'>): Badge {
@@ -23,20 +23,9 @@ export function priceText(link: Pick<Link, 'type' | 'amount' | 'currency' | 'pro
   return minor === null ? '—' : formatMoney(minor, link.currency);
 }
 
-export function limitText(limit: number | null): string {
-  if (limit === null) return 'Unlimited';
-  if (limit === 1) return 'One-time';
-  return `${limit} payments`;
-}
-
 /** "3 / 50", "0 / 1" or "7 / ∞". */
 export function paymentsText(link: Pick<Link, 'paidCount' | 'paymentLimit'>): string {
   return `${link.paidCount} / ${link.paymentLimit === null ? '∞' : link.paymentLimit}`;
-}
-
-export function remainingText(link: Pick<Link, 'paidCount' | 'paymentLimit'>): string | null {
-  const left = remaining(link);
-  return left === null ? null : `${left} left`;
 }
 
 export const SORTS = ['created', 'name', 'price', 'payments'] as const;
@@ -55,13 +44,19 @@ export interface ListQuery {
   page: number;
 }
 
-const one = (v: unknown): string => (typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : '');
+/** A query parameter's (first) value as a string, '' when absent. */
+export const one = (v: unknown): string => (typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : '');
+
+/** A `page` parameter: a whole number from 1 (capped), else page 1. */
+export function pageParam(v: unknown): number {
+  const page = Number(one(v));
+  return Number.isInteger(page) && page > 0 ? Math.min(page, 1_000_000) : 1;
+}
 
 /** Reads the list's query string; anything unknown falls back to the default rather than failing. */
 export function readListQuery(query: Record<string, unknown>): ListQuery {
   const sort = one(query.sort) as ListQuery['sort'];
   const status = one(query.status);
-  const page = Number(one(query.page));
   const date = (v: string) => (/^\d{4}-\d{2}-\d{2}$/.test(v) ? v : '');
   return {
     q: one(query.q).trim().slice(0, 120),
@@ -71,7 +66,7 @@ export function readListQuery(query: Record<string, unknown>): ListQuery {
     to: date(one(query.to)),
     sort: SORTS.includes(sort) ? sort : 'created',
     dir: one(query.dir) === 'asc' ? 'asc' : one(query.dir) === 'desc' ? 'desc' : sort === 'name' ? 'asc' : 'desc',
-    page: Number.isInteger(page) && page > 0 ? Math.min(page, 1_000_000) : 1,
+    page: pageParam(query.page),
   };
 }
 

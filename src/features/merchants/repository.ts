@@ -12,6 +12,8 @@ export interface Merchant {
   brandColor: string;
   logoUrl: string | null;
   buttonStyle: string;
+  /** Raw view rows older than this many months are deleted; counters and rollups stay. */
+  viewRetentionMonths: number;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -38,6 +40,7 @@ const merchantFrom = (r: any): Merchant => ({
   brandColor: r.brand_color,
   logoUrl: r.logo_url,
   buttonStyle: r.button_style,
+  viewRetentionMonths: Number(r.view_retention_months),
   createdAt: toDate(r.created_at),
   updatedAt: toDate(r.updated_at),
 });

@@ -66,12 +66,36 @@ export type SignupInput = z.infer<typeof signupSchema>;
 
 export const resetPasswordSchema = z.object({ email: emailSchema, password: passwordSchema });
 
+/** How long raw view rows are kept (months); counters and daily charts are kept for good. */
+export const VIEW_RETENTION = { min: 1, max: 120, default: 13 } as const;
+/** What the settings page offers; any whole number in range is accepted (a value set another way stays listed). */
+const VIEW_RETENTION_CHOICES = [1, 3, 6, 12, 13, 24, 36];
+
+const chooseRetention = 'Choose how long to keep view details.';
+// A form posts strings, services and tests may pass numbers: both arrive here as text first.
+export const viewRetentionSchema = z.preprocess(
+  (v) => (typeof v === 'number' ? String(v) : v),
+  z
+    .string({ error: chooseRetention })
+    .trim()
+    .min(1, chooseRetention)
+    .regex(/^\d+$/, 'Enter a whole number of months, like 13.')
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(VIEW_RETENTION.min, `Keep view details for at least ${VIEW_RETENTION.min} month.`)
+        .max(VIEW_RETENTION.max, `Keep view details for at most ${VIEW_RETENTION.max} months (10 years).`),
+    ),
+);
+
 export const settingsSchema = z.object({
   name: businessNameSchema,
   handle: handleSchema,
   currency: currencySchema,
   timezone: timezoneSchema,
   brand_color: colorSchema,
+  view_retention_months: viewRetentionSchema,
 });
 export type SettingsInput = z.infer<typeof settingsSchema>;
 
@@ -81,4 +105,12 @@ export function currencyOptions(): string[] {
 
 export function timezoneOptions(): string[] {
   return [...TIMEZONES].sort();
+}
+
+/** The retention choices, plus `current` when it is a valid value not among them. */
+export function viewRetentionOptions(current: unknown): number[] {
+  const parsed = viewRetentionSchema.safeParse(current);
+  const all = new Set(VIEW_RETENTION_CHOICES);
+  if (parsed.success) all.add(parsed.data);
+  return [...all].sort((a, b) => a - b);
 }

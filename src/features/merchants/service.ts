@@ -24,6 +24,18 @@ export function toPluginMerchant(m: Merchant): PluginMerchant {
   return { id: m.id, handle: m.handle, name: m.name, email: m.email, currency: m.currency, timezone: m.timezone, brandColor: m.brandColor };
 }
 
+/** The merchant's settings as the settings form names them (what the form shows, and what a save compares). */
+export function settingsValues(m: Merchant) {
+  return {
+    name: m.name,
+    handle: m.handle,
+    currency: m.currency,
+    timezone: m.timezone,
+    brand_color: m.brandColor,
+    view_retention_months: m.viewRetentionMonths,
+  };
+}
+
 /** The merchant as the JSON API shows it. */
 export function merchantJson(m: Merchant) {
   return {
@@ -103,14 +115,21 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
       }
     },
 
+    /**
+     * Saves the settings form. Leaving `view_retention_months` out keeps the current retention, so a
+     * form rendered before the setting existed (or a caller that only knows the other fields) still
+     * saves; a posted but empty or bad value is a validation error like any other field.
+     */
     async updateSettings(merchant: Merchant, raw: unknown): Promise<Merchant> {
-      const input: SettingsInput = parseBody(settingsSchema, raw);
+      const posted = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
+      const input: SettingsInput = parseBody(settingsSchema, 'view_retention_months' in posted ? posted : { ...posted, view_retention_months: merchant.viewRetentionMonths });
       if (input.handle !== merchant.handle && (await merchants.handleTaken(input.handle, merchant.key))) {
         throw new ValidationError([{ field: 'handle', code: 'handle_taken', message: 'That handle is already taken. Try another.' }]);
       }
-      const row = { name: input.name, handle: input.handle, currency: input.currency, timezone: input.timezone, brand_color: input.brand_color };
-      const before: Record<string, unknown> = { name: merchant.name, handle: merchant.handle, currency: merchant.currency, timezone: merchant.timezone, brand_color: merchant.brandColor };
-      const changed = Object.keys(row).filter((k) => before[k] !== row[k as keyof typeof row]);
+      // The schema keeps only the settings' own fields: the row is the input, column for column.
+      const row: Record<string, unknown> = { ...input };
+      const before: Record<string, unknown> = settingsValues(merchant);
+      const changed = Object.keys(row).filter((k) => before[k] !== row[k]);
       if (!changed.length) return merchant;
       try {
         await inTransaction(db, async (trx) => {

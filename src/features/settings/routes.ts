@@ -4,7 +4,8 @@ import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { requireMerchant } from '../accounts/middleware.ts';
 import { navItems } from '../dashboard/nav.ts';
-import { currencyOptions, timezoneOptions } from '../merchants/schemas.ts';
+import { settingsValues } from '../merchants/service.ts';
+import { VIEW_RETENTION, currencyOptions, timezoneOptions, viewRetentionOptions } from '../merchants/schemas.ts';
 
 export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
@@ -20,6 +21,7 @@ export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
 
   const page = async (req: express.Request, res: express.Response, extra: Record<string, unknown> = {}, status = 200) => {
     const merchant = res.locals.merchant;
+    const values: Record<string, unknown> = (extra.values as Record<string, unknown> | undefined) ?? settingsValues(merchant);
     await render(
       req,
       res,
@@ -27,11 +29,12 @@ export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
       {
         title: 'Settings',
         ...base,
-        values: { name: merchant.name, handle: merchant.handle, currency: merchant.currency, timezone: merchant.timezone, brand_color: merchant.brandColor },
         errors: {},
         keys: await apiKeys.list(merchant.key),
         newKey: null,
         ...extra,
+        values,
+        retention: { choices: viewRetentionOptions(values.view_retention_months), default: VIEW_RETENTION.default },
       },
       status,
     );
