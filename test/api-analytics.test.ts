@@ -3,8 +3,8 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, type TestEnv } from './support/harness.ts';
-import { apiClient, apiMerchant, expectFieldErrors, expectProblem, walkPages, ISO_TIME, type ApiMerchant } from './support/api.ts';
+import type { TestEnv } from './support/harness.ts';
+import { expectFieldErrors, expectProblem, walkPages, ISO_TIME, type ApiMerchant, twoApiMerchants, type ApiCall } from './support/api.ts';
 import { BROWSERS } from './support/user-agents.ts';
 
 const VIEW_KEYS = ['id', 'object', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
@@ -13,8 +13,8 @@ forEachTarget('JSON API: link views and activity', (target) => {
   let env: TestEnv;
   let a: ApiMerchant;
   let b: ApiMerchant;
-  let call: ReturnType<typeof apiClient>;
-  let callB: ReturnType<typeof apiClient>;
+  let call: ApiCall;
+  let callB: ApiCall;
   let n = 0;
 
   const createLink = async (as = call) => (await as('post', '/links', { type: 'amount', name: `Class ${++n}`, amount: 1500, currency: 'EUR' }).expect(201)).body as { id: string; path: string };
@@ -31,11 +31,7 @@ forEachTarget('JSON API: link views and activity', (target) => {
   }
 
   before(async () => {
-    env = await build(target, { apiLimit: { points: 100_000, durationSec: 60 }, viewFlushMs: 3_600_000 });
-    a = await apiMerchant(env, 'Gym');
-    b = await apiMerchant(env, 'Other Gym');
-    call = apiClient(env.app, a.secret);
-    callB = apiClient(env.app, b.secret);
+    ({ env, a, b, call, callB } = await twoApiMerchants(target, ['Gym', 'Other Gym'], { viewFlushMs: 3_600_000 }));
   });
   after(() => env?.close());
 

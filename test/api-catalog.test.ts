@@ -1,21 +1,16 @@
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
-import { build, type TestEnv } from './support/harness.ts';
-import { apiClient, apiMerchant, expectFieldErrors, expectProblem, walkPages, ISO_TIME, type ApiMerchant } from './support/api.ts';
+import type { TestEnv } from './support/harness.ts';
+import { apiClient, apiMerchant, expectFieldErrors, expectProblem, walkPages, ISO_TIME, type ApiMerchant, twoApiMerchants, type ApiCall } from './support/api.ts';
 
 forEachTarget('JSON API: products, tags, customers, payments', (target) => {
   let env: TestEnv;
   let a: ApiMerchant;
-  let b: ApiMerchant;
-  let call: ReturnType<typeof apiClient>;
-  let callB: ReturnType<typeof apiClient>;
+  let call: ApiCall;
+  let callB: ApiCall;
 
   before(async () => {
-    env = await build(target, { apiLimit: { points: 100_000, durationSec: 60 } });
-    a = await apiMerchant(env, 'Catalog Shop');
-    b = await apiMerchant(env, 'Other Shop');
-    call = apiClient(env.app, a.secret);
-    callB = apiClient(env.app, b.secret);
+    ({ env, a, call, callB } = await twoApiMerchants(target, ['Catalog Shop', 'Other Shop']));
   });
   after(() => env?.close());
 

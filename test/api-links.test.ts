@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
-import { build, type TestEnv } from './support/harness.ts';
-import { apiClient, apiMerchant, expectFieldErrors, expectProblem, walkPages, ISO_TIME, type ApiMerchant } from './support/api.ts';
+import type { TestEnv } from './support/harness.ts';
+import { apiClient, apiMerchant, expectFieldErrors, expectProblem, walkPages, ISO_TIME, type ApiMerchant, twoApiMerchants, type ApiCall } from './support/api.ts';
 
 /** Every field of the Link object in shared/API.md. */
 const LINK_KEYS = [
@@ -13,20 +13,15 @@ const LINK_KEYS = [
 forEachTarget('JSON API: links', (target) => {
   let env: TestEnv;
   let a: ApiMerchant;
-  let b: ApiMerchant;
-  let call: ReturnType<typeof apiClient>;
-  let callB: ReturnType<typeof apiClient>;
+  let call: ApiCall;
+  let callB: ApiCall;
   let n = 0;
   const amountLink = (extra: Record<string, unknown> = {}) => ({ type: 'amount', name: `Link ${++n}`, amount: 1500, currency: 'EUR', ...extra });
   const create = async (extra: Record<string, unknown> = {}) => (await call('post', '/links', amountLink(extra)).expect(201)).body;
   const linkCount = async (merchantKey = a.merchant.key) => Number((await env.rt.db('links').where({ merchant_id: merchantKey }).count({ c: '*' }))[0].c);
 
   before(async () => {
-    env = await build(target, { apiLimit: { points: 100_000, durationSec: 60 } });
-    a = await apiMerchant(env, 'Gym');
-    b = await apiMerchant(env, 'Other Shop');
-    call = apiClient(env.app, a.secret);
-    callB = apiClient(env.app, b.secret);
+    ({ env, a, call, callB } = await twoApiMerchants(target, ['Gym', 'Other Shop']));
   });
   after(() => env?.close());
 

@@ -1,8 +1,9 @@
 /** Helpers for the JSON API suites: a merchant with a key, an authenticated client, problem checks. */
 import { expect } from 'chai';
 import supertest from 'supertest';
-import type { TestEnv } from './harness.ts';
-import { uniqueHandle } from './harness.ts';
+import type { BuildOptions, TestEnv } from './harness.ts';
+import { build, uniqueHandle } from './harness.ts';
+import type { Target } from './targets.ts';
 import type { Merchant } from '../../src/features/merchants/repository.ts';
 
 export const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -43,6 +44,19 @@ export async function apiMerchant(env: TestEnv, name = 'API Shop', opts: { curre
 }
 
 type Method = 'get' | 'post' | 'patch' | 'delete';
+
+export type ApiCall = ReturnType<typeof apiClient>;
+
+/**
+ * An app with two API merchants and a client for each (`a` is the one under test, `b` the stranger
+ * whose ids must be 404s), with a rate limit high enough for whole suites.
+ */
+export async function twoApiMerchants(target: Target, names: [string, string], opts: BuildOptions = {}): Promise<{ env: TestEnv; a: ApiMerchant; b: ApiMerchant; call: ApiCall; callB: ApiCall }> {
+  const env = await build(target, { apiLimit: { points: 100_000, durationSec: 60 }, ...opts });
+  const a = await apiMerchant(env, names[0]);
+  const b = await apiMerchant(env, names[1]);
+  return { env, a, b, call: apiClient(env.app, a.secret), callB: apiClient(env.app, b.secret) };
+}
 
 /** A client that sends the key (and JSON) on every request: `call('post', '/links', body)`. */
 export function apiClient(target: Parameters<typeof supertest>[0], secret: string) {
