@@ -3,6 +3,7 @@ import type { PaymentStatus } from '../checkout/service.ts';
 import type { PaymentFilters, PaymentView } from '../checkout/payments.ts';
 import { formatMoney } from '../../core/money.ts';
 import { startOfDay } from '../../core/time.ts';
+import { one, pageParam } from '../links/view.ts';
 
 export interface PaymentBadge {
   label: string;
@@ -38,7 +39,6 @@ export interface PaymentQuery {
   page: number;
 }
 
-const one = (v: unknown): string => (typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : '');
 const isStatus = (v: string): v is PaymentStatus => STATUS_CHOICES.some((c) => c.value === v);
 
 /**
@@ -47,14 +47,13 @@ const isStatus = (v: string): v is PaymentStatus => STATUS_CHOICES.some((c) => c
  */
 export function readPaymentQuery(query: Record<string, unknown>, timeZone: string): PaymentQuery {
   const status = one(query.status);
-  const page = Number(one(query.page));
   const date = (v: string) => (startOfDay(v, timeZone) ? v : '');
   return {
     status: isStatus(status) ? status : '',
     link: /^[\w-]{1,64}$/.test(one(query.link)) ? one(query.link) : '',
     from: date(one(query.from)),
     to: date(one(query.to)),
-    page: Number.isInteger(page) && page > 0 ? Math.min(page, 1_000_000) : 1,
+    page: pageParam(query.page),
   };
 }
 
