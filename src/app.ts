@@ -18,6 +18,7 @@ import { settingsRoutes } from './features/settings/routes.ts';
 import { pluginRoutes } from './features/plugins/routes.ts';
 import { linksRoutes } from './features/links/routes.ts';
 import { productsRoutes } from './features/products/routes.ts';
+import { customersRoutes } from './features/customers/routes.ts';
 import { tagsRoutes } from './features/tags/routes.ts';
 import { dashboardQrRoutes } from './features/qr/routes.ts';
 import { healthRoutes } from './features/health/routes.ts';
@@ -135,6 +136,7 @@ export function buildApp(rt: Runtime): express.Express {
   web.use('/app', transactionsRoutes(rt, render));
   web.use('/app', dashboardQrRoutes(rt));
   web.use('/app', productsRoutes(rt, render));
+  web.use('/app', customersRoutes(rt, render));
   web.use('/app', tagsRoutes(rt, render));
   web.use('/app', settingsRoutes(rt, render));
   web.use('/app', pluginRoutes(rt, render));

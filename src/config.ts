@@ -26,7 +26,7 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   smtpUrl: string | null;
   mailFrom: string | null;
-  vonage: { apiKey: string | null; apiSecret: string | null; applicationId: string | null; privateKey: string | null; restHost: string | null; apiHost: string | null };
+  vonage: { apiKey: string | null; apiSecret: string | null; applicationId: string | null; privateKey: string | null; restHost: string | null; apiHost: string | null; whatsappFrom: string | null };
 }
 
 export class ConfigError extends Error {
@@ -89,6 +89,7 @@ const schema = z.object({
   VONAGE_PRIVATE_KEY: optionalString,
   VONAGE_REST_HOST: optionalString,
   VONAGE_API_HOST: optionalString,
+  VONAGE_WHATSAPP_FROM: optionalString,
 });
 
 function parseDatabase(url: string, cwd: string): DatabaseConfig | string {
@@ -191,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       privateKey: e.VONAGE_PRIVATE_KEY ?? null,
       restHost: e.VONAGE_REST_HOST ?? null,
       apiHost: e.VONAGE_API_HOST ?? null,
+      whatsappFrom: e.VONAGE_WHATSAPP_FROM ?? null,
     },
   };
   return Object.freeze(config);

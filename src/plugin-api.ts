@@ -132,10 +132,23 @@ export class ProviderError extends Error {
 // ---------------------------------------------------------------------------------------------
 // After-payment actions
 
+/** The customer who paid (or the one the link was made for), as actions see them. */
+export interface ActionCustomer {
+  id: string;
+  name: string;
+  email: string | null;
+  phone: string | null;
+  tags: { id: string; name: string }[];
+}
+
 export interface ActionContext<S = unknown> {
   event: PaylinkEvent<'payment.succeeded'>;
   settings: S;
   merchant: PluginMerchant;
+  /** The paid link (null for the merchant's open-amount page). Added in apiVersion 1. */
+  link?: { id: string; name: string } | null;
+  /** The paying customer when known: a link sent to them or made for them. Added in apiVersion 1. */
+  customer?: ActionCustomer | null;
 }
 
 export interface AfterPaymentAction<S = unknown> {
@@ -214,7 +227,23 @@ export interface PluginApi {
     merchants: { get(merchantId: string): Promise<PluginMerchant | null> };
     /** For payment providers: read a checkout and report what the customer's card did. */
     checkout: PluginCheckoutServices;
+    /** Customers and their tags (for actions such as action-customer-tags). */
+    customers: PluginCustomerServices;
   };
+}
+
+/**
+ * @example
+ * await api.services.customers.applyTag(merchant.id, customer.id, settings.apply);
+ */
+export interface PluginCustomerServices {
+  get(merchantId: string, customerId: string): Promise<ActionCustomer | null>;
+  /** Customer tags of the merchant (kind `customer`). */
+  tags(merchantId: string): Promise<{ id: string; name: string; color: string }[]>;
+  /** Adds a customer tag by id; true when the customer did not have it yet. */
+  applyTag(merchantId: string, customerId: string, tagId: string): Promise<boolean>;
+  /** Removes a customer tag by id; true when the customer had it. */
+  removeTag(merchantId: string, customerId: string, tagId: string): Promise<boolean>;
 }
 
 export interface PluginCheckoutSession {

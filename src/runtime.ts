@@ -35,6 +35,13 @@ import { createCheckoutService, type CheckoutService } from './features/checkout
 import { createCustomerService, type CustomerService } from './features/customers/service.ts';
 import { createPaymentQueries, type PaymentQueries } from './features/checkout/payments.ts';
 import { pruneIdempotencyKeys } from './core/idempotency.ts';
+import { LinkTokens } from './features/sending/tokens.ts';
+import { createTemplateService, type TemplateService } from './features/deliveries/templates.ts';
+import { createDeliveryService, type DeliveryService } from './features/deliveries/service.ts';
+import { createReminderService, type ReminderService } from './features/reminders/service.ts';
+import { createActionService, type ActionService } from './features/actions/service.ts';
+import { createSendingService, type SendingService } from './features/sending/service.ts';
+import { actionCustomer, createPluginCustomerServices } from './features/actions/plugin-customers.ts';
 import { createPluginCheckoutServices } from './features/checkout/plugin-services.ts';
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/rate-limit.ts';
 import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
@@ -56,6 +63,15 @@ export interface Services {
   payments: PaymentQueries;
   /** Reading views, activity and daily stats; retention. */
   analytics: Analytics;
+  /** Per-merchant message templates. */
+  templates: TemplateService;
+  /** The outbox of messages to customers. */
+  deliveries: DeliveryService;
+  reminders: ReminderService;
+  /** After-payment actions chosen per link. */
+  actions: ActionService;
+  /** Sending links to customers; Text-to-Pay. */
+  sending: SendingService;
 }
 
 export interface Runtime {
@@ -65,6 +81,8 @@ export interface Runtime {
   clock: Clock;
   log: Logger;
   secrets: Secrets;
+  /** Signed recipient (?c=) and payment-request (/r/) tokens. */
+  tokens: LinkTokens;
   jobs: JobQueue;
   events: EventBus;
   /** "Something changed" (after commit), in this process and — with Redis — in the others: for caches. */
@@ -173,19 +191,79 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const registries = createRegistries();
     const tags = createTagService({ db, clock });
     const products = createProductService({ db, clock, changes });
-    const links = createLinkService({ db, clock, events, tags, products, baseUrl: config.baseUrl });
+    const tokens = new LinkTokens(secrets.derive('link-tokens'));
+    const links = createLinkService({ db, clock, events, tags, products, baseUrl: config.baseUrl, requestUrl: (id) => `${config.baseUrl}/r/${tokens.request(id)}` });
     const payments = createPaymentQueries({ db });
     const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
+    const merchants = createMerchantService({ db, clock, events });
+    const customers = createCustomerService({ db, clock, tags });
+    const templates = createTemplateService({ db, clock });
+    const deliveries = createDeliveryService({
+      db,
+      clock,
+      log: log.child('deliveries'),
+      jobs,
+      events,
+      registries,
+      templates,
+      tokens,
+      eta: {
+        html: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true }),
+        // Plain-text email bodies: nothing to escape (escaping would print &amp; to the reader).
+        text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
+      },
+      baseUrl: config.baseUrl,
+      onRecorded: (sent) => {
+        for (const key of new Set(sent.map((d) => `${d.merchantKey} ${d.linkId}`))) {
+          const [merchantKey, linkId] = key.split(' ');
+          live.publish({ merchantKey: Number(merchantKey), linkId, kind: 'delivery' });
+        }
+      },
+    });
+    const reminders = createReminderService({ db, clock, log: log.child('reminders'), jobs, events, deliveries });
+    const actions = createActionService({
+      db,
+      log: log.child('actions'),
+      jobs,
+      events,
+      registries,
+      async context(paymentId) {
+        const payment = await services.checkout.getPayment(paymentId);
+        if (!payment) return null;
+        const merchant = await merchants.getByKey(payment.merchantKey);
+        if (!merchant) return null;
+        const link = payment.linkKey === null ? null : await links.getByKey(payment.linkKey);
+        const customerKey = (await db('payments').where({ id: payment.key }).first('customer_id'))?.customer_id ?? link?.customerKey ?? null;
+        const customer = customerKey === null ? null : await customers.getByKey(customerKey);
+        return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null };
+      },
+    });
     const services: Services = {
-      merchants: createMerchantService({ db, clock, events }),
+      merchants,
       apiKeys: createApiKeyService({ db, clock, events }),
       tags,
       products,
       links,
-      checkout: createCheckoutService({ db, clock, events, jobs, registries, log: log.child('checkout'), baseUrl: config.baseUrl }),
-      customers: createCustomerService({ db, clock, tags }),
+      checkout: createCheckoutService({
+        db,
+        clock,
+        events,
+        jobs,
+        registries,
+        log: log.child('checkout'),
+        baseUrl: config.baseUrl,
+        onPaid: async (trx, paid) => {
+          if (paid.linkKey !== null) await reminders.stopForPayment(trx, paid.linkKey, paid.customerKey);
+        },
+      }),
+      customers,
       payments,
       analytics: createAnalytics({ db, clock, log: log.child('analytics'), payments, viewIds }),
+      templates,
+      deliveries,
+      reminders,
+      actions,
+      sending: createSendingService({ db, clock, registries, customers, tags, links, deliveries, reminders, actions }),
     };
     const views = opts.recordViews === false ? null : new ViewRecorder({ db, clock, log: log.child('views'), live, events, viewIds, flushMs: opts.viewFlushMs });
 
@@ -213,13 +291,16 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       baseUrl: config.baseUrl,
       settings: config.pluginSettings,
       defaults: {
-        'channel-email': config.smtpUrl ? { smtpUrl: config.smtpUrl, from: config.mailFrom } : {},
+        'channel-email': config.smtpUrl ? { smtpUrl: config.smtpUrl, from: config.mailFrom ?? undefined } : {},
+        // Only the variables that are set: a plugin's zod schema sees absent keys, not nulls.
+        'channel-vonage': Object.fromEntries(Object.entries(config.vonage).filter(([, v]) => v !== null)),
       },
       getMerchant: async (id) => {
         const m = await services.merchants.get(id);
         return m ? toPluginMerchant(m) : null;
       },
       checkout: () => createPluginCheckoutServices({ checkout: services.checkout, links, merchants: services.merchants, baseUrl: config.baseUrl }),
+      customers: () => createPluginCustomerServices({ merchants, customers, tags }),
     });
     const sources = opts.pluginSources ?? [...builtinSources(BUILTIN_PLUGINS_DIR), ...config.plugins.map((p) => externalSource(p))];
     await plugins.load(sources);
@@ -234,6 +315,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       clock,
       log,
       secrets,
+      tokens,
       jobs,
       events,
       changes,
@@ -255,6 +337,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
           { cron: '17 3 * * *', kind: 'maintenance.prune' },
           { cron: '41 * * * *', kind: 'idempotency.prune' },
           { cron: '23 4 * * *', kind: 'analytics.prune_views' },
+          // Due reminders are queued within a minute; the sweep also restarts stalled deliveries.
+          { cron: '* * * * *', kind: 'reminders.sweep' },
         ]);
       },
       async close() {

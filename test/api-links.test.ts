@@ -136,11 +136,11 @@ forEachTarget('JSON API: links', (target) => {
     });
 
     for (const field of ['send', 'after_payment']) {
-      it(`answers 422 not_supported_yet for "${field}" rather than ignoring it`, async () => {
+      it(`refuses an invalid "${field}" with 422 by its field and creates no link`, async () => {
         const before = await linkCount();
         const value = field === 'send' ? { customer_id: 'cus_x', channels: ['email'] } : { apply_customer_tag: 'tag_x' };
-        const body = expectProblem(await call('post', '/links', amountLink({ [field]: value })), 422, 'not_supported_yet');
-        expect(body.errors.map((e) => e.field)).to.deep.equal([field]);
+        const body = expectProblem(await call('post', '/links', amountLink({ [field]: value })), 422, 'validation_failed');
+        expect(body.errors.map((e) => e.field)).to.deep.equal([field === 'send' ? 'send.customer_id' : 'after_payment.apply_customer_tag']);
         expect(await linkCount()).to.equal(before);
       });
     }

@@ -8,7 +8,7 @@ import { createRegistries } from '../src/core/plugins/registries.ts';
 import { definePlugin } from '../src/plugin-api.ts';
 import { fixturePlugin, pluginRow } from './fixtures/plugins/helpers.ts';
 
-const BUILTINS = ['action-redirect', 'channel-outbox', 'provider-sandbox'];
+const BUILTINS = ['action-customer-tags', 'action-redirect', 'channel-email', 'channel-outbox', 'channel-vonage', 'provider-sandbox'];
 
 function inline(def: ReturnType<typeof definePlugin>): PluginSource {
   return { source: `inline:${def.id}`, builtin: false, load: async () => ({ default: def }) };
@@ -22,7 +22,7 @@ forEachTarget('plugins', (target) => {
     });
     after(() => env?.close());
 
-    it('loads the three built-ins and marks them active', async () => {
+    it('loads every built-in and marks it active', async () => {
       const loaded = env.rt.plugins.list();
       expect(loaded.map((p) => [p.id, p.status, p.builtin])).to.deep.equal(BUILTINS.map((id) => [id, 'active', true]));
       const rows = await env.rt.db('plugins').orderBy('id').select('id', 'status', 'error');

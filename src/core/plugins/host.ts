@@ -29,6 +29,7 @@ import {
   type PluginDefinition,
   type PluginMerchant,
   type PluginCheckoutServices,
+  type PluginCustomerServices,
 } from '../../plugin-api.ts';
 
 export const BUILTIN_PLUGINS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../plugins');
@@ -76,6 +77,8 @@ export interface PluginHostDeps {
   getMerchant(publicId: string): Promise<PluginMerchant | null>;
   /** Checkout capabilities for payment providers; built by the runtime once services exist. */
   checkout: () => PluginCheckoutServices;
+  /** Customer capabilities for actions; built by the runtime once services exist. */
+  customers?: () => PluginCustomerServices;
   /** How long one plugin's register() may take before it is disabled, so a hung plugin cannot stall boot. */
   registerTimeoutMs?: number;
 }
@@ -338,7 +341,16 @@ export class PluginHost {
         },
       }),
       store: createPluginStore(deps.db, deps.clock, def.id),
-      services: Object.freeze({ merchants: Object.freeze({ get: (id: string) => deps.getMerchant(id) }), checkout: lazyCheckout(deps.checkout) }),
+      services: Object.freeze({
+        merchants: Object.freeze({ get: (id: string) => deps.getMerchant(id) }),
+        checkout: lazyCheckout(deps.checkout),
+        customers: Object.freeze({
+          get: (merchantId: string, customerId: string) => customersOf(deps).get(merchantId, customerId),
+          tags: (merchantId: string) => customersOf(deps).tags(merchantId),
+          applyTag: (merchantId: string, customerId: string, tagId: string) => customersOf(deps).applyTag(merchantId, customerId, tagId),
+          removeTag: (merchantId: string, customerId: string, tagId: string) => customersOf(deps).removeTag(merchantId, customerId, tagId),
+        }),
+      }),
     });
 
     try {
@@ -405,6 +417,11 @@ export class PluginHost {
         .merge(['version', 'source', 'status', 'error', 'last_loaded_at']);
     }
   }
+}
+
+function customersOf(deps: PluginHostDeps): PluginCustomerServices {
+  if (!deps.customers) throw new Error('customer services are not available in this host');
+  return deps.customers();
 }
 
 /** Checkout capabilities resolved on first use, so a host can be built before the checkout exists. */

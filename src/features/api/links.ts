@@ -8,7 +8,10 @@ import { paymentJson } from '../checkout/payments.ts';
 import type { ActivityItem, LinkView } from '../analytics/service.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema } from '../../core/pagination.ts';
-import { created, deletedJson, emptyList, listJson, merchantOf } from './common.ts';
+import { created, deletedJson, listJson, merchantOf } from './common.ts';
+import type { SendResult } from '../sending/service.ts';
+import { deliveryJson } from '../deliveries/service.ts';
+import { planJson } from '../reminders/service.ts';
 
 /** A view as API.md shows it (the IP is already masked when stored). */
 function viewJson(v: LinkView) {
@@ -29,31 +32,30 @@ function activityJson(item: ActivityItem) {
   return item.kind === 'view' ? { type: 'view' as const, ...viewJson(item.view) } : { type: 'payment' as const, ...paymentJson(item.payment) };
 }
 
-/**
- * Fields API.md documents for POST /links whose features are not built yet. Refusing them (rather
- * than silently dropping them) keeps an integrator from believing a link was sent or will tag.
- */
-const NOT_SUPPORTED_YET = ['send', 'after_payment'] as const;
-
-function refuseUnsupported(body: unknown): void {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return;
-  const present = NOT_SUPPORTED_YET.filter((f) => f in body);
-  if (!present.length) return;
-  throw new AppError('not_supported_yet', 422, `${present.map((f) => `"${f}"`).join(' and ')} ${present.length > 1 ? 'are' : 'is'} not supported yet; create the link without it.`, {
-    errors: present.map((field) => ({ field, code: 'not_supported_yet', message: `"${field}" is not supported by this server yet.` })),
-  });
+/** What a send did, in the creation (or send) response. */
+function sentJson(sent: SendResult) {
+  return { deliveries: sent.deliveries, reminder_plans: sent.plans, recipients: sent.recipients, skipped: sent.skipped.map((s) => ({ customer_id: s.customerId, reason: s.reason })) };
 }
 
 export function apiLinkRoutes(rt: Runtime): express.Router {
   const router = express.Router();
   const { links, payments, analytics } = rt.services;
-  const toJson = (merchant: Merchant, link: Link) => linkJson(merchant, link, rt.config.baseUrl, link.productPrice === null ? null : { price: link.productPrice });
+  const { sending, deliveries, reminders } = rt.services;
+  const toJson = (merchant: Merchant, link: Link) => linkJson(merchant, link, rt.config.baseUrl, link.productPrice === null ? null : { price: link.productPrice }, links.url(merchant, link));
 
   router.post('/links', async (req, res) => {
     const merchant = merchantOf(res);
-    refuseUnsupported(req.body);
-    const link = await links.create(merchant, req.body);
-    created(res, `/api/v1/links/${link.id}`, toJson(merchant, link));
+    const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
+    const { link, sent } = await sending.createLink(merchant, body);
+    created(res, `/api/v1/links/${link.id}`, { ...toJson(merchant, link), ...(sent ? { sent: sentJson(sent) } : {}) });
+  });
+
+  /** Sends an existing link to one customer, several, or a customer tag (the `send` object of POST /links). */
+  router.post('/links/:id/send', async (req, res) => {
+    const merchant = merchantOf(res);
+    const link = await links.get(merchant, req.params.id);
+    const sent = await sending.send(merchant, link, req.body);
+    res.status(201).json(sentJson(sent));
   });
 
   router.get('/links', async (req, res) => {
@@ -68,7 +70,20 @@ export function apiLinkRoutes(rt: Runtime): express.Router {
 
   router.patch('/links/:id', async (req, res) => {
     const merchant = merchantOf(res);
-    refuseUnsupported(req.body);
+    if (req.body && typeof req.body === 'object' && 'send' in req.body) {
+      throw new AppError('use_send_endpoint', 422, 'To send an existing link, POST its `send` object to /links/{id}/send.', {
+        errors: [{ field: 'send', code: 'use_send_endpoint', message: 'POST to /links/{id}/send to send an existing link.' }],
+      });
+    }
+    const body = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
+    if ('after_payment' in body) {
+      const link = await links.get(merchant, req.params.id);
+      await sending.prepareAfterPayment(merchant, body.after_payment);
+      const { after_payment, ...rest } = body;
+      const updated = await links.update(merchant, req.params.id, rest);
+      await sending.setAfterPayment(merchant, { ...updated, customerKey: link.customerKey }, after_payment);
+      return void res.json(toJson(merchant, await links.get(merchant, req.params.id)));
+    }
     res.json(toJson(merchant, await links.update(merchant, req.params.id, req.body)));
   });
 
@@ -100,14 +115,34 @@ export function apiLinkRoutes(rt: Runtime): express.Router {
     res.json(await listJson(await analytics.activityAfter(link, parseBody(listQuerySchema, req.query)), (items) => items.map(activityJson)));
   });
 
-  // Deliveries and reminders arrive with later features; until then these lists exist and are empty.
-  for (const sub of ['deliveries', 'reminders']) {
-    router.get(`/links/:id/${sub}`, async (req, res) => {
-      const merchant = merchantOf(res);
-      await links.get(merchant, req.params.id);
-      res.json(emptyList(req.query));
-    });
-  }
+  router.get('/links/:id/deliveries', async (req, res) => {
+    const link = await links.get(merchantOf(res), req.params.id);
+    res.json(await listJson(await deliveries.listForLink(link.key, parseBody(listQuerySchema, req.query)), (items) => items.map(deliveryJson)));
+  });
+
+  router.post('/deliveries/:id/resend', async (req, res) => {
+    const merchant = merchantOf(res);
+    const id = await deliveries.resend(merchant.key, req.params.id);
+    res.status(201).json(deliveryJson(await deliveries.get(merchant.key, id)));
+  });
+
+  router.get('/links/:id/reminders', async (req, res) => {
+    const merchant = merchantOf(res);
+    const link = await links.get(merchant, req.params.id);
+    const page = parseBody(listQuerySchema, req.query);
+    const plans = await reminders.forLink(link.key);
+    const start = page.starting_after ? plans.findIndex((p) => p.id === page.starting_after) + 1 : 0;
+    if (page.starting_after && start === 0) throw new AppError('invalid_cursor', 422, 'starting_after must be the id of a reminder plan of this link.', { errors: [{ field: 'starting_after', code: 'invalid_cursor', message: 'Unknown reminder plan id.' }] });
+    const slice = plans.slice(start, start + page.limit);
+    const sent = await deliveries.forPlans(slice.map((p) => p.key));
+    res.json({ data: slice.map((p) => planJson(p, sent.filter((d) => d.planKey === p.key).reverse(), merchant.timezone)), has_more: start + page.limit < plans.length });
+  });
+
+  router.post('/reminder_plans/:id/stop', async (req, res) => {
+    const merchant = merchantOf(res);
+    await reminders.stop(merchant.key, req.params.id);
+    res.json({ id: req.params.id, object: 'reminder_plan', status: 'stopped' });
+  });
 
   return router;
 }

@@ -123,6 +123,11 @@ export interface CheckoutDeps {
   registries: Registries;
   log: Logger;
   baseUrl: string;
+  /**
+   * Runs in the transaction that marks a payment paid (e.g. stopping the paying customer's
+   * reminders), so what a payment settles is settled atomically with it.
+   */
+  onPaid?: (trx: Trx, paid: { linkKey: number | null; customerKey: number | null }) => Promise<void>;
 }
 
 /**
@@ -140,6 +145,11 @@ export type CheckoutLink = Pick<Link, 'key' | 'id' | 'name' | 'path' | 'amount' 
  */
 export interface PayableLink extends CheckoutLink {
   merchantKey: number;
+  kind: 'smart' | 'request';
+  /** The customer a request (or a link sent to one customer) is for. */
+  customerKey: number | null;
+  /** A payment request past this time takes no payments. */
+  expiresAt: Date | null;
   type: 'amount' | 'product';
   description: string | null;
   paymentLimit: number | null;
@@ -152,18 +162,25 @@ export interface PayableLink extends CheckoutLink {
   product: { key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean } | null;
 }
 
-const PAYABLE_LINK_SQL = `select l.id, l.public_id, l.merchant_id, l.type, l.name, l.path, l.description, l.amount, l.currency, l.product_id,
-  l.payment_limit, l.paid_count, l.active, l.inactive_reason, l.show_remaining, l.redirect_url, l.redirect_target,
+const PAYABLE_COLUMNS = `select l.id, l.public_id, l.merchant_id, l.kind, l.type, l.name, l.path, l.description, l.amount, l.currency, l.product_id,
+  l.payment_limit, l.paid_count, l.active, l.inactive_reason, l.show_remaining, l.redirect_url, l.redirect_target, l.customer_id, l.expires_at,
   p.public_id as p_public_id, p.name as p_name, p.description as p_description, p.price as p_price, p.currency as p_currency,
   p.active as p_active, p.deleted_at as p_deleted_at
-from links l left join products p on p.id = l.product_id
+from links l left join products p on p.id = l.product_id`;
+const PAYABLE_LINK_SQL = `${PAYABLE_COLUMNS}
 where l.merchant_id = ? and l.path = ? and l.kind = 'smart' and l.deleted_at is null
+limit 1`;
+const PAYABLE_REQUEST_SQL = `${PAYABLE_COLUMNS}
+where l.public_id = ? and l.kind = 'request' and l.deleted_at is null
 limit 1`;
 
 const payableFrom = (r: any): PayableLink => ({
   key: r.id,
   id: r.public_id,
   merchantKey: r.merchant_id,
+  kind: r.kind,
+  customerKey: r.customer_id ?? null,
+  expiresAt: toDateOrNull(r.expires_at),
   type: r.type,
   name: r.name,
   path: r.path,
@@ -192,6 +209,8 @@ export interface StartInput {
   quantity?: number;
   name?: string | null;
   email?: string | null;
+  /** The customer paying, when known (a link sent to them or made for them). */
+  customerKey?: number | null;
 }
 
 export function createCheckoutService(deps: CheckoutDeps) {
@@ -282,6 +301,10 @@ export function createCheckoutService(deps: CheckoutDeps) {
       const paidAt = clock.now();
       const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, updated_at: paidAt });
       if (!n) return;
+      if (deps.onPaid) {
+        const row = (await trx('payments').where({ id: payment.key }).first('customer_id')) as { customer_id: number | null } | undefined;
+        await deps.onPaid(trx, { linkKey: payment.linkKey, customerKey: row?.customer_id ?? null });
+      }
       if (payment.linkKey !== null) {
         await trx('links')
           .where({ id: payment.linkKey })
@@ -330,6 +353,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           merchant_id: merchant.key,
           link_id: link?.key ?? null,
           checkout_session_id: Number(sessionKey),
+          customer_id: input.customerKey ?? null,
           provider: chosen.id,
           amount: input.amount,
           currency: input.currency,
@@ -362,6 +386,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
     },
 
     /** A live (not deleted) smart link by its canonical path, with its product, in one query. */
+    /** A payment request (`/r/<token>`) by its link's public id, with its merchant key. */
+    async findPayableRequest(linkId: string): Promise<PayableLink | null> {
+      const result = await db.raw(PAYABLE_REQUEST_SQL, [linkId]);
+      const rows = (isMysql(db) ? result[0] : result) as any[];
+      return rows.length ? payableFrom(rows[0]) : null;
+    },
+
     async findPayableLink(merchantKey: number, path: string): Promise<PayableLink | null> {
       // A fixed SQL string: building this query with knex costs more than running it.
       const result = await db.raw(PAYABLE_LINK_SQL, [merchantKey, path]);

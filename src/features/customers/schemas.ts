@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { isSupportedCountry, parsePhoneNumberWithError, type CountryCode } from 'libphonenumber-js/max';
-import { tagNamesSchema } from '../links/schemas.ts';
+import { getCountries, getCountryCallingCode, isSupportedCountry, parsePhoneNumber, parsePhoneNumberWithError, type CountryCode } from 'libphonenumber-js/max';
+import { tagNameSchema } from '../tags/service.ts';
 
 const noControlChars = (s: string) => !/[\u0000-\u001f\u007f\u2028\u2029]/.test(s);
 
@@ -37,13 +37,25 @@ const countrySchema = z
   .toUpperCase()
   .refine((c) => isSupportedCountry(c), 'country must be a two-letter country code such as NL or US.');
 
+/** Customer tags by name, each checked here so one answer lists every problem with the customer. */
+export const customerTagNamesSchema = z
+  .array(z.string({ error: 'Tags are given by name.' }), { error: 'tags must be a list of tag names.' })
+  .max(20, 'A customer can have at most 20 tags.')
+  .superRefine((names, ctx) => {
+    for (const name of names) {
+      const r = tagNameSchema.safeParse(name);
+      // One message for the list (field `tags`), as the tag service reports it.
+      if (!r.success) return ctx.addIssue({ code: 'custom', message: r.error.issues[0].message, params: { code: 'invalid_tag' } });
+    }
+  });
+
 const fields = {
   name: nameSchema,
   email: emailSchema,
   phone: phoneSchema,
   country: countrySchema.optional(),
   address: optionalText(1000, 'The address'),
-  tags: tagNamesSchema.optional(),
+  tags: customerTagNamesSchema.optional(),
 };
 
 export const customerCreateSchema = z.object(fields);
@@ -81,4 +93,27 @@ export function normalizePhone(raw: string | null | undefined, country?: string)
     }
     return { ok: false, message: 'Enter a valid phone number, such as +31 6 12345678.' };
   }
+}
+
+/** A stored E.164 number as people read it: "+31 6 12345678" (the number itself if it cannot be parsed). */
+export function formatPhone(e164: string): string {
+  try {
+    return parsePhoneNumber(e164).formatInternational();
+  } catch {
+    return e164;
+  }
+}
+
+let countryList: { code: string; label: string }[] | null = null;
+
+/** Countries for the "numbers without +" hint, by English name: "Netherlands (+31)". */
+export function countryOptions(): { code: string; label: string }[] {
+  if (!countryList) {
+    const names = new Intl.DisplayNames(['en'], { type: 'region' });
+    countryList = getCountries()
+      .map((code) => ({ code, name: names.of(code) ?? code, dial: getCountryCallingCode(code) }))
+      .sort((a, b) => a.name.localeCompare(b.name, 'en'))
+      .map((c) => ({ code: c.code, label: `${c.name} (+${c.dial})` }));
+  }
+  return countryList;
 }

@@ -5,13 +5,7 @@ import { requireMerchant } from '../accounts/middleware.ts';
 import { navItems } from './nav.ts';
 
 /** Sections a later feature fills in; until then each explains what it will hold and what to do first. */
-const SECTIONS: Record<string, { title: string; lead: string; next: string }> = {
-  customers: {
-    title: 'Customers',
-    lead: 'Customers you send links to, with their email and phone number, tags, and payment history.',
-    next: 'Customers appear here once you send your first link.',
-  },
-};
+const SECTIONS: Record<string, { title: string; lead: string; next: string }> = {};
 
 export function dashboardRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();

@@ -53,6 +53,10 @@ export interface Link {
   updatedAt: Date;
   deletedAt: Date | null;
   tags: Tag[];
+  /** The customer a link was made for (a payment request, or a link sent to one customer). */
+  customerKey: number | null;
+  /** When a payment request stops taking payments. */
+  expiresAt: Date | null;
 }
 
 export function remaining(link: Pick<Link, 'paymentLimit' | 'paidCount'>): number | null {
@@ -94,6 +98,8 @@ const rowToLink = (r: any, tags: Tag[] = []): Link => ({
   updatedAt: toDate(r.updated_at),
   deletedAt: toDateOrNull(r.deleted_at),
   tags,
+  customerKey: r.customer_id ?? null,
+  expiresAt: toDateOrNull(r.expires_at),
 });
 
 /** A lowercase slug that starts with a letter and fits a path, from any name. */
@@ -115,6 +121,18 @@ export interface LinkServiceDeps {
   tags: TagService;
   products: ProductService;
   baseUrl: string;
+  /** The address of a one-off payment request (`/r/<signed token>`). */
+  requestUrl: (linkId: string) => string;
+}
+
+/** A one-off payment request for one customer: an amount link, single use, expiring, no path. */
+export interface RequestLinkInput {
+  name: string;
+  description: string | null;
+  amount: number;
+  currency: string;
+  customerKey: number;
+  expiresAt: Date;
 }
 
 export interface DashboardSearch {
@@ -165,8 +183,8 @@ export function createLinkService(deps: LinkServiceDeps) {
   }
 
   const service = {
-    url(merchant: Pick<Merchant, 'handle'>, link: Pick<Link, 'path'>): string {
-      return `${deps.baseUrl}/${merchant.handle}/${link.path ?? ''}`;
+    url(merchant: Pick<Merchant, 'handle'>, link: Pick<Link, 'path' | 'kind' | 'id'>): string {
+      return link.kind === 'request' ? deps.requestUrl(link.id) : `${deps.baseUrl}/${merchant.handle}/${link.path ?? ''}`;
     },
 
     async get(merchant: Pick<Merchant, 'key'>, id: string): Promise<Link> {
@@ -185,7 +203,11 @@ export function createLinkService(deps: LinkServiceDeps) {
       return row ? (await withTags([row]))[0] : null;
     },
 
-    async create(merchant: Merchant, raw: unknown): Promise<Link> {
+    /**
+     * Creates a smart link. `within` runs in the same transaction once the row exists (sending it to
+     * customers, after-payment actions), so a link and what was asked of it commit together or not at all.
+     */
+    async create(merchant: Merchant, raw: unknown, opts: { within?: (trx: Trx, link: { key: number; id: string }) => Promise<void>; customerKey?: number | null } = {}): Promise<Link> {
       const input = parseBody(linkCreateSchema, raw);
       let amount: number | null = null;
       let currency: string;
@@ -228,11 +250,13 @@ export function createLinkService(deps: LinkServiceDeps) {
               redirect_url: input.redirect_url ?? null,
               redirect_target: input.redirect_target ?? 'same',
               show_remaining: input.show_remaining ?? false,
+              customer_id: opts.customerKey ?? null,
               created_at: now,
               updated_at: now,
             });
             if (input.tags?.length) await setTags(trx, { key: Number(key), merchantKey: merchant.key }, input.tags);
             await events.emit(trx, 'link.created', { linkId: id, merchantId: merchant.id, name: input.name, path, type: input.type }, merchant.key);
+            if (opts.within) await opts.within(trx, { key: Number(key), id });
           });
           return service.get(merchant, id);
         } catch (err) {
@@ -242,6 +266,32 @@ export function createLinkService(deps: LinkServiceDeps) {
           throw err;
         }
       }
+    },
+
+    /** Inserts a payment request in the caller's transaction (Text-to-Pay). */
+    async createRequest(trx: Trx, merchant: Merchant, input: RequestLinkInput): Promise<{ key: number; id: string }> {
+      const id = publicId('lnk');
+      const now = clock.now();
+      const [key] = await trx('links').insert({
+        public_id: id,
+        merchant_id: merchant.key,
+        kind: 'request',
+        type: 'amount',
+        name: input.name,
+        path: null,
+        description: input.description,
+        amount: input.amount,
+        currency: input.currency,
+        payment_limit: 1,
+        active: true,
+        redirect_target: 'same',
+        customer_id: input.customerKey,
+        expires_at: input.expiresAt,
+        created_at: now,
+        updated_at: now,
+      });
+      await events.emit(trx, 'link.created', { linkId: id, merchantId: merchant.id, name: input.name, path: null, type: 'amount', kind: 'request' }, merchant.key);
+      return { key: Number(key), id };
     },
 
     async update(merchant: Merchant, id: string, raw: unknown): Promise<Link> {
@@ -417,8 +467,8 @@ export function createLinkService(deps: LinkServiceDeps) {
   return service;
 }
 
-export function linkJson(merchant: Pick<Merchant, 'handle'>, link: Link, baseUrl: string, product: { price: number } | null) {
-  const url = `${baseUrl}/${merchant.handle}/${link.path ?? ''}`;
+export function linkJson(merchant: Pick<Merchant, 'handle'>, link: Link, baseUrl: string, product: { price: number } | null, requestUrl?: string) {
+  const url = link.kind === 'request' && requestUrl ? requestUrl : `${baseUrl}/${merchant.handle}/${link.path ?? ''}`;
   const unitPrice = link.type === 'amount' ? link.amount : product?.price ?? null;
   return {
     id: link.id,

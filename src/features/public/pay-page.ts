@@ -103,6 +103,12 @@ export async function resolvePayTarget(lookups: PayLookups, req: Request, rawHan
 
   const link = await lookups.link(merchant.key, path!);
   if (!link) return NOT_FOUND;
+  return linkTarget(merchant, link, `/${handle}/${path}`);
+}
+
+/** What a found link's page shows: the page, "limit reached", or not found (inactive, expired, nothing to sell). */
+export function linkTarget(merchant: Merchant, link: PayableLink, action: string, now = Date.now()): PayTarget {
+  if (link.expiresAt && link.expiresAt.getTime() <= now) return NOT_FOUND;
   const full = link.paymentLimit !== null && link.paidCount >= link.paymentLimit;
   if (link.inactiveReason === 'limit_reached' || (link.active && full)) return { kind: 'limit_reached', merchant, link };
   if (!link.active) return NOT_FOUND;
@@ -110,10 +116,10 @@ export async function resolvePayTarget(lookups: PayLookups, req: Request, rawHan
     const product = link.product;
     // A product that was deactivated or deleted since: nothing to sell, like an inactive link.
     if (!product || !product.active) return NOT_FOUND;
-    return { kind: 'page', merchant, link, amount: product.price, currency: product.currency, action: `/${handle}/${path}` };
+    return { kind: 'page', merchant, link, amount: product.price, currency: product.currency, action };
   }
   if (link.amount === null) return NOT_FOUND;
-  return { kind: 'page', merchant, link, amount: link.amount, currency: link.currency, action: `/${handle}/${path}` };
+  return { kind: 'page', merchant, link, amount: link.amount, currency: link.currency, action };
 }
 
 type Page = Extract<PayTarget, { kind: 'page' }>;
@@ -129,7 +135,7 @@ function maxOpenLabel(currency: string): string {
   return label;
 }
 
-function pageView(t: Page, form: { values?: Record<string, string>; errors?: Record<string, string> } = {}) {
+function pageView(t: Page, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null } = {}) {
   const { merchant, link } = t;
   const product = link?.type === 'product' ? link.product : null;
   const left = link?.showRemaining ? remaining(link) : null;
@@ -146,7 +152,8 @@ function pageView(t: Page, form: { values?: Record<string, string>; errors?: Rec
     amount: t.amount === null ? null : formatMoney(t.amount, t.currency),
     open: t.amount === null ? { currency: t.currency, symbol: currencySymbol(t.currency), max: maxOpenLabel(t.currency) } : null,
     remaining: left,
-    action: t.action,
+    // A link sent to a customer carries their signed id (?c=); the checkout reads it back from the URL.
+    action: form.recipient ? `${t.action}?c=${encodeURIComponent(form.recipient)}` : t.action,
     values: form.values ?? {},
     errors: form.errors ?? {},
   };
@@ -183,6 +190,34 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
   const cached = cachedLookups(rt);
   const fresh = databaseLookups(rt);
 
+  /** The `?c=` recipient token as given (checked only when a checkout uses it). */
+  const recipientParam = (req: Request): string | null => {
+    if (!req.url.includes('?')) return null;
+    const c = req.query.c;
+    return typeof c === 'string' && c.length <= 120 ? c : null;
+  };
+
+  /** Who is paying: the customer a sent link was for (its signed ?c=), or the link's own customer. */
+  async function payingCustomer(req: Request, target: Page): Promise<number | null> {
+    const id = rt.tokens.recipientOf(recipientParam(req));
+    if (id) {
+      const [customer] = await rt.services.customers.getMany(target.merchant.key, [id]);
+      if (customer) return customer.key;
+    }
+    return target.link?.customerKey ?? null;
+  }
+
+  /** `/r/<token>`: a one-off payment request; a bad signature is the same 404 as an unknown link. */
+  async function resolveRequest(token: string): Promise<PayTarget> {
+    const linkId = rt.tokens.requestOf(token);
+    if (!linkId) return NOT_FOUND;
+    const link = await rt.services.checkout.findPayableRequest(linkId);
+    if (!link) return NOT_FOUND;
+    const merchant = await rt.services.merchants.getByKey(link.merchantKey);
+    if (!merchant) return NOT_FOUND;
+    return linkTarget(merchant, link, `/r/${encodeURIComponent(token)}`, rt.clock.now().getTime());
+  }
+
   const views = rt.views;
 
   async function get(req: Request, res: Response, segment: string | null): Promise<void> {
@@ -190,34 +225,45 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
     // A view of a link that can take a payment (a closed or unknown one is no step towards paying);
     // the recorder leaves out HEAD, prefetches and bots, and writes in batches after the response.
     if (views && target.kind === 'page' && target.link) views.record(req, req.ip, target.link);
-    await show(req, res, target);
+    await show(req, res, target, 200, { recipient: recipientParam(req) });
   }
 
   /** Checkout: validate, open a session + pending payment, hand the customer to the provider. */
   async function post(req: Request, res: Response, segment: string | null): Promise<void> {
     // Read again: the link may have closed since the page was shown; then nothing is written.
     const target = await resolvePayTarget(fresh, req, String(req.params.handle), segment);
+    await checkoutFor(req, res, target);
+  }
+
+  async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
     if (target.kind !== 'page') return show(req, res, target);
     const parsed = parseCheckoutForm(req.body, target.amount === null ? { currency: target.currency } : null);
     if (!parsed.ok) {
       const raw = (req.body ?? {}) as Record<string, unknown>;
       const values = Object.fromEntries(['name', 'email', 'amount'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
-      return show(req, res, target, 422, { values, errors: parsed.errors });
+      return show(req, res, target, 422, { values, errors: parsed.errors, recipient: recipientParam(req) });
     }
     const form: CheckoutForm = parsed.value;
     const amount = target.amount ?? form.amount!;
-    const { next } = await rt.services.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email });
+    const customerKey = await payingCustomer(req, target);
+    const { next } = await rt.services.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey });
     if ('redirect' in next) return res.redirect(303, next.redirect);
     res.set('Cache-Control', 'no-store').type('html').send(next.render);
   }
 
   const fastGet: express.RequestHandler = (req, res, next) => {
     const m = req.method === 'GET' || req.method === 'HEAD' ? FAST_PATH.exec(req.path) : null;
-    if (!m) return next();
+    // `/r/<token>` is a payment request, not a merchant called "r" (a reserved handle).
+    if (!m || m[1] === 'r') return next();
     req.params = { handle: m[1], ...(m[2] === undefined ? {} : { segment: m[2] }) };
     get(req, res, m[2] ?? null).catch(next);
   };
 
+  router.get('/r/:token', async (req, res) => show(req, res, await resolveRequest(String(req.params.token))));
+  router.post('/r/:token', body, async (req, res) => {
+    const target = await resolveRequest(String(req.params.token));
+    await checkoutFor(req, res, target);
+  });
   router.get('/:handle', (req, res) => get(req, res, null));
   router.post('/:handle', body, (req, res) => post(req, res, null));
   router.get('/:handle/:segment', (req, res) => get(req, res, String(req.params.segment)));

@@ -1,0 +1,72 @@
+// channel-email: sends email over SMTP (SMTP_URL) with nodemailer. Without SMTP_URL it registers
+// nothing, so channel-outbox keeps serving email. The Message-ID is derived from the delivery id,
+// so a resend after a crash carries the same Message-ID and can be recognised downstream.
+import nodemailer from 'nodemailer';
+import { z } from 'zod';
+import { definePlugin, ProviderError } from '../../src/plugin-api.ts';
+
+/** CR, LF and other control characters become spaces: a name or subject can never start a new header. */
+const oneLine = (s: string) => s.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+
+type SmtpError = Error & { code?: string; responseCode?: number; response?: string; command?: string };
+
+const PERMANENT_CODES = ['EENVELOPE', 'EMESSAGE', 'EAUTH', 'ECONFIG'];
+const refused = (command = '') =>
+  command.startsWith('AUTH') ? 'the login' : command === 'RCPT TO' ? 'the recipient' : command === 'MAIL FROM' ? 'the sender' : ['CONN', 'EHLO'].includes(command) ? 'the connection' : 'the message';
+
+/** SMTP 4xx and network trouble are worth retrying; 5xx answers and bad envelopes are not. */
+function toProviderError(err: SmtpError): ProviderError {
+  const code = err.responseCode;
+  if (code && err.response) {
+    const what = refused(err.command);
+    return new ProviderError(`SMTP server refused ${what}: ${err.response}`, { retryable: code < 500, code: code < 500 ? 'smtp_temporary' : 'smtp_rejected', cause: err });
+  }
+  if (PERMANENT_CODES.includes(err.code ?? '')) return new ProviderError(`Email could not be sent: ${err.message}`, { retryable: false, cause: err });
+  return new ProviderError(`Could not reach the SMTP server: ${err.message}`, { retryable: true, code: 'smtp_unreachable', cause: err });
+}
+
+export default definePlugin({
+  id: 'channel-email',
+  version: '1.0.0',
+  apiVersion: 1,
+  description: 'Sends email over SMTP (SMTP_URL, MAIL_FROM).',
+  config: z.object({
+    smtpUrl: z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional(),
+    from: z.string().min(1).optional(),
+  }),
+  register(api, config) {
+    if (!config.smtpUrl) return api.log.info('SMTP_URL not set; channel-outbox keeps email');
+    const address = config.from ? (/<([^<>]+)>/.exec(config.from)?.[1] ?? config.from).trim() : `paylink@${new URL(api.baseUrl).hostname}`;
+    const domain = address.split('@').pop() || new URL(api.baseUrl).hostname;
+    const transport = nodemailer.createTransport({
+      url: config.smtpUrl,
+      connectionTimeout: 10_000,
+      greetingTimeout: 10_000,
+      socketTimeout: 20_000,
+      disableFileAccess: true,
+      disableUrlAccess: true,
+    });
+    api.channels.register({
+      id: 'email',
+      address: 'email',
+      async send(message) {
+        if (/[\r\n]/.test(message.to)) throw new ProviderError('The recipient address is not valid', { retryable: false });
+        const messageId = `<${message.id}@${domain}>`;
+        try {
+          await transport.sendMail({
+            from: { name: oneLine(message.merchant.name), address },
+            to: message.to,
+            subject: oneLine(message.subject ?? ''),
+            text: message.text,
+            ...(message.html ? { html: message.html } : {}),
+            messageId,
+          });
+        } catch (err) {
+          throw toProviderError(err as SmtpError);
+        }
+        // The Message-ID, not the server's queue id: it is ours, stable per delivery, and visible in the mailbox.
+        return { providerMessageId: messageId };
+      },
+    });
+  },
+});

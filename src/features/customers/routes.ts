@@ -1,0 +1,258 @@
+import express from 'express';
+import type { Runtime } from '../../runtime.ts';
+import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
+import { requireMerchant } from '../accounts/middleware.ts';
+import { navItems } from '../dashboard/nav.ts';
+import type { Merchant } from '../merchants/repository.ts';
+import { formErrors } from '../links/routes.ts';
+import { tagNamesFrom } from '../links/form.ts';
+import { dateIn, dateTimeIn, one, pageParam } from '../links/view.ts';
+import { channelOptions } from '../sending/channels.ts';
+import type { Customer } from './service.ts';
+import { countryOptions, formatPhone } from './schemas.ts';
+import { IMPORT_COLUMNS, IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, importCustomers, type ImportProblem } from './import.ts';
+
+const PER_PAGE = 25;
+/** Problems listed on the import page; the rest are counted. */
+const PROBLEMS_SHOWN = 200;
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+/** The list's query string as typed. */
+interface ListQuery {
+  q: string;
+  tag: string;
+  page: number;
+}
+
+function readListQuery(query: Record<string, unknown>): ListQuery {
+  return { q: one(query.q).trim().slice(0, 120), tag: one(query.tag).trim().slice(0, 60), page: pageParam(query.page) };
+}
+
+/** `/app/customers?…` for this query with some parts changed; defaults are left out. */
+function listHref(q: ListQuery, change: Partial<ListQuery> = {}): string {
+  const v = { ...q, ...change };
+  const p = new URLSearchParams();
+  if (v.q) p.set('q', v.q);
+  if (v.tag) p.set('tag', v.tag);
+  if (v.page > 1) p.set('page', String(v.page));
+  const s = p.toString().replace(/\+/g, '%20');
+  return s ? `/app/customers?${s}` : '/app/customers';
+}
+
+/** What the form shows: strings as typed, so a 422 gives back exactly what was written. */
+interface CustomerFormValues {
+  name: string;
+  email: string;
+  phone: string;
+  country: string;
+  address: string;
+  tags: string[];
+  new_tags: string;
+}
+
+const emptyValues = (): CustomerFormValues => ({ name: '', email: '', phone: '', country: '', address: '', tags: [], new_tags: '' });
+
+const valuesOf = (c: Customer): CustomerFormValues => ({
+  name: c.name,
+  email: c.email ?? '',
+  phone: c.phone ? formatPhone(c.phone) : '',
+  country: '',
+  address: c.address ?? '',
+  tags: c.tags.map((t) => t.name),
+  new_tags: '',
+});
+
+const postedValues = (body: Record<string, unknown>): CustomerFormValues => ({
+  name: text(body.name),
+  email: text(body.email),
+  phone: text(body.phone),
+  country: text(body.country).trim().toUpperCase(),
+  address: text(body.address),
+  tags: tagNamesFrom({ tags: body.tags }),
+  new_tags: text(body.new_tags),
+});
+
+/** The posted form → the customer service's input (which validates it all). */
+function customerInput(body: Record<string, unknown>): Record<string, unknown> {
+  const country = text(body.country).trim();
+  return {
+    name: body.name ?? '',
+    email: body.email ?? '',
+    phone: body.phone ?? '',
+    ...(country ? { country } : {}),
+    address: body.address ?? '',
+    tags: tagNamesFrom(body),
+  };
+}
+
+/** Dashboard pages for customers (mounted under /app). */
+export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
+  const router = express.Router();
+  const { customers, tags } = rt.services;
+
+  router.use('/customers', requireMerchant, (_req, res, next) => {
+    res.locals.nav = navItems(rt);
+    next();
+  });
+
+  const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
+
+  const helpers = (merchant: Merchant) => ({
+    phone: formatPhone,
+    date: (d: Date) => dateIn(d, merchant.timezone),
+    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
+  });
+
+  // ---- List -------------------------------------------------------------------------------------
+
+  router.get('/customers', async (req, res) => {
+    const merchant = merchantOf(res);
+    const query = readListQuery(req.query as Record<string, unknown>);
+    const [result, customerTags] = await Promise.all([
+      customers.search(merchant.key, { q: query.q || undefined, tag: query.tag || undefined, page: query.page, perPage: PER_PAGE }),
+      tags.list(merchant.key, 'customer'),
+    ]);
+    const filtered = Boolean(query.q || query.tag);
+    const data = {
+      title: 'Customers',
+      query,
+      result,
+      customerTags,
+      filtered,
+      // Nothing on page 1 without filters: this merchant has no customers yet.
+      none: !filtered && query.page === 1 && !result.items.length,
+      listHref: (change: Partial<ListQuery>) => listHref(query, change),
+      h: helpers(merchant),
+    };
+    // htmx (the live search, the tag filter) gets the results and the list's tidy address.
+    if (wantsFragment(req)) res.set('HX-Push-Url', listHref(query));
+    await render(req, res, wantsFragment(req) ? 'customers/_results' : 'customers/index', data);
+  });
+
+  // ---- New / edit -------------------------------------------------------------------------------
+
+  const formPage = async (req: express.Request, res: express.Response, opts: { customer: Customer | null; values: CustomerFormValues; errors?: Record<string, string> }, status = 200) => {
+    const errors = opts.errors ?? {};
+    await render(
+      req,
+      res,
+      'customers/form',
+      {
+        title: opts.customer ? `Edit ${opts.customer.name}` : 'New customer',
+        customer: opts.customer,
+        values: opts.values,
+        errors,
+        errorCount: Object.keys(errors).length,
+        customerTags: await tags.list(merchantOf(res).key, 'customer'),
+        countries: countryOptions(),
+      },
+      status,
+    );
+  };
+
+  router.get('/customers/new', (req, res) => formPage(req, res, { customer: null, values: emptyValues() }));
+
+  router.post('/customers', async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    try {
+      const customer = await customers.create(merchantOf(res).key, customerInput(body));
+      flash(req, 'success', `Customer “${customer.name}” added.`);
+      res.redirect(303, `/app/customers/${customer.id}`);
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      await formPage(req, res, { customer: null, values: postedValues(body), errors }, 422);
+    }
+  });
+
+  // ---- Import (before /customers/:id) -----------------------------------------------------------
+
+  const importPage = (
+    req: express.Request,
+    res: express.Response,
+    data: { csv: string; country: string; problems?: ImportProblem[] },
+    status = 200,
+  ) => {
+    const problems = data.problems ?? [];
+    return render(
+      req,
+      res,
+      'customers/import',
+      {
+        title: 'Import customers',
+        csv: data.csv,
+        country: data.country,
+        problems: problems.slice(0, PROBLEMS_SHOWN),
+        problemCount: problems.length,
+        problemRows: new Set(problems.map((p) => p.row)).size,
+        columns: IMPORT_COLUMNS,
+        maxRows: IMPORT_MAX_ROWS,
+        maxMb: IMPORT_MAX_BYTES / (1024 * 1024),
+        countries: countryOptions(),
+      },
+      status,
+    );
+  };
+
+  router.get('/customers/import', (req, res) => importPage(req, res, { csv: '', country: '' }));
+
+  router.post('/customers/import', async (req, res) => {
+    const body = req.body as Record<string, unknown>;
+    const csv = text(body.csv);
+    const country = text(body.country).trim().toUpperCase();
+    const known = countryOptions().some((c) => c.code === country);
+    const outcome = await importCustomers(customers, merchantOf(res).key, csv, { defaultCountry: known ? country : undefined });
+    if (!outcome.ok) return importPage(req, res, { csv, country: known ? country : '', problems: outcome.problems }, 422);
+    flash(req, 'success', `Imported ${outcome.imported.toLocaleString('en')} customer${outcome.imported === 1 ? '' : 's'}.`);
+    res.redirect(303, '/app/customers');
+  });
+
+  // ---- One customer -----------------------------------------------------------------------------
+
+  router.get('/customers/:id', async (req, res) => {
+    const merchant = merchantOf(res);
+    const customer = await customers.get(merchant.key, String(req.params.id));
+    await render(req, res, 'customers/show', {
+      title: customer.name,
+      customer,
+      channels: channelOptions(customer),
+      h: helpers(merchant),
+    });
+  });
+
+  router.get('/customers/:id/edit', async (req, res) => {
+    const customer = await customers.get(merchantOf(res).key, String(req.params.id));
+    await formPage(req, res, { customer, values: valuesOf(customer) });
+  });
+
+  router.post('/customers/:id', async (req, res) => {
+    const merchantKey = merchantOf(res).key;
+    const customer = await customers.get(merchantKey, String(req.params.id));
+    const body = req.body as Record<string, unknown>;
+    try {
+      const saved = await customers.update(merchantKey, customer.id, customerInput(body));
+      flash(req, 'success', `Customer “${saved.name}” saved.`);
+      res.redirect(303, `/app/customers/${customer.id}`);
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      await formPage(req, res, { customer, values: postedValues(body), errors }, 422);
+    }
+  });
+
+  router.get('/customers/:id/delete', async (req, res) => {
+    const customer = await customers.get(merchantOf(res).key, String(req.params.id));
+    await render(req, res, 'customers/delete', { title: `Delete ${customer.name}`, customer });
+  });
+
+  router.post('/customers/:id/delete', async (req, res) => {
+    const merchantKey = merchantOf(res).key;
+    const customer = await customers.get(merchantKey, String(req.params.id));
+    await customers.remove(merchantKey, customer.id);
+    flash(req, 'success', `Customer “${customer.name}” deleted. Their payments and messages stay in your reports.`);
+    res.redirect(303, '/app/customers');
+  });
+
+  return router;
+}

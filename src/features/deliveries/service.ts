@@ -1,0 +1,467 @@
+/**
+ * Deliveries: the outbox of messages to customers. A delivery is written `queued` in the same
+ * transaction as whatever caused it (a send, a due reminder), together with a `deliveries.pump`
+ * job; the pump claims due deliveries in batches, composes each message, hands it to its channel
+ * plugin and records the outcome:
+ *
+ *   queued → sending → sent
+ *                    → queued again (a transient failure: SMTP 4xx, connection refused, Vonage
+ *                      5xx/429), retried with exponential backoff up to MAX_ATTEMPTS
+ *                    → failed (a permanent refusal, or attempts exhausted), with the reason
+ *                    → cancelled (a reminder whose plan stopped: the customer paid)
+ *
+ * Each delivery's message id is its public id, so a message re-sent after a crash between the
+ * channel's acceptance and our record carries the same Message-ID. No network call runs inside a
+ * transaction.
+ */
+import type { Knex } from 'knex';
+import type { Eta } from 'eta';
+import type { Db, Queryable } from '../../core/db.ts';
+import { toDate, toDateOrNull } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Logger } from '../../core/log.ts';
+import type { JobQueue } from '../../core/jobs.ts';
+import type { EventBus } from '../../core/events.ts';
+import { publicId } from '../../core/ids.ts';
+import { claimRows } from '../../core/claim.ts';
+import { NotFoundError, ValidationError } from '../../core/errors.ts';
+import type { Registries } from '../../core/plugins/registries.ts';
+import { ProviderError } from '../../plugin-api.ts';
+import type { Page } from '../../core/pagination.ts';
+import { compose } from './compose.ts';
+import { defaultTemplate, type TemplateChannel, type TemplateKind, type TemplateService } from './templates.ts';
+import type { LinkTokens } from '../sending/tokens.ts';
+
+export type DeliveryKind = 'initial' | 'reminder' | 'expiry' | 'receipt';
+export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'cancelled';
+
+export const MAX_ATTEMPTS = 8;
+const BASE_BACKOFF_MS = 30_000;
+const MAX_BACKOFF_MS = 60 * 60_000;
+/** A claimed batch must be recorded within this; a crashed worker's batch is claimed again after it. */
+const LEASE_MS = 5 * 60_000;
+const SEND_TIMEOUT_MS = 60_000;
+
+export interface Delivery {
+  key: number;
+  id: string;
+  merchantKey: number;
+  linkKey: number;
+  linkId: string;
+  linkName: string;
+  customerKey: number | null;
+  customerId: string | null;
+  customerName: string | null;
+  planKey: number | null;
+  channel: string;
+  kind: DeliveryKind;
+  /** Reminder number (1..max); 0 for other kinds. */
+  seq: number;
+  to: string;
+  status: DeliveryStatus;
+  attempts: number;
+  error: string | null;
+  providerMessageId: string | null;
+  nextAttemptAt: Date;
+  sentAt: Date | null;
+  createdAt: Date;
+}
+
+export interface QueueItem {
+  merchantKey: number;
+  linkKey: number;
+  customerKey: number | null;
+  planKey?: number | null;
+  channel: string;
+  kind: DeliveryKind;
+  seq?: number;
+  to: string;
+}
+
+const fromRow = (r: any): Delivery => ({
+  key: Number(r.id),
+  id: r.public_id,
+  merchantKey: r.merchant_id,
+  linkKey: r.link_id,
+  linkId: r.link_public_id,
+  linkName: r.link_name,
+  customerKey: r.customer_id ?? null,
+  customerId: r.customer_public_id ?? null,
+  customerName: r.customer_name ?? null,
+  planKey: r.plan_id ?? null,
+  channel: r.channel,
+  kind: r.kind,
+  seq: Number(r.seq),
+  to: r.to_address,
+  status: r.status,
+  attempts: Number(r.attempts),
+  error: r.error ?? null,
+  providerMessageId: r.provider_message_id ?? null,
+  nextAttemptAt: toDate(r.next_attempt_at),
+  sentAt: toDateOrNull(r.sent_at),
+  createdAt: toDate(r.created_at),
+});
+
+/** The API representation (shared/API.md "A delivery"); `sending` reads as `queued` outside. */
+export function deliveryJson(d: Delivery) {
+  return {
+    id: d.id,
+    object: 'delivery',
+    channel: d.channel,
+    kind: d.kind,
+    reminder_number: d.kind === 'reminder' ? d.seq : null,
+    to: d.to,
+    status: d.status === 'sending' ? 'queued' : d.status,
+    attempts: d.attempts,
+    error: d.error,
+    customer_id: d.customerId,
+    sent_at: d.sentAt?.toISOString() ?? null,
+    created_at: d.createdAt.toISOString(),
+  };
+}
+
+export interface DeliveryDeps {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  jobs: JobQueue;
+  events: EventBus;
+  registries: Registries;
+  templates: TemplateService;
+  tokens: LinkTokens;
+  eta: { html: Eta; text: Eta };
+  baseUrl: string;
+  /** After outcomes are recorded (live dashboards). */
+  onRecorded?: (deliveries: { merchantKey: number; linkId: string }[]) => void;
+  /** Deliveries claimed per round (default 100) and sent at once (default 16). */
+  batchSize?: number;
+  concurrency?: number;
+}
+
+/** What the pump needs of one claimed delivery, read in one query per batch. */
+interface Outgoing {
+  key: number;
+  id: string;
+  merchantKey: number;
+  merchantId: string;
+  business: string;
+  handle: string;
+  brandColor: string;
+  linkId: string;
+  linkKind: 'smart' | 'request';
+  linkName: string;
+  linkPath: string | null;
+  linkDeleted: boolean;
+  amount: number | null;
+  currency: string;
+  customerId: string | null;
+  customerName: string | null;
+  planState: string | null;
+  channel: string;
+  kind: DeliveryKind;
+  seq: number;
+  to: string;
+  attempts: number;
+}
+
+type Outcome =
+  | { status: 'sent'; providerMessageId: string }
+  | { status: 'queued'; error: string; nextAttemptAt: Date }
+  | { status: 'failed'; error: string }
+  | { status: 'cancelled'; error: string };
+
+export function createDeliveryService(deps: DeliveryDeps) {
+  const { db, clock, log, jobs, events, registries, templates, tokens } = deps;
+  const batchSize = deps.batchSize ?? 100;
+  const concurrency = deps.concurrency ?? 16;
+
+  const listQuery = (q: Queryable) =>
+    q('deliveries as d')
+      .join('links as l', 'l.id', 'd.link_id')
+      .leftJoin('customers as c', 'c.id', 'd.customer_id')
+      .select('d.*', 'l.public_id as link_public_id', 'l.name as link_name', 'c.public_id as customer_public_id', 'c.name as customer_name');
+
+  function backoff(attempts: number): number {
+    const exact = BASE_BACKOFF_MS * 2 ** Math.max(0, attempts - 1);
+    return Math.round(Math.min(MAX_BACKOFF_MS, exact * (1 + Math.random() * 0.1)));
+  }
+
+  /** The URL a recipient gets: the smart link marked with their signed id, or the request's own URL. */
+  function urlFor(o: Pick<Outgoing, 'linkKind' | 'linkId' | 'handle' | 'linkPath' | 'customerId'>): string {
+    if (o.linkKind === 'request') return `${deps.baseUrl}/r/${tokens.request(o.linkId)}`;
+    const base = `${deps.baseUrl}/${o.handle}/${o.linkPath ?? ''}`;
+    return o.customerId ? `${base}?c=${encodeURIComponent(tokens.recipient(o.customerId))}` : base;
+  }
+
+  async function load(keys: number[]): Promise<Outgoing[]> {
+    const rows = (await db('deliveries as d')
+      .join('merchants as m', 'm.id', 'd.merchant_id')
+      .join('links as l', 'l.id', 'd.link_id')
+      .leftJoin('products as p', 'p.id', 'l.product_id')
+      .leftJoin('customers as c', 'c.id', 'd.customer_id')
+      .leftJoin('reminder_plans as rp', 'rp.id', 'd.plan_id')
+      .whereIn('d.id', keys)
+      .select(
+        'd.id', 'd.public_id', 'd.merchant_id', 'd.channel', 'd.kind', 'd.seq', 'd.to_address', 'd.attempts',
+        'm.public_id as merchant_public_id', 'm.name as business', 'm.handle', 'm.brand_color',
+        'l.public_id as link_public_id', 'l.kind as link_kind', 'l.name as link_name', 'l.path', 'l.deleted_at as link_deleted_at', 'l.type as link_type',
+        'l.amount', 'l.currency', 'p.price as product_price', 'p.currency as product_currency',
+        'c.public_id as customer_public_id', 'c.name as customer_name', 'rp.state as plan_state',
+      )) as any[];
+    return rows.map((r) => {
+      const product = r.link_type === 'product' && r.product_price !== null && r.product_price !== undefined;
+      return {
+        key: Number(r.id),
+        id: r.public_id,
+        merchantKey: r.merchant_id,
+        merchantId: r.merchant_public_id,
+        business: r.business,
+        handle: r.handle,
+        brandColor: r.brand_color,
+        linkId: r.link_public_id,
+        linkKind: r.link_kind,
+        linkName: r.link_name,
+        linkPath: r.path,
+        linkDeleted: r.link_deleted_at !== null && r.link_deleted_at !== undefined,
+        amount: product ? Number(r.product_price) : r.amount === null || r.amount === undefined ? null : Number(r.amount),
+        currency: product ? r.product_currency : r.currency,
+        customerId: r.customer_public_id ?? null,
+        customerName: r.customer_name ?? null,
+        planState: r.plan_state ?? null,
+        channel: r.channel,
+        kind: r.kind,
+        seq: Number(r.seq),
+        to: r.to_address,
+        attempts: Number(r.attempts),
+      };
+    });
+  }
+
+  function describe(err: unknown): string {
+    const text = err instanceof Error ? err.message : String(err);
+    return text.replace(/\s+/g, ' ').slice(0, 480);
+  }
+
+  async function sendOne(o: Outgoing, saved: Map<string, import('./templates.ts').MessageTemplate>): Promise<Outcome> {
+    if (o.linkDeleted) return { status: 'cancelled', error: 'The link was deleted before this message went out.' };
+    if (o.kind === 'reminder' && o.planState === 'stopped') return { status: 'cancelled', error: 'Reminders stopped before this one went out.' };
+    const channel = registries.channels.get(o.channel);
+    if (!channel) return { status: 'failed', error: `No "${o.channel}" channel is installed.` };
+    const kind: TemplateKind = o.kind === 'reminder' ? 'reminder' : 'initial';
+    const template = saved.get(`${o.merchantKey}:${kind}:${o.channel}`) ?? defaultTemplate(kind, o.channel as TemplateChannel);
+    let message: ReturnType<typeof compose>;
+    try {
+      message = compose(deps.eta, {
+      template,
+      business: o.business,
+      brandColor: o.brandColor,
+      customerName: o.customerName ?? '',
+      linkName: o.linkName,
+      amount: o.amount,
+      currency: o.currency,
+      url: urlFor(o),
+      reminderNumber: o.seq,
+      });
+    } catch (err) {
+      // A broken template must not take the rest of the batch down with it.
+      log.error('could not compose a message', { delivery: o.id, error: err });
+      return o.attempts >= MAX_ATTEMPTS ? { status: 'failed', error: 'The message could not be composed.' } : { status: 'queued', error: 'The message could not be composed.', nextAttemptAt: new Date(clock.now().getTime() + backoff(o.attempts)) };
+    }
+    try {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new ProviderError(`The ${o.channel} channel did not answer within ${SEND_TIMEOUT_MS / 1000} s.`, { retryable: true, code: 'timeout' })), SEND_TIMEOUT_MS);
+      });
+      const result = await Promise.race([
+        channel.send({ id: o.id, merchant: { id: o.merchantId, name: o.business, brandColor: o.brandColor }, to: o.to, subject: message.subject ?? undefined, text: message.text, html: message.html ?? undefined }),
+        timeout,
+      ]).finally(() => clearTimeout(timer));
+      return { status: 'sent', providerMessageId: String(result?.providerMessageId ?? '').slice(0, 255) || o.id };
+    } catch (err) {
+      // Anything but an explicit permanent refusal is treated as transient: a bug in a channel should
+      // not silently drop a customer's message on its first try.
+      // Duck-typed: a plugin may bundle its own copy of the plugin API, so instanceof is not reliable.
+      const flag = (err as { retryable?: unknown } | null)?.retryable;
+      const retryable = typeof flag === 'boolean' ? flag : true;
+      const error = describe(err);
+      if (!retryable) return { status: 'failed', error };
+      if (o.attempts >= MAX_ATTEMPTS) return { status: 'failed', error: `Gave up after ${o.attempts} attempts: ${error}` };
+      return { status: 'queued', error, nextAttemptAt: new Date(clock.now().getTime() + backoff(o.attempts)) };
+    }
+  }
+
+  /** Runs `fn` over items, at most `limit` at a time. */
+  async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+    const out: R[] = new Array(items.length);
+    let next = 0;
+    const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]);
+      }
+    });
+    await Promise.all(lanes);
+    return out;
+  }
+
+  async function record(batch: Outgoing[], outcomes: Outcome[]): Promise<Date | null> {
+    const now = clock.now();
+    let retryAt: Date | null = null;
+    const announceSent = events.hasSubscribers('delivery.sent');
+    const announceFailed = events.hasSubscribers('delivery.failed');
+    await db.transaction(async (trx) => {
+      for (let i = 0; i < batch.length; i++) {
+        const o = batch[i];
+        const r = outcomes[i];
+        const mine = trx('deliveries').where({ id: o.key, status: 'sending' });
+        if (r.status === 'sent') {
+          await mine.update({ status: 'sent', provider_message_id: r.providerMessageId, error: null, sent_at: now, lease_until: null, updated_at: now });
+          if (announceSent) await events.emit(trx, 'delivery.sent', { deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, providerMessageId: r.providerMessageId }, o.merchantKey);
+        } else if (r.status === 'queued') {
+          await mine.update({ status: 'queued', error: r.error, next_attempt_at: r.nextAttemptAt, lease_until: null, updated_at: now });
+          if (!retryAt || r.nextAttemptAt < retryAt) retryAt = r.nextAttemptAt;
+        } else {
+          await mine.update({ status: r.status, error: r.error, lease_until: null, updated_at: now });
+          if (r.status === 'failed' && announceFailed) await events.emit(trx, 'delivery.failed', { deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, error: r.error }, o.merchantKey);
+        }
+      }
+    });
+    for (let i = 0; i < batch.length; i++) {
+      const r = outcomes[i];
+      if (r.status === 'sent') log.info('message sent', { delivery: batch[i].id, channel: batch[i].channel, kind: batch[i].kind });
+      else log.warn(r.status === 'queued' ? 'message failed; will retry' : `message ${r.status}`, { delivery: batch[i].id, channel: batch[i].channel, error: r.error });
+    }
+    deps.onRecorded?.(batch.map((o) => ({ merchantKey: o.merchantKey, linkId: o.linkId })));
+    return retryAt;
+  }
+
+  const service = {
+    /**
+     * Writes deliveries `queued` in the caller's transaction and a pump job that sends them once it
+     * commits (the job queue's nudge makes that immediate, in this process or another).
+     */
+    async queue(trx: Knex.Transaction, items: QueueItem[]): Promise<string[]> {
+      if (!items.length) return [];
+      const now = clock.now();
+      const rows = items.map((it) => ({
+        public_id: publicId('dlv'),
+        merchant_id: it.merchantKey,
+        link_id: it.linkKey,
+        customer_id: it.customerKey,
+        plan_id: it.planKey ?? null,
+        channel: it.channel,
+        kind: it.kind,
+        seq: it.seq ?? 0,
+        to_address: it.to,
+        status: 'queued',
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+      }));
+      for (let i = 0; i < rows.length; i += 500) await trx('deliveries').insert(rows.slice(i, i + 500));
+      await jobs.enqueue(trx, 'deliveries.pump', {});
+      return rows.map((r) => r.public_id);
+    },
+
+    /**
+     * Claims due deliveries and sends them, batch after batch, until none are due or `budgetMs`
+     * has passed (then it queues another pump, so one job never holds a worker for long).
+     */
+    async pump(budgetMs = 20_000): Promise<number> {
+      const started = Date.now();
+      let handled = 0;
+      let retryAt: Date | null = null;
+      for (;;) {
+        const now = clock.now();
+        const keys = await claimRows(db, {
+          table: 'deliveries',
+          scans: [
+            (b) => b.where('status', 'sending').andWhere('lease_until', '<', now),
+            (b) => b.where('status', 'queued').andWhere('next_attempt_at', '<=', now),
+          ],
+          orderBy: 'next_attempt_at',
+          limit: batchSize,
+          set: { status: 'sending', lease_until: new Date(now.getTime() + LEASE_MS), attempts: db.raw('attempts + 1'), updated_at: now },
+        });
+        if (!keys.length) break;
+        const batch = await load(keys);
+        const saved = await templates.savedFor(batch.map((o) => o.merchantKey));
+        const outcomes = await mapLimit(batch, concurrency, (o) => sendOne(o, saved));
+        const retry = await record(batch, outcomes);
+        if (retry && (!retryAt || retry < retryAt)) retryAt = retry;
+        handled += batch.length;
+        if (Date.now() - started > budgetMs) {
+          await jobs.enqueue(db, 'deliveries.pump', {});
+          break;
+        }
+      }
+      if (retryAt) {
+        // One wake-up per second of retry time, however many pumps scheduled it.
+        const at = new Date(Math.ceil((retryAt as Date).getTime() / 1000) * 1000);
+        await jobs.enqueue(db, 'deliveries.pump', {}, { runAt: at, uniqueKey: `deliveries.retry:${at.getTime()}` });
+      }
+      return handled;
+    },
+
+    /** A fresh copy of a delivery (new message id), queued now. */
+    async resend(merchantKey: number, deliveryId: string): Promise<string> {
+      const d = await service.get(merchantKey, deliveryId);
+      if (d.status === 'queued' || d.status === 'sending') {
+        throw new ValidationError([{ field: 'delivery', code: 'delivery_pending', message: 'This message is still waiting to go out.' }]);
+      }
+      return db.transaction(async (trx) => {
+        const [id] = await service.queue(trx, [{ merchantKey, linkKey: d.linkKey, customerKey: d.customerKey, channel: d.channel, kind: d.kind === 'reminder' ? 'initial' : d.kind, to: d.to }]);
+        return id;
+      });
+    },
+
+    async get(merchantKey: number, deliveryId: string): Promise<Delivery> {
+      const row = await listQuery(db).where({ 'd.merchant_id': merchantKey, 'd.public_id': deliveryId }).first();
+      if (!row) throw new NotFoundError('No such delivery.');
+      return fromRow(row);
+    },
+
+    /** Newest first, cursor-paginated by public id. */
+    async listForLink(linkKey: number, page: { limit: number; starting_after?: string }): Promise<Page<Delivery>> {
+      const q = listQuery(db).where('d.link_id', linkKey);
+      if (page.starting_after) {
+        const anchor = await db('deliveries').where({ link_id: linkKey, public_id: page.starting_after }).first('id');
+        if (!anchor) throw new ValidationError([{ field: 'starting_after', code: 'invalid_cursor', message: 'starting_after must be the id of a delivery of this link.' }]);
+        q.where('d.id', '<', anchor.id);
+      }
+      const rows = (await q.orderBy('d.id', 'desc').limit(page.limit + 1)) as any[];
+      return { data: rows.slice(0, page.limit).map(fromRow), has_more: rows.length > page.limit };
+    },
+
+    async recentForLink(linkKey: number, limit = 20): Promise<Delivery[]> {
+      return ((await listQuery(db).where('d.link_id', linkKey).orderBy('d.id', 'desc').limit(limit)) as any[]).map(fromRow);
+    },
+
+    async listForCustomer(merchantKey: number, customerKey: number, limit = 20): Promise<Delivery[]> {
+      return ((await listQuery(db).where({ 'd.merchant_id': merchantKey, 'd.customer_id': customerKey }).orderBy('d.id', 'desc').limit(limit)) as any[]).map(fromRow);
+    },
+
+    /** Reminder deliveries of plans, for the Reminders tab. */
+    async forPlans(planKeys: number[]): Promise<Delivery[]> {
+      if (!planKeys.length) return [];
+      return ((await listQuery(db).whereIn('d.plan_id', planKeys).andWhere('d.kind', 'reminder').orderBy('d.id', 'desc')) as any[]).map(fromRow);
+    },
+
+    /** Counts by status (health, tests). */
+    async counts(): Promise<Record<DeliveryStatus, number>> {
+      const rows = (await db('deliveries').select('status').count({ n: '*' }).groupBy('status')) as { status: DeliveryStatus; n: number | string }[];
+      const out: Record<DeliveryStatus, number> = { queued: 0, sending: 0, sent: 0, failed: 0, cancelled: 0 };
+      for (const r of rows) out[r.status] = Number(r.n);
+      return out;
+    },
+
+    urlFor,
+  };
+  jobs.define('deliveries.pump', async () => {
+    await service.pump();
+  });
+  return service;
+}
+
+export type DeliveryService = ReturnType<typeof createDeliveryService>;

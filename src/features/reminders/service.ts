@@ -1,0 +1,333 @@
+/**
+ * Reminder plans: one per (link, customer) a link was sent to with reminders. Reminder n is due n
+ * intervals after the first send (schedule.ts), outside the merchant's quiet hours. The sweep
+ * (`reminders.sweep`, every minute and after each enqueue) takes due plans in batches and, in one
+ * transaction per batch, queues their deliveries and moves each plan on — so a reminder is queued
+ * exactly once even with several processes: MySQL/MariaDB lock the batch with FOR UPDATE SKIP
+ * LOCKED; SQLite's first statement takes its single write lock. Plans live in the database, so they
+ * survive restarts. A payment stops its customer's plan in the payment's own transaction.
+ */
+import type { Knex } from 'knex';
+import type { Db, Queryable } from '../../core/db.ts';
+import { isMysql, toDate, toDateOrNull } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { Logger } from '../../core/log.ts';
+import type { JobQueue } from '../../core/jobs.ts';
+import type { EventBus } from '../../core/events.ts';
+import { publicId } from '../../core/ids.ts';
+import { NotFoundError } from '../../core/errors.ts';
+import type { DeliveryService, Delivery, QueueItem } from '../deliveries/service.ts';
+import { addressFor } from '../sending/channels.ts';
+import { dueAt, inQuietHours, outsideQuietHours, type Frequency } from './schedule.ts';
+
+export type PlanState = 'active' | 'completed' | 'stopped';
+export type StopReason = 'paid' | 'link_closed' | 'customer_deleted' | 'cancelled';
+
+export interface ReminderPlan {
+  key: number;
+  id: string;
+  merchantKey: number;
+  linkKey: number;
+  customerKey: number;
+  customerId: string;
+  customerName: string;
+  channels: string[];
+  frequency: Frequency;
+  max: number;
+  sent: number;
+  anchorAt: Date;
+  nextAt: Date | null;
+  state: PlanState;
+  stopReason: StopReason | null;
+  createdAt: Date;
+}
+
+export interface PlanInput {
+  merchantKey: number;
+  linkKey: number;
+  customerKey: number;
+  channels: string[];
+  frequency: Frequency;
+  max: number;
+  /** The first send (the initial message): reminder n is due n intervals later. */
+  anchor: Date;
+  timeZone: string;
+}
+
+const fromRow = (r: any): ReminderPlan => ({
+  key: r.id,
+  id: r.public_id,
+  merchantKey: r.merchant_id,
+  linkKey: r.link_id,
+  customerKey: r.customer_id,
+  customerId: r.customer_public_id,
+  customerName: r.customer_name,
+  channels: String(r.channels).split(',').filter(Boolean),
+  frequency: r.frequency,
+  max: Number(r.max_count),
+  sent: Number(r.sent_count),
+  anchorAt: toDate(r.anchor_at),
+  nextAt: toDateOrNull(r.next_at),
+  state: r.state,
+  stopReason: r.stop_reason ?? null,
+  createdAt: toDate(r.created_at),
+});
+
+/** Upcoming reminders of an active plan: number and time, in order. */
+export function upcoming(plan: ReminderPlan, timeZone: string): { n: number; at: Date }[] {
+  if (plan.state !== 'active') return [];
+  const out: { n: number; at: Date }[] = [];
+  for (let n = plan.sent + 1; n <= plan.max; n++) out.push({ n, at: n === plan.sent + 1 && plan.nextAt ? plan.nextAt : dueAt(plan.anchorAt, plan.frequency, n, timeZone) });
+  return out;
+}
+
+/** The API representation (shared/API.md "A reminder plan"), with its sent and upcoming reminders. */
+export function planJson(plan: ReminderPlan, sent: Delivery[], timeZone: string) {
+  return {
+    id: plan.id,
+    object: 'reminder_plan',
+    customer_id: plan.customerId,
+    channels: plan.channels,
+    frequency: plan.frequency,
+    max: plan.max,
+    sent: plan.sent,
+    next_at: plan.state === 'active' && plan.nextAt ? plan.nextAt.toISOString() : null,
+    status: plan.state,
+    stop_reason: plan.stopReason,
+    created_at: plan.createdAt.toISOString(),
+    events: {
+      sent: sent.map((d) => ({ number: d.seq, channel: d.channel, status: d.status === 'sending' ? 'queued' : d.status, sent_at: d.sentAt?.toISOString() ?? null, delivery_id: d.id })),
+      upcoming: upcoming(plan, timeZone).map((u) => ({ number: u.n, at: u.at.toISOString() })),
+    },
+  };
+}
+
+export interface ReminderDeps {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  jobs: JobQueue;
+  events: EventBus;
+  deliveries: DeliveryService;
+  /** Plans taken per transaction (default 500). */
+  batchSize?: number;
+}
+
+interface DuePlan {
+  id: number;
+  public_id: string;
+  merchant_id: number;
+  link_id: number;
+  customer_id: number;
+  channels: string;
+  frequency: Frequency;
+  max_count: number;
+  sent_count: number;
+  anchor_at: unknown;
+  timezone: string;
+  link_public_id: string;
+  link_gone: boolean;
+  customer_public_id: string;
+  customer_gone: boolean;
+  email: string | null;
+  phone: string | null;
+}
+
+const HOUR = 3_600_000;
+
+export function createReminderService(deps: ReminderDeps) {
+  const { db, clock, log, jobs, events, deliveries } = deps;
+  const batchSize = deps.batchSize ?? 500;
+
+  const listQuery = (q: Queryable) =>
+    q('reminder_plans as rp').join('customers as c', 'c.id', 'rp.customer_id').select('rp.*', 'c.public_id as customer_public_id', 'c.name as customer_name');
+
+  /** Takes up to batchSize due plans inside `trx`, locking them against other processes. */
+  async function takeDue(trx: Knex.Transaction, now: Date): Promise<number[]> {
+    if (isMysql(db)) {
+      const rows = (await trx('reminder_plans').select('id').where('state', 'active').andWhere('next_at', '<=', now).orderBy('next_at').limit(batchSize).forUpdate().skipLocked()) as { id: number }[];
+      return rows.map((r) => Number(r.id));
+    }
+    // A write first: it takes SQLite's write lock, so another process's sweep waits and then sees
+    // these plans already moved on.
+    const rows = (await trx('reminder_plans')
+      .whereIn('id', (s) => s.select('id').from('reminder_plans').where('state', 'active').andWhere('next_at', '<=', now).orderBy('next_at').limit(batchSize))
+      .update({ updated_at: now })
+      .returning('id')) as { id: number }[];
+    return rows.map((r) => Number(r.id));
+  }
+
+  async function loadDue(trx: Knex.Transaction, ids: number[], now: Date): Promise<DuePlan[]> {
+    const rows = (await trx('reminder_plans as rp')
+      .join('merchants as m', 'm.id', 'rp.merchant_id')
+      .join('links as l', 'l.id', 'rp.link_id')
+      .join('customers as c', 'c.id', 'rp.customer_id')
+      .whereIn('rp.id', ids)
+      .select(
+        'rp.id', 'rp.public_id', 'rp.merchant_id', 'rp.link_id', 'rp.customer_id', 'rp.channels', 'rp.frequency', 'rp.max_count', 'rp.sent_count', 'rp.anchor_at',
+        'm.timezone', 'l.public_id as link_public_id', 'l.deleted_at as link_deleted_at', 'l.active as link_active', 'l.expires_at as link_expires_at',
+        'c.public_id as customer_public_id', 'c.deleted_at as customer_deleted_at', 'c.email', 'c.phone',
+      )) as any[];
+    return rows.map((r) => {
+      const expires = toDateOrNull(r.link_expires_at);
+      return {
+        ...r,
+        link_gone: r.link_deleted_at !== null || !r.link_active || (expires !== null && expires <= now),
+        customer_gone: r.customer_deleted_at !== null,
+      } as DuePlan;
+    });
+  }
+
+  /** `UPDATE … SET col = CASE id WHEN … END` for many rows in one statement. */
+  function caseOf(ids: number[], values: (Date | string | number | null)[]): Knex.Raw {
+    return db.raw(`CASE id ${ids.map(() => 'WHEN ? THEN ?').join(' ')} END`, ids.flatMap((id, i) => [id, values[i]]) as Knex.RawBinding[]);
+  }
+
+  /** One batch: queue the due reminders and move their plans on. Returns how many plans it took. */
+  async function sweepBatch(): Promise<number> {
+    const now = clock.now();
+    const announce = events.hasSubscribers('reminder.sent');
+    const taken = await db.transaction(
+      async (trx) => {
+        const ids = await takeDue(trx, now);
+        if (!ids.length) return 0;
+        const plans = await loadDue(trx, ids, now);
+        const items: QueueItem[] = [];
+        const advanced: { id: number; next: Date | null; state: PlanState }[] = [];
+        const postponed: { id: number; next: Date }[] = [];
+        const stopped: { id: number; reason: StopReason }[] = [];
+        const sentNow: DuePlan[] = [];
+        for (const p of plans) {
+          if (p.link_gone || p.customer_gone) {
+            stopped.push({ id: p.id, reason: p.link_gone ? 'link_closed' : 'customer_deleted' });
+            continue;
+          }
+          if (inQuietHours(now, p.timezone)) {
+            postponed.push({ id: p.id, next: outsideQuietHours(now, p.timezone) });
+            continue;
+          }
+          const n = Number(p.sent_count) + 1;
+          for (const channel of String(p.channels).split(',').filter(Boolean)) {
+            const to = addressFor({ name: '', email: p.email, phone: p.phone }, channel);
+            if (to) items.push({ merchantKey: p.merchant_id, linkKey: p.link_id, customerKey: p.customer_id, planKey: p.id, channel, kind: 'reminder', seq: n, to });
+          }
+          if (n >= Number(p.max_count)) {
+            advanced.push({ id: p.id, next: null, state: 'completed' });
+          } else {
+            let next = dueAt(toDate(p.anchor_at), p.frequency, n + 1, p.timezone);
+            // After downtime the next nominal time may have passed too: catch up gently, not in a burst.
+            if (next <= now) next = outsideQuietHours(new Date(now.getTime() + HOUR), p.timezone);
+            advanced.push({ id: p.id, next, state: 'active' });
+          }
+          sentNow.push(p);
+        }
+        if (items.length) await deliveries.queue(trx, items);
+        if (advanced.length) {
+          const aIds = advanced.map((a) => a.id);
+          await trx('reminder_plans')
+            .whereIn('id', aIds)
+            .update({ sent_count: trx.raw('sent_count + 1'), next_at: caseOf(aIds, advanced.map((a) => a.next)), state: caseOf(aIds, advanced.map((a) => a.state)), updated_at: now });
+        }
+        if (postponed.length) {
+          const pIds = postponed.map((p) => p.id);
+          await trx('reminder_plans').whereIn('id', pIds).update({ next_at: caseOf(pIds, postponed.map((p) => p.next)), updated_at: now });
+        }
+        for (const reason of new Set(stopped.map((s) => s.reason))) {
+          await trx('reminder_plans').whereIn('id', stopped.filter((s) => s.reason === reason).map((s) => s.id)).update({ state: 'stopped', stop_reason: reason, next_at: null, updated_at: now });
+        }
+        if (announce) {
+          for (const p of sentNow) {
+            await events.emit(trx, 'reminder.sent', { planId: p.public_id, linkId: p.link_public_id, customerId: p.customer_public_id, number: Number(p.sent_count) + 1, max: Number(p.max_count) }, p.merchant_id, { quiet: true });
+          }
+        }
+        return ids.length;
+      },
+      isMysql(db) ? { isolationLevel: 'read committed' } : undefined,
+    );
+    return taken;
+  }
+
+  const service = {
+    /** Creates a plan in the caller's transaction; its first reminder is one interval after `anchor`. */
+    async createPlan(trx: Knex.Transaction, input: PlanInput): Promise<string> {
+      const now = clock.now();
+      const id = publicId('rem');
+      await trx('reminder_plans').insert({
+        public_id: id,
+        merchant_id: input.merchantKey,
+        link_id: input.linkKey,
+        customer_id: input.customerKey,
+        channels: input.channels.join(','),
+        frequency: input.frequency,
+        max_count: input.max,
+        sent_count: 0,
+        anchor_at: input.anchor,
+        next_at: dueAt(input.anchor, input.frequency, 1, input.timeZone),
+        state: 'active',
+        created_at: now,
+        updated_at: now,
+      });
+      return id;
+    },
+
+    /**
+     * Queues every due reminder, batch by batch, until none is due or `budgetMs` has passed (then
+     * another sweep is queued). Returns how many plans it took.
+     */
+    async sweep(budgetMs = 20_000): Promise<number> {
+      const started = Date.now();
+      let total = 0;
+      for (;;) {
+        const n = await sweepBatch();
+        total += n;
+        if (n < batchSize) break;
+        if (Date.now() - started > budgetMs) {
+          await jobs.enqueue(db, 'reminders.sweep', {});
+          break;
+        }
+      }
+      if (total) log.info('reminders queued', { plans: total });
+      // A safety net for messages whose pump job was lost (e.g. a database restored from backup).
+      const stalled = await db('deliveries').where('status', 'queued').andWhere('next_attempt_at', '<=', clock.now()).first('id');
+      if (stalled) await jobs.enqueue(db, 'deliveries.pump', {});
+      return total;
+    },
+
+    /**
+     * Stops the active plans a payment settles, in the payment's transaction: the paying customer's
+     * plan on this link, or — when the payment is not tied to a customer — none. Their queued
+     * reminder deliveries are cancelled too.
+     */
+    async stopForPayment(trx: Knex.Transaction, linkKey: number, customerKey: number | null): Promise<number> {
+      if (customerKey === null) return 0;
+      const now = clock.now();
+      const ids = ((await trx('reminder_plans').where({ link_id: linkKey, customer_id: customerKey, state: 'active' }).select('id')) as { id: number }[]).map((r) => r.id);
+      if (!ids.length) return 0;
+      await trx('reminder_plans').whereIn('id', ids).andWhere('state', 'active').update({ state: 'stopped', stop_reason: 'paid', next_at: null, updated_at: now });
+      await trx('deliveries').whereIn('plan_id', ids).andWhere({ status: 'queued', kind: 'reminder' }).update({ status: 'cancelled', error: 'The customer paid.', updated_at: now });
+      return ids.length;
+    },
+
+    /** The merchant stops a plan by hand. */
+    async stop(merchantKey: number, planId: string): Promise<void> {
+      const now = clock.now();
+      const n = await db('reminder_plans').where({ merchant_id: merchantKey, public_id: planId }).andWhere('state', 'active').update({ state: 'stopped', stop_reason: 'cancelled', next_at: null, updated_at: now });
+      if (!n && !(await db('reminder_plans').where({ merchant_id: merchantKey, public_id: planId }).first('id'))) throw new NotFoundError('No such reminder plan.');
+    },
+
+    async forLink(linkKey: number): Promise<ReminderPlan[]> {
+      return ((await listQuery(db).where('rp.link_id', linkKey).orderBy('rp.id', 'desc')) as any[]).map(fromRow);
+    },
+
+    async forCustomer(merchantKey: number, customerKey: number): Promise<ReminderPlan[]> {
+      return ((await listQuery(db).where({ 'rp.merchant_id': merchantKey, 'rp.customer_id': customerKey }).orderBy('rp.id', 'desc')) as any[]).map(fromRow);
+    },
+  };
+
+  jobs.define('reminders.sweep', async () => {
+    await service.sweep();
+  });
+  return service;
+}
+
+export type ReminderService = ReturnType<typeof createReminderService>;

@@ -1,0 +1,313 @@
+/**
+ * Sending a link to customers: one customer, several, or everyone with a customer tag, by email,
+ * SMS, WhatsApp or several — each recipient gets their own deliveries and, when asked, their own
+ * reminder plan. Text-to-Pay makes a one-off payment request for one customer and texts it in one
+ * step. Everything a send writes commits in one transaction (with the link, when it is created in
+ * the same request); the messages leave from the deliveries outbox right after.
+ */
+import { z } from 'zod';
+import type { Db, Trx } from '../../core/db.ts';
+import { inTransaction } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import { AppError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
+import { MAX_MINOR, formatMoney } from '../../core/money.ts';
+import type { Registries } from '../../core/plugins/registries.ts';
+import type { Merchant } from '../merchants/repository.ts';
+import type { Customer, CustomerService } from '../customers/service.ts';
+import type { TagService } from '../tags/service.ts';
+import type { Link, LinkService } from '../links/service.ts';
+import type { DeliveryService, QueueItem } from '../deliveries/service.ts';
+import type { ReminderService } from '../reminders/service.ts';
+import type { ActionService } from '../actions/service.ts';
+import { FREQUENCIES, REMINDERS_MAX, type Frequency } from '../reminders/schedule.ts';
+import { CHANNEL_LABELS, SEND_CHANNELS, addressFor, type SendChannel } from './channels.ts';
+
+/** How long a Text-to-Pay request stays payable. */
+export const REQUEST_TTL_DAYS = 30;
+/** The most recipients one send may reach. */
+export const MAX_RECIPIENTS = 5_000;
+
+export const CUSTOMER_TAGS_ACTION = 'customer-tags';
+
+export const sendSchema = z
+  .object({
+    customer_id: z.string({ error: 'customer_id must be a customer id.' }).trim().min(1, 'Choose a customer.').optional(),
+    customer_ids: z.array(z.string({ error: 'customer_ids must be customer ids.' }).trim().min(1), { error: 'customer_ids must be a list of customer ids.' }).max(MAX_RECIPIENTS, `Send to at most ${MAX_RECIPIENTS} customers at once.`).optional(),
+    customer_tag: z.string({ error: 'customer_tag must be a tag id.' }).trim().min(1, 'Choose a customer tag.').optional(),
+    channels: z
+      .array(z.enum(SEND_CHANNELS, { error: 'Channels are "email", "sms" and "whatsapp".' }), { error: 'Pick at least one channel: email, sms or whatsapp.' })
+      .min(1, 'Pick at least one channel: email, sms or whatsapp.')
+      .transform((c) => [...new Set(c)]),
+    reminders: z
+      .object({
+        frequency: z.enum(FREQUENCIES, { error: 'Choose how often: daily, every_2_days, every_3_days, weekly or monthly.' }),
+        max: z
+          .number({ error: `The number of reminders must be a whole number from 1 to ${REMINDERS_MAX}.` })
+          .int(`The number of reminders must be a whole number from 1 to ${REMINDERS_MAX}.`)
+          .min(1, `The number of reminders must be a whole number from 1 to ${REMINDERS_MAX}.`)
+          .max(REMINDERS_MAX, `At most ${REMINDERS_MAX} reminders.`),
+      })
+      .nullish(),
+  })
+  .superRefine((s, ctx) => {
+    const given = [s.customer_id, s.customer_ids, s.customer_tag].filter((v) => v !== undefined).length;
+    if (given === 0) ctx.addIssue({ code: 'custom', path: ['customer_id'], message: 'Choose who to send the link to.' });
+    if (given > 1) ctx.addIssue({ code: 'custom', path: ['customer_id'], message: 'Send to one customer, a list of customers, or a customer tag — not several at once.' });
+  });
+export type SendInput = z.infer<typeof sendSchema>;
+
+export const afterPaymentSchema = z
+  .object({
+    apply_customer_tag: z.string({ error: 'apply_customer_tag must be a customer tag id.' }).trim().nullish().transform((v) => v || null),
+    remove_customer_tag: z.string({ error: 'remove_customer_tag must be a customer tag id.' }).trim().nullish().transform((v) => v || null),
+  })
+  .refine((a) => !a.apply_customer_tag || a.apply_customer_tag !== a.remove_customer_tag, { path: ['remove_customer_tag'], message: 'A tag cannot be both applied and removed.' });
+export type AfterPaymentInput = z.infer<typeof afterPaymentSchema>;
+
+/** A validated send: who gets which channels, ready to write in a transaction. */
+export interface PreparedSend {
+  recipients: { customer: Customer; channels: SendChannel[] }[];
+  /** Customers who could not be reached on any chosen channel (send to many only). */
+  skipped: { customer: Customer; reason: string }[];
+  reminders: { frequency: Frequency; max: number } | null;
+  /** The one customer a single send is for (a link created for them records it). */
+  single: Customer | null;
+}
+
+export interface SendResult {
+  deliveries: string[];
+  plans: string[];
+  recipients: number;
+  skipped: { customerId: string; name: string; reason: string }[];
+}
+
+export interface SendingDeps {
+  db: Db;
+  clock: Clock;
+  registries: Registries;
+  customers: CustomerService;
+  tags: TagService;
+  links: LinkService;
+  deliveries: DeliveryService;
+  reminders: ReminderService;
+  actions: ActionService;
+}
+
+function parseNested<S extends z.ZodType>(prefix: string, schema: S, raw: unknown): z.infer<S> {
+  const result = schema.safeParse(raw ?? {});
+  if (result.success) return result.data;
+  throw new ValidationError(fieldErrorsFromZod(result.error.issues).map((e) => ({ ...e, field: e.field ? `${prefix}.${e.field}` : prefix })));
+}
+
+export function createSendingService(deps: SendingDeps) {
+  const { db, clock, registries, customers, tags, links, deliveries, reminders, actions } = deps;
+
+  const unknownCustomer = (field: string): FieldError => ({ field, code: 'unknown_customer', message: 'Choose one of your customers.' });
+
+  const service = {
+    /** Validates a send and finds its recipients; writes nothing. Errors name fields under `send.`. */
+    async prepare(merchant: Merchant, raw: unknown): Promise<PreparedSend> {
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        throw new ValidationError([{ field: 'send', code: 'invalid_send', message: 'send must be an object with customer_id and channels.' }]);
+      }
+      const input = parseNested('send', sendSchema, raw);
+      const missing = input.channels.filter((c) => !registries.channels.get(c));
+      if (missing.length) {
+        throw new ValidationError([{ field: 'send.channels', code: 'channel_unavailable', message: `No ${missing.map((c) => CHANNEL_LABELS[c]).join(' or ')} channel is installed.` }]);
+      }
+      let found: Customer[];
+      if (input.customer_id !== undefined) {
+        const c = await customers.get(merchant.key, input.customer_id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err)));
+        if (!c) throw new ValidationError([unknownCustomer('send.customer_id')]);
+        found = [c];
+      } else if (input.customer_ids !== undefined) {
+        const ids = [...new Set(input.customer_ids)];
+        if (!ids.length) throw new ValidationError([{ field: 'send.customer_ids', code: 'no_recipients', message: 'Choose at least one customer.' }]);
+        found = await customers.getMany(merchant.key, ids);
+        const unknown = ids.find((id) => !found.some((c) => c.id === id));
+        if (unknown) throw new ValidationError([{ ...unknownCustomer('send.customer_ids'), message: `No customer ${unknown}.` }]);
+      } else {
+        const tag = await tags.get(merchant.key, input.customer_tag!).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err)));
+        if (!tag || tag.kind !== 'customer') throw new ValidationError([{ field: 'send.customer_tag', code: 'unknown_tag', message: 'Choose one of your customer tags.' }]);
+        found = await customers.withTag(merchant.key, tag.key);
+        if (!found.length) throw new ValidationError([{ field: 'send.customer_tag', code: 'no_recipients', message: `No customer has the tag “${tag.name}”.` }]);
+        if (found.length > MAX_RECIPIENTS) throw new ValidationError([{ field: 'send.customer_tag', code: 'too_many_recipients', message: `That tag has ${found.length} customers; send to at most ${MAX_RECIPIENTS} at once.` }]);
+      }
+      const recipients: PreparedSend['recipients'] = [];
+      const skipped: PreparedSend['skipped'] = [];
+      for (const customer of found) {
+        const reachable = input.channels.filter((c) => addressFor(customer, c));
+        const unreachable = input.channels.filter((c) => !reachable.includes(c));
+        if (found.length === 1 && unreachable.length) {
+          // One customer: every channel asked for must reach them, or the merchant would believe it did.
+          throw new ValidationError(
+            unreachable.map((c) => ({
+              field: 'send.channels',
+              code: 'channel_unreachable',
+              message: `${customer.name} has no ${c === 'email' ? 'email address' : 'phone number'}, so ${CHANNEL_LABELS[c]} cannot reach them.`,
+            })),
+          );
+        }
+        if (reachable.length) recipients.push({ customer, channels: reachable });
+        else skipped.push({ customer, reason: `No ${input.channels.map((c) => (c === 'email' ? 'email address' : 'phone number')).filter((v, i, a) => a.indexOf(v) === i).join(' or ')}` });
+      }
+      if (!recipients.length) throw new ValidationError([{ field: 'send.channels', code: 'no_recipients', message: 'None of these customers can be reached on the chosen channels.' }]);
+      return { recipients, skipped, reminders: input.reminders ?? null, single: found.length === 1 ? found[0] : null };
+    },
+
+    /** Writes a prepared send for a link in `trx`: initial deliveries now, reminder plans when asked. */
+    async commit(trx: Trx, merchant: Merchant, link: { key: number }, prepared: PreparedSend): Promise<SendResult> {
+      const now = clock.now();
+      const items: QueueItem[] = [];
+      const plans: string[] = [];
+      for (const { customer, channels } of prepared.recipients) {
+        for (const channel of channels) items.push({ merchantKey: merchant.key, linkKey: link.key, customerKey: customer.key, channel, kind: 'initial', to: addressFor(customer, channel)! });
+        if (prepared.reminders) {
+          plans.push(
+            await reminders.createPlan(trx, {
+              merchantKey: merchant.key,
+              linkKey: link.key,
+              customerKey: customer.key,
+              channels,
+              frequency: prepared.reminders.frequency,
+              max: prepared.reminders.max,
+              anchor: now,
+              timeZone: merchant.timezone,
+            }),
+          );
+        }
+      }
+      const ids = await deliveries.queue(trx, items);
+      return {
+        deliveries: ids,
+        plans,
+        recipients: prepared.recipients.length,
+        skipped: prepared.skipped.map((s) => ({ customerId: s.customer.id, name: s.customer.name, reason: s.reason })),
+      };
+    },
+
+    /** Sends an existing link (from the link page or the API). */
+    async send(merchant: Merchant, link: Link, raw: unknown): Promise<SendResult> {
+      if (link.deletedAt || !link.active) {
+        throw new ValidationError([{ field: 'send', code: 'link_inactive', message: 'This link is not active: activate it before sending it.' }]);
+      }
+      const prepared = await service.prepare(merchant, raw);
+      return inTransaction(db, (trx) => service.commit(trx, merchant, link, prepared));
+    },
+
+    /**
+     * After-payment customer tags, validated against the merchant's customer tags. Errors name
+     * fields under `after_payment.`.
+     */
+    async prepareAfterPayment(merchant: Merchant, raw: unknown): Promise<AfterPaymentInput | null> {
+      if (raw === undefined || raw === null) return null;
+      if (typeof raw !== 'object' || Array.isArray(raw)) {
+        throw new ValidationError([{ field: 'after_payment', code: 'invalid_after_payment', message: 'after_payment must be an object.' }]);
+      }
+      const input = parseNested('after_payment', afterPaymentSchema, raw);
+      if (!input.apply_customer_tag && !input.remove_customer_tag) return null;
+      if (!registries.actions.get(CUSTOMER_TAGS_ACTION)) {
+        throw new ValidationError([{ field: 'after_payment', code: 'action_unavailable', message: 'The customer tags action (action-customer-tags) is not installed.' }]);
+      }
+      for (const field of ['apply_customer_tag', 'remove_customer_tag'] as const) {
+        const id = input[field];
+        if (!id) continue;
+        const tag = await tags.get(merchant.key, id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err)));
+        if (!tag || tag.kind !== 'customer') throw new ValidationError([{ field: `after_payment.${field}`, code: 'unknown_tag', message: 'Choose one of your customer tags.' }]);
+      }
+      return input;
+    },
+
+    async commitAfterPayment(trx: Trx, link: { key: number }, input: AfterPaymentInput | null): Promise<void> {
+      if (!input) return actions.clear(trx, link.key, CUSTOMER_TAGS_ACTION);
+      await actions.set(trx, link.key, CUSTOMER_TAGS_ACTION, { apply: input.apply_customer_tag, remove: input.remove_customer_tag }, 'after_payment');
+    },
+
+    /** Changes a link's after-payment customer tags (null clears them); the link must have a customer. */
+    async setAfterPayment(merchant: Merchant, link: Link, raw: unknown): Promise<void> {
+      const input = await service.prepareAfterPayment(merchant, raw);
+      if (input && link.customerKey === null) {
+        throw new ValidationError([{ field: 'after_payment', code: 'needs_customer', message: 'After-payment customer tags need a link made for one customer (sent with send.customer_id).' }]);
+      }
+      await inTransaction(db, (trx) => service.commitAfterPayment(trx, link, input));
+    },
+
+    /**
+     * Creates a link and, in the same transaction, sends it and stores its after-payment actions.
+     * `after_payment` needs `send` with one customer (the one whose tags it changes).
+     */
+    async createLink(merchant: Merchant, body: Record<string, unknown>): Promise<{ link: Link; sent: SendResult | null }> {
+      const { send: rawSend, after_payment: rawAfter, ...linkBody } = body;
+      const errors: FieldError[] = [];
+      const collect = async <T>(fn: () => Promise<T>): Promise<T | null> => {
+        try {
+          return await fn();
+        } catch (err) {
+          if (err instanceof AppError && err.errors?.length && err.status === 422) {
+            errors.push(...err.errors);
+            return null;
+          }
+          throw err;
+        }
+      };
+      const prepared = rawSend === undefined || rawSend === null ? null : await collect(() => service.prepare(merchant, rawSend));
+      const after = await collect(() => service.prepareAfterPayment(merchant, rawAfter));
+      if (after && rawSend !== undefined && prepared && !prepared.single) {
+        errors.push({ field: 'after_payment', code: 'needs_one_customer', message: 'After-payment customer tags need the link to be sent to one customer.' });
+      }
+      if (after && (rawSend === undefined || rawSend === null)) {
+        errors.push({ field: 'after_payment', code: 'needs_customer', message: 'After-payment customer tags need send.customer_id: the customer whose tags change.' });
+      }
+      if (errors.length) throw new ValidationError(errors);
+      let sent: SendResult | null = null;
+      const link = await links.create(merchant, linkBody, {
+        customerKey: prepared?.single?.key ?? null,
+        within: async (trx, created) => {
+          if (prepared) sent = await service.commit(trx, merchant, created, prepared);
+          if (after) await service.commitAfterPayment(trx, created, after);
+        },
+      });
+      return { link, sent };
+    },
+
+    /** Text-to-Pay: a one-off, single-use request for `amount` (minor units) to one customer, by SMS. */
+    async textToPay(merchant: Merchant, customerId: string, input: { amount: unknown; description?: unknown }): Promise<{ link: Link; url: string; deliveryId: string }> {
+      const customer = await customers.get(merchant.key, customerId);
+      const errors: FieldError[] = [];
+      const amount = input.amount;
+      if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0 || amount > MAX_MINOR) {
+        errors.push({ field: 'amount', code: 'invalid_amount', message: 'Enter an amount greater than zero.' });
+      }
+      let description: string | null = null;
+      if (input.description !== undefined && input.description !== null) {
+        if (typeof input.description !== 'string') errors.push({ field: 'description', code: 'invalid_description', message: 'The description must be text.' });
+        else {
+          description = input.description.trim() || null;
+          if (description && description.length > 120) errors.push({ field: 'description', code: 'too_long', message: 'Keep the description under 120 characters.' });
+          if (description && /[\u0000-\u001f\u007f\u2028\u2029]/.test(description)) errors.push({ field: 'description', code: 'invalid_description', message: 'The description cannot contain line breaks.' });
+        }
+      }
+      if (!customer.phone) errors.push({ field: 'phone', code: 'no_phone', message: `${customer.name} has no phone number, so a text message cannot reach them.` });
+      if (!registries.channels.get('sms')) errors.push({ field: 'phone', code: 'channel_unavailable', message: 'No SMS channel is installed.' });
+      if (errors.length) throw new ValidationError(errors);
+      const money = formatMoney(amount as number, merchant.currency);
+      const result = await inTransaction(db, async (trx) => {
+        const link = await links.createRequest(trx, merchant, {
+          name: description ?? `Payment request: ${money}`,
+          description,
+          amount: amount as number,
+          currency: merchant.currency,
+          customerKey: customer.key,
+          expiresAt: new Date(clock.now().getTime() + REQUEST_TTL_DAYS * 86_400_000),
+        });
+        const [deliveryId] = await deliveries.queue(trx, [{ merchantKey: merchant.key, linkKey: link.key, customerKey: customer.key, channel: 'sms', kind: 'initial', to: customer.phone! }]);
+        return { linkId: link.id, deliveryId };
+      });
+      const link = await links.get(merchant, result.linkId);
+      return { link, url: links.url(merchant, link), deliveryId: result.deliveryId };
+    },
+  };
+  return service;
+}
+
+export type SendingService = ReturnType<typeof createSendingService>;
