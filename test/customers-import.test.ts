@@ -114,6 +114,9 @@ forEachTarget('dashboard: customer import', (target) => {
     expect(problems(twice.text).map(([row, column, message]) => [row, column, /row 2/.test(message)])).to.deep.equal([['4', 'email', true]]);
     const existing = await upload(acct, 'name,email\nNew,new@example.com\nDup,HERE@example.com\n').expect(422);
     expect(problems(existing.text).map(([row, column]) => [row, column])).to.deep.equal([['3', 'email']]);
+    // Reported together with the other problems, in row order.
+    const both = await upload(acct, 'name,email\nDup,here@example.com\n,x@example.com\n').expect(422);
+    expect(problems(both.text).map(([row, column]) => [row, column])).to.deep.equal([['2', 'email'], ['3', 'name']]);
     expect((await rows(acct)).map((r) => r.name)).to.deep.equal(['Already Here']);
   });
 

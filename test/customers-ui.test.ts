@@ -196,4 +196,72 @@ forEachTarget('dashboard: customers', (target) => {
     expect(channel(b, 'sms')).to.include('Available').and.not.include('Unavailable');
     expect(b).to.include('+44 7911 123456');
   });
+
+  describe('Text-to-Pay from a customer page', () => {
+    const sendPost = (acct: Account, id: string, fields: Record<string, unknown>) => acct.agent.post(`/app/customers/${id}/text-to-pay`).type('form').send({ _csrf: acct.csrf, ...fields });
+    const linksOf = async (acct: Account) => env.rt.db('links').where({ merchant_id: (await merchantOf(acct)).key });
+    const deliveriesOf = async (acct: Account) => env.rt.db('deliveries').where({ merchant_id: (await merchantOf(acct)).key });
+
+    it('sends an amount by SMS in one step: a one-off link for the customer, a delivery on their page', async () => {
+      const acct = await signUp(env.app);
+      const c = await add(acct, { name: 'Jane Doe', phone: '+31612345678' });
+      const page = await acct.agent.get(`/app/customers/${c.id}`).expect(200);
+      expect(page.text).to.include(`action="/app/customers/${c.id}/text-to-pay"`);
+      expect(page.text).to.include('No messages yet');
+      const res = await sendPost(acct, c.id, { amount: '12.50', description: 'Invoice 1042' }).expect(303);
+      expect(res.headers.location).to.equal(`/app/customers/${c.id}`);
+      const [link] = await linksOf(acct);
+      expect(link).to.include({ kind: 'request', currency: 'EUR', customer_id: c.key });
+      expect(Number(link.amount)).to.equal(1250);
+      expect(Number(link.payment_limit)).to.equal(1);
+      const [delivery] = await deliveriesOf(acct);
+      expect(delivery).to.include({ channel: 'sms', kind: 'initial', to_address: '+31612345678', customer_id: c.key, link_id: link.id });
+      const after = await acct.agent.get(`/app/customers/${c.id}`).expect(200);
+      expect(after.text).to.include('Payment request for €12.50 sent to +31 6 12345678');
+      expect(after.text).to.include(`id="delivery-${delivery.public_id}"`);
+      expect(after.text).to.include(`href="/app/links/${link.public_id}"`);
+      expect(after.text).to.match(/<span class="badge">SMS<\/span>/);
+      expect(after.text).not.to.include('No messages yet');
+    });
+
+    for (const [label, fields, field] of [
+      ['no amount', { amount: '' }, 'amount'],
+      ['a zero amount', { amount: '0' }, 'amount'],
+      ['words for an amount', { amount: 'ten' }, 'amount'],
+      ['too many decimals', { amount: '12.505' }, 'amount'],
+      ['a line break in the description', { amount: '5', description: 'line\r\nbreak' }, 'description'],
+      ['an over-long description', { amount: '5', description: 'x'.repeat(121) }, 'description'],
+    ] as [string, Record<string, unknown>, string][]) {
+      it(`refuses ${label} with 422 by the ${field} field and sends nothing`, async () => {
+        const acct = await signUp(env.app);
+        const c = await add(acct, { name: 'Jane', phone: '+31612345678' });
+        const res = await sendPost(acct, c.id, fields).expect(422);
+        expect(fieldError(res.text, field)).not.to.equal('');
+        expect(res.text).to.include('Nothing was sent');
+        expect(await linksOf(acct)).to.have.length(0);
+        expect(await deliveriesOf(acct)).to.have.length(0);
+      });
+    }
+
+    it('refuses a customer without a phone number (422), and the page says why it is unavailable', async () => {
+      const acct = await signUp(env.app);
+      const c = await add(acct, { name: 'Mail Only', email: 'mail@example.com' });
+      const page = await acct.agent.get(`/app/customers/${c.id}`).expect(200);
+      expect(page.text).not.to.include(`action="/app/customers/${c.id}/text-to-pay"`);
+      expect(page.text).to.match(/id="text-to-pay"[\s\S]*No phone number/);
+      const res = await sendPost(acct, c.id, { amount: '12.50' }).expect(422);
+      expect(res.text).to.match(/id="text-to-pay"[\s\S]*No phone number/);
+      expect(await linksOf(acct)).to.have.length(0);
+      expect(await deliveriesOf(acct)).to.have.length(0);
+    });
+
+    it("answers 404 for another merchant's customer and sends nothing", async () => {
+      const owner = await signUp(env.app);
+      const other = await signUp(env.app);
+      const c = await add(owner, { name: 'Private', phone: '+31612345678' });
+      await sendPost(other, c.id, { amount: '5' }).expect(404);
+      expect(await linksOf(owner)).to.have.length(0);
+      expect(await deliveriesOf(owner)).to.have.length(0);
+    });
+  });
 });

@@ -2,8 +2,6 @@
 import express, { type Response } from 'express';
 import type { Merchant } from '../merchants/repository.ts';
 import type { Page } from '../../core/pagination.ts';
-import { parseBody } from '../../core/http.ts';
-import { listQuerySchema } from '../../core/pagination.ts';
 
 /** The merchant of the API key (set by the authentication middleware in routes.ts). */
 export function merchantOf(res: Response): Merchant {
@@ -15,12 +13,6 @@ export function merchantOf(res: Response): Merchant {
 /** A list response as API.md defines it: `{ data, has_more }`. */
 export async function listJson<T, J>(page: Page<T>, toJson: (items: T[]) => J[] | Promise<J[]>): Promise<{ data: J[]; has_more: boolean }> {
   return { data: await toJson(page.data), has_more: page.has_more };
-}
-
-/** `{ data: [], has_more: false }` after validating the list parameters, for lists not filled yet. */
-export function emptyList(query: unknown): { data: never[]; has_more: false } {
-  parseBody(listQuerySchema, query);
-  return { data: [], has_more: false };
 }
 
 /** The answer to a DELETE: what was deleted. */

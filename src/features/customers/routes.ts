@@ -6,39 +6,22 @@ import { navItems } from '../dashboard/nav.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import { formErrors } from '../links/routes.ts';
 import { tagNamesFrom } from '../links/form.ts';
-import { dateIn, dateTimeIn, one, pageParam } from '../links/view.ts';
+import { dateIn, dateTimeIn } from '../links/view.ts';
 import { channelOptions } from '../sending/channels.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { currencyDigits, formatMoney, parseDecimalAmount } from '../../core/money.ts';
 import type { Customer } from './service.ts';
 import { countryOptions, formatPhone } from './schemas.ts';
 import { IMPORT_COLUMNS, IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, importCustomers, type ImportProblem } from './import.ts';
+import { deliveryRow, listHref, readListQuery, type ListQuery } from './view.ts';
 
 const PER_PAGE = 25;
+/** Messages shown on a customer's page, newest first. */
+const DELIVERIES_SHOWN = 20;
 /** Problems listed on the import page; the rest are counted. */
 const PROBLEMS_SHOWN = 200;
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
-
-/** The list's query string as typed. */
-interface ListQuery {
-  q: string;
-  tag: string;
-  page: number;
-}
-
-function readListQuery(query: Record<string, unknown>): ListQuery {
-  return { q: one(query.q).trim().slice(0, 120), tag: one(query.tag).trim().slice(0, 60), page: pageParam(query.page) };
-}
-
-/** `/app/customers?…` for this query with some parts changed; defaults are left out. */
-function listHref(q: ListQuery, change: Partial<ListQuery> = {}): string {
-  const v = { ...q, ...change };
-  const p = new URLSearchParams();
-  if (v.q) p.set('q', v.q);
-  if (v.tag) p.set('tag', v.tag);
-  if (v.page > 1) p.set('page', String(v.page));
-  const s = p.toString().replace(/\+/g, '%20');
-  return s ? `/app/customers?${s}` : '/app/customers';
-}
 
 /** What the form shows: strings as typed, so a 422 gives back exactly what was written. */
 interface CustomerFormValues {
@@ -210,15 +193,74 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
 
   // ---- One customer -----------------------------------------------------------------------------
 
+  interface TextToPayForm {
+    values: { amount: string; description: string };
+    errors: Record<string, string>;
+  }
+
+  /** The customer's page; `ttp` is the Text-to-Pay form as posted (after a 422). */
+  const showPage = async (req: express.Request, res: express.Response, customer: Customer, ttp: TextToPayForm = { values: { amount: '', description: '' }, errors: {} }, status = 200) => {
+    const merchant = merchantOf(res);
+    const channels = channelOptions(customer);
+    const sms = channels.find((c) => c.id === 'sms')!;
+    const deliveries = await rt.services.deliveries.listForCustomer(merchant.key, customer.key, DELIVERIES_SHOWN);
+    const now = rt.clock.now();
+    const digits = currencyDigits(merchant.currency);
+    await render(
+      req,
+      res,
+      'customers/show',
+      {
+        title: customer.name,
+        customer,
+        channels,
+        deliveries: deliveries.map((d) => deliveryRow(d, now, merchant.timezone)),
+        textToPay: {
+          enabled: sms.enabled,
+          reason: sms.reason,
+          currency: merchant.currency,
+          currencyHint: `Such as ${digits === 0 ? '1250' : digits === 3 ? '12.500' : '12.50'}.`,
+          ...ttp,
+        },
+        h: helpers(merchant),
+      },
+      status,
+    );
+  };
+
   router.get('/customers/:id', async (req, res) => {
+    const customer = await customers.get(merchantOf(res).key, String(req.params.id));
+    await showPage(req, res, customer);
+  });
+
+  /**
+   * Text-to-Pay: the amount typed as a decimal in the merchant's currency, sent by SMS as a one-off,
+   * single-use link. Problems come back by the fields (422) and nothing is sent.
+   */
+  router.post('/customers/:id/text-to-pay', async (req, res) => {
     const merchant = merchantOf(res);
     const customer = await customers.get(merchant.key, String(req.params.id));
-    await render(req, res, 'customers/show', {
-      title: customer.name,
-      customer,
-      channels: channelOptions(customer),
-      h: helpers(merchant),
-    });
+    const body = req.body as Record<string, unknown>;
+    const values = { amount: text(body.amount), description: text(body.description) };
+    let amountError: string | null = null;
+    let amount: number | null = null;
+    if (!values.amount.trim()) amountError = 'Enter the amount to request, such as 12.50.';
+    else {
+      const parsed = parseDecimalAmount(values.amount, merchant.currency);
+      if (parsed.ok) amount = parsed.minor;
+      else amountError = parsed.message;
+    }
+    try {
+      // A bad amount is sent as null, which the service always refuses: its other messages come too.
+      const { link } = await rt.services.sending.textToPay(merchant, customer.id, { amount, description: values.description });
+      flash(req, 'success', `Payment request for ${formatMoney(link.amount ?? amount!, link.currency)} sent to ${formatPhone(customer.phone!)} by SMS.`);
+      res.redirect(303, `/app/customers/${customer.id}`);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      const errors = err.byField();
+      if (amountError) errors.amount = amountError;
+      await showPage(req, res, customer, { values, errors }, 422);
+    }
   });
 
   router.get('/customers/:id/edit', async (req, res) => {

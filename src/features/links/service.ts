@@ -491,6 +491,7 @@ export function linkJson(merchant: Pick<Merchant, 'handle'>, link: Link, baseUrl
     redirect_url: link.redirectUrl,
     redirect_target: link.redirectTarget,
     show_remaining: link.showRemaining,
+    expires_at: link.expiresAt?.toISOString() ?? null,
     tags: link.tags.map(tagRef),
     qr: { png: `${baseUrl}/api/v1/links/${link.id}/qr.png`, svg: `${baseUrl}/api/v1/links/${link.id}/qr.svg` },
     stats: {
