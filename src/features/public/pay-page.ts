@@ -210,6 +210,8 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
   /** `/r/<token>`: a one-off payment request; a bad signature is the same 404 as an unknown link. */
   async function resolveRequest(token: string): Promise<PayTarget> {
     const linkId = rt.tokens.requestOf(token);
+    // Only the one spelling we issue: base64url's last character carries spare bits, so another
+    // character there decodes to the same MAC (an edited URL must not still open the request).
     if (!linkId) return NOT_FOUND;
     const link = await rt.services.checkout.findPayableRequest(linkId);
     if (!link) return NOT_FOUND;

@@ -152,7 +152,8 @@ export function createSendingService(deps: SendingDeps) {
         else skipped.push({ customer, reason: `No ${input.channels.map((c) => (c === 'email' ? 'email address' : 'phone number')).filter((v, i, a) => a.indexOf(v) === i).join(' or ')}` });
       }
       if (!recipients.length) throw new ValidationError([{ field: 'send.channels', code: 'no_recipients', message: 'None of these customers can be reached on the chosen channels.' }]);
-      return { recipients, skipped, reminders: input.reminders ?? null, single: found.length === 1 ? found[0] : null };
+      // A customer tag is a send to many even when it has one member today: the link is not "for" them.
+      return { recipients, skipped, reminders: input.reminders ?? null, single: found.length === 1 && input.customer_tag === undefined ? found[0] : null };
     },
 
     /** Writes a prepared send for a link in `trx`: initial deliveries now, reminder plans when asked. */
