@@ -15,8 +15,10 @@ import { configurePassport } from './features/accounts/passport.ts';
 import { accountRoutes } from './features/accounts/routes.ts';
 import { dashboardRoutes } from './features/dashboard/routes.ts';
 import { settingsRoutes } from './features/settings/routes.ts';
+import { templatesRoutes } from './features/deliveries/routes.ts';
 import { pluginRoutes } from './features/plugins/routes.ts';
 import { linksRoutes } from './features/links/routes.ts';
+import { sendingRoutes } from './features/sending/routes.ts';
 import { productsRoutes } from './features/products/routes.ts';
 import { customersRoutes } from './features/customers/routes.ts';
 import { tagsRoutes } from './features/tags/routes.ts';
@@ -117,6 +119,10 @@ export function buildApp(rt: Runtime): express.Express {
   web.use((req, res, next) => sessionMiddleware(req, res, (err?: unknown) => next(err ? new ServiceUnavailableError(undefined, err) : undefined)));
   // express-session carries on without req.session when its store is down: answer 503, never skip CSRF.
   web.use((req, _res, next) => next(req.session ? undefined : new ServiceUnavailableError()));
+  // The customer import posts a whole CSV file as form text (up to 2 MB, which percent-encoding can
+  // triple); only a signed-in session may send that much.
+  const importBody = express.urlencoded({ extended: false, limit: '7mb' });
+  web.use('/app/customers/import', (req, res, next) => ((req.session as { passport?: { user?: unknown } } | undefined)?.passport?.user ? importBody(req, res, next) : next()));
   web.use(express.urlencoded({ extended: false, limit: '100kb' }));
   web.use(passport.session());
   const csrf = csrfSync({
@@ -131,6 +137,8 @@ export function buildApp(rt: Runtime): express.Express {
   });
   web.use(accountRoutes(rt, passport, render));
   web.use('/app', dashboardRoutes(rt, render));
+  // Before the links pages: it adds what a link's page shows of sending, and answers its cards.
+  web.use('/app', sendingRoutes(rt, render));
   web.use('/app', linksRoutes(rt, render));
   web.use('/app', analyticsRoutes(rt, render));
   web.use('/app', transactionsRoutes(rt, render));
@@ -139,6 +147,7 @@ export function buildApp(rt: Runtime): express.Express {
   web.use('/app', customersRoutes(rt, render));
   web.use('/app', tagsRoutes(rt, render));
   web.use('/app', settingsRoutes(rt, render));
+  web.use('/app', templatesRoutes(rt, render));
   web.use('/app', pluginRoutes(rt, render));
   app.use((req: Request, res: Response, next: NextFunction) => (WEB_PATH.test(req.path) ? web(req, res, next) : next()));
 

@@ -310,13 +310,23 @@ export function createDeliveryService(deps: DeliveryDeps) {
     const announceSent = events.hasSubscribers('delivery.sent');
     const announceFailed = events.hasSubscribers('delivery.failed');
     await db.transaction(async (trx) => {
+      // The common outcome, every message sent, is one UPDATE for the batch (still only rows this
+      // worker holds: status 'sending'); the rest row by row.
+      const sent = batch.flatMap((o, i) => (outcomes[i].status === 'sent' ? [{ o, id: (outcomes[i] as { providerMessageId: string }).providerMessageId }] : []));
+      if (sent.length) {
+        const keys = sent.map((s) => s.o.key);
+        const messageIds = trx.raw(`CASE id ${sent.map(() => 'WHEN ? THEN ?').join(' ')} END`, sent.flatMap((s) => [s.o.key, s.id]));
+        await trx('deliveries').whereIn('id', keys).andWhere('status', 'sending').update({ status: 'sent', provider_message_id: messageIds, error: null, sent_at: now, lease_until: null, updated_at: now });
+        if (announceSent) {
+          for (const { o, id } of sent) await events.emit(trx, 'delivery.sent', { deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, providerMessageId: id }, o.merchantKey);
+        }
+      }
       for (let i = 0; i < batch.length; i++) {
         const o = batch[i];
         const r = outcomes[i];
         const mine = trx('deliveries').where({ id: o.key, status: 'sending' });
         if (r.status === 'sent') {
-          await mine.update({ status: 'sent', provider_message_id: r.providerMessageId, error: null, sent_at: now, lease_until: null, updated_at: now });
-          if (announceSent) await events.emit(trx, 'delivery.sent', { deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, providerMessageId: r.providerMessageId }, o.merchantKey);
+          continue;
         } else if (r.status === 'queued') {
           await mine.update({ status: 'queued', error: r.error, next_attempt_at: r.nextAttemptAt, lease_until: null, updated_at: now });
           if (!retryAt || r.nextAttemptAt < retryAt) retryAt = r.nextAttemptAt;
@@ -395,6 +405,9 @@ export function createDeliveryService(deps: DeliveryDeps) {
           await jobs.enqueue(db, 'deliveries.pump', {});
           break;
         }
+        // Let other work run between batches: on SQLite every query settles without a trip through
+        // the event loop, so a pump that never yields would hold the process until it finished.
+        await new Promise((resolve) => setImmediate(resolve));
       }
       if (retryAt) {
         // One wake-up per second of retry time, however many pumps scheduled it.

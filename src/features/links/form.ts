@@ -4,7 +4,7 @@
  * as a field error, all at once, before anything is written.
  */
 import { currencyDigits, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
-import { AppError, ValidationError, type FieldError } from '../../core/errors.ts';
+import { AppError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
 import { currencySchema } from '../merchants/schemas.ts';
 import type { Link } from './service.ts';
 import { LIMIT_MAX, linkCreateSchema, linkUpdateSchema } from './schemas.ts';
@@ -219,4 +219,111 @@ export function updateInput(body: Body, link: Link): Record<string, unknown> {
   if (link.type === 'amount') Object.assign(input, amountFrom(body, link.currency, errors));
   failIfAny(errors, linkUpdateSchema, input);
   return input;
+}
+
+// ---- Sending at creation, and after-payment customer tags --------------------------------------
+
+/** The "Send to a customer" part of the new-link form (and the after-payment tags of both forms). */
+export interface SendFormValues {
+  customer_id: string;
+  /** What the merchant typed into the customer search (shown when they have many customers). */
+  customer_q: string;
+  channels: string[];
+  reminders: boolean;
+  reminder_frequency: string;
+  reminder_max: string;
+  apply_customer_tag: string;
+  remove_customer_tag: string;
+}
+
+export function newSendValues(): SendFormValues {
+  return { customer_id: '', customer_q: '', channels: [], reminders: false, reminder_frequency: 'every_3_days', reminder_max: '3', apply_customer_tag: '', remove_customer_tag: '' };
+}
+
+/** The posted (or, for the htmx refresh, queried) send fields as values to show again. */
+export function postedSendValues(body: Body): SendFormValues {
+  const d = newSendValues();
+  return {
+    customer_id: text(body.customer_id).trim(),
+    customer_q: text(body.customer_q),
+    channels: list(body.channels),
+    reminders: checked(body.reminders),
+    reminder_frequency: text(body.reminder_frequency) || d.reminder_frequency,
+    reminder_max: body.reminder_max === undefined ? d.reminder_max : text(body.reminder_max),
+    apply_customer_tag: text(body.apply_customer_tag),
+    remove_customer_tag: text(body.remove_customer_tag),
+  };
+}
+
+/** The after-payment tags as the sending service takes them; null when neither is chosen. */
+export function afterPaymentInput(v: SendFormValues): { apply_customer_tag: string | null; remove_customer_tag: string | null } | null {
+  if (!v.apply_customer_tag && !v.remove_customer_tag) return null;
+  return { apply_customer_tag: v.apply_customer_tag || null, remove_customer_tag: v.remove_customer_tag || null };
+}
+
+/**
+ * `send` and `after_payment` for sending.createLink, from the form. No customer means no send; the
+ * form's own mistakes (reminders or tags without a customer) come back as field errors.
+ */
+export function sendInput(v: SendFormValues, linkActive = true): { send?: Record<string, unknown>; after_payment?: Record<string, unknown>; errors: FieldError[] } {
+  const errors: FieldError[] = [];
+  const after = afterPaymentInput(v);
+  if (!v.customer_id) {
+    if (v.reminders) errors.push({ field: 'reminders', code: 'needs_customer', message: 'Choose a customer to send reminders to.' });
+    if (after) errors.push({ field: 'after_payment', code: 'needs_customer', message: 'Choose the customer whose tags change when they pay.' });
+    return { errors };
+  }
+  // An inactive link answers "not found": sending it would only puzzle the customer.
+  if (!linkActive) errors.push({ field: 'send', code: 'link_inactive', message: 'An inactive link cannot be paid: tick “Active” to send it.' });
+  const send: Record<string, unknown> = { customer_id: v.customer_id, channels: v.channels };
+  if (v.reminders) {
+    const max = v.reminder_max.trim();
+    // A non-number goes to the service as typed so its message (by send.reminders.max) explains the range.
+    send.reminders = { frequency: v.reminder_frequency, max: /^\d{1,4}$/.test(max) ? Number(max) : max };
+  }
+  return { send, ...(after ? { after_payment: after } : {}), errors };
+}
+
+/** The sending service's field names → the form's (messages for one field joined). */
+const SEND_FIELDS: Record<string, string> = {
+  send: 'customer_id',
+  'send.customer_id': 'customer_id',
+  'send.customer_ids': 'customer_id',
+  'send.customer_tag': 'customer_id',
+  'send.channels': 'channels',
+  'send.reminders': 'reminders',
+  'send.reminders.frequency': 'reminder_frequency',
+  'send.reminders.max': 'reminder_max',
+  after_payment: 'after_payment',
+  'after_payment.apply_customer_tag': 'apply_customer_tag',
+  'after_payment.apply': 'apply_customer_tag',
+  'after_payment.remove_customer_tag': 'remove_customer_tag',
+  'after_payment.remove': 'remove_customer_tag',
+};
+
+/** Field errors by form field: the send's under the form's names, several messages for one field joined. */
+export function formFieldErrors(errors: FieldError[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of errors) {
+    const field = SEND_FIELDS[e.field] ?? (e.field.startsWith('send.') ? 'customer_id' : e.field.startsWith('after_payment.') ? 'after_payment' : e.field);
+    if (!out[field]) out[field] = e.message;
+    else if (!out[field].includes(e.message)) out[field] += ` ${e.message}`;
+  }
+  return out;
+}
+
+/**
+ * Every field error of the new-link form's link part at once: the form's own and the schema's (the
+ * service would only report the schema's after the send passed).
+ */
+export function createInputErrors(body: Body, merchantCurrency: string): { input: Record<string, unknown> | null; errors: FieldError[] } {
+  try {
+    const input = createInput(body, merchantCurrency);
+    const parsed = linkCreateSchema.safeParse(input);
+    if (parsed.success) return { input, errors: [] };
+    return { input: null, errors: fieldErrorsFromZod(parsed.error.issues) };
+  } catch (err) {
+    if (err instanceof ValidationError) return { input: null, errors: err.errors };
+    throw err;
+  }
 }

@@ -1,14 +1,16 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
-import { AppError, ValidationError } from '../../core/errors.ts';
+import { AppError, ValidationError, type FieldError } from '../../core/errors.ts';
 import { requireMerchant, safeNext } from '../accounts/middleware.ts';
 import { navItems } from '../dashboard/nav.ts';
 import { currencyOptions } from '../merchants/schemas.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import { qrPaths } from '../qr/routes.ts';
 import type { Link } from './service.ts';
-import { createInput, linkValues, newLinkValues, postedValues, updateInput, type LinkFormValues } from './form.ts';
+import { afterPaymentInput, createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type SendFormValues } from './form.ts';
+import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
+import { CHANNEL_LABELS } from '../sending/channels.ts';
 import { dateIn, dateTimeIn, isFiltered, listHref, pageWindow, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
 import { formatMoney } from '../../core/money.ts';
 import { dailyChart } from '../analytics/chart.ts';
@@ -22,6 +24,22 @@ export function formErrors(err: unknown): Record<string, string> | null {
   if (err instanceof ValidationError) return err.byField();
   if (err instanceof AppError && (err.status === 409 || err.status === 422) && err.errors.length) return new ValidationError(err.errors).byField();
   return null;
+}
+
+/** A form error's list of field errors (validation, a taken path, an immutable field), or null. */
+function fieldErrorList(err: unknown): FieldError[] | null {
+  return err instanceof AppError && (err.status === 409 || err.status === 422) && err.errors.length ? err.errors : null;
+}
+
+/** Runs a validation and collects its field errors instead of throwing them. */
+async function collecting(errors: FieldError[], fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    const list = fieldErrorList(err);
+    if (!list) throw err;
+    errors.push(...list);
+  }
 }
 
 type LinkType = 'amount' | 'product';
@@ -75,10 +93,35 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
 
   // ---- New --------------------------------------------------------------------------------------
 
-  const formPage = async (req: express.Request, res: express.Response, opts: { type: LinkType; values: LinkFormValues; errors?: Record<string, string>; link?: Link }, status = 200) => {
+  const sections = createSendSections(rt);
+
+  /** The edit form's after-payment tags: shown for a link made for one customer. */
+  const linkAfterPayment = async (merchant: Merchant, link: Link, send: SendFormValues | undefined, errors: Record<string, string>) => {
+    if (link.customerKey === null) return null;
+    const customer = await rt.services.customers.getByKey(link.customerKey);
+    if (!customer || customer.deletedAt) return null;
+    let values = send;
+    if (!values) {
+      const saved = (await rt.services.actions.forLink(link.key)).find((a) => a.actionId === 'customer-tags')?.settings ?? {};
+      values = { ...newSendValues(), apply_customer_tag: String(saved.apply ?? ''), remove_customer_tag: String(saved.remove ?? '') };
+    }
+    return sections.afterPayment(merchant, customer, values, errors);
+  };
+
+  const formPage = async (
+    req: express.Request,
+    res: express.Response,
+    opts: { type: LinkType; values: LinkFormValues; send?: SendFormValues; errors?: Record<string, string>; link?: Link },
+    status = 200,
+  ) => {
     const merchant = merchantOf(res);
-    const [productList, linkTags] = await Promise.all([opts.link ? Promise.resolve([]) : products.active(merchant.key), tags.list(merchant.key, 'link')]);
     const errors = opts.errors ?? {};
+    const [productList, linkTags, send, afterPayment] = await Promise.all([
+      opts.link ? Promise.resolve([]) : products.active(merchant.key),
+      tags.list(merchant.key, 'link'),
+      opts.link ? null : sections.send(merchant, opts.send ?? newSendValues(), errors, req.body?.refresh === 'send' ? String(req.body.send_for ?? '') : undefined),
+      opts.link ? linkAfterPayment(merchant, opts.link, opts.send, errors) : null,
+    ]);
     await render(
       req,
       res,
@@ -92,6 +135,9 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
         link: opts.link ?? null,
         products: productList,
         linkTags,
+        send,
+        afterPayment,
+        choiceLimit: CUSTOMER_CHOICES,
         currencies: currencyOptions(),
         pathPrefix: `${rt.config.baseUrl.replace(/^https?:\/\//, '')}/${merchant.handle}/`,
         h: helpers(merchant),
@@ -111,18 +157,57 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     await formPage(req, res, { type, values: newLinkValues(type, merchant.currency) });
   });
 
+  /**
+   * The send section again for the chosen customer (htmx, as the merchant picks a customer or
+   * channels). A plain GET has no form to refresh: the new-link form is where it lives.
+   */
+  router.get('/links/send-options', async (req, res) => {
+    if (!wantsFragment(req)) return res.redirect(303, '/app/links/new?type=amount');
+    const merchant = merchantOf(res);
+    const query = req.query as Record<string, unknown>;
+    const send = await sections.send(merchant, postedSendValues(query), {}, String(query.send_for ?? ''));
+    await render(req, res, 'links/_send', { send, errors: {}, choiceLimit: CUSTOMER_CHOICES });
+  });
+
+  /** The after-payment customer tags for a customer and the tag being applied (htmx). */
+  router.get('/links/after-payment', async (req, res) => {
+    if (!wantsFragment(req)) return res.redirect(303, '/app/links');
+    const merchant = merchantOf(res);
+    const values = postedSendValues(req.query as Record<string, unknown>);
+    const customer = await sections.customerOf(merchant, values.customer_id);
+    const ap = await sections.afterPayment(merchant, customer, values);
+    // The edit form has no customer select: its block carries the customer id itself.
+    const editing = req.query.editing === '1';
+    await render(req, res, 'links/_after_payment', { ap, error: null, include: editing ? 'this' : '#after-payment, #f-customer_id', hiddenCustomer: editing });
+  });
+
   router.post('/links', async (req, res) => {
     const merchant = merchantOf(res);
     const body = req.body as Record<string, unknown>;
     const type: LinkType = isType(body.type) ? body.type : 'amount';
+    const sendValues = postedSendValues(body);
+    const again = (errors: Record<string, string>, status: number) => formPage(req, res, { type, values: postedValues(body, type, merchant.currency), send: sendValues, errors }, status);
+    // Without JavaScript, "Update choices" posts the form to show the chosen customer's channels.
+    if (body.refresh === 'send') return again({}, 200);
+    const { sending } = rt.services;
+    const { input, errors } = createInputErrors(body, merchant.currency);
+    const { send, after_payment, errors: sendErrors } = sendInput(sendValues, body.active === 'on' || body.active === '1' || body.active === 'true');
+    errors.push(...sendErrors);
     try {
-      const link = await links.create(merchant, createInput(body, merchant.currency));
-      flash(req, 'success', `Link “${link.name}” created. Share ${links.url(merchant, link)}.`);
+      if (!input || errors.length) {
+        // Report the send's problems along with the link's, all at once; nothing is written.
+        if (send) await collecting(errors, () => sending.prepare(merchant, send));
+        if (after_payment) await collecting(errors, () => sending.prepareAfterPayment(merchant, after_payment));
+        throw new ValidationError(errors);
+      }
+      const { link, sent } = await sending.createLink(merchant, { ...input, ...(send ? { send } : {}), ...(after_payment ? { after_payment } : {}) });
+      const by = send ? (send.channels as (keyof typeof CHANNEL_LABELS)[]).map((c) => CHANNEL_LABELS[c]).join(' and ') : '';
+      flash(req, 'success', sent ? `Link “${link.name}” created and sent by ${by}.` : `Link “${link.name}” created. Share ${links.url(merchant, link)}.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {
-      const errors = formErrors(err);
-      if (!errors) throw err;
-      await formPage(req, res, { type, values: postedValues(body, type, merchant.currency), errors }, 422);
+      const list = fieldErrorList(err);
+      if (!list) throw err;
+      await again(formFieldErrors(list), 422);
     }
   });
 
@@ -184,15 +269,28 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const link = await links.get(merchant, String(req.params.id));
     const body = req.body as Record<string, unknown>;
+    const { sending } = rt.services;
+    // The after-payment tags were on the form (a link made for one customer): save them too.
+    const withTags = body.after_payment_form === '1' && link.customerKey !== null;
+    const sendValues = postedSendValues(body);
+    const afterPayment = withTags ? afterPaymentInput(sendValues) : null;
     try {
-      const updated = await links.update(merchant, link.id, updateInput(body, link));
+      const errors: FieldError[] = [];
+      let input: Record<string, unknown> | null = null;
+      await collecting(errors, async () => {
+        input = updateInput(body, link);
+      });
+      if (withTags) await collecting(errors, () => sending.prepareAfterPayment(merchant, afterPayment));
+      if (errors.length || !input) throw new ValidationError(errors);
+      const updated = await links.update(merchant, link.id, input);
+      if (withTags) await sending.setAfterPayment(merchant, updated, afterPayment);
       flash(req, 'success', `Link “${updated.name}” saved.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {
-      const errors = formErrors(err);
-      if (!errors) throw err;
+      const list = fieldErrorList(err);
+      if (!list) throw err;
       const values = { ...postedValues(body, link.type, link.currency), product_id: link.productId ?? '' };
-      await formPage(req, res, { type: link.type, values, errors, link }, 422);
+      await formPage(req, res, { type: link.type, values, send: withTags ? sendValues : undefined, errors: formFieldErrors(list), link }, 422);
     }
   });
 

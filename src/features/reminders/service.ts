@@ -21,7 +21,7 @@ import { addressFor } from '../sending/channels.ts';
 import { dueAt, inQuietHours, outsideQuietHours, type Frequency } from './schedule.ts';
 
 export type PlanState = 'active' | 'completed' | 'stopped';
-export type StopReason = 'paid' | 'link_closed' | 'customer_deleted' | 'cancelled';
+export type StopReason = 'paid' | 'link_closed' | 'customer_deleted' | 'cancelled' | 'replaced';
 
 export interface ReminderPlan {
   key: number;
@@ -197,12 +197,19 @@ export function createReminderService(deps: ReminderDeps) {
         const postponed: { id: number; next: Date }[] = [];
         const stopped: { id: number; reason: StopReason }[] = [];
         const sentNow: DuePlan[] = [];
+        // "Now" is the same for every plan of the batch: one quiet-hours answer per time zone.
+        const quiet = new Map<string, boolean>();
+        const quietNow = (tz: string) => {
+          let q = quiet.get(tz);
+          if (q === undefined) quiet.set(tz, (q = inQuietHours(now, tz)));
+          return q;
+        };
         for (const p of plans) {
           if (p.link_gone || p.customer_gone) {
             stopped.push({ id: p.id, reason: p.link_gone ? 'link_closed' : 'customer_deleted' });
             continue;
           }
-          if (inQuietHours(now, p.timezone)) {
+          if (quietNow(p.timezone)) {
             postponed.push({ id: p.id, next: outsideQuietHours(now, p.timezone) });
             continue;
           }
@@ -251,6 +258,10 @@ export function createReminderService(deps: ReminderDeps) {
     /** Creates a plan in the caller's transaction; its first reminder is one interval after `anchor`. */
     async createPlan(trx: Knex.Transaction, input: PlanInput): Promise<string> {
       const now = clock.now();
+      // Sending the same link to the same customer again starts their reminders afresh: one plan each.
+      await trx('reminder_plans')
+        .where({ link_id: input.linkKey, customer_id: input.customerKey, state: 'active' })
+        .update({ state: 'stopped', stop_reason: 'replaced', next_at: null, updated_at: now });
       const id = publicId('rem');
       await trx('reminder_plans').insert({
         public_id: id,
@@ -285,6 +296,9 @@ export function createReminderService(deps: ReminderDeps) {
           await jobs.enqueue(db, 'reminders.sweep', {});
           break;
         }
+        // Let other work run between batches: on SQLite every query settles without a trip through
+        // the event loop, so a long sweep that never yields would hold the process until it finished.
+        await new Promise((resolve) => setImmediate(resolve));
       }
       if (total) log.info('reminders queued', { plans: total });
       // A safety net for messages whose pump job was lost (e.g. a database restored from backup).

@@ -1,0 +1,196 @@
+/**
+ * Settings → Message templates: the six texts customers receive (first message and reminder, by
+ * email, SMS and WhatsApp), each editable, with a preview filled with sample values. The email
+ * preview is the real email HTML, served by its own URL into a sandboxed frame with a CSP of its
+ * own (the dashboard's CSP refuses the email's inline styles, so `srcdoc` would render it bare).
+ */
+import express from 'express';
+import { Eta } from 'eta';
+import type { Runtime } from '../../runtime.ts';
+import { VIEWS_DIR } from '../../runtime.ts';
+import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { currencyDigits } from '../../core/money.ts';
+import { requireMerchant } from '../accounts/middleware.ts';
+import { navItems } from '../dashboard/nav.ts';
+import type { Merchant } from '../merchants/repository.ts';
+import { CHANNEL_LABELS } from '../sending/channels.ts';
+import { compose } from './compose.ts';
+import { PLACEHOLDERS, TEMPLATE_CHANNELS, TEMPLATE_KINDS, type MessageTemplate, type TemplateChannel, type TemplateKind } from './templates.ts';
+
+export const KIND_LABELS: Record<TemplateKind, string> = { initial: 'First message', reminder: 'Reminder' };
+
+/** What the preview fills the placeholders with. */
+export const SAMPLE = { customerName: 'Jane Doe', linkName: 'Spring membership', reminderNumber: 1 } as const;
+
+/** The email preview's own policy: its inline styles and nothing else; framed by the dashboard only. */
+const PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+const isKind = (v: unknown): v is TemplateKind => (TEMPLATE_KINDS as readonly unknown[]).includes(v);
+const isChannel = (v: unknown): v is TemplateChannel => (TEMPLATE_CHANNELS as readonly unknown[]).includes(v);
+
+interface Card {
+  id: string;
+  kind: TemplateKind;
+  channel: TemplateChannel;
+  title: string;
+  custom: boolean;
+  values: { subject: string; body: string };
+  errors: Record<string, string>;
+  preview: Preview;
+}
+
+interface Preview {
+  id: string;
+  channel: TemplateChannel;
+  subject: string | null;
+  text: string;
+  /** Email: the URL of the framed HTML. */
+  frameSrc: string | null;
+  length: number;
+  errors: string[];
+}
+
+export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
+  const router = express.Router();
+  const { templates } = rt.services;
+  // Same settings as the delivery service's: HTML escapes, plain text does not.
+  const eta = {
+    html: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true }),
+    text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
+  };
+
+  router.use('/settings/templates', requireMerchant, (_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    res.locals.nav = navItems(rt);
+    next();
+  });
+
+  const cardId = (kind: string, channel: string) => `tpl-${kind}-${channel}`;
+
+  /** A template filled with the sample customer and link, in the merchant's name, colour and currency. */
+  const sampleMessage = (merchant: Merchant, template: MessageTemplate) =>
+    compose(eta, {
+      template,
+      business: merchant.name,
+      brandColor: merchant.brandColor,
+      customerName: SAMPLE.customerName,
+      linkName: SAMPLE.linkName,
+      amount: 39 * 10 ** currencyDigits(merchant.currency),
+      currency: merchant.currency,
+      url: `${rt.config.baseUrl}/${merchant.handle}/spring-membership`,
+      reminderNumber: SAMPLE.reminderNumber,
+    });
+
+  /** The template as the customer would get it, with sample values; a template with mistakes shows them instead. */
+  const preview = (merchant: Merchant, kind: TemplateKind, channel: TemplateChannel, values: { subject: string; body: string }): Preview => {
+    const base: Preview = { id: `${cardId(kind, channel)}-preview`, channel, subject: null, text: '', frameSrc: null, length: 0, errors: [] };
+    try {
+      templates.parse({ kind, channel, body: values.body, ...(channel === 'email' ? { subject: values.subject } : {}) });
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      return { ...base, errors: err.errors.map((e) => e.message) };
+    }
+    const message = sampleMessage(merchant, { kind, channel, subject: channel === 'email' ? values.subject : null, body: values.body, custom: true });
+    const query = new URLSearchParams({ kind, subject: values.subject, body: values.body });
+    return {
+      ...base,
+      subject: message.subject,
+      text: channel === 'email' ? values.body : message.text,
+      frameSrc: channel === 'email' ? `/app/settings/templates/preview.html?${query}` : null,
+      length: message.text.length,
+    };
+  };
+
+  const cards = async (merchant: Merchant, edited?: { kind: TemplateKind; channel: TemplateChannel; values: { subject: string; body: string }; errors: Record<string, string> }): Promise<Card[]> =>
+    (await templates.all(merchant.key)).map((t) => {
+      const mine = edited && edited.kind === t.kind && edited.channel === t.channel ? edited : null;
+      const values = mine?.values ?? { subject: t.subject ?? '', body: t.body };
+      return {
+        id: cardId(t.kind, t.channel),
+        kind: t.kind,
+        channel: t.channel,
+        title: `${KIND_LABELS[t.kind]} · ${CHANNEL_LABELS[t.channel]}`,
+        custom: t.custom,
+        values,
+        errors: mine?.errors ?? {},
+        preview: preview(merchant, t.kind, t.channel, values),
+      };
+    });
+
+  const page = async (req: express.Request, res: express.Response, edited?: Parameters<typeof cards>[1], status = 200) => {
+    const merchant: Merchant = res.locals.merchant;
+    const all = await cards(merchant, edited);
+    await render(
+      req,
+      res,
+      'settings/templates',
+      {
+        title: 'Message templates',
+        groups: TEMPLATE_KINDS.map((kind) => ({ kind, label: KIND_LABELS[kind], cards: all.filter((c) => c.kind === kind) })),
+        placeholders: Object.entries(PLACEHOLDERS).map(([name, description]) => ({ name, description })),
+        sample: SAMPLE,
+      },
+      status,
+    );
+  };
+
+  /** The posted card: which template and what was typed. */
+  const posted = (body: Record<string, unknown>) => {
+    const kind = body.kind;
+    const channel = body.channel;
+    if (!isKind(kind) || !isChannel(channel)) return null;
+    return { kind, channel, values: { subject: text(body.subject), body: text(body.body) } };
+  };
+
+  router.get('/settings/templates', (req, res) => page(req, res));
+
+  router.post('/settings/templates', async (req, res) => {
+    const card = posted(req.body as Record<string, unknown>);
+    if (!card) throw new ValidationError([{ field: 'kind', code: 'invalid_template', message: 'No such template.' }]);
+    try {
+      await templates.save(res.locals.merchant.key, { kind: card.kind, channel: card.channel, body: card.values.body, ...(card.channel === 'email' ? { subject: card.values.subject } : {}) });
+      flash(req, 'success', `${KIND_LABELS[card.kind]} by ${CHANNEL_LABELS[card.channel]} saved. New messages use it.`);
+      res.redirect(303, `/app/settings/templates#${cardId(card.kind, card.channel)}`);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      await page(req, res, { ...card, errors: err.byField() }, 422);
+    }
+  });
+
+  router.post('/settings/templates/reset', async (req, res) => {
+    const { kind, channel } = req.body as Record<string, unknown>;
+    await templates.reset(res.locals.merchant.key, text(kind), text(channel));
+    flash(req, 'success', `${KIND_LABELS[kind as TemplateKind]} by ${CHANNEL_LABELS[channel as TemplateChannel]} is back to the default.`);
+    res.redirect(303, `/app/settings/templates#${cardId(text(kind), text(channel))}`);
+  });
+
+  /**
+   * The preview of what is typed (nothing is saved): htmx gets the preview fragment as the merchant
+   * types; without JavaScript the Preview button shows the page with that card as typed.
+   */
+  router.post('/settings/templates/preview', async (req, res) => {
+    const card = posted(req.body as Record<string, unknown>);
+    if (!card) throw new ValidationError([{ field: 'kind', code: 'invalid_template', message: 'No such template.' }]);
+    if (!wantsFragment(req)) return page(req, res, { ...card, errors: {} });
+    await render(req, res, 'settings/_template_preview', { preview: preview(res.locals.merchant, card.kind, card.channel, card.values) });
+  });
+
+  /** The email as HTML, for the preview frame only. */
+  router.get('/settings/templates/preview.html', async (req, res) => {
+    const merchant: Merchant = res.locals.merchant;
+    const q = req.query as Record<string, unknown>;
+    const kind = isKind(q.kind) ? q.kind : 'initial';
+    const p = preview(merchant, kind, 'email', { subject: text(q.subject), body: text(q.body) });
+    let html: string;
+    if (p.errors.length) {
+      html = eta.html.renderString('<!doctype html><meta charset="utf-8"><body style="font-family:sans-serif;color:#b91c1c;padding:1rem"><% it.errors.forEach((e) => { %><p><%= e %></p><% }) %></body>', { errors: p.errors });
+    } else {
+      html = sampleMessage(merchant, { kind, channel: 'email', subject: text(q.subject), body: text(q.body), custom: true }).html!;
+    }
+    res.set('Content-Security-Policy', PREVIEW_CSP).set('X-Frame-Options', 'SAMEORIGIN').type('html').send(html);
+  });
+
+  return router;
+}

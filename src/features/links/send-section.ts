@@ -1,0 +1,90 @@
+/**
+ * What the link form shows for sending: the "Send to a customer" section of the new-link form and
+ * the after-payment customer tags (new and edit forms). Both are re-rendered by htmx as the merchant
+ * picks a customer, channels or a tag, so they are built here from the form's values alone.
+ */
+import type { Runtime } from '../../runtime.ts';
+import { NotFoundError } from '../../core/errors.ts';
+import type { Merchant } from '../merchants/repository.ts';
+import type { Customer } from '../customers/service.ts';
+import { CHANNEL_LABELS, SEND_CHANNELS, channelOptions, type ChannelOption } from '../sending/channels.ts';
+import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX } from '../reminders/schedule.ts';
+import type { SendFormValues } from './form.ts';
+
+/** Customers offered in the select; with more, a search box narrows them. */
+export const CUSTOMER_CHOICES = 100;
+const TAGS_PLUGIN = 'action-customer-tags';
+
+export interface AfterPaymentBlock {
+  /** The plugin's form fragment (already escaped by the plugin's Eta), or null with no customer. */
+  html: string | null;
+  customerId: string | null;
+  hasTags: boolean;
+}
+
+export interface SendSection {
+  values: SendFormValues;
+  searchable: boolean;
+  choices: Customer[];
+  customer: Customer | null;
+  channels: (ChannelOption & { checked: boolean; address: string | null })[];
+  remindersAllowed: boolean;
+  frequencies: { id: string; label: string }[];
+  remindersMax: number;
+  afterPayment: AfterPaymentBlock;
+}
+
+export function createSendSections(rt: Runtime) {
+  const { customers, tags } = rt.services;
+
+  const customerOf = async (merchant: Merchant, id: string): Promise<Customer | null> =>
+    id ? customers.get(merchant.key, id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err))) : null;
+
+  const sections = {
+    customerOf,
+
+    /** The after-payment tags for a customer (null: nothing to show), with the form's choices and errors. */
+    async afterPayment(merchant: Merchant, customer: Customer | null, v: Pick<SendFormValues, 'apply_customer_tag' | 'remove_customer_tag'>, errors: Record<string, string> = {}): Promise<AfterPaymentBlock> {
+      if (!customer || !rt.plugins.isActive(TAGS_PLUGIN)) return { html: null, customerId: customer?.id ?? null, hasTags: false };
+      const customerTags = await tags.list(merchant.key, 'customer');
+      const html = await rt.plugins.renderView(TAGS_PLUGIN, 'form', {
+        customer: { name: customer.name, tags: customer.tags.map((t) => ({ id: t.id })) },
+        tags: customerTags.map((t) => ({ id: t.id, name: t.name, color: t.color })),
+        apply: v.apply_customer_tag || null,
+        remove: v.remove_customer_tag || null,
+        errors: { apply: errors.apply_customer_tag, remove: errors.remove_customer_tag },
+      });
+      return { html, customerId: customer.id, hasTags: customerTags.length > 0 };
+    },
+
+    /**
+     * The send section. `renderedFor` is the customer the section showed before this refresh: when
+     * the merchant picks another customer, the channels start again from the first one that reaches them.
+     */
+    async send(merchant: Merchant, values: SendFormValues, errors: Record<string, string> = {}, renderedFor?: string): Promise<SendSection> {
+      const query = values.customer_q.trim();
+      const [found, customer] = await Promise.all([customers.search(merchant.key, { q: query || undefined, perPage: CUSTOMER_CHOICES }), customerOf(merchant, values.customer_id)]);
+      const choices = customer && !found.items.some((c) => c.id === customer.id) ? [customer, ...found.items] : found.items;
+      const v = { ...values, customer_id: customer?.id ?? values.customer_id };
+      const options = customer ? channelOptions(customer) : SEND_CHANNELS.map((id) => ({ id, label: CHANNEL_LABELS[id], enabled: false, reason: null }));
+      if (customer && renderedFor !== undefined && renderedFor !== customer.id) {
+        const first = options.find((o) => o.enabled);
+        v.channels = first ? [first.id] : [];
+      }
+      const channels = options.map((o) => ({ ...o, checked: o.enabled && v.channels.includes(o.id), address: customer ? (o.id === 'email' ? customer.email : customer.phone) : null }));
+      const remindersAllowed = !!customer && channels.some((c) => c.checked);
+      return {
+        values: { ...v, reminders: v.reminders && remindersAllowed },
+        searchable: found.hasMore || query !== '',
+        choices,
+        customer,
+        channels,
+        remindersAllowed,
+        frequencies: FREQUENCIES.map((id) => ({ id, label: FREQUENCY_LABELS[id] })),
+        remindersMax: REMINDERS_MAX,
+        afterPayment: await sections.afterPayment(merchant, customer, v, errors),
+      };
+    },
+  };
+  return sections;
+}
