@@ -115,6 +115,12 @@ export interface Channel {
   /** A fallback channel serves its id only while no other plugin registers the same id. */
   fallback?: boolean;
   send(message: OutgoingMessage): Promise<{ providerMessageId: string }>;
+  /**
+   * Optional: sends many messages at once (e.g. one database write for all). Answers one result per
+   * message, in order: its provider message id, or the ProviderError it failed with. Added in
+   * apiVersion 1; core uses it for batches when present, `send` otherwise.
+   */
+  sendMany?(messages: OutgoingMessage[]): Promise<({ providerMessageId: string } | ProviderError)[]>;
 }
 
 /** Thrown by channels and providers; `retryable` decides whether the job retries with backoff. */
@@ -182,6 +188,8 @@ export interface PluginRecord<T = Record<string, unknown>> {
  */
 export interface PluginStore {
   insert<T extends Record<string, unknown>>(collection: string, record: { merchantId: string | null; data: T }): Promise<PluginRecord<T>>;
+  /** Inserts many records in one transaction (all or none), in order. Added in apiVersion 1. */
+  insertMany<T extends Record<string, unknown>>(collection: string, records: { merchantId: string | null; data: T }[]): Promise<PluginRecord<T>[]>;
   /** Newest first. */
   list<T = Record<string, unknown>>(collection: string, opts?: { merchantId?: string | null; limit?: number; beforeId?: string }): Promise<PluginRecord<T>[]>;
   get<T = Record<string, unknown>>(collection: string, id: string): Promise<PluginRecord<T> | null>;

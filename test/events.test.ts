@@ -12,7 +12,7 @@ forEachTarget('events', (target) => {
   });
   afterEach(() => env?.close());
 
-  const emitCommitted = (type: 'link.created' | 'payment.succeeded', payload: Record<string, unknown>) =>
+  const emitCommitted = (type: 'link.created' | 'payment.succeeded' | 'link.expired', payload: Record<string, unknown>) =>
     env.rt.db.transaction((trx) => env.rt.events.emit(trx, type, payload));
 
   /** Moves the clock to the earliest queued job's run_at, so its retry is due. */
@@ -65,11 +65,11 @@ forEachTarget('events', (target) => {
   it('retries a handler that throws, handing it the same event id', async () => {
     const { rt } = env;
     const calls: string[] = [];
-    rt.events.subscribe('payment.succeeded', 'test:flaky', (e) => {
+    rt.events.subscribe('link.expired', 'test:flaky', (e) => {
       calls.push(e.id);
       if (calls.length === 1) throw Object.assign(new Error('webhook endpoint timed out'), { code: 'ETIMEDOUT' });
     });
-    const id = await emitCommitted('payment.succeeded', { paymentId: 'pay_1' });
+    const id = await emitCommitted('link.expired', { linkId: 'lnk_1' });
     await rt.jobs.drain();
     expect(calls).to.deep.equal([id]);
     expect(await onlyJob(env, 'hooks.run')).to.include({ state: 'queued', attempts: 1 });
@@ -85,12 +85,12 @@ forEachTarget('events', (target) => {
     const { rt } = env;
     const failing: string[] = [];
     const fine: string[] = [];
-    rt.events.subscribe('payment.succeeded', 'test:failing', (e) => {
+    rt.events.subscribe('link.expired', 'test:failing', (e) => {
       failing.push(e.id);
       if (failing.length < 3) throw new Error('not yet');
     });
-    rt.events.subscribe('payment.succeeded', 'test:fine', (e) => void fine.push(e.id));
-    const id = await emitCommitted('payment.succeeded', { paymentId: 'pay_2' });
+    rt.events.subscribe('link.expired', 'test:fine', (e) => void fine.push(e.id));
+    const id = await emitCommitted('link.expired', { linkId: 'lnk_2' });
     await rt.jobs.drain();
     for (let retry = 0; retry < 2; retry++) {
       await untilNextRetry();

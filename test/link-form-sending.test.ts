@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { outboxMessages } from './support/channels.ts';
 import supertest from 'supertest';
 import { forEachTarget, TARGETS } from './support/targets.ts';
 import { build, csrfFrom, fieldError, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
@@ -7,11 +8,6 @@ import type { Merchant } from '../src/features/merchants/repository.ts';
 
 const LINK_ID = /\/app\/links\/(lnk_[0-9A-Za-z]+)/;
 
-/** What channel-outbox kept: every message "sent" on a fresh install. */
-async function outbox(env: TestEnv) {
-  const rows = (await env.rt.db('plugin_records').where({ plugin_id: 'channel-outbox' }).orderBy('id')) as { data: string }[];
-  return rows.map((r) => JSON.parse(r.data) as { channel: string; to: string; subject: string | null; text: string });
-}
 
 forEachTarget('link form: send at creation, after-payment customer tags', (target) => {
   let env: TestEnv;
@@ -53,7 +49,7 @@ forEachTarget('link form: send at creation, after-payment customer tags', (targe
     expect(plans[0]).to.include({ frequency: 'every_2_days', max: 5, state: 'active' });
 
     await env.rt.jobs.drain();
-    const mine = (await outbox(env)).filter((msg) => msg.text.includes('Spring membership'));
+    const mine = (await outboxMessages(env)).filter((msg) => msg.text.includes('Spring membership'));
     expect(mine.map((msg) => `${msg.channel}:${msg.to}`).sort()).to.deep.equal(['email:jane@example.test', 'sms:+31612345678']);
     expect(mine.find((msg) => msg.channel === 'sms')!.text).to.match(/^Hi Jane, your Acme Yoga payment link for Spring membership \(€39\.00\): http/);
     const page = await acct.agent.get(res.headers.location).expect(200);
@@ -170,7 +166,7 @@ forEachTarget('link form: send at creation, after-payment customer tags', (targe
       expect(edit.text).to.match(new RegExp(`<option value="${owes.id}" selected>Owes membership</option>`));
 
       await env.rt.jobs.drain();
-      const sent = (await outbox(env)).find((msg) => msg.to === 'jane@example.test' && msg.text.includes('Membership'))!;
+      const sent = (await outboxMessages(env)).find((msg) => msg.to === 'jane@example.test' && msg.text.includes('Membership'))!;
       const url = new URL(sent.text.match(/https?:\/\/\S+\?c=\S+/)![0]);
       await supertest(env.app).post(url.pathname + url.search).type('form').send({ name: 'Jane Doe', email: 'jane@example.test' }).expect(303);
       const pending = await env.rt.db('payments').where({ status: 'pending', link_id: link.key }).first();

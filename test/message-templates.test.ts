@@ -1,14 +1,10 @@
 import { expect } from 'chai';
+import { outboxMessages } from './support/channels.ts';
 import { forEachTarget, TARGETS } from './support/targets.ts';
 import { build, csrfFrom, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
 import { serve, signUpInBrowser, useBrowser, type ServedEnv } from './support/browser.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 
-/** What channel-outbox kept: every message "sent" on a fresh install. */
-async function outbox(env: TestEnv) {
-  const rows = (await env.rt.db('plugin_records').where({ plugin_id: 'channel-outbox' }).orderBy('id')) as { data: string }[];
-  return rows.map((r) => JSON.parse(r.data) as { channel: string; to: string; subject: string | null; text: string; html: string | null });
-}
 
 /** The message shown under a template card's field ('' when none). */
 function cardError(html: string, card: string, field: string): string {
@@ -37,7 +33,7 @@ forEachTarget('settings: message templates', (target) => {
       .send({ _csrf: acct.csrf, type: 'amount', name, amount: '39.00', currency: 'EUR', limit: 'unlimited', redirect_target: 'same', active: 'on', customer_id: c.id, channels })
       .expect(303);
     await env.rt.jobs.drain();
-    return (await outbox(env)).filter((msg) => msg.text.includes(name) || msg.subject?.includes(name));
+    return (await outboxMessages(env)).filter((msg) => msg.text.includes(name) || msg.subject?.includes(name));
   }
 
   it('lists the six templates with the placeholders, and links to them from Settings', async () => {

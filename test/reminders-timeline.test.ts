@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { outboxMessages } from './support/channels.ts';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
 import { apiClient, apiMerchant, type ApiCall, type ApiMerchant } from './support/api.ts';
@@ -6,11 +7,6 @@ import { build, type TestEnv } from './support/harness.ts';
 
 const DAY = 86_400_000;
 
-/** What channel-outbox kept: every message "sent" on a fresh install. */
-async function outbox(env: TestEnv) {
-  const rows = (await env.rt.db('plugin_records').where({ plugin_id: 'channel-outbox' }).orderBy('id')) as { data: string }[];
-  return rows.map((r) => JSON.parse(r.data) as { channel: string; to: string; subject: string | null; text: string; html: string | null; messageId: string });
-}
 
 forEachTarget('reminders until paid', (target) => {
   let env: TestEnv;
@@ -67,7 +63,7 @@ forEachTarget('reminders until paid', (target) => {
     const jane = await customer('Jane Doe');
     const link = await sendLink(jane, 'Spring membership');
     await env.rt.jobs.drain();
-    const first = await outbox(env);
+    const first = await outboxMessages(env);
     const email = first.find((m) => m.channel === 'email')!;
     const sms = first.find((m) => m.channel === 'sms')!;
     expect(email.to).to.equal('jane@example.test');
@@ -89,7 +85,7 @@ forEachTarget('reminders until paid', (target) => {
     const ana = await customer('Ana López');
     const link = await sendLink(ana, 'Workshop');
     await env.rt.jobs.drain();
-    const messages = await outbox(env);
+    const messages = await outboxMessages(env);
     const sent = messages.filter((m) => m.to === 'ana@example.test');
     const url = new URL(sent[0].text.match(/https?:\/\/\S+\?c=\S+/)![0]);
 

@@ -22,17 +22,24 @@ export default definePlugin({
   config: z.object({}).loose(),
   viewsDir: fileURLToPath(new URL('./views', import.meta.url)),
   register(api) {
+    const recordOf = (id: string, message: OutgoingMessage) => ({
+      merchantId: message.merchant.id,
+      data: { channel: id, to: message.to, subject: message.subject ?? null, text: message.text, html: message.html ?? null, messageId: message.id } as OutboxMessage,
+    });
     const channel = (id: string, address: Channel['address']): Channel => ({
       id,
       address,
       fallback: true,
       async send(message: OutgoingMessage) {
-        const record = await api.store.insert<OutboxMessage>('messages', {
-          merchantId: message.merchant.id,
-          data: { channel: id, to: message.to, subject: message.subject ?? null, text: message.text, html: message.html ?? null, messageId: message.id },
-        });
+        const record = await api.store.insert<OutboxMessage>('messages', recordOf(id, message));
         api.log.info('message kept in outbox', { channel: id, to: message.to, id: record.id });
         return { providerMessageId: record.id };
+      },
+      // A batch of reminders is one write, not one per message.
+      async sendMany(messages: OutgoingMessage[]) {
+        const records = await api.store.insertMany<OutboxMessage>('messages', messages.map((m) => recordOf(id, m)));
+        api.log.info('messages kept in outbox', { channel: id, count: records.length });
+        return records.map((r) => ({ providerMessageId: r.id }));
       },
     });
     api.channels.register(channel('email', 'email'));

@@ -35,17 +35,12 @@ export async function claimRows(db: Db, spec: ClaimSpec): Promise<number[]> {
       { isolationLevel: 'read committed' },
     );
   }
+  // One index-ordered subquery per scan (an OR of them would scan and sort the whole table), joined
+  // with UNION ALL inside the single UPDATE.
+  const picks = scans.map((scan) => db.select('id').from(db(table).select('id').where(scan).orderBy(orderBy).limit(limit).as('s')));
+  const union = picks.length === 1 ? picks[0] : picks[0].unionAll(picks.slice(1));
   const rows = (await db(table)
-    .whereIn('id', (sub) =>
-      sub
-        .select('id')
-        .from(table)
-        .where((w) => {
-          for (const scan of scans) w.orWhere(scan);
-        })
-        .orderBy(orderBy)
-        .limit(limit),
-    )
+    .whereIn('id', db.select('id').from(union.as('u')).limit(limit))
     .update(set)
     .returning('id')) as { id: number | string }[];
   return rows.map((r) => Number(r.id));

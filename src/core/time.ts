@@ -12,8 +12,12 @@ export function dateTimeIn(d: Date, timeZone: string): string {
 }
 
 /** Milliseconds to add to UTC to get the wall-clock time in `timeZone` at `instant`. */
+const offsetFormats = new Map<string, Intl.DateTimeFormat>();
 export function offsetAt(instant: number, timeZone: string): number {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' }).formatToParts(new Date(instant));
+  // A formatter costs ~70 µs to build and ~5 µs to use: one per zone (an invalid zone throws first).
+  let f = offsetFormats.get(timeZone);
+  if (!f) offsetFormats.set(timeZone, (f = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' })));
+  const parts = f.formatToParts(new Date(instant));
   const n = (type: string) => Number(parts.find((p) => p.type === type)!.value);
   return Date.UTC(n('year'), n('month') - 1, n('day'), n('hour'), n('minute'), n('second')) - Math.floor(instant / 1000) * 1000;
 }

@@ -25,6 +25,13 @@
  * the recording server shuts down gracefully and the recorded rows must equal the link's counter and
  * rollups (no view lost).
  *
+ * Reminders (reminders.ts), on its own fresh SQLite file or MariaDB database (the same choice as
+ * analytics: BENCH_DATABASE_URL): seeds BENCH_REMINDERS due reminder plans (default 100,000) and half
+ * as many due in a week, then in a fresh process times the sweep (claim + queue) and the handoff of
+ * every delivery to channel-outbox (aim ≤ 5 s together), the longest event-loop block meanwhile
+ * (≤ 20 ms) and peak memory, and checks each due plan was sent exactly once (exits 1 otherwise).
+ * BENCH_REMINDERS=0 skips it. It runs first, while nothing else is running.
+ *
  * It prints req/s, p50/p99, the ratios with the targets from the issues and a summary; it asserts no
  * timings (the numbers depend on the machine) but exits 1 when a target answered errors or non-2xx,
  * could not start, or the view counters disagree with the rows.
@@ -48,6 +55,7 @@ import autocannon, { type Result } from 'autocannon';
 import mysql from 'mysql2/promise';
 import { createClient } from 'redis';
 import { BROWSER_AGENTS, countViews, diagnose, measureLatency, pageCases, seedAnalytics, type Diagnostics, type Latency, type Seeded } from './analytics.ts';
+import { measureReminders, remindersCorrect, reportReminders, seedReminders, type RemindersResult } from './reminders.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const HERE = path.join(ROOT, 'test/bench');
@@ -66,6 +74,8 @@ const ANALYTICS_DB_URL = process.env.BENCH_DATABASE_URL?.trim() || null;
 const LATENCY_WARMUP = Number(process.env.BENCH_LATENCY_WARMUP ?? 30);
 const LATENCY_REQUESTS = Number(process.env.BENCH_LATENCY_REQUESTS ?? 200);
 const SESSION_SECRET = 'bench-session-secret-0123456789-abcdefghijklmnop';
+const REMINDERS = Number(process.env.BENCH_REMINDERS ?? 100_000);
+const REMINDERS_FUTURE = Number(process.env.BENCH_REMINDERS_FUTURE ?? Math.floor(REMINDERS / 2));
 
 const tag = Math.random().toString(36).slice(2, 8);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-bench-'));
@@ -401,6 +411,26 @@ async function analyticsDatabase(): Promise<AnalyticsDb> {
   return { label: 'MariaDB + Redis', env: paylinkEnv({ DATABASE_URL: database, REDIS_URL }, redisPrefix) };
 }
 
+/** A fresh database for the reminders bench: SQLite, or a new database on BENCH_DATABASE_URL's server. */
+async function remindersDatabase(): Promise<AnalyticsDb> {
+  const redisPrefix = `paylink_bench_${tag}_reminders`;
+  if (!ANALYTICS_DB_URL) return { label: 'SQLite', env: paylinkEnv({ DATABASE_URL: path.join(tmp, 'reminders.db') }, redisPrefix) };
+  const database = await freshMysqlDatabase(ANALYTICS_DB_URL, `paylink_bench_${tag}_reminders`, redisPrefix);
+  return { label: 'MariaDB + Redis', env: paylinkEnv({ DATABASE_URL: database, REDIS_URL }, redisPrefix) };
+}
+
+/** Seeds the reminder plans, then measures the sweep and the handoff in a fresh process. */
+async function remindersBench(): Promise<RemindersResult | null> {
+  if (REMINDERS <= 0) return null;
+  const rdb = await remindersDatabase();
+  log(`seeding ${fmt(REMINDERS)} due and ${fmt(REMINDERS_FUTURE)} future reminder plans on ${rdb.label}`);
+  const seeded = await seedReminders({ ...rdb.env, BASE_URL: 'http://127.0.0.1:3000' }, REMINDERS, REMINDERS_FUTURE, log);
+  log(`  seeded in ${seeded.seconds.toFixed(1)} s; sweep and handoff in a fresh process`);
+  const result = await measureReminders({ ...rdb.env, BASE_URL: 'http://127.0.0.1:3000' }, seeded, rdb.label, log);
+  log(`  reminders: sweep + handoff ${result.totalSeconds.toFixed(2)} s, longest block ${result.blockMs.toFixed(1)} ms`);
+  return result;
+}
+
 /** The seeded database's pay page, served with view recording on or off; load comes with browser user agents. */
 async function analyticsTarget(name: string, adb: AnalyticsDb, seeded: Seeded, record: boolean): Promise<Target & { origin: string }> {
   const { env, origin } = await listening({ ...adb.env, BENCH_RECORD_VIEWS: record ? '1' : '0' });
@@ -583,6 +613,8 @@ async function main(): Promise<number> {
   log(`bench: ${CONNECTIONS} connections, ${WARMUP} s warm-up, ${ROUNDS} × ${DURATION / ROUNDS} s rounds per target${canPin ? `; servers on CPU ${serverCpu}, load on CPU ${loadCpus}` : ''}`);
   const targets: Target[] = [];
   try {
+    // First, while nothing else runs: its event-loop and memory numbers are the scheduler's own.
+    const reminders = await remindersBench();
     const adb = await analyticsDatabase();
     log(`seeding ${fmt(VIEWS)} views on ${adb.label}`);
     const seeded = await seedAnalytics(adb.env, VIEWS, log);
@@ -615,6 +647,7 @@ async function main(): Promise<number> {
     const pays = measured.slice(2, maria ? 4 : 3);
     const out = report(bare, express, maria ? pays : [...pays, { name: 'pay page, MariaDB + Redis', skipped: 'skipped: MariaDB not reachable' }], [byName(recording), byName(without)]);
     out.push(...reportAnalytics(bare, { db: adb, seeded, latency, diagnostics, recording: byName(recording), without: byName(without), answered: recording.answered, counted }));
+    if (reminders) out.push(...reportReminders(reminders, check));
     out.push(...summary());
     process.stdout.write(out.join('\n') + '\n');
 
@@ -624,7 +657,9 @@ async function main(): Promise<number> {
     for (const l of badPages) process.stderr.write(`bench: ${l.case.path} answered ${l.bad} non-200 responses\n`);
     const lost = counted.rows !== counted.counter || counted.rows !== counted.rollups;
     if (lost) process.stderr.write('bench: the pay link\'s view counters differ from its rows\n');
-    return failed.length || badPages.length || lost ? 1 : 0;
+    const remindersWrong = reminders !== null && !remindersCorrect(reminders);
+    if (remindersWrong) process.stderr.write('bench: the reminders sweep did not send each due reminder exactly once\n');
+    return failed.length || badPages.length || lost || remindersWrong ? 1 : 0;
   } finally {
     for (const t of targets) await t.stop();
   }

@@ -30,10 +30,16 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string): Plugi
       .where('r.plugin_id', pluginId)
       .select('r.id', 'r.public_id', 'm.public_id as merchant_public_id', 'r.data', 'r.created_at', 'r.updated_at');
 
+  // A merchant's key never changes: remembered, so a channel storing many messages asks once.
+  const merchantKeys = new Map<string, number>();
   async function merchantKey(merchantId: string | null | undefined): Promise<number | null> {
     if (merchantId == null) return null;
+    const known = merchantKeys.get(merchantId);
+    if (known !== undefined) return known;
     const m = await db('merchants').where({ public_id: merchantId }).first('id');
     if (!m) throw new NotFoundError(`No merchant ${merchantId}`);
+    if (merchantKeys.size > 10_000) merchantKeys.clear();
+    merchantKeys.set(merchantId, m.id);
     return m.id;
   }
 
@@ -59,6 +65,19 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string): Plugi
         updated_at: now,
       });
       return { id, merchantId: record.merchantId ?? null, data: record.data, createdAt: now, updatedAt: now };
+    },
+    async insertMany(collection, records) {
+      checkCollection(collection);
+      const now = clock.now();
+      const rows: { public_id: string; plugin_id: string; collection: string; merchant_id: number | null; data: string; created_at: Date; updated_at: Date }[] = [];
+      for (const record of records) {
+        rows.push({ public_id: publicId('rec'), plugin_id: pluginId, collection, merchant_id: await merchantKey(record.merchantId), data: JSON.stringify(record.data), created_at: now, updated_at: now });
+      }
+      // One statement per 500 rows, all in one transaction: either every record is stored or none.
+      if (rows.length) await db.transaction(async (trx) => {
+        for (let i = 0; i < rows.length; i += 500) await trx('plugin_records').insert(rows.slice(i, i + 500));
+      });
+      return rows.map((r, i) => ({ id: r.public_id, merchantId: records[i].merchantId ?? null, data: records[i].data, createdAt: now, updatedAt: now }));
     },
     async list(collection, opts = {}) {
       checkCollection(collection);

@@ -17,7 +17,7 @@
 import type { Knex } from 'knex';
 import type { Eta } from 'eta';
 import type { Db, Queryable } from '../../core/db.ts';
-import { toDate, toDateOrNull } from '../../core/db.ts';
+import { isMysql, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
 import type { JobQueue } from '../../core/jobs.ts';
@@ -26,10 +26,10 @@ import { publicId } from '../../core/ids.ts';
 import { claimRows } from '../../core/claim.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Registries } from '../../core/plugins/registries.ts';
-import { ProviderError } from '../../plugin-api.ts';
+import { ProviderError, type Channel, type OutgoingMessage } from '../../plugin-api.ts';
 import type { Page } from '../../core/pagination.ts';
 import { compose } from './compose.ts';
-import { defaultTemplate, type TemplateChannel, type TemplateKind, type TemplateService } from './templates.ts';
+import { defaultTemplate, type MessageTemplate, type TemplateChannel, type TemplateKind, type TemplateService } from './templates.ts';
 import type { LinkTokens } from '../sending/tokens.ts';
 
 export type DeliveryKind = 'initial' | 'reminder' | 'expiry' | 'receipt';
@@ -172,7 +172,11 @@ type Outcome =
 
 export function createDeliveryService(deps: DeliveryDeps) {
   const { db, clock, log, jobs, events, registries, templates, tokens } = deps;
-  const batchSize = deps.batchSize ?? 100;
+  // SQLite answers without yielding to the event loop: smaller batches keep each turn short.
+  const batchSize = deps.batchSize ?? (isMysql(db) ? 100 : 50);
+  /** One pump per process at a time; a pump asked for meanwhile makes the running one look again. */
+  let pumping = false;
+  let pumpAgain = false;
   const concurrency = deps.concurrency ?? 16;
 
   const listQuery = (q: Queryable) =>
@@ -242,52 +246,94 @@ export function createDeliveryService(deps: DeliveryDeps) {
     return text.replace(/\s+/g, ' ').slice(0, 480);
   }
 
-  async function sendOne(o: Outgoing, saved: Map<string, import('./templates.ts').MessageTemplate>): Promise<Outcome> {
-    if (o.linkDeleted) return { status: 'cancelled', error: 'The link was deleted before this message went out.' };
-    if (o.kind === 'reminder' && o.planState === 'stopped') return { status: 'cancelled', error: 'Reminders stopped before this one went out.' };
+  type Ready = { outcome: Outcome } | { channel: Channel; message: OutgoingMessage };
+
+  /** The message for one delivery and the channel to send it on — or why it will not be sent. */
+  function prepareOne(o: Outgoing, saved: Map<string, MessageTemplate>): Ready {
+    if (o.linkDeleted) return { outcome: { status: 'cancelled', error: 'The link was deleted before this message went out.' } };
+    if (o.kind === 'reminder' && o.planState === 'stopped') return { outcome: { status: 'cancelled', error: 'Reminders stopped before this one went out.' } };
     const channel = registries.channels.get(o.channel);
-    if (!channel) return { status: 'failed', error: `No "${o.channel}" channel is installed.` };
+    if (!channel) return { outcome: { status: 'failed', error: `No "${o.channel}" channel is installed.` } };
     const kind: TemplateKind = o.kind === 'reminder' ? 'reminder' : 'initial';
     const template = saved.get(`${o.merchantKey}:${kind}:${o.channel}`) ?? defaultTemplate(kind, o.channel as TemplateChannel);
-    let message: ReturnType<typeof compose>;
     try {
-      message = compose(deps.eta, {
-      template,
-      business: o.business,
-      brandColor: o.brandColor,
-      customerName: o.customerName ?? '',
-      linkName: o.linkName,
-      amount: o.amount,
-      currency: o.currency,
-      url: urlFor(o),
-      reminderNumber: o.seq,
+      const m = compose(deps.eta, {
+        template,
+        business: o.business,
+        brandColor: o.brandColor,
+        customerName: o.customerName ?? '',
+        linkName: o.linkName,
+        amount: o.amount,
+        currency: o.currency,
+        url: urlFor(o),
+        reminderNumber: o.seq,
       });
+      const message = { id: o.id, merchant: { id: o.merchantId, name: o.business, brandColor: o.brandColor }, to: o.to, subject: m.subject ?? undefined, text: m.text, html: m.html ?? undefined };
+      return { channel, message };
     } catch (err) {
       // A broken template must not take the rest of the batch down with it.
       log.error('could not compose a message', { delivery: o.id, error: err });
-      return o.attempts >= MAX_ATTEMPTS ? { status: 'failed', error: 'The message could not be composed.' } : { status: 'queued', error: 'The message could not be composed.', nextAttemptAt: new Date(clock.now().getTime() + backoff(o.attempts)) };
+      return { outcome: failure(o, new Error('The message could not be composed.')) };
     }
-    try {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ProviderError(`The ${o.channel} channel did not answer within ${SEND_TIMEOUT_MS / 1000} s.`, { retryable: true, code: 'timeout' })), SEND_TIMEOUT_MS);
-      });
-      const result = await Promise.race([
-        channel.send({ id: o.id, merchant: { id: o.merchantId, name: o.business, brandColor: o.brandColor }, to: o.to, subject: message.subject ?? undefined, text: message.text, html: message.html ?? undefined }),
-        timeout,
-      ]).finally(() => clearTimeout(timer));
-      return { status: 'sent', providerMessageId: String(result?.providerMessageId ?? '').slice(0, 255) || o.id };
-    } catch (err) {
-      // Anything but an explicit permanent refusal is treated as transient: a bug in a channel should
-      // not silently drop a customer's message on its first try.
-      // Duck-typed: a plugin may bundle its own copy of the plugin API, so instanceof is not reliable.
-      const flag = (err as { retryable?: unknown } | null)?.retryable;
-      const retryable = typeof flag === 'boolean' ? flag : true;
-      const error = describe(err);
-      if (!retryable) return { status: 'failed', error };
-      if (o.attempts >= MAX_ATTEMPTS) return { status: 'failed', error: `Gave up after ${o.attempts} attempts: ${error}` };
-      return { status: 'queued', error, nextAttemptAt: new Date(clock.now().getTime() + backoff(o.attempts)) };
+  }
+
+  /**
+   * What a failed send means: a permanent refusal fails the delivery; anything else (including a
+   * bug in a channel) is retried with backoff, so a customer's message is not dropped on its first try.
+   */
+  function failure(o: Outgoing, err: unknown): Outcome {
+    // Duck-typed: a plugin may bundle its own copy of the plugin API, so instanceof is not reliable.
+    const flag = (err as { retryable?: unknown } | null)?.retryable;
+    const retryable = typeof flag === 'boolean' ? flag : true;
+    const error = describe(err);
+    if (!retryable) return { status: 'failed', error };
+    if (o.attempts >= MAX_ATTEMPTS) return { status: 'failed', error: `Gave up after ${o.attempts} attempts: ${error}` };
+    return { status: 'queued', error, nextAttemptAt: new Date(clock.now().getTime() + backoff(o.attempts)) };
+  }
+
+  const sentOutcome = (o: Outgoing, result: { providerMessageId?: unknown } | undefined): Outcome => ({ status: 'sent', providerMessageId: String(result?.providerMessageId ?? '').slice(0, 255) || o.id });
+
+  /** A channel that never answers is a transient failure, not a stuck batch. */
+  async function withTimeout<T>(channelId: string, work: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ProviderError(`The ${channelId} channel did not answer within ${SEND_TIMEOUT_MS / 1000} s.`, { retryable: true, code: 'timeout' })), SEND_TIMEOUT_MS);
+    });
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** Sends a claimed batch: through a channel's sendMany when it has one, else message by message. */
+  async function sendBatch(batch: Outgoing[], saved: Map<string, MessageTemplate>): Promise<Outcome[]> {
+    const outcomes: Outcome[] = new Array(batch.length);
+    const single: number[] = [];
+    const grouped = new Map<Channel, number[]>();
+    const ready = batch.map((o) => prepareOne(o, saved));
+    ready.forEach((r, i) => {
+      if ('outcome' in r) outcomes[i] = r.outcome;
+      else if (r.channel.sendMany) grouped.set(r.channel, [...(grouped.get(r.channel) ?? []), i]);
+      else single.push(i);
+    });
+    for (const [channel, indexes] of grouped) {
+      const messages = indexes.map((i) => (ready[i] as { message: OutgoingMessage }).message);
+      try {
+        const results = await withTimeout(channel.id, channel.sendMany!(messages));
+        indexes.forEach((i, n) => {
+          const r = results?.[n];
+          outcomes[i] = r && !(r instanceof Error) && 'providerMessageId' in r ? sentOutcome(batch[i], r) : failure(batch[i], r ?? new Error('The channel gave no result for this message.'));
+        });
+      } catch (err) {
+        for (const i of indexes) outcomes[i] = failure(batch[i], err);
+      }
     }
+    await mapLimit(single, concurrency, async (i) => {
+      const { channel, message } = ready[i] as { channel: Channel; message: OutgoingMessage };
+      try {
+        outcomes[i] = sentOutcome(batch[i], await withTimeout(channel.id, channel.send(message)));
+      } catch (err) {
+        outcomes[i] = failure(batch[i], err);
+      }
+    });
+    return outcomes;
   }
 
   /** Runs `fn` over items, at most `limit` at a time. */
@@ -345,6 +391,46 @@ export function createDeliveryService(deps: DeliveryDeps) {
     return retryAt;
   }
 
+  /** Claims due deliveries and sends them, batch after batch, until none are due or `budgetMs` passed. */
+  async function pumpRounds(budgetMs: number): Promise<number> {
+    const started = Date.now();
+    let handled = 0;
+    let retryAt: Date | null = null;
+    for (;;) {
+      const now = clock.now();
+      const keys = await claimRows(db, {
+        table: 'deliveries',
+        scans: [
+          (b) => b.where('status', 'sending').andWhere('lease_until', '<', now),
+          (b) => b.where('status', 'queued').andWhere('next_attempt_at', '<=', now),
+        ],
+        orderBy: 'next_attempt_at',
+        limit: batchSize,
+        set: { status: 'sending', lease_until: new Date(now.getTime() + LEASE_MS), attempts: db.raw('attempts + 1'), updated_at: now },
+      });
+      if (!keys.length) break;
+      const batch = await load(keys);
+      const saved = await templates.savedFor(batch.map((o) => o.merchantKey));
+      const outcomes = await sendBatch(batch, saved);
+      const retry = await record(batch, outcomes);
+      if (retry && (!retryAt || retry < retryAt)) retryAt = retry;
+      handled += batch.length;
+      if (Date.now() - started > budgetMs) {
+        await jobs.enqueue(db, 'deliveries.pump', {});
+        break;
+      }
+      // Let other work run between batches: on SQLite every query settles without a trip through
+      // the event loop, so a pump that never yields would hold the process until it finished.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (retryAt) {
+      // One wake-up per second of retry time, however many pumps scheduled it.
+      const at = new Date(Math.ceil((retryAt as Date).getTime() / 1000) * 1000);
+      await jobs.enqueue(db, 'deliveries.pump', {}, { runAt: at, uniqueKey: `deliveries.retry:${at.getTime()}` });
+    }
+    return handled;
+  }
+
   const service = {
     /**
      * Writes deliveries `queued` in the caller's transaction and a pump job that sends them once it
@@ -379,42 +465,21 @@ export function createDeliveryService(deps: DeliveryDeps) {
      * has passed (then it queues another pump, so one job never holds a worker for long).
      */
     async pump(budgetMs = 20_000): Promise<number> {
-      const started = Date.now();
-      let handled = 0;
-      let retryAt: Date | null = null;
-      for (;;) {
-        const now = clock.now();
-        const keys = await claimRows(db, {
-          table: 'deliveries',
-          scans: [
-            (b) => b.where('status', 'sending').andWhere('lease_until', '<', now),
-            (b) => b.where('status', 'queued').andWhere('next_attempt_at', '<=', now),
-          ],
-          orderBy: 'next_attempt_at',
-          limit: batchSize,
-          set: { status: 'sending', lease_until: new Date(now.getTime() + LEASE_MS), attempts: db.raw('attempts + 1'), updated_at: now },
-        });
-        if (!keys.length) break;
-        const batch = await load(keys);
-        const saved = await templates.savedFor(batch.map((o) => o.merchantKey));
-        const outcomes = await mapLimit(batch, concurrency, (o) => sendOne(o, saved));
-        const retry = await record(batch, outcomes);
-        if (retry && (!retryAt || retry < retryAt)) retryAt = retry;
-        handled += batch.length;
-        if (Date.now() - started > budgetMs) {
-          await jobs.enqueue(db, 'deliveries.pump', {});
-          break;
-        }
-        // Let other work run between batches: on SQLite every query settles without a trip through
-        // the event loop, so a pump that never yields would hold the process until it finished.
-        await new Promise((resolve) => setImmediate(resolve));
+      if (pumping) {
+        pumpAgain = true;
+        return 0;
       }
-      if (retryAt) {
-        // One wake-up per second of retry time, however many pumps scheduled it.
-        const at = new Date(Math.ceil((retryAt as Date).getTime() / 1000) * 1000);
-        await jobs.enqueue(db, 'deliveries.pump', {}, { runAt: at, uniqueKey: `deliveries.retry:${at.getTime()}` });
+      pumping = true;
+      try {
+        let handled = 0;
+        do {
+          pumpAgain = false;
+          handled += await pumpRounds(budgetMs);
+        } while (pumpAgain);
+        return handled;
+      } finally {
+        pumping = false;
       }
-      return handled;
     },
 
     /** A fresh copy of a delivery (new message id), queued now. */

@@ -137,7 +137,8 @@ const HOUR = 3_600_000;
 
 export function createReminderService(deps: ReminderDeps) {
   const { db, clock, log, jobs, events, deliveries } = deps;
-  const batchSize = deps.batchSize ?? 500;
+  // SQLite answers without yielding to the event loop: smaller batches keep each turn short.
+  const batchSize = deps.batchSize ?? (isMysql(db) ? 500 : 200);
 
   const listQuery = (q: Queryable) =>
     q('reminder_plans as rp').join('customers as c', 'c.id', 'rp.customer_id').select('rp.*', 'c.public_id as customer_public_id', 'c.name as customer_name');
