@@ -34,8 +34,10 @@ export async function naiveSweep(rt: Runtime, linkKey: number, channels: string[
     const items = due.flatMap((p) =>
       channels.map((channel) => ({ merchantKey: p.merchant_id, linkKey, customerKey: p.customer_id, planKey: p.id, channel, kind: 'reminder' as const, seq: Number(p.sent_count) + 1, to: channel === 'email' ? p.email : p.phone })),
     );
-    await rt.services.deliveries.queue(trx, items);
+    // Plans first, then their deliveries: both processes then lock in the same order and the second
+    // waits for the first instead of deadlocking (InnoDB) — and still double-queues, as it should.
     if (due.length) await trx('reminder_plans').whereIn('id', due.map((p) => p.id)).update({ sent_count: trx.raw('sent_count + 1'), next_at: new Date(now.getTime() + 86_400_000) });
+    await rt.services.deliveries.queue(trx, items);
   });
   return due.length;
 }
