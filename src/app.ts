@@ -137,7 +137,7 @@ export function buildApp(rt: Runtime): express.Express {
   });
   web.use(accountRoutes(rt, passport, render));
   web.use('/app', dashboardRoutes(rt, render));
-  // Before the links pages: it adds what a link's page shows of sending, and answers its cards.
+  // Sending from a link's page: the Send panel, resend, stop reminders, the live cards.
   web.use('/app', sendingRoutes(rt, render));
   web.use('/app', linksRoutes(rt, render));
   web.use('/app', analyticsRoutes(rt, render));

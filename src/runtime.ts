@@ -233,7 +233,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         const merchant = await merchants.getByKey(payment.merchantKey);
         if (!merchant) return null;
         const link = payment.linkKey === null ? null : await links.getByKey(payment.linkKey);
-        const customerKey = (await db('payments').where({ id: payment.key }).first('customer_id'))?.customer_id ?? link?.customerKey ?? null;
+        const customerKey = payment.customerKey ?? link?.customerKey ?? null;
         const customer = customerKey === null ? null : await customers.getByKey(customerKey);
         return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null };
       },

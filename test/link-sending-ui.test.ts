@@ -101,7 +101,7 @@ forEachTarget('sending a link from its page', (target) => {
     expect(plan.nextAt!.toISOString()).to.equal('2026-03-04T09:00:00.000Z');
 
     // The live refresh of the card (after a message goes out) answers the card and the plans.
-    const live = await acct.agent.get(`/app/links/${link.id}`).set({ 'HX-Request': 'true', 'HX-Target': 'link-deliveries' }).expect(200);
+    const live = await acct.agent.get(`/app/links/${link.id}/cards`).set({ 'HX-Request': 'true', 'HX-Target': 'link-deliveries' }).expect(200);
     expect(live.text).to.match(/^\s*<section id="link-deliveries"/).and.not.include('<html');
     expect(live.text).to.match(/<section id="link-reminders"[^>]*hx-swap-oob="true"/);
   });

@@ -58,6 +58,8 @@ export interface Payment {
   merchantKey: number;
   linkKey: number | null;
   sessionKey: number | null;
+  /** The customer paying, when known (a link sent to them or made for them). */
+  customerKey: number | null;
   provider: string;
   providerRef: string | null;
   amount: number;
@@ -102,6 +104,7 @@ export const paymentFrom = (r: any): Payment => ({
   merchantKey: r.merchant_id,
   linkKey: r.link_id,
   sessionKey: r.checkout_session_id,
+  customerKey: r.customer_id ?? null,
   provider: r.provider,
   providerRef: r.provider_ref,
   amount: Number(r.amount),
@@ -301,10 +304,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
       const paidAt = clock.now();
       const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, updated_at: paidAt });
       if (!n) return;
-      if (deps.onPaid) {
-        const row = (await trx('payments').where({ id: payment.key }).first('customer_id')) as { customer_id: number | null } | undefined;
-        await deps.onPaid(trx, { linkKey: payment.linkKey, customerKey: row?.customer_id ?? null });
-      }
+      await deps.onPaid?.(trx, { linkKey: payment.linkKey, customerKey: payment.customerKey });
       if (payment.linkKey !== null) {
         await trx('links')
           .where({ id: payment.linkKey })

@@ -13,7 +13,8 @@ import { currencyDigits, formatMoney, parseDecimalAmount } from '../../core/mone
 import type { Customer } from './service.ts';
 import { countryOptions, formatPhone } from './schemas.ts';
 import { IMPORT_COLUMNS, IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, importCustomers, type ImportProblem } from './import.ts';
-import { deliveryRow, listHref, readListQuery, type ListQuery } from './view.ts';
+import { listHref, readListQuery, type ListQuery } from './view.ts';
+import { deliveryRow } from '../deliveries/view.ts';
 
 const PER_PAGE = 25;
 /** Messages shown on a customer's page, newest first. */

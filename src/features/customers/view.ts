@@ -1,10 +1,5 @@
-/** What the dashboard shows of customers: the list's query string, and the messages sent to one. */
-import { timeAgo, dateTimeIn } from '../../core/time.ts';
-import type { Delivery } from '../deliveries/service.ts';
-import { CHANNEL_LABELS, type SendChannel } from '../sending/channels.ts';
-import type { Badge } from '../links/view.ts';
+/** What the dashboard shows of customers: the list's query string. */
 import { one, pageParam } from '../links/view.ts';
-import { formatPhone } from './schemas.ts';
 
 /** The list's query string as typed. */
 export interface ListQuery {
@@ -27,43 +22,4 @@ export function listHref(q: ListQuery, change: Partial<ListQuery> = {}): string 
   // %20 rather than "+" for spaces, as the links list writes them.
   const s = p.toString().replace(/\+/g, '%20');
   return s ? `/app/customers?${s}` : '/app/customers';
-}
-
-const STATUS: Record<Delivery['status'], Badge> = {
-  queued: { label: 'Queued', tone: 'amber' },
-  // Being handed to the provider right now: still "on its way" to the merchant.
-  sending: { label: 'Queued', tone: 'amber' },
-  sent: { label: 'Sent', tone: 'green' },
-  failed: { label: 'Failed', tone: 'red' },
-  cancelled: { label: 'Cancelled', tone: 'grey' },
-};
-
-export function deliveryStatusBadge(status: Delivery['status']): Badge {
-  return STATUS[status] ?? { label: status, tone: 'grey' };
-}
-
-export function deliveryKindText(d: Pick<Delivery, 'kind' | 'seq'>): string {
-  if (d.kind === 'initial') return 'Payment link';
-  if (d.kind === 'reminder') return d.seq ? `Reminder ${d.seq}` : 'Reminder';
-  if (d.kind === 'expiry') return 'Expiry notice';
-  if (d.kind === 'receipt') return 'Receipt';
-  return d.kind;
-}
-
-/** A delivery as a row of a messages table: sent time (or queued time), badges, the address. */
-export function deliveryRow(d: Delivery, now: Date, timeZone: string) {
-  const at = d.sentAt ?? d.createdAt;
-  const phone = d.channel === 'sms' || d.channel === 'whatsapp';
-  return {
-    id: d.id,
-    linkId: d.linkId,
-    linkName: d.linkName,
-    channel: CHANNEL_LABELS[d.channel as SendChannel] ?? d.channel,
-    kind: deliveryKindText(d),
-    to: phone ? formatPhone(d.to) : d.to,
-    status: deliveryStatusBadge(d.status),
-    error: d.status === 'failed' || d.status === 'cancelled' || d.status === 'queued' ? d.error : null,
-    attempts: d.attempts,
-    at: { iso: at.toISOString(), relative: timeAgo(at, now), absolute: dateTimeIn(at, timeZone), sent: d.sentAt !== null },
-  };
 }

@@ -14,6 +14,7 @@ import { CHANNEL_LABELS } from '../sending/channels.ts';
 import { dateIn, dateTimeIn, isFiltered, listHref, pageWindow, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
 import { formatMoney } from '../../core/money.ts';
 import { dailyChart } from '../analytics/chart.ts';
+import { linkPageSending } from '../sending/routes.ts';
 import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/view.ts';
 
 /**
@@ -49,6 +50,7 @@ const isType = (v: unknown): v is LinkType => v === 'amount' || v === 'product';
 export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
   const { links, products, tags } = rt.services;
+  const sendingParts = linkPageSending(rt);
 
   router.use('/links', requireMerchant, (_req, res, next) => {
     res.locals.nav = navItems(rt);
@@ -240,9 +242,10 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     const query = readActivityQuery(req.query as Record<string, unknown>);
     const live = wantsFragment(req) && req.get('HX-Trigger') === LIVE_TRIGGER_ID;
     const panelOnly = !live && wantsFragment(req) && req.get('HX-Target') === ACTIVITY_ID;
-    const [activity, days] = await Promise.all([
+    const [activity, days, sending] = await Promise.all([
       live && query.page > 1 ? null : activityOf(link, query, activityRows(rt.clock.now(), merchant.timezone)),
       panelOnly ? null : rt.services.analytics.daily(link, merchant.timezone),
+      sendingParts.forLinkPage(req, merchant, link),
     ]);
     const data = {
       title: link.name,
@@ -252,6 +255,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
       limit: limitCard(link),
       chart: days && dailyChart(days, link.currency),
       activity: activity && activityPanel(link.id, query.tab, activity),
+      sending,
       h: helpers(merchant),
     };
     res.vary('HX-Target').vary('HX-Trigger');

@@ -3,9 +3,8 @@
  * customers or a customer tag, channels, optional reminders), the delivery card with Resend, the
  * reminders card with Stop, and the Reminders tab of the link's activity.
  *
- * GET /app/links/:id is the links feature's page; this router adds what the page shows of sending to
- * res.locals.sending and passes the request on. htmx requests for one of its cards (HX-Target
- * link-deliveries: the live refresh after a message goes out) are answered here.
+ * GET /app/links/:id is the links feature's page; it asks `linkPageSending(rt).forLinkPage` for what
+ * it shows of sending. The cards re-read themselves live from /app/links/:id/cards.
  */
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
@@ -49,19 +48,13 @@ interface Notice {
   text: string;
 }
 
-export function sendingRoutes(rt: Runtime, render: Renderer): express.Router {
-  const router = express.Router();
-  const { links, customers, tags, sending, deliveries, reminders } = rt.services;
-
-  router.use(['/links', '/deliveries', '/reminder_plans'], requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
-
-  const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
-  const target = (req: express.Request) => (wantsFragment(req) ? (req.get('HX-Target') ?? '') : '');
-
-  // ---- What the panels show -----------------------------------------------------------------
+/**
+ * What the link page shows of sending: the Send panel, the messages card, the reminders card and
+ * the Reminders tab. The links feature's page asks for them (`forLinkPage`); this feature's routes
+ * re-render them after a change.
+ */
+export function linkPageSending(rt: Runtime) {
+  const { customers, tags, deliveries, reminders } = rt.services;
 
   /** The customers the form offers: the chosen ones first (checked), then the search's matches. */
   async function picker(merchant: Merchant, v: SendFormValues) {
@@ -117,33 +110,51 @@ export function sendingRoutes(rt: Runtime, render: Renderer): express.Router {
     return remindersTab(plans, sent, rt.clock.now(), merchant.timezone);
   }
 
+  return {
+    sendPanel,
+    deliveryCard,
+    reminderCard,
+    reminderTab,
+    /** The sending parts of the full link page (the Reminders tab's data also for its htmx panel). */
+    async forLinkPage(req: express.Request, merchant: Merchant, link: Link) {
+      const tab = readActivityQuery(req.query as Record<string, unknown>).tab;
+      const page = !wantsFragment(req);
+      const [send, card, plans, tabData] = await Promise.all([
+        page && link.active ? sendPanel(merchant, link, emptySendValues()) : null,
+        page ? deliveryCard(merchant, link) : null,
+        page ? reminderCard(merchant, link) : null,
+        tab === 'reminders' ? reminderTab(merchant, link) : null,
+      ]);
+      return { send, deliveries: card, reminders: plans, remindersTab: tabData };
+    },
+  };
+}
+
+export function sendingRoutes(rt: Runtime, render: Renderer): express.Router {
+  const router = express.Router();
+  const { links, customers, sending, deliveries, reminders } = rt.services;
+
+  router.use(['/links', '/deliveries', '/reminder_plans'], requireMerchant, (_req, res, next) => {
+    res.locals.nav = navItems(rt);
+    next();
+  });
+
+  const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
+  const target = (req: express.Request) => (wantsFragment(req) ? (req.get('HX-Target') ?? '') : '');
+
+  const { sendPanel, deliveryCard, reminderCard } = linkPageSending(rt);
+
   /** The link, or null when it is not this merchant's (the links router answers that with its 404). */
   const linkOrNull = (merchant: Merchant, id: string) => links.get(merchant, id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err)));
 
-  // ---- The link page ------------------------------------------------------------------------
+  // ---- The cards, re-read live ------------------------------------------------------------
 
-  router.get('/links/:id', async (req, res, next) => {
+  /** The messages card re-reads itself when the live stream says a message went out; the reminders card comes along out of band. */
+  router.get('/links/:id/cards', async (req, res) => {
     const merchant = merchantOf(res);
-    const link = await linkOrNull(merchant, String(req.params.id));
-    if (!link) return next();
-    const hxTarget = target(req);
-    res.vary('HX-Target');
-    // The delivery card re-reads itself when the live stream says a message went out; the
-    // reminders card comes along out of band (a sent reminder moves its plan on).
-    if (hxTarget === DELIVERIES_ID) {
-      const [card, plans] = await Promise.all([deliveryCard(merchant, link), reminderCard(merchant, link)]);
-      return render(req, res, 'sending/_cards', { deliveries: card, reminders: plans });
-    }
-    const tab = readActivityQuery(req.query as Record<string, unknown>).tab;
-    const page = !wantsFragment(req);
-    const [send, card, plans, tabData] = await Promise.all([
-      page && link.active ? sendPanel(merchant, link, emptySendValues()) : null,
-      page ? deliveryCard(merchant, link) : null,
-      page ? reminderCard(merchant, link) : null,
-      tab === 'reminders' ? reminderTab(merchant, link) : null,
-    ]);
-    res.locals.sending = { send, deliveries: card, reminders: plans, remindersTab: tabData };
-    next();
+    const link = await links.get(merchant, String(req.params.id));
+    const [card, plans] = await Promise.all([deliveryCard(merchant, link), reminderCard(merchant, link)]);
+    await render(req, res, 'sending/_cards', { deliveries: card, reminders: plans });
   });
 
   // ---- Send ---------------------------------------------------------------------------------

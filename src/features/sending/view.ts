@@ -6,7 +6,7 @@ import { ValidationError, type FieldError } from '../../core/errors.ts';
 import { dateTimeIn, timeAgo } from '../../core/time.ts';
 import type { Badge } from '../links/view.ts';
 import type { Delivery } from '../deliveries/service.ts';
-import { deliveryRow } from '../customers/view.ts';
+import { deliveryRow } from '../deliveries/view.ts';
 import { upcoming, type ReminderPlan } from '../reminders/service.ts';
 import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX, type Frequency } from '../reminders/schedule.ts';
 import { CHANNEL_LABELS, SEND_CHANNELS, channelOptions, type ChannelOption, type Reachable, type SendChannel } from './channels.ts';
