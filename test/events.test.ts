@@ -1,16 +1,12 @@
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
-import { build, signUp, type TestEnv } from './support/harness.ts';
+import { signUp, useEnv } from './support/harness.ts';
 import { jobsOf, onlyJob } from './support/jobs-helpers.ts';
 import { HandlerNotLoadedError, UnknownEventTypeError, type EventPayloads, type PaylinkEvent } from '../src/core/events.ts';
 
 forEachTarget('events', (target) => {
-  let env: TestEnv;
-  beforeEach(async () => {
-    // No plugins: only this file's handlers subscribe, so the hooks.run jobs are all ours.
-    env = await build(target, { pluginSources: [] });
-  });
-  afterEach(() => env?.close());
+  // A fresh env per test, with no plugins: only this file's handlers subscribe, so the hooks.run jobs are all ours.
+  const env = useEnv(target, { pluginSources: [] }, { each: true });
 
   /** Payloads of the declared shapes (these tests are about delivery, not about what emits them). */
   const linkCreated = (linkId: string): EventPayloads['link.created'] => ({ merchantId: 'mer_1', linkId, kind: 'smart', type: 'amount', name: 'Test', path: 'test', amount: 1250, currency: 'EUR', productId: null });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, createTestDatabase, signUp, type Account, type TestEnv, deleteRedisPrefix } from './support/harness.ts';
+import { build, createTestDatabase, signUp, useEnv, type Account, type TestEnv, deleteRedisPrefix } from './support/harness.ts';
 import { TcpProxy } from './support/tcp-proxy.ts';
 import { waitFor } from './support/wait.ts';
 import { loadConfig } from '../src/config.ts';
@@ -19,11 +19,7 @@ const readiness = (app: Parameters<typeof supertest>[0], status: 200 | 503) =>
 
 forEachTarget('health', (target) => {
   describe('liveness and readiness', () => {
-    let env: TestEnv;
-    before(async () => {
-      env = await build(target);
-    });
-    after(() => env?.close());
+    const env = useEnv(target);
 
     it('GET /health answers 200 {status: ok}, uncached, without a cookie', async () => {
       const res = await supertest(env.app).get('/health').expect(200);

@@ -1,15 +1,11 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, signUp, type TestEnv } from './support/harness.ts';
+import { signUp, useEnv } from './support/harness.ts';
 import { waitFor } from './support/wait.ts';
 
 forEachTarget('public merchant page', (target) => {
-  let env: TestEnv;
-  before(async () => {
-    env = await build(target);
-  });
-  after(() => env?.close());
+  const env = useEnv(target);
 
   it('renders /:handle with the merchant’s name and brand colour, without a session cookie', async () => {
     const acct = await signUp(env.app, { name: 'Corner Bakery' });
@@ -42,11 +38,7 @@ forEachTarget('public merchant page', (target) => {
 });
 
 forEachTarget('pay pages stay current while cached', (target) => {
-  let env: TestEnv;
-  before(async () => {
-    env = await build(target);
-  });
-  after(() => env?.close());
+  const env = useEnv(target);
 
   const shopAndLink = async () => {
     const acct = await signUp(env.app);

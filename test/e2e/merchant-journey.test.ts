@@ -64,7 +64,10 @@ forEachTarget('e2e: from a new merchant to a paid link', (target) => {
       expect(receipt).to.include('Studio Nord');
       expect(receipt).to.include('Pottery class, Saturday');
 
-      // Back in the dashboard: one payment of three, and the revenue.
+      // Back in the dashboard, without a reload: the payment arrives live (one of three, and the
+      // revenue). Then a fresh load shows the same; it may cut short a live refresh still under way.
+      await m.locator('main').getByText('1 of 3 used').waitFor();
+      await m.locator('#link-metrics').getByText('€45.00').first().waitFor();
       await m.reload();
       const facts = await m.locator('main').innerText();
       expect(facts).to.include('1 of 3 used');

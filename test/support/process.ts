@@ -37,12 +37,20 @@ export function spawnProcess(command: string, args: string[], env: NodeJS.Proces
   return { proc, stdout: () => out, stderr: () => err, exited };
 }
 
-/** Runs a command to completion. */
-export async function run(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<Exit & { stdout: string; stderr: string }> {
+/**
+ * Runs a command to completion, however long a loaded machine takes to start it. `hungMs` only
+ * catches a process that never exits (a leaked handle): it is killed and the run fails saying so.
+ */
+export async function run(command: string, args: string[], env: NodeJS.ProcessEnv, hungMs = 5 * 60_000): Promise<Exit & { stdout: string; stderr: string }> {
   const p = spawnProcess(command, args, env);
-  const timer = setTimeout(() => p.proc.kill('SIGKILL'), timeoutMs);
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    p.proc.kill('SIGKILL');
+  }, hungMs);
   const exit = await p.exited;
   clearTimeout(timer);
+  if (hung) throw new Error(`${command} ${args.join(' ')} did not exit within ${hungMs / 1000} s; killed.\nstdout: ${p.stdout()}\nstderr: ${p.stderr()}`);
   return { ...exit, stdout: p.stdout(), stderr: p.stderr() };
 }
 
