@@ -181,7 +181,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         }
       });
     }
-    const events = new EventBus({ db, clock, jobs, log: log.child('events'), changes });
+    const events = new EventBus({ db, clock, jobs, log: log.child('events'), changes, checkPayloads: config.env !== 'production' });
     // Payments and link changes reach open dashboards (views are announced by the recorder).
     events.onCommitted((e) => {
       if (e.merchantKey === null || !/^(payment|checkout|link)\./.test(e.type)) return;

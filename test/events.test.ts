@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
 import { signUp, useEnv } from './support/harness.ts';
 import { jobsOf, onlyJob } from './support/jobs-helpers.ts';
-import { HandlerNotLoadedError, UnknownEventTypeError, type EventPayloads, type PaylinkEvent } from '../src/core/events.ts';
+import { HandlerNotLoadedError, InvalidEventPayloadError, UnknownEventTypeError, type EventPayloads, type PaylinkEvent } from '../src/core/events.ts';
 
 forEachTarget('events', (target) => {
   // A fresh env per test, with no plugins: only this file's handlers subscribe, so the hooks.run jobs are all ours.
@@ -107,6 +107,19 @@ forEachTarget('events', (target) => {
   it('refuses to subscribe to an unknown event name', () => {
     const subscribe = () => env.rt.events.subscribe('link.exploded' as never, 'test:unknown', () => {});
     expect(subscribe).to.throw(UnknownEventTypeError).with.property('code', 'unknown_event_type');
+  });
+
+  it('refuses to emit a payload that does not match its schema (outside production), writing nothing', async () => {
+    const wrong = [
+      { ...linkCreated('lnk_1'), merchantId: undefined },
+      { ...linkCreated('lnk_1'), amount: 12.5 },
+      { ...linkCreated('lnk_1'), secret: 'not in the catalogue' },
+    ];
+    for (const payload of wrong) {
+      const err = await env.rt.db.transaction((trx) => env.rt.events.emit(trx, 'link.created', payload as never)).catch((e: unknown) => e);
+      expect(err, JSON.stringify(payload)).to.be.an.instanceOf(InvalidEventPayloadError).with.property('code', 'invalid_event_payload');
+    }
+    expect(await env.rt.db('events').count({ n: '*' })).to.deep.equal([{ n: 0 }]);
   });
 
   it('refuses to emit an unknown event name, writing nothing', async () => {

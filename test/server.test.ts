@@ -81,7 +81,8 @@ function slowRequest(url: string, pathName: string, headers: Record<string, stri
 }
 
 describe('server process [sqlite]', function () {
-  this.timeout(60_000);
+  // Each test starts real Node processes: a backstop for a hang, not a speed budget.
+  this.timeout(5 * 60_000);
   let dataDir: string;
   let server: ServerProcess | undefined;
   const env = () => baseEnv({ PAYLINK_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', BASE_URL: 'http://pay.test', LOG_LEVEL: 'info' });
@@ -197,7 +198,7 @@ if (MARIADB_TARGET) {
   const target = MARIADB_TARGET;
 
   describe('migrating on start with several processes [mariadb]', function () {
-    this.timeout(60_000);
+    this.timeout(5 * 60_000);
 
     it('negative control: plain concurrent migrations on an empty database fail', async () => {
       const database = await createTestDatabase(target);
@@ -228,7 +229,7 @@ if (MARIADB_TARGET) {
     });
   });
   describe('server processes in scaled mode [mariadb]', function () {
-    this.timeout(90_000);
+    this.timeout(5 * 60_000);
     let database: Awaited<ReturnType<typeof createTestDatabase>>;
     let dataDir: string;
     const prefix = `ptest_${randomToken(8)}`;

@@ -49,6 +49,15 @@ export class UnknownEventTypeError extends TypeError {
   }
 }
 
+/** A payload that does not match its event's schema (checked outside production): a programming error. */
+export class InvalidEventPayloadError extends TypeError {
+  readonly code = 'invalid_event_payload';
+  constructor(readonly eventType: string, issues: { path: PropertyKey[]; message: string }[]) {
+    super(`${eventType} payload does not match its schema: ${issues.map((i) => `${i.path.map(String).join('.') || '(payload)'}: ${i.message}`).join('; ')}`);
+    this.name = 'InvalidEventPayloadError';
+  }
+}
+
 /**
  * A `hooks.run` job for a handler this process has not loaded (a plugin missing here but present
  * in another process, or one removed since). Retryable, so a process that has it can run it; if no
@@ -192,7 +201,7 @@ export interface EventPayloads {
   /**
    * A person (not a bot or prefetch) viewed a pay page. Emitted only while some handler subscribes:
    * views are numerous. The IP is never in the event.
-   * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "viewId": "vw_Qk1…", "viewedAt": "2026-03-02T09:00:00.000Z", "browser": "Safari", "os": "iOS", "device": "mobile", "referer": "instagram.com" }
+   * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "viewId": "vw_Qk1…", "viewedAt": "2026-03-02T09:00:00.000Z", "browser": "Safari", "os": "iOS", "device": "mobile", "referer": "https://www.instagram.com" }
    */
   'link.viewed': PayloadOf<'link.viewed'>;
   /**
@@ -290,7 +299,11 @@ export class EventBus {
   private readonly subs = new Map<string, Subscription>();
   private readonly committed = new Set<(e: CommittedEvent) => void>();
 
-  constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger; changes?: ChangeFeed }) {
+  /**
+   * `checkPayloads` validates every emitted payload against EVENT_PAYLOAD_SCHEMAS and throws on a
+   * mismatch (development and tests: the whole suite then proves the catalogue; production trusts the types).
+   */
+  constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger; changes?: ChangeFeed; checkPayloads?: boolean }) {
     deps.jobs.define<{ eventId: string }>('events.dispatch', (p) => this.dispatch(p.eventId));
     deps.jobs.define<{ eventId: string; subscriptionId: string }>('hooks.run', (p) => this.runHandler(p.eventId, p.subscriptionId));
   }
@@ -326,6 +339,10 @@ export class EventBus {
    */
   async emit<T extends EventType>(trx: Queryable, type: T, payload: EventPayloads[T], merchantId: number | null = null, opts: { quiet?: boolean } = {}): Promise<string> {
     if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
+    if (this.deps.checkPayloads) {
+      const checked = EVENT_PAYLOAD_SCHEMAS[type].safeParse(payload);
+      if (!checked.success) throw new InvalidEventPayloadError(type, checked.error.issues);
+    }
     const id = publicId('evt');
     await trx('events').insert({ public_id: id, type, merchant_id: merchantId, payload: JSON.stringify(payload), created_at: this.deps.clock.now() });
     await this.deps.jobs.enqueue(trx, 'events.dispatch', { eventId: id }, { uniqueKey: `dispatch:${id}` });

@@ -12,13 +12,14 @@ forEachTarget('e2e: from a new merchant to a paid link', (target) => {
   let env: ServedEnv;
 
   before(async function () {
-    this.timeout(30_000);
+    this.timeout(120_000);
     env = await serve(target);
   });
   after(() => env?.close());
 
   it('creates a link in the dashboard, a customer pays it after a decline, and the merchant sees the payment', async function () {
-    this.timeout(60_000);
+    // Two browser tabs and a dozen page loads: a backstop, not a speed budget.
+    this.timeout(180_000);
     const merchantTab = await browser().newPage();
     const customerTab = await browser().newPage({ viewport: PHONE });
     try {

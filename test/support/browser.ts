@@ -144,7 +144,9 @@ export class TestBrowser {
   /** A new context (own cookies) with one page whose problems are recorded from the first request. */
   async newPage(opts: BrowserContextOptions = {}): Promise<TrackedPage> {
     const context = await this.browser.newContext({ viewport: DESKTOP, ...opts });
-    context.setDefaultTimeout(5_000);
+    // How long an action or wait may take before it fails: a backstop for what never happens, sized
+    // for a loaded CI machine (a busy runner took over 5 s to load a page), not a speed budget.
+    context.setDefaultTimeout(15_000);
     const page = await context.newPage();
     const tracked = new TrackedPage(context, page);
     page.on('console', (m) => tracked.onConsole(m.type(), m.text(), m.location().url));

@@ -132,8 +132,8 @@ export function useEnv(target: Target, opts: BuildOptions | (() => BuildOptions)
   return new Proxy({} as TestEnv, {
     get(_, key) {
       if (!current) throw new Error(`useEnv: env.${String(key)} read outside the suite's hooks and tests (the env is built in before())`);
-      const value = Reflect.get(current, key);
-      return typeof value === 'function' ? value.bind(current) : value;
+      // Not bound: env.app is itself a function (an Express app), and TestEnv's methods need no `this`.
+      return Reflect.get(current, key);
     },
   });
 }

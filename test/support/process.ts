@@ -63,8 +63,11 @@ export interface ServerProcess extends Spawned {
 
 const LISTENING = /Paylink listening on (http:\/\/[^\s]+?):(\d+)/;
 
-/** Starts `node --import tsx src/server.ts` and resolves once it logs its "listening on" line. */
-export async function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<ServerProcess> {
+/**
+ * Starts `node --import tsx src/server.ts` and resolves once it logs its "listening on" line. On a
+ * loaded machine a start takes many seconds: `timeoutMs` only catches a server that never listens.
+ */
+export async function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 3 * 60_000): Promise<ServerProcess> {
   const p = spawnProcess(process.execPath, ['--import', 'tsx', 'src/server.ts'], env);
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(() => {
