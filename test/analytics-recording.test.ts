@@ -631,7 +631,8 @@ forEachTarget('analytics: recording views', (target) => {
       expect(payloads).to.have.length(3);
       expect(payloads.map((p) => p.viewId).sort()).to.deep.equal(views.data.map((v) => v.id).sort());
       expect(payloads.map((p) => p.browser)).to.deep.equal(BROWSERS.slice(0, 3).map((b) => b.browser));
-      expect(payloads[0]).to.have.all.keys('linkId', 'viewId', 'viewedAt', 'browser', 'os', 'device', 'referer');
+      expect(payloads[0]).to.have.all.keys('merchantId', 'linkId', 'viewId', 'viewedAt', 'browser', 'os', 'device', 'referer');
+      expect(payloads[0].merchantId).to.equal(shop.id);
       expect(payloads[0], 'no IP in an event').not.to.have.property('ip');
       await listening.jobs.drain();
       expect(heard.map((p) => p.viewId).sort()).to.deep.equal(views.data.map((v) => v.id).sort());

@@ -27,7 +27,7 @@ describe('e2e: the browser helper', () => {
         setTimeout(() => { throw new Error('boom from the page'); });
         return Promise.allSettled([fetch('/static/missing.css'), fetch('/static/aborted.css')]);
       })()`);
-      await waitFor(() => tab.problems.pageErrors.length > 0 && tab.problems.cspViolations.length > 0, { message: 'the page error and the CSP violation to be reported' });
+      await waitFor(() => Object.values(tab.problems).every((list) => list.length > 0), { message: 'every kind of problem to be reported' });
       expect(await page.evaluate('window.inlineRan')).to.equal(undefined);
       const p = tab.problems;
       expect(p.cspViolations.join('\n')).to.match(/script-src/);
