@@ -125,4 +125,27 @@ forEachTarget('event catalogue', (target) => {
     // The expired request shows as expired, not active.
     expect(await rt.db('links').where({ public_id: request.link.id }).first('active', 'inactive_reason')).to.deep.include({ inactive_reason: 'expired' });
   });
+
+  it('expires each lapsed payment request once when two processes sweep at the same time, and nothing else', async () => {
+    const { rt } = env;
+    const other = await env.sibling();
+    const bo = (await call('post', '/customers', { name: 'Bo Berg', email: 'bo@example.test', phone: '+31 6 87654321' }).expect(201)).body.id as string;
+    const lapsing = [];
+    for (let i = 0; i < 3; i++) lapsing.push((await rt.services.sending.textToPay(shop.merchant, bo, { amount: 500 + i })).link.id);
+    env.clock.advance(DAY);
+    const fresh = (await rt.services.sending.textToPay(shop.merchant, bo, { amount: 900 })).link.id;
+    env.clock.advance((REQUEST_TTL_DAYS - 1) * DAY + 1);
+    const before = (await ofType('link.expired')).length;
+    const sweeps = [rt, other, rt].map((r) => () => r.services.links.expireDue());
+    // Two runtimes in one process cannot hold SQLite write transactions at once (a synchronous driver
+    // waiting on the lock blocks the holder too): there they take turns; MariaDB sweeps concurrently.
+    const closed = target.mysqlUrl ? await Promise.all(sweeps.map((s) => s())) : [await sweeps[0](), await sweeps[1](), await sweeps[2]()];
+    expect(closed.reduce((a, b) => a + b, 0)).to.equal(3);
+    const expired = (await ofType('link.expired')).slice(before);
+    expect(expired.map((e) => e.linkId).sort()).to.deep.equal([...lapsing].sort());
+    const states = await rt.db('links').whereIn('public_id', [...lapsing, fresh]).select('public_id', 'active', 'inactive_reason');
+    expect(states.filter((s) => s.inactive_reason === 'expired').map((s) => s.public_id).sort()).to.deep.equal([...lapsing].sort());
+    expect(states.find((s) => s.public_id === fresh)).to.deep.include({ inactive_reason: null });
+    expect(await rt.services.links.expireDue(), 'a second sweep finds nothing').to.equal(0);
+  });
 });
