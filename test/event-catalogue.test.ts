@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
 import { useEnv } from './support/harness.ts';
-import { apiClient, apiMerchant, type ApiCall, type ApiMerchant } from './support/api.ts';
+import { apiClient, apiMerchant, expectFieldErrors, type ApiCall, type ApiMerchant } from './support/api.ts';
 import { startFakeVonage, type FakeVonage } from './support/fake-vonage.ts';
 import { BROWSERS } from './support/user-agents.ts';
 import { EVENT_PAYLOAD_SCHEMAS, EVENT_TYPES, type EventType, type PaylinkEvent } from '../src/core/events.ts';
@@ -147,5 +147,9 @@ forEachTarget('event catalogue', (target) => {
     expect(states.filter((s) => s.inactive_reason === 'expired').map((s) => s.public_id).sort()).to.deep.equal([...lapsing].sort());
     expect(states.find((s) => s.public_id === fresh)).to.deep.include({ inactive_reason: null });
     expect(await rt.services.links.expireDue(), 'a second sweep finds nothing').to.equal(0);
+    // An expired request stays closed: reopening it is refused by the field, and nothing is emitted.
+    const reopen = await call('patch', `/links/${lapsing[0]}`, { active: true });
+    expect(expectFieldErrors(reopen, ['active']).errors[0].code).to.equal('link_expired');
+    expect(await rt.db('links').where({ public_id: lapsing[0] }).first('inactive_reason')).to.deep.equal({ inactive_reason: 'expired' });
   });
 });

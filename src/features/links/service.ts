@@ -336,6 +336,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         reason = 'manual';
       } else if (input.active === true) {
         if (atLimit) throw new ValidationError([{ field: 'active', code: 'limit_reached', message: 'This link has reached its payment limit. Raise the limit to reactivate it.' }]);
+        if (link.expiresAt && link.expiresAt <= clock.now()) throw new ValidationError([{ field: 'active', code: 'link_expired', message: 'This payment request has expired and cannot be reopened. Send a new one instead.' }]);
         active = true;
         reason = null;
       } else if (atLimit && link.active) {
