@@ -202,7 +202,7 @@ forEachTarget('job queue', (target) => {
     const LEASE_MS = 30_000;
 
     it('gives the job of a worker killed mid-run to another worker only once its lease expires', async function () {
-      this.timeout(40_000);
+      this.timeout(240_000); // a backstop: it starts a real Node process
       const { rt, clock } = await open({ jobOptions: { leaseMs: LEASE_MS } });
       const attemptsSeen: number[] = [];
       rt.jobs.define<{ order: string }>('test.crashy', async (payload, job) => {
@@ -334,7 +334,7 @@ forEachTarget('job queue', (target) => {
     }
 
     it('runs each of 300 jobs exactly once when three separate processes drain them at the same time', async function () {
-      this.timeout(60_000);
+      this.timeout(240_000); // a backstop: it starts two real Node processes
       // Real processes: on SQLite this is where two writers really contend for the file (in one
       // process better-sqlite3 runs each statement to completion, so runtimes only interleave).
       const { rt } = await open({ jobOptions: { concurrency: 4 } });
@@ -457,7 +457,7 @@ forEachTarget('job queue', (target) => {
     });
 
     it('runs a job enqueued while the loop sleeps at once, not at the next poll', async function () {
-      this.timeout(15_000);
+      this.timeout(30_000);
       const { rt } = await open({ jobOptions: { pollMs: 60_000 } });
       const done: string[] = [];
       rt.jobs.define<{ name: string }>('test.wake', async (p) => void done.push(p.name));
@@ -473,7 +473,7 @@ forEachTarget('job queue', (target) => {
 
     if (target.redisUrl) {
       it('wakes a sleeping worker when another process enqueues (nudge through Redis)', async function () {
-        this.timeout(15_000);
+        this.timeout(30_000);
         const { rt } = await open({ jobOptions: { pollMs: 60_000 } });
         const web = await env!.sibling(); // a process that only enqueues
         const done: number[] = [];

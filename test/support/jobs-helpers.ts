@@ -35,7 +35,7 @@ export async function onlyJob(env: TestEnv, kind: string): Promise<Job> {
 
 export interface WorkerProcess {
   proc: ChildProcess;
-  /** Resolves with the first message of `type` (rejects if the process exits first). */
+  /** Resolves with the first message of `type` (rejects if the process exits first, or as a backstop after `ms`). */
   next<T extends WorkerMessage['type']>(type: T, ms?: number): Promise<Extract<WorkerMessage, { type: T }>>;
   send(msg: ParentMessage): void;
   /** Resolves once the process has exited by itself. */
@@ -79,7 +79,7 @@ export function spawnWorker(env: TestEnv, opts: { mode: WorkerMode; kind: string
   });
   return {
     proc,
-    next(type, ms = 20_000) {
+    next(type, ms = 180_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => done(new Error(`worker sent no "${type}" within ${ms} ms`)), ms);
         const check = () => {
