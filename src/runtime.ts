@@ -181,7 +181,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         }
       });
     }
-    const events = new EventBus({ db, clock, jobs, log: log.child('events'), changes });
+    const events = new EventBus({ db, clock, jobs, log: log.child('events'), changes, checkPayloads: config.env !== 'production' });
     // Payments and link changes reach open dashboards (views are announced by the recorder).
     events.onCommitted((e) => {
       if (e.merchantKey === null || !/^(payment|checkout|link)\./.test(e.type)) return;
@@ -281,6 +281,9 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     jobs.define('analytics.prune_views', async () => {
       await services.analytics.pruneViews();
     });
+    jobs.define('links.expire', async () => {
+      while ((await links.expireDue()) > 0);
+    });
 
     const plugins = new PluginHost({
       db,
@@ -339,6 +342,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
           { cron: '23 4 * * *', kind: 'analytics.prune_views' },
           // Due reminders are queued within a minute; the sweep also restarts stalled deliveries.
           { cron: '* * * * *', kind: 'reminders.sweep' },
+          // Payment requests past their expiry close (link.expired) within a minute.
+          { cron: '* * * * *', kind: 'links.expire' },
         ]);
       },
       async close() {

@@ -9,7 +9,7 @@ import knexFactory from 'knex';
 import { forEachTarget, type Target } from './support/targets.ts';
 import { build, uniqueHandle, type TestEnv } from './support/harness.ts';
 import { TcpProxy } from './support/tcp-proxy.ts';
-import { waitFor } from './support/jobs-helpers.ts';
+import { waitFor } from './support/wait.ts';
 import { BOTS, BROWSERS } from './support/user-agents.ts';
 import { buildApp } from '../src/app.ts';
 import { toDate, type Db } from '../src/core/db.ts';
@@ -276,13 +276,13 @@ forEachTarget('analytics: recording views', (target) => {
           const l = await cut.rt.services.links.create(m, { type: 'amount', name: 'Outage', amount: 500 });
           const page = () => supertest(cut.app).get(`/${handle}/${l.path}`).set('User-Agent', CHROME_MAC).expect(200);
           await page(); // also warms the pay page's cache, so it renders without the database
-          await waitFor(async () => (await tally(cut.rt.db, l.key)).rows === 1, 5_000, 'the first view');
+          await waitFor(async () => (await tally(cut.rt.db, l.key)).rows === 1, { timeout: 5_000, message: 'the first view' });
           proxy.down();
           for (let i = 0; i < 3; i++) await page();
-          await waitFor(() => failures.length >= 2, 5_000, 'failed writes');
+          await waitFor(() => failures.length >= 2, { timeout: 5_000, message: 'failed writes' });
           expect(cut.rt.views!.queued, 'nothing is dropped while the database is away').to.be.at.least(1);
           proxy.up();
-          await waitFor(async () => cut.rt.views!.queued === 0 && (await tally(cut.rt.db, l.key)).rows >= 4, 15_000, 'the queued views to be written');
+          await waitFor(async () => cut.rt.views!.queued === 0 && (await tally(cut.rt.db, l.key)).rows >= 4, { timeout: 15_000, message: 'the queued views to be written' });
           expect(await tally(cut.rt.db, l.key)).to.include({ counter: 4, rows: 4, rollup: 4 });
         } finally {
           await cut.close();
@@ -631,7 +631,8 @@ forEachTarget('analytics: recording views', (target) => {
       expect(payloads).to.have.length(3);
       expect(payloads.map((p) => p.viewId).sort()).to.deep.equal(views.data.map((v) => v.id).sort());
       expect(payloads.map((p) => p.browser)).to.deep.equal(BROWSERS.slice(0, 3).map((b) => b.browser));
-      expect(payloads[0]).to.have.all.keys('linkId', 'viewId', 'viewedAt', 'browser', 'os', 'device', 'referer');
+      expect(payloads[0]).to.have.all.keys('merchantId', 'linkId', 'viewId', 'viewedAt', 'browser', 'os', 'device', 'referer');
+      expect(payloads[0].merchantId).to.equal(shop.id);
       expect(payloads[0], 'no IP in an event').not.to.have.property('ip');
       await listening.jobs.drain();
       expect(heard.map((p) => p.viewId).sort()).to.deep.equal(views.data.map((v) => v.id).sort());

@@ -8,6 +8,7 @@ import { build, uniqueHandle, type TestEnv } from './support/harness.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import { SETTLE_RECOVERY_MS } from '../src/features/checkout/service.ts';
 import type { PaymentProvider, ProviderPaymentRef } from '../src/plugin-api.ts';
+import { waitFor } from './support/wait.ts';
 
 forEachTarget('checkout recovery', (target) => {
   let env: TestEnv;
@@ -55,16 +56,13 @@ forEachTarget('checkout recovery', (target) => {
   const statusOf = async (paymentId: string) => (await env.rt.db('payments').where({ public_id: paymentId }).first('status')).status as string;
   const eventsOf = async (type: string, paymentId: string) =>
     (await env.rt.db('events').where({ type }).select('payload')).filter((e: { payload: string }) => JSON.parse(e.payload).paymentId === paymentId).length;
-  async function until(fn: () => Promise<boolean>) {
-    for (let i = 0; i < 200 && !(await fn()); i++) await new Promise((r) => setTimeout(r, 10));
-  }
 
   it('captures an authorization whose request died before capturing, once the recovery delay has passed', async () => {
     const link = await env.rt.services.links.create(shop, { type: 'amount', name: 'Saturday wheel class', amount: 4500, payment_limit: 3 });
     const payment = await start(link.id);
     stall = { release: () => {} };
     const original = env.rt.services.checkout.authorize(payment.id, 'sbx_stalled');
-    await until(async () => calls.capture === 1);
+    await waitFor(() => calls.capture === 1, { message: 'the recovery job to capture' });
     expect(await statusOf(payment.id)).to.equal('authorized');
     const held = stall as { release: () => void } | null;
     stall = null;
@@ -95,7 +93,7 @@ forEachTarget('checkout recovery', (target) => {
 
     stall = { release: () => {} };
     const original = env.rt.services.checkout.authorize(second.id, 'sbx_second');
-    await until(async () => calls.void === 1);
+    await waitFor(() => calls.void === 1, { message: 'the recovery job to void' });
     const held = stall as { release: () => void } | null;
     stall = null;
     expect(await statusOf(second.id)).to.equal('authorized');

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import express, { type Response } from 'express';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, signUp, type TestEnv } from './support/harness.ts';
+import { signUp, useEnv } from './support/harness.ts';
 import { csvCell, csvRow, streamCsv } from '../src/core/csv.ts';
 
 describe('CSV cells', () => {
@@ -145,11 +145,7 @@ describe('CSV streaming', () => {
 });
 
 forEachTarget('CSV export of a link’s views', (target) => {
-  let env: TestEnv;
-  before(async () => {
-    env = await build(target);
-  });
-  after(() => env?.close());
+  const env = useEnv(target);
 
   it('streams 12,000 views complete, newest first, with masked IPs and neutralised referers', async function () {
     this.timeout(60_000);

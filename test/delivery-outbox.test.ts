@@ -10,6 +10,7 @@ import { build, type TestEnv } from './support/harness.ts';
 import { startSmtp, type TestSmtp } from './support/smtp.ts';
 import { startFakeVonage, type FakeVonage } from './support/fake-vonage.ts';
 import { MAX_ATTEMPTS } from '../src/features/deliveries/service.ts';
+import { waitFor } from './support/wait.ts';
 
 const SECOND = 1000;
 const HOUR = 3_600_000;
@@ -327,11 +328,10 @@ forEachTarget('deliveries by the Vonage SDK (fake Vonage on loopback)', (target)
       const liveCall = apiClient(live.app, shop.secret);
       live.rt.startBackground();
       const c = await newCustomer(liveCall, { name: 'Sam Speed', phone: '+31 6 87654321' });
-      const started = Date.now();
       const res = await liveCall('post', '/links', { type: 'amount', name: 'Fast', amount: 100, currency: 'EUR', send: { customer_id: c.id, channels: ['sms'] } });
       expect(res.status, res.text).to.equal(201);
-      while (Date.now() - started < 2000 && !vonage.requests.some((r) => r.body.to === '31687654321')) await new Promise((r) => setTimeout(r, 50));
-      expect(vonage.requests.filter((r) => r.body.to === '31687654321'), `no SMS within 2 s (${Date.now() - started} ms)`).to.have.length(1);
+      await waitFor(() => vonage.requests.some((r) => r.body.to === '31687654321'), { timeout: 2_000, message: 'the SMS to leave (the promise: within 2 s)' });
+      expect(vonage.requests.filter((r) => r.body.to === '31687654321')).to.have.length(1);
     } finally {
       await live.close();
     }

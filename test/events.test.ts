@@ -1,18 +1,17 @@
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
-import { build, signUp, type TestEnv } from './support/harness.ts';
+import { signUp, useEnv } from './support/harness.ts';
 import { jobsOf, onlyJob } from './support/jobs-helpers.ts';
-import { HandlerNotLoadedError, UnknownEventTypeError, type PaylinkEvent } from '../src/core/events.ts';
+import { HandlerNotLoadedError, InvalidEventPayloadError, UnknownEventTypeError, type EventPayloads, type PaylinkEvent } from '../src/core/events.ts';
 
 forEachTarget('events', (target) => {
-  let env: TestEnv;
-  beforeEach(async () => {
-    // No plugins: only this file's handlers subscribe, so the hooks.run jobs are all ours.
-    env = await build(target, { pluginSources: [] });
-  });
-  afterEach(() => env?.close());
+  // A fresh env per test, with no plugins: only this file's handlers subscribe, so the hooks.run jobs are all ours.
+  const env = useEnv(target, { pluginSources: [] }, { each: true });
 
-  const emitCommitted = (type: 'link.created' | 'payment.succeeded' | 'link.expired', payload: Record<string, unknown>) =>
+  /** Payloads of the declared shapes (these tests are about delivery, not about what emits them). */
+  const linkCreated = (linkId: string): EventPayloads['link.created'] => ({ merchantId: 'mer_1', linkId, kind: 'smart', type: 'amount', name: 'Test', path: 'test', amount: 1250, currency: 'EUR', productId: null });
+  const linkExpired = (linkId: string): EventPayloads['link.expired'] => ({ merchantId: 'mer_1', linkId, customerId: null, expiredAt: '2026-03-02T09:00:00.000Z' });
+  const emitCommitted = <T extends 'link.created' | 'link.expired'>(type: T, payload: EventPayloads[T]) =>
     env.rt.db.transaction((trx) => env.rt.events.emit(trx, type, payload));
 
   /** Moves the clock to the earliest queued job's run_at, so its retry is due. */
@@ -31,7 +30,7 @@ forEachTarget('events', (target) => {
     const rolledBack = new Error('roll back');
     const err = await rt.db
       .transaction(async (trx) => {
-        eventId = await rt.events.emit(trx, 'link.created', { linkId: 'lnk_1', merchantId: 'mer_1', name: 'Test', path: 'test', type: 'amount' });
+        eventId = await rt.events.emit(trx, 'link.created', linkCreated('lnk_1'));
         throw rolledBack;
       })
       .catch((e: unknown) => e);
@@ -48,7 +47,7 @@ forEachTarget('events', (target) => {
     const { rt } = env;
     const seen: PaylinkEvent<'link.created'>[] = [];
     rt.events.subscribe('link.created', 'test:seen', (e) => void seen.push(e));
-    const id = await emitCommitted('link.created', { linkId: 'lnk_1', amount: 1250 });
+    const id = await emitCommitted('link.created', linkCreated('lnk_1'));
     expect(id).to.match(/^evt_[A-Za-z0-9]{22}$/);
     expect(seen, 'ran inline, in the emitter’s transaction').to.deep.equal([]);
     expect(await onlyJob(env, 'events.dispatch')).to.deep.include({ state: 'queued', payload: { eventId: id } });
@@ -56,7 +55,7 @@ forEachTarget('events', (target) => {
     await rt.jobs.drain();
     expect(seen).to.have.length(1);
     expect(seen[0]).to.include({ id, type: 'link.created' });
-    expect(seen[0].payload).to.deep.equal({ linkId: 'lnk_1', amount: 1250 });
+    expect(seen[0].payload).to.deep.equal(linkCreated('lnk_1'));
     expect(seen[0].createdAt).to.be.an.instanceOf(Date);
     expect(seen[0]).not.to.have.property('merchantId'); // the internal key never reaches handlers
     expect(await onlyJob(env, 'hooks.run')).to.deep.include({ state: 'done', attempts: 1, payload: { eventId: id, subscriptionId: 'test:seen' } });
@@ -69,7 +68,7 @@ forEachTarget('events', (target) => {
       calls.push(e.id);
       if (calls.length === 1) throw Object.assign(new Error('webhook endpoint timed out'), { code: 'ETIMEDOUT' });
     });
-    const id = await emitCommitted('link.expired', { linkId: 'lnk_1' });
+    const id = await emitCommitted('link.expired', linkExpired('lnk_1'));
     await rt.jobs.drain();
     expect(calls).to.deep.equal([id]);
     expect(await onlyJob(env, 'hooks.run')).to.include({ state: 'queued', attempts: 1 });
@@ -90,7 +89,7 @@ forEachTarget('events', (target) => {
       if (failing.length < 3) throw new Error('not yet');
     });
     rt.events.subscribe('link.expired', 'test:fine', (e) => void fine.push(e.id));
-    const id = await emitCommitted('link.expired', { linkId: 'lnk_2' });
+    const id = await emitCommitted('link.expired', linkExpired('lnk_2'));
     await rt.jobs.drain();
     for (let retry = 0; retry < 2; retry++) {
       await untilNextRetry();
@@ -110,6 +109,19 @@ forEachTarget('events', (target) => {
     expect(subscribe).to.throw(UnknownEventTypeError).with.property('code', 'unknown_event_type');
   });
 
+  it('refuses to emit a payload that does not match its schema (outside production), writing nothing', async () => {
+    const wrong = [
+      { ...linkCreated('lnk_1'), merchantId: undefined },
+      { ...linkCreated('lnk_1'), amount: 12.5 },
+      { ...linkCreated('lnk_1'), secret: 'not in the catalogue' },
+    ];
+    for (const payload of wrong) {
+      const err = await env.rt.db.transaction((trx) => env.rt.events.emit(trx, 'link.created', payload as never)).catch((e: unknown) => e);
+      expect(err, JSON.stringify(payload)).to.be.an.instanceOf(InvalidEventPayloadError).with.property('code', 'invalid_event_payload');
+    }
+    expect(await env.rt.db('events').count({ n: '*' })).to.deep.equal([{ n: 0 }]);
+  });
+
   it('refuses to emit an unknown event name, writing nothing', async () => {
     const err = await env.rt.db.transaction((trx) => env.rt.events.emit(trx, 'link.exploded' as never, {} as never)).catch((e: unknown) => e);
     expect(err).to.be.an.instanceOf(UnknownEventTypeError);
@@ -121,7 +133,7 @@ forEachTarget('events', (target) => {
     let enabled = true;
     const seen: string[] = [];
     rt.events.subscribe('link.created', 'test:plugin-hook', (e) => void seen.push(e.id), () => enabled);
-    await emitCommitted('link.created', { linkId: 'lnk_3' });
+    await emitCommitted('link.created', linkCreated('lnk_3'));
     enabled = false; // the plugin is disabled after the event, before its hook runs
     await rt.jobs.drain();
     expect(seen).to.deep.equal([]);
@@ -133,7 +145,7 @@ forEachTarget('events', (target) => {
     const other = await env.sibling();
     const seen: string[] = [];
     other.events.subscribe('link.created', 'test:only-there', (e) => void seen.push(e.id));
-    const id = await emitCommitted('link.created', { linkId: 'lnk_4' });
+    const id = await emitCommitted('link.created', linkCreated('lnk_4'));
     // The process that has the handler dispatches (fans out)...
     const [dispatch] = await other.jobs.claim(1);
     expect(dispatch.kind).to.equal('events.dispatch');

@@ -4,32 +4,22 @@ import os from 'node:os';
 import path from 'node:path';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, createTestDatabase, signUp, type Account, type TestEnv, deleteRedisPrefix } from './support/harness.ts';
+import { build, createTestDatabase, signUp, useEnv, type Account, type TestEnv, deleteRedisPrefix } from './support/harness.ts';
 import { TcpProxy } from './support/tcp-proxy.ts';
+import { waitFor } from './support/wait.ts';
 import { loadConfig } from '../src/config.ts';
 import { createRuntime, type Runtime } from '../src/runtime.ts';
 import { buildApp } from '../src/app.ts';
 import { createLogger } from '../src/core/log.ts';
 import { randomToken } from '../src/core/ids.ts';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls until fn() is true (dependencies reconnect with back-off, so recovery takes a moment). */
-async function eventually(fn: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > until) throw new Error(`not true within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
+/** Waits until readiness answers `status` (dependencies reconnect with back-off, so recovery takes a moment). */
+const readiness = (app: Parameters<typeof supertest>[0], status: 200 | 503) =>
+  waitFor(async () => (await supertest(app).get('/health/ready').timeout(6_000)).status === status, { timeout: 15_000, interval: 100, message: `/health/ready to answer ${status}` });
 
 forEachTarget('health', (target) => {
   describe('liveness and readiness', () => {
-    let env: TestEnv;
-    before(async () => {
-      env = await build(target);
-    });
-    after(() => env?.close());
+    const env = useEnv(target);
 
     it('GET /health answers 200 {status: ok}, uncached, without a cookie', async () => {
       const res = await supertest(env.app).get('/health').expect(200);
@@ -70,7 +60,7 @@ forEachTarget('health', (target) => {
       });
       afterEach(async () => {
         proxy.up();
-        await eventually(async () => (await supertest(env.app).get('/health/ready')).status === 200);
+        await readiness(env.app, 200);
       });
       after(async () => {
         await env?.close();
@@ -94,7 +84,8 @@ forEachTarget('health', (target) => {
 
         it(`when Redis ${label}: dashboard pages answer 503, not 500, and never run a change without CSRF`, async () => {
           proxy[mode]();
-          await sleep(50);
+          // A reset connection is noticed at once; a silent one only when a command times out.
+          if (mode === 'down') await waitFor(() => !env.rt.redis!.isReady, { message: 'the Redis client to notice the outage' });
           const dash = await acct.agent.get('/app').timeout(6_000);
           expect(dash.status).to.equal(503);
           await acct.agent.get('/login').timeout(6_000).expect(503);
@@ -115,8 +106,8 @@ forEachTarget('health', (target) => {
           proxy[mode]();
           await supertest(env.app).get('/api/v1/me').set('Authorization', `Bearer ${apiKey}`).timeout(6_000).expect(200);
           proxy.up();
-          await eventually(async () => (await supertest(env.app).get('/health/ready')).status === 200);
-          await eventually(async () => (await acct.agent.get('/app')).status === 200);
+          await readiness(env.app, 200);
+          await waitFor(async () => (await acct.agent.get('/app')).status === 200, { timeout: 15_000, interval: 100, message: 'the dashboard to answer 200 again' });
           // The same session and CSRF token still work: nothing was lost in the outage.
           await acct.agent.post('/app/settings').type('form').send({ _csrf: acct.csrf, name: 'Before The Outage', handle: acct.handle, currency: 'EUR', timezone: 'UTC', brand_color: '#4f46e5' }).expect(303);
         });
@@ -155,7 +146,7 @@ forEachTarget('health', (target) => {
       });
       afterEach(async () => {
         proxy.up();
-        await eventually(async () => (await supertest(app).get('/health/ready')).status === 200);
+        await readiness(app, 200);
       });
       after(async () => {
         await rt?.close();
@@ -174,7 +165,7 @@ forEachTarget('health', (target) => {
           expect(res.body.checks.database.status).to.equal('down');
           await supertest(app).get('/health').expect(200);
           proxy.up();
-          await eventually(async () => (await supertest(app).get('/health/ready')).status === 200);
+          await readiness(app, 200);
         });
       }
 
@@ -182,7 +173,7 @@ forEachTarget('health', (target) => {
       // pooled connection has no deadline of its own.
       it('when the database refuses connections: pages and the API answer 503, not 500', async () => {
         proxy.down();
-        await sleep(50);
+        await readiness(app, 503);
         const dash = await acct.agent.get('/app').timeout(10_000);
         expect(dash.status).to.equal(503);
         const api = await supertest(app).get('/api/v1/me').set('Authorization', `Bearer pl_live_${'x'.repeat(40)}`).timeout(10_000);

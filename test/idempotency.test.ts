@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import express from 'express';
 import { forEachTarget } from './support/targets.ts';
 import { build, type TestEnv } from './support/harness.ts';
-import { deferred, waitFor } from './support/jobs-helpers.ts';
+import { deferred } from './support/jobs-helpers.ts';
+import { waitFor } from './support/wait.ts';
 import { apiClient, apiMerchant, expectProblem, type ApiMerchant } from './support/api.ts';
 import { apiRoutes } from '../src/features/api/routes.ts';
 import { createRenderer, errorHandler } from '../src/core/http.ts';
@@ -139,7 +140,7 @@ forEachTarget('Idempotency-Key', (target) => {
     let first: Promise<{ status: number; text: string }>;
     try {
       first = call('post', '/links', req, { 'Idempotency-Key': k }).then((r) => r);
-      await waitFor(async () => Boolean(await env.rt.db('idempotency_keys').where({ key: sha256Hex(k) }).first()), 5_000, 'the first claim');
+      await waitFor(async () => Boolean(await env.rt.db('idempotency_keys').where({ key: sha256Hex(k) }).first()), { timeout: 5_000, message: 'the first claim' });
       const second = await call('post', '/links', req, { 'Idempotency-Key': k });
       expectProblem(second, 409, 'idempotency_key_in_use');
       expect(second.headers['retry-after']).to.equal('1');
@@ -246,7 +247,7 @@ forEachTarget('Idempotency-Key', (target) => {
             }),
           ),
         );
-        await waitFor(() => entered + answered >= 100, 30_000, 'all 100 requests to reach the handler or be answered');
+        await waitFor(() => entered + answered >= 100, { timeout: 30_000, message: 'all 100 requests to reach the handler or be answered' });
         gate.resolve();
         return { results: await all, entered };
       } finally {

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { forEachTarget } from './support/targets.ts';
 import { build, type BuildOptions, type TestEnv } from './support/harness.ts';
-import { deferred, jobsOf, onlyJob, spawnWorker, waitFor } from './support/jobs-helpers.ts';
+import { deferred, jobsOf, onlyJob, spawnWorker } from './support/jobs-helpers.ts';
+import { waitFor } from './support/wait.ts';
 import { JobQueue, LEASE_EXPIRED_ERROR, PermanentJobError, type Job } from '../src/core/jobs.ts';
 import { createLogger } from '../src/core/log.ts';
 import type { Runtime } from '../src/runtime.ts';
@@ -20,6 +21,22 @@ function countingHandler(runs: Map<number, number>, perWorker: Map<string, numbe
     perWorker.set(worker, (perWorker.get(worker) ?? 0) + 1);
     await new Promise((r) => setImmediate(r)); // yield, so lanes and runtimes interleave
   };
+}
+
+/**
+ * Whether the polling loop is asleep: its last claim found nothing and it has not claimed since
+ * (after an empty claim it sets its wake-up in the same turn). Tests wait for this, not for a time.
+ */
+function loopAsleep(rt: Runtime): () => boolean {
+  let asleep = false;
+  const claim = rt.jobs.claim.bind(rt.jobs);
+  rt.jobs.claim = async (...args: Parameters<typeof claim>) => {
+    asleep = false;
+    const jobs = await claim(...args);
+    asleep = jobs.length === 0;
+    return jobs;
+  };
+  return () => asleep;
 }
 
 async function enqueueMany(rt: Runtime, kind: string, n: number): Promise<void> {
@@ -185,7 +202,7 @@ forEachTarget('job queue', (target) => {
     const LEASE_MS = 30_000;
 
     it('gives the job of a worker killed mid-run to another worker only once its lease expires', async function () {
-      this.timeout(40_000);
+      this.timeout(240_000); // a backstop: it starts a real Node process
       const { rt, clock } = await open({ jobOptions: { leaseMs: LEASE_MS } });
       const attemptsSeen: number[] = [];
       rt.jobs.define<{ order: string }>('test.crashy', async (payload, job) => {
@@ -237,7 +254,7 @@ forEachTarget('job queue', (target) => {
         for (let step = 0; step < 5; step++) {
           clock.advance(200); // 1 s in all: more than three leases
           const renewedPast = clock.now().getTime() + 200;
-          await waitFor(async () => (await onlyJob(env!, 'test.long')).leaseUntil!.getTime() >= renewedPast, 5_000, 'a heartbeat');
+          await waitFor(async () => (await onlyJob(env!, 'test.long')).leaseUntil!.getTime() >= renewedPast, { timeout: 5_000, message: 'a heartbeat' });
           expect(await other.jobs.drain()).to.equal(0);
         }
       } finally {
@@ -317,7 +334,7 @@ forEachTarget('job queue', (target) => {
     }
 
     it('runs each of 300 jobs exactly once when three separate processes drain them at the same time', async function () {
-      this.timeout(60_000);
+      this.timeout(240_000); // a backstop: it starts two real Node processes
       // Real processes: on SQLite this is where two writers really contend for the file (in one
       // process better-sqlite3 runs each statement to completion, so runtimes only interleave).
       const { rt } = await open({ jobOptions: { concurrency: 4 } });
@@ -353,14 +370,31 @@ forEachTarget('job queue', (target) => {
       const n = 200;
       await enqueueMany(rt, 'test.unsafe', n);
       const runs = new Map<number, number>();
+      // The gap a busy process leaves between read and write by chance, made certain: each drainer
+      // reads, then waits until the other has read too (or has finished) before it writes.
+      let waiting: (() => void) | null = null;
+      let finished = 0;
+      const bothRead = () =>
+        new Promise<void>((resolve) => {
+          if (waiting) {
+            waiting();
+            waiting = null;
+            resolve();
+          } else if (finished) resolve();
+          else waiting = resolve;
+        });
       const unsafeDrain = async (db: Knex, worker: string) => {
         for (;;) {
           const ids = ((await db('jobs').select('id').where({ kind: 'test.unsafe', state: 'queued' }).orderBy('id').limit(10)) as { id: number }[]).map((r) =>
             Number(r.id),
           );
-          if (!ids.length) return;
-          // The gap a busy process leaves between read and write by chance, made wide enough to hit.
-          await new Promise((r) => setTimeout(r, 10));
+          if (!ids.length) {
+            finished++;
+            waiting?.();
+            waiting = null;
+            return;
+          }
+          await bothRead();
           await db('jobs').whereIn('id', ids).update({ state: 'running', locked_by: worker });
           for (const id of ids) {
             runs.set(id, (runs.get(id) ?? 0) + 1);
@@ -410,10 +444,10 @@ forEachTarget('job queue', (target) => {
       let stopped = false;
       const stopping = rt.jobs.stop().then(() => void (stopped = true));
       try {
+        // Two round trips to the database give stop() every chance to return early.
         await rt.jobs.enqueue(rt.db, 'test.after-stop', {});
-        await new Promise((r) => setTimeout(r, 100)); // give stop() every chance to return early
-        expect(stopped, 'stop() returned while a job was running').to.equal(false);
         expect(await onlyJob(env!, 'test.slow')).to.include({ state: 'running' });
+        expect(stopped, 'stop() returned while a job was running').to.equal(false);
       } finally {
         release.resolve();
       }
@@ -423,34 +457,33 @@ forEachTarget('job queue', (target) => {
     });
 
     it('runs a job enqueued while the loop sleeps at once, not at the next poll', async function () {
-      this.timeout(15_000);
+      this.timeout(30_000);
       const { rt } = await open({ jobOptions: { pollMs: 60_000 } });
       const done: string[] = [];
       rt.jobs.define<{ name: string }>('test.wake', async (p) => void done.push(p.name));
+      const asleep = loopAsleep(rt);
       rt.jobs.start();
       await rt.jobs.enqueue(rt.db, 'test.wake', { name: 'first' });
-      await waitFor(() => done.includes('first'), 5_000, 'the first job');
-      // The loop found nothing more and sleeps for a minute; an enqueue must wake it.
-      await new Promise((r) => setTimeout(r, 50));
-      const t0 = Date.now();
+      // After the first job the loop finds nothing more and sleeps for a minute (pollMs); an enqueue must wake it.
+      await waitFor(() => done.includes('first') && asleep(), { message: 'the first job, then the loop asleep' });
       await rt.db.transaction((trx) => rt.jobs.enqueue(trx, 'test.wake', { name: 'second' }));
-      await waitFor(() => done.includes('second'), 5_000, 'the second job');
-      expect(Date.now() - t0).to.be.below(2_000);
+      // Well inside the minute the next poll would take.
+      await waitFor(() => done.includes('second'), { timeout: 10_000, message: 'the second job (the loop was not woken)' });
     });
 
     if (target.redisUrl) {
       it('wakes a sleeping worker when another process enqueues (nudge through Redis)', async function () {
-        this.timeout(15_000);
+        this.timeout(30_000);
         const { rt } = await open({ jobOptions: { pollMs: 60_000 } });
         const web = await env!.sibling(); // a process that only enqueues
         const done: number[] = [];
         rt.jobs.define<{ n: number }>('test.remote', async (p) => void done.push(p.n));
+        const asleep = loopAsleep(rt);
         rt.jobs.start();
-        await new Promise((r) => setTimeout(r, 50)); // let the loop's first, empty claim pass
-        const t0 = Date.now();
+        await waitFor(asleep, { message: "the loop's first, empty claim" });
         await web.jobs.enqueue(web.db, 'test.remote', { n: 1 });
-        await waitFor(() => done.length === 1, 5_000, 'the remote job');
-        expect(Date.now() - t0).to.be.below(2_000);
+        // Well inside the minute the next poll would take.
+        await waitFor(() => done.length === 1, { timeout: 10_000, message: 'the remote job (no nudge arrived)' });
       });
     }
   });

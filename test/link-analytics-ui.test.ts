@@ -11,6 +11,7 @@ import { build, csrfFrom, signUp, type Account, type TestEnv } from './support/h
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import type { Link } from '../src/features/links/service.ts';
 import { dateTimeIn } from '../src/core/time.ts';
+import { waitFor } from './support/wait.ts';
 
 const CHROME_MAC = 'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
 const SAFARI_IOS = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
@@ -486,11 +487,7 @@ forEachTarget('link page analytics', (target) => {
       const stream = await openStream(`/app/links/${link.id}/live`, cookie);
       await stream.until('retry:');
       stream.close();
-      await new Promise<void>((resolve) => {
-        const check = () => (env.rt.live.streamCount === streams ? resolve() : setImmediate(check));
-        check();
-      });
-      expect(env.rt.live.streamCount).to.equal(streams);
+      await waitFor(() => env.rt.live.streamCount === streams, { message: 'the server to drop the closed stream' });
     });
 
     it('answers 404 for another merchant’s link, and sends a visitor without a session to log in', async () => {

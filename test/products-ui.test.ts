@@ -1,14 +1,10 @@
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
-import { build, signUp, type Account, type TestEnv, fieldError } from './support/harness.ts';
+import { signUp, useEnv, type Account, fieldError } from './support/harness.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 
 forEachTarget('dashboard: products', (target) => {
-  let env: TestEnv;
-  before(async () => {
-    env = await build(target);
-  });
-  after(() => env?.close());
+  const env = useEnv(target);
 
   const merchantOf = async (acct: Account): Promise<Merchant> => (await env.rt.services.merchants.getByHandle(acct.handle))!;
   const rows = async (acct: Account) => env.rt.db('products').where({ merchant_id: (await merchantOf(acct)).key });

@@ -1,14 +1,11 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, signUp, type TestEnv } from './support/harness.ts';
+import { signUp, useEnv } from './support/harness.ts';
+import { waitFor } from './support/wait.ts';
 
 forEachTarget('public merchant page', (target) => {
-  let env: TestEnv;
-  before(async () => {
-    env = await build(target);
-  });
-  after(() => env?.close());
+  const env = useEnv(target);
 
   it('renders /:handle with the merchant’s name and brand colour, without a session cookie', async () => {
     const acct = await signUp(env.app, { name: 'Corner Bakery' });
@@ -41,11 +38,7 @@ forEachTarget('public merchant page', (target) => {
 });
 
 forEachTarget('pay pages stay current while cached', (target) => {
-  let env: TestEnv;
-  before(async () => {
-    env = await build(target);
-  });
-  after(() => env?.close());
+  const env = useEnv(target);
 
   const shopAndLink = async () => {
     const acct = await signUp(env.app);
@@ -85,12 +78,10 @@ forEachTarget('pay pages stay current while cached', (target) => {
       await supertest(env.app).get(url).expect(200);
       const other = await env.sibling();
       await other.services.links.update(merchant, link.id, { active: false });
-      const deadline = Date.now() + 2_000;
-      let status = 200;
-      while (status === 200 && Date.now() < deadline) {
-        status = (await supertest(env.app).get(url)).status;
-        if (status === 200) await new Promise((r) => setTimeout(r, 20));
-      }
+      const status = await waitFor(async () => {
+        const s = (await supertest(env.app).get(url)).status;
+        return s === 200 ? null : s;
+      }, { timeout: 2_000, message: 'the cached pay page to drop (still 200)' });
       expect(status).to.equal(404);
     });
   }

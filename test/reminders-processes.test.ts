@@ -41,7 +41,9 @@ async function count(db: Db, table: string, where: Record<string, unknown>): Pro
 
 /** The second process: ask it to do something at the test clock's time and wait for its answer. */
 interface Worker {
-  run(req: Exclude<WorkerRequest, { type: 'stop' }>): Promise<number>;
+  run(req: Exclude<WorkerRequest, { type: 'stop' | 'go' | 'naive' }>): Promise<number>;
+  /** The naive sweep: `onRead` when the worker has read; it writes once `proceed` resolves. */
+  naive(req: Extract<WorkerRequest, { type: 'naive' }>, gate: { onRead: () => void; proceed: Promise<void> }): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -54,7 +56,8 @@ async function startWorker(env: TestEnv): Promise<Worker> {
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const next = () =>
     new Promise<WorkerReply>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the worker process did not answer within 30 s')), 30_000);
+      // A backstop for a worker that never answers: starting one on a loaded machine takes a while.
+      const timer = setTimeout(() => reject(new Error('the worker process did not answer within 3 min')), 180_000);
       proc.once('message', (m: WorkerReply) => {
         clearTimeout(timer);
         resolve(m);
@@ -67,6 +70,19 @@ async function startWorker(env: TestEnv): Promise<Worker> {
     async run(req) {
       const answer = next();
       proc.send(req);
+      const m = await answer;
+      if (m.type !== 'done') throw new Error(`worker: ${JSON.stringify(m)}`);
+      return m.result;
+    },
+    async naive(req, gate) {
+      const read = next();
+      proc.send(req);
+      const r = await read;
+      if (r.type !== 'read') throw new Error(`worker: ${JSON.stringify(r)}`);
+      gate.onRead();
+      await gate.proceed;
+      const answer = next();
+      proc.send({ type: 'go' } satisfies WorkerRequest);
       const m = await answer;
       if (m.type !== 'done') throw new Error(`worker: ${JSON.stringify(m)}`);
       return m.result;
@@ -87,7 +103,7 @@ forEachTarget('reminders with two processes', (target) => {
   let round = 0;
 
   before(async function () {
-    this.timeout(60_000);
+    this.timeout(240_000);
     env = await build(target);
     // 10:00 in Amsterdam: far from quiet hours for days on end.
     env.clock.set('2026-03-02T09:00:00Z');
@@ -148,8 +164,18 @@ forEachTarget('reminders with two processes', (target) => {
     const start = env.clock.now().getTime();
     const { linkKey } = await sendToMany(3);
     env.clock.set(start + DAY);
-    // Each process reads the due plans, pauses, then writes: the reads overlap.
-    await Promise.all([other.run({ type: 'naive', now: now(), linkKey, channels: [...CHANNELS], pauseMs: 300 }), naiveSweep(env.rt, linkKey, [...CHANNELS], 300)]);
+    // Each process reads the due plans and writes only once both have read: the reads overlap for certain.
+    let theyRead!: () => void;
+    const theirRead = new Promise<void>((resolve) => (theyRead = resolve));
+    let weRead!: () => void;
+    const ourRead = new Promise<void>((resolve) => (weRead = resolve));
+    await Promise.all([
+      other.naive({ type: 'naive', now: now(), linkKey, channels: [...CHANNELS] }, { onRead: theyRead, proceed: ourRead }),
+      naiveSweep(env.rt, linkKey, [...CHANNELS], async () => {
+        weRead();
+        await theirRead;
+      }),
+    ]);
     const dups = await duplicates(env.rt.db, linkKey);
     expect(dups.length, 'the naive sweep should have double-queued').to.be.greaterThan(0);
     expect(await count(env.rt.db, 'deliveries', { link_id: linkKey, kind: 'reminder' })).to.be.greaterThan(CUSTOMERS * CHANNELS.length);

@@ -8,6 +8,7 @@ import { createClient } from 'redis';
 import { MARIADB_TARGET } from './support/targets.ts';
 import { createTestDatabase, csrfFrom, uniqueHandle } from './support/harness.ts';
 import { baseEnv, ensureStopped, startServerProcess, type ServerProcess } from './support/process.ts';
+import { waitFor } from './support/wait.ts';
 import { randomToken } from '../src/core/ids.ts';
 import { createDb, migrateLatest } from '../src/core/db.ts';
 import { migrateOnStart } from '../src/server.ts';
@@ -21,8 +22,6 @@ async function withSqlite<T>(file: string, fn: (db: ReturnType<typeof createDb>)
     await db.destroy();
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Signs up through the real forms of a running server; returns the session cookie. */
 async function signUpOn(url: string): Promise<{ cookie: string; handle: string; email: string; password: string }> {
@@ -49,14 +48,19 @@ function probe(url: string): Promise<number | string> {
   });
 }
 
-/** Sends a request whose body arrives in two parts; resolves with the response. */
+/**
+ * Sends a request whose body arrives in two parts; resolves with the response. `inFlight` resolves
+ * once the server has parsed the headers and is handling the request: it sends `Expect:
+ * 100-continue`, so the server's "100 Continue" is the proof (then the first half of the body goes).
+ */
 function slowRequest(url: string, pathName: string, headers: Record<string, string>, body: string) {
   const u = new URL(url);
   const half = Math.floor(body.length / 2);
   let sendRest!: () => void;
+  let inFlight!: Promise<void>;
   const response = new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>((resolve, reject) => {
     const req = http.request(
-      { host: u.hostname, port: u.port, path: pathName, method: 'POST', agent: false, headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) } },
+      { host: u.hostname, port: u.port, path: pathName, method: 'POST', agent: false, headers: { ...headers, Expect: '100-continue', 'Content-Length': String(Buffer.byteLength(body)) } },
       (res) => {
         let text = '';
         res.setEncoding('utf8').on('data', (d: string) => (text += d));
@@ -64,14 +68,21 @@ function slowRequest(url: string, pathName: string, headers: Record<string, stri
       },
     );
     req.on('error', reject);
-    req.write(body.slice(0, half));
+    inFlight = new Promise<void>((continued) =>
+      req.once('continue', () => {
+        req.write(body.slice(0, half));
+        continued();
+      }),
+    );
+    req.flushHeaders();
     sendRest = () => req.end(body.slice(half));
   });
-  return { response, sendRest: () => sendRest() };
+  return { response, inFlight, sendRest: () => sendRest() };
 }
 
 describe('server process [sqlite]', function () {
-  this.timeout(60_000);
+  // Each test starts real Node processes: a backstop for a hang, not a speed budget.
+  this.timeout(5 * 60_000);
   let dataDir: string;
   let server: ServerProcess | undefined;
   const env = () => baseEnv({ PAYLINK_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', BASE_URL: 'http://pay.test', LOG_LEVEL: 'info' });
@@ -135,11 +146,12 @@ describe('server process [sqlite]', function () {
       const body = new URLSearchParams({ _csrf: csrfFrom(page.text), name: 'In Flight', handle, email: `${handle}@example.test`, password: 'correct horse battery' }).toString();
 
       const slow = slowRequest(server.url, '/signup', { Cookie: cookie, 'Content-Type': 'application/x-www-form-urlencoded' }, body);
-      await sleep(200);
+      await slow.inFlight;
       const stopping = server.stop(signal);
-      await sleep(500);
+      // Shutting down: the listener closes at once, while the request in flight keeps the process up.
+      await waitFor(async () => (await probe(server!.url)) === 'ECONNREFUSED', { timeout: 10_000, message: 'the server to stop accepting connections' });
       expect(server.proc.exitCode, 'still serving the request in flight').to.equal(null);
-      expect(await probe(server.url)).to.equal('ECONNREFUSED');
+      expect(server.stderr()).to.include(`${signal} received, shutting down`);
 
       slow.sendRest();
       const res = await slow.response;
@@ -186,7 +198,7 @@ if (MARIADB_TARGET) {
   const target = MARIADB_TARGET;
 
   describe('migrating on start with several processes [mariadb]', function () {
-    this.timeout(60_000);
+    this.timeout(5 * 60_000);
 
     it('negative control: plain concurrent migrations on an empty database fail', async () => {
       const database = await createTestDatabase(target);
@@ -217,7 +229,7 @@ if (MARIADB_TARGET) {
     });
   });
   describe('server processes in scaled mode [mariadb]', function () {
-    this.timeout(90_000);
+    this.timeout(5 * 60_000);
     let database: Awaited<ReturnType<typeof createTestDatabase>>;
     let dataDir: string;
     const prefix = `ptest_${randomToken(8)}`;

@@ -11,6 +11,7 @@ import type { Logger } from './log.ts';
 import { publicId } from './ids.ts';
 import type { JobQueue } from './jobs.ts';
 import { afterCommit, type ChangeFeed } from './changes.ts';
+import { z } from 'zod';
 
 /** The closed set of event names; the same names are the outgoing webhook event types. */
 export const EVENT_TYPES = [
@@ -48,6 +49,15 @@ export class UnknownEventTypeError extends TypeError {
   }
 }
 
+/** A payload that does not match its event's schema (checked outside production): a programming error. */
+export class InvalidEventPayloadError extends TypeError {
+  readonly code = 'invalid_event_payload';
+  constructor(readonly eventType: string, issues: { path: PropertyKey[]; message: string }[]) {
+    super(`${eventType} payload does not match its schema: ${issues.map((i) => `${i.path.map(String).join('.') || '(payload)'}: ${i.message}`).join('; ')}`);
+    this.name = 'InvalidEventPayloadError';
+  }
+}
+
 /**
  * A `hooks.run` job for a handler this process has not loaded (a plugin missing here but present
  * in another process, or one removed since). Retryable, so a process that has it can run it; if no
@@ -61,29 +71,190 @@ export class HandlerNotLoadedError extends Error {
   }
 }
 
+/** A public id with its prefix, e.g. `pay_3kTq…`. */
+const publicIdOf = (prefix: string) => z.string().startsWith(`${prefix}_`);
+const merchantId = publicIdOf('mer');
+/** Integer minor units (cents), as everywhere in Paylink. */
+const minorUnits = z.number().int().nonnegative();
+const currency = z.string().regex(/^[A-Z]{3}$/);
+/** What every payment event carries: whose money, for what, from whom, through which provider. */
+const paymentFields = {
+  merchantId,
+  paymentId: publicIdOf('pay'),
+  /** The link paid through; null for the merchant's open-amount page (`/:handle`). */
+  linkId: publicIdOf('lnk').nullable(),
+  /** The customer record paying, when known (a link sent to them or made for them). */
+  customerId: publicIdOf('cus').nullable(),
+  amount: minorUnits,
+  currency,
+  /** The provider's id, e.g. `sandbox`. */
+  provider: z.string(),
+};
+const deliveryFields = {
+  merchantId,
+  deliveryId: publicIdOf('dlv'),
+  linkId: publicIdOf('lnk'),
+  customerId: publicIdOf('cus').nullable(),
+  /** The channel's id, e.g. `email`, `sms`, or one a plugin registered. */
+  channel: z.string(),
+  kind: z.enum(['initial', 'reminder', 'expiry', 'receipt']),
+};
+
 /**
- * Payload of each event. Later features narrow their own entries; changes stay additive.
- * @example hooks.on('merchant.created', (e) => log.info(e.payload.handle))
+ * The shape of each event's payload, checked by tests against what the code really stores (and
+ * reusable by anything that must validate a payload, such as outgoing webhooks). Objects are strict:
+ * a field is added here first, then emitted. Every payload names its merchant by public id.
+ */
+export const EVENT_PAYLOAD_SCHEMAS = {
+  'merchant.created': z.strictObject({ merchantId, handle: z.string(), name: z.string() }),
+  'merchant.updated': z.strictObject({ merchantId, handle: z.string(), changed: z.array(z.string()) }),
+  'api_key.created': z.strictObject({ merchantId, apiKeyId: publicIdOf('key'), name: z.string() }),
+  'api_key.revoked': z.strictObject({ merchantId, apiKeyId: publicIdOf('key') }),
+  'link.created': z.strictObject({
+    merchantId,
+    linkId: publicIdOf('lnk'),
+    kind: z.enum(['smart', 'request']),
+    type: z.enum(['amount', 'product']),
+    name: z.string(),
+    path: z.string().nullable(),
+    amount: minorUnits.nullable(),
+    currency,
+    productId: publicIdOf('prod').nullable(),
+  }),
+  'link.updated': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), changed: z.array(z.string()) }),
+  'link.deleted': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), path: z.string().nullable() }),
+  'link.viewed': z.strictObject({
+    merchantId,
+    linkId: publicIdOf('lnk'),
+    viewId: publicIdOf('vw'),
+    viewedAt: z.iso.datetime(),
+    browser: z.string().nullable(),
+    os: z.string().nullable(),
+    device: z.string().nullable(),
+    referer: z.string().nullable(),
+  }),
+  'checkout.started': z.strictObject({ ...paymentFields, sessionId: publicIdOf('cs') }),
+  'payment.authorized': z.strictObject(paymentFields),
+  'payment.succeeded': z.strictObject(paymentFields),
+  'payment.failed': z.strictObject({ ...paymentFields, reason: z.string() }),
+  'link.limit_reached': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), limit: z.number().int().positive(), paymentId: publicIdOf('pay') }),
+  'link.expired': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), customerId: publicIdOf('cus').nullable(), expiredAt: z.iso.datetime() }),
+  'delivery.sent': z.strictObject({ ...deliveryFields, providerMessageId: z.string() }),
+  'delivery.failed': z.strictObject({ ...deliveryFields, error: z.string() }),
+  'reminder.sent': z.strictObject({
+    merchantId,
+    planId: publicIdOf('rem'),
+    linkId: publicIdOf('lnk'),
+    customerId: publicIdOf('cus'),
+    number: z.number().int().positive(),
+    max: z.number().int().positive(),
+  }),
+} satisfies Record<EventType, z.ZodType>;
+
+type PayloadOf<T extends EventType> = z.infer<(typeof EVENT_PAYLOAD_SCHEMAS)[T]>;
+
+/**
+ * The event catalogue: the payload of each event, as hook handlers and outgoing webhooks receive it.
+ * Every payload carries `merchantId`, the merchant's public id. Ids are public (`pay_…`, `lnk_…`);
+ * amounts are integer minor units with an ISO 4217 currency. Changes within an apiVersion are
+ * additive (new events, new fields).
+ * @example hooks.on('payment.succeeded', (e) => log.info('paid', { payment: e.payload.paymentId, amount: e.payload.amount }))
  */
 export interface EventPayloads {
-  'merchant.created': { merchantId: string; handle: string; name: string };
-  'merchant.updated': { merchantId: string; handle: string; changed: string[] };
-  'api_key.created': { merchantId: string; apiKeyId: string; name: string };
-  'api_key.revoked': { merchantId: string; apiKeyId: string };
-  'link.created': { linkId: string; merchantId: string; name: string; path: string | null; type: string } & Record<string, unknown>;
-  'link.updated': { linkId: string; merchantId: string; changed: string[] } & Record<string, unknown>;
-  'link.deleted': { linkId: string; merchantId: string; path: string | null };
-  /** A recorded pay-page view (emitted only while some handler subscribes: views are numerous). */
-  'link.viewed': { linkId: string; viewId: string; viewedAt: string; browser: string | null; os: string | null; device: string | null; referer: string | null };
-  'checkout.started': Record<string, unknown>;
-  'payment.authorized': Record<string, unknown>;
-  'payment.succeeded': Record<string, unknown>;
-  'payment.failed': Record<string, unknown>;
-  'link.limit_reached': Record<string, unknown>;
-  'link.expired': Record<string, unknown>;
-  'delivery.sent': Record<string, unknown>;
-  'delivery.failed': Record<string, unknown>;
-  'reminder.sent': Record<string, unknown>;
+  /**
+   * A merchant signed up.
+   * @example { "merchantId": "mer_3kTq…", "handle": "acme", "name": "Acme Coffee" }
+   */
+  'merchant.created': PayloadOf<'merchant.created'>;
+  /**
+   * A merchant changed their settings; `changed` names the settings.
+   * @example { "merchantId": "mer_3kTq…", "handle": "acme", "changed": ["name", "brand_color"] }
+   */
+  'merchant.updated': PayloadOf<'merchant.updated'>;
+  /**
+   * An API key was created (its secret is never in an event).
+   * @example { "merchantId": "mer_3kTq…", "apiKeyId": "key_9fLm…", "name": "Zapier" }
+   */
+  'api_key.created': PayloadOf<'api_key.created'>;
+  /**
+   * An API key was revoked.
+   * @example { "merchantId": "mer_3kTq…", "apiKeyId": "key_9fLm…" }
+   */
+  'api_key.revoked': PayloadOf<'api_key.revoked'>;
+  /**
+   * A link was created: a smart link (`/acme/pottery-class`) or a one-off payment request (`/r/…`).
+   * `amount` is null for a product link (the product's price applies) and `productId` null for an
+   * amount link.
+   * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "kind": "smart", "type": "amount", "name": "Pottery class", "path": "pottery-class", "amount": 4500, "currency": "EUR", "productId": null }
+   */
+  'link.created': PayloadOf<'link.created'>;
+  /**
+   * A link was edited; `changed` names the fields (`name`, `path`, `amount`, `active`, `tags`, …).
+   * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "changed": ["amount", "active"] }
+   */
+  'link.updated': PayloadOf<'link.updated'>;
+  /**
+   * A link was deleted; `path` is the one it had (now free again).
+   * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "path": "pottery-class" }
+   */
+  'link.deleted': PayloadOf<'link.deleted'>;
+  /**
+   * A person (not a bot or prefetch) viewed a pay page. Emitted only while some handler subscribes:
+   * views are numerous. The IP is never in the event.
+   * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "viewId": "vw_Qk1…", "viewedAt": "2026-03-02T09:00:00.000Z", "browser": "Safari", "os": "iOS", "device": "mobile", "referer": "https://www.instagram.com" }
+   */
+  'link.viewed': PayloadOf<'link.viewed'>;
+  /**
+   * A customer submitted the pay page: a checkout session and its pending payment exist and the
+   * customer is on their way to the provider.
+   * @example { "merchantId": "mer_3kTq…", "sessionId": "cs_Zt8…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "customerId": null, "amount": 4500, "currency": "EUR", "provider": "sandbox" }
+   */
+  'checkout.started': PayloadOf<'checkout.started'>;
+  /**
+   * The provider authorized the payment; core now claims a slot on the link and captures (then
+   * `payment.succeeded`) or voids (then `payment.failed` with reason `limit_reached`).
+   * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "amount": 4500, "currency": "EUR", "provider": "sandbox" }
+   */
+  'payment.authorized': PayloadOf<'payment.authorized'>;
+  /**
+   * The money is captured: the payment is `paid` and counts towards the link's limit and revenue.
+   * After-payment actions run on this event.
+   * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "amount": 4500, "currency": "EUR", "provider": "sandbox" }
+   */
+  'payment.succeeded': PayloadOf<'payment.succeeded'>;
+  /**
+   * The payment did not go through. `reason` is a code: the provider's decline code (e.g.
+   * `card_declined`), `provider_unavailable`, `capture_failed`, or — for an authorization voided
+   * because the link could not take it — `limit_reached` / `link_inactive`.
+   * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "customerId": null, "amount": 4500, "currency": "EUR", "provider": "sandbox", "reason": "card_declined" }
+   */
+  'payment.failed': PayloadOf<'payment.failed'>;
+  /**
+   * The payment `paymentId` took the link's last slot: the link is now inactive (`limit_reached`).
+   * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "limit": 50, "paymentId": "pay_4Rb…" }
+   */
+  'link.limit_reached': PayloadOf<'link.limit_reached'>;
+  /**
+   * A link passed its expiry unpaid (payment requests expire) and is now inactive (`expired`).
+   * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "expiredAt": "2026-03-16T09:00:00.000Z" }
+   */
+  'link.expired': PayloadOf<'link.expired'>;
+  /**
+   * A message about a link left through a channel. `kind` is `initial` (the link sent), `reminder`,
+   * `expiry` or `receipt`; `providerMessageId` is the channel's id for it.
+   * @example { "merchantId": "mer_3kTq…", "deliveryId": "dlv_8uN…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "channel": "sms", "kind": "initial", "providerMessageId": "0A0000001234" }
+   */
+  'delivery.sent': PayloadOf<'delivery.sent'>;
+  /**
+   * A message could not be sent and will not be retried (a permanent refusal, or retries used up).
+   * @example { "merchantId": "mer_3kTq…", "deliveryId": "dlv_8uN…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "channel": "sms", "kind": "reminder", "error": "Invalid phone number" }
+   */
+  'delivery.failed': PayloadOf<'delivery.failed'>;
+  /**
+   * A reminder plan sent its `number`th of `max` reminders (the messages follow as deliveries).
+   * @example { "merchantId": "mer_3kTq…", "planId": "rem_5Ja…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "number": 2, "max": 5 }
+   */
+  'reminder.sent': PayloadOf<'reminder.sent'>;
 }
 
 export interface PaylinkEvent<T extends EventType = EventType> {
@@ -128,7 +299,11 @@ export class EventBus {
   private readonly subs = new Map<string, Subscription>();
   private readonly committed = new Set<(e: CommittedEvent) => void>();
 
-  constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger; changes?: ChangeFeed }) {
+  /**
+   * `checkPayloads` validates every emitted payload against EVENT_PAYLOAD_SCHEMAS and throws on a
+   * mismatch (development and tests: the whole suite then proves the catalogue; production trusts the types).
+   */
+  constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger; changes?: ChangeFeed; checkPayloads?: boolean }) {
     deps.jobs.define<{ eventId: string }>('events.dispatch', (p) => this.dispatch(p.eventId));
     deps.jobs.define<{ eventId: string; subscriptionId: string }>('hooks.run', (p) => this.runHandler(p.eventId, p.subscriptionId));
   }
@@ -164,6 +339,10 @@ export class EventBus {
    */
   async emit<T extends EventType>(trx: Queryable, type: T, payload: EventPayloads[T], merchantId: number | null = null, opts: { quiet?: boolean } = {}): Promise<string> {
     if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
+    if (this.deps.checkPayloads) {
+      const checked = EVENT_PAYLOAD_SCHEMAS[type].safeParse(payload);
+      if (!checked.success) throw new InvalidEventPayloadError(type, checked.error.issues);
+    }
     const id = publicId('evt');
     await trx('events').insert({ public_id: id, type, merchant_id: merchantId, payload: JSON.stringify(payload), created_at: this.deps.clock.now() });
     await this.deps.jobs.enqueue(trx, 'events.dispatch', { eventId: id }, { uniqueKey: `dispatch:${id}` });

@@ -3,6 +3,7 @@
 import { expect } from 'chai';
 import { TARGETS } from '../support/targets.ts';
 import { serve, useBrowser, type ServedEnv } from '../support/browser.ts';
+import { waitFor } from '../support/wait.ts';
 
 describe('e2e: the browser helper', () => {
   const browser = useBrowser();
@@ -26,7 +27,7 @@ describe('e2e: the browser helper', () => {
         setTimeout(() => { throw new Error('boom from the page'); });
         return Promise.allSettled([fetch('/static/missing.css'), fetch('/static/aborted.css')]);
       })()`);
-      await page.waitForTimeout(100);
+      await waitFor(() => Object.values(tab.problems).every((list) => list.length > 0), { message: 'every kind of problem to be reported' });
       expect(await page.evaluate('window.inlineRan')).to.equal(undefined);
       const p = tab.problems;
       expect(p.cspViolations.join('\n')).to.match(/script-src/);

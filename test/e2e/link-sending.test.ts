@@ -7,6 +7,7 @@ import { forEachTarget } from '../support/targets.ts';
 import { uniqueHandle } from '../support/harness.ts';
 import { PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv } from '../support/browser.ts';
 import type { Link } from '../../src/features/links/service.ts';
+import { waitFor } from '../support/wait.ts';
 
 forEachTarget('e2e: sending a link from its page', (target) => {
   const browser = useBrowser();
@@ -34,8 +35,7 @@ forEachTarget('e2e: sending a link from its page', (target) => {
 
       const streams = env.rt.live.streamCount;
       await m.goto(`${env.origin}/app/links/${link.id}`);
-      const deadline = Date.now() + 5_000;
-      while (env.rt.live.streamCount <= streams && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => env.rt.live.streamCount > streams, { message: 'the link page to open its live stream' });
       await m.evaluate('window.stayed = true');
 
       const panel = m.locator('#link-send');

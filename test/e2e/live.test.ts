@@ -11,6 +11,7 @@ import { PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv } from '../su
 import { buildApp } from '../../src/app.ts';
 import type { Link } from '../../src/features/links/service.ts';
 import type { Runtime } from '../../src/runtime.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** A phone browser as customers have it (Chromium's own headless user agent is rightly not counted). */
 const SAFARI_IOS = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1';
@@ -45,11 +46,7 @@ forEachTarget('e2e: a link page updates itself', (target) => {
 
   /** Resolves once the server holds `n` more live streams than `from` (the page's EventSource is open). */
   async function streamsOpen(from: number, n = 1): Promise<void> {
-    const deadline = Date.now() + 5_000;
-    while (merchantRt.live.streamCount < from + n) {
-      if (Date.now() > deadline) throw new Error('the link page never opened its live stream');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor(() => merchantRt.live.streamCount >= from + n, { message: 'the link page to open its live stream' });
   }
 
   it('shows a new view and a payment without a reload, on the tab the merchant is reading', async function () {

@@ -12,13 +12,14 @@ forEachTarget('e2e: from a new merchant to a paid link', (target) => {
   let env: ServedEnv;
 
   before(async function () {
-    this.timeout(30_000);
+    this.timeout(120_000);
     env = await serve(target);
   });
   after(() => env?.close());
 
   it('creates a link in the dashboard, a customer pays it after a decline, and the merchant sees the payment', async function () {
-    this.timeout(60_000);
+    // Two browser tabs and a dozen page loads: a backstop, not a speed budget.
+    this.timeout(180_000);
     const merchantTab = await browser().newPage();
     const customerTab = await browser().newPage({ viewport: PHONE });
     try {
@@ -64,7 +65,10 @@ forEachTarget('e2e: from a new merchant to a paid link', (target) => {
       expect(receipt).to.include('Studio Nord');
       expect(receipt).to.include('Pottery class, Saturday');
 
-      // Back in the dashboard: one payment of three, and the revenue.
+      // Back in the dashboard, without a reload: the payment arrives live (one of three, and the
+      // revenue). Then a fresh load shows the same; it may cut short a live refresh still under way.
+      await m.locator('main').getByText('1 of 3 used').waitFor();
+      await m.locator('#link-metrics').getByText('€45.00').first().waitFor();
       await m.reload();
       const facts = await m.locator('main').innerText();
       expect(facts).to.include('1 of 3 used');

@@ -11,7 +11,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page, type Request as PwRequest } from 'playwright-core';
 import { build, type BuildOptions, type TestEnv } from './harness.ts';
 import type { Target } from './targets.ts';
 
@@ -144,16 +144,29 @@ export class TestBrowser {
   /** A new context (own cookies) with one page whose problems are recorded from the first request. */
   async newPage(opts: BrowserContextOptions = {}): Promise<TrackedPage> {
     const context = await this.browser.newContext({ viewport: DESKTOP, ...opts });
-    context.setDefaultTimeout(5_000);
+    // How long an action or wait may take before it fails: a backstop for what never happens, sized
+    // for a loaded CI machine (a busy runner took over 5 s to load a page), not a speed budget.
+    context.setDefaultTimeout(15_000);
     const page = await context.newPage();
     const tracked = new TrackedPage(context, page);
     page.on('console', (m) => tracked.onConsole(m.type(), m.text(), m.location().url));
     page.on('pageerror', (err) => tracked.problems.pageErrors.push(err.stack ?? String(err)));
+    // Main-frame navigations so far, and how many had started when each request was sent: leaving a
+    // page (reload, goto, a link) aborts what its document still had in flight, such as the fetch a
+    // live update just started.
+    let navigations = 0;
+    const sentDuring = new WeakMap<PwRequest, number>();
+    page.on('request', (r) => {
+      if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations++;
+      else sentDuring.set(r, navigations);
+    });
     page.on('requestfailed', (r) => {
       const why = r.failure()?.errorText ?? 'failed';
-      // A navigation that replaces a still-loading request aborts it, and leaving a page closes its
-      // live stream (SSE), whose response never ends: neither is a failure of ours.
+      // A navigation that replaces a still-loading request aborts it, leaving a page closes its live
+      // stream (SSE), whose response never ends, and aborts the requests of the page it left: none
+      // is a failure of ours.
       if (why === 'net::ERR_ABORTED' && (r.resourceType() === 'document' || r.resourceType() === 'eventsource')) return;
+      if (why === 'net::ERR_ABORTED' && (sentDuring.get(r) ?? navigations) < navigations) return;
       tracked.problems.failedRequests.push(`${r.method()} ${r.url()}: ${why}`);
     });
     page.on('response', (r) => tracked.onResponse(r.url(), r.status(), r.request().method(), r.request().resourceType()));

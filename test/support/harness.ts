@@ -107,6 +107,37 @@ export async function build(target: Target, opts: BuildOptions = {}): Promise<Te
   };
 }
 
+/**
+ * A fresh env for a suite, with its teardown registered alongside: call it in a `describe` body; it
+ * builds in `before` (or `beforeEach` with `{ each: true }`) and closes in the matching `after`. The
+ * returned object stands for the current env, so `env.rt`, `env.app`, `env.clock` work inside hooks
+ * and tests. `opts` may be a function, read when the env is built (e.g. a fake server's URL).
+ *
+ * @example
+ * forEachTarget('checkout', (target) => {
+ *   const env = useEnv(target);
+ *   it('…', async () => { await env.rt.jobs.drain(); });
+ * });
+ */
+export function useEnv(target: Target, opts: BuildOptions | (() => BuildOptions) = {}, how: { each?: boolean } = {}): TestEnv {
+  let current: TestEnv | null = null;
+  (how.each ? beforeEach : before)(async function () {
+    current = await build(target, typeof opts === 'function' ? opts() : opts);
+  });
+  (how.each ? afterEach : after)(async function () {
+    const env = current;
+    current = null;
+    await env?.close();
+  });
+  return new Proxy({} as TestEnv, {
+    get(_, key) {
+      if (!current) throw new Error(`useEnv: env.${String(key)} read outside the suite's hooks and tests (the env is built in before())`);
+      // Not bound: env.app is itself a function (an Express app), and TestEnv's methods need no `this`.
+      return Reflect.get(current, key);
+    },
+  });
+}
+
 /** The message shown under a field of a dashboard form ('' when none). */
 export function fieldError(html: string, field: string): string {
   const m = new RegExp(`<p class="error" id="f-${field}-error"[^>]*>([^<]*)</p>`).exec(html);

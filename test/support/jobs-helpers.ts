@@ -1,4 +1,4 @@
-/** Helpers for the job-queue and event tests: a killable worker process, bounded waits, job lookups. */
+/** Helpers for the job-queue and event tests: a killable worker process, job lookups. Waits: support/wait.ts. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,15 +8,6 @@ import type { ParentMessage, WorkerMessage, WorkerMode } from './jobs-worker.ts'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
-
-/** Waits until `check` holds, polling every 10 ms; fails after `ms`. For real async work only. */
-export async function waitFor(check: () => boolean | Promise<boolean>, ms = 5_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 export interface Deferred<T = void> {
   promise: Promise<T>;
@@ -44,7 +35,7 @@ export async function onlyJob(env: TestEnv, kind: string): Promise<Job> {
 
 export interface WorkerProcess {
   proc: ChildProcess;
-  /** Resolves with the first message of `type` (rejects if the process exits first). */
+  /** Resolves with the first message of `type` (rejects if the process exits first, or as a backstop after `ms`). */
   next<T extends WorkerMessage['type']>(type: T, ms?: number): Promise<Extract<WorkerMessage, { type: T }>>;
   send(msg: ParentMessage): void;
   /** Resolves once the process has exited by itself. */
@@ -88,7 +79,7 @@ export function spawnWorker(env: TestEnv, opts: { mode: WorkerMode; kind: string
   });
   return {
     proc,
-    next(type, ms = 20_000) {
+    next(type, ms = 180_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => done(new Error(`worker sent no "${type}" within ${ms} ms`)), ms);
         const check = () => {

@@ -37,12 +37,20 @@ export function spawnProcess(command: string, args: string[], env: NodeJS.Proces
   return { proc, stdout: () => out, stderr: () => err, exited };
 }
 
-/** Runs a command to completion. */
-export async function run(command: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<Exit & { stdout: string; stderr: string }> {
+/**
+ * Runs a command to completion, however long a loaded machine takes to start it. `hungMs` only
+ * catches a process that never exits (a leaked handle): it is killed and the run fails saying so.
+ */
+export async function run(command: string, args: string[], env: NodeJS.ProcessEnv, hungMs = 5 * 60_000): Promise<Exit & { stdout: string; stderr: string }> {
   const p = spawnProcess(command, args, env);
-  const timer = setTimeout(() => p.proc.kill('SIGKILL'), timeoutMs);
+  let hung = false;
+  const timer = setTimeout(() => {
+    hung = true;
+    p.proc.kill('SIGKILL');
+  }, hungMs);
   const exit = await p.exited;
   clearTimeout(timer);
+  if (hung) throw new Error(`${command} ${args.join(' ')} did not exit within ${hungMs / 1000} s; killed.\nstdout: ${p.stdout()}\nstderr: ${p.stderr()}`);
   return { ...exit, stdout: p.stdout(), stderr: p.stderr() };
 }
 
@@ -55,8 +63,11 @@ export interface ServerProcess extends Spawned {
 
 const LISTENING = /Paylink listening on (http:\/\/[^\s]+?):(\d+)/;
 
-/** Starts `node --import tsx src/server.ts` and resolves once it logs its "listening on" line. */
-export async function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<ServerProcess> {
+/**
+ * Starts `node --import tsx src/server.ts` and resolves once it logs its "listening on" line. On a
+ * loaded machine a start takes many seconds: `timeoutMs` only catches a server that never listens.
+ */
+export async function startServerProcess(env: NodeJS.ProcessEnv, timeoutMs = 3 * 60_000): Promise<ServerProcess> {
   const p = spawnProcess(process.execPath, ['--import', 'tsx', 'src/server.ts'], env);
   const match = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(() => {

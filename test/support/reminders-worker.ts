@@ -13,23 +13,26 @@ import { createLogger } from '../../src/core/log.ts';
 
 export type WorkerRequest =
   | { type: 'sweep' | 'pump'; now: string; times: number }
-  | { type: 'naive'; now: string; linkKey: number; channels: string[]; pauseMs: number }
+  /** The naive sweep: it answers `read` once it has read the due plans, and writes on `go`. */
+  | { type: 'naive'; now: string; linkKey: number; channels: string[] }
+  | { type: 'go' }
   | { type: 'stop' };
 
-export type WorkerReply = { type: 'ready' } | { type: 'done'; result: number } | { type: 'error'; message: string };
+export type WorkerReply = { type: 'ready' } | { type: 'read' } | { type: 'done'; result: number } | { type: 'error'; message: string };
 
 /**
- * The check-then-act sweep the real one must not be: read the due plans, pause, then queue their
- * reminders and move them on — nothing stops another process from reading the same plans meanwhile.
+ * The check-then-act sweep the real one must not be: read the due plans, then (once `afterRead`
+ * resolves: the test lets both processes read first) queue their reminders and move them on —
+ * nothing stops another process from reading the same plans meanwhile.
  */
-export async function naiveSweep(rt: Runtime, linkKey: number, channels: string[], pauseMs: number): Promise<number> {
+export async function naiveSweep(rt: Runtime, linkKey: number, channels: string[], afterRead: () => Promise<void>): Promise<number> {
   const now = rt.clock.now();
   const due = (await rt.db('reminder_plans as rp')
     .join('customers as c', 'c.id', 'rp.customer_id')
     .where({ 'rp.link_id': linkKey, 'rp.state': 'active' })
     .andWhere('rp.next_at', '<=', now)
     .select('rp.id', 'rp.merchant_id', 'rp.customer_id', 'rp.sent_count', 'c.email', 'c.phone')) as { id: number; merchant_id: number; customer_id: number; sent_count: number; email: string; phone: string }[];
-  await new Promise((r) => setTimeout(r, pauseMs));
+  await afterRead();
   await rt.db.transaction(async (trx) => {
     const items = due.flatMap((p) =>
       channels.map((channel) => ({ merchantKey: p.merchant_id, linkKey, customerKey: p.customer_id, planKey: p.id, channel, kind: 'reminder' as const, seq: Number(p.sent_count) + 1, to: channel === 'email' ? p.email : p.phone })),
@@ -48,8 +51,14 @@ if (process.env.REMINDERS_WORKER_CONFIG) {
   const config: Config = JSON.parse(process.env.REMINDERS_WORKER_CONFIG);
   const clock = new ManualClock();
   const rt = await createRuntime(config, { clock, log: createLogger('silent'), migrate: false });
+  let go: (() => void) | null = null;
   process.on('message', async (msg: WorkerRequest) => {
     try {
+      if (msg.type === 'go') {
+        go?.();
+        go = null;
+        return;
+      }
       if (msg.type === 'stop') {
         await rt.close();
         process.disconnect?.();
@@ -57,7 +66,12 @@ if (process.env.REMINDERS_WORKER_CONFIG) {
       }
       clock.set(msg.now);
       let result = 0;
-      if (msg.type === 'naive') result = await naiveSweep(rt, msg.linkKey, msg.channels, msg.pauseMs);
+      if (msg.type === 'naive') {
+        result = await naiveSweep(rt, msg.linkKey, msg.channels, () => new Promise<void>((resolve) => {
+          go = resolve;
+          reply({ type: 'read' });
+        }));
+      }
       else for (let i = 0; i < msg.times; i++) result += msg.type === 'sweep' ? await rt.services.reminders.sweep() : await rt.services.deliveries.pump();
       reply({ type: 'done', result });
     } catch (err) {

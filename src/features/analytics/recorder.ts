@@ -38,6 +38,8 @@ interface PendingView {
   linkKey: number;
   linkId: string;
   merchantKey: number;
+  /** The merchant's public id (events name it). */
+  merchantId: string;
   at: Date;
   ip: string | null;
   browser: string | null;
@@ -81,9 +83,9 @@ export class ViewRecorder {
   /**
    * Queues a view of `link` by `req` unless it is not a person looking at the page: HEAD, prefetch
    * and prerender, bots. `ip` is the client address as the app trusts it (TRUST_PROXY). Returns
-   * whether the view counts.
+   * whether the view counts. `merchantId` is the link's merchant's public id.
    */
-  record(req: IncomingMessage, ip: string | undefined, link: ViewedLink): boolean {
+  record(req: IncomingMessage, ip: string | undefined, link: ViewedLink, merchantId: string): boolean {
     if (req.method !== 'GET' || isPrefetch(req.headers)) return false;
     const agent = this.agents.describe(req.headers['user-agent']);
     if (agent.bot) return false;
@@ -91,6 +93,7 @@ export class ViewRecorder {
       linkKey: link.key,
       linkId: link.id,
       merchantKey: link.merchantKey,
+      merchantId,
       at: this.deps.clock.now(),
       ip: maskIp(ip),
       browser: agent.browser,
@@ -178,7 +181,7 @@ export class ViewRecorder {
           await events.emit(
             trx,
             'link.viewed',
-            { linkId: v.linkId, viewId: viewIds.seal(Number(key)), viewedAt: v.at.toISOString(), browser: v.browser, os: v.os, device: v.device, referer: v.referer },
+            { merchantId: v.merchantId, linkId: v.linkId, viewId: viewIds.seal(Number(key)), viewedAt: v.at.toISOString(), browser: v.browser, os: v.os, device: v.device, referer: v.referer },
             v.merchantKey,
             { quiet: true },
           );

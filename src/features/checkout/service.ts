@@ -238,13 +238,27 @@ export function createCheckoutService(deps: CheckoutDeps) {
     return r ? paymentFrom(r) : null;
   }
 
+  /** The public ids a payment event names (merchant, link, customer), read in the emitting transaction. */
+  async function eventRefs(trx: Trx, keys: { merchantKey: number; linkKey: number | null; customerKey: number | null }): Promise<{ merchantId: string; linkId: string | null; customerId: string | null }> {
+    const publicIdOf = (table: string, key: number | null) => trx(table).select('public_id').where('id', key ?? 0);
+    const r = await trx('merchants')
+      .where('id', keys.merchantKey)
+      .first('public_id as merchantId', publicIdOf('links', keys.linkKey).as('linkId'), publicIdOf('customers', keys.customerKey).as('customerId'));
+    return { merchantId: r.merchantId, linkId: r.linkId ?? null, customerId: r.customerId ?? null };
+  }
+
+  /** What every payment event carries. */
+  async function paymentEvent(trx: Trx, payment: Payment) {
+    return { ...(await eventRefs(trx, payment)), paymentId: payment.id, amount: payment.amount, currency: payment.currency, provider: payment.provider };
+  }
+
   /** pending → failed (a no-op for a payment that already moved on), with payment.failed. */
   async function decline(payment: Payment, failure: { code: string; message: string }): Promise<void> {
     await inTransaction(db, async (trx) => {
       const n = await trx('payments')
         .where({ id: payment.key, status: 'pending' })
         .update({ status: 'failed', failure_code: failure.code.slice(0, 64), failure_message: failure.message.slice(0, 255), updated_at: clock.now() });
-      if (n) await events.emit(trx, 'payment.failed', { paymentId: payment.id, reason: failure.code, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+      if (n) await events.emit(trx, 'payment.failed', { ...(await paymentEvent(trx, payment)), reason: failure.code }, payment.merchantKey);
     });
   }
 
@@ -275,7 +289,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
             updated_at: clock.now(),
           });
         if (!n) return;
-        await events.emit(trx, 'payment.failed', { paymentId, reason: lostBecause, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+        await events.emit(trx, 'payment.failed', { ...(await paymentEvent(trx, payment)), reason: lostBecause }, payment.merchantKey);
       });
       return service.outcomeOf(paymentId);
     }
@@ -295,7 +309,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
             .andWhere('paid_count', '<', trx.ref('payment_limit'))
             .update({ active: true, inactive_reason: null });
         }
-        await events.emit(trx, 'payment.failed', { paymentId, reason: 'capture_failed', amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+        await events.emit(trx, 'payment.failed', { ...(await paymentEvent(trx, payment)), reason: 'capture_failed' }, payment.merchantKey);
       });
       return service.outcomeOf(paymentId);
     }
@@ -312,8 +326,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
         await countPayment(trx, payment.linkKey, paidAt, payment.amount);
       }
       if (payment.sessionKey !== null) await trx('checkout_sessions').where({ id: payment.sessionKey }).update({ status: 'completed', updated_at: paidAt });
-      const link = payment.linkKey !== null ? await trx('links').where({ id: payment.linkKey }).first('public_id') : null;
-      await events.emit(trx, 'payment.succeeded', { paymentId, linkId: link?.public_id ?? null, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+      await events.emit(trx, 'payment.succeeded', await paymentEvent(trx, payment), payment.merchantKey);
     });
     return service.outcomeOf(paymentId);
   }
@@ -361,7 +374,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           created_at: now,
           updated_at: now,
         });
-        await events.emit(trx, 'checkout.started', { sessionId, paymentId, merchantId: merchant.id, linkId: link?.id ?? null, amount: input.amount, currency: input.currency }, merchant.key);
+        await events.emit(trx, 'checkout.started', { ...(await eventRefs(trx, { merchantKey: merchant.key, linkKey: link?.key ?? null, customerKey: input.customerKey ?? null })), sessionId, paymentId, amount: input.amount, currency: input.currency, provider: chosen.id }, merchant.key);
       });
       const session = (await service.getSession(sessionId))!;
       const payment = (await loadPayment(db, { public_id: paymentId }))!;
@@ -451,6 +464,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           merchant_id: session.merchantKey,
           link_id: session.linkKey,
           checkout_session_id: session.key,
+          customer_id: current?.customerKey ?? null,
           provider: current?.provider ?? provider().id,
           amount: session.amount,
           currency: session.currency,
@@ -486,7 +500,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           .where({ id: payment.key, status: 'pending' })
           .update({ status: 'authorized', provider_ref: providerRef, authorized_at: now, updated_at: now });
         if (n === 0) return false; // already authorized/finished: report what happened
-        await events.emit(trx, 'payment.authorized', { paymentId, amount: payment.amount, currency: payment.currency }, payment.merchantKey);
+        await events.emit(trx, 'payment.authorized', await paymentEvent(trx, payment), payment.merchantKey);
         if (payment.linkKey === null) {
           won = true;
         } else {
@@ -509,7 +523,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
               .update({ active: false, inactive_reason: 'limit_reached', updated_at: now });
             if (closed) {
               const link = await trx('links').where({ id: payment.linkKey }).first('public_id', 'payment_limit');
-              await events.emit(trx, 'link.limit_reached', { linkId: link.public_id, limit: link.payment_limit }, payment.merchantKey);
+              await events.emit(trx, 'link.limit_reached', { merchantId: (await eventRefs(trx, payment)).merchantId, linkId: link.public_id, limit: link.payment_limit, paymentId }, payment.merchantKey);
             }
           }
         }

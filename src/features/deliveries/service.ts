@@ -364,7 +364,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
         const messageIds = trx.raw(`CASE id ${sent.map(() => 'WHEN ? THEN ?').join(' ')} END`, sent.flatMap((s) => [s.o.key, s.id]));
         await trx('deliveries').whereIn('id', keys).andWhere('status', 'sending').update({ status: 'sent', provider_message_id: messageIds, error: null, sent_at: now, lease_until: null, updated_at: now });
         if (announceSent) {
-          for (const { o, id } of sent) await events.emit(trx, 'delivery.sent', { deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, providerMessageId: id }, o.merchantKey);
+          for (const { o, id } of sent) await events.emit(trx, 'delivery.sent', { merchantId: o.merchantId, deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, providerMessageId: id }, o.merchantKey);
         }
       }
       for (let i = 0; i < batch.length; i++) {
@@ -378,7 +378,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
           if (!retryAt || r.nextAttemptAt < retryAt) retryAt = r.nextAttemptAt;
         } else {
           await mine.update({ status: r.status, error: r.error, lease_until: null, updated_at: now });
-          if (r.status === 'failed' && announceFailed) await events.emit(trx, 'delivery.failed', { deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, error: r.error }, o.merchantKey);
+          if (r.status === 'failed' && announceFailed) await events.emit(trx, 'delivery.failed', { merchantId: o.merchantId, deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, error: r.error }, o.merchantKey);
         }
       }
     });

@@ -255,7 +255,7 @@ export function createLinkService(deps: LinkServiceDeps) {
               updated_at: now,
             });
             if (input.tags?.length) await setTags(trx, { key: Number(key), merchantKey: merchant.key }, input.tags);
-            await events.emit(trx, 'link.created', { linkId: id, merchantId: merchant.id, name: input.name, path, type: input.type }, merchant.key);
+            await events.emit(trx, 'link.created', { merchantId: merchant.id, linkId: id, kind: 'smart', type: input.type, name: input.name, path, amount, currency, productId: input.type === 'product' ? input.product_id : null }, merchant.key);
             if (opts.within) await opts.within(trx, { key: Number(key), id });
           });
           return service.get(merchant, id);
@@ -290,7 +290,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         created_at: now,
         updated_at: now,
       });
-      await events.emit(trx, 'link.created', { linkId: id, merchantId: merchant.id, name: input.name, path: null, type: 'amount', kind: 'request' }, merchant.key);
+      await events.emit(trx, 'link.created', { merchantId: merchant.id, linkId: id, kind: 'request', type: 'amount', name: input.name, path: null, amount: input.amount, currency: input.currency, productId: null }, merchant.key);
       return { key: Number(key), id };
     },
 
@@ -336,6 +336,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         reason = 'manual';
       } else if (input.active === true) {
         if (atLimit) throw new ValidationError([{ field: 'active', code: 'limit_reached', message: 'This link has reached its payment limit. Raise the limit to reactivate it.' }]);
+        if (link.expiresAt && link.expiresAt <= clock.now()) throw new ValidationError([{ field: 'active', code: 'link_expired', message: 'This payment request has expired and cannot be reopened. Send a new one instead.' }]);
         active = true;
         reason = null;
       } else if (atLimit && link.active) {
@@ -385,6 +386,34 @@ export function createLinkService(deps: LinkServiceDeps) {
       if (link.type === 'amount') Object.assign(input, { amount: link.amount, currency: link.currency });
       else input.product_id = link.productId;
       return service.create(merchant, input);
+    },
+
+    /**
+     * Closes links past their expiry (payment requests) as `expired`, each with `link.expired`.
+     * Each link is closed by a conditional UPDATE in its own transaction, so two processes sweeping
+     * at once announce every link once. Returns how many it closed (at most `limit`).
+     */
+    async expireDue(limit = 200): Promise<number> {
+      const now = clock.now();
+      const due = (await db('links as l')
+        .join('merchants as m', 'm.id', 'l.merchant_id')
+        .leftJoin('customers as c', 'c.id', 'l.customer_id')
+        .where('l.active', true)
+        .andWhere('l.expires_at', '<=', now)
+        .whereNull('l.deleted_at')
+        .orderBy('l.expires_at')
+        .limit(limit)
+        .select('l.id', 'l.public_id', 'l.merchant_id', 'l.expires_at', 'm.public_id as merchant_public_id', 'c.public_id as customer_public_id')) as any[];
+      let closed = 0;
+      for (const r of due) {
+        await inTransaction(db, async (trx) => {
+          const n = await trx('links').where({ id: r.id, active: true }).whereNull('deleted_at').update({ active: false, inactive_reason: 'expired', updated_at: now });
+          if (!n) return;
+          closed++;
+          await events.emit(trx, 'link.expired', { merchantId: r.merchant_public_id, linkId: r.public_id, customerId: r.customer_public_id ?? null, expiredAt: toDate(r.expires_at).toISOString() }, r.merchant_id);
+        });
+      }
+      return closed;
     },
 
     /** Deletes the link: its URL answers 404 and its path is free; its payments stay. */

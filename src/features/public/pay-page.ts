@@ -226,7 +226,7 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
     const target = await resolvePayTarget(cached, req, String(req.params.handle), segment);
     // A view of a link that can take a payment (a closed or unknown one is no step towards paying);
     // the recorder leaves out HEAD, prefetches and bots, and writes in batches after the response.
-    if (views && target.kind === 'page' && target.link) views.record(req, req.ip, target.link);
+    if (views && target.kind === 'page' && target.link) views.record(req, req.ip, target.link, target.merchant.id);
     await show(req, res, target, 200, { recipient: recipientParam(req) });
   }
 

@@ -125,6 +125,7 @@ interface DuePlan {
   sent_count: number;
   anchor_at: unknown;
   timezone: string;
+  merchant_public_id: string;
   link_public_id: string;
   link_gone: boolean;
   customer_public_id: string;
@@ -166,7 +167,7 @@ export function createReminderService(deps: ReminderDeps) {
       .whereIn('rp.id', ids)
       .select(
         'rp.id', 'rp.public_id', 'rp.merchant_id', 'rp.link_id', 'rp.customer_id', 'rp.channels', 'rp.frequency', 'rp.max_count', 'rp.sent_count', 'rp.anchor_at',
-        'm.timezone', 'l.public_id as link_public_id', 'l.deleted_at as link_deleted_at', 'l.active as link_active', 'l.expires_at as link_expires_at',
+        'm.timezone', 'm.public_id as merchant_public_id', 'l.public_id as link_public_id', 'l.deleted_at as link_deleted_at', 'l.active as link_active', 'l.expires_at as link_expires_at',
         'c.public_id as customer_public_id', 'c.deleted_at as customer_deleted_at', 'c.email', 'c.phone',
       )) as any[];
     return rows.map((r) => {
@@ -245,7 +246,7 @@ export function createReminderService(deps: ReminderDeps) {
         }
         if (announce) {
           for (const p of sentNow) {
-            await events.emit(trx, 'reminder.sent', { planId: p.public_id, linkId: p.link_public_id, customerId: p.customer_public_id, number: Number(p.sent_count) + 1, max: Number(p.max_count) }, p.merchant_id, { quiet: true });
+            await events.emit(trx, 'reminder.sent', { merchantId: p.merchant_public_id, planId: p.public_id, linkId: p.link_public_id, customerId: p.customer_public_id, number: Number(p.sent_count) + 1, max: Number(p.max_count) }, p.merchant_id, { quiet: true });
           }
         }
         return ids.length;

@@ -1,0 +1,155 @@
+/**
+ * The event catalogue is true: one merchant's realistic day (settings, API keys, a link sent by email
+ * and SMS with reminders, a view, a declined card and a paid one, a payment request that expires, a
+ * deleted link) emits every event type, and every stored payload — and what a handler receives —
+ * has exactly its declared shape (EVENT_PAYLOAD_SCHEMAS, strict) and names the merchant.
+ */
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { forEachTarget } from './support/targets.ts';
+import { useEnv } from './support/harness.ts';
+import { apiClient, apiMerchant, expectFieldErrors, type ApiCall, type ApiMerchant } from './support/api.ts';
+import { startFakeVonage, type FakeVonage } from './support/fake-vonage.ts';
+import { BROWSERS } from './support/user-agents.ts';
+import { EVENT_PAYLOAD_SCHEMAS, EVENT_TYPES, type EventType, type PaylinkEvent } from '../src/core/events.ts';
+import { REQUEST_TTL_DAYS } from '../src/features/sending/service.ts';
+
+const DAY = 86_400_000;
+
+forEachTarget('event catalogue', (target) => {
+  let vonage: FakeVonage;
+  before(async () => {
+    vonage = await startFakeVonage({ apiKey: 'key123', apiSecret: 'secret456' });
+  });
+  after(() => vonage?.close());
+  const env = useEnv(target, () => ({
+    apiLimit: { points: 100_000, durationSec: 60 },
+    env: { VONAGE_API_KEY: 'key123', VONAGE_API_SECRET: 'secret456', VONAGE_REST_HOST: vonage.url, VONAGE_API_HOST: vonage.url },
+  }));
+
+  let shop: ApiMerchant;
+  let call: ApiCall;
+  const received: PaylinkEvent[] = [];
+
+  /** Every stored event since the suite began, oldest first. */
+  async function stored(): Promise<{ id: string; type: EventType; payload: Record<string, unknown>; merchantKey: number | null }[]> {
+    const rows = (await env.rt.db('events').orderBy('id').select('public_id', 'type', 'payload', 'merchant_id')) as { public_id: string; type: EventType; payload: string; merchant_id: number | null }[];
+    return rows.map((r) => ({ id: r.public_id, type: r.type, payload: JSON.parse(r.payload), merchantKey: r.merchant_id === null ? null : Number(r.merchant_id) }));
+  }
+  const ofType = async <T extends EventType>(type: T) => (await stored()).filter((e) => e.type === type).map((e) => e.payload as PaylinkEvent<T>['payload']);
+
+  before(async () => {
+    // A handler for every type: some events (views, deliveries, reminders) are only emitted while one listens.
+    for (const type of EVENT_TYPES) env.rt.events.subscribe(type, `test:catalogue:${type}`, (e) => void received.push(e));
+    shop = await apiMerchant(env, 'Acme Pottery');
+    call = apiClient(env.app, shop.secret);
+  });
+
+  it('emits every event type in a realistic day, each payload of its declared shape and naming the merchant', async function () {
+    this.timeout(60_000);
+    const { rt } = env;
+    const merchantId = shop.merchant.id;
+
+    // Settings and API keys.
+    await rt.services.merchants.updateSettings(shop.merchant, { name: 'Acme Pottery Studio', handle: shop.handle, currency: shop.merchant.currency, timezone: 'Europe/Amsterdam', brand_color: shop.merchant.brandColor });
+    const zapier = await rt.services.apiKeys.create(shop.merchant, { name: 'Zapier' });
+    await rt.services.apiKeys.revoke(shop.merchant, zapier.apiKey.id);
+
+    // A link sent to Jane by email and SMS (Vonage refuses the SMS for good), reminding daily.
+    const jane = (await call('post', '/customers', { name: 'Jane Doe', email: 'jane@example.test', phone: '+31 6 12345678' }).expect(201)).body.id as string;
+    vonage.failSms('15', 'Illegal Sender Address - rejected');
+    const sent = await call('post', '/links', {
+      type: 'amount', name: 'Pottery class', amount: 4500, currency: 'EUR', payment_limit: 1,
+      send: { customer_id: jane, channels: ['email', 'sms'], reminders: { frequency: 'daily', max: 2 } },
+    });
+    expect(sent.status, sent.text).to.equal(201);
+    const link = sent.body as { id: string; url: string };
+    await rt.jobs.drain();
+    await call('patch', `/links/${link.id}`, { name: 'Pottery class, Saturday' }).expect(200);
+
+    // A day later the first reminder goes out.
+    env.clock.advance(DAY);
+    await rt.services.reminders.sweep();
+    await rt.jobs.drain();
+
+    // Jane opens her link, her card is declined, she pays with another: the one slot is taken.
+    const page = `${new URL(link.url).pathname}?c=${encodeURIComponent(rt.tokens.recipient(jane))}`;
+    await supertest(env.app).get(page).set('User-Agent', BROWSERS[0].ua).expect(200);
+    await rt.views!.flush();
+    const started = await supertest(env.app).post(page).type('form').send({ name: 'Jane Doe', email: 'jane@example.test' });
+    expect(started.status, started.text.slice(0, 300)).to.equal(303);
+    const cardPage = new URL(started.headers.location).pathname;
+    await supertest(env.app).post(cardPage).type('form').send({ card_number: '4000000000000002' }).expect(402);
+    const paid = await supertest(env.app).post(cardPage).type('form').send({ card_number: '4242424242424242' });
+    expect(paid.status, paid.text.slice(0, 300)).to.equal(303);
+
+    // A payment request texted to Jane lapses unpaid; another link is deleted.
+    const request = await rt.services.sending.textToPay(shop.merchant, jane, { amount: 1250 });
+    const doomed = (await call('post', '/links', { type: 'amount', name: 'Gift card', amount: 2000, currency: 'EUR' }).expect(201)).body.id as string;
+    await call('delete', `/links/${doomed}`).expect(200);
+    env.clock.advance((REQUEST_TTL_DAYS + 1) * DAY);
+    await rt.jobs.enqueue(rt.db, 'links.expire', {});
+    await rt.jobs.drain();
+
+    const events = await stored();
+    expect([...new Set(events.map((e) => e.type))].sort(), 'event types emitted').to.deep.equal([...EVENT_TYPES].sort());
+    for (const e of events) {
+      const parsed = EVENT_PAYLOAD_SCHEMAS[e.type].safeParse(e.payload);
+      expect(parsed.success, `${e.type} ${JSON.stringify(e.payload)}: ${parsed.error?.message}`).to.equal(true);
+      expect(e.payload.merchantId, e.type).to.equal(merchantId);
+      expect(e.merchantKey, e.type).to.equal(shop.merchant.key);
+    }
+    // Handlers get exactly what was stored, once per event.
+    expect(received.map((e) => [e.id, e.type, e.payload])).to.have.deep.members(events.map((e) => [e.id, e.type, e.payload]));
+
+    // The values, not just the shapes.
+    const base = { merchantId, linkId: link.id, customerId: jane, amount: 4500, currency: 'EUR', provider: 'sandbox' };
+    const [succeeded] = await ofType('payment.succeeded');
+    expect(succeeded).to.deep.equal({ ...base, paymentId: succeeded.paymentId });
+    expect(await ofType('payment.authorized')).to.deep.equal([succeeded]);
+    const [declined] = await ofType('payment.failed');
+    expect(declined).to.deep.include({ ...base, reason: 'card_declined' });
+    expect(declined.paymentId).not.to.equal(succeeded.paymentId);
+    const [checkout] = await ofType('checkout.started');
+    expect(checkout).to.deep.include({ ...base, paymentId: declined.paymentId });
+    expect(await ofType('link.limit_reached')).to.deep.equal([{ merchantId, linkId: link.id, limit: 1, paymentId: succeeded.paymentId }]);
+    expect((await ofType('link.viewed')).map((v) => [v.linkId, v.browser, v.os])).to.deep.equal([[link.id, BROWSERS[0].browser, BROWSERS[0].os]]);
+    expect((await ofType('link.created')).map((l) => [l.linkId, l.kind, l.amount])).to.deep.equal([[link.id, 'smart', 4500], [request.link.id, 'request', 1250], [doomed, 'smart', 2000]]);
+    expect(await ofType('link.expired')).to.deep.equal([{ merchantId, linkId: request.link.id, customerId: jane, expiredAt: request.link.expiresAt!.toISOString() }]);
+    expect(await ofType('link.deleted')).to.deep.equal([{ merchantId, linkId: doomed, path: 'gift-card' }]);
+    expect((await ofType('delivery.failed')).map((d) => [d.linkId, d.customerId, d.channel, d.kind])).to.deep.equal([[link.id, jane, 'sms', 'initial']]);
+    expect((await ofType('delivery.sent')).map((d) => [d.channel, d.kind]).sort()).to.deep.equal([['email', 'initial'], ['email', 'reminder'], ['sms', 'initial'], ['sms', 'reminder']]);
+    expect(await ofType('reminder.sent')).to.deep.equal([{ merchantId, planId: (await ofType('reminder.sent'))[0].planId, linkId: link.id, customerId: jane, number: 1, max: 2 }]);
+    expect(await ofType('api_key.revoked')).to.deep.equal([{ merchantId, apiKeyId: zapier.apiKey.id }]);
+    expect(await ofType('merchant.updated')).to.deep.equal([{ merchantId, handle: shop.handle, changed: ['name', 'timezone'] }]);
+    // The expired request shows as expired, not active.
+    expect(await rt.db('links').where({ public_id: request.link.id }).first('active', 'inactive_reason')).to.deep.include({ inactive_reason: 'expired' });
+  });
+
+  it('expires each lapsed payment request once when two processes sweep at the same time, and nothing else', async () => {
+    const { rt } = env;
+    const other = await env.sibling();
+    const bo = (await call('post', '/customers', { name: 'Bo Berg', email: 'bo@example.test', phone: '+31 6 87654321' }).expect(201)).body.id as string;
+    const lapsing = [];
+    for (let i = 0; i < 3; i++) lapsing.push((await rt.services.sending.textToPay(shop.merchant, bo, { amount: 500 + i })).link.id);
+    env.clock.advance(DAY);
+    const fresh = (await rt.services.sending.textToPay(shop.merchant, bo, { amount: 900 })).link.id;
+    env.clock.advance((REQUEST_TTL_DAYS - 1) * DAY + 1);
+    const before = (await ofType('link.expired')).length;
+    const sweeps = [rt, other, rt].map((r) => () => r.services.links.expireDue());
+    // Two runtimes in one process cannot hold SQLite write transactions at once (a synchronous driver
+    // waiting on the lock blocks the holder too): there they take turns; MariaDB sweeps concurrently.
+    const closed = target.mysqlUrl ? await Promise.all(sweeps.map((s) => s())) : [await sweeps[0](), await sweeps[1](), await sweeps[2]()];
+    expect(closed.reduce((a, b) => a + b, 0)).to.equal(3);
+    const expired = (await ofType('link.expired')).slice(before);
+    expect(expired.map((e) => e.linkId).sort()).to.deep.equal([...lapsing].sort());
+    const states = await rt.db('links').whereIn('public_id', [...lapsing, fresh]).select('public_id', 'active', 'inactive_reason');
+    expect(states.filter((s) => s.inactive_reason === 'expired').map((s) => s.public_id).sort()).to.deep.equal([...lapsing].sort());
+    expect(states.find((s) => s.public_id === fresh)).to.deep.include({ inactive_reason: null });
+    expect(await rt.services.links.expireDue(), 'a second sweep finds nothing').to.equal(0);
+    // An expired request stays closed: reopening it is refused by the field, and nothing is emitted.
+    const reopen = await call('patch', `/links/${lapsing[0]}`, { active: true });
+    expect(expectFieldErrors(reopen, ['active']).errors[0].code).to.equal('link_expired');
+    expect(await rt.db('links').where({ public_id: lapsing[0] }).first('inactive_reason')).to.deep.equal({ inactive_reason: 'expired' });
+  });
+});
