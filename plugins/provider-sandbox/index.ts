@@ -49,6 +49,9 @@ export default definePlugin({
     const provider: PaymentProvider = {
       id: 'sandbox',
       name: 'Sandbox (test cards)',
+      methodLabel: 'Test card',
+      // Every merchant can take test payments from the start; Settings → Payments turns it off.
+      enabledByDefault: true,
       async start(session) {
         return { redirect: `${api.baseUrl}/p/provider-sandbox/pay/${encodeURIComponent(session.id)}` };
       },

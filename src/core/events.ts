@@ -26,6 +26,7 @@ export const EVENT_TYPES = [
   'payment.authorized',
   'payment.succeeded',
   'payment.failed',
+  'payment.refunded',
   'link.limit_reached',
   'link.expired',
   'delivery.sent',
@@ -79,6 +80,24 @@ export interface EventPayloads {
   'payment.authorized': Record<string, unknown>;
   'payment.succeeded': Record<string, unknown>;
   'payment.failed': Record<string, unknown>;
+  /**
+   * A refund succeeded at the provider (one event per refund; partial refunds each send one).
+   * @example { merchantId: 'mer_…', paymentId: 'pay_…', refundId: 're_…', linkId: 'lnk_…', amount: 1000,
+   *   currency: 'EUR', amountRefunded: 1000, status: 'partially_refunded', reason: 'Cancelled class' }
+   */
+  'payment.refunded': {
+    merchantId: string;
+    paymentId: string;
+    refundId: string;
+    linkId: string | null;
+    /** This refund, minor units. */
+    amount: number;
+    currency: string;
+    /** All refunds of the payment so far, this one included. */
+    amountRefunded: number;
+    status: 'refunded' | 'partially_refunded';
+    reason: string | null;
+  };
   'link.limit_reached': Record<string, unknown>;
   'link.expired': Record<string, unknown>;
   'delivery.sent': Record<string, unknown>;

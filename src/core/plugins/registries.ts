@@ -51,7 +51,7 @@ export class ChannelRegistry {
 }
 
 export interface Registries {
-  providers: Registry<PaymentProvider>;
+  providers: Registry<PaymentProvider<any>>;
   channels: ChannelRegistry;
   actions: Registry<AfterPaymentAction<any>>;
 }
