@@ -71,6 +71,7 @@ export function paymentJson(p: PaymentView) {
     amount: p.amount,
     currency: p.currency,
     status: p.status,
+    amount_refunded: p.amountRefunded,
     provider: p.provider,
     failure_code: p.failureCode,
     created_at: p.createdAt.toISOString(),
