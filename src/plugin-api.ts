@@ -219,8 +219,16 @@ export class ServiceError extends Error {
     this.name = 'ServiceError';
     this.code = code;
     this.retryable = opts.retryable ?? false;
+    Object.defineProperty(this, SERVICE_ERROR, { value: true });
+  }
+
+  /** `instanceof` holds across copies of this module (a plugin that bundles its own copy of the API). */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[SERVICE_ERROR] === true;
   }
 }
+
+const SERVICE_ERROR = Symbol.for('paylink.ServiceError');
 
 // ---------------------------------------------------------------------------------------------
 // Channels

@@ -23,7 +23,7 @@ import { publicId, sha256Hex } from '../../core/ids.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { MAX_MINOR, formatMoney } from '../../core/money.ts';
-import type { Registries } from '../../core/plugins/registries.ts';
+import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import { ProviderError } from '../../plugin-api.ts';
 import { addHourlyStats, hourOf } from '../analytics/rollups.ts';
 import type { Merchant } from '../merchants/repository.ts';
@@ -139,7 +139,8 @@ export function createRefundService(deps: RefundDeps) {
       );
       providerRef = result && typeof result.providerRef === 'string' ? result.providerRef.slice(0, 191) : null;
     } catch (err) {
-      const retryable = err instanceof ProviderError && err.retryable;
+      const pe = providerErrorOf(err);
+      const retryable = pe?.retryable === true;
       if (retryable && mode === 'retry') throw err; // the job queue retries with backoff
       if (retryable && mode !== 'last_retry') {
         log.warn('refund failed with a retryable error; retrying with backoff', { refundId: refund.id, error: err });
@@ -150,8 +151,8 @@ export function createRefundService(deps: RefundDeps) {
         return (await loadRefund({ id: refund.key }))!;
       }
       log.error('refund failed', { refundId: refund.id, paymentId: payment.id, error: err });
-      const code = err instanceof ProviderError ? err.code : 'refund_failed';
-      const message = err instanceof ProviderError ? err.message : 'The payment provider could not refund this payment.';
+      const code = pe?.code ?? 'refund_failed';
+      const message = pe?.message ?? 'The payment provider could not refund this payment.';
       await inTransaction(db, async (trx) => {
         const n = await trx('refunds').where({ id: refund.key, status: 'pending' }).update({ status: 'failed', failure_code: code.slice(0, 64), failure_message: message.slice(0, 255), updated_at: clock.now() });
         // Give the claimed amount back, once: only the transition out of pending releases it.

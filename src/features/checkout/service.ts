@@ -27,8 +27,8 @@ import type { Logger } from '../../core/log.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, NotFoundError, ServiceUnavailableError, ValidationError } from '../../core/errors.ts';
 import { MAX_MINOR } from '../../core/money.ts';
-import type { Registries } from '../../core/plugins/registries.ts';
-import { ProviderError, type PaymentProvider, type ProviderStartResult } from '../../plugin-api.ts';
+import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
+import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import type { Link } from '../links/service.ts';
 import { countPayment } from '../analytics/rollups.ts';
@@ -160,7 +160,7 @@ export const SETTLE_RETRY_ATTEMPTS = 8;
 /** The first retry of a capture or void that failed with a retryable error. */
 export const SETTLE_RETRY_FIRST_MS = 30_000;
 
-const isRetryable = (err: unknown) => err instanceof ProviderError && err.retryable;
+const isRetryable = (err: unknown) => providerErrorOf(err)?.retryable === true;
 
 /** How settle() was reached: right after the claim, from the recovery job, or from a retry job (its last attempt or not). */
 type SettleMode = 'inline' | 'recovery' | 'retry' | 'last_retry';

@@ -20,8 +20,8 @@ import type { ChangeFeed } from '../../core/changes.ts';
 import type { Sealer } from '../../core/encryption.ts';
 import { AppError, NotFoundError, ServiceUnavailableError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
-import type { Registries } from '../../core/plugins/registries.ts';
-import { ProviderError, type PaymentProvider } from '../../plugin-api.ts';
+import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
+import type { PaymentProvider } from '../../plugin-api.ts';
 
 type Settings = Record<string, unknown>;
 
@@ -224,7 +224,8 @@ export function createProviderSettingsService(deps: { db: Db; clock: Clock; regi
       const problems = (await p.merchantSettings.verify(settings)) ?? [];
       return problems.map((x) => ({ field: `settings.${x.field}`, code: 'rejected_by_provider', message: String(x.message).slice(0, 300) }));
     } catch (err) {
-      if (err instanceof ProviderError && !err.retryable) return [{ field: 'settings', code: err.code, message: err.message.slice(0, 300) }];
+      const pe = providerErrorOf(err);
+      if (pe && !pe.retryable) return [{ field: 'settings', code: pe.code, message: pe.message.slice(0, 300) }];
       throw new ServiceUnavailableError(`${p.name} could not be reached to check these settings. Try again in a moment.`, err);
     }
   }
