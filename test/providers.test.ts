@@ -6,25 +6,11 @@ import { forEachTarget } from './support/targets.ts';
 import { csrfFrom, signUp, type Account } from './support/harness.ts';
 import { expectFieldErrors, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
 import type { TestEnv } from './support/harness.ts';
-import { BUILTIN_PLUGINS_DIR, builtinSources, type PluginSource } from '../src/core/plugins/host.ts';
+import { withHosted } from './support/fake-hosted-vendor.ts';
 import { sign } from './fixtures/plugins/provider-hosted/index.ts';
 
 const VENDOR = 'https://vendor.hosted.example';
 const SECRET = 'whsec_0123456789abcdef';
-
-export const hostedSource: PluginSource = {
-  source: 'test/fixtures/plugins/provider-hosted',
-  builtin: false,
-  load: () => import('./fixtures/plugins/provider-hosted/index.ts'),
-};
-
-/** Built-ins plus the hosted test provider, pointed at `vendorUrl`. */
-export function withHosted(vendorUrl: string, extra: Record<string, unknown> = {}) {
-  return {
-    pluginSources: [...builtinSources(BUILTIN_PLUGINS_DIR), hostedSource],
-    env: { PAYLINK_PLUGIN_PROVIDER_HOSTED: JSON.stringify({ vendorUrl, ...extra }) },
-  };
-}
 
 const cspOf = (res: supertest.Response) => String(res.headers['content-security-policy']);
 const formAction = (res: supertest.Response) => /form-action ([^;]*)/.exec(cspOf(res))?.[1] ?? '';

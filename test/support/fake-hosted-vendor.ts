@@ -6,6 +6,22 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { sign } from '../fixtures/plugins/provider-hosted/index.ts';
+import { BUILTIN_PLUGINS_DIR, builtinSources, type PluginSource } from '../../src/core/plugins/host.ts';
+
+/** test/fixtures/plugins/provider-hosted, loaded as an outside plugin. */
+export const hostedSource: PluginSource = {
+  source: 'test/fixtures/plugins/provider-hosted',
+  builtin: false,
+  load: () => import('../fixtures/plugins/provider-hosted/index.ts'),
+};
+
+/** Build options: the built-ins plus the hosted test provider, pointed at `vendorUrl`. */
+export function withHosted(vendorUrl: string, extra: Record<string, unknown> = {}) {
+  return {
+    pluginSources: [...builtinSources(BUILTIN_PLUGINS_DIR), hostedSource],
+    env: { PAYLINK_PLUGIN_PROVIDER_HOSTED: JSON.stringify({ vendorUrl, ...extra }) },
+  };
+}
 
 export interface FakeVendor {
   origin: string;

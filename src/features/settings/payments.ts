@@ -40,7 +40,13 @@ function schemaKeys(schema: unknown): { key: string; optional: boolean }[] {
   return Object.entries(schema.shape as Record<string, z.ZodType>).map(([key, t]) => ({ key, optional: t.safeParse(undefined).success }));
 }
 
-const label = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/[_-]+/g, ' ').replace(/^./, (c) => c.toUpperCase());
+/** `webhookSecret` → "Webhook secret". */
+const label = (key: string) =>
+  key
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .replace(/[_-]+/g, ' ')
+    .toLowerCase()
+    .replace(/^./, (c) => c.toUpperCase());
 
 export function paymentSettingsRoutes(router: express.Router, rt: Runtime, render: Renderer): void {
   const { providers } = rt.services;
