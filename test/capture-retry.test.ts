@@ -97,6 +97,26 @@ forEachTarget('capture retries', (target) => {
     expect(job.state).to.equal('done');
   });
 
+  it('an immediate-capture provider is never asked to capture; a lost slot is refunded in full instead of voided', async () => {
+    const { link, payment } = await payment1();
+    const late = (await env.rt.services.checkout.start(shop, link, { amount: 4500, currency: 'EUR', name: 'Bo', email: 'bo@example.test' })).payment;
+    const sandbox = env.rt.registries.providers.get('sandbox') as PaymentProvider;
+    const refunds: [string, number][] = [];
+    const refund = sandbox.refund;
+    sandbox.captureModel = 'immediate';
+    sandbox.refund = async (p, amount) => void refunds.push([p.refundId, amount]);
+    try {
+      expect((await env.rt.services.checkout.authorize(payment.id, 'sbx_now')).status).to.equal('paid');
+      const lost = await env.rt.services.checkout.authorize(late.id, 'sbx_late');
+      expect([lost.status, lost.reason]).to.deep.equal(['voided', 'limit_reached']);
+    } finally {
+      delete sandbox.captureModel;
+      sandbox.refund = refund;
+    }
+    expect([calls.capture, calls.void]).to.deep.equal([0, 0]);
+    expect(refunds).to.deep.equal([[`${late.id}_limit`, 4500]]);
+  });
+
   it('a permanent capture error fails at once and frees the slot (no retry job)', async () => {
     const { link, payment } = await payment1();
     const sandbox = env.rt.registries.providers.get('sandbox') as PaymentProvider;

@@ -59,6 +59,8 @@ forEachTarget('refunds', (target) => {
     expect(first.body.id).to.match(/^re_/);
     expect(first.headers.location).to.equal(`/api/v1/payments/${paymentId}/refunds/${first.body.id}`);
     expect(refunded).to.deep.equal([{ refundId: first.body.id, amount: 2000 }]);
+    expect((await call('get', first.headers.location.replace('/api/v1', '')).expect(200)).body).to.deep.equal(first.body);
+    expectProblem(await callB('get', first.headers.location.replace('/api/v1', '')), 404, 'not_found');
 
     const replay = await call('post', `/payments/${paymentId}/refunds`, { amount: 2000, reason: 'Missed the first class' }, { 'Idempotency-Key': `r1-${paymentId}` }).expect(201);
     expect(replay.headers['idempotent-replayed']).to.equal('true');

@@ -4,6 +4,7 @@ import type { Runtime } from '../../runtime.ts';
 import { paymentJson, type PaymentView } from '../checkout/payments.ts';
 import { refundJson, type Refund } from '../checkout/refunds.ts';
 import { IDEMPOTENCY_HEADER } from '../../core/idempotency.ts';
+import { NotFoundError } from '../../core/errors.ts';
 import { created, listJson, merchantOf } from './common.ts';
 
 /** A payment with its refunds, oldest first. */
@@ -30,6 +31,13 @@ export function apiPaymentRoutes(rt: Runtime): express.Router {
   router.get('/payments/:id/refunds', async (req, res) => {
     const payment = await payments.get(merchantOf(res).key, req.params.id);
     res.json({ data: (await refunds.list(payment.key)).map((r) => refundJson(r, payment.id)), has_more: false });
+  });
+
+  router.get('/payments/:id/refunds/:refundId', async (req, res) => {
+    const payment = await payments.get(merchantOf(res).key, req.params.id);
+    const refund = (await refunds.list(payment.key)).find((r) => r.id === req.params.refundId);
+    if (!refund) throw new NotFoundError('No such refund.');
+    res.json(refundJson(refund, payment.id));
   });
 
   // The Idempotency-Key middleware replays a repeated request; the key also reaches the service, so

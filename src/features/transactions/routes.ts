@@ -114,6 +114,7 @@ export function transactionsRoutes(rt: Runtime, render: Renderer): express.Route
       {
         title: `Payment ${formatMoney(payment.amount, payment.currency)}`,
         payment,
+        providerName: rt.registries.providers.get(payment.provider)?.name ?? payment.provider,
         attribution: attributionOf(payment, `${rt.config.baseUrl}/${merchant.handle}`),
         merchantUrl: `${rt.config.baseUrl}/${merchant.handle}`,
         h,
