@@ -7,6 +7,7 @@ import { csrfFrom, signUp, type Account } from './support/harness.ts';
 import { expectFieldErrors, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
 import type { TestEnv } from './support/harness.ts';
 import { withHosted } from './support/fake-hosted-vendor.ts';
+import { definePlugin } from '../src/plugin-api.ts';
 import { sign } from './fixtures/plugins/provider-hosted/index.ts';
 
 const VENDOR = 'https://vendor.hosted.example';
@@ -23,7 +24,24 @@ forEachTarget('payment providers per merchant', (target) => {
   let callB: ApiCall;
 
   before(async () => {
-    ({ env, a, b, call, callB } = await twoApiMerchants(target, ['Kiln Club', 'Other Shop'], withHosted(VENDOR)));
+    const opts = withHosted(VENDOR);
+    // A provider whose registration is malformed (an unknown capture model): its plugin is disabled, the app starts.
+    const malformed = definePlugin({
+      id: 'provider-malformed',
+      version: '1.0.0',
+      apiVersion: 1,
+      register(api) {
+        api.providers.register({ id: 'malformed', name: 'Malformed', captureModel: 'later' as 'manual', async start() { return { redirect: VENDOR }; }, async capture() {}, async void() {}, async refund() {} });
+      },
+    });
+    opts.pluginSources.push({ source: 'inline:provider-malformed', builtin: false, load: async () => malformed });
+    ({ env, a, b, call, callB } = await twoApiMerchants(target, ['Kiln Club', 'Other Shop'], opts));
+  });
+
+  it('disables a plugin whose provider registration is malformed, and lists only real providers', async () => {
+    const plugin = env.rt.plugins.list().find((p) => p.id === 'provider-malformed')!;
+    expect([plugin.status, plugin.error]).to.deep.equal(['failed', 'provider-malformed: providers.register got an invalid registration']);
+    expect((await call('get', '/providers').expect(200)).body.data.map((p: { id: string }) => p.id)).to.deep.equal(['sandbox', 'hosted']);
   });
   after(() => env?.close());
 
@@ -58,6 +76,17 @@ forEachTarget('payment providers per merchant', (target) => {
       expectFieldErrors(await call('patch', '/providers/sandbox', { settings: { a: 1 } }), ['settings']);
       expectProblem(await call('patch', '/providers/nope', { enabled: true }), 404, 'not_found');
       expect(await env.rt.db('merchant_providers').count({ n: '*' }).first()).to.deep.equal({ n: 0 });
+    });
+
+    it('asks the provider to verify settings before saving: refused by field (422), unreachable (503), nothing saved', async () => {
+      const refused = expectFieldErrors(await call('patch', '/providers/hosted', { settings: { accountId: 'acct_unknown', webhookSecret: SECRET } }), ['settings.accountId']);
+      expect(refused.errors[0]).to.include({ code: 'rejected_by_provider', message: 'Hosted Pay has no account with this id.' });
+      expectProblem(await call('patch', '/providers/hosted', { settings: { accountId: 'acct_down', webhookSecret: SECRET } }), 503, 'service_unavailable');
+      expectFieldErrors(await call('patch', '/providers/hosted', []), ['_']);
+      const raw = `{"settings":{"accountId":"acct_ok","webhookSecret":"${SECRET}","__proto__":{"polluted":true},"extra":"dropped"}}`;
+      await call('patch', '/providers/hosted').set('Content-Type', 'application/json').send(raw).expect(200);
+      expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
+      expect((await call('get', '/providers/hosted').expect(200)).body.settings).to.deep.equal({ accountId: 'acct_ok' });
     });
 
     it('keeps secrets write-only and sealed at rest; a blank secret keeps the stored one', async () => {

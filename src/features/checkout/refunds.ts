@@ -27,7 +27,7 @@ import { providerErrorOf, type Registries } from '../../core/plugins/registries.
 import { ProviderError } from '../../plugin-api.ts';
 import { addHourlyStats, hourOf } from '../analytics/rollups.ts';
 import type { Merchant } from '../merchants/repository.ts';
-import { paymentFrom, type CheckoutProviders, type Payment } from './service.ts';
+import { paymentFrom, type AttemptMode, type CheckoutProviders, type Payment } from './service.ts';
 
 export type RefundStatus = 'pending' | 'succeeded' | 'failed';
 
@@ -103,8 +103,6 @@ export const REFUND_RECOVERY_MS = 5 * 60_000;
 export const REFUND_RETRY_FIRST_MS = 30_000;
 export const REFUND_RETRY_ATTEMPTS = 8;
 
-type RefundMode = 'inline' | 'recovery' | 'retry' | 'last_retry';
-
 export interface RefundDeps {
   db: Db;
   clock: Clock;
@@ -126,7 +124,7 @@ export function createRefundService(deps: RefundDeps) {
   };
 
   /** Calls the provider for a pending refund and records what it said. */
-  async function complete(refund: Refund, payment: Payment, mode: RefundMode): Promise<Refund> {
+  async function complete(refund: Refund, payment: Payment, mode: AttemptMode): Promise<Refund> {
     const provider = registries.providers.get(payment.provider);
     const settings = (await deps.providers.settingsFor(payment.merchantKey, payment.provider)) ?? {};
     let providerRef: string | null = null;
@@ -286,7 +284,7 @@ export function createRefundService(deps: RefundDeps) {
     },
   };
 
-  async function resume(refundId: string, mode: RefundMode): Promise<void> {
+  async function resume(refundId: string, mode: AttemptMode): Promise<void> {
     const refund = await loadRefund({ public_id: refundId });
     if (!refund || refund.status !== 'pending') return;
     if (mode === 'recovery' && refund.failureCode === 'retrying') return; // its retry job owns it

@@ -162,8 +162,12 @@ export const SETTLE_RETRY_FIRST_MS = 30_000;
 
 const isRetryable = (err: unknown) => providerErrorOf(err)?.retryable === true;
 
-/** How settle() was reached: right after the claim, from the recovery job, or from a retry job (its last attempt or not). */
-type SettleMode = 'inline' | 'recovery' | 'retry' | 'last_retry';
+/**
+ * How a provider call was reached (settle, a refund): right after the request, from the recovery job,
+ * or from a retry job (its last attempt or not). A retryable error inside a retry job is rethrown so
+ * the queue backs off; on the last attempt it counts as final.
+ */
+export type AttemptMode = 'inline' | 'recovery' | 'retry' | 'last_retry';
 
 /**
  * How long an authorized payment may wait for its capture or void before the recovery job does it
@@ -294,7 +298,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
    * `authorized`, so it finishes once. An immediate-capture provider already holds the money: it is
    * not captured again, and a lost slot is refunded in full instead of voided.
    */
-  async function settle(payment: Payment, won: boolean, lostBecause: VoidReason, mode: SettleMode): Promise<AuthorizeOutcome> {
+  async function settle(payment: Payment, won: boolean, lostBecause: VoidReason, mode: AttemptMode): Promise<AuthorizeOutcome> {
     const paymentId = payment.id;
     const ref = { paymentId, providerRef: payment.providerRef, amount: payment.amount, currency: payment.currency };
     const p = providerFor(payment);
@@ -374,7 +378,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
    * with backoff. Otherwise: mark the payment (the recovery job leaves it to the retries) and queue
    * the first retry. Either way the payment stays `authorized` and the customer sees "processing".
    */
-  async function retryLater(payment: Payment, won: boolean, reason: VoidReason, mode: SettleMode, err: unknown): Promise<AuthorizeOutcome> {
+  async function retryLater(payment: Payment, won: boolean, reason: VoidReason, mode: AttemptMode, err: unknown): Promise<AuthorizeOutcome> {
     const what = won ? 'capture' : 'void';
     if (mode === 'retry') throw err;
     log.warn(`${what} failed with a retryable error; retrying with backoff`, { paymentId: payment.id, error: err });

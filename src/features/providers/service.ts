@@ -180,6 +180,7 @@ export function createProviderSettingsService(deps: { db: Db; clock: Clock; regi
         }
         const merged: Settings = { ...stored.plain, ...stored.secret };
         for (const [k, v] of Object.entries(patch.settings)) {
+          if (k === '__proto__' || k === 'constructor' || k === 'prototype') continue;
           if (secretKeys.includes(k) && isBlank(v)) continue; // write-only: blank keeps what is stored
           merged[k] = typeof v === 'string' ? v.trim() : v;
         }
