@@ -200,7 +200,10 @@ export interface ProviderPaymentRef {
 }
 
 export interface ProviderRefundRef extends ProviderPaymentRef {
-  /** `re_…`: stable across retries of this refund. */
+  /**
+   * `re_…`: stable across retries of this refund (use it as the vendor's idempotency key). When core
+   * refunds an `immediate` payment that lost the payment-limit race it is `<paymentId>_limit`.
+   */
   refundId: string;
   reason: string | null;
 }
