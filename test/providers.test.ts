@@ -1,6 +1,10 @@
 // Payment providers per merchant: Settings → Payments and /api/v1/providers, secrets sealed at rest and
 // never shown again, the pay page's choice and CSP, and checkout services scoped to the calling plugin.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { expect } from 'chai';
+import { z } from 'zod';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
 import { csrfFrom, signUp, type Account } from './support/harness.ts';
@@ -22,6 +26,7 @@ forEachTarget('payment providers per merchant', (target) => {
   let b: ApiMerchant;
   let call: ApiCall;
   let callB: ApiCall;
+  let views = '';
 
   before(async () => {
     const opts = withHosted(VENDOR);
@@ -34,16 +39,42 @@ forEachTarget('payment providers per merchant', (target) => {
         api.providers.register({ id: 'malformed', name: 'Malformed', captureModel: 'later' as 'manual', async start() { return { redirect: VENDOR }; }, async capture() {}, async void() {}, async refund() {} });
       },
     });
-    opts.pluginSources.push({ source: 'inline:provider-malformed', builtin: false, load: async () => malformed });
+    // A provider with its own settings form (formFragment in its viewsDir), rendered inside core's form.
+    views = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-fragment-'));
+    fs.writeFileSync(path.join(views, 'settings.eta'), '<label for="<%= it.id(\'wallet\') %>">Wallet address</label><input id="<%= it.id(\'wallet\') %>" name="<%= it.name(\'wallet\') %>" value="<%= it.settings.wallet ?? \'\' %>"><p class="error"><%= it.errors.wallet || \'\' %></p>');
+    const fragment = definePlugin({
+      id: 'provider-fragment',
+      version: '1.0.0',
+      apiVersion: 1,
+      viewsDir: views,
+      register(api) {
+        api.providers.register({
+          id: 'fragment',
+          name: 'Fragment Crypto',
+          methodLabel: 'Crypto',
+          merchantSettings: { schema: z.object({ wallet: z.string().regex(/^0x[0-9a-f]{40}$/, 'Enter a wallet address (0x and 40 hex digits).') }), formFragment: 'settings' },
+          async start() {
+            return { render: '<p>pay</p>' };
+          },
+          async capture() {},
+          async void() {},
+          async refund() {},
+        });
+      },
+    });
+    opts.pluginSources.push({ source: 'inline:provider-malformed', builtin: false, load: async () => malformed }, { source: 'inline:provider-fragment', builtin: false, load: async () => fragment });
     ({ env, a, b, call, callB } = await twoApiMerchants(target, ['Kiln Club', 'Other Shop'], opts));
   });
 
   it('disables a plugin whose provider registration is malformed, and lists only real providers', async () => {
     const plugin = env.rt.plugins.list().find((p) => p.id === 'provider-malformed')!;
     expect([plugin.status, plugin.error]).to.deep.equal(['failed', 'provider-malformed: providers.register got an invalid registration']);
-    expect((await call('get', '/providers').expect(200)).body.data.map((p: { id: string }) => p.id)).to.deep.equal(['sandbox', 'hosted']);
+    expect((await call('get', '/providers').expect(200)).body.data.map((p: { id: string }) => p.id)).to.deep.equal(['sandbox', 'hosted', 'fragment']);
   });
-  after(() => env?.close());
+  after(async () => {
+    await env?.close();
+    if (views) fs.rmSync(views, { recursive: true, force: true });
+  });
 
   const configure = (c: ApiCall = call) => c('patch', '/providers/hosted', { settings: { accountId: 'acct_kiln', webhookSecret: SECRET }, enabled: true }).expect(200);
   const reset = async () => {
@@ -236,7 +267,19 @@ forEachTarget('payment providers per merchant', (target) => {
       expect(list.map((p) => [p.id, p.usable])).to.deep.equal([
         ['sandbox', false],
         ['hosted', true],
+        ['fragment', false],
       ]);
+    });
+
+    it('renders a provider’s own settings form in its panel, with messages by field', async () => {
+      const page = await owner.agent.get('/app/settings/payments').expect(200);
+      expect(page.text).to.include('<label for="f-fragment-wallet">Wallet address</label><input id="f-fragment-wallet" name="settings.wallet" value="">');
+      const csrf = csrfFrom(page.text);
+      const bad = await owner.agent.post('/app/settings/payments/fragment').type('form').send({ _csrf: csrf, enabled: ['0', '1'], 'settings.wallet': 'nope' }).expect(422);
+      expect(bad.text).to.include('value="nope"><p class="error">Enter a wallet address (0x and 40 hex digits).</p>');
+      const wallet = '0x' + 'ab'.repeat(20);
+      await owner.agent.post('/app/settings/payments/fragment').type('form').send({ _csrf: csrf, enabled: ['0', '1'], 'settings.wallet': wallet }).expect(303);
+      expect((await owner.agent.get('/app/settings/payments').expect(200)).text).to.include(`value="${wallet}"`);
     });
   });
 });
