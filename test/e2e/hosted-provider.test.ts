@@ -45,6 +45,9 @@ forEachTarget('e2e: a hosted provider on another origin', (target) => {
       await page.goto(`${env.origin}/${shop.handle}/${link.path}`);
       await page.getByRole('radio', { name: 'Card', exact: true }).check();
       await tab.screenshot(`hosted-pay-choice-phone-${target.name}`);
+      await page.setViewportSize(DESKTOP);
+      await tab.screenshot(`hosted-pay-choice-desktop-${target.name}`);
+      await page.setViewportSize(PHONE);
       await page.getByLabel('Your name').fill('Ana López');
       await page.getByLabel('Email').fill('ana@example.test');
       await page.getByRole('button', { name: /^Pay / }).click();
