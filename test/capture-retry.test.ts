@@ -97,6 +97,33 @@ forEachTarget('capture retries', (target) => {
     expect(job.state).to.equal('done');
   });
 
+  it('retries a void that fails with a retryable error; the payment ends voided and the winner keeps the slot', async () => {
+    const { link, payment } = await payment1();
+    const late = (await env.rt.services.checkout.start(shop, link, { amount: 4500, currency: 'EUR', name: 'Bo', email: 'bo@example.test' })).payment;
+    expect((await env.rt.services.checkout.authorize(payment.id, 'sbx_first')).status).to.equal('paid');
+    const sandbox = env.rt.registries.providers.get('sandbox') as PaymentProvider;
+    const voidIt = sandbox.void;
+    let failVoids = 2;
+    sandbox.void = async () => {
+      calls.void++;
+      if (failVoids-- > 0) throw new ProviderError('bank timeout', { retryable: true });
+    };
+    try {
+      const outcome = await env.rt.services.checkout.authorize(late.id, 'sbx_second');
+      expect([outcome.status, outcome.reason]).to.deep.equal(['processing', 'void_retrying']);
+      env.clock.advance(SETTLE_RETRY_FIRST_MS + 1);
+      await env.rt.jobs.drain();
+      env.clock.advance(60_000);
+      await env.rt.jobs.drain();
+    } finally {
+      sandbox.void = voidIt;
+    }
+    const p = await row(late.id);
+    expect([p.status, p.failure_code]).to.deep.equal(['voided', 'limit_reached']);
+    expect(calls.void).to.equal(3);
+    expect(Number((await linkRow(link.key)).paid_count)).to.equal(1);
+  });
+
   it('an immediate-capture provider is never asked to capture; a lost slot is refunded in full instead of voided', async () => {
     const { link, payment } = await payment1();
     const late = (await env.rt.services.checkout.start(shop, link, { amount: 4500, currency: 'EUR', name: 'Bo', email: 'bo@example.test' })).payment;
