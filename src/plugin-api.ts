@@ -145,6 +145,10 @@ export interface PaymentProvider<S = Record<string, unknown>> {
    * the merchant's settings: core adds exactly these to that pay page's CSP `form-action`.
    */
   checkoutOrigins?(settings: S): string[];
+  /**
+   * Opens the payment at the provider. A `{ redirect }` to another origin is only followed by browsers
+   * when `checkoutOrigins` lists that origin (the pay page's form answers with the redirect).
+   */
   start(session: CheckoutSessionInfo, settings: S): Promise<ProviderStartResult>;
   /** Throw a `ProviderError` with `retryable: true` for a transient failure: core retries with backoff while the payment stays authorized. */
   capture(payment: ProviderPaymentRef, settings: S): Promise<void>;
