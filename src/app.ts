@@ -45,7 +45,9 @@ export function buildApp(rt: Runtime): express.Express {
   const render = createRenderer(rt.eta);
 
   // Every response: a request id, a CSP nonce for the one brand <style>, and security headers.
-  // The CSP is assembled from two precomputed halves around the nonce: this runs on every pay page.
+  // The CSP is assembled from precomputed parts around the nonce: this runs on every pay page. A pay
+  // page widens `form-action` with exactly its merchant's providers' checkout origins
+  // (`res.locals.allowFormAction`).
   const cspHead = [
     "default-src 'self'",
     "script-src 'self'",
@@ -56,7 +58,9 @@ export function buildApp(rt: Runtime): express.Express {
     "img-src 'self' data:",
     "font-src 'self'",
     "connect-src 'self'",
-    "form-action 'self'",
+  ].join('; ');
+  // form-action last but for the fixed rest: a pay page adds its providers' checkout origins here.
+  const cspRest = [
     "frame-ancestors 'none'",
     "base-uri 'self'",
     "object-src 'none'",
@@ -70,6 +74,9 @@ export function buildApp(rt: Runtime): express.Express {
       strictTransportSecurity: config.secureCookies ? { maxAge: 31_536_000, includeSubDomains: false } : false,
     }),
   );
+  const cspFixed = `${cspTail}; form-action 'self'; ${cspRest}`;
+  const cspOf = (nonce: string, formOrigins: readonly string[]) =>
+    formOrigins.length ? `${cspHead}${nonce}${cspTail}; form-action 'self' ${formOrigins.join(' ')}; ${cspRest}` : cspHead + nonce + cspFixed;
   const nonces = noncePool();
   app.use((req, res, next) => {
     const given = req.headers['x-request-id'];
@@ -79,7 +86,9 @@ export function buildApp(rt: Runtime): express.Express {
     res.locals.path = req.path;
     const nonce = nonces();
     res.locals.cspNonce = nonce;
-    res.setHeader('Content-Security-Policy', cspHead + nonce + cspTail);
+    res.setHeader('Content-Security-Policy', cspOf(nonce, []));
+    // Only origins as URL.origin spells them (no spaces, quotes or semicolons can reach the header).
+    res.locals.allowFormAction = (origins: readonly string[]) => res.setHeader('Content-Security-Policy', cspOf(nonce, origins));
     for (const [name, value] of securityHeaders) res.setHeader(name, value);
     next();
   });

@@ -57,6 +57,131 @@ export interface PluginMerchant {
 // ---------------------------------------------------------------------------------------------
 // Providers
 
+/**
+ * A payment provider: hosts (or redirects to) the page where the customer pays, and moves money when
+ * core asks. Core owns the payment's state machine and the payment-limit claim; a provider only
+ * reports what the customer's payment method did, through `api.services.checkout`.
+ *
+ * Flow: the customer submits the pay page → core creates a pending payment and calls `start()` →
+ * the customer pays on the provider's page → the provider's own route (a return URL or a signed
+ * webhook under `api.routes`, mounted at `/p/<plugin-id>/`) calls `checkout.authorize(paymentId,
+ * providerRef)` → core claims a slot and calls `capture()` (slot won) or `void()` (slot lost).
+ *
+ * Webhooks: plugin routes are THE way a provider hears from its vendor. No body parser runs before
+ * them, so a route that checks a signature over the raw body adds `express.raw()` itself. A webhook
+ * answers 2xx once it has recorded the outcome, 4xx for what a retry will never fix (a bad signature,
+ * a `ServiceError` that is not `retryable`, e.g. a payment that is not this provider's), and 5xx for
+ * a transient failure (a `retryable` ServiceError, the database) so the vendor retries.
+ *
+ * Per-merchant settings: a merchant enables providers in Settings → Payments (and
+ * `PATCH /api/v1/providers/:id`). `merchantSettings.schema` validates what they enter; the keys listed
+ * in `secrets` are encrypted at rest (AES-256-GCM under a key derived from the install's secret) and
+ * never shown again. Core passes the merchant's parsed settings to every call.
+ *
+ * @example
+ * import express from 'express';
+ * import { createHmac, timingSafeEqual } from 'node:crypto';
+ * import { definePlugin, ServiceError, z } from 'paylink/plugin-api';
+ *
+ * const settings = z.object({ accountId: z.string().min(1), webhookSecret: z.string().min(16) });
+ * export default definePlugin({
+ *   id: 'provider-acmepay', version: '1.0.0', apiVersion: 1, viewsDir: new URL('./views', import.meta.url).pathname,
+ *   register(api) {
+ *     api.providers.register<z.infer<typeof settings>>({
+ *       id: 'acmepay', name: 'AcmePay', methodLabel: 'Card',
+ *       merchantSettings: { schema: settings, secrets: ['webhookSecret'], formFragment: 'settings' },
+ *       checkoutOrigins: () => ['https://checkout.acmepay.example'],
+ *       async start(session, s) {
+ *         const url = new URL('https://checkout.acmepay.example/pay');
+ *         url.searchParams.set('account', s.accountId);
+ *         url.searchParams.set('ref', session.paymentId);
+ *         url.searchParams.set('notify', `${api.baseUrl}/p/provider-acmepay/webhook`);
+ *         return { redirect: url.toString() };
+ *       },
+ *       async capture() {}, async void() {},
+ *       async refund(payment, amount, s) { ... call the vendor with payment.refundId as idempotency key ... },
+ *     });
+ *     api.routes.post('/webhook', express.raw({ type: '*' + '/' + '*', limit: '64kb' }), async (req, res) => {
+ *       const event = JSON.parse(req.body.toString('utf8'));
+ *       const payment = await api.services.checkout.getPayment(event.ref); // null: not ours
+ *       if (!payment) return res.status(404).end();
+ *       const s = await api.services.checkout.settingsFor<z.infer<typeof settings>>(payment.merchantId);
+ *       const mac = createHmac('sha256', s!.webhookSecret).update(req.body).digest();
+ *       if (!timingSafeEqual(mac, Buffer.from(String(req.get('acme-signature')), 'hex'))) return res.status(400).end();
+ *       try {
+ *         await api.services.checkout.authorize(payment.id, event.chargeId);
+ *         res.status(204).end();
+ *       } catch (err) {
+ *         if (err instanceof ServiceError && !err.retryable) return res.status(422).json({ code: err.code });
+ *         throw err; // 5xx: the vendor retries
+ *       }
+ *     });
+ *   },
+ * });
+ */
+export interface PaymentProvider<S = Record<string, unknown>> {
+  /** Persisted with every payment: never rename. */
+  id: string;
+  /** Shown to merchants (Settings → Payments). */
+  name: string;
+  /** What the customer picks on the pay page when several providers are enabled, e.g. "Card", "Crypto" (default: `name`). */
+  methodLabel?: string;
+  /**
+   * `manual` (default): the provider authorizes, core claims a slot, then calls `capture` or `void`.
+   * `immediate`: the money is taken when the customer pays (wallets, bank transfers, crypto): core
+   * never calls `capture`, and refunds the payment in full (instead of `void`) when the link's limit
+   * was reached first.
+   */
+  captureModel?: 'manual' | 'immediate';
+  /**
+   * Enabled for every merchant until the merchant turns it off (test providers such as the sandbox).
+   * Others start disabled; a merchant enables them in Settings → Payments.
+   */
+  enabledByDefault?: boolean;
+  /** What each merchant configures; without it the provider needs no per-merchant settings. */
+  merchantSettings?: ProviderMerchantSettings<S>;
+  /**
+   * Origins (`https://checkout.example.com`) the provider sends customers to from the pay page, for
+   * the merchant's settings: core adds exactly these to that pay page's CSP `form-action`.
+   */
+  checkoutOrigins?(settings: S): string[];
+  /**
+   * Opens the payment at the provider. A `{ redirect }` to another origin is only followed by browsers
+   * when `checkoutOrigins` lists that origin (the pay page's form answers with the redirect).
+   */
+  start(session: CheckoutSessionInfo, settings: S): Promise<ProviderStartResult>;
+  /** Throw a `ProviderError` with `retryable: true` for a transient failure: core retries with backoff while the payment stays authorized. */
+  capture(payment: ProviderPaymentRef, settings: S): Promise<void>;
+  /** As `capture`: retryable errors are retried with backoff. */
+  void(payment: ProviderPaymentRef, settings: S): Promise<void>;
+  /**
+   * Refunds `amount` (minor units, ≤ what is left) of a paid payment. `payment.refundId` is stable
+   * across retries: use it as the vendor's idempotency key. Throw a `ProviderError`; a retryable
+   * one keeps the refund pending and core retries it.
+   */
+  refund(payment: ProviderRefundRef, amount: number, settings: S): Promise<void | { providerRef?: string }>;
+}
+
+/** A provider's per-merchant settings (Settings → Payments; `PATCH /api/v1/providers/:id`). */
+export interface ProviderMerchantSettings<S = Record<string, unknown>> {
+  /** Validates the merchant's settings; messages are shown next to the fields. */
+  schema: z.ZodType<S>;
+  /** Keys of the schema that are secrets: encrypted at rest, write-only (a blank value keeps the stored one). */
+  secrets?: string[];
+  /**
+   * Template (in the plugin's views) with the settings' fields, rendered inside core's form with
+   * `{ settings, secretsSet, errors, name(field), id(field) }`: `settings` are the non-secret values,
+   * `secretsSet` the secret keys that have a value, `name('apiKey')` the input name to use.
+   * Without it, core renders one text input per key of a `z.object` schema.
+   */
+  formFragment?: string;
+  /**
+   * Checks settings before they are saved (e.g. calls the vendor with the key). Answer problems by
+   * field; throw a `ProviderError` when the vendor cannot be reached.
+   */
+  verify?(settings: S): Promise<void | { field: string; message: string }[]>;
+}
+
 export interface CheckoutSessionInfo {
   id: string;
   paymentId: string;
@@ -78,22 +203,39 @@ export interface ProviderPaymentRef {
   currency: string;
 }
 
-export interface ProviderWebhookResult {
-  action: 'authorized' | 'failed' | 'captured' | 'refunded';
-  providerRef: string;
-  amount?: number;
+export interface ProviderRefundRef extends ProviderPaymentRef {
+  /**
+   * `re_…`: stable across retries of this refund (use it as the vendor's idempotency key). When core
+   * refunds an `immediate` payment that lost the payment-limit race it is `<paymentId>_limit`.
+   */
+  refundId: string;
+  reason: string | null;
 }
 
-export interface PaymentProvider {
-  /** Persisted with every payment: never rename. */
-  id: string;
-  name: string;
-  start(session: CheckoutSessionInfo): Promise<ProviderStartResult>;
-  capture(payment: ProviderPaymentRef): Promise<void>;
-  void(payment: ProviderPaymentRef): Promise<void>;
-  refund(payment: ProviderPaymentRef, amount: number): Promise<void>;
-  parseWebhook?(req: { headers: Record<string, string | string[] | undefined>; body: unknown; rawBody?: Buffer }): Promise<ProviderWebhookResult>;
+/**
+ * What `api.services.checkout` throws for a request that cannot succeed as asked. `retryable: false`
+ * is permanent (answer the vendor 4xx: retrying changes nothing); `retryable: true` is transient.
+ * Codes: `payment_not_found` (unknown, or another provider's payment), `session_not_found`,
+ * `checkout_expired`, `checkout_finished`, `provider_mismatch`.
+ */
+export class ServiceError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  constructor(code: string, message: string, opts: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.name = 'ServiceError';
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+    Object.defineProperty(this, SERVICE_ERROR, { value: true });
+  }
+
+  /** `instanceof` holds across copies of this module (a plugin that bundles its own copy of the API). */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[SERVICE_ERROR] === true;
+  }
 }
+
+const SERVICE_ERROR = Symbol.for('paylink.ServiceError');
 
 // ---------------------------------------------------------------------------------------------
 // Channels
@@ -218,7 +360,7 @@ export interface PluginApi {
      */
     on<T extends EventType>(event: T, handler: EventHandler<T>): void;
   };
-  providers: { register(provider: PaymentProvider): void };
+  providers: { register<S = Record<string, unknown>>(provider: PaymentProvider<S>): void };
   channels: { register(channel: Channel): void };
   actions: { register<S>(action: AfterPaymentAction<S>): void };
   /**
@@ -233,7 +375,11 @@ export interface PluginApi {
   store: PluginStore;
   services: {
     merchants: { get(merchantId: string): Promise<PluginMerchant | null> };
-    /** For payment providers: read a checkout and report what the customer's card did. */
+    /**
+     * For payment providers: read a checkout and report what the customer's payment did. Scoped to
+     * the calling plugin's providers: another provider's payment is a `ServiceError`
+     * (`payment_not_found`, permanent) and is never touched.
+     */
     checkout: PluginCheckoutServices;
     /** Customers and their tags (for actions such as action-customer-tags). */
     customers: PluginCustomerServices;
@@ -285,8 +431,32 @@ export interface PluginAuthorizeResult {
   next: string;
 }
 
+/** A payment as its provider sees it (`checkout.getPayment`). */
+export interface PluginCheckoutPayment {
+  id: string;
+  /** The provider id it was started with (always one of the calling plugin's). */
+  provider: string;
+  status: 'pending' | 'authorized' | 'paid' | 'failed' | 'voided' | 'refunded' | 'partially_refunded';
+  amount: number;
+  currency: string;
+  amountRefunded: number;
+  providerRef: string | null;
+  /** The checkout session (`cs_…`), when it came from one. */
+  sessionId: string | null;
+  /** The merchant's public id (for `settingsFor`). */
+  merchantId: string;
+}
+
+/**
+ * Every method is scoped to the calling plugin's providers. Errors: a `ServiceError` (`code`,
+ * `retryable`) for what the request itself gets wrong; anything else is transient.
+ */
 export interface PluginCheckoutServices {
   getSession(sessionId: string): Promise<PluginCheckoutSession | null>;
+  /** One of this plugin's payments; null when unknown or another provider's. Added in apiVersion 1. */
+  getPayment(paymentId: string): Promise<PluginCheckoutPayment | null>;
+  /** This provider's settings for a merchant (secrets decrypted), e.g. to check a webhook signature; null when not set. */
+  settingsFor<S = Record<string, unknown>>(merchantId: string, providerId?: string): Promise<S | null>;
   /** Core claims a payment-limit slot atomically, then calls your provider's capture or void. Idempotent. */
   authorize(paymentId: string, providerRef: string): Promise<PluginAuthorizeResult>;
   /** The card was declined; the customer may retry (call `retry` for a fresh attempt). */

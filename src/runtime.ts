@@ -43,6 +43,9 @@ import { createActionService, type ActionService } from './features/actions/serv
 import { createSendingService, type SendingService } from './features/sending/service.ts';
 import { actionCustomer, createPluginCustomerServices } from './features/actions/plugin-customers.ts';
 import { createPluginCheckoutServices } from './features/checkout/plugin-services.ts';
+import { createRefundService, type RefundService } from './features/checkout/refunds.ts';
+import { createProviderSettingsService, type ProviderSettingsService } from './features/providers/index.ts';
+import { createSealer } from './core/encryption.ts';
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/rate-limit.ts';
 import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
 
@@ -72,6 +75,10 @@ export interface Services {
   actions: ActionService;
   /** Sending links to customers; Text-to-Pay. */
   sending: SendingService;
+  /** Payment providers per merchant (Settings → Payments). */
+  providers: ProviderSettingsService;
+  /** Refunds of paid payments. */
+  refunds: RefundService;
 }
 
 export interface Runtime {
@@ -197,6 +204,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const merchants = createMerchantService({ db, clock, events });
     const customers = createCustomerService({ db, clock, tags });
+    const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });
     const templates = createTemplateService({ db, clock });
     const deliveries = createDeliveryService({
       db,
@@ -252,6 +260,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         registries,
         log: log.child('checkout'),
         baseUrl: config.baseUrl,
+        providers,
         onPaid: async (trx, paid) => {
           if (paid.linkKey !== null) await reminders.stopForPayment(trx, paid.linkKey, paid.customerKey);
         },
@@ -264,6 +273,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       reminders,
       actions,
       sending: createSendingService({ db, clock, registries, customers, tags, links, deliveries, reminders, actions }),
+      providers,
+      refunds: createRefundService({ db, clock, events, jobs, registries, log: log.child('refunds'), providers, merchantIdOf: async (key) => (await merchants.getByKey(key))?.id ?? null }),
     };
     const views = opts.recordViews === false ? null : new ViewRecorder({ db, clock, log: log.child('views'), live, events, viewIds, flushMs: opts.viewFlushMs });
 
@@ -302,7 +313,17 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         const m = await services.merchants.get(id);
         return m ? toPluginMerchant(m) : null;
       },
-      checkout: () => createPluginCheckoutServices({ checkout: services.checkout, links, merchants: services.merchants, baseUrl: config.baseUrl }),
+      checkout: (pluginId) =>
+        createPluginCheckoutServices({
+          checkout: services.checkout,
+          links,
+          merchants: services.merchants,
+          baseUrl: config.baseUrl,
+          pluginId,
+          ownerOf: (id) => registries.providers.ownerOf(id),
+          providerIds: () => registries.providers.list().map((p) => p.id),
+          settingsFor: (merchantKey, providerId) => providers.settingsFor(merchantKey, providerId),
+        }),
       customers: () => createPluginCustomerServices({ merchants, customers, tags }),
     });
     const sources = opts.pluginSources ?? [...builtinSources(BUILTIN_PLUGINS_DIR), ...config.plugins.map((p) => externalSource(p))];

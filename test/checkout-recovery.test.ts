@@ -31,15 +31,15 @@ forEachTarget('checkout recovery', (target) => {
     ({ merchant: shop } = await env.rt.services.merchants.signUp({ name: 'Kiln Club', handle, email: `${handle}@example.test`, password: 'correct horse battery' }));
     sandbox = env.rt.registries.providers.get('sandbox') as PaymentProvider;
     const { capture, void: voidIt } = sandbox;
-    sandbox.capture = async (p: ProviderPaymentRef) => {
+    sandbox.capture = async (p: ProviderPaymentRef, s) => {
       calls.capture++;
       await maybeStall();
-      await capture(p);
+      await capture(p, s);
     };
-    sandbox.void = async (p: ProviderPaymentRef) => {
+    sandbox.void = async (p: ProviderPaymentRef, s) => {
       calls.void++;
       await maybeStall();
-      await voidIt(p);
+      await voidIt(p, s);
     };
   });
   beforeEach(() => {

@@ -43,8 +43,8 @@ forEachTarget('checkout', (target) => {
     // Count what core asks of the provider (the sandbox's capture/void do nothing else).
     const sandbox = env.rt.registries.providers.get('sandbox') as PaymentProvider;
     const { capture, void: voidIt } = sandbox;
-    sandbox.capture = async (p) => void (calls.capture++, await capture(p));
-    sandbox.void = async (p) => void (calls.void++, await voidIt(p));
+    sandbox.capture = async (p, s) => void (calls.capture++, await capture(p, s));
+    sandbox.void = async (p, s) => void (calls.void++, await voidIt(p, s));
   });
   beforeEach(() => {
     calls.capture = 0;

@@ -29,16 +29,16 @@ forEachTarget('payment limits', (target) => {
     // Count what core asks of the provider; a tick of "network" in each call widens every race window.
     const sandbox = env.rt.registries.providers.get('sandbox') as PaymentProvider;
     const { capture, void: voidIt } = sandbox;
-    sandbox.capture = async (p) => {
+    sandbox.capture = async (p, s) => {
       calls.capture++;
       await new Promise((r) => setTimeout(r, 1));
       if (refuseCapture.has(p.paymentId)) throw new Error('sandbox: capture refused');
-      await capture(p);
+      await capture(p, s);
     };
-    sandbox.void = async (p) => {
+    sandbox.void = async (p, s) => {
       calls.void++;
       await new Promise((r) => setTimeout(r, 1));
-      await voidIt(p);
+      await voidIt(p, s);
     };
   });
   beforeEach(() => {

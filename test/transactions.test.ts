@@ -227,7 +227,7 @@ forEachTarget('transactions', (target) => {
       expect(page.text).to.include('<h1>€49.00 <span class="badge badge-green">Succeeded</span></h1>');
       expect(page.text).to.include('Ann Example');
       expect(page.text).to.include('href="mailto:ann@example.test"');
-      expect(page.text).to.include('<dd>sandbox</dd>');
+      expect(page.text).to.include('<dd>Sandbox (test cards) <span class="muted small">(sandbox)</span></dd>');
       expect(page.text).to.include(`<code>${row.provider_ref}</code>`);
       expect(page.text).to.include('<time datetime="2026-03-02T09:00:00.000Z">2 Mar 2026, 10:00</time>');
       expect(page.text).to.match(/Authorized<\/span> <time datetime="2026-03-02T09:00:00.000Z">/);

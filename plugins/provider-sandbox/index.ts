@@ -49,6 +49,9 @@ export default definePlugin({
     const provider: PaymentProvider = {
       id: 'sandbox',
       name: 'Sandbox (test cards)',
+      methodLabel: 'Test card',
+      // Every merchant can take test payments from the start; Settings → Payments turns it off.
+      enabledByDefault: true,
       async start(session) {
         return { redirect: `${api.baseUrl}/p/provider-sandbox/pay/${encodeURIComponent(session.id)}` };
       },
@@ -150,7 +153,7 @@ async function cardPage(api: PluginApi, req: Request, res: Response, session?: P
 /** A paid, voided or processing checkout goes to its receipt; an expired or closed one gets a clear page. */
 async function finished(api: PluginApi, req: Request, res: Response, session: PluginCheckoutSession): Promise<void> {
   const status = session.payment?.status;
-  if (session.returnUrl && (status === 'paid' || status === 'voided' || status === 'authorized' || status === 'refunded')) {
+  if (session.returnUrl && (status === 'paid' || status === 'voided' || status === 'authorized' || status === 'refunded' || status === 'partially_refunded')) {
     return res.redirect(303, session.returnUrl);
   }
   const html = await api.views.render('finished', { ...base(res, session), expired: session.status === 'expired' });

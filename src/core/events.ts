@@ -27,6 +27,7 @@ export const EVENT_TYPES = [
   'payment.authorized',
   'payment.succeeded',
   'payment.failed',
+  'payment.refunded',
   'link.limit_reached',
   'link.expired',
   'delivery.sent',
@@ -137,6 +138,17 @@ export const EVENT_PAYLOAD_SCHEMAS = {
   'payment.authorized': z.strictObject(paymentFields),
   'payment.succeeded': z.strictObject(paymentFields),
   'payment.failed': z.strictObject({ ...paymentFields, reason: z.string() }),
+  'payment.refunded': z.strictObject({
+    merchantId,
+    paymentId: publicIdOf('pay'),
+    refundId: publicIdOf('re'),
+    linkId: publicIdOf('lnk').nullable(),
+    amount: minorUnits.positive(),
+    currency,
+    amountRefunded: minorUnits,
+    status: z.enum(['refunded', 'partially_refunded']),
+    reason: z.string().nullable(),
+  }),
   'link.limit_reached': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), limit: z.number().int().positive(), paymentId: publicIdOf('pay') }),
   'link.expired': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), customerId: publicIdOf('cus').nullable(), expiredAt: z.iso.datetime() }),
   'delivery.sent': z.strictObject({ ...deliveryFields, providerMessageId: z.string() }),
@@ -229,6 +241,12 @@ export interface EventPayloads {
    * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "customerId": null, "amount": 4500, "currency": "EUR", "provider": "sandbox", "reason": "card_declined" }
    */
   'payment.failed': PayloadOf<'payment.failed'>;
+  /**
+   * Money went back to the customer (from the dashboard, the API, or the provider). `amount` is this
+   * refund; `amountRefunded` all refunds of the payment so far. A refund never reopens a limit slot.
+   * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "refundId": "re_9Kd…", "linkId": "lnk_7Hd2…", "amount": 1000, "currency": "EUR", "amountRefunded": 1000, "status": "partially_refunded", "reason": "Cancelled class" }
+   */
+  'payment.refunded': PayloadOf<'payment.refunded'>;
   /**
    * The payment `paymentId` took the link's last slot: the link is now inactive (`limit_reached`).
    * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "limit": 50, "paymentId": "pay_4Rb…" }

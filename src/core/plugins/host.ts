@@ -75,8 +75,11 @@ export interface PluginHostDeps {
   /** Settings the host derives from core configuration for a plugin (e.g. SMTP_URL for channel-email). */
   defaults?: Record<string, Record<string, unknown>>;
   getMerchant(publicId: string): Promise<PluginMerchant | null>;
-  /** Checkout capabilities for payment providers; built by the runtime once services exist. */
-  checkout: () => PluginCheckoutServices;
+  /**
+   * Checkout capabilities for a plugin's payment providers, scoped to that plugin (it reads and
+   * authorizes only payments of providers it registered); built by the runtime once services exist.
+   */
+  checkout: (pluginId: string) => PluginCheckoutServices;
   /** Customer capabilities for actions; built by the runtime once services exist. */
   customers?: () => PluginCustomerServices;
   /** How long one plugin's register() may take before it is disabled, so a hung plugin cannot stall boot. */
@@ -133,7 +136,7 @@ function pluginExport(mod: unknown): unknown {
 /** What register() asked for; applied only when register() completes and nothing conflicts. */
 interface Staged {
   hooks: { event: EventType; handler: EventHandler<any> }[];
-  providers: PaymentProvider[];
+  providers: PaymentProvider<any>[];
   channels: Channel[];
   actions: AfterPaymentAction<any>[];
   pages: DashboardPage[];
@@ -310,9 +313,8 @@ export class PluginHost {
         },
       }),
       providers: Object.freeze({
-        register(provider: PaymentProvider) {
-          const ok = isPlainObject(provider) && isName(provider.id) && typeof provider.name === 'string' && [provider.start, provider.capture, provider.void, provider.refund].every(isFn);
-          stage('providers.register', ok, () => staged.providers.push(provider));
+        register<S>(provider: PaymentProvider<S>) {
+          stage('providers.register', isProvider(provider), () => staged.providers.push(provider));
         },
       }),
       channels: Object.freeze({
@@ -343,7 +345,7 @@ export class PluginHost {
       store: createPluginStore(deps.db, deps.clock, def.id),
       services: Object.freeze({
         merchants: Object.freeze({ get: (id: string) => deps.getMerchant(id) }),
-        checkout: lazyCheckout(deps.checkout),
+        checkout: lazyCheckout(() => deps.checkout(def.id)),
         customers: Object.freeze({
           get: (merchantId: string, customerId: string) => customersOf(deps).get(merchantId, customerId),
           tags: (merchantId: string) => customersOf(deps).tags(merchantId),
@@ -424,10 +426,25 @@ function customersOf(deps: PluginHostDeps): PluginCustomerServices {
   return deps.customers();
 }
 
+/** A provider registration's shape: the required methods, and the optional parts well-formed when present. */
+function isProvider(p: PaymentProvider<any>): boolean {
+  if (!isPlainObject(p) || !isName(p.id) || typeof p.name !== 'string' || ![p.start, p.capture, p.void, p.refund].every(isFn)) return false;
+  if (p.methodLabel !== undefined && !(typeof p.methodLabel === 'string' && p.methodLabel.length > 0 && p.methodLabel.length <= 40)) return false;
+  if (p.captureModel !== undefined && p.captureModel !== 'manual' && p.captureModel !== 'immediate') return false;
+  if (p.checkoutOrigins !== undefined && !isFn(p.checkoutOrigins)) return false;
+  const ms = p.merchantSettings;
+  if (ms === undefined) return true;
+  return isPlainObject(ms) && isFn(ms.schema?.safeParse) && (ms.secrets === undefined || (Array.isArray(ms.secrets) && ms.secrets.every(isName))) && (ms.verify === undefined || isFn(ms.verify)) && (ms.formFragment === undefined || typeof ms.formFragment === 'string');
+}
+
 /** Checkout capabilities resolved on first use, so a host can be built before the checkout exists. */
-function lazyCheckout(get: () => PluginCheckoutServices): PluginCheckoutServices {
+function lazyCheckout(make: () => PluginCheckoutServices): PluginCheckoutServices {
+  let built: PluginCheckoutServices | null = null;
+  const get = () => (built ??= make());
   return Object.freeze({
     getSession: (sessionId: string) => get().getSession(sessionId),
+    getPayment: (paymentId: string) => get().getPayment(paymentId),
+    settingsFor: <S,>(merchantId: string, providerId?: string) => get().settingsFor<S>(merchantId, providerId),
     authorize: (paymentId: string, providerRef: string) => get().authorize(paymentId, providerRef),
     decline: (paymentId: string, failure: { code: string; message: string }) => get().decline(paymentId, failure),
     retry: (sessionId: string) => get().retry(sessionId),

@@ -1,4 +1,15 @@
-import type { AfterPaymentAction, Channel, PaymentProvider } from '../../plugin-api.ts';
+import { ProviderError, type AfterPaymentAction, type Channel, type PaymentProvider } from '../../plugin-api.ts';
+
+/**
+ * A ProviderError from any copy of the plugin API (a plugin may bundle its own, so `instanceof` is
+ * not enough): its name, `retryable` and `code` say what it is.
+ */
+export function providerErrorOf(err: unknown): Pick<ProviderError, 'retryable' | 'code' | 'message'> | null {
+  if (err instanceof ProviderError) return err;
+  if (!(err instanceof Error) || err.name !== 'ProviderError') return null;
+  const e = err as Error & { retryable?: unknown; code?: unknown };
+  return typeof e.retryable === 'boolean' && typeof e.code === 'string' ? (e as ProviderError) : null;
+}
 
 /** A registry of named things contributed by plugins; a second registration of an id is an error. */
 export class Registry<T extends { id: string }> {
@@ -51,7 +62,7 @@ export class ChannelRegistry {
 }
 
 export interface Registries {
-  providers: Registry<PaymentProvider>;
+  providers: Registry<PaymentProvider<any>>;
   channels: ChannelRegistry;
   actions: Registry<AfterPaymentAction<any>>;
 }

@@ -1,19 +1,51 @@
-// JSON API: /payments (read only; filters link_id and status).
+// JSON API: /payments (read; filters link_id and status) and their refunds (API.md "Refunds").
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
-import { paymentJson } from '../checkout/payments.ts';
-import { listJson, merchantOf } from './common.ts';
+import { paymentJson, type PaymentView } from '../checkout/payments.ts';
+import { refundJson, type Refund } from '../checkout/refunds.ts';
+import { IDEMPOTENCY_HEADER } from '../../core/idempotency.ts';
+import { NotFoundError } from '../../core/errors.ts';
+import { created, listJson, merchantOf } from './common.ts';
+
+/** A payment with its refunds, oldest first. */
+const withRefunds = (p: PaymentView, refunds: Refund[]) => ({ ...paymentJson(p), refunds: refunds.map((r) => refundJson(r, p.id)) });
 
 export function apiPaymentRoutes(rt: Runtime): express.Router {
   const router = express.Router();
-  const { payments } = rt.services;
+  const { payments, refunds } = rt.services;
 
   router.get('/payments', async (req, res) => {
-    res.json(await listJson(await payments.list(merchantOf(res).key, req.query), (items) => items.map(paymentJson)));
+    res.json(
+      await listJson(await payments.list(merchantOf(res).key, req.query), async (items) => {
+        const byPayment = await refunds.forPayments(items.map((p) => p.key));
+        return items.map((p) => withRefunds(p, byPayment.get(p.key) ?? []));
+      }),
+    );
   });
 
   router.get('/payments/:id', async (req, res) => {
-    res.json(paymentJson(await payments.get(merchantOf(res).key, req.params.id)));
+    const payment = await payments.get(merchantOf(res).key, req.params.id);
+    res.json(withRefunds(payment, await refunds.list(payment.key)));
+  });
+
+  router.get('/payments/:id/refunds', async (req, res) => {
+    const payment = await payments.get(merchantOf(res).key, req.params.id);
+    res.json({ data: (await refunds.list(payment.key)).map((r) => refundJson(r, payment.id)), has_more: false });
+  });
+
+  router.get('/payments/:id/refunds/:refundId', async (req, res) => {
+    const payment = await payments.get(merchantOf(res).key, req.params.id);
+    const refund = (await refunds.list(payment.key)).find((r) => r.id === req.params.refundId);
+    if (!refund) throw new NotFoundError('No such refund.');
+    res.json(refundJson(refund, payment.id));
+  });
+
+  // The Idempotency-Key middleware replays a repeated request; the key also reaches the service, so
+  // a repeat that races the first (or comes after the key expired) still answers the same refund.
+  router.post('/payments/:id/refunds', async (req, res) => {
+    const merchant = merchantOf(res);
+    const { refund, payment } = await refunds.refund(merchant, req.params.id, req.body ?? {}, req.get(IDEMPOTENCY_HEADER) ?? null);
+    created(res, `/api/v1/payments/${payment.id}/refunds/${refund.id}`, refundJson(refund, payment.id));
   });
 
   return router;

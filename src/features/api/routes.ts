@@ -12,6 +12,7 @@ import { apiProductRoutes } from './products.ts';
 import { apiTagRoutes } from './tags.ts';
 import { apiCustomerRoutes } from './customers.ts';
 import { apiPaymentRoutes } from './payments.ts';
+import { apiProviderRoutes } from './providers.ts';
 
 declare global {
   namespace Express {
@@ -82,6 +83,7 @@ export function apiRoutes(rt: Runtime, opts: ApiRoutesOptions = {}): express.Rou
   router.use(apiTagRoutes(rt));
   router.use(apiCustomerRoutes(rt));
   router.use(apiPaymentRoutes(rt));
+  router.use(apiProviderRoutes(rt));
 
   router.use((req, _res, next) => {
     if (!['GET', 'POST', 'PATCH', 'DELETE', 'PUT', 'HEAD', 'OPTIONS'].includes(req.method)) {

@@ -11,7 +11,7 @@ import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import { paymentFrom, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
 
-export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'paid', 'failed', 'voided', 'refunded'];
+export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'paid', 'failed', 'voided', 'refunded', 'partially_refunded'];
 
 export interface PaymentCustomer {
   /** `cus_…` when the payment belongs to a customer record, else null. */
@@ -71,6 +71,7 @@ export function paymentJson(p: PaymentView) {
     amount: p.amount,
     currency: p.currency,
     status: p.status,
+    amount_refunded: p.amountRefunded,
     provider: p.provider,
     failure_code: p.failureCode,
     created_at: p.createdAt.toISOString(),

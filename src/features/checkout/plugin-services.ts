@@ -1,14 +1,60 @@
 // What payment-provider plugins may do with checkouts (PluginApi.services.checkout), over the
-// checkout service, links and merchants: capabilities, never tables.
-import type { PluginCheckoutServices } from '../../plugin-api.ts';
-import { NotFoundError } from '../../core/errors.ts';
+// checkout service, links and merchants: capabilities, never tables. Built per plugin: every method
+// answers only for payments of providers that plugin registered, so one provider's webhook can never
+// read, authorize or decline another provider's payment (that is `payment_not_found`, permanent).
+import { ServiceError, type PluginCheckoutPayment, type PluginCheckoutServices } from '../../plugin-api.ts';
+import { AppError } from '../../core/errors.ts';
 import type { MerchantService } from '../merchants/service.ts';
 import { toPluginMerchant } from '../merchants/service.ts';
 import type { LinkService } from '../links/service.ts';
 import type { CheckoutService, Payment } from './service.ts';
 
-export function createPluginCheckoutServices(deps: { checkout: CheckoutService; links: LinkService; merchants: MerchantService; baseUrl: string }): PluginCheckoutServices {
-  const { checkout, links, merchants, baseUrl } = deps;
+export interface PluginCheckoutDeps {
+  checkout: CheckoutService;
+  links: LinkService;
+  merchants: MerchantService;
+  baseUrl: string;
+  /** The plugin these services are for. */
+  pluginId: string;
+  /** Which plugin registered a provider id (undefined: none). */
+  ownerOf(providerId: string): string | undefined;
+  /** Every registered provider id. */
+  providerIds(): string[];
+  /** A provider's parsed settings for a merchant (by internal key); null when not configured. */
+  settingsFor(merchantKey: number, providerId: string): Promise<unknown | null>;
+}
+
+const notFound = () => new ServiceError('payment_not_found', 'No such payment for this provider.');
+
+/** Core's errors as a plugin sees them: the same code; transient only for an outage (5xx). */
+async function asServiceErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof AppError) {
+      const code = err.code === 'not_found' ? 'payment_not_found' : err.code;
+      throw new ServiceError(code, err.userMessage, { retryable: err.status >= 500, cause: err });
+    }
+    throw err;
+  }
+}
+
+export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCheckoutServices {
+  const { checkout, links, merchants, baseUrl, pluginId } = deps;
+  const mine = (p: Pick<Payment, 'provider'>) => deps.ownerOf(p.provider) === pluginId;
+  /** The plugin's one provider (settingsFor without a provider id); a plugin with several must name it. */
+  const onlyProviderOf = (): string => {
+    const own = deps.providerIds().filter((id) => deps.ownerOf(id) === pluginId);
+    if (own.length !== 1) throw new ServiceError('provider_mismatch', own.length ? `${pluginId} registers several providers: pass the provider id.` : `${pluginId} registers no provider.`);
+    return own[0];
+  };
+
+  /** One of this plugin's payments, or a permanent `payment_not_found` (unknown or another provider's: the same answer). */
+  async function ownPayment(paymentId: string): Promise<Payment> {
+    const payment = typeof paymentId === 'string' && paymentId.length <= 64 ? await checkout.getPayment(paymentId) : null;
+    if (!payment || !mine(payment)) throw notFound();
+    return payment;
+  }
 
   /** After success: the merchant's redirect (same tab), an interim page (new tab), or the receipt. */
   async function successUrl(payment: Pick<Payment, 'id' | 'linkKey'>): Promise<string> {
@@ -25,11 +71,13 @@ export function createPluginCheckoutServices(deps: { checkout: CheckoutService; 
 
   return Object.freeze({
     async getSession(sessionId) {
-      const session = await checkout.getSession(sessionId);
+      const session = typeof sessionId === 'string' && sessionId.length <= 64 ? await checkout.getSession(sessionId) : null;
       if (!session) return null;
+      const payment = await checkout.currentPayment(session);
+      // A session belongs to the provider its payments were started with.
+      if (payment && !mine(payment)) return null;
       const merchant = await merchants.getByKey(session.merchantKey);
       if (!merchant) return null;
-      const payment = await checkout.currentPayment(session);
       return {
         id: session.id,
         open: checkout.isOpen(session) && (payment === null || payment.status === 'pending' || payment.status === 'failed'),
@@ -44,16 +92,47 @@ export function createPluginCheckoutServices(deps: { checkout: CheckoutService; 
         successUrl: payment ? await successUrl(payment) : `${baseUrl}/${merchant.handle}`,
       };
     },
+    async getPayment(paymentId) {
+      const payment = typeof paymentId === 'string' && paymentId.length <= 64 ? await checkout.getPayment(paymentId) : null;
+      if (!payment || !mine(payment)) return null;
+      const merchant = await merchants.getByKey(payment.merchantKey);
+      if (!merchant) return null;
+      const session = payment.sessionKey === null ? null : await checkout.sessionByKey(payment.sessionKey);
+      return {
+        id: payment.id,
+        provider: payment.provider,
+        status: payment.status,
+        amount: payment.amount,
+        currency: payment.currency,
+        amountRefunded: payment.amountRefunded,
+        providerRef: payment.providerRef,
+        sessionId: session?.id ?? null,
+        merchantId: merchant.id,
+      } satisfies PluginCheckoutPayment;
+    },
+    async settingsFor<S>(merchantId: string, providerId?: string) {
+      const own = providerId ?? null;
+      if (own !== null && deps.ownerOf(own) !== pluginId) throw new ServiceError('provider_mismatch', `Provider "${own}" is not registered by ${pluginId}.`);
+      const merchant = typeof merchantId === 'string' && merchantId.length <= 64 ? await merchants.get(merchantId) : null;
+      if (!merchant) return null;
+      const id = own ?? onlyProviderOf();
+      return (await deps.settingsFor(merchant.key, id)) as S | null;
+    },
     async authorize(paymentId, providerRef) {
-      const outcome = await checkout.authorize(paymentId, providerRef);
+      if (typeof providerRef !== 'string' || !providerRef || providerRef.length > 191) throw new ServiceError('invalid_provider_ref', 'providerRef must be 1 to 191 characters.');
+      await ownPayment(paymentId);
+      const outcome = await asServiceErrors(() => checkout.authorize(paymentId, providerRef));
       return { status: outcome.status, reason: outcome.reason, next: await nextUrl(outcome.payment) };
     },
     async decline(paymentId, failure) {
-      await checkout.decline(paymentId, failure);
+      await ownPayment(paymentId);
+      await asServiceErrors(() => checkout.decline(paymentId, { code: String(failure?.code ?? 'declined'), message: String(failure?.message ?? 'The payment was declined.') }));
     },
     async retry(sessionId) {
-      const payment = await checkout.retry(sessionId);
-      if (!payment) throw new NotFoundError();
+      const session = typeof sessionId === 'string' && sessionId.length <= 64 ? await checkout.getSession(sessionId) : null;
+      const current = session ? await checkout.currentPayment(session) : null;
+      if (!session || (current && !mine(current))) throw new ServiceError('session_not_found', 'No such checkout session for this provider.');
+      const payment = await asServiceErrors(() => checkout.retry(sessionId));
       return { paymentId: payment.id };
     },
   } satisfies PluginCheckoutServices);

@@ -6,6 +6,15 @@
  *                slot won → capture → paid (counters, payment.succeeded);
  *                slot lost → void → voided ("Payment limit reached").
  *
+ *   capture/void fail with a retryable ProviderError → the payment stays authorized (failure_code
+ *                `capture_retrying`/`void_retrying`) and `checkout.settle_retry` retries with backoff;
+ *                a permanent error (or the last attempt) → failed and the slot released (capture) or
+ *                voided anyway (void: the authorization lapses at the provider).
+ *   refund     → see refunds.ts (paid → partially_refunded → refunded; never reopens a slot).
+ *
+ * Which provider: the one the customer chose among the merchant's usable providers (Settings →
+ * Payments); with one, no choice is needed. Every provider call gets the merchant's settings.
+ *
  * Never read-check-write: the claim is one conditional UPDATE. No network call runs inside a
  * transaction: record intent, commit, call the provider, record the result.
  */
@@ -16,9 +25,9 @@ import type { EventBus } from '../../core/events.ts';
 import type { JobQueue } from '../../core/jobs.ts';
 import type { Logger } from '../../core/log.ts';
 import { publicId } from '../../core/ids.ts';
-import { AppError, NotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
+import { AppError, NotFoundError, ServiceUnavailableError, ValidationError } from '../../core/errors.ts';
 import { MAX_MINOR } from '../../core/money.ts';
-import type { Registries } from '../../core/plugins/registries.ts';
+import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import type { Link } from '../links/service.ts';
@@ -26,7 +35,7 @@ import { countPayment } from '../analytics/rollups.ts';
 
 export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
 
-export type PaymentStatus = 'pending' | 'authorized' | 'paid' | 'failed' | 'voided' | 'refunded';
+export type PaymentStatus = 'pending' | 'authorized' | 'paid' | 'failed' | 'voided' | 'refunded' | 'partially_refunded';
 
 export interface LinkSnapshot {
   id: string;
@@ -65,6 +74,8 @@ export interface Payment {
   amount: number;
   currency: string;
   status: PaymentStatus;
+  /** Refunded so far (succeeded refunds), minor units. */
+  amountRefunded: number;
   failureCode: string | null;
   failureMessage: string | null;
   createdAt: Date;
@@ -110,6 +121,7 @@ export const paymentFrom = (r: any): Payment => ({
   amount: Number(r.amount),
   currency: r.currency,
   status: r.status,
+  amountRefunded: Number(r.amount_refunded ?? 0),
   failureCode: r.failure_code,
   failureMessage: r.failure_message,
   createdAt: toDate(r.created_at),
@@ -126,12 +138,36 @@ export interface CheckoutDeps {
   registries: Registries;
   log: Logger;
   baseUrl: string;
+  /** The merchant's providers (Settings → Payments): which customers can use, and their settings. */
+  providers: CheckoutProviders;
   /**
    * Runs in the transaction that marks a payment paid (e.g. stopping the paying customer's
    * reminders), so what a payment settles is settled atomically with it.
    */
   onPaid?: (trx: Trx, paid: { linkKey: number | null; customerKey: number | null }) => Promise<void>;
 }
+
+/** What checkout needs of the per-merchant provider settings (the providers feature). */
+export interface CheckoutProviders {
+  /** Enabled and configured providers of a merchant, in registration order, with their parsed settings. */
+  usable(merchantKey: number): Promise<{ provider: PaymentProvider<any>; settings: unknown }[]>;
+  /** A provider's parsed settings for a merchant (enabled or not); null when not configured. */
+  settingsFor(merchantKey: number, providerId: string): Promise<unknown | null>;
+}
+
+/** Attempts of `checkout.settle_retry` (exponential backoff from the job queue) before a capture or void counts as failed. */
+export const SETTLE_RETRY_ATTEMPTS = 8;
+/** The first retry of a capture or void that failed with a retryable error. */
+export const SETTLE_RETRY_FIRST_MS = 30_000;
+
+const isRetryable = (err: unknown) => providerErrorOf(err)?.retryable === true;
+
+/**
+ * How a provider call was reached (settle, a refund): right after the request, from the recovery job,
+ * or from a retry job (its last attempt or not). A retryable error inside a retry job is rethrown so
+ * the queue backs off; on the last attempt it counts as final.
+ */
+export type AttemptMode = 'inline' | 'recovery' | 'retry' | 'last_retry';
 
 /**
  * How long an authorized payment may wait for its capture or void before the recovery job does it
@@ -214,20 +250,27 @@ export interface StartInput {
   email?: string | null;
   /** The customer paying, when known (a link sent to them or made for them). */
   customerKey?: number | null;
+  /** The provider the customer chose (needed only when the merchant has several). */
+  provider?: string | null;
 }
 
 export function createCheckoutService(deps: CheckoutDeps) {
   const { db, clock, events, registries, log } = deps;
 
-  /** The provider new checkouts use: a real one when installed, else the sandbox. */
-  function provider(): PaymentProvider {
-    const all = registries.providers.list();
-    const chosen = all.find((p) => p.id !== 'sandbox') ?? all[0];
-    if (!chosen) throw new AppError('no_payment_provider', 503, 'Payments are not available right now: no payment provider is enabled.');
-    return chosen;
+  /** The provider a new checkout uses: the customer's choice among the merchant's usable ones. */
+  async function chooseProvider(merchantKey: number, wanted: string | null | undefined): Promise<{ provider: PaymentProvider<any>; settings: unknown }> {
+    const usable = await deps.providers.usable(merchantKey);
+    if (!usable.length) throw new AppError('no_payment_provider', 503, 'Payments are not available right now: this business has no payment method enabled.');
+    if (wanted) {
+      const chosen = usable.find((u) => u.provider.id === wanted);
+      if (!chosen) throw new ValidationError([{ field: 'provider', code: 'invalid_provider', message: 'Choose one of the payment methods shown.' }]);
+      return chosen;
+    }
+    if (usable.length > 1) throw new ValidationError([{ field: 'provider', code: 'provider_required', message: 'Choose how you want to pay.' }]);
+    return usable[0];
   }
 
-  function providerFor(payment: Payment): PaymentProvider {
+  function providerFor(payment: Payment): PaymentProvider<any> {
     const p = registries.providers.get(payment.provider);
     if (!p) throw new AppError('provider_unavailable', 503, `The payment provider "${payment.provider}" is not enabled.`);
     return p;
@@ -264,17 +307,23 @@ export function createCheckoutService(deps: CheckoutDeps) {
 
   /**
    * The second half of an authorization: capture (slot won) or void (slot lost) at the provider, then
-   * record the result. Runs right after the claim, or later from the `checkout.settle` recovery job;
-   * every write is conditional on the payment still being `authorized`, so it finishes once.
+   * record the result. Runs right after the claim, or later from the `checkout.settle` recovery job or
+   * a `checkout.settle_retry` job; every write is conditional on the payment still being
+   * `authorized`, so it finishes once. An immediate-capture provider already holds the money: it is
+   * not captured again, and a lost slot is refunded in full instead of voided.
    */
-  async function settle(payment: Payment, won: boolean, lostBecause: VoidReason): Promise<AuthorizeOutcome> {
+  async function settle(payment: Payment, won: boolean, lostBecause: VoidReason, mode: AttemptMode): Promise<AuthorizeOutcome> {
     const paymentId = payment.id;
     const ref = { paymentId, providerRef: payment.providerRef, amount: payment.amount, currency: payment.currency };
     const p = providerFor(payment);
+    const settings = (await deps.providers.settingsFor(payment.merchantKey, payment.provider)) ?? {};
+    const immediate = p.captureModel === 'immediate';
     if (!won) {
       try {
-        await p.void(ref);
+        if (immediate) await p.refund({ ...ref, refundId: `${paymentId}_limit`, reason: lostBecause }, payment.amount, settings);
+        else await p.void(ref, settings);
       } catch (err) {
+        if (isRetryable(err) && mode !== 'last_retry') return retryLater(payment, won, lostBecause, mode, err);
         // The authorization lapses at the provider anyway; record and move on.
         log.error('void failed after losing the payment-limit claim', { paymentId, reason: lostBecause, error: err });
       }
@@ -295,12 +344,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
     }
 
     try {
-      await p.capture(ref);
+      if (!immediate) await p.capture(ref, settings);
     } catch (err) {
+      if (isRetryable(err) && mode !== 'last_retry') return retryLater(payment, won, lostBecause, mode, err);
       log.error('capture failed; releasing the payment-limit slot', { paymentId, error: err });
-      await inTransaction(db, async (trx) => {
+      const released = await inTransaction(db, async (trx) => {
         const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'failed', failure_code: 'capture_failed', failure_message: 'The payment could not be completed.', updated_at: clock.now() });
-        if (!n) return; // already settled elsewhere: its slot must not be released twice
+        if (!n) return false; // already settled elsewhere: its slot must not be released twice
         if (payment.linkKey !== null) {
           await trx('links').where({ id: payment.linkKey }).andWhere('paid_count', '>', 0).update({ paid_count: trx.raw('paid_count - 1') });
           await trx('links')
@@ -310,13 +360,18 @@ export function createCheckoutService(deps: CheckoutDeps) {
             .update({ active: true, inactive_reason: null });
         }
         await events.emit(trx, 'payment.failed', { ...(await paymentEvent(trx, payment)), reason: 'capture_failed' }, payment.merchantKey);
+        return true;
       });
+      // Retries ran out: let go of the authorization too, so nothing is left holding the customer's money.
+      if (released && mode === 'last_retry' && !immediate) {
+        await p.void(ref, settings).catch((voidErr: unknown) => log.error('void after the last failed capture failed too', { paymentId, error: voidErr }));
+      }
       return service.outcomeOf(paymentId);
     }
 
     await inTransaction(db, async (trx) => {
       const paidAt = clock.now();
-      const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, updated_at: paidAt });
+      const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, failure_code: null, failure_message: null, updated_at: paidAt });
       if (!n) return;
       await deps.onPaid?.(trx, { linkKey: payment.linkKey, customerKey: payment.customerKey });
       if (payment.linkKey !== null) {
@@ -331,6 +386,29 @@ export function createCheckoutService(deps: CheckoutDeps) {
     return service.outcomeOf(paymentId);
   }
 
+  /**
+   * A capture or void failed with a retryable error. Inside a retry job: throw, so the queue retries
+   * with backoff. Otherwise: mark the payment (the recovery job leaves it to the retries) and queue
+   * the first retry. Either way the payment stays `authorized` and the customer sees "processing".
+   */
+  async function retryLater(payment: Payment, won: boolean, reason: VoidReason, mode: AttemptMode, err: unknown): Promise<AuthorizeOutcome> {
+    const what = won ? 'capture' : 'void';
+    if (mode === 'retry') throw err;
+    log.warn(`${what} failed with a retryable error; retrying with backoff`, { paymentId: payment.id, error: err });
+    await inTransaction(db, async (trx) => {
+      const n = await trx('payments')
+        .where({ id: payment.key, status: 'authorized' })
+        .update({ failure_code: `${what}_retrying`, failure_message: err instanceof Error ? err.message.slice(0, 255) : null, updated_at: clock.now() });
+      if (!n) return;
+      await deps.jobs.enqueue(trx, 'checkout.settle_retry', { paymentId: payment.id, won, reason }, {
+        uniqueKey: `settle-retry:${payment.id}`,
+        runAt: new Date(clock.now().getTime() + SETTLE_RETRY_FIRST_MS),
+        maxAttempts: SETTLE_RETRY_ATTEMPTS,
+      });
+    });
+    return service.outcomeOf(payment.id);
+  }
+
   const service = {
     receiptUrl(payment: Pick<Payment, 'id'>): string {
       return `${deps.baseUrl}/receipt/${payment.id}`;
@@ -340,7 +418,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
     async start(merchant: Merchant, link: CheckoutLink | null, input: StartInput): Promise<{ session: CheckoutSession; payment: Payment; next: ProviderStartResult }> {
       // Callers validate what customers type; this guards the money columns against programming errors.
       if (!Number.isSafeInteger(input.amount) || input.amount <= 0 || input.amount > MAX_MINOR) throw new RangeError(`checkout amount out of range: ${input.amount}`);
-      const chosen = provider();
+      const { provider: chosen, settings } = await chooseProvider(merchant.key, input.provider);
       const now = clock.now();
       const sessionId = publicId('cs');
       const paymentId = publicId('pay');
@@ -389,7 +467,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           description: link?.name ?? `Payment to ${merchant.name}`,
           customer: { name: input.name ?? null, email: input.email ?? null },
           returnUrl: `${deps.baseUrl}/receipt/${paymentId}`,
-        });
+        }, settings);
       } catch (err) {
         // The provider is down or refused: this attempt can never be paid; say so and keep the record.
         await decline(payment, { code: 'provider_unavailable', message: 'The payment provider could not be reached.' });
@@ -415,6 +493,11 @@ export function createCheckoutService(deps: CheckoutDeps) {
 
     async getSession(sessionId: string): Promise<CheckoutSession | null> {
       const r = await db('checkout_sessions').where({ public_id: sessionId }).first();
+      return r ? sessionFrom(r) : null;
+    },
+
+    async sessionByKey(key: number): Promise<CheckoutSession | null> {
+      const r = await db('checkout_sessions').where({ id: key }).first();
       return r ? sessionFrom(r) : null;
     },
 
@@ -465,7 +548,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           link_id: session.linkKey,
           checkout_session_id: session.key,
           customer_id: current?.customerKey ?? null,
-          provider: current?.provider ?? provider().id,
+          provider: current?.provider ?? (await chooseProvider(session.merchantKey, null)).provider.id,
           amount: session.amount,
           currency: session.currency,
           status: 'pending',
@@ -533,20 +616,27 @@ export function createCheckoutService(deps: CheckoutDeps) {
         return true;
       });
       if (!claimed) return service.outcomeOf(paymentId);
-      return settle({ ...payment, providerRef }, won, lostBecause);
+      return settle({ ...payment, providerRef }, won, lostBecause, 'inline');
     },
 
     async outcomeOf(paymentId: string): Promise<AuthorizeOutcome> {
       const payment = (await loadPayment(db, { public_id: paymentId }))!;
-      const status = payment.status === 'paid' ? 'paid' : payment.status === 'voided' ? 'voided' : payment.status === 'failed' ? 'failed' : 'processing';
+      const status = payment.status === 'paid' || payment.status === 'refunded' || payment.status === 'partially_refunded' ? 'paid' : payment.status === 'voided' ? 'voided' : payment.status === 'failed' ? 'failed' : 'processing';
       return { status, reason: payment.failureCode, payment };
     },
   };
   deps.jobs.define<{ paymentId: string; won: boolean; reason: VoidReason }>('checkout.settle', async ({ paymentId, won, reason }) => {
     const payment = await loadPayment(db, { public_id: paymentId });
     if (!payment || payment.status !== 'authorized') return; // settled right after the claim, as usual
+    // A retryable failure already has its own retry job with backoff: leave the payment to it.
+    if (payment.failureCode === 'capture_retrying' || payment.failureCode === 'void_retrying') return;
     log.warn('settling an authorization its request left behind', { paymentId, won });
-    await settle(payment, won, reason);
+    await settle(payment, won, reason, 'recovery');
+  });
+  deps.jobs.define<{ paymentId: string; won: boolean; reason: VoidReason }>('checkout.settle_retry', async ({ paymentId, won, reason }, job) => {
+    const payment = await loadPayment(db, { public_id: paymentId });
+    if (!payment || payment.status !== 'authorized') return;
+    await settle(payment, won, reason, job.attempts >= job.maxAttempts ? 'last_retry' : 'retry');
   });
 
   return service;

@@ -22,6 +22,7 @@ export function navItems(rt: Runtime): NavItem[] {
     ...(outbox ? [outbox] : []),
     ...pluginPages.filter((p) => p !== outbox),
     { label: 'Plugins', href: '/app/plugins' },
+    { label: 'Payments', href: '/app/settings/payments' },
     { label: 'Settings', href: '/app/settings' },
   ];
 }

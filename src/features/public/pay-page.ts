@@ -7,7 +7,7 @@
 import express, { type Request, type Response } from 'express';
 import type { Runtime } from '../../runtime.ts';
 import type { Renderer } from '../../core/http.ts';
-import { NotFoundError } from '../../core/errors.ts';
+import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
 import { TtlCache } from '../../core/changes.ts';
 import type { Merchant } from '../merchants/repository.ts';
@@ -20,12 +20,49 @@ import { currencySymbol, merchantView } from './view.ts';
 export interface PayLookups {
   merchant(handle: string): Promise<Merchant | null>;
   link(merchantKey: number, path: string): Promise<PayableLink | null>;
+  /** How the merchant's customers can pay: the choices, and the origins the pay form may send them to. */
+  methods(merchantKey: number): Promise<PayMethods>;
+}
+
+/** The merchant's usable providers as a pay page offers them. */
+export interface PayMethods {
+  options: { id: string; label: string }[];
+  /** Origins (other than ours) the providers send customers to: the page's CSP `form-action` gets exactly these. */
+  formOrigins: string[];
+}
+
+/** `https://x.example` for each http(s) URL or origin a provider declared; anything else is dropped. */
+function originsOf(declared: unknown, own: string): string[] {
+  if (!Array.isArray(declared)) return [];
+  const out = new Set<string>();
+  for (const d of declared) {
+    try {
+      const u = new URL(String(d));
+      if ((u.protocol === 'https:' || u.protocol === 'http:') && u.origin !== own) out.add(u.origin);
+    } catch {
+      // not a URL: ignored
+    }
+  }
+  return [...out];
 }
 
 export function databaseLookups(rt: Runtime): PayLookups {
+  const own = new URL(rt.config.baseUrl).origin;
   return {
     merchant: (handle) => rt.services.merchants.getByHandle(handle),
     link: (merchantKey, path) => rt.services.checkout.findPayableLink(merchantKey, path),
+    async methods(merchantKey) {
+      const usable = await rt.services.providers.usable(merchantKey);
+      const formOrigins = new Set<string>();
+      for (const { provider, settings } of usable) {
+        try {
+          for (const o of originsOf(provider.checkoutOrigins?.(settings) ?? [], own)) formOrigins.add(o);
+        } catch (err) {
+          rt.log.error('a provider failed to list its checkout origins', { provider: provider.id, error: err });
+        }
+      }
+      return { options: usable.map(({ provider }) => ({ id: provider.id, label: provider.methodLabel ?? provider.name })), formOrigins: [...formOrigins] };
+    },
   };
 }
 
@@ -39,9 +76,11 @@ export function cachedLookups(rt: Runtime, ttlMs = 5_000): PayLookups {
   const fresh = databaseLookups(rt);
   const merchants = new TtlCache<Merchant | null>(ttlMs);
   const links = new TtlCache<PayableLink | null>(ttlMs);
+  const methods = new TtlCache<PayMethods>(ttlMs);
   rt.changes.subscribe(() => {
     merchants.clear();
     links.clear();
+    methods.clear();
   });
   return {
     async merchant(handle) {
@@ -54,6 +93,12 @@ export function cachedLookups(rt: Runtime, ttlMs = 5_000): PayLookups {
       let l = links.get(key);
       if (l === undefined) links.set(key, (l = await fresh.link(merchantKey, path)));
       return l;
+    },
+    async methods(merchantKey) {
+      const key = String(merchantKey);
+      let m = methods.get(key);
+      if (m === undefined) methods.set(key, (m = await fresh.methods(merchantKey)));
+      return m;
     },
   };
 }
@@ -135,7 +180,7 @@ function maxOpenLabel(currency: string): string {
   return label;
 }
 
-function pageView(t: Page, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null } = {}) {
+function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null } = {}) {
   const { merchant, link } = t;
   const product = link?.type === 'product' ? link.product : null;
   const left = link?.showRemaining ? remaining(link) : null;
@@ -156,6 +201,9 @@ function pageView(t: Page, form: { values?: Record<string, string>; errors?: Rec
     action: form.recipient ? `${t.action}?c=${encodeURIComponent(form.recipient)}` : t.action,
     values: form.values ?? {},
     errors: form.errors ?? {},
+    // With several payment methods the customer picks one (a radio group named `provider`); with one, nothing to pick.
+    methods: methods.options.length > 1 ? methods.options : null,
+    unavailable: methods.options.length === 0,
   };
 }
 
@@ -171,7 +219,7 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
   // Small: three short fields. Only on the POST routes, so GETs never parse anything.
   const body = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 });
 
-  async function show(req: Request, res: Response, target: PayTarget, status = 200, form?: Parameters<typeof pageView>[1]): Promise<void> {
+  async function show(req: Request, res: Response, target: PayTarget, status = 200, form?: Parameters<typeof pageView>[2], lookups: PayLookups = cached): Promise<void> {
     switch (target.kind) {
       case 'not_found':
         throw new NotFoundError();
@@ -181,9 +229,12 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
       case 'limit_reached':
         res.set('Cache-Control', 'no-store');
         return render(req, res, 'pay/limit', { title: 'Payment limit reached', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), linkName: target.link.name }, 410);
-      case 'page':
+      case 'page': {
+        const methods = await lookups.methods(target.merchant.key);
+        if (methods.formOrigins.length) res.locals.allowFormAction(methods.formOrigins);
         res.set('Cache-Control', 'no-store');
-        return render(req, res, 'pay/page', pageView(target, form), status);
+        return render(req, res, 'pay/page', pageView(target, methods, form), status);
+      }
     }
   }
 
@@ -239,16 +290,28 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
 
   async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
     if (target.kind !== 'page') return show(req, res, target);
+    const raw = (req.body ?? {}) as Record<string, unknown>;
+    const invalid = (errors: Record<string, string>) => {
+      const values = Object.fromEntries(['name', 'email', 'amount', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
+      return show(req, res, target, 422, { values, errors, recipient: recipientParam(req) }, fresh);
+    };
+    const methods = await fresh.methods(target.merchant.key);
     const parsed = parseCheckoutForm(req.body, target.amount === null ? { currency: target.currency } : null);
-    if (!parsed.ok) {
-      const raw = (req.body ?? {}) as Record<string, unknown>;
-      const values = Object.fromEntries(['name', 'email', 'amount'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
-      return show(req, res, target, 422, { values, errors: parsed.errors, recipient: recipientParam(req) });
-    }
+    // Several methods: the customer must pick one of those shown; one: the field is not needed (and ignored).
+    const provider = methods.options.length === 1 ? methods.options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
+    const providerError: Record<string, string> = methods.options.length > 1 && !methods.options.some((o) => o.id === provider) ? { provider: 'Choose how you want to pay.' } : {};
+    if (!parsed.ok || Object.keys(providerError).length) return invalid({ ...(parsed.ok ? {} : parsed.errors), ...providerError });
     const form: CheckoutForm = parsed.value;
     const amount = target.amount ?? form.amount!;
     const customerKey = await payingCustomer(req, target);
-    const { next } = await rt.services.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey });
+    let next;
+    try {
+      ({ next } = await rt.services.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null }));
+    } catch (err) {
+      // The merchant changed their payment methods since the page was shown.
+      if (err instanceof ValidationError) return invalid(err.byField());
+      throw err;
+    }
     if ('redirect' in next) return res.redirect(303, next.redirect);
     res.set('Cache-Control', 'no-store').type('html').send(next.render);
   }

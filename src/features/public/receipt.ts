@@ -19,6 +19,7 @@ export type ReceiptState = 'paid' | 'processing' | 'limit_reached' | 'link_inact
 function stateOf(p: Payment): ReceiptState {
   switch (p.status) {
     case 'paid':
+    case 'partially_refunded':
       return 'paid';
     case 'refunded':
       return 'refunded';

@@ -6,6 +6,7 @@ import { requireMerchant } from '../accounts/middleware.ts';
 import { navItems } from '../dashboard/nav.ts';
 import { settingsValues } from '../merchants/service.ts';
 import { VIEW_RETENTION, currencyOptions, timezoneOptions, viewRetentionOptions } from '../merchants/schemas.ts';
+import { paymentSettingsRoutes } from './payments.ts';
 
 export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
@@ -76,6 +77,9 @@ export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
     if (wantsFragment(req)) return page(req, res);
     res.redirect(303, '/app/settings#api-keys');
   });
+
+  // Settings → Payments: the payment providers this merchant offers.
+  paymentSettingsRoutes(router, rt, render);
 
   return router;
 }

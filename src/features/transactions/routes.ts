@@ -1,9 +1,10 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
-import { wantsFragment, type Renderer } from '../../core/http.ts';
-import { NotFoundError } from '../../core/errors.ts';
+import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
+import { AppError, NotFoundError } from '../../core/errors.ts';
+import { randomToken } from '../../core/ids.ts';
 import { streamCsv } from '../../core/csv.ts';
-import { formatMoney, toDecimalString } from '../../core/money.ts';
+import { formatMoney, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
 import { dateTimeIn, dayKeyIn } from '../../core/time.ts';
 import { requireMerchant } from '../accounts/middleware.ts';
 import { navItems } from '../dashboard/nav.ts';
@@ -11,6 +12,7 @@ import type { Merchant } from '../merchants/repository.ts';
 import type { Link } from '../links/service.ts';
 import type { PaymentView } from '../checkout/payments.ts';
 import { pageWindow } from '../links/view.ts';
+import { REFUNDABLE, type Refund } from '../checkout/refunds.ts';
 import { attributionOf, csvHref, isFiltered, listHref, paymentStatusBadge, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
 
 const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref'];
@@ -19,7 +21,7 @@ const VIEW_COLUMNS = ['id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'refer
 /** The Transactions page, a payment's detail page, and CSV exports (mounted under /app). */
 export function transactionsRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
-  const { links, payments, analytics } = rt.services;
+  const { links, payments, analytics, refunds } = rt.services;
 
   router.use(['/payments', '/payments.csv', '/links/:id/views.csv'], requireMerchant, (_req, res, next) => {
     res.locals.nav = navItems(rt);
@@ -95,16 +97,93 @@ export function transactionsRoutes(rt: Runtime, render: Renderer): express.Route
     await render(req, res, wantsFragment(req) ? 'transactions/_results' : 'transactions/index', data);
   });
 
-  router.get('/payments/:id', async (req, res) => {
+  /** What is left to refund: the amount less refunds that succeeded or are still pending. */
+  const leftOf = (payment: PaymentView, list: Refund[]) => payment.amount - list.filter((r) => r.status !== 'failed').reduce((sum, r) => sum + r.amount, 0);
+
+  /** The payment page; `refund` carries a refund form's values and errors (422) or its review step. */
+  async function showPayment(req: express.Request, res: express.Response, refund: { values?: Record<string, string>; errors?: Record<string, string>; review?: { amount: number; reason: string; key: string } } = {}, status = 200) {
     const merchant = merchantOf(res);
     const payment = await payments.get(merchant.key, String(req.params.id));
-    await render(req, res, 'transactions/show', {
-      title: `Payment ${formatMoney(payment.amount, payment.currency)}`,
-      payment,
-      attribution: attributionOf(payment, `${rt.config.baseUrl}/${merchant.handle}`),
-      merchantUrl: `${rt.config.baseUrl}/${merchant.handle}`,
-      h: helpers(merchant),
-    });
+    const list = await refunds.list(payment.key);
+    const left = leftOf(payment, list);
+    const h = helpers(merchant);
+    await render(
+      req,
+      res,
+      'transactions/show',
+      {
+        title: `Payment ${formatMoney(payment.amount, payment.currency)}`,
+        payment,
+        providerName: rt.registries.providers.get(payment.provider)?.name ?? payment.provider,
+        attribution: attributionOf(payment, `${rt.config.baseUrl}/${merchant.handle}`),
+        merchantUrl: `${rt.config.baseUrl}/${merchant.handle}`,
+        h,
+        refunds: list.map((r) => ({ ...r, money: formatMoney(r.amount, r.currency), when: h.dateTime(r.createdAt), badge: refundBadge(r) })),
+        refund: {
+          possible: REFUNDABLE.includes(payment.status) && left > 0,
+          left: formatMoney(left, payment.currency),
+          leftDecimal: toDecimalString(left, payment.currency),
+          net: formatMoney(payment.amount - payment.amountRefunded, payment.currency),
+          values: refund.values ?? {},
+          errors: refund.errors ?? {},
+          review: refund.review ? { ...refund.review, money: formatMoney(refund.review.amount, payment.currency), decimal: toDecimalString(refund.review.amount, payment.currency) } : null,
+        },
+      },
+      status,
+    );
+  }
+
+  router.get('/payments/:id', (req, res) => showPayment(req, res));
+
+  /**
+   * A refund in two steps, with or without JavaScript: the form posts here and gets a review (what
+   * will be refunded, to whom) whose "Confirm refund" posts to /refunds with a one-time key, so a
+   * double click or a resent form refunds once.
+   */
+  router.post('/payments/:id/refund', async (req, res) => {
+    const merchant = merchantOf(res);
+    const payment = await payments.get(merchant.key, String(req.params.id));
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const typed = typeof body.amount === 'string' ? body.amount.slice(0, 40) : '';
+    const reason = typeof body.reason === 'string' ? body.reason.trim().slice(0, 600) : '';
+    const errors: Record<string, string> = {};
+    const left = leftOf(payment, await refunds.list(payment.key));
+    let amount = left;
+    if (typed.trim()) {
+      const parsed = parseDecimalAmount(typed, payment.currency);
+      if (!parsed.ok) errors.amount = parsed.message;
+      else amount = parsed.minor;
+    }
+    if (!errors.amount && amount > left) errors.amount = left > 0 ? `At most ${formatMoney(left, payment.currency)} is left to refund.` : 'Nothing is left to refund.';
+    if (reason.length > 500) errors.reason = 'Keep the reason under 500 characters.';
+    if (Object.keys(errors).length) return showPayment(req, res, { values: { amount: typed, reason }, errors }, 422);
+    await showPayment(req, res, { values: { amount: typed, reason }, review: { amount, reason, key: randomToken(16) } });
+  });
+
+  router.post('/payments/:id/refunds', async (req, res) => {
+    const merchant = merchantOf(res);
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const str = (v: unknown) => (typeof v === 'string' ? v : '');
+    const paymentId = String(req.params.id);
+    const typed = str(body.amount);
+    const payment = await payments.get(merchant.key, paymentId);
+    const parsed = typed ? parseDecimalAmount(typed.slice(0, 40), payment.currency) : null;
+    if (parsed && !parsed.ok) return showPayment(req, res, { values: { amount: typed, reason: str(body.reason) }, errors: { amount: parsed.message } }, 422);
+    const key = str(body.key).slice(0, 64) || null;
+    try {
+      const { refund } = await refunds.refund(merchant, paymentId, { ...(parsed?.ok ? { amount: parsed.minor } : {}), reason: str(body.reason).trim() || null }, key);
+      const money = formatMoney(refund.amount, refund.currency);
+      if (refund.status === 'succeeded') flash(req, 'success', `Refunded ${money}.`);
+      else if (refund.status === 'pending') flash(req, 'info', `The refund of ${money} is on its way: the provider did not answer yet, so it is retried automatically.`);
+      else flash(req, 'error', `The refund of ${money} failed: ${refund.failureMessage ?? 'the provider refused it'}.`);
+      res.redirect(303, `/app/payments/${paymentId}#refunds`);
+    } catch (err) {
+      if (!(err instanceof AppError) || (err.status !== 422 && err.status !== 409)) throw err;
+      const errors: Record<string, string> = {};
+      for (const e of err.errors) errors[e.field] ??= e.message;
+      if (!err.errors.length) errors._ = err.userMessage;
+      await showPayment(req, res, { values: { amount: typed, reason: str(body.reason) }, errors }, err.status);
+    }
   });
 
   router.get('/links/:id/views.csv', async (req, res) => {
@@ -119,6 +198,10 @@ export function transactionsRoutes(rt: Runtime, render: Renderer): express.Route
   });
 
   return router;
+}
+
+function refundBadge(r: Refund): { label: string; tone: string } {
+  return r.status === 'succeeded' ? { label: 'Refunded', tone: 'green' } : r.status === 'pending' ? { label: 'Pending', tone: 'orange' } : { label: 'Failed', tone: 'red' };
 }
 
 /** What the pages need to show payments, bound to the merchant (its time zone). */

@@ -17,6 +17,7 @@ const BADGES: Record<PaymentStatus, PaymentBadge> = {
   pending: { label: 'Incomplete', tone: 'grey' },
   authorized: { label: 'Authorizing', tone: 'orange' },
   refunded: { label: 'Refunded', tone: 'grey' },
+  partially_refunded: { label: 'Partially refunded', tone: 'orange' },
 };
 
 /** The one place a payment status becomes words and a colour (Transactions, a payment, a link's Payments tab). */
@@ -25,7 +26,7 @@ export function paymentStatusBadge(status: PaymentStatus): PaymentBadge {
 }
 
 /** The status filter's choices, in the order a merchant looks for them. */
-export const STATUS_CHOICES = (['paid', 'failed', 'voided', 'pending', 'authorized', 'refunded'] as const).map((value) => ({ value, label: paymentStatusBadge(value).label }));
+export const STATUS_CHOICES = (['paid', 'partially_refunded', 'refunded', 'failed', 'voided', 'pending', 'authorized'] as const).map((value) => ({ value, label: paymentStatusBadge(value).label }));
 
 export const PER_PAGE = 25;
 
