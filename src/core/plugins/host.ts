@@ -17,6 +17,7 @@ import type { Logger } from '../log.ts';
 import type { EventBus, EventHandler, EventType } from '../events.ts';
 import { isEventType } from '../events.ts';
 import { createPluginStore } from './store.ts';
+import { registerPluginResolution } from './resolve.ts';
 import type { Registries } from './registries.ts';
 import {
   PLUGIN_API_VERSION,
@@ -106,6 +107,7 @@ export function externalSource(spec: string, cwd = process.cwd()): PluginSource 
     source: spec,
     builtin: false,
     load: async () => {
+      registerPluginResolution(); // so the plugin's `import … from 'paylink/plugin-api'` resolves to this host
       if (isPath) return import(pathToFileURL(path.resolve(cwd, spec)).href);
       const resolved = createRequire(path.join(cwd, 'package.json')).resolve(spec);
       return import(pathToFileURL(resolved).href);
@@ -120,7 +122,7 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-const envNameFor = (id: string) => `PAYLINK_PLUGIN_${id.toUpperCase().replace(/-/g, '_')}`;
+export const envNameFor = (id: string) => `PAYLINK_PLUGIN_${id.toUpperCase().replace(/-/g, '_')}`;
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isFn = (v: unknown) => typeof v === 'function';
 const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 64;
