@@ -271,22 +271,31 @@ export async function testChannel(plugin: PluginUnderTest, opts: ChannelOptions)
 // ---------------------------------------------------------------------------------------------
 // After-payment actions
 
+/** Action fields added within apiVersion 1; optional, checked when present. */
+interface ActionExtras {
+  description?: unknown;
+  fromForm?: unknown;
+  formData?: (ctx: { merchant: PluginMerchant; customer: null }) => Promise<Record<string, unknown>>;
+  check?: (settings: unknown, ctx: { merchant: PluginMerchant }) => Promise<{ field: string; message: string }[]>;
+}
+
 /**
  * An action: registered under `actionId` by this plugin with a label; its settings schema accepts
- * each valid and rejects each invalid example; its formFragment (when set) renders with the slot's
- * model `{ settings, errors, name(field) }`; `run` succeeds for a payment.succeeded event and again
+ * each valid and rejects each invalid example; its formFragment (when set) renders with the model of
+ * the slot `link-form.after-payment` (ActionFormModel); `check` (when set) accepts the settings run
+ * gets; `run` succeeds for a payment.succeeded event and again
  * for the same event (runs are at least once: a repeat must not fail).
  */
 export async function checkAction<S>(plugin: PluginUnderTest, opts: ActionOptions<S>): Promise<ContractReport> {
   return inHost(plugin, opts, async (host) => {
     const { problem } = host;
-    const action = host.rt.registries.actions.get(opts.actionId) as (AfterPaymentAction<unknown> & { description?: unknown; fromForm?: unknown }) | undefined;
+    const action = host.rt.registries.actions.get(opts.actionId) as (AfterPaymentAction<unknown> & ActionExtras) | undefined;
     if (!action || host.rt.registries.actions.ownerOf(opts.actionId) !== host.pluginId) {
       return problem(`registers no action "${opts.actionId}" (it registered: ${contributions(host, 'actions')})`);
     }
     if (!text(action.label)) problem('action label must be a non-empty string');
     if (action.description !== undefined && typeof action.description !== 'string') problem('action description must be a string');
-    if (action.fromForm !== undefined && !isFn(action.fromForm)) problem('fromForm must be a function');
+    for (const fn of ['fromForm', 'formData', 'check'] as const) if (action[fn] !== undefined && !isFn(action[fn])) problem(`${fn} must be a function`);
     if (!opts.validSettings.length) problem('give at least one example of valid settings');
     let settings: unknown = undefined;
     opts.validSettings.forEach((s, i) => {
@@ -303,10 +312,21 @@ export async function checkAction<S>(plugin: PluginUnderTest, opts: ActionOption
 
     if (action.formFragment !== undefined) {
       try {
-        const html = await host.rt.plugins.renderView(host.pluginId, action.formFragment, { settings: settings ?? {}, errors: {}, name: (field: string) => `actions[${opts.actionId}][${field}]` });
+        // The model of the slot link-form.after-payment (ActionFormModel), for a new link without a customer.
+        const data = isFn(action.formData) ? await action.formData({ merchant: host.merchant, customer: null }) : {};
+        const model = {
+          settings: settings ?? {},
+          errors: {},
+          name: (field: string) => `action.${opts.actionId}.${field}`,
+          inputId: (field: string) => `action-${opts.actionId}-${field}`.replace(/[^A-Za-z0-9_-]/g, '-'),
+          merchant: host.merchant,
+          customer: null,
+          data,
+        };
+        const html = await host.rt.plugins.renderView(host.pluginId, action.formFragment, model);
         if (typeof html !== 'string') problem(`formFragment "${action.formFragment}" must render to HTML`);
       } catch (err) {
-        problem(`formFragment "${action.formFragment}" does not render with { settings, errors, name(field) }: ${errorText(err)}`);
+        problem(`formFragment "${action.formFragment}" does not render for a new link: ${errorText(err)}`);
       }
     }
 
@@ -324,6 +344,11 @@ export async function checkAction<S>(plugin: PluginUnderTest, opts: ActionOption
       settings = parsed.data;
     }
     if (settings === undefined) return;
+    if (isFn(action.check)) {
+      const found = await action.check(settings, { merchant: host.merchant });
+      if (!Array.isArray(found)) return problem(`check must answer a list of problems, got ${JSON.stringify(found)}`);
+      if (found.length) return problem(`check rejects the settings run gets: ${found.map((p) => `${p.field || 'settings'}: ${p.message}`).join('; ')}`);
+    }
     const paymentId = publicId('pay');
     const event = {
       id: publicId('evt'),

@@ -239,6 +239,33 @@ describe('plugin packaging', () => {
     });
   });
 
+  it("runs the author's own mocha test of the kit in the plugin's folder, with the documented preload", async function () {
+    this.timeout(120_000);
+    const dir = folder('paylink-action-kitnotify');
+    fs.mkdirSync(path.join(dir, 'test'));
+    fs.writeFileSync(
+      path.join(dir, 'test/contract.test.js'),
+      `import { testAction } from 'paylink/plugin-testing';
+
+describe('action-kitnotify', () => {
+  it('meets the action contract', () =>
+    testAction(new URL('../index.js', import.meta.url), {
+      actionId: 'kitnotify',
+      validSettings: [{ webhookUrl: 'https://hooks.example.test/paid' }],
+      invalidSettings: [{ webhookUrl: 'ftp://nope' }],
+    }));
+});
+`,
+    );
+    const node = (args: string[]) => run(process.execPath, ['--import', path.join(REPO, 'node_modules/tsx/dist/esm/index.mjs'), '--import', path.join(REPO, 'src/plugin-register.ts'), path.join(REPO, 'node_modules/mocha/bin/mocha.js'), ...args], { cwd: dir });
+    const passed = await node(['--timeout', '60000', 'test/*.test.js']);
+    expect(passed.stdout).to.match(/1 passing/);
+    // The same test fails when the settings it calls invalid are accepted.
+    fs.writeFileSync(path.join(dir, 'test/contract.test.js'), fs.readFileSync(path.join(dir, 'test/contract.test.js'), 'utf8').replace("'ftp://nope'", "'https://fine.example.test'"));
+    const failed = await node(['--timeout', '60000', 'test/*.test.js']).then(() => null, (err: { stdout: string }) => err);
+    expect(failed?.stdout).to.match(/settings schema accepts invalidSettings\[0\]/);
+  });
+
   describe('type-checking with docs/plugin-tsconfig.json', () => {
     /** The documented tsconfig, with ../paylink pointing at this checkout. */
     const tsconfigFor = (dir: string) => fs.readFileSync(path.join(REPO, 'docs/plugin-tsconfig.json'), 'utf8').replaceAll('../paylink/', `${path.relative(dir, REPO)}/`);
