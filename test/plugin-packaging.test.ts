@@ -79,10 +79,10 @@ export default definePlugin({
 });
 `,
   },
-  // A hosted provider in TypeScript, with a public route (where its webhook would go).
+  // A hosted provider in TypeScript, with a public route (where its webhook would go), its entry in src/.
   'paylink-provider-kithosted': {
-    'package.json': manifest('paylink-provider-kithosted'),
-    'index.ts': `import { definePlugin, PLUGIN_API_VERSION, z, type PaymentProvider } from 'paylink/plugin-api';
+    'package.json': manifest('paylink-provider-kithosted', { type: 'module', exports: './src/provider.ts' }),
+    'src/provider.ts': `import { definePlugin, PLUGIN_API_VERSION, z, type PaymentProvider } from 'paylink/plugin-api';
 
 const CHECKOUT = 'https://checkout.kithosted.test';
 
@@ -144,7 +144,10 @@ describe('plugin packaging', () => {
     const tarballs: string[] = [];
     for (const [name, files] of Object.entries(PLUGINS)) {
       fs.mkdirSync(folder(name), { recursive: true });
-      for (const [file, text] of Object.entries(files)) fs.writeFileSync(path.join(folder(name), file), text);
+      for (const [file, text] of Object.entries(files)) {
+        fs.mkdirSync(path.dirname(path.join(folder(name), file)), { recursive: true });
+        fs.writeFileSync(path.join(folder(name), file), text);
+      }
       const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', workDir], { cwd: folder(name) });
       tarballs.push(path.join(workDir, stdout.trim().split('\n').pop()!));
     }

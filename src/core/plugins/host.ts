@@ -17,7 +17,7 @@ import type { Logger } from '../log.ts';
 import type { EventBus, EventHandler, EventType } from '../events.ts';
 import { isEventType } from '../events.ts';
 import { createPluginStore } from './store.ts';
-import { registerPluginResolution } from './resolve.ts';
+import { pluginEntry, registerPluginResolution } from './resolve.ts';
 import type { Registries } from './registries.ts';
 import {
   PLUGIN_API_VERSION,
@@ -108,7 +108,7 @@ export function externalSource(spec: string, cwd = process.cwd()): PluginSource 
     builtin: false,
     load: async () => {
       registerPluginResolution(); // so the plugin's `import … from 'paylink/plugin-api'` resolves to this host
-      if (isPath) return import(pathToFileURL(path.resolve(cwd, spec)).href);
+      if (isPath) return import(pathToFileURL(pluginEntry(path.resolve(cwd, spec))).href);
       const resolved = createRequire(path.join(cwd, 'package.json')).resolve(spec);
       return import(pathToFileURL(resolved).href);
     },

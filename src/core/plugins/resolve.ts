@@ -16,7 +16,8 @@
  * (importing `paylink/plugin-api`) share one module instance in the ES module graph.
  */
 import fs from 'node:fs';
-import Module, { register } from 'node:module';
+import path from 'node:path';
+import Module, { createRequire, register } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 const PACKAGE_JSON = new URL('../../../package.json', import.meta.url);
@@ -56,4 +57,17 @@ export function registerPluginResolution(): void {
   cjs._resolveFilename = function (this: unknown, request: string, ...rest: unknown[]) {
     return original.call(this, paths.get(request) ?? request, ...rest);
   };
+}
+
+/**
+ * The file to import for a plugin path: a package folder resolves to its entry as npm would (its
+ * `exports`, through the package's own name, or `main`); a file, or a folder without package.json
+ * (tsx finds its index.ts / index.js), stays as it is.
+ */
+export function pluginEntry(file: string): string {
+  const manifest = path.join(file, 'package.json');
+  if (!fs.existsSync(manifest)) return file;
+  const pkg = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: string; exports?: unknown };
+  const require = createRequire(manifest);
+  return pkg.exports !== undefined && pkg.name ? require.resolve(pkg.name) : require.resolve(file);
 }
