@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import express, { type Router } from 'express';
 import { Eta } from 'eta';
+import { pluginEntry, registerPluginResolution } from './resolve.ts';
 import type { z } from 'zod';
 import type { Db } from '../db.ts';
 import type { Clock } from '../clock.ts';
@@ -17,7 +18,6 @@ import type { Logger } from '../log.ts';
 import type { EventBus, EventHandler, EventType } from '../events.ts';
 import { isEventType } from '../events.ts';
 import { createPluginStore } from './store.ts';
-import { pluginEntry, registerPluginResolution } from './resolve.ts';
 import type { Registries } from './registries.ts';
 import {
   PLUGIN_API_VERSION,
