@@ -139,6 +139,7 @@ async function inHost(plugin: PluginUnderTest, opts: CommonOptions, body: (host:
     return report;
   }
   const id = (mod as { default?: { id?: unknown } } | null)?.default?.id;
+  if (typeof id === 'string') report.pluginId = id;
   const env: Record<string, string> = { LOG_LEVEL: opts.logLevel ?? 'silent' };
   if (typeof id === 'string' && opts.config) env[envNameFor(id)] = JSON.stringify(opts.config);
   const database = scratchSqliteDatabase();

@@ -187,9 +187,11 @@ describe('plugin contract kit', () => {
 
     it('reports what stops the host at boot (apiVersion, config) and a register() that throws', async () => {
       const future = definePlugin({ id: 'channel-future', version: '1.0.0', apiVersion: 2, register() {} });
-      expect((await checkChannel(future, { channelId: 'x', sampleAddress: 'y' })).problems).to.deep.equal([
-        'stops the host at boot: "channel-future" needs plugin apiVersion 2; this Paylink provides 1',
-      ]);
+      expect(await checkChannel(future, { channelId: 'x', sampleAddress: 'y' })).to.deep.equal({
+        pluginId: 'channel-future',
+        problems: ['stops the host at boot: "channel-future" needs plugin apiVersion 2; this Paylink provides 1'],
+        notChecked: [],
+      });
       const configured = definePlugin({ id: 'channel-configured', version: '1.0.0', apiVersion: 1, config: z.object({ token: z.string() }), register() {} });
       const bad = await checkChannel(configured, { channelId: 'x', sampleAddress: 'y', config: { token: 42 } });
       expect(bad.problems).to.have.length(1);
@@ -198,6 +200,13 @@ describe('plugin contract kit', () => {
         throw new Error('no token');
       });
       expect((await checkChannel(throws, { channelId: 'x', sampleAddress: 'y' })).problems).to.deep.equal(['register() failed, so the host disables the plugin: no token']);
+    });
+
+    it('reports a module that cannot be imported', async () => {
+      const report = await checkProvider('/nonexistent/paylink-provider-gone/index.ts', { providerId: 'gone' });
+      expect(report.pluginId).to.equal(null);
+      expect(report.problems).to.have.length(1);
+      expect(report.problems[0]).to.match(/^cannot be imported: .*paylink-provider-gone/);
     });
 
     it('testChannel throws one error naming every problem', async () => {
