@@ -18,6 +18,9 @@ import type { z } from 'zod';
 import type { EventHandler, EventType, PaylinkEvent, EventPayloads } from './core/events.ts';
 import type { Logger } from './core/log.ts';
 
+/** The host's zod: plugins build their config and settings schemas with it (no zod of their own). */
+export { z } from 'zod';
+
 export type { EventType, PaylinkEvent, EventPayloads, Logger };
 
 export const PLUGIN_API_VERSION = 1;

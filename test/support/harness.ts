@@ -2,13 +2,11 @@
  * build(target) → a fresh runtime and app on a fresh database (a temp SQLite file, or a new MariaDB
  * database) with its own Redis key prefix, a manual clock, and a close() that removes it all.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import knexFactory from 'knex';
 import supertest from 'supertest';
 import { createClient } from 'redis';
-import { loadConfig, type Config } from '../../src/config.ts';
+import type { Config } from '../../src/config.ts';
+import { scratchConfig, scratchSqliteDatabase } from '../../src/core/scratch.ts';
 import { createRuntime, type Runtime, type RuntimeOptions } from '../../src/runtime.ts';
 import { buildApp } from '../../src/app.ts';
 import { ManualClock } from '../../src/core/clock.ts';
@@ -31,10 +29,7 @@ export interface BuildOptions extends RuntimeOptions {
 }
 
 export async function createTestDatabase(target: Target): Promise<{ url: string; drop(): Promise<void> }> {
-  if (!target.mysqlUrl) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-test-'));
-    return { url: path.join(dir, 'paylink.db'), drop: async () => fs.rmSync(dir, { recursive: true, force: true }) };
-  }
+  if (!target.mysqlUrl) return scratchSqliteDatabase();
   const server = new URL(target.mysqlUrl);
   const name = `paylink_t_${randomToken(10).toLowerCase()}`;
   const admin = knexFactory({ client: 'mysql2', connection: { uri: target.mysqlUrl } as never, pool: { min: 0, max: 1 } });
@@ -65,18 +60,14 @@ export async function deleteRedisPrefix(url: string, prefix: string): Promise<vo
 export async function build(target: Target, opts: BuildOptions = {}): Promise<TestEnv> {
   const database = await createTestDatabase(target);
   const prefix = `ptest_${randomToken(8)}`;
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-data-'));
-  const config = loadConfig({
-    NODE_ENV: 'test',
+  const scratch = scratchConfig({
     DATABASE_URL: database.url,
     ...(target.redisUrl ? { REDIS_URL: target.redisUrl } : {}),
     REDIS_PREFIX: prefix,
-    SESSION_SECRET: 'test-session-secret-that-is-long-enough-0123456789',
-    BASE_URL: 'http://pay.test',
-    PAYLINK_DATA_DIR: dataDir,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...opts.env,
   });
+  const { config } = scratch;
   const clock = new ManualClock('2026-03-02T09:00:00Z');
   const log = opts.log ?? createLogger(config.logLevel);
   const runtimes: Runtime[] = [];
@@ -102,7 +93,7 @@ export async function build(target: Target, opts: BuildOptions = {}): Promise<Te
       for (const r of runtimes.reverse()) await r.close().catch(() => {});
       if (target.redisUrl) await deleteRedisPrefix(target.redisUrl, prefix);
       await database.drop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      scratch.remove();
     },
   };
 }

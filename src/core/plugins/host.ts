@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import express, { type Router } from 'express';
 import { Eta } from 'eta';
+import { pluginEntry, registerPluginResolution } from './resolve.ts';
 import type { z } from 'zod';
 import type { Db } from '../db.ts';
 import type { Clock } from '../clock.ts';
@@ -109,7 +110,8 @@ export function externalSource(spec: string, cwd = process.cwd()): PluginSource 
     source: spec,
     builtin: false,
     load: async () => {
-      if (isPath) return import(pathToFileURL(path.resolve(cwd, spec)).href);
+      registerPluginResolution(); // so the plugin's `import … from 'paylink/plugin-api'` resolves to this host
+      if (isPath) return import(pathToFileURL(pluginEntry(path.resolve(cwd, spec))).href);
       const resolved = createRequire(path.join(cwd, 'package.json')).resolve(spec);
       return import(pathToFileURL(resolved).href);
     },
@@ -123,7 +125,7 @@ function describeError(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-const envNameFor = (id: string) => `PAYLINK_PLUGIN_${id.toUpperCase().replace(/-/g, '_')}`;
+export const envNameFor = (id: string) => `PAYLINK_PLUGIN_${id.toUpperCase().replace(/-/g, '_')}`;
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isFn = (v: unknown) => typeof v === 'function';
 const isName = (v: unknown) => typeof v === 'string' && v.length > 0 && v.length <= 64;
