@@ -172,6 +172,7 @@ export interface ChannelAddress {
  *             body: message.text,
  *             headers: {
  *               Title: message.merchant.name,
+ *               Tags: message.kind,
  *               ...(message.linkUrl ? { Click: message.linkUrl } : {}),
  *               ...(config.token ? { Authorization: `Bearer ${config.token}` } : {}),
  *               'X-Message-Id': message.id,
