@@ -5,8 +5,9 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { z } from 'zod';
-import { forEachTarget } from './support/targets.ts';
-import { build, fieldError, signUp, type Account, type TestEnv } from './support/harness.ts';
+import { forEachTarget, TARGETS } from './support/targets.ts';
+import { build, fieldError, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
+import { DESKTOP, PHONE, SHOTS_DIR, serve, signUpInBrowser, useBrowser, type ServedEnv } from './support/browser.ts';
 import { apiClient, expectFieldErrors, type ApiCall } from './support/api.ts';
 import { startFakeNtfy, type FakeNtfy } from './support/fake-ntfy.ts';
 import { outboxMessages } from './support/channels.ts';
@@ -359,6 +360,87 @@ forEachTarget('channels by id: what stops the boot, what disables a plugin', (ta
       expect(await outboxMessages(env)).to.deep.equal([]);
     } finally {
       await env.close();
+    }
+  });
+});
+
+describe('channels by id in the browser', function () {
+  this.timeout(90_000);
+  const browser = useBrowser();
+  let env: ServedEnv;
+  let ntfy: FakeNtfy;
+  before(async function () {
+    this.timeout(30_000);
+    ntfy = await startFakeNtfy();
+    env = await serve(TARGETS[0], { pluginSources: [...builtinSources(BUILTIN_PLUGINS_DIR), ntfySource()], env: { PAYLINK_PLUGIN_CHANNEL_NTFY: JSON.stringify({ server: ntfy.url }) } });
+  });
+  after(async () => {
+    await env?.close();
+    await ntfy?.close();
+  });
+
+  it('adds a customer with a topic, sends them a link by ntfy from the Send panel, and edits the ntfy template', async () => {
+    const tab = await browser().newPage();
+    try {
+      const m = tab.page;
+      const handle = uniqueHandle('ntfy');
+      await signUpInBrowser(m, env.origin, { name: 'Acme Yoga', handle });
+      const merchant = (await env.rt.services.merchants.getByHandle(handle))!;
+
+      // The customer form: a bad topic comes back by its field, a good one is saved.
+      await m.goto(`${env.origin}/app/customers/new`);
+      await m.getByLabel('Name').fill('Jane Doe');
+      await m.getByLabel('ntfy topic').fill('no spaces here');
+      tab.expectError({ status: 422, path: '/app/customers' });
+      await m.getByRole('button', { name: 'Add customer' }).click();
+      await m.getByText('A topic is 1 to 64 letters, digits, - or _.').waitFor();
+      for (const size of [DESKTOP, PHONE]) {
+        await m.setViewportSize(size);
+        await tab.screenshot(`channels-customer-form-${size.width}`);
+      }
+      await m.setViewportSize(DESKTOP);
+      await m.getByLabel('ntfy topic').fill('acme-jane');
+      await m.getByRole('button', { name: 'Add customer' }).click();
+      await m.locator('#channel-ntfy').getByText('Available').waitFor();
+      await m.locator('#address-ntfy_topic').getByText('acme-jane').waitFor();
+      for (const size of [DESKTOP, PHONE]) {
+        await m.setViewportSize(size);
+        await tab.screenshot(`channels-customer-page-${size.width}`);
+      }
+      await m.setViewportSize(DESKTOP);
+
+      // The Send panel offers ntfy for Jane (email cannot reach her).
+      const link = await env.rt.services.links.create(merchant, { type: 'amount', name: 'Spring membership', amount: 3900 });
+      await m.goto(`${env.origin}/app/links/${link.id}`);
+      const panel = m.locator('#link-send');
+      await panel.getByRole('checkbox', { name: /Jane Doe/ }).check();
+      await panel.locator('#channel-option-email').getByText('No email address').waitFor();
+      await panel.locator('#send-channels').getByRole('checkbox', { name: 'ntfy' }).check();
+      for (const size of [DESKTOP, PHONE]) {
+        await m.setViewportSize(size);
+        await tab.screenshot(`channels-send-panel-${size.width}`);
+      }
+      await m.setViewportSize(DESKTOP);
+      await panel.getByRole('button', { name: 'Send link' }).click();
+      await panel.getByText('Sent to Jane Doe.').waitFor();
+      await env.rt.jobs.drain();
+      await m.locator('#link-deliveries .channel-ntfy').first().waitFor();
+      expect(ntfy.messages.map((x) => [x.topic, x.tags])).to.deep.equal([['acme-jane', 'initial']]);
+
+      // Its template, with the live preview.
+      await m.goto(`${env.origin}/app/settings/templates#tpl-initial-ntfy`);
+      await m.locator('#tpl-initial-ntfy-body').fill('Push for {{first_name}}: {{link_name}}');
+      await m.locator('#tpl-initial-ntfy-preview', { hasText: 'Push for Jane: Spring membership' }).waitFor();
+      for (const size of [DESKTOP, PHONE]) {
+        await m.setViewportSize(size);
+        await m.locator('#tpl-initial-ntfy').screenshot({ path: `${SHOTS_DIR}/channels-template-card-${size.width}.png`, caret: 'initial', animations: 'disabled' });
+      }
+      await m.setViewportSize(DESKTOP);
+      await m.locator('#tpl-initial-ntfy').getByRole('button', { name: 'Save' }).click();
+      await m.locator('#tpl-initial-ntfy .badge', { hasText: 'Your text' }).waitFor();
+      tab.assertClean();
+    } finally {
+      await tab.close();
     }
   });
 });
