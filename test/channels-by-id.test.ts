@@ -13,7 +13,8 @@ import { startFakeNtfy, type FakeNtfy } from './support/fake-ntfy.ts';
 import { outboxMessages } from './support/channels.ts';
 import { fixturePlugin } from './fixtures/plugins/helpers.ts';
 import { BUILTIN_PLUGINS_DIR, PluginLoadError, builtinSources, type PluginSource } from '../src/core/plugins/host.ts';
-import { definePlugin, type OutgoingMessage } from '../src/plugin-api.ts';
+import { definePlugin, type Channel, type OutgoingMessage } from '../src/plugin-api.ts';
+import { createChannelDirectory } from '../src/features/deliveries/channels.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import type { Customer } from '../src/features/customers/service.ts';
 
@@ -441,6 +442,87 @@ describe('channels by id in the browser', function () {
       tab.assertClean();
     } finally {
       await tab.close();
+    }
+  });
+});
+
+describe('the channel directory', () => {
+  const send = async (m: OutgoingMessage) => ({ providerMessageId: m.id });
+  const registry = (list: Channel[]) => ({ list: () => list, get: (id: string) => list.find((c) => c.id === id) });
+
+  it('lists core channels first, then the rest by label, and labels a channel by its id when it has none', () => {
+    const dir = createChannelDirectory(
+      registry([
+        { id: 'zulip', address: { kind: 'zulip_user', label: 'Zulip user' }, send },
+        { id: 'sms', label: 'SMS', address: 'phone', send },
+        { id: 'apns', label: 'Push', address: { kind: 'device_token', label: 'device token' }, send },
+        { id: 'email', label: 'Email', address: 'email', send },
+      ]),
+    );
+    expect(dir.list().map((c) => `${c.id}:${c.label}:${c.style}`)).to.deep.equal(['email:Email:email', 'sms:SMS:text', 'apns:Push:text', 'zulip:zulip:text']);
+    expect(dir.label('gone')).to.equal('gone');
+    const jane = { name: 'Jane', email: null, phone: '+31612345678', addresses: { device_token: 'tok' } };
+    expect(dir.options(jane).map((o) => [o.id, o.enabled, o.reason, o.address])).to.deep.equal([
+      ['email', false, 'No email address', null],
+      ['sms', true, null, '+31612345678'],
+      ['apns', true, null, 'tok'],
+      ['zulip', false, 'No Zulip user', null],
+    ]);
+  });
+
+  it('keeps a plugin’s parse from breaking the customer form: throws, bad answers and long values are messages', () => {
+    const kinds = createChannelDirectory(
+      registry([
+        { id: 'one', address: { kind: 'thrower', label: 'thing', parse: () => { throw new Error('boom'); } }, send },
+        { id: 'two', address: { kind: 'liar', label: 'liar id', parse: () => ({ ok: true }) as never }, send },
+        { id: 'three', address: { kind: 'longer', label: 'long id', parse: (v) => ({ ok: true, value: v.repeat(300) }) }, send },
+        { id: 'four', address: { kind: 'thrower', label: 'ignored', parse: (v) => ({ ok: true, value: v }) }, send },
+      ]),
+    ).addressKinds();
+    expect(kinds.map((k) => [k.kind, k.label, k.channels])).to.deep.equal([['thrower', 'thing', ['one', 'four']], ['liar', 'liar id', ['two']], ['longer', 'long id', ['three']]]);
+    const [thrower, liar, longer] = kinds;
+    expect(thrower.parse('x')).to.deep.equal({ ok: false, message: 'Enter a valid thing.' });
+    expect(liar.parse('x')).to.deep.equal({ ok: false, message: 'Enter a valid liar id.' });
+    expect(longer.parse('x')).to.deep.equal({ ok: false, message: 'The long id can have at most 254 characters.' });
+    expect(longer.parse('  ')).to.deep.equal({ ok: false, message: 'Enter the long id.' });
+    expect(longer.parse('a\nb')).to.deep.equal({ ok: false, message: 'The long id cannot contain line breaks or control characters.' });
+  });
+});
+
+forEachTarget('channels by id: a plugin channel that sends to email addresses', (target) => {
+  it('gets the email-style templates (subject and HTML) and sends the HTML email; Text-to-Pay refuses it', async () => {
+    const sent: OutgoingMessage[] = [];
+    const postmark = definePlugin({
+      id: 'channel-postmark',
+      version: '1.0.0',
+      apiVersion: 1,
+      register(api) {
+        api.channels.register({ id: 'postmark', label: 'Postmark', address: 'email', send: async (m: OutgoingMessage) => (sent.push(m), { providerMessageId: `pm_${m.id}` }) });
+      },
+    });
+    const env = await build(target, { pluginSources: [...builtinSources(BUILTIN_PLUGINS_DIR), inline(postmark)] });
+    try {
+      const acct = await signUp(env.app, { name: 'Acme Yoga' });
+      const m = (await env.rt.services.merchants.getByHandle(acct.handle))!;
+      const tpl = await env.rt.services.templates.get(m.key, 'initial', 'postmark');
+      expect(tpl).to.include({ style: 'email', subject: '{{business}}: your payment link for {{link_name}}', custom: false });
+      const page = await acct.agent.get('/app/settings/templates').expect(200);
+      expect(page.text).to.include('id="tpl-initial-postmark-subject"').and.include('First message · Postmark');
+      const noSubject = await acct.agent.post('/app/settings/templates').type('form').send({ _csrf: acct.csrf, kind: 'initial', channel: 'postmark', body: 'Hi' }).expect(422);
+      expect(/<p class="error" id="tpl-initial-postmark-subject-error"[^>]*>([^<]*)<\/p>/.exec(noSubject.text)![1]).to.equal('Enter a subject for the email.');
+
+      const jane = await env.rt.services.customers.create(m.key, { name: 'Jane Doe', email: 'jane@example.test' });
+      const link = await env.rt.services.links.create(m, { type: 'amount', name: 'Spring membership', amount: 3900 });
+      await env.rt.services.sending.send(m, link, { customer_id: jane.id, channels: ['postmark'] });
+      await env.rt.jobs.drain();
+      expect(sent).to.have.length(1);
+      expect(sent[0]).to.include({ to: 'jane@example.test', subject: 'Acme Yoga: your payment link for Spring membership', kind: 'initial' });
+      expect(sent[0].html).to.include('Pay €39.00').and.include(sent[0].linkUrl!);
+      // Text-to-Pay is for text channels only.
+      const refused = await acct.agent.post(`/app/customers/${jane.id}/text-to-pay`).type('form').send({ _csrf: acct.csrf, amount: '5', channel: 'postmark' }).expect(422);
+      expect(refused.text).to.include('Postmark is not a text channel');
+    } finally {
+      await env.close();
     }
   });
 });
