@@ -126,9 +126,12 @@ export interface OutgoingMessage {
 export interface ChannelAddress {
   /** `[a-z][a-z0-9_]{1,31}`, e.g. `ntfy_topic`; persisted: never rename one. `email` and `phone` are core's. */
   kind: string;
-  /** Shown to merchants, e.g. "ntfy topic". */
+  /** Shown to merchants as the customer form's field label, e.g. "ntfy topic" (1 to 60 characters). */
   label: string;
-  /** Validates and normalises what a merchant enters; the message is shown by the field (422). Default: any non-empty text up to 254 characters. */
+  /**
+   * Validates and normalises what a merchant enters (already trimmed, never empty); the message is
+   * shown by the field (422). Core also refuses line breaks and values over 254 characters.
+   */
   parse?(value: string): { ok: true; value: string } | { ok: false; message: string };
 }
 
@@ -167,16 +170,17 @@ export interface ChannelAddress {
  *       async send(message) {
  *         let res: Response;
  *         try {
- *           res = await fetch(`${config.server}/${message.to}`, {
+ *           // JSON publishing: UTF-8 titles (header values cannot carry them) and the link as the click action.
+ *           res = await fetch(config.server, {
  *             method: 'POST',
- *             body: message.text,
- *             headers: {
- *               Title: message.merchant.name,
- *               Tags: message.kind,
- *               ...(message.linkUrl ? { Click: message.linkUrl } : {}),
- *               ...(config.token ? { Authorization: `Bearer ${config.token}` } : {}),
- *               'X-Message-Id': message.id,
- *             },
+ *             headers: { 'Content-Type': 'application/json', ...(config.token ? { Authorization: `Bearer ${config.token}` } : {}) },
+ *             body: JSON.stringify({
+ *               topic: message.to,
+ *               message: message.text,
+ *               title: message.merchant.name,
+ *               tags: [message.kind],
+ *               ...(message.linkUrl ? { click: message.linkUrl } : {}),
+ *             }),
  *             signal: AbortSignal.timeout(10_000),
  *           });
  *         } catch (err) {
@@ -199,7 +203,7 @@ export interface Channel {
    * reminder plan and template: never rename one.
    */
   id: string;
-  /** Shown to merchants ("SMS", "ntfy"); defaults to the id. Added in apiVersion 1. */
+  /** Shown to merchants ("SMS", "ntfy"), 1 to 40 characters; defaults to the id. Added in apiVersion 1. */
   label?: string;
   /** What the channel sends to: the customer's email, phone (E.164), or an address of its own kind. */
   address: 'email' | 'phone' | ChannelAddress;

@@ -1,7 +1,7 @@
 /**
- * A fake ntfy server on 127.0.0.1 (ntfy's publish API: `POST /<topic>` with the message as the body
- * and Title/Tags/Click headers, answering `{ id, topic, message }`). It records every message and can
- * be told to answer the next requests with an HTTP error.
+ * A fake ntfy server on 127.0.0.1 (ntfy's JSON publish API: `POST /` with `{ topic, message, title,
+ * tags, click }`, answering `{ id, topic, message }`). It records every message and can be told to
+ * answer the next requests with an HTTP error.
  *
  * @example
  * const ntfy = await startFakeNtfy();
@@ -17,9 +17,9 @@ export interface NtfyMessage {
   topic: string;
   text: string;
   title: string | null;
+  /** The tags, comma-separated. */
   tags: string | null;
   click: string | null;
-  messageId: string | null;
 }
 
 export interface FakeNtfy {
@@ -38,15 +38,28 @@ export async function startFakeNtfy(): Promise<FakeNtfy> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const topic = decodeURIComponent((req.url ?? '/').slice(1));
-      if (req.method !== 'POST' || !/^[A-Za-z0-9_-]{1,64}$/.test(topic)) return res.writeHead(404).end();
+      let body: Record<string, unknown>;
+      try {
+        body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        return res.writeHead(400).end('{"code":40001,"error":"invalid request: body must be JSON"}');
+      }
+      const topic = typeof body.topic === 'string' ? body.topic : '';
+      if (req.method !== 'POST' || req.url !== '/' || !/^[A-Za-z0-9_-]{1,64}$/.test(topic)) return res.writeHead(400).end('{"code":40009,"error":"invalid topic"}');
       if (fault && fault.times > 0) {
         fault.times -= 1;
         return res.writeHead(fault.status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ code: fault.status * 100, error: 'fake failure' }));
       }
-      const header = (name: string) => (typeof req.headers[name] === 'string' ? (req.headers[name] as string) : null);
+      const text = (v: unknown) => (typeof v === 'string' ? v : null);
       n += 1;
-      const message: NtfyMessage = { id: `ntfy${n}`, topic, text: Buffer.concat(chunks).toString('utf8'), title: header('title'), tags: header('tags'), click: header('click'), messageId: header('x-message-id') };
+      const message: NtfyMessage = {
+        id: `ntfy${n}`,
+        topic,
+        text: text(body.message) ?? '',
+        title: text(body.title),
+        tags: Array.isArray(body.tags) ? body.tags.join(',') : null,
+        click: text(body.click),
+      };
       messages.push(message);
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ id: message.id, topic, message: message.text }));
     });
