@@ -113,6 +113,10 @@ forEachTarget('channels by id: a plugin channel with its own address kind', (tar
       expect(unknown.errors[0].code).to.equal('unknown_address_kind');
       expectFieldErrors(await call('post', '/customers', { name: 'Bad', addresses: ['ada'] }), ['addresses']);
       expectFieldErrors(await call('post', '/customers', { name: 'Bad', addresses: { ntfy_topic: 42 } }), ['addresses.ntfy_topic']);
+      expectFieldErrors(await call('post', '/customers', { name: 'Bad', addresses: null }), ['addresses']);
+      expectFieldErrors(await call('post', '/customers', { name: 'Bad', addresses: { ntfy_topic: 'x'.repeat(65) } }), ['addresses.ntfy_topic']);
+      const many = Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`kind_${i}`, 'x']));
+      expectFieldErrors(await call('post', '/customers', { name: 'Bad', addresses: many }), ['addresses']);
       // Every bad field at once, nothing written.
       const both = expectFieldErrors(await call('post', '/customers', { name: '', addresses: { ntfy_topic: '!' } }), ['name', 'addresses.ntfy_topic']);
       expect(both.errors.find((e) => e.field === 'addresses.ntfy_topic')!.code).to.equal('invalid_address');
@@ -240,6 +244,9 @@ forEachTarget('channels by id: a plugin channel with its own address kind', (tar
       expect(newMessages(since).map((m) => m.topic)).to.deep.equal(['acme-jane', 'acme-jane']);
       expectFieldErrors(await call('post', `/customers/${jane.id}/payment_requests`, { amount: 990, channel: 'pigeon' }), ['channel']);
       expectFieldErrors(await call('post', `/customers/${jane.id}/payment_requests`, { amount: 990, channel: 'email' }), ['channel']);
+      expectFieldErrors(await call('post', `/customers/${jane.id}/payment_requests`, { amount: 990, channel: 7 }), ['channel']);
+      expectFieldErrors(await call('post', `/links/${res.body.id}/send`, { customer_id: jane.id, channels: ['x'.repeat(65)] }), ['send.channels.0']);
+      expectFieldErrors(await call('post', `/links/${res.body.id}/send`, { customer_id: jane.id, channels: 'ntfy' }), ['send.channels']);
     });
 
     it('retries an ntfy 503 and fails a 400 for good', async () => {
