@@ -243,20 +243,115 @@ const SERVICE_ERROR = Symbol.for('paylink.ServiceError');
 // ---------------------------------------------------------------------------------------------
 // Channels
 
+/**
+ * A message to one customer about one link. Core composes it from the merchant's template for the
+ * channel (Settings → Message templates) and hands it to the channel's `send`.
+ */
 export interface OutgoingMessage {
   /** Stable per delivery; use as the provider idempotency key / Message-ID. */
   id: string;
   merchant: Pick<PluginMerchant, 'id' | 'name' | 'brandColor'>;
+  /** The customer's address for this channel: an email, an E.164 phone number, or the channel's own kind. */
   to: string;
+  /** Email-style channels (`address: 'email'`) only. */
   subject?: string;
   text: string;
   html?: string;
+  /** Why the message goes out: the first send of a link, a reminder, an expiry notice, a receipt, or a test. Added in apiVersion 1. */
+  kind: 'initial' | 'reminder' | 'expiry' | 'receipt' | 'test';
+  /** The pay URL the message is about (already in `text`), or null. Added in apiVersion 1. */
+  linkUrl: string | null;
 }
 
+/**
+ * An address of the channel's own kind, kept on each customer record (one value per kind, shown on
+ * the customer form as a field labelled `label`, and in the API as `addresses: { "<kind>": "…" }`).
+ * Two channels may share a kind (the first registered one's label and parse are used).
+ */
+export interface ChannelAddress {
+  /** `[a-z][a-z0-9_]{1,31}`, e.g. `ntfy_topic`; persisted: never rename one. `email` and `phone` are core's. */
+  kind: string;
+  /** Shown to merchants as the customer form's field label, e.g. "ntfy topic" (1 to 60 characters). */
+  label: string;
+  /**
+   * Validates and normalises what a merchant enters (already trimmed, never empty); the message is
+   * shown by the field (422). Core also refuses line breaks and values over 254 characters.
+   */
+  parse?(value: string): { ok: true; value: string } | { ok: false; message: string };
+}
+
+/**
+ * A way to reach customers. Its id can be chosen wherever channels are: the link form, the link
+ * page's Send panel, the customer page (and Text-to-Pay), reminders, the API's `send.channels`, and
+ * message templates (a channel with `address: 'email'` gets the email template — subject and HTML —
+ * every other channel the short text template, editable per merchant).
+ *
+ * Two non-fallback channels with one id stop the host at boot (a load-time problem naming both
+ * plugins); a fallback channel (channel-outbox's) serves its id only while no real one registers it.
+ * Throw a `ProviderError` from `send`: `retryable` decides whether core retries with backoff.
+ *
+ * @example
+ * // plugins/channel-ntfy/index.ts — push notifications through ntfy.sh topics
+ * import { definePlugin, ProviderError, z } from 'paylink/plugin-api';
+ *
+ * export default definePlugin({
+ *   id: 'channel-ntfy',
+ *   version: '1.0.0',
+ *   apiVersion: 1,
+ *   description: 'Sends payment links as ntfy push notifications.',
+ *   config: z.object({ server: z.url().default('https://ntfy.sh'), token: z.string().optional() }),
+ *   register(api, config) {
+ *     api.channels.register({
+ *       id: 'ntfy',
+ *       label: 'ntfy',
+ *       address: {
+ *         kind: 'ntfy_topic',
+ *         label: 'ntfy topic',
+ *         parse: (value) =>
+ *           /^[A-Za-z0-9_-]{1,64}$/.test(value.trim())
+ *             ? { ok: true, value: value.trim() }
+ *             : { ok: false, message: 'A topic is 1 to 64 letters, digits, - or _.' },
+ *       },
+ *       async send(message) {
+ *         let res: Response;
+ *         try {
+ *           // JSON publishing: UTF-8 titles (header values cannot carry them) and the link as the click action.
+ *           res = await fetch(config.server, {
+ *             method: 'POST',
+ *             headers: { 'Content-Type': 'application/json', ...(config.token ? { Authorization: `Bearer ${config.token}` } : {}) },
+ *             body: JSON.stringify({
+ *               topic: message.to,
+ *               message: message.text,
+ *               title: message.merchant.name,
+ *               tags: [message.kind],
+ *               ...(message.linkUrl ? { click: message.linkUrl } : {}),
+ *             }),
+ *             signal: AbortSignal.timeout(10_000),
+ *           });
+ *         } catch (err) {
+ *           throw new ProviderError(`Could not reach ntfy: ${(err as Error).message}`, { retryable: true, cause: err });
+ *         }
+ *         if (!res.ok) {
+ *           const retryable = res.status >= 500 || res.status === 429;
+ *           throw new ProviderError(`ntfy answered HTTP ${res.status}`, { retryable, code: retryable ? 'ntfy_unavailable' : 'ntfy_rejected' });
+ *         }
+ *         const body = (await res.json()) as { id?: string };
+ *         return { providerMessageId: body.id ?? message.id };
+ *       },
+ *     });
+ *   },
+ * });
+ */
 export interface Channel {
-  /** `email`, `sms`, `whatsapp` or a custom channel id. */
+  /**
+   * `email`, `sms`, `whatsapp` or your own id: `[a-z][a-z0-9_-]{0,31}`. Persisted with every delivery,
+   * reminder plan and template: never rename one.
+   */
   id: string;
-  address: 'email' | 'phone';
+  /** Shown to merchants ("SMS", "ntfy"), 1 to 40 characters; defaults to the id. Added in apiVersion 1. */
+  label?: string;
+  /** What the channel sends to: the customer's email, phone (E.164), or an address of its own kind. */
+  address: 'email' | 'phone' | ChannelAddress;
   /** A fallback channel serves its id only while no other plugin registers the same id. */
   fallback?: boolean;
   send(message: OutgoingMessage): Promise<{ providerMessageId: string }>;

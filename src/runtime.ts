@@ -38,6 +38,7 @@ import { pruneIdempotencyKeys } from './core/idempotency.ts';
 import { LinkTokens } from './features/sending/tokens.ts';
 import { createTemplateService, type TemplateService } from './features/deliveries/templates.ts';
 import { createDeliveryService, type DeliveryService } from './features/deliveries/service.ts';
+import { createChannelDirectory } from './features/deliveries/channels.ts';
 import { createReminderService, type ReminderService } from './features/reminders/service.ts';
 import { createActionService, type ActionService } from './features/actions/service.ts';
 import { createSendingService, type SendingService } from './features/sending/service.ts';
@@ -203,9 +204,10 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const payments = createPaymentQueries({ db });
     const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const merchants = createMerchantService({ db, clock, events });
-    const customers = createCustomerService({ db, clock, tags });
+    const channels = createChannelDirectory(registries.channels);
+    const customers = createCustomerService({ db, clock, tags, addressKinds: () => channels.addressKinds() });
     const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });
-    const templates = createTemplateService({ db, clock });
+    const templates = createTemplateService({ db, clock, channels });
     const deliveries = createDeliveryService({
       db,
       clock,
@@ -213,6 +215,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       jobs,
       events,
       registries,
+      channels,
       templates,
       tokens,
       eta: {
@@ -228,7 +231,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         }
       },
     });
-    const reminders = createReminderService({ db, clock, log: log.child('reminders'), jobs, events, deliveries });
+    const reminders = createReminderService({ db, clock, log: log.child('reminders'), jobs, events, deliveries, addressesOf: customers.addressesOf });
     const actions = createActionService({
       db,
       log: log.child('actions'),

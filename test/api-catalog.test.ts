@@ -171,9 +171,10 @@ forEachTarget('JSON API: products, tags, customers, payments', (target) => {
       const res = await call('post', '/customers', { name: 'Jane Doe', email: 'Jane@Example.com', phone: '+31 6 12345678', address: 'Damrak 1, Amsterdam', tags: ['VIP'] }).expect(201);
       const c = res.body;
       expect(res.headers.location).to.equal(`/api/v1/customers/${c.id}`);
-      expect(c).to.have.all.keys('id', 'object', 'name', 'email', 'phone', 'address', 'tags', 'created_at', 'updated_at');
+      expect(c).to.have.all.keys('id', 'object', 'name', 'email', 'phone', 'address', 'addresses', 'tags', 'created_at', 'updated_at');
       expect(c.id).to.match(/^cus_/);
       expect(c).to.include({ object: 'customer', name: 'Jane Doe', email: 'jane@example.com', phone: '+31612345678', address: 'Damrak 1, Amsterdam' });
+      expect(c.addresses).to.deep.equal({});
       expect(c.tags).to.have.length(1);
       expect(c.tags[0]).to.include({ name: 'VIP' });
       const customerTags = (await call('get', '/tags?kind=customer&limit=100').expect(200)).body.data as { id: string }[];

@@ -18,6 +18,8 @@ function message(fields: Partial<OutgoingMessage> = {}): OutgoingMessage {
     subject: 'Your payment link',
     text: 'Hi John, pay here: http://pay.test/acme/yoga',
     html: '<p>Hi John, <a href="http://pay.test/acme/yoga">pay here</a> — thank you</p>',
+    kind: 'initial',
+    linkUrl: 'http://pay.test/acme/yoga',
     ...fields,
   };
 }

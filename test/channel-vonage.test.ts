@@ -20,6 +20,8 @@ function message(fields: Partial<OutgoingMessage> = {}): OutgoingMessage {
     merchant: { id: 'mer_test', name: 'Acme Fitness & Yoga Studio', brandColor: '#0a7cff' },
     to: '+31612345678',
     text: 'Hi John, your Acme Fitness link: http://pay.test/acme/yoga',
+    kind: 'initial',
+    linkUrl: null,
     ...fields,
   };
 }

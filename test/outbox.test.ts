@@ -14,6 +14,8 @@ function message(merchant: PluginMerchant | { id: string; name: string; brandCol
     to: 'customer@example.test',
     subject: `Your payment link #${sequence}`,
     text: 'Pay here: http://pay.test/l/abc',
+    kind: 'initial',
+    linkUrl: null,
     ...fields,
   };
 }

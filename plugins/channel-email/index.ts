@@ -48,6 +48,7 @@ export default definePlugin({
     });
     api.channels.register({
       id: 'email',
+      label: 'Email',
       address: 'email',
       async send(message) {
         if (/[\r\n]/.test(message.to)) throw new ProviderError('The recipient address is not valid', { retryable: false });

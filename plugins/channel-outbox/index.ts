@@ -26,8 +26,9 @@ export default definePlugin({
       merchantId: message.merchant.id,
       data: { channel: id, to: message.to, subject: message.subject ?? null, text: message.text, html: message.html ?? null, messageId: message.id } as OutboxMessage,
     });
-    const channel = (id: string, address: Channel['address']): Channel => ({
+    const channel = (id: string, label: string, address: Channel['address']): Channel => ({
       id,
+      label,
       address,
       fallback: true,
       async send(message: OutgoingMessage) {
@@ -42,9 +43,9 @@ export default definePlugin({
         return records.map((r) => ({ providerMessageId: r.id }));
       },
     });
-    api.channels.register(channel('email', 'email'));
-    api.channels.register(channel('sms', 'phone'));
-    api.channels.register(channel('whatsapp', 'phone'));
+    api.channels.register(channel('email', 'Email', 'email'));
+    api.channels.register(channel('sms', 'SMS', 'phone'));
+    api.channels.register(channel('whatsapp', 'WhatsApp', 'phone'));
 
     api.dashboard.page({
       path: '/',

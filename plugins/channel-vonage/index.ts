@@ -76,6 +76,7 @@ export default definePlugin({
     };
     api.channels.register({
       id: 'sms',
+      label: 'SMS',
       address: 'phone',
       send: (m: OutgoingMessage) =>
         send(async () => {
@@ -87,6 +88,7 @@ export default definePlugin({
     const from = config.whatsappFrom.replace(/^\+/, '');
     api.channels.register({
       id: 'whatsapp',
+      label: 'WhatsApp',
       address: 'phone',
       send: (m: OutgoingMessage) =>
         send(async () => {

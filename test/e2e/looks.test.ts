@@ -105,8 +105,8 @@ describe('e2e: every page on a desktop and a phone', () => {
     // Something in the Outbox, so its table is seen too.
     const merchant = toPluginMerchant((await env.rt.services.merchants.getByHandle(handle))!);
     const channels = env.rt.registries.channels;
-    await channels.get('email')!.send({ id: 'msg-1', merchant, to: 'ana.lopez@example.test', subject: 'Your payment link from Ferngully Coffee Roasters', text: `Hi Ana, you can pay for your order here: ${env.origin}/${handle}/order-1042. Thank you!` });
-    await channels.get('sms')!.send({ id: 'msg-2', merchant, to: '+31612345678', text: `Ferngully Coffee Roasters: pay €24.50 at ${env.origin}/${handle}/order-1043` });
+    await channels.get('email')!.send({ id: 'msg-1', merchant, to: 'ana.lopez@example.test', subject: 'Your payment link from Ferngully Coffee Roasters', text: `Hi Ana, you can pay for your order here: ${env.origin}/${handle}/order-1042. Thank you!`, kind: 'initial', linkUrl: `${env.origin}/${handle}/order-1042` });
+    await channels.get('sms')!.send({ id: 'msg-2', merchant, to: '+31612345678', text: `Ferngully Coffee Roasters: pay €24.50 at ${env.origin}/${handle}/order-1043`, kind: 'initial', linkUrl: `${env.origin}/${handle}/order-1043` });
     // A catalogue, tags and links in every state, so the links, products and tags pages show real rows.
     const m = (await env.rt.services.merchants.getByHandle(handle))!;
     const { products, tags, links } = env.rt.services;

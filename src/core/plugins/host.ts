@@ -18,7 +18,7 @@ import type { Logger } from '../log.ts';
 import type { EventBus, EventHandler, EventType } from '../events.ts';
 import { isEventType } from '../events.ts';
 import { createPluginStore } from './store.ts';
-import type { Registries } from './registries.ts';
+import { channelProblem, type Registries } from './registries.ts';
 import {
   PLUGIN_API_VERSION,
   PLUGIN_ID_PATTERN,
@@ -49,7 +49,7 @@ export interface LoadedPlugin {
 }
 
 /** Why a plugin could not be loaded at all; stable, for tests and tooling. */
-export type PluginProblemCode = 'import_failed' | 'not_a_plugin' | 'invalid_plugin' | 'duplicate_id' | 'api_version_mismatch' | 'invalid_config';
+export type PluginProblemCode = 'import_failed' | 'not_a_plugin' | 'invalid_plugin' | 'duplicate_id' | 'api_version_mismatch' | 'invalid_config' | 'duplicate_channel';
 
 export interface PluginProblem {
   source: string;
@@ -148,6 +148,8 @@ export class PluginHost {
   private readonly plugins: LoadedPlugin[] = [];
   private readonly pages: { pluginId: string; page: DashboardPage }[] = [];
   private readonly views = new Map<string, Eta>();
+  /** Problems found while registering that stop the boot (two real channels with one id). */
+  private readonly registerProblems: PluginProblem[] = [];
   /** Public routes per plugin, mounted by the app under /p/<id>/. */
   readonly router: Router = express.Router();
 
@@ -183,7 +185,8 @@ export class PluginHost {
 
   /**
    * Imports and checks every source, then registers each valid plugin. Throws PluginLoadError when
-   * any plugin cannot be loaded at all (missing module, bad shape, duplicate id, apiVersion, config).
+   * any plugin cannot be loaded at all (missing module, bad shape, duplicate id, apiVersion, config),
+   * or when two plugins register a real (non-fallback) channel with one id.
    */
   async load(sources: PluginSource[]): Promise<LoadedPlugin[]> {
     const problems: PluginProblem[] = [];
@@ -237,6 +240,7 @@ export class PluginHost {
     }
 
     for (const c of candidates) await this.registerOne(c.def, c.source, c.config);
+    if (this.registerProblems.length) throw new PluginLoadError(this.registerProblems);
     await this.persist();
     return this.list();
   }
@@ -321,8 +325,8 @@ export class PluginHost {
       }),
       channels: Object.freeze({
         register(channel: Channel) {
-          const ok = isPlainObject(channel) && isName(channel.id) && (channel.address === 'email' || channel.address === 'phone') && isFn(channel.send);
-          stage('channels.register', ok, () => staged.channels.push(channel));
+          const problem = channelProblem(channel);
+          stage(problem ? `channels.register (${problem})` : 'channels.register', !problem, () => staged.channels.push(channel));
         },
       }),
       actions: Object.freeze({
@@ -373,6 +377,11 @@ export class PluginHost {
         sealed = true;
       }
       if (misuse) throw misuse;
+      // Two real channels with one id: which one sends would depend on load order, so the host does not start.
+      for (const c of staged.channels.filter((c) => !c.fallback && deps.registries.channels.conflictFor(c))) {
+        const other = deps.registries.channels.conflictFor(c);
+        this.registerProblems.push({ source: source.source, code: 'duplicate_channel', message: `channel "${c.id}" is registered by both ${other} and ${def.id}: enable only one of them` });
+      }
       // All or nothing: conflicts are found before anything is applied, so a failing plugin leaves nothing behind.
       const conflict = this.conflictIn(staged);
       if (conflict) throw new Error(conflict);

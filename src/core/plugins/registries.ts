@@ -35,9 +35,34 @@ export class Registry<T extends { id: string }> {
   }
 }
 
+/** A channel id: persisted with deliveries, plans and templates, and part of form values and element ids. */
+export const CHANNEL_ID_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/;
+/** A custom address kind a channel declares (`email` and `phone` are core's own). */
+export const ADDRESS_KIND_PATTERN = /^[a-z][a-z0-9_]{1,31}$/;
+const CORE_ADDRESS_KINDS = ['email', 'phone'];
+
+/** Why a channel registration is not valid, or null. */
+export function channelProblem(channel: unknown): string | null {
+  if (typeof channel !== 'object' || channel === null || Array.isArray(channel)) return 'a channel must be an object';
+  const c = channel as Partial<Channel>;
+  if (typeof c.id !== 'string' || !CHANNEL_ID_PATTERN.test(c.id)) return `channel id "${String(c.id)}" must match ${CHANNEL_ID_PATTERN}`;
+  if (c.label !== undefined && (typeof c.label !== 'string' || !c.label.trim() || c.label.length > 40)) return `channel "${c.id}": label must be text of 1 to 40 characters`;
+  if (typeof c.send !== 'function') return `channel "${c.id}" has no send function`;
+  const a = c.address;
+  if (a === 'email' || a === 'phone') return null;
+  if (typeof a !== 'object' || a === null) return `channel "${c.id}": address must be 'email', 'phone' or { kind, label, parse? }`;
+  if (typeof a.kind !== 'string' || !ADDRESS_KIND_PATTERN.test(a.kind) || CORE_ADDRESS_KINDS.includes(a.kind)) {
+    return `channel "${c.id}": address kind "${String(a.kind)}" must match ${ADDRESS_KIND_PATTERN} and not be email or phone`;
+  }
+  if (typeof a.label !== 'string' || !a.label.trim() || a.label.length > 60) return `channel "${c.id}": address label must be text of 1 to 60 characters`;
+  if (a.parse !== undefined && typeof a.parse !== 'function') return `channel "${c.id}": address parse must be a function`;
+  return null;
+}
+
 /**
  * Channels: a real channel for an id wins over a fallback one (channel-outbox registers fallbacks for
- * email, sms and whatsapp so a fresh install "sends" into its Outbox).
+ * email, sms and whatsapp so a fresh install "sends" into its Outbox). Two real channels with one id
+ * are a load-time problem (the host refuses to start, naming both plugins).
  */
 export class ChannelRegistry {
   private readonly real = new Registry<Channel>('channel');
@@ -58,6 +83,13 @@ export class ChannelRegistry {
   }
   ids(): string[] {
     return [...new Set([...this.real.list(), ...this.fallbacks.list()].map((c) => c.id))].sort();
+  }
+  /** The channel serving each id (real over fallback), in registration order. */
+  list(): Channel[] {
+    const out = new Map<string, Channel>();
+    for (const c of this.real.list()) out.set(c.id, c);
+    for (const c of this.fallbacks.list()) if (!out.has(c.id)) out.set(c.id, c);
+    return [...out.values()];
   }
 }
 

@@ -1,4 +1,4 @@
-// JSON API: /customers (name, email, phone in E.164, address, tags) and Text-to-Pay requests.
+// JSON API: /customers (name, email, phone in E.164, address, addresses by channel kind, tags) and Text-to-Pay requests.
 import type express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { customerJson } from '../customers/service.ts';
@@ -9,15 +9,18 @@ export function apiCustomerRoutes(rt: Runtime): express.Router {
   const { customers, sending, links } = rt.services;
   const router = crudRoutes({ path: 'customers', object: 'customer', service: customers, list: (key, q) => customers.list(key, q), toJson: customerJson });
 
-  /** Text-to-Pay: a one-off, single-use payment request for `amount` (minor units), texted to the customer. */
+  /**
+   * Text-to-Pay: a one-off, single-use payment request for `amount` (minor units), texted to the
+   * customer by `channel` (a text channel's id; default "sms").
+   */
   router.post('/customers/:id/payment_requests', async (req, res) => {
     const merchant = merchantOf(res);
-    const body = (req.body ?? {}) as { amount?: unknown; description?: unknown };
-    const { link, deliveryId } = await sending.textToPay(merchant, req.params.id, { amount: body.amount, description: body.description });
+    const body = (req.body ?? {}) as { amount?: unknown; description?: unknown; channel?: unknown };
+    const { link, deliveryId, channel } = await sending.textToPay(merchant, req.params.id, { amount: body.amount, description: body.description, channel: body.channel });
     res
       .status(201)
       .location(`/api/v1/links/${link.id}`)
-      .json({ ...linkJson(merchant, link, rt.config.baseUrl, null, links.url(merchant, link)), delivery_id: deliveryId });
+      .json({ ...linkJson(merchant, link, rt.config.baseUrl, null, links.url(merchant, link)), delivery_id: deliveryId, channel });
   });
   return router;
 }

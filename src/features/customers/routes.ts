@@ -7,7 +7,6 @@ import type { Merchant } from '../merchants/repository.ts';
 import { formErrors } from '../links/routes.ts';
 import { tagNamesFrom } from '../links/form.ts';
 import { dateIn, dateTimeIn } from '../links/view.ts';
-import { channelOptions } from '../sending/channels.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { currencyDigits, formatMoney, parseDecimalAmount } from '../../core/money.ts';
 import type { Customer } from './service.ts';
@@ -31,11 +30,13 @@ interface CustomerFormValues {
   phone: string;
   country: string;
   address: string;
+  /** Channels' own address kinds, by kind (form fields `addresses.<kind>`). */
+  addresses: Record<string, string>;
   tags: string[];
   new_tags: string;
 }
 
-const emptyValues = (): CustomerFormValues => ({ name: '', email: '', phone: '', country: '', address: '', tags: [], new_tags: '' });
+const emptyValues = (): CustomerFormValues => ({ name: '', email: '', phone: '', country: '', address: '', addresses: {}, tags: [], new_tags: '' });
 
 const valuesOf = (c: Customer): CustomerFormValues => ({
   name: c.name,
@@ -43,29 +44,37 @@ const valuesOf = (c: Customer): CustomerFormValues => ({
   phone: c.phone ? formatPhone(c.phone) : '',
   country: '',
   address: c.address ?? '',
+  addresses: { ...c.addresses },
   tags: c.tags.map((t) => t.name),
   new_tags: '',
 });
 
-const postedValues = (body: Record<string, unknown>): CustomerFormValues => ({
+/** The posted custom addresses (`addresses.<kind>` fields) of the kinds the form shows. */
+const postedAddresses = (body: Record<string, unknown>, kinds: string[]): Record<string, string> =>
+  Object.fromEntries(kinds.filter((k) => body[`addresses.${k}`] !== undefined).map((k) => [k, text(body[`addresses.${k}`])]));
+
+const postedValues = (body: Record<string, unknown>, kinds: string[]): CustomerFormValues => ({
   name: text(body.name),
   email: text(body.email),
   phone: text(body.phone),
   country: text(body.country).trim().toUpperCase(),
   address: text(body.address),
+  addresses: postedAddresses(body, kinds),
   tags: tagNamesFrom({ tags: body.tags }),
   new_tags: text(body.new_tags),
 });
 
 /** The posted form → the customer service's input (which validates it all). */
-function customerInput(body: Record<string, unknown>): Record<string, unknown> {
+function customerInput(body: Record<string, unknown>, kinds: string[]): Record<string, unknown> {
   const country = text(body.country).trim();
+  const addresses = postedAddresses(body, kinds);
   return {
     name: body.name ?? '',
     email: body.email ?? '',
     phone: body.phone ?? '',
     ...(country ? { country } : {}),
     address: body.address ?? '',
+    ...(Object.keys(addresses).length ? { addresses } : {}),
     tags: tagNamesFrom(body),
   };
 }
@@ -74,6 +83,9 @@ function customerInput(body: Record<string, unknown>): Record<string, unknown> {
 export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
   const { customers, tags } = rt.services;
+  const { channels } = rt.services.deliveries;
+  /** The custom address kinds the form shows (one field each). */
+  const kindIds = () => customers.addressKinds().map((k) => k.kind);
 
   router.use('/customers', requireMerchant, (_req, res, next) => {
     res.locals.nav = navItems(rt);
@@ -130,6 +142,7 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
         errorCount: Object.keys(errors).length,
         customerTags: await tags.list(merchantOf(res).key, 'customer'),
         countries: countryOptions(),
+        addressKinds: customers.addressKinds().map((k) => ({ kind: k.kind, label: k.label, channels: channels.list().filter((c) => c.addressKind === k.kind).map((c) => c.label) })),
       },
       status,
     );
@@ -140,13 +153,13 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
   router.post('/customers', async (req, res) => {
     const body = req.body as Record<string, unknown>;
     try {
-      const customer = await customers.create(merchantOf(res).key, customerInput(body));
+      const customer = await customers.create(merchantOf(res).key, customerInput(body, kindIds()));
       flash(req, 'success', `Customer “${customer.name}” added.`);
       res.redirect(303, `/app/customers/${customer.id}`);
     } catch (err) {
       const errors = formErrors(err);
       if (!errors) throw err;
-      await formPage(req, res, { customer: null, values: postedValues(body), errors }, 422);
+      await formPage(req, res, { customer: null, values: postedValues(body, kindIds()), errors }, 422);
     }
   });
 
@@ -195,15 +208,21 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
   // ---- One customer -----------------------------------------------------------------------------
 
   interface TextToPayForm {
-    values: { amount: string; description: string };
+    values: { amount: string; description: string; channel: string };
     errors: Record<string, string>;
   }
 
   /** The customer's page; `ttp` is the Text-to-Pay form as posted (after a 422). */
-  const showPage = async (req: express.Request, res: express.Response, customer: Customer, ttp: TextToPayForm = { values: { amount: '', description: '' }, errors: {} }, status = 200) => {
+  const showPage = async (req: express.Request, res: express.Response, customer: Customer, ttp: TextToPayForm = { values: { amount: '', description: '', channel: '' }, errors: {} }, status = 200) => {
     const merchant = merchantOf(res);
-    const channels = channelOptions(customer);
-    const sms = channels.find((c) => c.id === 'sms')!;
+    const options = channels.options(customer);
+    // Text-to-Pay goes by a text channel that reaches the customer: SMS when it can, else the first.
+    const textIds = rt.services.sending.textChannels().map((c) => c.id);
+    const textOptions = options.filter((o) => textIds.includes(o.id));
+    const reachable = textOptions.filter((o) => o.enabled);
+    const chosen = reachable.find((o) => o.id === ttp.values.channel) ?? reachable.find((o) => o.id === 'sms') ?? reachable[0] ?? null;
+    const sms = options.find((c) => c.id === 'sms');
+    const shown = (o: { id: string; address: string | null }) => (channels.get(o.id)?.addressKind === 'phone' && o.address ? formatPhone(o.address) : (o.address ?? ''));
     const deliveries = await rt.services.deliveries.listForCustomer(merchant.key, customer.key, DELIVERIES_SHOWN);
     const now = rt.clock.now();
     const digits = currencyDigits(merchant.currency);
@@ -214,14 +233,18 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
       {
         title: customer.name,
         customer,
-        channels,
-        deliveries: deliveries.map((d) => deliveryRow(d, now, merchant.timezone)),
+        channels: options,
+        addresses: customers.addressKinds().map((k) => ({ kind: k.kind, label: k.label, value: customer.addresses[k.kind] ?? null })),
+        deliveries: deliveries.map((d) => deliveryRow(d, now, merchant.timezone, channels)),
         textToPay: {
-          enabled: sms.enabled,
-          reason: sms.reason,
+          enabled: chosen !== null,
+          reason: chosen ? null : (sms?.reason ?? textOptions[0]?.reason ?? 'No text channel is installed'),
+          channels: reachable.map((o) => ({ id: o.id, label: o.label, address: shown(o), checked: o.id === chosen?.id })),
+          channel: chosen && { ...chosen, address: shown(chosen) },
           currency: merchant.currency,
           currencyHint: `Such as ${digits === 0 ? '1250' : digits === 3 ? '12.500' : '12.50'}.`,
           ...ttp,
+          values: { ...ttp.values, channel: chosen?.id ?? '' },
         },
         h: helpers(merchant),
       },
@@ -242,7 +265,7 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const customer = await customers.get(merchant.key, String(req.params.id));
     const body = req.body as Record<string, unknown>;
-    const values = { amount: text(body.amount), description: text(body.description) };
+    const values = { amount: text(body.amount), description: text(body.description), channel: text(body.channel) };
     let amountError: string | null = null;
     let amount: number | null = null;
     if (!values.amount.trim()) amountError = 'Enter the amount to request, such as 12.50.';
@@ -253,8 +276,10 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
     }
     try {
       // A bad amount is sent as null, which the service always refuses: its other messages come too.
-      const { link } = await rt.services.sending.textToPay(merchant, customer.id, { amount, description: values.description });
-      flash(req, 'success', `Payment request for ${formatMoney(link.amount ?? amount!, link.currency)} sent to ${formatPhone(customer.phone!)} by SMS.`);
+      const { link, channel } = await rt.services.sending.textToPay(merchant, customer.id, { amount, description: values.description, channel: values.channel || undefined });
+      const info = channels.get(channel)!;
+      const to = channels.addressFor(customer, channel)!;
+      flash(req, 'success', `Payment request for ${formatMoney(link.amount ?? amount!, link.currency)} sent to ${info.addressKind === 'phone' ? formatPhone(to) : to} by ${info.label}.`);
       res.redirect(303, `/app/customers/${customer.id}`);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
@@ -274,13 +299,13 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
     const customer = await customers.get(merchantKey, String(req.params.id));
     const body = req.body as Record<string, unknown>;
     try {
-      const saved = await customers.update(merchantKey, customer.id, customerInput(body));
+      const saved = await customers.update(merchantKey, customer.id, customerInput(body, kindIds()));
       flash(req, 'success', `Customer “${saved.name}” saved.`);
       res.redirect(303, `/app/customers/${customer.id}`);
     } catch (err) {
       const errors = formErrors(err);
       if (!errors) throw err;
-      await formPage(req, res, { customer, values: postedValues(body), errors }, 422);
+      await formPage(req, res, { customer, values: postedValues(body, kindIds()), errors }, 422);
     }
   });
 

@@ -1,6 +1,8 @@
 /**
- * Customers of a merchant: name, email, phone (E.164), address and customer tags. Deleting one is
- * a soft delete: payments and deliveries that name the customer keep pointing at the row.
+ * Customers of a merchant: name, email, phone (E.164), postal address, customer tags, and one
+ * address per custom kind that an installed channel declares (e.g. an ntfy topic: `addresses`,
+ * validated by the channel). Deleting one is a soft delete: payments and deliveries that name the
+ * customer keep pointing at the row.
  */
 import type { Db, Trx } from '../../core/db.ts';
 import { containsPattern, inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
@@ -23,13 +25,15 @@ export interface Customer {
   /** E.164, e.g. +31612345678. */
   phone: string | null;
   address: string | null;
+  /** Addresses of channels' own kinds, by kind (e.g. `{ ntfy_topic: "acme-jane" }`). */
+  addresses: Record<string, string>;
   tags: Tag[];
   createdAt: Date;
   updatedAt: Date;
   deletedAt: Date | null;
 }
 
-const fromRow = (r: any, tags: Tag[] = []): Customer => ({
+const fromRow = (r: any, tags: Tag[] = [], addresses: Record<string, string> = {}): Customer => ({
   key: r.id,
   id: r.public_id,
   merchantKey: r.merchant_id,
@@ -37,6 +41,7 @@ const fromRow = (r: any, tags: Tag[] = []): Customer => ({
   email: r.email ?? null,
   phone: r.phone ?? null,
   address: r.address ?? null,
+  addresses,
   tags,
   createdAt: toDate(r.created_at),
   updatedAt: toDate(r.updated_at),
@@ -52,6 +57,7 @@ export function customerJson(c: Customer) {
     email: c.email,
     phone: c.phone,
     address: c.address,
+    addresses: c.addresses,
     tags: c.tags.map(tagRef),
     created_at: c.createdAt.toISOString(),
     updated_at: c.updatedAt.toISOString(),
@@ -90,17 +96,65 @@ export function validateCustomer<S extends typeof customerCreateSchema | typeof 
   return { ok: true, input: result.data as z.infer<S>, phone };
 }
 
+/** A custom address kind an installed channel needs (deliveries' channel directory provides them). */
+export interface CustomerAddressKind {
+  kind: string;
+  label: string;
+  parse(value: string): { ok: true; value: string } | { ok: false; message: string };
+}
+
+/** The most custom addresses one request may set. */
+const MAX_ADDRESS_KINDS = 20;
+
 /**
- * validateCustomer, throwing. A bad phone on its own answers the specific code `invalid_phone`
- * (API.md); with other bad fields it is one of the `errors`.
+ * `addresses: { "<kind>": "value" | null | "" }` → values by kind (null clears), each checked by its
+ * channel's parse; unknown kinds and bad values are field errors (`addresses.<kind>`).
  */
-function parseCustomer<S extends typeof customerCreateSchema | typeof customerUpdateSchema>(schema: S, raw: unknown): { input: z.infer<S>; phone: string | null | undefined } {
-  const v = validateCustomer(schema, raw);
-  if (v.ok) return v;
-  if (v.errors.length === 1 && v.errors[0].code === 'invalid_phone') {
-    throw new AppError('invalid_phone', 422, v.errors[0].message, { errors: v.errors });
+export function parseAddresses(raw: unknown, kinds: CustomerAddressKind[]): { values: Record<string, string | null> | undefined; errors: FieldError[] } {
+  if (raw === undefined) return { values: undefined, errors: [] };
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    return { values: undefined, errors: [{ field: 'addresses', code: 'invalid_addresses', message: 'addresses must be an object of address kinds and values, such as { "ntfy_topic": "…" }.' }] };
   }
-  throw new ValidationError(v.errors);
+  const entries = Object.entries(raw as Record<string, unknown>);
+  if (entries.length > MAX_ADDRESS_KINDS) return { values: undefined, errors: [{ field: 'addresses', code: 'invalid_addresses', message: `Give at most ${MAX_ADDRESS_KINDS} addresses.` }] };
+  const values: Record<string, string | null> = {};
+  const errors: FieldError[] = [];
+  for (const [key, value] of entries) {
+    const kind = kinds.find((k) => k.kind === key);
+    const field = `addresses.${key.slice(0, 40)}`;
+    if (!kind) {
+      const known = kinds.map((k) => k.kind).join(', ');
+      errors.push({ field, code: 'unknown_address_kind', message: known ? `No installed channel uses “${key.slice(0, 40)}” addresses (known: ${known}).` : 'No installed channel uses addresses of its own.' });
+    } else if (value === null || (typeof value === 'string' && !value.trim())) {
+      values[kind.kind] = null;
+    } else if (typeof value !== 'string') {
+      errors.push({ field, code: 'invalid_address', message: `The ${kind.label} must be text.` });
+    } else {
+      const parsed = kind.parse(value);
+      if (parsed.ok) values[kind.kind] = parsed.value;
+      else errors.push({ field, code: 'invalid_address', message: parsed.message });
+    }
+  }
+  return { values, errors };
+}
+
+/**
+ * validateCustomer plus the custom addresses, throwing. A bad phone on its own answers the specific
+ * code `invalid_phone` (API.md); with other bad fields it is one of the `errors`.
+ */
+function parseCustomer<S extends typeof customerCreateSchema | typeof customerUpdateSchema>(
+  schema: S,
+  raw: unknown,
+  kinds: CustomerAddressKind[],
+): { input: z.infer<S>; phone: string | null | undefined; addresses: Record<string, string | null> | undefined } {
+  const v = validateCustomer(schema, raw);
+  const a = parseAddresses((raw as { addresses?: unknown } | null | undefined)?.addresses, kinds);
+  if (v.ok && !a.errors.length) return { ...v, addresses: a.values };
+  const errors = [...(v.ok ? [] : v.errors), ...a.errors];
+  if (errors.length === 1 && errors[0].code === 'invalid_phone') {
+    throw new AppError('invalid_phone', 422, errors[0].message, { errors });
+  }
+  throw new ValidationError(errors);
 }
 
 /** What the dashboard list asks for. */
@@ -122,13 +176,48 @@ function* chunks<T>(list: T[], size: number): Generator<T[]> {
   for (let i = 0; i < list.length; i += size) yield list.slice(i, i + size);
 }
 
-export function createCustomerService({ db, clock, tags }: { db: Db; clock: Clock; tags: TagService }) {
+/** Custom addresses of customers, by customer key. */
+async function addressesOf(q: Db | Trx, customerKeys: number[]): Promise<Map<number, Record<string, string>>> {
+  const out = new Map<number, Record<string, string>>();
+  for (const chunk of chunks([...new Set(customerKeys)], 500)) {
+    for (const r of (await q('customer_addresses').whereIn('customer_id', chunk).select('customer_id', 'kind', 'value')) as { customer_id: number; kind: string; value: string }[]) {
+      const key = Number(r.customer_id);
+      out.set(key, { ...(out.get(key) ?? {}), [r.kind]: r.value });
+    }
+  }
+  return out;
+}
+
+export interface CustomerDeps {
+  db: Db;
+  clock: Clock;
+  tags: TagService;
+  /** The custom address kinds installed channels declare (none when omitted). */
+  addressKinds?: () => CustomerAddressKind[];
+}
+
+export function createCustomerService({ db, clock, tags, addressKinds = () => [] }: CustomerDeps) {
   const scoped = (q: Db | Trx, merchantKey: number) => q('customers').where({ merchant_id: merchantKey }).whereNull('deleted_at');
 
   const withTags = async (rows: any[]): Promise<Customer[]> => {
-    const byCustomer = await tags.forCustomers(rows.map((r) => r.id));
-    return rows.map((r) => fromRow(r, byCustomer.get(r.id) ?? []));
+    if (!rows.length) return [];
+    const keys = rows.map((r) => r.id);
+    const [byCustomer, addresses] = await Promise.all([tags.forCustomers(keys), addressesOf(db, keys)]);
+    return rows.map((r) => fromRow(r, byCustomer.get(r.id) ?? [], addresses.get(Number(r.id)) ?? {}));
   };
+
+  /** Sets (or, for null, removes) a customer's custom addresses. */
+  async function setAddresses(trx: Trx, customerKey: number, values: Record<string, string | null>): Promise<void> {
+    const cleared = Object.keys(values).filter((k) => values[k] === null);
+    const set = Object.entries(values).filter((e): e is [string, string] => e[1] !== null);
+    if (cleared.length) await trx('customer_addresses').where({ customer_id: customerKey }).whereIn('kind', cleared).del();
+    if (set.length) {
+      await trx('customer_addresses')
+        .insert(set.map(([kind, value]) => ({ customer_id: customerKey, kind, value })))
+        .onConflict(['customer_id', 'kind'])
+        .merge(['value']);
+    }
+  }
 
   /** Live customers of the merchant matching the filters (any of the tag names). */
   const filtered = (merchantKey: number, f: { q?: string; email?: string; tags?: string[]; phone?: boolean }) => {
@@ -176,7 +265,7 @@ export function createCustomerService({ db, clock, tags }: { db: Db; clock: Cloc
     },
 
     async create(merchantKey: number, raw: unknown): Promise<Customer> {
-      const { input, phone } = parseCustomer(customerCreateSchema, raw);
+      const { input, phone, addresses } = parseCustomer(customerCreateSchema, raw, addressKinds());
       const id = publicId('cus');
       await inTransaction(db, async (trx) => {
         const now = clock.now();
@@ -191,23 +280,28 @@ export function createCustomerService({ db, clock, tags }: { db: Db; clock: Cloc
           updated_at: now,
         });
         if (input.tags?.length) await setTags(trx, merchantKey, Number(key), input.tags);
+        if (addresses) await setAddresses(trx, Number(key), addresses);
       });
       return service.get(merchantKey, id);
     },
 
-    /** Changes the given fields; `null` clears email, phone or address; `tags` replaces the set. */
+    /**
+     * Changes the given fields; `null` clears email, phone or address; `tags` replaces the set;
+     * `addresses` changes the kinds it names (null or "" removes one).
+     */
     async update(merchantKey: number, id: string, raw: unknown): Promise<Customer> {
       const customer = await service.get(merchantKey, id);
-      const { input, phone } = parseCustomer(customerUpdateSchema, raw);
+      const { input, phone, addresses } = parseCustomer(customerUpdateSchema, raw, addressKinds());
       const row: Record<string, unknown> = {};
       if (input.name !== undefined) row.name = input.name;
       if (input.email !== undefined) row.email = input.email;
       if (phone !== undefined) row.phone = phone;
       if (input.address !== undefined) row.address = input.address;
-      if (!Object.keys(row).length && input.tags === undefined) return customer;
+      if (!Object.keys(row).length && input.tags === undefined && addresses === undefined) return customer;
       await inTransaction(db, async (trx) => {
         await trx('customers').where({ id: customer.key }).update({ ...row, updated_at: clock.now() });
         if (input.tags !== undefined) await setTags(trx, merchantKey, customer.key, input.tags);
+        if (addresses) await setAddresses(trx, customer.key, addresses);
       });
       return service.get(merchantKey, id);
     },
@@ -280,6 +374,12 @@ export function createCustomerService({ db, clock, tags }: { db: Db; clock: Cloc
       const rows = await q.orderBy('customers.id', 'desc').limit(perPage + 1).offset((page - 1) * perPage);
       return { items: await withTags(rows.slice(0, perPage)), page, perPage, hasMore: rows.length > perPage };
     },
+
+    /** Custom addresses by customer key, read in the caller's transaction (reminders address their due plans). */
+    addressesOf: (q: Db | Trx, customerKeys: number[]) => addressesOf(q, customerKeys),
+
+    /** The custom address kinds of the installed channels (the customer form shows one field each). */
+    addressKinds: (): CustomerAddressKind[] => addressKinds(),
 
     /** Which of these emails (lowercase) belong to live customers of the merchant. */
     emailsTaken: (merchantKey: number, emails: (string | null | undefined)[]) => emailsTaken(db, merchantKey, emails),

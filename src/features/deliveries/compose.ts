@@ -48,7 +48,7 @@ export function templateValues(input: Omit<ComposeInput, 'template' | 'brandColo
 export function compose(eta: { html: Eta; text: Eta }, input: ComposeInput): ComposedMessage {
   const values = templateValues(input);
   const body = fill(input.template.body, values);
-  if (input.template.channel !== 'email') {
+  if (input.template.style !== 'email') {
     // A text message is useless without its link: add it when the template leaves it out.
     return { subject: null, text: body.includes(input.url) ? body : `${body} ${input.url}`, html: null };
   }

@@ -1,6 +1,7 @@
 /**
- * Settings → Message templates: the six texts customers receive (first message and reminder, by
- * email, SMS and WhatsApp), each editable, with a preview filled with sample values. The email
+ * Settings → Message templates: the texts customers receive (first message and reminder) for every
+ * installed channel — email, SMS, WhatsApp and any channel a plugin adds — each editable, with a
+ * preview filled with sample values. The email
  * preview is the real email HTML, served by its own URL into a sandboxed frame with a CSP of its
  * own (the dashboard's CSP refuses the email's inline styles, so `srcdoc` would render it bare).
  */
@@ -14,9 +15,8 @@ import { currencyDigits } from '../../core/money.ts';
 import { requireMerchant } from '../accounts/middleware.ts';
 import { navItems } from '../dashboard/nav.ts';
 import type { Merchant } from '../merchants/repository.ts';
-import { CHANNEL_LABELS } from '../sending/channels.ts';
 import { compose } from './compose.ts';
-import { PLACEHOLDERS, TEMPLATE_CHANNELS, TEMPLATE_KINDS, type MessageTemplate, type TemplateChannel, type TemplateKind } from './templates.ts';
+import { PLACEHOLDERS, TEMPLATE_KINDS, TEXT_MAX, type MessageTemplate, type TemplateKind, type TemplateStyle } from './templates.ts';
 
 export const KIND_LABELS: Record<TemplateKind, string> = { initial: 'First message', reminder: 'Reminder' };
 
@@ -28,12 +28,14 @@ const PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 const isKind = (v: unknown): v is TemplateKind => (TEMPLATE_KINDS as readonly unknown[]).includes(v);
-const isChannel = (v: unknown): v is TemplateChannel => (TEMPLATE_CHANNELS as readonly unknown[]).includes(v);
 
 interface Card {
   id: string;
   kind: TemplateKind;
-  channel: TemplateChannel;
+  channel: string;
+  style: TemplateStyle;
+  /** Longest body the form takes. */
+  maxLength: number;
   title: string;
   custom: boolean;
   values: { subject: string; body: string };
@@ -43,7 +45,8 @@ interface Card {
 
 interface Preview {
   id: string;
-  channel: TemplateChannel;
+  channel: string;
+  style: TemplateStyle;
   subject: string | null;
   text: string;
   /** Email: the URL of the framed HTML. */
@@ -55,6 +58,8 @@ interface Preview {
 export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
   const { templates } = rt.services;
+  const { channels } = rt.services.deliveries;
+  const isChannel = (v: unknown): v is string => typeof v === 'string' && channels.has(v);
   // Same settings as the delivery service's: HTML escapes, plain text does not.
   const eta = {
     html: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true }),
@@ -84,26 +89,28 @@ export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
     });
 
   /** The template as the customer would get it, with sample values; a template with mistakes shows them instead. */
-  const preview = (merchant: Merchant, kind: TemplateKind, channel: TemplateChannel, values: { subject: string; body: string }): Preview => {
-    const base: Preview = { id: `${cardId(kind, channel)}-preview`, channel, subject: null, text: '', frameSrc: null, length: 0, errors: [] };
+  const preview = (merchant: Merchant, kind: TemplateKind, channel: string, values: { subject: string; body: string }): Preview => {
+    const style = templates.styleOf(channel);
+    const email = style === 'email';
+    const base: Preview = { id: `${cardId(kind, channel)}-preview`, channel, style, subject: null, text: '', frameSrc: null, length: 0, errors: [] };
     try {
-      templates.parse({ kind, channel, body: values.body, ...(channel === 'email' ? { subject: values.subject } : {}) });
+      templates.parse({ kind, channel, body: values.body, ...(email ? { subject: values.subject } : {}) });
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
       return { ...base, errors: err.errors.map((e) => e.message) };
     }
-    const message = sampleMessage(merchant, { kind, channel, subject: channel === 'email' ? values.subject : null, body: values.body, custom: true });
-    const query = new URLSearchParams({ kind, subject: values.subject, body: values.body });
+    const message = sampleMessage(merchant, { kind, channel, style, subject: email ? values.subject : null, body: values.body, custom: true });
+    const query = new URLSearchParams({ kind, channel, subject: values.subject, body: values.body });
     return {
       ...base,
       subject: message.subject,
-      text: channel === 'email' ? values.body : message.text,
-      frameSrc: channel === 'email' ? `/app/settings/templates/preview.html?${query}` : null,
+      text: email ? values.body : message.text,
+      frameSrc: email ? `/app/settings/templates/preview.html?${query}` : null,
       length: message.text.length,
     };
   };
 
-  const cards = async (merchant: Merchant, edited?: { kind: TemplateKind; channel: TemplateChannel; values: { subject: string; body: string }; errors: Record<string, string> }): Promise<Card[]> =>
+  const cards = async (merchant: Merchant, edited?: { kind: TemplateKind; channel: string; values: { subject: string; body: string }; errors: Record<string, string> }): Promise<Card[]> =>
     (await templates.all(merchant.key)).map((t) => {
       const mine = edited && edited.kind === t.kind && edited.channel === t.channel ? edited : null;
       const values = mine?.values ?? { subject: t.subject ?? '', body: t.body };
@@ -111,7 +118,9 @@ export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
         id: cardId(t.kind, t.channel),
         kind: t.kind,
         channel: t.channel,
-        title: `${KIND_LABELS[t.kind]} · ${CHANNEL_LABELS[t.channel]}`,
+        style: t.style,
+        maxLength: t.style === 'email' ? 2000 : TEXT_MAX,
+        title: `${KIND_LABELS[t.kind]} · ${channels.label(t.channel)}`,
         custom: t.custom,
         values,
         errors: mine?.errors ?? {},
@@ -150,8 +159,8 @@ export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
     const card = posted(req.body as Record<string, unknown>);
     if (!card) throw new ValidationError([{ field: 'kind', code: 'invalid_template', message: 'No such template.' }]);
     try {
-      await templates.save(res.locals.merchant.key, { kind: card.kind, channel: card.channel, body: card.values.body, ...(card.channel === 'email' ? { subject: card.values.subject } : {}) });
-      flash(req, 'success', `${KIND_LABELS[card.kind]} by ${CHANNEL_LABELS[card.channel]} saved. New messages use it.`);
+      await templates.save(res.locals.merchant.key, { kind: card.kind, channel: card.channel, body: card.values.body, ...(templates.styleOf(card.channel) === 'email' ? { subject: card.values.subject } : {}) });
+      flash(req, 'success', `${KIND_LABELS[card.kind]} by ${channels.label(card.channel)} saved. New messages use it.`);
       res.redirect(303, `/app/settings/templates#${cardId(card.kind, card.channel)}`);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
@@ -162,7 +171,7 @@ export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
   router.post('/settings/templates/reset', async (req, res) => {
     const { kind, channel } = req.body as Record<string, unknown>;
     await templates.reset(res.locals.merchant.key, text(kind), text(channel));
-    flash(req, 'success', `${KIND_LABELS[kind as TemplateKind]} by ${CHANNEL_LABELS[channel as TemplateChannel]} is back to the default.`);
+    flash(req, 'success', `${KIND_LABELS[kind as TemplateKind]} by ${channels.label(text(channel))} is back to the default.`);
     res.redirect(303, `/app/settings/templates#${cardId(text(kind), text(channel))}`);
   });
 
@@ -177,17 +186,18 @@ export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
     await render(req, res, 'settings/_template_preview', { preview: preview(res.locals.merchant, card.kind, card.channel, card.values) });
   });
 
-  /** The email as HTML, for the preview frame only. */
+  /** The email as HTML, for the preview frame only (an email-style channel: `email` unless another is named). */
   router.get('/settings/templates/preview.html', async (req, res) => {
     const merchant: Merchant = res.locals.merchant;
     const q = req.query as Record<string, unknown>;
     const kind = isKind(q.kind) ? q.kind : 'initial';
-    const p = preview(merchant, kind, 'email', { subject: text(q.subject), body: text(q.body) });
+    const channel = isChannel(q.channel) && templates.styleOf(q.channel) === 'email' ? q.channel : 'email';
+    const p = preview(merchant, kind, channel, { subject: text(q.subject), body: text(q.body) });
     let html: string;
     if (p.errors.length) {
       html = eta.html.renderString('<!doctype html><meta charset="utf-8"><body style="font-family:sans-serif;color:#b91c1c;padding:1rem"><% it.errors.forEach((e) => { %><p><%= e %></p><% }) %></body>', { errors: p.errors });
     } else {
-      html = sampleMessage(merchant, { kind, channel: 'email', subject: text(q.subject), body: text(q.body), custom: true }).html!;
+      html = sampleMessage(merchant, { kind, channel, style: 'email', subject: text(q.subject), body: text(q.body), custom: true }).html!;
     }
     res.set('Content-Security-Policy', PREVIEW_CSP).set('X-Frame-Options', 'SAMEORIGIN').type('html').send(html);
   });

@@ -29,7 +29,8 @@ import type { Registries } from '../../core/plugins/registries.ts';
 import { ProviderError, type Channel, type OutgoingMessage } from '../../plugin-api.ts';
 import type { Page } from '../../core/pagination.ts';
 import { compose } from './compose.ts';
-import { defaultTemplate, type MessageTemplate, type TemplateChannel, type TemplateKind, type TemplateService } from './templates.ts';
+import { defaultTemplate, type MessageTemplate, type TemplateKind, type TemplateService } from './templates.ts';
+import type { ChannelDirectory } from './channels.ts';
 import type { LinkTokens } from '../sending/tokens.ts';
 
 export type DeliveryKind = 'initial' | 'reminder' | 'expiry' | 'receipt';
@@ -127,6 +128,8 @@ export interface DeliveryDeps {
   jobs: JobQueue;
   events: EventBus;
   registries: Registries;
+  /** The installed channels: labels and addressing. */
+  channels: ChannelDirectory;
   templates: TemplateService;
   tokens: LinkTokens;
   eta: { html: Eta; text: Eta };
@@ -253,9 +256,11 @@ export function createDeliveryService(deps: DeliveryDeps) {
     if (o.linkDeleted) return { outcome: { status: 'cancelled', error: 'The link was deleted before this message went out.' } };
     if (o.kind === 'reminder' && o.planState === 'stopped') return { outcome: { status: 'cancelled', error: 'Reminders stopped before this one went out.' } };
     const channel = registries.channels.get(o.channel);
-    if (!channel) return { outcome: { status: 'failed', error: `No "${o.channel}" channel is installed.` } };
+    const info = deps.channels.get(o.channel);
+    if (!channel || !info) return { outcome: { status: 'failed', error: `No "${o.channel}" channel is installed.` } };
     const kind: TemplateKind = o.kind === 'reminder' ? 'reminder' : 'initial';
-    const template = saved.get(`${o.merchantKey}:${kind}:${o.channel}`) ?? defaultTemplate(kind, o.channel as TemplateChannel);
+    const template = saved.get(`${o.merchantKey}:${kind}:${o.channel}`) ?? defaultTemplate(kind, info);
+    const url = urlFor(o);
     try {
       const m = compose(deps.eta, {
         template,
@@ -265,10 +270,19 @@ export function createDeliveryService(deps: DeliveryDeps) {
         linkName: o.linkName,
         amount: o.amount,
         currency: o.currency,
-        url: urlFor(o),
+        url,
         reminderNumber: o.seq,
       });
-      const message = { id: o.id, merchant: { id: o.merchantId, name: o.business, brandColor: o.brandColor }, to: o.to, subject: m.subject ?? undefined, text: m.text, html: m.html ?? undefined };
+      const message: OutgoingMessage = {
+        id: o.id,
+        merchant: { id: o.merchantId, name: o.business, brandColor: o.brandColor },
+        to: o.to,
+        subject: m.subject ?? undefined,
+        text: m.text,
+        html: m.html ?? undefined,
+        kind: o.kind,
+        linkUrl: url,
+      };
       return { channel, message };
     } catch (err) {
       // A broken template must not take the rest of the batch down with it.
@@ -535,6 +549,8 @@ export function createDeliveryService(deps: DeliveryDeps) {
     },
 
     urlFor,
+    /** The installed channels: labels, addressing, template styles. */
+    channels: deps.channels,
   };
   jobs.define('deliveries.pump', async () => {
     await service.pump();

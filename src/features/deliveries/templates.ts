@@ -1,18 +1,23 @@
 /**
- * Message templates: what a customer reads in an email, SMS or WhatsApp message carrying a link.
- * Each merchant may override the defaults per (kind, channel). Templates are plain text with
- * `{{placeholders}}`; email HTML is built around the text by views/emails, never from merchant HTML.
+ * Message templates: what a customer reads in a message carrying a link, per (kind, channel) for
+ * every installed channel. Each merchant may override the defaults. A channel that sends to an email
+ * address takes the email style (subject, text and HTML); every other channel — SMS, WhatsApp or a
+ * plugin's own — one short text. Templates are plain text with `{{placeholders}}`; email HTML is
+ * built around the text by views/emails, never from merchant HTML.
  */
 import { z } from 'zod';
 import type { Db } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import { parseBody } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
+import type { ChannelDirectory, ChannelInfo } from './channels.ts';
 
 export const TEMPLATE_KINDS = ['initial', 'reminder'] as const;
 export type TemplateKind = (typeof TEMPLATE_KINDS)[number];
-export const TEMPLATE_CHANNELS = ['email', 'sms', 'whatsapp'] as const;
-export type TemplateChannel = (typeof TEMPLATE_CHANNELS)[number];
+/** How a template is written and sent: `email` has a subject and becomes HTML; `text` is one short message. */
+export type TemplateStyle = ChannelInfo['style'];
+/** The longest text-style message (4 SMS). */
+export const TEXT_MAX = 640;
 
 export const PLACEHOLDERS = {
   first_name: 'The customer’s first name',
@@ -28,36 +33,40 @@ export type TemplateValues = Record<Placeholder, string>;
 
 export interface MessageTemplate {
   kind: TemplateKind;
-  channel: TemplateChannel;
-  /** Email only. */
+  /** A channel id. */
+  channel: string;
+  style: TemplateStyle;
+  /** Email style only. */
   subject: string | null;
   body: string;
   /** False while the merchant uses the default. */
   custom: boolean;
 }
 
-const DEFAULTS: Record<TemplateKind, Record<TemplateChannel, { subject: string | null; body: string }>> = {
+/** The defaults by style: every text channel (SMS, WhatsApp, a plugin's own) starts from the same short text. */
+const DEFAULTS: Record<TemplateKind, Record<TemplateStyle, { subject: string | null; body: string }>> = {
   initial: {
     email: {
       subject: '{{business}}: your payment link for {{link_name}}',
       body: 'Hi {{first_name}},\n\n{{business}} has sent you a payment link for {{link_name}} ({{amount}}). You can pay securely online using the button below.',
     },
-    sms: { subject: null, body: 'Hi {{first_name}}, your {{business}} payment link for {{link_name}} ({{amount}}): {{url}}' },
-    whatsapp: { subject: null, body: 'Hi {{first_name}}, your {{business}} payment link for {{link_name}} ({{amount}}): {{url}}' },
+    text: { subject: null, body: 'Hi {{first_name}}, your {{business}} payment link for {{link_name}} ({{amount}}): {{url}}' },
   },
   reminder: {
     email: {
       subject: 'Reminder: {{link_name}} from {{business}}',
       body: 'Hi {{first_name}},\n\nThis is a friendly reminder that your payment for {{link_name}} ({{amount}}) to {{business}} is still open.',
     },
-    sms: { subject: null, body: 'Hi {{first_name}}, a reminder from {{business}}: {{link_name}} ({{amount}}) is still open. Pay here: {{url}}' },
-    whatsapp: { subject: null, body: 'Hi {{first_name}}, a reminder from {{business}}: {{link_name}} ({{amount}}) is still open. Pay here: {{url}}' },
+    text: { subject: null, body: 'Hi {{first_name}}, a reminder from {{business}}: {{link_name}} ({{amount}}) is still open. Pay here: {{url}}' },
   },
 };
 
-export function defaultTemplate(kind: TemplateKind, channel: TemplateChannel): MessageTemplate {
-  return { kind, channel, ...DEFAULTS[kind][channel], custom: false };
+export function defaultTemplate(kind: TemplateKind, channel: Pick<ChannelInfo, 'id' | 'style'>): MessageTemplate {
+  return { kind, channel: channel.id, style: channel.style, ...DEFAULTS[kind][channel.style], custom: false };
 }
+
+/** A channel's style; a channel no longer installed is read by its id (only `email` was ever email-style). */
+const styleOf = (channels: ChannelDirectory, id: string): TemplateStyle => channels.get(id)?.style ?? (id === 'email' ? 'email' : 'text');
 
 /** Placeholders a text uses that do not exist. */
 export function unknownPlaceholders(text: string): string[] {
@@ -73,10 +82,13 @@ export function fill(text: string, values: TemplateValues, opts: { oneLine?: boo
 const placeholdersKnown = (s: string | null | undefined) => !s || unknownPlaceholders(s).length === 0;
 const knownList = Object.keys(PLACEHOLDERS).map((p) => `{{${p}}}`).join(', ');
 
-export const templateInputSchema = z
+/** A template as posted; `channel` must be an installed channel and the rules follow its style. */
+export const templateInputSchema = (channels: ChannelDirectory) => z
   .object({
     kind: z.enum(TEMPLATE_KINDS, { error: 'kind must be "initial" or "reminder".' }),
-    channel: z.enum(TEMPLATE_CHANNELS, { error: 'channel must be "email", "sms" or "whatsapp".' }),
+    channel: z
+      .string({ error: 'channel must be a channel id.' })
+      .refine((id) => channels.has(id), { message: 'No such channel is installed.', params: { code: 'unknown_channel' } }),
     subject: z
       .string({ error: 'The subject must be text.' })
       .trim()
@@ -92,20 +104,24 @@ export const templateInputSchema = z
       .refine(placeholdersKnown, `Unknown placeholder. You can use ${knownList}.`),
   })
   .superRefine((t, ctx) => {
-    if (t.channel === 'email' && !t.subject) ctx.addIssue({ code: 'custom', path: ['subject'], message: 'Enter a subject for the email.' });
-    if (t.channel !== 'email' && t.body.length > 640) ctx.addIssue({ code: 'custom', path: ['body'], message: 'Keep text messages under 640 characters (4 SMS).' });
+    if (!channels.has(t.channel)) return;
+    const email = styleOf(channels, t.channel) === 'email';
+    if (email && !t.subject) ctx.addIssue({ code: 'custom', path: ['subject'], message: 'Enter a subject for the email.' });
+    if (!email && t.body.length > TEXT_MAX) ctx.addIssue({ code: 'custom', path: ['body'], message: `Keep text messages under ${TEXT_MAX} characters (4 SMS).` });
   });
-export type TemplateInput = z.infer<typeof templateInputSchema>;
+export type TemplateInput = z.infer<ReturnType<typeof templateInputSchema>>;
 
-export function createTemplateService({ db, clock }: { db: Db; clock: Clock }) {
+export function createTemplateService({ db, clock, channels }: { db: Db; clock: Clock; channels: ChannelDirectory }) {
+  const inputSchema = templateInputSchema(channels);
   const service = {
-    /** Every (kind, channel) template of a merchant: theirs where saved, else the default. */
+    /** Every (kind, channel) template of a merchant for the installed channels: theirs where saved, else the default. */
     async all(merchantKey: number): Promise<MessageTemplate[]> {
       const rows = (await db('message_templates').where({ merchant_id: merchantKey })) as any[];
+      const installed = channels.list();
       return TEMPLATE_KINDS.flatMap((kind) =>
-        TEMPLATE_CHANNELS.map((channel) => {
-          const r = rows.find((x) => x.kind === kind && x.channel === channel);
-          return r ? { kind, channel, subject: channel === 'email' ? r.subject : null, body: r.body, custom: true } : defaultTemplate(kind, channel);
+        installed.map((channel): MessageTemplate => {
+          const r = rows.find((x) => x.kind === kind && x.channel === channel.id);
+          return r ? { kind, channel: channel.id, style: channel.style, subject: channel.style === 'email' ? r.subject : null, body: r.body, custom: true } : defaultTemplate(kind, channel);
         }),
       );
     },
@@ -115,29 +131,34 @@ export function createTemplateService({ db, clock }: { db: Db; clock: Clock }) {
       const out = new Map<string, MessageTemplate>();
       if (!merchantKeys.length) return out;
       const rows = (await db('message_templates').whereIn('merchant_id', [...new Set(merchantKeys)])) as any[];
-      for (const r of rows) out.set(`${r.merchant_id}:${r.kind}:${r.channel}`, { kind: r.kind, channel: r.channel, subject: r.subject, body: r.body, custom: true });
+      for (const r of rows) out.set(`${r.merchant_id}:${r.kind}:${r.channel}`, { kind: r.kind, channel: r.channel, style: styleOf(channels, r.channel), subject: r.subject, body: r.body, custom: true });
       return out;
     },
 
-    async get(merchantKey: number, kind: TemplateKind, channel: TemplateChannel): Promise<MessageTemplate> {
-      return (await service.all(merchantKey)).find((t) => t.kind === kind && t.channel === channel)!;
+    async get(merchantKey: number, kind: TemplateKind, channel: string): Promise<MessageTemplate> {
+      const found = (await service.all(merchantKey)).find((t) => t.kind === kind && t.channel === channel);
+      if (!found) throw new ValidationError([{ field: 'channel', code: 'unknown_channel', message: 'No such channel is installed.' }]);
+      return found;
     },
 
-    /** Validates (422 by field) and saves a merchant's template. */
+    /** The style of a channel's templates. */
+    styleOf: (channel: string): TemplateStyle => styleOf(channels, channel),
+
+    /** Validates (422 by field) a merchant's template. */
     parse(raw: unknown): TemplateInput {
-      return parseBody(templateInputSchema, raw);
+      return parseBody(inputSchema, raw);
     },
 
     async save(merchantKey: number, raw: unknown): Promise<MessageTemplate> {
       const t = service.parse(raw);
-      const row = { merchant_id: merchantKey, kind: t.kind, channel: t.channel, subject: t.channel === 'email' ? t.subject ?? null : null, body: t.body, updated_at: clock.now() };
+      const row = { merchant_id: merchantKey, kind: t.kind, channel: t.channel, subject: styleOf(channels, t.channel) === 'email' ? t.subject ?? null : null, body: t.body, updated_at: clock.now() };
       await db('message_templates').insert(row).onConflict(['merchant_id', 'kind', 'channel']).merge(['subject', 'body', 'updated_at']);
       return service.get(merchantKey, t.kind, t.channel);
     },
 
     /** Back to the default. */
     async reset(merchantKey: number, kind: string, channel: string): Promise<void> {
-      if (!(TEMPLATE_KINDS as readonly string[]).includes(kind) || !(TEMPLATE_CHANNELS as readonly string[]).includes(channel)) {
+      if (!(TEMPLATE_KINDS as readonly string[]).includes(kind) || !channels.has(channel)) {
         throw new ValidationError([{ field: 'kind', code: 'invalid_template', message: 'No such template.' }]);
       }
       await db('message_templates').where({ merchant_id: merchantKey, kind, channel }).del();

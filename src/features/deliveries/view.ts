@@ -1,7 +1,7 @@
 /** Deliveries as the dashboard shows them (a customer's messages, a link's messages card). */
 import { timeAgo, dateTimeIn } from '../../core/time.ts';
 import type { Delivery } from './service.ts';
-import { CHANNEL_LABELS, type SendChannel } from '../sending/channels.ts';
+import type { ChannelDirectory } from './channels.ts';
 import type { Badge } from '../links/view.ts';
 import { formatPhone } from '../customers/schemas.ts';
 
@@ -27,14 +27,14 @@ export function deliveryKindText(d: Pick<Delivery, 'kind' | 'seq'>): string {
 }
 
 /** A delivery as a row of a messages table: sent time (or queued time), badges, the address. */
-export function deliveryRow(d: Delivery, now: Date, timeZone: string) {
+export function deliveryRow(d: Delivery, now: Date, timeZone: string, channels: Pick<ChannelDirectory, 'get' | 'label'>) {
   const at = d.sentAt ?? d.createdAt;
-  const phone = d.channel === 'sms' || d.channel === 'whatsapp';
+  const phone = channels.get(d.channel)?.addressKind === 'phone' || d.channel === 'sms' || d.channel === 'whatsapp';
   return {
     id: d.id,
     linkId: d.linkId,
     linkName: d.linkName,
-    channel: CHANNEL_LABELS[d.channel as SendChannel] ?? d.channel,
+    channel: channels.label(d.channel),
     kind: deliveryKindText(d),
     to: phone ? formatPhone(d.to) : d.to,
     status: deliveryStatusBadge(d.status),

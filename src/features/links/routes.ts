@@ -10,7 +10,6 @@ import { qrPaths } from '../qr/routes.ts';
 import type { Link } from './service.ts';
 import { afterPaymentInput, createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type SendFormValues } from './form.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
-import { CHANNEL_LABELS } from '../sending/channels.ts';
 import { dateIn, dateTimeIn, isFiltered, listHref, pageWindow, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
 import { formatMoney } from '../../core/money.ts';
 import { dailyChart } from '../analytics/chart.ts';
@@ -203,7 +202,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
         throw new ValidationError(errors);
       }
       const { link, sent } = await sending.createLink(merchant, { ...input, ...(send ? { send } : {}), ...(after_payment ? { after_payment } : {}) });
-      const by = send ? (send.channels as (keyof typeof CHANNEL_LABELS)[]).map((c) => CHANNEL_LABELS[c]).join(' and ') : '';
+      const by = send ? (send.channels as string[]).map((c) => rt.services.deliveries.channels.label(c)).join(' and ') : '';
       flash(req, 'success', sent ? `Link “${link.name}” created and sent by ${by}.` : `Link “${link.name}” created. Share ${links.url(merchant, link)}.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {

@@ -7,7 +7,7 @@ import type { Runtime } from '../../runtime.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import type { Customer } from '../customers/service.ts';
-import { CHANNEL_LABELS, SEND_CHANNELS, channelOptions, type ChannelOption } from '../sending/channels.ts';
+import type { ChannelOption } from '../deliveries/channels.ts';
 import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX } from '../reminders/schedule.ts';
 import type { SendFormValues } from './form.ts';
 
@@ -27,7 +27,7 @@ export interface SendSection {
   searchable: boolean;
   choices: Customer[];
   customer: Customer | null;
-  channels: (ChannelOption & { checked: boolean; address: string | null })[];
+  channels: (ChannelOption & { checked: boolean })[];
   remindersAllowed: boolean;
   frequencies: { id: string; label: string }[];
   remindersMax: number;
@@ -36,6 +36,7 @@ export interface SendSection {
 
 export function createSendSections(rt: Runtime) {
   const { customers, tags } = rt.services;
+  const { channels: directory } = rt.services.deliveries;
 
   const customerOf = async (merchant: Merchant, id: string): Promise<Customer | null> =>
     id ? customers.get(merchant.key, id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err))) : null;
@@ -66,12 +67,12 @@ export function createSendSections(rt: Runtime) {
       const [found, customer] = await Promise.all([customers.search(merchant.key, { q: query || undefined, perPage: CUSTOMER_CHOICES }), customerOf(merchant, values.customer_id)]);
       const choices = customer && !found.items.some((c) => c.id === customer.id) ? [customer, ...found.items] : found.items;
       const v = { ...values, customer_id: customer?.id ?? values.customer_id };
-      const options = customer ? channelOptions(customer) : SEND_CHANNELS.map((id) => ({ id, label: CHANNEL_LABELS[id], enabled: false, reason: null }));
+      const options = customer ? directory.options(customer) : directory.list().map((c) => ({ id: c.id, label: c.label, enabled: false, reason: null, address: null }));
       if (customer && renderedFor !== undefined && renderedFor !== customer.id) {
         const first = options.find((o) => o.enabled);
         v.channels = first ? [first.id] : [];
       }
-      const channels = options.map((o) => ({ ...o, checked: o.enabled && v.channels.includes(o.id), address: customer ? (o.id === 'email' ? customer.email : customer.phone) : null }));
+      const channels = options.map((o) => ({ ...o, checked: o.enabled && v.channels.includes(o.id) }));
       const remindersAllowed = !!customer && channels.some((c) => c.checked);
       return {
         values: { ...v, reminders: v.reminders && remindersAllowed },

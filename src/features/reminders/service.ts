@@ -17,7 +17,6 @@ import type { EventBus } from '../../core/events.ts';
 import { publicId } from '../../core/ids.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import type { DeliveryService, Delivery, QueueItem } from '../deliveries/service.ts';
-import { addressFor } from '../sending/channels.ts';
 import { dueAt, inQuietHours, outsideQuietHours, type Frequency } from './schedule.ts';
 
 export type PlanState = 'active' | 'completed' | 'stopped';
@@ -109,6 +108,8 @@ export interface ReminderDeps {
   jobs: JobQueue;
   events: EventBus;
   deliveries: DeliveryService;
+  /** Customers' custom addresses (channels' own kinds) by customer key, in the sweep's transaction. */
+  addressesOf?: (trx: Knex.Transaction, customerKeys: number[]) => Promise<Map<number, Record<string, string>>>;
   /** Plans taken per transaction (default 500). */
   batchSize?: number;
 }
@@ -194,6 +195,9 @@ export function createReminderService(deps: ReminderDeps) {
         const ids = await takeDue(trx, now);
         if (!ids.length) return 0;
         const plans = await loadDue(trx, ids, now);
+        // Custom address kinds only matter to plans on a channel that needs one.
+        const custom = plans.filter((p) => String(p.channels).split(',').some((c) => !['email', 'phone'].includes(deliveries.channels.get(c)?.addressKind ?? 'email')));
+        const addresses = custom.length && deps.addressesOf ? await deps.addressesOf(trx, custom.map((p) => p.customer_id)) : new Map<number, Record<string, string>>();
         const items: QueueItem[] = [];
         const advanced: { id: number; next: Date | null; state: PlanState }[] = [];
         const postponed: { id: number; next: Date }[] = [];
@@ -217,7 +221,7 @@ export function createReminderService(deps: ReminderDeps) {
           }
           const n = Number(p.sent_count) + 1;
           for (const channel of String(p.channels).split(',').filter(Boolean)) {
-            const to = addressFor({ name: '', email: p.email, phone: p.phone }, channel);
+            const to = deliveries.channels.addressFor({ name: '', email: p.email, phone: p.phone, addresses: addresses.get(Number(p.customer_id)) }, channel);
             if (to) items.push({ merchantKey: p.merchant_id, linkKey: p.link_id, customerKey: p.customer_id, planKey: p.id, channel, kind: 'reminder', seq: n, to });
           }
           if (n >= Number(p.max_count)) {

@@ -55,6 +55,7 @@ interface Notice {
  */
 export function linkPageSending(rt: Runtime) {
   const { customers, tags, deliveries, reminders } = rt.services;
+  const { channels } = deliveries;
 
   /** The customers the form offers: the chosen ones first (checked), then the search's matches. */
   async function picker(merchant: Merchant, v: SendFormValues) {
@@ -65,7 +66,7 @@ export function linkPageSending(rt: Runtime) {
     // The chosen in the order they were chosen (getMany answers in its own order).
     const selected = v.customer_ids.map((id) => chosen.find((c) => c.id === id)).filter((c): c is Customer => !!c);
     const offered = found.data.filter((c) => !v.customer_ids.includes(c.id));
-    const option = (c: Customer, checked: boolean) => ({ id: c.id, name: c.name, detail: [c.email, c.phone && formatPhone(c.phone)].filter(Boolean).join(' · '), checked });
+    const option = (c: Customer, checked: boolean) => ({ id: c.id, name: c.name, detail: [c.email, c.phone && formatPhone(c.phone), ...Object.values(c.addresses)].filter(Boolean).join(' · '), checked });
     return {
       q: v.q,
       options: [...selected.map((c) => option(c, true)), ...offered.map((c) => option(c, false))],
@@ -86,7 +87,7 @@ export function linkPageSending(rt: Runtime) {
       notice,
       picker: people,
       customerTags,
-      channels: channelChoices(people.single, v.channels),
+      channels: channelChoices(channels, people.single, v.channels),
       several: !people.single,
       frequencies: frequencyOptions(),
       remindersMax: REMINDERS_MAX,
@@ -96,18 +97,18 @@ export function linkPageSending(rt: Runtime) {
 
   async function deliveryCard(merchant: Merchant, link: Link, notice: Notice | null = null) {
     const recent = await deliveries.recentForLink(link.key, CARD_DELIVERIES + 1);
-    return { link, rows: deliveryRows(recent.slice(0, CARD_DELIVERIES), rt.clock.now(), merchant.timezone), more: recent.length > CARD_DELIVERIES, notice };
+    return { link, rows: deliveryRows(recent.slice(0, CARD_DELIVERIES), rt.clock.now(), merchant.timezone, channels), more: recent.length > CARD_DELIVERIES, notice };
   }
 
   async function reminderCard(merchant: Merchant, link: Link, notice: Notice | null = null) {
     const plans = await reminders.forLink(link.key);
-    return { link, plans: planRows(plans, rt.clock.now(), merchant.timezone), notice };
+    return { link, plans: planRows(plans, rt.clock.now(), merchant.timezone, channels), notice };
   }
 
   async function reminderTab(merchant: Merchant, link: Link) {
     const plans = await reminders.forLink(link.key);
     const sent = await deliveries.forPlans(plans.map((p) => p.key));
-    return remindersTab(plans, sent, rt.clock.now(), merchant.timezone);
+    return remindersTab(plans, sent, rt.clock.now(), merchant.timezone, channels);
   }
 
   return {
@@ -217,7 +218,7 @@ export function sendingRoutes(rt: Runtime, render: Renderer): express.Router {
       if (err instanceof ValidationError) return res.redirect(303, `/app/links/${link.id}/deliveries`);
       throw err;
     }
-    const rows = deliveryRows(page.data, rt.clock.now(), merchant.timezone);
+    const rows = deliveryRows(page.data, rt.clock.now(), merchant.timezone, deliveries.channels);
     await render(req, res, 'sending/deliveries', {
       title: `Messages · ${link.name}`,
       link,
@@ -232,7 +233,7 @@ export function sendingRoutes(rt: Runtime, render: Renderer): express.Router {
   router.post('/deliveries/:id/resend', async (req, res) => {
     const merchant = merchantOf(res);
     const d = await deliveries.get(merchant.key, String(req.params.id));
-    const to = d.channel === 'email' ? d.to : formatPhone(d.to);
+    const to = deliveries.channels.get(d.channel)?.addressKind === 'phone' ? formatPhone(d.to) : d.to;
     const who = d.customerName ? `${d.customerName} (${to})` : to;
     let notice: Notice;
     let status = 200;

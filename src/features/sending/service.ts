@@ -1,6 +1,7 @@
 /**
- * Sending a link to customers: one customer, several, or everyone with a customer tag, by email,
- * SMS, WhatsApp or several — each recipient gets their own deliveries and, when asked, their own
+ * Sending a link to customers: one customer, several, or everyone with a customer tag, by any
+ * installed channel (email, SMS, WhatsApp, a plugin's own) or several — each recipient gets their
+ * own deliveries (addressed by the deliveries feature's channel directory) and, when asked, their own
  * reminder plan. Text-to-Pay makes a one-off payment request for one customer and texts it in one
  * step. Everything a send writes commits in one transaction (with the link, when it is created in
  * the same request); the messages leave from the deliveries outbox right after.
@@ -20,7 +21,6 @@ import type { DeliveryService, QueueItem } from '../deliveries/service.ts';
 import type { ReminderService } from '../reminders/service.ts';
 import type { ActionService } from '../actions/service.ts';
 import { FREQUENCIES, REMINDERS_MAX, type Frequency } from '../reminders/schedule.ts';
-import { CHANNEL_LABELS, SEND_CHANNELS, addressFor, type SendChannel } from './channels.ts';
 
 /** How long a Text-to-Pay request stays payable. */
 export const REQUEST_TTL_DAYS = 30;
@@ -34,9 +34,11 @@ export const sendSchema = z
     customer_id: z.string({ error: 'customer_id must be a customer id.' }).trim().min(1, 'Choose a customer.').optional(),
     customer_ids: z.array(z.string({ error: 'customer_ids must be customer ids.' }).trim().min(1), { error: 'customer_ids must be a list of customer ids.' }).max(MAX_RECIPIENTS, `Send to at most ${MAX_RECIPIENTS} customers at once.`).optional(),
     customer_tag: z.string({ error: 'customer_tag must be a tag id.' }).trim().min(1, 'Choose a customer tag.').optional(),
+    // Any channel id; which ones are installed is checked against the registry (422 unknown_channel).
     channels: z
-      .array(z.enum(SEND_CHANNELS, { error: 'Channels are "email", "sms" and "whatsapp".' }), { error: 'Pick at least one channel: email, sms or whatsapp.' })
-      .min(1, 'Pick at least one channel: email, sms or whatsapp.')
+      .array(z.string({ error: 'Channels are given by id, such as "email" or "sms".' }).trim().min(1, 'Channels are given by id, such as "email" or "sms".').max(64, 'That is not a channel id.'), { error: 'Pick at least one channel, such as email or sms.' })
+      .min(1, 'Pick at least one channel, such as email or sms.')
+      .max(20, 'Pick at most 20 channels.')
       .transform((c) => [...new Set(c)]),
     reminders: z
       .object({
@@ -66,7 +68,7 @@ export type AfterPaymentInput = z.infer<typeof afterPaymentSchema>;
 
 /** A validated send: who gets which channels, ready to write in a transaction. */
 export interface PreparedSend {
-  recipients: { customer: Customer; channels: SendChannel[] }[];
+  recipients: { customer: Customer; channels: string[] }[];
   /** Customers who could not be reached on any chosen channel (send to many only). */
   skipped: { customer: Customer; reason: string }[];
   reminders: { frequency: Frequency; max: number } | null;
@@ -101,6 +103,13 @@ function parseNested<S extends z.ZodType>(prefix: string, schema: S, raw: unknow
 
 export function createSendingService(deps: SendingDeps) {
   const { db, clock, registries, customers, tags, links, deliveries, reminders, actions } = deps;
+  const { channels } = deliveries;
+
+  /** 422 `unknown_channel` (field `field`) for ids no plugin registered. */
+  const unknownChannels = (field: string, ids: string[]): FieldError[] => {
+    const installed = channels.list().map((c) => c.id).join(', ');
+    return ids.filter((id) => !channels.has(id)).map((id) => ({ field, code: 'unknown_channel', message: `“${id.slice(0, 64)}” is not an installed channel (installed: ${installed}).` }));
+  };
 
   const unknownCustomer = (field: string): FieldError => ({ field, code: 'unknown_customer', message: 'Choose one of your customers.' });
 
@@ -111,9 +120,11 @@ export function createSendingService(deps: SendingDeps) {
         throw new ValidationError([{ field: 'send', code: 'invalid_send', message: 'send must be an object with customer_id and channels.' }]);
       }
       const input = parseNested('send', sendSchema, raw);
-      const missing = input.channels.filter((c) => !registries.channels.get(c));
-      if (missing.length) {
-        throw new ValidationError([{ field: 'send.channels', code: 'channel_unavailable', message: `No ${missing.map((c) => CHANNEL_LABELS[c]).join(' or ')} channel is installed.` }]);
+      const unknown = unknownChannels('send.channels', input.channels);
+      if (unknown.length) throw new ValidationError(unknown);
+      // A reminder plan stores its channels in one column (255 characters).
+      if (input.reminders && input.channels.join(',').length > 255) {
+        throw new ValidationError([{ field: 'send.channels', code: 'too_many_channels', message: 'Pick fewer channels for reminders.' }]);
       }
       let found: Customer[];
       if (input.customer_id !== undefined) {
@@ -136,7 +147,7 @@ export function createSendingService(deps: SendingDeps) {
       const recipients: PreparedSend['recipients'] = [];
       const skipped: PreparedSend['skipped'] = [];
       for (const customer of found) {
-        const reachable = input.channels.filter((c) => addressFor(customer, c));
+        const reachable = input.channels.filter((c) => channels.addressFor(customer, c));
         const unreachable = input.channels.filter((c) => !reachable.includes(c));
         if (found.length === 1 && unreachable.length) {
           // One customer: every channel asked for must reach them, or the merchant would believe it did.
@@ -144,12 +155,12 @@ export function createSendingService(deps: SendingDeps) {
             unreachable.map((c) => ({
               field: 'send.channels',
               code: 'channel_unreachable',
-              message: `${customer.name} has no ${c === 'email' ? 'email address' : 'phone number'}, so ${CHANNEL_LABELS[c]} cannot reach them.`,
+              message: `${customer.name} has no ${channels.get(c)!.addressLabel}, so ${channels.label(c)} cannot reach them.`,
             })),
           );
         }
         if (reachable.length) recipients.push({ customer, channels: reachable });
-        else skipped.push({ customer, reason: `No ${input.channels.map((c) => (c === 'email' ? 'email address' : 'phone number')).filter((v, i, a) => a.indexOf(v) === i).join(' or ')}` });
+        else skipped.push({ customer, reason: `No ${[...new Set(input.channels.map((c) => channels.get(c)!.addressLabel))].join(' or ')}` });
       }
       if (!recipients.length) throw new ValidationError([{ field: 'send.channels', code: 'no_recipients', message: 'None of these customers can be reached on the chosen channels.' }]);
       // A customer tag is a send to many even when it has one member today: the link is not "for" them.
@@ -161,15 +172,15 @@ export function createSendingService(deps: SendingDeps) {
       const now = clock.now();
       const items: QueueItem[] = [];
       const plans: string[] = [];
-      for (const { customer, channels } of prepared.recipients) {
-        for (const channel of channels) items.push({ merchantKey: merchant.key, linkKey: link.key, customerKey: customer.key, channel, kind: 'initial', to: addressFor(customer, channel)! });
+      for (const { customer, channels: chosen } of prepared.recipients) {
+        for (const channel of chosen) items.push({ merchantKey: merchant.key, linkKey: link.key, customerKey: customer.key, channel, kind: 'initial', to: channels.addressFor(customer, channel)! });
         if (prepared.reminders) {
           plans.push(
             await reminders.createPlan(trx, {
               merchantKey: merchant.key,
               linkKey: link.key,
               customerKey: customer.key,
-              channels,
+              channels: chosen,
               frequency: prepared.reminders.frequency,
               max: prepared.reminders.max,
               anchor: now,
@@ -271,10 +282,19 @@ export function createSendingService(deps: SendingDeps) {
       return { link, sent };
     },
 
-    /** Text-to-Pay: a one-off, single-use request for `amount` (minor units) to one customer, by SMS. */
-    async textToPay(merchant: Merchant, customerId: string, input: { amount: unknown; description?: unknown }): Promise<{ link: Link; url: string; deliveryId: string }> {
+    /** The channels Text-to-Pay offers: every installed text channel (not email-style), SMS first. */
+    textChannels() {
+      return channels.list().filter((c) => c.style === 'text');
+    },
+
+    /**
+     * Text-to-Pay: a one-off, single-use request for `amount` (minor units) to one customer, by SMS
+     * or another text channel (`channel`, default `sms`).
+     */
+    async textToPay(merchant: Merchant, customerId: string, input: { amount: unknown; description?: unknown; channel?: unknown }): Promise<{ link: Link; url: string; deliveryId: string; channel: string }> {
       const customer = await customers.get(merchant.key, customerId);
       const errors: FieldError[] = [];
+      const channelId = input.channel === undefined || input.channel === null || input.channel === '' ? 'sms' : input.channel;
       const amount = input.amount;
       if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0 || amount > MAX_MINOR) {
         errors.push({ field: 'amount', code: 'invalid_amount', message: 'Enter an amount greater than zero.' });
@@ -288,8 +308,18 @@ export function createSendingService(deps: SendingDeps) {
           if (description && /[\u0000-\u001f\u007f\u2028\u2029]/.test(description)) errors.push({ field: 'description', code: 'invalid_description', message: 'The description cannot contain line breaks.' });
         }
       }
-      if (!customer.phone) errors.push({ field: 'phone', code: 'no_phone', message: `${customer.name} has no phone number, so a text message cannot reach them.` });
-      if (!registries.channels.get('sms')) errors.push({ field: 'phone', code: 'channel_unavailable', message: 'No SMS channel is installed.' });
+      const channel = typeof channelId === 'string' ? channels.get(channelId) : null;
+      const to = channel ? channels.addressFor(customer, channel.id) : null;
+      if (typeof channelId !== 'string' || !channel) {
+        errors.push(...(typeof channelId === 'string' && channelId.length <= 64 ? unknownChannels('channel', [channelId]) : [{ field: 'channel', code: 'unknown_channel', message: 'channel must be the id of an installed channel.' }]));
+      } else if (channel.style !== 'text') {
+        errors.push({ field: 'channel', code: 'not_a_text_channel', message: `${channel.label} is not a text channel: send a link by ${channel.label} from the link page instead.` });
+      } else if (!to) {
+        // A missing phone keeps its field (the customer form's); another address kind is the channel's business.
+        const field = channel.addressKind === 'phone' ? 'phone' : 'channel';
+        const code = channel.addressKind === 'phone' ? 'no_phone' : 'channel_unreachable';
+        errors.push({ field, code, message: `${customer.name} has no ${channel.addressLabel}, so ${channel.label} cannot reach them.` });
+      }
       if (errors.length) throw new ValidationError(errors);
       const money = formatMoney(amount as number, merchant.currency);
       const result = await inTransaction(db, async (trx) => {
@@ -301,11 +331,11 @@ export function createSendingService(deps: SendingDeps) {
           customerKey: customer.key,
           expiresAt: new Date(clock.now().getTime() + REQUEST_TTL_DAYS * 86_400_000),
         });
-        const [deliveryId] = await deliveries.queue(trx, [{ merchantKey: merchant.key, linkKey: link.key, customerKey: customer.key, channel: 'sms', kind: 'initial', to: customer.phone! }]);
+        const [deliveryId] = await deliveries.queue(trx, [{ merchantKey: merchant.key, linkKey: link.key, customerKey: customer.key, channel: channel!.id, kind: 'initial', to: to! }]);
         return { linkId: link.id, deliveryId };
       });
       const link = await links.get(merchant, result.linkId);
-      return { link, url: links.url(merchant, link), deliveryId: result.deliveryId };
+      return { link, url: links.url(merchant, link), deliveryId: result.deliveryId, channel: channel!.id };
     },
   };
   return service;

@@ -9,7 +9,7 @@ import type { Delivery } from '../deliveries/service.ts';
 import { deliveryRow } from '../deliveries/view.ts';
 import { upcoming, type ReminderPlan } from '../reminders/service.ts';
 import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX, type Frequency } from '../reminders/schedule.ts';
-import { CHANNEL_LABELS, SEND_CHANNELS, channelOptions, type ChannelOption, type Reachable, type SendChannel } from './channels.ts';
+import type { ChannelDirectory, ChannelOption, Reachable } from '../deliveries/channels.ts';
 import type { SendResult } from './service.ts';
 
 /** Messages on the link page's delivery card; the rest are on /app/links/:id/deliveries. */
@@ -109,8 +109,8 @@ export function sentNotice(result: SendResult, single: string | null): string {
  * disabled with its reason; for several customers or a tag all are offered (who lacks an address
  * for one is skipped on it).
  */
-export function channelChoices(single: Reachable | null, checked: string[]): (ChannelOption & { checked: boolean })[] {
-  const options: ChannelOption[] = single ? channelOptions(single) : SEND_CHANNELS.map((id) => ({ id, label: CHANNEL_LABELS[id], enabled: true, reason: null }));
+export function channelChoices(channels: ChannelDirectory, single: Reachable | null, checked: string[]): (ChannelOption & { checked: boolean })[] {
+  const options: ChannelOption[] = single ? channels.options(single) : channels.list().map((c) => ({ id: c.id, label: c.label, enabled: true, reason: null, address: null }));
   return options.map((o) => ({ ...o, checked: o.enabled && checked.includes(o.id) }));
 }
 
@@ -121,9 +121,9 @@ export { REMINDERS_MAX };
 
 export type DeliveryRow = ReturnType<typeof deliveryRow> & { resendable: boolean; customerId: string | null; customerName: string | null; channelId: string };
 
-export function deliveryRows(items: Delivery[], now: Date, timeZone: string): DeliveryRow[] {
+export function deliveryRows(items: Delivery[], now: Date, timeZone: string, channels: ChannelDirectory): DeliveryRow[] {
   return items.map((d) => {
-    const row = deliveryRow(d, now, timeZone);
+    const row = deliveryRow(d, now, timeZone, channels);
     return {
       ...row,
       kind: d.kind === 'initial' ? 'First send' : row.kind,
@@ -151,7 +151,7 @@ export function planBadge(plan: Pick<ReminderPlan, 'state' | 'stopReason'>): Bad
   return { label: STOPPED[plan.stopReason ?? 'cancelled'] ?? 'Stopped', tone: plan.stopReason === 'paid' ? 'green' : 'grey' };
 }
 
-const channelNames = (channels: string[]) => channels.map((c) => CHANNEL_LABELS[c as SendChannel] ?? c).join(' + ');
+const channelNames = (directory: ChannelDirectory, ids: string[]) => ids.map((c) => directory.label(c)).join(' + ');
 
 export interface Moment {
   iso: string;
@@ -160,13 +160,13 @@ export interface Moment {
 }
 const momentOf = (now: Date, timeZone: string) => (d: Date): Moment => ({ iso: d.toISOString(), relative: timeAgo(d, now), absolute: dateTimeIn(d, timeZone) });
 
-export function planRows(plans: ReminderPlan[], now: Date, timeZone: string) {
+export function planRows(plans: ReminderPlan[], now: Date, timeZone: string, channels: ChannelDirectory) {
   const moment = momentOf(now, timeZone);
   return plans.map((p) => ({
     id: p.id,
     customerId: p.customerId,
     customerName: p.customerName,
-    channels: channelNames(p.channels),
+    channels: channelNames(channels, p.channels),
     frequency: FREQUENCY_LABELS[p.frequency as Frequency] ?? p.frequency,
     progress: `${p.sent} of ${p.max} sent`,
     next: p.state === 'active' && p.nextAt ? moment(p.nextAt) : null,
@@ -181,7 +181,7 @@ export function planRows(plans: ReminderPlan[], now: Date, timeZone: string) {
  * The Reminders tab: reminders sent (one row per reminder, its channels' statuses side by side),
  * newest first, and the ones still to come, soonest first.
  */
-export function remindersTab(plans: ReminderPlan[], sent: Delivery[], now: Date, timeZone: string) {
+export function remindersTab(plans: ReminderPlan[], sent: Delivery[], now: Date, timeZone: string, channels: ChannelDirectory) {
   const moment = momentOf(now, timeZone);
   const byKey = new Map(plans.map((p) => [p.key, p]));
   const groups = new Map<string, { plan: ReminderPlan; n: number; at: Date; channels: { label: string; status: Badge; error: string | null }[] }>();
@@ -189,7 +189,7 @@ export function remindersTab(plans: ReminderPlan[], sent: Delivery[], now: Date,
     const plan = d.planKey === null ? undefined : byKey.get(d.planKey);
     if (!plan) continue;
     const key = `${plan.key}:${d.seq}`;
-    const row = deliveryRow(d, now, timeZone);
+    const row = deliveryRow(d, now, timeZone, channels);
     const at = d.sentAt ?? d.createdAt;
     const g = groups.get(key) ?? { plan, n: d.seq, at, channels: [] };
     if (at > g.at) g.at = at;
@@ -200,7 +200,7 @@ export function remindersTab(plans: ReminderPlan[], sent: Delivery[], now: Date,
     .sort((a, b) => b.at.getTime() - a.at.getTime() || b.n - a.n)
     .map((g) => ({ planId: g.plan.id, customerName: g.plan.customerName, label: `Reminder ${g.n} of ${g.plan.max}`, at: moment(g.at), channels: g.channels }));
   const upcomingRows = plans
-    .flatMap((p) => upcoming(p, timeZone).map((u) => ({ planId: p.id, customerName: p.customerName, label: `Reminder ${u.n} of ${p.max}`, at: u.at, channels: channelNames(p.channels) })))
+    .flatMap((p) => upcoming(p, timeZone).map((u) => ({ planId: p.id, customerName: p.customerName, label: `Reminder ${u.n} of ${p.max}`, at: u.at, channels: channelNames(channels, p.channels) })))
     .sort((a, b) => a.at.getTime() - b.at.getTime())
     .map((u) => ({ ...u, at: moment(u.at) }));
   return {
