@@ -14,6 +14,8 @@ import { build, csrfFrom, fieldError, signUp, uniqueHandle, type Account, type T
 import { PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv } from './support/browser.ts';
 import { BUILTIN_PLUGINS_DIR, builtinSources, externalSource, type PluginSource } from '../src/core/plugins/host.ts';
 import { fixturePlugin } from './fixtures/plugins/helpers.ts';
+import { definePlugin } from '../src/plugin-api.ts';
+import { z } from 'zod';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 
 const ACTION = 'action-hookpost';
@@ -264,6 +266,48 @@ forEachTarget('after-payment actions by id', (target) => {
   });
 });
 
+forEachTarget('after-payment actions that get the contract wrong', (target) => {
+  let env: TestEnv;
+  const inline = (def: ReturnType<typeof definePlugin>): PluginSource => ({ source: `inline:${def.id}`, builtin: false, load: async () => ({ default: def }) });
+  const action = (over: Record<string, unknown>) => ({ id: 'x', label: 'X', settings: z.object({}), run: async () => {}, ...over });
+  const plugin = (id: string, over: Record<string, unknown>, viewsDir?: string) =>
+    definePlugin({ id, version: '1.0.0', apiVersion: 1, viewsDir, register: (api) => api.actions.register(action({ id, ...over })) });
+  const views = new URL('./fixtures/plugins/action-hookpost/views', import.meta.url).pathname;
+  before(async () => {
+    env = await build(target, {
+      pluginSources: [
+        ...builtinSources(BUILTIN_PLUGINS_DIR),
+        inline(plugin('action-taken', { apiShorthand: { apply_customer_tag: 'apply' } })),
+        inline(plugin('action-reserved', { apiShorthand: { actions: 'list' } })),
+        inline(plugin('action-noviews', { formFragment: 'settings' })),
+        inline(plugin('action-broken', { label: 'Broken fragment', formFragment: 'missing' }, views)),
+      ],
+    });
+  });
+  after(() => env?.close());
+
+  it('disables an action whose API shorthand is taken or reserved, or whose fragment has no views', () => {
+    const status = (id: string) => env.rt.plugins.list().find((p) => p.id === id)!;
+    expect(status('action-taken')).to.include({ status: 'failed' });
+    expect(status('action-taken').error).to.include('apply_customer_tag').and.include('customer-tags');
+    expect(status('action-reserved').status).to.equal('failed');
+    expect(status('action-noviews').status).to.equal('failed');
+    expect(status('action-noviews').error).to.include('viewsDir');
+    expect(status('action-broken').status).to.equal('active');
+  });
+
+  it('still shows the link form when a fragment cannot be rendered, and the API takes the action', async () => {
+    const acct = await signUp(env.app);
+    const page = await acct.agent.get('/app/links/new?type=amount').expect(200);
+    const row = page.text.slice(page.text.indexOf('id="action-action-broken"'));
+    expect(row).to.include('Broken fragment').and.include('These settings cannot be shown right now.');
+    const shop = await apiMerchant(env, 'Broken Shop');
+    const res = await apiClient(env.app, shop.secret)('post', '/links', { type: 'amount', name: 'A', amount: 100, currency: 'EUR', after_payment: { actions: [{ id: 'action-broken' }] } });
+    expect(res.status, res.text).to.equal(201);
+    expect(res.body.after_payment).to.deep.equal({ actions: [{ id: 'action-broken', settings: {} }] });
+  });
+});
+
 describe('link form in the browser: after-payment actions', function () {
   this.timeout(60_000);
   const browser = useBrowser();
@@ -303,7 +347,7 @@ describe('link form in the browser: after-payment actions', function () {
       await url.fill(hook.url);
       await page.getByRole('button', { name: 'Create link' }).click();
       await page.waitForURL(/\/app\/links\/lnk_/);
-      await page.waitForFunction(() => [...document.images].every((img) => img.complete)); // the QR, before leaving the page
+      await page.waitForFunction('[...document.images].every((img) => img.complete)'); // the QR, before leaving the page
       const link = await env.rt.services.links.get(m, LINK_ID.exec(page.url())![1]);
       expect(await env.rt.services.actions.forLink(link.key)).to.deep.equal([{ actionId: ACTION, settings: { webhookUrl: hook.url, channel: '#spring', mentionPayer: false } }]);
 
