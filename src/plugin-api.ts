@@ -137,50 +137,6 @@ export class ProviderError extends Error {
 
 // ---------------------------------------------------------------------------------------------
 // After-payment actions
-//
-// An action is something that happens after a link is paid (post to Slack, tag the customer, …).
-// Merchants enable it per link, with its own settings: on the link form (your `formFragment`,
-// rendered in the slot `link-form.after-payment`) and in the API
-// (`after_payment.actions: [{ "id": "<action id>", "settings": { … } }]` on POST/PATCH /links). Core
-// validates the settings with your zod schema (then `check`, when given) and shows each message by
-// its field: on the form under the input named `name(field)`, in the API as `errors[].field` like
-// `after_payment.actions[0].settings.webhookUrl`. When a payment of the link succeeds, core runs the
-// action from a job, at least once per (event, action).
-//
-// @example A Slack-style webhook action (plugins/action-slack/index.ts and views/settings.eta):
-// import { fileURLToPath } from 'node:url';
-// import { definePlugin, ProviderError, z } from 'paylink/plugin-api';
-// const settings = z.object({
-//   webhookUrl: z.url({ protocol: /^https$/, error: 'Enter the https:// address of your Slack webhook.' }),
-//   mention: z.string().trim().max(40, 'Keep it under 40 characters.').default(''),
-// });
-// export default definePlugin({
-//   id: 'action-slack', version: '1.0.0', apiVersion: 1,
-//   viewsDir: fileURLToPath(new URL('./views', import.meta.url)),
-//   register(api) {
-//     api.actions.register<z.infer<typeof settings>>({
-//       id: 'action-slack',
-//       label: 'Post to Slack',
-//       description: 'Posts the payment to a Slack channel.',
-//       settings,
-//       formFragment: 'settings',
-//       async run({ event, settings, link, payer }) {
-//         const res = await fetch(settings.webhookUrl, {
-//           method: 'POST',
-//           headers: { 'content-type': 'application/json', 'idempotency-key': event.id },
-//           body: JSON.stringify({ text: `${settings.mention} ${payer.name ?? 'Someone'} paid ${link?.name ?? ''}`.trim() }),
-//         });
-//         if (!res.ok) throw new ProviderError(`Slack answered ${res.status}`, { retryable: res.status >= 500 });
-//       },
-//     });
-//   },
-// });
-// <%/* views/settings.eta — model: ActionFormModel */%>
-// <div class="field<%= it.errors.webhookUrl ? ' has-error' : '' %>">
-//   <label for="<%= it.inputId('webhookUrl') %>">Slack webhook URL</label>
-//   <input id="<%= it.inputId('webhookUrl') %>" name="<%= it.name('webhookUrl') %>" type="url" value="<%= it.settings.webhookUrl ?? '' %>">
-//   <p class="error"><%= it.errors.webhookUrl ?? '' %></p>
-// </div>
 
 /** The customer who paid (or the one the link was made for), as actions see them. */
 export interface ActionCustomer {
@@ -247,6 +203,51 @@ export interface ActionFormModel<S = unknown> {
   data: Record<string, unknown>;
 }
 
+/**
+ * An action is something that happens after a link is paid (post to Slack, tag the customer, …).
+ * Merchants enable it per link, with its own settings: on the link form (your `formFragment`,
+ * rendered in the slot `link-form.after-payment`) and in the API
+ * (`after_payment.actions: [{ "id": "<action id>", "settings": { … } }]` on POST/PATCH /links). Core
+ * validates the settings with your zod schema (then `check`, when given) and shows each message by
+ * its field: on the form under the input named `name(field)`, in the API as `errors[].field` like
+ * `after_payment.actions[0].settings.webhookUrl`. When a payment of the link succeeds, core runs the
+ * action from a job, at least once per (event, action).
+ *
+ * @example A Slack-style webhook action: index.ts, then its views/settings.eta
+ * import { fileURLToPath } from 'node:url';
+ * import { definePlugin, ProviderError, z } from 'paylink/plugin-api';
+ * const slackSettings = z.object({
+ *   webhookUrl: z.url({ protocol: /^https$/, error: 'Enter the https:// address of your Slack webhook.' }),
+ *   mention: z.string().trim().max(40, 'Keep it under 40 characters.').default(''),
+ * });
+ * export default definePlugin({
+ *   id: 'action-slack', version: '1.0.0', apiVersion: 1,
+ *   viewsDir: fileURLToPath(new URL('./views', import.meta.url)),
+ *   register(api) {
+ *     api.actions.register<z.infer<typeof slackSettings>>({
+ *       id: 'action-slack',
+ *       label: 'Post to Slack',
+ *       description: 'Posts the payment to a Slack channel.',
+ *       settings: slackSettings,
+ *       formFragment: 'settings',
+ *       async run({ event, settings, link, payer }) {
+ *         const res = await fetch(settings.webhookUrl, {
+ *           method: 'POST',
+ *           headers: { 'content-type': 'application/json', 'idempotency-key': event.id },
+ *           body: JSON.stringify({ text: `${settings.mention} ${payer.name ?? 'Someone'} paid ${link?.name ?? ''}`.trim() }),
+ *         });
+ *         if (!res.ok) throw new ProviderError(`Slack answered ${res.status}`, { retryable: res.status >= 500 });
+ *       },
+ *     });
+ *   },
+ * });
+ * views/settings.eta, rendered with an ActionFormModel as `it`:
+ * <div class="field<%= it.errors.webhookUrl ? ' has-error' : '' %>">
+ *   <label for="<%= it.inputId('webhookUrl') %>">Slack webhook URL</label>
+ *   <input id="<%= it.inputId('webhookUrl') %>" name="<%= it.name('webhookUrl') %>" type="url" value="<%= it.settings.webhookUrl ?? '' %>">
+ *   <p class="error"><%= it.errors.webhookUrl ?? '' %></p>
+ * </div>
+ */
 export interface AfterPaymentAction<S = unknown> {
   /** Persisted with every link that enables it: never rename. Use your plugin id when it has one action. */
   id: string;
