@@ -281,6 +281,7 @@ forEachTarget('after-payment actions that get the contract wrong', (target) => {
         inline(plugin('action-reserved', { apiShorthand: { actions: 'list' } })),
         inline(plugin('action-noviews', { formFragment: 'settings' })),
         inline(plugin('action-broken', { label: 'Broken fragment', formFragment: 'missing' }, views)),
+        inline(plugin('action-throws', { label: 'Throws', check: async () => { throw new Error('boom'); } })),
       ],
     });
   });
@@ -305,6 +306,13 @@ forEachTarget('after-payment actions that get the contract wrong', (target) => {
     const res = await apiClient(env.app, shop.secret)('post', '/links', { type: 'amount', name: 'A', amount: 100, currency: 'EUR', after_payment: { actions: [{ id: 'action-broken' }] } });
     expect(res.status, res.text).to.equal(201);
     expect(res.body.after_payment).to.deep.equal({ actions: [{ id: 'action-broken', settings: {} }] });
+  });
+
+  it('answers 422 by the action, not 500, when an action’s check throws', async () => {
+    const shop = await apiMerchant(env, 'Throwing Shop');
+    const res = await apiClient(env.app, shop.secret)('post', '/links', { type: 'amount', name: 'B', amount: 100, currency: 'EUR', after_payment: { actions: [{ id: 'action-throws', settings: {} }] } });
+    const body = expectProblem(res, 422, 'validation_failed');
+    expect(body.errors.map((e) => [e.field, e.code])).to.deep.equal([['after_payment.actions[0]', 'action_check_failed']]);
   });
 });
 

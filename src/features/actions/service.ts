@@ -84,7 +84,16 @@ export function createActionService(deps: ActionDeps) {
 
   /** The action's schema, then its check, for one entry: the parsed settings, or problems by field. */
   async function validateOne(merchant: PluginMerchant, action: AfterPaymentAction<any>, entry: ActionEntry): Promise<{ settings: unknown } | { errors: FieldError[] }> {
-    const parsed = action.settings.safeParse(entry.settings === undefined ? {} : entry.settings);
+    const failed = (err: unknown) => {
+      log.error('an action failed to check its settings', { action: action.id, error: err });
+      return { errors: [{ field: entry.at, code: 'action_check_failed', message: `“${action.label}” could not check these settings just now. Please try again.` }] };
+    };
+    let parsed;
+    try {
+      parsed = await action.settings.safeParseAsync(entry.settings === undefined ? {} : entry.settings);
+    } catch (err) {
+      return failed(err); // a refinement of the plugin's that throws
+    }
     if (!parsed.success) {
       return { errors: parsed.error.issues.map((i) => ({ field: entry.setting(i.path.map(String).join('.')), code: 'invalid_setting', message: i.message })) };
     }
@@ -93,8 +102,7 @@ export function createActionService(deps: ActionDeps) {
     try {
       problems = await action.check(parsed.data, { merchant });
     } catch (err) {
-      log.error('an action failed to check its settings', { action: action.id, error: err });
-      return { errors: [{ field: entry.at, code: 'action_check_failed', message: `“${action.label}” could not check these settings just now. Please try again.` }] };
+      return failed(err);
     }
     if (!Array.isArray(problems) || !problems.length) return { settings: parsed.data };
     return { errors: problems.map((p) => ({ field: entry.setting(String(p.field ?? '')), code: p.code ?? 'invalid_setting', message: String(p.message) })) };
@@ -255,7 +263,7 @@ export function createActionService(deps: ActionDeps) {
     if (!ctx?.linkKey) return;
     const setting = (await service.forLink(ctx.linkKey)).find((a) => a.actionId === actionId);
     if (!setting) return; // removed from the link since
-    const settings = action.settings.safeParse(setting.settings);
+    const settings = await action.settings.safeParseAsync(setting.settings);
     if (!settings.success) throw new PermanentJobError(`stored settings of ${actionId} no longer validate`);
     if (action.requiresCustomer && !ctx.customer) {
       log.info('payment has no customer; the action needs one and does not run', { action: actionId, event: eventId });
