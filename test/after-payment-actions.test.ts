@@ -11,7 +11,8 @@ import supertest from 'supertest';
 import { forEachTarget, TARGETS } from './support/targets.ts';
 import { apiClient, apiMerchant, expectProblem, type ApiCall, type ApiMerchant } from './support/api.ts';
 import { build, csrfFrom, fieldError, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
-import { PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv } from './support/browser.ts';
+import { DESKTOP, PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv } from './support/browser.ts';
+import { waitFor } from './support/jobs-helpers.ts';
 import { BUILTIN_PLUGINS_DIR, builtinSources, externalSource, type PluginSource } from '../src/core/plugins/host.ts';
 import { fixturePlugin } from './fixtures/plugins/helpers.ts';
 import { definePlugin } from '../src/plugin-api.ts';
@@ -316,22 +317,26 @@ forEachTarget('after-payment actions that get the contract wrong', (target) => {
   });
 });
 
-describe('link form in the browser: after-payment actions', function () {
-  this.timeout(60_000);
+forEachTarget('after-payment actions in the browser', (target) => {
   const browser = useBrowser();
   let env: ServedEnv;
   let hook: Awaited<ReturnType<typeof fakeWebhook>>;
-  before(async () => {
+  before(async function () {
+    this.timeout(60_000);
     hook = await fakeWebhook();
-    env = await serve(TARGETS[0], { pluginSources: sources() });
+    env = await serve(target, { pluginSources: sources() });
   });
   after(async () => {
     await env?.close();
     await hook?.close();
   });
 
-  for (const [size, viewport] of [['1280', { width: 1280, height: 800 }], ['390', PHONE]] as const) {
-    it(`enables an action and fills its settings, shown only while ticked, with messages by field (${size} px)`, async () => {
+  // Both sizes once; the second database at desktop size only.
+  const sizes = target === TARGETS[0] ? ([['1280', DESKTOP], ['390', PHONE]] as const) : ([['1280', DESKTOP]] as const);
+  for (const [size, viewport] of sizes) {
+    it(`enables an action on the link form (settings shown while ticked, messages by field), then runs it when the link is paid (${size} px)`, async function () {
+      this.timeout(60_000);
+      hook.received.length = 0;
       const tracked = await browser().newPage({ viewport });
       const { page } = tracked;
       const handle = uniqueHandle('acts');
@@ -347,23 +352,42 @@ describe('link form in the browser: after-payment actions', function () {
       await url.waitFor({ state: 'visible' });
       await url.fill('not a url');
       await page.locator(`#f-action-${ACTION}-channel`).fill('#spring');
+      await page.getByLabel('Mention the payer’s name').check();
       tracked.expectError({ status: 422, path: '/app/links' });
       await page.getByRole('button', { name: 'Create link' }).click();
       await page.locator(`#f-action-${ACTION}-webhookUrl-error:not(:empty)`).waitFor();
-      await tracked.screenshot(`after-payment-actions-error-${size}`);
+      await tracked.screenshot(`after-payment-actions-error-${size}-${target.name}`);
 
       await url.fill(hook.url);
       await page.getByRole('button', { name: 'Create link' }).click();
       await page.waitForURL(/\/app\/links\/lnk_/);
       await page.waitForFunction('[...document.images].every((img) => img.complete)'); // the QR, before leaving the page
       const link = await env.rt.services.links.get(m, LINK_ID.exec(page.url())![1]);
-      expect(await env.rt.services.actions.forLink(link.key)).to.deep.equal([{ actionId: ACTION, settings: { webhookUrl: hook.url, channel: '#spring', mentionPayer: false } }]);
+      expect(await env.rt.services.actions.forLink(link.key)).to.deep.equal([{ actionId: ACTION, settings: { webhookUrl: hook.url, channel: '#spring', mentionPayer: true } }]);
 
       await page.goto(`${env.origin}/app/links/${link.id}/edit`);
       await url.waitFor({ state: 'visible' });
-      await tracked.screenshot(`after-payment-actions-edit-${size}`);
+      await tracked.screenshot(`after-payment-actions-edit-${size}-${target.name}`);
       tracked.assertClean();
       await tracked.close();
+
+      // A customer pays it on the pay page and the sandbox card page.
+      const payer = await browser().newPage({ viewport });
+      await payer.page.goto(env.rt.services.links.url(m, link));
+      await payer.page.getByLabel('Your name').fill('Ana López');
+      await payer.page.getByLabel('Email').fill('ana.lopez@example.test');
+      await payer.page.getByRole('button', { name: /^Pay / }).click();
+      await payer.page.getByLabel('Card number').fill('4242 4242 4242 4242');
+      await payer.page.getByRole('button', { name: /^Pay / }).click();
+      await payer.page.getByRole('heading', { level: 1, name: 'Payment successful' }).waitFor();
+      payer.assertClean();
+      await payer.close();
+
+      await env.rt.jobs.drain();
+      await waitFor(() => hook.received.length > 0, 5_000, 'the webhook call');
+      expect(hook.received.map((r) => r.body)).to.deep.equal([
+        { event: hook.received[0].body.event, channel: '#spring', merchant: m.id, link: 'Spring class', payer: { name: 'Ana López', email: 'ana.lopez@example.test', phone: null }, customer: null, mention: 'Ana López' },
+      ]);
     });
   }
 });
