@@ -335,7 +335,7 @@ forEachTarget('after-payment actions in the browser', (target) => {
   const sizes = target === TARGETS[0] ? ([['1280', DESKTOP], ['390', PHONE]] as const) : ([['1280', DESKTOP]] as const);
   for (const [size, viewport] of sizes) {
     it(`enables an action on the link form (settings shown while ticked, messages by field), then runs it when the link is paid (${size} px)`, async function () {
-      this.timeout(60_000);
+      this.timeout(120_000);
       hook.received.length = 0;
       const tracked = await browser().newPage({ viewport });
       const { page } = tracked;
