@@ -387,24 +387,148 @@ export interface ActionCustomer {
   tags: { id: string; name: string }[];
 }
 
+/** Who paid, as they entered it on the pay page (null for what it did not ask or they left empty). */
+export interface ActionPayer {
+  name: string | null;
+  email: string | null;
+  phone: string | null;
+}
+
 export interface ActionContext<S = unknown> {
   event: PaylinkEvent<'payment.succeeded'>;
+  /** The link's settings for this action, parsed by your schema. */
   settings: S;
   merchant: PluginMerchant;
   /** The paid link (null for the merchant's open-amount page). Added in apiVersion 1. */
   link?: { id: string; name: string } | null;
   /** The paying customer when known: a link sent to them or made for them. Added in apiVersion 1. */
   customer?: ActionCustomer | null;
+  /**
+   * The payer as entered on the pay page; always set, also when there is no customer record (the pay
+   * page asks for no phone today: `phone` is then null). Added in apiVersion 1.
+   */
+  payer: ActionPayer;
 }
 
+/** A settings problem found by `AfterPaymentAction.check`. */
+export interface ActionSettingsProblem {
+  /** The settings field (dot path, e.g. `webhookUrl`), or '' for the settings as a whole. */
+  field: string;
+  message: string;
+  /** Stable code for API clients; default `invalid_setting`. */
+  code?: string;
+}
+
+/**
+ * What your `formFragment` template gets (slot `link-form.after-payment`), as `it`. The template is
+ * rendered with your plugin's own auto-escaping Eta (`viewsDir`); core puts it under the action's
+ * "enable" checkbox, label and description, and shows it only while that box is ticked.
+ */
+export interface ActionFormModel<S = unknown> {
+  /**
+   * The settings to show: the link's saved settings, what the merchant posted (after `fromForm`)
+   * when the form comes back with errors, or `{}` for a new link. Read every key with a fallback.
+   */
+  settings: Partial<S> & Record<string, unknown>;
+  /** Messages by settings field (dot path), from your schema or `check`. */
+  errors: Record<string, string>;
+  /** The form field name for a settings field: `action.<action id>.<field>`. Use it for every input. */
+  name(field: string): string;
+  /** A unique element id for a settings field (for `<label for>`). */
+  inputId(field: string): string;
+  merchant: PluginMerchant;
+  /** The link's customer (the one chosen in "Send to a customer" on a new link), if any. */
+  customer: ActionCustomer | null;
+  /** What your `formData` answered ({} without it). */
+  data: Record<string, unknown>;
+}
+
+/**
+ * An action is something that happens after a link is paid (post to Slack, tag the customer, …).
+ * Merchants enable it per link, with its own settings: on the link form (your `formFragment`,
+ * rendered in the slot `link-form.after-payment`) and in the API
+ * (`after_payment.actions: [{ "id": "<action id>", "settings": { … } }]` on POST/PATCH /links). Core
+ * validates the settings with your zod schema (then `check`, when given) and shows each message by
+ * its field: on the form under the input named `name(field)`, in the API as `errors[].field` like
+ * `after_payment.actions[0].settings.webhookUrl`. When a payment of the link succeeds, core runs the
+ * action from a job, at least once per (event, action).
+ *
+ * @example A Slack-style webhook action: index.ts, then its views/settings.eta
+ * import { fileURLToPath } from 'node:url';
+ * import { definePlugin, ProviderError, z } from 'paylink/plugin-api';
+ * const slackSettings = z.object({
+ *   webhookUrl: z.url({ protocol: /^https$/, error: 'Enter the https:// address of your Slack webhook.' }),
+ *   mention: z.string().trim().max(40, 'Keep it under 40 characters.').default(''),
+ * });
+ * export default definePlugin({
+ *   id: 'action-slack', version: '1.0.0', apiVersion: 1,
+ *   viewsDir: fileURLToPath(new URL('./views', import.meta.url)),
+ *   register(api) {
+ *     api.actions.register<z.infer<typeof slackSettings>>({
+ *       id: 'action-slack',
+ *       label: 'Post to Slack',
+ *       description: 'Posts the payment to a Slack channel.',
+ *       settings: slackSettings,
+ *       formFragment: 'settings',
+ *       async run({ event, settings, link, payer }) {
+ *         const res = await fetch(settings.webhookUrl, {
+ *           method: 'POST',
+ *           headers: { 'content-type': 'application/json', 'idempotency-key': event.id },
+ *           body: JSON.stringify({ text: `${settings.mention} ${payer.name ?? 'Someone'} paid ${link?.name ?? ''}`.trim() }),
+ *         });
+ *         if (!res.ok) throw new ProviderError(`Slack answered ${res.status}`, { retryable: res.status >= 500 });
+ *       },
+ *     });
+ *   },
+ * });
+ * views/settings.eta, rendered with an ActionFormModel as `it`:
+ * <div class="field<%= it.errors.webhookUrl ? ' has-error' : '' %>">
+ *   <label for="<%= it.inputId('webhookUrl') %>">Slack webhook URL</label>
+ *   <input id="<%= it.inputId('webhookUrl') %>" name="<%= it.name('webhookUrl') %>" type="url" value="<%= it.settings.webhookUrl ?? '' %>">
+ *   <p class="error"><%= it.errors.webhookUrl ?? '' %></p>
+ * </div>
+ */
 export interface AfterPaymentAction<S = unknown> {
+  /** Persisted with every link that enables it: never rename. Use your plugin id when it has one action. */
   id: string;
+  /** Shown to merchants next to the "enable" checkbox, e.g. "Post to Slack". */
   label: string;
+  /** One sentence under the label on the link form. Added in apiVersion 1. */
+  description?: string;
   settings: z.ZodType<S>;
-  /** Template (in the plugin's views) for the settings on the link form. */
+  /** Template (in the plugin's views) for the settings on the link form; model: ActionFormModel. */
   formFragment?: string;
-  /** Runs on payment.succeeded, at least once per (event, action): make it idempotent. */
-  run(ctx: ActionContext<S>): Promise<void | { redirect?: string }>;
+  /**
+   * Turns the posted form fields of your fragment (`name(field)` → `field`, text as typed, the last
+   * value of a repeated field) into settings input for your schema. Default: the fields as they are.
+   * Use it for checkboxes ("on" → true) or numbers. Added in apiVersion 1.
+   */
+  fromForm?(fields: Record<string, string>): unknown;
+  /**
+   * Checks that need the merchant, after the schema passed (e.g. that ids belong to them). Answer
+   * problems by settings field; [] when all is well. Added in apiVersion 1.
+   */
+  check?(settings: S, ctx: { merchant: PluginMerchant }): Promise<ActionSettingsProblem[]>;
+  /** Data your `formFragment` needs (e.g. the merchant's tags), given to it as `data`. Added in apiVersion 1. */
+  formData?(ctx: { merchant: PluginMerchant; customer: ActionCustomer | null }): Promise<Record<string, unknown>>;
+  /**
+   * The action needs the paying customer: it can be enabled only on a link made for one customer
+   * (sent with `send.customer_id`), and does not run for a payment without one. Added in apiVersion 1.
+   */
+  requiresCustomer?: boolean;
+  /**
+   * Top-level keys of the API's `after_payment` object that stand for this action's settings, as
+   * `{ bodyKey: settingsField }` — a shorthand for `actions: [{ id, settings }]` that sets (or, when
+   * all its values are null or empty, removes) only this action. Keys are lowercase snake_case and
+   * unique across actions; `actions` is reserved. Added in apiVersion 1.
+   * @example { apply_customer_tag: 'apply', remove_customer_tag: 'remove' }
+   */
+  apiShorthand?: Record<string, string>;
+  /**
+   * Runs on payment.succeeded, at least once per (event, action): make it idempotent (use
+   * `event.id` as the idempotency key). Throw `ProviderError` with `retryable` to be retried.
+   */
+  run(ctx: ActionContext<S>): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -239,14 +239,14 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       events,
       registries,
       async context(paymentId) {
-        const payment = await services.checkout.getPayment(paymentId);
+        const { payment, session } = (await services.checkout.receipt(paymentId)) ?? {};
         if (!payment) return null;
         const merchant = await merchants.getByKey(payment.merchantKey);
         if (!merchant) return null;
         const link = payment.linkKey === null ? null : await links.getByKey(payment.linkKey);
         const customerKey = payment.customerKey ?? link?.customerKey ?? null;
         const customer = customerKey === null ? null : await customers.getByKey(customerKey);
-        return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null };
+        return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null, payer: { name: session?.customerName ?? null, email: session?.customerEmail ?? null, phone: null } };
       },
     });
     const services: Services = {

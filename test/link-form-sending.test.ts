@@ -95,7 +95,7 @@ forEachTarget('link form: send at creation, after-payment customer tags', (targe
     const none = await htmx(acct.agent.get('/app/links/send-options')).expect(200);
     expect(none.text).to.match(/^<fieldset id="send"/);
     expect(none.text).to.match(/id="f-reminders" name="reminders" disabled/);
-    expect(none.text).to.include('<div id="after-payment" hidden></div>');
+    expect(none.text, 'the after-payment actions live in their own section').to.not.include('id="after-payment"');
     // Picking a customer checks the first channel that reaches them and allows reminders.
     const picked = await htmx(acct.agent.get(`/app/links/send-options?customer_id=${noPhone.id}&send_for=`)).expect(200);
     expect(picked.text).to.match(/id="f-channel-email" name="channels" value="email" checked>/);
@@ -135,18 +135,23 @@ forEachTarget('link form: send at creation, after-payment customer tags', (targe
       await tags.create(m.key, { kind: 'customer', name: 'VIP' });
       await customers.applyTag(m.key, jane.id, owes.id);
 
-      const withTags = await htmx(acct.agent.get(`/app/links/after-payment?customer_id=${jane.id}&apply_customer_tag=${paid.id}`)).expect(200);
-      const removeList = withTags.text.slice(withTags.text.indexOf('name="remove_customer_tag"'));
+      const withTags = await htmx(acct.agent.get(`/app/links/after-payment?customer_id=${jane.id}&actions=customer-tags&action.customer-tags.apply=${paid.id}`)).expect(200);
+      expect(withTags.text).to.match(/^<div id="after-payment"/);
+      expect(withTags.text).to.match(/id="f-action-customer-tags" name="actions" value="customer-tags" checked aria-describedby/);
+      const removeList = withTags.text.slice(withTags.text.indexOf('name="action.customer-tags.remove"'));
       expect(removeList).to.include('Owes membership').and.include('Paid 2026').and.not.include('VIP');
 
       const bare = await htmx(acct.agent.get(`/app/links/after-payment?customer_id=${noPhone.id}`)).expect(200);
       expect(bare.text).to.include('This customer has no tags to remove');
-      expect(bare.text).to.not.include('name="remove_customer_tag"');
-      const applying = await htmx(acct.agent.get(`/app/links/after-payment?customer_id=${noPhone.id}&apply_customer_tag=${paid.id}`)).expect(200);
-      expect(applying.text).to.include('name="remove_customer_tag"');
+      expect(bare.text).to.not.include('name="action.customer-tags.remove"');
+      const applying = await htmx(acct.agent.get(`/app/links/after-payment?customer_id=${noPhone.id}&action.customer-tags.apply=${paid.id}`)).expect(200);
+      expect(applying.text).to.include('name="action.customer-tags.remove"');
 
+      // Without a customer the action cannot be enabled, and says why.
       const nobody = await htmx(acct.agent.get('/app/links/after-payment')).expect(200);
-      expect(nobody.text.trim()).to.equal('<div id="after-payment" hidden></div>');
+      expect(nobody.text).to.match(/id="f-action-customer-tags" name="actions" value="customer-tags" disabled/);
+      expect(nobody.text).to.include('Choose a customer under “Send to a customer” first.');
+      expect(nobody.text).to.not.include('name="action.customer-tags.apply"');
     });
 
     it('applies and removes the tags when the customer pays — once, even if the event is dispatched again', async () => {
@@ -156,7 +161,7 @@ forEachTarget('link form: send at creation, after-payment customer tags', (targe
       const paid = await tags.create(m.key, { kind: 'customer', name: 'Paid 2026' });
       await customers.applyTag(m.key, jane.id, owes.id);
 
-      const res = await postLink(acct, { name: 'Membership', amount: '39.00', customer_id: jane.id, channels: ['email'], apply_customer_tag: paid.id, remove_customer_tag: owes.id, after_payment_form: '1' }).expect(303);
+      const res = await postLink(acct, { name: 'Membership', amount: '39.00', customer_id: jane.id, channels: ['email'], actions: 'customer-tags', 'action.customer-tags.apply': paid.id, 'action.customer-tags.remove': owes.id, after_payment_form: '1' }).expect(303);
       const link = await env.rt.services.links.get(m, LINK_ID.exec(res.headers.location)![1]);
       expect(await env.rt.services.actions.forLink(link.key)).to.deep.equal([{ actionId: 'customer-tags', settings: { apply: paid.id, remove: owes.id } }]);
 
@@ -193,26 +198,36 @@ forEachTarget('link form: send at creation, after-payment customer tags', (targe
       const link = await env.rt.services.links.get(m, LINK_ID.exec(res.headers.location)![1]);
       const edit = await acct.agent.get(`/app/links/${link.id}/edit`).expect(200);
       expect(edit.text).to.include('id="after-payment"');
-      const refresh = await htmx(acct.agent.get(`/app/links/after-payment?editing=1&customer_id=${jane.id}&apply_customer_tag=${paid.id}`)).expect(200);
+      const refresh = await htmx(acct.agent.get(`/app/links/after-payment?editing=1&customer_id=${jane.id}&actions=customer-tags&action.customer-tags.apply=${paid.id}`)).expect(200);
       expect(refresh.text).to.include(`<input type="hidden" name="customer_id" value="${jane.id}">`);
-      expect(refresh.text.slice(refresh.text.indexOf('name="remove_customer_tag"'))).to.include('Paid');
+      expect(refresh.text.slice(refresh.text.indexOf('name="action.customer-tags.remove"'))).to.include('Paid');
       const fields = { _csrf: csrfFrom(edit.text), name: 'Class', path: link.path, amount: '10.00', currency: 'EUR', limit: 'unlimited', redirect_target: 'same', active: 'on', after_payment_form: '1', customer_id: jane.id };
-      await acct.agent.post(`/app/links/${link.id}`).type('form').send({ ...fields, apply_customer_tag: paid.id }).expect(303);
+      await acct.agent.post(`/app/links/${link.id}`).type('form').send({ ...fields, actions: 'customer-tags', 'action.customer-tags.apply': paid.id }).expect(303);
       expect(await env.rt.services.actions.forLink(link.key)).to.deep.equal([{ actionId: 'customer-tags', settings: { apply: paid.id, remove: null } }]);
 
       const other = await shop();
       const foreign = await tags.create(other.m.key, { kind: 'customer', name: 'Theirs' });
-      const bad = await acct.agent.post(`/app/links/${link.id}`).type('form').send({ ...fields, name: 'Renamed', apply_customer_tag: foreign.id }).expect(422);
-      expect(bad.text).to.include('Choose one of your customer tags.');
+      const bad = await acct.agent.post(`/app/links/${link.id}`).type('form').send({ ...fields, name: 'Renamed', actions: 'customer-tags', 'action.customer-tags.apply': foreign.id }).expect(422);
+      expect(fieldError(bad.text, 'action-customer-tags-apply')).to.equal('Choose one of your customer tags.');
       expect((await env.rt.services.links.get(m, link.id)).name).to.equal('Class');
+      expect(await env.rt.services.actions.forLink(link.key)).to.deep.equal([{ actionId: 'customer-tags', settings: { apply: paid.id, remove: null } }]);
 
-      await acct.agent.post(`/app/links/${link.id}`).type('form').send({ ...fields, apply_customer_tag: '' }).expect(303);
+      // Unticking the action clears it.
+      await acct.agent.post(`/app/links/${link.id}`).type('form').send({ ...fields, 'action.customer-tags.apply': paid.id }).expect(303);
       expect(await env.rt.services.actions.forLink(link.key)).to.deep.equal([]);
 
-      // A link without a customer has no such section.
+      // A link without a customer shows the action, but it cannot be enabled there.
       const plain = await postLink(acct, { name: 'Plain', amount: '10' }).expect(303);
       const plainEdit = await acct.agent.get(`${plain.headers.location}/edit`).expect(200);
-      expect(plainEdit.text).to.not.include('id="after-payment"');
+      expect(plainEdit.text).to.match(/id="f-action-customer-tags" name="actions" value="customer-tags" disabled/);
+      const plainLink = await env.rt.services.links.get(m, LINK_ID.exec(plain.headers.location)![1]);
+      const forced = await acct.agent
+        .post(`/app/links/${plainLink.id}`)
+        .type('form')
+        .send({ ...fields, _csrf: csrfFrom(plainEdit.text), name: 'Plain', path: plainLink.path, customer_id: '', actions: 'customer-tags', 'action.customer-tags.apply': paid.id })
+        .expect(422);
+      expect(fieldError(forced.text, 'action-customer-tags')).to.not.equal('');
+      expect(await env.rt.services.actions.forLink(plainLink.key)).to.deep.equal([]);
     });
   });
 });
@@ -245,6 +260,9 @@ describe('link form in the browser: send to a customer', function () {
     await page.locator('#f-customer_id').selectOption({ label: 'Max Mail · max@example.test' });
     await page.locator('#f-channel-email:checked').waitFor();
     expect(await page.locator('#f-channel-sms').isDisabled()).to.equal(true);
+    await page.locator('#f-action-customer-tags:not([disabled])').waitFor();
+    await page.locator('#f-action-customer-tags').check();
+    await page.locator('#f-action-customer-tags-apply').waitFor({ state: 'visible' });
     expect(await page.locator('#after-payment').textContent()).to.include('This customer has no tags to remove');
 
     await page.locator('#f-customer_id').selectOption({ label: 'Jane Doe · jane@example.test' });
@@ -252,9 +270,10 @@ describe('link form in the browser: send to a customer', function () {
     await page.locator('#f-channel-sms').check();
     await page.locator('#f-reminders').check();
     await page.locator('#f-reminder_frequency').selectOption('every_2_days');
-    await page.locator('#f-apply-tag').selectOption({ label: 'Paid 2026' });
-    await page.locator('#f-remove-tag option', { hasText: 'Paid 2026' }).waitFor({ state: 'attached' });
-    await page.locator('#f-remove-tag').selectOption({ label: 'Owes membership' });
+    await page.locator('#f-action-customer-tags-remove option', { hasText: 'Owes membership' }).waitFor({ state: 'attached' });
+    await page.locator('#f-action-customer-tags-apply').selectOption({ label: 'Paid 2026' });
+    await page.locator('#f-action-customer-tags-remove option', { hasText: 'Paid 2026' }).waitFor({ state: 'attached' });
+    await page.locator('#f-action-customer-tags-remove').selectOption({ label: 'Owes membership' });
     await tracked.screenshot('link-form-send');
     await page.getByRole('button', { name: 'Create link' }).click();
     await page.waitForURL(/\/app\/links\/lnk_/);

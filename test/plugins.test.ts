@@ -8,7 +8,7 @@ import { createRegistries } from '../src/core/plugins/registries.ts';
 import { definePlugin } from '../src/plugin-api.ts';
 import { fixturePlugin, pluginRow } from './fixtures/plugins/helpers.ts';
 
-const BUILTINS = ['action-customer-tags', 'action-redirect', 'channel-email', 'channel-outbox', 'channel-vonage', 'provider-sandbox'];
+const BUILTINS = ['action-customer-tags', 'channel-email', 'channel-outbox', 'channel-vonage', 'provider-sandbox'];
 
 function inline(def: ReturnType<typeof definePlugin>): PluginSource {
   return { source: `inline:${def.id}`, builtin: false, load: async () => ({ default: def }) };
@@ -35,7 +35,7 @@ forEachTarget('plugins', (target) => {
       for (const id of BUILTINS) expect(pluginRow(page.text, id)).to.include('Active');
       expect(pluginRow(page.text, 'channel-outbox')).to.include('Channels: email (fallback), sms (fallback), whatsapp (fallback)').and.include('Pages: Outbox');
       expect(pluginRow(page.text, 'provider-sandbox')).to.include('Providers: sandbox');
-      expect(pluginRow(page.text, 'action-redirect')).to.include('Actions: redirect');
+      expect(pluginRow(page.text, 'action-customer-tags')).to.include('Actions: customer-tags');
     });
 
     it('sends visitors without a session from the Plugins page to the login page', async () => {
@@ -52,12 +52,12 @@ forEachTarget('plugins', (target) => {
       }
     });
 
-    it('registers the sandbox provider and the redirect action', () => {
+    it('registers the sandbox provider and the customer-tags action', () => {
       const { providers, actions } = env.rt.registries;
       expect(providers.get('sandbox')?.name).to.be.a('string');
       expect(providers.ownerOf('sandbox')).to.equal('provider-sandbox');
-      expect(actions.get('redirect')?.label).to.be.a('string');
-      expect(actions.ownerOf('redirect')).to.equal('action-redirect');
+      expect(actions.get('customer-tags')?.label).to.be.a('string');
+      expect(actions.ownerOf('customer-tags')).to.equal('action-customer-tags');
     });
 
     it('answers the sandbox test-card page at /p/provider-sandbox/cards without a session', async () => {
@@ -79,7 +79,7 @@ forEachTarget('plugins', (target) => {
     it("renders an active plugin's templates for core views, and refuses others", async () => {
       const html = await env.rt.plugins.renderView('provider-sandbox', 'cards', { cards: [] });
       expect(html).to.include('Sandbox test cards');
-      await env.rt.plugins.renderView('action-redirect', 'form').then(() => expect.fail('rendered'), () => {});
+      await env.rt.plugins.renderView('channel-outbox', 'no-such-view').then(() => expect.fail('rendered'), () => {});
       await env.rt.plugins.renderView('channel-nowhere', 'outbox').then(() => expect.fail('rendered'), () => {});
     });
 

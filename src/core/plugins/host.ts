@@ -268,6 +268,9 @@ export class PluginHost {
     if (channel) return `${channel.fallback ? 'fallback ' : ''}channel "${channel.id}" is already registered by ${registries.channels.conflictFor(channel)}`;
     const action = staged.actions.find((a) => registries.actions.has(a.id));
     if (action) return `action "${action.id}" is already registered by ${registries.actions.ownerOf(action.id)}`;
+    const shorthands = new Map(registries.actions.list().flatMap((a) => Object.keys(a.apiShorthand ?? {}).map((k) => [k, a.id] as const)));
+    const shorthand = staged.actions.flatMap((a) => Object.keys(a.apiShorthand ?? {})).find((k, i, all) => shorthands.has(k) || all.indexOf(k) !== i);
+    if (shorthand) return `after_payment shorthand "${shorthand}" is declared twice${shorthands.has(shorthand) ? ` (also by action "${shorthands.get(shorthand)}")` : ''}`;
     const twice =
       repeated(staged.providers.map((p) => `provider "${p.id}"`)) ??
       repeated(staged.channels.map((c) => `${c.fallback ? 'fallback ' : ''}channel "${c.id}"`)) ??
@@ -331,8 +334,8 @@ export class PluginHost {
       }),
       actions: Object.freeze({
         register<S>(action: AfterPaymentAction<S>) {
-          const ok = isPlainObject(action) && isName(action.id) && typeof action.label === 'string' && isFn(action.settings?.safeParse) && isFn(action.run);
-          stage('actions.register', ok, () => staged.actions.push(action));
+          const ok = isPlainObject(action) && isName(action.id) && typeof action.label === 'string' && isFn(action.settings?.safeParse) && isFn(action.run) && actionExtrasOk(action);
+          stage('actions.register (a formFragment needs viewsDir)', ok && (!action.formFragment || eta !== null), () => staged.actions.push(action));
         },
       }),
       routes,
@@ -430,6 +433,19 @@ export class PluginHost {
         .merge(['version', 'source', 'status', 'error', 'last_loaded_at']);
     }
   }
+}
+
+/** An action's optional parts, when given, have the right shape (shorthand keys: snake_case, not `actions`). */
+function actionExtrasOk(action: AfterPaymentAction<unknown>): boolean {
+  const optional = (v: unknown, ok: (v: unknown) => boolean) => v === undefined || ok(v);
+  const shorthandOk = (v: unknown) => isPlainObject(v) && Object.entries(v).every(([k, f]) => /^[a-z][a-z0-9_]{0,63}$/.test(k) && k !== 'actions' && typeof f === 'string' && f.length > 0);
+  return (
+    optional(action.description, (v) => typeof v === 'string') &&
+    optional(action.formFragment, (v) => typeof v === 'string' && v.length > 0) &&
+    optional(action.requiresCustomer, (v) => typeof v === 'boolean') &&
+    [action.fromForm, action.check, action.formData].every((f) => optional(f, isFn)) &&
+    optional(action.apiShorthand, shorthandOk)
+  );
 }
 
 function customersOf(deps: PluginHostDeps): PluginCustomerServices {

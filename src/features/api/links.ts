@@ -12,6 +12,9 @@ import { created, deletedJson, listJson, merchantOf } from './common.ts';
 import type { SendResult } from '../sending/service.ts';
 import { deliveryJson } from '../deliveries/service.ts';
 import { planJson } from '../reminders/service.ts';
+import { afterPaymentJson, type LinkAction } from '../actions/service.ts';
+import { toPluginMerchant } from '../merchants/service.ts';
+import { ValidationError } from '../../core/errors.ts';
 
 /** A view as API.md shows it (the IP is already masked when stored). */
 function viewJson(v: LinkView) {
@@ -40,14 +43,18 @@ function sentJson(sent: SendResult) {
 export function apiLinkRoutes(rt: Runtime): express.Router {
   const router = express.Router();
   const { links, payments, analytics } = rt.services;
-  const { sending, deliveries, reminders } = rt.services;
-  const toJson = (merchant: Merchant, link: Link) => linkJson(merchant, link, rt.config.baseUrl, link.productPrice === null ? null : { price: link.productPrice }, links.url(merchant, link));
+  const { sending, deliveries, reminders, actions } = rt.services;
+  const toJson = (merchant: Merchant, link: Link, linkActions: LinkAction[]) => ({
+    ...linkJson(merchant, link, rt.config.baseUrl, link.productPrice === null ? null : { price: link.productPrice }, links.url(merchant, link)),
+    after_payment: afterPaymentJson(linkActions),
+  });
+  const oneJson = async (merchant: Merchant, link: Link) => toJson(merchant, link, await actions.forLink(link.key));
 
   router.post('/links', async (req, res) => {
     const merchant = merchantOf(res);
     const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
     const { link, sent } = await sending.createLink(merchant, body);
-    created(res, `/api/v1/links/${link.id}`, { ...toJson(merchant, link), ...(sent ? { sent: sentJson(sent) } : {}) });
+    created(res, `/api/v1/links/${link.id}`, { ...(await oneJson(merchant, link)), ...(sent ? { sent: sentJson(sent) } : {}) });
   });
 
   /** Sends an existing link to one customer, several, or a customer tag (the `send` object of POST /links). */
@@ -60,12 +67,14 @@ export function apiLinkRoutes(rt: Runtime): express.Router {
 
   router.get('/links', async (req, res) => {
     const merchant = merchantOf(res);
-    res.json(await listJson(await links.list(merchant, req.query), (items) => items.map((l) => toJson(merchant, l))));
+    const page = await links.list(merchant, req.query);
+    const chosen = await actions.forLinks(page.data.map((l) => l.key));
+    res.json(await listJson(page, (items) => items.map((l) => toJson(merchant, l, chosen.get(l.key) ?? []))));
   });
 
   router.get('/links/:id', async (req, res) => {
     const merchant = merchantOf(res);
-    res.json(toJson(merchant, await links.get(merchant, req.params.id)));
+    res.json(await oneJson(merchant, await links.get(merchant, req.params.id)));
   });
 
   router.patch('/links/:id', async (req, res) => {
@@ -77,14 +86,18 @@ export function apiLinkRoutes(rt: Runtime): express.Router {
     }
     const body = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
     if ('after_payment' in body) {
+      // Replaces the link's actions (`actions: []` clears them; an action's shorthand changes only
+      // that action), checked in full before the link or its actions change.
       const link = await links.get(merchant, req.params.id);
-      await sending.prepareAfterPayment(merchant, body.after_payment);
-      const { after_payment, ...rest } = body;
-      const updated = await links.update(merchant, req.params.id, rest);
-      await sending.setAfterPayment(merchant, { ...updated, customerKey: link.customerKey }, after_payment);
-      return void res.json(toJson(merchant, await links.get(merchant, req.params.id)));
+      const plan = await actions.prepare(toPluginMerchant(merchant), body.after_payment);
+      const problems = actions.customerProblems(plan, link.customerKey === null ? 'none' : 'one', true);
+      if (problems.length) throw new ValidationError(problems);
+      const { after_payment: _after, ...rest } = body;
+      await links.update(merchant, req.params.id, rest);
+      if (plan) await actions.apply(link, plan);
+      return void res.json(await oneJson(merchant, await links.get(merchant, req.params.id)));
     }
-    res.json(toJson(merchant, await links.update(merchant, req.params.id, req.body)));
+    res.json(await oneJson(merchant, await links.update(merchant, req.params.id, req.body)));
   });
 
   router.delete('/links/:id', async (req, res) => {
@@ -96,7 +109,7 @@ export function apiLinkRoutes(rt: Runtime): express.Router {
   router.post('/links/:id/duplicate', async (req, res) => {
     const merchant = merchantOf(res);
     const copy = await links.duplicate(merchant, req.params.id);
-    created(res, `/api/v1/links/${copy.id}`, toJson(merchant, copy));
+    created(res, `/api/v1/links/${copy.id}`, await oneJson(merchant, copy));
   });
 
   router.get('/links/:id/payments', async (req, res) => {

@@ -221,9 +221,9 @@ export function updateInput(body: Body, link: Link): Record<string, unknown> {
   return input;
 }
 
-// ---- Sending at creation, and after-payment customer tags --------------------------------------
+// ---- Sending at creation ----------------------------------------------------------------------
 
-/** The "Send to a customer" part of the new-link form (and the after-payment tags of both forms). */
+/** The "Send to a customer" part of the new-link form. */
 export interface SendFormValues {
   customer_id: string;
   /** What the merchant typed into the customer search (shown when they have many customers). */
@@ -232,12 +232,10 @@ export interface SendFormValues {
   reminders: boolean;
   reminder_frequency: string;
   reminder_max: string;
-  apply_customer_tag: string;
-  remove_customer_tag: string;
 }
 
 export function newSendValues(): SendFormValues {
-  return { customer_id: '', customer_q: '', channels: [], reminders: false, reminder_frequency: 'every_3_days', reminder_max: '3', apply_customer_tag: '', remove_customer_tag: '' };
+  return { customer_id: '', customer_q: '', channels: [], reminders: false, reminder_frequency: 'every_3_days', reminder_max: '3' };
 }
 
 /** The posted (or, for the htmx refresh, queried) send fields as values to show again. */
@@ -250,27 +248,17 @@ export function postedSendValues(body: Body): SendFormValues {
     reminders: checked(body.reminders),
     reminder_frequency: text(body.reminder_frequency) || d.reminder_frequency,
     reminder_max: body.reminder_max === undefined ? d.reminder_max : text(body.reminder_max),
-    apply_customer_tag: text(body.apply_customer_tag),
-    remove_customer_tag: text(body.remove_customer_tag),
   };
 }
 
-/** The after-payment tags as the sending service takes them; null when neither is chosen. */
-export function afterPaymentInput(v: SendFormValues): { apply_customer_tag: string | null; remove_customer_tag: string | null } | null {
-  if (!v.apply_customer_tag && !v.remove_customer_tag) return null;
-  return { apply_customer_tag: v.apply_customer_tag || null, remove_customer_tag: v.remove_customer_tag || null };
-}
-
 /**
- * `send` and `after_payment` for sending.createLink, from the form. No customer means no send; the
- * form's own mistakes (reminders or tags without a customer) come back as field errors.
+ * `send` for sending.createLink, from the form. No customer means no send; the form's own mistakes
+ * (reminders without a customer) come back as field errors.
  */
-export function sendInput(v: SendFormValues, linkActive = true): { send?: Record<string, unknown>; after_payment?: Record<string, unknown>; errors: FieldError[] } {
+export function sendInput(v: SendFormValues, linkActive = true): { send?: Record<string, unknown>; errors: FieldError[] } {
   const errors: FieldError[] = [];
-  const after = afterPaymentInput(v);
   if (!v.customer_id) {
     if (v.reminders) errors.push({ field: 'reminders', code: 'needs_customer', message: 'Choose a customer to send reminders to.' });
-    if (after) errors.push({ field: 'after_payment', code: 'needs_customer', message: 'Choose the customer whose tags change when they pay.' });
     return { errors };
   }
   // An inactive link answers "not found": sending it would only puzzle the customer.
@@ -281,7 +269,7 @@ export function sendInput(v: SendFormValues, linkActive = true): { send?: Record
     // A non-number goes to the service as typed so its message (by send.reminders.max) explains the range.
     send.reminders = { frequency: v.reminder_frequency, max: /^\d{1,4}$/.test(max) ? Number(max) : max };
   }
-  return { send, ...(after ? { after_payment: after } : {}), errors };
+  return { send, errors };
 }
 
 /** The sending service's field names → the form's (messages for one field joined). */
@@ -294,18 +282,16 @@ const SEND_FIELDS: Record<string, string> = {
   'send.reminders': 'reminders',
   'send.reminders.frequency': 'reminder_frequency',
   'send.reminders.max': 'reminder_max',
-  after_payment: 'after_payment',
-  'after_payment.apply_customer_tag': 'apply_customer_tag',
-  'after_payment.apply': 'apply_customer_tag',
-  'after_payment.remove_customer_tag': 'remove_customer_tag',
-  'after_payment.remove': 'remove_customer_tag',
 };
 
-/** Field errors by form field: the send's under the form's names, several messages for one field joined. */
+/**
+ * Field errors by form field: the send's under the form's names (after-payment actions already use
+ * the form's `action.<id>…` names), several messages for one field joined.
+ */
 export function formFieldErrors(errors: FieldError[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of errors) {
-    const field = SEND_FIELDS[e.field] ?? (e.field.startsWith('send.') ? 'customer_id' : e.field.startsWith('after_payment.') ? 'after_payment' : e.field);
+    const field = SEND_FIELDS[e.field] ?? (e.field.startsWith('send.') ? 'customer_id' : e.field);
     if (!out[field]) out[field] = e.message;
     else if (!out[field].includes(e.message)) out[field] += ` ${e.message}`;
   }

@@ -8,7 +8,12 @@ import { currencyOptions } from '../merchants/schemas.ts';
 import type { Merchant } from '../merchants/repository.ts';
 import { qrPaths } from '../qr/routes.ts';
 import type { Link } from './service.ts';
-import { afterPaymentInput, createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type SendFormValues } from './form.ts';
+import { createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type SendFormValues } from './form.ts';
+import { createActionForms, type ActionFormState } from '../actions/form.ts';
+import type { AfterPaymentPlan } from '../actions/service.ts';
+import { actionCustomer } from '../actions/plugin-customers.ts';
+import { toPluginMerchant } from '../merchants/service.ts';
+import type { Customer } from '../customers/service.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
 import { dateIn, dateTimeIn, isFiltered, listHref, pageWindow, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
 import { formatMoney } from '../../core/money.ts';
@@ -95,33 +100,35 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
   // ---- New --------------------------------------------------------------------------------------
 
   const sections = createSendSections(rt);
+  const actionForms = createActionForms({ registries: rt.registries, actions: rt.services.actions, log: rt.log.child('actions'), renderView: (plugin, name, data) => rt.plugins.renderView(plugin, name, data) });
 
-  /** The edit form's after-payment tags: shown for a link made for one customer. */
-  const linkAfterPayment = async (merchant: Merchant, link: Link, send: SendFormValues | undefined, errors: Record<string, string>) => {
-    if (link.customerKey === null) return null;
-    const customer = await rt.services.customers.getByKey(link.customerKey);
-    if (!customer || customer.deletedAt) return null;
-    let values = send;
-    if (!values) {
-      const saved = (await rt.services.actions.forLink(link.key)).find((a) => a.actionId === 'customer-tags')?.settings ?? {};
-      values = { ...newSendValues(), apply_customer_tag: String(saved.apply ?? ''), remove_customer_tag: String(saved.remove ?? '') };
-    }
-    return sections.afterPayment(merchant, customer, values, errors);
-  };
+  /**
+   * The after-payment actions section (slot link-form.after-payment): for a new link, with the
+   * customer chosen under "Send to a customer"; for a link, with its customer (a deleted one counts as none).
+   */
+  const afterPaymentSection = async (merchant: Merchant, customer: Customer | null, state: ActionFormState, errors: Record<string, string>, editing: boolean) =>
+    actionForms.section(toPluginMerchant(merchant), customer && !customer.deletedAt ? actionCustomer(customer) : null, state, errors, editing);
+  const linkCustomer = async (link: Link) => (link.customerKey === null ? null : rt.services.customers.getByKey(link.customerKey));
 
   const formPage = async (
     req: express.Request,
     res: express.Response,
-    opts: { type: LinkType; values: LinkFormValues; send?: SendFormValues; errors?: Record<string, string>; link?: Link },
+    opts: { type: LinkType; values: LinkFormValues; send?: SendFormValues; actions?: ActionFormState; errors?: Record<string, string>; link?: Link },
     status = 200,
   ) => {
     const merchant = merchantOf(res);
     const errors = opts.errors ?? {};
-    const [productList, linkTags, send, afterPayment] = await Promise.all([
+    const link = opts.link;
+    const afterPayment = async () => {
+      const customer = link ? await linkCustomer(link) : await sections.customerOf(merchant, (opts.send ?? newSendValues()).customer_id);
+      const state = opts.actions ?? (link ? actionForms.saved(await rt.services.actions.forLink(link.key)) : actionForms.posted({}));
+      return afterPaymentSection(merchant, customer, state, errors, !!link);
+    };
+    const [productList, linkTags, send, ap] = await Promise.all([
       opts.link ? Promise.resolve([]) : products.active(merchant.key),
       tags.list(merchant.key, 'link'),
       opts.link ? null : sections.send(merchant, opts.send ?? newSendValues(), errors, req.body?.refresh === 'send' ? String(req.body.send_for ?? '') : undefined),
-      opts.link ? linkAfterPayment(merchant, opts.link, opts.send, errors) : null,
+      afterPayment(),
     ]);
     await render(
       req,
@@ -137,7 +144,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
         products: productList,
         linkTags,
         send,
-        afterPayment,
+        afterPayment: ap,
         choiceLimit: CUSTOMER_CHOICES,
         currencies: currencyOptions(),
         pathPrefix: `${rt.config.baseUrl.replace(/^https?:\/\//, '')}/${merchant.handle}/`,
@@ -170,16 +177,15 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     await render(req, res, 'links/_send', { send, errors: {}, choiceLimit: CUSTOMER_CHOICES });
   });
 
-  /** The after-payment customer tags for a customer and the tag being applied (htmx). */
+  /** The after-payment actions section again, for the ticked actions and the customer (htmx). */
   router.get('/links/after-payment', async (req, res) => {
     if (!wantsFragment(req)) return res.redirect(303, '/app/links');
     const merchant = merchantOf(res);
-    const values = postedSendValues(req.query as Record<string, unknown>);
-    const customer = await sections.customerOf(merchant, values.customer_id);
-    const ap = await sections.afterPayment(merchant, customer, values);
-    // The edit form has no customer select: its block carries the customer id itself.
-    const editing = req.query.editing === '1';
-    await render(req, res, 'links/_after_payment', { ap, error: null, include: editing ? 'this' : '#after-payment, #f-customer_id', hiddenCustomer: editing });
+    const query = req.query as Record<string, unknown>;
+    // The edit form has no customer select: its section carries the link's customer id itself.
+    const customer = await sections.customerOf(merchant, postedSendValues(query).customer_id);
+    const ap = await afterPaymentSection(merchant, customer, actionForms.posted(query), {}, query.editing === '1');
+    await render(req, res, 'links/_after_payment', { ap });
   });
 
   router.post('/links', async (req, res) => {
@@ -187,21 +193,27 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     const body = req.body as Record<string, unknown>;
     const type: LinkType = isType(body.type) ? body.type : 'amount';
     const sendValues = postedSendValues(body);
-    const again = (errors: Record<string, string>, status: number) => formPage(req, res, { type, values: postedValues(body, type, merchant.currency), send: sendValues, errors }, status);
+    const again = (errors: Record<string, string>, status: number) => formPage(req, res, { type, values: postedValues(body, type, merchant.currency), send: sendValues, actions: actionForms.posted(body), errors }, status);
     // Without JavaScript, "Update choices" posts the form to show the chosen customer's channels.
     if (body.refresh === 'send') return again({}, 200);
     const { sending } = rt.services;
     const { input, errors } = createInputErrors(body, merchant.currency);
-    const { send, after_payment, errors: sendErrors } = sendInput(sendValues, body.active === 'on' || body.active === '1' || body.active === 'true');
+    const { send, errors: sendErrors } = sendInput(sendValues, body.active === 'on' || body.active === '1' || body.active === 'true');
     errors.push(...sendErrors);
     try {
+      let plan: AfterPaymentPlan | null = null;
+      if (actionForms.submitted(body)) {
+        await collecting(errors, async () => {
+          plan = await actionForms.plan(toPluginMerchant(merchant), body);
+        });
+      }
       if (!input || errors.length) {
-        // Report the send's problems along with the link's, all at once; nothing is written.
+        // Report the send's and the actions' problems along with the link's, all at once; nothing is written.
         if (send) await collecting(errors, () => sending.prepare(merchant, send));
-        if (after_payment) await collecting(errors, () => sending.prepareAfterPayment(merchant, after_payment));
+        errors.push(...rt.services.actions.customerProblems(plan, send ? 'one' : 'none'));
         throw new ValidationError(errors);
       }
-      const { link, sent } = await sending.createLink(merchant, { ...input, ...(send ? { send } : {}), ...(after_payment ? { after_payment } : {}) });
+      const { link, sent } = await sending.createLink(merchant, { ...input, ...(send ? { send } : {}) }, { afterPayment: plan });
       const by = send ? (send.channels as string[]).map((c) => rt.services.deliveries.channels.label(c)).join(' and ') : '';
       flash(req, 'success', sent ? `Link “${link.name}” created and sent by ${by}.` : `Link “${link.name}” created. Share ${links.url(merchant, link)}.`);
       res.redirect(303, `/app/links/${link.id}`);
@@ -272,28 +284,32 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const link = await links.get(merchant, String(req.params.id));
     const body = req.body as Record<string, unknown>;
-    const { sending } = rt.services;
-    // The after-payment tags were on the form (a link made for one customer): save them too.
-    const withTags = body.after_payment_form === '1' && link.customerKey !== null;
-    const sendValues = postedSendValues(body);
-    const afterPayment = withTags ? afterPaymentInput(sendValues) : null;
+    const { actions } = rt.services;
+    // The after-payment actions were on the form: save them too, checked before anything is written.
+    const withActions = actionForms.submitted(body);
     try {
       const errors: FieldError[] = [];
       let input: Record<string, unknown> | null = null;
+      let plan: AfterPaymentPlan | null = null;
       await collecting(errors, async () => {
         input = updateInput(body, link);
       });
-      if (withTags) await collecting(errors, () => sending.prepareAfterPayment(merchant, afterPayment));
+      if (withActions) {
+        await collecting(errors, async () => {
+          plan = await actionForms.plan(toPluginMerchant(merchant), body);
+        });
+        errors.push(...actions.customerProblems(plan, link.customerKey === null ? 'none' : 'one', true));
+      }
       if (errors.length || !input) throw new ValidationError(errors);
       const updated = await links.update(merchant, link.id, input);
-      if (withTags) await sending.setAfterPayment(merchant, updated, afterPayment);
+      if (plan) await actions.apply(link, plan);
       flash(req, 'success', `Link “${updated.name}” saved.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {
       const list = fieldErrorList(err);
       if (!list) throw err;
       const values = { ...postedValues(body, link.type, link.currency), product_id: link.productId ?? '' };
-      await formPage(req, res, { type: link.type, values, send: withTags ? sendValues : undefined, errors: formFieldErrors(list), link }, 422);
+      await formPage(req, res, { type: link.type, values, actions: withActions ? actionForms.posted(body) : undefined, errors: formFieldErrors(list), link }, 422);
     }
   });
 

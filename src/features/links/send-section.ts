@@ -1,7 +1,7 @@
 /**
- * What the link form shows for sending: the "Send to a customer" section of the new-link form and
- * the after-payment customer tags (new and edit forms). Both are re-rendered by htmx as the merchant
- * picks a customer, channels or a tag, so they are built here from the form's values alone.
+ * What the link form shows for sending: the "Send to a customer" section of the new-link form,
+ * re-rendered by htmx as the merchant picks a customer or channels, so it is built here from the
+ * form's values alone.
  */
 import type { Runtime } from '../../runtime.ts';
 import { NotFoundError } from '../../core/errors.ts';
@@ -13,14 +13,6 @@ import type { SendFormValues } from './form.ts';
 
 /** Customers offered in the select; with more, a search box narrows them. */
 export const CUSTOMER_CHOICES = 100;
-const TAGS_PLUGIN = 'action-customer-tags';
-
-export interface AfterPaymentBlock {
-  /** The plugin's form fragment (already escaped by the plugin's Eta), or null with no customer. */
-  html: string | null;
-  customerId: string | null;
-  hasTags: boolean;
-}
 
 export interface SendSection {
   values: SendFormValues;
@@ -31,11 +23,10 @@ export interface SendSection {
   remindersAllowed: boolean;
   frequencies: { id: string; label: string }[];
   remindersMax: number;
-  afterPayment: AfterPaymentBlock;
 }
 
 export function createSendSections(rt: Runtime) {
-  const { customers, tags } = rt.services;
+  const { customers } = rt.services;
   const { channels: directory } = rt.services.deliveries;
 
   const customerOf = async (merchant: Merchant, id: string): Promise<Customer | null> =>
@@ -43,20 +34,6 @@ export function createSendSections(rt: Runtime) {
 
   const sections = {
     customerOf,
-
-    /** The after-payment tags for a customer (null: nothing to show), with the form's choices and errors. */
-    async afterPayment(merchant: Merchant, customer: Customer | null, v: Pick<SendFormValues, 'apply_customer_tag' | 'remove_customer_tag'>, errors: Record<string, string> = {}): Promise<AfterPaymentBlock> {
-      if (!customer || !rt.plugins.isActive(TAGS_PLUGIN)) return { html: null, customerId: customer?.id ?? null, hasTags: false };
-      const customerTags = await tags.list(merchant.key, 'customer');
-      const html = await rt.plugins.renderView(TAGS_PLUGIN, 'form', {
-        customer: { name: customer.name, tags: customer.tags.map((t) => ({ id: t.id })) },
-        tags: customerTags.map((t) => ({ id: t.id, name: t.name, color: t.color })),
-        apply: v.apply_customer_tag || null,
-        remove: v.remove_customer_tag || null,
-        errors: { apply: errors.apply_customer_tag, remove: errors.remove_customer_tag },
-      });
-      return { html, customerId: customer.id, hasTags: customerTags.length > 0 };
-    },
 
     /**
      * The send section. `renderedFor` is the customer the section showed before this refresh: when
@@ -83,7 +60,6 @@ export function createSendSections(rt: Runtime) {
         remindersAllowed,
         frequencies: FREQUENCIES.map((id) => ({ id, label: FREQUENCY_LABELS[id] })),
         remindersMax: REMINDERS_MAX,
-        afterPayment: await sections.afterPayment(merchant, customer, v, errors),
       };
     },
   };

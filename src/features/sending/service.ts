@@ -19,15 +19,14 @@ import type { TagService } from '../tags/service.ts';
 import type { Link, LinkService } from '../links/service.ts';
 import type { DeliveryService, QueueItem } from '../deliveries/service.ts';
 import type { ReminderService } from '../reminders/service.ts';
-import type { ActionService } from '../actions/service.ts';
+import type { ActionService, AfterPaymentPlan } from '../actions/service.ts';
+import { toPluginMerchant } from '../merchants/service.ts';
 import { FREQUENCIES, REMINDERS_MAX, type Frequency } from '../reminders/schedule.ts';
 
 /** How long a Text-to-Pay request stays payable. */
 export const REQUEST_TTL_DAYS = 30;
 /** The most recipients one send may reach. */
 export const MAX_RECIPIENTS = 5_000;
-
-export const CUSTOMER_TAGS_ACTION = 'customer-tags';
 
 export const sendSchema = z
   .object({
@@ -57,14 +56,6 @@ export const sendSchema = z
     if (given > 1) ctx.addIssue({ code: 'custom', path: ['customer_id'], message: 'Send to one customer, a list of customers, or a customer tag — not several at once.' });
   });
 export type SendInput = z.infer<typeof sendSchema>;
-
-export const afterPaymentSchema = z
-  .object({
-    apply_customer_tag: z.string({ error: 'apply_customer_tag must be a customer tag id.' }).trim().nullish().transform((v) => v || null),
-    remove_customer_tag: z.string({ error: 'remove_customer_tag must be a customer tag id.' }).trim().nullish().transform((v) => v || null),
-  })
-  .refine((a) => !a.apply_customer_tag || a.apply_customer_tag !== a.remove_customer_tag, { path: ['remove_customer_tag'], message: 'A tag cannot be both applied and removed.' });
-export type AfterPaymentInput = z.infer<typeof afterPaymentSchema>;
 
 /** A validated send: who gets which channels, ready to write in a transaction. */
 export interface PreparedSend {
@@ -208,47 +199,11 @@ export function createSendingService(deps: SendingDeps) {
     },
 
     /**
-     * After-payment customer tags, validated against the merchant's customer tags. Errors name
-     * fields under `after_payment.`.
+     * Creates a link and, in the same transaction, sends it and stores its after-payment actions
+     * (`after_payment`, or a plan the link form already validated). Actions that need the paying
+     * customer need `send` to one customer.
      */
-    async prepareAfterPayment(merchant: Merchant, raw: unknown): Promise<AfterPaymentInput | null> {
-      if (raw === undefined || raw === null) return null;
-      if (typeof raw !== 'object' || Array.isArray(raw)) {
-        throw new ValidationError([{ field: 'after_payment', code: 'invalid_after_payment', message: 'after_payment must be an object.' }]);
-      }
-      const input = parseNested('after_payment', afterPaymentSchema, raw);
-      if (!input.apply_customer_tag && !input.remove_customer_tag) return null;
-      if (!registries.actions.get(CUSTOMER_TAGS_ACTION)) {
-        throw new ValidationError([{ field: 'after_payment', code: 'action_unavailable', message: 'The customer tags action (action-customer-tags) is not installed.' }]);
-      }
-      for (const field of ['apply_customer_tag', 'remove_customer_tag'] as const) {
-        const id = input[field];
-        if (!id) continue;
-        const tag = await tags.get(merchant.key, id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err)));
-        if (!tag || tag.kind !== 'customer') throw new ValidationError([{ field: `after_payment.${field}`, code: 'unknown_tag', message: 'Choose one of your customer tags.' }]);
-      }
-      return input;
-    },
-
-    async commitAfterPayment(trx: Trx, link: { key: number }, input: AfterPaymentInput | null): Promise<void> {
-      if (!input) return actions.clear(trx, link.key, CUSTOMER_TAGS_ACTION);
-      await actions.set(trx, link.key, CUSTOMER_TAGS_ACTION, { apply: input.apply_customer_tag, remove: input.remove_customer_tag }, 'after_payment');
-    },
-
-    /** Changes a link's after-payment customer tags (null clears them); the link must have a customer. */
-    async setAfterPayment(merchant: Merchant, link: Link, raw: unknown): Promise<void> {
-      const input = await service.prepareAfterPayment(merchant, raw);
-      if (input && link.customerKey === null) {
-        throw new ValidationError([{ field: 'after_payment', code: 'needs_customer', message: 'After-payment customer tags need a link made for one customer (sent with send.customer_id).' }]);
-      }
-      await inTransaction(db, (trx) => service.commitAfterPayment(trx, link, input));
-    },
-
-    /**
-     * Creates a link and, in the same transaction, sends it and stores its after-payment actions.
-     * `after_payment` needs `send` with one customer (the one whose tags it changes).
-     */
-    async createLink(merchant: Merchant, body: Record<string, unknown>): Promise<{ link: Link; sent: SendResult | null }> {
+    async createLink(merchant: Merchant, body: Record<string, unknown>, opts: { afterPayment?: AfterPaymentPlan | null } = {}): Promise<{ link: Link; sent: SendResult | null }> {
       const { send: rawSend, after_payment: rawAfter, ...linkBody } = body;
       const errors: FieldError[] = [];
       const collect = async <T>(fn: () => Promise<T>): Promise<T | null> => {
@@ -262,21 +217,17 @@ export function createSendingService(deps: SendingDeps) {
           throw err;
         }
       };
-      const prepared = rawSend === undefined || rawSend === null ? null : await collect(() => service.prepare(merchant, rawSend));
-      const after = await collect(() => service.prepareAfterPayment(merchant, rawAfter));
-      if (after && rawSend !== undefined && prepared && !prepared.single) {
-        errors.push({ field: 'after_payment', code: 'needs_one_customer', message: 'After-payment customer tags need the link to be sent to one customer.' });
-      }
-      if (after && (rawSend === undefined || rawSend === null)) {
-        errors.push({ field: 'after_payment', code: 'needs_customer', message: 'After-payment customer tags need send.customer_id: the customer whose tags change.' });
-      }
+      const noSend = rawSend === undefined || rawSend === null;
+      const prepared = noSend ? null : await collect(() => service.prepare(merchant, rawSend));
+      const after = 'afterPayment' in opts ? (opts.afterPayment ?? null) : await collect(() => actions.prepare(toPluginMerchant(merchant), rawAfter));
+      if (noSend || prepared) errors.push(...actions.customerProblems(after, noSend ? 'none' : prepared!.single ? 'one' : 'many'));
       if (errors.length) throw new ValidationError(errors);
       let sent: SendResult | null = null;
       const link = await links.create(merchant, linkBody, {
         customerKey: prepared?.single?.key ?? null,
         within: async (trx, created) => {
           if (prepared) sent = await service.commit(trx, merchant, created, prepared);
-          if (after) await service.commitAfterPayment(trx, created, after);
+          if (after) await actions.commit(trx, created.key, after);
         },
       });
       return { link, sent };
