@@ -5,8 +5,8 @@ import { createRuntime } from './runtime.ts';
 import { createLogger } from './core/log.ts';
 import { AppError, ValidationError } from './core/errors.ts';
 import { PluginLoadError } from './core/plugins/host.ts';
-import { merchantJson } from './features/merchants/service.ts';
-import { apiKeyJson } from './features/api-keys/service.ts';
+import { merchantJson } from './features/merchants/index.ts';
+import { apiKeyJson } from './features/api-keys/index.ts';
 import { StartupError, migrateOnStart } from './server.ts';
 
 const USAGE = `Usage: paylink <command> [options]

@@ -29,7 +29,7 @@ import { systemClock } from './core/clock.ts';
 import { publicId } from './core/ids.ts';
 import { scratchConfig, scratchSqliteDatabase } from './core/scratch.ts';
 import { externalSource, envNameFor, type PluginSource } from './core/plugins/host.ts';
-import { toPluginMerchant } from './features/merchants/service.ts';
+import { toPluginMerchant } from './features/merchants/index.ts';
 import {
   type ActionContext,
   type ActionCustomer,

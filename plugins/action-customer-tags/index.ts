@@ -4,8 +4,7 @@
 // so a retried run changes nothing twice. The API's `after_payment.apply_customer_tag` /
 // `remove_customer_tag` are this action's shorthand.
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
-import { definePlugin } from '../../src/plugin-api.ts';
+import { definePlugin, z } from 'paylink/plugin-api';
 
 /** A tag id as typed or posted; empty means none. */
 const tagId = z.preprocess(

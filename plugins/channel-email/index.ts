@@ -2,8 +2,7 @@
 // nothing, so channel-outbox keeps serving email. The Message-ID is derived from the delivery id,
 // so a resend after a crash carries the same Message-ID and can be recognised downstream.
 import nodemailer from 'nodemailer';
-import { z } from 'zod';
-import { definePlugin, ProviderError } from '../../src/plugin-api.ts';
+import { definePlugin, ProviderError, z } from 'paylink/plugin-api';
 
 /** CR, LF and other control characters become spaces: a name or subject can never start a new header. */
 const oneLine = (s: string) => s.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();

@@ -2,8 +2,7 @@
 // as a fallback, so a fresh install "sends" somewhere visible (the Outbox page) until a real channel
 // plugin is configured; a real channel for the same id takes over.
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
-import { definePlugin, type Channel, type OutgoingMessage } from '../../src/plugin-api.ts';
+import { definePlugin, type Channel, type OutgoingMessage, z } from 'paylink/plugin-api';
 
 export interface OutboxMessage extends Record<string, unknown> {
   channel: string;

@@ -2,8 +2,7 @@
 // API key it registers nothing, so channel-outbox keeps serving sms and whatsapp; WhatsApp needs the
 // business number in whatsappFrom as well.
 import { Vonage } from '@vonage/server-sdk';
-import { z } from 'zod';
-import { definePlugin, ProviderError, type OutgoingMessage } from '../../src/plugin-api.ts';
+import { definePlugin, ProviderError, type OutgoingMessage, z } from 'paylink/plugin-api';
 
 const text = z.string().min(1).optional();
 type SmsParams = Parameters<Vonage['sms']['send']>[0];

@@ -5,8 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import express, { type Request, type Response } from 'express';
-import { z } from 'zod';
-import { definePlugin, ProviderError, type PaymentProvider, type PluginApi, type PluginCheckoutSession } from '../../src/plugin-api.ts';
+import { definePlugin, ProviderError, type PaymentProvider, type PluginApi, type PluginCheckoutSession, z } from 'paylink/plugin-api';
 
 export const TEST_CARDS = {
   '4242424242424242': { outcome: 'authorized', code: null, message: null },

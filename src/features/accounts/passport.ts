@@ -4,13 +4,13 @@ import { Strategy as LocalStrategy } from 'passport-local';
 import type { Runtime } from '../../runtime.ts';
 import { verifyPassword } from '../../core/passwords.ts';
 import { sha256Hex } from '../../core/ids.ts';
-import type { Merchant, User } from '../merchants/service.ts';
+import type { Merchant, User } from '../merchants/index.ts';
 
 declare global {
   namespace Express {
     interface User {
-      user: import('../merchants/repository.ts').User;
-      merchant: import('../merchants/repository.ts').Merchant;
+      user: import('../merchants/index.ts').User;
+      merchant: import('../merchants/index.ts').Merchant;
     }
   }
 }

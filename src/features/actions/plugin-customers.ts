@@ -2,9 +2,9 @@
 // customer and tag services, addressed by public ids and always scoped to the merchant.
 import type { ActionCustomer, PluginCustomerServices } from '../../plugin-api.ts';
 import { NotFoundError } from '../../core/errors.ts';
-import type { MerchantService } from '../merchants/service.ts';
-import type { CustomerService, Customer } from '../customers/service.ts';
-import type { TagService } from '../tags/service.ts';
+import type { MerchantService } from '../merchants/index.ts';
+import type { CustomerService, Customer } from '../customers/index.ts';
+import type { TagService } from '../tags/index.ts';
 
 export function actionCustomer(c: Customer): ActionCustomer {
   return { id: c.id, name: c.name, email: c.email, phone: c.phone, tags: c.tags.map((t) => ({ id: t.id, name: t.name })) };

@@ -2,8 +2,8 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import type { Renderer } from '../../core/http.ts';
 import type { LiveSignal } from '../../core/live.ts';
-import { requireMerchant } from '../accounts/middleware.ts';
-import type { Merchant } from '../merchants/repository.ts';
+import { requireMerchant } from '../accounts/index.ts';
+import type { Merchant } from '../merchants/index.ts';
 
 /** At most one update a second per open page: a burst of views costs each page one re-read. */
 export const UPDATE_EVERY_MS = 1_000;

@@ -12,8 +12,8 @@ import { ValidationError } from '../../core/errors.ts';
 import type { IdSealer } from '../../core/sealed-ids.ts';
 import { addDays, dayKeyIn, startOfDay } from '../../core/time.ts';
 import type { Page } from '../../core/pagination.ts';
-import type { PaymentQueries, PaymentView } from '../checkout/payments.ts';
-import type { Link } from '../links/service.ts';
+import type { PaymentQueries, PaymentView } from '../checkout/index.ts';
+import type { Link } from '../links/index.ts';
 import { HOUR_MS } from './rollups.ts';
 
 export interface LinkView {

@@ -5,10 +5,10 @@
  */
 import { formatMoney } from '../../core/money.ts';
 import { dateTimeIn, timeAgo } from '../../core/time.ts';
-import type { PaymentView } from '../checkout/payments.ts';
-import { conversionRate, remaining, type Link } from '../links/service.ts';
-import { one, pageParam, pageWindow, type Badge } from '../links/view.ts';
-import { paymentStatusBadge, type PaymentBadge } from '../transactions/view.ts';
+import type { PaymentView } from '../checkout/index.ts';
+import { conversionRate, remaining, type Link } from '../links/index.ts';
+import { one, pageParam, pageWindow, type Badge } from '../links/index.ts';
+import { paymentStatusBadge, type PaymentBadge } from '../transactions/index.ts';
 import type { ActivityItem, LinkView } from './service.ts';
 import { agentLabel } from './visitor.ts';
 

@@ -1,6 +1,6 @@
 // Small helpers shared by the JSON API resource routers.
 import express, { type Response } from 'express';
-import type { Merchant } from '../merchants/repository.ts';
+import type { Merchant } from '../merchants/index.ts';
 import type { Page } from '../../core/pagination.ts';
 
 /** The merchant of the API key (set by the authentication middleware in routes.ts). */

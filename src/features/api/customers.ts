@@ -1,8 +1,8 @@
 // JSON API: /customers (name, email, phone in E.164, address, addresses by channel kind, tags) and Text-to-Pay requests.
 import type express from 'express';
 import type { Runtime } from '../../runtime.ts';
-import { customerJson } from '../customers/service.ts';
-import { linkJson } from '../links/service.ts';
+import { customerJson } from '../customers/index.ts';
+import { linkJson } from '../links/index.ts';
 import { crudRoutes, merchantOf } from './common.ts';
 
 export function apiCustomerRoutes(rt: Runtime): express.Router {

@@ -2,18 +2,18 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { AppError } from '../../core/errors.ts';
-import { linkJson, type Link } from '../links/service.ts';
-import type { Merchant } from '../merchants/repository.ts';
-import { paymentJson } from '../checkout/payments.ts';
-import type { ActivityItem, LinkView } from '../analytics/service.ts';
+import { linkJson, type Link } from '../links/index.ts';
+import type { Merchant } from '../merchants/index.ts';
+import { paymentJson } from '../checkout/index.ts';
+import type { ActivityItem, LinkView } from '../analytics/index.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema } from '../../core/pagination.ts';
 import { created, deletedJson, listJson, merchantOf } from './common.ts';
-import type { SendResult } from '../sending/service.ts';
-import { deliveryJson } from '../deliveries/service.ts';
-import { planJson } from '../reminders/service.ts';
-import { afterPaymentJson, type LinkAction } from '../actions/service.ts';
-import { toPluginMerchant } from '../merchants/service.ts';
+import type { SendResult } from '../sending/index.ts';
+import { deliveryJson } from '../deliveries/index.ts';
+import { planJson } from '../reminders/index.ts';
+import { afterPaymentJson, type LinkAction } from '../actions/index.ts';
+import { toPluginMerchant } from '../merchants/index.ts';
 import { ValidationError } from '../../core/errors.ts';
 
 /** A view as API.md shows it (the IP is already masked when stored). */

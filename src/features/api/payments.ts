@@ -1,8 +1,8 @@
 // JSON API: /payments (read; filters link_id and status) and their refunds (API.md "Refunds").
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
-import { paymentJson, type PaymentView } from '../checkout/payments.ts';
-import { refundJson, type Refund } from '../checkout/refunds.ts';
+import { paymentJson, type PaymentView } from '../checkout/index.ts';
+import { refundJson, type Refund } from '../checkout/index.ts';
 import { IDEMPOTENCY_HEADER } from '../../core/idempotency.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { created, listJson, merchantOf } from './common.ts';

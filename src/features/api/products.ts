@@ -1,7 +1,7 @@
 // JSON API: /products (name, description, price in minor units, currency).
 import type express from 'express';
 import type { Runtime } from '../../runtime.ts';
-import { productJson } from '../products/service.ts';
+import { productJson } from '../products/index.ts';
 import { crudRoutes } from './common.ts';
 
 export function apiProductRoutes(rt: Runtime): express.Router {

@@ -1,7 +1,7 @@
 // JSON API: /tags (name, color #rrggbb, kind link | customer).
 import type express from 'express';
 import type { Runtime } from '../../runtime.ts';
-import { tagJson } from '../tags/service.ts';
+import { tagJson } from '../tags/index.ts';
 import { crudRoutes } from './common.ts';
 
 export function apiTagRoutes(rt: Runtime): express.Router {

@@ -4,9 +4,9 @@
 // read, authorize or decline another provider's payment (that is `payment_not_found`, permanent).
 import { ServiceError, type PluginCheckoutPayment, type PluginCheckoutServices } from '../../plugin-api.ts';
 import { AppError } from '../../core/errors.ts';
-import type { MerchantService } from '../merchants/service.ts';
-import { toPluginMerchant } from '../merchants/service.ts';
-import type { LinkService } from '../links/service.ts';
+import type { MerchantService } from '../merchants/index.ts';
+import { toPluginMerchant } from '../merchants/index.ts';
+import type { LinkService } from '../links/index.ts';
 import type { CheckoutService, Payment } from './service.ts';
 
 export interface PluginCheckoutDeps {

@@ -25,8 +25,8 @@ import { parseBody } from '../../core/http.ts';
 import { MAX_MINOR, formatMoney } from '../../core/money.ts';
 import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import { ProviderError } from '../../plugin-api.ts';
-import { addHourlyStats, hourOf } from '../analytics/rollups.ts';
-import type { Merchant } from '../merchants/repository.ts';
+import { addHourlyStats, hourOf } from '../analytics/index.ts';
+import type { Merchant } from '../merchants/index.ts';
 import { paymentFrom, type AttemptMode, type CheckoutProviders, type Payment } from './service.ts';
 
 export type RefundStatus = 'pending' | 'succeeded' | 'failed';

@@ -29,9 +29,9 @@ import { AppError, NotFoundError, ServiceUnavailableError, ValidationError } fro
 import { MAX_MINOR } from '../../core/money.ts';
 import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
-import type { Merchant } from '../merchants/repository.ts';
-import type { Link } from '../links/service.ts';
-import { countPayment } from '../analytics/rollups.ts';
+import type { Merchant } from '../merchants/index.ts';
+import type { Link } from '../links/index.ts';
+import { countPayment } from '../analytics/index.ts';
 
 export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
 

@@ -1,19 +1,19 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
-import { requireMerchant } from '../accounts/middleware.ts';
-import { navItems } from '../dashboard/nav.ts';
-import type { Merchant } from '../merchants/repository.ts';
-import { formErrors } from '../links/routes.ts';
-import { tagNamesFrom } from '../links/form.ts';
-import { dateIn, dateTimeIn } from '../links/view.ts';
+import { requireMerchant } from '../accounts/index.ts';
+import { navItems } from '../dashboard/index.ts';
+import type { Merchant } from '../merchants/index.ts';
+import { formErrors } from '../links/index.ts';
+import { tagNamesFrom } from '../links/index.ts';
+import { dateIn, dateTimeIn } from '../links/index.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { currencyDigits, formatMoney, parseDecimalAmount } from '../../core/money.ts';
 import type { Customer } from './service.ts';
 import { countryOptions, formatPhone } from './schemas.ts';
 import { IMPORT_COLUMNS, IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, importCustomers, type ImportProblem } from './import.ts';
 import { listHref, readListQuery, type ListQuery } from './view.ts';
-import { deliveryRow } from '../deliveries/view.ts';
+import { deliveryRow } from '../deliveries/index.ts';
 
 const PER_PAGE = 25;
 /** Messages shown on a customer's page, newest first. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { getCountries, getCountryCallingCode, isSupportedCountry, parsePhoneNumber, parsePhoneNumberWithError, type CountryCode } from 'libphonenumber-js/max';
-import { tagNameSchema } from '../tags/service.ts';
+import { tagNameSchema } from '../tags/index.ts';
 
 const noControlChars = (s: string) => !/[\u0000-\u001f\u007f\u2028\u2029]/.test(s);
 

@@ -11,8 +11,8 @@ import { publicId } from '../../core/ids.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
-import type { Tag, TagService } from '../tags/service.ts';
-import { tagRef, taggedWithAny } from '../tags/service.ts';
+import type { Tag, TagService } from '../tags/index.ts';
+import { tagRef, taggedWithAny } from '../tags/index.ts';
 import { customerCreateSchema, customerSearchSchema, customerUpdateSchema, normalizePhone } from './schemas.ts';
 import type { z } from 'zod';
 

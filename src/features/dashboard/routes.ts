@@ -1,7 +1,7 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import type { Renderer } from '../../core/http.ts';
-import { requireMerchant } from '../accounts/middleware.ts';
+import { requireMerchant } from '../accounts/index.ts';
 import { navItems } from './nav.ts';
 
 /** Sections a later feature fills in; until then each explains what it will hold and what to do first. */

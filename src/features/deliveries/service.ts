@@ -31,7 +31,7 @@ import type { Page } from '../../core/pagination.ts';
 import { compose } from './compose.ts';
 import { defaultTemplate, type MessageTemplate, type TemplateKind, type TemplateService } from './templates.ts';
 import type { ChannelDirectory } from './channels.ts';
-import type { LinkTokens } from '../sending/tokens.ts';
+import type { LinkTokens } from '../sending/index.ts';
 
 export type DeliveryKind = 'initial' | 'reminder' | 'expiry' | 'receipt';
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'cancelled';

@@ -5,7 +5,7 @@
  */
 import { currencyDigits, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
 import { AppError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
-import { currencySchema } from '../merchants/schemas.ts';
+import { currencySchema } from '../merchants/index.ts';
 import type { Link } from './service.ts';
 import { LIMIT_MAX, linkCreateSchema, linkUpdateSchema } from './schemas.ts';
 

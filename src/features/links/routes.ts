@@ -2,24 +2,24 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, ValidationError, type FieldError } from '../../core/errors.ts';
-import { requireMerchant, safeNext } from '../accounts/middleware.ts';
-import { navItems } from '../dashboard/nav.ts';
-import { currencyOptions } from '../merchants/schemas.ts';
-import type { Merchant } from '../merchants/repository.ts';
-import { qrPaths } from '../qr/routes.ts';
+import { requireMerchant, safeNext } from '../accounts/index.ts';
+import { navItems } from '../dashboard/index.ts';
+import { currencyOptions } from '../merchants/index.ts';
+import type { Merchant } from '../merchants/index.ts';
+import { qrPaths } from '../qr/index.ts';
 import type { Link } from './service.ts';
 import { createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type SendFormValues } from './form.ts';
-import { createActionForms, type ActionFormState } from '../actions/form.ts';
-import type { AfterPaymentPlan } from '../actions/service.ts';
-import { actionCustomer } from '../actions/plugin-customers.ts';
-import { toPluginMerchant } from '../merchants/service.ts';
-import type { Customer } from '../customers/service.ts';
+import { createActionForms, type ActionFormState } from '../actions/index.ts';
+import type { AfterPaymentPlan } from '../actions/index.ts';
+import { actionCustomer } from '../actions/index.ts';
+import { toPluginMerchant } from '../merchants/index.ts';
+import type { Customer } from '../customers/index.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
 import { dateIn, dateTimeIn, isFiltered, listHref, pageWindow, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
 import { formatMoney } from '../../core/money.ts';
-import { dailyChart } from '../analytics/chart.ts';
-import { linkPageSending } from '../sending/routes.ts';
-import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/view.ts';
+import { dailyChart } from '../analytics/index.ts';
+import { linkPageSending } from '../sending/index.ts';
+import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/index.ts';
 
 /**
  * A form error the merchant can fix, as messages by field: validation (422), a taken path (409) and an

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { currencySchema } from '../merchants/schemas.ts';
-import { minorAmountSchema } from '../products/service.ts';
+import { currencySchema } from '../merchants/index.ts';
+import { minorAmountSchema } from '../products/index.ts';
 
 export const PATH_MAX = 64;
 export const LIMIT_MAX = 1000;

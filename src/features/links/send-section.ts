@@ -5,10 +5,10 @@
  */
 import type { Runtime } from '../../runtime.ts';
 import { NotFoundError } from '../../core/errors.ts';
-import type { Merchant } from '../merchants/repository.ts';
-import type { Customer } from '../customers/service.ts';
-import type { ChannelOption } from '../deliveries/channels.ts';
-import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX } from '../reminders/schedule.ts';
+import type { Merchant } from '../merchants/index.ts';
+import type { Customer } from '../customers/index.ts';
+import type { ChannelOption } from '../deliveries/index.ts';
+import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX } from '../reminders/index.ts';
 import type { SendFormValues } from './form.ts';
 
 /** Customers offered in the select; with more, a search box narrows them. */

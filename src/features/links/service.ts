@@ -12,10 +12,10 @@ import { publicId } from '../../core/ids.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
-import type { TagService, Tag } from '../tags/service.ts';
-import { tagRef, taggedWithAny } from '../tags/service.ts';
-import type { ProductService } from '../products/service.ts';
-import type { Merchant } from '../merchants/repository.ts';
+import type { TagService, Tag } from '../tags/index.ts';
+import { tagRef, taggedWithAny } from '../tags/index.ts';
+import type { ProductService } from '../products/index.ts';
+import type { Merchant } from '../merchants/index.ts';
 import { PATH_MAX, linkCreateSchema, linkSearchSchema, linkUpdateSchema } from './schemas.ts';
 
 export type InactiveReason = 'manual' | 'limit_reached' | 'expired';

@@ -2,9 +2,9 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError } from '../../core/errors.ts';
-import { requireMerchant } from '../accounts/middleware.ts';
-import { navItems } from '../dashboard/nav.ts';
-import { toPluginMerchant } from '../merchants/service.ts';
+import { requireMerchant } from '../accounts/index.ts';
+import { navItems } from '../dashboard/index.ts';
+import { toPluginMerchant } from '../merchants/index.ts';
 
 export function pluginRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();

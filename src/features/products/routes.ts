@@ -3,11 +3,11 @@ import type { Runtime } from '../../runtime.ts';
 import { flash, type Renderer } from '../../core/http.ts';
 import { ValidationError, type FieldError } from '../../core/errors.ts';
 import { formatMoney, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
-import { requireMerchant } from '../accounts/middleware.ts';
-import { navItems } from '../dashboard/nav.ts';
-import { currencyOptions, currencySchema } from '../merchants/schemas.ts';
+import { requireMerchant } from '../accounts/index.ts';
+import { navItems } from '../dashboard/index.ts';
+import { currencyOptions, currencySchema } from '../merchants/index.ts';
 import { productCreateSchema, type Product } from './service.ts';
-import { formErrors } from '../links/routes.ts';
+import { formErrors } from '../links/index.ts';
 
 interface ProductFormValues {
   name: string;

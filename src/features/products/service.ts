@@ -8,7 +8,7 @@ import { publicId } from '../../core/ids.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { MAX_MINOR } from '../../core/money.ts';
-import { currencySchema } from '../merchants/schemas.ts';
+import { currencySchema } from '../merchants/index.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 
 export interface Product {

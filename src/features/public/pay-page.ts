@@ -10,9 +10,9 @@ import type { Renderer } from '../../core/http.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
 import { TtlCache } from '../../core/changes.ts';
-import type { Merchant } from '../merchants/repository.ts';
-import { remaining } from '../links/service.ts';
-import type { PayableLink } from '../checkout/service.ts';
+import type { Merchant } from '../merchants/index.ts';
+import { remaining } from '../links/index.ts';
+import type { PayableLink } from '../checkout/index.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
 

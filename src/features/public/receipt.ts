@@ -9,7 +9,7 @@ import type { Runtime } from '../../runtime.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
-import type { Payment } from '../checkout/service.ts';
+import type { Payment } from '../checkout/index.ts';
 import { formatDateTime, merchantView } from './view.ts';
 
 const PAYMENT_ID = /^pay_[0-9A-Za-z]{22}$/;

@@ -1,7 +1,7 @@
 // What a customer types on a pay page, and what a pay-page URL may look like.
 import { z } from 'zod';
 import { MAX_MINOR, currencyDigits, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
-import { emailSchema } from '../merchants/schemas.ts';
+import { emailSchema } from '../merchants/index.ts';
 
 /** Lowercase handle shape (the signup rules, minus the reserved words, which never reach the database). */
 const HANDLE = /^[a-z][a-z0-9-]{2,39}$/;

@@ -1,5 +1,5 @@
 // Small view helpers shared by the pay page and the receipt.
-import type { Merchant } from '../merchants/repository.ts';
+import type { Merchant } from '../merchants/index.ts';
 
 /** What customer-facing pages show of a merchant. */
 export function merchantView(m: Merchant) {

@@ -9,8 +9,8 @@
 import express, { type Request, type Response } from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { ValidationError } from '../../core/errors.ts';
-import type { Merchant } from '../merchants/repository.ts';
-import { requireMerchant } from '../accounts/middleware.ts';
+import type { Merchant } from '../merchants/index.ts';
+import { requireMerchant } from '../accounts/index.ts';
 import { QR_DEFAULT_SIZE, QR_MAX_SIZE, QR_MIN_SIZE, qrEtag, qrPng, qrSvg, type QrFormat } from './qr.ts';
 
 const TYPES: Record<QrFormat, string> = { png: 'image/png', svg: 'image/svg+xml; charset=utf-8' };

@@ -16,7 +16,7 @@ import type { JobQueue } from '../../core/jobs.ts';
 import type { EventBus } from '../../core/events.ts';
 import { publicId } from '../../core/ids.ts';
 import { NotFoundError } from '../../core/errors.ts';
-import type { DeliveryService, Delivery, QueueItem } from '../deliveries/service.ts';
+import type { DeliveryService, Delivery, QueueItem } from '../deliveries/index.ts';
 import { dueAt, inQuietHours, outsideQuietHours, type Frequency } from './schedule.ts';
 
 export type PlanState = 'active' | 'completed' | 'stopped';

@@ -10,14 +10,14 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
-import { requireMerchant, safeNext } from '../accounts/middleware.ts';
-import { navItems } from '../dashboard/nav.ts';
-import type { Merchant } from '../merchants/repository.ts';
-import type { Link } from '../links/service.ts';
-import type { Customer } from '../customers/service.ts';
-import { formatPhone } from '../customers/schemas.ts';
-import { one } from '../links/view.ts';
-import { readActivityQuery } from '../analytics/view.ts';
+import { requireMerchant, safeNext } from '../accounts/index.ts';
+import { navItems } from '../dashboard/index.ts';
+import type { Merchant } from '../merchants/index.ts';
+import type { Link } from '../links/index.ts';
+import type { Customer } from '../customers/index.ts';
+import { formatPhone } from '../customers/index.ts';
+import { one } from '../links/index.ts';
+import { readActivityQuery } from '../analytics/index.ts';
 import {
   CARD_DELIVERIES,
   DELIVERIES_PER_PAGE,

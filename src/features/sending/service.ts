@@ -13,15 +13,15 @@ import type { Clock } from '../../core/clock.ts';
 import { AppError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
 import { MAX_MINOR, formatMoney } from '../../core/money.ts';
 import type { Registries } from '../../core/plugins/registries.ts';
-import type { Merchant } from '../merchants/repository.ts';
-import type { Customer, CustomerService } from '../customers/service.ts';
-import type { TagService } from '../tags/service.ts';
-import type { Link, LinkService } from '../links/service.ts';
-import type { DeliveryService, QueueItem } from '../deliveries/service.ts';
-import type { ReminderService } from '../reminders/service.ts';
-import type { ActionService, AfterPaymentPlan } from '../actions/service.ts';
-import { toPluginMerchant } from '../merchants/service.ts';
-import { FREQUENCIES, REMINDERS_MAX, type Frequency } from '../reminders/schedule.ts';
+import type { Merchant } from '../merchants/index.ts';
+import type { Customer, CustomerService } from '../customers/index.ts';
+import type { TagService } from '../tags/index.ts';
+import type { Link, LinkService } from '../links/index.ts';
+import type { DeliveryService, QueueItem } from '../deliveries/index.ts';
+import type { ReminderService } from '../reminders/index.ts';
+import type { ActionService, AfterPaymentPlan } from '../actions/index.ts';
+import { toPluginMerchant } from '../merchants/index.ts';
+import { FREQUENCIES, REMINDERS_MAX, type Frequency } from '../reminders/index.ts';
 
 /** How long a Text-to-Pay request stays payable. */
 export const REQUEST_TTL_DAYS = 30;

@@ -4,12 +4,12 @@
  */
 import { ValidationError, type FieldError } from '../../core/errors.ts';
 import { dateTimeIn, timeAgo } from '../../core/time.ts';
-import type { Badge } from '../links/view.ts';
-import type { Delivery } from '../deliveries/service.ts';
-import { deliveryRow } from '../deliveries/view.ts';
-import { upcoming, type ReminderPlan } from '../reminders/service.ts';
-import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX, type Frequency } from '../reminders/schedule.ts';
-import type { ChannelDirectory, ChannelOption, Reachable } from '../deliveries/channels.ts';
+import type { Badge } from '../links/index.ts';
+import type { Delivery } from '../deliveries/index.ts';
+import { deliveryRow } from '../deliveries/index.ts';
+import { upcoming, type ReminderPlan } from '../reminders/index.ts';
+import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX, type Frequency } from '../reminders/index.ts';
+import type { ChannelDirectory, ChannelOption, Reachable } from '../deliveries/index.ts';
 import type { SendResult } from './service.ts';
 
 /** Messages on the link page's delivery card; the rest are on /app/links/:id/deliveries. */

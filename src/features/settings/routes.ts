@@ -2,10 +2,10 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { requireMerchant } from '../accounts/middleware.ts';
-import { navItems } from '../dashboard/nav.ts';
-import { settingsValues } from '../merchants/service.ts';
-import { VIEW_RETENTION, currencyOptions, timezoneOptions, viewRetentionOptions } from '../merchants/schemas.ts';
+import { requireMerchant } from '../accounts/index.ts';
+import { navItems } from '../dashboard/index.ts';
+import { settingsValues } from '../merchants/index.ts';
+import { VIEW_RETENTION, currencyOptions, timezoneOptions, viewRetentionOptions } from '../merchants/index.ts';
 import { paymentSettingsRoutes } from './payments.ts';
 
 export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {

@@ -2,10 +2,10 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, type Renderer } from '../../core/http.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
-import { requireMerchant } from '../accounts/middleware.ts';
-import { navItems } from '../dashboard/nav.ts';
-import { formErrors } from '../links/routes.ts';
-import { tagNamesFrom } from '../links/form.ts';
+import { requireMerchant } from '../accounts/index.ts';
+import { navItems } from '../dashboard/index.ts';
+import { formErrors } from '../links/index.ts';
+import { tagNamesFrom } from '../links/index.ts';
 import { TAG_PALETTE, type Tag } from './service.ts';
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');

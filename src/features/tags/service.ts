@@ -7,7 +7,7 @@ import { publicId } from '../../core/ids.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
-import { colorSchema } from '../merchants/schemas.ts';
+import { colorSchema } from '../merchants/index.ts';
 
 export type TagKind = 'link' | 'customer';
 

@@ -1,9 +1,9 @@
 /** What the dashboard shows of a payment (its status badge) and how the Transactions page reads its query string. */
-import type { PaymentStatus } from '../checkout/service.ts';
-import type { PaymentFilters, PaymentView } from '../checkout/payments.ts';
+import type { PaymentStatus } from '../checkout/index.ts';
+import type { PaymentFilters, PaymentView } from '../checkout/index.ts';
 import { formatMoney } from '../../core/money.ts';
 import { startOfDay } from '../../core/time.ts';
-import { one, pageParam } from '../links/view.ts';
+import { one, pageParam } from '../links/index.ts';
 
 export interface PaymentBadge {
   label: string;

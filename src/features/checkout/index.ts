@@ -1,0 +1,8 @@
+// The checkout feature's front door: what other features and the app may use of it.
+export { createPaymentQueries, paymentJson } from './payments.ts';
+export type { PaymentFilters, PaymentQueries, PaymentView } from './payments.ts';
+export { createPluginCheckoutServices } from './plugin-services.ts';
+export { REFUNDABLE, createRefundService, refundJson } from './refunds.ts';
+export type { Refund, RefundService } from './refunds.ts';
+export { createCheckoutService } from './service.ts';
+export type { CheckoutService, PayableLink, Payment, PaymentStatus } from './service.ts';

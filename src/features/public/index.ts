@@ -1,0 +1,2 @@
+// The public feature's front door: what other features and the app may use of it.
+export { publicRoutes } from './routes.ts';

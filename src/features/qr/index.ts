@@ -1,0 +1,2 @@
+// The qr feature's front door: what other features and the app may use of it.
+export { apiQrRoutes, dashboardQrRoutes, qrPaths } from './routes.ts';
