@@ -82,6 +82,9 @@ forEachTarget('event catalogue', (target) => {
     await supertest(env.app).post(cardPage).type('form').send({ card_number: '4000000000000002' }).expect(402);
     const paid = await supertest(env.app).post(cardPage).type('form').send({ card_number: '4242424242424242' });
     expect(paid.status, paid.text.slice(0, 300)).to.equal(303);
+    // The class is shortened: part of the payment goes back to Jane.
+    const payment = (await call('get', '/payments?status=paid').expect(200)).body.data[0] as { id: string };
+    await call('post', `/payments/${payment.id}/refunds`, { amount: 1000, reason: 'Shorter class' }).expect(201);
 
     // A payment request texted to Jane lapses unpaid; another link is deleted.
     const request = await rt.services.sending.textToPay(shop.merchant, jane, { amount: 1250 });
