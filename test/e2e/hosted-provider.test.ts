@@ -92,7 +92,6 @@ forEachTarget('e2e: a hosted provider on another origin', (target) => {
   });
 
   it('screenshots: Settings → Payments and a partly refunded payment, phone and desktop', async function () {
-    if (target.name !== 'sqlite') this.skip();
     this.timeout(60_000);
     const tab = await browser().newPage({ viewport: DESKTOP });
     try {
