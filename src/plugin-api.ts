@@ -3,8 +3,7 @@
  * third-party npm package would. Changes within an apiVersion are additive.
  *
  * @example
- * import { z } from 'zod';
- * import { definePlugin } from 'paylink/plugin-api';
+ * import { definePlugin, z } from 'paylink/plugin-api';
  * export default definePlugin({
  *   id: 'action-slack', version: '1.0.0', apiVersion: 1,
  *   config: z.object({ webhookUrl: z.url() }),
@@ -13,7 +12,7 @@
  *   },
  * });
  */
-import type { Router } from 'express';
+import express, { type RequestHandler, type Router } from 'express';
 import type { z } from 'zod';
 import type { EventHandler, EventType, PaylinkEvent, EventPayloads } from './core/events.ts';
 import type { Logger } from './core/log.ts';
@@ -24,6 +23,24 @@ export { z } from 'zod';
 export type { EventType, PaylinkEvent, EventPayloads, Logger };
 
 export const PLUGIN_API_VERSION = 1;
+
+/**
+ * Body parsers for plugin routes (no parser runs before them), so a plugin needs no express of its
+ * own. `rawBody` leaves `req.body` a Buffer of exactly the bytes sent, whatever the content type —
+ * what a webhook signature is computed over; `formBody` parses `application/x-www-form-urlencoded`
+ * into an object of strings. A body over `limit` answers 413 before your handler runs.
+ *
+ * @example
+ * api.routes.post('/webhook', rawBody({ limit: '64kb' }), async (req, res) => { verify(req.body) … });
+ */
+export function rawBody(opts: { limit?: string } = {}): RequestHandler {
+  return express.raw({ type: () => true, limit: opts.limit ?? '64kb' });
+}
+
+/** @see rawBody */
+export function formBody(opts: { limit?: string } = {}): RequestHandler {
+  return express.urlencoded({ extended: false, limit: opts.limit ?? '16kb' });
+}
 
 /** Plugin ids are `<kind>-<vendor>` (e.g. `channel-email`) and are persisted: never rename one. */
 export const PLUGIN_ID_PATTERN = /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/;
@@ -71,7 +88,7 @@ export interface PluginMerchant {
  * providerRef)` → core claims a slot and calls `capture()` (slot won) or `void()` (slot lost).
  *
  * Webhooks: plugin routes are THE way a provider hears from its vendor. No body parser runs before
- * them, so a route that checks a signature over the raw body adds `express.raw()` itself. A webhook
+ * them, so a route that checks a signature over the raw body adds `rawBody()` from this module. A webhook
  * answers 2xx once it has recorded the outcome, 4xx for what a retry will never fix (a bad signature,
  * a `ServiceError` that is not `retryable`, e.g. a payment that is not this provider's), and 5xx for
  * a transient failure (a `retryable` ServiceError, the database) so the vendor retries.
@@ -82,9 +99,8 @@ export interface PluginMerchant {
  * never shown again. Core passes the merchant's parsed settings to every call.
  *
  * @example
- * import express from 'express';
  * import { createHmac, timingSafeEqual } from 'node:crypto';
- * import { definePlugin, ServiceError, z } from 'paylink/plugin-api';
+ * import { definePlugin, rawBody, ServiceError, z } from 'paylink/plugin-api';
  *
  * const settings = z.object({ accountId: z.string().min(1), webhookSecret: z.string().min(16) });
  * export default definePlugin({
@@ -104,7 +120,7 @@ export interface PluginMerchant {
  *       async capture() {}, async void() {},
  *       async refund(payment, amount, s) { ... call the vendor with payment.refundId as idempotency key ... },
  *     });
- *     api.routes.post('/webhook', express.raw({ type: '*' + '/' + '*', limit: '64kb' }), async (req, res) => {
+ *     api.routes.post('/webhook', rawBody({ limit: '64kb' }), async (req, res) => {
  *       const event = JSON.parse(req.body.toString('utf8'));
  *       const payment = await api.services.checkout.getPayment(event.ref); // null: not ours
  *       if (!payment) return res.status(404).end();
@@ -587,7 +603,7 @@ export interface PluginApi {
   actions: { register<S>(action: AfterPaymentAction<S>): void };
   /**
    * Public routes mounted under /p/<plugin-id>/ (no session, no CSRF: verify callers yourself). No
-   * body parser runs before them: add your own (e.g. `express.urlencoded({ extended: false, limit: '8kb' })`).
+   * body parser runs before them: add `rawBody()` or `formBody()` from this module (or your own).
    * Pages answer under the app's Content-Security-Policy (no inline script; styles from 'self' plus
    * one nonce): `res.locals.cspNonce` is that nonce, for a single `<style nonce="…">` element.
    */

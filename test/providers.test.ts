@@ -247,6 +247,7 @@ forEachTarget('payment providers per merchant', (target) => {
       const bad = await owner.agent.post('/app/settings/payments/hosted').type('form').send({ _csrf: csrf, enabled: ['0', '1'], 'settings.accountId': 'x', 'settings.webhookSecret': SECRET }).expect(422);
       expect(bad.text).to.include('Enter your account id (3 characters or more).');
       expect(bad.text).not.to.include(SECRET);
+      expect(bad.text, 'the ticked "Offer to customers" survives the failed save').to.match(/id="f-hosted-enabled" checked/);
 
       const notConfigured = await owner.agent.post('/app/settings/payments/hosted').type('form').send({ _csrf: csrf, enabled: ['0', '1'] }).expect(422);
       expect(notConfigured.text).to.include('Save Hosted Pay’s settings first.');

@@ -16,6 +16,8 @@ interface ProviderPanel extends MerchantProvider {
   fieldsHtml: string;
   errors: Record<string, string>;
   saved: boolean;
+  /** The "Offer to customers" box: as submitted after a failed save, else as stored. */
+  offer: boolean;
 }
 
 const fieldName = (key: string) => `settings.${key}`;
@@ -70,7 +72,7 @@ export function paymentSettingsRoutes(router: express.Router, rt: Runtime, rende
     });
   }
 
-  async function page(req: express.Request, res: express.Response, failed: { id: string; values: Record<string, string>; errors: Record<string, string> } | null = null, status = 200) {
+  async function page(req: express.Request, res: express.Response, failed: { id: string; enabled: boolean; values: Record<string, string>; errors: Record<string, string> } | null = null, status = 200) {
     const merchant = res.locals.merchant;
     const list = await providers.list(merchant.key);
     const panels: ProviderPanel[] = [];
@@ -79,7 +81,7 @@ export function paymentSettingsRoutes(router: express.Router, rt: Runtime, rende
       // After a failed save the form shows what was typed (never a secret); otherwise what is stored.
       const values = mine ? Object.fromEntries(Object.entries(mine.values).filter(([k]) => !p.secretKeys.includes(k))) : p.settings;
       const errors = mine?.errors ?? {};
-      panels.push({ ...p, fieldsHtml: await fieldsHtml(p, values, errors), errors, saved: false });
+      panels.push({ ...p, fieldsHtml: await fieldsHtml(p, values, errors), errors, saved: false, offer: mine ? mine.enabled : p.enabled });
     }
     await render(req, res, 'settings/payments', { title: 'Payments', providers: panels, usableCount: list.filter((p) => p.usable).length }, status);
   }
@@ -102,7 +104,7 @@ export function paymentSettingsRoutes(router: express.Router, rt: Runtime, rende
       const errors: Record<string, string> = {};
       for (const e of err.errors) errors[e.field.replace(/^settings\.?/, '') || '_'] ??= e.message;
       if (!err.errors.length) errors._ = err.userMessage;
-      await page(req, res, { id, values: settings, errors }, 422);
+      await page(req, res, { id, enabled: patch.enabled, values: settings, errors }, 422);
     }
   });
 }
