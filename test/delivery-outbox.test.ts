@@ -1,7 +1,7 @@
 /**
  * The deliveries outbox through the real parts: a real SMTP server (smtp-server on loopback) and a
  * fake Vonage HTTP server that the real SDK talks to. Time moves on the manual clock; nothing sleeps
- * except the "leaves within 2 s" check, which polls real time because that is the promise.
+ * except the "sent at once" check, which runs the real job loop (with the clock standing still).
  */
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
@@ -321,7 +321,11 @@ forEachTarget('deliveries by the Vonage SDK (fake Vonage on loopback)', (target)
     expect(vonage.requests).to.have.length(1);
   });
 
-  it('a link created with "send by SMS" leaves within 2 seconds (real job loop)', async () => {
+  // The promise is "leaves within 2 s"; a test on a loaded machine cannot time that honestly (no
+  // timing assertions), so it checks the mechanism: the message is queued due now and the real job
+  // loop (woken by the enqueue, or its 1 s poll) sends it while the test clock stands still — no
+  // reminder schedule or retry backoff is involved.
+  it('a link created with "send by SMS" is sent by the real job loop at once, with no clock tick', async () => {
     const live = await build(target, { apiLimit: { points: 100_000, durationSec: 60 }, env: vonageEnv(vonage.url) });
     try {
       const shop = await apiMerchant(live, 'Quick Shop');
@@ -330,7 +334,9 @@ forEachTarget('deliveries by the Vonage SDK (fake Vonage on loopback)', (target)
       const c = await newCustomer(liveCall, { name: 'Sam Speed', phone: '+31 6 87654321' });
       const res = await liveCall('post', '/links', { type: 'amount', name: 'Fast', amount: 100, currency: 'EUR', send: { customer_id: c.id, channels: ['sms'] } });
       expect(res.status, res.text).to.equal(201);
-      await waitFor(() => vonage.requests.some((r) => r.body.to === '31687654321'), { timeout: 2_000, message: 'the SMS to leave (the promise: within 2 s)' });
+      const before = live.clock.now().getTime();
+      await waitFor(() => vonage.requests.some((r) => r.body.to === '31687654321'), { timeout: 15_000, message: 'the SMS to leave on the real job loop' });
+      expect(live.clock.now().getTime(), 'the test clock did not move').to.equal(before);
       expect(vonage.requests.filter((r) => r.body.to === '31687654321')).to.have.length(1);
     } finally {
       await live.close();
