@@ -2,7 +2,8 @@
  * Checkout and the payment-limit claim (DESIGN.md "Checkout and the payment limit").
  *
  *   start      → checkout_session + payment(pending), then the provider returns a redirect or a page
- *   authorize  → payment authorized + an atomic slot claim on the link, in one transaction;
+ *   authorize  → payment authorized + an atomic slot claim on the link (the links feature's
+ *                `claimSlot`, in checkout's transaction);
  *                slot won → capture → paid (counters, payment.succeeded);
  *                slot lost → void → voided ("Payment limit reached").
  *
@@ -14,6 +15,9 @@
  *
  * Which provider: the one the customer chose among the merchant's usable providers (Settings →
  * Payments); with one, no choice is needed. Every provider call gets the merchant's settings.
+ *
+ * Links own their row's state (paid_count, active, counters) and analytics its rollups: checkout
+ * calls both through the capabilities runtime.ts injects, inside its own transactions.
  *
  * Never read-check-write: the claim is one conditional UPDATE. No network call runs inside a
  * transaction: record intent, commit, call the provider, record the result.
@@ -203,8 +207,8 @@ export const SETTLE_RECOVERY_MS = 5 * 60_000;
 export type CheckoutLink = Pick<Link, 'key' | 'id' | 'name' | 'path' | 'amount' | 'currency'>;
 
 /**
- * A smart link as its pay page needs it, with its product: read in ONE query, because the pay page
- * is the hot path (merchant by handle + this = the whole GET).
+ * A smart link as its pay page needs it, with its product: the link in one fixed-SQL query (links
+ * feature), a product link's product in a second by key; the pay page caches the result (hot path).
  */
 export interface PayableLink extends CheckoutLink {
   merchantKey: number;
@@ -466,12 +470,12 @@ export function createCheckoutService(deps: CheckoutDeps) {
       return { session, payment, next };
     },
 
-    /** A live (not deleted) smart link by its canonical path, with its product, in one query. */
     /** A payment request (`/r/<token>`) by its link's public id, with its merchant key. */
     async findPayableRequest(linkId: string): Promise<PayableLink | null> {
       return withProduct(await deps.links.payableRequest(linkId));
     },
 
+    /** A live (not deleted) smart link by its canonical path, with its product. */
     async findPayableLink(merchantKey: number, path: string): Promise<PayableLink | null> {
       return withProduct(await deps.links.payableByPath(merchantKey, path));
     },
