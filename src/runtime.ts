@@ -21,7 +21,7 @@ import { ChangeFeed } from './core/changes.ts';
 import { LiveFeed, type LiveSignal } from './core/live.ts';
 import { idSealer } from './core/sealed-ids.ts';
 import { ViewRecorder } from './features/analytics/index.ts';
-import { createAnalytics, type Analytics } from './features/analytics/index.ts';
+import { countPayment, countRefund, createAnalytics, type Analytics } from './features/analytics/index.ts';
 import { randomToken } from './core/ids.ts';
 import { DeadlineStore, KnexSessionStore } from './core/session-store.ts';
 import { createRegistries, type Registries } from './core/plugins/registries.ts';
@@ -30,9 +30,9 @@ import { createMerchantService, toPluginMerchant, type MerchantService } from '.
 import { createApiKeyService, type ApiKeyService } from './features/api-keys/index.ts';
 import { createTagService, type TagService } from './features/tags/index.ts';
 import { createProductService, type ProductService } from './features/products/index.ts';
-import { createLinkService, type LinkService } from './features/links/index.ts';
+import { createLinkService, createLinkState, type LinkService } from './features/links/index.ts';
 import { createCheckoutService, type CheckoutService } from './features/checkout/index.ts';
-import { createCustomerService, type CustomerService } from './features/customers/index.ts';
+import { createCustomerRefs, createCustomerService, type CustomerService } from './features/customers/index.ts';
 import { createPaymentQueries, type PaymentQueries } from './features/checkout/index.ts';
 import { pruneIdempotencyKeys } from './core/idempotency.ts';
 import { LinkTokens } from './features/sending/index.ts';
@@ -198,12 +198,20 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const scheduler = new Scheduler({ db, clock, jobs, log: log.child('scheduler') });
     const registries = createRegistries();
     const tags = createTagService({ db, clock });
-    const products = createProductService({ db, clock, changes });
+    // The links feature's state machine (paid_count, active, counters): checkout, analytics and products use it.
+    const linkState = createLinkState({ db, clock, events });
+    const products = createProductService({ db, clock, changes, soldByLink: linkState.sellsProduct });
     const tokens = new LinkTokens(secrets.derive('link-tokens'));
     const links = createLinkService({ db, clock, events, tags, products, baseUrl: config.baseUrl, requestUrl: (id) => `${config.baseUrl}/r/${tokens.request(id)}` });
-    const payments = createPaymentQueries({ db });
+    const customerRefs = createCustomerRefs({ db });
+    const payments = createPaymentQueries({ db, links: linkState, customers: customerRefs });
     const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const merchants = createMerchantService({ db, clock, events });
+    // Analytics' hourly rollups, written by checkout inside its capture and refund transactions.
+    const paymentStats = {
+      paymentCaptured: countPayment,
+      paymentRefunded: countRefund,
+    };
     const channels = createChannelDirectory(registries.channels);
     const customers = createCustomerService({ db, clock, tags, addressKinds: () => channels.addressKinds() });
     const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });
@@ -267,19 +275,23 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         onPaid: async (trx, paid) => {
           if (paid.linkKey !== null) await reminders.stopForPayment(trx, paid.linkKey, paid.customerKey);
         },
+        links: linkState,
+        products,
+        refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customerRefs.publicIdOf },
+        stats: paymentStats,
       }),
       customers,
       payments,
-      analytics: createAnalytics({ db, clock, log: log.child('analytics'), payments, viewIds }),
+      analytics: createAnalytics({ db, clock, log: log.child('analytics'), payments, viewIds, links: linkState, merchants }),
       templates,
       deliveries,
       reminders,
       actions,
       sending: createSendingService({ db, clock, registries, customers, tags, links, deliveries, reminders, actions }),
       providers,
-      refunds: createRefundService({ db, clock, events, jobs, registries, log: log.child('refunds'), providers, merchantIdOf: async (key) => (await merchants.getByKey(key))?.id ?? null }),
+      refunds: createRefundService({ db, clock, events, jobs, registries, log: log.child('refunds'), providers, merchantIdOf: async (key) => (await merchants.getByKey(key))?.id ?? null, links: linkState, stats: paymentStats }),
     };
-    const views = opts.recordViews === false ? null : new ViewRecorder({ db, clock, log: log.child('views'), live, events, viewIds, flushMs: opts.viewFlushMs });
+    const views = opts.recordViews === false ? null : new ViewRecorder({ db, clock, log: log.child('views'), live, events, viewIds, links: linkState, flushMs: opts.viewFlushMs });
 
     const knexStore = redis ? null : new KnexSessionStore(db, clock);
     const sessionStore: session.Store = new DeadlineStore(redis ? new RedisStore({ client: redis, prefix: `${config.redisPrefix}:sess:` }) : knexStore!);
@@ -316,6 +328,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         const m = await services.merchants.get(id);
         return m ? toPluginMerchant(m) : null;
       },
+      merchantKeys: { keyOf: merchants.keyOf, publicIdsOf: merchants.publicIdsOf },
       checkout: (pluginId) =>
         createPluginCheckoutServices({
           checkout: services.checkout,

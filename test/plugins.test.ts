@@ -285,6 +285,7 @@ forEachTarget('plugins', (target) => {
         baseUrl: env.config.baseUrl,
         settings: {},
         getMerchant: async () => null,
+        merchantKeys: { keyOf: async () => null, publicIdsOf: async () => new Map() },
         checkout: () => {
           throw new Error('not used by this plugin');
         },

@@ -17,7 +17,7 @@ import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { EventBus, EventHandler, EventType } from '../events.ts';
 import { isEventType } from '../events.ts';
-import { createPluginStore } from './store.ts';
+import { createPluginStore, type MerchantResolver } from './store.ts';
 import { channelProblem, type Registries } from './registries.ts';
 import {
   PLUGIN_API_VERSION,
@@ -76,6 +76,8 @@ export interface PluginHostDeps {
   /** Settings the host derives from core configuration for a plugin (e.g. SMTP_URL for channel-email). */
   defaults?: Record<string, Record<string, unknown>>;
   getMerchant(publicId: string): Promise<PluginMerchant | null>;
+  /** Merchant ids ↔ keys for plugin records (the merchants feature answers). */
+  merchantKeys: MerchantResolver;
   /**
    * Checkout capabilities for a plugin's payment providers, scoped to that plugin (it reads and
    * authorizes only payments of providers it registered); built by the runtime once services exist.
@@ -351,7 +353,7 @@ export class PluginHost {
           return eta.renderAsync(name, data);
         },
       }),
-      store: createPluginStore(deps.db, deps.clock, def.id),
+      store: createPluginStore(deps.db, deps.clock, def.id, deps.merchantKeys),
       services: Object.freeze({
         merchants: Object.freeze({ get: (id: string) => deps.getMerchant(id) }),
         checkout: lazyCheckout(() => deps.checkout(def.id)),

@@ -8,27 +8,41 @@ import type { PluginRecord, PluginStore } from '../../plugin-api.ts';
 interface Row {
   id: number;
   public_id: string;
-  merchant_public_id: string | null;
+  merchant_id: number | null;
   data: string;
   created_at: unknown;
   updated_at: unknown;
 }
 
-const toRecord = <T>(r: Row): PluginRecord<T> => ({
+const toRecord = <T>(r: Row, merchantIds: Map<number, string>): PluginRecord<T> => ({
   id: r.public_id,
-  merchantId: r.merchant_public_id,
+  merchantId: r.merchant_id === null || r.merchant_id === undefined ? null : (merchantIds.get(Number(r.merchant_id)) ?? null),
   data: JSON.parse(r.data) as T,
   createdAt: toDate(r.created_at),
   updatedAt: toDate(r.updated_at),
 });
 
+/**
+ * Merchant ids ↔ keys, answered by the merchants feature (core names no feature's table): the
+ * runtime passes them in.
+ */
+export interface MerchantResolver {
+  /** A merchant's key by public id, or null. */
+  keyOf(merchantId: string): Promise<number | null>;
+  /** Public ids of these merchant keys (one query). */
+  publicIdsOf(keys: number[]): Promise<Map<number, string>>;
+}
+
 /** The `plugin_records` table, scoped to one plugin id: plugins never see raw knex. */
-export function createPluginStore(db: Db, clock: Clock, pluginId: string): PluginStore {
-  const base = () =>
-    db('plugin_records as r')
-      .leftJoin('merchants as m', 'm.id', 'r.merchant_id')
-      .where('r.plugin_id', pluginId)
-      .select('r.id', 'r.public_id', 'm.public_id as merchant_public_id', 'r.data', 'r.created_at', 'r.updated_at');
+export function createPluginStore(db: Db, clock: Clock, pluginId: string, merchants: MerchantResolver): PluginStore {
+  const base = () => db('plugin_records as r').where('r.plugin_id', pluginId).select('r.id', 'r.public_id', 'r.merchant_id', 'r.data', 'r.created_at', 'r.updated_at');
+
+  /** Rows to records, their merchants' public ids read in one lookup. */
+  async function records<T>(rows: Row[]): Promise<PluginRecord<T>[]> {
+    const keys = rows.map((r) => r.merchant_id).filter((k): k is number => k !== null && k !== undefined).map(Number);
+    const ids = keys.length ? await merchants.publicIdsOf(keys) : new Map<number, string>();
+    return rows.map((r) => toRecord<T>(r, ids));
+  }
 
   // A merchant's key never changes: remembered, so a channel storing many messages asks once.
   const merchantKeys = new Map<string, number>();
@@ -36,11 +50,11 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string): Plugi
     if (merchantId == null) return null;
     const known = merchantKeys.get(merchantId);
     if (known !== undefined) return known;
-    const m = await db('merchants').where({ public_id: merchantId }).first('id');
-    if (!m) throw new NotFoundError(`No merchant ${merchantId}`);
+    const key = await merchants.keyOf(merchantId);
+    if (key === null) throw new NotFoundError(`No merchant ${merchantId}`);
     if (merchantKeys.size > 10_000) merchantKeys.clear();
-    merchantKeys.set(merchantId, m.id);
-    return m.id;
+    merchantKeys.set(merchantId, key);
+    return key;
   }
 
   // The same rule on SQLite and MariaDB, whose 64-character column would refuse a longer name.
@@ -85,19 +99,23 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string): Plugi
       const q = base().where('r.collection', collection).orderBy('r.id', 'desc').limit(limit);
       if (opts.merchantId !== undefined) {
         if (opts.merchantId === null) q.whereNull('r.merchant_id');
-        else q.where('m.public_id', opts.merchantId);
+        else {
+          const key = merchantKeys.get(opts.merchantId) ?? (await merchants.keyOf(opts.merchantId));
+          if (key === null) return [];
+          q.where('r.merchant_id', key);
+        }
       }
       if (opts.beforeId) {
         const anchor = await db('plugin_records').where({ public_id: opts.beforeId, plugin_id: pluginId }).first('id');
         if (anchor) q.where('r.id', '<', anchor.id);
       }
-      return ((await q) as Row[]).map((r) => toRecord(r));
+      return records(await q);
     },
     async get(collection, id) {
       checkCollection(collection);
       if (typeof id !== 'string') return null;
       const row = (await base().where('r.collection', collection).andWhere('r.public_id', id).first()) as Row | undefined;
-      return row ? toRecord(row) : null;
+      return row ? (await records<any>([row]))[0] : null;
     },
     async update(collection, id, data) {
       checkCollection(collection);

@@ -1,7 +1,7 @@
 // The analytics feature's front door: what other features and the app may use of it.
 export { dailyChart } from './chart.ts';
 export { ViewRecorder } from './recorder.ts';
-export { addHourlyStats, countPayment, hourOf } from './rollups.ts';
+export { addHourlyStats, countPayment, countRefund, hourOf } from './rollups.ts';
 export { analyticsRoutes } from './routes.ts';
 export { createAnalytics } from './service.ts';
 export type { ActivityItem, Analytics, LinkView } from './service.ts';

@@ -13,6 +13,7 @@ import type { Logger } from '../../core/log.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { LiveFeed } from '../../core/live.ts';
 import type { IdSealer } from '../../core/sealed-ids.ts';
+import type { LinkState } from '../links/index.ts';
 import { addHourlyStats, hourOf } from './rollups.ts';
 import { UserAgentCache, cleanReferer, isPrefetch, maskIp } from './visitor.ts';
 
@@ -55,6 +56,8 @@ export interface ViewRecorderOptions {
   live: LiveFeed;
   events: EventBus;
   viewIds: IdSealer;
+  /** The links feature keeps views_count. */
+  links: Pick<LinkState, 'recordViews'>;
   /** How long a view may wait in memory before it is written. */
   flushMs?: number;
   /** Views written per transaction. */
@@ -214,9 +217,7 @@ export class ViewRecorder {
       if (e) e.n++;
       else perHour.set(k, { link: v.linkKey, hour, n: 1 });
     }
-    for (const [link, n] of [...perLink].sort((a, b) => a[0] - b[0])) {
-      await trx('links').where({ id: link }).update({ views_count: trx.raw('views_count + ?', [n]) });
-    }
+    await this.deps.links.recordViews(trx, perLink);
     for (const e of [...perHour.values()].sort((a, b) => a.link - b.link || a.hour - b.hour)) {
       await addHourlyStats(trx, e.link, e.hour, { views: e.n });
     }

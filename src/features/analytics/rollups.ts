@@ -30,3 +30,8 @@ export async function addHourlyStats(q: Queryable, linkKey: number, hour: number
 export function countPayment(q: Queryable, linkKey: number, paidAt: Date, amount: number): Promise<void> {
   return addHourlyStats(q, linkKey, hourOf(paidAt), { payments: 1, revenue: amount });
 }
+
+/** A succeeded refund, taken off its link's revenue in the hour it happened (inside the refund's transaction). */
+export function countRefund(q: Queryable, linkKey: number, at: Date, amount: number): Promise<void> {
+  return addHourlyStats(q, linkKey, hourOf(at), { revenue: -amount });
+}

@@ -13,7 +13,8 @@ import type { IdSealer } from '../../core/sealed-ids.ts';
 import { addDays, dayKeyIn, startOfDay } from '../../core/time.ts';
 import type { Page } from '../../core/pagination.ts';
 import type { PaymentQueries, PaymentView } from '../checkout/index.ts';
-import type { Link } from '../links/index.ts';
+import type { Link, LinkState } from '../links/index.ts';
+import type { MerchantService } from '../merchants/index.ts';
 import { HOUR_MS } from './rollups.ts';
 
 export interface LinkView {
@@ -49,7 +50,20 @@ type StatsLink = Pick<Link, 'key' | 'merchantKey' | 'views' | 'viewsPruned'>;
 
 const VIEW_COLUMNS = ['v.id', 'v.viewed_at', 'v.ip', 'v.browser', 'v.os', 'v.device', 'v.referer'];
 
-export function createAnalytics(deps: { db: Db; clock: Clock; log: Logger; payments: PaymentQueries; viewIds: IdSealer }) {
+export interface AnalyticsDeps {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  /** Payments are checkout's: counts, activity keys and rows come from its queries. */
+  payments: PaymentQueries;
+  viewIds: IdSealer;
+  /** The links feature: which links a merchant has, and the views_pruned counter. */
+  links: Pick<LinkState, 'keysOf' | 'recordPrunedViews'>;
+  /** Each merchant's view retention (the merchants feature). */
+  merchants: Pick<MerchantService, 'viewRetention'>;
+}
+
+export function createAnalytics(deps: AnalyticsDeps) {
   const { db, clock, payments, viewIds } = deps;
 
   const viewFrom = (r: any): LinkView => ({
@@ -68,10 +82,7 @@ export function createAnalytics(deps: { db: Db; clock: Clock; log: Logger; payme
   /** Views kept as raw rows: the counter minus what retention removed (no COUNT over millions). */
   const storedViews = (link: StatsLink) => Math.max(0, link.views - link.viewsPruned);
 
-  const paymentCount = async (link: StatsLink) => {
-    const [{ n }] = await db('payments').where({ link_id: link.key }).count({ n: '*' });
-    return Number(n);
-  };
+  const paymentCount = (link: StatsLink) => payments.countForLink(link.key);
 
   const numbered = (total: number, page: number, perPage: number) => {
     const pages = Math.max(1, Math.ceil(total / perPage));
@@ -128,7 +139,7 @@ export function createAnalytics(deps: { db: Db; clock: Clock; log: Logger; payme
       const offset = (at.page - 1) * perPage;
       const take = offset + perPage;
       const views = newestViews(db('link_views').select(db.raw("'view' as kind"), 'id', 'viewed_at as t').where('link_id', link.key)).limit(take);
-      const pays = db('payments').select(db.raw("'payment' as kind"), 'id', 'created_at as t').where('link_id', link.key).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(take);
+      const pays = payments.activityKeys(link.key, take);
       const both = db.select('*').from(views.as('v')).unionAll(db.select('*').from(pays.as('p')));
       const merged = await db
         .select('*')
@@ -147,13 +158,13 @@ export function createAnalytics(deps: { db: Db; clock: Clock; log: Logger; payme
      */
     async activityAfter(link: StatsLink, opts: { limit: number; starting_after?: string }): Promise<Page<ActivityItem>> {
       const views = newestViews(db('link_views').select(db.raw("'view' as kind"), 'id', 'viewed_at as t').where('link_id', link.key)).limit(opts.limit + 1);
-      const pays = db('payments').select(db.raw("'payment' as kind"), 'id', 'created_at as t').where('link_id', link.key).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(opts.limit + 1);
+      let pays = payments.activityKeys(link.key, opts.limit + 1);
       if (opts.starting_after) {
         let anchor: { kind: 'view' | 'payment'; at: Date; key: number };
         if (opts.starting_after.startsWith('pay_')) {
-          const p = await db('payments').where({ public_id: opts.starting_after, link_id: link.key }).first('id', 'created_at');
+          const p = await payments.activityAnchor(link.key, opts.starting_after);
           if (!p) throw new ValidationError([{ field: 'starting_after', code: 'invalid_cursor', message: 'starting_after must be the id of an item of this link’s activity.' }]);
-          anchor = { kind: 'payment', at: toDate(p.created_at), key: Number(p.id) };
+          anchor = { kind: 'payment', ...p };
         } else {
           anchor = { kind: 'view', ...(await viewAnchor(link.key, opts.starting_after)) };
         }
@@ -161,9 +172,7 @@ export function createAnalytics(deps: { db: Db; clock: Clock; log: Logger; payme
         views.andWhere((b) =>
           b.where('viewed_at', '<', anchor.at).orWhere((c) => c.where('viewed_at', '=', anchor.at).andWhere((d) => (anchor.kind === 'payment' ? d.whereRaw('1 = 1') : d.where('id', '<', anchor.key)))),
         );
-        pays.andWhere((b) =>
-          b.where('created_at', '<', anchor.at).orWhere((c) => c.where('created_at', '=', anchor.at).andWhere((d) => (anchor.kind === 'payment' ? d.where('id', '<', anchor.key) : d.whereRaw('1 = 0')))),
-        );
+        pays = payments.activityKeys(link.key, opts.limit + 1, { at: anchor.at, key: anchor.kind === 'payment' ? anchor.key : null });
       }
       const rows = [...(await views), ...(await pays)].sort(
         (a, b) => toDate(b.t).getTime() - toDate(a.t).getTime() || String(a.kind).localeCompare(String(b.kind)) || Number(b.id) - Number(a.id),
@@ -217,17 +226,16 @@ export function createAnalytics(deps: { db: Db; clock: Clock; log: Logger; payme
      */
     async pruneViews(batch = 5_000): Promise<number> {
       let deleted = 0;
-      const merchants = await db('merchants').select('id', 'view_retention_months');
-      for (const m of merchants) {
-        const cutoff = monthsBefore(clock.now(), Number(m.view_retention_months));
-        const linkKeys = (await db('links').where('merchant_id', m.id).select('id')).map((r) => Number(r.id));
+      for (const m of await deps.merchants.viewRetention()) {
+        const cutoff = monthsBefore(clock.now(), m.months);
+        const linkKeys = await deps.links.keysOf(m.merchantKey);
         for (const linkKey of linkKeys) {
           for (;;) {
             const n = await db.transaction(async (trx) => {
               const ids = (await trx('link_views').where('link_id', linkKey).andWhere('viewed_at', '<', cutoff).orderBy('viewed_at').limit(batch).select('id')).map((r) => r.id);
               if (!ids.length) return 0;
               const gone = await trx('link_views').whereIn('id', ids).del();
-              await trx('links').where({ id: linkKey }).update({ views_pruned: trx.raw('views_pruned + ?', [gone]) });
+              await deps.links.recordPrunedViews(trx, linkKey, gone);
               return gone;
             });
             deleted += n;

@@ -5,10 +5,12 @@
  */
 import { z } from 'zod';
 import type { Knex } from 'knex';
-import type { Db } from '../../core/db.ts';
+import { toDate, type Db } from '../../core/db.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
+import type { CustomerRefs } from '../customers/index.ts';
+import type { LinkState } from '../links/index.ts';
 import { paymentFrom, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
 
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'paid', 'failed', 'voided', 'refunded', 'partially_refunded'];
@@ -46,19 +48,11 @@ export const paymentSearchSchema = z.object({
   status: z.enum(PAYMENT_STATUSES as [PaymentStatus, ...PaymentStatus[]], { error: `status must be one of ${PAYMENT_STATUSES.join(', ')}.` }).optional(),
 });
 
-function viewFrom(r: any): PaymentView {
-  const name = r.c_name ?? r.s_customer_name ?? null;
-  const email = r.c_email ?? r.s_customer_email ?? null;
-  const phone = r.c_phone ?? r.s_customer_phone ?? null;
-  const id = r.c_public_id ?? null;
-  return {
-    ...paymentFrom(r),
-    linkId: r.l_public_id ?? null,
-    linkName: r.l_name ?? null,
-    linkDeleted: Boolean(r.l_deleted_at),
-    customer: id || name || email || phone ? { id, name, email, phone } : null,
-    source: r.s_link_snapshot ? (JSON.parse(r.s_link_snapshot) as LinkSnapshot | null) : null,
-  };
+/** What the payment lists need of the links and customers features (batch lookups by key). */
+export interface PaymentQueryDeps {
+  db: Db;
+  links: Pick<LinkState, 'refsByKeys' | 'keyOf'>;
+  customers: Pick<CustomerRefs, 'contactsByKeys'>;
 }
 
 /** The API representation (shared/API.md: id, link_id, customer, amount, currency, status, provider, created_at, paid_at). */
@@ -79,27 +73,40 @@ export function paymentJson(p: PaymentView) {
   };
 }
 
-export function createPaymentQueries({ db }: { db: Db }) {
+export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps) {
   const base = (merchantKey: number) =>
     db('payments as p')
-      .leftJoin('links as l', 'l.id', 'p.link_id')
-      .leftJoin('customers as c', 'c.id', 'p.customer_id')
       .leftJoin('checkout_sessions as s', 's.id', 'p.checkout_session_id')
       .where('p.merchant_id', merchantKey)
       .select(
         'p.*',
-        'l.public_id as l_public_id',
-        'l.name as l_name',
-        'l.deleted_at as l_deleted_at',
         's.link_snapshot as s_link_snapshot',
-        'c.public_id as c_public_id',
-        'c.name as c_name',
-        'c.email as c_email',
-        'c.phone as c_phone',
         's.customer_name as s_customer_name',
         's.customer_email as s_customer_email',
         's.customer_phone as s_customer_phone',
       );
+
+  /** Rows to views: the links and customers they name come from their owners, one query each. */
+  async function viewsFrom(rows: any[]): Promise<PaymentView[]> {
+    const keys = (column: string) => rows.map((r) => r[column]).filter((k): k is number => k !== null && k !== undefined).map(Number);
+    const [linkRefs, contacts] = await Promise.all([links.refsByKeys(keys('link_id')), customers.contactsByKeys(keys('customer_id'))]);
+    return rows.map((r) => {
+      const link = r.link_id === null || r.link_id === undefined ? undefined : linkRefs.get(Number(r.link_id));
+      const c = r.customer_id === null || r.customer_id === undefined ? undefined : contacts.get(Number(r.customer_id));
+      const name = c?.name ?? r.s_customer_name ?? null;
+      const email = c?.email ?? r.s_customer_email ?? null;
+      const phone = c?.phone ?? r.s_customer_phone ?? null;
+      const id = c?.id ?? null;
+      return {
+        ...paymentFrom(r),
+        linkId: link?.id ?? null,
+        linkName: link?.name ?? null,
+        linkDeleted: link?.deleted ?? false,
+        customer: id || name || email || phone ? { id, name, email, phone } : null,
+        source: r.s_link_snapshot ? (JSON.parse(r.s_link_snapshot) as LinkSnapshot | null) : null,
+      };
+    });
+  }
 
   const narrowed = (q: Knex.QueryBuilder, f: PaymentFilters) => {
     if (f.linkKey !== undefined) q.andWhere('p.link_id', f.linkKey);
@@ -123,13 +130,13 @@ export function createPaymentQueries({ db }: { db: Db }) {
       const page = Math.min(Math.max(1, Math.floor(opts.page)), pages);
       const ids = newestFirst(filtered(merchantKey, f).select('p.id')).limit(opts.perPage).offset((page - 1) * opts.perPage);
       const rows = await newestFirst(base(merchantKey).join(ids.as('pg'), 'pg.id', 'p.id'));
-      return { items: rows.map(viewFrom), total, page, pages };
+      return { items: await viewsFrom(rows), total, page, pages };
     },
 
     /** These payments (by internal key), for a merged activity list. */
     async byKeys(merchantKey: number, keys: number[]): Promise<PaymentView[]> {
       if (!keys.length) return [];
-      return (await base(merchantKey).whereIn('p.id', keys)).map(viewFrom);
+      return viewsFrom(await base(merchantKey).whereIn('p.id', keys));
     },
 
     /** Every matching payment, newest first, a chunk at a time (CSV export: memory stays flat). */
@@ -140,16 +147,43 @@ export function createPaymentQueries({ db }: { db: Db }) {
         if (before !== null) q.andWhere('p.id', '<', before);
         const rows = await q;
         if (!rows.length) return;
-        yield rows.map(viewFrom);
+        yield await viewsFrom(rows);
         if (rows.length < chunk) return;
         before = rows[rows.length - 1].id;
       }
     },
 
+    /** How many payments (every status) a link has. */
+    async countForLink(linkKey: number): Promise<number> {
+      const [{ n }] = await db('payments').where({ link_id: linkKey }).count({ n: '*' });
+      return Number(n);
+    },
+
+    /**
+     * A link's activity side of payments: `'payment' as kind, id, created_at as t`, newest first, at
+     * most `limit`, strictly older than `before` (same instant: only keys below `before.key`, none when
+     * it is null). A query to run or to union with other activity (one statement either way).
+     */
+    activityKeys(linkKey: number, limit: number, before?: { at: Date; key: number | null }): Knex.QueryBuilder {
+      const q = db('payments').select(db.raw("'payment' as kind"), 'id', 'created_at as t').where('link_id', linkKey);
+      if (before) {
+        q.andWhere((b) =>
+          b.where('created_at', '<', before.at).orWhere((c) => c.where('created_at', '=', before.at).andWhere((d) => (before.key === null ? d.whereRaw('1 = 0') : d.where('id', '<', before.key)))),
+        );
+      }
+      return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit);
+    },
+
+    /** A payment of this link by public id, as an activity cursor (time, key), or null. */
+    async activityAnchor(linkKey: number, paymentId: string): Promise<{ at: Date; key: number } | null> {
+      const p = await db('payments').where({ public_id: paymentId, link_id: linkKey }).first('id', 'created_at');
+      return p ? { at: toDate(p.created_at), key: Number(p.id) } : null;
+    },
+
     async get(merchantKey: number, id: string): Promise<PaymentView> {
       const r = await base(merchantKey).andWhere('p.public_id', id).first();
       if (!r) throw new NotFoundError('No such payment.');
-      return viewFrom(r);
+      return (await viewsFrom([r]))[0];
     },
 
     /**
@@ -161,7 +195,7 @@ export function createPaymentQueries({ db }: { db: Db }) {
       const f = parseBody(paymentSearchSchema, rawQuery);
       const q = base(merchantKey);
       if (scope.linkKey !== undefined) q.andWhere('p.link_id', scope.linkKey);
-      if (f.link_id) q.andWhere('l.public_id', f.link_id);
+      if (f.link_id) q.andWhere('p.link_id', (await links.keyOf(f.link_id)) ?? 0);
       if (f.status) q.andWhere('p.status', f.status);
       let afterKey: number | null = null;
       if (page.starting_after) {
@@ -169,7 +203,7 @@ export function createPaymentQueries({ db }: { db: Db }) {
         if (!anchor) throw new ValidationError([{ field: 'starting_after', code: 'invalid_cursor', message: 'starting_after must be the id of one of your payments.' }]);
         afterKey = anchor.id;
       }
-      return pageByIdDesc(q, { limit: page.limit, afterKey, idColumn: 'p.id' }, (rows) => rows.map(viewFrom));
+      return pageByIdDesc(q, { limit: page.limit, afterKey, idColumn: 'p.id' }, viewsFrom);
     },
   };
 }

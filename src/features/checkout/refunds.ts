@@ -25,9 +25,8 @@ import { parseBody } from '../../core/http.ts';
 import { MAX_MINOR, formatMoney } from '../../core/money.ts';
 import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import { ProviderError } from '../../plugin-api.ts';
-import { addHourlyStats, hourOf } from '../analytics/index.ts';
 import type { Merchant } from '../merchants/index.ts';
-import { paymentFrom, type AttemptMode, type CheckoutProviders, type Payment } from './service.ts';
+import { paymentFrom, type AttemptMode, type CheckoutLinks, type CheckoutProviders, type Payment, type PaymentStats } from './service.ts';
 
 export type RefundStatus = 'pending' | 'succeeded' | 'failed';
 
@@ -113,6 +112,10 @@ export interface RefundDeps {
   providers: Pick<CheckoutProviders, 'settingsFor'>;
   /** A merchant's public id by internal key (for event payloads). */
   merchantIdOf(merchantKey: number): Promise<string | null>;
+  /** The links feature: a refund takes its amount off the link's revenue. */
+  links: Pick<CheckoutLinks, 'recordRefund'>;
+  /** Hourly rollups (analytics). */
+  stats: Pick<PaymentStats, 'paymentRefunded'>;
 }
 
 export function createRefundService(deps: RefundDeps) {
@@ -171,9 +174,8 @@ export function createRefundService(deps: RefundDeps) {
       let linkId: string | null = null;
       if (payment.linkKey !== null) {
         // Revenue is shown net of refunds; paid_count (the limit's slot) and payments_count stay.
-        await trx('links').where({ id: payment.linkKey }).update({ revenue: trx.raw('revenue - ?', [refund.amount]) });
-        await addHourlyStats(trx, payment.linkKey, hourOf(now), { revenue: -refund.amount });
-        linkId = (await trx('links').where({ id: payment.linkKey }).first('public_id'))?.public_id ?? null;
+        ({ linkId } = await deps.links.recordRefund(trx, payment.linkKey, refund.amount));
+        await deps.stats.paymentRefunded(trx, payment.linkKey, now, refund.amount);
       }
       await events.emit(
         trx,

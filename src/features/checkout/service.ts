@@ -2,7 +2,8 @@
  * Checkout and the payment-limit claim (DESIGN.md "Checkout and the payment limit").
  *
  *   start      → checkout_session + payment(pending), then the provider returns a redirect or a page
- *   authorize  → payment authorized + an atomic slot claim on the link, in one transaction;
+ *   authorize  → payment authorized + an atomic slot claim on the link (the links feature's
+ *                `claimSlot`, in checkout's transaction);
  *                slot won → capture → paid (counters, payment.succeeded);
  *                slot lost → void → voided ("Payment limit reached").
  *
@@ -15,11 +16,14 @@
  * Which provider: the one the customer chose among the merchant's usable providers (Settings →
  * Payments); with one, no choice is needed. Every provider call gets the merchant's settings.
  *
+ * Links own their row's state (paid_count, active, counters) and analytics its rollups: checkout
+ * calls both through the capabilities runtime.ts injects, inside its own transactions.
+ *
  * Never read-check-write: the claim is one conditional UPDATE. No network call runs inside a
  * transaction: record intent, commit, call the provider, record the result.
  */
-import type { Db, Trx } from '../../core/db.ts';
-import { inTransaction, isMysql, toDate, toDateOrNull } from '../../core/db.ts';
+import type { Db, Queryable, Trx } from '../../core/db.ts';
+import { inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { JobQueue } from '../../core/jobs.ts';
@@ -30,8 +34,7 @@ import { MAX_MINOR } from '../../core/money.ts';
 import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/index.ts';
-import type { Link } from '../links/index.ts';
-import { countPayment } from '../analytics/index.ts';
+import type { ClaimLoss, Link, LinkState, PayableLinkRow } from '../links/index.ts';
 
 export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
 
@@ -145,6 +148,31 @@ export interface CheckoutDeps {
    * reminders), so what a payment settles is settled atomically with it.
    */
   onPaid?: (trx: Trx, paid: { linkKey: number | null; customerKey: number | null }) => Promise<void>;
+  /** The links feature's state machine: the payment-limit slot, counters, pay-page reads. */
+  links: CheckoutLinks;
+  /** A product by key (a product link's pay page shows it). */
+  products: { getByKey(key: number): Promise<{ key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean; deletedAt: Date | null } | null> };
+  /** Public ids that payment events name, read in the caller's transaction. */
+  refs: EventRefResolvers;
+  /** Hourly rollups (analytics), written in the transaction that changes what they count. */
+  stats: PaymentStats;
+}
+
+/** What checkout asks of the links feature (it owns paid_count, active and the link counters). */
+export type CheckoutLinks = Pick<LinkState, 'payableByPath' | 'payableRequest' | 'claimSlot' | 'releaseSlot' | 'recordPayment' | 'recordRefund' | 'publicIdOf'>;
+
+/** Public ids by internal key, for event payloads (`q`: the emitting transaction). */
+export interface EventRefResolvers {
+  merchantIdOf(q: Queryable, merchantKey: number): Promise<string | null>;
+  customerIdOf(q: Queryable, customerKey: number): Promise<string | null>;
+}
+
+/** The hourly rollups a payment moves (the analytics feature keeps them). */
+export interface PaymentStats {
+  /** A captured payment, counted in its link's hour. */
+  paymentCaptured(trx: Trx, linkKey: number, paidAt: Date, amount: number): Promise<void>;
+  /** A succeeded refund, taken off its link's revenue in the hour it happened. */
+  paymentRefunded(trx: Trx, linkKey: number, at: Date, amount: number): Promise<void>;
 }
 
 /** What checkout needs of the per-merchant provider settings (the providers feature). */
@@ -179,8 +207,8 @@ export const SETTLE_RECOVERY_MS = 5 * 60_000;
 export type CheckoutLink = Pick<Link, 'key' | 'id' | 'name' | 'path' | 'amount' | 'currency'>;
 
 /**
- * A smart link as its pay page needs it, with its product: read in ONE query, because the pay page
- * is the hot path (merchant by handle + this = the whole GET).
+ * A smart link as its pay page needs it, with its product: the link in one fixed-SQL query (links
+ * feature), a product link's product in a second by key; the pay page caches the result (hot path).
  */
 export interface PayableLink extends CheckoutLink {
   merchantKey: number;
@@ -201,46 +229,16 @@ export interface PayableLink extends CheckoutLink {
   product: { key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean } | null;
 }
 
-const PAYABLE_COLUMNS = `select l.id, l.public_id, l.merchant_id, l.kind, l.type, l.name, l.path, l.description, l.amount, l.currency, l.product_id,
-  l.payment_limit, l.paid_count, l.active, l.inactive_reason, l.show_remaining, l.redirect_url, l.redirect_target, l.customer_id, l.expires_at,
-  p.public_id as p_public_id, p.name as p_name, p.description as p_description, p.price as p_price, p.currency as p_currency,
-  p.active as p_active, p.deleted_at as p_deleted_at
-from links l left join products p on p.id = l.product_id`;
-const PAYABLE_LINK_SQL = `${PAYABLE_COLUMNS}
-where l.merchant_id = ? and l.path = ? and l.kind = 'smart' and l.deleted_at is null
-limit 1`;
-const PAYABLE_REQUEST_SQL = `${PAYABLE_COLUMNS}
-where l.public_id = ? and l.kind = 'request' and l.deleted_at is null
-limit 1`;
-
-const payableFrom = (r: any): PayableLink => ({
-  key: r.id,
-  id: r.public_id,
-  merchantKey: r.merchant_id,
-  kind: r.kind,
-  customerKey: r.customer_id ?? null,
-  expiresAt: toDateOrNull(r.expires_at),
-  type: r.type,
-  name: r.name,
-  path: r.path,
-  description: r.description,
-  amount: r.amount === null || r.amount === undefined ? null : Number(r.amount),
-  currency: r.currency,
-  paymentLimit: r.payment_limit ?? null,
-  paidCount: Number(r.paid_count),
-  active: Boolean(r.active),
-  inactiveReason: r.inactive_reason ?? null,
-  showRemaining: Boolean(r.show_remaining),
-  redirectUrl: r.redirect_url,
-  redirectTarget: r.redirect_target,
-  product:
-    r.product_id === null || r.product_id === undefined || r.p_public_id === null || r.p_public_id === undefined
-      ? null
-      : { key: r.product_id, id: r.p_public_id, name: r.p_name, description: r.p_description, price: Number(r.p_price), currency: r.p_currency, active: Boolean(r.p_active) && !r.p_deleted_at },
-});
+const payableFrom = (r: PayableLinkRow, product: Awaited<ReturnType<CheckoutDeps['products']['getByKey']>>): PayableLink => {
+  const { productKey: _productKey, ...link } = r;
+  return {
+    ...link,
+    product: product === null ? null : { key: product.key, id: product.id, name: product.name, description: product.description, price: product.price, currency: product.currency, active: product.active && !product.deletedAt },
+  };
+};
 
 /** Why an authorization was voided instead of captured. */
-export type VoidReason = 'limit_reached' | 'link_inactive';
+export type VoidReason = ClaimLoss;
 
 export interface StartInput {
   amount: number;
@@ -283,11 +281,10 @@ export function createCheckoutService(deps: CheckoutDeps) {
 
   /** The public ids a payment event names (merchant, link, customer), read in the emitting transaction. */
   async function eventRefs(trx: Trx, keys: { merchantKey: number; linkKey: number | null; customerKey: number | null }): Promise<{ merchantId: string; linkId: string | null; customerId: string | null }> {
-    const publicIdOf = (table: string, key: number | null) => trx(table).select('public_id').where('id', key ?? 0);
-    const r = await trx('merchants')
-      .where('id', keys.merchantKey)
-      .first('public_id as merchantId', publicIdOf('links', keys.linkKey).as('linkId'), publicIdOf('customers', keys.customerKey).as('customerId'));
-    return { merchantId: r.merchantId, linkId: r.linkId ?? null, customerId: r.customerId ?? null };
+    const merchantId = (await deps.refs.merchantIdOf(trx, keys.merchantKey)) as string;
+    const linkId = keys.linkKey === null ? null : await deps.links.publicIdOf(trx, keys.linkKey);
+    const customerId = keys.customerKey === null ? null : await deps.refs.customerIdOf(trx, keys.customerKey);
+    return { merchantId, linkId, customerId };
   }
 
   /** What every payment event carries. */
@@ -351,14 +348,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
       const released = await inTransaction(db, async (trx) => {
         const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'failed', failure_code: 'capture_failed', failure_message: 'The payment could not be completed.', updated_at: clock.now() });
         if (!n) return false; // already settled elsewhere: its slot must not be released twice
-        if (payment.linkKey !== null) {
-          await trx('links').where({ id: payment.linkKey }).andWhere('paid_count', '>', 0).update({ paid_count: trx.raw('paid_count - 1') });
-          await trx('links')
-            .where({ id: payment.linkKey, inactive_reason: 'limit_reached' })
-            .whereNull('deleted_at')
-            .andWhere('paid_count', '<', trx.ref('payment_limit'))
-            .update({ active: true, inactive_reason: null });
-        }
+        if (payment.linkKey !== null) await deps.links.releaseSlot(trx, payment.linkKey);
         await events.emit(trx, 'payment.failed', { ...(await paymentEvent(trx, payment)), reason: 'capture_failed' }, payment.merchantKey);
         return true;
       });
@@ -375,10 +365,8 @@ export function createCheckoutService(deps: CheckoutDeps) {
       if (!n) return;
       await deps.onPaid?.(trx, { linkKey: payment.linkKey, customerKey: payment.customerKey });
       if (payment.linkKey !== null) {
-        await trx('links')
-          .where({ id: payment.linkKey })
-          .update({ payments_count: trx.raw('payments_count + 1'), revenue: trx.raw('revenue + ?', [payment.amount]) });
-        await countPayment(trx, payment.linkKey, paidAt, payment.amount);
+        await deps.links.recordPayment(trx, payment.linkKey, payment.amount);
+        await deps.stats.paymentCaptured(trx, payment.linkKey, paidAt, payment.amount);
       }
       if (payment.sessionKey !== null) await trx('checkout_sessions').where({ id: payment.sessionKey }).update({ status: 'completed', updated_at: paidAt });
       await events.emit(trx, 'payment.succeeded', await paymentEvent(trx, payment), payment.merchantKey);
@@ -407,6 +395,12 @@ export function createCheckoutService(deps: CheckoutDeps) {
       });
     });
     return service.outcomeOf(payment.id);
+  }
+
+  /** A payable link with its product (a second query only for a product link). */
+  async function withProduct(row: PayableLinkRow | null): Promise<PayableLink | null> {
+    if (!row) return null;
+    return payableFrom(row, row.productKey === null ? null : await deps.products.getByKey(row.productKey));
   }
 
   const service = {
@@ -476,19 +470,14 @@ export function createCheckoutService(deps: CheckoutDeps) {
       return { session, payment, next };
     },
 
-    /** A live (not deleted) smart link by its canonical path, with its product, in one query. */
     /** A payment request (`/r/<token>`) by its link's public id, with its merchant key. */
     async findPayableRequest(linkId: string): Promise<PayableLink | null> {
-      const result = await db.raw(PAYABLE_REQUEST_SQL, [linkId]);
-      const rows = (isMysql(db) ? result[0] : result) as any[];
-      return rows.length ? payableFrom(rows[0]) : null;
+      return withProduct(await deps.links.payableRequest(linkId));
     },
 
+    /** A live (not deleted) smart link by its canonical path, with its product. */
     async findPayableLink(merchantKey: number, path: string): Promise<PayableLink | null> {
-      // A fixed SQL string: building this query with knex costs more than running it.
-      const result = await db.raw(PAYABLE_LINK_SQL, [merchantKey, path]);
-      const rows = (isMysql(db) ? result[0] : result) as any[];
-      return rows.length ? payableFrom(rows[0]) : null;
+      return withProduct(await deps.links.payableByPath(merchantKey, path));
     },
 
     async getSession(sessionId: string): Promise<CheckoutSession | null> {
@@ -583,32 +572,15 @@ export function createCheckoutService(deps: CheckoutDeps) {
           .where({ id: payment.key, status: 'pending' })
           .update({ status: 'authorized', provider_ref: providerRef, authorized_at: now, updated_at: now });
         if (n === 0) return false; // already authorized/finished: report what happened
-        await events.emit(trx, 'payment.authorized', await paymentEvent(trx, payment), payment.merchantKey);
+        const authorized = await paymentEvent(trx, payment);
+        await events.emit(trx, 'payment.authorized', authorized, payment.merchantKey);
         if (payment.linkKey === null) {
           won = true;
         } else {
-          const slot = await trx('links')
-            .where({ id: payment.linkKey, active: true })
-            .whereNull('deleted_at')
-            .andWhere((b) => b.whereNull('payment_limit').orWhere('paid_count', '<', trx.ref('payment_limit')))
-            .update({ paid_count: trx.raw('paid_count + 1'), updated_at: now });
-          won = slot === 1;
-          if (!won) {
-            // Only to word the customer's message: the decision above was the conditional UPDATE alone.
-            const link = await trx('links').where({ id: payment.linkKey }).first('active', 'inactive_reason', 'deleted_at');
-            if (!link || link.deleted_at || (!link.active && link.inactive_reason !== 'limit_reached')) lostBecause = 'link_inactive';
-          }
-          if (won) {
-            const closed = await trx('links')
-              .where({ id: payment.linkKey, active: true })
-              .whereNotNull('payment_limit')
-              .andWhere('paid_count', '>=', trx.ref('payment_limit'))
-              .update({ active: false, inactive_reason: 'limit_reached', updated_at: now });
-            if (closed) {
-              const link = await trx('links').where({ id: payment.linkKey }).first('public_id', 'payment_limit');
-              await events.emit(trx, 'link.limit_reached', { merchantId: (await eventRefs(trx, payment)).merchantId, linkId: link.public_id, limit: link.payment_limit, paymentId }, payment.merchantKey);
-            }
-          }
+          // The links feature decides with one conditional UPDATE, in this transaction.
+          const claim = await deps.links.claimSlot(trx, payment.linkKey, { merchantId: authorized.merchantId, paymentId });
+          won = claim.won;
+          if (!claim.won) lostBecause = claim.reason;
         }
         // Intent, recorded with the claim: if this process dies before the provider call below, the
         // job captures or voids the authorization later, so no slot and no authorization is stranded.

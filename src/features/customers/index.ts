@@ -3,3 +3,5 @@ export { customersRoutes } from './routes.ts';
 export { formatPhone } from './schemas.ts';
 export { createCustomerService, customerJson } from './service.ts';
 export type { Customer, CustomerService } from './service.ts';
+export { createCustomerRefs } from './refs.ts';
+export type { CustomerContact, CustomerRefs } from './refs.ts';

@@ -5,3 +5,5 @@ export { conversionRate, createLinkService, linkJson, remaining } from './servic
 export type { Link, LinkService } from './service.ts';
 export { dateIn, dateTimeIn, one, pageParam, pageWindow } from './view.ts';
 export type { Badge } from './view.ts';
+export { createLinkState } from './state.ts';
+export type { ClaimLoss, LinkRef, LinkState, PayableLinkRow } from './state.ts';

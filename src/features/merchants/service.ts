@@ -1,4 +1,4 @@
-import type { Db } from '../../core/db.ts';
+import type { Db, Queryable } from '../../core/db.ts';
 import { inTransaction, isUniqueViolation } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
@@ -62,6 +62,23 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
     getByHandle: (handle: string) => merchants.byHandle(handle.toLowerCase()),
     getUser: (publicIdValue: string) => users.byPublicId(publicIdValue),
     getUserByEmail: (email: string) => users.byEmail(email.trim().toLowerCase()),
+
+    /** A merchant's public id by key; `q` is the caller's transaction when inside one. */
+    publicIdOf: async (q: Queryable, key: number): Promise<string | null> => (await q('merchants').where({ id: key }).first('public_id'))?.public_id ?? null,
+    /** A merchant's key by public id, or null. */
+    keyOf: async (publicIdValue: string): Promise<number | null> => {
+      const r = await db('merchants').where({ public_id: publicIdValue }).first('id');
+      return r ? Number(r.id) : null;
+    },
+    /** Public ids of these merchants, one query. */
+    publicIdsOf: async (keys: number[]): Promise<Map<number, string>> => {
+      const unique = [...new Set(keys)];
+      if (!unique.length) return new Map();
+      return new Map((await db('merchants').whereIn('id', unique).select('id', 'public_id')).map((r) => [Number(r.id), String(r.public_id)]));
+    },
+    /** Every merchant's view retention (months of raw views kept), for the retention sweep. */
+    viewRetention: async (): Promise<{ merchantKey: number; months: number }[]> =>
+      (await db('merchants').select('id', 'view_retention_months')).map((r) => ({ merchantKey: Number(r.id), months: Number(r.view_retention_months) })),
 
     /**
      * Creates a merchant and its owner in one transaction and records merchant.created.

@@ -1,7 +1,7 @@
 // The product catalogue: name, description, price in minor units, currency, active.
 import { z } from 'zod';
 import type { Db } from '../../core/db.ts';
-import { toDate } from '../../core/db.ts';
+import { toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { ChangeFeed } from '../../core/changes.ts';
 import { publicId } from '../../core/ids.ts';
@@ -21,6 +21,8 @@ export interface Product {
   active: boolean;
   createdAt: Date;
   updatedAt: Date;
+  /** Set once the product is deleted (soft delete: links that sold it keep pointing at it). */
+  deletedAt: Date | null;
 }
 
 const text = (max: number, label: string) =>
@@ -56,6 +58,7 @@ const fromRow = (r: any): Product => ({
   active: Boolean(r.active),
   createdAt: toDate(r.created_at),
   updatedAt: toDate(r.updated_at),
+  deletedAt: toDateOrNull(r.deleted_at),
 });
 
 export function productJson(p: Product) {
@@ -72,7 +75,15 @@ export function productJson(p: Product) {
   };
 }
 
-export function createProductService({ db, clock, changes }: { db: Db; clock: Clock; changes?: ChangeFeed }) {
+export interface ProductServiceDeps {
+  db: Db;
+  clock: Clock;
+  changes?: ChangeFeed;
+  /** Whether a live link sells the product (the links feature answers). */
+  soldByLink(productKey: number): Promise<boolean>;
+}
+
+export function createProductService({ db, clock, changes, soldByLink }: ProductServiceDeps) {
   const scoped = (merchantKey: number) => db('products').where({ merchant_id: merchantKey }).whereNull('deleted_at');
 
   return {
@@ -128,8 +139,7 @@ export function createProductService({ db, clock, changes }: { db: Db; clock: Cl
       for (const k of ['name', 'description', 'price', 'currency', 'active'] as const) if (input[k] !== undefined) row[k] = input[k];
       // Product links are priced in the currency they were created with: keep the two in step.
       if (input.currency !== undefined && input.currency !== product.currency) {
-        const used = await db('links').where({ product_id: product.key }).whereNull('deleted_at').first('id');
-        if (used) {
+        if (await soldByLink(product.key)) {
           throw new ValidationError([{ field: 'currency', code: 'currency_locked', message: 'Links sell this product, so its currency cannot change. Create a new product instead.' }]);
         }
       }
