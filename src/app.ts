@@ -29,6 +29,7 @@ import { publicRoutes } from './features/public/index.ts';
 import { analyticsRoutes } from './features/analytics/index.ts';
 import { transactionsRoutes } from './features/transactions/index.ts';
 import { RESERVED_HANDLES } from './features/merchants/index.ts';
+import { dashboardShell } from './web/shell.ts';
 
 const HTMX_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'));
 const HTMX_SSE_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx-ext-sse/dist/sse.min.js'));
@@ -145,6 +146,8 @@ export function buildApp(rt: Runtime): express.Express {
     next();
   });
   web.use(accountRoutes(rt, passport, render));
+  // Every dashboard page: a signed-in merchant (else the login page) and the navigation, once for all sections.
+  web.use('/app', dashboardShell(rt));
   web.use('/app', dashboardRoutes(rt, render));
   // Sending from a link's page: the Send panel, resend, stop reminders, the live cards.
   web.use('/app', sendingRoutes(rt, render));

@@ -1,16 +1,12 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import type { Merchant } from '../merchants/index.ts';
-import { formErrors } from '../links/index.ts';
-import { tagNamesFrom } from '../links/index.ts';
-import { dateIn, dateTimeIn } from '../links/index.ts';
+import { dateIn, dateTimeIn, formErrors, formatPhone, tagNamesFrom } from '../../web/view.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { currencyDigits, formatMoney, parseDecimalAmount } from '../../core/money.ts';
 import type { Customer } from './service.ts';
-import { countryOptions, formatPhone } from './schemas.ts';
+import { countryOptions } from './schemas.ts';
 import { IMPORT_COLUMNS, IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, importCustomers, type ImportProblem } from './import.ts';
 import { listHref, readListQuery, type ListQuery } from './view.ts';
 import { deliveryRow } from '../deliveries/index.ts';
@@ -86,11 +82,6 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
   const { channels } = rt.services.deliveries;
   /** The custom address kinds the form shows (one field each). */
   const kindIds = () => customers.addressKinds().map((k) => k.kind);
-
-  router.use('/customers', requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
 
   const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
 

@@ -1,20 +1,12 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import type { Renderer } from '../../core/http.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from './nav.ts';
 
 /** Sections a later feature fills in; until then each explains what it will hold and what to do first. */
 const SECTIONS: Record<string, { title: string; lead: string; next: string }> = {};
 
 export function dashboardRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
-  router.use(requireMerchant);
-  router.use((_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
-
   router.get('/', async (req, res) => {
     const merchant = req.user!.merchant;
     const [keys, links] = await Promise.all([rt.services.apiKeys.list(merchant.key), rt.services.links.search(merchant, { perPage: 1 })]);

@@ -12,8 +12,6 @@ import { VIEWS_DIR } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { currencyDigits } from '../../core/money.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { compose } from './compose.ts';
 import { PLACEHOLDERS, TEMPLATE_KINDS, TEXT_MAX, type MessageTemplate, type TemplateKind, type TemplateStyle } from './templates.ts';
@@ -66,9 +64,8 @@ export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
     text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
   };
 
-  router.use('/settings/templates', requireMerchant, (_req, res, next) => {
+  router.use('/settings/templates', (_req, res, next) => {
     res.set('Cache-Control', 'no-store');
-    res.locals.nav = navItems(rt);
     next();
   });
 

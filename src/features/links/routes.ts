@@ -2,12 +2,11 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, ValidationError, type FieldError } from '../../core/errors.ts';
-import { requireMerchant, safeNext } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
+import { safeNext } from '../accounts/index.ts';
 import { currencyOptions } from '../merchants/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { qrPaths } from '../qr/index.ts';
-import type { Link } from './service.ts';
+import { conversionRate, remaining, type Link } from './service.ts';
 import { createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type SendFormValues } from './form.ts';
 import { createActionForms, type ActionFormState } from '../actions/index.ts';
 import type { AfterPaymentPlan } from '../actions/index.ts';
@@ -15,21 +14,12 @@ import { actionCustomer } from '../actions/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 import type { Customer } from '../customers/index.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
-import { dateIn, dateTimeIn, isFiltered, listHref, pageWindow, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
+import { isFiltered, listHref, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
+import { dateIn, dateTimeIn, formErrors, pageWindow } from '../../web/view.ts';
 import { formatMoney } from '../../core/money.ts';
 import { dailyChart } from '../analytics/index.ts';
 import { linkPageSending } from '../sending/index.ts';
 import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/index.ts';
-
-/**
- * A form error the merchant can fix, as messages by field: validation (422), a taken path (409) and an
- * immutable field are all shown on the form with 422. Anything else is not the form's business.
- */
-export function formErrors(err: unknown): Record<string, string> | null {
-  if (err instanceof ValidationError) return err.byField();
-  if (err instanceof AppError && (err.status === 409 || err.status === 422) && err.errors.length) return new ValidationError(err.errors).byField();
-  return null;
-}
 
 /** A form error's list of field errors (validation, a taken path, an immutable field), or null. */
 function fieldErrorList(err: unknown): FieldError[] | null {
@@ -56,11 +46,6 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
   const { links, products, tags } = rt.services;
   const sendingParts = linkPageSending(rt);
 
-  router.use('/links', requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
-
   const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
 
   /** Everything a page needs to show links: the view helpers, bound to the merchant. */
@@ -69,7 +54,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     badge: statusBadge,
     price: priceText,
     payments: paymentsText,
-    metrics: linkMetrics,
+    metrics: (link: Link) => linkMetrics(link, { remaining: remaining(link), conversionRate: conversionRate(link) }),
     date: (d: Date) => dateIn(d, merchant.timezone),
     dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
   });
@@ -262,8 +247,8 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
       title: link.name,
       link,
       qr: qrPaths(link.id).dashboard,
-      metrics: linkMetrics(link),
-      limit: limitCard(link),
+      metrics: linkMetrics(link, { remaining: remaining(link), conversionRate: conversionRate(link) }),
+      limit: limitCard(link, remaining(link)),
       chart: days && dailyChart(days, link.currency),
       activity: activity && activityPanel(link.id, query.tab, activity),
       sending,

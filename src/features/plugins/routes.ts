@@ -2,17 +2,10 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError } from '../../core/errors.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 
 export function pluginRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
-  router.use(['/plugins', '/p'], requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
-
   router.get('/plugins', async (req, res) => {
     await render(req, res, 'plugins/index', {
       title: 'Plugins',

@@ -10,13 +10,11 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
-import { requireMerchant, safeNext } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
+import { safeNext } from '../accounts/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Link } from '../links/index.ts';
 import type { Customer } from '../customers/index.ts';
-import { formatPhone } from '../customers/index.ts';
-import { one } from '../links/index.ts';
+import { formatPhone, one } from '../../web/view.ts';
 import { readActivityQuery } from '../analytics/index.ts';
 import {
   CARD_DELIVERIES,
@@ -134,11 +132,6 @@ export function linkPageSending(rt: Runtime) {
 export function sendingRoutes(rt: Runtime, render: Renderer): express.Router {
   const router = express.Router();
   const { links, customers, sending, deliveries, reminders } = rt.services;
-
-  router.use(['/links', '/deliveries', '/reminder_plans'], requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
 
   const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
   const target = (req: express.Request) => (wantsFragment(req) ? (req.get('HX-Target') ?? '') : '');

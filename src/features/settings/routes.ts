@@ -2,8 +2,6 @@ import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import { settingsValues } from '../merchants/index.ts';
 import { VIEW_RETENTION, currencyOptions, timezoneOptions, viewRetentionOptions } from '../merchants/index.ts';
 import { paymentSettingsRoutes } from './payments.ts';
@@ -13,10 +11,9 @@ export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
   const { merchants, apiKeys } = rt.services;
   const base = { currencies: currencyOptions(), timezones: timezoneOptions() };
 
-  router.use('/settings', requireMerchant, (_req, res, next) => {
+  router.use('/settings', (_req, res, next) => {
     // These pages carry API key material (a new secret, once): never into any cache or history.
     res.set('Cache-Control', 'no-store');
-    res.locals.nav = navItems(rt);
     next();
   });
 
