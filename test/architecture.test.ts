@@ -226,6 +226,27 @@ describe('architecture', () => {
     expect(bad).to.deep.equal([]);
   });
 
+  it('gives routers the parts of the runtime they use, never the whole Runtime', () => {
+    // A feature names what it takes: `Pick<AppDeps, 'links' | 'clock'>` (src/web/deps.ts), not `Runtime`.
+    const bad: string[] = [];
+    for (const file of walk(path.join(ROOT, 'src/features'))) {
+      const code = fs.readFileSync(file, 'utf8').replace(/^\s*(\/\/|\*|\/\*).*$/gm, '');
+      if (/\bRuntime\b/.test(code)) bad.push(`${rel(file)}: Runtime`);
+      if (/\bAppDeps\b/.test(code.replace(/import type \{ AppDeps \}/g, '').replace(/Pick<AppDeps,/g, ''))) bad.push(`${rel(file)}: AppDeps without Pick`);
+    }
+    expect(bad).to.deep.equal([]);
+  });
+
+  it('keeps src/web to plumbing: it imports no feature but accounts (types aside)', () => {
+    const bad: string[] = [];
+    for (const file of walk(path.join(ROOT, 'src/web'))) {
+      for (const i of importsOf(file, fs.readFileSync(file, 'utf8'))) {
+        if (!i.typeOnly && i.target.startsWith('src/features/') && i.target !== 'src/features/accounts/index.ts') bad.push(`${rel(file)} -> ${i.target}`);
+      }
+    }
+    expect(bad).to.deep.equal([]);
+  });
+
   it('knows the owner of every table the migrations create', () => {
     const created = new Set<string>();
     for (const f of fs.readdirSync(path.join(ROOT, 'migrations'))) {

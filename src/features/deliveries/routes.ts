@@ -7,7 +7,7 @@
  */
 import express from 'express';
 import { Eta } from 'eta';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { VIEWS_DIR } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
@@ -15,6 +15,9 @@ import { currencyDigits } from '../../core/money.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { compose } from './compose.ts';
 import { PLACEHOLDERS, TEMPLATE_KINDS, TEXT_MAX, type MessageTemplate, type TemplateKind, type TemplateStyle } from './templates.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'config' | 'deliveries' | 'templates'>;
 
 export const KIND_LABELS: Record<TemplateKind, string> = { initial: 'First message', reminder: 'Reminder' };
 
@@ -53,10 +56,10 @@ interface Preview {
   errors: string[];
 }
 
-export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
+export function templatesRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { templates } = rt.services;
-  const { channels } = rt.services.deliveries;
+  const { templates } = rt;
+  const { channels } = rt.deliveries;
   const isChannel = (v: unknown): v is string => typeof v === 'string' && channels.has(v);
   // Same settings as the delivery service's: HTML escapes, plain text does not.
   const eta = {

@@ -7,7 +7,7 @@
  * it shows of sending. The cards re-read themselves live from /app/links/:id/cards.
  */
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { safeNext } from '../accounts/index.ts';
@@ -34,6 +34,9 @@ import {
   type SendFormValues,
 } from './view.ts';
 
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'clock' | 'customers' | 'deliveries' | 'links' | 'reminders' | 'sending' | 'tags'>;
+
 /** The ids the link page's sending parts carry: htmx names them in HX-Target. */
 export const SEND_ID = 'link-send';
 export const DELIVERIES_ID = 'link-deliveries';
@@ -51,8 +54,8 @@ interface Notice {
  * the Reminders tab. The links feature's page asks for them (`forLinkPage`); this feature's routes
  * re-render them after a change.
  */
-export function linkPageSending(rt: Runtime) {
-  const { customers, tags, deliveries, reminders } = rt.services;
+export function linkPageSending(rt: Pick<AppDeps, 'clock' | 'customers' | 'deliveries' | 'reminders' | 'tags'>) {
+  const { customers, tags, deliveries, reminders } = rt;
   const { channels } = deliveries;
 
   /** The customers the form offers: the chosen ones first (checked), then the search's matches. */
@@ -129,9 +132,9 @@ export function linkPageSending(rt: Runtime) {
   };
 }
 
-export function sendingRoutes(rt: Runtime, render: Renderer): express.Router {
+export function sendingRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { links, customers, sending, deliveries, reminders } = rt.services;
+  const { links, customers, sending, deliveries, reminders } = rt;
 
   const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
   const target = (req: express.Request) => (wantsFragment(req) ? (req.get('HX-Target') ?? '') : '');

@@ -1,14 +1,17 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { settingsValues } from '../merchants/index.ts';
 import { VIEW_RETENTION, currencyOptions, timezoneOptions, viewRetentionOptions } from '../merchants/index.ts';
 import { paymentSettingsRoutes } from './payments.ts';
 
-export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'apiKeys' | 'merchants'> & Parameters<typeof paymentSettingsRoutes>[1];
+
+export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { merchants, apiKeys } = rt.services;
+  const { merchants, apiKeys } = rt;
   const base = { currencies: currencyOptions(), timezones: timezoneOptions() };
 
   router.use('/settings', (_req, res, next) => {
