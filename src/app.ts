@@ -29,6 +29,8 @@ import { publicRoutes } from './features/public/index.ts';
 import { analyticsRoutes } from './features/analytics/index.ts';
 import { transactionsRoutes } from './features/transactions/index.ts';
 import { RESERVED_HANDLES } from './features/merchants/index.ts';
+import { dashboardShell } from './web/shell.ts';
+import { appDeps } from './web/deps.ts';
 
 const HTMX_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'));
 const HTMX_SSE_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx-ext-sse/dist/sse.min.js'));
@@ -43,6 +45,8 @@ export function buildApp(rt: Runtime): express.Express {
   app.set('query parser', 'simple');
   app.set('etag', false); // pages are no-store; static files carry their own validators
   const render = createRenderer(rt.eta);
+  // Routers take the parts they use (a Pick of these), not the whole runtime.
+  const deps = appDeps(rt);
 
   // Every response: a request id, a CSP nonce for the one brand <style>, and security headers.
   // The CSP is assembled from precomputed parts around the nonce: this runs on every pay page. A pay
@@ -95,7 +99,7 @@ export function buildApp(rt: Runtime): express.Express {
 
   // Pay pages first: a request whose first segment is not one of the app's own (all reserved as
   // handles) goes straight to the public router instead of walking every other mount.
-  const { router: publicRouter, fastPayPage } = publicRoutes(rt, render);
+  const { router: publicRouter, fastPayPage } = publicRoutes(deps, render);
   app.use((req: Request, res: Response, next: NextFunction) => {
     const end = req.path.indexOf('/', 1);
     const first = req.path.slice(1, end < 0 ? undefined : end).toLowerCase();
@@ -106,13 +110,13 @@ export function buildApp(rt: Runtime): express.Express {
   app.use('/static/vendor/htmx-ext-sse', express.static(HTMX_SSE_DIR, { maxAge: '7d', index: false }));
   app.use('/static/vendor', express.static(HTMX_DIR, { maxAge: '7d', index: false }));
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.env === 'production' ? '1d' : 0, index: false }));
-  app.use(healthRoutes(rt));
+  app.use(healthRoutes(deps));
   app.use('/p', rt.plugins.router);
-  app.use('/api/v1', apiRoutes(rt));
+  app.use('/api/v1', apiRoutes(deps));
 
   // Dashboard and account pages: session, passport, CSRF. Mounted by path so pay pages never pay for them.
   const passport = new Passport();
-  configurePassport(passport, rt);
+  configurePassport(passport, deps);
   const web = express.Router();
   const sessionMiddleware = session({
       name: config.secureCookies ? '__Host-paylink' : 'paylink.sid',
@@ -144,20 +148,22 @@ export function buildApp(rt: Runtime): express.Express {
     res.locals.user = req.user ?? null;
     next();
   });
-  web.use(accountRoutes(rt, passport, render));
-  web.use('/app', dashboardRoutes(rt, render));
+  web.use(accountRoutes(deps, passport, render));
+  // Every dashboard page: a signed-in merchant (else the login page) and the navigation, once for all sections.
+  web.use('/app', dashboardShell(deps));
+  web.use('/app', dashboardRoutes(deps, render));
   // Sending from a link's page: the Send panel, resend, stop reminders, the live cards.
-  web.use('/app', sendingRoutes(rt, render));
-  web.use('/app', linksRoutes(rt, render));
-  web.use('/app', analyticsRoutes(rt, render));
-  web.use('/app', transactionsRoutes(rt, render));
-  web.use('/app', dashboardQrRoutes(rt));
-  web.use('/app', productsRoutes(rt, render));
-  web.use('/app', customersRoutes(rt, render));
-  web.use('/app', tagsRoutes(rt, render));
-  web.use('/app', settingsRoutes(rt, render));
-  web.use('/app', templatesRoutes(rt, render));
-  web.use('/app', pluginRoutes(rt, render));
+  web.use('/app', sendingRoutes(deps, render));
+  web.use('/app', linksRoutes(deps, render));
+  web.use('/app', analyticsRoutes(deps, render));
+  web.use('/app', transactionsRoutes(deps, render));
+  web.use('/app', dashboardQrRoutes(deps));
+  web.use('/app', productsRoutes(deps, render));
+  web.use('/app', customersRoutes(deps, render));
+  web.use('/app', tagsRoutes(deps, render));
+  web.use('/app', settingsRoutes(deps, render));
+  web.use('/app', templatesRoutes(deps, render));
+  web.use('/app', pluginRoutes(deps, render));
   app.use((req: Request, res: Response, next: NextFunction) => (WEB_PATH.test(req.path) ? web(req, res, next) : next()));
 
   app.use(publicRouter);

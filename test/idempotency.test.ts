@@ -8,6 +8,7 @@ import { deferred } from './support/jobs-helpers.ts';
 import { waitFor } from './support/wait.ts';
 import { apiClient, apiMerchant, expectProblem, type ApiMerchant } from './support/api.ts';
 import { apiRoutes } from '../src/features/api/routes.ts';
+import { appDeps } from '../src/web/deps.ts';
 import { createRenderer, errorHandler } from '../src/core/http.ts';
 import { IDEMPOTENCY_LOCK_MS, canonicalJson, createIdempotencyStore, requestHash, type IdempotencyRequest, type IdempotencyStore } from '../src/core/idempotency.ts';
 import { sha256Hex } from '../src/core/ids.ts';
@@ -301,7 +302,7 @@ forEachTarget('Idempotency-Key', (target) => {
         async release() {},
       };
       const app = express();
-      app.use('/api/v1', apiRoutes(env.rt, { idempotencyStore: unsafe }));
+      app.use('/api/v1', apiRoutes(appDeps(env.rt), { idempotencyStore: unsafe }));
       app.use(errorHandler(env.rt.log, createRenderer(env.rt.eta)));
       const m = await apiMerchant(env, 'Unsafe');
       const served = await listen(app);

@@ -1,10 +1,13 @@
 import type { Passport as PassportClass } from 'passport';
 type Passport = InstanceType<typeof PassportClass>;
 import { Strategy as LocalStrategy } from 'passport-local';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { verifyPassword } from '../../core/passwords.ts';
 import { sha256Hex } from '../../core/ids.ts';
 import type { Merchant, User } from '../merchants/index.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'merchants'>;
 
 declare global {
   namespace Express {
@@ -23,8 +26,8 @@ interface SessionUser {
 
 const fingerprint = (user: User) => sha256Hex(user.passwordHash).slice(0, 16);
 
-export function configurePassport(passport: Passport, rt: Runtime): void {
-  const { merchants } = rt.services;
+export function configurePassport(passport: Passport, rt: Deps): void {
+  const { merchants } = rt;
   passport.use(
     new LocalStrategy({ usernameField: 'email', passwordField: 'password' }, (email, password, done) => {
       (async () => {

@@ -1,14 +1,17 @@
 import express from 'express';
 import type { Passport as PassportClass } from 'passport';
 type Passport = InstanceType<typeof PassportClass>;
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, type Renderer } from '../../core/http.ts';
 import { RateLimitedError, ValidationError } from '../../core/errors.ts';
 import { safeNext } from './middleware.ts';
 
-export function accountRoutes(rt: Runtime, passport: Passport, render: Renderer): express.Router {
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'config' | 'loginLimiter' | 'merchants'>;
+
+export function accountRoutes(rt: Deps, passport: Passport, render: Renderer): express.Router {
   const router = express.Router();
-  const { merchants } = rt.services;
+  const { merchants } = rt;
 
   const logIn = (req: express.Request, u: Express.User) =>
     new Promise<void>((resolve, reject) => req.login(u, (err) => (err ? reject(err) : resolve())));

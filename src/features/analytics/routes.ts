@@ -1,9 +1,11 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
 import type { LiveSignal } from '../../core/live.ts';
-import { requireMerchant } from '../accounts/index.ts';
 import type { Merchant } from '../merchants/index.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'links' | 'live'>;
 
 /** At most one update a second per open page: a burst of views costs each page one re-read. */
 export const UPDATE_EVERY_MS = 1_000;
@@ -11,7 +13,7 @@ export const UPDATE_EVERY_MS = 1_000;
 export const KEEP_ALIVE_MS = 25_000;
 
 /** Dashboard analytics endpoints (mounted under /app): the live stream of a link page. */
-export function analyticsRoutes(rt: Runtime, _render: Renderer): express.Router {
+export function analyticsRoutes(rt: Deps, _render: Renderer): express.Router {
   const router = express.Router();
 
   /**
@@ -19,9 +21,9 @@ export function analyticsRoutes(rt: Runtime, _render: Renderer): express.Router 
    * payment moves, and the page re-reads what it shows. Signals carry nothing the page displays, so
    * the stream needs no per-signal access check beyond the link being this merchant's.
    */
-  router.get('/links/:id/live', requireMerchant, async (req, res) => {
+  router.get('/links/:id/live', async (req, res) => {
     const merchant: Merchant = res.locals.merchant;
-    const link = await rt.services.links.get(merchant, String(req.params.id));
+    const link = await rt.links.get(merchant, String(req.params.id));
 
     let sent = 0;
     let cooling: NodeJS.Timeout | null = null;

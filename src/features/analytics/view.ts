@@ -6,9 +6,8 @@
 import { formatMoney } from '../../core/money.ts';
 import { dateTimeIn, timeAgo } from '../../core/time.ts';
 import type { PaymentView } from '../checkout/index.ts';
-import { conversionRate, remaining, type Link } from '../links/index.ts';
-import { one, pageParam, pageWindow, type Badge } from '../links/index.ts';
-import { paymentStatusBadge, type PaymentBadge } from '../transactions/index.ts';
+import type { Link } from '../links/index.ts';
+import { one, pageParam, pageWindow, paymentStatusBadge, type Badge, type PaymentBadge } from '../../web/view.ts';
 import type { ActivityItem, LinkView } from './service.ts';
 import { agentLabel } from './visitor.ts';
 
@@ -60,8 +59,7 @@ export function activityPanel(linkId: string, tab: Tab, result: { page: number; 
 }
 
 /** Green while 4 or more payments are left, amber for the last 1–3, red once none is; null when unlimited. */
-export function remainingBadge(link: Pick<Link, 'paidCount' | 'paymentLimit'>): Badge | null {
-  const left = remaining(link);
+export function remainingBadge(left: number | null): Badge | null {
   if (left === null) return null;
   if (left === 0) return { label: 'Limit reached', tone: 'red' };
   return { label: `${left} left`, tone: left <= 3 ? 'amber' : 'green' };
@@ -80,14 +78,18 @@ export interface LinkMetrics {
 
 const count = (n: number) => n.toLocaleString('en');
 
-export function linkMetrics(link: Pick<Link, 'views' | 'payments' | 'revenue' | 'currency' | 'paidCount' | 'paymentLimit'>): LinkMetrics {
+/**
+ * The link page's numbers. The links feature owns what is left of a link's limit and how conversion
+ * is rounded: it passes both in (`remaining`, `conversionRate` in percent).
+ */
+export function linkMetrics(link: Pick<Link, 'views' | 'payments' | 'revenue' | 'currency'>, counts: { remaining: number | null; conversionRate: number }): LinkMetrics {
   return {
     views: count(link.views),
     payments: count(link.payments),
     revenue: formatMoney(link.revenue, link.currency),
-    conversion: `${conversionRate(link).toFixed(1)}%`,
+    conversion: `${counts.conversionRate.toFixed(1)}%`,
     average: link.payments > 0 ? formatMoney(Math.round(link.revenue / link.payments), link.currency) : '—',
-    remaining: remainingBadge(link),
+    remaining: remainingBadge(counts.remaining),
   };
 }
 
@@ -101,14 +103,15 @@ export interface LimitCard {
   percentUsed: number | null;
 }
 
-export function limitCard(link: Pick<Link, 'paidCount' | 'paymentLimit'>): LimitCard {
+/** The payment-limit card; `remaining` is the links feature's count of payments left (null when unlimited). */
+export function limitCard(link: Pick<Link, 'paidCount' | 'paymentLimit'>, remaining: number | null): LimitCard {
   const total = link.paymentLimit;
   const used = Math.min(link.paidCount, total ?? link.paidCount);
   return {
     type: total === null ? 'Unlimited' : total === 1 ? 'One-time' : 'Multiple',
     total,
     used,
-    remaining: remaining(link),
+    remaining,
     percentUsed: total === null ? null : Math.min(100, Math.floor((used / total) * 100)),
   };
 }

@@ -1,12 +1,15 @@
 // JSON API: /customers (name, email, phone in E.164, address, addresses by channel kind, tags) and Text-to-Pay requests.
 import type express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { customerJson } from '../customers/index.ts';
 import { linkJson } from '../links/index.ts';
 import { crudRoutes, merchantOf } from './common.ts';
 
-export function apiCustomerRoutes(rt: Runtime): express.Router {
-  const { customers, sending, links } = rt.services;
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'config' | 'customers' | 'links' | 'sending'>;
+
+export function apiCustomerRoutes(rt: Deps): express.Router {
+  const { customers, sending, links } = rt;
   const router = crudRoutes({ path: 'customers', object: 'customer', service: customers, list: (key, q) => customers.list(key, q), toJson: customerJson });
 
   /**

@@ -1,6 +1,6 @@
 // JSON API: /links (shared/API.md "Link").
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { AppError } from '../../core/errors.ts';
 import { linkJson, type Link } from '../links/index.ts';
 import type { Merchant } from '../merchants/index.ts';
@@ -15,6 +15,9 @@ import { planJson } from '../reminders/index.ts';
 import { afterPaymentJson, type LinkAction } from '../actions/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 import { ValidationError } from '../../core/errors.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'config' | 'deliveries' | 'links' | 'payments' | 'reminders' | 'sending'>;
 
 /** A view as API.md shows it (the IP is already masked when stored). */
 function viewJson(v: LinkView) {
@@ -40,10 +43,10 @@ function sentJson(sent: SendResult) {
   return { deliveries: sent.deliveries, reminder_plans: sent.plans, recipients: sent.recipients, skipped: sent.skipped.map((s) => ({ customer_id: s.customerId, reason: s.reason })) };
 }
 
-export function apiLinkRoutes(rt: Runtime): express.Router {
+export function apiLinkRoutes(rt: Deps): express.Router {
   const router = express.Router();
-  const { links, payments, analytics } = rt.services;
-  const { sending, deliveries, reminders, actions } = rt.services;
+  const { links, payments, analytics } = rt;
+  const { sending, deliveries, reminders, actions } = rt;
   const toJson = (merchant: Merchant, link: Link, linkActions: LinkAction[]) => ({
     ...linkJson(merchant, link, rt.config.baseUrl, link.productPrice === null ? null : { price: link.productPrice }, links.url(merchant, link)),
     after_payment: afterPaymentJson(linkActions),

@@ -1,18 +1,21 @@
 // JSON API: /payments (read; filters link_id and status) and their refunds (API.md "Refunds").
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { paymentJson, type PaymentView } from '../checkout/index.ts';
 import { refundJson, type Refund } from '../checkout/index.ts';
 import { IDEMPOTENCY_HEADER } from '../../core/idempotency.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { created, listJson, merchantOf } from './common.ts';
 
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'payments' | 'refunds'>;
+
 /** A payment with its refunds, oldest first. */
 const withRefunds = (p: PaymentView, refunds: Refund[]) => ({ ...paymentJson(p), refunds: refunds.map((r) => refundJson(r, p.id)) });
 
-export function apiPaymentRoutes(rt: Runtime): express.Router {
+export function apiPaymentRoutes(rt: Deps): express.Router {
   const router = express.Router();
-  const { payments, refunds } = rt.services;
+  const { payments, refunds } = rt;
 
   router.get('/payments', async (req, res) => {
     res.json(

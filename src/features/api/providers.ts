@@ -1,8 +1,11 @@
 // JSON API: /providers — the merchant's payment providers (API.md "Payment providers per merchant").
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import type { MerchantProvider } from '../providers/index.ts';
 import { merchantOf } from './common.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'providers'>;
 
 /** Secrets never leave: only which of them are set. */
 export function providerJson(p: MerchantProvider) {
@@ -19,9 +22,9 @@ export function providerJson(p: MerchantProvider) {
   };
 }
 
-export function apiProviderRoutes(rt: Runtime): express.Router {
+export function apiProviderRoutes(rt: Deps): express.Router {
   const router = express.Router();
-  const { providers } = rt.services;
+  const { providers } = rt;
 
   router.get('/providers', async (_req, res) => {
     res.json({ data: (await providers.list(merchantOf(res).key)).map(providerJson), has_more: false });

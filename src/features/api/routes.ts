@@ -1,6 +1,6 @@
 // JSON API v1: bearer API keys, JSON in and out, problem+json errors (see shared/API.md).
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { consumeOrThrow } from '../../core/rate-limit.ts';
 import { AppError, NotFoundError } from '../../core/errors.ts';
 import { merchantJson } from '../merchants/index.ts';
@@ -13,6 +13,16 @@ import { apiTagRoutes } from './tags.ts';
 import { apiCustomerRoutes } from './customers.ts';
 import { apiPaymentRoutes } from './payments.ts';
 import { apiProviderRoutes } from './providers.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'apiKeys' | 'apiLimiter' | 'clock' | 'db' | 'log' | 'merchants'> &
+  Parameters<typeof apiLinkRoutes>[0] &
+  Parameters<typeof apiQrRoutes>[0] &
+  Parameters<typeof apiProductRoutes>[0] &
+  Parameters<typeof apiTagRoutes>[0] &
+  Parameters<typeof apiCustomerRoutes>[0] &
+  Parameters<typeof apiPaymentRoutes>[0] &
+  Parameters<typeof apiProviderRoutes>[0];
 
 declare global {
   namespace Express {
@@ -41,7 +51,7 @@ export interface ApiRoutesOptions {
   idempotencyStore?: IdempotencyStore;
 }
 
-export function apiRoutes(rt: Runtime, opts: ApiRoutesOptions = {}): express.Router {
+export function apiRoutes(rt: Deps, opts: ApiRoutesOptions = {}): express.Router {
   const router = express.Router();
   router.use((_req, res, next) => {
     res.set('Cache-Control', 'no-store');
@@ -54,9 +64,9 @@ export function apiRoutes(rt: Runtime, opts: ApiRoutesOptions = {}): express.Rou
     if (!header) throw missingKey();
     const m = /^Bearer +([^\s]+) *$/i.exec(header);
     if (!m) throw missingKey();
-    const auth = await rt.services.apiKeys.authenticate(m[1]);
+    const auth = await rt.apiKeys.authenticate(m[1]);
     if (!auth) throw invalidKey();
-    const merchant = await rt.services.merchants.getByKey(auth.merchantKey);
+    const merchant = await rt.merchants.getByKey(auth.merchantKey);
     if (!merchant) throw invalidKey();
     await consumeOrThrow(rt.apiLimiter, auth.apiKeyId, 'Too many requests with this API key. Slow down and retry after the time in Retry-After.');
     res.locals.apiMerchant = merchant;

@@ -1,19 +1,18 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import type { Merchant } from '../merchants/index.ts';
-import { formErrors } from '../links/index.ts';
-import { tagNamesFrom } from '../links/index.ts';
-import { dateIn, dateTimeIn } from '../links/index.ts';
+import { dateIn, dateTimeIn, formErrors, formatPhone, tagNamesFrom } from '../../web/view.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { currencyDigits, formatMoney, parseDecimalAmount } from '../../core/money.ts';
 import type { Customer } from './service.ts';
-import { countryOptions, formatPhone } from './schemas.ts';
+import { countryOptions } from './schemas.ts';
 import { IMPORT_COLUMNS, IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, importCustomers, type ImportProblem } from './import.ts';
 import { listHref, readListQuery, type ListQuery } from './view.ts';
 import { deliveryRow } from '../deliveries/index.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'clock' | 'customers' | 'deliveries' | 'sending' | 'tags'>;
 
 const PER_PAGE = 25;
 /** Messages shown on a customer's page, newest first. */
@@ -80,17 +79,12 @@ function customerInput(body: Record<string, unknown>, kinds: string[]): Record<s
 }
 
 /** Dashboard pages for customers (mounted under /app). */
-export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
+export function customersRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { customers, tags } = rt.services;
-  const { channels } = rt.services.deliveries;
+  const { customers, tags } = rt;
+  const { channels } = rt.deliveries;
   /** The custom address kinds the form shows (one field each). */
   const kindIds = () => customers.addressKinds().map((k) => k.kind);
-
-  router.use('/customers', requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
 
   const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
 
@@ -217,13 +211,13 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const options = channels.options(customer);
     // Text-to-Pay goes by a text channel that reaches the customer: SMS when it can, else the first.
-    const textIds = rt.services.sending.textChannels().map((c) => c.id);
+    const textIds = rt.sending.textChannels().map((c) => c.id);
     const textOptions = options.filter((o) => textIds.includes(o.id));
     const reachable = textOptions.filter((o) => o.enabled);
     const chosen = reachable.find((o) => o.id === ttp.values.channel) ?? reachable.find((o) => o.id === 'sms') ?? reachable[0] ?? null;
     const sms = options.find((c) => c.id === 'sms');
     const shown = (o: { id: string; address: string | null }) => (channels.get(o.id)?.addressKind === 'phone' && o.address ? formatPhone(o.address) : (o.address ?? ''));
-    const deliveries = await rt.services.deliveries.listForCustomer(merchant.key, customer.key, DELIVERIES_SHOWN);
+    const deliveries = await rt.deliveries.listForCustomer(merchant.key, customer.key, DELIVERIES_SHOWN);
     const now = rt.clock.now();
     const digits = currencyDigits(merchant.currency);
     await render(
@@ -276,7 +270,7 @@ export function customersRoutes(rt: Runtime, render: Renderer): express.Router {
     }
     try {
       // A bad amount is sent as null, which the service always refuses: its other messages come too.
-      const { link, channel } = await rt.services.sending.textToPay(merchant, customer.id, { amount, description: values.description, channel: values.channel || undefined });
+      const { link, channel } = await rt.sending.textToPay(merchant, customer.id, { amount, description: values.description, channel: values.channel || undefined });
       const info = channels.get(channel)!;
       const to = channels.addressFor(customer, channel)!;
       flash(req, 'success', `Payment request for ${formatMoney(link.amount ?? amount!, link.currency)} sent to ${info.addressKind === 'phone' ? formatPhone(to) : to} by ${info.label}.`);

@@ -95,15 +95,6 @@ export function normalizePhone(raw: string | null | undefined, country?: string)
   }
 }
 
-/** A stored E.164 number as people read it: "+31 6 12345678" (the number itself if it cannot be parsed). */
-export function formatPhone(e164: string): string {
-  try {
-    return parsePhoneNumber(e164).formatInternational();
-  } catch {
-    return e164;
-  }
-}
-
 let countryList: { code: string; label: string }[] | null = null;
 
 /** Countries for the "numbers without +" hint, by English name: "Netherlands (+31)". */

@@ -1,5 +1,5 @@
 /** What the dashboard shows of customers: the list's query string. */
-import { one, pageParam } from '../links/index.ts';
+import { one, pageParam } from '../../web/view.ts';
 
 /** The list's query string as typed. */
 export interface ListQuery {

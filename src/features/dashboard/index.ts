@@ -1,3 +1,2 @@
 // The dashboard feature's front door: what other features and the app may use of it.
-export { navItems } from './nav.ts';
 export { dashboardRoutes } from './routes.ts';

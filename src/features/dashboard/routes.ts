@@ -1,23 +1,18 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from './nav.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'apiKeys' | 'config' | 'events' | 'links'>;
 
 /** Sections a later feature fills in; until then each explains what it will hold and what to do first. */
 const SECTIONS: Record<string, { title: string; lead: string; next: string }> = {};
 
-export function dashboardRoutes(rt: Runtime, render: Renderer): express.Router {
+export function dashboardRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  router.use(requireMerchant);
-  router.use((_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
-
   router.get('/', async (req, res) => {
     const merchant = req.user!.merchant;
-    const [keys, links] = await Promise.all([rt.services.apiKeys.list(merchant.key), rt.services.links.search(merchant, { perPage: 1 })]);
+    const [keys, links] = await Promise.all([rt.apiKeys.list(merchant.key), rt.links.search(merchant, { perPage: 1 })]);
     await render(req, res, 'dashboard/home', {
       title: 'Dashboard',
       publicUrl: `${rt.config.baseUrl}/${merchant.handle}`,

@@ -7,16 +7,17 @@
  */
 import express from 'express';
 import { Eta } from 'eta';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { VIEWS_DIR } from '../../runtime.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { currencyDigits } from '../../core/money.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { compose } from './compose.ts';
 import { PLACEHOLDERS, TEMPLATE_KINDS, TEXT_MAX, type MessageTemplate, type TemplateKind, type TemplateStyle } from './templates.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'config' | 'deliveries' | 'templates'>;
 
 export const KIND_LABELS: Record<TemplateKind, string> = { initial: 'First message', reminder: 'Reminder' };
 
@@ -55,10 +56,10 @@ interface Preview {
   errors: string[];
 }
 
-export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
+export function templatesRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { templates } = rt.services;
-  const { channels } = rt.services.deliveries;
+  const { templates } = rt;
+  const { channels } = rt.deliveries;
   const isChannel = (v: unknown): v is string => typeof v === 'string' && channels.has(v);
   // Same settings as the delivery service's: HTML escapes, plain text does not.
   const eta = {
@@ -66,9 +67,8 @@ export function templatesRoutes(rt: Runtime, render: Renderer): express.Router {
     text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
   };
 
-  router.use('/settings/templates', requireMerchant, (_req, res, next) => {
+  router.use('/settings/templates', (_req, res, next) => {
     res.set('Cache-Control', 'no-store');
-    res.locals.nav = navItems(rt);
     next();
   });
 

@@ -2,8 +2,8 @@
 import { timeAgo, dateTimeIn } from '../../core/time.ts';
 import type { Delivery } from './service.ts';
 import type { ChannelDirectory } from './channels.ts';
-import type { Badge } from '../links/index.ts';
-import { formatPhone } from '../customers/index.ts';
+import type { Badge } from '../../web/view.ts';
+import { formatPhone } from '../../web/view.ts';
 
 const STATUS: Record<Delivery['status'], Badge> = {
   queued: { label: 'Queued', tone: 'amber' },

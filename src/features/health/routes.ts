@@ -1,5 +1,8 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'db' | 'log' | 'redis'>;
 
 const CHECK_TIMEOUT_MS = 2_000;
 
@@ -10,7 +13,7 @@ type Check = { status: 'ok' } | { status: 'down'; error: string };
  * Redis, each within 2 s, and answers 503 while one is down. Neither sets a cookie. Failures are
  * logged in full; the public body names only what failed (no hosts or driver messages).
  */
-export function healthRoutes(rt: Runtime): express.Router {
+export function healthRoutes(rt: Deps): express.Router {
   const router = express.Router();
   const log = rt.log.child('health');
 

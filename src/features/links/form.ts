@@ -8,6 +8,7 @@ import { AppError, ValidationError, fieldErrorsFromZod, type FieldError } from '
 import { currencySchema } from '../merchants/index.ts';
 import type { Link } from './service.ts';
 import { LIMIT_MAX, linkCreateSchema, linkUpdateSchema } from './schemas.ts';
+import { tagNamesFrom } from '../../web/view.ts';
 
 export type LimitMode = 'unlimited' | 'once' | 'multiple';
 
@@ -102,13 +103,6 @@ export function postedValues(body: Body, type: 'amount' | 'product', fallbackCur
     tags: list(body.tags),
     new_tags: text(body.new_tags),
   };
-}
-
-/** Checked tags plus the comma-separated new ones, each name once (case-insensitively). */
-export function tagNamesFrom(body: Body): string[] {
-  const names = [...list(body.tags), ...text(body.new_tags).split(',')].map((s) => s.trim()).filter(Boolean);
-  const seen = new Set<string>();
-  return names.filter((n) => !seen.has(n.toLowerCase()) && seen.add(n.toLowerCase()));
 }
 
 function limitFrom(body: Body, errors: FieldError[]): number | null | undefined {

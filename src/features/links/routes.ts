@@ -1,13 +1,12 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, ValidationError, type FieldError } from '../../core/errors.ts';
-import { requireMerchant, safeNext } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
+import { safeNext } from '../accounts/index.ts';
 import { currencyOptions } from '../merchants/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { qrPaths } from '../qr/index.ts';
-import type { Link } from './service.ts';
+import { conversionRate, remaining, type Link } from './service.ts';
 import { createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type SendFormValues } from './form.ts';
 import { createActionForms, type ActionFormState } from '../actions/index.ts';
 import type { AfterPaymentPlan } from '../actions/index.ts';
@@ -15,21 +14,15 @@ import { actionCustomer } from '../actions/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 import type { Customer } from '../customers/index.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
-import { dateIn, dateTimeIn, isFiltered, listHref, pageWindow, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
+import { isFiltered, listHref, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
+import { dateIn, dateTimeIn, formErrors, pageWindow } from '../../web/view.ts';
 import { formatMoney } from '../../core/money.ts';
 import { dailyChart } from '../analytics/index.ts';
 import { linkPageSending } from '../sending/index.ts';
 import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/index.ts';
 
-/**
- * A form error the merchant can fix, as messages by field: validation (422), a taken path (409) and an
- * immutable field are all shown on the form with 422. Anything else is not the form's business.
- */
-export function formErrors(err: unknown): Record<string, string> | null {
-  if (err instanceof ValidationError) return err.byField();
-  if (err instanceof AppError && (err.status === 409 || err.status === 422) && err.errors.length) return new ValidationError(err.errors).byField();
-  return null;
-}
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'clock' | 'config' | 'customers' | 'deliveries' | 'links' | 'log' | 'plugins' | 'products' | 'registries' | 'sending' | 'tags'> & Parameters<typeof linkPageSending>[0];
 
 /** A form error's list of field errors (validation, a taken path, an immutable field), or null. */
 function fieldErrorList(err: unknown): FieldError[] | null {
@@ -51,15 +44,10 @@ type LinkType = 'amount' | 'product';
 const isType = (v: unknown): v is LinkType => v === 'amount' || v === 'product';
 
 /** Dashboard pages for links (mounted under /app). */
-export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
+export function linksRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { links, products, tags } = rt.services;
+  const { links, products, tags } = rt;
   const sendingParts = linkPageSending(rt);
-
-  router.use('/links', requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
 
   const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
 
@@ -69,7 +57,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     badge: statusBadge,
     price: priceText,
     payments: paymentsText,
-    metrics: linkMetrics,
+    metrics: (link: Link) => linkMetrics(link, { remaining: remaining(link), conversionRate: conversionRate(link) }),
     date: (d: Date) => dateIn(d, merchant.timezone),
     dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
   });
@@ -100,7 +88,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
   // ---- New --------------------------------------------------------------------------------------
 
   const sections = createSendSections(rt);
-  const actionForms = createActionForms({ registries: rt.registries, actions: rt.services.actions, log: rt.log.child('actions'), renderView: (plugin, name, data) => rt.plugins.renderView(plugin, name, data) });
+  const actionForms = createActionForms({ registries: rt.registries, actions: rt.actions, log: rt.log.child('actions'), renderView: (plugin, name, data) => rt.plugins.renderView(plugin, name, data) });
 
   /**
    * The after-payment actions section (slot link-form.after-payment): for a new link, with the
@@ -108,7 +96,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
    */
   const afterPaymentSection = async (merchant: Merchant, customer: Customer | null, state: ActionFormState, errors: Record<string, string>, editing: boolean) =>
     actionForms.section(toPluginMerchant(merchant), customer && !customer.deletedAt ? actionCustomer(customer) : null, state, errors, editing);
-  const linkCustomer = async (link: Link) => (link.customerKey === null ? null : rt.services.customers.getByKey(link.customerKey));
+  const linkCustomer = async (link: Link) => (link.customerKey === null ? null : rt.customers.getByKey(link.customerKey));
 
   const formPage = async (
     req: express.Request,
@@ -121,7 +109,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     const link = opts.link;
     const afterPayment = async () => {
       const customer = link ? await linkCustomer(link) : await sections.customerOf(merchant, (opts.send ?? newSendValues()).customer_id);
-      const state = opts.actions ?? (link ? actionForms.saved(await rt.services.actions.forLink(link.key)) : actionForms.posted({}));
+      const state = opts.actions ?? (link ? actionForms.saved(await rt.actions.forLink(link.key)) : actionForms.posted({}));
       return afterPaymentSection(merchant, customer, state, errors, !!link);
     };
     const [productList, linkTags, send, ap] = await Promise.all([
@@ -196,7 +184,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     const again = (errors: Record<string, string>, status: number) => formPage(req, res, { type, values: postedValues(body, type, merchant.currency), send: sendValues, actions: actionForms.posted(body), errors }, status);
     // Without JavaScript, "Update choices" posts the form to show the chosen customer's channels.
     if (body.refresh === 'send') return again({}, 200);
-    const { sending } = rt.services;
+    const { sending } = rt;
     const { input, errors } = createInputErrors(body, merchant.currency);
     const { send, errors: sendErrors } = sendInput(sendValues, body.active === 'on' || body.active === '1' || body.active === 'true');
     errors.push(...sendErrors);
@@ -210,11 +198,11 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
       if (!input || errors.length) {
         // Report the send's and the actions' problems along with the link's, all at once; nothing is written.
         if (send) await collecting(errors, () => sending.prepare(merchant, send));
-        errors.push(...rt.services.actions.customerProblems(plan, send ? 'one' : 'none'));
+        errors.push(...rt.actions.customerProblems(plan, send ? 'one' : 'none'));
         throw new ValidationError(errors);
       }
       const { link, sent } = await sending.createLink(merchant, { ...input, ...(send ? { send } : {}) }, { afterPayment: plan });
-      const by = send ? (send.channels as string[]).map((c) => rt.services.deliveries.channels.label(c)).join(' and ') : '';
+      const by = send ? (send.channels as string[]).map((c) => rt.deliveries.channels.label(c)).join(' and ') : '';
       flash(req, 'success', sent ? `Link “${link.name}” created and sent by ${by}.` : `Link “${link.name}” created. Share ${links.url(merchant, link)}.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {
@@ -228,7 +216,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
 
   /** A tab's page of the link's activity, as rows (Reminders has none until links are sent to customers). */
   const activityOf = async (link: Link, q: ActivityQuery, rows: ReturnType<typeof activityRows>) => {
-    const { analytics } = rt.services;
+    const { analytics } = rt;
     if (q.tab === 'views') {
       const p = await analytics.viewsPage(link, q.page, ACTIVITY_PER_PAGE);
       return { ...p, rows: p.items.map(rows.view) };
@@ -255,15 +243,15 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     const panelOnly = !live && wantsFragment(req) && req.get('HX-Target') === ACTIVITY_ID;
     const [activity, days, sending] = await Promise.all([
       live && query.page > 1 ? null : activityOf(link, query, activityRows(rt.clock.now(), merchant.timezone)),
-      panelOnly ? null : rt.services.analytics.daily(link, merchant.timezone),
+      panelOnly ? null : rt.analytics.daily(link, merchant.timezone),
       sendingParts.forLinkPage(req, merchant, link),
     ]);
     const data = {
       title: link.name,
       link,
       qr: qrPaths(link.id).dashboard,
-      metrics: linkMetrics(link),
-      limit: limitCard(link),
+      metrics: linkMetrics(link, { remaining: remaining(link), conversionRate: conversionRate(link) }),
+      limit: limitCard(link, remaining(link)),
       chart: days && dailyChart(days, link.currency),
       activity: activity && activityPanel(link.id, query.tab, activity),
       sending,
@@ -284,7 +272,7 @@ export function linksRoutes(rt: Runtime, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const link = await links.get(merchant, String(req.params.id));
     const body = req.body as Record<string, unknown>;
-    const { actions } = rt.services;
+    const { actions } = rt;
     // The after-payment actions were on the form: save them too, checked before anything is written.
     const withActions = actionForms.submitted(body);
     try {

@@ -3,13 +3,16 @@
  * re-rendered by htmx as the merchant picks a customer or channels, so it is built here from the
  * form's values alone.
  */
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Customer } from '../customers/index.ts';
 import type { ChannelOption } from '../deliveries/index.ts';
 import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX } from '../reminders/index.ts';
 import type { SendFormValues } from './form.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'customers' | 'deliveries'>;
 
 /** Customers offered in the select; with more, a search box narrows them. */
 export const CUSTOMER_CHOICES = 100;
@@ -25,9 +28,9 @@ export interface SendSection {
   remindersMax: number;
 }
 
-export function createSendSections(rt: Runtime) {
-  const { customers } = rt.services;
-  const { channels: directory } = rt.services.deliveries;
+export function createSendSections(rt: Deps) {
+  const { customers } = rt;
+  const { channels: directory } = rt.deliveries;
 
   const customerOf = async (merchant: Merchant, id: string): Promise<Customer | null> =>
     id ? customers.get(merchant.key, id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err))) : null;

@@ -2,13 +2,7 @@
 import { formatMoney } from '../../core/money.ts';
 import type { DashboardSearch, Link } from './service.ts';
 import { startOfDay } from '../../core/time.ts';
-
-export { dateIn, dateTimeIn } from '../../core/time.ts';
-
-export interface Badge {
-  label: string;
-  tone: 'green' | 'amber' | 'grey' | 'red';
-}
+import { one, pageParam, type Badge } from '../../web/view.ts';
 
 export function statusBadge(link: Pick<Link, 'active' | 'inactiveReason'>): Badge {
   if (link.active) return { label: 'Active', tone: 'green' };
@@ -42,15 +36,6 @@ export interface ListQuery {
   sort: (typeof SORTS)[number];
   dir: 'asc' | 'desc';
   page: number;
-}
-
-/** A query parameter's (first) value as a string, '' when absent. */
-export const one = (v: unknown): string => (typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : '');
-
-/** A `page` parameter: a whole number from 1 (capped), else page 1. */
-export function pageParam(v: unknown): number {
-  const page = Number(one(v));
-  return Number.isInteger(page) && page > 0 ? Math.min(page, 1_000_000) : 1;
 }
 
 /** Reads the list's query string; anything unknown falls back to the default rather than failing. */
@@ -106,14 +91,4 @@ export function listHref(q: ListQuery, change: Partial<ListQuery> = {}): string 
   // %20 rather than "+" for spaces: the address is also a "back" target, which allows no "+".
   const s = p.toString().replace(/\+/g, '%20');
   return s ? `/app/links?${s}` : '/app/links';
-}
-
-/** Page numbers to show: first, last, and two either side of the current one; null is a gap. */
-export function pageWindow(page: number, pages: number): (number | null)[] {
-  const out: (number | null)[] = [];
-  for (let n = 1; n <= pages; n++) {
-    if (n === 1 || n === pages || Math.abs(n - page) <= 2) out.push(n);
-    else if (out[out.length - 1] !== null) out.push(null);
-  }
-  return out;
 }

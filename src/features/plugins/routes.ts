@@ -1,18 +1,14 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError } from '../../core/errors.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 
-export function pluginRoutes(rt: Runtime, render: Renderer): express.Router {
-  const router = express.Router();
-  router.use(['/plugins', '/p'], requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'plugins' | 'registries'>;
 
+export function pluginRoutes(rt: Deps, render: Renderer): express.Router {
+  const router = express.Router();
   router.get('/plugins', async (req, res) => {
     await render(req, res, 'plugins/index', {
       title: 'Plugins',

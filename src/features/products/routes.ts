@@ -1,13 +1,14 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, type Renderer } from '../../core/http.ts';
 import { ValidationError, type FieldError } from '../../core/errors.ts';
 import { formatMoney, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import { currencyOptions, currencySchema } from '../merchants/index.ts';
 import { productCreateSchema, type Product } from './service.ts';
-import { formErrors } from '../links/index.ts';
+import { formErrors } from '../../web/view.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'products'>;
 
 interface ProductFormValues {
   name: string;
@@ -42,14 +43,9 @@ function productInput(body: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** Dashboard pages for products (mounted under /app). */
-export function productsRoutes(rt: Runtime, render: Renderer): express.Router {
+export function productsRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { products } = rt.services;
-
-  router.use('/products', requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
+  const { products } = rt;
 
   const values = (p: Product): ProductFormValues => ({ name: p.name, description: p.description ?? '', price: toDecimalString(p.price, p.currency), currency: p.currency, active: p.active });
   const posted = (body: Record<string, unknown>): ProductFormValues => ({

@@ -5,7 +5,7 @@
  * the hot path, so a GET costs the merchant by handle and the link by path, nothing else.
  */
 import express, { type Request, type Response } from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
@@ -15,6 +15,9 @@ import { remaining } from '../links/index.ts';
 import type { PayableLink } from '../checkout/index.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'clock' | 'config' | 'customers' | 'log' | 'merchants' | 'providers' | 'tokens' | 'views'>;
 
 /** How a pay-page URL finds its merchant and link: straight from the database, or through a cache. */
 export interface PayLookups {
@@ -46,13 +49,13 @@ function originsOf(declared: unknown, own: string): string[] {
   return [...out];
 }
 
-export function databaseLookups(rt: Runtime): PayLookups {
+export function databaseLookups(rt: Deps): PayLookups {
   const own = new URL(rt.config.baseUrl).origin;
   return {
-    merchant: (handle) => rt.services.merchants.getByHandle(handle),
-    link: (merchantKey, path) => rt.services.checkout.findPayableLink(merchantKey, path),
+    merchant: (handle) => rt.merchants.getByHandle(handle),
+    link: (merchantKey, path) => rt.checkout.findPayableLink(merchantKey, path),
     async methods(merchantKey) {
-      const usable = await rt.services.providers.usable(merchantKey);
+      const usable = await rt.providers.usable(merchantKey);
       const formOrigins = new Set<string>();
       for (const { provider, settings } of usable) {
         try {
@@ -72,7 +75,7 @@ export function databaseLookups(rt: Runtime): PayLookups {
  * The TTL only bounds how stale a page may look if a change signal is lost; a checkout POST always
  * reads the database, and the payment-limit claim is atomic there.
  */
-export function cachedLookups(rt: Runtime, ttlMs = 5_000): PayLookups {
+export function cachedLookups(rt: Deps, ttlMs = 5_000): PayLookups {
   const fresh = databaseLookups(rt);
   const merchants = new TtlCache<Merchant | null>(ttlMs);
   const links = new TtlCache<PayableLink | null>(ttlMs);
@@ -215,7 +218,7 @@ const FAST_PATH = /^\/([^/%]+)(?:\/([^/%]+))?$/;
  * mounts it first: router matching was a tenth of a pay page's CPU). Anything unusual (encoded
  * characters, other methods) goes on to the router.
  */
-export function payPageRoutes(router: express.Router, rt: Runtime, render: Renderer): express.RequestHandler {
+export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer): express.RequestHandler {
   // Small: three short fields. Only on the POST routes, so GETs never parse anything.
   const body = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 });
 
@@ -252,7 +255,7 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
   async function payingCustomer(req: Request, target: Page): Promise<number | null> {
     const id = rt.tokens.recipientOf(recipientParam(req));
     if (id) {
-      const [customer] = await rt.services.customers.getMany(target.merchant.key, [id]);
+      const [customer] = await rt.customers.getMany(target.merchant.key, [id]);
       if (customer) return customer.key;
     }
     return target.link?.customerKey ?? null;
@@ -264,9 +267,9 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
     // Only the one spelling we issue: base64url's last character carries spare bits, so another
     // character there decodes to the same MAC (an edited URL must not still open the request).
     if (!linkId) return NOT_FOUND;
-    const link = await rt.services.checkout.findPayableRequest(linkId);
+    const link = await rt.checkout.findPayableRequest(linkId);
     if (!link) return NOT_FOUND;
-    const merchant = await rt.services.merchants.getByKey(link.merchantKey);
+    const merchant = await rt.merchants.getByKey(link.merchantKey);
     if (!merchant) return NOT_FOUND;
     return linkTarget(merchant, link, `/r/${encodeURIComponent(token)}`, rt.clock.now().getTime());
   }
@@ -306,7 +309,7 @@ export function payPageRoutes(router: express.Router, rt: Runtime, render: Rende
     const customerKey = await payingCustomer(req, target);
     let next;
     try {
-      ({ next } = await rt.services.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null }));
+      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null }));
     } catch (err) {
       // The merchant changed their payment methods since the page was shown.
       if (err instanceof ValidationError) return invalid(err.byField());

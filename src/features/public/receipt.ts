@@ -5,12 +5,15 @@
  * new tab; that URL always comes from the link, never from the query string.
  */
 import express, { type Request, type Response } from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
 import type { Payment } from '../checkout/index.ts';
 import { formatDateTime, merchantView } from './view.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'checkout' | 'links' | 'merchants'>;
 
 const PAYMENT_ID = /^pay_[0-9A-Za-z]{22}$/;
 
@@ -33,21 +36,21 @@ function stateOf(p: Payment): ReceiptState {
 }
 
 /** Mounts GET /receipt/:paymentId on `router`. */
-export function receiptRoutes(router: express.Router, rt: Runtime, render: Renderer): void {
+export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer): void {
 
   router.get('/receipt/:paymentId', async (req: Request, res: Response) => {
     const id = String(req.params.paymentId);
     if (!PAYMENT_ID.test(id)) throw new NotFoundError();
-    const found = await rt.services.checkout.receipt(id);
+    const found = await rt.checkout.receipt(id);
     if (!found) throw new NotFoundError();
     const { payment, session } = found;
-    const merchant = await rt.services.merchants.getByKey(payment.merchantKey);
+    const merchant = await rt.merchants.getByKey(payment.merchantKey);
     if (!merchant) throw new NotFoundError();
     const state = stateOf(payment);
 
     let next: { url: string; host: string } | null = null;
     if (state === 'paid' && req.query.continue === '1' && payment.linkKey !== null) {
-      const link = await rt.services.links.getByKey(payment.linkKey);
+      const link = await rt.links.getByKey(payment.linkKey);
       if (link?.redirectUrl && link.redirectTarget === 'new') next = { url: link.redirectUrl, host: new URL(link.redirectUrl).host };
     }
     const path = session?.link?.path;

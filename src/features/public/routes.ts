@@ -1,12 +1,14 @@
 // Customer-facing pages. No session, no CSRF, no Redis: these are the hot path.
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
 import type { Renderer } from '../../core/http.ts';
 import { receiptRoutes } from './receipt.ts';
 import { payPageRoutes } from './pay-page.ts';
 
+/** What the receipt and pay-page routes use of the app. */
+type Deps = Parameters<typeof receiptRoutes>[1] & Parameters<typeof payPageRoutes>[1];
+
 /** The public router, and the fast path for pay-page GETs that the app mounts before everything else. */
-export function publicRoutes(rt: Runtime, render: Renderer): { router: express.Router; fastPayPage: express.RequestHandler } {
+export function publicRoutes(rt: Deps, render: Renderer): { router: express.Router; fastPayPage: express.RequestHandler } {
   const router = express.Router();
 
   router.get('/', (_req, res) => res.redirect(302, '/login'));

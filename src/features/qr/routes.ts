@@ -7,11 +7,13 @@
  * the ETag. Every lookup is scoped to the merchant: another tenant's or a deleted link is a 404.
  */
 import express, { type Request, type Response } from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { ValidationError } from '../../core/errors.ts';
 import type { Merchant } from '../merchants/index.ts';
-import { requireMerchant } from '../accounts/index.ts';
 import { QR_DEFAULT_SIZE, QR_MAX_SIZE, QR_MIN_SIZE, qrEtag, qrPng, qrSvg, type QrFormat } from './qr.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'links'>;
 
 const TYPES: Record<QrFormat, string> = { png: 'image/png', svg: 'image/svg+xml; charset=utf-8' };
 
@@ -41,12 +43,12 @@ export function qrPaths(linkId: string): { dashboard: { png: string; svg: string
   };
 }
 
-function qrHandler(rt: Runtime, format: QrFormat, merchantOf: (req: Request, res: Response) => Merchant) {
+function qrHandler(rt: Deps, format: QrFormat, merchantOf: (req: Request, res: Response) => Merchant) {
   return async (req: Request, res: Response): Promise<void> => {
     const size = parseQrSize(req.query.size);
     const merchant = merchantOf(req, res);
-    const link = await rt.services.links.get(merchant, String(req.params.id));
-    const url = rt.services.links.url(merchant, link);
+    const link = await rt.links.get(merchant, String(req.params.id));
+    const url = rt.links.url(merchant, link);
 
     res.set('Cache-Control', 'private, no-cache');
     res.set('ETag', qrEtag(format, url, size));
@@ -64,13 +66,13 @@ function qrHandler(rt: Runtime, format: QrFormat, merchantOf: (req: Request, res
   };
 }
 
-function mount(router: express.Router, rt: Runtime, merchantOf: (req: Request, res: Response) => Merchant, ...before: express.RequestHandler[]): void {
+function mount(router: express.Router, rt: Deps, merchantOf: (req: Request, res: Response) => Merchant, ...before: express.RequestHandler[]): void {
   router.get('/links/:id/qr.png', ...before, qrHandler(rt, 'png', merchantOf));
   router.get('/links/:id/qr.svg', ...before, qrHandler(rt, 'svg', merchantOf));
 }
 
 /** For the JSON API (mounted under /api/v1 after authentication): scoped to the API key's merchant. */
-export function apiQrRoutes(rt: Runtime): express.Router {
+export function apiQrRoutes(rt: Deps): express.Router {
   const router = express.Router();
   // Bearer keys of different merchants may share a client's HTTP cache.
   mount(router, rt, (_req, res) => res.locals.apiMerchant!, (_req, res, next) => {
@@ -81,8 +83,8 @@ export function apiQrRoutes(rt: Runtime): express.Router {
 }
 
 /** For the dashboard (mounted under /app in the session stack): scoped to the logged-in merchant. */
-export function dashboardQrRoutes(rt: Runtime): express.Router {
+export function dashboardQrRoutes(rt: Deps): express.Router {
   const router = express.Router();
-  mount(router, rt, (req) => req.user!.merchant, requireMerchant);
+  mount(router, rt, (req) => req.user!.merchant);
   return router;
 }

@@ -7,16 +7,14 @@
  * it shows of sending. The cards re-read themselves live from /app/links/:id/cards.
  */
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
-import { requireMerchant, safeNext } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
+import { safeNext } from '../accounts/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Link } from '../links/index.ts';
 import type { Customer } from '../customers/index.ts';
-import { formatPhone } from '../customers/index.ts';
-import { one } from '../links/index.ts';
+import { formatPhone, one } from '../../web/view.ts';
 import { readActivityQuery } from '../analytics/index.ts';
 import {
   CARD_DELIVERIES,
@@ -36,6 +34,9 @@ import {
   type SendFormValues,
 } from './view.ts';
 
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'clock' | 'customers' | 'deliveries' | 'links' | 'reminders' | 'sending' | 'tags'>;
+
 /** The ids the link page's sending parts carry: htmx names them in HX-Target. */
 export const SEND_ID = 'link-send';
 export const DELIVERIES_ID = 'link-deliveries';
@@ -53,8 +54,8 @@ interface Notice {
  * the Reminders tab. The links feature's page asks for them (`forLinkPage`); this feature's routes
  * re-render them after a change.
  */
-export function linkPageSending(rt: Runtime) {
-  const { customers, tags, deliveries, reminders } = rt.services;
+export function linkPageSending(rt: Pick<AppDeps, 'clock' | 'customers' | 'deliveries' | 'reminders' | 'tags'>) {
+  const { customers, tags, deliveries, reminders } = rt;
   const { channels } = deliveries;
 
   /** The customers the form offers: the chosen ones first (checked), then the search's matches. */
@@ -131,14 +132,9 @@ export function linkPageSending(rt: Runtime) {
   };
 }
 
-export function sendingRoutes(rt: Runtime, render: Renderer): express.Router {
+export function sendingRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { links, customers, sending, deliveries, reminders } = rt.services;
-
-  router.use(['/links', '/deliveries', '/reminder_plans'], requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
+  const { links, customers, sending, deliveries, reminders } = rt;
 
   const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
   const target = (req: express.Request) => (wantsFragment(req) ? (req.get('HX-Target') ?? '') : '');

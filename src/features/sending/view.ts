@@ -4,7 +4,7 @@
  */
 import { ValidationError, type FieldError } from '../../core/errors.ts';
 import { dateTimeIn, timeAgo } from '../../core/time.ts';
-import type { Badge } from '../links/index.ts';
+import type { Badge } from '../../web/view.ts';
 import type { Delivery } from '../deliveries/index.ts';
 import { deliveryRow } from '../deliveries/index.ts';
 import { upcoming, type ReminderPlan } from '../reminders/index.ts';

@@ -6,10 +6,13 @@
  */
 import express from 'express';
 import { z } from 'zod';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, type Renderer } from '../../core/http.ts';
 import { AppError } from '../../core/errors.ts';
 import type { MerchantProvider } from '../providers/index.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'eta' | 'plugins' | 'providers' | 'registries'>;
 
 /** One provider's panel: what it is, and its fields' HTML. */
 interface ProviderPanel extends MerchantProvider {
@@ -50,8 +53,8 @@ const label = (key: string) =>
     .toLowerCase()
     .replace(/^./, (c) => c.toUpperCase());
 
-export function paymentSettingsRoutes(router: express.Router, rt: Runtime, render: Renderer): void {
-  const { providers } = rt.services;
+export function paymentSettingsRoutes(router: express.Router, rt: Deps, render: Renderer): void {
+  const { providers } = rt;
 
   async function fieldsHtml(p: MerchantProvider, values: Record<string, unknown>, errors: Record<string, string>): Promise<string> {
     const provider = rt.registries.providers.get(p.id);

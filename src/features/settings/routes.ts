@@ -1,22 +1,22 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import { settingsValues } from '../merchants/index.ts';
 import { VIEW_RETENTION, currencyOptions, timezoneOptions, viewRetentionOptions } from '../merchants/index.ts';
 import { paymentSettingsRoutes } from './payments.ts';
 
-export function settingsRoutes(rt: Runtime, render: Renderer): express.Router {
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'apiKeys' | 'merchants'> & Parameters<typeof paymentSettingsRoutes>[1];
+
+export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { merchants, apiKeys } = rt.services;
+  const { merchants, apiKeys } = rt;
   const base = { currencies: currencyOptions(), timezones: timezoneOptions() };
 
-  router.use('/settings', requireMerchant, (_req, res, next) => {
+  router.use('/settings', (_req, res, next) => {
     // These pages carry API key material (a new secret, once): never into any cache or history.
     res.set('Cache-Control', 'no-store');
-    res.locals.nav = navItems(rt);
     next();
   });
 

@@ -1,24 +1,19 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, type Renderer } from '../../core/http.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
-import { formErrors } from '../links/index.ts';
-import { tagNamesFrom } from '../links/index.ts';
+import { formErrors, tagNamesFrom } from '../../web/view.ts';
 import { TAG_PALETTE, type Tag } from './service.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'tags'>;
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 /** Dashboard pages for tags (mounted under /app): the Tags page, and tags created from the link form. */
-export function tagsRoutes(rt: Runtime, render: Renderer): express.Router {
+export function tagsRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { tags } = rt.services;
-
-  router.use('/tags', requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
+  const { tags } = rt;
 
   /** The Tags page; `rowErrors` are keyed by tag id, `newErrors` belong to the create form. */
   const page = async (

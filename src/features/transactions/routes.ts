@@ -1,32 +1,28 @@
 import express from 'express';
-import type { Runtime } from '../../runtime.ts';
+import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, NotFoundError } from '../../core/errors.ts';
 import { randomToken } from '../../core/ids.ts';
 import { streamCsv } from '../../core/csv.ts';
 import { formatMoney, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
 import { dateTimeIn, dayKeyIn } from '../../core/time.ts';
-import { requireMerchant } from '../accounts/index.ts';
-import { navItems } from '../dashboard/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Link } from '../links/index.ts';
 import type { PaymentView } from '../checkout/index.ts';
-import { pageWindow } from '../links/index.ts';
+import { pageWindow, paymentStatusBadge } from '../../web/view.ts';
 import { REFUNDABLE, type Refund } from '../checkout/index.ts';
-import { attributionOf, csvHref, isFiltered, listHref, paymentStatusBadge, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
+import { attributionOf, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'analytics' | 'clock' | 'config' | 'links' | 'payments' | 'refunds' | 'registries'>;
 
 const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref'];
 const VIEW_COLUMNS = ['id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
 
 /** The Transactions page, a payment's detail page, and CSV exports (mounted under /app). */
-export function transactionsRoutes(rt: Runtime, render: Renderer): express.Router {
+export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
-  const { links, payments, analytics, refunds } = rt.services;
-
-  router.use(['/payments', '/payments.csv', '/links/:id/views.csv'], requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(rt);
-    next();
-  });
+  const { links, payments, analytics, refunds } = rt;
 
   const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
 

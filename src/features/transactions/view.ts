@@ -3,27 +3,7 @@ import type { PaymentStatus } from '../checkout/index.ts';
 import type { PaymentFilters, PaymentView } from '../checkout/index.ts';
 import { formatMoney } from '../../core/money.ts';
 import { startOfDay } from '../../core/time.ts';
-import { one, pageParam } from '../links/index.ts';
-
-export interface PaymentBadge {
-  label: string;
-  tone: 'green' | 'orange' | 'red' | 'grey';
-}
-
-const BADGES: Record<PaymentStatus, PaymentBadge> = {
-  paid: { label: 'Succeeded', tone: 'green' },
-  failed: { label: 'Failed', tone: 'red' },
-  voided: { label: 'Voided', tone: 'grey' },
-  pending: { label: 'Incomplete', tone: 'grey' },
-  authorized: { label: 'Authorizing', tone: 'orange' },
-  refunded: { label: 'Refunded', tone: 'grey' },
-  partially_refunded: { label: 'Partially refunded', tone: 'orange' },
-};
-
-/** The one place a payment status becomes words and a colour (Transactions, a payment, a link's Payments tab). */
-export function paymentStatusBadge(status: PaymentStatus): PaymentBadge {
-  return BADGES[status] ?? { label: status, tone: 'grey' };
-}
+import { one, pageParam, paymentStatusBadge } from '../../web/view.ts';
 
 /** The status filter's choices, in the order a merchant looks for them. */
 export const STATUS_CHOICES = (['paid', 'partially_refunded', 'refunded', 'failed', 'voided', 'pending', 'authorized'] as const).map((value) => ({ value, label: paymentStatusBadge(value).label }));

@@ -1,4 +1,4 @@
-import type { Runtime } from '../../runtime.ts';
+import type { PluginHost } from '../core/plugins/host.ts';
 
 export interface NavItem {
   label: string;
@@ -6,10 +6,10 @@ export interface NavItem {
 }
 
 /** The dashboard navigation: core sections, then pages plugins add (the Outbox is channel-outbox's). */
-export function navItems(rt: Runtime): NavItem[] {
-  const pluginPages = rt.plugins
+export function navItems(plugins: PluginHost): NavItem[] {
+  const pluginPages = plugins
     .dashboardPages()
-    .filter((p) => p.page.nav && rt.plugins.isActive(p.pluginId))
+    .filter((p) => p.page.nav && plugins.isActive(p.pluginId))
     .map((p) => ({ label: p.page.nav!.label, href: `/app/p/${p.pluginId}${p.page.path === '/' ? '' : p.page.path}` }));
   const outbox = pluginPages.find((p) => p.label === 'Outbox');
   return [
