@@ -191,6 +191,27 @@ forEachTarget('after-payment actions by id', (target) => {
       patched = await call('patch', `/links/${plain.body.id}`, { after_payment: null }).expect(200);
       expect(ids(patched.body)).to.deep.equal([]);
     });
+
+    it('copies a link’s actions to its duplicate, leaving out those that need the customer it was made for', async () => {
+      const tag = (await call('post', '/tags', { name: `Dup ${n}`, kind: 'customer' }).expect(201)).body.id as string;
+      const di = (await call('post', '/customers', { name: 'Di Dup', email: `di${n}@example.test` }).expect(201)).body.id as string;
+      const slack = hookpost({ webhookUrl: hook.url, channel: '#dups' });
+      const made = await call('post', '/links', { ...base(), send: { customer_id: di, channels: ['email'] }, after_payment: { actions: [slack], apply_customer_tag: tag } }).expect(201);
+      expect(made.body.after_payment.actions.map((a: { id: string }) => a.id)).to.deep.equal([ACTION, 'customer-tags']);
+
+      const viaApi = await call('post', `/links/${made.body.id}/duplicate`).expect(201);
+      expect(viaApi.body.after_payment).to.deep.equal({ actions: [{ id: ACTION, settings: { webhookUrl: hook.url, channel: '#dups', mentionPayer: false } }] });
+
+      // The dashboard's Duplicate button does the same.
+      const owner = await signUp(env.app);
+      const m = (await env.rt.services.merchants.getByHandle(owner.handle))!;
+      const link = await env.rt.services.sending.createLink(m, { ...base(), after_payment: { actions: [slack] } });
+      const page = await owner.agent.get(`/app/links/${link.link.id}`).expect(200);
+      const copied = await owner.agent.post(`/app/links/${link.link.id}/duplicate`).type('form').send({ _csrf: csrfFrom(page.text) }).expect(303);
+      const copyId = /\/app\/links\/(lnk_\w+)\/edit/.exec(copied.headers.location)![1];
+      const copy = await env.rt.services.links.get(m, copyId);
+      expect(await env.rt.services.actions.forLink(copy.key)).to.deep.equal([{ actionId: ACTION, settings: { webhookUrl: hook.url, channel: '#dups', mentionPayer: false } }]);
+    });
   });
 
   describe('link form', () => {

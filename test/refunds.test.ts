@@ -74,6 +74,9 @@ forEachTarget('refunds', (target) => {
     expect([Number(l.revenue), Number(l.payments_count), Number(l.paid_count), Boolean(l.active), l.inactive_reason]).to.deep.equal([3000, 1, 1, false, 'limit_reached']);
     expect(await hourlyRevenue(link)).to.equal(3000);
     expect((await call('get', `/links/${link.id}`).expect(200)).body.stats).to.include({ revenue: 3000, payments: 1 });
+    // The link's payments carry their refunds too, as /payments does.
+    const ofLink = (await call('get', `/links/${link.id}/payments`).expect(200)).body.data;
+    expect(ofLink.map((p: { id: string; amount_refunded: number; refunds: { id: string }[] }) => [p.id, p.amount_refunded, p.refunds.map((r) => r.id)])).to.deep.equal([[paymentId, 2000, [first.body.id]]]);
 
     const tooMuch = await call('post', `/payments/${paymentId}/refunds`, { amount: 3001 });
     expect(expectFieldErrors(tooMuch, ['amount'], 'amount_too_large').errors[0].code).to.equal('amount_too_large');
@@ -171,6 +174,9 @@ forEachTarget('refunds', (target) => {
     expect(after.text).to.include('Up to €37.50 can be refunded.');
     const list = await owner.agent.get('/app/payments?status=partially_refunded').expect(200);
     expect(list.text).to.include(paymentId);
+    const csv = (await owner.agent.get('/app/payments.csv').buffer(true).expect(200)).text.trim().split('\r\n');
+    expect(csv[0].split(',').at(-1)).to.equal('amount_refunded');
+    expect(csv.find((line) => line.startsWith(paymentId))!.split(',').at(-1), 'the CSV says what was refunded').to.equal('12.50');
   });
 
   it('never refunds more than the payment when refunds race', async function () {

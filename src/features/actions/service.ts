@@ -233,6 +233,19 @@ export function createActionService(deps: ActionDeps) {
     },
 
     /** The actions of many links in one read (for API lists), by link key, each sorted by action id. */
+    /**
+     * Copies a link's actions to its duplicate in `trx`. A duplicate is made for no one, so actions
+     * that need the paying customer are left out, as are actions whose plugin is gone.
+     */
+    async copy(trx: Knex.Transaction, fromLinkKey: number, toLinkKey: number): Promise<void> {
+      const rows = (await trx('link_actions').where({ link_id: fromLinkKey }).orderBy('action_id')) as { action_id: string; settings: string }[];
+      const kept = rows.filter((r) => {
+        const action = registries.actions.get(r.action_id);
+        return action && action.requiresCustomer !== true;
+      });
+      if (kept.length) await trx('link_actions').insert(kept.map((r) => ({ link_id: toLinkKey, action_id: r.action_id, settings: r.settings })));
+    },
+
     async forLinks(linkKeys: number[]): Promise<Map<number, LinkAction[]>> {
       const out = new Map<number, LinkAction[]>();
       if (!linkKeys.length) return out;

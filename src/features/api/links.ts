@@ -4,11 +4,12 @@ import type { AppDeps } from '../../web/deps.ts';
 import { AppError } from '../../core/errors.ts';
 import { linkJson, type Link } from '../links/index.ts';
 import type { Merchant } from '../merchants/index.ts';
-import { paymentJson } from '../checkout/index.ts';
 import type { ActivityItem, LinkView } from '../analytics/index.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema } from '../../core/pagination.ts';
 import { created, deletedJson, listJson, merchantOf } from './common.ts';
+import { paymentsWithRefunds } from './payments.ts';
+import { paymentJson } from '../checkout/index.ts';
 import type { SendResult } from '../sending/index.ts';
 import { deliveryJson } from '../deliveries/index.ts';
 import { planJson } from '../reminders/index.ts';
@@ -17,7 +18,7 @@ import { toPluginMerchant } from '../merchants/index.ts';
 import { ValidationError } from '../../core/errors.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'config' | 'deliveries' | 'links' | 'payments' | 'reminders' | 'sending'>;
+type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'config' | 'deliveries' | 'links' | 'payments' | 'refunds' | 'reminders' | 'sending'>;
 
 /** A view as API.md shows it (the IP is already masked when stored). */
 function viewJson(v: LinkView) {
@@ -111,14 +112,14 @@ export function apiLinkRoutes(rt: Deps): express.Router {
 
   router.post('/links/:id/duplicate', async (req, res) => {
     const merchant = merchantOf(res);
-    const copy = await links.duplicate(merchant, req.params.id);
+    const copy = await links.duplicate(merchant, req.params.id, { within: (trx, made, original) => actions.copy(trx, original.key, made.key) });
     created(res, `/api/v1/links/${copy.id}`, await oneJson(merchant, copy));
   });
 
   router.get('/links/:id/payments', async (req, res) => {
     const merchant = merchantOf(res);
     const link = await links.get(merchant, req.params.id);
-    res.json(await listJson(await payments.list(merchant.key, req.query, { linkKey: link.key }), (items) => items.map(paymentJson)));
+    res.json(await listJson(await payments.list(merchant.key, req.query, { linkKey: link.key }), (items) => paymentsWithRefunds(rt.refunds, items)));
   });
 
   router.get('/links/:id/views', async (req, res) => {

@@ -11,7 +11,13 @@ import { created, listJson, merchantOf } from './common.ts';
 type Deps = Pick<AppDeps, 'payments' | 'refunds'>;
 
 /** A payment with its refunds, oldest first. */
-const withRefunds = (p: PaymentView, refunds: Refund[]) => ({ ...paymentJson(p), refunds: refunds.map((r) => refundJson(r, p.id)) });
+export const withRefunds = (p: PaymentView, refunds: Refund[]) => ({ ...paymentJson(p), refunds: refunds.map((r) => refundJson(r, p.id)) });
+
+/** Payments with their refunds, in one read of the refunds. */
+export async function paymentsWithRefunds(refunds: Deps['refunds'], items: PaymentView[]) {
+  const byPayment = await refunds.forPayments(items.map((p) => p.key));
+  return items.map((p) => withRefunds(p, byPayment.get(p.key) ?? []));
+}
 
 export function apiPaymentRoutes(rt: Deps): express.Router {
   const router = express.Router();
@@ -19,10 +25,7 @@ export function apiPaymentRoutes(rt: Deps): express.Router {
 
   router.get('/payments', async (req, res) => {
     res.json(
-      await listJson(await payments.list(merchantOf(res).key, req.query), async (items) => {
-        const byPayment = await refunds.forPayments(items.map((p) => p.key));
-        return items.map((p) => withRefunds(p, byPayment.get(p.key) ?? []));
-      }),
+      await listJson(await payments.list(merchantOf(res).key, req.query), (items) => paymentsWithRefunds(refunds, items)),
     );
   });
 

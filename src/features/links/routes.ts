@@ -305,7 +305,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const link = await links.get(merchant, String(req.params.id));
     try {
-      const copy = await links.duplicate(merchant, link.id);
+      const copy = await links.duplicate(merchant, link.id, { within: (trx, made) => rt.actions.copy(trx, link.key, made.key) });
       flash(req, 'success', `Copy created at ${links.url(merchant, copy)}. Change what you need and save.`);
       res.redirect(303, `/app/links/${copy.id}/edit`);
     } catch (err) {

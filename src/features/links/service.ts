@@ -367,8 +367,8 @@ export function createLinkService(deps: LinkServiceDeps) {
       return service.get(merchant, id);
     },
 
-    /** A copy with a fresh path and no history (counters at zero). */
-    async duplicate(merchant: Merchant, id: string): Promise<Link> {
+    /** A copy with a fresh path and no history (counters at zero); `within` runs in its creating transaction. */
+    async duplicate(merchant: Merchant, id: string, opts: { within?: (trx: Trx, copy: { key: number; id: string }, original: Link) => Promise<void> } = {}): Promise<Link> {
       const link = await service.get(merchant, id);
       const input: Record<string, unknown> = {
         type: link.type,
@@ -385,7 +385,8 @@ export function createLinkService(deps: LinkServiceDeps) {
       };
       if (link.type === 'amount') Object.assign(input, { amount: link.amount, currency: link.currency });
       else input.product_id = link.productId;
-      return service.create(merchant, input);
+      const within = opts.within;
+      return service.create(merchant, input, within ? { within: (trx, copy) => within(trx, copy, link) } : {});
     },
 
     /**

@@ -16,7 +16,7 @@ import { attributionOf, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuer
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'analytics' | 'clock' | 'config' | 'links' | 'payments' | 'refunds' | 'registries'>;
 
-const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref'];
+const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded'];
 const VIEW_COLUMNS = ['id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
 
 /** The Transactions page, a payment's detail page, and CSV exports (mounted under /app). */
@@ -61,6 +61,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
         p.linkName ?? p.source?.name,
         p.provider,
         p.providerRef,
+        toDecimalString(p.amountRefunded, p.currency),
       ],
     });
   });
