@@ -362,8 +362,8 @@ forEachTarget('channels by id: what stops the boot, what disables a plugin', (ta
     const env = await build(target, { env: { PAYLINK_PLUGINS: fixturePlugin('channel-memory') } });
     try {
       expect(env.rt.registries.channels.ownerOf('email')).to.equal('channel-memory');
-      // A channel without a label is shown by its id.
-      expect(env.rt.services.deliveries.channels.label('email')).to.equal('email');
+      // A core channel id served without a label keeps core's name for it.
+      expect(env.rt.services.deliveries.channels.label('email')).to.equal('Email');
       expect(await outboxMessages(env)).to.deep.equal([]);
     } finally {
       await env.close();

@@ -125,7 +125,7 @@ forEachTarget('channel-outbox', (target) => {
     it('shows which plugin serves each channel on the Plugins page', async () => {
       const acct = await signUp(env.app);
       const page = await acct.agent.get('/app/plugins').expect(200);
-      expect(page.text).to.include('<code>email</code> → channel-memory').and.include('<code>sms</code> → channel-outbox');
+      expect(page.text).to.include('Email <code>email</code> → channel-memory').and.include('SMS <code>sms</code> → channel-outbox');
       expect(pluginRow(page.text, 'channel-memory')).to.include('Active').and.include('Channels: email');
     });
   });

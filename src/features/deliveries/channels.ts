@@ -51,6 +51,8 @@ export const MAX_ADDRESS_LENGTH = 254;
 
 /** Core's channels first, in this order; the rest by label. */
 const CORE_ORDER = ['email', 'sms', 'whatsapp'];
+/** What core's channel ids are called when the plugin that serves one gives no label. */
+const CORE_LABELS: Record<string, string> = { email: 'Email', sms: 'SMS', whatsapp: 'WhatsApp' };
 
 function defaultParse(label: string) {
   return (value: string): { ok: true; value: string } | { ok: false; message: string } => {
@@ -66,7 +68,7 @@ export function createChannelDirectory(registry: Pick<ChannelRegistry, 'list' | 
     const custom = typeof c.address === 'object';
     return {
       id: c.id,
-      label: c.label?.trim() || c.id,
+      label: c.label?.trim() || CORE_LABELS[c.id] || c.id,
       addressKind: custom ? (c.address as ChannelAddress).kind : (c.address as string),
       addressLabel: custom ? (c.address as ChannelAddress).label : c.address === 'email' ? 'email address' : 'phone number',
       style: c.address === 'email' ? 'email' : 'text',

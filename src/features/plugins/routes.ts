@@ -5,7 +5,7 @@ import { NotFoundError } from '../../core/errors.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'plugins' | 'registries'>;
+type Deps = Pick<AppDeps, 'deliveries' | 'plugins' | 'registries'>;
 
 export function pluginRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
@@ -13,7 +13,7 @@ export function pluginRoutes(rt: Deps, render: Renderer): express.Router {
     await render(req, res, 'plugins/index', {
       title: 'Plugins',
       plugins: rt.plugins.list(),
-      channels: rt.registries.channels.ids().map((id) => ({ id, owner: rt.registries.channels.ownerOf(id) })),
+      channels: rt.registries.channels.ids().map((id) => ({ id, label: rt.deliveries.channels.label(id), owner: rt.registries.channels.ownerOf(id) })),
     });
   });
 
