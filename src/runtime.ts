@@ -200,12 +200,12 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const tags = createTagService({ db, clock });
     const products = createProductService({ db, clock, changes });
     const tokens = new LinkTokens(secrets.derive('link-tokens'));
-    const links = createLinkService({ db, clock, events, tags, products, baseUrl: config.baseUrl, requestUrl: (id) => `${config.baseUrl}/r/${tokens.request(id)}` });
-    const payments = createPaymentQueries({ db });
-    const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const merchants = createMerchantService({ db, clock, events });
     const channels = createChannelDirectory(registries.channels);
     const customers = createCustomerService({ db, clock, tags, addressKinds: () => channels.addressKinds() });
+    const links = createLinkService({ db, clock, events, tags, products, merchants, customers, baseUrl: config.baseUrl, requestToken: (id) => tokens.request(id) });
+    const payments = createPaymentQueries({ db });
+    const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });
     const templates = createTemplateService({ db, clock, channels });
     const deliveries = createDeliveryService({

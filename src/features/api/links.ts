@@ -2,7 +2,7 @@
 import express from 'express';
 import type { Runtime } from '../../runtime.ts';
 import { AppError } from '../../core/errors.ts';
-import { linkJson, type Link } from '../links/index.ts';
+import type { Link } from '../links/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { paymentJson } from '../checkout/index.ts';
 import type { ActivityItem, LinkView } from '../analytics/index.ts';
@@ -45,7 +45,7 @@ export function apiLinkRoutes(rt: Runtime): express.Router {
   const { links, payments, analytics } = rt.services;
   const { sending, deliveries, reminders, actions } = rt.services;
   const toJson = (merchant: Merchant, link: Link, linkActions: LinkAction[]) => ({
-    ...linkJson(merchant, link, rt.config.baseUrl, link.productPrice === null ? null : { price: link.productPrice }, links.url(merchant, link)),
+    ...links.json(merchant, link),
     after_payment: afterPaymentJson(linkActions),
   });
   const oneJson = async (merchant: Merchant, link: Link) => toJson(merchant, link, await actions.forLink(link.key));

@@ -2,4 +2,4 @@
 export { customersRoutes } from './routes.ts';
 export { formatPhone } from './schemas.ts';
 export { createCustomerService, customerJson } from './service.ts';
-export type { Customer, CustomerService } from './service.ts';
+export type { Customer, CustomerService, CustomerSummary } from './service.ts';

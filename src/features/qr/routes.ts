@@ -46,7 +46,7 @@ function qrHandler(rt: Runtime, format: QrFormat, merchantOf: (req: Request, res
     const size = parseQrSize(req.query.size);
     const merchant = merchantOf(req, res);
     const link = await rt.services.links.get(merchant, String(req.params.id));
-    const url = rt.services.links.url(merchant, link);
+    const url = rt.services.links.urlFor(link, merchant);
 
     res.set('Cache-Control', 'private, no-cache');
     res.set('ETag', qrEtag(format, url, size));
