@@ -218,12 +218,16 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       channels,
       templates,
       tokens,
+      links,
+      merchants,
+      customers,
+      // Late-bound: reminders are built on deliveries.
+      planStates: (planKeys) => reminders.statesByKeys(planKeys),
       eta: {
         html: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true }),
         // Plain-text email bodies: nothing to escape (escaping would print &amp; to the reader).
         text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
       },
-      baseUrl: config.baseUrl,
       onRecorded: (sent) => {
         for (const key of new Set(sent.map((d) => `${d.merchantKey} ${d.linkId}`))) {
           const [merchantKey, linkId] = key.split(' ');
@@ -231,7 +235,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         }
       },
     });
-    const reminders = createReminderService({ db, clock, log: log.child('reminders'), jobs, events, deliveries, addressesOf: customers.addressesOf });
+    const reminders = createReminderService({ db, clock, log: log.child('reminders'), jobs, events, deliveries, merchants, links, customers });
     const actions = createActionService({
       db,
       log: log.child('actions'),

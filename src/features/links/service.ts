@@ -159,11 +159,17 @@ export function createLinkService(deps: LinkServiceDeps) {
 
   const base = (q: Queryable) => q('links as l').select('l.*');
 
-  /** Links from their rows: tags and products read for the whole list at once (two queries). */
-  const fromRows = async (rows: any[]): Promise<Link[]> => {
+  /**
+   * Links from their rows: tags and products read for the whole list at once (two queries; no tags
+   * with `tags: false`), through `q` (a caller's transaction) when given.
+   */
+  const fromRows = async (rows: any[], opts: { q?: Queryable; tags?: boolean } = {}): Promise<Link[]> => {
     if (!rows.length) return [];
     const productKeys = rows.filter((r) => r.product_id !== null && r.product_id !== undefined).map((r) => Number(r.product_id));
-    const [byLink, byKey] = await Promise.all([tags.forLinks(rows.map((r) => r.id)), productKeys.length ? products.byKeys(productKeys) : new Map()]);
+    const [byLink, byKey] = await Promise.all([
+      opts.tags === false ? new Map<number, Tag[]>() : tags.forLinks(rows.map((r) => r.id)),
+      productKeys.length ? products.byKeys(productKeys, opts.q) : new Map(),
+    ]);
     return rows.map((r) => linkFromRow(r, byLink.get(r.id) ?? [], r.product_id === null || r.product_id === undefined ? null : byKey.get(Number(r.product_id)) ?? null));
   };
 
@@ -204,6 +210,18 @@ export function createLinkService(deps: LinkServiceDeps) {
     /** A live (not deleted) smart link by its canonical path, or null. */
     async findByPath(merchantKey: number, path: string): Promise<Link | null> {
       return load(db, { 'l.merchant_id': merchantKey, 'l.path': path, 'l.kind': 'smart' });
+    },
+
+    /**
+     * Links by key, deleted ones too, for lists and batches of other features: one query per 500
+     * keys plus their products (and tags, unless `tags: false`), in `q` (a caller's transaction) when given.
+     */
+    async byKeys(keys: number[], opts: { q?: Queryable; tags?: boolean } = {}): Promise<Map<number, Link>> {
+      const q = opts.q ?? db;
+      const unique = [...new Set(keys)];
+      const rows: any[] = [];
+      for (let i = 0; i < unique.length; i += 500) rows.push(...(await base(q).whereIn('l.id', unique.slice(i, i + 500))));
+      return new Map((await fromRows(rows, { ...opts, q })).map((l) => [l.key, l]));
     },
 
     async getByKey(key: number): Promise<Link | null> {

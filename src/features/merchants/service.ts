@@ -1,4 +1,4 @@
-import type { Db } from '../../core/db.ts';
+import type { Db, Queryable } from '../../core/db.ts';
 import { inTransaction, isUniqueViolation } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
@@ -59,8 +59,8 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
   return {
     get: (publicIdValue: string) => merchants.byPublicId(publicIdValue),
     getByKey: (key: number) => merchants.byKey(key),
-    /** Merchants by key, one query per 500 (lists and batches that name their merchants). */
-    byKeys: (keys: number[]) => merchants.byKeys(keys),
+    /** Merchants by key, one query per 500, in `q` (a caller's transaction) when given: for batches that name their merchants. */
+    byKeys: (keys: number[], q?: Queryable) => merchants.byKeys(keys, q),
     getByHandle: (handle: string) => merchants.byHandle(handle.toLowerCase()),
     getUser: (publicIdValue: string) => users.byPublicId(publicIdValue),
     getUserByEmail: (email: string) => users.byEmail(email.trim().toLowerCase()),

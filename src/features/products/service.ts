@@ -1,6 +1,6 @@
 // The product catalogue: name, description, price in minor units, currency, active.
 import { z } from 'zod';
-import type { Db } from '../../core/db.ts';
+import type { Db, Queryable } from '../../core/db.ts';
 import { toDate } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { ChangeFeed } from '../../core/changes.ts';
@@ -147,12 +147,12 @@ export function createProductService({ db, clock, changes }: { db: Db; clock: Cl
       changes?.notify();
     },
 
-    /** Products by key, deleted ones too (one query per 500 keys): for lists of what sells them. */
-    async byKeys(keys: number[]): Promise<Map<number, Product>> {
+    /** Products by key, deleted ones too (one query per 500 keys, in `q` when given): for lists of what sells them. */
+    async byKeys(keys: number[], q: Queryable = db): Promise<Map<number, Product>> {
       const out = new Map<number, Product>();
       const unique = [...new Set(keys)];
       for (let i = 0; i < unique.length; i += 500) {
-        for (const r of await db('products').whereIn('id', unique.slice(i, i + 500))) out.set(Number(r.id), fromRow(r));
+        for (const r of await q('products').whereIn('id', unique.slice(i, i + 500))) out.set(Number(r.id), fromRow(r));
       }
       return out;
     },
