@@ -202,10 +202,6 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const linkState = createLinkState({ db, clock, events });
     const products = createProductService({ db, clock, changes, soldByLink: linkState.sellsProduct });
     const tokens = new LinkTokens(secrets.derive('link-tokens'));
-    const links = createLinkService({ db, clock, events, tags, products, baseUrl: config.baseUrl, requestUrl: (id) => `${config.baseUrl}/r/${tokens.request(id)}` });
-    const customerRefs = createCustomerRefs({ db });
-    const payments = createPaymentQueries({ db, links: linkState, customers: customerRefs });
-    const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const merchants = createMerchantService({ db, clock, events });
     // Analytics' hourly rollups, written by checkout inside its capture and refund transactions.
     const paymentStats = {
@@ -214,6 +210,10 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     };
     const channels = createChannelDirectory(registries.channels);
     const customers = createCustomerService({ db, clock, tags, addressKinds: () => channels.addressKinds() });
+    const links = createLinkService({ db, clock, events, tags, products, merchants, customers, baseUrl: config.baseUrl, requestToken: (id) => tokens.request(id) });
+    const customerRefs = createCustomerRefs({ db });
+    const payments = createPaymentQueries({ db, links: linkState, customers: customerRefs });
+    const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });
     const templates = createTemplateService({ db, clock, channels });
     const deliveries = createDeliveryService({
@@ -226,12 +226,16 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       channels,
       templates,
       tokens,
+      links,
+      merchants,
+      customers,
+      // Late-bound: reminders are built on deliveries.
+      planStates: (planKeys) => reminders.statesByKeys(planKeys),
       eta: {
         html: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true }),
         // Plain-text email bodies: nothing to escape (escaping would print &amp; to the reader).
         text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
       },
-      baseUrl: config.baseUrl,
       onRecorded: (sent) => {
         for (const key of new Set(sent.map((d) => `${d.merchantKey} ${d.linkId}`))) {
           const [merchantKey, linkId] = key.split(' ');
@@ -239,7 +243,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         }
       },
     });
-    const reminders = createReminderService({ db, clock, log: log.child('reminders'), jobs, events, deliveries, addressesOf: customers.addressesOf });
+    const reminders = createReminderService({ db, clock, log: log.child('reminders'), jobs, events, deliveries, merchants, links, customers });
     const actions = createActionService({
       db,
       log: log.child('actions'),

@@ -266,7 +266,7 @@ forEachTarget('after-payment actions by id', (target) => {
       const link = await env.rt.services.links.get(m, LINK_ID.exec(res.headers.location)![1]);
       expect(await env.rt.services.actions.forLink(link.key)).to.deep.equal([{ actionId: ACTION, settings: { webhookUrl: hook.url, channel: '#yoga', mentionPayer: true } }]);
 
-      await pay(env, env.rt.services.links.url(m, link), 'Dee Payer', `dee${n}@example.test`);
+      await pay(env, env.rt.services.links.urlFor(link, m), 'Dee Payer', `dee${n}@example.test`);
       await env.rt.jobs.drain();
       expect(hook.received.map((r) => r.body)).to.deep.equal([
         { event: hook.received[0].body.event, channel: '#yoga', merchant: m.id, link: 'Evening class', payer: { name: 'Dee Payer', email: `dee${n}@example.test`, phone: null }, customer: null, mention: 'Dee Payer' },
@@ -394,7 +394,7 @@ forEachTarget('after-payment actions in the browser', (target) => {
 
       // A customer pays it on the pay page and the sandbox card page.
       const payer = await browser().newPage({ viewport });
-      await payer.page.goto(env.rt.services.links.url(m, link));
+      await payer.page.goto(env.rt.services.links.urlFor(link, m));
       await payer.page.getByLabel('Your name').fill('Ana López');
       await payer.page.getByLabel('Email').fill('ana.lopez@example.test');
       await payer.page.getByRole('button', { name: /^Pay / }).click();

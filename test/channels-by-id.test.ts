@@ -153,7 +153,7 @@ forEachTarget('channels by id: a plugin channel with its own address kind', (tar
       await env.rt.jobs.drain();
       const [push] = newMessages(since);
       const link = await env.rt.services.links.get(shop, linkId);
-      const url = env.rt.services.deliveries.urlFor({ linkKind: link.kind, linkId: link.id, handle: shop.handle, linkPath: link.path, customerId: jane.id });
+      const url = env.rt.services.deliveries.recipientUrl(link, shop, jane.id);
       expect(push).to.include({ topic: 'acme-jane', title: 'Acme Yoga', tags: 'initial', click: url });
       expect(push.text).to.equal(`Hi Jane, your Acme Yoga payment link for Spring membership (€39.00): ${url}`);
       const [d] = (await env.rt.services.deliveries.listForLink(link.key, { limit: 10 })).data.filter((x) => x.channel === 'ntfy');

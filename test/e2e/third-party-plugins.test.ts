@@ -191,7 +191,7 @@ describe('third-party plugins installed by npm package name', function () {
       const push = ntfy.messages[0];
       // The push carries the link, signed for Jane so her payment is attributed to her record.
       expect([push.topic, push.tags, push.title]).to.deep.equal(['clay-jane', 'initial', 'Clay Studio']);
-      expect(push.click!.startsWith(`${env.rt.services.links.url(merchant, link)}?c=cus_`), push.click!).to.equal(true);
+      expect(push.click!.startsWith(`${env.rt.services.links.urlFor(link, merchant)}?c=cus_`), push.click!).to.equal(true);
       const customerId = new URL(push.click!).searchParams.get('c')!.split('.')[0];
       tab.assertClean();
       await tab.close();

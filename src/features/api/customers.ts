@@ -2,7 +2,6 @@
 import type express from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import { customerJson } from '../customers/index.ts';
-import { linkJson } from '../links/index.ts';
 import { crudRoutes, merchantOf } from './common.ts';
 
 /** What this file uses of the app. */
@@ -23,7 +22,7 @@ export function apiCustomerRoutes(rt: Deps): express.Router {
     res
       .status(201)
       .location(`/api/v1/links/${link.id}`)
-      .json({ ...linkJson(merchant, link, rt.config.baseUrl, null, links.url(merchant, link)), delivery_id: deliveryId, channel });
+      .json({ ...links.json(merchant, link), delivery_id: deliveryId, channel });
   });
   return router;
 }

@@ -2,7 +2,7 @@
 import express from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import { AppError } from '../../core/errors.ts';
-import { linkJson, type Link } from '../links/index.ts';
+import type { Link } from '../links/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { ActivityItem, LinkView } from '../analytics/index.ts';
 import { parseBody } from '../../core/http.ts';
@@ -49,7 +49,7 @@ export function apiLinkRoutes(rt: Deps): express.Router {
   const { links, payments, analytics } = rt;
   const { sending, deliveries, reminders, actions } = rt;
   const toJson = (merchant: Merchant, link: Link, linkActions: LinkAction[]) => ({
-    ...linkJson(merchant, link, rt.config.baseUrl, link.productPrice === null ? null : { price: link.productPrice }, links.url(merchant, link)),
+    ...links.json(merchant, link),
     after_payment: afterPaymentJson(linkActions),
   });
   const oneJson = async (merchant: Merchant, link: Link) => toJson(merchant, link, await actions.forLink(link.key));

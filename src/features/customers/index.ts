@@ -1,6 +1,6 @@
 // The customers feature's front door: what other features and the app may use of it.
 export { customersRoutes } from './routes.ts';
 export { createCustomerService, customerJson } from './service.ts';
-export type { Customer, CustomerService } from './service.ts';
+export type { Customer, CustomerService, CustomerSummary } from './service.ts';
 export { createCustomerRefs } from './refs.ts';
 export type { CustomerContact, CustomerRefs } from './refs.ts';

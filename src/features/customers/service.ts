@@ -12,7 +12,7 @@ import { AppError, ConflictError, NotFoundError, ValidationError, fieldErrorsFro
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { Tag, TagService } from '../tags/index.ts';
-import { tagRef, taggedWithAny } from '../tags/index.ts';
+import { tagRef } from '../tags/index.ts';
 import { customerCreateSchema, customerSearchSchema, customerUpdateSchema, normalizePhone } from './schemas.ts';
 import type { z } from 'zod';
 
@@ -31,6 +31,16 @@ export interface Customer {
   createdAt: Date;
   updatedAt: Date;
   deletedAt: Date | null;
+}
+
+/** What lists and batches of other features show of a customer. */
+export interface CustomerSummary {
+  key: number;
+  id: string;
+  name: string;
+  email: string | null;
+  phone: string | null;
+  deleted: boolean;
 }
 
 const fromRow = (r: any, tags: Tag[] = [], addresses: Record<string, string> = {}): Customer => ({
@@ -232,7 +242,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       });
     }
     if (f.email) q.andWhere('email', f.email);
-    if (f.tags?.length) q.whereIn('customers.id', taggedWithAny(db, merchantKey, { table: 'customer_tags', column: 'customer_id' }, f.tags));
+    if (f.tags?.length) q.whereIn('customers.id', tags.taggedWithAny(merchantKey, 'customer', f.tags));
     return q;
   };
 
@@ -244,12 +254,6 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       for (const r of await scoped(q, merchantKey).whereIn('email', chunk).select('email')) taken.add(String(r.email).toLowerCase());
     }
     return taken;
-  }
-
-  async function setTags(trx: Trx, merchantKey: number, customerKey: number, names: string[]): Promise<void> {
-    const keys = await tags.ensureNamed(trx, merchantKey, names, 'customer');
-    await trx('customer_tags').where({ customer_id: customerKey }).del();
-    if (keys.length) await trx('customer_tags').insert(keys.map((tag_id) => ({ customer_id: customerKey, tag_id })));
   }
 
   const service = {
@@ -279,7 +283,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
           created_at: now,
           updated_at: now,
         });
-        if (input.tags?.length) await setTags(trx, merchantKey, Number(key), input.tags);
+        if (input.tags?.length) await tags.setCustomerTags(trx, merchantKey, Number(key), input.tags);
         if (addresses) await setAddresses(trx, Number(key), addresses);
       });
       return service.get(merchantKey, id);
@@ -300,7 +304,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       if (!Object.keys(row).length && input.tags === undefined && addresses === undefined) return customer;
       await inTransaction(db, async (trx) => {
         await trx('customers').where({ id: customer.key }).update({ ...row, updated_at: clock.now() });
-        if (input.tags !== undefined) await setTags(trx, merchantKey, customer.key, input.tags);
+        if (input.tags !== undefined) await tags.setCustomerTags(trx, merchantKey, customer.key, input.tags);
         if (addresses) await setAddresses(trx, customer.key, addresses);
       });
       return service.get(merchantKey, id);
@@ -321,7 +325,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
     /** Every live customer carrying the customer tag with this public id. */
     async withTag(merchantKey: number, tagKey: number): Promise<Customer[]> {
       const rows = await scoped(db, merchantKey)
-        .whereIn('id', db('customer_tags').where({ tag_id: tagKey }).select('customer_id'))
+        .whereIn('id', tags.customersWithTag(tagKey))
         .orderBy('id');
       return withTags(rows);
     },
@@ -331,8 +335,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       const customer = await service.get(merchantKey, customerId);
       return inTransaction(db, async (trx) => {
         const [tagKey] = await tags.keysForIds(trx, merchantKey, [tagId], 'customer', 'tag');
-        if (await trx('customer_tags').where({ customer_id: customer.key, tag_id: tagKey }).first()) return false;
-        await trx('customer_tags').insert({ customer_id: customer.key, tag_id: tagKey }).onConflict(['customer_id', 'tag_id']).ignore();
+        if (!(await tags.addCustomerTag(trx, customer.key, tagKey))) return false;
         await trx('customers').where({ id: customer.key }).update({ updated_at: clock.now() });
         return true;
       });
@@ -343,9 +346,9 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       const customer = await service.get(merchantKey, customerId);
       return inTransaction(db, async (trx) => {
         const [tagKey] = await tags.keysForIds(trx, merchantKey, [tagId], 'customer', 'tag');
-        const n = await trx('customer_tags').where({ customer_id: customer.key, tag_id: tagKey }).del();
-        if (n) await trx('customers').where({ id: customer.key }).update({ updated_at: clock.now() });
-        return n > 0;
+        const removed = await tags.removeCustomerTag(trx, customer.key, tagKey);
+        if (removed) await trx('customers').where({ id: customer.key }).update({ updated_at: clock.now() });
+        return removed;
       });
     },
 
@@ -373,6 +376,20 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       const q = filtered(merchantKey, { q: s.q, tags: s.tag ? [s.tag] : [], phone: true });
       const rows = await q.orderBy('customers.id', 'desc').limit(perPage + 1).offset((page - 1) * perPage);
       return { items: await withTags(rows.slice(0, perPage)), page, perPage, hasMore: rows.length > perPage };
+    },
+
+    /**
+     * Public id, name, contact and deletion of customers by key, deleted ones too (one query per 500
+     * keys), read in the caller's transaction when given: for lists and batches that name customers.
+     */
+    async summariesByKeys(keys: number[], q: Db | Trx = db): Promise<Map<number, CustomerSummary>> {
+      const out = new Map<number, CustomerSummary>();
+      for (const chunk of chunks([...new Set(keys)], 500)) {
+        for (const r of (await q('customers').whereIn('id', chunk).select('id', 'public_id', 'name', 'email', 'phone', 'deleted_at')) as any[]) {
+          out.set(Number(r.id), { key: Number(r.id), id: r.public_id, name: r.name, email: r.email ?? null, phone: r.phone ?? null, deleted: r.deleted_at !== null && r.deleted_at !== undefined });
+        }
+      }
+      return out;
     },
 
     /** Custom addresses by customer key, read in the caller's transaction (reminders address their due plans). */
@@ -415,16 +432,12 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
           );
         }
 
-        const names = items.flatMap((c) => c.input.tags ?? []);
-        if (names.length) {
-          await tags.ensureNamed(trx, merchantKey, names, 'customer');
-          const tagKey = new Map(((await trx('tags').where({ merchant_id: merchantKey, kind: 'customer' }).select('id', 'name')) as { id: number; name: string }[]).map((t) => [t.name.toLowerCase(), Number(t.id)]));
+        if (items.some((c) => c.input.tags?.length)) {
           const keyOf = new Map<string, number>();
           for (const chunk of chunks(ids, 500)) {
             for (const r of await trx('customers').whereIn('public_id', chunk).select('id', 'public_id')) keyOf.set(r.public_id, Number(r.id));
           }
-          const links = items.flatMap((c, i) => [...new Set((c.input.tags ?? []).map((n) => tagKey.get(n.trim().toLowerCase())!))].map((tag_id) => ({ customer_id: keyOf.get(ids[i])!, tag_id })));
-          for (const chunk of chunks(links, 500)) await trx('customer_tags').insert(chunk);
+          await tags.tagCustomers(trx, merchantKey, items.map((c, i) => ({ customerKey: keyOf.get(ids[i])!, names: c.input.tags ?? [] })));
         }
         return items.length;
       });

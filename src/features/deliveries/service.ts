@@ -32,6 +32,9 @@ import { compose } from './compose.ts';
 import { defaultTemplate, type MessageTemplate, type TemplateKind, type TemplateService } from './templates.ts';
 import type { ChannelDirectory } from './channels.ts';
 import type { LinkTokens } from '../sending/index.ts';
+import type { Link, LinkService } from '../links/index.ts';
+import type { Merchant, MerchantService } from '../merchants/index.ts';
+import type { CustomerService } from '../customers/index.ts';
 
 export type DeliveryKind = 'initial' | 'reminder' | 'expiry' | 'receipt';
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'cancelled';
@@ -79,16 +82,17 @@ export interface QueueItem {
   to: string;
 }
 
-const fromRow = (r: any): Delivery => ({
+/** A deliveries row, with its link's and customer's id and name (read by key for the whole list). */
+const fromRow = (r: any, link: Pick<Link, 'id' | 'name'>, customer: { id: string; name: string } | null): Delivery => ({
   key: Number(r.id),
   id: r.public_id,
   merchantKey: r.merchant_id,
   linkKey: r.link_id,
-  linkId: r.link_public_id,
-  linkName: r.link_name,
+  linkId: link.id,
+  linkName: link.name,
   customerKey: r.customer_id ?? null,
-  customerId: r.customer_public_id ?? null,
-  customerName: r.customer_name ?? null,
+  customerId: customer?.id ?? null,
+  customerName: customer?.name ?? null,
   planKey: r.plan_id ?? null,
   channel: r.channel,
   kind: r.kind,
@@ -132,8 +136,12 @@ export interface DeliveryDeps {
   channels: ChannelDirectory;
   templates: TemplateService;
   tokens: LinkTokens;
+  links: Pick<LinkService, 'byKeys' | 'urlFor'>;
+  merchants: Pick<MerchantService, 'byKeys'>;
+  customers: Pick<CustomerService, 'summariesByKeys'>;
+  /** The states of reminder plans by key (a reminder whose plan stopped is not sent). */
+  planStates: (planKeys: number[]) => Promise<Map<number, string>>;
   eta: { html: Eta; text: Eta };
-  baseUrl: string;
   /** After outcomes are recorded (live dashboards). */
   onRecorded?: (deliveries: { merchantKey: number; linkId: string }[]) => void;
   /** Deliveries claimed per round (default 100) and sent at once (default 16). */
@@ -148,12 +156,11 @@ interface Outgoing {
   merchantKey: number;
   merchantId: string;
   business: string;
-  handle: string;
   brandColor: string;
+  /** The link's address for this recipient. */
+  url: string;
   linkId: string;
-  linkKind: 'smart' | 'request';
   linkName: string;
-  linkPath: string | null;
   linkDeleted: boolean;
   amount: number | null;
   currency: string;
@@ -174,7 +181,7 @@ type Outcome =
   | { status: 'cancelled'; error: string };
 
 export function createDeliveryService(deps: DeliveryDeps) {
-  const { db, clock, log, jobs, events, registries, templates, tokens } = deps;
+  const { db, clock, log, jobs, events, registries, templates, tokens, links, merchants, customers } = deps;
   // SQLite answers without yielding to the event loop: smaller batches keep each turn short.
   const batchSize = deps.batchSize ?? (isMysql(db) ? 100 : 50);
   /** One pump per process at a time; a pump asked for meanwhile makes the running one look again. */
@@ -182,11 +189,15 @@ export function createDeliveryService(deps: DeliveryDeps) {
   let pumpAgain = false;
   const concurrency = deps.concurrency ?? 16;
 
-  const listQuery = (q: Queryable) =>
-    q('deliveries as d')
-      .join('links as l', 'l.id', 'd.link_id')
-      .leftJoin('customers as c', 'c.id', 'd.customer_id')
-      .select('d.*', 'l.public_id as link_public_id', 'l.name as link_name', 'c.public_id as customer_public_id', 'c.name as customer_name');
+  const listQuery = (q: Queryable) => q('deliveries as d').select('d.*');
+
+  /** Deliveries from their rows: links and customers read by key for the whole list (two queries). */
+  async function fromRows(rows: any[]): Promise<Delivery[]> {
+    if (!rows.length) return [];
+    const customerKeys = rows.filter((r) => r.customer_id !== null && r.customer_id !== undefined).map((r) => Number(r.customer_id));
+    const [byLink, byCustomer] = await Promise.all([links.byKeys(rows.map((r) => Number(r.link_id)), { tags: false }), customers.summariesByKeys(customerKeys)]);
+    return rows.map((r) => fromRow(r, byLink.get(Number(r.link_id))!, r.customer_id === null || r.customer_id === undefined ? null : byCustomer.get(Number(r.customer_id)) ?? null));
+  }
 
   function backoff(attempts: number): number {
     const exact = BASE_BACKOFF_MS * 2 ** Math.max(0, attempts - 1);
@@ -194,47 +205,43 @@ export function createDeliveryService(deps: DeliveryDeps) {
   }
 
   /** The URL a recipient gets: the smart link marked with their signed id, or the request's own URL. */
-  function urlFor(o: Pick<Outgoing, 'linkKind' | 'linkId' | 'handle' | 'linkPath' | 'customerId'>): string {
-    if (o.linkKind === 'request') return `${deps.baseUrl}/r/${tokens.request(o.linkId)}`;
-    const base = `${deps.baseUrl}/${o.handle}/${o.linkPath ?? ''}`;
-    return o.customerId ? `${base}?c=${encodeURIComponent(tokens.recipient(o.customerId))}` : base;
+  function recipientUrl(link: Pick<Link, 'kind' | 'id' | 'path'>, merchant: Pick<Merchant, 'handle'>, customerId: string | null): string {
+    const url = links.urlFor(link, merchant);
+    return link.kind === 'smart' && customerId ? `${url}?c=${encodeURIComponent(tokens.recipient(customerId))}` : url;
   }
 
+  /** A claimed batch with what composing needs: merchants, links, customers and plans read by key, one query each. */
   async function load(keys: number[]): Promise<Outgoing[]> {
-    const rows = (await db('deliveries as d')
-      .join('merchants as m', 'm.id', 'd.merchant_id')
-      .join('links as l', 'l.id', 'd.link_id')
-      .leftJoin('products as p', 'p.id', 'l.product_id')
-      .leftJoin('customers as c', 'c.id', 'd.customer_id')
-      .leftJoin('reminder_plans as rp', 'rp.id', 'd.plan_id')
-      .whereIn('d.id', keys)
-      .select(
-        'd.id', 'd.public_id', 'd.merchant_id', 'd.channel', 'd.kind', 'd.seq', 'd.to_address', 'd.attempts',
-        'm.public_id as merchant_public_id', 'm.name as business', 'm.handle', 'm.brand_color',
-        'l.public_id as link_public_id', 'l.kind as link_kind', 'l.name as link_name', 'l.path', 'l.deleted_at as link_deleted_at', 'l.type as link_type',
-        'l.amount', 'l.currency', 'p.price as product_price', 'p.currency as product_currency',
-        'c.public_id as customer_public_id', 'c.name as customer_name', 'rp.state as plan_state',
-      )) as any[];
+    const rows = (await db('deliveries').whereIn('id', keys).select('id', 'public_id', 'merchant_id', 'link_id', 'customer_id', 'plan_id', 'channel', 'kind', 'seq', 'to_address', 'attempts')) as any[];
+    const customerKeys = rows.filter((r) => r.customer_id !== null && r.customer_id !== undefined).map((r) => Number(r.customer_id));
+    const planKeys = rows.filter((r) => r.plan_id !== null && r.plan_id !== undefined).map((r) => Number(r.plan_id));
+    const [byMerchant, byLink, byCustomer, plans] = await Promise.all([
+      merchants.byKeys(rows.map((r) => Number(r.merchant_id))),
+      links.byKeys(rows.map((r) => Number(r.link_id)), { tags: false }),
+      customers.summariesByKeys(customerKeys),
+      planKeys.length ? deps.planStates(planKeys) : new Map<number, string>(),
+    ]);
     return rows.map((r) => {
-      const product = r.link_type === 'product' && r.product_price !== null && r.product_price !== undefined;
+      const m = byMerchant.get(Number(r.merchant_id))!;
+      const l = byLink.get(Number(r.link_id))!;
+      const c = r.customer_id === null || r.customer_id === undefined ? null : byCustomer.get(Number(r.customer_id)) ?? null;
+      const product = l.type === 'product' && l.productPrice !== null;
       return {
         key: Number(r.id),
         id: r.public_id,
         merchantKey: r.merchant_id,
-        merchantId: r.merchant_public_id,
-        business: r.business,
-        handle: r.handle,
-        brandColor: r.brand_color,
-        linkId: r.link_public_id,
-        linkKind: r.link_kind,
-        linkName: r.link_name,
-        linkPath: r.path,
-        linkDeleted: r.link_deleted_at !== null && r.link_deleted_at !== undefined,
-        amount: product ? Number(r.product_price) : r.amount === null || r.amount === undefined ? null : Number(r.amount),
-        currency: product ? r.product_currency : r.currency,
-        customerId: r.customer_public_id ?? null,
-        customerName: r.customer_name ?? null,
-        planState: r.plan_state ?? null,
+        merchantId: m.id,
+        business: m.name,
+        brandColor: m.brandColor,
+        url: recipientUrl(l, m, c?.id ?? null),
+        linkId: l.id,
+        linkName: l.name,
+        linkDeleted: l.deletedAt !== null,
+        amount: product ? l.productPrice : l.amount,
+        currency: l.currency,
+        customerId: c?.id ?? null,
+        customerName: c?.name ?? null,
+        planState: r.plan_id === null || r.plan_id === undefined ? null : plans.get(Number(r.plan_id)) ?? null,
         channel: r.channel,
         kind: r.kind,
         seq: Number(r.seq),
@@ -260,7 +267,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
     if (!channel || !info) return { outcome: { status: 'failed', error: `No "${o.channel}" channel is installed.` } };
     const kind: TemplateKind = o.kind === 'reminder' ? 'reminder' : 'initial';
     const template = saved.get(`${o.merchantKey}:${kind}:${o.channel}`) ?? defaultTemplate(kind, info);
-    const url = urlFor(o);
+    const url = o.url;
     try {
       const m = compose(deps.eta, {
         template,
@@ -511,7 +518,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
     async get(merchantKey: number, deliveryId: string): Promise<Delivery> {
       const row = await listQuery(db).where({ 'd.merchant_id': merchantKey, 'd.public_id': deliveryId }).first();
       if (!row) throw new NotFoundError('No such delivery.');
-      return fromRow(row);
+      return (await fromRows([row]))[0];
     },
 
     /** Newest first, cursor-paginated by public id. */
@@ -523,21 +530,36 @@ export function createDeliveryService(deps: DeliveryDeps) {
         q.where('d.id', '<', anchor.id);
       }
       const rows = (await q.orderBy('d.id', 'desc').limit(page.limit + 1)) as any[];
-      return { data: rows.slice(0, page.limit).map(fromRow), has_more: rows.length > page.limit };
+      return { data: await fromRows(rows.slice(0, page.limit)), has_more: rows.length > page.limit };
     },
 
     async recentForLink(linkKey: number, limit = 20): Promise<Delivery[]> {
-      return ((await listQuery(db).where('d.link_id', linkKey).orderBy('d.id', 'desc').limit(limit)) as any[]).map(fromRow);
+      return fromRows(await listQuery(db).where('d.link_id', linkKey).orderBy('d.id', 'desc').limit(limit));
     },
 
     async listForCustomer(merchantKey: number, customerKey: number, limit = 20): Promise<Delivery[]> {
-      return ((await listQuery(db).where({ 'd.merchant_id': merchantKey, 'd.customer_id': customerKey }).orderBy('d.id', 'desc').limit(limit)) as any[]).map(fromRow);
+      return fromRows(await listQuery(db).where({ 'd.merchant_id': merchantKey, 'd.customer_id': customerKey }).orderBy('d.id', 'desc').limit(limit));
     },
 
     /** Reminder deliveries of plans, for the Reminders tab. */
     async forPlans(planKeys: number[]): Promise<Delivery[]> {
       if (!planKeys.length) return [];
-      return ((await listQuery(db).whereIn('d.plan_id', planKeys).andWhere('d.kind', 'reminder').orderBy('d.id', 'desc')) as any[]).map(fromRow);
+      return fromRows(await listQuery(db).whereIn('d.plan_id', planKeys).andWhere('d.kind', 'reminder').orderBy('d.id', 'desc'));
+    },
+
+    /**
+     * Cancels the queued reminder deliveries of these plans in the caller's transaction (a payment
+     * stopped them). Returns how many it cancelled.
+     */
+    async cancelQueuedReminders(trx: Knex.Transaction, planKeys: number[], reason: string): Promise<number> {
+      if (!planKeys.length) return 0;
+      return trx('deliveries').whereIn('plan_id', planKeys).andWhere({ status: 'queued', kind: 'reminder' }).update({ status: 'cancelled', error: reason, updated_at: clock.now() });
+    },
+
+    /** A safety net for messages whose pump job was lost (e.g. a database restored from backup): pumps again when one is overdue. */
+    async pumpIfStalled(): Promise<void> {
+      const stalled = await db('deliveries').where('status', 'queued').andWhere('next_attempt_at', '<=', clock.now()).first('id');
+      if (stalled) await jobs.enqueue(db, 'deliveries.pump', {});
     },
 
     /** Counts by status (health, tests). */
@@ -548,7 +570,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
       return out;
     },
 
-    urlFor,
+    recipientUrl,
     /** The installed channels: labels, addressing, template styles. */
     channels: deps.channels,
   };

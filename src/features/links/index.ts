@@ -1,6 +1,6 @@
 // The links feature's front door: what other features and the app may use of it.
 export { linksRoutes } from './routes.ts';
-export { conversionRate, createLinkService, linkJson, remaining } from './service.ts';
+export { conversionRate, createLinkService, remaining } from './service.ts';
 export type { Link, LinkService } from './service.ts';
 export { createLinkState } from './state.ts';
 export type { ClaimLoss, LinkRef, LinkState, PayableLinkRow } from './state.ts';

@@ -53,7 +53,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
 
   /** Everything a page needs to show links: the view helpers, bound to the merchant. */
   const helpers = (merchant: Merchant) => ({
-    url: (link: Link) => links.url(merchant, link),
+    url: (link: Link) => links.urlFor(link, merchant),
     badge: statusBadge,
     price: priceText,
     payments: paymentsText,
@@ -203,7 +203,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       }
       const { link, sent } = await sending.createLink(merchant, { ...input, ...(send ? { send } : {}) }, { afterPayment: plan });
       const by = send ? (send.channels as string[]).map((c) => rt.deliveries.channels.label(c)).join(' and ') : '';
-      flash(req, 'success', sent ? `Link “${link.name}” created and sent by ${by}.` : `Link “${link.name}” created. Share ${links.url(merchant, link)}.`);
+      flash(req, 'success', sent ? `Link “${link.name}” created and sent by ${by}.` : `Link “${link.name}” created. Share ${links.urlFor(link, merchant)}.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {
       const list = fieldErrorList(err);
@@ -306,7 +306,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const link = await links.get(merchant, String(req.params.id));
     try {
       const copy = await links.duplicate(merchant, link.id, { within: (trx, made) => rt.actions.copy(trx, link.key, made.key) });
-      flash(req, 'success', `Copy created at ${links.url(merchant, copy)}. Change what you need and save.`);
+      flash(req, 'success', `Copy created at ${links.urlFor(copy, merchant)}. Change what you need and save.`);
       res.redirect(303, `/app/links/${copy.id}/edit`);
     } catch (err) {
       // E.g. its product has been deactivated since: say so on the link's page.

@@ -13,9 +13,10 @@ import { AppError, ConflictError, NotFoundError, ValidationError } from '../../c
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { TagService, Tag } from '../tags/index.ts';
-import { tagRef, taggedWithAny } from '../tags/index.ts';
+import { tagRef } from '../tags/index.ts';
 import type { ProductService } from '../products/index.ts';
-import type { Merchant } from '../merchants/index.ts';
+import type { Merchant, MerchantService } from '../merchants/index.ts';
+import type { CustomerService } from '../customers/index.ts';
 import { PATH_MAX, linkCreateSchema, linkSearchSchema, linkUpdateSchema } from './schemas.ts';
 
 export type InactiveReason = 'manual' | 'limit_reached' | 'expired';
@@ -34,7 +35,7 @@ export interface Link {
   currency: string;
   productKey: number | null;
   productId: string | null;
-  /** The product's name and current price, for product links (joined for lists and pages). */
+  /** The product's name and current price, for product links (read with the link). */
   productName: string | null;
   productPrice: number | null;
   paymentLimit: number | null;
@@ -67,7 +68,11 @@ export function conversionRate(link: Pick<Link, 'views' | 'payments'>): number {
   return link.views > 0 ? Math.round((link.payments / link.views) * 1000) / 10 : 0;
 }
 
-const rowToLink = (r: any, tags: Tag[] = []): Link => ({
+/** What a link shows of the product it sells. */
+type LinkProduct = { id: string; name: string; price: number };
+
+/** The one mapper of a links row (with its tags and, for product links, its product). */
+const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null): Link => ({
   key: r.id,
   id: r.public_id,
   merchantKey: r.merchant_id,
@@ -80,9 +85,9 @@ const rowToLink = (r: any, tags: Tag[] = []): Link => ({
   amount: r.amount === null || r.amount === undefined ? null : Number(r.amount),
   currency: r.currency,
   productKey: r.product_id ?? null,
-  productId: r.product_public_id ?? null,
-  productName: r.product_name ?? null,
-  productPrice: r.product_price === null || r.product_price === undefined ? null : Number(r.product_price),
+  productId: product?.id ?? null,
+  productName: product?.name ?? null,
+  productPrice: product ? Number(product.price) : null,
   paymentLimit: r.payment_limit ?? null,
   paidCount: Number(r.paid_count),
   active: Boolean(r.active),
@@ -120,9 +125,11 @@ export interface LinkServiceDeps {
   events: EventBus;
   tags: TagService;
   products: ProductService;
+  merchants: Pick<MerchantService, 'byKeys'>;
+  customers: Pick<CustomerService, 'summariesByKeys'>;
   baseUrl: string;
-  /** The address of a one-off payment request (`/r/<signed token>`). */
-  requestUrl: (linkId: string) => string;
+  /** The signed token of a one-off payment request, its path segment in `/r/<token>`. */
+  requestToken: (linkId: string) => string;
 }
 
 /** A one-off payment request for one customer: an amount link, single use, expiring, no path. */
@@ -150,17 +157,30 @@ export interface DashboardSearch {
 export function createLinkService(deps: LinkServiceDeps) {
   const { db, clock, events, tags, products } = deps;
 
-  const base = (q: Queryable) =>
-    q('links as l').leftJoin('products as p', 'p.id', 'l.product_id').select('l.*', 'p.public_id as product_public_id', 'p.name as product_name', 'p.price as product_price');
+  const base = (q: Queryable) => q('links as l').select('l.*');
 
-  const withTags = async (rows: any[]): Promise<Link[]> => {
-    const byLink = await tags.forLinks(rows.map((r) => r.id));
-    return rows.map((r) => rowToLink(r, byLink.get(r.id) ?? []));
+  /**
+   * Links from their rows: tags and products read for the whole list at once (two queries; no tags
+   * with `tags: false`), through `q` (a caller's transaction) when given.
+   */
+  const fromRows = async (rows: any[], opts: { q?: Queryable; tags?: boolean } = {}): Promise<Link[]> => {
+    if (!rows.length) return [];
+    const productKeys = rows.filter((r) => r.product_id !== null && r.product_id !== undefined).map((r) => Number(r.product_id));
+    const [byLink, byKey] = await Promise.all([
+      opts.tags === false ? new Map<number, Tag[]>() : tags.forLinks(rows.map((r) => r.id)),
+      productKeys.length ? products.byKeys(productKeys, opts.q) : new Map(),
+    ]);
+    return rows.map((r) => linkFromRow(r, byLink.get(r.id) ?? [], r.product_id === null || r.product_id === undefined ? null : byKey.get(Number(r.product_id)) ?? null));
   };
+
+  /** The one address of a link: `/<handle>/<path>` for a smart link, `/r/<signed token>` for a request. */
+  function urlFor(link: Pick<Link, 'kind' | 'id' | 'path'>, merchant: Pick<Merchant, 'handle'>): string {
+    return link.kind === 'request' ? `${deps.baseUrl}/r/${deps.requestToken(link.id)}` : `${deps.baseUrl}/${merchant.handle}/${link.path ?? ''}`;
+  }
 
   async function load(q: Queryable, where: Record<string, unknown>): Promise<Link | null> {
     const row = await base(q).where(where).whereNull('l.deleted_at').first();
-    return row ? (await withTags([row]))[0] : null;
+    return row ? (await fromRows([row]))[0] : null;
   }
 
   /** `wanted`, or `wanted-2`, `wanted-3`… whichever is free among the merchant's links. */
@@ -176,16 +196,10 @@ export function createLinkService(deps: LinkServiceDeps) {
   const pathTaken = () =>
     new ConflictError('path_taken', 'You already have a link with this path.', [{ field: 'path', code: 'path_taken', message: 'You already have a link with this path. Choose another.' }]);
 
-  async function setTags(trx: Trx, link: { key: number; merchantKey: number }, names: string[]): Promise<void> {
-    const keys = await tags.ensureNamed(trx, link.merchantKey, names, 'link');
-    await trx('link_tags').where({ link_id: link.key }).del();
-    if (keys.length) await trx('link_tags').insert(keys.map((tag_id) => ({ link_id: link.key, tag_id })));
-  }
+  const setTags = (trx: Trx, link: { key: number; merchantKey: number }, names: string[]) => tags.setLinkTags(trx, link.merchantKey, link.key, names);
 
   const service = {
-    url(merchant: Pick<Merchant, 'handle'>, link: Pick<Link, 'path' | 'kind' | 'id'>): string {
-      return link.kind === 'request' ? deps.requestUrl(link.id) : `${deps.baseUrl}/${merchant.handle}/${link.path ?? ''}`;
-    },
+    urlFor,
 
     async get(merchant: Pick<Merchant, 'key'>, id: string): Promise<Link> {
       const link = await load(db, { 'l.public_id': id, 'l.merchant_id': merchant.key });
@@ -198,9 +212,21 @@ export function createLinkService(deps: LinkServiceDeps) {
       return load(db, { 'l.merchant_id': merchantKey, 'l.path': path, 'l.kind': 'smart' });
     },
 
+    /**
+     * Links by key, deleted ones too, for lists and batches of other features: one query per 500
+     * keys plus their products (and tags, unless `tags: false`), in `q` (a caller's transaction) when given.
+     */
+    async byKeys(keys: number[], opts: { q?: Queryable; tags?: boolean } = {}): Promise<Map<number, Link>> {
+      const q = opts.q ?? db;
+      const unique = [...new Set(keys)];
+      const rows: any[] = [];
+      for (let i = 0; i < unique.length; i += 500) rows.push(...(await base(q).whereIn('l.id', unique.slice(i, i + 500))));
+      return new Map((await fromRows(rows, { ...opts, q })).map((l) => [l.key, l]));
+    },
+
     async getByKey(key: number): Promise<Link | null> {
       const row = await base(db).where('l.id', key).first();
-      return row ? (await withTags([row]))[0] : null;
+      return row ? (await fromRows([row]))[0] : null;
     },
 
     /**
@@ -396,22 +422,24 @@ export function createLinkService(deps: LinkServiceDeps) {
      */
     async expireDue(limit = 200): Promise<number> {
       const now = clock.now();
-      const due = (await db('links as l')
-        .join('merchants as m', 'm.id', 'l.merchant_id')
-        .leftJoin('customers as c', 'c.id', 'l.customer_id')
-        .where('l.active', true)
-        .andWhere('l.expires_at', '<=', now)
-        .whereNull('l.deleted_at')
-        .orderBy('l.expires_at')
+      const due = (await db('links')
+        .where('active', true)
+        .andWhere('expires_at', '<=', now)
+        .whereNull('deleted_at')
+        .orderBy('expires_at')
         .limit(limit)
-        .select('l.id', 'l.public_id', 'l.merchant_id', 'l.expires_at', 'm.public_id as merchant_public_id', 'c.public_id as customer_public_id')) as any[];
+        .select('id', 'public_id', 'merchant_id', 'customer_id', 'expires_at')) as any[];
+      if (!due.length) return 0;
+      const customerKeys = due.filter((r) => r.customer_id !== null && r.customer_id !== undefined).map((r) => Number(r.customer_id));
+      const [merchantsByKey, customersByKey] = await Promise.all([deps.merchants.byKeys(due.map((r) => Number(r.merchant_id))), deps.customers.summariesByKeys(customerKeys)]);
       let closed = 0;
       for (const r of due) {
         await inTransaction(db, async (trx) => {
           const n = await trx('links').where({ id: r.id, active: true }).whereNull('deleted_at').update({ active: false, inactive_reason: 'expired', updated_at: now });
           if (!n) return;
           closed++;
-          await events.emit(trx, 'link.expired', { merchantId: r.merchant_public_id, linkId: r.public_id, customerId: r.customer_public_id ?? null, expiredAt: toDate(r.expires_at).toISOString() }, r.merchant_id);
+          const customerId = r.customer_id === null || r.customer_id === undefined ? null : customersByKey.get(Number(r.customer_id))?.id ?? null;
+          await events.emit(trx, 'link.expired', { merchantId: merchantsByKey.get(Number(r.merchant_id))!.id, linkId: r.public_id, customerId, expiredAt: toDate(r.expires_at).toISOString() }, r.merchant_id);
         });
       }
       return closed;
@@ -445,7 +473,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         if (!anchor) throw new ValidationError([{ field: 'starting_after', code: 'invalid_cursor', message: 'starting_after must be the id of one of your links.' }]);
         afterKey = anchor.id;
       }
-      return pageByIdDesc(q, { limit: page.limit, afterKey, idColumn: 'l.id' }, withTags);
+      return pageByIdDesc(q, { limit: page.limit, afterKey, idColumn: 'l.id' }, fromRows);
     },
 
     /** Dashboard list: filters, sorting, numbered pages (indexes keep 10,000 links fast). */
@@ -460,20 +488,16 @@ export function createLinkService(deps: LinkServiceDeps) {
       const dir = s.dir === 'asc' ? 'asc' : 'desc';
       const order: Record<string, string> = { created: 'l.created_at', name: 'l.name', payments: 'l.payments_count' };
       const sorted = (b: Knex.QueryBuilder) =>
-        (s.sort === 'price' ? b.orderByRaw(`coalesce(l.amount, p.price) ${dir}`) : b.orderBy(order[s.sort ?? 'created'] ?? 'l.created_at', dir)).orderBy('l.id', dir);
+        (s.sort === 'price' ? b.orderByRaw(`coalesce(l.amount, (?)) ${dir}`, [products.priceOf('l.product_id')]) : b.orderBy(order[s.sort ?? 'created'] ?? 'l.created_at', dir)).orderBy('l.id', dir);
       // Deferred join: the page's ids come from the (merchant, deleted_at, created_at|name) index alone,
       // then only those rows are read, so a late page costs about what the first one does.
       const ids = q.clone().select('l.id').limit(perPage).offset((page - 1) * perPage);
-      if (s.sort === 'price') ids.leftJoin('products as p', 'p.id', 'l.product_id');
       const rows = await sorted(base(db).join(sorted(ids).as('pg'), 'pg.id', 'l.id'));
-      return { items: await withTags(rows), total, page, pages, perPage };
+      return { items: await fromRows(rows), total, page, pages, perPage };
     },
 
     /** The API representation (shared/API.md). */
-    async json(merchant: Merchant, link: Link) {
-      const product = link.productKey ? await products.getByKey(link.productKey) : null;
-      return linkJson(merchant, link, deps.baseUrl, product ? { price: product.price } : null);
-    },
+    json: (merchant: Pick<Merchant, 'handle'>, link: Link) => linkJson(link, urlFor(link, merchant), deps.baseUrl),
   };
 
   function parseDateFilter(value: string | undefined, field: string): Date | null {
@@ -491,15 +515,15 @@ export function createLinkService(deps: LinkServiceDeps) {
     if (s.status === 'limit_reached') q.andWhere('l.inactive_reason', 'limit_reached');
     if (s.createdFrom) q.andWhere('l.created_at', '>=', s.createdFrom);
     if (s.createdTo) q.andWhere('l.created_at', '<=', s.createdTo);
-    if (s.tags?.length) q.whereIn('l.id', taggedWithAny(db, merchantKey, { table: 'link_tags', column: 'link_id' }, s.tags));
+    if (s.tags?.length) q.whereIn('l.id', tags.taggedWithAny(merchantKey, 'link', s.tags));
   }
 
   return service;
 }
 
-export function linkJson(merchant: Pick<Merchant, 'handle'>, link: Link, baseUrl: string, product: { price: number } | null, requestUrl?: string) {
-  const url = link.kind === 'request' && requestUrl ? requestUrl : `${baseUrl}/${merchant.handle}/${link.path ?? ''}`;
-  const unitPrice = link.type === 'amount' ? link.amount : product?.price ?? null;
+/** The API representation (shared/API.md); `url` is the link's own address (the service's urlFor). */
+function linkJson(link: Link, url: string, baseUrl: string) {
+  const unitPrice = link.type === 'amount' ? link.amount : link.productPrice;
   return {
     id: link.id,
     object: 'link',

@@ -62,6 +62,14 @@ export function merchantRepository(db: Queryable) {
       const r = await db('merchants').where({ id: key }).first();
       return r ? merchantFrom(r) : null;
     },
+    async byKeys(keys: number[], q: Queryable = db): Promise<Map<number, Merchant>> {
+      const out = new Map<number, Merchant>();
+      const unique = [...new Set(keys)];
+      for (let i = 0; i < unique.length; i += 500) {
+        for (const r of await q('merchants').whereIn('id', unique.slice(i, i + 500))) out.set(Number(r.id), merchantFrom(r));
+      }
+      return out;
+    },
     async byPublicId(id: string): Promise<Merchant | null> {
       const r = await db('merchants').where({ public_id: id }).first();
       return r ? merchantFrom(r) : null;

@@ -59,6 +59,8 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
   return {
     get: (publicIdValue: string) => merchants.byPublicId(publicIdValue),
     getByKey: (key: number) => merchants.byKey(key),
+    /** Merchants by key, one query per 500, in `q` (a caller's transaction) when given: for batches that name their merchants. */
+    byKeys: (keys: number[], q?: Queryable) => merchants.byKeys(keys, q),
     getByHandle: (handle: string) => merchants.byHandle(handle.toLowerCase()),
     getUser: (publicIdValue: string) => users.byPublicId(publicIdValue),
     getUserByEmail: (email: string) => users.byEmail(email.trim().toLowerCase()),

@@ -1,6 +1,6 @@
 // The product catalogue: name, description, price in minor units, currency, active.
 import { z } from 'zod';
-import type { Db } from '../../core/db.ts';
+import type { Db, Queryable } from '../../core/db.ts';
 import { toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { ChangeFeed } from '../../core/changes.ts';
@@ -156,6 +156,22 @@ export function createProductService({ db, clock, changes, soldByLink }: Product
       await db('products').where({ id: product.key }).update({ deleted_at: clock.now(), active: false, updated_at: clock.now() });
       changes?.notify();
     },
+
+    /** Products by key, deleted ones too (one query per 500 keys, in `q` when given): for lists of what sells them. */
+    async byKeys(keys: number[], q: Queryable = db): Promise<Map<number, Product>> {
+      const out = new Map<number, Product>();
+      const unique = [...new Set(keys)];
+      for (let i = 0; i < unique.length; i += 500) {
+        for (const r of await q('products').whereIn('id', unique.slice(i, i + 500))) out.set(Number(r.id), fromRow(r));
+      }
+      return out;
+    },
+
+    /**
+     * A correlated subquery of the price of the product whose key is in `productKeyColumn` (e.g.
+     * `l.product_id`), for sorting another feature's rows by price without naming this table.
+     */
+    priceOf: (productKeyColumn: string) => db('products as pp').where('pp.id', db.ref(productKeyColumn)).select('pp.price'),
   };
 }
 

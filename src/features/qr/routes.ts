@@ -48,7 +48,7 @@ function qrHandler(rt: Deps, format: QrFormat, merchantOf: (req: Request, res: R
     const size = parseQrSize(req.query.size);
     const merchant = merchantOf(req, res);
     const link = await rt.links.get(merchant, String(req.params.id));
-    const url = rt.links.url(merchant, link);
+    const url = rt.links.urlFor(link, merchant);
 
     res.set('Cache-Control', 'private, no-cache');
     res.set('ETag', qrEtag(format, url, size));

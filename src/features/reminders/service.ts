@@ -17,6 +17,9 @@ import type { EventBus } from '../../core/events.ts';
 import { publicId } from '../../core/ids.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import type { DeliveryService, Delivery, QueueItem } from '../deliveries/index.ts';
+import type { MerchantService } from '../merchants/index.ts';
+import type { LinkService } from '../links/index.ts';
+import type { CustomerService, CustomerSummary } from '../customers/index.ts';
 import { dueAt, inQuietHours, outsideQuietHours, type Frequency } from './schedule.ts';
 
 export type PlanState = 'active' | 'completed' | 'stopped';
@@ -53,14 +56,15 @@ export interface PlanInput {
   timeZone: string;
 }
 
-const fromRow = (r: any): ReminderPlan => ({
+/** A reminder_plans row, with its customer's id and name (read by key for the whole list). */
+const fromRow = (r: any, customer: Pick<CustomerSummary, 'id' | 'name'>): ReminderPlan => ({
   key: r.id,
   id: r.public_id,
   merchantKey: r.merchant_id,
   linkKey: r.link_id,
   customerKey: r.customer_id,
-  customerId: r.customer_public_id,
-  customerName: r.customer_name,
+  customerId: customer.id,
+  customerName: customer.name,
   channels: String(r.channels).split(',').filter(Boolean),
   frequency: r.frequency,
   max: Number(r.max_count),
@@ -108,8 +112,10 @@ export interface ReminderDeps {
   jobs: JobQueue;
   events: EventBus;
   deliveries: DeliveryService;
-  /** Customers' custom addresses (channels' own kinds) by customer key, in the sweep's transaction. */
-  addressesOf?: (trx: Knex.Transaction, customerKeys: number[]) => Promise<Map<number, Record<string, string>>>;
+  merchants: Pick<MerchantService, 'byKeys'>;
+  links: Pick<LinkService, 'byKeys'>;
+  /** Customers by key and their custom addresses (channels' own kinds), read in the sweep's transaction. */
+  customers: Pick<CustomerService, 'summariesByKeys' | 'addressesOf'>;
   /** Plans taken per transaction (default 500). */
   batchSize?: number;
 }
@@ -138,12 +144,18 @@ interface DuePlan {
 const HOUR = 3_600_000;
 
 export function createReminderService(deps: ReminderDeps) {
-  const { db, clock, log, jobs, events, deliveries } = deps;
+  const { db, clock, log, jobs, events, deliveries, merchants, links, customers } = deps;
   // SQLite answers without yielding to the event loop: smaller batches keep each turn short.
   const batchSize = deps.batchSize ?? (isMysql(db) ? 500 : 200);
 
-  const listQuery = (q: Queryable) =>
-    q('reminder_plans as rp').join('customers as c', 'c.id', 'rp.customer_id').select('rp.*', 'c.public_id as customer_public_id', 'c.name as customer_name');
+  const listQuery = (q: Queryable) => q('reminder_plans as rp').select('rp.*');
+
+  /** Plans from their rows: customers read by key for the whole list (one query). */
+  async function fromRows(rows: any[]): Promise<ReminderPlan[]> {
+    if (!rows.length) return [];
+    const byCustomer = await customers.summariesByKeys(rows.map((r) => Number(r.customer_id)));
+    return rows.map((r) => fromRow(r, byCustomer.get(Number(r.customer_id))!));
+  }
 
   /** Takes up to batchSize due plans inside `trx`, locking them against other processes. */
   async function takeDue(trx: Knex.Transaction, now: Date): Promise<number[]> {
@@ -160,23 +172,31 @@ export function createReminderService(deps: ReminderDeps) {
     return rows.map((r) => Number(r.id));
   }
 
+  /** The taken plans with their merchants, links and customers: one query each for the batch, in `trx`. */
   async function loadDue(trx: Knex.Transaction, ids: number[], now: Date): Promise<DuePlan[]> {
-    const rows = (await trx('reminder_plans as rp')
-      .join('merchants as m', 'm.id', 'rp.merchant_id')
-      .join('links as l', 'l.id', 'rp.link_id')
-      .join('customers as c', 'c.id', 'rp.customer_id')
-      .whereIn('rp.id', ids)
-      .select(
-        'rp.id', 'rp.public_id', 'rp.merchant_id', 'rp.link_id', 'rp.customer_id', 'rp.channels', 'rp.frequency', 'rp.max_count', 'rp.sent_count', 'rp.anchor_at',
-        'm.timezone', 'm.public_id as merchant_public_id', 'l.public_id as link_public_id', 'l.deleted_at as link_deleted_at', 'l.active as link_active', 'l.expires_at as link_expires_at',
-        'c.public_id as customer_public_id', 'c.deleted_at as customer_deleted_at', 'c.email', 'c.phone',
-      )) as any[];
+    const rows = (await trx('reminder_plans')
+      .whereIn('id', ids)
+      .select('id', 'public_id', 'merchant_id', 'link_id', 'customer_id', 'channels', 'frequency', 'max_count', 'sent_count', 'anchor_at')) as any[];
+    if (!rows.length) return [];
+    const [byMerchant, byLink, byCustomer] = await Promise.all([
+      merchants.byKeys(rows.map((r) => Number(r.merchant_id)), trx),
+      links.byKeys(rows.map((r) => Number(r.link_id)), { q: trx, tags: false }),
+      customers.summariesByKeys(rows.map((r) => Number(r.customer_id)), trx),
+    ]);
     return rows.map((r) => {
-      const expires = toDateOrNull(r.link_expires_at);
+      const m = byMerchant.get(Number(r.merchant_id))!;
+      const l = byLink.get(Number(r.link_id))!;
+      const c = byCustomer.get(Number(r.customer_id))!;
       return {
         ...r,
-        link_gone: r.link_deleted_at !== null || !r.link_active || (expires !== null && expires <= now),
-        customer_gone: r.customer_deleted_at !== null,
+        timezone: m.timezone,
+        merchant_public_id: m.id,
+        link_public_id: l.id,
+        link_gone: l.deletedAt !== null || !l.active || (l.expiresAt !== null && l.expiresAt <= now),
+        customer_public_id: c.id,
+        customer_gone: c.deleted,
+        email: c.email,
+        phone: c.phone,
       } as DuePlan;
     });
   }
@@ -197,7 +217,7 @@ export function createReminderService(deps: ReminderDeps) {
         const plans = await loadDue(trx, ids, now);
         // Custom address kinds only matter to plans on a channel that needs one.
         const custom = plans.filter((p) => String(p.channels).split(',').some((c) => !['email', 'phone'].includes(deliveries.channels.get(c)?.addressKind ?? 'email')));
-        const addresses = custom.length && deps.addressesOf ? await deps.addressesOf(trx, custom.map((p) => p.customer_id)) : new Map<number, Record<string, string>>();
+        const addresses = custom.length ? await customers.addressesOf(trx, custom.map((p) => p.customer_id)) : new Map<number, Record<string, string>>();
         const items: QueueItem[] = [];
         const advanced: { id: number; next: Date | null; state: PlanState }[] = [];
         const postponed: { id: number; next: Date }[] = [];
@@ -308,8 +328,7 @@ export function createReminderService(deps: ReminderDeps) {
       }
       if (total) log.info('reminders queued', { plans: total });
       // A safety net for messages whose pump job was lost (e.g. a database restored from backup).
-      const stalled = await db('deliveries').where('status', 'queued').andWhere('next_attempt_at', '<=', clock.now()).first('id');
-      if (stalled) await jobs.enqueue(db, 'deliveries.pump', {});
+      await deliveries.pumpIfStalled();
       return total;
     },
 
@@ -324,7 +343,7 @@ export function createReminderService(deps: ReminderDeps) {
       const ids = ((await trx('reminder_plans').where({ link_id: linkKey, customer_id: customerKey, state: 'active' }).select('id')) as { id: number }[]).map((r) => r.id);
       if (!ids.length) return 0;
       await trx('reminder_plans').whereIn('id', ids).andWhere('state', 'active').update({ state: 'stopped', stop_reason: 'paid', next_at: null, updated_at: now });
-      await trx('deliveries').whereIn('plan_id', ids).andWhere({ status: 'queued', kind: 'reminder' }).update({ status: 'cancelled', error: 'The customer paid.', updated_at: now });
+      await deliveries.cancelQueuedReminders(trx, ids, 'The customer paid.');
       return ids.length;
     },
 
@@ -336,11 +355,21 @@ export function createReminderService(deps: ReminderDeps) {
     },
 
     async forLink(linkKey: number): Promise<ReminderPlan[]> {
-      return ((await listQuery(db).where('rp.link_id', linkKey).orderBy('rp.id', 'desc')) as any[]).map(fromRow);
+      return fromRows(await listQuery(db).where('rp.link_id', linkKey).orderBy('rp.id', 'desc'));
     },
 
     async forCustomer(merchantKey: number, customerKey: number): Promise<ReminderPlan[]> {
-      return ((await listQuery(db).where({ 'rp.merchant_id': merchantKey, 'rp.customer_id': customerKey }).orderBy('rp.id', 'desc')) as any[]).map(fromRow);
+      return fromRows(await listQuery(db).where({ 'rp.merchant_id': merchantKey, 'rp.customer_id': customerKey }).orderBy('rp.id', 'desc'));
+    },
+
+    /** The states of plans by key (deliveries skip the reminders of a stopped plan). */
+    async statesByKeys(planKeys: number[]): Promise<Map<number, PlanState>> {
+      const out = new Map<number, PlanState>();
+      const unique = [...new Set(planKeys)];
+      for (let i = 0; i < unique.length; i += 500) {
+        for (const r of (await db('reminder_plans').whereIn('id', unique.slice(i, i + 500)).select('id', 'state')) as { id: number; state: PlanState }[]) out.set(Number(r.id), r.state);
+      }
+      return out;
     },
   };
 

@@ -286,7 +286,7 @@ export function createSendingService(deps: SendingDeps) {
         return { linkId: link.id, deliveryId };
       });
       const link = await links.get(merchant, result.linkId);
-      return { link, url: links.url(merchant, link), deliveryId: result.deliveryId, channel: channel!.id };
+      return { link, url: links.urlFor(link, merchant), deliveryId: result.deliveryId, channel: channel!.id };
     },
   };
   return service;

@@ -1,6 +1,6 @@
 // Colour-coded tags for links and customers (kind), unique by name per merchant and kind.
 import { z } from 'zod';
-import type { Db, Queryable } from '../../core/db.ts';
+import type { Db, Queryable, Trx } from '../../core/db.ts';
 import { inTransaction, isUniqueViolation, toDate } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import { publicId } from '../../core/ids.ts';
@@ -215,6 +215,52 @@ export function createTagService({ db, clock }: { db: Db; clock: Clock }) {
 
     /** Tags of many customers at once (one query). */
     forCustomers: (customerKeys: number[]) => tagsOf({ table: 'customer_tags', column: 'customer_id' }, customerKeys),
+
+    /** Replaces a link's tags with these names (created as needed), in the caller's transaction. */
+    async setLinkTags(trx: Trx, merchantKey: number, linkKey: number, names: string[]): Promise<void> {
+      const keys = await this.ensureNamed(trx, merchantKey, names, 'link');
+      await trx('link_tags').where({ link_id: linkKey }).del();
+      if (keys.length) await trx('link_tags').insert(keys.map((tag_id) => ({ link_id: linkKey, tag_id })));
+    },
+
+    /** Replaces a customer's tags with these names (created as needed), in the caller's transaction. */
+    async setCustomerTags(trx: Trx, merchantKey: number, customerKey: number, names: string[]): Promise<void> {
+      const keys = await this.ensureNamed(trx, merchantKey, names, 'customer');
+      await trx('customer_tags').where({ customer_id: customerKey }).del();
+      if (keys.length) await trx('customer_tags').insert(keys.map((tag_id) => ({ customer_id: customerKey, tag_id })));
+    },
+
+    /** Tags many new customers by name (the CSV import), in the caller's transaction: one insert per 500. */
+    async tagCustomers(trx: Trx, merchantKey: number, items: { customerKey: number; names: string[] }[]): Promise<void> {
+      const names = items.flatMap((it) => it.names);
+      if (!names.length) return;
+      await this.ensureNamed(trx, merchantKey, names, 'customer');
+      const tagKey = new Map(((await trx('tags').where({ merchant_id: merchantKey, kind: 'customer' }).select('id', 'name')) as { id: number; name: string }[]).map((t) => [t.name.toLowerCase(), Number(t.id)]));
+      const rows = items.flatMap((it) => [...new Set(it.names.map((n) => tagKey.get(n.trim().toLowerCase())!))].map((tag_id) => ({ customer_id: it.customerKey, tag_id })));
+      for (let i = 0; i < rows.length; i += 500) await trx('customer_tags').insert(rows.slice(i, i + 500));
+    },
+
+    /** Gives a customer a tag; false when it already had it. */
+    async addCustomerTag(trx: Trx, customerKey: number, tagKey: number): Promise<boolean> {
+      if (await trx('customer_tags').where({ customer_id: customerKey, tag_id: tagKey }).first()) return false;
+      await trx('customer_tags').insert({ customer_id: customerKey, tag_id: tagKey }).onConflict(['customer_id', 'tag_id']).ignore();
+      return true;
+    },
+
+    /** Takes a tag off a customer; false when it did not have it. */
+    async removeCustomerTag(trx: Trx, customerKey: number, tagKey: number): Promise<boolean> {
+      return (await trx('customer_tags').where({ customer_id: customerKey, tag_id: tagKey }).del()) > 0;
+    },
+
+    /** A subquery of the keys of the customers carrying this tag, for `whereIn(<id column>, …)`. */
+    customersWithTag: (tagKey: number) => db('customer_tags').where({ tag_id: tagKey }).select('customer_id'),
+
+    /**
+     * A subquery of the keys of the links (or customers, by `kind`) carrying any of the named tags
+     * (case-insensitive), for `whereIn(<id column>, …)` filters.
+     */
+    taggedWithAny: (merchantKey: number, kind: TagKind, names: string[]) =>
+      taggedWithAny(db, merchantKey, kind === 'link' ? { table: 'link_tags', column: 'link_id' } : { table: 'customer_tags', column: 'customer_id' }, names),
   };
 }
 
@@ -224,7 +270,7 @@ export type TagService = ReturnType<typeof createTagService>;
  * A subquery of the ids of links or customers carrying any of the named tags (case-insensitive),
  * for `whereIn(<id column>, …)` filters.
  */
-export function taggedWithAny(db: Queryable, merchantKey: number, on: TaggedTable, names: string[]) {
+function taggedWithAny(db: Queryable, merchantKey: number, on: TaggedTable, names: string[]) {
   return db(`${on.table} as x`)
     .join('tags as t', 't.id', 'x.tag_id')
     .where('t.merchant_id', merchantKey)
