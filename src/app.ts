@@ -150,20 +150,22 @@ export function buildApp(rt: Runtime): express.Express {
   });
   web.use(accountRoutes(deps, passport, render));
   // Every dashboard page: a signed-in merchant (else the login page) and the navigation, once for all sections.
-  web.use('/app', dashboardShell(deps));
-  web.use('/app', dashboardRoutes(deps, render));
-  // Sending from a link's page: the Send panel, resend, stop reminders, the live cards.
-  web.use('/app', sendingRoutes(deps, render));
-  web.use('/app', linksRoutes(deps, render));
-  web.use('/app', analyticsRoutes(deps, render));
-  web.use('/app', transactionsRoutes(deps, render));
-  web.use('/app', dashboardQrRoutes(deps));
-  web.use('/app', productsRoutes(deps, render));
-  web.use('/app', customersRoutes(deps, render));
-  web.use('/app', tagsRoutes(deps, render));
-  web.use('/app', settingsRoutes(deps, render));
-  web.use('/app', templatesRoutes(deps, render));
-  web.use('/app', pluginRoutes(deps, render));
+  web.use(
+    '/app',
+    dashboardShell(deps),
+    dashboardRoutes(deps, render),
+    sendingRoutes(deps, render), // sending from a link's page: the Send panel, resend, stop reminders, the live cards
+    linksRoutes(deps, render),
+    analyticsRoutes(deps, render),
+    transactionsRoutes(deps, render),
+    dashboardQrRoutes(deps),
+    productsRoutes(deps, render),
+    customersRoutes(deps, render),
+    tagsRoutes(deps, render),
+    settingsRoutes(deps, render),
+    templatesRoutes(deps, render),
+    pluginRoutes(deps, render),
+  );
   app.use((req: Request, res: Response, next: NextFunction) => (WEB_PATH.test(req.path) ? web(req, res, next) : next()));
 
   app.use(publicRouter);

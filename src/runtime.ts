@@ -32,7 +32,7 @@ import { createTagService, type TagService } from './features/tags/index.ts';
 import { createProductService, type ProductService } from './features/products/index.ts';
 import { createLinkService, createLinkState, type LinkService } from './features/links/index.ts';
 import { createCheckoutService, type CheckoutService } from './features/checkout/index.ts';
-import { createCustomerRefs, createCustomerService, type CustomerService } from './features/customers/index.ts';
+import { createCustomerService, type CustomerService } from './features/customers/index.ts';
 import { createPaymentQueries, type PaymentQueries } from './features/checkout/index.ts';
 import { pruneIdempotencyKeys } from './core/idempotency.ts';
 import { LinkTokens } from './features/sending/index.ts';
@@ -211,8 +211,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const channels = createChannelDirectory(registries.channels);
     const customers = createCustomerService({ db, clock, tags, addressKinds: () => channels.addressKinds() });
     const links = createLinkService({ db, clock, events, tags, products, merchants, customers, baseUrl: config.baseUrl, requestToken: (id) => tokens.request(id) });
-    const customerRefs = createCustomerRefs({ db });
-    const payments = createPaymentQueries({ db, links: linkState, customers: customerRefs });
+    const payments = createPaymentQueries({ db, links: linkState, customers });
     const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });
     const templates = createTemplateService({ db, clock, channels });
@@ -281,7 +280,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         },
         links: linkState,
         products,
-        refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customerRefs.publicIdOf },
+        refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customers.publicIdOf },
         stats: paymentStats,
       }),
       customers,

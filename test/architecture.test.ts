@@ -105,8 +105,9 @@ function tablesNamedIn(text: string): Set<string> {
     // knex: db('links'), trx('links as l'), .join('links as l', …), 'links.id'; SQL text: from/join/into/update links.
     const builder = new RegExp(`(?:\\b(?:db|trx|q|knex|tx|conn)|\\.(?:from|join|leftJoin|innerJoin|rightJoin|into|table))\\(\\s*['"\`]${table}(?:\\s+as\\s+\\w+)?['"\`]`);
     const column = new RegExp(`['"\`]${table}\\.[a-z_*]+['"\`]`);
+    const helper = new RegExp(`\\browsByKeys\\([^,()]+,\\s*['"\`]${table}['"\`]`); // core/db.ts's batch lookup
     const sql = new RegExp(`\\b(?:from|join|into|update|table)\\s+\`?${table}\`?(?![\\w.])`, 'i');
-    if (builder.test(code) || column.test(code) || sql.test(code)) names.add(table);
+    if (builder.test(code) || column.test(code) || sql.test(code) || helper.test(code)) names.add(table);
   }
   return names;
 }
@@ -240,7 +241,7 @@ describe('architecture', () => {
       { target: 'src/features/checkout/service.ts', typeOnly: false },
       { target: 'src/features/tags/index.ts', typeOnly: true },
     ]);
-    expect([...tablesNamedIn("await trx('payments').where(x); const s = `select * from links l join link_tags t`;")].sort()).to.deep.equal(['link_tags', 'links', 'payments']);
+    expect([...tablesNamedIn("await trx('payments').where(x); const s = `select * from links l join link_tags t`; rowsByKeys(q, 'tags', keys, ['name'], f);")].sort()).to.deep.equal(['link_tags', 'links', 'payments', 'tags']);
     expect([...tablesNamedIn("jobs.define('links.expire', f); jobs.enqueue(trx, 'links.expire', {}); const s = { kind: 'links.expire' };")]).to.deep.equal([]);
     expect([...tablesNamedIn("// the links table\nconst linksCount = 1; log('links updated'); log.child('jobs'); crudRoutes({ path: 'customers' })")]).to.deep.equal([]);
     expect(cyclesIn(new Map([['features/a', new Set(['features/b'])], ['features/b', new Set(['features/a'])]]))).to.deep.equal([['features/a', 'features/b', 'features/a']]);

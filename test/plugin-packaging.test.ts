@@ -14,21 +14,14 @@ import { forEachTarget } from './support/targets.ts';
 import { build, type TestEnv } from './support/harness.ts';
 import { BUILTIN_PLUGINS_DIR, builtinSources, externalSource } from '../src/core/plugins/host.ts';
 import { checkAction, checkChannel, checkProvider } from '../src/plugin-testing.ts';
+import { packAndInstall, pluginManifest } from './support/plugin-packages.ts';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const TSC = path.join(REPO, 'node_modules/.bin/tsc');
 
 /** package.json of a plugin as docs/plugins.md describes it. */
-const manifest = (name: string, extra: Record<string, unknown> = { type: 'module', exports: './index.ts' }) =>
-  JSON.stringify({
-    name,
-    version: '1.0.0',
-    ...extra,
-    paylink: { plugin: true },
-    peerDependencies: { paylink: '>=0.1.0' },
-    peerDependenciesMeta: { paylink: { optional: true } },
-  });
+const manifest = (name: string, extra?: Record<string, unknown>) => JSON.stringify(pluginManifest(name, extra));
 
 const PLUGINS: Record<string, Record<string, string>> = {
   // A channel in TypeScript.
@@ -141,19 +134,14 @@ describe('plugin packaging', () => {
     this.timeout(120_000);
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-plugins-'));
     expect(path.relative(REPO, workDir).startsWith('..')).to.equal(true);
-    const tarballs: string[] = [];
     for (const [name, files] of Object.entries(PLUGINS)) {
       fs.mkdirSync(folder(name), { recursive: true });
       for (const [file, text] of Object.entries(files)) {
         fs.mkdirSync(path.dirname(path.join(folder(name), file)), { recursive: true });
         fs.writeFileSync(path.join(folder(name), file), text);
       }
-      const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', workDir], { cwd: folder(name) });
-      tarballs.push(path.join(workDir, stdout.trim().split('\n').pop()!));
     }
-    fs.mkdirSync(site());
-    fs.writeFileSync(path.join(site(), 'package.json'), JSON.stringify({ name: 'my-paylink-site', private: true }));
-    await run('npm', ['install', '--offline', '--no-audit', '--no-fund', ...tarballs], { cwd: site() });
+    await packAndInstall(NAMES.map(folder), workDir, site());
   });
   after(() => {
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });

@@ -13,6 +13,23 @@ export type Queryable = Knex | Knex.Transaction;
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
 
+/** How many keys one `whereIn` of a batch lookup takes. */
+export const KEYS_PER_QUERY = 500;
+
+/**
+ * Rows of `table` by id, `map`ped and keyed by id: one query per {@link KEYS_PER_QUERY} distinct keys,
+ * in `q` (a caller's transaction when inside one). Only the table's owner calls it with its table.
+ */
+export async function rowsByKeys<T>(q: Queryable, table: string, keys: Iterable<number>, columns: string[] | '*', map: (row: any) => T): Promise<Map<number, T>> {
+  const out = new Map<number, T>();
+  const unique = [...new Set(keys)];
+  for (let i = 0; i < unique.length; i += KEYS_PER_QUERY) {
+    const rows = (await q(table).whereIn('id', unique.slice(i, i + KEYS_PER_QUERY)).select(columns === '*' ? '*' : ['id', ...columns])) as any[];
+    for (const r of rows) out.set(Number(r.id), map(r));
+  }
+  return out;
+}
+
 export function isMysql(db: Queryable): boolean {
   return db.client.config.client === 'mysql2';
 }

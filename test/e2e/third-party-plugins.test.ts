@@ -11,8 +11,6 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import supertest from 'supertest';
@@ -23,9 +21,9 @@ import { waitFor } from '../support/wait.ts';
 import { DESKTOP, PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv } from '../support/browser.ts';
 import { startFakeNtfy, type FakeNtfy } from '../support/fake-ntfy.ts';
 import { startFakeVendor, type FakeVendor } from '../support/fake-hosted-vendor.ts';
+import { packAndInstall, pluginManifest } from '../support/plugin-packages.ts';
 import { BUILTIN_PLUGINS_DIR, builtinSources, externalSource } from '../../src/core/plugins/host.ts';
 
-const run = promisify(execFile);
 const FIXTURES = fileURLToPath(new URL('../fixtures/plugins/', import.meta.url));
 const SECRET = 'whsec_thirdparty_0123456789';
 
@@ -35,18 +33,6 @@ const PACKAGES = [
   { name: 'paylink-action-hookpost', fixture: 'action-hookpost', files: ['index.ts', 'views/settings.eta'] },
   { name: 'paylink-provider-hosted', fixture: 'provider-hosted', files: ['index.ts'] },
 ];
-
-/** package.json as docs/plugins.md describes it: Paylink is a peer, nothing else is a dependency. */
-const manifest = (name: string, files: string[]) => ({
-  name,
-  version: '1.0.0',
-  type: 'module',
-  exports: './index.ts',
-  files,
-  paylink: { plugin: true },
-  peerDependencies: { paylink: '>=0.1.0' },
-  peerDependenciesMeta: { paylink: { optional: true } },
-});
 
 /** The merchant's chat webhook: records what the action posts. */
 async function startChatWebhook() {
@@ -70,21 +56,18 @@ describe('third-party plugins installed by npm package name', function () {
   before(async function () {
     this.timeout(120_000);
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-third-party-'));
-    const tarballs: string[] = [];
+    const folders: string[] = [];
     for (const pkg of PACKAGES) {
       const dir = path.join(workDir, pkg.name);
       for (const file of pkg.files) {
         fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
         fs.copyFileSync(path.join(FIXTURES, pkg.fixture, file), path.join(dir, file));
       }
-      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest(pkg.name, pkg.files), null, 2));
-      const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', workDir], { cwd: dir });
-      tarballs.push(path.join(workDir, stdout.trim().split('\n').pop()!));
-      fs.rmSync(dir, { recursive: true }); // only the tarball remains: the site gets what npm ships
+      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ ...pluginManifest(pkg.name), files: pkg.files }, null, 2));
+      folders.push(dir);
     }
-    fs.mkdirSync(site());
-    fs.writeFileSync(path.join(site(), 'package.json'), JSON.stringify({ name: 'clay-studio-paylink', private: true }));
-    await run('npm', ['install', '--offline', '--no-audit', '--no-fund', ...tarballs], { cwd: site() });
+    await packAndInstall(folders, workDir, site(), 'clay-studio-paylink');
+    for (const dir of folders) fs.rmSync(dir, { recursive: true }); // only what npm shipped remains
   });
   after(() => {
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });

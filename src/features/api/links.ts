@@ -9,7 +9,6 @@ import { parseBody } from '../../core/http.ts';
 import { listQuerySchema } from '../../core/pagination.ts';
 import { created, deletedJson, listJson, merchantOf } from './common.ts';
 import { paymentsWithRefunds } from './payments.ts';
-import { paymentJson } from '../checkout/index.ts';
 import type { SendResult } from '../sending/index.ts';
 import { deliveryJson } from '../deliveries/index.ts';
 import { planJson } from '../reminders/index.ts';
@@ -35,8 +34,11 @@ function viewJson(v: LinkView) {
 }
 
 /** An activity item: a view or a payment as their own lists show them, plus `type` to switch on. */
-function activityJson(item: ActivityItem) {
-  return item.kind === 'view' ? { type: 'view' as const, ...viewJson(item.view) } : { type: 'payment' as const, ...paymentJson(item.payment) };
+/** Activity items; payments as on /payments (with their refunds, one read for the page). */
+async function activityJson(refunds: Deps['refunds'], items: ActivityItem[]) {
+  const payments = await paymentsWithRefunds(refunds, items.flatMap((i) => (i.kind === 'payment' ? [i.payment] : [])));
+  const byId = new Map(payments.map((p) => [p.id, p]));
+  return items.map((i) => (i.kind === 'view' ? { type: 'view' as const, ...viewJson(i.view) } : { type: 'payment' as const, ...byId.get(i.payment.id)! }));
 }
 
 /** What a send did, in the creation (or send) response. */
@@ -129,7 +131,7 @@ export function apiLinkRoutes(rt: Deps): express.Router {
 
   router.get('/links/:id/activity', async (req, res) => {
     const link = await links.get(merchantOf(res), req.params.id);
-    res.json(await listJson(await analytics.activityAfter(link, parseBody(listQuerySchema, req.query)), (items) => items.map(activityJson)));
+    res.json(await listJson(await analytics.activityAfter(link, parseBody(listQuerySchema, req.query)), (items) => activityJson(rt.refunds, items)));
   });
 
   router.get('/links/:id/deliveries', async (req, res) => {

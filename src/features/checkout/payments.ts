@@ -9,7 +9,7 @@ import { toDate, type Db } from '../../core/db.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
-import type { CustomerRefs } from '../customers/index.ts';
+import type { CustomerService } from '../customers/index.ts';
 import type { LinkState } from '../links/index.ts';
 import { paymentFrom, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
 
@@ -52,7 +52,7 @@ export const paymentSearchSchema = z.object({
 export interface PaymentQueryDeps {
   db: Db;
   links: Pick<LinkState, 'refsByKeys' | 'keyOf'>;
-  customers: Pick<CustomerRefs, 'contactsByKeys'>;
+  customers: Pick<CustomerService, 'summariesByKeys'>;
 }
 
 /** The API representation (shared/API.md: id, link_id, customer, amount, currency, status, provider, created_at, paid_at). */
@@ -89,7 +89,7 @@ export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps)
   /** Rows to views: the links and customers they name come from their owners, one query each. */
   async function viewsFrom(rows: any[]): Promise<PaymentView[]> {
     const keys = (column: string) => rows.map((r) => r[column]).filter((k): k is number => k !== null && k !== undefined).map(Number);
-    const [linkRefs, contacts] = await Promise.all([links.refsByKeys(keys('link_id')), customers.contactsByKeys(keys('customer_id'))]);
+    const [linkRefs, contacts] = await Promise.all([links.refsByKeys(keys('link_id')), customers.summariesByKeys(keys('customer_id'))]);
     return rows.map((r) => {
       const link = r.link_id === null || r.link_id === undefined ? undefined : linkRefs.get(Number(r.link_id));
       const c = r.customer_id === null || r.customer_id === undefined ? undefined : contacts.get(Number(r.customer_id));

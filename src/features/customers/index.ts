@@ -2,5 +2,3 @@
 export { customersRoutes } from './routes.ts';
 export { createCustomerService, customerJson } from './service.ts';
 export type { Customer, CustomerService, CustomerSummary } from './service.ts';
-export { createCustomerRefs } from './refs.ts';
-export type { CustomerContact, CustomerRefs } from './refs.ts';

@@ -4,8 +4,8 @@
  * validated by the channel). Deleting one is a soft delete: payments and deliveries that name the
  * customer keep pointing at the row.
  */
-import type { Db, Trx } from '../../core/db.ts';
-import { containsPattern, inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
+import type { Db, Queryable, Trx } from '../../core/db.ts';
+import { containsPattern, inTransaction, rowsByKeys, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
@@ -383,13 +383,19 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
      * keys), read in the caller's transaction when given: for lists and batches that name customers.
      */
     async summariesByKeys(keys: number[], q: Db | Trx = db): Promise<Map<number, CustomerSummary>> {
-      const out = new Map<number, CustomerSummary>();
-      for (const chunk of chunks([...new Set(keys)], 500)) {
-        for (const r of (await q('customers').whereIn('id', chunk).select('id', 'public_id', 'name', 'email', 'phone', 'deleted_at')) as any[]) {
-          out.set(Number(r.id), { key: Number(r.id), id: r.public_id, name: r.name, email: r.email ?? null, phone: r.phone ?? null, deleted: r.deleted_at !== null && r.deleted_at !== undefined });
-        }
-      }
-      return out;
+      return rowsByKeys(q, 'customers', keys, ['public_id', 'name', 'email', 'phone', 'deleted_at'], (r) => ({
+        key: Number(r.id),
+        id: r.public_id,
+        name: r.name,
+        email: r.email ?? null,
+        phone: r.phone ?? null,
+        deleted: r.deleted_at !== null && r.deleted_at !== undefined,
+      }));
+    },
+
+    /** A customer's public id by key; `q` is the caller's transaction when inside one. */
+    async publicIdOf(q: Queryable, customerKey: number): Promise<string | null> {
+      return (await q('customers').where({ id: customerKey }).first('public_id'))?.public_id ?? null;
     },
 
     /** Custom addresses by customer key, read in the caller's transaction (reminders address their due plans). */

@@ -10,7 +10,7 @@
  *   recordViews / recordPrunedViews → views_count and views_pruned, in key order
  */
 import type { Db, Queryable, Trx } from '../../core/db.ts';
-import { isMysql, toDateOrNull } from '../../core/db.ts';
+import { isMysql, rowsByKeys, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { InactiveReason } from './service.ts';
@@ -186,15 +186,9 @@ export function createLinkState({ db, clock, events }: { db: Db; clock: Clock; e
       return (await q('links').where({ id: linkKey }).first('public_id'))?.public_id ?? null;
     },
 
-    /** Public id, name and deletion of these links (deleted ones too), one query. */
+    /** Public id, name and deletion of these links (deleted ones too), one query per batch. */
     async refsByKeys(keys: number[]): Promise<Map<number, LinkRef>> {
-      const out = new Map<number, LinkRef>();
-      const unique = [...new Set(keys)];
-      if (!unique.length) return out;
-      for (const r of await db('links').whereIn('id', unique).select('id', 'public_id', 'name', 'deleted_at')) {
-        out.set(Number(r.id), { id: r.public_id, name: r.name, deleted: Boolean(r.deleted_at) });
-      }
-      return out;
+      return rowsByKeys(db, 'links', keys, ['public_id', 'name', 'deleted_at'], (r) => ({ id: r.public_id, name: r.name, deleted: Boolean(r.deleted_at) }));
     },
 
     /** A link's key by its public id (deleted links too), or null. */

@@ -1,5 +1,5 @@
 import type { Queryable } from '../../core/db.ts';
-import { toDate, toDateOrNull } from '../../core/db.ts';
+import { rowsByKeys, toDate, toDateOrNull } from '../../core/db.ts';
 
 export interface Merchant {
   key: number; // internal integer id; never leaves the server
@@ -63,12 +63,7 @@ export function merchantRepository(db: Queryable) {
       return r ? merchantFrom(r) : null;
     },
     async byKeys(keys: number[], q: Queryable = db): Promise<Map<number, Merchant>> {
-      const out = new Map<number, Merchant>();
-      const unique = [...new Set(keys)];
-      for (let i = 0; i < unique.length; i += 500) {
-        for (const r of await q('merchants').whereIn('id', unique.slice(i, i + 500))) out.set(Number(r.id), merchantFrom(r));
-      }
-      return out;
+      return rowsByKeys(q, 'merchants', keys, '*', merchantFrom);
     },
     async byPublicId(id: string): Promise<Merchant | null> {
       const r = await db('merchants').where({ public_id: id }).first();

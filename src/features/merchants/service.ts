@@ -1,5 +1,5 @@
 import type { Db, Queryable } from '../../core/db.ts';
-import { inTransaction, isUniqueViolation } from '../../core/db.ts';
+import { inTransaction, isUniqueViolation, rowsByKeys } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
 import { publicId } from '../../core/ids.ts';
@@ -74,9 +74,7 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
     },
     /** Public ids of these merchants, one query. */
     publicIdsOf: async (keys: number[]): Promise<Map<number, string>> => {
-      const unique = [...new Set(keys)];
-      if (!unique.length) return new Map();
-      return new Map((await db('merchants').whereIn('id', unique).select('id', 'public_id')).map((r) => [Number(r.id), String(r.public_id)]));
+      return rowsByKeys(db, 'merchants', keys, ['public_id'], (r) => String(r.public_id));
     },
     /** Every merchant's view retention (months of raw views kept), for the retention sweep. */
     viewRetention: async (): Promise<{ merchantKey: number; months: number }[]> =>

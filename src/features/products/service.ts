@@ -1,7 +1,7 @@
 // The product catalogue: name, description, price in minor units, currency, active.
 import { z } from 'zod';
 import type { Db, Queryable } from '../../core/db.ts';
-import { toDate, toDateOrNull } from '../../core/db.ts';
+import { rowsByKeys, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { ChangeFeed } from '../../core/changes.ts';
 import { publicId } from '../../core/ids.ts';
@@ -159,12 +159,7 @@ export function createProductService({ db, clock, changes, soldByLink }: Product
 
     /** Products by key, deleted ones too (one query per 500 keys, in `q` when given): for lists of what sells them. */
     async byKeys(keys: number[], q: Queryable = db): Promise<Map<number, Product>> {
-      const out = new Map<number, Product>();
-      const unique = [...new Set(keys)];
-      for (let i = 0; i < unique.length; i += 500) {
-        for (const r of await q('products').whereIn('id', unique.slice(i, i + 500))) out.set(Number(r.id), fromRow(r));
-      }
-      return out;
+      return rowsByKeys(q, 'products', keys, '*', fromRow);
     },
 
     /**

@@ -9,7 +9,7 @@
  */
 import type { Knex } from 'knex';
 import type { Db, Queryable } from '../../core/db.ts';
-import { isMysql, toDate, toDateOrNull } from '../../core/db.ts';
+import { isMysql, rowsByKeys, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
 import type { JobQueue } from '../../core/jobs.ts';
@@ -364,12 +364,7 @@ export function createReminderService(deps: ReminderDeps) {
 
     /** The states of plans by key (deliveries skip the reminders of a stopped plan). */
     async statesByKeys(planKeys: number[]): Promise<Map<number, PlanState>> {
-      const out = new Map<number, PlanState>();
-      const unique = [...new Set(planKeys)];
-      for (let i = 0; i < unique.length; i += 500) {
-        for (const r of (await db('reminder_plans').whereIn('id', unique.slice(i, i + 500)).select('id', 'state')) as { id: number; state: PlanState }[]) out.set(Number(r.id), r.state);
-      }
-      return out;
+      return rowsByKeys(db, 'reminder_plans', planKeys, ['state'], (r: { state: PlanState }) => r.state);
     },
   };
 
