@@ -130,6 +130,29 @@ forEachTarget('channels by id: a plugin channel with its own address kind', (tar
       const cleared = await call('patch', `/customers/${created.body.id}`, { addresses: { ntfy_topic: null } }).expect(200);
       expect(cleared.body.addresses).to.deep.equal({});
     });
+
+    it('imports topics from a CSV column named by the address kind (checked by the channel, all or nothing) and finds customers by topic', async () => {
+      const page = await acct.agent.get('/app/customers/import').expect(200);
+      expect(page.text).to.include('<code>ntfy_topic</code>').and.include('ntfy topic');
+      const upload = (csv: string) => acct.agent.post('/app/customers/import').type('form').send({ _csrf: acct.csrf, csv });
+
+      const bad = await upload('name,NTFY_TOPIC\nImo Import,imo-1\nIvo Import,no spaces\n').expect(422);
+      expect(bad.text).to.include('A topic is 1 to 64 letters, digits, - or _.');
+      expect(await env.rt.db('customers').where({ merchant_id: shop.key }).whereIn('name', ['Imo Import', 'Ivo Import'])).to.have.length(0);
+      const unknown = await upload('name,pigeon_loft\nImo Import,x\n').expect(422);
+      expect(unknown.text).to.include('The columns are: name, email, phone, country, address, tags, ntfy_topic.');
+
+      await upload('name,NTFY_TOPIC,email\nImo Import, imo-1 ,imo@example.test\nIvo Import,,ivo@example.test\n').expect(303);
+      const imported = await call('get', '/customers?q=Import').expect(200);
+      expect(imported.body.data.map((c: { name: string; addresses: Record<string, string> }) => [c.name, c.addresses]).sort()).to.deep.equal([
+        ['Imo Import', { ntfy_topic: 'imo-1' }],
+        ['Ivo Import', {}],
+      ]);
+
+      // The dashboard's search finds a customer by a custom address too.
+      const found = await acct.agent.get('/app/customers?q=imo-1').expect(200);
+      expect([...found.text.matchAll(/<a href="\/app\/customers\/cus_[^"]+">([^<]+)<\/a>/g)].map((m) => m[1])).to.deep.equal(['Imo Import']);
+    });
   });
 
   describe('sending', () => {

@@ -7,12 +7,11 @@
 import { AppError } from '../../core/errors.ts';
 import { CsvError, readCsv } from '../../core/csv-read.ts';
 import { customerCreateSchema } from './schemas.ts';
-import { validateCustomer, type CustomerService, type ValidCustomer } from './service.ts';
+import { parseAddresses, validateCustomer, type CustomerService, type ValidCustomer } from './service.ts';
 
 export const IMPORT_MAX_ROWS = 5_000;
 export const IMPORT_MAX_BYTES = 2 * 1024 * 1024;
 export const IMPORT_COLUMNS = ['name', 'email', 'phone', 'country', 'address', 'tags'] as const;
-type Column = (typeof IMPORT_COLUMNS)[number];
 
 /** One thing to fix. `row` 0 is about the whole file; `column` '' about the whole row. */
 export interface ImportProblem {
@@ -37,8 +36,8 @@ function tagCell(cell: string): string[] {
     .filter((s) => s && !seen.has(s.toLowerCase()) && seen.add(s.toLowerCase()));
 }
 
-/** A validation field (`tags.3`, `phone`) → the CSV column it came from. */
-const columnOf = (field: string): string => field.split('.')[0];
+/** A validation field (`tags.3`, `phone`, `addresses.ntfy_topic`) → the CSV column it came from. */
+const columnOf = (field: string): string => (field.startsWith('addresses.') ? field.slice('addresses.'.length) : field.split('.')[0]);
 
 /**
  * Checks the whole file, then imports it in one transaction. `defaultCountry` (ISO 3166-1 alpha-2)
@@ -57,14 +56,17 @@ export async function importCustomers(customers: CustomerService, merchantKey: n
   const [header, ...rows] = records;
   if (!header) return fileProblem('empty_file', 'Paste the CSV text or choose a file first.');
 
-  // The header: known columns in any order and case, each once, `name` required.
+  // The header: known columns in any order and case, each once, `name` required. Besides the fixed
+  // columns, one per custom address kind an installed channel declares (e.g. `ntfy_topic`).
+  const kinds = customers.addressKinds();
+  const allColumns: string[] = [...IMPORT_COLUMNS, ...kinds.map((k) => k.kind)];
   const problems: ImportProblem[] = [];
-  const columns: (Column | null)[] = [];
+  const columns: (string | null)[] = [];
   for (const raw of header.fields) {
     const name = raw.trim().toLowerCase();
-    const known = (IMPORT_COLUMNS as readonly string[]).includes(name) ? (name as Column) : null;
+    const known = allColumns.find((c) => c.toLowerCase() === name) ?? null;
     if (!name) problems.push({ row: header.row, column: '', code: 'empty_column', message: 'A column has no name. Name every column in the first row, or remove the empty one.' });
-    else if (!known) problems.push({ row: header.row, column: raw.trim(), code: 'unknown_column', message: `Unknown column “${raw.trim()}”. The columns are: ${IMPORT_COLUMNS.join(', ')}.` });
+    else if (!known) problems.push({ row: header.row, column: raw.trim(), code: 'unknown_column', message: `Unknown column “${raw.trim()}”. The columns are: ${allColumns.join(', ')}.` });
     else if (columns.includes(known)) problems.push({ row: header.row, column: known, code: 'duplicate_column', message: `The column “${known}” appears twice.` });
     columns.push(known);
   }
@@ -82,7 +84,7 @@ export async function importCustomers(customers: CustomerService, merchantKey: n
       problems.push({ row: record.row, column: '', code: 'too_many_values', message: `This row has ${record.fields.length} values but the header has ${columns.length} columns. Put values that contain commas in quotes.` });
       continue;
     }
-    const cell = (c: Column) => {
+    const cell = (c: string) => {
       const i = columns.indexOf(c);
       return i >= 0 ? (record.fields[i] ?? '') : '';
     };
@@ -96,9 +98,11 @@ export async function importCustomers(customers: CustomerService, merchantKey: n
       tags: tagCell(cell('tags')),
     };
     const v = validateCustomer(customerCreateSchema, raw);
-    if (!v.ok) {
+    const given = Object.fromEntries(kinds.map((k) => [k.kind, cell(k.kind)]).filter(([, value]) => value.trim()));
+    const a = parseAddresses(given, kinds);
+    if (!v.ok || a.errors.length) {
       const seen = new Set<string>();
-      for (const e of v.errors) {
+      for (const e of [...(v.ok ? [] : v.errors), ...a.errors]) {
         const column = columnOf(e.field);
         // One message per cell: the first is the one to fix.
         if (seen.has(column)) continue;
@@ -116,7 +120,8 @@ export async function importCustomers(customers: CustomerService, merchantKey: n
       }
       firstRowOfEmail.set(email, record.row);
     }
-    valid.push({ row: record.row, customer: { input: v.input, phone: v.phone } });
+    const addresses = Object.fromEntries(Object.entries(a.values ?? {}).filter((e): e is [string, string] => e[1] !== null));
+    valid.push({ row: record.row, customer: { input: v.input, phone: v.phone, addresses } });
   }
   // Emails existing customers have, reported with the other problems (createMany checks again, in its transaction).
   const taken = await customers.emailsTaken(merchantKey, [...firstRowOfEmail.keys()]);

@@ -178,6 +178,7 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
         problemCount: problems.length,
         problemRows: new Set(problems.map((p) => p.row)).size,
         columns: IMPORT_COLUMNS,
+        addressKinds: customers.addressKinds(),
         maxRows: IMPORT_MAX_ROWS,
         maxMb: IMPORT_MAX_BYTES / (1024 * 1024),
         countries: countryOptions(),

@@ -180,6 +180,8 @@ export interface DashboardCustomerSearch {
 export interface ValidCustomer {
   input: z.infer<typeof customerCreateSchema>;
   phone: string | null | undefined;
+  /** Custom addresses by kind, already checked by their channels (parseAddresses). */
+  addresses?: Record<string, string>;
 }
 
 function* chunks<T>(list: T[], size: number): Generator<T[]> {
@@ -239,6 +241,8 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       q.andWhere((b) => {
         b.whereRaw('name like ? escape ?', [like, '\\']).orWhereRaw('email like ? escape ?', [like.toLowerCase(), '\\']);
         if (digits.length >= 3) b.orWhere('phone', 'like', `%${digits}%`);
+        // Custom addresses (an ntfy topic…) are found too.
+        b.orWhereIn('customers.id', db('customer_addresses').whereRaw('value like ? escape ?', [like, '\\']).select('customer_id'));
       });
     }
     if (f.email) q.andWhere('email', f.email);
@@ -438,12 +442,15 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
           );
         }
 
-        if (items.some((c) => c.input.tags?.length)) {
+        const withAddresses = items.some((c) => c.addresses && Object.keys(c.addresses).length);
+        if (items.some((c) => c.input.tags?.length) || withAddresses) {
           const keyOf = new Map<string, number>();
           for (const chunk of chunks(ids, 500)) {
             for (const r of await trx('customers').whereIn('public_id', chunk).select('id', 'public_id')) keyOf.set(r.public_id, Number(r.id));
           }
           await tags.tagCustomers(trx, merchantKey, items.map((c, i) => ({ customerKey: keyOf.get(ids[i])!, names: c.input.tags ?? [] })));
+          const rows = items.flatMap((c, i) => Object.entries(c.addresses ?? {}).map(([kind, value]) => ({ customer_id: keyOf.get(ids[i])!, kind, value })));
+          for (const chunk of chunks(rows, 500)) await trx('customer_addresses').insert(chunk);
         }
         return items.length;
       });
