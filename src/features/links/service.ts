@@ -39,6 +39,8 @@ export interface Link {
   productPrice: number | null;
   paymentLimit: number | null;
   paidCount: number;
+  /** Slots held by immediate-capture checkouts under way (links/state.ts holds). */
+  heldCount: number;
   active: boolean;
   inactiveReason: InactiveReason | null;
   redirectUrl: string | null;
@@ -85,6 +87,7 @@ const rowToLink = (r: any, tags: Tag[] = []): Link => ({
   productPrice: r.product_price === null || r.product_price === undefined ? null : Number(r.product_price),
   paymentLimit: r.payment_limit ?? null,
   paidCount: Number(r.paid_count),
+  heldCount: Number(r.held_count ?? 0),
   active: Boolean(r.active),
   inactiveReason: r.inactive_reason ?? null,
   redirectUrl: r.redirect_url,
@@ -514,6 +517,7 @@ export function linkJson(merchant: Pick<Merchant, 'handle'>, link: Link, baseUrl
     product_id: link.productId,
     payment_limit: link.paymentLimit,
     paid_count: link.paidCount,
+    held_count: link.heldCount,
     remaining: remaining(link),
     active: link.active,
     inactive_reason: link.inactiveReason,
