@@ -10,6 +10,7 @@ import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
 import { build, signUp, type Account, type TestEnv } from './support/harness.ts';
 import { fixturePlugin } from './fixtures/plugins/helpers.ts';
+import { waitFor } from './support/wait.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import type { Link } from '../src/features/links/service.ts';
 import { NoSlotError, LATE_REFUND_MESSAGE } from '../src/features/checkout/service.ts';
@@ -132,6 +133,57 @@ forEachTarget('payment holds (immediate capture)', (target) => {
     const r = await row(link);
     expect([Number(r.paid_count), Number(r.held_count), Number(r.revenue), Boolean(r.active)]).to.deep.equal([LIMIT, 0, LIMIT * AMOUNT, false]);
     expect(refunds).to.deep.equal([]);
+  });
+
+  it('late payments racing the release job and new checkouts: nothing oversells, counters match the rows', async function () {
+    this.timeout(180_000);
+    const limit = 20;
+    const link = await newLink(limit);
+    const lapsing = await Promise.all(Array.from({ length: limit }, (_, i) => begin(link, i)));
+    // Half the holds end early and are released before their payments arrive; the rest lapse and
+    // are released while they do.
+    await env.rt.db('link_holds').where({ link_id: link.key }).whereIn('checkout_session_id', lapsing.slice(0, limit / 2).map((l) => l.session.key)).update({ expires_at: new Date(env.clock.now().getTime() + 10 * MINUTE) });
+    env.clock.advance(15 * MINUTE);
+    await releaseLapsed();
+    expect(Number((await row(link)).held_count)).to.equal(limit / 2);
+    env.clock.advance(16 * MINUTE);
+    let newHolds = 0;
+    const watched = await maxTaken(link, () =>
+      Promise.all([
+        // Every lapsed checkout's payment still arrives, once new checkouts took some of the freed slots…
+        ...lapsing.map(async ({ payment }, i) => {
+          await waitFor(() => newHolds >= 5, { message: 'new checkouts to hold freed slots', interval: 1 });
+          return (await env.rt.services.checkout.authorize(payment.id, `ib_lapsed_${i}`)).status;
+        }),
+        // …while the job releases the other lapsed holds…
+        releaseLapsed().then(() => 'swept'),
+        // …and new customers start and pay.
+        ...Array.from({ length: limit * 2 }, async (_, i) => {
+          try {
+            const { payment } = await begin(link, 1000 + i);
+            newHolds++;
+            return (await env.rt.services.checkout.authorize(payment.id, `ib_new_${i}`)).status;
+          } catch (err) {
+            if (err instanceof NoSlotError) return err.code;
+            throw err;
+          }
+        }),
+      ]),
+    );
+    await releaseLapsed();
+    const counts = await statusCounts(link);
+    const r = await row(link);
+    expect(watched.max, 'never more than the limit taken at once').to.be.at.most(limit);
+    expect(Number(r.paid_count), 'paid_count is the number of paid payments').to.equal(counts.paid);
+    expect(counts.paid).to.equal(limit);
+    expect(Number(r.held_count), 'held_count is the number of hold rows').to.equal(await holdRows(link));
+    expect(Number(r.revenue)).to.equal(limit * AMOUNT);
+    // Every lapsed payment that lost was refunded in full, once; nothing else was.
+    const refundedLate = counts.refunded ?? 0;
+    expect(refundedLate, 'late payments whose slot a new checkout took are refunded').to.be.at.least(5);
+    expect(refunds).to.have.length(refundedLate);
+    expect(new Set(refunds.map(([id]) => id)).size).to.equal(refundedLate);
+    expect(watched.result.filter((s) => s === 'voided')).to.have.length(refundedLate);
   });
 
   it('negative control: a read-check-write hold on the same tables holds more slots than the limit at the same concurrency', async function () {
