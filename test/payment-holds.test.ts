@@ -11,6 +11,7 @@ import { forEachTarget } from './support/targets.ts';
 import { build, signUp, type Account, type TestEnv } from './support/harness.ts';
 import { fixturePlugin } from './fixtures/plugins/helpers.ts';
 import { waitFor } from './support/wait.ts';
+import { apiClient } from './support/api.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import type { Link } from '../src/features/links/service.ts';
 import { NoSlotError, LATE_REFUND_MESSAGE } from '../src/features/checkout/service.ts';
@@ -242,6 +243,11 @@ forEachTarget('payment holds (immediate capture)', (target) => {
     // The API shows the holds (additive); `remaining` still counts paid payments only.
     const api = await env.rt.services.links.get(shop, link.id);
     expect([api.heldCount, api.paidCount]).to.deep.equal([2, 0]);
+    const { secret } = await env.rt.services.apiKeys.create(shop, { name: 'holds' });
+    const json = (await apiClient(env.app, secret)('get', `/links/${link.id}`).expect(200)).body;
+    expect(json).to.include({ paid_count: 0, held_count: 2, remaining: 2 });
+    const card = (await owner.agent.get(`/app/links/${link.id}`).expect(200)).text;
+    expect(card).to.match(/Being paid for<\/dt><dd>2 /);
 
     // 20 minutes on (seconds before the first hold's end: still held), then past it, and the job runs.
     env.clock.advance(20 * MINUTE - 1000);
