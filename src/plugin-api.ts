@@ -147,11 +147,21 @@ export interface PaymentProvider<S = Record<string, unknown>> {
   methodLabel?: string;
   /**
    * `manual` (default): the provider authorizes, core claims a slot, then calls `capture` or `void`.
-   * `immediate`: the money is taken when the customer pays (wallets, bank transfers, crypto): core
-   * never calls `capture`, and refunds the payment in full (instead of `void`) when the link's limit
-   * was reached first.
+   * `immediate`: the money is taken when the customer pays (wallets, bank transfers, crypto), so there
+   * is nothing to void: core holds one of the link's slots from `start` until the session ends
+   * (`CheckoutSessionInfo.expiresAt`, `holdMinutes` from now), turns the hold into the payment on
+   * `authorize`, and never calls `capture`. A payment that still arrives after its hold lapsed on a
+   * link that filled up meanwhile is refunded in full (`refund` with refundId `<paymentId>_limit`).
+   * A function decides per merchant from their settings (e.g. cards only → `manual`, with bank
+   * redirects → `immediate`); core asks it when a checkout starts and when it settles.
    */
-  captureModel?: 'manual' | 'immediate';
+  captureModel?: 'manual' | 'immediate' | ((settings: S) => 'manual' | 'immediate');
+  /**
+   * `immediate` capture only: how long a checkout holds its slot, in minutes (1 to 1440; default 30).
+   * Set your own session's expiry to `CheckoutSessionInfo.expiresAt` so the customer cannot pay after
+   * the hold lapsed. Added in apiVersion 1.
+   */
+  holdMinutes?: number;
   /**
    * Enabled for every merchant until the merchant turns it off (test providers such as the sandbox).
    * Others start disabled; a merchant enables them in Settings → Payments.
@@ -211,6 +221,12 @@ export interface CheckoutSessionInfo {
   customer: { name: string | null; email: string | null };
   /** Where the provider sends the customer back to (absolute). */
   returnUrl: string;
+  /**
+   * When this checkout ends (ISO 8601, UTC). For `immediate` capture it is the end of the slot core
+   * holds for it: make the provider's own session expire then (e.g. Stripe's `expires_at`), so no
+   * payment arrives after the hold lapsed. Added in apiVersion 1.
+   */
+  expiresAt: string;
 }
 
 export type ProviderStartResult = { redirect: string } | { render: string };

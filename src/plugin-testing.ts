@@ -389,6 +389,7 @@ export async function testAction<S>(plugin: PluginUnderTest, opts: ActionOptions
 interface ProviderExtras {
   methodLabel?: unknown;
   captureModel?: unknown;
+  holdMinutes?: unknown;
   merchantSettings?: { schema?: { safeParse?: unknown }; secrets?: unknown; formFragment?: unknown; verify?: unknown };
   checkoutOrigins?: unknown;
 }
@@ -410,7 +411,8 @@ export async function checkProvider(plugin: PluginUnderTest, opts: ProviderOptio
     if (!text(provider.name)) problem('provider name must be a non-empty string');
     for (const method of ['start', 'capture', 'void', 'refund'] as const) if (!isFn(provider[method])) problem(`${method} must be a function`);
     if (provider.methodLabel !== undefined && !text(provider.methodLabel)) problem('methodLabel must be a non-empty string');
-    if (provider.captureModel !== undefined && provider.captureModel !== 'manual' && provider.captureModel !== 'immediate') problem(`captureModel must be 'manual' or 'immediate'`);
+    if (provider.captureModel !== undefined && provider.captureModel !== 'manual' && provider.captureModel !== 'immediate' && !isFn(provider.captureModel)) problem(`captureModel must be 'manual', 'immediate' or a function of the settings`);
+    if (provider.holdMinutes !== undefined && !(Number.isInteger(provider.holdMinutes) && (provider.holdMinutes as number) >= 1 && (provider.holdMinutes as number) <= 1440)) problem('holdMinutes must be a whole number of minutes from 1 to 1440');
 
     let settings: unknown = opts.settings ?? {};
     const ms = provider.merchantSettings;
@@ -441,6 +443,15 @@ export async function checkProvider(plugin: PluginUnderTest, opts: ProviderOptio
       }
     }
 
+    if (isFn(provider.captureModel)) {
+      try {
+        const model = (provider.captureModel as (s: unknown) => unknown)(settings);
+        if (model !== 'manual' && model !== 'immediate') problem(`captureModel(settings) must answer 'manual' or 'immediate', got ${JSON.stringify(model)}`);
+      } catch (err) {
+        problem(`captureModel(settings) failed: ${errorText(err)}`);
+      }
+    }
+
     const session: CheckoutSessionInfo = {
       id: publicId('cs'),
       paymentId: publicId('pay'),
@@ -450,6 +461,7 @@ export async function checkProvider(plugin: PluginUnderTest, opts: ProviderOptio
       description: 'Contract kit payment',
       customer: { name: 'Kit Customer', email: 'customer@contract-kit.test' },
       returnUrl: `${host.rt.config.baseUrl}/${host.merchant.handle}`,
+      expiresAt: new Date(host.rt.clock.now().getTime() + 30 * 60_000).toISOString(),
     };
     try {
       // start receives the merchant's settings as its second argument (per-merchant providers).

@@ -199,7 +199,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const registries = createRegistries();
     const tags = createTagService({ db, clock });
     // The links feature's state machine (paid_count, active, counters): checkout, analytics and products use it.
-    const linkState = createLinkState({ db, clock, events });
+    const linkState = createLinkState({ db, clock, events, changes });
     const products = createProductService({ db, clock, changes, soldByLink: linkState.sellsProduct });
     const tokens = new LinkTokens(secrets.derive('link-tokens'));
     const merchants = createMerchantService({ db, clock, events });
@@ -313,6 +313,9 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     jobs.define('links.expire', async () => {
       while ((await links.expireDue()) > 0);
     });
+    jobs.define('links.release_holds', async () => {
+      while ((await linkState.releaseLapsedHolds()) > 0);
+    });
 
     const plugins = new PluginHost({
       db,
@@ -384,6 +387,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
           { cron: '* * * * *', kind: 'reminders.sweep' },
           // Payment requests past their expiry close (link.expired) within a minute.
           { cron: '* * * * *', kind: 'links.expire' },
+          // Slots held by immediate-capture checkouts past their end free up within a minute.
+          { cron: '* * * * *', kind: 'links.release_holds' },
         ]);
       },
       async close() {

@@ -20,6 +20,7 @@ export const TABLE_OWNERS: Record<string, string> = {
   api_keys: 'features/api-keys',
   products: 'features/products',
   links: 'features/links',
+  link_holds: 'features/links',
   tags: 'features/tags',
   link_tags: 'features/tags',
   customer_tags: 'features/tags',

@@ -180,6 +180,27 @@ describe('plugin contract kit', () => {
       expect(rejected.problems[0]).to.match(/^merchantSettings.schema rejects the given settings: account:/);
     });
 
+    it('passes a captureModel that is a function of the settings, and reports one that answers neither model', async () => {
+      const provider = (captureModel: (s: { methods: string }) => string) =>
+        plugin('provider-modal', (api) =>
+          api.providers.register({
+            id: 'modal',
+            name: 'Modal',
+            merchantSettings: { schema: z.object({ methods: z.string() }) },
+            captureModel,
+            holdMinutes: 45,
+            start: async () => ({ redirect: 'http://127.0.0.1/pay' }),
+            capture: async () => {},
+            void: async () => {},
+            refund: async () => {},
+          } as never),
+        );
+      const ok = await checkProvider(provider((s) => (s.methods === 'cards' ? 'manual' : 'immediate')), { providerId: 'modal', settings: { methods: 'cards,bank' } });
+      expect(ok.problems.filter((p) => /captureModel|holdMinutes/.test(p))).to.deep.equal([]);
+      const bad = await checkProvider(provider(() => 'later'), { providerId: 'modal', settings: { methods: 'cards' } });
+      expect(bad.problems).to.include(`captureModel(settings) must answer 'manual' or 'immediate', got "later"`);
+    });
+
     it('reports what stops the host at boot (apiVersion, config) and a register() that throws', async () => {
       const future = definePlugin({ id: 'channel-future', version: '1.0.0', apiVersion: 2, register() {} });
       expect(await checkChannel(future, { channelId: 'x', sampleAddress: 'y' })).to.deep.equal({

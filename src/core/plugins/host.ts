@@ -459,7 +459,8 @@ function customersOf(deps: PluginHostDeps): PluginCustomerServices {
 function isProvider(p: PaymentProvider<any>): boolean {
   if (!isPlainObject(p) || !isName(p.id) || typeof p.name !== 'string' || ![p.start, p.capture, p.void, p.refund].every(isFn)) return false;
   if (p.methodLabel !== undefined && !(typeof p.methodLabel === 'string' && p.methodLabel.length > 0 && p.methodLabel.length <= 40)) return false;
-  if (p.captureModel !== undefined && p.captureModel !== 'manual' && p.captureModel !== 'immediate') return false;
+  if (p.captureModel !== undefined && p.captureModel !== 'manual' && p.captureModel !== 'immediate' && !isFn(p.captureModel)) return false;
+  if (p.holdMinutes !== undefined && !(Number.isInteger(p.holdMinutes) && p.holdMinutes >= 1 && p.holdMinutes <= 1440)) return false;
   if (p.checkoutOrigins !== undefined && !isFn(p.checkoutOrigins)) return false;
   const ms = p.merchantSettings;
   if (ms === undefined) return true;

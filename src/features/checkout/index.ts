@@ -4,5 +4,5 @@ export type { PaymentFilters, PaymentQueries, PaymentView } from './payments.ts'
 export { createPluginCheckoutServices } from './plugin-services.ts';
 export { REFUNDABLE, createRefundService, refundJson } from './refunds.ts';
 export type { Refund, RefundService } from './refunds.ts';
-export { createCheckoutService } from './service.ts';
+export { NoSlotError, createCheckoutService, minutesUntil } from './service.ts';
 export type { CheckoutService, PayableLink, Payment, PaymentStatus } from './service.ts';

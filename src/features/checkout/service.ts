@@ -13,6 +13,18 @@
  *                voided anyway (void: the authorization lapses at the provider).
  *   refund     → see refunds.ts (paid → partially_refunded → refunded; never reopens a slot).
  *
+ * Immediate capture (the provider's `captureModel`, resolved with the merchant's settings): there is
+ * nothing to void, so the slot is taken before the customer pays —
+ *   start      → the session holds a slot (links' `holdSlot`, in start's transaction) until its end
+ *                (`holdMinutes`, default 30; the session expires with it and the provider is told
+ *                `expiresAt`); no slot → nothing is written and the customer sees when one may free up
+ *   authorize  → the hold becomes the payment (`convertHold`); a retry on the same session keeps it
+ *   no payment → a failed start or `releaseHold` gives it back; the `links.release_holds` job
+ *                releases lapsed ones on the clock
+ *   too late   → a payment whose hold lapsed claims like a card (`claimSlot`); if the link filled up
+ *                meanwhile it is refunded in full: status `refunded`, reason `limit_reached`, a
+ *                succeeded refund row, and never counted in paid_count or revenue.
+ *
  * Which provider: the one the customer chose among the merchant's usable providers (Settings →
  * Payments); with one, no choice is needed. Every provider call gets the merchant's settings.
  *
@@ -34,9 +46,43 @@ import { MAX_MINOR } from '../../core/money.ts';
 import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/index.ts';
-import type { ClaimLoss, Link, LinkState, PayableLinkRow } from '../links/index.ts';
+import type { ClaimLoss, HoldLoss, Link, LinkState, PayableLinkRow } from '../links/index.ts';
 
 export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
+
+/** How long an immediate-capture checkout holds its slot unless its provider says (`holdMinutes`). */
+export const DEFAULT_HOLD_MINUTES = 30;
+
+/** What the customer is told when an immediate-capture payment was refunded because the link filled up. */
+export const LATE_REFUND_MESSAGE = 'Refunded in full: the payment limit was reached while this payment was on its way.';
+
+/** A provider's capture model for a merchant's settings (a function decides per merchant). */
+export function captureModelOf(provider: Pick<PaymentProvider<any>, 'captureModel'>, settings: unknown): 'manual' | 'immediate' {
+  const m = typeof provider.captureModel === 'function' ? provider.captureModel(settings) : provider.captureModel;
+  return m === 'immediate' ? 'immediate' : 'manual';
+}
+
+/**
+ * An immediate-capture checkout found no slot to hold: every slot left is being paid for by other
+ * checkouts (409, `spots_held`, with `retryAt` and Retry-After), or the link is full or closed.
+ * Nothing was written.
+ */
+export class NoSlotError extends AppError {
+  constructor(readonly loss: HoldLoss, now: Date) {
+    const minutes = loss.reason === 'all_held' ? minutesUntil(loss.retryAt, now) : 0;
+    super(
+      loss.reason === 'all_held' ? 'spots_held' : loss.reason,
+      loss.reason === 'all_held' ? 409 : loss.reason === 'limit_reached' ? 410 : 404,
+      loss.reason === 'all_held' ? `All remaining spots are being paid for. Try again in ${minutes} ${minutes === 1 ? 'minute' : 'minutes'}.` : loss.reason === 'limit_reached' ? 'Payment limit reached.' : 'This link no longer accepts payments.',
+      loss.reason === 'all_held' ? { headers: { 'Retry-After': String(minutes * 60) } } : {},
+    );
+  }
+}
+
+/** Whole minutes from `now` until `at`, rounded up, at least 1 ("try again in N minutes"). */
+export function minutesUntil(at: Date, now: Date): number {
+  return Math.max(1, Math.ceil((at.getTime() - now.getTime()) / 60_000));
+}
 
 export type PaymentStatus = 'pending' | 'authorized' | 'paid' | 'failed' | 'voided' | 'refunded' | 'partially_refunded';
 
@@ -159,7 +205,10 @@ export interface CheckoutDeps {
 }
 
 /** What checkout asks of the links feature (it owns paid_count, active and the link counters). */
-export type CheckoutLinks = Pick<LinkState, 'payableByPath' | 'payableRequest' | 'claimSlot' | 'releaseSlot' | 'recordPayment' | 'recordRefund' | 'publicIdOf'>;
+export type CheckoutLinks = Pick<
+  LinkState,
+  'payableByPath' | 'payableRequest' | 'claimSlot' | 'releaseSlot' | 'holdSlot' | 'convertHold' | 'releaseHold' | 'holdsSlot' | 'earliestHoldEnd' | 'recordPayment' | 'recordRefund' | 'publicIdOf'
+>;
 
 /** Public ids by internal key, for event payloads (`q`: the emitting transaction). */
 export interface EventRefResolvers {
@@ -221,6 +270,8 @@ export interface PayableLink extends CheckoutLink {
   description: string | null;
   paymentLimit: number | null;
   paidCount: number;
+  /** Slots held by immediate-capture checkouts under way. */
+  heldCount: number;
   active: boolean;
   inactiveReason: Link['inactiveReason'];
   showRemaining: boolean;
@@ -314,27 +365,59 @@ export function createCheckoutService(deps: CheckoutDeps) {
     const ref = { paymentId, providerRef: payment.providerRef, amount: payment.amount, currency: payment.currency };
     const p = providerFor(payment);
     const settings = (await deps.providers.settingsFor(payment.merchantKey, payment.provider)) ?? {};
-    const immediate = p.captureModel === 'immediate';
+    const immediate = captureModelOf(p, settings) === 'immediate';
     if (!won) {
+      let refundRef: string | null = null;
       try {
-        if (immediate) await p.refund({ ...ref, refundId: `${paymentId}_limit`, reason: lostBecause }, payment.amount, settings);
-        else await p.void(ref, settings);
+        if (immediate) {
+          const out = await p.refund({ ...ref, refundId: `${paymentId}_limit`, reason: lostBecause }, payment.amount, settings);
+          refundRef = out && typeof out.providerRef === 'string' ? out.providerRef.slice(0, 191) : null;
+        } else await p.void(ref, settings);
       } catch (err) {
         if (isRetryable(err) && mode !== 'last_retry') return retryLater(payment, won, lostBecause, mode, err);
         // The authorization lapses at the provider anyway; record and move on.
-        log.error('void failed after losing the payment-limit claim', { paymentId, reason: lostBecause, error: err });
+        log.error(immediate ? 'the refund of a payment that lost the payment-limit claim failed: refund it by hand' : 'void failed after losing the payment-limit claim', { paymentId, reason: lostBecause, error: err });
+        if (immediate) {
+          // The money was taken and could not be given back: flag the payment for the merchant.
+          await inTransaction(db, async (trx) => {
+            const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({
+              status: 'failed',
+              failure_code: 'limit_refund_failed',
+              failure_message: 'The payment limit was reached while this payment was on its way, and the automatic refund failed: refund it at the provider.',
+              updated_at: clock.now(),
+            });
+            if (n) await events.emit(trx, 'payment.failed', { ...(await paymentEvent(trx, payment)), reason: lostBecause }, payment.merchantKey);
+          });
+          return service.outcomeOf(paymentId);
+        }
       }
       await inTransaction(db, async (trx) => {
+        const now = clock.now();
+        const reason = lostBecause === 'limit_reached' ? 'Payment limit reached' : 'The link no longer accepts payments';
+        // Immediate capture: the money came and went back in full; a refund row says so (never counted in revenue).
         const n = await trx('payments')
           .where({ id: payment.key, status: 'authorized' })
-          .update({
-            status: 'voided',
-            failure_code: lostBecause,
-            failure_message: lostBecause === 'limit_reached' ? 'Payment limit reached' : 'The link no longer accepts payments',
-            voided_at: clock.now(),
-            updated_at: clock.now(),
-          });
+          .update(
+            immediate
+              ? { status: 'refunded', failure_code: lostBecause, failure_message: lostBecause === 'limit_reached' ? LATE_REFUND_MESSAGE : `Refunded in full: the link stopped accepting payments while this payment was on its way.`, amount_refunded: payment.amount, refund_claimed: payment.amount, updated_at: now }
+              : { status: 'voided', failure_code: lostBecause, failure_message: reason, voided_at: now, updated_at: now },
+          );
         if (!n) return;
+        if (immediate) {
+          await trx('refunds').insert({
+            public_id: publicId('re'),
+            merchant_id: payment.merchantKey,
+            payment_id: payment.key,
+            amount: payment.amount,
+            currency: payment.currency,
+            status: 'succeeded',
+            reason: lostBecause === 'limit_reached' ? 'Automatic: the payment limit was reached while the payment was on its way' : 'Automatic: the link stopped accepting payments while the payment was on its way',
+            provider_ref: refundRef,
+            idempotency_key: `${paymentId}_limit`.slice(0, 64),
+            created_at: now,
+            updated_at: now,
+          });
+        }
         await events.emit(trx, 'payment.failed', { ...(await paymentEvent(trx, payment)), reason: lostBecause }, payment.merchantKey);
       });
       return service.outcomeOf(paymentId);
@@ -397,6 +480,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
     return service.outcomeOf(payment.id);
   }
 
+  /** Whether a session's payments use immediate capture (its provider, with the merchant's settings today). */
+  async function sessionIsImmediate(payment: Payment): Promise<boolean> {
+    const p = registries.providers.get(payment.provider);
+    if (!p) return false;
+    return captureModelOf(p, (await deps.providers.settingsFor(payment.merchantKey, payment.provider)) ?? {}) === 'immediate';
+  }
+
   /** A payable link with its product (a second query only for a product link). */
   async function withProduct(row: PayableLinkRow | null): Promise<PayableLink | null> {
     if (!row) return null;
@@ -413,11 +503,21 @@ export function createCheckoutService(deps: CheckoutDeps) {
       // Callers validate what customers type; this guards the money columns against programming errors.
       if (!Number.isSafeInteger(input.amount) || input.amount <= 0 || input.amount > MAX_MINOR) throw new RangeError(`checkout amount out of range: ${input.amount}`);
       const { provider: chosen, settings } = await chooseProvider(merchant.key, input.provider);
+      let immediate: boolean;
+      try {
+        immediate = captureModelOf(chosen, settings) === 'immediate';
+      } catch (err) {
+        throw new ServiceUnavailableError('The payment provider is not reachable right now. Please try again in a moment.', err);
+      }
       const now = clock.now();
       const sessionId = publicId('cs');
       const paymentId = publicId('pay');
       const snapshot: LinkSnapshot | null = link ? { id: link.id, name: link.name, path: link.path, amount: link.amount, currency: link.currency } : null;
-      await inTransaction(db, async (trx) => {
+      // An immediate-capture checkout lives exactly as long as the slot it holds.
+      const expiresAt = new Date(now.getTime() + (immediate ? (chosen.holdMinutes ?? DEFAULT_HOLD_MINUTES) * 60_000 : SESSION_TTL_MS));
+      const holds = immediate && link !== null;
+      /** The session and its pending payment, with `checkout.started`. */
+      const open = async (trx: Trx): Promise<{ sessionKey: number; value: null }> => {
         const [sessionKey] = await trx('checkout_sessions').insert({
           public_id: sessionId,
           merchant_id: merchant.key,
@@ -429,7 +529,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           customer_email: input.email ?? null,
           link_snapshot: JSON.stringify(snapshot),
           status: 'open',
-          expires_at: new Date(now.getTime() + SESSION_TTL_MS),
+          expires_at: expiresAt,
           created_at: now,
           updated_at: now,
         });
@@ -447,6 +547,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
           updated_at: now,
         });
         await events.emit(trx, 'checkout.started', { ...(await eventRefs(trx, { merchantKey: merchant.key, linkKey: link?.key ?? null, customerKey: input.customerKey ?? null })), sessionId, paymentId, amount: input.amount, currency: input.currency, provider: chosen.id }, merchant.key);
+        return { sessionKey: Number(sessionKey), value: null };
+      };
+      await inTransaction(db, async (trx) => {
+        if (!holds) return void (await open(trx));
+        // The links feature decides first (one conditional UPDATE); only a checkout that holds a slot is written.
+        const hold = await deps.links.holdSlot(trx, link.key, expiresAt, () => open(trx));
+        if (!hold.won) throw new NoSlotError(hold, now);
       });
       const session = (await service.getSession(sessionId))!;
       const payment = (await loadPayment(db, { public_id: paymentId }))!;
@@ -461,10 +568,12 @@ export function createCheckoutService(deps: CheckoutDeps) {
           description: link?.name ?? `Payment to ${merchant.name}`,
           customer: { name: input.name ?? null, email: input.email ?? null },
           returnUrl: `${deps.baseUrl}/receipt/${paymentId}`,
+          expiresAt: expiresAt.toISOString(),
         }, settings);
       } catch (err) {
         // The provider is down or refused: this attempt can never be paid; say so and keep the record.
         await decline(payment, { code: 'provider_unavailable', message: 'The payment provider could not be reached.' });
+        if (holds) await service.releaseHold(paymentId);
         throw new ServiceUnavailableError('The payment provider is not reachable right now. Please try again in a moment.', err);
       }
       return { session, payment, next };
@@ -522,6 +631,8 @@ export function createCheckoutService(deps: CheckoutDeps) {
       const session = await service.getSession(sessionId);
       if (!session) throw new NotFoundError();
       if (!service.isOpen(session)) throw new AppError('checkout_expired', 410, 'This checkout has expired. Go back to the payment page to start again.');
+      const newest = await service.currentPayment(session);
+      const immediate = newest !== null && (await sessionIsImmediate(newest));
       const paymentId = await inTransaction(db, async (trx) => {
         const now = clock.now();
         const locked = await trx('checkout_sessions').where({ id: session.key, status: 'open' }).update({ updated_at: now });
@@ -530,6 +641,10 @@ export function createCheckoutService(deps: CheckoutDeps) {
         const current = r ? paymentFrom(r) : null;
         if (current && current.status === 'pending') return current.id;
         if (current && current.status !== 'failed') throw new AppError('checkout_finished', 409, 'This checkout is already finished.');
+        // An immediate-capture checkout pays only while it holds its slot (a retry keeps the hold).
+        if (immediate && session.linkKey !== null && !(await deps.links.holdsSlot(trx, session.linkKey, session.key))) {
+          throw new AppError('checkout_expired', 410, 'This checkout has expired. Go back to the payment page to start again.');
+        }
         const id = publicId('pay');
         await trx('payments').insert({
           public_id: id,
@@ -577,10 +692,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
         if (payment.linkKey === null) {
           won = true;
         } else {
-          // The links feature decides with one conditional UPDATE, in this transaction.
-          const claim = await deps.links.claimSlot(trx, payment.linkKey, { merchantId: authorized.merchantId, paymentId });
+          const by = { merchantId: authorized.merchantId, paymentId };
+          // A held slot (immediate capture) becomes this payment; without one (a card, or a hold that
+          // lapsed) the links feature decides with one conditional UPDATE — all in this transaction.
+          const held = payment.sessionKey === null ? null : await deps.links.convertHold(trx, payment.linkKey, payment.sessionKey, by);
+          const claim = held && held.won ? held : held && held.reason !== 'none' ? held : await deps.links.claimSlot(trx, payment.linkKey, by);
           won = claim.won;
-          if (!claim.won) lostBecause = claim.reason;
+          if (!claim.won) lostBecause = claim.reason as ClaimLoss;
         }
         // Intent, recorded with the claim: if this process dies before the provider call below, the
         // job captures or voids the authorization later, so no slot and no authorization is stranded.
@@ -591,9 +709,28 @@ export function createCheckoutService(deps: CheckoutDeps) {
       return settle({ ...payment, providerRef }, won, lostBecause, 'inline');
     },
 
+    /**
+     * Gives back the slot the payment's checkout holds (immediate capture): a provider that learns the
+     * customer abandoned or their session expired unpaid calls this; so does a failed start. Safe to
+     * repeat; false when nothing was held. A payment that still arrives later claims like a card.
+     */
+    async releaseHold(paymentId: string): Promise<boolean> {
+      const payment = await loadPayment(db, { public_id: paymentId });
+      if (!payment || payment.linkKey === null || payment.sessionKey === null) return false;
+      const { linkKey, sessionKey } = payment;
+      return inTransaction(db, (trx) => deps.links.releaseHold(trx, linkKey, sessionKey));
+    },
+
+    /** When a slot of this link held by a checkout under way may free up (the earliest hold's end); null without holds. */
+    holdsFreeAt(linkKey: number): Promise<Date | null> {
+      return deps.links.earliestHoldEnd(linkKey);
+    },
+
     async outcomeOf(paymentId: string): Promise<AuthorizeOutcome> {
       const payment = (await loadPayment(db, { public_id: paymentId }))!;
-      const status = payment.status === 'paid' || payment.status === 'refunded' || payment.status === 'partially_refunded' ? 'paid' : payment.status === 'voided' ? 'voided' : payment.status === 'failed' ? 'failed' : 'processing';
+      // A payment refunded because it lost the claim (immediate capture) never went through: `voided` to its provider.
+      const lost = payment.status === 'refunded' && payment.paidAt === null;
+      const status = lost || payment.status === 'voided' ? 'voided' : payment.status === 'paid' || payment.status === 'refunded' || payment.status === 'partially_refunded' ? 'paid' : payment.status === 'failed' ? 'failed' : 'processing';
       return { status, reason: payment.failureCode, payment };
     },
   };

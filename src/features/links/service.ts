@@ -40,6 +40,8 @@ export interface Link {
   productPrice: number | null;
   paymentLimit: number | null;
   paidCount: number;
+  /** Slots held by immediate-capture checkouts under way (links/state.ts holds). */
+  heldCount: number;
   active: boolean;
   inactiveReason: InactiveReason | null;
   redirectUrl: string | null;
@@ -90,6 +92,7 @@ const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null): Link => 
   productPrice: product ? Number(product.price) : null,
   paymentLimit: r.payment_limit ?? null,
   paidCount: Number(r.paid_count),
+  heldCount: Number(r.held_count ?? 0),
   active: Boolean(r.active),
   inactiveReason: r.inactive_reason ?? null,
   redirectUrl: r.redirect_url,
@@ -539,6 +542,7 @@ function linkJson(link: Link, url: string, baseUrl: string) {
     product_id: link.productId,
     payment_limit: link.paymentLimit,
     paid_count: link.paidCount,
+    held_count: link.heldCount,
     remaining: remaining(link),
     active: link.active,
     inactive_reason: link.inactiveReason,

@@ -3,20 +3,37 @@
  * and its counters). Checkout, analytics and products change or ask about them only through these
  * capabilities; a write that must commit with the caller's own takes the caller's transaction.
  *
- *   claimSlot     → one conditional UPDATE decides (never read-check-write); the winner that fills
- *                   the limit closes the link (`limit_reached`, `link.limit_reached`)
+ *   claimSlot     → one conditional UPDATE decides (never read-check-write): `paid_count + held_count
+ *                   < payment_limit`; the winner that fills the limit closes the link
+ *                   (`limit_reached`, `link.limit_reached`)
  *   releaseSlot   → a capture that failed gives its slot back and reopens a link its limit closed
+ *   holdSlot      → immediate capture: a checkout session holds a slot until a time (`held_count + 1`
+ *                   under the same condition, and a `link_holds` row naming the session)
+ *   convertHold   → the held payment succeeded: paid + 1, held - 1 in one statement (closing the link
+ *                   at its limit as claimSlot does); the hold row goes
+ *   releaseHold / releaseLapsedHolds → a hold given back (failure, abandonment) or past its end (the
+ *                   `links.release_holds` job, per minute): held - 1, the hold row goes
+ *   Invariant: paid_count + held_count ≤ payment_limit, and held_count = the link's rows in link_holds
+ *   (every statement that moves held_count deletes or inserts the row in the same transaction, and
+ *   only after the row's own conditional DELETE/INSERT decided it).
  *   recordPayment / recordRefund → payments_count and revenue (net of refunds); the slot stays taken
  *   recordViews / recordPrunedViews → views_count and views_pruned, in key order
  */
 import type { Db, Queryable, Trx } from '../../core/db.ts';
-import { isMysql, rowsByKeys, toDateOrNull } from '../../core/db.ts';
+import { inTransaction, isMysql, rowsByKeys, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
+import type { ChangeFeed } from '../../core/changes.ts';
 import type { InactiveReason } from './service.ts';
 
 /** Why a payment lost its claim: the limit was reached, or the link takes no payments at all. */
 export type ClaimLoss = 'limit_reached' | 'link_inactive';
+
+/**
+ * Why a checkout could not hold a slot: the limit is reached (or the link closed), or every slot
+ * left is held by other checkouts until `retryAt` (the earliest of their ends).
+ */
+export type HoldLoss = { reason: ClaimLoss } | { reason: 'all_held'; retryAt: Date };
 
 /** A live link as its pay page needs it (one query, by path or by a request's public id). */
 export interface PayableLinkRow {
@@ -35,6 +52,8 @@ export interface PayableLinkRow {
   productKey: number | null;
   paymentLimit: number | null;
   paidCount: number;
+  /** Slots held by immediate-capture checkouts still under way. */
+  heldCount: number;
   active: boolean;
   inactiveReason: InactiveReason | null;
   showRemaining: boolean;
@@ -50,7 +69,7 @@ export interface LinkRef {
 }
 
 const PAYABLE_COLUMNS = `select id, public_id, merchant_id, kind, type, name, path, description, amount, currency, product_id,
-  payment_limit, paid_count, active, inactive_reason, show_remaining, redirect_url, redirect_target, customer_id, expires_at
+  payment_limit, paid_count, held_count, active, inactive_reason, show_remaining, redirect_url, redirect_target, customer_id, expires_at
 from links`;
 const PAYABLE_LINK_SQL = `${PAYABLE_COLUMNS}
 where merchant_id = ? and path = ? and kind = 'smart' and deleted_at is null
@@ -75,6 +94,7 @@ const payableFrom = (r: any): PayableLinkRow => ({
   productKey: r.product_id ?? null,
   paymentLimit: r.payment_limit ?? null,
   paidCount: Number(r.paid_count),
+  heldCount: Number(r.held_count ?? 0),
   active: Boolean(r.active),
   inactiveReason: r.inactive_reason ?? null,
   showRemaining: Boolean(r.show_remaining),
@@ -82,7 +102,49 @@ const payableFrom = (r: any): PayableLinkRow => ({
   redirectTarget: r.redirect_target,
 });
 
-export function createLinkState({ db, clock, events }: { db: Db; clock: Clock; events: EventBus }) {
+export function createLinkState({ db, clock, events, changes }: { db: Db; clock: Clock; events: EventBus; changes?: ChangeFeed }) {
+  /** Slots are free while paid + held stay under the limit (or there is none): the one condition every claim and hold uses. */
+  const underLimit = (b: any) => b.whereNull('payment_limit').orWhereRaw('paid_count + held_count < payment_limit');
+
+  /** The payment that fills the limit closes the link and announces `link.limit_reached`, in the caller's transaction. */
+  async function closeIfFull(trx: Trx, linkKey: number, by: { merchantId: string; paymentId: string }, now: Date): Promise<void> {
+    const closed = await trx('links')
+      .where({ id: linkKey, active: true })
+      .whereNotNull('payment_limit')
+      .andWhere('paid_count', '>=', trx.ref('payment_limit'))
+      .update({ active: false, inactive_reason: 'limit_reached', updated_at: now });
+    if (closed) {
+      const link = await trx('links').where({ id: linkKey }).first('public_id', 'payment_limit', 'merchant_id');
+      await events.emit(trx, 'link.limit_reached', { merchantId: by.merchantId, linkId: link.public_id, limit: link.payment_limit, paymentId: by.paymentId }, link.merchant_id);
+    }
+  }
+
+  /** Why a claim or hold on this link lost (read only to word it: the conditional UPDATE decided). */
+  async function lossOf(trx: Trx, linkKey: number): Promise<HoldLoss> {
+    const link = await trx('links').where({ id: linkKey }).first('active', 'inactive_reason', 'deleted_at', 'paid_count', 'payment_limit');
+    const inactive = !link || link.deleted_at || (!link.active && link.inactive_reason !== 'limit_reached');
+    if (inactive) return { reason: 'link_inactive' };
+    if (!link.active || link.payment_limit === null || Number(link.paid_count) >= Number(link.payment_limit)) return { reason: 'limit_reached' };
+    const retryAt = await earliestHoldEnd(trx, linkKey);
+    return retryAt ? { reason: 'all_held', retryAt } : { reason: 'limit_reached' };
+  }
+
+  async function earliestHoldEnd(q: Queryable, linkKey: number): Promise<Date | null> {
+    const r = await q('link_holds').where({ link_id: linkKey }).min({ at: 'expires_at' }).first();
+    return toDateOrNull(r?.at ?? null);
+  }
+
+  /** Gives one hold back: its row goes (the conditional DELETE decides, once), then the counter. */
+  async function dropHold(trx: Trx, linkKey: number, sessionKey: number, extra: (b: any) => void = () => {}): Promise<boolean> {
+    const q = trx('link_holds').where({ link_id: linkKey, checkout_session_id: sessionKey });
+    extra(q);
+    const n = await q.del();
+    if (!n) return false;
+    await trx('links').where({ id: linkKey }).andWhere('held_count', '>', 0).update({ held_count: trx.raw('held_count - 1') });
+    changes?.afterCommit(trx);
+    return true;
+  }
+
   async function payable(sql: string, bindings: unknown[]): Promise<PayableLinkRow | null> {
     // A fixed SQL string: building this query with knex costs more than running it (the pay page's hot path).
     const result = await db.raw(sql, bindings as any[]);
@@ -108,24 +170,93 @@ export function createLinkState({ db, clock, events }: { db: Db; clock: Clock; e
       const slot = await trx('links')
         .where({ id: linkKey, active: true })
         .whereNull('deleted_at')
-        .andWhere((b) => b.whereNull('payment_limit').orWhere('paid_count', '<', trx.ref('payment_limit')))
+        .andWhere(underLimit)
         .update({ paid_count: trx.raw('paid_count + 1'), updated_at: now });
       if (slot !== 1) {
         // Only to word the customer's message: the decision above was the conditional UPDATE alone.
-        const link = await trx('links').where({ id: linkKey }).first('active', 'inactive_reason', 'deleted_at');
-        const inactive = !link || link.deleted_at || (!link.active && link.inactive_reason !== 'limit_reached');
-        return { won: false, reason: inactive ? 'link_inactive' : 'limit_reached' };
+        const loss = await lossOf(trx, linkKey);
+        return { won: false, reason: loss.reason === 'link_inactive' ? 'link_inactive' : 'limit_reached' };
       }
-      const closed = await trx('links')
-        .where({ id: linkKey, active: true })
-        .whereNotNull('payment_limit')
-        .andWhere('paid_count', '>=', trx.ref('payment_limit'))
-        .update({ active: false, inactive_reason: 'limit_reached', updated_at: now });
-      if (closed) {
-        const link = await trx('links').where({ id: linkKey }).first('public_id', 'payment_limit', 'merchant_id');
-        await events.emit(trx, 'link.limit_reached', { merchantId: by.merchantId, linkId: link.public_id, limit: link.payment_limit, paymentId: by.paymentId }, link.merchant_id);
-      }
+      await closeIfFull(trx, linkKey, by, now);
       return { won: true };
+    },
+
+    /**
+     * Holds a slot until `until` for the checkout session `openSession` creates (immediate capture),
+     * in the caller's transaction. One conditional UPDATE decides (`paid_count + held_count <
+     * payment_limit`, active, not deleted); only the winner's `openSession` runs (it writes the
+     * session), then the hold names it. A loss writes nothing and says why, and when a slot may free up.
+     *
+     * The UPDATE comes first on purpose: inserting rows that reference the link takes a shared lock
+     * on it (MySQL/MariaDB foreign keys), and two transactions that both hold that lock and then
+     * ask to update the row deadlock. Locking the row for update first makes them queue instead.
+     */
+    async holdSlot<T>(trx: Trx, linkKey: number, until: Date, openSession: () => Promise<{ sessionKey: number; value: T }>): Promise<({ won: true } & { value: T }) | ({ won: false } & HoldLoss)> {
+      const now = clock.now();
+      const n = await trx('links')
+        .where({ id: linkKey, active: true })
+        .whereNull('deleted_at')
+        .andWhere(underLimit)
+        .update({ held_count: trx.raw('held_count + 1'), updated_at: now });
+      if (n !== 1) return { won: false, ...(await lossOf(trx, linkKey)) };
+      const { sessionKey, value } = await openSession();
+      await trx('link_holds').insert({ link_id: linkKey, checkout_session_id: sessionKey, expires_at: until, created_at: now });
+      changes?.afterCommit(trx);
+      return { won: true, value };
+    },
+
+    /**
+     * The held checkout was paid: its hold becomes the payment — paid + 1 and held - 1 in one
+     * statement — and the payment that fills the limit closes the link, as `claimSlot` does. Answers
+     * `none` when the session holds nothing (never held, released, or lapsed and released by the job).
+     * A link the merchant closed (or whose limit they lowered) since gives the hold back and loses.
+     */
+    async convertHold(trx: Trx, linkKey: number, sessionKey: number, by: { merchantId: string; paymentId: string }): Promise<{ won: true } | { won: false; reason: ClaimLoss | 'none' }> {
+      const now = clock.now();
+      const gone = await trx('link_holds').where({ link_id: linkKey, checkout_session_id: sessionKey }).del();
+      if (!gone) return { won: false, reason: 'none' };
+      changes?.afterCommit(trx);
+      const n = await trx('links')
+        .where({ id: linkKey, active: true })
+        .whereNull('deleted_at')
+        .andWhere('held_count', '>', 0)
+        .andWhere((b) => b.whereNull('payment_limit').orWhere('paid_count', '<', trx.ref('payment_limit')))
+        .update({ paid_count: trx.raw('paid_count + 1'), held_count: trx.raw('held_count - 1'), updated_at: now });
+      if (n !== 1) {
+        await trx('links').where({ id: linkKey }).andWhere('held_count', '>', 0).update({ held_count: trx.raw('held_count - 1') });
+        const loss = await lossOf(trx, linkKey);
+        return { won: false, reason: loss.reason === 'link_inactive' ? 'link_inactive' : 'limit_reached' };
+      }
+      await closeIfFull(trx, linkKey, by, now);
+      return { won: true };
+    },
+
+    /** Gives back the slot a checkout session holds (a failure, an abandoned or expired checkout); false when it held none. */
+    async releaseHold(trx: Trx, linkKey: number, sessionKey: number): Promise<boolean> {
+      return dropHold(trx, linkKey, sessionKey);
+    },
+
+    /** Whether this checkout session still holds a slot of the link (its end not passed). */
+    async holdsSlot(q: Queryable, linkKey: number, sessionKey: number): Promise<boolean> {
+      return Boolean(await q('link_holds').where({ link_id: linkKey, checkout_session_id: sessionKey }).andWhere('expires_at', '>', clock.now()).first('id'));
+    },
+
+    /** When the first hold on the link ends (a slot may free up then); null without holds. */
+    earliestHoldEnd: (linkKey: number) => earliestHoldEnd(db, linkKey),
+
+    /**
+     * Releases holds past their end, on the injected clock (the `links.release_holds` job), each in
+     * its own transaction by a conditional DELETE, so two processes sweeping at once release every
+     * hold once. Returns how many it released (at most `limit`).
+     */
+    async releaseLapsedHolds(limit = 200): Promise<number> {
+      const now = clock.now();
+      const due = (await db('link_holds').where('expires_at', '<=', now).orderBy('expires_at').limit(limit).select('link_id', 'checkout_session_id')) as { link_id: number; checkout_session_id: number }[];
+      let released = 0;
+      for (const r of due) {
+        if (await inTransaction(db, (trx) => dropHold(trx, Number(r.link_id), Number(r.checkout_session_id), (b) => b.andWhere('expires_at', '<=', now)))) released++;
+      }
+      return released;
     },
 
     /**

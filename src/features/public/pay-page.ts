@@ -12,7 +12,7 @@ import { formatMoney } from '../../core/money.ts';
 import { TtlCache } from '../../core/changes.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
-import type { PayableLink } from '../checkout/index.ts';
+import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
 
@@ -110,6 +110,8 @@ export function cachedLookups(rt: Deps, ttlMs = 5_000): PayLookups {
 export type PayTarget =
   | { kind: 'page'; merchant: Merchant; link: PayableLink | null; amount: number | null; currency: string; action: string }
   | { kind: 'limit_reached'; merchant: Merchant; link: PayableLink }
+  /** Every slot left is held by checkouts under way (immediate capture): one may free up later. */
+  | { kind: 'all_held'; merchant: Merchant; link: PayableLink }
   | { kind: 'redirect'; location: string }
   | { kind: 'not_found' };
 
@@ -160,6 +162,7 @@ export function linkTarget(merchant: Merchant, link: PayableLink, action: string
   const full = link.paymentLimit !== null && link.paidCount >= link.paymentLimit;
   if (link.inactiveReason === 'limit_reached' || (link.active && full)) return { kind: 'limit_reached', merchant, link };
   if (!link.active) return NOT_FOUND;
+  if (link.paymentLimit !== null && link.paidCount + link.heldCount >= link.paymentLimit) return { kind: 'all_held', merchant, link };
   if (link.type === 'product') {
     const product = link.product;
     // A product that was deactivated or deleted since: nothing to sell, like an inactive link.
@@ -186,7 +189,8 @@ function maxOpenLabel(currency: string): string {
 function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null } = {}) {
   const { merchant, link } = t;
   const product = link?.type === 'product' ? link.product : null;
-  const left = link?.showRemaining ? remaining(link) : null;
+  // What a customer can still get: slots held by checkouts under way are not on offer.
+  const left = link?.showRemaining ? remaining({ paymentLimit: link.paymentLimit, paidCount: link.paidCount + link.heldCount }) : null;
   return {
     // The layout appends the merchant's name: "Summer sale · Acme", "Make a payment · Acme".
     title: link ? link.name : t.amount === null ? 'Make a payment' : `Pay ${formatMoney(t.amount, t.currency)}`,
@@ -232,6 +236,17 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
       case 'limit_reached':
         res.set('Cache-Control', 'no-store');
         return render(req, res, 'pay/limit', { title: 'Payment limit reached', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), linkName: target.link.name }, 410);
+      case 'all_held': {
+        // Not 410 (it may free up) and not a 5xx (nothing is wrong with the server, and proxies or
+        // monitors would treat it as an outage): the page is 200; a checkout POST that found no slot is
+        // 409 Conflict with Retry-After, as the state of the link, not the request, is what stops it.
+        const at = await rt.checkout.holdsFreeAt(target.link.key);
+        const minutes = at ? minutesUntil(at, rt.clock.now()) : 1;
+        res.set('Cache-Control', 'no-store');
+        if (status === 409) res.set('Retry-After', String(minutes * 60));
+        const retryUrl = req.method === 'GET' ? req.originalUrl : req.originalUrl.split('?')[0];
+        return render(req, res, 'pay/held', { title: 'All spots are being paid for', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), linkName: target.link.name, minutes, refresh: minutes * 60, retryUrl }, status);
+      }
       case 'page': {
         const methods = await lookups.methods(target.merchant.key);
         if (methods.formOrigins.length) res.locals.allowFormAction(methods.formOrigins);
@@ -292,7 +307,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
   }
 
   async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
-    if (target.kind !== 'page') return show(req, res, target);
+    if (target.kind !== 'page') return show(req, res, target, target.kind === 'all_held' ? 409 : 200);
     const raw = (req.body ?? {}) as Record<string, unknown>;
     const invalid = (errors: Record<string, string>) => {
       const values = Object.fromEntries(['name', 'email', 'amount', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
@@ -313,6 +328,11 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     } catch (err) {
       // The merchant changed their payment methods since the page was shown.
       if (err instanceof ValidationError) return invalid(err.byField());
+      // Immediate capture found no slot to hold (others took the last ones since the page was shown).
+      if (err instanceof NoSlotError && target.link) {
+        const reason = err.loss.reason;
+        return show(req, res, reason === 'all_held' ? { kind: 'all_held', merchant: target.merchant, link: target.link } : reason === 'limit_reached' ? { kind: 'limit_reached', merchant: target.merchant, link: target.link } : NOT_FOUND, 409);
+      }
       throw err;
     }
     if ('redirect' in next) return res.redirect(303, next.redirect);

@@ -17,7 +17,7 @@ type Deps = Pick<AppDeps, 'checkout' | 'links' | 'merchants'>;
 
 const PAYMENT_ID = /^pay_[0-9A-Za-z]{22}$/;
 
-export type ReceiptState = 'paid' | 'processing' | 'limit_reached' | 'link_inactive' | 'failed' | 'refunded';
+export type ReceiptState = 'paid' | 'processing' | 'limit_reached' | 'link_inactive' | 'failed' | 'refunded' | 'limit_refunded';
 
 function stateOf(p: Payment): ReceiptState {
   switch (p.status) {
@@ -25,7 +25,8 @@ function stateOf(p: Payment): ReceiptState {
     case 'partially_refunded':
       return 'paid';
     case 'refunded':
-      return 'refunded';
+      // Never paid: an immediate payment that arrived after the link filled up, refunded automatically.
+      return p.paidAt === null ? 'limit_refunded' : 'refunded';
     case 'voided':
       return p.failureCode === 'link_inactive' ? 'link_inactive' : 'limit_reached';
     case 'failed':
@@ -54,11 +55,11 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       if (link?.redirectUrl && link.redirectTarget === 'new') next = { url: link.redirectUrl, host: new URL(link.redirectUrl).host };
     }
     const path = session?.link?.path;
-    const at = payment.paidAt ?? payment.voidedAt ?? payment.createdAt;
+    const at = payment.paidAt ?? payment.voidedAt ?? payment.authorizedAt ?? payment.createdAt;
 
     res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex' });
     await render(req, res, 'pay/receipt', {
-      title: state === 'paid' ? 'Receipt' : state === 'processing' ? 'Processing your payment' : state === 'limit_reached' ? 'Payment limit reached' : 'Payment not completed',
+      title: state === 'paid' ? 'Receipt' : state === 'processing' ? 'Processing your payment' : state === 'limit_reached' ? 'Payment limit reached' : state === 'limit_refunded' ? 'Payment refunded' : 'Payment not completed',
       brand: merchant.brandColor,
       merchant: merchantView(merchant),
       state,
