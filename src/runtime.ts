@@ -256,7 +256,9 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         const merchant = await merchants.getByKey(payment.merchantKey);
         if (!merchant) return null;
         const link = payment.linkKey === null ? null : await links.getByKey(payment.linkKey);
-        const customerKey = payment.customerKey ?? link?.customerKey ?? null;
+        // Only the payment's own customer (a signed URL, a request, or the payer matched by email):
+        // a link made for one customer is not theirs when someone else pays its public URL.
+        const customerKey = payment.customerKey;
         const customer = customerKey === null ? null : await customers.getByKey(customerKey);
         return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null, payer: { name: session?.customerName ?? null, email: session?.customerEmail ?? null, phone: null } };
       },
@@ -279,6 +281,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         onPaid: async (trx, paid) => {
           if (paid.linkKey !== null) await reminders.stopForPayment(trx, paid.linkKey, paid.customerKey);
         },
+        customers: { matchOrCreate: customers.matchOrCreate },
         links: linkState,
         products,
         refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customerRefs.publicIdOf },

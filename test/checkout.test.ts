@@ -35,6 +35,12 @@ forEachTarget('checkout', (target) => {
     return location.pathname;
   }
   const pay = (cardPage: string, card: string) => http().post(cardPage).type('form').send({ card_number: card });
+  /** Post/Redirect/Get: a card form that fails answers 303 back to the card page, whose GET shows why. */
+  async function payFailing(cardPage: string, card: string, status: number) {
+    const post = await pay(cardPage, card).expect(303);
+    expect(post.headers.location.split('?')[0]).to.equal(cardPage);
+    return http().get(post.headers.location).expect(status);
+  }
   const receiptPath = (location: string) => new URL(location, 'http://x').pathname;
 
   before(async () => {
@@ -200,7 +206,7 @@ forEachTarget('checkout', (target) => {
       const l = await link(shop);
       const since = await lastEventKey();
       const cardPage = await checkout(`/${shop.handle}/${l.path}`);
-      const declined = await pay(cardPage, '4000 0000 0000 0002').expect(402);
+      const declined = await payFailing(cardPage, '4000 0000 0000 0002', 402);
       expect(declined.text).to.include('Your card was declined');
       expect(declined.text).to.include('role="alert"');
       expect(declined.text).to.match(/<input id="card_number" name="card_number"/);
@@ -219,7 +225,7 @@ forEachTarget('checkout', (target) => {
 
     it('declines 4000 0000 0000 9995 for insufficient funds', async () => {
       const cardPage = await checkout(`/${shop.handle}/12.50`);
-      const res = await pay(cardPage, '4000000000009995').expect(402);
+      const res = await payFailing(cardPage, '4000000000009995', 402);
       expect(res.text).to.include('insufficient funds');
       const payment = await env.rt.db('payments').orderBy('id', 'desc').first();
       expect([payment.status, payment.failure_code]).to.deep.equal(['failed', 'insufficient_funds']);
@@ -228,7 +234,7 @@ forEachTarget('checkout', (target) => {
     it('answers 422 by the field for a card that is not a sandbox test card, and charges nothing', async () => {
       const cardPage = await checkout(`/${shop.handle}/12.50`);
       for (const card of ['4111 1111 1111 1111', '', 'abcd']) {
-        const res = await pay(cardPage, card).expect(422);
+        const res = await payFailing(cardPage, card, 422);
         expect(/id="card_number-error"[^>]*>([^<]*)</.exec(res.text)![1], card).to.match(card ? /sandbox test cards/ : /Enter a card number/);
       }
       const payment = await env.rt.db('payments').orderBy('id', 'desc').first();
@@ -249,7 +255,7 @@ forEachTarget('checkout', (target) => {
 
     it('opens one new attempt when a declined customer retries twice at once', async () => {
       const cardPage = await checkout(`/${shop.handle}/12.50`);
-      await pay(cardPage, '4000000000000002').expect(402);
+      await payFailing(cardPage, '4000000000000002', 402);
       const results = await Promise.all([pay(cardPage, '4242424242424242'), pay(cardPage, '4242424242424242')]);
       expect(results.map((r) => r.status)).to.deep.equal([303, 303]);
       const session = await env.rt.db('checkout_sessions').where({ public_id: cardPage.split('/').pop() }).first();

@@ -148,6 +148,8 @@ export interface CheckoutDeps {
    * reminders), so what a payment settles is settled atomically with it.
    */
   onPaid?: (trx: Trx, paid: { linkKey: number | null; customerKey: number | null }) => Promise<void>;
+  /** Records a payer without a known customer as one (customers feature), in the paying transaction. */
+  customers?: { matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number> };
   /** The links feature's state machine: the payment-limit slot, counters, pay-page reads. */
   links: CheckoutLinks;
   /** A product by key (a product link's pay page shows it). */
@@ -363,6 +365,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
       const paidAt = clock.now();
       const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, failure_code: null, failure_message: null, updated_at: paidAt });
       if (!n) return;
+      payment = await attributePayer(trx, payment);
       await deps.onPaid?.(trx, { linkKey: payment.linkKey, customerKey: payment.customerKey });
       if (payment.linkKey !== null) {
         await deps.links.recordPayment(trx, payment.linkKey, payment.amount);
@@ -372,6 +375,20 @@ export function createCheckoutService(deps: CheckoutDeps) {
       await events.emit(trx, 'payment.succeeded', await paymentEvent(trx, payment), payment.merchantKey);
     });
     return service.outcomeOf(paymentId);
+  }
+
+  /**
+   * A payer who came without a signed customer URL (`?c=`) or a payment request is recorded as they
+   * entered themselves: matched to the merchant's customer with that email, or a new customer. Done
+   * when the payment is paid (in its transaction), so abandoned checkouts create no customers.
+   */
+  async function attributePayer(trx: Trx, payment: Payment): Promise<Payment> {
+    if (payment.customerKey !== null || payment.sessionKey === null || !deps.customers) return payment;
+    const s = await trx('checkout_sessions').where({ id: payment.sessionKey }).first('customer_name', 'customer_email');
+    if (!s?.customer_email) return payment;
+    const customerKey = await deps.customers.matchOrCreate(trx, payment.merchantKey, { name: s.customer_name ?? '', email: s.customer_email });
+    await trx('payments').where({ id: payment.key }).update({ customer_id: customerKey });
+    return { ...payment, customerKey };
   }
 
   /**
