@@ -202,6 +202,31 @@ forEachTarget('checkout', (target) => {
       expect((await http().get(location.pathname).expect(200)).text).not.to.include('target="_blank"');
     });
 
+    it('puts the payment’s id in place of {PAYMENT_ID} in the redirect URL, same tab and new tab', async () => {
+      const same = await link(shop, { redirect_url: 'https://shop.example/orders/{PAYMENT_ID}?p={PAYMENT_ID}#{PAYMENT_ID}' });
+      expect(same.redirectUrl, 'the placeholder survives validation').to.equal('https://shop.example/orders/{PAYMENT_ID}?p={PAYMENT_ID}#{PAYMENT_ID}');
+      const res = await pay(await checkout(`/${shop.handle}/${same.path}`), '4242424242424242').expect(303);
+      const paymentId = (await env.rt.db('payments').where({ link_id: same.key, status: 'paid' }).first()).public_id;
+      expect(res.headers.location).to.equal(`https://shop.example/orders/${paymentId}?p=${paymentId}#${paymentId}`);
+
+      const tab = await link(shop, { redirect_url: 'https://shop.example/thanks?payment={PAYMENT_ID}', redirect_target: 'new' });
+      const paid = await pay(await checkout(`/${shop.handle}/${tab.path}`), '4242424242424242').expect(303);
+      const receipt = new URL(paid.headers.location);
+      const id = receipt.pathname.split('/').pop();
+      const page = await http().get(`${receipt.pathname}?continue=1`).expect(200);
+      expect(page.text).to.include(`href="https://shop.example/thanks?payment=${id}"`);
+    });
+
+    it('refuses {PAYMENT_ID} in a redirect URL’s host', async () => {
+      let err: unknown;
+      try {
+        await link(shop, { redirect_url: 'https://{PAYMENT_ID}.shop.example/' });
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { code?: string; status?: number })?.status).to.equal(422);
+    });
+
     it('declines 4000 0000 0000 0002 with a clear message, and the customer can try again and pay', async () => {
       const l = await link(shop);
       const since = await lastEventKey();

@@ -10,6 +10,7 @@ import type { Renderer } from '../../core/http.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
 import type { Payment } from '../checkout/index.ts';
+import { redirectUrlFor } from '../links/index.ts';
 import { formatDateTime, merchantView } from './view.ts';
 
 /** What this file uses of the app. */
@@ -51,7 +52,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     let next: { url: string; host: string } | null = null;
     if (state === 'paid' && req.query.continue === '1' && payment.linkKey !== null) {
       const link = await rt.links.getByKey(payment.linkKey);
-      if (link?.redirectUrl && link.redirectTarget === 'new') next = { url: link.redirectUrl, host: new URL(link.redirectUrl).host };
+      if (link?.redirectUrl && link.redirectTarget === 'new') next = { url: redirectUrlFor(link.redirectUrl, payment.id), host: new URL(link.redirectUrl).host };
     }
     const path = session?.link?.path;
     const at = payment.paidAt ?? payment.voidedAt ?? payment.createdAt;
