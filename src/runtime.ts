@@ -229,17 +229,21 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       links,
       merchants,
       customers,
-      // Late-bound: reminders are built on deliveries.
+      // Late-bound: reminders are built on deliveries; checkout after them.
       planStates: (planKeys) => reminders.statesByKeys(planKeys),
+      payments: {
+        paymentKeyOf: (paymentId) => services.checkout.paymentKeyOf(paymentId),
+        receiptDetails: (keys) => services.checkout.receiptDetails(keys),
+      },
       eta: {
         html: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true }),
         // Plain-text email bodies: nothing to escape (escaping would print &amp; to the reader).
         text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
       },
       onRecorded: (sent) => {
-        for (const key of new Set(sent.map((d) => `${d.merchantKey} ${d.linkId}`))) {
+        for (const key of new Set(sent.map((d) => `${d.merchantKey} ${d.linkId ?? ''}`))) {
           const [merchantKey, linkId] = key.split(' ');
-          live.publish({ merchantKey: Number(merchantKey), linkId, kind: 'delivery' });
+          live.publish({ merchantKey: Number(merchantKey), linkId: linkId || null, kind: 'delivery' });
         }
       },
     });

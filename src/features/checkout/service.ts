@@ -87,6 +87,25 @@ export interface Payment {
   voidedAt: Date | null;
 }
 
+/** What a receipt message says of a payment (deliveries compose receipts from it). */
+export interface ReceiptDetails {
+  key: number;
+  id: string;
+  merchantKey: number;
+  linkKey: number | null;
+  customerKey: number | null;
+  status: PaymentStatus;
+  amount: number;
+  currency: string;
+  /** What the payer entered at checkout. */
+  payerName: string | null;
+  payerEmail: string | null;
+  /** The link's name when they paid (the checkout's snapshot), null for the open-amount page. */
+  linkName: string | null;
+  /** The customer's receipt page. */
+  url: string;
+}
+
 /** What happened to an authorization, and where the customer goes next. */
 export interface AuthorizeOutcome {
   /** `processing` while another call for the same payment is still capturing. */
@@ -509,6 +528,29 @@ export function createCheckoutService(deps: CheckoutDeps) {
 
     async getPayment(paymentId: string): Promise<Payment | null> {
       return loadPayment(db, { public_id: paymentId });
+    },
+
+    /** A payment's key by its public id (null when there is none). */
+    async paymentKeyOf(paymentId: string): Promise<number | null> {
+      const r = await db('payments').where({ public_id: paymentId }).first('id');
+      return r ? Number(r.id) : null;
+    },
+
+    /** What receipts say of payments, by key: two queries (payments, their checkouts) for the whole batch. */
+    async receiptDetails(keys: number[]): Promise<Map<number, ReceiptDetails>> {
+      const out = new Map<number, ReceiptDetails>();
+      const unique = [...new Set(keys)];
+      if (!unique.length) return out;
+      const rows = (await db('payments').whereIn('id', unique)) as any[];
+      const sessionKeys = [...new Set(rows.map((r) => r.checkout_session_id).filter((k) => k !== null && k !== undefined).map(Number))];
+      const sessions = new Map<number, CheckoutSession>();
+      if (sessionKeys.length) for (const s of (await db('checkout_sessions').whereIn('id', sessionKeys)) as any[]) sessions.set(Number(s.id), sessionFrom(s));
+      for (const r of rows) {
+        const p = paymentFrom(r);
+        const s = p.sessionKey === null ? null : sessions.get(Number(p.sessionKey)) ?? null;
+        out.set(Number(p.key), { key: Number(p.key), id: p.id, merchantKey: Number(p.merchantKey), linkKey: p.linkKey === null ? null : Number(p.linkKey), customerKey: p.customerKey === null ? null : Number(p.customerKey), status: p.status, amount: p.amount, currency: p.currency, payerName: s?.customerName ?? null, payerEmail: s?.customerEmail ?? null, linkName: s?.link?.name ?? null, url: service.receiptUrl(p) });
+      }
+      return out;
     },
 
     /** A payment and the checkout it belongs to, for its receipt page. */
