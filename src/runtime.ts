@@ -228,17 +228,21 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       links,
       merchants,
       customers,
-      // Late-bound: reminders are built on deliveries.
+      // Late-bound: reminders are built on deliveries; checkout after them.
       planStates: (planKeys) => reminders.statesByKeys(planKeys),
+      payments: {
+        paymentKeyOf: (paymentId) => services.checkout.paymentKeyOf(paymentId),
+        receiptDetails: (keys) => services.checkout.receiptDetails(keys),
+      },
       eta: {
         html: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true }),
         // Plain-text email bodies: nothing to escape (escaping would print &amp; to the reader).
         text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
       },
       onRecorded: (sent) => {
-        for (const key of new Set(sent.map((d) => `${d.merchantKey} ${d.linkId}`))) {
+        for (const key of new Set(sent.map((d) => `${d.merchantKey} ${d.linkId ?? ''}`))) {
           const [merchantKey, linkId] = key.split(' ');
-          live.publish({ merchantKey: Number(merchantKey), linkId, kind: 'delivery' });
+          live.publish({ merchantKey: Number(merchantKey), linkId: linkId || null, kind: 'delivery' });
         }
       },
     });
@@ -255,7 +259,9 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         const merchant = await merchants.getByKey(payment.merchantKey);
         if (!merchant) return null;
         const link = payment.linkKey === null ? null : await links.getByKey(payment.linkKey);
-        const customerKey = payment.customerKey ?? link?.customerKey ?? null;
+        // Only the payment's own customer (a signed URL, a request, or the payer matched by email):
+        // a link made for one customer is not theirs when someone else pays its public URL.
+        const customerKey = payment.customerKey;
         const customer = customerKey === null ? null : await customers.getByKey(customerKey);
         return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null, payer: { name: session?.customerName ?? null, email: session?.customerEmail ?? null, phone: null } };
       },
@@ -278,6 +284,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         onPaid: async (trx, paid) => {
           if (paid.linkKey !== null) await reminders.stopForPayment(trx, paid.linkKey, paid.customerKey);
         },
+        customers: { matchOrCreate: customers.matchOrCreate },
         links: linkState,
         products,
         refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customers.publicIdOf },

@@ -95,7 +95,9 @@ forEachTarget('after-payment actions by id', (target) => {
         { name: 'Bob Payer', email: `bob${n}@example.test`, phone: null },
       ]);
       for (const r of hook.received) {
-        expect(r.body).to.include({ channel: '#sales', merchant: shop.merchant.id, link: `Class ${n}`, customer: null, mention: null });
+        // Each payer is recorded as the customer with their email (matched, or created for them).
+        const customer = await env.rt.db('customers').where({ merchant_id: shop.merchant.key, email: r.body.payer.email }).first();
+        expect(r.body).to.include({ channel: '#sales', merchant: shop.merchant.id, link: `Class ${n}`, customer: customer.public_id, mention: null });
         expect(r.idempotencyKey).to.equal(r.body.event);
       }
       expect(new Set(hook.received.map((r) => r.body.event)).size).to.equal(2);
@@ -268,8 +270,9 @@ forEachTarget('after-payment actions by id', (target) => {
 
       await pay(env, env.rt.services.links.urlFor(link, m), 'Dee Payer', `dee${n}@example.test`);
       await env.rt.jobs.drain();
+      const dee = await env.rt.db('customers').where({ merchant_id: m.key, email: `dee${n}@example.test` }).first();
       expect(hook.received.map((r) => r.body)).to.deep.equal([
-        { event: hook.received[0].body.event, channel: '#yoga', merchant: m.id, link: 'Evening class', payer: { name: 'Dee Payer', email: `dee${n}@example.test`, phone: null }, customer: null, mention: 'Dee Payer' },
+        { event: hook.received[0].body.event, channel: '#yoga', merchant: m.id, link: 'Evening class', payer: { name: 'Dee Payer', email: `dee${n}@example.test`, phone: null }, customer: dee.public_id, mention: 'Dee Payer' },
       ]);
 
       const edit = await acct.agent.get(`/app/links/${link.id}/edit`).expect(200);
@@ -406,8 +409,9 @@ forEachTarget('after-payment actions in the browser', (target) => {
 
       await env.rt.jobs.drain();
       await waitFor(() => hook.received.length > 0, { timeout: 5_000, message: 'the webhook call' });
+      const ana = await env.rt.db('customers').where({ merchant_id: m.key, email: 'ana.lopez@example.test' }).first();
       expect(hook.received.map((r) => r.body)).to.deep.equal([
-        { event: hook.received[0].body.event, channel: '#spring', merchant: m.id, link: 'Spring class', payer: { name: 'Ana López', email: 'ana.lopez@example.test', phone: null }, customer: null, mention: 'Ana López' },
+        { event: hook.received[0].body.event, channel: '#spring', merchant: m.id, link: 'Spring class', payer: { name: 'Ana López', email: 'ana.lopez@example.test', phone: null }, customer: ana.public_id, mention: 'Ana López' },
       ]);
     });
   }

@@ -101,23 +101,103 @@ forEachTarget('after-payment customer tags', (target) => {
     expect(failed.map((j: { kind: string; state: string }) => [j.kind, j.state]), 'every job finished').to.deep.equal([]);
   });
 
-  it('changes the tags of the customer the link was sent to, not of whoever else pays without ?c=', async () => {
+  it('keeps the customer when they pay after a declined card: their reminders stop and their tags apply', async () => {
     const paid = await tag(call, `Paid ${n}`);
-    const ana = await customer('Ana López');
+    const kim = await customer('Kim Retry');
     const res = await call('post', '/links', {
       type: 'amount',
-      name: 'Workshop',
-      amount: 1500,
+      name: 'Course',
+      amount: 2000,
       currency: 'EUR',
-      send: { customer_id: ana.id, channels: ['email'] },
+      send: { customer_id: kim.id, channels: ['email'], reminders: { frequency: 'daily', max: 3 } },
       after_payment: { apply_customer_tag: paid },
     });
     expect(res.status, res.text).to.equal(201);
     await env.rt.jobs.drain();
-    // Someone pays the plain link (no ?c=): the link was made for Ana, so the payment is hers.
-    await pay(res.body.url, 'Someone Else', 'else@example.test');
+    const u = new URL(await sentUrl(`kim${n}@example.test`));
+    // Kim pays with another address than her record's: only her signed URL says the payment is hers.
+    const post = await supertest(env.app).post(u.pathname + u.search).type('form').send({ name: 'Kim Retry', email: `kim.work${n}@example.test` });
+    expect(post.status, post.text.slice(0, 300)).to.equal(303);
+    const cardPage = new URL(post.headers.location).pathname;
+    await supertest(env.app).post(cardPage).type('form').send({ card_number: '4000000000000002' }).expect(303);
+    const ok = await supertest(env.app).post(cardPage).type('form').send({ card_number: '4242424242424242' });
+    expect(ok.status).to.equal(303);
     await env.rt.jobs.drain();
-    expect(await tagNames(ana.id)).to.deep.equal([`Paid ${n}`]);
+
+    const kimKey = (await env.rt.db('customers').where({ public_id: kim.id }).first()).id;
+    const link = await env.rt.services.links.get(shop.merchant, res.body.id);
+    const attempts = await env.rt.db('payments').where({ link_id: link.key }).orderBy('id').select('status', 'customer_id');
+    expect(attempts.map((a) => [a.status, a.customer_id])).to.deep.equal([['failed', kimKey], ['paid', kimKey]]);
+    const plans = await env.rt.db('reminder_plans').where({ link_id: link.key, customer_id: kimKey }).select('state', 'stop_reason');
+    expect(plans).to.deep.equal([{ state: 'stopped', stop_reason: 'paid' }]);
+    expect(await tagNames(kim.id)).to.deep.equal([`Paid ${n}`]);
+  });
+
+  describe('who paid a link made for one customer', () => {
+    async function linkFor(name: string) {
+      const paid = await tag(call, `Paid ${n}`);
+      const owner = await customer(name);
+      const res = await call('post', '/links', {
+        type: 'amount',
+        name: 'Workshop',
+        amount: 1500,
+        currency: 'EUR',
+        send: { customer_id: owner.id, channels: ['email'], reminders: { frequency: 'daily', max: 3 } },
+        after_payment: { apply_customer_tag: paid },
+      });
+      expect(res.status, res.text).to.equal(201);
+      await env.rt.jobs.drain();
+      const link = await env.rt.services.links.get(shop.merchant, res.body.id);
+      const ownerKey = (await env.rt.db('customers').where({ public_id: owner.id }).first()).id as number;
+      return { owner, ownerKey, link, url: res.body.url as string, paid };
+    }
+    const planState = async (linkKey: number, customerKey: number) => (await env.rt.db('reminder_plans').where({ link_id: linkKey, customer_id: customerKey }).first()).state;
+    const paymentJson = async (paymentId: string) => (await call('get', `/payments/${paymentId}`).expect(200)).body as { customer: { id: string | null; name: string | null; email: string | null } | null };
+
+    it('attributes the payment to the customer it was sent to through their signed URL', async () => {
+      const { owner, ownerKey, link } = await linkFor('Tom Owner');
+      const paymentId = await pay(await sentUrl(`tom${n}@example.test`), 'Tom Owner', `tom${n}@example.test`);
+      await env.rt.jobs.drain();
+      expect((await paymentJson(paymentId)).customer?.id).to.equal(owner.id);
+      expect(await planState(link.key, ownerKey)).to.equal('stopped');
+      expect(await tagNames(owner.id)).to.deep.equal([`Paid ${n}`]);
+    });
+
+    it('records someone else paying its public URL as themselves: an existing customer matched by email, case-insensitively', async () => {
+      const { owner, ownerKey, link, url } = await linkFor('Tom Public');
+      const larry = await customer('Larry Other');
+      const paymentId = await pay(url, 'Larry O.', `LARRY${n}@Example.TEST`);
+      await env.rt.jobs.drain();
+      expect((await paymentJson(paymentId)).customer?.id).to.equal(larry.id);
+      expect(await planState(link.key, ownerKey), "Tom's reminders go on").to.equal('active');
+      expect(await tagNames(owner.id), 'Tom is not tagged').to.deep.equal([]);
+    });
+
+    it('creates a customer for a payer it does not know, and ignores a forged or altered ?c=', async () => {
+      const { owner, ownerKey, link, url } = await linkFor('Tom Forged');
+      const other = await customer('Olga Victim');
+      const genuine = new URL(await sentUrl(`tom${n}@example.test`));
+      const token = genuine.searchParams.get('c')!;
+      const [id, sig] = token.split('.');
+      const forged = [`${other.id}.${sig}`, `${id}.${sig.slice(0, -2)}xx`, `${other.id}`, 'garbage'];
+      const before = Number((await env.rt.db('customers').where({ merchant_id: shop.merchant.key }).count({ n: '*' }))[0].n);
+      const payer = `newbie${n}@example.test`;
+      let paymentIds: string[] = [];
+      for (const c of forged) {
+        const page = await supertest(env.app).get(`${new URL(url).pathname}?c=${encodeURIComponent(c)}`);
+        expect(page.status, c).to.equal(200);
+        paymentIds.push(await pay(`${url}?c=${encodeURIComponent(c)}`, 'New Payer', payer));
+      }
+      await env.rt.jobs.drain();
+      const created = (await env.rt.db('customers').where({ merchant_id: shop.merchant.key, email: payer })) as { public_id: string; name: string }[];
+      expect(created.map((c) => c.name), 'one customer, created once and matched after').to.deep.equal(['New Payer']);
+      for (const pid of paymentIds) expect((await paymentJson(pid)).customer?.id).to.equal(created[0].public_id);
+      expect(Number((await env.rt.db('customers').where({ merchant_id: shop.merchant.key }).count({ n: '*' }))[0].n)).to.equal(before + 1);
+      expect(await planState(link.key, ownerKey)).to.equal('active');
+      expect(await tagNames(owner.id)).to.deep.equal([]);
+      expect(await tagNames(other.id)).to.deep.equal([]);
+      paymentIds = [];
+    });
   });
 
   it('refuses after_payment without one customer, with unknown, link or foreign tags — and writes nothing', async () => {

@@ -366,7 +366,7 @@ forEachTarget('analytics: recording views', (target) => {
       const first = await checkout(l);
       const second = await checkout(l);
       env.clock.advance(90 * 60_000); // paid later than the checkout opened: the paid hour counts
-      await payCard(declined, '4000000000000002').expect(402);
+      await payCard(declined, '4000000000000002').expect(303);
       expect(await tally(env.rt.db, l.key)).to.include({ payments: 0, revenue: 0, rollupPayments: 0, rollupRevenue: 0 });
       await payCard(first, '4242424242424242').expect(303);
       await payCard(second, '4242424242424242'); // loses the last slot: voided
@@ -496,7 +496,7 @@ forEachTarget('analytics: recording views', (target) => {
         const card = await checkout();
         await visit(l).expect(200); // same instant as the payment
         env.clock.advance(1_000);
-        await web().post(card).type('form').send({ card_number: '4000000000000002' }).expect(402);
+        await web().post(card).type('form').send({ card_number: '4000000000000002' }).expect(303);
         await visit(l).expect(200);
         env.clock.advance(1_000);
         await web().post(card).type('form').send({ card_number: '4242424242424242' }).expect(303); // a second payment row, paid

@@ -35,6 +35,12 @@ forEachTarget('checkout', (target) => {
     return location.pathname;
   }
   const pay = (cardPage: string, card: string) => http().post(cardPage).type('form').send({ card_number: card });
+  /** Post/Redirect/Get: a card form that fails answers 303 back to the card page, whose GET shows why. */
+  async function payFailing(cardPage: string, card: string, status: number) {
+    const post = await pay(cardPage, card).expect(303);
+    expect(post.headers.location.split('?')[0]).to.equal(cardPage);
+    return http().get(post.headers.location).expect(status);
+  }
   const receiptPath = (location: string) => new URL(location, 'http://x').pathname;
 
   before(async () => {
@@ -196,11 +202,36 @@ forEachTarget('checkout', (target) => {
       expect((await http().get(location.pathname).expect(200)).text).not.to.include('target="_blank"');
     });
 
+    it('puts the payment’s id in place of {PAYMENT_ID} in the redirect URL, same tab and new tab', async () => {
+      const same = await link(shop, { redirect_url: 'https://shop.example/orders/{PAYMENT_ID}?p={PAYMENT_ID}#{PAYMENT_ID}' });
+      expect(same.redirectUrl, 'the placeholder survives validation').to.equal('https://shop.example/orders/{PAYMENT_ID}?p={PAYMENT_ID}#{PAYMENT_ID}');
+      const res = await pay(await checkout(`/${shop.handle}/${same.path}`), '4242424242424242').expect(303);
+      const paymentId = (await env.rt.db('payments').where({ link_id: same.key, status: 'paid' }).first()).public_id;
+      expect(res.headers.location).to.equal(`https://shop.example/orders/${paymentId}?p=${paymentId}#${paymentId}`);
+
+      const tab = await link(shop, { redirect_url: 'https://shop.example/thanks?payment={PAYMENT_ID}', redirect_target: 'new' });
+      const paid = await pay(await checkout(`/${shop.handle}/${tab.path}`), '4242424242424242').expect(303);
+      const receipt = new URL(paid.headers.location);
+      const id = receipt.pathname.split('/').pop();
+      const page = await http().get(`${receipt.pathname}?continue=1`).expect(200);
+      expect(page.text).to.include(`href="https://shop.example/thanks?payment=${id}"`);
+    });
+
+    it('refuses {PAYMENT_ID} in a redirect URL’s host', async () => {
+      let err: unknown;
+      try {
+        await link(shop, { redirect_url: 'https://{PAYMENT_ID}.shop.example/' });
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { code?: string; status?: number })?.status).to.equal(422);
+    });
+
     it('declines 4000 0000 0000 0002 with a clear message, and the customer can try again and pay', async () => {
       const l = await link(shop);
       const since = await lastEventKey();
       const cardPage = await checkout(`/${shop.handle}/${l.path}`);
-      const declined = await pay(cardPage, '4000 0000 0000 0002').expect(402);
+      const declined = await payFailing(cardPage, '4000 0000 0000 0002', 402);
       expect(declined.text).to.include('Your card was declined');
       expect(declined.text).to.include('role="alert"');
       expect(declined.text).to.match(/<input id="card_number" name="card_number"/);
@@ -219,7 +250,7 @@ forEachTarget('checkout', (target) => {
 
     it('declines 4000 0000 0000 9995 for insufficient funds', async () => {
       const cardPage = await checkout(`/${shop.handle}/12.50`);
-      const res = await pay(cardPage, '4000000000009995').expect(402);
+      const res = await payFailing(cardPage, '4000000000009995', 402);
       expect(res.text).to.include('insufficient funds');
       const payment = await env.rt.db('payments').orderBy('id', 'desc').first();
       expect([payment.status, payment.failure_code]).to.deep.equal(['failed', 'insufficient_funds']);
@@ -228,7 +259,7 @@ forEachTarget('checkout', (target) => {
     it('answers 422 by the field for a card that is not a sandbox test card, and charges nothing', async () => {
       const cardPage = await checkout(`/${shop.handle}/12.50`);
       for (const card of ['4111 1111 1111 1111', '', 'abcd']) {
-        const res = await pay(cardPage, card).expect(422);
+        const res = await payFailing(cardPage, card, 422);
         expect(/id="card_number-error"[^>]*>([^<]*)</.exec(res.text)![1], card).to.match(card ? /sandbox test cards/ : /Enter a card number/);
       }
       const payment = await env.rt.db('payments').orderBy('id', 'desc').first();
@@ -249,7 +280,7 @@ forEachTarget('checkout', (target) => {
 
     it('opens one new attempt when a declined customer retries twice at once', async () => {
       const cardPage = await checkout(`/${shop.handle}/12.50`);
-      await pay(cardPage, '4000000000000002').expect(402);
+      await payFailing(cardPage, '4000000000000002', 402);
       const results = await Promise.all([pay(cardPage, '4242424242424242'), pay(cardPage, '4242424242424242')]);
       expect(results.map((r) => r.status)).to.deep.equal([303, 303]);
       const session = await env.rt.db('checkout_sessions').where({ public_id: cardPage.split('/').pop() }).first();

@@ -149,4 +149,31 @@ describe('message templates in the browser', function () {
     tracked.assertClean();
     await tracked.close();
   });
+
+  for (const [width, height] of [[390, 844], [1280, 900]]) {
+    it(`edits the receipt email with a live preview and turns receipts off and on (${width} px)`, async () => {
+      const tracked = await browser().newPage({ viewport: { width, height } });
+      const { page } = tracked;
+      await signUpInBrowser(page, env.origin, { name: 'Acme Yoga', handle: uniqueHandle('yoga') });
+      await page.goto(`${env.origin}/app/settings/templates#receipts`);
+      const frame = page.frameLocator('#tpl-receipt-email-preview iframe');
+      await frame.locator('text=View your receipt').waitFor();
+      await page.locator('#tpl-receipt-email-body').fill('Thank you, {{first_name}}! We received {{amount}}.');
+      await frame.locator('text=Thank you, Jane! We received').waitFor();
+      await page.locator('#receipts').scrollIntoViewIfNeeded();
+      await tracked.screenshot(`message-templates-receipt-${width}`);
+      await page.screenshot({ path: `/tmp/paylink-shots/message-templates-receipt-${width}-view.png`, caret: 'initial' });
+      const toggle = page.getByLabel('Email customers a receipt after they pay');
+      expect(await toggle.isChecked()).to.equal(true);
+      await toggle.uncheck();
+      await page.locator('.receipts-form').getByRole('button', { name: 'Save' }).click();
+      await page.getByText('Receipts are off').first().waitFor();
+      expect(await page.getByLabel('Email customers a receipt after they pay').isChecked()).to.equal(false);
+      await page.getByLabel('Email customers a receipt after they pay').check();
+      await page.locator('.receipts-form').getByRole('button', { name: 'Save' }).click();
+      await page.getByText('Customers get a receipt by email').first().waitFor();
+      tracked.assertClean();
+      await tracked.close();
+    });
+  }
 });

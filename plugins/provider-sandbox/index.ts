@@ -71,16 +71,18 @@ export default definePlugin({
     });
 
     const body = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 });
+    // Post/Redirect/Get: every answer to the card form is a 303 to a GET (the card page with the
+    // decline or the problem, or the receipt), so Back and reload never resubmit a card.
     api.routes.get('/pay/:sessionId', (req, res) => cardPage(api, req, res));
     api.routes.post('/pay/:sessionId', body, async (req, res) => {
       const session = await load(api, req, res);
       if (!session) return;
       if (!session.open) return finished(api, req, res, session);
+      const page = `/p/provider-sandbox/pay/${session.id}`;
       const parsed = cardForm.safeParse(req.body ?? {});
-      const typed = parsed.success ? (parsed.data.card_number ?? '') : '';
-      const number = normaliseCardNumber(typed);
-      if (!number) return cardPage(api, req, res, session, { status: 422, value: typed, error: 'Enter a card number.' });
-      if (!isTestCard(number)) return cardPage(api, req, res, session, { status: 422, value: typed, error: 'Use one of the sandbox test cards, such as 4242 4242 4242 4242.' });
+      const number = normaliseCardNumber(parsed.success ? (parsed.data.card_number ?? '') : '');
+      if (!number) return res.redirect(303, `${page}?error=card_required`);
+      if (!isTestCard(number)) return res.redirect(303, `${page}?error=unknown_card`);
 
       // After a decline the newest attempt is failed: open a fresh one (core makes this safe to race).
       let paymentId = session.payment?.id ?? null;
@@ -92,10 +94,8 @@ export default definePlugin({
         return res.redirect(303, result.next);
       }
       await checkout.decline(paymentId, { code: card.code, message: card.message });
-      const after = await checkout.getSession(session.id);
-      // A concurrent submission paid this attempt first: show where that went instead.
-      if (after && after.payment?.status !== 'failed') return after.open ? cardPage(api, req, res, after) : finished(api, req, res, after);
-      return cardPage(api, req, res, after ?? session, { status: 402, value: '', error: card.message, declined: true });
+      // The card page shows the decline (its newest attempt failed), or where a concurrent submission went.
+      return res.redirect(303, page);
     });
   },
 });
@@ -133,20 +133,33 @@ function allowFormTarget(api: PluginApi, res: Response, url: string): void {
   res.setHeader('Content-Security-Policy', csp.replace(/(^|;)(\s*)form-action([^;]*)/, (_m, sep: string, ws: string, list: string) => `${sep}${ws}form-action${list.trimEnd()} ${origin}`));
 }
 
-async function cardPage(api: PluginApi, req: Request, res: Response, session?: PluginCheckoutSession, form: { status: number; value: string; error: string; declined?: boolean } | null = null): Promise<void> {
-  session ??= (await load(api, req, res)) ?? undefined;
+/** Problems with what was typed, by the code the form's redirect carries (`?error=`). */
+const FORM_ERRORS: Record<string, string> = {
+  card_required: 'Enter a card number.',
+  unknown_card: 'Use one of the sandbox test cards, such as 4242 4242 4242 4242.',
+};
+
+/**
+ * The card form. After a decline (the session's newest attempt failed) it says why, answering 402;
+ * after a mistyped card (`?error=`), the problem by the field, answering 422.
+ */
+async function cardPage(api: PluginApi, req: Request, res: Response): Promise<void> {
+  const session = await load(api, req, res);
   if (!session) return;
   if (!session.open) return finished(api, req, res, session);
   allowFormTarget(api, res, session.successUrl);
+  const code = typeof req.query.error === 'string' && Object.hasOwn(FORM_ERRORS, req.query.error) ? req.query.error : null;
+  const declined = code === null && session.payment?.status === 'failed' ? (session.payment.failureMessage ?? 'The payment was declined. Try another card.') : null;
+  const error = code ? FORM_ERRORS[code] : declined;
   const html = await api.views.render('pay', {
     ...base(res, session),
     action: `/p/provider-sandbox/pay/${session.id}`,
-    value: form?.value ?? '',
-    error: form?.error ?? null,
-    declined: form?.declined ?? false,
+    value: '',
+    error,
+    declined: declined !== null,
     cards: Object.entries(TEST_CARDS).map(([n, c]) => ({ number: group(n), outcome: c.outcome === 'authorized' ? 'succeeds' : c.code === 'card_declined' ? 'is declined' : 'has insufficient funds' })),
   });
-  res.status(form?.status ?? 200).set('Cache-Control', 'no-store').type('html').send(html);
+  res.status(code ? 422 : declined ? 402 : 200).set('Cache-Control', 'no-store').type('html').send(html);
 }
 
 /** A paid, voided or processing checkout goes to its receipt; an expired or closed one gets a clear page. */

@@ -94,7 +94,8 @@ const paymentFields = {
 const deliveryFields = {
   merchantId,
   deliveryId: publicIdOf('dlv'),
-  linkId: publicIdOf('lnk'),
+  /** Null for a receipt of a payment on the open-amount page. */
+  linkId: publicIdOf('lnk').nullable(),
   customerId: publicIdOf('cus').nullable(),
   /** The channel's id, e.g. `email`, `sms`, or one a plugin registered. */
   channel: z.string(),

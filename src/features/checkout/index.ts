@@ -5,4 +5,4 @@ export { createPluginCheckoutServices } from './plugin-services.ts';
 export { REFUNDABLE, createRefundService, refundJson } from './refunds.ts';
 export type { Refund, RefundService } from './refunds.ts';
 export { NoSlotError, createCheckoutService, minutesUntil } from './service.ts';
-export type { CheckoutService, PayableLink, Payment, PaymentStatus } from './service.ts';
+export type { CheckoutService, PayableLink, Payment, PaymentStatus, ReceiptDetails } from './service.ts';

@@ -7,6 +7,7 @@ import { AppError } from '../../core/errors.ts';
 import type { MerchantService } from '../merchants/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 import type { LinkService } from '../links/index.ts';
+import { redirectUrlFor } from '../links/index.ts';
 import type { CheckoutService, Payment } from './service.ts';
 
 export interface PluginCheckoutDeps {
@@ -62,7 +63,7 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
     if (payment.linkKey === null) return receipt;
     const link = await links.getByKey(payment.linkKey);
     if (!link?.redirectUrl) return receipt;
-    return link.redirectTarget === 'same' ? link.redirectUrl : `${receipt}?continue=1`;
+    return link.redirectTarget === 'same' ? redirectUrlFor(link.redirectUrl, payment.id) : `${receipt}?continue=1`;
   }
 
   async function nextUrl(payment: Payment): Promise<string> {

@@ -133,6 +133,25 @@ export interface Payment {
   voidedAt: Date | null;
 }
 
+/** What a receipt message says of a payment (deliveries compose receipts from it). */
+export interface ReceiptDetails {
+  key: number;
+  id: string;
+  merchantKey: number;
+  linkKey: number | null;
+  customerKey: number | null;
+  status: PaymentStatus;
+  amount: number;
+  currency: string;
+  /** What the payer entered at checkout. */
+  payerName: string | null;
+  payerEmail: string | null;
+  /** The link's name when they paid (the checkout's snapshot), null for the open-amount page. */
+  linkName: string | null;
+  /** The customer's receipt page. */
+  url: string;
+}
+
 /** What happened to an authorization, and where the customer goes next. */
 export interface AuthorizeOutcome {
   /** `processing` while another call for the same payment is still capturing. */
@@ -194,6 +213,8 @@ export interface CheckoutDeps {
    * reminders), so what a payment settles is settled atomically with it.
    */
   onPaid?: (trx: Trx, paid: { linkKey: number | null; customerKey: number | null }) => Promise<void>;
+  /** Records a payer without a known customer as one (customers feature), in the paying transaction. */
+  customers?: { matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number> };
   /** The links feature's state machine: the payment-limit slot, counters, pay-page reads. */
   links: CheckoutLinks;
   /** A product by key (a product link's pay page shows it). */
@@ -446,6 +467,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
       const paidAt = clock.now();
       const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, failure_code: null, failure_message: null, updated_at: paidAt });
       if (!n) return;
+      payment = await attributePayer(trx, payment);
       await deps.onPaid?.(trx, { linkKey: payment.linkKey, customerKey: payment.customerKey });
       if (payment.linkKey !== null) {
         await deps.links.recordPayment(trx, payment.linkKey, payment.amount);
@@ -455,6 +477,20 @@ export function createCheckoutService(deps: CheckoutDeps) {
       await events.emit(trx, 'payment.succeeded', await paymentEvent(trx, payment), payment.merchantKey);
     });
     return service.outcomeOf(paymentId);
+  }
+
+  /**
+   * A payer who came without a signed customer URL (`?c=`) or a payment request is recorded as they
+   * entered themselves: matched to the merchant's customer with that email, or a new customer. Done
+   * when the payment is paid (in its transaction), so abandoned checkouts create no customers.
+   */
+  async function attributePayer(trx: Trx, payment: Payment): Promise<Payment> {
+    if (payment.customerKey !== null || payment.sessionKey === null || !deps.customers) return payment;
+    const s = await trx('checkout_sessions').where({ id: payment.sessionKey }).first('customer_name', 'customer_email');
+    if (!s?.customer_email) return payment;
+    const customerKey = await deps.customers.matchOrCreate(trx, payment.merchantKey, { name: s.customer_name ?? '', email: s.customer_email });
+    await trx('payments').where({ id: payment.key }).update({ customer_id: customerKey });
+    return { ...payment, customerKey };
   }
 
   /**
@@ -601,6 +637,29 @@ export function createCheckoutService(deps: CheckoutDeps) {
 
     async getPayment(paymentId: string): Promise<Payment | null> {
       return loadPayment(db, { public_id: paymentId });
+    },
+
+    /** A payment's key by its public id (null when there is none). */
+    async paymentKeyOf(paymentId: string): Promise<number | null> {
+      const r = await db('payments').where({ public_id: paymentId }).first('id');
+      return r ? Number(r.id) : null;
+    },
+
+    /** What receipts say of payments, by key: two queries (payments, their checkouts) for the whole batch. */
+    async receiptDetails(keys: number[]): Promise<Map<number, ReceiptDetails>> {
+      const out = new Map<number, ReceiptDetails>();
+      const unique = [...new Set(keys)];
+      if (!unique.length) return out;
+      const rows = (await db('payments').whereIn('id', unique)) as any[];
+      const sessionKeys = [...new Set(rows.map((r) => r.checkout_session_id).filter((k) => k !== null && k !== undefined).map(Number))];
+      const sessions = new Map<number, CheckoutSession>();
+      if (sessionKeys.length) for (const s of (await db('checkout_sessions').whereIn('id', sessionKeys)) as any[]) sessions.set(Number(s.id), sessionFrom(s));
+      for (const r of rows) {
+        const p = paymentFrom(r);
+        const s = p.sessionKey === null ? null : sessions.get(Number(p.sessionKey)) ?? null;
+        out.set(Number(p.key), { key: Number(p.key), id: p.id, merchantKey: Number(p.merchantKey), linkKey: p.linkKey === null ? null : Number(p.linkKey), customerKey: p.customerKey === null ? null : Number(p.customerKey), status: p.status, amount: p.amount, currency: p.currency, payerName: s?.customerName ?? null, payerEmail: s?.customerEmail ?? null, linkName: s?.link?.name ?? null, url: service.receiptUrl(p) });
+      }
+      return out;
     },
 
     /** A payment and the checkout it belongs to, for its receipt page. */

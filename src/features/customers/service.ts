@@ -408,6 +408,20 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
     /** The custom address kinds of the installed channels (the customer form shows one field each). */
     addressKinds: (): CustomerAddressKind[] => addressKinds(),
 
+    /**
+     * The merchant's live customer with this email (case-insensitive), or a new one with this name,
+     * in the caller's transaction: how a payer who came without a signed customer URL is recorded.
+     * Returns the customer's key.
+     */
+    async matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number> {
+      const email = payer.email.trim().toLowerCase();
+      const found = await scoped(trx, merchantKey).andWhere('email', email).orderBy('id').first('id');
+      if (found) return Number(found.id);
+      const now = clock.now();
+      const [key] = await trx('customers').insert({ public_id: publicId('cus'), merchant_id: merchantKey, name: payer.name.trim().slice(0, 120) || email, email, created_at: now, updated_at: now });
+      return Number(key);
+    },
+
     /** Which of these emails (lowercase) belong to live customers of the merchant. */
     emailsTaken: (merchantKey: number, emails: (string | null | undefined)[]) => emailsTaken(db, merchantKey, emails),
 

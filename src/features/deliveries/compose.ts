@@ -62,6 +62,8 @@ export function compose(eta: { html: Eta; text: Eta }, input: ComposeInput): Com
     brandText: textOn(input.brandColor),
     amount: values.amount,
     url: input.url,
+    // The button: pay a link, or (a receipt) open the receipt page.
+    action: input.template.kind === 'receipt' ? 'View your receipt' : `Pay ${values.amount}`,
   };
   return { subject, text: eta.text.render('emails/message-text', data), html: eta.html.render('emails/message', data) };
 }

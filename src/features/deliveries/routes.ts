@@ -1,6 +1,7 @@
 /**
  * Settings → Message templates: the texts customers receive (first message and reminder) for every
- * installed channel — email, SMS, WhatsApp and any channel a plugin adds — each editable, with a
+ * installed channel — email, SMS, WhatsApp and any channel a plugin adds — and the receipt email
+ * after a payment (with the switch that turns receipts off), each editable, with a
  * preview filled with sample values. The email
  * preview is the real email HTML, served by its own URL into a sandboxed frame with a CSP of its
  * own (the dashboard's CSP refuses the email's inline styles, so `srcdoc` would render it bare).
@@ -17,12 +18,12 @@ import { compose } from './compose.ts';
 import { PLACEHOLDERS, TEMPLATE_KINDS, TEXT_MAX, type MessageTemplate, type TemplateKind, type TemplateStyle } from './templates.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'config' | 'deliveries' | 'templates'>;
+type Deps = Pick<AppDeps, 'config' | 'deliveries' | 'merchants' | 'templates'>;
 
-export const KIND_LABELS: Record<TemplateKind, string> = { initial: 'First message', reminder: 'Reminder' };
+export const KIND_LABELS: Record<TemplateKind, string> = { initial: 'First message', reminder: 'Reminder', receipt: 'Receipt' };
 
 /** What the preview fills the placeholders with. */
-export const SAMPLE = { customerName: 'Jane Doe', linkName: 'Spring membership', reminderNumber: 1 } as const;
+export const SAMPLE = { customerName: 'Jane Doe', linkName: 'Spring membership', reminderNumber: 1, paymentId: 'pay_SAMPLE0000000000000000' } as const;
 
 /** The email preview's own policy: its inline styles and nothing else; framed by the dashboard only. */
 const PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
@@ -84,7 +85,7 @@ export function templatesRoutes(rt: Deps, render: Renderer): express.Router {
       linkName: SAMPLE.linkName,
       amount: 39 * 10 ** currencyDigits(merchant.currency),
       currency: merchant.currency,
-      url: `${rt.config.baseUrl}/${merchant.handle}/spring-membership`,
+      url: template.kind === 'receipt' ? `${rt.config.baseUrl}/receipt/${SAMPLE.paymentId}` : `${rt.config.baseUrl}/${merchant.handle}/spring-membership`,
       reminderNumber: SAMPLE.reminderNumber,
     });
 
@@ -137,7 +138,8 @@ export function templatesRoutes(rt: Deps, render: Renderer): express.Router {
       'settings/templates',
       {
         title: 'Message templates',
-        groups: TEMPLATE_KINDS.map((kind) => ({ kind, label: KIND_LABELS[kind], cards: all.filter((c) => c.kind === kind) })),
+        groups: TEMPLATE_KINDS.map((kind) => ({ kind, label: KIND_LABELS[kind], cards: all.filter((c) => c.kind === kind) })).filter((g) => g.cards.length),
+        sendReceipts: merchant.sendReceipts,
         placeholders: Object.entries(PLACEHOLDERS).map(([name, description]) => ({ name, description })),
         sample: SAMPLE,
       },
@@ -166,6 +168,16 @@ export function templatesRoutes(rt: Deps, render: Renderer): express.Router {
       if (!(err instanceof ValidationError)) throw err;
       await page(req, res, { ...card, errors: err.byField() }, 422);
     }
+  });
+
+  /** Receipts on or off (a merchant setting, on by default): a checkbox, so absent means off. */
+  router.post('/settings/receipts', async (req, res) => {
+    const on = (req.body as Record<string, unknown>).send_receipts === 'on';
+    const updated = await rt.merchants.setSendReceipts(res.locals.merchant, on);
+    req.user!.merchant = updated;
+    res.locals.merchant = updated;
+    flash(req, 'success', on ? 'Customers get a receipt by email after they pay.' : 'Receipts are off: customers see their receipt page only.');
+    res.redirect(303, '/app/settings/templates#receipts');
   });
 
   router.post('/settings/templates/reset', async (req, res) => {

@@ -10,6 +10,11 @@
  *                    → failed (a permanent refusal, or attempts exhausted), with the reason
  *                    → cancelled (a reminder whose plan stopped: the customer paid)
  *
+ * Receipts: when a payment succeeds (`payment.succeeded`, through the outbox), one `receipt` email
+ * is queued to the address the payer entered (else their customer record's), unless the merchant
+ * turned receipts off or there is no address; its `dedupe_key` (the event id) makes a second run of
+ * the handler write nothing. A receipt names its payment and may have no link (the open-amount page).
+ *
  * Each delivery's message id is its public id, so a message re-sent after a crash between the
  * channel's acceptance and our record carries the same Message-ID. No network call runs inside a
  * transaction.
@@ -35,6 +40,7 @@ import type { LinkTokens } from '../sending/index.ts';
 import type { Link, LinkService } from '../links/index.ts';
 import type { Merchant, MerchantService } from '../merchants/index.ts';
 import type { CustomerService } from '../customers/index.ts';
+import type { ReceiptDetails } from '../checkout/index.ts';
 
 export type DeliveryKind = 'initial' | 'reminder' | 'expiry' | 'receipt';
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'cancelled';
@@ -50,9 +56,12 @@ export interface Delivery {
   key: number;
   id: string;
   merchantKey: number;
-  linkKey: number;
-  linkId: string;
-  linkName: string;
+  /** Null for a receipt of a payment on the open-amount page. */
+  linkKey: number | null;
+  linkId: string | null;
+  linkName: string | null;
+  /** The payment a receipt is for. */
+  paymentKey: number | null;
   customerKey: number | null;
   customerId: string | null;
   customerName: string | null;
@@ -73,7 +82,11 @@ export interface Delivery {
 
 export interface QueueItem {
   merchantKey: number;
-  linkKey: number;
+  linkKey: number | null;
+  /** The payment a receipt is for. */
+  paymentKey?: number | null;
+  /** At most one delivery per key: a second queue() with it writes nothing (e.g. `receipt:<event id>`). */
+  dedupeKey?: string | null;
   customerKey: number | null;
   planKey?: number | null;
   channel: string;
@@ -83,13 +96,14 @@ export interface QueueItem {
 }
 
 /** A deliveries row, with its link's and customer's id and name (read by key for the whole list). */
-const fromRow = (r: any, link: Pick<Link, 'id' | 'name'>, customer: { id: string; name: string } | null): Delivery => ({
+const fromRow = (r: any, link: Pick<Link, 'id' | 'name'> | null, customer: { id: string; name: string } | null): Delivery => ({
   key: Number(r.id),
   id: r.public_id,
   merchantKey: r.merchant_id,
-  linkKey: r.link_id,
-  linkId: link.id,
-  linkName: link.name,
+  linkKey: r.link_id ?? null,
+  linkId: link?.id ?? null,
+  linkName: link?.name ?? null,
+  paymentKey: r.payment_id === null || r.payment_id === undefined ? null : Number(r.payment_id),
   customerKey: r.customer_id ?? null,
   customerId: customer?.id ?? null,
   customerName: customer?.name ?? null,
@@ -139,11 +153,13 @@ export interface DeliveryDeps {
   links: Pick<LinkService, 'byKeys' | 'urlFor'>;
   merchants: Pick<MerchantService, 'byKeys'>;
   customers: Pick<CustomerService, 'summariesByKeys'>;
+  /** What receipts need of payments (the checkout feature). */
+  payments: { paymentKeyOf(paymentId: string): Promise<number | null>; receiptDetails(keys: number[]): Promise<Map<number, ReceiptDetails>> };
   /** The states of reminder plans by key (a reminder whose plan stopped is not sent). */
   planStates: (planKeys: number[]) => Promise<Map<number, string>>;
   eta: { html: Eta; text: Eta };
   /** After outcomes are recorded (live dashboards). */
-  onRecorded?: (deliveries: { merchantKey: number; linkId: string }[]) => void;
+  onRecorded?: (deliveries: { merchantKey: number; linkId: string | null }[]) => void;
   /** Deliveries claimed per round (default 100) and sent at once (default 16). */
   batchSize?: number;
   concurrency?: number;
@@ -157,9 +173,9 @@ interface Outgoing {
   merchantId: string;
   business: string;
   brandColor: string;
-  /** The link's address for this recipient. */
+  /** The link's address for this recipient (a receipt: the receipt page). */
   url: string;
-  linkId: string;
+  linkId: string | null;
   linkName: string;
   linkDeleted: boolean;
   amount: number | null;
@@ -190,13 +206,14 @@ export function createDeliveryService(deps: DeliveryDeps) {
   const concurrency = deps.concurrency ?? 16;
 
   const listQuery = (q: Queryable) => q('deliveries as d').select('d.*');
+  const linkKeysOf = (rows: any[]) => rows.filter((r) => r.link_id !== null && r.link_id !== undefined).map((r) => Number(r.link_id));
 
   /** Deliveries from their rows: links and customers read by key for the whole list (two queries). */
   async function fromRows(rows: any[]): Promise<Delivery[]> {
     if (!rows.length) return [];
     const customerKeys = rows.filter((r) => r.customer_id !== null && r.customer_id !== undefined).map((r) => Number(r.customer_id));
-    const [byLink, byCustomer] = await Promise.all([links.byKeys(rows.map((r) => Number(r.link_id)), { tags: false }), customers.summariesByKeys(customerKeys)]);
-    return rows.map((r) => fromRow(r, byLink.get(Number(r.link_id))!, r.customer_id === null || r.customer_id === undefined ? null : byCustomer.get(Number(r.customer_id)) ?? null));
+    const [byLink, byCustomer] = await Promise.all([links.byKeys(linkKeysOf(rows), { tags: false }), customers.summariesByKeys(customerKeys)]);
+    return rows.map((r) => fromRow(r, r.link_id === null || r.link_id === undefined ? null : byLink.get(Number(r.link_id)) ?? null, r.customer_id === null || r.customer_id === undefined ? null : byCustomer.get(Number(r.customer_id)) ?? null));
   }
 
   function backoff(attempts: number): number {
@@ -212,35 +229,31 @@ export function createDeliveryService(deps: DeliveryDeps) {
 
   /** A claimed batch with what composing needs: merchants, links, customers and plans read by key, one query each. */
   async function load(keys: number[]): Promise<Outgoing[]> {
-    const rows = (await db('deliveries').whereIn('id', keys).select('id', 'public_id', 'merchant_id', 'link_id', 'customer_id', 'plan_id', 'channel', 'kind', 'seq', 'to_address', 'attempts')) as any[];
+    const rows = (await db('deliveries').whereIn('id', keys).select('id', 'public_id', 'merchant_id', 'link_id', 'customer_id', 'plan_id', 'payment_id', 'channel', 'kind', 'seq', 'to_address', 'attempts')) as any[];
     const customerKeys = rows.filter((r) => r.customer_id !== null && r.customer_id !== undefined).map((r) => Number(r.customer_id));
     const planKeys = rows.filter((r) => r.plan_id !== null && r.plan_id !== undefined).map((r) => Number(r.plan_id));
-    const [byMerchant, byLink, byCustomer, plans] = await Promise.all([
+    const paymentKeys = rows.filter((r) => r.payment_id !== null && r.payment_id !== undefined).map((r) => Number(r.payment_id));
+    const [byMerchant, byLink, byCustomer, plans, byPayment] = await Promise.all([
       merchants.byKeys(rows.map((r) => Number(r.merchant_id))),
-      links.byKeys(rows.map((r) => Number(r.link_id)), { tags: false }),
+      links.byKeys(linkKeysOf(rows), { tags: false }),
       customers.summariesByKeys(customerKeys),
       planKeys.length ? deps.planStates(planKeys) : new Map<number, string>(),
+      paymentKeys.length ? deps.payments.receiptDetails(paymentKeys) : new Map<number, ReceiptDetails>(),
     ]);
     return rows.map((r) => {
       const m = byMerchant.get(Number(r.merchant_id))!;
-      const l = byLink.get(Number(r.link_id))!;
+      const l = r.link_id === null || r.link_id === undefined ? null : byLink.get(Number(r.link_id)) ?? null;
       const c = r.customer_id === null || r.customer_id === undefined ? null : byCustomer.get(Number(r.customer_id)) ?? null;
-      const product = l.type === 'product' && l.productPrice !== null;
-      return {
+      const paid = r.payment_id === null || r.payment_id === undefined ? null : byPayment.get(Number(r.payment_id)) ?? null;
+      const product = l?.type === 'product' && l.productPrice !== null;
+      const common = {
         key: Number(r.id),
         id: r.public_id,
         merchantKey: r.merchant_id,
         merchantId: m.id,
         business: m.name,
         brandColor: m.brandColor,
-        url: recipientUrl(l, m, c?.id ?? null),
-        linkId: l.id,
-        linkName: l.name,
-        linkDeleted: l.deletedAt !== null,
-        amount: product ? l.productPrice : l.amount,
-        currency: l.currency,
         customerId: c?.id ?? null,
-        customerName: c?.name ?? null,
         planState: r.plan_id === null || r.plan_id === undefined ? null : plans.get(Number(r.plan_id)) ?? null,
         channel: r.channel,
         kind: r.kind,
@@ -248,6 +261,12 @@ export function createDeliveryService(deps: DeliveryDeps) {
         to: r.to_address,
         attempts: Number(r.attempts),
       };
+      if (r.kind === 'receipt' && paid) {
+        // A receipt: what was paid, by whom (as they entered it), and the receipt page; the link (if any) only names it.
+        return { ...common, url: paid.url, linkId: l?.id ?? null, linkName: paid.linkName ?? l?.name ?? `Payment to ${m.name}`, linkDeleted: false, amount: paid.amount, currency: paid.currency, customerName: paid.payerName ?? c?.name ?? null };
+      }
+      if (!l) return { ...common, url: '', linkId: null, linkName: '', linkDeleted: true, amount: null, currency: m.currency, customerName: c?.name ?? null };
+      return { ...common, url: recipientUrl(l, m, c?.id ?? null), linkId: l.id, linkName: l.name, linkDeleted: l.deletedAt !== null, amount: product ? l.productPrice : l.amount, currency: l.currency, customerName: c?.name ?? null };
     });
   }
 
@@ -265,7 +284,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
     const channel = registries.channels.get(o.channel);
     const info = deps.channels.get(o.channel);
     if (!channel || !info) return { outcome: { status: 'failed', error: `No "${o.channel}" channel is installed.` } };
-    const kind: TemplateKind = o.kind === 'reminder' ? 'reminder' : 'initial';
+    const kind: TemplateKind = o.kind === 'reminder' ? 'reminder' : o.kind === 'receipt' ? 'receipt' : 'initial';
     const template = saved.get(`${o.merchantKey}:${kind}:${o.channel}`) ?? defaultTemplate(kind, info);
     const url = o.url;
     try {
@@ -466,6 +485,8 @@ export function createDeliveryService(deps: DeliveryDeps) {
         link_id: it.linkKey,
         customer_id: it.customerKey,
         plan_id: it.planKey ?? null,
+        payment_id: it.paymentKey ?? null,
+        dedupe_key: it.dedupeKey ?? null,
         channel: it.channel,
         kind: it.kind,
         seq: it.seq ?? 0,
@@ -476,7 +497,12 @@ export function createDeliveryService(deps: DeliveryDeps) {
         created_at: now,
         updated_at: now,
       }));
-      for (let i = 0; i < rows.length; i += 500) await trx('deliveries').insert(rows.slice(i, i + 500));
+      for (let i = 0; i < rows.length; i += 500) {
+        const chunk = rows.slice(i, i + 500);
+        // A keyed delivery that exists already (its handler ran before) is not written again.
+        if (chunk.some((r) => r.dedupe_key !== null)) await trx('deliveries').insert(chunk).onConflict('dedupe_key').ignore();
+        else await trx('deliveries').insert(chunk);
+      }
       await jobs.enqueue(trx, 'deliveries.pump', {});
       return rows.map((r) => r.public_id);
     },
@@ -510,7 +536,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
         throw new ValidationError([{ field: 'delivery', code: 'delivery_pending', message: 'This message is still waiting to go out.' }]);
       }
       return db.transaction(async (trx) => {
-        const [id] = await service.queue(trx, [{ merchantKey, linkKey: d.linkKey, customerKey: d.customerKey, channel: d.channel, kind: d.kind === 'reminder' ? 'initial' : d.kind, to: d.to }]);
+        const [id] = await service.queue(trx, [{ merchantKey, linkKey: d.linkKey, customerKey: d.customerKey, paymentKey: d.paymentKey, channel: d.channel, kind: d.kind === 'reminder' ? 'initial' : d.kind, to: d.to }]);
         return id;
       });
     },
@@ -576,6 +602,28 @@ export function createDeliveryService(deps: DeliveryDeps) {
   };
   jobs.define('deliveries.pump', async () => {
     await service.pump();
+  });
+
+  /** The email channel a receipt goes through: `email`, else the first email-style channel installed. */
+  const receiptChannel = (): string | null => {
+    const all = deps.channels.list().filter((c) => c.style === 'email' && registries.channels.get(c.id));
+    return (all.find((c) => c.id === 'email') ?? all[0])?.id ?? null;
+  };
+
+  events.subscribe('payment.succeeded', 'core:receipts', async (event) => {
+    const paymentKey = await deps.payments.paymentKeyOf(String(event.payload.paymentId ?? ''));
+    if (paymentKey === null) return;
+    const paid = (await deps.payments.receiptDetails([paymentKey])).get(paymentKey);
+    if (!paid) return;
+    const merchant = (await merchants.byKeys([paid.merchantKey])).get(paid.merchantKey);
+    if (!merchant?.sendReceipts) return;
+    const customer = paid.customerKey === null ? null : (await customers.summariesByKeys([paid.customerKey])).get(paid.customerKey) ?? null;
+    const to = paid.payerEmail ?? (customer && !customer.deleted ? customer.email : null);
+    const channel = receiptChannel();
+    if (!to || !channel) return;
+    await db.transaction(async (trx) => {
+      await service.queue(trx, [{ merchantKey: paid.merchantKey, linkKey: paid.linkKey, customerKey: paid.customerKey, paymentKey, channel, kind: 'receipt', to, dedupeKey: `receipt:${event.id}` }]);
+    });
   });
   return service;
 }

@@ -12,8 +12,10 @@ import { parseBody } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
 import type { ChannelDirectory, ChannelInfo } from './channels.ts';
 
-export const TEMPLATE_KINDS = ['initial', 'reminder'] as const;
+export const TEMPLATE_KINDS = ['initial', 'reminder', 'receipt'] as const;
 export type TemplateKind = (typeof TEMPLATE_KINDS)[number];
+/** Receipts go by email only (to the address the payer entered): their templates exist for email-style channels. */
+export const hasTemplate = (kind: TemplateKind, style: TemplateStyle): boolean => kind !== 'receipt' || style === 'email';
 /** How a template is written and sent: `email` has a subject and becomes HTML; `text` is one short message. */
 export type TemplateStyle = ChannelInfo['style'];
 /** The longest text-style message (4 SMS). */
@@ -25,7 +27,7 @@ export const PLACEHOLDERS = {
   business: 'Your business name',
   link_name: 'The link’s name',
   amount: 'The amount, e.g. €39.00',
-  url: 'The payment link',
+  url: 'The payment link (in a receipt: the receipt page)',
   reminder_number: 'Which reminder this is (1, 2, …)',
 } as const;
 export type Placeholder = keyof typeof PLACEHOLDERS;
@@ -59,6 +61,14 @@ const DEFAULTS: Record<TemplateKind, Record<TemplateStyle, { subject: string | n
     },
     text: { subject: null, body: 'Hi {{first_name}}, a reminder from {{business}}: {{link_name}} ({{amount}}) is still open. Pay here: {{url}}' },
   },
+  receipt: {
+    email: {
+      subject: 'Your receipt from {{business}}',
+      body: 'Hi {{first_name}},\n\nThank you for your payment of {{amount}} to {{business}} for {{link_name}}. Your receipt is below; keep it for your records.',
+    },
+    // Not offered (receipts are emails); here so every kind has a default of each style.
+    text: { subject: null, body: 'Thank you for your payment of {{amount}} to {{business}}. Receipt: {{url}}' },
+  },
 };
 
 export function defaultTemplate(kind: TemplateKind, channel: Pick<ChannelInfo, 'id' | 'style'>): MessageTemplate {
@@ -85,7 +95,7 @@ const knownList = Object.keys(PLACEHOLDERS).map((p) => `{{${p}}}`).join(', ');
 /** A template as posted; `channel` must be an installed channel and the rules follow its style. */
 export const templateInputSchema = (channels: ChannelDirectory) => z
   .object({
-    kind: z.enum(TEMPLATE_KINDS, { error: 'kind must be "initial" or "reminder".' }),
+    kind: z.enum(TEMPLATE_KINDS, { error: 'kind must be "initial", "reminder" or "receipt".' }),
     channel: z
       .string({ error: 'channel must be a channel id.' })
       .refine((id) => channels.has(id), { message: 'No such channel is installed.', params: { code: 'unknown_channel' } }),
@@ -106,6 +116,7 @@ export const templateInputSchema = (channels: ChannelDirectory) => z
   .superRefine((t, ctx) => {
     if (!channels.has(t.channel)) return;
     const email = styleOf(channels, t.channel) === 'email';
+    if (!hasTemplate(t.kind, email ? 'email' : 'text')) ctx.addIssue({ code: 'custom', path: ['channel'], message: 'Receipts are sent by email only.', params: { code: 'unknown_channel' } });
     if (email && !t.subject) ctx.addIssue({ code: 'custom', path: ['subject'], message: 'Enter a subject for the email.' });
     if (!email && t.body.length > TEXT_MAX) ctx.addIssue({ code: 'custom', path: ['body'], message: `Keep text messages under ${TEXT_MAX} characters (4 SMS).` });
   });
@@ -119,7 +130,7 @@ export function createTemplateService({ db, clock, channels }: { db: Db; clock: 
       const rows = (await db('message_templates').where({ merchant_id: merchantKey })) as any[];
       const installed = channels.list();
       return TEMPLATE_KINDS.flatMap((kind) =>
-        installed.map((channel): MessageTemplate => {
+        installed.filter((channel) => hasTemplate(kind, channel.style)).map((channel): MessageTemplate => {
           const r = rows.find((x) => x.kind === kind && x.channel === channel.id);
           return r ? { kind, channel: channel.id, style: channel.style, subject: channel.style === 'email' ? r.subject : null, body: r.body, custom: true } : defaultTemplate(kind, channel);
         }),
@@ -158,7 +169,7 @@ export function createTemplateService({ db, clock, channels }: { db: Db; clock: 
 
     /** Back to the default. */
     async reset(merchantKey: number, kind: string, channel: string): Promise<void> {
-      if (!(TEMPLATE_KINDS as readonly string[]).includes(kind) || !channels.has(channel)) {
+      if (!(TEMPLATE_KINDS as readonly string[]).includes(kind) || !channels.has(channel) || !hasTemplate(kind as TemplateKind, styleOf(channels, channel))) {
         throw new ValidationError([{ field: 'kind', code: 'invalid_template', message: 'No such template.' }]);
       }
       await db('message_templates').where({ merchant_id: merchantKey, kind, channel }).del();

@@ -3,4 +3,5 @@ export { linksRoutes } from './routes.ts';
 export { conversionRate, createLinkService, remaining } from './service.ts';
 export type { Link, LinkService } from './service.ts';
 export { createLinkState } from './state.ts';
+export { redirectUrlFor } from './schemas.ts';
 export type { ClaimLoss, HoldLoss, LinkRef, LinkState, PayableLinkRow } from './state.ts';

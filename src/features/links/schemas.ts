@@ -23,7 +23,21 @@ const optionalText = (max: number, label: string) =>
     .transform((s) => (s.trim() ? s.trim() : null))
     .nullish();
 
-/** Absolute http(s) URL without credentials; validated when saved, never taken from a query string. */
+/** Where a redirect URL names the payment (API.md "Refunds"): replaced when the customer is sent there. */
+export const PAYMENT_ID_PLACEHOLDER = '{PAYMENT_ID}';
+
+/**
+ * A link's redirect URL for one payment: `{PAYMENT_ID}` (also as the URL parser spells it in a path,
+ * `%7BPAYMENT_ID%7D`) becomes the payment's id, URL-encoded, so the merchant's page can look it up.
+ */
+export function redirectUrlFor(url: string, paymentId: string): string {
+  return url.replace(/\{PAYMENT_ID\}|%7BPAYMENT_ID%7D/gi, () => encodeURIComponent(paymentId));
+}
+
+/**
+ * Absolute http(s) URL without credentials; validated when saved, never taken from a query string.
+ * It may contain `{PAYMENT_ID}` in its path, query or fragment (not in its host).
+ */
 export const redirectUrlSchema = z
   .string()
   .trim()
@@ -38,6 +52,7 @@ export const redirectUrlSchema = z
         const url = new URL(u);
         return !url.username && !url.password;
       }, 'The URL cannot contain a user name or password.')
+      .refine((u) => !URL.canParse(u) || !/[{}]/.test(new URL(u).host), `${PAYMENT_ID_PLACEHOLDER} can only be in the path, query or fragment of the URL, not in its host.`)
       .nullable(),
   )
   .nullish();

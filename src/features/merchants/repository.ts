@@ -14,6 +14,8 @@ export interface Merchant {
   buttonStyle: string;
   /** Raw view rows older than this many months are deleted; counters and rollups stay. */
   viewRetentionMonths: number;
+  /** Customers get a receipt by email after paying (Settings → Message templates); on by default. */
+  sendReceipts: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -41,6 +43,7 @@ const merchantFrom = (r: any): Merchant => ({
   logoUrl: r.logo_url,
   buttonStyle: r.button_style,
   viewRetentionMonths: Number(r.view_retention_months),
+  sendReceipts: r.send_receipts === undefined || r.send_receipts === null ? true : Boolean(r.send_receipts),
   createdAt: toDate(r.created_at),
   updatedAt: toDate(r.updated_at),
 });

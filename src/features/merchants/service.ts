@@ -160,6 +160,16 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
       return (await merchants.byKey(merchant.key))!;
     },
 
+    /** Turns receipts by email to paying customers on or off. */
+    async setSendReceipts(merchant: Merchant, on: boolean): Promise<Merchant> {
+      if (merchant.sendReceipts === on) return merchant;
+      await inTransaction(db, async (trx) => {
+        await merchantRepository(trx).update(merchant.key, { send_receipts: on, updated_at: clock.now() });
+        await events.emit(trx, 'merchant.updated', { merchantId: merchant.id, handle: merchant.handle, changed: ['send_receipts'] }, merchant.key);
+      });
+      return (await merchants.byKey(merchant.key))!;
+    },
+
     async recordLogin(user: User): Promise<void> {
       await users.update(user.key, { last_login_at: clock.now() });
     },

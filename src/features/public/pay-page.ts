@@ -266,14 +266,19 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     return typeof c === 'string' && c.length <= 120 ? c : null;
   };
 
-  /** Who is paying: the customer a sent link was for (its signed ?c=), or the link's own customer. */
+  /**
+   * Who is paying, when a signed URL says so: the customer a sent link was for (its `?c=`), or the
+   * customer of a payment request (its `/r/<token>` is signed). A smart link's public URL names no
+   * one, even when the link was made for one customer: that payer is matched or created by email
+   * when the payment succeeds. A forged or altered `?c=` is ignored.
+   */
   async function payingCustomer(req: Request, target: Page): Promise<number | null> {
     const id = rt.tokens.recipientOf(recipientParam(req));
     if (id) {
       const [customer] = await rt.customers.getMany(target.merchant.key, [id]);
       if (customer) return customer.key;
     }
-    return target.link?.customerKey ?? null;
+    return target.link?.kind === 'request' ? target.link.customerKey : null;
   }
 
   /** `/r/<token>`: a one-off payment request; a bad signature is the same 404 as an unknown link. */

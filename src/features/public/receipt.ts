@@ -10,7 +10,18 @@ import type { Renderer } from '../../core/http.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
 import type { Payment } from '../checkout/index.ts';
+import { redirectUrlFor } from '../links/index.ts';
 import { formatDateTime, merchantView } from './view.ts';
+import { formatPaymentMethod, type PaymentMethodInfo } from './payment-method.ts';
+
+/**
+ * The payment method the provider reported, when it did.
+ * WIRE (after the provider-stripe merge): payments gain `paymentMethod` (checkout's storage, set
+ * through `authorize(…, { paymentMethod })`); read it here directly — `return p.paymentMethod ?? null`.
+ */
+function paymentMethodOf(p: Payment): PaymentMethodInfo | null {
+  return (p as Payment & { paymentMethod?: PaymentMethodInfo | null }).paymentMethod ?? null;
+}
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'checkout' | 'links' | 'merchants'>;
@@ -52,7 +63,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     let next: { url: string; host: string } | null = null;
     if (state === 'paid' && req.query.continue === '1' && payment.linkKey !== null) {
       const link = await rt.links.getByKey(payment.linkKey);
-      if (link?.redirectUrl && link.redirectTarget === 'new') next = { url: link.redirectUrl, host: new URL(link.redirectUrl).host };
+      if (link?.redirectUrl && link.redirectTarget === 'new') next = { url: redirectUrlFor(link.redirectUrl, payment.id), host: new URL(link.redirectUrl).host };
     }
     const path = session?.link?.path;
     const at = payment.paidAt ?? payment.voidedAt ?? payment.authorizedAt ?? payment.createdAt;
@@ -68,6 +79,8 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       amount: formatMoney(payment.amount, payment.currency),
       linkName: session?.link?.name ?? null,
       customerName: session?.customerName ?? null,
+      // "Visa •••• 4242" when the provider reported how the customer paid.
+      paymentMethod: formatPaymentMethod(paymentMethodOf(payment)),
       date: formatDateTime(at, merchant.timezone),
       reference: payment.id,
       failure: payment.failureMessage,

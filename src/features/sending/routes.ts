@@ -241,13 +241,13 @@ export function sendingRoutes(rt: Deps, render: Renderer): express.Router {
       notice = { type: 'error', text: err.errors[0]?.message ?? err.userMessage };
       status = 422;
     }
-    if (target(req) === DELIVERIES_ID) {
+    if (target(req) === DELIVERIES_ID && d.linkId !== null) {
       const link = await links.get(merchant, d.linkId);
       return render(req, res, 'sending/_deliveries', { deliveries: await deliveryCard(merchant, link, notice) }, status);
     }
     flash(req, notice.type, notice.text);
     const back = (req.body as Record<string, unknown>).back;
-    res.redirect(303, back === undefined ? `/app/links/${d.linkId}` : safeNext(back));
+    res.redirect(303, back === undefined ? (d.linkId !== null ? `/app/links/${d.linkId}` : d.customerId !== null ? `/app/customers/${d.customerId}` : '/app/payments') : safeNext(back));
   });
 
   // ---- Reminder plans -----------------------------------------------------------------------
