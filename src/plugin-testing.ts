@@ -410,7 +410,7 @@ export async function checkProvider(plugin: PluginUnderTest, opts: ProviderOptio
     if (!text(provider.name)) problem('provider name must be a non-empty string');
     for (const method of ['start', 'capture', 'void', 'refund'] as const) if (!isFn(provider[method])) problem(`${method} must be a function`);
     if (provider.methodLabel !== undefined && !text(provider.methodLabel)) problem('methodLabel must be a non-empty string');
-    if (provider.captureModel !== undefined && provider.captureModel !== 'manual' && provider.captureModel !== 'immediate') problem(`captureModel must be 'manual' or 'immediate'`);
+    if (provider.captureModel !== undefined && provider.captureModel !== 'manual' && provider.captureModel !== 'immediate' && typeof provider.captureModel !== 'function') problem(`captureModel must be 'manual', 'immediate' or a function of the settings`);
 
     let settings: unknown = opts.settings ?? {};
     const ms = provider.merchantSettings;

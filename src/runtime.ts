@@ -43,7 +43,7 @@ import { createReminderService, type ReminderService } from './features/reminder
 import { createActionService, type ActionService } from './features/actions/index.ts';
 import { createSendingService, type SendingService } from './features/sending/index.ts';
 import { actionCustomer, createPluginCustomerServices } from './features/actions/index.ts';
-import { createPluginCheckoutServices } from './features/checkout/index.ts';
+import { createPluginCheckoutServices, createProviderReports } from './features/checkout/index.ts';
 import { createRefundService, type RefundService } from './features/checkout/index.ts';
 import { createProviderSettingsService, type ProviderSettingsService } from './features/providers/index.ts';
 import { createSealer } from './core/encryption.ts';
@@ -291,6 +291,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       providers,
       refunds: createRefundService({ db, clock, events, jobs, registries, log: log.child('refunds'), providers, merchantIdOf: async (key) => (await merchants.getByKey(key))?.id ?? null, links: linkState, stats: paymentStats }),
     };
+    const providerReports = createProviderReports({ db, clock, events, links: linkState, refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customerRefs.publicIdOf } });
     const views = opts.recordViews === false ? null : new ViewRecorder({ db, clock, log: log.child('views'), live, events, viewIds, links: linkState, flushMs: opts.viewFlushMs });
 
     const knexStore = redis ? null : new KnexSessionStore(db, clock);
@@ -314,6 +315,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const plugins = new PluginHost({
       db,
       clock,
+      jobs,
       log,
       events,
       registries,
@@ -332,6 +334,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       checkout: (pluginId) =>
         createPluginCheckoutServices({
           checkout: services.checkout,
+          reports: providerReports,
+          refunds: services.refunds,
           links,
           merchants: services.merchants,
           baseUrl: config.baseUrl,
@@ -381,6 +385,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
           { cron: '* * * * *', kind: 'reminders.sweep' },
           // Payment requests past their expiry close (link.expired) within a minute.
           { cron: '* * * * *', kind: 'links.expire' },
+          // Plugins' periodic work (api.schedule.every), e.g. provider-stripe's sweep of stale sessions.
+          ...plugins.sweeps,
         ]);
       },
       async close() {

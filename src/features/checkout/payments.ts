@@ -67,10 +67,22 @@ export function paymentJson(p: PaymentView) {
     status: p.status,
     amount_refunded: p.amountRefunded,
     provider: p.provider,
+    payment_method: p.paymentMethod,
+    dispute_status: p.disputeStatus,
     failure_code: p.failureCode,
     created_at: p.createdAt.toISOString(),
     paid_at: p.paidAt?.toISOString() ?? null,
   };
+}
+
+const BRANDS: Record<string, string> = { visa: 'Visa', mastercard: 'Mastercard', amex: 'American Express', discover: 'Discover', diners: 'Diners Club', jcb: 'JCB', unionpay: 'UnionPay', cartes_bancaires: 'Cartes Bancaires' };
+const METHODS: Record<string, string> = { card: 'Card', ideal: 'iDEAL', sepa_debit: 'SEPA Direct Debit', bancontact: 'Bancontact', paypal: 'PayPal', klarna: 'Klarna', link: 'Link', crypto: 'Crypto' };
+
+/** "Visa •••• 4242", "iDEAL", or null when the provider did not say how the customer paid. */
+export function paymentMethodLabel(pm: Payment['paymentMethod']): string | null {
+  if (!pm) return null;
+  const name = (pm.brand && (BRANDS[pm.brand] ?? pm.brand.replace(/^./, (c) => c.toUpperCase()))) || METHODS[pm.type] || pm.type.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
+  return pm.last4 ? `${name} •••• ${pm.last4}` : name;
 }
 
 export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps) {

@@ -31,8 +31,8 @@ import type { Logger } from '../../core/log.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, NotFoundError, ServiceUnavailableError, ValidationError } from '../../core/errors.ts';
 import { MAX_MINOR } from '../../core/money.ts';
-import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
-import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
+import { captureModelOf, providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
+import type { PaymentMethodInfo, PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { ClaimLoss, Link, LinkState, PayableLinkRow } from '../links/index.ts';
 
@@ -85,6 +85,10 @@ export interface Payment {
   authorizedAt: Date | null;
   paidAt: Date | null;
   voidedAt: Date | null;
+  /** How the customer paid, when the provider reported it (receipt, API `payment_method`). */
+  paymentMethod: PaymentMethodInfo | null;
+  /** The provider's dispute (chargeback) status, when the customer disputed the payment. */
+  disputeStatus: string | null;
 }
 
 /** What happened to an authorization, and where the customer goes next. */
@@ -131,6 +135,8 @@ export const paymentFrom = (r: any): Payment => ({
   authorizedAt: toDateOrNull(r.authorized_at),
   paidAt: toDateOrNull(r.paid_at),
   voidedAt: toDateOrNull(r.voided_at),
+  paymentMethod: r.payment_method ? (JSON.parse(r.payment_method) as PaymentMethodInfo) : null,
+  disputeStatus: r.dispute_status ?? null,
 });
 
 export interface CheckoutDeps {
@@ -314,7 +320,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
     const ref = { paymentId, providerRef: payment.providerRef, amount: payment.amount, currency: payment.currency };
     const p = providerFor(payment);
     const settings = (await deps.providers.settingsFor(payment.merchantKey, payment.provider)) ?? {};
-    const immediate = p.captureModel === 'immediate';
+    const immediate = captureModelOf(p, settings) === 'immediate';
     if (!won) {
       try {
         if (immediate) await p.refund({ ...ref, refundId: `${paymentId}_limit`, reason: lostBecause }, payment.amount, settings);
