@@ -192,7 +192,8 @@ export interface ProviderMerchantSettings<S = Record<string, unknown>> {
    * Template (in the plugin's views) with the settings' fields, rendered inside core's form with
    * `{ settings, secretsSet, errors, name(field), id(field) }`: `settings` are the non-secret values,
    * `secretsSet` the secret keys that have a value, `name('apiKey')` the input name to use, and
-   * `merchant` (a PluginMerchant, e.g. for a per-merchant webhook URL; added in apiVersion 1).
+   * `merchant` (a PluginMerchant) and `baseUrl` (the public origin), e.g. for a per-merchant webhook
+   * URL (added in apiVersion 1).
    * Without it, core renders one text input per key of a `z.object` schema.
    */
   formFragment?: string;
@@ -621,6 +622,8 @@ export interface PluginApi {
   readonly log: Logger;
   /** Public origin, e.g. https://pay.example.com */
   readonly baseUrl: string;
+  /** The host's clock (tests move it): use it instead of `Date.now()` for anything compared with Paylink's times. Added in apiVersion 1. */
+  now(): Date;
   hooks: {
     /**
      * Observe an event; runs from the outbox at least once, after the change committed. Only names

@@ -338,6 +338,7 @@ export class PluginHost {
       apiVersion: PLUGIN_API_VERSION,
       log,
       baseUrl: deps.baseUrl,
+      now: () => deps.clock.now(),
       hooks: Object.freeze({
         on<T extends EventType>(event: T, handler: EventHandler<T>) {
           if (!isEventType(event)) refuse(`unknown event "${String(event)}"`);

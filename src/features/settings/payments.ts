@@ -13,7 +13,7 @@ import type { MerchantProvider } from '../providers/index.ts';
 import { toPluginMerchant, type Merchant } from '../merchants/index.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'eta' | 'plugins' | 'providers' | 'registries'>;
+type Deps = Pick<AppDeps, 'eta' | 'plugins' | 'providers' | 'registries' | 'config'>;
 
 /** One provider's panel: what it is, and its fields' HTML. */
 interface ProviderPanel extends MerchantProvider {
@@ -69,6 +69,7 @@ export function paymentSettingsRoutes(router: express.Router, rt: Deps, render: 
       name: fieldName,
       id: (key: string) => fieldId(p.id, key),
       merchant: toPluginMerchant(merchant),
+      baseUrl: rt.config.baseUrl,
     };
     if (ms.formFragment) return rt.plugins.renderView(p.plugin, ms.formFragment, data);
     return rt.eta.renderAsync('/settings/_provider_fields', {
