@@ -247,7 +247,7 @@ forEachTarget('provider-stripe', (target) => {
     it('refunds part from the API, part in Stripe’s dashboard, the rest from the dashboard page', async () => {
       const partial = await s.call('post', `/payments/${paymentId}/refunds`, { amount: 1000, reason: 'Shorter session' }).expect(201);
       expect(partial.body.status).to.equal('succeeded');
-      const sent = fake.requests.filter((r) => r.path === '/v1/refunds');
+      const sent = fake.requests.filter((r) => r.method === 'POST' && r.path === '/v1/refunds');
       expect(sent.map((r) => [r.idempotencyKey, r.body.amount, r.body.metadata.paylink_refund_id])).to.deep.equal([[partial.body.id, '1000', partial.body.id]]);
       await fake.idle(); // Stripe's refund.created / charge.refunded for Paylink's own refund: recognised, not recorded twice
       expect(await payment(s, paymentId)).to.deep.include({ status: 'partially_refunded', amount_refunded: 1000 });
@@ -322,6 +322,79 @@ forEachTarget('provider-stripe', (target) => {
       // The webhooks that finally arrive change nothing.
       expect(await fake.deliver(fake.held.splice(0))).to.deep.equal([200, 200]);
       expect((await payment(s, paidOne.paymentId)).status).to.equal('paid');
+    });
+  });
+
+  describe('the payment limit, through Stripe', () => {
+    const LIMIT = 50;
+    const CUSTOMERS = 200;
+    let s: Shop;
+    before(async function () {
+      this.timeout(120_000);
+      s = await shop();
+    });
+    /** `n` customers on Stripe's page at once, each with a Checkout Session of the link. */
+    async function customers(path: string, n: number) {
+      const out: { session: Record<string, any>; paymentId: string }[] = [];
+      for (let i = 0; i < n; i++) out.push(await checkout(s, path, `c${i}@example.test`));
+      return out;
+    }
+    const intentStatuses = (sessions: { session: Record<string, any> }[]) => {
+      const counts: Record<string, number> = {};
+      for (const { session } of sessions) {
+        const st = fake.intents.get(fake.sessions.get(session.id)!.payment_intent)!.status as string;
+        counts[st] = (counts[st] ?? 0) + 1;
+      }
+      return counts;
+    };
+
+    it(`captures exactly ${LIMIT} of ${CUSTOMERS} concurrent card payments and cancels the rest at Stripe`, async function () {
+      this.timeout(180_000);
+      const link = await newLink(s, LIMIT, 'Early Bird 2026');
+      const all = await customers(link.path!, CUSTOMERS);
+      const paid = await Promise.all(all.map(({ session }) => fake.pay(session.id)));
+      expect(paid.every((p) => p.status === 303)).to.equal(true);
+      expect(fake.sent.filter((w) => w.status !== 200 && all.some((c) => w.event.data.object.metadata?.paylink_payment_id === c.paymentId)), 'every webhook answered 200').to.deep.equal([]);
+      expect(intentStatuses(all)).to.deep.equal({ succeeded: LIMIT, canceled: CUSTOMERS - LIMIT });
+      const rows: { status: string; n: number | string }[] = await env.rt.db('payments').where({ link_id: link.key }).groupBy('status').select('status').count({ n: '*' });
+      expect(Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]))).to.deep.equal({ paid: LIMIT, voided: CUSTOMERS - LIMIT });
+      const l = await env.rt.db('links').where({ id: link.key }).first();
+      expect([Number(l.paid_count), Boolean(l.active), l.inactive_reason]).to.deep.equal([LIMIT, false, 'limit_reached']);
+    });
+
+    it('negative control: a read-check-write claim behind the same webhooks oversells at Stripe', async function () {
+      this.timeout(180_000);
+      const link = await newLink(s, LIMIT, 'Naive Bird');
+      const all = await customers(link.path!, CUSTOMERS);
+      const checkoutService = env.rt.services.checkout;
+      const original = checkoutService.authorize;
+      const provider = env.rt.registries.providers.get('stripe')!;
+      const settings = await env.rt.services.providers.settingsFor(s.merchant.key, 'stripe');
+      const db = env.rt.db;
+      // What DESIGN.md forbids: read the count, decide, capture at Stripe, write the count back.
+      checkoutService.authorize = async (paymentId: string, providerRef: string) => {
+        const p = (await checkoutService.getPayment(paymentId))!;
+        const current = await db('links').where({ id: link.key }).first('paid_count', 'payment_limit');
+        await new Promise((r) => setImmediate(r));
+        const won = Number(current.paid_count) < Number(current.payment_limit);
+        const ref = { paymentId, providerRef, amount: p.amount, currency: p.currency };
+        if (won) {
+          await provider.capture(ref, settings);
+          await db('links').where({ id: link.key }).update({ paid_count: Number(current.paid_count) + 1 });
+          await db('payments').where({ id: p.key }).update({ status: 'paid', provider_ref: providerRef });
+        } else {
+          await db('payments').where({ id: p.key }).update({ status: 'voided', provider_ref: providerRef });
+          await provider.void(ref, settings);
+        }
+        return checkoutService.outcomeOf(paymentId);
+      };
+      try {
+        await Promise.all(all.map(({ session }) => fake.pay(session.id)));
+      } finally {
+        checkoutService.authorize = original;
+      }
+      const captured = intentStatuses(all).succeeded ?? 0;
+      expect(captured, 'the naive claim must oversell, or this test could not catch an oversell').to.be.above(LIMIT);
     });
   });
 
