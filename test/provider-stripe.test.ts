@@ -423,3 +423,38 @@ forEachTarget('provider-stripe', (target) => {
     });
   });
 });
+
+forEachTarget('provider-stripe with an install-wide key', (target) => {
+  let fake: FakeStripe;
+  let env: TestEnv;
+  let server: http.Server;
+  const account: FakeStripeAccount = { secretKey: key('sk_test_'), webhookSecret: key('whsec_'), webhookUrl: null };
+  before(async () => {
+    fake = await startFakeStripe();
+    fake.addAccount(account);
+    env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_STRIPE: JSON.stringify({ apiBase: fake.origin, secretKey: account.secretKey, webhookSecret: account.webhookSecret }) } });
+    server = http.createServer(env.app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    account.webhookUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/p/provider-stripe/webhook`;
+  });
+  after(async () => {
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    await env?.close();
+    await fake?.close();
+  });
+
+  it('serves a merchant who set no keys: checkout, the install’s webhook endpoint, paid', async () => {
+    const owner = await signUp(env.app);
+    const merchant = (await env.rt.services.merchants.getByHandle(owner.handle))!;
+    const { secret } = await env.rt.services.apiKeys.create(merchant, { name: 'test' });
+    const call = apiClient(env.app, secret);
+    await call('patch', '/providers/stripe', { enabled: true }).expect(200);
+    await call('patch', '/providers/sandbox', { enabled: false }).expect(200);
+    const link = await env.rt.services.links.create(merchant, { type: 'amount', name: 'Open studio', amount: AMOUNT });
+    const res = await supertest(env.app).post(`/${merchant.handle}/${link.path}`).type('form').send({ name: 'Ada', email: 'ada@example.test' }).expect(303);
+    const session = fake.sessions.get(new URL(res.headers.location).pathname.split('/').pop()!)!;
+    await fake.pay(session.id);
+    expect(fake.sent.map((w) => w.status)).to.deep.equal([200, 200]);
+    expect((await call('get', `/payments/${session.client_reference_id}`).expect(200)).body.status).to.equal('paid');
+  });
+});

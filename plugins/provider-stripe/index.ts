@@ -277,8 +277,10 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
     if (typeof paymentId !== 'string' || !paymentId) return null;
     const payment = await checkout.getPayment(paymentId);
     if (!payment) return null;
-    // A merchant's signing secret speaks only for that merchant's payments.
+    // A merchant's signing secret speaks only for that merchant's payments; the install's only for
+    // merchants who brought no secret of their own.
     if (merchantId !== null && payment.merchantId !== merchantId) return null;
+    if (merchantId === null && (await settingsOf(payment.merchantId))?.webhookSecret) return null;
     return payment;
   }
 
