@@ -80,6 +80,13 @@ const paymentMethodOf = (pi: Stripe.PaymentIntent): PaymentMethodInfo | undefine
   return { type: details.type };
 };
 
+/** After Stripe refused a capture or cancel for the PaymentIntent's state: that state (else null). */
+async function statusAfterConflict(stripe: Stripe, intentId: string, err: unknown): Promise<string | null> {
+  if ((err as { code?: string }).code !== 'payment_intent_unexpected_state') return null;
+  const pi = await stripe.paymentIntents.retrieve(intentId).catch((e: unknown) => Promise.reject(providerErrorFrom(e, 'could not read the payment')));
+  return pi.status;
+}
+
 const idOf = (v: string | { id: string } | null | undefined): string | null => (typeof v === 'string' ? v : (v?.id ?? null));
 
 export default definePlugin({
@@ -195,10 +202,7 @@ export default definePlugin({
           await stripe.paymentIntents.capture(payment.providerRef, {}, { idempotencyKey: `paylink_capture_${payment.paymentId}` });
         } catch (err) {
           // Captured already (a method Stripe captures at once, or an earlier attempt): nothing left to do.
-          if ((err as { code?: string }).code === 'payment_intent_unexpected_state') {
-            const pi = await stripe.paymentIntents.retrieve(payment.providerRef).catch((e: unknown) => Promise.reject(providerErrorFrom(e, 'could not read the payment')));
-            if (pi.status === 'succeeded') return;
-          }
+          if ((await statusAfterConflict(stripe, payment.providerRef, err)) === 'succeeded') return;
           throw providerErrorFrom(err, 'could not capture');
         }
       },
@@ -209,16 +213,14 @@ export default definePlugin({
         try {
           await stripe.paymentIntents.cancel(payment.providerRef, {}, { idempotencyKey: `paylink_cancel_${payment.paymentId}` });
         } catch (err) {
-          if ((err as { code?: string }).code === 'payment_intent_unexpected_state') {
-            const pi = await stripe.paymentIntents.retrieve(payment.providerRef).catch((e: unknown) => Promise.reject(providerErrorFrom(e, 'could not read the payment')));
-            if (pi.status === 'canceled') return;
-            // Taken at once (not a card): give it back in full instead.
-            if (pi.status === 'succeeded') {
-              await stripe.refunds
-                .create({ payment_intent: pi.id, metadata: { paylink_payment_id: payment.paymentId, paylink_refund_id: `${payment.paymentId}_void` } }, { idempotencyKey: `paylink_void_refund_${payment.paymentId}` })
-                .catch((e: unknown) => Promise.reject(providerErrorFrom(e, 'could not refund')));
-              return;
-            }
+          const status = await statusAfterConflict(stripe, payment.providerRef, err);
+          if (status === 'canceled') return;
+          // Taken at once (not a card): give it back in full instead.
+          if (status === 'succeeded') {
+            await stripe.refunds
+              .create({ payment_intent: payment.providerRef, metadata: { paylink_payment_id: payment.paymentId, paylink_refund_id: `${payment.paymentId}_void` } }, { idempotencyKey: `paylink_void_refund_${payment.paymentId}` })
+              .catch((e: unknown) => Promise.reject(providerErrorFrom(e, 'could not refund')));
+            return;
           }
           throw providerErrorFrom(err, 'could not cancel the authorization');
         }
