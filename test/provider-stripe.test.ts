@@ -132,7 +132,7 @@ forEachTarget('provider-stripe', (target) => {
       expect(created.body.metadata.paylink_payment_id).to.equal(paymentId);
       expect(created.body.payment_intent_data).to.deep.include({ capture_method: 'manual' });
       expect(created.body.payment_intent_data.metadata.paylink_payment_id).to.equal(paymentId);
-      expect(created.body.success_url).to.match(/\/p\/provider-stripe\/return\/mer_\w+\?session_id=\{CHECKOUT_SESSION_ID\}$/);
+      expect(created.body.success_url).to.match(new RegExp(`/p/provider-stripe/return/mer_\\w+/${paymentId}\\?session_id=\\{CHECKOUT_SESSION_ID\\}$`));
 
       const paid = await fake.pay(session.id);
       expect(paid.status).to.equal(303);
@@ -145,6 +145,11 @@ forEachTarget('provider-stripe', (target) => {
       // Back from Stripe: the success URL sends the customer on to the receipt.
       const back = await supertest(env.app).get(new URL(paid.location!).pathname + new URL(paid.location!).search).expect(303);
       expect(back.headers.location).to.match(new RegExp(`/receipt/${paymentId}$`));
+      // A return URL naming a payment the Stripe session is not for leads nowhere.
+      const other = await checkout(s, link.path!, 'eve@example.test');
+      await supertest(env.app).get(`/p/provider-stripe/return/${s.merchant.id}/${other.paymentId}?session_id=${session.id}`).expect(404);
+      await supertest(env.app).get(`/p/provider-stripe/return/${s.merchant.id}/pay_nosuchpayment?session_id=${session.id}`).expect(404);
+      expect((await payment(s, other.paymentId)).status).to.equal('pending');
       const page = await s.owner.agent.get(`/app/payments/${paymentId}`).expect(200);
       expect(page.text).to.include('Visa •••• 4242');
     });
@@ -194,6 +199,41 @@ forEachTarget('provider-stripe', (target) => {
       expect((await payment(s, other.paymentId)).status).to.equal('pending');
       await fake.pay(other.session.id);
       expect((await payment(s, other.paymentId)).status).to.equal('paid');
+    });
+
+    it('allows exactly Stripe’s origins as form targets of the pay page (CSP form-action)', async () => {
+      const link = await newLink(s, 3, 'Slip casting');
+      const page = await supertest(env.app).get(`/${s.merchant.handle}/${link.path}`).expect(200);
+      const formAction = /form-action ([^;]*)/.exec(String(page.headers['content-security-policy']))![1].split(' ');
+      expect(formAction).to.include.members(['https://checkout.stripe.com', fake.origin]);
+    });
+
+    it('takes a customer who goes back from Stripe’s page to the pay page, closing that checkout', async () => {
+      const link = await newLink(s, 3, 'Handbuilding');
+      const { session, paymentId } = await checkout(s, link.path!);
+      const cancel = String(session.cancel_url).replace('{CHECKOUT_SESSION_ID}', session.id);
+      const back = await supertest(env.app).get(new URL(cancel).pathname + new URL(cancel).search).expect(303);
+      expect(new URL(back.headers.location).pathname).to.equal(`/${s.merchant.handle}/${link.path}`);
+      expect(fake.sessions.get(session.id)!.status).to.equal('expired');
+      const p = await payment(s, paymentId);
+      expect([p.status, p.failure_code]).to.deep.equal(['failed', 'expired']);
+      await fake.idle();
+      // Stripe's checkout.session.expired for it changes nothing more.
+      expect((await eventsOf('payment.failed', paymentId)).map((e) => e.reason)).to.deep.equal(['expired']);
+    });
+
+    it('still sends the customer on when Stripe is slow on return: the webhook settles the payment', async () => {
+      const link = await newLink(s, 3, 'Porcelain');
+      const { session, paymentId } = await checkout(s, link.path!);
+      const paid = await fake.pay(session.id);
+      fake.down = true;
+      try {
+        const back = await supertest(env.app).get(new URL(paid.location!).pathname + new URL(paid.location!).search).expect(303);
+        expect(back.headers.location, 'the receipt, which says "processing" until it is settled').to.match(new RegExp(`/receipt/${paymentId}$`));
+      } finally {
+        fake.down = false;
+      }
+      expect((await payment(s, paymentId)).status).to.equal('paid');
     });
 
     it('answers a clear 503 page when Stripe is down at start, and leaves nothing payable behind', async () => {

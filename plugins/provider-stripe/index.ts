@@ -180,8 +180,8 @@ export default definePlugin({
               payment_intent_data: { metadata, capture_method: cardsOnly(s) ? 'manual' : 'automatic', description: session.description.slice(0, 250) },
               ...(cardsOnly(s) ? { payment_method_types: ['card'] } : {}),
               ...(session.customer.email ? { customer_email: session.customer.email } : {}),
-              success_url: `${api.baseUrl}/p/${PLUGIN_ID}/return/${session.merchant.id}?session_id={CHECKOUT_SESSION_ID}`,
-              cancel_url: `${api.baseUrl}/p/${PLUGIN_ID}/cancel/${session.merchant.id}?session_id={CHECKOUT_SESSION_ID}`,
+              success_url: `${api.baseUrl}/p/${PLUGIN_ID}/return/${session.merchant.id}/${session.paymentId}?session_id={CHECKOUT_SESSION_ID}`,
+              cancel_url: `${api.baseUrl}/p/${PLUGIN_ID}/cancel/${session.merchant.id}/${session.paymentId}?session_id={CHECKOUT_SESSION_ID}`,
               expires_at: expiresAt,
             },
             { idempotencyKey: `paylink_checkout_${session.paymentId}` },
@@ -398,55 +398,54 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
   api.routes.post('/webhook/:merchantId', rawBody({ limit: '256kb' }), webhook);
   api.routes.post('/webhook', rawBody({ limit: '256kb' }), webhook);
 
-  /** The customer is back from Stripe: settle now (the webhook may come later) and send them on. */
-  api.routes.get('/return/:merchantId', async (req, res) => {
+  /**
+   * The return and cancel URLs name the merchant and the payment, so the customer lands somewhere
+   * sensible even when Stripe cannot be asked; the Stripe session must belong to that payment.
+   */
+  async function returning(req: import('express').Request) {
     const merchantId = String(req.params.merchantId);
     const sessionId = String(req.query.session_id ?? '');
-    if (!MERCHANT_ID.test(merchantId) || !STRIPE_SESSION_ID.test(sessionId)) return void res.status(404).send('Not found');
-    const settings = await settingsOf(merchantId);
-    if (!h.keysOf(settings).secretKey) return void res.status(404).send('Not found');
-    const stripe = h.stripeFor(settings);
-    let s: Stripe.Checkout.Session;
+    if (!MERCHANT_ID.test(merchantId) || !STRIPE_SESSION_ID.test(sessionId)) return null;
+    const payment = await paymentFor(merchantId, String(req.params.paymentId));
+    const settings = payment ? await settingsOf(merchantId) : null;
+    if (!payment || !h.keysOf(settings).secretKey) return null;
+    return { payment, sessionId, stripe: h.stripeFor(settings) };
+  }
+  const receiptOf = (paymentId: string) => `${api.baseUrl}/receipt/${paymentId}`;
+  const ownSession = (s: Stripe.Checkout.Session, paymentId: string) => (s.metadata?.paylink_payment_id ?? s.client_reference_id) === paymentId;
+
+  /** The customer is back from Stripe: settle now (the webhook may come later) and send them on. */
+  api.routes.get('/return/:merchantId/:paymentId', async (req, res) => {
+    const r = await returning(req);
+    if (!r) return void res.status(404).send('Not found');
+    let next = receiptOf(r.payment.id); // "processing" until the webhook or the sweep settles it
     try {
-      s = await stripe.checkout.sessions.retrieve(sessionId, { expand: ['payment_intent.latest_charge'] });
+      const s = await r.stripe.checkout.sessions.retrieve(r.sessionId, { expand: ['payment_intent.latest_charge'] });
+      if (!ownSession(s, r.payment.id)) return void res.status(404).send('Not found');
+      const result = await settleFromIntent(r.payment, r.stripe, s.payment_intent as Stripe.PaymentIntent | string | null);
+      if (result) next = result.next;
     } catch (err) {
-      const e = err as { statusCode?: number };
-      if (e.statusCode === 404) return void res.status(404).send('Not found');
-      // Stripe does not answer: its webhook (or the sweep) settles the payment.
-      api.log.warn('could not read the checkout session on return', { error: err });
-      return void res.status(503).type('text/plain').send('Stripe could not be reached just now. Your payment is safe: reload this page in a moment.');
+      api.log.warn('could not settle on return; the webhook or the sweep will', { paymentId: r.payment.id, error: err });
     }
-    const payment = await paymentFor(merchantId, s.metadata?.paylink_payment_id ?? s.client_reference_id);
-    if (!payment) return void res.status(404).send('Not found');
-    const result = await settleFromIntent(payment, stripe, s.payment_intent as Stripe.PaymentIntent | string | null).catch((err: unknown) => {
-      api.log.warn('could not settle on return; the webhook or the sweep will', { paymentId: payment.id, error: err });
-      return null;
-    });
-    res.redirect(303, result?.next ?? `${api.baseUrl}/receipt/${payment.id}`);
+    res.redirect(303, next);
   });
 
   /** "Back" on Stripe's page: close that session (and any slot held for it) and return to the pay page. */
-  api.routes.get('/cancel/:merchantId', async (req, res) => {
-    const merchantId = String(req.params.merchantId);
-    const sessionId = String(req.query.session_id ?? '');
-    if (!MERCHANT_ID.test(merchantId) || !STRIPE_SESSION_ID.test(sessionId)) return void res.status(404).send('Not found');
-    const settings = await settingsOf(merchantId);
-    if (!h.keysOf(settings).secretKey) return void res.status(404).send('Not found');
-    const stripe = h.stripeFor(settings);
+  api.routes.get('/cancel/:merchantId/:paymentId', async (req, res) => {
+    const r = await returning(req);
+    if (!r) return void res.status(404).send('Not found');
+    const back = r.payment.sessionId ? ((await checkout.getSession(r.payment.sessionId))?.backUrl ?? null) : null;
     try {
-      const s = await stripe.checkout.sessions.retrieve(sessionId);
-      const payment = await paymentFor(merchantId, s.metadata?.paylink_payment_id ?? s.client_reference_id);
-      if (!payment) return void res.status(404).send('Not found');
-      const back = payment.sessionId ? ((await checkout.getSession(payment.sessionId))?.backUrl ?? null) : null;
-      if (s.status === 'open') {
-        const expired = await stripe.checkout.sessions.expire(sessionId).catch(() => null);
-        if (expired?.status === 'expired') await checkout.expire(payment.id);
+      const s = await r.stripe.checkout.sessions.retrieve(r.sessionId);
+      if (ownSession(s, r.payment.id) && s.status === 'open') {
+        const expired = await r.stripe.checkout.sessions.expire(r.sessionId);
+        if (expired.status === 'expired') await checkout.expire(r.payment.id);
       }
-      return void res.redirect(303, back ?? `${api.baseUrl}/receipt/${payment.id}`);
     } catch (err) {
-      api.log.warn('could not close the checkout session on cancel', { error: err });
-      return void res.redirect(303, api.baseUrl);
+      // The session stays open at Stripe until it expires; the sweep settles it then.
+      api.log.warn('could not close the checkout session on cancel', { paymentId: r.payment.id, error: err });
     }
+    res.redirect(303, back ?? receiptOf(r.payment.id));
   });
 
   /** Nothing stays pending because a webhook was missed: ask Stripe about old pending payments. */
