@@ -201,6 +201,17 @@ forEachTarget('provider-stripe', (target) => {
       expect((await payment(s, other.paymentId)).status).to.equal('paid');
     });
 
+    it('cancels a card authorized after Paylink let its payment expire, and counts nothing', async () => {
+      const link = await newLink(s, 3, 'Late bird');
+      const { session, paymentId } = await checkout(s, link.path!);
+      expect(await env.rt.plugins.checkoutFor('provider-stripe').expire(paymentId)).to.equal(true);
+      await fake.pay(session.id); // Stripe's page was still open
+      expect(fake.intents.get(session.payment_intent)!.status).to.equal('canceled');
+      const p = await payment(s, paymentId);
+      expect([p.status, p.failure_code]).to.deep.equal(['failed', 'expired']);
+      expect(Number((await env.rt.db('links').where({ id: link.key }).first()).paid_count)).to.equal(0);
+    });
+
     it('allows exactly Stripe’s origins as form targets of the pay page (CSP form-action)', async () => {
       const link = await newLink(s, 3, 'Slip casting');
       const page = await supertest(env.app).get(`/${s.merchant.handle}/${link.path}`).expect(200);

@@ -268,7 +268,13 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
     if (!pi || typeof pi.latest_charge !== 'object') pi = await stripe.paymentIntents.retrieve(idOf(intent)!, { expand: ['latest_charge'] });
     if (pi.status === 'requires_capture' || pi.status === 'succeeded') {
       const paymentMethod = paymentMethodOf(pi);
-      return checkout.authorize(payment.id, pi.id, paymentMethod ? { paymentMethod } : {});
+      const result = await checkout.authorize(payment.id, pi.id, paymentMethod ? { paymentMethod } : {});
+      // Authorized after Paylink gave up on the payment (it expired): let go of the card's hold rather
+      // than leave the customer's money reserved until Stripe lets it lapse.
+      if (result.status === 'failed' && pi.status === 'requires_capture') {
+        await stripe.paymentIntents.cancel(pi.id, {}, { idempotencyKey: `paylink_cancel_${payment.id}` }).catch((err: unknown) => api.log.warn('could not cancel a late authorization', { paymentId: payment.id, error: err }));
+      }
+      return result;
     }
     if (pi.status === 'canceled') await checkout.decline(payment.id, { code: 'payment_canceled', message: 'The payment was cancelled at Stripe.' });
     return null;
