@@ -647,7 +647,7 @@ export interface PluginApi {
   /**
    * Periodic work, run through core's job queue: once per interval across the whole cluster (not
    * once per process), retried like any job when it throws. `every` must be called during
-   * `register`; `name` is `[a-z0-9_-]{1,40}`; `interval` is minutes or hours: `'1m'`…`'59m'` dividing
+   * `register`; `name` is `[a-z0-9_-]{1,40}`; `interval` is minutes or hours: `'1m'`…`'30m'` dividing
    * 60, or `'1h'`…`'24h'` dividing 24. Added in apiVersion 1.
    * @example api.schedule.every('sweep', '5m', async () => { … ask the vendor about stale sessions … });
    */
