@@ -99,6 +99,7 @@ forEachTarget('provider-stripe', (target) => {
       await call('patch', '/providers/stripe', { enabled: true, settings: { secretKey: good.secretKey, webhookSecret: good.webhookSecret } }).expect(200);
       const listed = (await call('get', '/providers').expect(200)).body.data.find((p: { id: string }) => p.id === 'stripe');
       expect(listed).to.deep.include({ enabled: true, plugin: 'provider-stripe', secrets_set: ['secretKey', 'webhookSecret'] });
+      expect(listed.settings, 'the key, masked').to.deep.equal({ methods: 'card', secretKeyHint: `sk_test_…${good.secretKey.slice(-4)}` });
       expect(JSON.stringify(listed)).not.to.include(good.secretKey.slice(8));
       const row = await env.rt.db('merchant_providers').where({ merchant_id: merchant.key, provider: 'stripe' }).first();
       expect(String(row.secrets), 'stored encrypted').not.to.include(good.secretKey);
@@ -109,6 +110,7 @@ forEachTarget('provider-stripe', (target) => {
       expect(page.text).to.match(/data-copy="[^"]*\/p\/provider-stripe\/webhook\//);
       expect(page.text).to.include('checkout.session.completed');
       expect(page.text).not.to.include(good.secretKey);
+      expect(page.text).to.include(`<code>sk_test_…${good.secretKey.slice(-4)}</code> is set`);
       // A bad key on the form: 422, the message by the field, nothing saved.
       const bad = await owner.agent.post('/app/settings/payments/stripe').type('form').send({ _csrf: csrfFrom(page.text), enabled: ['0', '1'], 'settings.secretKey': key('sk_test_'), 'settings.webhookSecret': '', 'settings.methods': 'card' }).expect(422);
       expect(bad.text).to.match(/id="f-stripe-secretKey-error">Stripe did not accept this key/);

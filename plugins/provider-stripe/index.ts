@@ -61,6 +61,8 @@ export interface StripeSettings {
   webhookSecret?: string;
   /** `card`: cards only, manual capture (exact payment limits); `all`: every method enabled in Stripe, captured at once. */
   methods: 'card' | 'all';
+  /** The secret key, masked (`sk_live_…4242`): not a secret, shown in Settings → Payments and the API. */
+  secretKeyHint?: string;
 }
 
 /** A Stripe error as a ProviderError: connection, 5xx, rate limits and lock conflicts are retryable. */
@@ -133,7 +135,9 @@ export default definePlugin({
         // Without an install-wide key, a merchant brings both.
         if (!s.secretKey && !config.secretKey) ctx.addIssue({ code: 'custom', path: ['secretKey'], message: 'Paste your Stripe secret key (sk_live_… or sk_test_…).' });
         if (!s.webhookSecret && !config.webhookSecret) ctx.addIssue({ code: 'custom', path: ['webhookSecret'], message: 'Paste the signing secret of your Stripe webhook endpoint (whsec_…).' });
-      }) as unknown as z.ZodType<StripeSettings>;
+      })
+      // Which key is set, masked (`sk_live_…4242`): stored as a plain setting, so the page and the API can show it.
+      .transform((s) => ({ ...s, secretKeyHint: s.secretKey ? `${s.secretKey.slice(0, 8)}…${s.secretKey.slice(-4)}` : undefined })) as unknown as z.ZodType<StripeSettings>;
 
     api.providers.register<StripeSettings>({
       id: 'stripe',
