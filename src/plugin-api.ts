@@ -200,7 +200,9 @@ export interface ProviderMerchantSettings<S = Record<string, unknown>> {
   /**
    * Template (in the plugin's views) with the settings' fields, rendered inside core's form with
    * `{ settings, secretsSet, errors, name(field), id(field) }`: `settings` are the non-secret values,
-   * `secretsSet` the secret keys that have a value, `name('apiKey')` the input name to use.
+   * `secretsSet` the secret keys that have a value, `name('apiKey')` the input name to use, and
+   * `merchant` (a PluginMerchant) and `baseUrl` (the public origin), e.g. for a per-merchant webhook
+   * URL (added in apiVersion 1).
    * Without it, core renders one text input per key of a `z.object` schema.
    */
   formFragment?: string;
@@ -227,6 +229,21 @@ export interface CheckoutSessionInfo {
    * payment arrives after the hold lapsed. Added in apiVersion 1.
    */
   expiresAt: string;
+}
+
+/**
+ * How the customer paid, for the receipt and the API (`payment_method`), when the provider knows:
+ * `{ type: 'card', brand: 'visa', last4: '4242' }`, `{ type: 'ideal' }`. Added in apiVersion 1.
+ */
+export interface PaymentMethodInfo {
+  /** `card`, `ideal`, `sepa_debit`, `paypal`, `crypto` … (lowercase, 1 to 32 characters). */
+  type: string;
+  /** Card brand, lowercase (`visa`, `mastercard`, `amex` …). */
+  brand?: string;
+  /** Last four digits of a card or account. */
+  last4?: string;
+  /** A crypto network or card network, when it differs from the brand. */
+  network?: string;
 }
 
 export type ProviderStartResult = { redirect: string } | { render: string };
@@ -590,6 +607,13 @@ export interface PluginStore {
   list<T = Record<string, unknown>>(collection: string, opts?: { merchantId?: string | null; limit?: number; beforeId?: string }): Promise<PluginRecord<T>[]>;
   get<T = Record<string, unknown>>(collection: string, id: string): Promise<PluginRecord<T> | null>;
   update<T extends Record<string, unknown>>(collection: string, id: string, data: T): Promise<void>;
+  /**
+   * Inserts a record under a `key` unique within the collection, atomically: the record, or null when
+   * one with that key exists already (e.g. a webhook event id: apply each event once). Added in apiVersion 1.
+   */
+  insertOnce<T extends Record<string, unknown>>(collection: string, key: string, record: { merchantId: string | null; data: T }): Promise<PluginRecord<T> | null>;
+  /** The record stored under `key` (see `insertOnce`), or null. Added in apiVersion 1. */
+  getByKey<T = Record<string, unknown>>(collection: string, key: string): Promise<PluginRecord<T> | null>;
 }
 
 export interface DashboardPage {
@@ -607,6 +631,8 @@ export interface PluginApi {
   readonly log: Logger;
   /** Public origin, e.g. https://pay.example.com */
   readonly baseUrl: string;
+  /** The host's clock (tests move it): use it instead of `Date.now()` for anything compared with Paylink's times. Added in apiVersion 1. */
+  now(): Date;
   hooks: {
     /**
      * Observe an event; runs from the outbox at least once, after the change committed. Only names
@@ -627,6 +653,14 @@ export interface PluginApi {
   dashboard: { page(page: DashboardPage): void };
   views: { render(name: string, data?: Record<string, unknown>): Promise<string> };
   store: PluginStore;
+  /**
+   * Periodic work, run through core's job queue: once per interval across the whole cluster (not
+   * once per process), retried like any job when it throws. `every` must be called during
+   * `register`; `name` is `[a-z0-9_-]{1,40}`; `interval` is minutes or hours: `'1m'`…`'30m'` dividing
+   * 60, or `'1h'`…`'24h'` dividing 24. Added in apiVersion 1.
+   * @example api.schedule.every('sweep', '5m', async () => { … ask the vendor about stale sessions … });
+   */
+  schedule: { every(name: string, interval: string, run: () => Promise<void>): void };
   services: {
     merchants: { get(merchantId: string): Promise<PluginMerchant | null> };
     /**
@@ -697,6 +731,8 @@ export interface PluginCheckoutPayment {
   providerRef: string | null;
   /** The checkout session (`cs_…`), when it came from one. */
   sessionId: string | null;
+  /** When the payment was started (ISO 8601). Added in apiVersion 1. */
+  createdAt: string;
   /** The merchant's public id (for `settingsFor`). */
   merchantId: string;
 }
@@ -711,10 +747,41 @@ export interface PluginCheckoutServices {
   getPayment(paymentId: string): Promise<PluginCheckoutPayment | null>;
   /** This provider's settings for a merchant (secrets decrypted), e.g. to check a webhook signature; null when not set. */
   settingsFor<S = Record<string, unknown>>(merchantId: string, providerId?: string): Promise<S | null>;
-  /** Core claims a payment-limit slot atomically, then calls your provider's capture or void. Idempotent. */
-  authorize(paymentId: string, providerRef: string): Promise<PluginAuthorizeResult>;
+  /**
+   * Core claims a payment-limit slot atomically, then calls your provider's capture or void. Idempotent.
+   * `paymentMethod` (when known) is shown on the receipt and in the API; a later call may add it.
+   */
+  authorize(paymentId: string, providerRef: string, opts?: { paymentMethod?: PaymentMethodInfo }): Promise<PluginAuthorizeResult>;
   /** The card was declined; the customer may retry (call `retry` for a fresh attempt). */
   decline(paymentId: string, failure: { code: string; message: string }): Promise<void>;
   /** A new pending payment on the same open session after a decline. */
   retry(sessionId: string): Promise<{ paymentId: string }>;
+  /**
+   * The checkout ended unpaid at the provider (its session expired, the customer never paid): a
+   * pending payment fails with reason `expired` and its checkout session closes; any slot held for it
+   * is released. A no-op (`false`) for a payment that already moved on — so an `expired` event that
+   * arrives after `completed` changes nothing. Added in apiVersion 1.
+   */
+  expire(paymentId: string): Promise<boolean>;
+  /**
+   * Records a refund made outside Paylink (in the vendor's dashboard), once per `providerRef`: the
+   * payment's `amount_refunded` and status move, revenue is net of it, `payment.refunded` is emitted.
+   * Calling again with the same `providerRef` answers the same refund (`created: false`). Do not
+   * report refunds Paylink itself asked for (your `refund()` made them; recognise them by the
+   * `refundId` you sent the vendor). An amount over what is left → `ServiceError('amount_too_large')`.
+   * Added in apiVersion 1.
+   */
+  recordRefund(paymentId: string, refund: { providerRef: string; amount: number; reason?: string | null }): Promise<{ refundId: string; created: boolean }>;
+  /**
+   * The customer disputed the payment at their bank (a chargeback): the payment is flagged with
+   * `status` (the vendor's dispute status, e.g. `needs_response`, `won`, `lost`) and
+   * `payment.disputed` is emitted whenever that status changes. Added in apiVersion 1.
+   */
+  flagDispute(paymentId: string, dispute: { providerRef: string; status: string; amount: number; reason?: string | null }): Promise<void>;
+  /**
+   * This plugin's payments still `pending` that were started before `startedBefore`, oldest first (at
+   * most `limit`, default 100): what a periodic sweep asks the vendor about when a webhook never came.
+   * Added in apiVersion 1.
+   */
+  pendingPayments(opts: { startedBefore: Date; limit?: number }): Promise<PluginCheckoutPayment[]>;
 }

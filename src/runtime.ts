@@ -43,7 +43,7 @@ import { createReminderService, type ReminderService } from './features/reminder
 import { createActionService, type ActionService } from './features/actions/index.ts';
 import { createSendingService, type SendingService } from './features/sending/index.ts';
 import { actionCustomer, createPluginCustomerServices } from './features/actions/index.ts';
-import { createPluginCheckoutServices } from './features/checkout/index.ts';
+import { createPluginCheckoutServices, createProviderReports } from './features/checkout/index.ts';
 import { createRefundService, type RefundService } from './features/checkout/index.ts';
 import { createProviderSettingsService, type ProviderSettingsService } from './features/providers/index.ts';
 import { createSealer } from './core/encryption.ts';
@@ -301,6 +301,17 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       providers,
       refunds: createRefundService({ db, clock, events, jobs, registries, log: log.child('refunds'), providers, merchantIdOf: async (key) => (await merchants.getByKey(key))?.id ?? null, links: linkState, stats: paymentStats }),
     };
+    const providerReports = createProviderReports({
+      db,
+      clock,
+      events,
+      links: linkState,
+      refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customers.publicIdOf },
+      // A vendor session that ended unpaid gives back the slot its immediate-capture checkout held.
+      onExpired: async (trx, payment) => {
+        if (payment.linkKey !== null && payment.sessionKey !== null) await linkState.releaseHold(trx, payment.linkKey, payment.sessionKey);
+      },
+    });
     const views = opts.recordViews === false ? null : new ViewRecorder({ db, clock, log: log.child('views'), live, events, viewIds, links: linkState, flushMs: opts.viewFlushMs });
 
     const knexStore = redis ? null : new KnexSessionStore(db, clock);
@@ -327,6 +338,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const plugins = new PluginHost({
       db,
       clock,
+      jobs,
       log,
       events,
       registries,
@@ -345,6 +357,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       checkout: (pluginId) =>
         createPluginCheckoutServices({
           checkout: services.checkout,
+          reports: providerReports,
+          refunds: services.refunds,
           links,
           merchants: services.merchants,
           baseUrl: config.baseUrl,
@@ -396,6 +410,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
           { cron: '* * * * *', kind: 'links.expire' },
           // Slots held by immediate-capture checkouts past their end free up within a minute.
           { cron: '* * * * *', kind: 'links.release_holds' },
+          // Plugins' periodic work (api.schedule.every), e.g. provider-stripe's sweep of stale sessions.
+          ...plugins.sweeps,
         ]);
       },
       async close() {

@@ -85,6 +85,8 @@ forEachTarget('event catalogue', (target) => {
     // The class is shortened: part of the payment goes back to Jane.
     const payment = (await call('get', '/payments?status=paid').expect(200)).body.data[0] as { id: string };
     await call('post', `/payments/${payment.id}/refunds`, { amount: 1000, reason: 'Shorter class' }).expect(201);
+    // Her bank reports a dispute (as a provider's webhook would).
+    await rt.plugins.checkoutFor('provider-sandbox').flagDispute(payment.id, { providerRef: 'dp_1', status: 'needs_response', amount: 3500, reason: 'duplicate' });
 
     // A payment request texted to Jane lapses unpaid; another link is deleted.
     const request = await rt.services.sending.textToPay(shop.merchant, jane, { amount: 1250 });

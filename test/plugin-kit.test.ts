@@ -9,6 +9,7 @@ import { definePlugin, ProviderError, type PluginDefinition } from '../src/plugi
 import { checkAction, checkChannel, checkProvider, testChannel, PluginContractError, type ContractReport } from '../src/plugin-testing.ts';
 import { startSmtp, type TestSmtp } from './support/smtp.ts';
 import { startFakeVonage, type FakeVonage } from './support/fake-vonage.ts';
+import { startFakeStripe, type FakeStripe } from './support/fake-stripe.ts';
 
 const builtin = (name: string) => new URL(`file://${BUILTIN_PLUGINS_DIR}/${name}/index.ts`);
 
@@ -16,13 +17,18 @@ describe('plugin contract kit', () => {
   describe('built-in plugins', () => {
     let smtp: TestSmtp;
     let vonage: FakeVonage;
+    let stripe: FakeStripe;
+    const stripeAccount = { secretKey: 'sk_test_kit0123456789abcdef', webhookSecret: 'whsec_kit0123456789abcdef', webhookUrl: null };
     before(async () => {
       smtp = await startSmtp();
       vonage = await startFakeVonage({ apiKey: 'kit-key', apiSecret: 'kit-secret' });
+      stripe = await startFakeStripe();
+      stripe.addAccount(stripeAccount);
     });
     after(async () => {
       await smtp?.close();
       await vonage?.close();
+      await stripe?.close();
     });
 
     /** How each built-in is checked; a new built-in without an entry fails the suite. */
@@ -50,6 +56,12 @@ describe('plugin contract kit', () => {
           failingAddress: 'call me maybe',
         }),
       'provider-sandbox': () => checkProvider(builtin('provider-sandbox'), { providerId: 'sandbox' }),
+      'provider-stripe': () =>
+        checkProvider(builtin('provider-stripe'), {
+          providerId: 'stripe',
+          config: { apiBase: stripe.origin },
+          settings: { secretKey: stripeAccount.secretKey, webhookSecret: stripeAccount.webhookSecret },
+        }),
     };
 
     for (const name of fs.readdirSync(BUILTIN_PLUGINS_DIR).sort()) {

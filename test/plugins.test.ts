@@ -3,12 +3,12 @@ import supertest from 'supertest';
 import { z } from 'zod';
 import { forEachTarget } from './support/targets.ts';
 import { build, signUp, type TestEnv } from './support/harness.ts';
-import { BUILTIN_PLUGINS_DIR, PluginHost, PluginLoadError, builtinSources, type PluginSource } from '../src/core/plugins/host.ts';
+import { BUILTIN_PLUGINS_DIR, PluginHost, PluginLoadError, builtinSources, intervalCron, type PluginSource } from '../src/core/plugins/host.ts';
 import { createRegistries } from '../src/core/plugins/registries.ts';
 import { definePlugin } from '../src/plugin-api.ts';
 import { fixturePlugin, pluginRow } from './fixtures/plugins/helpers.ts';
 
-const BUILTINS = ['action-customer-tags', 'channel-email', 'channel-outbox', 'channel-vonage', 'provider-sandbox'];
+const BUILTINS = ['action-customer-tags', 'channel-email', 'channel-outbox', 'channel-vonage', 'provider-sandbox', 'provider-stripe'];
 
 function inline(def: ReturnType<typeof definePlugin>): PluginSource {
   return { source: `inline:${def.id}`, builtin: false, load: async () => ({ default: def }) };
@@ -310,5 +310,12 @@ forEachTarget('plugins', (target) => {
       await acct.agent.get('/app/p/provider-flaky').expect(404);
       await acct.agent.get('/app/p/provider-clash/').expect(404);
     });
+  });
+});
+
+describe('api.schedule.every intervals', () => {
+  it('turns minutes dividing 60 and hours dividing 24 into cron, and refuses anything else', () => {
+    expect(['1m', '5m', '30m', '1h', '6h', '24h'].map(intervalCron)).to.deep.equal(['* * * * *', '*/5 * * * *', '*/30 * * * *', '0 */1 * * *', '0 */6 * * *', '0 0 * * *']);
+    expect(['7m', '60m', '0m', '5h', '25h', '5', '5 m', '1d', 5, null].map(intervalCron)).to.deep.equal(Array(10).fill(null));
   });
 });

@@ -69,7 +69,7 @@ forEachTarget('payment providers per merchant', (target) => {
   it('disables a plugin whose provider registration is malformed, and lists only real providers', async () => {
     const plugin = env.rt.plugins.list().find((p) => p.id === 'provider-malformed')!;
     expect([plugin.status, plugin.error]).to.deep.equal(['failed', 'provider-malformed: providers.register got an invalid registration']);
-    expect((await call('get', '/providers').expect(200)).body.data.map((p: { id: string }) => p.id)).to.deep.equal(['sandbox', 'hosted', 'fragment']);
+    expect((await call('get', '/providers').expect(200)).body.data.map((p: { id: string }) => p.id)).to.deep.equal(['sandbox', 'stripe', 'hosted', 'fragment']);
   });
   after(async () => {
     await env?.close();
@@ -267,6 +267,7 @@ forEachTarget('payment providers per merchant', (target) => {
       const list = await env.rt.services.providers.list(merchant!.key);
       expect(list.map((p) => [p.id, p.usable])).to.deep.equal([
         ['sandbox', false],
+        ['stripe', false],
         ['hosted', true],
         ['fragment', false],
       ]);

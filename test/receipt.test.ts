@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
 import { uniqueHandle, useEnv } from './support/harness.ts';
-import { formatPaymentMethod } from '../src/features/public/payment-method.ts';
+import { formatPaymentMethod } from '../src/features/checkout/payment-method.ts';
 
 describe('formatPaymentMethod', () => {
   it('names a card by its brand and last four digits', () => {

@@ -28,6 +28,7 @@ export const EVENT_TYPES = [
   'payment.succeeded',
   'payment.failed',
   'payment.refunded',
+  'payment.disputed',
   'link.limit_reached',
   'link.expired',
   'delivery.sent',
@@ -150,6 +151,16 @@ export const EVENT_PAYLOAD_SCHEMAS = {
     status: z.enum(['refunded', 'partially_refunded']),
     reason: z.string().nullable(),
   }),
+  'payment.disputed': z.strictObject({
+    merchantId,
+    paymentId: publicIdOf('pay'),
+    linkId: publicIdOf('lnk').nullable(),
+    amount: minorUnits,
+    currency,
+    provider: z.string(),
+    status: z.string(),
+    reason: z.string().nullable(),
+  }),
   'link.limit_reached': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), limit: z.number().int().positive(), paymentId: publicIdOf('pay') }),
   'link.expired': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), customerId: publicIdOf('cus').nullable(), expiredAt: z.iso.datetime() }),
   'delivery.sent': z.strictObject({ ...deliveryFields, providerMessageId: z.string() }),
@@ -237,7 +248,8 @@ export interface EventPayloads {
   'payment.succeeded': PayloadOf<'payment.succeeded'>;
   /**
    * The payment did not go through. `reason` is a code: the provider's decline code (e.g.
-   * `card_declined`), `provider_unavailable`, `capture_failed`, or — for an authorization voided
+   * `card_declined`), `provider_unavailable`, `capture_failed`, `expired` (the provider's checkout
+   * ended unpaid), or — for an authorization voided
    * because the link could not take it — `limit_reached` / `link_inactive`.
    * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "customerId": null, "amount": 4500, "currency": "EUR", "provider": "sandbox", "reason": "card_declined" }
    */
@@ -248,6 +260,13 @@ export interface EventPayloads {
    * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "refundId": "re_9Kd…", "linkId": "lnk_7Hd2…", "amount": 1000, "currency": "EUR", "amountRefunded": 1000, "status": "partially_refunded", "reason": "Cancelled class" }
    */
   'payment.refunded': PayloadOf<'payment.refunded'>;
+  /**
+   * The customer disputed a payment at their bank (a chargeback), or the dispute's status changed
+   * (`status` is the provider's: `needs_response`, `under_review`, `won`, `lost` …). The payment is
+   * flagged on the dashboard; `amount` is what is disputed.
+   * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "amount": 4500, "currency": "EUR", "provider": "stripe", "status": "needs_response", "reason": "fraudulent" }
+   */
+  'payment.disputed': PayloadOf<'payment.disputed'>;
   /**
    * The payment `paymentId` took the link's last slot: the link is now inactive (`limit_reached`).
    * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "limit": 50, "paymentId": "pay_4Rb…" }

@@ -40,8 +40,9 @@
  * (s, 2), BENCH_CONNECTIONS (50),
  * BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306), BENCH_REDIS_URL (redis://127.0.0.1:6379),
  * BENCH_PROFILE=<dir> (write a .cpuprofile per Paylink server, for `node --cpu-prof`-style analysis),
- * BENCH_VIEWS (views seeded on the busy link, default 1,000,000), BENCH_DATABASE_URL (mysql:// server
- * for the analytics part; default SQLite), BENCH_LATENCY_WARMUP (30) and BENCH_LATENCY_REQUESTS (200)
+ * BENCH_STRIPE (1, default: the seeded merchant takes payments through Stripe; 0: through the
+ * sandbox), BENCH_VIEWS (views seeded on the busy link, default 1,000,000), BENCH_DATABASE_URL
+ * (mysql:// server for the analytics part; default SQLite), BENCH_LATENCY_WARMUP (30) and BENCH_LATENCY_REQUESTS (200)
  * per dashboard page.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -58,6 +59,8 @@ import { BROWSER_AGENTS, countViews, diagnose, measureLatency, pageCases, seedAn
 import { measureReminders, remindersCorrect, reportReminders, seedReminders, type RemindersResult } from './reminders.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** BENCH_STRIPE=0 measures the pay page without the Stripe provider enabled (default: enabled). */
+const STRIPE = process.env.BENCH_STRIPE !== '0';
 const HERE = path.join(ROOT, 'test/bench');
 const DURATION = Number(process.env.BENCH_DURATION ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
@@ -305,6 +308,9 @@ function paylinkEnv(dbEnv: PaylinkEnv, redisPrefix: string): Record<string, stri
     PAYLINK_DATA_DIR: fs.mkdtempSync(path.join(tmp, 'data-')),
     REDIS_PREFIX: redisPrefix,
     SESSION_SECRET,
+    // The seeded merchant takes payments through Stripe (install-wide key; the pay page never calls
+    // Stripe, so it needs no server): its origins join the pay page's CSP.
+    ...(STRIPE ? { PAYLINK_PLUGIN_PROVIDER_STRIPE: JSON.stringify({ secretKey: 'sk_test_bench000000000000', webhookSecret: 'whsec_bench000000000000', apiBase: 'http://127.0.0.1:9' }) } : {}),
     ...dbEnv,
   };
 }

@@ -16,6 +16,7 @@ import type { Db } from '../db.ts';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../log.ts';
 import type { EventBus, EventHandler, EventType } from '../events.ts';
+import type { JobQueue } from '../jobs.ts';
 import { isEventType } from '../events.ts';
 import { createPluginStore, type MerchantResolver } from './store.ts';
 import { channelProblem, type Registries } from './registries.ts';
@@ -31,6 +32,7 @@ import {
   type PluginMerchant,
   type PluginCheckoutServices,
   type PluginCustomerServices,
+  type PaymentMethodInfo,
 } from '../../plugin-api.ts';
 
 export const BUILTIN_PLUGINS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../plugins');
@@ -85,6 +87,8 @@ export interface PluginHostDeps {
   checkout: (pluginId: string) => PluginCheckoutServices;
   /** Customer capabilities for actions; built by the runtime once services exist. */
   customers?: () => PluginCustomerServices;
+  /** The job queue `api.schedule.every` runs on (without it, scheduled work is never run). */
+  jobs?: Pick<JobQueue, 'define'>;
   /** How long one plugin's register() may take before it is disabled, so a hung plugin cannot stall boot. */
   registerTimeoutMs?: number;
 }
@@ -144,6 +148,16 @@ interface Staged {
   channels: Channel[];
   actions: AfterPaymentAction<any>[];
   pages: DashboardPage[];
+  schedules: { name: string; cron: string; run: () => Promise<void> }[];
+}
+
+/** `'5m'` → `*\/5 * * * *`, `'2h'` → `0 *\/2 * * *`; null for anything else (minutes dividing 60, hours dividing 24). */
+export function intervalCron(interval: unknown): string | null {
+  const m = typeof interval === 'string' ? /^([1-9][0-9]?)(m|h)$/.exec(interval) : null;
+  if (!m) return null;
+  const n = Number(m[1]);
+  if (m[2] === 'm') return n < 60 && 60 % n === 0 ? (n === 1 ? '* * * * *' : `*/${n} * * * *`) : null;
+  return n <= 24 && 24 % n === 0 ? (n === 24 ? '0 0 * * *' : `0 */${n} * * *`) : null;
 }
 
 export class PluginHost {
@@ -152,10 +166,17 @@ export class PluginHost {
   private readonly views = new Map<string, Eta>();
   /** Problems found while registering that stop the boot (two real channels with one id). */
   private readonly registerProblems: PluginProblem[] = [];
+  /** Periodic plugin work (`api.schedule.every`): job kinds `plugin.<id>.<name>` and their cron; the runtime schedules them. */
+  readonly sweeps: { cron: string; kind: string }[] = [];
   /** Public routes per plugin, mounted by the app under /p/<id>/. */
   readonly router: Router = express.Router();
 
   constructor(private readonly deps: PluginHostDeps) {}
+
+  /** The checkout services a plugin gets (`api.services.checkout`), e.g. for tests that act as its vendor. */
+  checkoutFor(pluginId: string): PluginCheckoutServices {
+    return this.deps.checkout(pluginId);
+  }
 
   list(): LoadedPlugin[] {
     return this.plugins.map((p) => ({
@@ -294,7 +315,7 @@ export class PluginHost {
       error: null,
       contributes: { hooks: [], providers: [], channels: [], actions: [], pages: [] },
     };
-    const staged: Staged = { hooks: [], providers: [], channels: [], actions: [], pages: [] };
+    const staged: Staged = { hooks: [], providers: [], channels: [], actions: [], pages: [], schedules: [] };
     let sealed = false;
     // The first misuse of the api fails the plugin even if its register() catches the error.
     let misuse: Error | null = null;
@@ -317,6 +338,7 @@ export class PluginHost {
       apiVersion: PLUGIN_API_VERSION,
       log,
       baseUrl: deps.baseUrl,
+      now: () => deps.clock.now(),
       hooks: Object.freeze({
         on<T extends EventType>(event: T, handler: EventHandler<T>) {
           if (!isEventType(event)) refuse(`unknown event "${String(event)}"`);
@@ -354,6 +376,13 @@ export class PluginHost {
         },
       }),
       store: createPluginStore(deps.db, deps.clock, def.id, deps.merchantKeys),
+      schedule: Object.freeze({
+        every(name: string, interval: string, run: () => Promise<void>) {
+          const cron = intervalCron(interval);
+          const ok = typeof name === 'string' && /^[a-z0-9_-]{1,40}$/.test(name) && cron !== null && isFn(run) && !staged.schedules.some((x) => x.name === name);
+          stage(`schedule.every("${String(name)}", "${String(interval)}")`, ok, () => staged.schedules.push({ name, cron: cron!, run }));
+        },
+      }),
       services: Object.freeze({
         merchants: Object.freeze({ get: (id: string) => deps.getMerchant(id) }),
         checkout: lazyCheckout(() => deps.checkout(def.id)),
@@ -416,6 +445,14 @@ export class PluginHost {
     for (const c of staged.channels) registries.channels.add(c, pluginId);
     for (const a of staged.actions) registries.actions.add(a, pluginId);
     for (const page of staged.pages) this.pages.push({ pluginId, page });
+    for (const x of staged.schedules) {
+      const kind = `plugin.${pluginId}.${x.name}`;
+      // A job like any other: claimed once across processes, retried with backoff when it throws.
+      this.deps.jobs?.define(kind, async () => {
+        if (isActive()) await x.run();
+      });
+      this.sweeps.push({ cron: x.cron, kind });
+    }
     record.contributes = {
       hooks: staged.hooks.map((h) => h.event),
       providers: staged.providers.map((p) => p.id),
@@ -475,8 +512,12 @@ function lazyCheckout(make: () => PluginCheckoutServices): PluginCheckoutService
     getSession: (sessionId: string) => get().getSession(sessionId),
     getPayment: (paymentId: string) => get().getPayment(paymentId),
     settingsFor: <S,>(merchantId: string, providerId?: string) => get().settingsFor<S>(merchantId, providerId),
-    authorize: (paymentId: string, providerRef: string) => get().authorize(paymentId, providerRef),
+    authorize: (paymentId: string, providerRef: string, opts?: { paymentMethod?: PaymentMethodInfo }) => get().authorize(paymentId, providerRef, opts),
     decline: (paymentId: string, failure: { code: string; message: string }) => get().decline(paymentId, failure),
     retry: (sessionId: string) => get().retry(sessionId),
+    expire: (paymentId: string) => get().expire(paymentId),
+    recordRefund: (paymentId: string, refund: { providerRef: string; amount: number; reason?: string | null }) => get().recordRefund(paymentId, refund),
+    flagDispute: (paymentId: string, dispute: { providerRef: string; status: string; amount: number; reason?: string | null }) => get().flagDispute(paymentId, dispute),
+    pendingPayments: (opts: { startedBefore: Date; limit?: number }) => get().pendingPayments(opts),
   });
 }

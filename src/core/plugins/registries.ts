@@ -102,3 +102,9 @@ export interface Registries {
 export function createRegistries(): Registries {
   return { providers: new Registry('provider'), channels: new ChannelRegistry(), actions: new Registry('action') };
 }
+
+/** A provider's capture model for one merchant's settings (`captureModel` may depend on them). */
+export function captureModelOf(p: Pick<PaymentProvider<any>, 'captureModel'>, settings: unknown): 'manual' | 'immediate' {
+  const m = typeof p.captureModel === 'function' ? p.captureModel(settings) : p.captureModel;
+  return m === 'immediate' ? 'immediate' : 'manual';
+}

@@ -1,5 +1,5 @@
 import type { Db } from '../db.ts';
-import { toDate } from '../db.ts';
+import { isUniqueViolation, toDate } from '../db.ts';
 import type { Clock } from '../clock.ts';
 import { publicId } from '../ids.ts';
 import { NotFoundError } from '../errors.ts';
@@ -115,6 +115,26 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string, mercha
       checkCollection(collection);
       if (typeof id !== 'string') return null;
       const row = (await base().where('r.collection', collection).andWhere('r.public_id', id).first()) as Row | undefined;
+      return row ? (await records<any>([row]))[0] : null;
+    },
+    async insertOnce(collection, key, record) {
+      checkCollection(collection);
+      if (typeof key !== 'string' || key.length < 1 || key.length > 191) throw new Error(`${pluginId}: a record key is 1 to 191 characters`);
+      const now = clock.now();
+      const id = publicId('rec');
+      try {
+        // The unique index (plugin_id, collection, unique_key) decides: two deliveries at once store one.
+        await db('plugin_records').insert({ public_id: id, plugin_id: pluginId, collection, unique_key: key, merchant_id: await merchantKey(record.merchantId), data: JSON.stringify(record.data), created_at: now, updated_at: now });
+      } catch (err) {
+        if (isUniqueViolation(err)) return null;
+        throw err;
+      }
+      return { id, merchantId: record.merchantId ?? null, data: record.data, createdAt: now, updatedAt: now };
+    },
+    async getByKey(collection, key) {
+      checkCollection(collection);
+      if (typeof key !== 'string' || key.length > 191) return null;
+      const row = (await base().where('r.collection', collection).andWhere('r.unique_key', key).first()) as Row | undefined;
       return row ? (await records<any>([row]))[0] : null;
     },
     async update(collection, id, data) {

@@ -67,6 +67,8 @@ export function paymentJson(p: PaymentView) {
     status: p.status,
     amount_refunded: p.amountRefunded,
     provider: p.provider,
+    payment_method: p.paymentMethod,
+    dispute_status: p.disputeStatus,
     failure_code: p.failureCode,
     created_at: p.createdAt.toISOString(),
     paid_at: p.paidAt?.toISOString() ?? null,

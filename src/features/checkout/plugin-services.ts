@@ -9,9 +9,15 @@ import { toPluginMerchant } from '../merchants/index.ts';
 import type { LinkService } from '../links/index.ts';
 import { redirectUrlFor } from '../links/index.ts';
 import type { CheckoutService, Payment } from './service.ts';
+import type { ProviderReports } from './provider-reports.ts';
+import type { RefundService } from './refunds.ts';
 
 export interface PluginCheckoutDeps {
   checkout: CheckoutService;
+  /** Payment method, expiry, disputes, the sweep's pending payments. */
+  reports: ProviderReports;
+  /** Refunds the provider made on its own. */
+  refunds: Pick<RefundService, 'recordProviderRefund'>;
   links: LinkService;
   merchants: MerchantService;
   baseUrl: string;
@@ -66,6 +72,24 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
     return link.redirectTarget === 'same' ? redirectUrlFor(link.redirectUrl, payment.id) : `${receipt}?continue=1`;
   }
 
+  async function pluginPayment(payment: Payment): Promise<PluginCheckoutPayment | null> {
+    const merchant = await merchants.getByKey(payment.merchantKey);
+    if (!merchant) return null;
+    const session = payment.sessionKey === null ? null : await checkout.sessionByKey(payment.sessionKey);
+    return {
+      id: payment.id,
+      provider: payment.provider,
+      status: payment.status,
+      amount: payment.amount,
+      currency: payment.currency,
+      amountRefunded: payment.amountRefunded,
+      providerRef: payment.providerRef,
+      sessionId: session?.id ?? null,
+      merchantId: merchant.id,
+      createdAt: payment.createdAt.toISOString(),
+    };
+  }
+
   async function nextUrl(payment: Payment): Promise<string> {
     return payment.status === 'paid' ? successUrl(payment) : checkout.receiptUrl(payment);
   }
@@ -96,20 +120,7 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
     async getPayment(paymentId) {
       const payment = typeof paymentId === 'string' && paymentId.length <= 64 ? await checkout.getPayment(paymentId) : null;
       if (!payment || !mine(payment)) return null;
-      const merchant = await merchants.getByKey(payment.merchantKey);
-      if (!merchant) return null;
-      const session = payment.sessionKey === null ? null : await checkout.sessionByKey(payment.sessionKey);
-      return {
-        id: payment.id,
-        provider: payment.provider,
-        status: payment.status,
-        amount: payment.amount,
-        currency: payment.currency,
-        amountRefunded: payment.amountRefunded,
-        providerRef: payment.providerRef,
-        sessionId: session?.id ?? null,
-        merchantId: merchant.id,
-      } satisfies PluginCheckoutPayment;
+      return pluginPayment(payment);
     },
     async settingsFor<S>(merchantId: string, providerId?: string) {
       const own = providerId ?? null;
@@ -119,9 +130,10 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
       const id = own ?? onlyProviderOf();
       return (await deps.settingsFor(merchant.key, id)) as S | null;
     },
-    async authorize(paymentId, providerRef) {
+    async authorize(paymentId, providerRef, opts) {
       if (typeof providerRef !== 'string' || !providerRef || providerRef.length > 191) throw new ServiceError('invalid_provider_ref', 'providerRef must be 1 to 191 characters.');
-      await ownPayment(paymentId);
+      const payment = await ownPayment(paymentId);
+      if (opts?.paymentMethod) await deps.reports.setPaymentMethod(payment, opts.paymentMethod);
       const outcome = await asServiceErrors(() => checkout.authorize(paymentId, providerRef));
       return { status: outcome.status, reason: outcome.reason, next: await nextUrl(outcome.payment) };
     },
@@ -135,6 +147,32 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
       if (!session || (current && !mine(current))) throw new ServiceError('session_not_found', 'No such checkout session for this provider.');
       const payment = await asServiceErrors(() => checkout.retry(sessionId));
       return { paymentId: payment.id };
+    },
+    async expire(paymentId) {
+      return deps.reports.expire(await ownPayment(paymentId));
+    },
+    async recordRefund(paymentId, refund) {
+      const payment = await ownPayment(paymentId);
+      const providerRef = refund?.providerRef;
+      if (typeof providerRef !== 'string' || !providerRef || providerRef.length > 191) throw new ServiceError('invalid_provider_ref', 'providerRef must be 1 to 191 characters.');
+      const { refund: r, created } = await asServiceErrors(() => deps.refunds.recordProviderRefund(payment, { providerRef, amount: Number(refund.amount), reason: refund.reason ?? null }));
+      return { refundId: r.id, created };
+    },
+    async flagDispute(paymentId, dispute) {
+      const payment = await ownPayment(paymentId);
+      await deps.reports.flagDispute(payment, { status: String(dispute?.status ?? 'needs_response'), amount: Number(dispute?.amount), reason: dispute?.reason ?? null });
+    },
+    async pendingPayments(opts) {
+      const before = opts?.startedBefore instanceof Date ? opts.startedBefore : new Date(String(opts?.startedBefore));
+      if (Number.isNaN(before.getTime())) throw new ServiceError('invalid_argument', 'startedBefore must be a Date.');
+      const limit = Number.isInteger(opts.limit) ? Math.min(Math.max(opts.limit!, 1), 500) : 100;
+      const own = deps.providerIds().filter((id) => deps.ownerOf(id) === pluginId);
+      const out: PluginCheckoutPayment[] = [];
+      for (const p of await deps.reports.pending(own, before, limit)) {
+        const view = await pluginPayment(p);
+        if (view) out.push(view);
+      }
+      return out;
     },
   } satisfies PluginCheckoutServices);
 }

@@ -13,7 +13,7 @@
  *   A crash between commit and the provider call: `checkout.refund` (the recovery job) finishes it.
  */
 import { z } from 'zod';
-import type { Db } from '../../core/db.ts';
+import type { Db, Trx } from '../../core/db.ts';
 import { inTransaction, isUniqueViolation, toDate } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
@@ -164,37 +164,45 @@ export function createRefundService(deps: RefundDeps) {
 
     const merchantId = (await deps.merchantIdOf(payment.merchantKey)) ?? '';
     await inTransaction(db, async (trx) => {
-      const now = clock.now();
-      const n = await trx('refunds').where({ id: refund.key, status: 'pending' }).update({ status: 'succeeded', provider_ref: providerRef, failure_code: null, failure_message: null, updated_at: now });
+      const n = await trx('refunds').where({ id: refund.key, status: 'pending' }).update({ status: 'succeeded', provider_ref: providerRef, failure_code: null, failure_message: null, updated_at: clock.now() });
       if (!n) return; // recorded by another run already
-      // Two statements: MySQL evaluates SET left to right (a later column sees the new value), SQLite does not.
-      await trx('payments').where({ id: payment.key }).update({ amount_refunded: trx.raw('amount_refunded + ?', [refund.amount]), updated_at: now });
-      await trx('payments').where({ id: payment.key }).update({ status: trx.raw('case when amount_refunded >= amount then ? else ? end', ['refunded', 'partially_refunded']) });
-      const after = paymentFrom(await trx('payments').where({ id: payment.key }).first());
-      let linkId: string | null = null;
-      if (payment.linkKey !== null) {
-        // Revenue is shown net of refunds; paid_count (the limit's slot) and payments_count stay.
-        ({ linkId } = await deps.links.recordRefund(trx, payment.linkKey, refund.amount));
-        await deps.stats.paymentRefunded(trx, payment.linkKey, now, refund.amount);
-      }
-      await events.emit(
-        trx,
-        'payment.refunded',
-        {
-          merchantId,
-          paymentId: payment.id,
-          refundId: refund.id,
-          linkId,
-          amount: refund.amount,
-          currency: refund.currency,
-          amountRefunded: after.amountRefunded,
-          status: after.status === 'refunded' ? 'refunded' : 'partially_refunded',
-          reason: refund.reason,
-        },
-        payment.merchantKey,
-      );
+      await applySucceeded(trx, merchantId, payment, refund);
     });
     return (await loadRefund({ id: refund.key }))!;
+  }
+
+  /**
+   * A refund that just succeeded (its row already says so), in the same transaction: the payment's
+   * `amount_refunded` and status, the link's revenue and rollups net of it, and `payment.refunded`.
+   */
+  async function applySucceeded(trx: Trx, merchantId: string, payment: Payment, refund: Pick<Refund, 'id' | 'amount' | 'currency' | 'reason'>): Promise<void> {
+    const now = clock.now();
+    // Two statements: MySQL evaluates SET left to right (a later column sees the new value), SQLite does not.
+    await trx('payments').where({ id: payment.key }).update({ amount_refunded: trx.raw('amount_refunded + ?', [refund.amount]), updated_at: now });
+    await trx('payments').where({ id: payment.key }).update({ status: trx.raw('case when amount_refunded >= amount then ? else ? end', ['refunded', 'partially_refunded']) });
+    const after = paymentFrom(await trx('payments').where({ id: payment.key }).first());
+    let linkId: string | null = null;
+    if (payment.linkKey !== null) {
+      // Revenue is shown net of refunds; paid_count (the limit's slot) and payments_count stay.
+      ({ linkId } = await deps.links.recordRefund(trx, payment.linkKey, refund.amount));
+      await deps.stats.paymentRefunded(trx, payment.linkKey, now, refund.amount);
+    }
+    await events.emit(
+      trx,
+      'payment.refunded',
+      {
+        merchantId,
+        paymentId: payment.id,
+        refundId: refund.id,
+        linkId,
+        amount: refund.amount,
+        currency: refund.currency,
+        amountRefunded: after.amountRefunded,
+        status: after.status === 'refunded' ? 'refunded' : 'partially_refunded',
+        reason: refund.reason,
+      },
+      payment.merchantKey,
+    );
   }
 
   const service = {
@@ -261,6 +269,51 @@ export function createRefundService(deps: RefundDeps) {
       }
       const refund = await complete((await loadRefund({ public_id: refundId }))!, payment, 'inline');
       return { refund, payment: (await service.payment(payment.key))! };
+    },
+
+    /**
+     * A refund the provider made on its own (the merchant refunded in the vendor's dashboard), recorded
+     * once per `providerRef`: claimed like any refund (never more than is left), succeeded at once.
+     * Answers the existing refund for a `providerRef` seen before.
+     */
+    async recordProviderRefund(payment: Payment, input: { providerRef: string; amount: number; reason: string | null }): Promise<{ refund: Refund; created: boolean }> {
+      if (!Number.isSafeInteger(input.amount) || input.amount < 1 || input.amount > MAX_MINOR) throw new AppError('invalid_amount', 422, 'A refund amount is a positive whole number of minor units.');
+      const keyHash = sha256Hex(`provider\n${payment.id}\n${input.providerRef}`);
+      const existing = await loadRefund({ payment_id: payment.key, idempotency_key: keyHash });
+      if (existing) return { refund: existing, created: false };
+      const refundId = publicId('re');
+      const merchantId = (await deps.merchantIdOf(payment.merchantKey)) ?? '';
+      const created = await inTransaction(db, async (trx) => {
+        const now = clock.now();
+        const claimed = await trx('payments')
+          .where({ id: payment.key })
+          .whereIn('status', REFUNDABLE as string[])
+          .andWhere(trx.raw('refund_claimed + ? <= amount', [input.amount]))
+          .update({ refund_claimed: trx.raw('refund_claimed + ?', [input.amount]), updated_at: now });
+        if (!claimed) throw new AppError('amount_too_large', 422, 'The provider reports more refunded than is left on this payment.');
+        try {
+          await trx('refunds').insert({
+            public_id: refundId,
+            merchant_id: payment.merchantKey,
+            payment_id: payment.key,
+            amount: input.amount,
+            currency: payment.currency,
+            status: 'succeeded',
+            reason: input.reason ? input.reason.slice(0, 500) : null,
+            provider_ref: input.providerRef.slice(0, 191),
+            source: 'provider',
+            idempotency_key: keyHash,
+            created_at: now,
+            updated_at: now,
+          });
+        } catch (err) {
+          if (isUniqueViolation(err)) return false; // the same report, delivered twice at once
+          throw err;
+        }
+        await applySucceeded(trx, merchantId, payment, { id: refundId, amount: input.amount, currency: payment.currency, reason: input.reason });
+        return true;
+      });
+      return { refund: (await loadRefund({ payment_id: payment.key, idempotency_key: keyHash }))!, created };
     },
 
     async payment(key: number): Promise<Payment | null> {

@@ -43,8 +43,8 @@ import type { Logger } from '../../core/log.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, NotFoundError, ServiceUnavailableError, ValidationError } from '../../core/errors.ts';
 import { MAX_MINOR } from '../../core/money.ts';
-import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
-import type { PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
+import { captureModelOf, providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
+import type { PaymentMethodInfo, PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { ClaimLoss, HoldLoss, Link, LinkState, PayableLinkRow } from '../links/index.ts';
 
@@ -55,12 +55,6 @@ export const DEFAULT_HOLD_MINUTES = 30;
 
 /** What the customer is told when an immediate-capture payment was refunded because the link filled up. */
 export const LATE_REFUND_MESSAGE = 'Refunded in full: the payment limit was reached while this payment was on its way.';
-
-/** A provider's capture model for a merchant's settings (a function decides per merchant). */
-export function captureModelOf(provider: Pick<PaymentProvider<any>, 'captureModel'>, settings: unknown): 'manual' | 'immediate' {
-  const m = typeof provider.captureModel === 'function' ? provider.captureModel(settings) : provider.captureModel;
-  return m === 'immediate' ? 'immediate' : 'manual';
-}
 
 /**
  * An immediate-capture checkout found no slot to hold: every slot left is being paid for by other
@@ -131,6 +125,10 @@ export interface Payment {
   authorizedAt: Date | null;
   paidAt: Date | null;
   voidedAt: Date | null;
+  /** How the customer paid, when the provider reported it (receipt, API `payment_method`). */
+  paymentMethod: PaymentMethodInfo | null;
+  /** The provider's dispute (chargeback) status, when the customer disputed the payment. */
+  disputeStatus: string | null;
 }
 
 /** What a receipt message says of a payment (deliveries compose receipts from it). */
@@ -196,6 +194,8 @@ export const paymentFrom = (r: any): Payment => ({
   authorizedAt: toDateOrNull(r.authorized_at),
   paidAt: toDateOrNull(r.paid_at),
   voidedAt: toDateOrNull(r.voided_at),
+  paymentMethod: r.payment_method ? (JSON.parse(r.payment_method) as PaymentMethodInfo) : null,
+  disputeStatus: r.dispute_status ?? null,
 });
 
 export interface CheckoutDeps {

@@ -9,19 +9,9 @@ import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
-import type { Payment } from '../checkout/index.ts';
+import { formatPaymentMethod, type Payment } from '../checkout/index.ts';
 import { redirectUrlFor } from '../links/index.ts';
 import { formatDateTime, merchantView } from './view.ts';
-import { formatPaymentMethod, type PaymentMethodInfo } from './payment-method.ts';
-
-/**
- * The payment method the provider reported, when it did.
- * WIRE (after the provider-stripe merge): payments gain `paymentMethod` (checkout's storage, set
- * through `authorize(…, { paymentMethod })`); read it here directly — `return p.paymentMethod ?? null`.
- */
-function paymentMethodOf(p: Payment): PaymentMethodInfo | null {
-  return (p as Payment & { paymentMethod?: PaymentMethodInfo | null }).paymentMethod ?? null;
-}
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'checkout' | 'links' | 'merchants'>;
@@ -80,7 +70,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       linkName: session?.link?.name ?? null,
       customerName: session?.customerName ?? null,
       // "Visa •••• 4242" when the provider reported how the customer paid.
-      paymentMethod: formatPaymentMethod(paymentMethodOf(payment)),
+      paymentMethod: formatPaymentMethod(payment.paymentMethod),
       date: formatDateTime(at, merchant.timezone),
       reference: payment.id,
       failure: payment.failureMessage,

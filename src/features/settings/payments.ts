@@ -10,9 +10,10 @@ import type { AppDeps } from '../../web/deps.ts';
 import { flash, type Renderer } from '../../core/http.ts';
 import { AppError } from '../../core/errors.ts';
 import type { MerchantProvider } from '../providers/index.ts';
+import { toPluginMerchant, type Merchant } from '../merchants/index.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'eta' | 'plugins' | 'providers' | 'registries'>;
+type Deps = Pick<AppDeps, 'eta' | 'plugins' | 'providers' | 'registries' | 'config'>;
 
 /** One provider's panel: what it is, and its fields' HTML. */
 interface ProviderPanel extends MerchantProvider {
@@ -56,7 +57,7 @@ const label = (key: string) =>
 export function paymentSettingsRoutes(router: express.Router, rt: Deps, render: Renderer): void {
   const { providers } = rt;
 
-  async function fieldsHtml(p: MerchantProvider, values: Record<string, unknown>, errors: Record<string, string>): Promise<string> {
+  async function fieldsHtml(merchant: Merchant, p: MerchantProvider, values: Record<string, unknown>, errors: Record<string, string>): Promise<string> {
     const provider = rt.registries.providers.get(p.id);
     const ms = provider?.merchantSettings;
     if (!ms) return '';
@@ -67,6 +68,8 @@ export function paymentSettingsRoutes(router: express.Router, rt: Deps, render: 
       errors,
       name: fieldName,
       id: (key: string) => fieldId(p.id, key),
+      merchant: toPluginMerchant(merchant),
+      baseUrl: rt.config.baseUrl,
     };
     if (ms.formFragment) return rt.plugins.renderView(p.plugin, ms.formFragment, data);
     return rt.eta.renderAsync('/settings/_provider_fields', {
@@ -84,7 +87,7 @@ export function paymentSettingsRoutes(router: express.Router, rt: Deps, render: 
       // After a failed save the form shows what was typed (never a secret); otherwise what is stored.
       const values = mine ? Object.fromEntries(Object.entries(mine.values).filter(([k]) => !p.secretKeys.includes(k))) : p.settings;
       const errors = mine?.errors ?? {};
-      panels.push({ ...p, fieldsHtml: await fieldsHtml(p, values, errors), errors, saved: false, offer: mine ? mine.enabled : p.enabled });
+      panels.push({ ...p, fieldsHtml: await fieldsHtml(merchant, p, values, errors), errors, saved: false, offer: mine ? mine.enabled : p.enabled });
     }
     await render(req, res, 'settings/payments', { title: 'Payments', providers: panels, usableCount: list.filter((p) => p.usable).length }, status);
   }

@@ -10,7 +10,7 @@ import type { Merchant } from '../merchants/index.ts';
 import type { Link } from '../links/index.ts';
 import type { PaymentView } from '../checkout/index.ts';
 import { pageWindow, paymentStatusBadge } from '../../web/view.ts';
-import { REFUNDABLE, type Refund } from '../checkout/index.ts';
+import { REFUNDABLE, formatPaymentMethod, type Refund } from '../checkout/index.ts';
 import { attributionOf, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
 
 /** What this file uses of the app. */
@@ -112,6 +112,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
         title: `Payment ${formatMoney(payment.amount, payment.currency)}`,
         payment,
         providerName: rt.registries.providers.get(payment.provider)?.name ?? payment.provider,
+        paymentMethod: formatPaymentMethod(payment.paymentMethod),
         attribution: attributionOf(payment, `${rt.config.baseUrl}/${merchant.handle}`),
         merchantUrl: `${rt.config.baseUrl}/${merchant.handle}`,
         h,

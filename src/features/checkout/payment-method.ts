@@ -1,5 +1,5 @@
 /**
- * How a receipt names the way a customer paid: "Visa •••• 4242", "SEPA Direct Debit •••• 3000",
+ * How receipts, the dashboard and the API's readers name the way a customer paid: "Visa •••• 4242", "SEPA Direct Debit •••• 3000",
  * "iDEAL". Providers report `{ type, brand?, last4? }` in their own vocabulary (Stripe's
  * `payment_method_details` types and card brands); anything unknown is shown in plain words.
  */
