@@ -385,7 +385,9 @@ forEachTarget('after-payment actions in the browser', (target) => {
       await url.fill(hook.url);
       await page.getByRole('button', { name: 'Create link' }).click();
       await page.waitForURL(/\/app\/links\/lnk_/);
-      await page.waitForFunction('[...document.images].every((img) => img.complete)'); // the QR, before leaving the page
+      // The QR, before leaving the page. Asked by page.evaluate (a DevTools evaluation): waitForFunction's
+      // string predicate is eval'd inside the page, which its CSP (no 'unsafe-eval') refuses.
+      await waitFor(() => page.evaluate<boolean>('[...document.images].every((img) => img.complete)'), { timeout: 10_000, message: 'the QR image to load' });
       const link = await env.rt.services.links.get(m, LINK_ID.exec(page.url())![1]);
       expect(await env.rt.services.actions.forLink(link.key)).to.deep.equal([{ actionId: ACTION, settings: { webhookUrl: hook.url, channel: '#spring', mentionPayer: true } }]);
 

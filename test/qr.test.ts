@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { waitFor } from './support/wait.ts';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
 import { build, signUp, type Account, type TestEnv } from './support/harness.ts';
@@ -81,7 +82,8 @@ forEachTarget('link QR codes', (target) => {
     try {
       const src = `data:image/svg+xml;base64,${svg.toString('base64')}`;
       await tracked.page.setContent(`<!doctype html><html><head><link rel="icon" href="data:,"></head><body style="margin:20px;background:#fff"><img id="qr" alt="" width="400" height="400" src="${src}"></body></html>`);
-      await tracked.page.waitForFunction('document.getElementById("qr")?.complete && document.getElementById("qr").naturalWidth > 0');
+      // page.evaluate, not waitForFunction's string predicate, which the page's CSP (no 'unsafe-eval') refuses.
+      await waitFor(() => tracked.page.evaluate<boolean>('Boolean(document.getElementById("qr")?.complete && document.getElementById("qr").naturalWidth > 0)'), { timeout: 10_000, message: 'the QR image to load' });
       return await decode(await tracked.page.locator('#qr').screenshot());
     } finally {
       await tracked.close();

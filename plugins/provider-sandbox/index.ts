@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import express, { type Request, type Response } from 'express';
-import { definePlugin, ProviderError, type PaymentProvider, type PluginApi, type PluginCheckoutSession, z } from 'paylink/plugin-api';
+import { definePlugin, ProviderError, ServiceError, type PaymentProvider, type PluginApi, type PluginCheckoutSession, z } from 'paylink/plugin-api';
 
 export const TEST_CARDS = {
   '4242424242424242': { outcome: 'authorized', code: null, message: null },
@@ -86,7 +86,15 @@ export default definePlugin({
 
       // After a decline the newest attempt is failed: open a fresh one (core makes this safe to race).
       let paymentId = session.payment?.id ?? null;
-      if (!paymentId || session.payment?.status === 'failed') paymentId = (await checkout.retry(session.id)).paymentId;
+      if (!paymentId || session.payment?.status === 'failed') {
+        try {
+          paymentId = (await checkout.retry(session.id)).paymentId;
+        } catch (err) {
+          // A concurrent submission finished the checkout meanwhile: its card page leads to where it went.
+          if (err instanceof ServiceError && !err.retryable) return res.redirect(303, page);
+          throw err;
+        }
+      }
 
       const card = TEST_CARDS[number];
       if (card.outcome === 'authorized') {
