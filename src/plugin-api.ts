@@ -612,6 +612,11 @@ export interface PluginStore {
    * one with that key exists already (e.g. a webhook event id: apply each event once). Added in apiVersion 1.
    */
   insertOnce<T extends Record<string, unknown>>(collection: string, key: string, record: { merchantId: string | null; data: T }): Promise<PluginRecord<T> | null>;
+  /**
+   * Deletes this plugin's records of `collection` created before `before` (e.g. webhook event ids
+   * past the vendor's retry window); answers how many. Added in apiVersion 1.
+   */
+  deleteOlderThan(collection: string, before: Date): Promise<number>;
   /** The record stored under `key` (see `insertOnce`), or null. Added in apiVersion 1. */
   getByKey<T = Record<string, unknown>>(collection: string, key: string): Promise<PluginRecord<T> | null>;
 }

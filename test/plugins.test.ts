@@ -146,6 +146,13 @@ forEachTarget('plugins', (target) => {
       await supertest(env.app).get(`/p/audit-peeker/records/seen/${own.id}`).expect(200);
       const recorder = (await supertest(env.app).get('/p/audit-recorder/seen').expect(200)).body as { id: string }[];
       expect(recorder.map((r) => r.id)).not.to.include(own.id);
+
+      // Pruning by age reaches only the plugin's own records, and only those older than asked.
+      const later = new Date(env.clock.now().getTime() + 1000).toISOString();
+      expect((await supertest(env.app).delete(`/p/audit-peeker/records/seen?before=${env.clock.now().toISOString()}`).expect(200)).body).to.deep.equal({ deleted: 0 });
+      expect((await supertest(env.app).delete(`/p/audit-peeker/records/seen?before=${later}`).expect(200)).body).to.deep.equal({ deleted: 1 });
+      await supertest(env.app).get(`/p/audit-peeker/records/seen/${own.id}`).expect(404);
+      expect(await env.rt.db('plugin_records').where({ public_id: theirs.id }).first(), 'another plugin’s record stays').to.not.equal(undefined);
     });
   });
 

@@ -376,6 +376,22 @@ forEachTarget('provider-stripe', (target) => {
       expect(await fake.deliver(fake.held.splice(0))).to.deep.equal([200, 200]);
       expect((await payment(s, paidOne.paymentId)).status).to.equal('paid');
     });
+
+    it('forgets applied event ids after 30 days (Stripe retries for 3), keeping newer ones', async () => {
+      const events = () => env.rt.db('plugin_records').where({ plugin_id: 'provider-stripe', collection: 'events' }).count({ n: '*' }).first().then((r) => Number(r!.n));
+      const s = await shop();
+      await fake.pay((await checkout(s, (await newLink(s, 5, 'Old class')).path!)).session.id);
+      await fake.idle();
+      const before = await events();
+      expect(before).to.be.greaterThan(0);
+      env.clock.advance(31 * 86_400_000);
+      await fake.pay((await checkout(s, (await newLink(s, 5, 'New class')).path!)).session.id);
+      await fake.idle();
+      const withNew = await events();
+      await env.rt.scheduler.tick('plugin.provider-stripe.sweep');
+      await env.rt.jobs.drain();
+      expect(await events()).to.equal(withNew - before);
+    });
   });
 
   describe('the payment limit, through Stripe', () => {

@@ -460,6 +460,8 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
 
   /** Nothing stays pending because a webhook was missed: ask Stripe about old pending payments. */
   api.schedule.every('sweep', '5m', async () => {
+    // Stripe retries a webhook for up to 3 days: the ids of events applied more than 30 days ago can go.
+    await api.store.deleteOlderThan('events', new Date(api.now().getTime() - 30 * 86_400_000));
     const stale = await checkout.pendingPayments({ startedBefore: new Date(api.now().getTime() - SWEEP_AFTER_MS), limit: 200 });
     for (const payment of stale) {
       try {

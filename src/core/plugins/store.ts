@@ -137,6 +137,17 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string, mercha
       const row = (await base().where('r.collection', collection).andWhere('r.unique_key', key).first()) as Row | undefined;
       return row ? (await records<any>([row]))[0] : null;
     },
+    async deleteOlderThan(collection, before) {
+      checkCollection(collection);
+      if (!(before instanceof Date) || Number.isNaN(before.getTime())) throw new Error(`${pluginId}: deleteOlderThan needs a valid Date`);
+      // In batches, so pruning a large collection never holds one long lock.
+      let total = 0;
+      for (;;) {
+        const ids = (await db('plugin_records').where({ plugin_id: pluginId, collection }).andWhere('created_at', '<', before).orderBy('id').limit(500).pluck('id')) as number[];
+        if (!ids.length) return total;
+        total += await db('plugin_records').whereIn('id', ids).andWhere({ plugin_id: pluginId }).del();
+      }
+    },
     async update(collection, id, data) {
       checkCollection(collection);
       const n = await db('plugin_records').where({ plugin_id: pluginId, collection, public_id: id }).update({ data: JSON.stringify(data), updated_at: clock.now() });
