@@ -94,6 +94,15 @@ forEachTarget('outgoing webhooks', (target) => {
     expect(created.data).to.deep.equal((await call('get', `/links/${link.id}`)).body);
   });
 
+  it('queues no webhook work for a merchant without an enabled endpoint', async () => {
+    const before = Number((await env.rt.db('jobs').where('kind', 'hooks.run').count({ n: '*' }))[0].n);
+    await env.rt.services.links.create(a.merchant, { type: 'amount', name: 'Nobody listens', amount: 100 });
+    await env.rt.jobs.drain();
+    const runs = (await env.rt.db('jobs').where('kind', 'hooks.run').andWhere('id', '>', 0).select('payload')) as { payload: string }[];
+    expect(runs.slice(before).map((r) => JSON.parse(r.payload).subscriptionId).filter((id: string) => id.startsWith('webhooks:'))).to.deep.equal([]);
+    expect(hook.received).to.have.length(0);
+  });
+
   it('sends only the event types an endpoint chose, and nothing of another merchant', async () => {
     await endpoint(['payment.succeeded']);
     const other = await callB('post', '/webhook_endpoints', { url: `${hook.url}/b`, events: ['*'] });

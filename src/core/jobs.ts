@@ -323,6 +323,9 @@ export class JobQueue {
           // The database failed while recording; the lease will expire and the job be retried.
           this.o.log.error('could not record a job outcome', { jobId: job.id, kind: job.kind, error: err });
         }
+        // Let timers and I/O run between jobs: on SQLite a job that only queries settles without a
+        // trip through the event loop, and a run of them would otherwise hold the process for seconds.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     });
     await Promise.all(lanes);
