@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import dns from 'node:dns';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
-import { forEachTarget } from './support/targets.ts';
+import { TARGETS, forEachTarget } from './support/targets.ts';
 import { build, csrfFrom, signUp, type TestEnv } from './support/harness.ts';
 import { apiClient, apiMerchant, expectFieldErrors, expectProblem, type ApiCall, type ApiMerchant } from './support/api.ts';
 import { startReceiver, verifier, type TestReceiver } from './support/webhook-receiver.ts';
@@ -290,6 +290,10 @@ forEachTarget('outgoing webhooks', (target) => {
     expect(created.body).to.include({ object: 'webhook_endpoint', url: `${hook.url}/crud`, description: 'ERP', enabled: true });
     expect(created.body.id).to.match(/^we_/);
     const id = created.body.id;
+    // At rest the secret is sealed (AES-256-GCM), never the whsec_ text or its key bytes.
+    const row = await env.rt.db('webhook_endpoints').where('public_id', id).first();
+    expect(row.secret).to.match(/^v1\./);
+    expect(JSON.stringify(row)).to.not.include(created.body.secret.slice('whsec_'.length, 20));
     const got = (await call('get', `/webhook_endpoints/${id}`)).body;
     expect(got).to.not.have.property('secret');
     expect((await call('get', '/webhook_endpoints')).body.data.map((e: any) => e.id)).to.deep.equal([id]);
@@ -451,9 +455,25 @@ forEachTarget('outgoing webhooks: the SSRF guard', (target) => {
 });
 
 describe('outgoing webhooks in production', () => {
-  it('accept https only, unless the install allows private addresses', async () => {
+  let env: TestEnv;
+  before(async () => {
+    env = await build(TARGETS[0], { env: { NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40) } });
+  });
+  after(() => env?.close());
+
+  it('accept https only (http:// is 422 https_required), and private addresses stay refused', async () => {
+    const a = await apiMerchant(env, 'Live Shop');
+    const call = apiClient(env.app, a.secret);
+    const plain = expectFieldErrors(await call('post', '/webhook_endpoints', { url: 'http://shop.example.com/hooks' }), ['url']);
+    expect(plain.errors[0].code).to.equal('https_required');
+    expect((await call('post', '/webhook_endpoints', { url: 'https://shop.example.com/hooks' })).status).to.equal(201);
+    const loop = expectFieldErrors(await call('post', '/webhook_endpoints', { url: 'https://127.0.0.1/hooks' }), ['url']);
+    expect(loop.errors[0].code).to.equal('private_address');
+  });
+
+  it('reads PAYLINK_WEBHOOKS_ALLOW_PRIVATE as 1 or 0, off by default', async () => {
     const { loadConfig } = await import('../src/config.ts');
-    expect(loadConfig({ NODE_ENV: 'production', SESSION_SECRET: 'x'.repeat(40) }).webhooksAllowPrivate).to.equal(false);
+    expect(loadConfig({}).webhooksAllowPrivate).to.equal(false);
     expect(loadConfig({ PAYLINK_WEBHOOKS_ALLOW_PRIVATE: '1' }).webhooksAllowPrivate).to.equal(true);
     expect(() => loadConfig({ PAYLINK_WEBHOOKS_ALLOW_PRIVATE: 'yes' })).to.throw(/PAYLINK_WEBHOOKS_ALLOW_PRIVATE/);
   });
