@@ -15,6 +15,7 @@ import { configurePassport } from './features/accounts/index.ts';
 import { accountRoutes } from './features/accounts/index.ts';
 import { dashboardRoutes } from './features/dashboard/index.ts';
 import { settingsRoutes } from './features/settings/index.ts';
+import { webhookRoutes } from './features/webhooks/index.ts';
 import { templatesRoutes } from './features/deliveries/index.ts';
 import { pluginRoutes } from './features/plugins/index.ts';
 import { linksRoutes } from './features/links/index.ts';
@@ -163,6 +164,7 @@ export function buildApp(rt: Runtime): express.Express {
     customersRoutes(deps, render),
     tagsRoutes(deps, render),
     settingsRoutes(deps, render),
+    webhookRoutes(deps, render),
     templatesRoutes(deps, render),
     pluginRoutes(deps, render),
   );

@@ -26,6 +26,8 @@ export interface Config {
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   smtpUrl: string | null;
   mailFrom: string | null;
+  /** PAYLINK_WEBHOOKS_ALLOW_PRIVATE=1: webhook endpoints may be on loopback/private addresses (and http://). Development and tests only. */
+  webhooksAllowPrivate?: boolean;
   vonage: { apiKey: string | null; apiSecret: string | null; applicationId: string | null; privateKey: string | null; restHost: string | null; apiHost: string | null; whatsappFrom: string | null };
 }
 
@@ -83,6 +85,7 @@ const schema = z.object({
   LOG_LEVEL: z.preprocess(emptyToUndefined, z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info')),
   SMTP_URL: z.preprocess(emptyToUndefined, z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional()),
   MAIL_FROM: optionalString,
+  PAYLINK_WEBHOOKS_ALLOW_PRIVATE: z.preprocess(emptyToUndefined, z.enum(['0', '1'], { error: 'must be 1 (allow) or 0 (default: refuse)' }).default('0')),
   VONAGE_API_KEY: optionalString,
   VONAGE_API_SECRET: optionalString,
   VONAGE_APPLICATION_ID: optionalString,
@@ -185,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     logLevel: e.LOG_LEVEL,
     smtpUrl: e.SMTP_URL ?? null,
     mailFrom: e.MAIL_FROM ?? null,
+    webhooksAllowPrivate: e.PAYLINK_WEBHOOKS_ALLOW_PRIVATE === '1',
     vonage: {
       apiKey: e.VONAGE_API_KEY ?? null,
       apiSecret: e.VONAGE_API_SECRET ?? null,

@@ -306,8 +306,12 @@ export interface OutgoingMessage {
   subject?: string;
   text: string;
   html?: string;
-  /** Why the message goes out: the first send of a link, a reminder, an expiry notice, a receipt, or a test. Added in apiVersion 1. */
-  kind: 'initial' | 'reminder' | 'expiry' | 'receipt' | 'test';
+  /**
+   * Why the message goes out: the first send of a link, a reminder, an expiry notice, a receipt, a
+   * test, or a `notice` to the merchant themself (e.g. "your webhook endpoint was disabled"; `to` is
+   * the merchant's email). Added in apiVersion 1; `notice` added later (additive).
+   */
+  kind: 'initial' | 'reminder' | 'expiry' | 'receipt' | 'test' | 'notice';
   /** The pay URL the message is about (already in `text`), or null. Added in apiVersion 1. */
   linkUrl: string | null;
 }

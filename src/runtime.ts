@@ -47,6 +47,7 @@ import { createPluginCheckoutServices, createProviderReports } from './features/
 import { createRefundService, type RefundService } from './features/checkout/index.ts';
 import { createProviderSettingsService, type ProviderSettingsService } from './features/providers/index.ts';
 import { createSealer } from './core/encryption.ts';
+import { createDataBuilder, createSender, createWebhookService, type Sender, type WebhookService } from './features/webhooks/index.ts';
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/index.ts';
 import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
 
@@ -80,6 +81,8 @@ export interface Services {
   providers: ProviderSettingsService;
   /** Refunds of paid payments. */
   refunds: RefundService;
+  /** Outgoing webhooks: endpoints, delivery, the log. */
+  webhooks: WebhookService;
 }
 
 export interface Runtime {
@@ -128,6 +131,8 @@ export interface RuntimeOptions {
   recordViews?: boolean;
   /** How long a view waits before it is written (default 50 ms). */
   viewFlushMs?: number;
+  /** Replaces the webhook sender (default: SSRF-guarded HTTP, private addresses per config). */
+  webhookSender?: Sender;
 }
 
 export async function connectRedis(url: string, log: Logger): Promise<Redis> {
@@ -266,7 +271,24 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null, payer: { name: session?.customerName ?? null, email: session?.customerEmail ?? null, phone: null } };
       },
     });
+    const webhooks = createWebhookService({
+      db,
+      clock,
+      log: log.child('webhooks'),
+      jobs,
+      events,
+      sealer: createSealer(secrets.derive('webhook-secrets')),
+      merchants,
+      // Late-bound: refunds are built with the services below.
+      data: createDataBuilder({ payments, refunds: { list: (key) => services.refunds.list(key) }, links, actions, deliveries, reminders }),
+      send: opts.webhookSender ?? createSender({ allowPrivate: config.webhooksAllowPrivate === true }),
+      allowHttp: config.env !== 'production' || config.webhooksAllowPrivate === true,
+      allowPrivate: config.webhooksAllowPrivate === true,
+      notifyMerchant: (trx, notice) => deliveries.notifyMerchant(trx, notice),
+      baseUrl: config.baseUrl,
+    });
     const services: Services = {
+      webhooks,
       merchants,
       apiKeys: createApiKeyService({ db, clock, events }),
       tags,

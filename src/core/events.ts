@@ -311,6 +311,8 @@ interface Subscription {
   handler: EventHandler<any>;
   /** Returns false when the owner (a plugin) is disabled; its queued runs are then skipped. */
   enabled: () => boolean;
+  /** Asked when the event is dispatched: false means no run is queued for it (nobody it concerns). */
+  wants?: (event: PaylinkEvent & { merchantId: number | null }) => boolean | Promise<boolean>;
 }
 
 interface EventRow {
@@ -350,10 +352,17 @@ export class EventBus {
    * Subscribes a handler. `id` must be stable across restarts (it keys the per-handler job), e.g.
    * `plugin:<plugin-id>:<event>:<n>`.
    */
-  subscribe<T extends EventType>(type: T, id: string, handler: EventHandler<T>, enabled: () => boolean = () => true): void {
+  subscribe<T extends EventType>(
+    type: T,
+    id: string,
+    handler: EventHandler<T>,
+    enabled: () => boolean = () => true,
+    /** Checked at dispatch (with the merchant's internal key): false queues no run, e.g. a merchant without webhook endpoints. */
+    wants?: Subscription['wants'],
+  ): void {
     if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
     if (this.subs.has(id)) throw new Error(`a handler with id ${id} is already subscribed`);
-    this.subs.set(id, { id, type, handler, enabled });
+    this.subs.set(id, { id, type, handler, enabled, wants });
   }
 
   /** True when some handler listens for `type` (so a high-volume event can skip the outbox when nobody does). */
@@ -408,7 +417,8 @@ export class EventBus {
   private async dispatch(eventId: string): Promise<void> {
     const event = await this.get(eventId);
     if (!event) return;
-    const targets = [...this.subs.values()].filter((s) => s.type === event.type);
+    const targets: Subscription[] = [];
+    for (const s of this.subs.values()) if (s.type === event.type && (!s.wants || (await s.wants(event)))) targets.push(s);
     if (!targets.length) return;
     await this.deps.db.transaction(async (trx) => {
       for (const s of targets) {

@@ -32,6 +32,11 @@
  * (≤ 20 ms) and peak memory, and checks each due plan was sent exactly once (exits 1 otherwise).
  * BENCH_REMINDERS=0 skips it. It runs first, while nothing else is running.
  *
+ * Outgoing webhooks (webhooks.ts), on its own fresh SQLite file or MariaDB database (BENCH_DATABASE_URL
+ * as above): 10,000 payment events (BENCH_WEBHOOKS; 0 skips) fanned to 3 endpoints drain to 3 real
+ * receivers on loopback, with the longest event-loop block meanwhile (≤ 20 ms) and each event received
+ * exactly once per endpoint (exits 1 otherwise). It runs second.
+ *
  * It prints req/s, p50/p99, the ratios with the targets from the issues and a summary; it asserts no
  * timings (the numbers depend on the machine) but exits 1 when a target answered errors or non-2xx,
  * could not start, or the view counters disagree with the rows.
@@ -57,6 +62,7 @@ import mysql from 'mysql2/promise';
 import { createClient } from 'redis';
 import { BROWSER_AGENTS, countViews, diagnose, measureLatency, pageCases, seedAnalytics, type Diagnostics, type Latency, type Seeded } from './analytics.ts';
 import { measureReminders, remindersCorrect, reportReminders, seedReminders, type RemindersResult } from './reminders.ts';
+import { measureWebhooks, reportWebhooks, webhooksCorrect, type WebhooksResult } from './webhooks.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** BENCH_STRIPE=0 measures the pay page without the Stripe provider enabled (default: enabled). */
@@ -79,6 +85,7 @@ const LATENCY_REQUESTS = Number(process.env.BENCH_LATENCY_REQUESTS ?? 200);
 const SESSION_SECRET = 'bench-session-secret-0123456789-abcdefghijklmnop';
 const REMINDERS = Number(process.env.BENCH_REMINDERS ?? 100_000);
 const REMINDERS_FUTURE = Number(process.env.BENCH_REMINDERS_FUTURE ?? Math.floor(REMINDERS / 2));
+const WEBHOOK_EVENTS = Number(process.env.BENCH_WEBHOOKS ?? 10_000);
 
 const tag = Math.random().toString(36).slice(2, 8);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-bench-'));
@@ -437,6 +444,19 @@ async function remindersBench(): Promise<RemindersResult | null> {
   return result;
 }
 
+/** 10,000 payment events fanned to 3 endpoints, drained in a fresh process on a fresh database. */
+async function webhooksBench(): Promise<WebhooksResult | null> {
+  if (WEBHOOK_EVENTS <= 0) return null;
+  const redisPrefix = `paylink_bench_${tag}_webhooks`;
+  const wdb: AnalyticsDb = ANALYTICS_DB_URL
+    ? { label: 'MariaDB + Redis', env: paylinkEnv({ DATABASE_URL: await freshMysqlDatabase(ANALYTICS_DB_URL, `paylink_bench_${tag}_webhooks`, redisPrefix), REDIS_URL }, redisPrefix) }
+    : { label: 'SQLite', env: paylinkEnv({ DATABASE_URL: path.join(tmp, 'webhooks.db') }, redisPrefix) };
+  log(`webhooks: ${fmt(WEBHOOK_EVENTS)} payment events to 3 endpoints on ${wdb.label}`);
+  const result = await measureWebhooks({ ...wdb.env, BASE_URL: 'http://127.0.0.1:3000' }, WEBHOOK_EVENTS, wdb.label, log);
+  log(`  webhooks: drained in ${result.drainSeconds.toFixed(2)} s, longest block ${result.blockMs.toFixed(1)} ms`);
+  return result;
+}
+
 /** The seeded database's pay page, served with view recording on or off; load comes with browser user agents. */
 async function analyticsTarget(name: string, adb: AnalyticsDb, seeded: Seeded, record: boolean): Promise<Target & { origin: string }> {
   const { env, origin } = await listening({ ...adb.env, BENCH_RECORD_VIEWS: record ? '1' : '0' });
@@ -621,6 +641,7 @@ async function main(): Promise<number> {
   try {
     // First, while nothing else runs: its event-loop and memory numbers are the scheduler's own.
     const reminders = await remindersBench();
+    const webhooks = await webhooksBench();
     const adb = await analyticsDatabase();
     log(`seeding ${fmt(VIEWS)} views on ${adb.label}`);
     const seeded = await seedAnalytics(adb.env, VIEWS, log);
@@ -654,6 +675,7 @@ async function main(): Promise<number> {
     const out = report(bare, express, maria ? pays : [...pays, { name: 'pay page, MariaDB + Redis', skipped: 'skipped: MariaDB not reachable' }], [byName(recording), byName(without)]);
     out.push(...reportAnalytics(bare, { db: adb, seeded, latency, diagnostics, recording: byName(recording), without: byName(without), answered: recording.answered, counted }));
     if (reminders) out.push(...reportReminders(reminders, check));
+    if (webhooks) out.push(...reportWebhooks(webhooks, check));
     out.push(...summary());
     process.stdout.write(out.join('\n') + '\n');
 
@@ -665,7 +687,9 @@ async function main(): Promise<number> {
     if (lost) process.stderr.write('bench: the pay link\'s view counters differ from its rows\n');
     const remindersWrong = reminders !== null && !remindersCorrect(reminders);
     if (remindersWrong) process.stderr.write('bench: the reminders sweep did not send each due reminder exactly once\n');
-    return failed.length || badPages.length || lost || remindersWrong ? 1 : 0;
+    const webhooksWrong = webhooks !== null && !webhooksCorrect(webhooks);
+    if (webhooksWrong) process.stderr.write('bench: outgoing webhooks did not deliver each event exactly once per endpoint\n');
+    return failed.length || badPages.length || lost || remindersWrong || webhooksWrong ? 1 : 0;
   } finally {
     for (const t of targets) await t.stop();
   }

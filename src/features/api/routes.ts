@@ -13,6 +13,8 @@ import { apiTagRoutes } from './tags.ts';
 import { apiCustomerRoutes } from './customers.ts';
 import { apiPaymentRoutes } from './payments.ts';
 import { apiProviderRoutes } from './providers.ts';
+import { apiWebhookRoutes } from '../webhooks/index.ts';
+import { merchantOf } from './common.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'apiKeys' | 'apiLimiter' | 'clock' | 'db' | 'log' | 'merchants'> &
@@ -22,7 +24,8 @@ type Deps = Pick<AppDeps, 'apiKeys' | 'apiLimiter' | 'clock' | 'db' | 'log' | 'm
   Parameters<typeof apiTagRoutes>[0] &
   Parameters<typeof apiCustomerRoutes>[0] &
   Parameters<typeof apiPaymentRoutes>[0] &
-  Parameters<typeof apiProviderRoutes>[0];
+  Parameters<typeof apiProviderRoutes>[0] &
+  Parameters<typeof apiWebhookRoutes>[0];
 
 declare global {
   namespace Express {
@@ -94,6 +97,7 @@ export function apiRoutes(rt: Deps, opts: ApiRoutesOptions = {}): express.Router
   router.use(apiCustomerRoutes(rt));
   router.use(apiPaymentRoutes(rt));
   router.use(apiProviderRoutes(rt));
+  router.use(apiWebhookRoutes(rt, merchantOf));
 
   router.use((req, _res, next) => {
     if (!['GET', 'POST', 'PATCH', 'DELETE', 'PUT', 'HEAD', 'OPTIONS'].includes(req.method)) {

@@ -27,7 +27,7 @@ import type { Clock } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
 import type { JobQueue } from '../../core/jobs.ts';
 import type { EventBus } from '../../core/events.ts';
-import { publicId } from '../../core/ids.ts';
+import { publicId, sha256Hex } from '../../core/ids.ts';
 import { claimRows } from '../../core/claim.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Registries } from '../../core/plugins/registries.ts';
@@ -137,6 +137,15 @@ export function deliveryJson(d: Delivery) {
     sent_at: d.sentAt?.toISOString() ?? null,
     created_at: d.createdAt.toISOString(),
   };
+}
+
+/** A message to the merchant about their account (see notifyMerchant). */
+export interface MerchantNotice {
+  merchantKey: number;
+  /** Once per key: the same key again sends nothing. */
+  key: string;
+  subject: string;
+  text: string;
 }
 
 export interface DeliveryDeps {
@@ -596,6 +605,14 @@ export function createDeliveryService(deps: DeliveryDeps) {
       return out;
     },
 
+    /**
+     * Emails the merchant themself (not a customer) a notice, once per `key`, from a job queued in
+     * the caller's transaction: e.g. "your webhook endpoint was disabled". Retried by the job queue.
+     */
+    async notifyMerchant(trx: Knex.Transaction, notice: MerchantNotice): Promise<void> {
+      await jobs.enqueue(trx, 'deliveries.notice', notice, { uniqueKey: `notice:${notice.key}` });
+    },
+
     recipientUrl,
     /** The installed channels: labels, addressing, template styles. */
     channels: deps.channels,
@@ -624,6 +641,19 @@ export function createDeliveryService(deps: DeliveryDeps) {
     await db.transaction(async (trx) => {
       await service.queue(trx, [{ merchantKey: paid.merchantKey, linkKey: paid.linkKey, customerKey: paid.customerKey, paymentKey, channel, kind: 'receipt', to, dedupeKey: `receipt:${event.id}` }]);
     });
+  });
+
+  jobs.define<MerchantNotice>('deliveries.notice', async (n) => {
+    const merchant = (await merchants.byKeys([n.merchantKey])).get(n.merchantKey);
+    if (!merchant) return;
+    const channel = registries.channels.get('email');
+    if (!channel) {
+      log.warn('no email channel: a notice to a merchant was not sent', { merchant: merchant.id, key: n.key });
+      return;
+    }
+    // A stable id per notice: a retry after a crash carries the same Message-ID.
+    const id = `ntc_${sha256Hex(n.key).slice(0, 24)}`;
+    await withTimeout(channel.id, channel.send({ id, merchant: { id: merchant.id, name: merchant.name, brandColor: merchant.brandColor }, to: merchant.email, subject: n.subject, text: n.text, kind: 'notice', linkUrl: null }));
   });
   return service;
 }

@@ -1,0 +1,113 @@
+/**
+ * What an outgoing webhook's `data` is for each event type: the same JSON the API returns for the
+ * object the event is about, built through the owning features' services and JSON functions.
+ *
+ * Table-driven: an event type is offered to endpoints exactly when it has an entry in WEBHOOK_EVENTS
+ * (adding a type is one line naming its object and where its id is). Types without one (views,
+ * merchant and API-key housekeeping, anything a later change adds before it gets an entry) are not
+ * offered, and an event of such a type is simply not sent.
+ */
+import type { EventPayloads, EventType } from '../../core/events.ts';
+import { NotFoundError } from '../../core/errors.ts';
+import { paymentJson, refundJson, type PaymentQueries, type RefundService } from '../checkout/index.ts';
+import { deliveryJson, type DeliveryService } from '../deliveries/index.ts';
+import { afterPaymentJson, type ActionService } from '../actions/index.ts';
+import { planJson, type ReminderService } from '../reminders/index.ts';
+import type { LinkService } from '../links/index.ts';
+import type { Merchant } from '../merchants/index.ts';
+
+/** The objects a webhook's `data` can be. */
+type ObjectKind = 'payment' | 'link' | 'link_deleted' | 'delivery' | 'reminder_plan';
+
+interface EventEntry {
+  object: ObjectKind;
+  /** The object's public id in the event's payload. */
+  id: (payload: any) => string;
+}
+
+const payment: EventEntry = { object: 'payment', id: (p: EventPayloads['payment.succeeded']) => p.paymentId };
+const link: EventEntry = { object: 'link', id: (p: { linkId: string }) => p.linkId };
+const delivery: EventEntry = { object: 'delivery', id: (p: EventPayloads['delivery.sent']) => p.deliveryId };
+
+/** The event types endpoints can subscribe to, and the object each one carries. */
+export const WEBHOOK_EVENTS: Partial<Record<EventType, EventEntry>> = {
+  'checkout.started': payment,
+  'payment.authorized': payment,
+  'payment.succeeded': payment,
+  'payment.failed': payment,
+  'payment.refunded': payment,
+  'payment.disputed': payment,
+  'link.created': link,
+  'link.updated': link,
+  'link.limit_reached': link,
+  'link.expired': link,
+  'link.deleted': { object: 'link_deleted', id: (p: EventPayloads['link.deleted']) => p.linkId },
+  'delivery.sent': delivery,
+  'delivery.failed': delivery,
+  'reminder.sent': { object: 'reminder_plan', id: (p: EventPayloads['reminder.sent']) => p.planId },
+};
+
+/** The offered types, in catalogue order. */
+export function webhookEventTypes(): EventType[] {
+  return (Object.keys(WEBHOOK_EVENTS) as EventType[]).sort();
+}
+
+export function isWebhookEventType(type: string): type is EventType {
+  return Object.prototype.hasOwnProperty.call(WEBHOOK_EVENTS, type);
+}
+
+export interface DataSources {
+  payments: Pick<PaymentQueries, 'get'>;
+  refunds: Pick<RefundService, 'list'>;
+  links: Pick<LinkService, 'get' | 'json'>;
+  actions: Pick<ActionService, 'forLink'>;
+  deliveries: Pick<DeliveryService, 'get' | 'forPlans'>;
+  reminders: Pick<ReminderService, 'forLink'>;
+}
+
+/**
+ * Builds `data` for an event of an offered type. An object deleted since the event (a link) reads as
+ * `{ id, object, deleted: true }`, never an error that would stop the event's other endpoints.
+ */
+export function createDataBuilder(src: DataSources) {
+  const builders: Record<ObjectKind, (merchant: Merchant, id: string, payload: any) => Promise<unknown>> = {
+    // A payment with its refunds, as GET /payments/:id answers.
+    async payment(merchant, id) {
+      const p = await src.payments.get(merchant.key, id);
+      const refunds = await src.refunds.list(p.key);
+      return { ...paymentJson(p), refunds: refunds.map((r) => refundJson(r, p.id)) };
+    },
+    // A link as GET /links/:id answers.
+    async link(merchant, id) {
+      const l = await src.links.get(merchant, id);
+      return { ...src.links.json(merchant, l), after_payment: afterPaymentJson(await src.actions.forLink(l.key)) };
+    },
+    async link_deleted(_merchant, id) {
+      return { id, object: 'link', deleted: true };
+    },
+    async delivery(merchant, id) {
+      return deliveryJson(await src.deliveries.get(merchant.key, id));
+    },
+    // A reminder plan as GET /links/:id/reminders lists it.
+    async reminder_plan(merchant, id, payload: EventPayloads['reminder.sent']) {
+      const l = await src.links.get(merchant, payload.linkId);
+      const plan = (await src.reminders.forLink(l.key)).find((p) => p.id === id);
+      if (!plan) throw new NotFoundError('No such reminder plan.');
+      const sent = (await src.deliveries.forPlans([plan.key])).reverse();
+      return planJson(plan, sent, merchant.timezone);
+    },
+  };
+  return async function dataFor(merchant: Merchant, type: EventType, payload: unknown): Promise<unknown> {
+    const entry = WEBHOOK_EVENTS[type];
+    if (!entry) return null;
+    const id = entry.id(payload);
+    try {
+      return await builders[entry.object](merchant, id, payload);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      return { id, object: entry.object === 'link_deleted' ? 'link' : entry.object, deleted: true };
+    }
+  };
+}
+
+export type DataBuilder = ReturnType<typeof createDataBuilder>;

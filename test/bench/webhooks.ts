@@ -1,0 +1,186 @@
+/**
+ * Outgoing webhooks under load (`npm run bench`): 10,000 payment events fanned out to 3 endpoints
+ * (30,000 signed deliveries to 3 real HTTP receivers on loopback, run in the bench's own process so
+ * they do not share the measured loop). A fresh Node process builds a runtime on a fresh database,
+ * records the events, then drains the job queue as a worker does — dispatch, fan-out, one
+ * `webhooks.deliver` job per message — while a 1 ms interval timer measures the longest event-loop
+ * block (aim ≤ 20 ms). Afterwards every receiver must have received every event exactly once.
+ *
+ * Environment: BENCH_WEBHOOKS (events, default 10,000; 0 skips).
+ */
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const WEBHOOK_AIMS = { blockMs: 20 };
+const ENDPOINTS = 3;
+
+export interface WebhooksResult {
+  label: string;
+  events: number;
+  endpoints: number;
+  seedSeconds: number;
+  drainSeconds: number;
+  jobs: number;
+  blockMs: number;
+  p99Ms: number;
+  eldMaxMs: number | null;
+  /** The longest gap's part that the process spent on the CPU (excludes waiting for a CPU on a busy machine). */
+  busyMaxMs: number;
+  succeeded: number;
+  /** Per receiver: distinct webhook-ids received, and requests beyond one per id. */
+  received: { distinct: number; repeats: number }[];
+}
+
+interface Receiver {
+  url: string;
+  ids: Map<string, number>;
+  close(): Promise<void>;
+}
+
+async function receiver(): Promise<Receiver> {
+  const ids = new Map<string, number>();
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const id = String(req.headers['webhook-id']);
+      ids.set(id, (ids.get(id) ?? 0) + 1);
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
+    ids,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** Starts the receivers here, runs the measuring process, and checks what the receivers got. */
+export async function measureWebhooks(env: Record<string, string>, events: number, label: string, log: (line: string) => void): Promise<WebhooksResult> {
+  const receivers = await Promise.all(Array.from({ length: ENDPOINTS }, () => receiver()));
+  try {
+    // BENCH_PROFILE=<dir>: a V8 CPU profile of the measuring process, as run.ts does for its servers.
+    const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(path.resolve(process.env.BENCH_PROFILE), `webhooks-${label.replace(/\W+/g, '-')}`)}`] : [];
+    const proc = spawn(process.execPath, [...prof, '--import', 'tsx', path.join(HERE, 'webhooks.ts')], {
+      cwd: path.resolve(HERE, '../..'),
+      env: { ...process.env, ...env, PAYLINK_WEBHOOKS_ALLOW_PRIVATE: '1', BENCH_WEBHOOKS_CHILD: JSON.stringify({ events, label, urls: receivers.map((r) => r.url) }) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d) => (stdout += d));
+    proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
+    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+    if (code !== 0) throw new Error(`the webhooks bench exited with ${code}:\n${stderr}${stdout.slice(-4_000)}`);
+    if (stderr.trim()) log(`  webhooks bench output (LOG_LEVEL=warn):\n    ${stderr.trim().slice(-1_500).split('\n').join('\n    ')}`);
+    const result = JSON.parse(stdout.trim().split('\n').pop()!) as WebhooksResult;
+    result.received = receivers.map((r) => ({ distinct: r.ids.size, repeats: [...r.ids.values()].reduce((n, c) => n + c - 1, 0) }));
+    return result;
+  } finally {
+    for (const r of receivers) await r.close();
+  }
+}
+
+export function webhooksCorrect(r: WebhooksResult): boolean {
+  return r.succeeded === r.events * r.endpoints && r.received.every((x) => x.distinct === r.events && x.repeats === 0);
+}
+
+export function reportWebhooks(r: WebhooksResult, check: (name: string, value: string, target: string, ok: boolean) => string): string[] {
+  const fmt = (n: number) => Math.round(n).toLocaleString('en');
+  const deliveries = r.events * r.endpoints;
+  return [
+    '',
+    `Outgoing webhooks (${r.label}): ${fmt(r.events)} payment events fanned to ${r.endpoints} endpoints`,
+    `  events recorded in ${r.seedSeconds.toFixed(2)} s; drained (${fmt(r.jobs)} jobs, ${fmt(deliveries)} signed deliveries) in ${r.drainSeconds.toFixed(2)} s = ${fmt(deliveries / r.drainSeconds)} deliveries/s`,
+    `  event loop during the drain: longest block ${r.blockMs.toFixed(1)} ms, p99 ${r.p99Ms.toFixed(1)} ms, monitorEventLoopDelay max ${r.eldMaxMs === null ? '–' : r.eldMaxMs.toFixed(1)} ms; longest gap spent on the CPU ${r.busyMaxMs.toFixed(1)} ms (the rest was waiting for a CPU)`,
+    `  receivers: ${r.received.map((x) => `${fmt(x.distinct)} distinct, ${fmt(x.repeats)} repeats`).join('; ')}; messages succeeded ${fmt(r.succeeded)} of ${fmt(deliveries)}`,
+    `  ${check(`webhooks ${r.label}: longest loop block ms`, r.blockMs.toFixed(1), `≤ ${WEBHOOK_AIMS.blockMs} ms`, r.blockMs <= WEBHOOK_AIMS.blockMs)}`,
+    `  ${check(`webhooks ${r.label}: each event once per endpoint`, webhooksCorrect(r) ? 'yes' : 'no', 'yes', webhooksCorrect(r))}`,
+  ];
+}
+
+/** The measuring process. */
+async function child(spec: { events: number; label: string; urls: string[] }): Promise<void> {
+  const { loadConfig } = await import('../../src/config.ts');
+  const { createRuntime } = await import('../../src/runtime.ts');
+  const { ManualClock } = await import('../../src/core/clock.ts');
+  const clock = new ManualClock(new Date());
+  const rt = await createRuntime(loadConfig(process.env), { recordViews: false, clock, pluginSources: [], jobOptions: { concurrency: 8 } });
+  try {
+    const { merchant } = await rt.services.merchants.signUp({ name: 'Bench Hooks', handle: `hooks${Date.now().toString(36)}`, email: 'hooks@bench.test', password: 'correct horse battery' });
+    for (const url of spec.urls) await rt.services.webhooks.create(merchant.key, { url, events: ['payment.succeeded'] });
+    const t0 = performance.now();
+    for (let i = 0; i < spec.events; i += 500) {
+      await rt.db.transaction(async (trx) => {
+        for (let j = i; j < Math.min(spec.events, i + 500); j++) {
+          await rt.events.emit(trx, 'payment.succeeded', { merchantId: merchant.id, paymentId: `pay_bench${j}`, linkId: null, customerId: null, amount: 100 + j, currency: 'EUR', provider: 'sandbox' }, merchant.key);
+        }
+      });
+    }
+    const seedSeconds = (performance.now() - t0) / 1000;
+
+    // How late a 1 ms interval timer fires is how long the loop was held — or how long the process
+    // waited for a CPU on a busy machine. The process's CPU time over the same gap tells them apart:
+    // min(gap, CPU ms) is the part of a gap that was work (a diagnostic next to the wall-clock figure).
+    let gaps: number[] = [];
+    let busy: number[] = [];
+    let last = performance.now();
+    let lastCpu = process.cpuUsage();
+    const sampler = setInterval(() => {
+      const now = performance.now();
+      const cpu = process.cpuUsage(lastCpu);
+      const gap = Math.max(0, now - last - 1);
+      gaps.push(gap);
+      busy.push(Math.min(gap, (cpu.user + cpu.system) / 1000));
+      last = now;
+      lastCpu = process.cpuUsage();
+    }, 1);
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
+    await new Promise((r) => setTimeout(r, 5));
+    gaps = [];
+    busy = [];
+    last = performance.now();
+    lastCpu = process.cpuUsage();
+    const t1 = performance.now();
+    let jobs = 0;
+    for (let round = 0; round < 100; round++) {
+      const ran = await rt.jobs.drain();
+      jobs += ran;
+      if (!ran) break;
+    }
+    const drainSeconds = (performance.now() - t1) / 1000;
+    await new Promise((r) => setTimeout(r, 5));
+    clearInterval(sampler);
+    loop.disable();
+    const sorted = gaps.sort((a, b) => a - b);
+    const counts = await rt.services.webhooks.messageCounts();
+    const result: WebhooksResult = {
+      label: spec.label,
+      events: spec.events,
+      endpoints: spec.urls.length,
+      seedSeconds,
+      drainSeconds,
+      jobs,
+      blockMs: sorted.length ? sorted[sorted.length - 1] : 0,
+      p99Ms: sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] : 0,
+      eldMaxMs: loop.count ? loop.max / 1e6 : null,
+      busyMaxMs: busy.length ? Math.max(...busy) : 0,
+      succeeded: counts.succeeded,
+      received: [],
+    };
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } finally {
+    await rt.close();
+  }
+}
+
+if (process.env.BENCH_WEBHOOKS_CHILD) await child(JSON.parse(process.env.BENCH_WEBHOOKS_CHILD));
