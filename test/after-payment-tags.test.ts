@@ -101,19 +101,27 @@ forEachTarget('after-payment customer tags', (target) => {
     expect(failed.map((j: { kind: string; state: string }) => [j.kind, j.state]), 'every job finished').to.deep.equal([]);
   });
 
-  it('keeps the customer when they pay after a declined card: their reminders stop and their tags apply', async () => {
+  /** A link sent to one new customer (with daily reminders) that tags its payer: the customer, the link and its URL. */
+  async function linkFor(name: string) {
     const paid = await tag(call, `Paid ${n}`);
-    const kim = await customer('Kim Retry');
+    const owner = await customer(name);
     const res = await call('post', '/links', {
       type: 'amount',
-      name: 'Course',
-      amount: 2000,
+      name: 'Workshop',
+      amount: 1500,
       currency: 'EUR',
-      send: { customer_id: kim.id, channels: ['email'], reminders: { frequency: 'daily', max: 3 } },
+      send: { customer_id: owner.id, channels: ['email'], reminders: { frequency: 'daily', max: 3 } },
       after_payment: { apply_customer_tag: paid },
     });
     expect(res.status, res.text).to.equal(201);
     await env.rt.jobs.drain();
+    const link = await env.rt.services.links.get(shop.merchant, res.body.id);
+    const ownerKey = (await env.rt.db('customers').where({ public_id: owner.id }).first()).id as number;
+    return { owner, ownerKey, link, url: res.body.url as string, paid };
+  }
+
+  it('keeps the customer when they pay after a declined card: their reminders stop and their tags apply', async () => {
+    const { owner: kim, ownerKey: kimKey, link } = await linkFor('Kim Retry');
     const u = new URL(await sentUrl(`kim${n}@example.test`));
     // Kim pays with another address than her record's: only her signed URL says the payment is hers.
     const post = await supertest(env.app).post(u.pathname + u.search).type('form').send({ name: 'Kim Retry', email: `kim.work${n}@example.test` });
@@ -124,8 +132,6 @@ forEachTarget('after-payment customer tags', (target) => {
     expect(ok.status).to.equal(303);
     await env.rt.jobs.drain();
 
-    const kimKey = (await env.rt.db('customers').where({ public_id: kim.id }).first()).id;
-    const link = await env.rt.services.links.get(shop.merchant, res.body.id);
     const attempts = await env.rt.db('payments').where({ link_id: link.key }).orderBy('id').select('status', 'customer_id');
     expect(attempts.map((a) => [a.status, a.customer_id])).to.deep.equal([['failed', kimKey], ['paid', kimKey]]);
     const plans = await env.rt.db('reminder_plans').where({ link_id: link.key, customer_id: kimKey }).select('state', 'stop_reason');
@@ -134,23 +140,6 @@ forEachTarget('after-payment customer tags', (target) => {
   });
 
   describe('who paid a link made for one customer', () => {
-    async function linkFor(name: string) {
-      const paid = await tag(call, `Paid ${n}`);
-      const owner = await customer(name);
-      const res = await call('post', '/links', {
-        type: 'amount',
-        name: 'Workshop',
-        amount: 1500,
-        currency: 'EUR',
-        send: { customer_id: owner.id, channels: ['email'], reminders: { frequency: 'daily', max: 3 } },
-        after_payment: { apply_customer_tag: paid },
-      });
-      expect(res.status, res.text).to.equal(201);
-      await env.rt.jobs.drain();
-      const link = await env.rt.services.links.get(shop.merchant, res.body.id);
-      const ownerKey = (await env.rt.db('customers').where({ public_id: owner.id }).first()).id as number;
-      return { owner, ownerKey, link, url: res.body.url as string, paid };
-    }
     const planState = async (linkKey: number, customerKey: number) => (await env.rt.db('reminder_plans').where({ link_id: linkKey, customer_id: customerKey }).first()).state;
     const paymentJson = async (paymentId: string) => (await call('get', `/payments/${paymentId}`).expect(200)).body as { customer: { id: string | null; name: string | null; email: string | null } | null };
 

@@ -15,7 +15,7 @@
  * for a fresh MariaDB database + BENCH_REDIS_URL). BENCH_REMINDERS (due plans, default 100,000) and
  * BENCH_REMINDERS_FUTURE (default half of it).
  */
-import { spawn } from 'node:child_process';
+import { runBenchChild } from './child.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,7 +28,6 @@ import { ManualClock } from '../../src/core/clock.ts';
 import { isMysql, toDate } from '../../src/core/db.ts';
 import { publicId } from '../../src/core/ids.ts';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 /** "Now" for the seed and the run: noon UTC, well outside quiet hours (21:00–08:00) of a UTC merchant. */
 export const NOW = new Date('2026-11-23T12:00:00.000Z');
 const DAY = 86_400_000;
@@ -309,21 +308,7 @@ async function measure(env: Record<string, string>, seeded: RemindersSeeded, lab
 
 /** Runs the measurement in a fresh Node process (its memory is the scheduler's alone). */
 export async function measureReminders(env: Record<string, string>, seeded: RemindersSeeded, label: string, log: (line: string) => void): Promise<RemindersResult> {
-  // BENCH_PROFILE=<dir>: a V8 CPU profile of the measuring process, as run.ts does for its servers.
-  const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(path.resolve(process.env.BENCH_PROFILE), `reminders-${label.replace(/\W+/g, '-')}`)}`] : [];
-  const proc = spawn(process.execPath, ['--expose-gc', ...prof, '--import', 'tsx', path.join(HERE, 'reminders.ts')], {
-    cwd: path.resolve(HERE, '../..'),
-    env: { ...process.env, ...env, BENCH_REMINDERS_CHILD: JSON.stringify({ seeded, label }) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d) => (stdout += d));
-  proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
-  const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
-  if (code !== 0) throw new Error(`the reminders bench exited with ${code}:\n${stderr}${stdout.slice(-4_000)}`);
-  if (stderr.trim()) log(`  reminders bench output (LOG_LEVEL=warn):\n    ${stderr.trim().slice(-1_500).split('\n').join('\n    ')}`);
-  return JSON.parse(stdout.trim().split('\n').pop()!) as RemindersResult;
+  return runBenchChild<RemindersResult>({ name: 'reminders', label, env, childVar: 'BENCH_REMINDERS_CHILD', payload: { seeded, label }, nodeArgs: ['--expose-gc'], log });
 }
 
 // ---------------------------------------------------------------- report

@@ -8,14 +8,11 @@
  *
  * Environment: BENCH_WEBHOOKS (events, default 10,000; 0 skips).
  */
-import { spawn } from 'node:child_process';
+import { runBenchChild } from './child.ts';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const WEBHOOK_AIMS = { blockMs: 20 };
 const ENDPOINTS = 3;
 
@@ -67,21 +64,14 @@ async function receiver(): Promise<Receiver> {
 export async function measureWebhooks(env: Record<string, string>, events: number, label: string, log: (line: string) => void): Promise<WebhooksResult> {
   const receivers = await Promise.all(Array.from({ length: ENDPOINTS }, () => receiver()));
   try {
-    // BENCH_PROFILE=<dir>: a V8 CPU profile of the measuring process, as run.ts does for its servers.
-    const prof = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(path.resolve(process.env.BENCH_PROFILE), `webhooks-${label.replace(/\W+/g, '-')}`)}`] : [];
-    const proc = spawn(process.execPath, [...prof, '--import', 'tsx', path.join(HERE, 'webhooks.ts')], {
-      cwd: path.resolve(HERE, '../..'),
-      env: { ...process.env, ...env, PAYLINK_WEBHOOKS_ALLOW_PRIVATE: '1', BENCH_WEBHOOKS_CHILD: JSON.stringify({ events, label, urls: receivers.map((r) => r.url) }) },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const result = await runBenchChild<WebhooksResult>({
+      name: 'webhooks',
+      label,
+      env: { ...env, PAYLINK_WEBHOOKS_ALLOW_PRIVATE: '1' },
+      childVar: 'BENCH_WEBHOOKS_CHILD',
+      payload: { events, label, urls: receivers.map((r) => r.url) },
+      log,
     });
-    let stdout = '';
-    let stderr = '';
-    proc.stdout.on('data', (d) => (stdout += d));
-    proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
-    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
-    if (code !== 0) throw new Error(`the webhooks bench exited with ${code}:\n${stderr}${stdout.slice(-4_000)}`);
-    if (stderr.trim()) log(`  webhooks bench output (LOG_LEVEL=warn):\n    ${stderr.trim().slice(-1_500).split('\n').join('\n    ')}`);
-    const result = JSON.parse(stdout.trim().split('\n').pop()!) as WebhooksResult;
     result.received = receivers.map((r) => ({ distinct: r.ids.size, repeats: [...r.ids.values()].reduce((n, c) => n + c - 1, 0) }));
     return result;
   } finally {
