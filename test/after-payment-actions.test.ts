@@ -251,6 +251,12 @@ forEachTarget('after-payment actions by id', (target) => {
       expect(res.text).to.match(new RegExp(`name="${field('mentionPayer')}" checked`));
       expect(res.text).to.match(new RegExp(`id="f-action-${ACTION}" name="actions" value="${ACTION}" checked`));
 
+      // What was typed comes back escaped inside the plugin's fragment (rendered raw into the form).
+      const xss = '"><script>alert(1)</script>';
+      res = await postLink({ name: 'Workshop', amount: '15', actions: ACTION, [field('webhookUrl')]: xss, [field('channel')]: 'sales' }).expect(422);
+      expect(res.text).not.to.include('<script>alert(1)</script>');
+      expect(res.text).to.include('value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"');
+
       // Reported together with the link's own mistakes.
       res = await postLink({ name: '', amount: 'abc', actions: ACTION, [field('webhookUrl')]: hook.url, [field('channel')]: `#${m.handle}` }).expect(422);
       expect(fieldError(res.text, 'name')).to.not.equal('');

@@ -248,6 +248,10 @@ forEachTarget('payment providers per merchant', (target) => {
       expect(bad.text).to.include('Enter your account id (3 characters or more).');
       expect(bad.text).not.to.include(SECRET);
       expect(bad.text, 'the ticked "Offer to customers" survives the failed save').to.match(/id="f-hosted-enabled" checked/);
+      // The settings fields are rendered raw into the panel: what was typed must come back escaped.
+      const xss = await owner.agent.post('/app/settings/payments/hosted').type('form').send({ _csrf: csrf, enabled: '1', 'settings.accountId': '"><script>alert(1)</script>' + 'x'.repeat(20), 'settings.webhookSecret': SECRET }).expect(422);
+      expect(xss.text).not.to.include('<script>alert(1)</script>');
+      expect(xss.text).to.include('value="&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;');
 
       const notConfigured = await owner.agent.post('/app/settings/payments/hosted').type('form').send({ _csrf: csrf, enabled: ['0', '1'] }).expect(422);
       expect(notConfigured.text).to.include('Save Hosted Pay’s settings first.');
