@@ -763,7 +763,12 @@ export interface PluginCheckoutServices {
   authorize(paymentId: string, providerRef: string, opts?: { paymentMethod?: PaymentMethodInfo }): Promise<PluginAuthorizeResult>;
   /** The card was declined; the customer may retry (call `retry` for a fresh attempt). */
   decline(paymentId: string, failure: { code: string; message: string }): Promise<void>;
-  /** A new pending payment on the same open session after a decline. */
+  /**
+   * A new pending payment on the same open session after a decline (the pending one when another
+   * submission already opened it). A permanent `ServiceError` (`checkout_finished`, `checkout_expired`)
+   * means the session ended meanwhile — e.g. a second tab paid: send the customer to
+   * `getSession(id).returnUrl` rather than failing the request.
+   */
   retry(sessionId: string): Promise<{ paymentId: string }>;
   /**
    * The checkout ended unpaid at the provider (its session expired, the customer never paid): a
