@@ -11,7 +11,7 @@ import { created, listJson, merchantOf } from './common.ts';
 type Deps = Pick<AppDeps, 'payments' | 'refunds'>;
 
 /** A payment with its refunds, oldest first. */
-export const withRefunds = (p: PaymentView, refunds: Refund[]) => ({ ...paymentJson(p), refunds: refunds.map((r) => refundJson(r, p.id)) });
+const withRefunds = (p: PaymentView, refunds: Refund[]) => ({ ...paymentJson(p), refunds: refunds.map((r) => refundJson(r, p.id)) });
 
 /** Payments with their refunds, in one read of the refunds. */
 export async function paymentsWithRefunds(refunds: Deps['refunds'], items: PaymentView[]) {
