@@ -11,6 +11,7 @@ import { RedisStore } from 'connect-redis';
 import { createClient, type RedisClientType } from 'redis';
 import type { Config } from './config.ts';
 import { createDb, migrateLatest, type Db } from './core/db.ts';
+import { checkpointInBackground } from './core/sqlite-checkpoint.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { createLogger, type Logger } from './core/log.ts';
 import { loadOrCreateSecrets, secretsFrom, type Secrets } from './core/secrets.ts';
@@ -162,6 +163,11 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
     if (opts.migrate !== false) await migrateLatest(db);
+    // SQLite on a file: WAL checkpoints (and their fsync) run on a worker thread, not inside commits.
+    if (config.database.client === 'sqlite' && config.database.filename !== ':memory:') {
+      const checkpoints = await checkpointInBackground(db, config.database.filename, log.child('db'));
+      cleanups.push(() => checkpoints.stop());
+    }
     const redis = config.redisUrl ? await connectRedis(config.redisUrl, log.child('redis')) : null;
     if (redis) cleanups.push(() => redis.quit().then(() => {}, () => redis.destroy()));
 

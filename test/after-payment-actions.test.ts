@@ -112,6 +112,21 @@ forEachTarget('after-payment actions by id', (target) => {
       expect(runs).to.have.length(1);
     });
 
+    it('queues no run of the actions handler for a payment on no link (the open-amount page)', async () => {
+      const hooksFor = async (eventId: string) => env.rt.db('jobs').where({ unique_key: `hook:${eventId}:core:after-payment-actions` });
+      await pay(env, `${env.rt.config.baseUrl}/${shop.merchant.handle}/15.00`, 'Di Payer', `di${n}@example.test`);
+      await env.rt.jobs.drain();
+      const open = (await env.rt.db('events').where({ type: 'payment.succeeded' }).orderBy('id', 'desc').first()) as { public_id: string; payload: string };
+      expect(JSON.parse(open.payload).linkId).to.equal(null);
+      expect(await hooksFor(open.public_id)).to.deep.equal([]);
+      // A payment on a link is asked about (its link may have actions).
+      const res = await call('post', '/links', base()).expect(201);
+      await pay(env, res.body.url, 'Ed Payer', `ed${n}@example.test`);
+      await env.rt.jobs.drain();
+      const onLink = (await env.rt.db('events').where({ type: 'payment.succeeded' }).orderBy('id', 'desc').first()) as { public_id: string };
+      expect(await hooksFor(onLink.public_id)).to.have.length(1);
+    });
+
     it('refuses unknown actions and bad settings by field, and writes nothing', async () => {
       const links = await count('links');
       const actions = await count('link_actions');

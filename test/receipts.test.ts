@@ -96,10 +96,17 @@ forEachTarget('receipts by email', (target) => {
     await pay(`/${m.handle}/${link.path}`, { name: 'Cy Cook', email: `cy${n}@example.test` });
     expect(await receiptDeliveries(m.key)).to.deep.equal([]);
     expect(await receiptsTo(`cy${n}@example.test`)).to.deep.equal([]);
+    // Not even a run of the receipts handler was queued for the payment (the dispatch asked first).
+    const receiptRuns = async () => {
+      const events = (await env.rt.db('events').where({ type: 'payment.succeeded', merchant_id: m.key }).select('public_id')) as { public_id: string }[];
+      return env.rt.db('jobs').whereIn('unique_key', events.map((e) => `hook:${e.public_id}:core:receipts`));
+    };
+    expect(await receiptRuns()).to.deep.equal([]);
 
     await acct.agent.post('/app/settings/receipts').type('form').send({ _csrf: acct.csrf, send_receipts: 'on' }).expect(303);
     await pay(`/${m.handle}/${link.path}`, { name: 'Cy Cook', email: `cy${n}@example.test` });
     expect(await receiptsTo(`cy${n}@example.test`)).to.have.length(1);
+    expect(await receiptRuns()).to.have.length(1);
     // Without the CSRF token nothing changes.
     await acct.agent.post('/app/settings/receipts').type('form').send({}).expect(403);
     expect((await merchantOf(acct)).sendReceipts).to.equal(true);

@@ -10,6 +10,7 @@ import { type Db, type Queryable, isMysql, toDate, toDateOrNull } from './db.ts'
 import type { Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { randomToken } from './ids.ts';
+import { pace } from './pace.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'dead';
 
@@ -324,8 +325,8 @@ export class JobQueue {
           this.o.log.error('could not record a job outcome', { jobId: job.id, kind: job.kind, error: err });
         }
         // Let timers and I/O run between jobs: on SQLite a job that only queries settles without a
-        // trip through the event loop, and a run of them would otherwise hold the process for seconds.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        // trip through the event loop, and the lanes share one slice per loop turn (core/pace.ts).
+        await pace();
       }
     });
     await Promise.all(lanes);

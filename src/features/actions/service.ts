@@ -264,7 +264,8 @@ export function createActionService(deps: ActionDeps) {
     await db.transaction(async (trx) => {
       for (const a of chosen) await jobs.enqueue(trx, 'actions.run', { eventId: event.id, actionId: a.actionId }, { uniqueKey: `action:${event.id}:${a.actionId}` });
     });
-  });
+    // A payment on no link (an open amount on the merchant's page) has no actions: no run is queued.
+  }, () => true, async (e) => (e.payload as { linkId?: string | null }).linkId != null);
 
   jobs.define<{ eventId: string; actionId: string }>('actions.run', async ({ eventId, actionId }) => {
     const action = registries.actions.get(actionId);

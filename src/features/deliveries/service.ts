@@ -41,6 +41,7 @@ import type { Link, LinkService } from '../links/index.ts';
 import type { Merchant, MerchantService } from '../merchants/index.ts';
 import type { CustomerService } from '../customers/index.ts';
 import type { ReceiptDetails } from '../checkout/index.ts';
+import { pace } from '../../core/pace.ts';
 
 export type DeliveryKind = 'initial' | 'reminder' | 'expiry' | 'receipt';
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'cancelled';
@@ -470,7 +471,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
       }
       // Let other work run between batches: on SQLite every query settles without a trip through
       // the event loop, so a pump that never yields would hold the process until it finished.
-      await new Promise((resolve) => setImmediate(resolve));
+      await pace();
     }
     if (retryAt) {
       // One wake-up per second of retry time, however many pumps scheduled it.
@@ -641,6 +642,10 @@ export function createDeliveryService(deps: DeliveryDeps) {
     await db.transaction(async (trx) => {
       await service.queue(trx, [{ merchantKey: paid.merchantKey, linkKey: paid.linkKey, customerKey: paid.customerKey, paymentKey, channel, kind: 'receipt', to, dedupeKey: `receipt:${event.id}` }]);
     });
+  }, () => true, async (e) => {
+    // No run is queued for merchants who turned receipts off, or when no email channel is installed.
+    if (e.merchantId === null || !receiptChannel()) return false;
+    return Boolean((await merchants.byKeys([e.merchantId])).get(e.merchantId)?.sendReceipts);
   });
 
   jobs.define<MerchantNotice>('deliveries.notice', async (n) => {

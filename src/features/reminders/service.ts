@@ -21,6 +21,7 @@ import type { MerchantService } from '../merchants/index.ts';
 import type { LinkService } from '../links/index.ts';
 import type { CustomerService, CustomerSummary } from '../customers/index.ts';
 import { dueAt, inQuietHours, outsideQuietHours, type Frequency } from './schedule.ts';
+import { pace } from '../../core/pace.ts';
 
 export type PlanState = 'active' | 'completed' | 'stopped';
 export type StopReason = 'paid' | 'link_closed' | 'customer_deleted' | 'cancelled' | 'replaced';
@@ -324,7 +325,7 @@ export function createReminderService(deps: ReminderDeps) {
         }
         // Let other work run between batches: on SQLite every query settles without a trip through
         // the event loop, so a long sweep that never yields would hold the process until it finished.
-        await new Promise((resolve) => setImmediate(resolve));
+        await pace();
       }
       if (total) log.info('reminders queued', { plans: total });
       // A safety net for messages whose pump job was lost (e.g. a database restored from backup).

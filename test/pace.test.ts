@@ -1,0 +1,54 @@
+import { expect } from 'chai';
+import { performance } from 'node:perf_hooks';
+import { pace } from '../src/core/pace.ts';
+
+/** Synchronous work of at least `ms` (what a run of SQLite queries is to the event loop). */
+function work(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+/**
+ * Runs `lanes` concurrent loops of `units` synchronous units each, yielding with `between` after each
+ * unit, and answers the most units that ran in one event-loop turn. A 1 ms interval timer counts the
+ * turns: every turn holds at least one 2 ms unit, so the timer is due (and fires once) in each.
+ */
+async function unitsPerTurn(between: () => Promise<void>, lanes = 8, units = 6): Promise<number> {
+  let turn = 0;
+  const timer = setInterval(() => turn++, 1);
+  const perTurn = new Map<number, number>();
+  await new Promise((r) => setTimeout(r, 5));
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      for (let i = 0; i < units; i++) {
+        await between();
+        work(2);
+        perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
+      }
+    }),
+  );
+  clearInterval(timer);
+  return Math.max(...perTurn.values());
+}
+
+describe('pace(): one time slice per event-loop turn, shared by every caller', () => {
+  it('without it, lanes that yield with setImmediate all run in the same turn (the negative control)', async () => {
+    expect(await unitsPerTurn(() => new Promise<void>((r) => setImmediate(r)))).to.be.at.least(8);
+  });
+
+  it('with it, a turn runs one unit past its slice, however many lanes there are', async () => {
+    // A unit (2 ms) outlasts the slice (1 ms): each turn runs the unit that started in time, the
+    // rest wait for later turns.
+    expect(await unitsPerTurn(() => pace(1))).to.be.at.most(2);
+  });
+
+  it('returns at once while the turn has time left (no trip through the event loop)', async () => {
+    await pace(0); // waits for a new turn, whose slice starts now
+    let turnEnded = false;
+    setImmediate(() => (turnEnded = true));
+    for (let i = 0; i < 100; i++) await pace(1_000);
+    expect(turnEnded).to.equal(false);
+    await pace(0); // a used-up slice: waits for a later turn
+    expect(turnEnded).to.equal(true);
+  });
+});
