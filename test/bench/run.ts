@@ -11,7 +11,9 @@
  *   1. bare node:http hello-world         2. Express 5 hello-world
  *   3. Paylink pay page on SQLite          4. Paylink pay page on MariaDB + Redis (if reachable)
  * Paylink runs as in production (NODE_ENV=production, LOG_LEVEL=warn) on a fresh database seeded
- * with one merchant and one amount link.
+ * with one merchant and one amount link; the merchant takes payments through Stripe (BENCH_STRIPE), and
+ * a fifth target serves the same page on SQLite for a merchant on the sandbox only, so the cost of the
+ * Stripe provider on a pay page is measured in the same rounds (with Stripe / sandbox only ≥ 0.95).
  *
  * Analytics (analytics.ts), on a fresh SQLite file — or a fresh MariaDB database + Redis when
  * BENCH_DATABASE_URL is a mysql:// server URL: seeds one link with BENCH_VIEWS views over 90 days
@@ -77,7 +79,8 @@ const MYSQL_URL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** When set, Paylink servers write a V8 CPU profile there (open in Chrome DevTools or speedscope). */
 const PROFILE_DIR = process.env.BENCH_PROFILE ? path.resolve(process.env.BENCH_PROFILE) : null;
-const TARGETS = { bare: 0.1, express: 0.6, p99Ms: 20, pageP95Ms: 50, pageVsEmpty: 2, recording: 0.9 };
+/** stripe: the pay page with the Stripe provider enabled against the sandbox only, in the same run (noise allowance 5 %). */
+const TARGETS = { bare: 0.1, express: 0.6, p99Ms: 20, pageP95Ms: 50, pageVsEmpty: 2, recording: 0.9, stripe: 0.95 };
 const VIEWS = Number(process.env.BENCH_VIEWS ?? 1_000_000);
 const ANALYTICS_DB_URL = process.env.BENCH_DATABASE_URL?.trim() || null;
 const LATENCY_WARMUP = Number(process.env.BENCH_LATENCY_WARMUP ?? 30);
@@ -307,7 +310,7 @@ interface PaylinkEnv {
 }
 
 /** The production environment of a Paylink process on `dbEnv`'s database (port and URL added per server). */
-function paylinkEnv(dbEnv: PaylinkEnv, redisPrefix: string): Record<string, string> {
+function paylinkEnv(dbEnv: PaylinkEnv, redisPrefix: string, stripe = STRIPE): Record<string, string> {
   return {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
@@ -317,7 +320,7 @@ function paylinkEnv(dbEnv: PaylinkEnv, redisPrefix: string): Record<string, stri
     SESSION_SECRET,
     // The seeded merchant takes payments through Stripe (install-wide key; the pay page never calls
     // Stripe, so it needs no server): its origins join the pay page's CSP.
-    ...(STRIPE ? { PAYLINK_PLUGIN_PROVIDER_STRIPE: JSON.stringify({ secretKey: 'sk_test_bench000000000000', webhookSecret: 'whsec_bench000000000000', apiBase: 'http://127.0.0.1:9' }) } : {}),
+    ...(stripe ? { PAYLINK_PLUGIN_PROVIDER_STRIPE: JSON.stringify({ secretKey: 'sk_test_bench000000000000', webhookSecret: 'whsec_bench000000000000', apiBase: 'http://127.0.0.1:9' }) } : {}),
     ...dbEnv,
   };
 }
@@ -343,8 +346,8 @@ function stopsLoudly(t: Target, child: Child): Target {
   };
 }
 
-async function paylink(name: string, dbEnv: PaylinkEnv): Promise<Target> {
-  const { env, origin } = await listening(paylinkEnv(dbEnv, `paylink_bench_${tag}`));
+async function paylink(name: string, dbEnv: PaylinkEnv, stripe = STRIPE): Promise<Target> {
+  const { env, origin } = await listening(paylinkEnv(dbEnv, `paylink_bench_${tag}`, stripe));
   const seeded = JSON.parse(await runScript(path.join(HERE, 'seed.ts'), env)) as { handle: string; path: string };
   const child = start(path.join(ROOT, 'src/server.ts'), env, profileArgs(name));
   const payUrl = `${origin}/${seeded.handle}/${seeded.path}`;
@@ -564,6 +567,16 @@ function report(bare: Measured, express: Measured, pays: (Measured | { name: str
   return out;
 }
 
+/** The pay page with the Stripe provider enabled against the same page with the sandbox only (issue: "ratios do not drop"). */
+function reportStripeCost(stripe: Measured, sandbox: Measured): string[] {
+  const ratio = stripe.rps / sandbox.rps;
+  const out = ['', 'Pay page with the Stripe provider enabled against the same page taking the sandbox only (SQLite):'];
+  out.push(`  ${check('pay page: with Stripe / sandbox only', ratio.toFixed(3), `≥ ${TARGETS.stripe.toFixed(2)} (no drop)`, ratio >= TARGETS.stripe)}`);
+  out.push(`  per round: ${stripe.rounds.map((r, i) => (r.rps / sandbox.rounds[i].rps).toFixed(3)).join(' / ')}`);
+  if (stripe.cpuUs !== null && sandbox.cpuUs !== null) out.push(`  by server CPU/request: Stripe ${fmt(stripe.cpuUs)} µs, sandbox only ${fmt(sandbox.cpuUs)} µs (ratio ${(sandbox.cpuUs / stripe.cpuUs).toFixed(3)}; cross-check, not the target)`);
+  return out;
+}
+
 interface AnalyticsResults {
   db: AnalyticsDb;
   seeded: Seeded;
@@ -652,6 +665,8 @@ async function main(): Promise<number> {
     targets.push(await baseline('bare node:http hello', 'hello-node.ts'));
     targets.push(await baseline('Express 5 hello', 'hello-express.ts'));
     targets.push(await paylink('pay page, SQLite', { DATABASE_URL: path.join(tmp, 'paylink.db') }));
+    // The same page of a merchant taking payments through the sandbox only: what Stripe costs a pay page.
+    const sandboxOnly = STRIPE ? await paylink('pay page, SQLite, sandbox only', { DATABASE_URL: path.join(tmp, 'paylink-sandbox.db') }, false) : null;
     const maria = await mariadbTarget();
     if (maria) targets.push(maria);
     const recording = await analyticsTarget(`pay page, ${adb.label}, recording`, adb, seeded, true);
@@ -665,6 +680,7 @@ async function main(): Promise<number> {
     log('  diagnostics: service timings, query profiles, query plans');
     const diagnostics = await diagnose(adb.env, seeded, 20);
 
+    if (sandboxOnly) targets.push(sandboxOnly);
     const measured = await measureAll(targets);
     const byName = (t: Target) => measured.find((m) => m.name === t.name)!;
     // A graceful stop writes every queued view; then the rows must equal the counters.
@@ -676,6 +692,7 @@ async function main(): Promise<number> {
     const pays = measured.slice(2, maria ? 4 : 3);
     const out = report(bare, express, maria ? pays : [...pays, { name: 'pay page, MariaDB + Redis', skipped: 'skipped: MariaDB not reachable' }], [byName(recording), byName(without)]);
     out.push(...reportAnalytics(bare, { db: adb, seeded, latency, diagnostics, recording: byName(recording), without: byName(without), answered: recording.answered, counted }));
+    if (sandboxOnly) out.push(...reportStripeCost(measured.find((m) => m.name === 'pay page, SQLite')!, byName(sandboxOnly)));
     if (reminders) out.push(...reportReminders(reminders, check));
     if (webhooks) out.push(...reportWebhooks(webhooks, check));
     out.push(...summary());
