@@ -51,6 +51,7 @@ import { createSealer } from './core/encryption.ts';
 import { createDataBuilder, createSender, createWebhookService, type Sender, type WebhookService } from './features/webhooks/index.ts';
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/index.ts';
 import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
+import { createRequestService, type RequestService } from './features/requests/index.ts';
 
 export const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../views');
 export const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
@@ -84,6 +85,8 @@ export interface Services {
   refunds: RefundService;
   /** Outgoing webhooks: endpoints, delivery, the log. */
   webhooks: WebhookService;
+  /** One-off payment requests at short signed URLs. */
+  requests: RequestService;
 }
 
 export interface Runtime {
@@ -293,7 +296,9 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       notifyMerchant: (trx, notice) => deliveries.notifyMerchant(trx, notice),
       baseUrl: config.baseUrl,
     });
+    const requests = createRequestService({ db, clock, events, baseUrl: config.baseUrl, tokens, links, linkState, customers });
     const services: Services = {
+      requests,
       webhooks,
       merchants,
       apiKeys: createApiKeyService({ db, clock, events }),

@@ -21,6 +21,7 @@ export const TABLE_OWNERS: Record<string, string> = {
   products: 'features/products',
   links: 'features/links',
   link_holds: 'features/links',
+  payment_requests: 'features/requests',
   tags: 'features/tags',
   link_tags: 'features/tags',
   customer_tags: 'features/tags',

@@ -88,6 +88,10 @@ forEachTarget('event catalogue', (target) => {
     // Her bank reports a dispute (as a provider's webhook would).
     await rt.plugins.checkoutFor('provider-sandbox').flagDispute(payment.id, { providerRef: 'dp_1', status: 'needs_response', amount: 3500, reason: 'duplicate' });
 
+    // An invoice is requested of Jane through the API, then cancelled (the order was changed).
+    const invoice = (await call('post', '/payment_requests', { amount: 3000, currency: 'EUR', reference: 'INV-7', customer_id: jane }).expect(201)).body.id as string;
+    await call('post', `/payment_requests/${invoice}/cancel`).expect(200);
+
     // A payment request texted to Jane lapses unpaid; another link is deleted.
     const request = await rt.services.sending.textToPay(shop.merchant, jane, { amount: 1250 });
     const doomed = (await call('post', '/links', { type: 'amount', name: 'Gift card', amount: 2000, currency: 'EUR' }).expect(201)).body.id as string;
@@ -119,7 +123,10 @@ forEachTarget('event catalogue', (target) => {
     expect(checkout).to.deep.include({ ...base, paymentId: declined.paymentId });
     expect(await ofType('link.limit_reached')).to.deep.equal([{ merchantId, linkId: link.id, limit: 1, paymentId: succeeded.paymentId }]);
     expect((await ofType('link.viewed')).map((v) => [v.linkId, v.browser, v.os])).to.deep.equal([[link.id, BROWSERS[0].browser, BROWSERS[0].os]]);
-    expect((await ofType('link.created')).map((l) => [l.linkId, l.kind, l.amount])).to.deep.equal([[link.id, 'smart', 4500], [request.link.id, 'request', 1250], [doomed, 'smart', 2000]]);
+    const [invoiceLink] = await ofType('payment_request.created').then((c) => c.map((e) => e.linkId));
+    expect((await ofType('link.created')).map((l) => [l.linkId, l.kind, l.amount])).to.deep.equal([[link.id, 'smart', 4500], [invoiceLink, 'request', 3000], [request.link.id, 'request', 1250], [doomed, 'smart', 2000]]);
+    expect(await ofType('payment_request.created')).to.deep.equal([{ merchantId, requestId: invoice, linkId: invoiceLink, reference: 'INV-7', amount: 3000, currency: 'EUR', source: 'api' }]);
+    expect(await ofType('payment_request.cancelled')).to.deep.equal([{ merchantId, requestId: invoice, linkId: invoiceLink, reference: 'INV-7' }]);
     expect(await ofType('link.expired')).to.deep.equal([{ merchantId, linkId: request.link.id, customerId: jane, expiredAt: request.link.expiresAt!.toISOString() }]);
     expect(await ofType('link.deleted')).to.deep.equal([{ merchantId, linkId: doomed, path: 'gift-card' }]);
     expect((await ofType('delivery.failed')).map((d) => [d.linkId, d.customerId, d.channel, d.kind])).to.deep.equal([[link.id, jane, 'sms', 'initial']]);

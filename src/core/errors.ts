@@ -14,7 +14,14 @@ export class AppError extends Error {
     readonly status: number,
     /** Safe to show to the person who made the request. */
     readonly userMessage: string,
-    readonly options: { cause?: unknown; errors?: FieldError[]; help?: string; headers?: Record<string, string> } = {},
+    readonly options: {
+      cause?: unknown;
+      errors?: FieldError[];
+      help?: string;
+      headers?: Record<string, string>;
+      /** More members of the problem+json body, e.g. the id of the existing object a 409 conflicts with. */
+      extra?: Record<string, string | number | boolean | null>;
+    } = {},
   ) {
     super(userMessage, { cause: options.cause });
     this.name = new.target.name;

@@ -34,6 +34,8 @@ export const EVENT_TYPES = [
   'delivery.sent',
   'delivery.failed',
   'reminder.sent',
+  'payment_request.created',
+  'payment_request.cancelled',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -173,6 +175,16 @@ export const EVENT_PAYLOAD_SCHEMAS = {
     number: z.number().int().positive(),
     max: z.number().int().positive(),
   }),
+  'payment_request.created': z.strictObject({
+    merchantId,
+    requestId: publicIdOf('req'),
+    linkId: publicIdOf('lnk'),
+    reference: z.string().nullable(),
+    amount: minorUnits,
+    currency,
+    source: z.enum(['api', 'dashboard', 'text_to_pay', 'import']),
+  }),
+  'payment_request.cancelled': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable() }),
 } satisfies Record<EventType, z.ZodType>;
 
 type PayloadOf<T extends EventType> = z.infer<(typeof EVENT_PAYLOAD_SCHEMAS)[T]>;
@@ -293,6 +305,17 @@ export interface EventPayloads {
    * @example { "merchantId": "mer_3kTq…", "planId": "rem_5Ja…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "number": 2, "max": 5 }
    */
   'reminder.sent': PayloadOf<'reminder.sent'>;
+  /**
+   * A payment request was created (API, dashboard, Text-to-Pay or an import); `linkId` is the
+   * request link its payments are made on.
+   * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "linkId": "lnk_7Hd2…", "reference": "INV-1042", "amount": 4500, "currency": "EUR", "source": "api" }
+   */
+  'payment_request.created': PayloadOf<'payment_request.created'>;
+  /**
+   * A payment request was cancelled: its URL answers 404 from now on and no payment can be made on it.
+   * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "linkId": "lnk_7Hd2…", "reference": "INV-1042" }
+   */
+  'payment_request.cancelled': PayloadOf<'payment_request.cancelled'>;
 }
 
 export interface PaylinkEvent<T extends EventType = EventType> {

@@ -74,6 +74,7 @@ export function problemJson(res: Response, err: AppError, instance?: string): vo
         detail: err.options.help ?? err.userMessage,
         code: err.code,
         errors: err.errors,
+        ...err.options.extra,
         ...(instance ? { instance } : {}),
       }),
     );

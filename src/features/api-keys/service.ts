@@ -94,7 +94,7 @@ export function createApiKeyService({ db, clock, events }: { db: Db; clock: Cloc
     },
 
     /** Returns the merchant key for a valid, unrevoked secret, or null. */
-    async authenticate(secret: string): Promise<{ merchantKey: number; apiKeyId: string } | null> {
+    async authenticate(secret: string): Promise<{ merchantKey: number; apiKeyId: string; apiKeyKey: number } | null> {
       if (!secret.startsWith(KEY_PREFIX) || secret.length > 200) return null;
       const row = await db('api_keys').where({ secret_hash: sha256Hex(secret) }).whereNull('revoked_at').first('id', 'merchant_id', 'public_id');
       if (!row) return null;
@@ -103,7 +103,7 @@ export function createApiKeyService({ db, clock, events }: { db: Db; clock: Cloc
         lastTouched.set(row.id, now);
         await db('api_keys').where({ id: row.id }).update({ last_used_at: new Date(now) });
       }
-      return { merchantKey: row.merchant_id, apiKeyId: row.public_id };
+      return { merchantKey: row.merchant_id, apiKeyId: row.public_id, apiKeyKey: Number(row.id) };
     },
   };
 }

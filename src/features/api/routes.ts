@@ -13,6 +13,7 @@ import { apiTagRoutes } from './tags.ts';
 import { apiCustomerRoutes } from './customers.ts';
 import { apiPaymentRoutes } from './payments.ts';
 import { apiProviderRoutes } from './providers.ts';
+import { apiRequestRoutes } from './requests.ts';
 import { apiWebhookRoutes } from '../webhooks/index.ts';
 import { merchantOf } from './common.ts';
 
@@ -25,12 +26,15 @@ type Deps = Pick<AppDeps, 'apiKeys' | 'apiLimiter' | 'clock' | 'db' | 'log' | 'm
   Parameters<typeof apiCustomerRoutes>[0] &
   Parameters<typeof apiPaymentRoutes>[0] &
   Parameters<typeof apiProviderRoutes>[0] &
-  Parameters<typeof apiWebhookRoutes>[0];
+  Parameters<typeof apiWebhookRoutes>[0] &
+  Parameters<typeof apiRequestRoutes>[0];
 
 declare global {
   namespace Express {
     interface Locals {
       apiMerchant?: Merchant;
+      /** The calling API key's internal key (what a payment request records as its creator). */
+      apiKeyKey?: number;
     }
   }
 }
@@ -73,6 +77,7 @@ export function apiRoutes(rt: Deps, opts: ApiRoutesOptions = {}): express.Router
     if (!merchant) throw invalidKey();
     await consumeOrThrow(rt.apiLimiter, auth.apiKeyId, 'Too many requests with this API key. Slow down and retry after the time in Retry-After.');
     res.locals.apiMerchant = merchant;
+    res.locals.apiKeyKey = auth.apiKeyKey;
     next();
   });
 
@@ -97,6 +102,7 @@ export function apiRoutes(rt: Deps, opts: ApiRoutesOptions = {}): express.Router
   router.use(apiCustomerRoutes(rt));
   router.use(apiPaymentRoutes(rt));
   router.use(apiProviderRoutes(rt));
+  router.use(apiRequestRoutes(rt));
   router.use(apiWebhookRoutes(rt, merchantOf));
 
   router.use((req, _res, next) => {

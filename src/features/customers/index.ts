@@ -2,3 +2,4 @@
 export { customersRoutes } from './routes.ts';
 export { createCustomerService, customerJson } from './service.ts';
 export type { Customer, CustomerService, CustomerSummary } from './service.ts';
+export { normalizePhone } from './schemas.ts';

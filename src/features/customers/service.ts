@@ -422,6 +422,27 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       return Number(key);
     },
 
+    /**
+     * The merchant's live customer with this email, else with this phone (E.164, already normalised),
+     * else a new one with both, in the caller's transaction: the customer a payment request names.
+     * Returns the customer's key.
+     */
+    async matchOrCreateContact(trx: Trx, merchantKey: number, contact: { name: string; email: string | null; phone: string | null }): Promise<number> {
+      const email = contact.email?.trim().toLowerCase() || null;
+      if (email) {
+        const byEmail = await scoped(trx, merchantKey).andWhere('email', email).orderBy('id').first('id');
+        if (byEmail) return Number(byEmail.id);
+      }
+      if (contact.phone) {
+        const byPhone = await scoped(trx, merchantKey).andWhere('phone', contact.phone).orderBy('id').first('id');
+        if (byPhone) return Number(byPhone.id);
+      }
+      const now = clock.now();
+      const name = contact.name.trim().slice(0, 120) || email || contact.phone || 'Customer';
+      const [key] = await trx('customers').insert({ public_id: publicId('cus'), merchant_id: merchantKey, name, email, phone: contact.phone, created_at: now, updated_at: now });
+      return Number(key);
+    },
+
     /** Which of these emails (lowercase) belong to live customers of the merchant. */
     emailsTaken: (merchantKey: number, emails: (string | null | undefined)[]) => emailsTaken(db, merchantKey, emails),
 

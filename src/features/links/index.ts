@@ -4,4 +4,4 @@ export { conversionRate, createLinkService, remaining } from './service.ts';
 export type { Link, LinkService } from './service.ts';
 export { createLinkState } from './state.ts';
 export { redirectUrlFor } from './schemas.ts';
-export type { ClaimLoss, HoldLoss, LinkRef, LinkState, PayableLinkRow } from './state.ts';
+export type { ClaimLoss, HoldLoss, LinkRef, LinkState, PayableLinkRow, RequestLinkState } from './state.ts';

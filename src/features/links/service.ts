@@ -143,6 +143,8 @@ export interface RequestLinkInput {
   currency: string;
   customerKey: number;
   expiresAt: Date;
+  /** How many payments it takes (default 1: single use). */
+  uses?: number;
 }
 
 export interface DashboardSearch {
@@ -311,7 +313,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         description: input.description,
         amount: input.amount,
         currency: input.currency,
-        payment_limit: 1,
+        payment_limit: input.uses ?? 1,
         active: true,
         redirect_target: 'same',
         customer_id: input.customerKey,

@@ -61,6 +61,22 @@ export interface PayableLinkRow {
   redirectTarget: 'same' | 'new';
 }
 
+/** A request link as its payment request reads it. */
+export interface RequestLinkState {
+  key: number;
+  id: string;
+  name: string;
+  description: string | null;
+  amount: number;
+  currency: string;
+  uses: number;
+  paidCount: number;
+  active: boolean;
+  inactiveReason: InactiveReason | null;
+  customerKey: number | null;
+  expiresAt: Date | null;
+}
+
 /** What a list of payments shows of the link each came from (deleted links included). */
 export interface LinkRef {
   id: string;
@@ -313,6 +329,46 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
     },
 
     /** A link's public id by key (deleted links too); `q` is the caller's transaction when inside one. */
+    /** The state of request links by key (payment requests read theirs in one query). */
+    async requestLinks(q: Queryable, keys: number[]): Promise<Map<number, RequestLinkState>> {
+      return rowsByKeys(q, 'links', keys, ['public_id', 'kind', 'name', 'description', 'amount', 'currency', 'payment_limit', 'paid_count', 'active', 'inactive_reason', 'customer_id', 'expires_at'], (r) => ({
+        key: Number(r.id),
+        id: String(r.public_id),
+        name: String(r.name),
+        description: r.description ?? null,
+        amount: Number(r.amount),
+        currency: String(r.currency),
+        uses: Number(r.payment_limit ?? 1),
+        paidCount: Number(r.paid_count),
+        active: Boolean(r.active),
+        inactiveReason: (r.inactive_reason ?? null) as InactiveReason | null,
+        customerKey: r.customer_id === null || r.customer_id === undefined ? null : Number(r.customer_id),
+        expiresAt: toDateOrNull(r.expires_at),
+      }));
+    },
+
+    /**
+     * A subquery of the merchant's request links' ids matching `f` (payment requests filter their
+     * lists with it): paid (every use paid), expired (unpaid past expiry), pending (neither).
+     */
+    requestLinkIdsWhere(merchantKey: number, f: { customerKey?: number; state?: 'paid' | 'expired' | 'pending'; now: Date }) {
+      const q = db('links').select('id').where({ merchant_id: merchantKey, kind: 'request' });
+      if (f.customerKey !== undefined) q.andWhere('customer_id', f.customerKey);
+      if (f.state === 'paid') q.whereRaw('paid_count >= payment_limit');
+      else if (f.state) {
+        q.whereRaw('paid_count < payment_limit');
+        if (f.state === 'expired') q.andWhere('expires_at', '<=', f.now);
+        else q.andWhere('expires_at', '>', f.now);
+      }
+      return q;
+    },
+
+    /** Closes a request link for good (its request was cancelled): no checkout can claim it again. */
+    async closeRequest(trx: Trx, linkKey: number): Promise<void> {
+      await trx('links').where({ id: linkKey, kind: 'request' }).update({ active: false, inactive_reason: 'manual', updated_at: clock.now() });
+      changes?.afterCommit(trx);
+    },
+
     async publicIdOf(q: Queryable, linkKey: number): Promise<string | null> {
       return (await q('links').where({ id: linkKey }).first('public_id'))?.public_id ?? null;
     },

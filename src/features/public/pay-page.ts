@@ -9,6 +9,7 @@ import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
+import { dateTimeIn } from '../../core/time.ts';
 import { TtlCache } from '../../core/changes.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
@@ -17,7 +18,7 @@ import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmou
 import { currencySymbol, merchantView } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'clock' | 'config' | 'customers' | 'log' | 'merchants' | 'providers' | 'tokens' | 'views'>;
+type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'clock' | 'config' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
 
 /** How a pay-page URL finds its merchant and link: straight from the database, or through a cache. */
 export interface PayLookups {
@@ -113,6 +114,8 @@ export type PayTarget =
   /** Every slot left is held by checkouts under way (immediate capture): one may free up later. */
   | { kind: 'all_held'; merchant: Merchant; link: PayableLink }
   | { kind: 'redirect'; location: string }
+  /** A payment request past its expiry: 410, naming the merchant and when it expired. */
+  | { kind: 'request_expired'; merchant: Merchant; name: string; expiredAt: Date }
   | { kind: 'not_found' };
 
 const NOT_FOUND: PayTarget = { kind: 'not_found' };
@@ -236,6 +239,9 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
       case 'limit_reached':
         res.set('Cache-Control', 'no-store');
         return render(req, res, 'pay/limit', { title: 'Payment limit reached', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), linkName: target.link.name }, 410);
+      case 'request_expired':
+        res.set('Cache-Control', 'no-store');
+        return render(req, res, 'pay/expired', { title: 'Payment request expired', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), name: target.name, expiredOn: dateTimeIn(target.expiredAt, target.merchant.timezone) }, 410);
       case 'all_held': {
         // Not 410 (it may free up) and not a 5xx (nothing is wrong with the server, and proxies or
         // monitors would treat it as an outage): the page is 200; a checkout POST that found no slot is
@@ -281,8 +287,27 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     return target.link?.kind === 'request' ? target.link.customerKey : null;
   }
 
-  /** `/r/<token>`: a one-off payment request; a bad signature is the same 404 as an unknown link. */
+  /**
+   * `/r/<token>`: a payment request. A short token (23 characters) names a request: pending → its
+   * pay page; paid → its receipt; expired → a 410 page naming the merchant; cancelled, forged,
+   * altered or unknown → the same 404. A forged token is refused before any database read. The older
+   * `lnk_….<mac>` tokens (Text-to-Pay before requests) still open their link.
+   */
   async function resolveRequest(token: string): Promise<PayTarget> {
+    if (token.length < 30) {
+      const request = await rt.requests.byToken(token);
+      if (!request || request.status === 'cancelled') return NOT_FOUND;
+      const merchant = await rt.merchants.getByKey(request.merchantKey);
+      if (!merchant) return NOT_FOUND;
+      if (request.status === 'paid') {
+        const paid = (await rt.payments.list(merchant.key, { limit: 20 }, { linkKey: request.link.key })).data.find((p) => p.paidAt);
+        return paid ? { kind: 'redirect', location: `/receipt/${paid.id}` } : NOT_FOUND;
+      }
+      if (request.status === 'expired') return { kind: 'request_expired', merchant, name: request.link.name, expiredAt: request.link.expiresAt! };
+      const link = await rt.checkout.findPayableRequest(request.link.id);
+      if (!link) return NOT_FOUND;
+      return linkTarget(merchant, link, `/r/${encodeURIComponent(token)}`, rt.clock.now().getTime());
+    }
     const linkId = rt.tokens.requestOf(token);
     // Only the one spelling we issue: base64url's last character carries spare bits, so another
     // character there decodes to the same MAC (an edited URL must not still open the request).

@@ -2,4 +2,4 @@
 export { linkPageSending, sendingRoutes } from './routes.ts';
 export { createSendingService } from './service.ts';
 export type { SendResult, SendingService } from './service.ts';
-export { LinkTokens } from './tokens.ts';
+export { LinkTokens, SHORT_RANDOM_CHARS } from './tokens.ts';

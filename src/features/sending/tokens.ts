@@ -7,6 +7,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 const MAC_BYTES = 16;
+/** Short request tokens: the random part, then the MAC (12 characters = 9 bytes of base64url). */
+export const SHORT_RANDOM_CHARS = 11;
+const SHORT_MAC_CHARS = 12;
+const SHORT_REQUEST = new RegExp(`^[0-9A-Za-z]{${SHORT_RANDOM_CHARS}}[0-9A-Za-z_-]{${SHORT_MAC_CHARS}}$`);
 
 export class LinkTokens {
   constructor(private readonly key: Buffer) {}
@@ -39,7 +43,23 @@ export class LinkTokens {
     return this.verify('recipient', token);
   }
 
-  /** `lnk_….<mac>`: the path segment of a one-off payment request, `/r/<token>`. */
+  /**
+   * A payment request's short token, `/r/<token>`: 11 random base62 characters (the request's
+   * `token`, ~65 bits) and a 12-character MAC over them (72 bits; 9 bytes, so base64url has no spare
+   * bits and one MAC has one spelling) — 23 URL-safe characters, checked with no database read.
+   */
+  shortRequest(random: string): string {
+    return `${random}${this.mac('req', random).slice(0, SHORT_MAC_CHARS)}`;
+  }
+  shortRequestOf(token: unknown): string | null {
+    if (typeof token !== 'string' || !SHORT_REQUEST.test(token)) return null;
+    const random = token.slice(0, SHORT_RANDOM_CHARS);
+    const given = Buffer.from(token.slice(SHORT_RANDOM_CHARS));
+    const want = Buffer.from(this.mac('req', random).slice(0, SHORT_MAC_CHARS));
+    return timingSafeEqual(given, want) ? random : null;
+  }
+
+  /** `lnk_….<mac>`: the path segment of a one-off payment request, `/r/<token>` (Text-to-Pay before short tokens; still honoured). */
   request(linkId: string): string {
     return this.sign('request', linkId);
   }

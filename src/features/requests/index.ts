@@ -1,0 +1,3 @@
+// Payment requests: one payment asked of one customer at a short signed URL (API.md "Payment requests").
+export { createRequestService, requestJson, statusOf } from './service.ts';
+export type { PaymentRequest, RequestService, RequestSource, RequestStatus } from './service.ts';

@@ -1,0 +1,334 @@
+/**
+ * Payment requests (API.md "Payment requests"): one payment asked of one customer, at a short signed
+ * URL `/r/<token>`, expiring, single-use by default. A request is a row here — reference, metadata,
+ * source, cancellation, the random part of its token — over a `kind = 'request'` link that the links
+ * feature owns and checkout claims like any other (uses = the link's payment limit).
+ *
+ * Status, from the link's state at read time: `cancelled` (cancelled_at) › `paid` (every use paid)
+ * › `expired` (past expires_at) › `pending`.
+ */
+import { z } from 'zod';
+import type { Db, Trx } from '../../core/db.ts';
+import { inTransaction, isUniqueViolation, toDate, toDateOrNull } from '../../core/db.ts';
+import type { Clock } from '../../core/clock.ts';
+import type { EventBus } from '../../core/events.ts';
+import { AppError, ConflictError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
+import { publicId, randomToken } from '../../core/ids.ts';
+import { MAX_MINOR, formatMoney } from '../../core/money.ts';
+import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
+import { currencySchema, type Merchant } from '../merchants/index.ts';
+import type { LinkService, LinkState, RequestLinkState } from '../links/index.ts';
+import type { CustomerService } from '../customers/index.ts';
+import { normalizePhone } from '../customers/index.ts';
+import { SHORT_RANDOM_CHARS, type LinkTokens } from '../sending/index.ts';
+
+export type RequestStatus = 'pending' | 'paid' | 'expired' | 'cancelled';
+export type RequestSource = 'api' | 'dashboard' | 'text_to_pay' | 'import';
+
+export const DEFAULT_EXPIRY_SECONDS = 7 * 86_400;
+export const MAX_EXPIRY_SECONDS = 366 * 86_400;
+const MAX_USES = 10_000;
+const METADATA_KEYS = 20;
+
+export interface PaymentRequest {
+  key: number;
+  id: string;
+  merchantKey: number;
+  token: string;
+  reference: string | null;
+  source: RequestSource;
+  apiKeyKey: number | null;
+  metadata: Record<string, string>;
+  cancelledAt: Date | null;
+  createdAt: Date;
+  link: RequestLinkState;
+  status: RequestStatus;
+}
+
+const REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/;
+
+const money = z.number({ error: 'amount must be a whole number of minor units (e.g. 1250 for 12.50).' }).int('amount must be a whole number of minor units (e.g. 1250 for 12.50).');
+
+const createSchema = z.strictObject({
+  amount: money.min(1, 'amount must be greater than zero.').max(MAX_MINOR, 'amount is too large.'),
+  currency: currencySchema,
+  description: z.string().trim().max(200, 'Keep the description under 200 characters.').refine((d) => !/[\u0000-\u001f\u007f\u2028\u2029]/.test(d), 'The description cannot contain line breaks.').nullish(),
+  reference: z.string().regex(REFERENCE, 'reference must be 1–64 letters, digits or . _ : / # - (starting with a letter or digit).').nullish(),
+  customer_id: z.string().max(64).nullish(),
+  customer: z
+    .strictObject({
+      name: z.string().trim().min(1, 'Enter the customer’s name.').max(120, 'Keep the name under 120 characters.'),
+      email: z.email('Enter a valid email address.').max(254).nullish(),
+      phone: z.string().max(32).nullish(),
+      country: z.string().length(2).nullish(),
+    })
+    .nullish(),
+  expires_at: z.iso.datetime({ offset: true, error: 'expires_at must be an ISO 8601 date-time such as 2026-12-31T23:59:00Z.' }).nullish(),
+  expires_in: z.number().int('expires_in must be a whole number of seconds.').min(60, 'expires_in must be at least 60 seconds.').max(MAX_EXPIRY_SECONDS, 'expires_in must be at most a year.').nullish(),
+  max_uses: z.number().int('max_uses must be a whole number.').min(1, 'max_uses must be at least 1.').max(MAX_USES, `max_uses must be at most ${MAX_USES}.`).nullish(),
+  metadata: z
+    .record(z.string().min(1).max(40, 'metadata keys are at most 40 characters.'), z.string().max(500, 'metadata values are at most 500 characters.'))
+    .refine((m) => Object.keys(m).length <= METADATA_KEYS, `metadata has at most ${METADATA_KEYS} keys.`)
+    .nullish(),
+});
+
+const listSchema = listQuerySchema.extend({
+  status: z.enum(['pending', 'paid', 'expired', 'cancelled'], { error: 'status must be pending, paid, expired or cancelled.' }).optional(),
+  reference: z.string().max(64).optional(),
+  customer_id: z.string().max(64).optional(),
+  created_gte: z.iso.datetime({ offset: true, error: 'created_gte must be an ISO 8601 date-time.' }).optional(),
+  created_lte: z.iso.datetime({ offset: true, error: 'created_lte must be an ISO 8601 date-time.' }).optional(),
+});
+
+interface Row {
+  id: number;
+  public_id: string;
+  merchant_id: number;
+  link_id: number;
+  token: string;
+  reference: string | null;
+  source: string;
+  api_key_id: number | null;
+  metadata: string | null;
+  cancelled_at: unknown;
+  created_at: unknown;
+}
+
+export function statusOf(link: RequestLinkState, cancelledAt: Date | null, now: Date): RequestStatus {
+  if (cancelledAt) return 'cancelled';
+  if (link.paidCount >= link.uses) return 'paid';
+  if (link.expiresAt && link.expiresAt.getTime() <= now.getTime()) return 'expired';
+  return 'pending';
+}
+
+export interface RequestDeps {
+  db: Db;
+  clock: Clock;
+  events: EventBus;
+  baseUrl: string;
+  tokens: Pick<LinkTokens, 'shortRequest' | 'shortRequestOf'>;
+  links: Pick<LinkService, 'createRequest'>;
+  linkState: Pick<LinkState, 'requestLinks' | 'closeRequest' | 'requestLinkIdsWhere'>;
+  customers: Pick<CustomerService, 'get' | 'matchOrCreateContact' | 'summariesByKeys'>;
+}
+
+export function createRequestService(deps: RequestDeps) {
+  const { db, clock, events } = deps;
+
+  async function hydrate(q: Db | Trx, rows: Row[]): Promise<PaymentRequest[]> {
+    const links = await deps.linkState.requestLinks(q, rows.map((r) => Number(r.link_id)));
+    const now = clock.now();
+    return rows.flatMap((r) => {
+      const link = links.get(Number(r.link_id));
+      if (!link) return [];
+      const cancelledAt = toDateOrNull(r.cancelled_at);
+      return [
+        {
+          key: Number(r.id),
+          id: r.public_id,
+          merchantKey: Number(r.merchant_id),
+          token: r.token,
+          reference: r.reference ?? null,
+          source: r.source as RequestSource,
+          apiKeyKey: r.api_key_id === null || r.api_key_id === undefined ? null : Number(r.api_key_id),
+          metadata: r.metadata ? (JSON.parse(r.metadata) as Record<string, string>) : {},
+          cancelledAt,
+          createdAt: toDate(r.created_at),
+          link,
+          status: statusOf(link, cancelledAt, now),
+        },
+      ];
+    });
+  }
+
+  const scoped = (q: Db | Trx, merchantKey: number) => q('payment_requests').where({ merchant_id: merchantKey });
+
+  async function byReference(q: Db | Trx, merchantKey: number, reference: string): Promise<PaymentRequest | null> {
+    const row = (await scoped(q, merchantKey).andWhere({ reference }).first()) as Row | undefined;
+    return row ? (await hydrate(q, [row]))[0] ?? null : null;
+  }
+
+  const referenceTaken = (existing: PaymentRequest) =>
+    new AppError('reference_taken', 409, `A payment request with this reference already exists (${existing.id}).`, {
+      errors: [{ field: 'reference', code: 'reference_taken', message: 'A payment request with this reference already exists.' }],
+      extra: { existing_id: existing.id },
+    });
+
+  const service = {
+    /** The URL a customer opens: `<BASE_URL>/r/<token>`. */
+    urlOf(r: PaymentRequest): string {
+      return `${deps.baseUrl}/r/${deps.tokens.shortRequest(r.token)}`;
+    },
+
+    async create(merchant: Merchant, raw: unknown, by: { source: RequestSource; apiKeyKey?: number | null }): Promise<PaymentRequest> {
+      const parsed = createSchema.safeParse(raw ?? {});
+      if (!parsed.success) throw new ValidationError(fieldErrorsFromZod(parsed.error.issues));
+      const input = parsed.data;
+      const errors: FieldError[] = [];
+      const now = clock.now();
+      let expiresAt = new Date(now.getTime() + (input.expires_in ?? DEFAULT_EXPIRY_SECONDS) * 1000);
+      if (input.expires_at && input.expires_in) errors.push({ field: 'expires_at', code: 'conflicting_fields', message: 'Give expires_at or expires_in, not both.' });
+      else if (input.expires_at) {
+        expiresAt = new Date(input.expires_at);
+        const ahead = expiresAt.getTime() - now.getTime();
+        if (ahead < 60_000) errors.push({ field: 'expires_at', code: 'invalid_expiry', message: 'expires_at must be at least a minute from now.' });
+        else if (ahead > MAX_EXPIRY_SECONDS * 1000) errors.push({ field: 'expires_at', code: 'invalid_expiry', message: 'expires_at must be at most a year from now.' });
+      }
+      if (input.customer_id && input.customer) errors.push({ field: 'customer', code: 'conflicting_fields', message: 'Give customer_id or customer, not both.' });
+      if (!input.customer_id && !input.customer) errors.push({ field: 'customer', code: 'required', message: 'Name the customer: customer_id, or customer with a name and an email or phone.' });
+      let phone: string | null = null;
+      if (input.customer) {
+        if (!input.customer.email && !input.customer.phone) errors.push({ field: 'customer.email', code: 'required', message: 'Give the customer’s email or phone.' });
+        if (input.customer.phone) {
+          const p = normalizePhone(input.customer.phone, input.customer.country ?? undefined);
+          if (p.ok) phone = p.e164;
+          else errors.push({ field: 'customer.phone', code: 'invalid_phone', message: p.message });
+        }
+      }
+      const existingCustomer = input.customer_id ? await deps.customers.get(merchant.key, input.customer_id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err))) : null;
+      if (input.customer_id && !existingCustomer) errors.push({ field: 'customer_id', code: 'not_found', message: 'No customer of yours has this id.' });
+      if (errors.length) throw new ValidationError(errors);
+      const currency = input.currency.toUpperCase();
+      const reference = input.reference ?? null;
+      if (reference) {
+        const existing = await byReference(db, merchant.key, reference);
+        if (existing) throw referenceTaken(existing);
+      }
+      const id = publicId('req');
+      try {
+        await inTransaction(db, async (trx) => {
+          const customerKey = existingCustomer?.key ?? (await deps.customers.matchOrCreateContact(trx, merchant.key, { name: input.customer!.name, email: input.customer!.email ?? null, phone }));
+          const description = input.description || null;
+          const link = await deps.links.createRequest(trx, merchant, {
+            name: description ?? (reference ? `Payment request ${reference}` : `Payment request: ${formatMoney(input.amount, currency)}`),
+            description,
+            amount: input.amount,
+            currency,
+            customerKey,
+            expiresAt,
+            uses: input.max_uses ?? 1,
+          });
+          await trx('payment_requests').insert({
+            public_id: id,
+            merchant_id: merchant.key,
+            link_id: link.key,
+            token: randomToken(SHORT_RANDOM_CHARS),
+            reference,
+            source: by.source,
+            api_key_id: by.apiKeyKey ?? null,
+            metadata: input.metadata && Object.keys(input.metadata).length ? JSON.stringify(input.metadata) : null,
+            created_at: now,
+            updated_at: now,
+          });
+          await events.emit(trx, 'payment_request.created', { merchantId: merchant.id, requestId: id, linkId: link.id, reference, amount: input.amount, currency, source: by.source }, merchant.key);
+        });
+      } catch (err) {
+        // Two creates racing with one reference: the unique index decides; the loser answers 409.
+        if (reference && isUniqueViolation(err)) {
+          const existing = await byReference(db, merchant.key, reference);
+          if (existing) throw referenceTaken(existing);
+        }
+        throw err;
+      }
+      return service.get(merchant.key, id);
+    },
+
+    async get(merchantKey: number, id: string): Promise<PaymentRequest> {
+      const row = (await scoped(db, merchantKey).andWhere({ public_id: id }).first()) as Row | undefined;
+      const [r] = row ? await hydrate(db, [row]) : [];
+      if (!r) throw new NotFoundError('No payment request of yours has this id.');
+      return r;
+    },
+
+    async list(merchantKey: number, raw: unknown): Promise<Page<PaymentRequest>> {
+      const parsed = listSchema.safeParse(raw ?? {});
+      if (!parsed.success) throw new ValidationError(fieldErrorsFromZod(parsed.error.issues));
+      const q = parsed.data;
+      const query = scoped(db, merchantKey).select('payment_requests.*');
+      if (q.reference) query.andWhere('reference', q.reference);
+      if (q.created_gte) query.andWhere('created_at', '>=', new Date(q.created_gte));
+      if (q.created_lte) query.andWhere('created_at', '<=', new Date(q.created_lte));
+      const now = clock.now();
+      if (q.customer_id) {
+        const customer = await deps.customers.get(merchantKey, q.customer_id).catch(() => null);
+        if (!customer) return { data: [], has_more: false };
+        query.whereIn('link_id', deps.linkState.requestLinkIdsWhere(merchantKey, { customerKey: customer.key, now }));
+      }
+      if (q.status === 'cancelled') query.whereNotNull('cancelled_at');
+      else if (q.status) query.whereNull('cancelled_at').whereIn('link_id', deps.linkState.requestLinkIdsWhere(merchantKey, { state: q.status, now }));
+      const afterKey = q.starting_after ? Number((await scoped(db, merchantKey).andWhere({ public_id: q.starting_after }).first('id'))?.id ?? 0) || null : null;
+      return pageByIdDesc<Row, PaymentRequest>(query, { limit: q.limit, afterKey, idColumn: 'payment_requests.id' }, (rows) => hydrate(db, rows));
+    },
+
+    /** Cancels a pending (or expired) request: its link closes for good. Cancelling twice is harmless; a paid request cannot be. */
+    async cancel(merchant: Merchant, id: string): Promise<PaymentRequest> {
+      const r = await service.get(merchant.key, id);
+      if (r.status === 'cancelled') return r;
+      if (r.status === 'paid') throw new ConflictError('request_paid', 'This payment request is paid; refund the payment instead.');
+      await inTransaction(db, async (trx) => {
+        const now = clock.now();
+        const changed = await trx('payment_requests').where({ id: r.key }).whereNull('cancelled_at').update({ cancelled_at: now, updated_at: now });
+        if (!changed) return;
+        await deps.linkState.closeRequest(trx, r.link.key);
+        await events.emit(trx, 'payment_request.cancelled', { merchantId: merchant.id, requestId: r.id, linkId: r.link.id, reference: r.reference }, merchant.key);
+      });
+      return service.get(merchant.key, id);
+    },
+
+    /**
+     * The request a `/r/<token>` URL names: the MAC is checked first (a forged or altered token costs
+     * no database read), then the token's random part is looked up. Null when unknown.
+     */
+    async byToken(token: string): Promise<PaymentRequest | null> {
+      const random = deps.tokens.shortRequestOf(token);
+      if (!random) return null;
+      const row = (await db('payment_requests').where({ token: random }).first()) as Row | undefined;
+      return row ? (await hydrate(db, [row]))[0] ?? null : null;
+    },
+
+    /** The requests over these links, by link key (the pay page asks for one; lists for many). */
+    async byLinkKeys(linkKeys: number[]): Promise<Map<number, PaymentRequest>> {
+      if (!linkKeys.length) return new Map();
+      const rows = (await db('payment_requests').whereIn('link_id', [...new Set(linkKeys)])) as Row[];
+      return new Map((await hydrate(db, rows)).map((r) => [r.link.key, r]));
+    },
+
+    /** The API shape (API.md "Payment requests") of each, their customers read in one query. */
+    async jsonMany(rs: PaymentRequest[]) {
+      const customers = await deps.customers.summariesByKeys(rs.flatMap((r) => (r.link.customerKey === null ? [] : [r.link.customerKey])));
+      return rs.map((r) => {
+        const c = r.link.customerKey === null ? null : customers.get(r.link.customerKey) ?? null;
+        return requestJson(r, service.urlOf(r), c ? { id: c.id, name: c.name, email: c.email, phone: c.phone } : null);
+      });
+    },
+    async json(r: PaymentRequest) {
+      return (await service.jsonMany([r]))[0];
+    },
+  };
+  return service;
+}
+
+export function requestJson(r: PaymentRequest, url: string, customer: { id: string; name: string; email: string | null; phone: string | null } | null) {
+  return {
+    id: r.id,
+    object: 'payment_request',
+    url,
+    status: r.status,
+    reference: r.reference,
+    amount: r.link.amount,
+    currency: r.link.currency,
+    description: r.link.description,
+    customer,
+    expires_at: r.link.expiresAt?.toISOString() ?? null,
+    max_uses: r.link.uses,
+    paid_count: r.link.paidCount,
+    deliveries: [] as unknown[],
+    metadata: r.metadata,
+    source: r.source,
+    link_id: r.link.id,
+    cancelled_at: r.cancelledAt?.toISOString() ?? null,
+    created_at: r.createdAt.toISOString(),
+  };
+}
+
+export type RequestService = ReturnType<typeof createRequestService>;

@@ -1,0 +1,167 @@
+/**
+ * Payment requests through the API (API.md "Payment requests"): create with a reference and a
+ * customer (matched or created), the short signed `/r/<token>` URL and what it answers in each state,
+ * list filters, cancel, reference conflicts (also when racing), bad input that writes nothing, and
+ * tenant isolation.
+ */
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { forEachTarget } from './support/targets.ts';
+import { expectFieldErrors, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
+import type { TestEnv } from './support/harness.ts';
+
+const DAY = 86_400_000;
+
+forEachTarget('payment requests', (target) => {
+  let env: TestEnv;
+  let a: ApiMerchant;
+  let call: ApiCall;
+  let callB: ApiCall;
+  let n = 0;
+  before(async () => {
+    ({ env, a, call, callB } = await twoApiMerchants(target, ['Acme Invoices', 'Stranger Shop']));
+  });
+  after(async () => {
+    await env?.close();
+  });
+  beforeEach(() => (n += 1));
+
+  const counts = async () => {
+    const [[{ r }], [{ l }], [{ c }]] = await Promise.all([env.rt.db('payment_requests').count({ r: '*' }), env.rt.db('links').count({ l: '*' }), env.rt.db('customers').count({ c: '*' })]);
+    return [Number(r), Number(l), Number(c)];
+  };
+  const pathOf = (url: string) => new URL(url).pathname;
+
+  it('creates a request for a new customer, answers its short signed URL, and reads it back', async () => {
+    const res = await call('post', '/payment_requests', {
+      amount: 4500, currency: 'eur', description: 'Invoice 1042', reference: `INV-${n}`,
+      customer: { name: 'Jane Doe', email: `Jane${n}@Example.test` }, expires_in: 3 * 86_400, metadata: { order: `o-${n}` },
+    });
+    expect(res.status, res.text).to.equal(201);
+    const body = res.body;
+    expect(res.headers.location).to.equal(`/api/v1/payment_requests/${body.id}`);
+    expect(body).to.deep.include({ object: 'payment_request', status: 'pending', reference: `INV-${n}`, amount: 4500, currency: 'EUR', description: 'Invoice 1042', max_uses: 1, paid_count: 0, source: 'api', metadata: { order: `o-${n}` }, cancelled_at: null });
+    expect(body.id).to.match(/^req_[0-9A-Za-z]{22}$/);
+    expect(body.customer).to.deep.include({ name: 'Jane Doe', email: `jane${n}@example.test`, phone: null });
+    expect(body.expires_at).to.equal(new Date(env.clock.now().getTime() + 3 * DAY).toISOString());
+    // ≤ 24 URL-safe characters after /r/.
+    expect(body.url).to.match(new RegExp(`^${env.rt.config.baseUrl}/r/[0-9A-Za-z_-]{23}$`));
+    expect((await call('get', `/payment_requests/${body.id}`).expect(200)).body).to.deep.equal(body);
+    // The same customer again is matched by email, not duplicated.
+    const again = await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'J. Doe', email: `jane${n}@example.test` } }).expect(201);
+    expect(again.body.customer.id).to.equal(body.customer.id);
+    expect(again.body.reference).to.equal(null);
+    // The customer's page of the pay link works: 200 with the amount.
+    const page = await supertest(env.app).get(pathOf(body.url)).expect(200);
+    expect(page.text).to.include('Invoice 1042').and.include('€45.00');
+  });
+
+  it('answers 409 reference_taken with the existing id for a repeated reference, also for racing creates', async () => {
+    const first = await call('post', '/payment_requests', { amount: 1000, currency: 'EUR', reference: `R-${n}`, customer: { name: 'Bo', email: `bo${n}@example.test` } }).expect(201);
+    const before = await counts();
+    const dup = await call('post', '/payment_requests', { amount: 2000, currency: 'EUR', reference: `R-${n}`, customer: { name: 'Bo', email: `bo${n}@example.test` } });
+    const problem = expectProblem(dup, 409, 'reference_taken') as unknown as { existing_id: string };
+    expect(problem.existing_id).to.equal(first.body.id);
+    expect(await counts()).to.deep.equal(before);
+
+    // Twelve creates with one new reference at once: exactly one request exists afterwards.
+    const racing = await Promise.all(Array.from({ length: 12 }, () => call('post', '/payment_requests', { amount: 500, currency: 'EUR', reference: `RACE-${n}`, customer_id: first.body.customer.id })));
+    const statuses = racing.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 201), statuses.join(',')).to.have.length(1);
+    expect(statuses.filter((s) => s === 409)).to.have.length(11);
+    const winner = racing.find((r) => r.status === 201)!.body.id;
+    for (const r of racing.filter((x) => x.status === 409)) expect(r.body.existing_id).to.equal(winner);
+    expect(await env.rt.db('payment_requests').where({ reference: `RACE-${n}` })).to.have.length(1);
+  });
+
+  it('refuses bad input by field and writes nothing', async () => {
+    const before = await counts();
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 0, currency: 'EUR', customer: { name: 'X', email: 'x@example.test' } }), ['amount']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 12.5, currency: 'EURO', customer: { name: 'X', email: 'x@example.test' } }), ['amount', 'currency']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR' }), ['customer']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'X' } }), ['customer.email']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'X', phone: '12' } }), ['customer.phone']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer_id: 'cus_nope' }), ['customer_id']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'X', email: 'x@example.test' }, expires_in: 10 }), ['expires_in']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'X', email: 'x@example.test' }, expires_at: '2020-01-01T00:00:00Z' }), ['expires_at']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'X', email: 'x@example.test' }, expires_at: '2099-01-01T00:00:00Z', expires_in: 3600 }), ['expires_at']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'X', email: 'x@example.test' }, reference: 'has space' }), ['reference']);
+    const many = Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`k${i}`, 'v']));
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'X', email: 'x@example.test' }, metadata: many }), ['metadata']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'X', email: 'x@example.test' }, max_uses: 0 }), ['max_uses']);
+    expect(await counts()).to.deep.equal(before);
+  });
+
+  it('opens /r/<token> by state: pending pays, expired is 410 naming the merchant, cancelled and forged are the 404 of an unknown token', async () => {
+    const make = async (extra: Record<string, unknown> = {}) => (await call('post', '/payment_requests', { amount: 1250, currency: 'EUR', description: `Order ${n}`, customer: { name: 'Cy', email: `cy${n}@example.test` }, ...extra }).expect(201)).body as { id: string; url: string };
+    const pending = await make();
+    const token = pathOf(pending.url).slice(3);
+    const notFound = (await supertest(env.app).get('/r/AAAAAAAAAAAAAAAAAAAAAAA').expect(404)).text;
+    // Altered (each position), truncated, lengthened: the same 404 as an unknown token.
+    for (const bad of [`${token.slice(0, 5)}${token[5] === 'A' ? 'B' : 'A'}${token.slice(6)}`, `${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`, token.slice(0, -1), `${token}A`]) {
+      const res = await supertest(env.app).get(`/r/${bad}`);
+      expect(res.status, bad).to.equal(404);
+      expect(res.text.replace(/Reference: \S+|nonce-[^'"]+|nonce="[^"]+"/g, '')).to.equal(notFound.replace(/Reference: \S+|nonce-[^'"]+|nonce="[^"]+"/g, ''));
+    }
+
+    // Cancelled: 404, and the API says so; cancelling again is harmless.
+    const cancelled = await make();
+    const c = await call('post', `/payment_requests/${cancelled.id}/cancel`).expect(200);
+    expect(c.body).to.deep.include({ status: 'cancelled' });
+    expect(c.body.cancelled_at).to.equal(env.clock.now().toISOString());
+    await call('post', `/payment_requests/${cancelled.id}/cancel`).expect(200);
+    await supertest(env.app).get(pathOf(cancelled.url)).expect(404);
+    // A checkout posted to it is refused too.
+    expect((await supertest(env.app).post(pathOf(cancelled.url)).type('form').send({ name: 'Cy', email: `cy${n}@example.test` })).status).to.equal(404);
+
+    // Paid: the URL shows the receipt; it cannot be cancelled.
+    const post = await supertest(env.app).post(pathOf(pending.url)).type('form').send({ name: 'Cy', email: `cy${n}@example.test` });
+    expect(post.status, post.text.slice(0, 300)).to.equal(303);
+    const card = await supertest(env.app).post(new URL(post.headers.location).pathname).type('form').send({ card_number: '4242424242424242' });
+    expect(card.status).to.equal(303);
+    const paid = await call('get', `/payment_requests/${pending.id}`).expect(200);
+    expect(paid.body).to.deep.include({ status: 'paid', paid_count: 1 });
+    const open = await supertest(env.app).get(pathOf(pending.url)).expect(301);
+    expect(open.headers.location).to.match(/^\/receipt\/pay_/);
+    expectProblem(await call('post', `/payment_requests/${pending.id}/cancel`), 409, 'request_paid');
+
+    // Expired: 410 naming the merchant and the time.
+    const lapsing = await make({ expires_in: 3600 });
+    env.clock.advance(3_600_001);
+    const gone = await supertest(env.app).get(pathOf(lapsing.url)).expect(410);
+    expect(gone.text).to.include('This payment request expired').and.include('Acme Invoices').and.include(`Order ${n}`);
+    expect((await call('get', `/payment_requests/${lapsing.id}`).expect(200)).body.status).to.equal('expired');
+  });
+
+  it('lists newest first with filters by status, reference and customer', async () => {
+    const cust = (await call('post', '/customers', { name: 'Di', email: `di${n}@example.test` }).expect(201)).body.id as string;
+    const mk = async (ref: string, extra: Record<string, unknown> = {}) => (await call('post', '/payment_requests', { amount: 700, currency: 'EUR', reference: ref, customer_id: cust, ...extra }).expect(201)).body.id as string;
+    const one = await mk(`L1-${n}`);
+    const two = await mk(`L2-${n}`, { expires_in: 120 });
+    const three = await mk(`L3-${n}`);
+    await call('post', `/payment_requests/${three}/cancel`).expect(200);
+    env.clock.advance(121_000);
+    const ids = async (q: string) => ((await call('get', `/payment_requests?${q}`).expect(200)).body.data as { id: string }[]).map((r) => r.id);
+    expect(await ids(`customer_id=${cust}`)).to.deep.equal([three, two, one]);
+    expect(await ids(`customer_id=${cust}&status=pending`)).to.deep.equal([one]);
+    expect(await ids(`customer_id=${cust}&status=expired`)).to.deep.equal([two]);
+    expect(await ids(`customer_id=${cust}&status=cancelled`)).to.deep.equal([three]);
+    expect(await ids(`reference=L2-${n}`)).to.deep.equal([two]);
+    expect(await ids(`customer_id=${cust}&limit=2`)).to.deep.equal([three, two]);
+    expect(await ids(`customer_id=${cust}&limit=2&starting_after=${two}`)).to.deep.equal([one]);
+    expectFieldErrors(await call('get', '/payment_requests?status=open'), ['status']);
+  });
+
+  it('keeps every merchant to their own requests', async () => {
+    const mine = (await call('post', '/payment_requests', { amount: 900, currency: 'EUR', reference: `T-${n}`, customer: { name: 'Ed', email: `ed${n}@example.test` } }).expect(201)).body.id as string;
+    expectProblem(await callB('get', `/payment_requests/${mine}`), 404, 'not_found');
+    expectProblem(await callB('post', `/payment_requests/${mine}/cancel`), 404, 'not_found');
+    expect(((await callB('get', '/payment_requests').expect(200)).body.data as unknown[])).to.deep.equal([]);
+    // Another merchant may use the same reference for their own request.
+    await callB('post', '/payment_requests', { amount: 900, currency: 'EUR', reference: `T-${n}`, customer: { name: 'Ed', email: `ed${n}@example.test` } }).expect(201);
+    // A customer id of another merchant is not theirs to name.
+    const theirs = (await callB('post', '/customers', { name: 'Fi', email: `fi${n}@example.test` }).expect(201)).body.id as string;
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer_id: theirs }), ['customer_id']);
+    expect(a.merchant.id).to.match(/^mer_/);
+  });
+});
