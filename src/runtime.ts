@@ -224,7 +224,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     };
     const channels = createChannelDirectory(registries.channels);
     const customers = createCustomerService({ db, clock, tags, addressKinds: () => channels.addressKinds() });
-    const links = createLinkService({ db, clock, events, tags, products, merchants, customers, baseUrl: config.baseUrl, requestToken: (id) => tokens.request(id) });
+    const links = createLinkService({ db, clock, events, tags, products, merchants, customers, baseUrl: config.baseUrl, requestToken: (id) => tokens.request(id), requestPaths: (keys, q) => services.requests.pathsByLinkKeys(keys, q) });
     const payments = createPaymentQueries({ db, links: linkState, customers });
     const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });
@@ -289,14 +289,22 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       sealer: createSealer(secrets.derive('webhook-secrets')),
       merchants,
       // Late-bound: refunds are built with the services below.
-      data: createDataBuilder({ payments, refunds: { list: (key) => services.refunds.list(key) }, links, actions, deliveries, reminders }),
+      data: createDataBuilder({
+        payments,
+        refunds: { list: (key) => services.refunds.list(key) },
+        links,
+        actions,
+        deliveries,
+        reminders,
+        requests: { get: (merchantKey, id) => services.requests.get(merchantKey, id), json: (r) => services.requests.json(r) },
+      }),
       send: opts.webhookSender ?? createSender({ allowPrivate: config.webhooksAllowPrivate === true }),
       allowHttp: config.env !== 'production' || config.webhooksAllowPrivate === true,
       allowPrivate: config.webhooksAllowPrivate === true,
       notifyMerchant: (trx, notice) => deliveries.notifyMerchant(trx, notice),
       baseUrl: config.baseUrl,
     });
-    const requests = createRequestService({ db, clock, events, baseUrl: config.baseUrl, tokens, links, linkState, customers });
+    const requests = createRequestService({ db, clock, events, baseUrl: config.baseUrl, tokens, links, linkState, customers, deliveries });
     const services: Services = {
       requests,
       webhooks,
@@ -330,7 +338,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       deliveries,
       reminders,
       actions,
-      sending: createSendingService({ db, clock, registries, customers, tags, links, deliveries, reminders, actions }),
+      sending: createSendingService({ db, clock, registries, customers, tags, links, deliveries, reminders, actions, requests }),
       providers,
       refunds: createRefundService({ db, clock, events, jobs, registries, log: log.child('refunds'), providers, merchantIdOf: async (key) => (await merchants.getByKey(key))?.id ?? null, links: linkState, stats: paymentStats }),
     };

@@ -100,6 +100,13 @@ forEachTarget('event catalogue', (target) => {
     await rt.jobs.enqueue(rt.db, 'links.expire', {});
     await rt.jobs.drain();
 
+    // Jane's invoice INV-8, requested through the API, is paid over the phone (no email, so no receipt).
+    const inv8 = (await call('post', '/payment_requests', { amount: 1800, currency: 'EUR', reference: 'INV-8', customer_id: jane }).expect(201)).body as { id: string; link_id: string };
+    const inv8Link = await rt.services.links.get(shop.merchant, inv8.link_id);
+    const { payment: phoned } = await rt.services.checkout.start(shop.merchant, inv8Link, { amount: 1800, currency: 'EUR', name: 'Jane Doe', email: null });
+    expect((await rt.services.checkout.authorize(phoned.id, 'sbx_inv8')).status).to.equal('paid');
+    await rt.jobs.drain();
+
     const events = await stored();
     expect([...new Set(events.map((e) => e.type))].sort(), 'event types emitted').to.deep.equal([...EVENT_TYPES].sort());
     for (const e of events) {
@@ -113,19 +120,26 @@ forEachTarget('event catalogue', (target) => {
 
     // The values, not just the shapes.
     const base = { merchantId, linkId: link.id, customerId: jane, amount: 4500, currency: 'EUR', provider: 'sandbox' };
-    const [succeeded] = await ofType('payment.succeeded');
+    const onLink = <T extends { linkId: string | null }>(list: T[]) => list.filter((p) => p.linkId === link.id);
+    const [succeeded] = onLink(await ofType('payment.succeeded'));
     expect(succeeded).to.deep.equal({ ...base, paymentId: succeeded.paymentId });
-    expect(await ofType('payment.authorized')).to.deep.equal([succeeded]);
-    const [declined] = await ofType('payment.failed');
+    expect(onLink(await ofType('payment.authorized'))).to.deep.equal([succeeded]);
+    const [declined] = onLink(await ofType('payment.failed'));
     expect(declined).to.deep.include({ ...base, reason: 'card_declined' });
     expect(declined.paymentId).not.to.equal(succeeded.paymentId);
-    const [checkout] = await ofType('checkout.started');
+    const [checkout] = onLink(await ofType('checkout.started'));
     expect(checkout).to.deep.include({ ...base, paymentId: declined.paymentId });
-    expect(await ofType('link.limit_reached')).to.deep.equal([{ merchantId, linkId: link.id, limit: 1, paymentId: succeeded.paymentId }]);
+    expect(await ofType('link.limit_reached')).to.deep.equal([{ merchantId, linkId: link.id, limit: 1, paymentId: succeeded.paymentId }, { merchantId, linkId: inv8.link_id, limit: 1, paymentId: phoned.id }]);
     expect((await ofType('link.viewed')).map((v) => [v.linkId, v.browser, v.os])).to.deep.equal([[link.id, BROWSERS[0].browser, BROWSERS[0].os]]);
     const [invoiceLink] = await ofType('payment_request.created').then((c) => c.map((e) => e.linkId));
-    expect((await ofType('link.created')).map((l) => [l.linkId, l.kind, l.amount])).to.deep.equal([[link.id, 'smart', 4500], [invoiceLink, 'request', 3000], [request.link.id, 'request', 1250], [doomed, 'smart', 2000]]);
-    expect(await ofType('payment_request.created')).to.deep.equal([{ merchantId, requestId: invoice, linkId: invoiceLink, reference: 'INV-7', amount: 3000, currency: 'EUR', source: 'api' }]);
+    expect((await ofType('link.created')).map((l) => [l.linkId, l.kind, l.amount])).to.deep.equal([[link.id, 'smart', 4500], [invoiceLink, 'request', 3000], [request.link.id, 'request', 1250], [doomed, 'smart', 2000], [inv8.link_id, 'request', 1800]]);
+    expect(await ofType('payment_request.created')).to.deep.equal([
+      { merchantId, requestId: invoice, linkId: invoiceLink, reference: 'INV-7', amount: 3000, currency: 'EUR', source: 'api' },
+      { merchantId, requestId: request.requestId, linkId: request.link.id, reference: null, amount: 1250, currency: 'EUR', source: 'text_to_pay' },
+      { merchantId, requestId: inv8.id, linkId: inv8.link_id, reference: 'INV-8', amount: 1800, currency: 'EUR', source: 'api' },
+    ]);
+    expect(await ofType('payment_request.paid')).to.deep.equal([{ merchantId, requestId: inv8.id, linkId: inv8.link_id, reference: 'INV-8', paymentId: phoned.id }]);
+    expect(await ofType('payment_request.expired')).to.deep.equal([{ merchantId, requestId: request.requestId, linkId: request.link.id, reference: null, expiredAt: request.link.expiresAt!.toISOString() }]);
     expect(await ofType('payment_request.cancelled')).to.deep.equal([{ merchantId, requestId: invoice, linkId: invoiceLink, reference: 'INV-7' }]);
     expect(await ofType('link.expired')).to.deep.equal([{ merchantId, linkId: request.link.id, customerId: jane, expiredAt: request.link.expiresAt!.toISOString() }]);
     expect(await ofType('link.deleted')).to.deep.equal([{ merchantId, linkId: doomed, path: 'gift-card' }]);

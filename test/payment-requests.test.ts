@@ -9,6 +9,8 @@ import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
 import { expectFieldErrors, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
 import type { TestEnv } from './support/harness.ts';
+import { outboxMessages } from './support/channels.ts';
+import { startReceiver, type TestReceiver } from './support/webhook-receiver.ts';
 
 const DAY = 86_400_000;
 
@@ -17,12 +19,15 @@ forEachTarget('payment requests', (target) => {
   let a: ApiMerchant;
   let call: ApiCall;
   let callB: ApiCall;
+  let hook: TestReceiver;
   let n = 0;
   before(async () => {
-    ({ env, a, call, callB } = await twoApiMerchants(target, ['Acme Invoices', 'Stranger Shop']));
+    hook = await startReceiver();
+    ({ env, a, call, callB } = await twoApiMerchants(target, ['Acme Invoices', 'Stranger Shop'], { env: { PAYLINK_WEBHOOKS_ALLOW_PRIVATE: '1' } }));
   });
   after(async () => {
     await env?.close();
+    await hook?.close();
   });
   beforeEach(() => (n += 1));
 
@@ -121,7 +126,7 @@ forEachTarget('payment requests', (target) => {
     expect(card.status).to.equal(303);
     const paid = await call('get', `/payment_requests/${pending.id}`).expect(200);
     expect(paid.body).to.deep.include({ status: 'paid', paid_count: 1 });
-    const open = await supertest(env.app).get(pathOf(pending.url)).expect(301);
+    const open = await supertest(env.app).get(pathOf(pending.url)).expect(302);
     expect(open.headers.location).to.match(/^\/receipt\/pay_/);
     expectProblem(await call('post', `/payment_requests/${pending.id}/cancel`), 409, 'request_paid');
 
@@ -131,6 +136,67 @@ forEachTarget('payment requests', (target) => {
     const gone = await supertest(env.app).get(pathOf(lapsing.url)).expect(410);
     expect(gone.text).to.include('This payment request expired').and.include('Acme Invoices').and.include(`Order ${n}`);
     expect((await call('get', `/payment_requests/${lapsing.id}`).expect(200)).body.status).to.equal('expired');
+  });
+
+  it('sends the request on every channel asked for in the same call, with the short URL, each outcome on the request', async () => {
+    const res = await call('post', '/payment_requests', {
+      amount: 2500, currency: 'EUR', description: `Repair ${n}`, channels: ['email', 'sms'],
+      customer: { name: 'Gus Grant', email: `gus${n}@example.test`, phone: '+31 6 1234 56' + String(10 + n).slice(-2) },
+    });
+    expect(res.status, res.text).to.equal(201);
+    expect(res.body.deliveries.map((d: { channel: string; status: string; kind: string }) => [d.channel, d.status, d.kind])).to.deep.equal([['email', 'queued', 'initial'], ['sms', 'queued', 'initial']]);
+    await env.rt.jobs.drain();
+    const sent = (await outboxMessages(env)).filter((m) => m.to === `gus${n}@example.test` || m.to === res.body.customer.phone);
+    expect(sent.map((m) => m.channel).sort()).to.deep.equal(['email', 'sms']);
+    for (const m of sent) expect(m.text).to.include(res.body.url);
+    const after = await call('get', `/payment_requests/${res.body.id}`).expect(200);
+    expect(after.body.deliveries.map((d: { channel: string; status: string }) => [d.channel, d.status])).to.deep.equal([['email', 'sent'], ['sms', 'sent']]);
+
+    // A channel that cannot reach the customer, or one not installed: 422 on `channels`, nothing written or sent.
+    const before = await counts();
+    const unreachable = expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', channels: ['sms'], customer: { name: 'Hal', email: `hal${n}@example.test` } }), ['channels']);
+    expect(unreachable.errors[0]).to.include({ code: 'channel_unreachable' });
+    expect(unreachable.errors[0].message).to.match(/Hal has no phone number/);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', channels: ['pigeon'], customer: { name: 'Hal', email: `hal${n}@example.test` } }), ['channels']);
+    expect(await counts()).to.deep.equal(before);
+  });
+
+  it('emits payment_request.paid and .expired once (also when their handlers run again), and sends them to webhook endpoints as the request', async () => {
+    const endpoint = await call('post', '/webhook_endpoints', { url: `${hook.url}/hooks`, events: ['payment_request.paid', 'payment_request.expired', 'payment_request.created'] }).expect(201);
+    const make = async (ref: string, extra: Record<string, unknown> = {}) =>
+      (await call('post', '/payment_requests', { amount: 1500, currency: 'EUR', reference: ref, metadata: { order: ref }, customer: { name: 'Ivy', email: `ivy${n}@example.test` }, ...extra }).expect(201)).body as { id: string; url: string; link_id: string };
+    const paid = await make(`P-${n}`);
+    const post = await supertest(env.app).post(pathOf(paid.url)).type('form').send({ name: 'Ivy', email: `ivy${n}@example.test` });
+    await supertest(env.app).post(new URL(post.headers.location).pathname).type('form').send({ card_number: '4242424242424242' }).expect(303);
+    const lapsing = await make(`E-${n}`, { expires_in: 600 });
+    env.clock.advance(600_001);
+    await env.rt.jobs.enqueue(env.rt.db, 'links.expire', {});
+    await env.rt.jobs.drain();
+
+    const stored = async (type: string, requestId: string) => (await env.rt.db('events').where({ type }).orderBy('id')).filter((e: { payload: string }) => JSON.parse(e.payload).requestId === requestId) as { public_id: string; payload: string }[];
+    const [paidEvent, ...morePaid] = await stored('payment_request.paid', paid.id);
+    expect(morePaid).to.deep.equal([]);
+    const payment = (await call('get', `/payments?link_id=${paid.link_id}&status=paid`).expect(200)).body.data[0];
+    expect(JSON.parse(paidEvent.payload)).to.deep.equal({ merchantId: a.merchant.id, requestId: paid.id, linkId: paid.link_id, reference: `P-${n}`, paymentId: payment.id });
+    expect(await stored('payment_request.expired', lapsing.id)).to.have.length(1);
+    expect(await stored('payment_request.paid', lapsing.id)).to.deep.equal([]);
+
+    // The handlers run again (a redelivered job): nothing new.
+    const sources = async (type: string, linkId: string) => (await env.rt.db('events').where({ type }).orderBy('id')).filter((e: { payload: string }) => JSON.parse(e.payload).linkId === linkId) as { public_id: string }[];
+    const [succeeded] = await sources('payment.succeeded', paid.link_id);
+    const [expired] = await sources('link.expired', lapsing.link_id);
+    await env.rt.jobs.enqueue(env.rt.db, 'hooks.run', { eventId: succeeded.public_id, subscriptionId: 'core:payment-requests:paid' });
+    await env.rt.jobs.enqueue(env.rt.db, 'hooks.run', { eventId: expired.public_id, subscriptionId: 'core:payment-requests:expired' });
+    await env.rt.jobs.drain();
+    expect(await stored('payment_request.paid', paid.id)).to.have.length(1);
+    expect(await stored('payment_request.expired', lapsing.id)).to.have.length(1);
+
+    // The endpoint got each event once, with the request as the API answers it.
+    const got = hook.received.map((r) => JSON.parse(r.body) as { type: string; data: { id: string; object: string; status: string; metadata: Record<string, string> } });
+    const about = (id: string) => got.filter((g) => g.data.id === id).map((g) => [g.type, g.data.object, g.data.status, g.data.metadata.order]);
+    expect(about(paid.id)).to.have.deep.members([['payment_request.created', 'payment_request', 'paid', `P-${n}`], ['payment_request.paid', 'payment_request', 'paid', `P-${n}`]]);
+    expect(about(lapsing.id)).to.have.deep.members([['payment_request.created', 'payment_request', 'expired', `E-${n}`], ['payment_request.expired', 'payment_request', 'expired', `E-${n}`]]);
+    await call('delete', `/webhook_endpoints/${endpoint.body.id}`).expect(200);
   });
 
   it('lists newest first with filters by status, reference and customer', async () => {

@@ -47,10 +47,13 @@ forEachTarget('Text-to-Pay', (target) => {
 
   const pathOf = (url: string) => new URL(url).pathname;
 
-  it('texts a single-use /r/ link for €12.50 that names the customer when paid, then answers 410', async () => {
-    const { link, url, deliveryId } = await env.rt.services.sending.textToPay(shop.merchant, jane.id, { amount: 1250 });
+  it('texts a single-use payment request for €12.50 that names the customer when paid, then shows its receipt', async () => {
+    const { link, url, deliveryId, requestId } = await env.rt.services.sending.textToPay(shop.merchant, jane.id, { amount: 1250 });
     expect(link.kind).to.equal('request');
-    expect(url).to.match(/^http:\/\/pay\.test\/r\/lnk_[A-Za-z0-9]+\.[A-Za-z0-9_-]+$/);
+    expect(url).to.match(/^http:\/\/pay\.test\/r\/[A-Za-z0-9_-]{23}$/);
+    const request = await env.rt.services.requests.get(shop.merchant.key, requestId);
+    expect(request).to.deep.include({ source: 'text_to_pay', status: 'pending' });
+    expect(env.rt.services.requests.urlOf(request)).to.equal(url);
     await env.rt.jobs.drain();
     const sms = await smsFor(env, deliveryId);
     expect(sms).to.include({ channel: 'sms', to: '+31612345678' });
@@ -72,34 +75,47 @@ forEachTarget('Text-to-Pay', (target) => {
     expect(outcome.status).to.equal('paid');
     await env.rt.jobs.drain();
 
-    // Single use: paid once, closed.
-    await supertest(env.app).get(pathOf(url)).expect(410);
+    // Single use: paid once; the URL shows the receipt from then on, and a second checkout is not taken.
+    const receipt = `/receipt/${pending.public_id}`;
+    expect((await supertest(env.app).get(pathOf(url)).expect(302)).headers.location).to.equal(receipt);
     const again = await supertest(env.app).post(pathOf(url)).type('form').send({ name: 'Jane Doe', email: 'jane@example.test' });
-    expect(again.status).to.equal(410);
+    expect([again.status, again.headers.location]).to.deep.equal([303, receipt]);
+    expect((await env.rt.services.requests.get(shop.merchant.key, requestId)).status).to.equal('paid');
     expect(await env.rt.db('payments').where({ link_id: link.key }).count({ n: '*' }).then((r) => Number(r[0].n))).to.equal(1);
   });
 
-  it('answers 404 for a tampered token and for an expired request', async () => {
+  it('answers 404 for a tampered token, and 410 naming the merchant once the request expired', async () => {
     const { url } = await env.rt.services.sending.textToPay(shop.merchant, jane.id, { amount: 990, description: 'Yoga mat' });
     const path = pathOf(url);
     await supertest(env.app).get(path).expect(200);
     const last = path.at(-1)!;
     const tampered = path.slice(0, -1) + (last === 'A' ? 'B' : 'A');
     await supertest(env.app).get(tampered).expect(404);
-    const mid = path.length - 8;
+    const mid = path.length - 15;
     await supertest(env.app).get(path.slice(0, mid) + (path[mid] === 'x' ? 'y' : 'x') + path.slice(mid + 1)).expect(404);
-    // Same id, another link's signature: still not found.
+    // One request's random part with another's MAC: still not found.
     const other = await env.rt.services.sending.textToPay(shop.merchant, jane.id, { amount: 100 });
-    const [id] = path.split('/r/')[1].split('.');
-    const [, mac] = pathOf(other.url).split('/r/')[1].split('.');
-    await supertest(env.app).get(`/r/${id}.${mac}`).expect(404);
+    const mine = path.split('/r/')[1];
+    const theirs = pathOf(other.url).split('/r/')[1];
+    await supertest(env.app).get(`/r/${mine.slice(0, 11)}${theirs.slice(11)}`).expect(404);
     await supertest(env.app).post(tampered).type('form').send({ name: 'X', email: 'x@example.test' }).expect(404);
 
     env.clock.advance(29 * DAY);
     await supertest(env.app).get(path).expect(200);
     env.clock.advance(2 * DAY);
-    await supertest(env.app).get(path).expect(404);
-    await supertest(env.app).post(path).type('form').send({ name: 'Jane Doe', email: 'jane@example.test' }).expect(404);
+    const gone = await supertest(env.app).get(path).expect(410);
+    expect(gone.text).to.include('This payment request expired').and.include('Yoga mat');
+    await supertest(env.app).post(path).type('form').send({ name: 'Jane Doe', email: 'jane@example.test' }).expect(410);
+  });
+
+  it('still opens a request link texted before payment requests (/r/lnk_….<mac>)', async () => {
+    const made = await env.rt.db.transaction((trx) =>
+      env.rt.services.links.createRequest(trx, shop.merchant, { name: 'Old request', description: null, amount: 700, currency: 'EUR', customerKey: jane.key, expiresAt: new Date(env.clock.now().getTime() + DAY) }),
+    );
+    const page = await supertest(env.app).get(`/r/${env.rt.tokens.request(made.id)}`).expect(200);
+    expect(page.text).to.include('Old request').and.include('€7.00');
+    const token = env.rt.tokens.request(made.id);
+    await supertest(env.app).get(`/r/${token.slice(0, -1)}${token.endsWith('x') ? 'y' : 'x'}`).expect(404);
   });
 
   it('refuses a customer without a phone (phone) and a bad amount (amount), writing nothing', async () => {

@@ -35,6 +35,8 @@ export const EVENT_TYPES = [
   'delivery.failed',
   'reminder.sent',
   'payment_request.created',
+  'payment_request.paid',
+  'payment_request.expired',
   'payment_request.cancelled',
 ] as const;
 
@@ -184,6 +186,8 @@ export const EVENT_PAYLOAD_SCHEMAS = {
     currency,
     source: z.enum(['api', 'dashboard', 'text_to_pay', 'import']),
   }),
+  'payment_request.paid': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable(), paymentId: publicIdOf('pay') }),
+  'payment_request.expired': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable(), expiredAt: z.iso.datetime() }),
   'payment_request.cancelled': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable() }),
 } satisfies Record<EventType, z.ZodType>;
 
@@ -316,6 +320,17 @@ export interface EventPayloads {
    * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "linkId": "lnk_7Hd2…", "reference": "INV-1042" }
    */
   'payment_request.cancelled': PayloadOf<'payment_request.cancelled'>;
+  /**
+   * Every use of a payment request is paid (a single-use request: its payment succeeded); `paymentId`
+   * is the payment that completed it. Emitted once, after `payment.succeeded`.
+   * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "linkId": "lnk_7Hd2…", "reference": "INV-1042", "paymentId": "pay_4Rb…" }
+   */
+  'payment_request.paid': PayloadOf<'payment_request.paid'>;
+  /**
+   * A payment request passed its expiry unpaid (within a minute, after `link.expired`). Emitted once.
+   * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "linkId": "lnk_7Hd2…", "reference": "INV-1042", "expiredAt": "2026-03-09T09:00:00.000Z" }
+   */
+  'payment_request.expired': PayloadOf<'payment_request.expired'>;
 }
 
 export interface PaylinkEvent<T extends EventType = EventType> {

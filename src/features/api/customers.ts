@@ -13,16 +13,17 @@ export function apiCustomerRoutes(rt: Deps): express.Router {
 
   /**
    * Text-to-Pay: a one-off, single-use payment request for `amount` (minor units), texted to the
-   * customer by `channel` (a text channel's id; default "sms").
+   * customer by `channel` (a text channel's id; default "sms"). The answer is the request's link (as
+   * before payment requests) with the request's id, `payment_request_id`.
    */
   router.post('/customers/:id/payment_requests', async (req, res) => {
     const merchant = merchantOf(res);
     const body = (req.body ?? {}) as { amount?: unknown; description?: unknown; channel?: unknown };
-    const { link, deliveryId, channel } = await sending.textToPay(merchant, req.params.id, { amount: body.amount, description: body.description, channel: body.channel });
+    const { link, deliveryId, channel, requestId } = await sending.textToPay(merchant, req.params.id, { amount: body.amount, description: body.description, channel: body.channel });
     res
       .status(201)
       .location(`/api/v1/links/${link.id}`)
-      .json({ ...links.json(merchant, link), delivery_id: deliveryId, channel });
+      .json({ ...links.json(merchant, link), delivery_id: deliveryId, channel, payment_request_id: requestId });
   });
   return router;
 }

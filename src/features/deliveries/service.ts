@@ -573,6 +573,15 @@ export function createDeliveryService(deps: DeliveryDeps) {
       return fromRows(await listQuery(db).where('d.link_id', linkKey).orderBy('d.id', 'desc').limit(limit));
     },
 
+    /** Every delivery of these links, oldest first, by link key (payment requests list theirs; a request has a few). */
+    async forLinks(linkKeys: number[]): Promise<Map<number, Delivery[]>> {
+      const out = new Map<number, Delivery[]>();
+      if (!linkKeys.length) return out;
+      const rows = (await listQuery(db).whereIn('d.link_id', [...new Set(linkKeys)]).orderBy('d.id', 'asc')) as any[];
+      for (const d of await fromRows(rows)) out.set(d.linkKey!, [...(out.get(d.linkKey!) ?? []), d]);
+      return out;
+    },
+
     async listForCustomer(merchantKey: number, customerKey: number, limit = 20): Promise<Delivery[]> {
       return fromRows(await listQuery(db).where({ 'd.merchant_id': merchantKey, 'd.customer_id': customerKey }).orderBy('d.id', 'desc').limit(limit));
     },

@@ -60,6 +60,8 @@ export interface Link {
   customerKey: number | null;
   /** When a payment request stops taking payments. */
   expiresAt: Date | null;
+  /** A payment request's short `/r/` path segment (null for smart links and for Text-to-Pay links made before requests). */
+  requestPath?: string | null;
 }
 
 export function remaining(link: Pick<Link, 'paymentLimit' | 'paidCount'>): number | null {
@@ -131,8 +133,10 @@ export interface LinkServiceDeps {
   merchants: Pick<MerchantService, 'byKeys'>;
   customers: Pick<CustomerService, 'summariesByKeys'>;
   baseUrl: string;
-  /** The signed token of a one-off payment request, its path segment in `/r/<token>`. */
+  /** The signed token of a one-off payment request link made before payment requests, `/r/<token>`. */
   requestToken: (linkId: string) => string;
+  /** The short `/r/` path segments of the payment requests over these request links, by link key (the requests feature knows them). */
+  requestPaths?: (linkKeys: number[], q?: Queryable) => Promise<Map<number, string>>;
 }
 
 /** A one-off payment request for one customer: an amount link, single use, expiring, no path. */
@@ -175,12 +179,18 @@ export function createLinkService(deps: LinkServiceDeps) {
       opts.tags === false ? new Map<number, Tag[]>() : tags.forLinks(rows.map((r) => r.id)),
       productKeys.length ? products.byKeys(productKeys, opts.q) : new Map(),
     ]);
-    return rows.map((r) => linkFromRow(r, byLink.get(r.id) ?? [], r.product_id === null || r.product_id === undefined ? null : byKey.get(Number(r.product_id)) ?? null));
+    const requestKeys = rows.filter((r) => r.kind === 'request').map((r) => Number(r.id));
+    const paths = requestKeys.length && deps.requestPaths ? await deps.requestPaths(requestKeys, opts.q) : new Map<number, string>();
+    return rows.map((r) => ({
+      ...linkFromRow(r, byLink.get(r.id) ?? [], r.product_id === null || r.product_id === undefined ? null : byKey.get(Number(r.product_id)) ?? null),
+      requestPath: paths.get(Number(r.id)) ?? null,
+    }));
   };
 
   /** The one address of a link: `/<handle>/<path>` for a smart link, `/r/<signed token>` for a request. */
-  function urlFor(link: Pick<Link, 'kind' | 'id' | 'path'>, merchant: Pick<Merchant, 'handle'>): string {
-    return link.kind === 'request' ? `${deps.baseUrl}/r/${deps.requestToken(link.id)}` : `${deps.baseUrl}/${merchant.handle}/${link.path ?? ''}`;
+  function urlFor(link: Pick<Link, 'kind' | 'id' | 'path' | 'requestPath'>, merchant: Pick<Merchant, 'handle'>): string {
+    if (link.kind === 'request') return `${deps.baseUrl}/r/${link.requestPath ?? deps.requestToken(link.id)}`;
+    return `${deps.baseUrl}/${merchant.handle}/${link.path ?? ''}`;
   }
 
   async function load(q: Queryable, where: Record<string, unknown>): Promise<Link | null> {

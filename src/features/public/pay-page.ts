@@ -113,7 +113,8 @@ export type PayTarget =
   | { kind: 'limit_reached'; merchant: Merchant; link: PayableLink }
   /** Every slot left is held by checkouts under way (immediate capture): one may free up later. */
   | { kind: 'all_held'; merchant: Merchant; link: PayableLink }
-  | { kind: 'redirect'; location: string }
+  /** `elsewhere`: the answer is another page (a paid request's receipt), so a POST is sent there as a GET (303). */
+  | { kind: 'redirect'; location: string; elsewhere?: boolean }
   /** A payment request past its expiry: 410, naming the merchant and when it expired. */
   | { kind: 'request_expired'; merchant: Merchant; name: string; expiredAt: Date }
   | { kind: 'not_found' };
@@ -235,7 +236,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
         throw new NotFoundError();
       case 'redirect':
         // 308 keeps a POST a POST; GETs get the classic permanent redirect.
-        return res.redirect(req.method === 'GET' || req.method === 'HEAD' ? 301 : 308, target.location);
+        return res.redirect(req.method === 'GET' || req.method === 'HEAD' ? (target.elsewhere ? 302 : 301) : target.elsewhere ? 303 : 308, target.location);
       case 'limit_reached':
         res.set('Cache-Control', 'no-store');
         return render(req, res, 'pay/limit', { title: 'Payment limit reached', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), linkName: target.link.name }, 410);
@@ -301,7 +302,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
       if (!merchant) return NOT_FOUND;
       if (request.status === 'paid') {
         const paid = (await rt.payments.list(merchant.key, { limit: 20 }, { linkKey: request.link.key })).data.find((p) => p.paidAt);
-        return paid ? { kind: 'redirect', location: `/receipt/${paid.id}` } : NOT_FOUND;
+        return paid ? { kind: 'redirect', location: `/receipt/${paid.id}`, elsewhere: true } : NOT_FOUND;
       }
       if (request.status === 'expired') return { kind: 'request_expired', merchant, name: request.link.name, expiredAt: request.link.expiresAt! };
       const link = await rt.checkout.findPayableRequest(request.link.id);

@@ -19,6 +19,7 @@ import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.
 import { currencySchema, type Merchant } from '../merchants/index.ts';
 import type { LinkService, LinkState, RequestLinkState } from '../links/index.ts';
 import type { CustomerService } from '../customers/index.ts';
+import { deliveryJson, type DeliveryService } from '../deliveries/index.ts';
 import { normalizePhone } from '../customers/index.ts';
 import { SHORT_RANDOM_CHARS, type LinkTokens } from '../sending/index.ts';
 
@@ -65,6 +66,7 @@ const createSchema = z.strictObject({
     .nullish(),
   expires_at: z.iso.datetime({ offset: true, error: 'expires_at must be an ISO 8601 date-time such as 2026-12-31T23:59:00Z.' }).nullish(),
   expires_in: z.number().int('expires_in must be a whole number of seconds.').min(60, 'expires_in must be at least 60 seconds.').max(MAX_EXPIRY_SECONDS, 'expires_in must be at most a year.').nullish(),
+  channels: z.array(z.string().min(1).max(64), { error: 'channels must be a list of channel ids such as ["email", "sms"].' }).max(10, 'Pick at most 10 channels.').nullish(),
   max_uses: z.number().int('max_uses must be a whole number.').min(1, 'max_uses must be at least 1.').max(MAX_USES, `max_uses must be at most ${MAX_USES}.`).nullish(),
   metadata: z
     .record(z.string().min(1).max(40, 'metadata keys are at most 40 characters.'), z.string().max(500, 'metadata values are at most 500 characters.'))
@@ -108,8 +110,9 @@ export interface RequestDeps {
   baseUrl: string;
   tokens: Pick<LinkTokens, 'shortRequest' | 'shortRequestOf'>;
   links: Pick<LinkService, 'createRequest'>;
-  linkState: Pick<LinkState, 'requestLinks' | 'closeRequest' | 'requestLinkIdsWhere'>;
+  linkState: Pick<LinkState, 'requestLinks' | 'closeRequest' | 'requestLinkIdsWhere' | 'keyOf'>;
   customers: Pick<CustomerService, 'get' | 'matchOrCreateContact' | 'summariesByKeys'>;
+  deliveries: Pick<DeliveryService, 'queue' | 'forLinks' | 'channels'>;
 }
 
 export function createRequestService(deps: RequestDeps) {
@@ -187,6 +190,19 @@ export function createRequestService(deps: RequestDeps) {
       }
       const existingCustomer = input.customer_id ? await deps.customers.get(merchant.key, input.customer_id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err))) : null;
       if (input.customer_id && !existingCustomer) errors.push({ field: 'customer_id', code: 'not_found', message: 'No customer of yours has this id.' });
+      // Sent in the same call: every channel must be installed and reach the customer (their record,
+      // or the contact given here), or the merchant would believe it went.
+      const { channels } = deps.deliveries;
+      const chosen = [...new Set(input.channels ?? [])];
+      const reachable = existingCustomer ?? { name: input.customer?.name ?? '', email: input.customer?.email?.trim().toLowerCase() || null, phone, addresses: undefined };
+      const who = existingCustomer?.name ?? input.customer?.name ?? 'The customer';
+      for (const id of chosen) {
+        const channel = channels.get(id);
+        if (!channel) errors.push({ field: 'channels', code: 'unknown_channel', message: `“${id}” is not an installed channel (installed: ${channels.list().map((c) => c.id).join(', ')}).` });
+        else if (!errors.some((e) => e.field.startsWith('customer')) && !channels.addressFor(reachable, id)) {
+          errors.push({ field: 'channels', code: 'channel_unreachable', message: `${who} has no ${channel.addressLabel}, so ${channel.label} cannot reach them.` });
+        }
+      }
       if (errors.length) throw new ValidationError(errors);
       const currency = input.currency.toUpperCase();
       const reference = input.reference ?? null;
@@ -220,6 +236,9 @@ export function createRequestService(deps: RequestDeps) {
             created_at: now,
             updated_at: now,
           });
+          if (chosen.length) {
+            await deps.deliveries.queue(trx, chosen.map((channel) => ({ merchantKey: merchant.key, linkKey: link.key, customerKey, channel, kind: 'initial' as const, to: channels.addressFor(reachable, channel)! })));
+          }
           await events.emit(trx, 'payment_request.created', { merchantId: merchant.id, requestId: id, linkId: link.id, reference, amount: input.amount, currency, source: by.source }, merchant.key);
         });
       } catch (err) {
@@ -286,6 +305,13 @@ export function createRequestService(deps: RequestDeps) {
       return row ? (await hydrate(db, [row]))[0] ?? null : null;
     },
 
+    /** The short `/r/` path segment of the requests over these links, by link key (what the links feature's URLs use). */
+    async pathsByLinkKeys(linkKeys: number[], q: Db | Trx = db): Promise<Map<number, string>> {
+      if (!linkKeys.length) return new Map();
+      const rows = (await q('payment_requests').whereIn('link_id', [...new Set(linkKeys)]).select('link_id', 'token')) as { link_id: number; token: string }[];
+      return new Map(rows.map((r) => [Number(r.link_id), deps.tokens.shortRequest(r.token)]));
+    },
+
     /** The requests over these links, by link key (the pay page asks for one; lists for many). */
     async byLinkKeys(linkKeys: number[]): Promise<Map<number, PaymentRequest>> {
       if (!linkKeys.length) return new Map();
@@ -295,16 +321,65 @@ export function createRequestService(deps: RequestDeps) {
 
     /** The API shape (API.md "Payment requests") of each, their customers read in one query. */
     async jsonMany(rs: PaymentRequest[]) {
-      const customers = await deps.customers.summariesByKeys(rs.flatMap((r) => (r.link.customerKey === null ? [] : [r.link.customerKey])));
+      const [customers, sent] = await Promise.all([
+        deps.customers.summariesByKeys(rs.flatMap((r) => (r.link.customerKey === null ? [] : [r.link.customerKey]))),
+        deps.deliveries.forLinks(rs.map((r) => r.link.key)),
+      ]);
       return rs.map((r) => {
         const c = r.link.customerKey === null ? null : customers.get(r.link.customerKey) ?? null;
-        return requestJson(r, service.urlOf(r), c ? { id: c.id, name: c.name, email: c.email, phone: c.phone } : null);
+        return { ...requestJson(r, service.urlOf(r), c ? { id: c.id, name: c.name, email: c.email, phone: c.phone } : null), deliveries: (sent.get(r.link.key) ?? []).map(deliveryJson) };
       });
     },
     async json(r: PaymentRequest) {
       return (await service.jsonMany([r]))[0];
     },
   };
+  /** The request over the link with this public id (the events below name links), or null. */
+  async function byLinkId(linkId: string): Promise<PaymentRequest | null> {
+    const linkKey = await deps.linkState.keyOf(linkId);
+    if (linkKey === null) return null;
+    return (await service.byLinkKeys([linkKey])).get(linkKey) ?? null;
+  }
+
+  /**
+   * Records an outcome once: `column` is set by a conditional UPDATE and the event is emitted in the
+   * same transaction only when this call set it, so a handler that runs twice emits once.
+   */
+  async function recordOnce(r: PaymentRequest, column: 'paid_at' | 'expired_at', emit: (trx: Trx) => Promise<unknown>): Promise<void> {
+    await inTransaction(db, async (trx) => {
+      const now = clock.now();
+      const set = await trx('payment_requests').where({ id: r.key }).whereNull(column).update({ [column]: now, updated_at: now });
+      if (set) await emit(trx);
+    });
+  }
+
+  const onLink = (e: { payload: unknown }) => typeof (e.payload as { linkId?: unknown }).linkId === 'string';
+  // Every use paid: `payment_request.paid`, naming the payment that completed it.
+  events.subscribe(
+    'payment.succeeded',
+    'core:payment-requests:paid',
+    async (event) => {
+      const r = event.payload.linkId ? await byLinkId(event.payload.linkId) : null;
+      if (!r || r.status !== 'paid') return;
+      const { merchantId, paymentId } = event.payload;
+      await recordOnce(r, 'paid_at', (trx) => events.emit(trx, 'payment_request.paid', { merchantId, requestId: r.id, linkId: r.link.id, reference: r.reference, paymentId }, r.merchantKey));
+    },
+    () => true,
+    onLink,
+  );
+  // The request link lapsed unpaid (links.expire closes it): `payment_request.expired`.
+  events.subscribe(
+    'link.expired',
+    'core:payment-requests:expired',
+    async (event) => {
+      const r = await byLinkId(event.payload.linkId);
+      if (!r || r.status !== 'expired') return;
+      const expiredAt = r.link.expiresAt!.toISOString();
+      await recordOnce(r, 'expired_at', (trx) => events.emit(trx, 'payment_request.expired', { merchantId: event.payload.merchantId, requestId: r.id, linkId: r.link.id, reference: r.reference, expiredAt }, r.merchantKey));
+    },
+    () => true,
+    onLink,
+  );
   return service;
 }
 
@@ -322,7 +397,6 @@ export function requestJson(r: PaymentRequest, url: string, customer: { id: stri
     expires_at: r.link.expiresAt?.toISOString() ?? null,
     max_uses: r.link.uses,
     paid_count: r.link.paidCount,
-    deliveries: [] as unknown[],
     metadata: r.metadata,
     source: r.source,
     link_id: r.link.id,

@@ -11,7 +11,7 @@ import type { Db, Trx } from '../../core/db.ts';
 import { inTransaction } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import { AppError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
-import { MAX_MINOR, formatMoney } from '../../core/money.ts';
+import { MAX_MINOR } from '../../core/money.ts';
 import type { Registries } from '../../core/plugins/registries.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Customer, CustomerService } from '../customers/index.ts';
@@ -22,6 +22,7 @@ import type { ReminderService } from '../reminders/index.ts';
 import type { ActionService, AfterPaymentPlan } from '../actions/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 import { FREQUENCIES, REMINDERS_MAX, type Frequency } from '../reminders/index.ts';
+import type { RequestService } from '../requests/index.ts';
 
 /** How long a Text-to-Pay request stays payable. */
 export const REQUEST_TTL_DAYS = 30;
@@ -84,6 +85,8 @@ export interface SendingDeps {
   deliveries: DeliveryService;
   reminders: ReminderService;
   actions: ActionService;
+  /** Text-to-Pay makes payment requests. */
+  requests: Pick<RequestService, 'create'>;
 }
 
 function parseNested<S extends z.ZodType>(prefix: string, schema: S, raw: unknown): z.infer<S> {
@@ -242,7 +245,7 @@ export function createSendingService(deps: SendingDeps) {
      * Text-to-Pay: a one-off, single-use request for `amount` (minor units) to one customer, by SMS
      * or another text channel (`channel`, default `sms`).
      */
-    async textToPay(merchant: Merchant, customerId: string, input: { amount: unknown; description?: unknown; channel?: unknown }): Promise<{ link: Link; url: string; deliveryId: string; channel: string }> {
+    async textToPay(merchant: Merchant, customerId: string, input: { amount: unknown; description?: unknown; channel?: unknown }): Promise<{ link: Link; url: string; deliveryId: string; channel: string; requestId: string }> {
       const customer = await customers.get(merchant.key, customerId);
       const errors: FieldError[] = [];
       const channelId = input.channel === undefined || input.channel === null || input.channel === '' ? 'sms' : input.channel;
@@ -272,21 +275,15 @@ export function createSendingService(deps: SendingDeps) {
         errors.push({ field, code, message: `${customer.name} has no ${channel.addressLabel}, so ${channel.label} cannot reach them.` });
       }
       if (errors.length) throw new ValidationError(errors);
-      const money = formatMoney(amount as number, merchant.currency);
-      const result = await inTransaction(db, async (trx) => {
-        const link = await links.createRequest(trx, merchant, {
-          name: description ?? `Payment request: ${money}`,
-          description,
-          amount: amount as number,
-          currency: merchant.currency,
-          customerKey: customer.key,
-          expiresAt: new Date(clock.now().getTime() + REQUEST_TTL_DAYS * 86_400_000),
-        });
-        const [deliveryId] = await deliveries.queue(trx, [{ merchantKey: merchant.key, linkKey: link.key, customerKey: customer.key, channel: channel!.id, kind: 'initial', to: to! }]);
-        return { linkId: link.id, deliveryId };
-      });
-      const link = await links.get(merchant, result.linkId);
-      return { link, url: links.urlFor(link, merchant), deliveryId: result.deliveryId, channel: channel!.id };
+      // A payment request like any other (source text_to_pay), sent by the one text channel.
+      const request = await deps.requests.create(
+        merchant,
+        { amount, currency: merchant.currency, description, customer_id: customer.id, channels: [channel!.id], expires_in: REQUEST_TTL_DAYS * 86_400 },
+        { source: 'text_to_pay' },
+      );
+      const [delivery] = (await deliveries.forLinks([request.link.key])).get(request.link.key) ?? [];
+      const link = await links.get(merchant, request.link.id);
+      return { link, url: links.urlFor(link, merchant), deliveryId: delivery.id, channel: channel!.id, requestId: request.id };
     },
   };
   return service;

@@ -14,10 +14,11 @@ import { deliveryJson, type DeliveryService } from '../deliveries/index.ts';
 import { afterPaymentJson, type ActionService } from '../actions/index.ts';
 import { planJson, type ReminderService } from '../reminders/index.ts';
 import type { LinkService } from '../links/index.ts';
+import type { RequestService } from '../requests/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 
 /** The objects a webhook's `data` can be. */
-type ObjectKind = 'payment' | 'link' | 'link_deleted' | 'delivery' | 'reminder_plan';
+type ObjectKind = 'payment' | 'link' | 'link_deleted' | 'delivery' | 'reminder_plan' | 'payment_request';
 
 interface EventEntry {
   object: ObjectKind;
@@ -28,6 +29,7 @@ interface EventEntry {
 const payment: EventEntry = { object: 'payment', id: (p: EventPayloads['payment.succeeded']) => p.paymentId };
 const link: EventEntry = { object: 'link', id: (p: { linkId: string }) => p.linkId };
 const delivery: EventEntry = { object: 'delivery', id: (p: EventPayloads['delivery.sent']) => p.deliveryId };
+const paymentRequest: EventEntry = { object: 'payment_request', id: (p: { requestId: string }) => p.requestId };
 
 /** The event types endpoints can subscribe to, and the object each one carries. */
 export const WEBHOOK_EVENTS: Partial<Record<EventType, EventEntry>> = {
@@ -45,6 +47,10 @@ export const WEBHOOK_EVENTS: Partial<Record<EventType, EventEntry>> = {
   'delivery.sent': delivery,
   'delivery.failed': delivery,
   'reminder.sent': { object: 'reminder_plan', id: (p: EventPayloads['reminder.sent']) => p.planId },
+  'payment_request.created': paymentRequest,
+  'payment_request.paid': paymentRequest,
+  'payment_request.expired': paymentRequest,
+  'payment_request.cancelled': paymentRequest,
 };
 
 /** The offered types, in catalogue order. */
@@ -63,6 +69,7 @@ export interface DataSources {
   actions: Pick<ActionService, 'forLink'>;
   deliveries: Pick<DeliveryService, 'get' | 'forPlans'>;
   reminders: Pick<ReminderService, 'forLink'>;
+  requests: Pick<RequestService, 'get' | 'json'>;
 }
 
 /**
@@ -87,6 +94,10 @@ export function createDataBuilder(src: DataSources) {
     },
     async delivery(merchant, id) {
       return deliveryJson(await src.deliveries.get(merchant.key, id));
+    },
+    // A payment request as GET /payment_requests/:id answers (metadata included).
+    async payment_request(merchant, id) {
+      return src.requests.json(await src.requests.get(merchant.key, id));
     },
     // A reminder plan as GET /links/:id/reminders lists it.
     async reminder_plan(merchant, id, payload: EventPayloads['reminder.sent']) {
