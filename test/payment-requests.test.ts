@@ -11,6 +11,7 @@ import { expectFieldErrors, expectProblem, twoApiMerchants, type ApiCall, type A
 import type { TestEnv } from './support/harness.ts';
 import { outboxMessages } from './support/channels.ts';
 import { startReceiver, type TestReceiver } from './support/webhook-receiver.ts';
+import { BROWSERS } from './support/user-agents.ts';
 
 const DAY = 86_400_000;
 
@@ -197,6 +198,35 @@ forEachTarget('payment requests', (target) => {
     expect(about(paid.id)).to.have.deep.members([['payment_request.created', 'payment_request', 'paid', `P-${n}`], ['payment_request.paid', 'payment_request', 'paid', `P-${n}`]]);
     expect(about(lapsing.id)).to.have.deep.members([['payment_request.created', 'payment_request', 'expired', `E-${n}`], ['payment_request.expired', 'payment_request', 'expired', `E-${n}`]]);
     await call('delete', `/webhook_endpoints/${endpoint.body.id}`).expect(200);
+  });
+
+  it('keeps an audit trail: created by which key, sent, opened, each attempt, paid', async () => {
+    const r = (await call('post', '/payment_requests', { amount: 3300, currency: 'EUR', reference: `AT-${n}`, channels: ['email'], customer: { name: 'Kim', email: `kim${n}@example.test` } }).expect(201)).body as { id: string; url: string };
+    await env.rt.jobs.drain();
+    env.clock.advance(60_000);
+    await supertest(env.app).get(pathOf(r.url)).set('User-Agent', BROWSERS[0].ua).expect(200);
+    await env.rt.views!.flush();
+    env.clock.advance(60_000);
+    const post = await supertest(env.app).post(pathOf(r.url)).type('form').send({ name: 'Kim', email: `kim${n}@example.test` });
+    const card = new URL(post.headers.location).pathname;
+    await supertest(env.app).post(card).type('form').send({ card_number: '4000000000000002' }).expect(303);
+    env.clock.advance(60_000);
+    await supertest(env.app).post(card).type('form').send({ card_number: '4242424242424242' }).expect(303);
+    await env.rt.jobs.drain();
+
+    const trail = (await call('get', `/payment_requests/${r.id}/events`).expect(200)).body as { data: { type: string; at: string; [k: string]: any }[]; has_more: boolean };
+    expect(trail.has_more).to.equal(false);
+    expect(trail.data.map((t) => t.type)).to.deep.equal(['created', 'delivery', 'view', 'payment', 'payment', 'paid', 'delivery']);
+    const [made, delivery, view, first, second, paid, receipt] = trail.data;
+    expect(receipt.delivery).to.include({ kind: 'receipt', channel: 'email' });
+    const key = (await env.rt.services.apiKeys.list(a.merchant.key))[0];
+    expect(made).to.deep.include({ source: 'api', api_key: { id: key.id, name: 'test' } });
+    expect(delivery.delivery).to.deep.include({ channel: 'email', status: 'sent', to: `kim${n}@example.test` });
+    expect(view.view).to.include({ browser: BROWSERS[0].browser });
+    expect([first.payment.status, second.payment.status]).to.deep.equal(['failed', 'paid']);
+    expect(paid.at).to.equal(second.payment.paid_at);
+    for (let i = 1; i < trail.data.length; i++) expect(trail.data[i].at >= trail.data[i - 1].at, trail.data[i].type).to.equal(true);
+    expectProblem(await callB('get', `/payment_requests/${r.id}/events`), 404, 'not_found');
   });
 
   it('lists newest first with filters by status, reference and customer', async () => {

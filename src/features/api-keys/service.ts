@@ -1,7 +1,7 @@
 // API keys: random, shown once, stored as SHA-256 (they carry 130+ bits, so a slow hash adds nothing), revocable.
 import { z } from 'zod';
 import type { Db } from '../../core/db.ts';
-import { inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
+import { inTransaction, toDate, toDateOrNull, rowsByKeys } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
 import { publicId, randomToken, sha256Hex } from '../../core/ids.ts';
@@ -94,6 +94,11 @@ export function createApiKeyService({ db, clock, events }: { db: Db; clock: Cloc
     },
 
     /** Returns the merchant key for a valid, unrevoked secret, or null. */
+    /** Keys' public ids and names by internal key (revoked ones too): who created what. */
+    async refsByKeys(keys: number[]): Promise<Map<number, { id: string; name: string }>> {
+      return rowsByKeys(db, 'api_keys', keys, ['public_id', 'name'], (r) => ({ id: String(r.public_id), name: String(r.name) }));
+    },
+
     async authenticate(secret: string): Promise<{ merchantKey: number; apiKeyId: string; apiKeyKey: number } | null> {
       if (!secret.startsWith(KEY_PREFIX) || secret.length > 200) return null;
       const row = await db('api_keys').where({ secret_hash: sha256Hex(secret) }).whereNull('revoked_at').first('id', 'merchant_id', 'public_id');

@@ -20,7 +20,7 @@ import { ValidationError } from '../../core/errors.ts';
 type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'config' | 'deliveries' | 'links' | 'payments' | 'refunds' | 'reminders' | 'sending'>;
 
 /** A view as API.md shows it (the IP is already masked when stored). */
-function viewJson(v: LinkView) {
+export function viewJson(v: LinkView) {
   return {
     id: v.id,
     object: 'view',

@@ -378,7 +378,12 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     get(req, res, m[2] ?? null).catch(next);
   };
 
-  router.get('/r/:token', async (req, res) => show(req, res, await resolveRequest(String(req.params.token))));
+  router.get('/r/:token', async (req, res) => {
+    const target = await resolveRequest(String(req.params.token));
+    // Opening a request's page is a view of its link, like a smart link's (its audit trail shows it).
+    if (views && target.kind === 'page' && target.link) views.record(req, req.ip, target.link, target.merchant.id);
+    await show(req, res, target);
+  });
   router.post('/r/:token', body, async (req, res) => {
     const target = await resolveRequest(String(req.params.token));
     await checkoutFor(req, res, target);

@@ -41,6 +41,9 @@ export interface PaymentRequest {
   apiKeyKey: number | null;
   metadata: Record<string, string>;
   cancelledAt: Date | null;
+  /** When every use was paid, and when it expired unpaid (each recorded once, with its event). */
+  paidAt: Date | null;
+  expiredAt: Date | null;
   createdAt: Date;
   link: RequestLinkState;
   status: RequestStatus;
@@ -93,6 +96,8 @@ interface Row {
   api_key_id: number | null;
   metadata: string | null;
   cancelled_at: unknown;
+  paid_at?: unknown;
+  expired_at?: unknown;
   created_at: unknown;
 }
 
@@ -136,6 +141,8 @@ export function createRequestService(deps: RequestDeps) {
           apiKeyKey: r.api_key_id === null || r.api_key_id === undefined ? null : Number(r.api_key_id),
           metadata: r.metadata ? (JSON.parse(r.metadata) as Record<string, string>) : {},
           cancelledAt,
+          paidAt: toDateOrNull(r.paid_at),
+          expiredAt: toDateOrNull(r.expired_at),
           createdAt: toDate(r.created_at),
           link,
           status: statusOf(link, cancelledAt, now),
