@@ -114,6 +114,8 @@ export interface Runtime {
   loginLimiter: LoginLimiter;
   /** Requests per API key. */
   apiLimiter: Limiter;
+  /** Checkout attempts on public pay pages: per client IP, and per payment request. */
+  checkoutLimiter: { perIp: Limiter; perRequest: Limiter };
   eta: Eta;
   /** Starts the job worker and the cron sweeps (server only; tests drain jobs by hand). */
   startBackground(): void;
@@ -130,6 +132,11 @@ export interface RuntimeOptions {
   loginLimits?: LoginLimits;
   /** Default: 300 requests per minute per API key. */
   apiLimit?: Limit;
+  /**
+   * Checkout velocity (abuse controls). Defaults: 30 checkouts per 10 minutes per IP, 10 per hour per
+   * payment request, and 5 declined payments in an hour lock a payment request for the rest of it.
+   */
+  checkoutLimits?: { perIp?: Limit; perRequest?: Limit; declines?: Limit };
   jobOptions?: Partial<Omit<JobQueueOptions, 'db' | 'clock' | 'log' | 'onEnqueued'>>;
   /** Record pay-page views (default true; the benchmark measures the page without it). */
   recordViews?: boolean;
@@ -304,7 +311,11 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       notifyMerchant: (trx, notice) => deliveries.notifyMerchant(trx, notice),
       baseUrl: config.baseUrl,
     });
-    const requests = createRequestService({ db, clock, events, baseUrl: config.baseUrl, tokens, links, linkState, customers, deliveries });
+    const declines = opts.checkoutLimits?.declines ?? { points: 5, durationSec: 3_600 };
+    const requests = createRequestService({
+      db, clock, events, baseUrl: config.baseUrl, tokens, links, linkState, customers, deliveries,
+      declines: { limiter: createLimiter(redis, config.redisPrefix, 'request-declines', declines), threshold: declines.points },
+    });
     const services: Services = {
       requests,
       webhooks,
@@ -436,6 +447,10 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       sessionStore,
       loginLimiter: createLoginLimiter(redis, config.redisPrefix, opts.loginLimits),
       apiLimiter: createLimiter(redis, config.redisPrefix, 'api', opts.apiLimit ?? { points: 300, durationSec: 60 }),
+      checkoutLimiter: {
+        perIp: createLimiter(redis, config.redisPrefix, 'checkout-ip', opts.checkoutLimits?.perIp ?? { points: 30, durationSec: 600 }),
+        perRequest: createLimiter(redis, config.redisPrefix, 'checkout-request', opts.checkoutLimits?.perRequest ?? { points: 10, durationSec: 3_600 }),
+      },
       eta,
       startBackground() {
         if (started) return;

@@ -7,8 +7,8 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { expectFieldErrors, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
-import type { TestEnv } from './support/harness.ts';
+import { apiClient, apiMerchant, expectFieldErrors, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
+import { useEnv, type TestEnv } from './support/harness.ts';
 import { outboxMessages } from './support/channels.ts';
 import { startReceiver, type TestReceiver } from './support/webhook-receiver.ts';
 import { BROWSERS } from './support/user-agents.ts';
@@ -259,5 +259,65 @@ forEachTarget('payment requests', (target) => {
     const theirs = (await callB('post', '/customers', { name: 'Fi', email: `fi${n}@example.test` }).expect(201)).body.id as string;
     expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer_id: theirs }), ['customer_id']);
     expect(a.merchant.id).to.match(/^mer_/);
+  });
+});
+
+forEachTarget('payment requests: abuse controls', (target) => {
+  const env = useEnv(target, { apiLimit: { points: 100_000, durationSec: 60 }, checkoutLimits: { perIp: { points: 6, durationSec: 600 }, perRequest: { points: 4, durationSec: 3_600 }, declines: { points: 3, durationSec: 3_600 } } }, { each: true });
+  let call: ApiCall;
+  let shop: ApiMerchant;
+  beforeEach(async () => {
+    shop = await apiMerchant(env, 'Guarded Shop');
+    call = apiClient(env.app, shop.secret);
+  });
+  const pathOf = (url: string) => new URL(url).pathname;
+  const request = async () => (await call('post', '/payment_requests', { amount: 990, currency: 'EUR', description: 'Blue vase', customer: { name: 'Lu', email: 'lu@example.test' } }).expect(201)).body as { id: string; url: string };
+  const checkout = (path: string) => supertest(env.app).post(path).type('form').send({ name: 'Lu', email: 'lu@example.test' });
+  const payments = async () => Number((await env.rt.db('payments').count({ n: '*' }))[0].n);
+
+  it('answers 429 with a clear page once a request had too many checkout attempts, writing nothing', async () => {
+    const r = await request();
+    for (let i = 0; i < 4; i++) expect((await checkout(pathOf(r.url))).status).to.equal(303);
+    const before = await payments();
+    const over = await checkout(pathOf(r.url));
+    expect(over.status).to.equal(429);
+    expect(Number(over.headers['retry-after'])).to.be.greaterThan(0);
+    expect(over.text).to.include('Too many attempts').and.include('Blue vase').and.include('Nothing was charged');
+    expect(await payments()).to.equal(before);
+    // Another request of the same shop is not affected.
+    expect((await checkout(pathOf((await request()).url))).status).to.equal(303);
+  });
+
+  it('limits checkouts per client address on every pay page', async () => {
+    const link = await env.rt.services.links.create(shop.merchant, { type: 'amount', name: 'Mug', amount: 1200 });
+    const path = `/${shop.handle}/${link.path}`;
+    for (let i = 0; i < 6; i++) expect((await checkout(path)).status).to.equal(303);
+    const over = await checkout(path);
+    expect(over.status).to.equal(429);
+    expect(over.text).to.include('Too many attempts');
+    // Showing the page is never limited.
+    await supertest(env.app).get(path).expect(200);
+  });
+
+  it('locks a request after a storm of declined cards and tells the merchant once', async () => {
+    const r = await request();
+    for (let i = 0; i < 3; i++) {
+      const started = await checkout(pathOf(r.url));
+      expect(started.status).to.equal(303);
+      await supertest(env.app).post(new URL(started.headers.location).pathname).type('form').send({ card_number: '4000000000000002' }).expect(303);
+    }
+    await env.rt.jobs.drain();
+    const locked = await supertest(env.app).get(pathOf(r.url));
+    expect(locked.status).to.equal(429);
+    expect(locked.text).to.include('Too many attempts');
+    expect((await checkout(pathOf(r.url))).status).to.equal(429);
+    const notices = (await outboxMessages(env)).filter((m) => m.to === shop.merchant.email && /locked/i.test(m.subject ?? ''));
+    expect(notices).to.have.length(1);
+    expect(notices[0].text).to.include('declined 3 times').and.include(`/app/requests/${r.id}`);
+    // The handler running again for a decline counts it once.
+    const failed = (await env.rt.db('events').where({ type: 'payment.failed' }).orderBy('id')) as { public_id: string }[];
+    await env.rt.jobs.enqueue(env.rt.db, 'hooks.run', { eventId: failed[0].public_id, subscriptionId: 'core:payment-requests:declines' });
+    await env.rt.jobs.drain();
+    expect((await outboxMessages(env)).filter((m) => m.to === shop.merchant.email && /locked/i.test(m.subject ?? ''))).to.have.length(1);
   });
 });

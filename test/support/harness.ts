@@ -57,6 +57,9 @@ export async function deleteRedisPrefix(url: string, prefix: string): Promise<vo
   await client.quit();
 }
 
+/** Suites run many checkouts from one address: velocity limits are off unless a suite sets them (payment-requests does). */
+const UNLIMITED_CHECKOUTS = { perIp: { points: 1_000_000, durationSec: 1 }, perRequest: { points: 1_000_000, durationSec: 1 }, declines: { points: 1_000_000, durationSec: 1 } };
+
 export async function build(target: Target, opts: BuildOptions = {}): Promise<TestEnv> {
   const database = await createTestDatabase(target);
   const prefix = `ptest_${randomToken(8)}`;
@@ -72,7 +75,7 @@ export async function build(target: Target, opts: BuildOptions = {}): Promise<Te
   const log = opts.log ?? createLogger(config.logLevel);
   const runtimes: Runtime[] = [];
   const make = async (o: RuntimeOptions = {}) => {
-    const rt = await createRuntime(config, { clock, log, ...opts, ...o, migrate: runtimes.length === 0 });
+    const rt = await createRuntime(config, { clock, log, checkoutLimits: UNLIMITED_CHECKOUTS, ...opts, ...o, migrate: runtimes.length === 0 });
     runtimes.push(rt);
     return rt;
   };

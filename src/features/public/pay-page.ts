@@ -11,6 +11,8 @@ import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
 import { dateTimeIn } from '../../core/time.ts';
 import { TtlCache } from '../../core/changes.ts';
+import { RateLimiterRes } from 'rate-limiter-flexible';
+import type { Limiter } from '../../core/rate-limit.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
@@ -18,7 +20,7 @@ import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmou
 import { currencySymbol, merchantView } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'clock' | 'config' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
+type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
 
 /** How a pay-page URL finds its merchant and link: straight from the database, or through a cache. */
 export interface PayLookups {
@@ -117,6 +119,8 @@ export type PayTarget =
   | { kind: 'redirect'; location: string; elsewhere?: boolean }
   /** A payment request past its expiry: 410, naming the merchant and when it expired. */
   | { kind: 'request_expired'; merchant: Merchant; name: string; expiredAt: Date }
+  /** Too many checkout attempts (from this address, on this request, or declines on it): 429 until `retryMs` passes. */
+  | { kind: 'too_many'; merchant: Merchant; name: string | null; retryMs: number }
   | { kind: 'not_found' };
 
 const NOT_FOUND: PayTarget = { kind: 'not_found' };
@@ -240,6 +244,11 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
       case 'limit_reached':
         res.set('Cache-Control', 'no-store');
         return render(req, res, 'pay/limit', { title: 'Payment limit reached', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), linkName: target.link.name }, 410);
+      case 'too_many': {
+        const minutes = Math.max(1, Math.ceil(target.retryMs / 60_000));
+        res.set('Cache-Control', 'no-store').set('Retry-After', String(Math.ceil(target.retryMs / 1000)));
+        return render(req, res, 'pay/busy', { title: 'Too many attempts', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), name: target.name, minutes }, 429);
+      }
       case 'request_expired':
         res.set('Cache-Control', 'no-store');
         return render(req, res, 'pay/expired', { title: 'Payment request expired', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), name: target.name, expiredOn: dateTimeIn(target.expiredAt, target.merchant.timezone) }, 410);
@@ -305,6 +314,8 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
         return paid ? { kind: 'redirect', location: `/receipt/${paid.id}`, elsewhere: true } : NOT_FOUND;
       }
       if (request.status === 'expired') return { kind: 'request_expired', merchant, name: request.link.name, expiredAt: request.link.expiresAt! };
+      const lockedMs = await rt.requests.lockedFor(request.link.key);
+      if (lockedMs) return { kind: 'too_many', merchant, name: request.link.name, retryMs: lockedMs };
       const link = await rt.checkout.findPayableRequest(request.link.id);
       if (!link) return NOT_FOUND;
       return linkTarget(merchant, link, `/r/${encodeURIComponent(token)}`, rt.clock.now().getTime());
@@ -337,8 +348,28 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     await checkoutFor(req, res, target);
   }
 
+  /**
+   * Checkout velocity: per client address on every pay page, and per payment request. Over → the 429
+   * page (nothing is written). Only checkouts count: showing a page never touches the limiters.
+   */
+  async function overLimit(req: Request, target: Page): Promise<PayTarget | null> {
+    const checks: [Limiter, string][] = [[rt.checkoutLimiter.perIp, req.ip ?? 'unknown']];
+    if (target.link?.kind === 'request') checks.push([rt.checkoutLimiter.perRequest, String(target.link.key)]);
+    for (const [limiter, key] of checks) {
+      try {
+        await limiter.consume(key);
+      } catch (err) {
+        if (!(err instanceof RateLimiterRes)) throw err;
+        return { kind: 'too_many', merchant: target.merchant, name: target.link?.name ?? null, retryMs: err.msBeforeNext };
+      }
+    }
+    return null;
+  }
+
   async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
     if (target.kind !== 'page') return show(req, res, target, target.kind === 'all_held' ? 409 : 200);
+    const limited = await overLimit(req, target);
+    if (limited) return show(req, res, limited);
     const raw = (req.body ?? {}) as Record<string, unknown>;
     const invalid = (errors: Record<string, string>) => {
       const values = Object.fromEntries(['name', 'email', 'amount', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));

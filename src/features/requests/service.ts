@@ -22,6 +22,7 @@ import type { CustomerService } from '../customers/index.ts';
 import { deliveryJson, type DeliveryService } from '../deliveries/index.ts';
 import { normalizePhone } from '../customers/index.ts';
 import { SHORT_RANDOM_CHARS, type LinkTokens } from '../sending/index.ts';
+import type { Limiter } from '../../core/rate-limit.ts';
 
 export type RequestStatus = 'pending' | 'paid' | 'expired' | 'cancelled';
 export type RequestSource = 'api' | 'dashboard' | 'text_to_pay' | 'import';
@@ -117,7 +118,9 @@ export interface RequestDeps {
   links: Pick<LinkService, 'createRequest'>;
   linkState: Pick<LinkState, 'requestLinks' | 'closeRequest' | 'requestLinkIdsWhere' | 'keyOf'>;
   customers: Pick<CustomerService, 'get' | 'matchOrCreateContact' | 'summariesByKeys'>;
-  deliveries: Pick<DeliveryService, 'queue' | 'forLinks' | 'channels'>;
+  deliveries: Pick<DeliveryService, 'queue' | 'forLinks' | 'channels' | 'notifyMerchant'>;
+  /** Declined payments per request (by link key): `threshold` within the limiter's window lock it. */
+  declines: { limiter: Limiter; threshold: number };
 }
 
 export function createRequestService(deps: RequestDeps) {
@@ -319,6 +322,12 @@ export function createRequestService(deps: RequestDeps) {
       return new Map(rows.map((r) => [Number(r.link_id), deps.tokens.shortRequest(r.token)]));
     },
 
+    /** How long the request over this link is locked after a decline storm (ms; 0 when it is not). */
+    async lockedFor(linkKey: number): Promise<number> {
+      const res = await deps.declines.limiter.get(String(linkKey));
+      return res && res.consumedPoints >= deps.declines.threshold ? Math.max(1_000, res.msBeforeNext) : 0;
+    },
+
     /** The requests over these links, by link key (the pay page asks for one; lists for many). */
     async byLinkKeys(linkKeys: number[]): Promise<Map<number, PaymentRequest>> {
       if (!linkKeys.length) return new Map();
@@ -361,6 +370,33 @@ export function createRequestService(deps: RequestDeps) {
   }
 
   const onLink = (e: { payload: unknown }) => typeof (e.payload as { linkId?: unknown }).linkId === 'string';
+  // A decline storm (card testing, or a customer guessing) on one request locks it for the window and
+  // tells the merchant once per window.
+  events.subscribe(
+    'payment.failed',
+    'core:payment-requests:declines',
+    async (event) => {
+      if (event.payload.reason !== 'card_declined' || !event.payload.linkId) return;
+      const r = await byLinkId(event.payload.linkId);
+      if (!r || r.status !== 'pending') return;
+      const { limiter, threshold } = deps.declines;
+      // Counted once per failed payment (a rerun handler must not count it again).
+      const counted = await limiter.consume(`seen:${event.payload.paymentId}`, 1).then((x) => x.consumedPoints === 1, () => false);
+      if (!counted) return;
+      const res = await limiter.penalty(String(r.link.key), 1);
+      if (res.consumedPoints !== threshold) return;
+      await inTransaction(db, (trx) =>
+        deps.deliveries.notifyMerchant(trx, {
+          merchantKey: r.merchantKey,
+          key: `request-locked:${r.id}:${Math.floor(clock.now().getTime() / 3_600_000)}`,
+          subject: 'A payment request was locked after repeated declines',
+          text: `Your payment request ${r.reference ?? r.id} (${formatMoney(r.link.amount, r.link.currency)}) was declined ${threshold} times in a short time, so we stopped accepting payments on it for now. This is what card testing looks like; if it was your customer, they can try again later.\n\n${deps.baseUrl}/app/requests/${r.id}\n`,
+        }),
+      );
+    },
+    () => true,
+    onLink,
+  );
   // Every use paid: `payment_request.paid`, naming the payment that completed it.
   events.subscribe(
     'payment.succeeded',
