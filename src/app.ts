@@ -29,6 +29,7 @@ import { apiRoutes } from './features/api/index.ts';
 import { publicRoutes } from './features/public/index.ts';
 import { analyticsRoutes } from './features/analytics/index.ts';
 import { transactionsRoutes } from './features/transactions/index.ts';
+import { requestsRoutes } from './features/requests/index.ts';
 import { RESERVED_HANDLES } from './features/merchants/index.ts';
 import { dashboardShell } from './web/shell.ts';
 import { appDeps } from './web/deps.ts';
@@ -157,6 +158,7 @@ export function buildApp(rt: Runtime): express.Express {
     dashboardRoutes(deps, render),
     sendingRoutes(deps, render), // sending from a link's page: the Send panel, resend, stop reminders, the live cards
     linksRoutes(deps, render),
+    requestsRoutes(deps, render),
     analyticsRoutes(deps, render),
     transactionsRoutes(deps, render),
     dashboardQrRoutes(deps),

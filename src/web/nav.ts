@@ -14,6 +14,7 @@ export function navItems(plugins: PluginHost): NavItem[] {
   const outbox = pluginPages.find((p) => p.label === 'Outbox');
   return [
     { label: 'Links', href: '/app/links' },
+    { label: 'Requests', href: '/app/requests' },
     { label: 'Transactions', href: '/app/payments' },
     { label: 'Customers', href: '/app/customers' },
     { label: 'Products', href: '/app/products' },

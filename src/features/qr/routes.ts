@@ -43,26 +43,34 @@ export function qrPaths(linkId: string): { dashboard: { png: string; svg: string
   };
 }
 
+/**
+ * Answers a GET for the QR image of `url` (`?size=`, `?download=1`, ETag/304): a link's and a
+ * payment request's images alike. `stem` names the downloaded file.
+ */
+export async function sendQr(req: Request, res: Response, format: QrFormat, url: string, stem: string): Promise<void> {
+  const size = parseQrSize(req.query.size);
+  res.set('Cache-Control', 'private, no-cache');
+  res.set('ETag', qrEtag(format, url, size));
+  if (wantsDownload(req.query.download)) {
+    const safe = stem.replace(/[^\w.-]+/g, '-');
+    const filename = format === 'png' && size !== QR_DEFAULT_SIZE ? `${safe}-${size}.png` : `${safe}.${format}`;
+    res.set('Content-Disposition', `attachment; filename="${filename}"`);
+  }
+  res.type(TYPES[format]);
+  if (req.fresh) {
+    res.status(304).end();
+    return;
+  }
+  res.send(format === 'png' ? qrPng(url, size) : Buffer.from(await qrSvg(url, size)));
+}
+
 function qrHandler(rt: Deps, format: QrFormat, merchantOf: (req: Request, res: Response) => Merchant) {
   return async (req: Request, res: Response): Promise<void> => {
-    const size = parseQrSize(req.query.size);
+    // The size is checked before any read: a bad one is a 422 whoever asks.
+    parseQrSize(req.query.size);
     const merchant = merchantOf(req, res);
     const link = await rt.links.get(merchant, String(req.params.id));
-    const url = rt.links.urlFor(link, merchant);
-
-    res.set('Cache-Control', 'private, no-cache');
-    res.set('ETag', qrEtag(format, url, size));
-    if (wantsDownload(req.query.download)) {
-      const stem = `${merchant.handle}-${link.path ?? link.id}-qr`.replace(/[^\w.-]+/g, '-');
-      const filename = format === 'png' && size !== QR_DEFAULT_SIZE ? `${stem}-${size}.png` : `${stem}.${format}`;
-      res.set('Content-Disposition', `attachment; filename="${filename}"`);
-    }
-    res.type(TYPES[format]);
-    if (req.fresh) {
-      res.status(304).end();
-      return;
-    }
-    res.send(format === 'png' ? qrPng(url, size) : Buffer.from(await qrSvg(url, size)));
+    await sendQr(req, res, format, rt.links.urlFor(link, merchant), `${merchant.handle}-${link.path ?? link.id}-qr`);
   };
 }
 

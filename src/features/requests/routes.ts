@@ -1,0 +1,256 @@
+import express from 'express';
+import type { AppDeps } from '../../web/deps.ts';
+import { flash, type Renderer } from '../../core/http.ts';
+import { AppError, NotFoundError } from '../../core/errors.ts';
+import { currencyDigits, formatMoney, parseDecimalAmount } from '../../core/money.ts';
+import { timeAgo } from '../../core/time.ts';
+import { dateTimeIn, formErrors, formatPhone } from '../../web/view.ts';
+import { currencyOptions, currencySchema, type Merchant } from '../merchants/index.ts';
+import type { CustomerSummary } from '../customers/index.ts';
+import { sendQr } from '../qr/index.ts';
+import type { PaymentRequest } from './service.ts';
+import {
+  DEFAULT_EXPIRY_DAYS,
+  MAX_EXPIRY_DAYS,
+  MAX_USES,
+  PER_PAGE,
+  STATUSES,
+  cancellable,
+  formField,
+  listHref,
+  newValues,
+  postedValues,
+  readListQuery,
+  statusBadge,
+  titleOf,
+  type ListQuery,
+  type RequestFormValues,
+} from './view.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'clock' | 'customers' | 'requests'>;
+
+const DAY_SECONDS = 86_400;
+
+/**
+ * The form's own checks (a decimal amount in the currency's precision, whole days, whole uses) and the
+ * service's input. When the form found a problem the amount goes as null, which the service always
+ * refuses before writing anything: its messages for the other fields come back too.
+ */
+function requestInput(v: RequestFormValues): { raw: Record<string, unknown>; own: Record<string, string> } {
+  const own: Record<string, string> = {};
+  const currency = currencySchema.safeParse(v.currency);
+  if (!currency.success) own.currency = currency.error.issues[0].message;
+  let amount: number | null = null;
+  if (!v.amount.trim()) own.amount = 'Enter the amount to request, such as 12.50.';
+  else if (currency.success) {
+    const parsed = parseDecimalAmount(v.amount, currency.data);
+    if (parsed.ok) amount = parsed.minor;
+    else own.amount = parsed.message;
+  }
+  const days = /^\s*\d{1,4}\s*$/.test(v.expires_days) ? Number(v.expires_days) : NaN;
+  if (!(days >= 1 && days <= MAX_EXPIRY_DAYS)) own.expires_days = `Enter a whole number of days from 1 to ${MAX_EXPIRY_DAYS}.`;
+  const uses = /^\s*\d{1,6}\s*$/.test(v.max_uses) ? Number(v.max_uses) : NaN;
+  if (!(uses >= 1 && uses <= MAX_USES)) own.max_uses = `Enter how many payments it takes: 1 to ${MAX_USES.toLocaleString('en')}.`;
+  const orNull = (s: string) => s.trim() || null;
+  const customer = v.customer_id
+    ? { customer_id: v.customer_id }
+    : { customer: { name: v.customer_name, email: orNull(v.customer_email), phone: orNull(v.customer_phone) } };
+  // The service checks "an email or a phone" only once the rest is valid: say it now too.
+  if (Object.keys(own).length && !v.customer_id && !orNull(v.customer_email) && !orNull(v.customer_phone)) own.customer_email = 'Give the customer’s email or phone.';
+  const raw = {
+    amount: Object.keys(own).length ? null : amount,
+    currency: currency.success ? currency.data : v.currency,
+    description: v.description,
+    reference: orNull(v.reference),
+    ...customer,
+    expires_in: Number.isFinite(days) ? Math.min(Math.max(days, 1), MAX_EXPIRY_DAYS) * DAY_SECONDS : DEFAULT_EXPIRY_DAYS * DAY_SECONDS,
+    max_uses: Number.isFinite(uses) ? Math.min(Math.max(uses, 1), MAX_USES) : 1,
+  };
+  return { raw, own };
+}
+
+/** Dashboard pages for payment requests (mounted under /app). */
+export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
+  const router = express.Router();
+  const { requests, customers } = rt;
+
+  const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
+
+  /** Everything a page needs to show requests, bound to the merchant. */
+  const helpers = (merchant: Merchant) => {
+    const now = rt.clock.now();
+    return {
+      url: (r: PaymentRequest) => requests.urlOf(r),
+      badge: (r: PaymentRequest) => statusBadge(r.status),
+      title: titleOf,
+      amount: (r: PaymentRequest) => formatMoney(r.link.amount, r.link.currency),
+      dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
+      relative: (d: Date) => timeAgo(d, now),
+      phone: formatPhone,
+      cancellable,
+      timeZone: merchant.timezone,
+    };
+  };
+
+  /** The customers of these requests by key (deleted ones too: their name stays on the request). */
+  const customersOf = async (rs: PaymentRequest[]): Promise<Map<number, CustomerSummary>> =>
+    customers.summariesByKeys(rs.flatMap((r) => (r.link.customerKey === null ? [] : [r.link.customerKey])));
+
+  // ---- List -------------------------------------------------------------------------------------
+
+  router.get('/requests', async (req, res) => {
+    const merchant = merchantOf(res);
+    const query = readListQuery(req.query as Record<string, unknown>);
+    const list = (q: ListQuery) => requests.list(merchant.key, { limit: PER_PAGE, ...(q.status ? { status: q.status } : {}), ...(q.after ? { starting_after: q.after } : {}) });
+    const page = await list(query);
+    const people = await customersOf(page.data);
+    const filtered = Boolean(query.status);
+    await render(req, res, 'requests/index', {
+      title: 'Payment requests',
+      query,
+      requests: page.data,
+      hasMore: page.has_more,
+      customers: people,
+      statuses: STATUSES,
+      filtered,
+      // Nothing at all on the first page without a filter: this merchant has asked for no payment yet.
+      none: !filtered && !query.after && !page.data.length,
+      listHref: (change: Partial<ListQuery>) => listHref(query, change),
+      nextHref: page.has_more ? listHref(query, { after: page.data[page.data.length - 1].id }) : null,
+      h: helpers(merchant),
+    });
+  });
+
+  // ---- New --------------------------------------------------------------------------------------
+
+  const formPage = async (
+    req: express.Request,
+    res: express.Response,
+    opts: { values: RequestFormValues; errors?: Record<string, string>; existingId?: string | null },
+    status = 200,
+  ) => {
+    const merchant = merchantOf(res);
+    const errors = opts.errors ?? {};
+    const values = opts.values;
+    // The customer chosen on their page; an id that is not one of the merchant's is dropped.
+    const chosen = values.customer_id ? await customers.get(merchant.key, values.customer_id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err))) : null;
+    const digits = currencyDigits(currencySchema.safeParse(values.currency).data ?? merchant.currency);
+    await render(
+      req,
+      res,
+      'requests/form',
+      {
+        title: 'New payment request',
+        values: chosen ? values : { ...values, customer_id: '' },
+        chosen,
+        // An id that named no customer of theirs (a stale address): said once, by the customer fields.
+        missingCustomer: Boolean(values.customer_id && !chosen && !errors.customer_id),
+        errors,
+        errorCount: Object.keys(errors).length,
+        existingId: opts.existingId ?? null,
+        currencies: currencyOptions(),
+        amountHint: `Such as ${digits === 0 ? '1250' : digits === 3 ? '12.500' : '12.50'} — as many decimals as the currency has.`,
+        maxDays: MAX_EXPIRY_DAYS,
+        maxUses: MAX_USES,
+        h: helpers(merchant),
+      },
+      status,
+    );
+  };
+
+  router.get('/requests/new', async (req, res) => {
+    const merchant = merchantOf(res);
+    const customerId = typeof req.query.customer === 'string' ? req.query.customer.slice(0, 64) : '';
+    await formPage(req, res, { values: newValues(merchant.currency, customerId) });
+  });
+
+  router.post('/requests', async (req, res) => {
+    const merchant = merchantOf(res);
+    const values = postedValues(req.body as Record<string, unknown>);
+    const { raw, own } = requestInput(values);
+    try {
+      const r = await requests.create(merchant, raw, { source: 'dashboard' });
+      const [who] = (await customersOf([r])).values();
+      flash(req, 'success', `Payment request for ${formatMoney(r.link.amount, r.link.currency)} created${who ? ` for ${who.name}` : ''}. Send them the link below.`);
+      res.redirect(303, `/app/requests/${r.id}`);
+    } catch (err) {
+      const found = formErrors(err);
+      if (!found) throw err;
+      const errors: Record<string, string> = {};
+      for (const [field, message] of Object.entries(found)) errors[formField(field)] ??= message;
+      // The amount was sent as null only to keep the service from writing: its message is not the merchant's.
+      if (!own.amount) delete errors.amount;
+      Object.assign(errors, own);
+      let existingId = err instanceof AppError && err.code === 'reference_taken' ? String(err.options.extra?.existing_id ?? '') || null : null;
+      // The service looks for a taken reference only once the rest is valid: look now, so it is said at once.
+      const reference = values.reference.trim();
+      if (Object.keys(own).length && reference && !errors.reference) {
+        const [taken] = (await requests.list(merchant.key, { reference, limit: 1 })).data;
+        if (taken) {
+          errors.reference = 'A payment request with this reference already exists.';
+          existingId = taken.id;
+        }
+      }
+      await formPage(req, res, { values, errors, existingId }, 422);
+    }
+  });
+
+  // ---- One request ------------------------------------------------------------------------------
+
+  const showPage = async (req: express.Request, res: express.Response, r: PaymentRequest, opts: { problem?: string } = {}, status = 200) => {
+    const merchant = merchantOf(res);
+    const [customer] = (await customersOf([r])).values();
+    await render(
+      req,
+      res,
+      'requests/show',
+      {
+        title: titleOf(r),
+        request: r,
+        customer: customer ?? null,
+        problem: opts.problem ?? null,
+        qr: { png: `/app/requests/${r.id}/qr.png`, svg: `/app/requests/${r.id}/qr.svg` },
+        metadata: Object.entries(r.metadata),
+        h: helpers(merchant),
+      },
+      status,
+    );
+  };
+
+  router.get('/requests/:id', async (req, res) => {
+    const r = await requests.get(merchantOf(res).key, String(req.params.id));
+    await showPage(req, res, r);
+  });
+
+  /** The QR code of the request's own URL (`/r/<token>`), as the link page shows one. */
+  for (const format of ['png', 'svg'] as const) {
+    router.get(`/requests/:id/qr.${format}`, async (req, res) => {
+      const merchant = merchantOf(res);
+      const r = await requests.get(merchant.key, String(req.params.id));
+      await sendQr(req, res, format, requests.urlOf(r), `${merchant.handle}-${r.reference ?? r.id}-qr`);
+    });
+  }
+
+  router.get('/requests/:id/cancel', async (req, res) => {
+    const merchant = merchantOf(res);
+    const r = await requests.get(merchant.key, String(req.params.id));
+    await render(req, res, 'requests/cancel', { title: `Cancel ${titleOf(r)}`, request: r, h: helpers(merchant) });
+  });
+
+  router.post('/requests/:id/cancel', async (req, res) => {
+    const merchant = merchantOf(res);
+    const r = await requests.get(merchant.key, String(req.params.id));
+    try {
+      await requests.cancel(merchant, r.id);
+    } catch (err) {
+      // Paid in the meantime: the page as it is now, saying why nothing changed.
+      if (!(err instanceof AppError && err.code === 'request_paid')) throw err;
+      return showPage(req, res, await requests.get(merchant.key, r.id), { problem: 'This request has been paid, so it cannot be cancelled. To give the money back, refund the payment.' }, 409);
+    }
+    flash(req, 'success', `Payment request “${titleOf(r)}” cancelled. Its link no longer opens.`);
+    res.redirect(303, `/app/requests/${r.id}`);
+  });
+
+  return router;
+}

@@ -1,0 +1,113 @@
+/** What the dashboard shows of payment requests: status badges, the list's query string, the form's values. */
+import { one, type Badge } from '../../web/view.ts';
+import type { PaymentRequest, RequestStatus } from './service.ts';
+
+export const STATUSES: readonly { value: RequestStatus; label: string }[] = [
+  { value: 'pending', label: 'Pending' },
+  { value: 'paid', label: 'Paid' },
+  { value: 'expired', label: 'Expired' },
+  { value: 'cancelled', label: 'Cancelled' },
+];
+
+const BADGES: Record<RequestStatus, Badge> = {
+  pending: { label: 'Pending', tone: 'amber' },
+  paid: { label: 'Paid', tone: 'green' },
+  expired: { label: 'Expired', tone: 'grey' },
+  cancelled: { label: 'Cancelled', tone: 'red' },
+};
+
+export function statusBadge(status: RequestStatus): Badge {
+  return BADGES[status];
+}
+
+/** Only a request that can still be paid, or has lapsed unpaid, can be cancelled. */
+export const cancellable = (r: Pick<PaymentRequest, 'status'>): boolean => r.status === 'pending' || r.status === 'expired';
+
+/** What a request is called on the dashboard: its description, else its reference, else its amount's link name. */
+export const titleOf = (r: PaymentRequest): string => r.link.description || (r.reference ? `Request ${r.reference}` : r.link.name);
+
+export const PER_PAGE = 25;
+
+/** The list's query string: a status filter and the id to continue after (`starting_after`). */
+export interface ListQuery {
+  status: RequestStatus | '';
+  after: string;
+}
+
+export function readListQuery(query: Record<string, unknown>): ListQuery {
+  const status = one(query.status);
+  const after = one(query.after);
+  return {
+    status: STATUSES.some((s) => s.value === status) ? (status as RequestStatus) : '',
+    after: /^req_[0-9A-Za-z]{1,40}$/.test(after) ? after : '',
+  };
+}
+
+/** `/app/requests?…` for this query with some parts changed; defaults are left out. */
+export function listHref(q: ListQuery, change: Partial<ListQuery> = {}): string {
+  const v = { ...q, ...change };
+  const p = new URLSearchParams();
+  if (v.status) p.set('status', v.status);
+  if (v.after) p.set('after', v.after);
+  const s = p.toString();
+  return s ? `/app/requests?${s}` : '/app/requests';
+}
+
+/** The new-request form as typed: strings, so a 422 gives back exactly what was written. */
+export interface RequestFormValues {
+  amount: string;
+  currency: string;
+  description: string;
+  reference: string;
+  /** A customer of the merchant's, chosen on their page (`?customer=`); else the typed contact below. */
+  customer_id: string;
+  customer_name: string;
+  customer_email: string;
+  customer_phone: string;
+  expires_days: string;
+  max_uses: string;
+}
+
+export const DEFAULT_EXPIRY_DAYS = 7;
+export const MAX_EXPIRY_DAYS = 365;
+export const MAX_USES = 10_000;
+
+export const newValues = (currency: string, customerId = ''): RequestFormValues => ({
+  amount: '',
+  currency,
+  description: '',
+  reference: '',
+  customer_id: customerId,
+  customer_name: '',
+  customer_email: '',
+  customer_phone: '',
+  expires_days: String(DEFAULT_EXPIRY_DAYS),
+  max_uses: '1',
+});
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
+export const postedValues = (body: Record<string, unknown>): RequestFormValues => ({
+  amount: text(body.amount),
+  currency: text(body.currency).trim().toUpperCase(),
+  description: text(body.description),
+  reference: text(body.reference),
+  customer_id: text(body.customer_id).trim(),
+  customer_name: text(body.customer_name),
+  customer_email: text(body.customer_email),
+  customer_phone: text(body.customer_phone),
+  expires_days: text(body.expires_days),
+  max_uses: text(body.max_uses),
+});
+
+/** The service's field names (the API's) → the form's. */
+const FORM_FIELDS: Record<string, string> = {
+  'customer.name': 'customer_name',
+  'customer.email': 'customer_email',
+  'customer.phone': 'customer_phone',
+  'customer.country': 'customer_phone',
+  expires_in: 'expires_days',
+  expires_at: 'expires_days',
+};
+
+export const formField = (field: string): string => FORM_FIELDS[field] ?? field;
