@@ -60,6 +60,9 @@ forEachTarget('payment requests', (target) => {
     // The customer's page of the pay link works: 200 with the amount.
     const page = await supertest(env.app).get(pathOf(body.url)).expect(200);
     expect(page.text).to.include('Invoice 1042').and.include('€45.00');
+    // Named after its description, the request shows it once; the customer's name and email are filled in.
+    expect(page.text).not.to.include('<p class="description">');
+    expect(page.text).to.include('id="f-name" name="name" type="text" value="Jane Doe"').and.include(`value="jane${n}@example.test"`);
   });
 
   it('answers 409 reference_taken with the existing id for a repeated reference, also for racing creates', async () => {

@@ -207,7 +207,8 @@ function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, 
     // Without a link, the page is the merchant's own: its name is the heading (and no header repeats it).
     heading: link ? link.name : merchant.name,
     merchantHeading: !link,
-    description: link ? link.description : t.amount === null ? 'Enter the amount you would like to pay.' : null,
+    // A request named after its description shows it once.
+    description: link ? (link.description === link.name ? null : link.description) : t.amount === null ? 'Enter the amount you would like to pay.' : null,
     product: product ? { name: product.name, description: product.description, price: formatMoney(product.price, product.currency) } : null,
     amount: t.amount === null ? null : formatMoney(t.amount, t.currency),
     open: t.amount === null ? { currency: t.currency, symbol: currencySymbol(t.currency), max: maxOpenLabel(t.currency) } : null,
@@ -413,7 +414,11 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const target = await resolveRequest(String(req.params.token));
     // Opening a request's page is a view of its link, like a smart link's (its audit trail shows it).
     if (views && target.kind === 'page' && target.link) views.record(req, req.ip, target.link, target.merchant.id);
-    await show(req, res, target);
+    // The request names its customer: their name and email are filled in (they can change them).
+    const customerKey = target.kind === 'page' ? target.link?.customerKey ?? null : null;
+    const customer = customerKey === null ? null : (await rt.customers.summariesByKeys([customerKey])).get(customerKey);
+    const values = customer && !customer.deleted ? { name: customer.name, email: customer.email ?? '' } : undefined;
+    await show(req, res, target, 200, { values });
   });
   router.post('/r/:token', body, async (req, res) => {
     const target = await resolveRequest(String(req.params.token));
