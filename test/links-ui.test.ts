@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import type { Page } from 'playwright-core';
-import { forEachTarget, TARGETS } from './support/targets.ts';
-import { build, signUp, uniqueHandle, type Account, type TestEnv, fieldError } from './support/harness.ts';
-import { PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv, type TrackedPage } from './support/browser.ts';
+import { forEachTarget } from './support/targets.ts';
+import { build, signUp, type Account, type TestEnv, fieldError } from './support/harness.ts';
+import { PHONE, servedMerchant, useBrowser, type ServedEnv, type TrackedPage } from './support/browser.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 
 const LINK_ID = /\/app\/links\/(lnk_[0-9A-Za-z]+)/;
@@ -663,13 +663,8 @@ describe('dashboard: links in a browser', () => {
 
   before(async function () {
     this.timeout(30_000);
-    env = await serve(TARGETS[0]);
-    handle = uniqueHandle('browse');
-    const tab = await browser().newPage();
-    await signUpInBrowser(tab.page, env.origin, { name: 'Harbour Bikes', handle });
-    storageState = await tab.context.storageState();
-    await tab.close();
-    const m = (await env.rt.services.merchants.getByHandle(handle))!;
+    let m: Merchant;
+    ({ env, storageState, handle, merchant: m } = await servedMerchant(browser(), { name: 'Harbour Bikes', handlePrefix: 'browse' }));
     await env.rt.services.tags.create(m.key, { name: 'Rentals', color: '#10b981', kind: 'link' });
     for (const name of ['Coffee ride', 'Coastal tour', 'Bike rental day', 'Bike rental week']) {
       await env.rt.services.links.create(m, { type: 'amount', name, amount: 2500, tags: name.startsWith('Bike') ? ['Rentals'] : [] });

@@ -7,9 +7,9 @@
  */
 import { expect } from 'chai';
 import supertest from 'supertest';
-import { forEachTarget, TARGETS } from './support/targets.ts';
-import { fieldError, signUp, uniqueHandle, useEnv, type Account } from './support/harness.ts';
-import { DESKTOP, PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv, type TrackedPage } from './support/browser.ts';
+import { forEachTarget } from './support/targets.ts';
+import { fieldError, signUp, useEnv, type Account } from './support/harness.ts';
+import { DESKTOP, PHONE, servedMerchant, useBrowser, type ServedEnv, type TrackedPage } from './support/browser.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import { qrPng } from '../src/features/qr/qr.ts';
 import { dateTimeIn } from '../src/core/time.ts';
@@ -352,13 +352,8 @@ describe('dashboard: payment requests in a browser', () => {
 
   before(async function () {
     this.timeout(30_000);
-    env = await serve(TARGETS[0]);
-    handle = uniqueHandle('req');
-    const tab = await browser().newPage();
-    await signUpInBrowser(tab.page, env.origin, { name: 'Harbour Bikes', handle });
-    storageState = await tab.context.storageState();
-    await tab.close();
-    const m = (await env.rt.services.merchants.getByHandle(handle))!;
+    let m: Merchant;
+    ({ env, storageState, handle, merchant: m } = await servedMerchant(browser(), { name: 'Harbour Bikes', handlePrefix: 'req' }));
     const mk = (raw: Record<string, unknown>) => env.rt.services.requests.create(m, { currency: 'EUR', ...raw }, { source: 'api' });
     await mk({ amount: 12900, description: 'Service: gears and brakes', reference: 'WO-2211', customer: { name: 'Anna de Vries', email: 'anna.devries@example.test' } });
     const gone = await mk({ amount: 2500, description: 'Rental deposit', customer: { name: 'Ben Okafor', phone: '+447911123456' } });

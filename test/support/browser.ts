@@ -12,8 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page, type Request as PwRequest } from 'playwright-core';
-import { build, type BuildOptions, type TestEnv } from './harness.ts';
-import type { Target } from './targets.ts';
+import { build, uniqueHandle, type BuildOptions, type TestEnv } from './harness.ts';
+import { TARGETS, type Target } from './targets.ts';
+import type { Merchant } from '../../src/features/merchants/index.ts';
 
 export const CHROMIUM = process.env.PAYLINK_CHROMIUM ?? '/usr/bin/chromium';
 export const SHOTS_DIR = process.env.PAYLINK_SHOTS_DIR ?? path.join(os.tmpdir(), 'paylink-shots');
@@ -205,6 +206,20 @@ export async function signUpInBrowser(page: Page, origin: string, f: { name: str
 }
 
 /** Launches Chromium once for the enclosing describe() and closes it after. */
+/**
+ * A served app (first target) with a merchant signed up through the real form in Chromium; its
+ * `storageState` opens signed-in tabs. Call in a `before` (it needs the browser launched).
+ */
+export async function servedMerchant(browser: TestBrowser, f: { name: string; handlePrefix: string }): Promise<{ env: ServedEnv; storageState: Awaited<ReturnType<TrackedPage['context']['storageState']>>; handle: string; merchant: Merchant }> {
+  const env = await serve(TARGETS[0]);
+  const handle = uniqueHandle(f.handlePrefix);
+  const tab = await browser.newPage();
+  await signUpInBrowser(tab.page, env.origin, { name: f.name, handle });
+  const storageState = await tab.context.storageState();
+  await tab.close();
+  return { env, storageState, handle, merchant: (await env.rt.services.merchants.getByHandle(handle))! };
+}
+
 export function useBrowser(): () => TestBrowser {
   let b: TestBrowser | undefined;
   before(async function () {
