@@ -369,7 +369,11 @@ export function createRequestService(deps: RequestDeps) {
     });
   }
 
-  const onLink = (e: { payload: unknown }) => typeof (e.payload as { linkId?: unknown }).linkId === 'string';
+  // A run is queued only for events about a payment request's link (most payments are on smart links).
+  const onLink = async (e: { payload: unknown }) => {
+    const linkId = (e.payload as { linkId?: unknown }).linkId;
+    return typeof linkId === 'string' && (await byLinkId(linkId)) !== null;
+  };
   // A decline storm (card testing, or a customer guessing) on one request locks it for the window and
   // tells the merchant once per window.
   events.subscribe(
