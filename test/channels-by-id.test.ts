@@ -229,7 +229,7 @@ forEachTarget('channels by id: a plugin channel with its own address kind', (tar
       await env.rt.jobs.drain();
       const [push] = newMessages(since);
       expect(push).to.include({ topic: 'pat', tags: 'initial' });
-      expect(push.click).to.match(/^http:\/\/pay\.test\/r\/lnk_/);
+      expect(push.click).to.match(/^http:\/\/pay\.test\/r\/[A-Za-z0-9_-]{23}$/);
       expect(push.text).to.include('€12.50').and.include(push.click!);
 
       // Bo has no topic: 422 by the channel field, nothing written.

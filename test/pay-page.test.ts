@@ -210,17 +210,24 @@ forEachTarget('pay pages', (target) => {
       const l = await link(shop, { name: 'No cookies' });
       const sessionsBefore = await env.rt.db('sessions').count({ n: '*' }).first();
       const keysBefore = await redisKeys();
-      const responses = [
+      const gets = [
         await http().get(`/${shop.handle}/${l.path}`).expect(200),
         await http().get(`/${shop.handle}`).expect(200),
         await http().get(`/${shop.handle}/nope`).expect(404),
+      ];
+      // Showing a pay page touches no Redis at all.
+      expect(await redisKeys()).to.deep.equal(keysBefore);
+      const responses = [
+        ...gets,
         await http().post(`/${shop.handle}/${l.path}`).type('form').send({ name: '', email: 'nope' }).expect(422),
         await http().post(`/${shop.handle}/${l.path}`).type('form').send({ name: 'Ann', email: 'ann@example.test' }).expect(303),
         await http().post(`/${shop.handle}`).type('form').send({ name: 'Ann', email: 'ann@example.test', amount: '5' }).expect(303),
       ];
       for (const [i, res] of responses.entries()) expect(res.headers['set-cookie'], `response ${i}`).to.equal(undefined);
       expect(await env.rt.db('sessions').count({ n: '*' }).first()).to.deep.equal(sessionsBefore);
-      expect(await redisKeys()).to.deep.equal(keysBefore);
+      // A checkout counts toward the per-address velocity limit (its only Redis key); nothing else is written.
+      const added = (await redisKeys()).filter((k) => !keysBefore.includes(k));
+      expect(added.filter((k) => !k.startsWith(`${env.config.redisPrefix}:rl:checkout-ip:`))).to.deep.equal([]);
     });
 
     it('renders with cached templates outside development', () => {
