@@ -313,7 +313,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     });
     const declines = opts.checkoutLimits?.declines ?? { points: 5, durationSec: 3_600 };
     const requests = createRequestService({
-      db, clock, events, baseUrl: config.baseUrl, tokens, links, linkState, customers, deliveries,
+      db, clock, events, baseUrl: config.baseUrl, tokens, links, linkState, customers, deliveries, reminders,
       declines: { limiter: createLimiter(redis, config.redisPrefix, 'request-declines', declines), threshold: declines.points },
     });
     const services: Services = {

@@ -203,6 +203,24 @@ forEachTarget('payment requests', (target) => {
     await call('delete', `/webhook_endpoints/${endpoint.body.id}`).expect(200);
   });
 
+  it('reminds until paid or cancelled, by the channels it was sent on', async () => {
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: { name: 'Mo', email: `mo${n}@example.test` }, reminders: { frequency: 'daily', max: 2 } }), ['reminders']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', channels: ['email'], customer: { name: 'Mo', email: `mo${n}@example.test` }, reminders: { frequency: 'hourly', max: 2 } }), ['reminders.frequency']);
+    const r = (await call('post', '/payment_requests', { amount: 4100, currency: 'EUR', description: `Lessons ${n}`, channels: ['email'], reminders: { frequency: 'daily', max: 2 }, customer: { name: 'Mo', email: `mo${n}@example.test` } }).expect(201)).body as { id: string };
+    await env.rt.jobs.drain();
+    const kinds = async () => ((await call('get', `/payment_requests/${r.id}`).expect(200)).body.deliveries as { kind: string; status: string }[]).map((d) => `${d.kind}:${d.status}`);
+    expect(await kinds()).to.deep.equal(['initial:sent']);
+    env.clock.advance(DAY + 60_000);
+    await env.rt.services.reminders.sweep();
+    await env.rt.jobs.drain();
+    expect(await kinds()).to.deep.equal(['initial:sent', 'reminder:sent']);
+    await call('post', `/payment_requests/${r.id}/cancel`).expect(200);
+    env.clock.advance(DAY);
+    await env.rt.services.reminders.sweep();
+    await env.rt.jobs.drain();
+    expect(await kinds(), 'no reminder for a cancelled request').to.deep.equal(['initial:sent', 'reminder:sent']);
+  });
+
   it('keeps an audit trail: created by which key, sent, opened, each attempt, paid', async () => {
     const r = (await call('post', '/payment_requests', { amount: 3300, currency: 'EUR', reference: `AT-${n}`, channels: ['email'], customer: { name: 'Kim', email: `kim${n}@example.test` } }).expect(201)).body as { id: string; url: string };
     await env.rt.jobs.drain();

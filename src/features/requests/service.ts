@@ -20,6 +20,7 @@ import { currencySchema, type Merchant } from '../merchants/index.ts';
 import type { LinkService, LinkState, RequestLinkState } from '../links/index.ts';
 import type { CustomerService } from '../customers/index.ts';
 import { deliveryJson, type DeliveryService } from '../deliveries/index.ts';
+import { FREQUENCIES, REMINDERS_MAX, type ReminderService } from '../reminders/index.ts';
 import { normalizePhone } from '../customers/index.ts';
 import { SHORT_RANDOM_CHARS, type LinkTokens } from '../sending/index.ts';
 import type { Limiter } from '../../core/rate-limit.ts';
@@ -71,6 +72,12 @@ const createSchema = z.strictObject({
   expires_at: z.iso.datetime({ offset: true, error: 'expires_at must be an ISO 8601 date-time such as 2026-12-31T23:59:00Z.' }).nullish(),
   expires_in: z.number().int('expires_in must be a whole number of seconds.').min(60, 'expires_in must be at least 60 seconds.').max(MAX_EXPIRY_SECONDS, 'expires_in must be at most a year.').nullish(),
   channels: z.array(z.string().min(1).max(64), { error: 'channels must be a list of channel ids such as ["email", "sms"].' }).max(10, 'Pick at most 10 channels.').nullish(),
+  reminders: z
+    .strictObject({
+      frequency: z.enum(FREQUENCIES, { error: 'Choose how often: daily, every_2_days, every_3_days, weekly or monthly.' }),
+      max: z.number().int(`max must be a whole number from 1 to ${REMINDERS_MAX}.`).min(1, `max must be a whole number from 1 to ${REMINDERS_MAX}.`).max(REMINDERS_MAX, `At most ${REMINDERS_MAX} reminders.`),
+    })
+    .nullish(),
   max_uses: z.number().int('max_uses must be a whole number.').min(1, 'max_uses must be at least 1.').max(MAX_USES, `max_uses must be at most ${MAX_USES}.`).nullish(),
   metadata: z
     .record(z.string().min(1).max(40, 'metadata keys are at most 40 characters.'), z.string().max(500, 'metadata values are at most 500 characters.'))
@@ -119,6 +126,7 @@ export interface RequestDeps {
   linkState: Pick<LinkState, 'requestLinks' | 'closeRequest' | 'requestLinkIdsWhere' | 'keyOf'>;
   customers: Pick<CustomerService, 'get' | 'matchOrCreateContact' | 'summariesByKeys'>;
   deliveries: Pick<DeliveryService, 'queue' | 'forLinks' | 'channels' | 'notifyMerchant'>;
+  reminders: Pick<ReminderService, 'createPlan'>;
   /** Declined payments per request (by link key): `threshold` within the limiter's window lock it. */
   declines: { limiter: Limiter; threshold: number };
 }
@@ -213,6 +221,7 @@ export function createRequestService(deps: RequestDeps) {
           errors.push({ field: 'channels', code: 'channel_unreachable', message: `${who} has no ${channel.addressLabel}, so ${channel.label} cannot reach them.` });
         }
       }
+      if (input.reminders && !chosen.length) errors.push({ field: 'reminders', code: 'no_channels', message: 'Reminders go by the channels the request is sent on: give channels too.' });
       if (errors.length) throw new ValidationError(errors);
       const currency = input.currency.toUpperCase();
       const reference = input.reference ?? null;
@@ -248,6 +257,10 @@ export function createRequestService(deps: RequestDeps) {
           });
           if (chosen.length) {
             await deps.deliveries.queue(trx, chosen.map((channel) => ({ merchantKey: merchant.key, linkKey: link.key, customerKey, channel, kind: 'initial' as const, to: channels.addressFor(reachable, channel)! })));
+          }
+          // Reminders until paid (a payment stops them; an expired or cancelled request sends none).
+          if (input.reminders) {
+            await deps.reminders.createPlan(trx, { merchantKey: merchant.key, linkKey: link.key, customerKey, channels: chosen, frequency: input.reminders.frequency, max: input.reminders.max, anchor: now, timeZone: merchant.timezone });
           }
           await events.emit(trx, 'payment_request.created', { merchantId: merchant.id, requestId: id, linkId: link.id, reference, amount: input.amount, currency, source: by.source }, merchant.key);
         });
