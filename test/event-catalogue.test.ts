@@ -107,6 +107,14 @@ forEachTarget('event catalogue', (target) => {
     expect((await rt.services.checkout.authorize(phoned.id, 'sbx_inv8')).status).to.equal('paid');
     await rt.jobs.drain();
 
+    // INV-9 lapses before Jane pays; she asks for a new link from its page, which goes to her email.
+    const inv9 = (await call('post', '/payment_requests', { amount: 900, currency: 'EUR', reference: 'INV-9', customer_id: jane, allow_refresh: true, expires_in: 60 }).expect(201)).body as { id: string; url: string; link_id: string };
+    env.clock.advance(61_000);
+    await supertest(env.app).post(`${new URL(inv9.url).pathname}/refresh`).expect(201);
+    const inv9r = (await call('get', `/payment_requests/${inv9.id}`).expect(200)).body.refreshed_to as string;
+    const inv9rLink = (await call('get', `/payment_requests/${inv9r}`).expect(200)).body.link_id as string;
+    await rt.jobs.drain();
+
     const events = await stored();
     expect([...new Set(events.map((e) => e.type))].sort(), 'event types emitted').to.deep.equal([...EVENT_TYPES].sort());
     for (const e of events) {
@@ -132,12 +140,15 @@ forEachTarget('event catalogue', (target) => {
     expect(await ofType('link.limit_reached')).to.deep.equal([{ merchantId, linkId: link.id, limit: 1, paymentId: succeeded.paymentId }, { merchantId, linkId: inv8.link_id, limit: 1, paymentId: phoned.id }]);
     expect((await ofType('link.viewed')).map((v) => [v.linkId, v.browser, v.os])).to.deep.equal([[link.id, BROWSERS[0].browser, BROWSERS[0].os]]);
     const [invoiceLink] = await ofType('payment_request.created').then((c) => c.map((e) => e.linkId));
-    expect((await ofType('link.created')).map((l) => [l.linkId, l.kind, l.amount])).to.deep.equal([[link.id, 'smart', 4500], [invoiceLink, 'request', 3000], [request.link.id, 'request', 1250], [doomed, 'smart', 2000], [inv8.link_id, 'request', 1800]]);
+    expect((await ofType('link.created')).map((l) => [l.linkId, l.kind, l.amount])).to.deep.equal([[link.id, 'smart', 4500], [invoiceLink, 'request', 3000], [request.link.id, 'request', 1250], [doomed, 'smart', 2000], [inv8.link_id, 'request', 1800], [inv9.link_id, 'request', 900], [inv9rLink, 'request', 900]]);
     expect(await ofType('payment_request.created')).to.deep.equal([
       { merchantId, requestId: invoice, linkId: invoiceLink, reference: 'INV-7', amount: 3000, currency: 'EUR', source: 'api' },
       { merchantId, requestId: request.requestId, linkId: request.link.id, reference: null, amount: 1250, currency: 'EUR', source: 'text_to_pay' },
       { merchantId, requestId: inv8.id, linkId: inv8.link_id, reference: 'INV-8', amount: 1800, currency: 'EUR', source: 'api' },
+      { merchantId, requestId: inv9.id, linkId: inv9.link_id, reference: 'INV-9', amount: 900, currency: 'EUR', source: 'api' },
+      { merchantId, requestId: inv9r, linkId: inv9rLink, reference: 'INV-9-R1', amount: 900, currency: 'EUR', source: 'api' },
     ]);
+    expect(await ofType('payment_request.refreshed')).to.deep.equal([{ merchantId, requestId: inv9.id, newRequestId: inv9r, reference: 'INV-9-R1' }]);
     expect(await ofType('payment_request.paid')).to.deep.equal([{ merchantId, requestId: inv8.id, linkId: inv8.link_id, reference: 'INV-8', paymentId: phoned.id }]);
     expect(await ofType('payment_request.expired')).to.deep.equal([{ merchantId, requestId: request.requestId, linkId: request.link.id, reference: null, expiredAt: request.link.expiresAt!.toISOString() }]);
     expect(await ofType('payment_request.cancelled')).to.deep.equal([{ merchantId, requestId: invoice, linkId: invoiceLink, reference: 'INV-7' }]);
@@ -145,7 +156,7 @@ forEachTarget('event catalogue', (target) => {
     expect(await ofType('link.deleted')).to.deep.equal([{ merchantId, linkId: doomed, path: 'gift-card' }]);
     expect((await ofType('delivery.failed')).map((d) => [d.linkId, d.customerId, d.channel, d.kind])).to.deep.equal([[link.id, jane, 'sms', 'initial']]);
     // Jane's receipt for her payment goes by email too.
-    expect((await ofType('delivery.sent')).map((d) => [d.channel, d.kind]).sort()).to.deep.equal([['email', 'initial'], ['email', 'receipt'], ['email', 'reminder'], ['sms', 'initial'], ['sms', 'reminder']]);
+    expect((await ofType('delivery.sent')).map((d) => [d.channel, d.kind]).sort()).to.deep.equal([['email', 'initial'], ['email', 'initial'], ['email', 'receipt'], ['email', 'reminder'], ['sms', 'initial'], ['sms', 'reminder']]);
     expect((await ofType('delivery.sent')).filter((d) => d.kind === 'receipt').map((d) => [d.linkId, d.customerId])).to.deep.equal([[link.id, jane]]);
     expect(await ofType('reminder.sent')).to.deep.equal([{ merchantId, planId: (await ofType('reminder.sent'))[0].planId, linkId: link.id, customerId: jane, number: 1, max: 2 }]);
     expect(await ofType('api_key.revoked')).to.deep.equal([{ merchantId, apiKeyId: zapier.apiKey.id }]);
@@ -156,6 +167,9 @@ forEachTarget('event catalogue', (target) => {
 
   it('expires each lapsed payment request once when two processes sweep at the same time, and nothing else', async () => {
     const { rt } = env;
+    // Requests the day above left open lapse first, so the sweeps below count only this test's.
+    env.clock.advance(DAY);
+    await rt.services.links.expireDue();
     const other = await env.sibling();
     const bo = (await call('post', '/customers', { name: 'Bo Berg', email: 'bo@example.test', phone: '+31 6 87654321' }).expect(201)).body.id as string;
     const lapsing = [];

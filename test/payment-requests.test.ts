@@ -221,6 +221,48 @@ forEachTarget('payment requests', (target) => {
     expect(await kinds(), 'no reminder for a cancelled request').to.deep.equal(['initial:sent', 'reminder:sent']);
   });
 
+  it('lets the customer of an expired request get a new link, sent only to the contact on file, once', async () => {
+    const old = (await call('post', '/payment_requests', {
+      amount: 2200, currency: 'EUR', description: `Tune-up ${n}`, reference: `TU-${n}`, channels: ['email'], allow_refresh: true, expires_in: 3_600,
+      metadata: { bike: 'blue' }, customer: { name: 'Nia', email: `nia${n}@example.test` },
+    }).expect(201)).body as { id: string; url: string };
+    // Not yet expired: nothing to refresh.
+    expect((await supertest(env.app).post(`${pathOf(old.url)}/refresh`)).status).to.equal(303);
+    env.clock.advance(3_600_001);
+    const page = await supertest(env.app).get(pathOf(old.url)).expect(410);
+    expect(page.text).to.include('Send me a new link').and.include(`action="${pathOf(old.url)}/refresh"`);
+
+    // Many clicks at once (and an address typed into the request, which is ignored): one new request.
+    const posts = await Promise.all(Array.from({ length: 5 }, () => supertest(env.app).post(`${pathOf(old.url)}/refresh`).type('form').send({ email: 'attacker@example.test' })));
+    expect(posts.map((p) => p.status).sort()).to.deep.equal([200, 200, 200, 200, 201]);
+    const sent = posts.find((p) => p.status === 201)!;
+    expect(sent.text).to.include('A new link is on its way').and.include(`n•••@example.test`).and.not.include(`nia${n}@example.test`);
+    expect(posts.find((p) => p.status === 200)!.text).to.include('A new link was already sent');
+
+    const oldNow = (await call('get', `/payment_requests/${old.id}`).expect(200)).body;
+    expect(oldNow).to.deep.include({ status: 'expired' });
+    const fresh = (await call('get', `/payment_requests/${oldNow.refreshed_to}`).expect(200)).body;
+    expect(fresh).to.deep.include({ status: 'pending', reference: `TU-${n}-R1`, amount: 2200, description: `Tune-up ${n}`, refreshed_from: old.id, allow_refresh: true, metadata: { bike: 'blue' }, source: 'api' });
+    expect(new Date(fresh.expires_at).getTime() - env.clock.now().getTime()).to.equal(3_600_000);
+    await env.rt.jobs.drain();
+    const mails = (await outboxMessages(env)).filter((m) => m.text.includes(fresh.url));
+    expect(mails.map((m) => m.to)).to.deep.equal([`nia${n}@example.test`]);
+    expect((await outboxMessages(env)).filter((m) => m.to === 'attacker@example.test')).to.deep.equal([]);
+    const refreshed = (await env.rt.db('events').where({ type: 'payment_request.refreshed' })).map((e: { payload: string }) => JSON.parse(e.payload)).filter((p: { requestId: string }) => p.requestId === old.id);
+    expect(refreshed).to.deep.equal([{ merchantId: a.merchant.id, requestId: old.id, newRequestId: fresh.id, reference: `TU-${n}-R1` }]);
+    // The old page no longer offers it; the new one can be refreshed again later (-R2).
+    expect((await supertest(env.app).get(pathOf(old.url)).expect(410)).text).not.to.include('Send me a new link');
+
+    // A request that does not allow it: no button, and a POST changes nothing.
+    const plain = (await call('post', '/payment_requests', { amount: 500, currency: 'EUR', expires_in: 60, customer: { name: 'Nia', email: `nia${n}@example.test` } }).expect(201)).body as { url: string };
+    env.clock.advance(60_001);
+    expect((await supertest(env.app).get(pathOf(plain.url)).expect(410)).text).not.to.include('Send me a new link');
+    const before = await counts();
+    expect((await supertest(env.app).post(`${pathOf(plain.url)}/refresh`)).status).to.equal(303);
+    expect(await counts()).to.deep.equal(before);
+    await supertest(env.app).post('/r/AAAAAAAAAAAAAAAAAAAAAAA/refresh').expect(404);
+  });
+
   it('keeps an audit trail: created by which key, sent, opened, each attempt, paid', async () => {
     const r = (await call('post', '/payment_requests', { amount: 3300, currency: 'EUR', reference: `AT-${n}`, channels: ['email'], customer: { name: 'Kim', email: `kim${n}@example.test` } }).expect(201)).body as { id: string; url: string };
     await env.rt.jobs.drain();

@@ -278,6 +278,24 @@ forEachTarget('dashboard: payment requests', (target) => {
       await acct.agent.post(`/app/requests/${r.id}/cancel`).type('form').send({ _csrf: acct.csrf }).expect(303);
     });
 
+    it('lets the customer ask for a new link once it expires unless unticked, and shows the chain both ways', async () => {
+      const acct = await signUp(env.app);
+      const form = await acct.agent.get('/app/requests/new').expect(200);
+      expect(form.text).to.include('<input type="checkbox" name="allow_refresh" checked>');
+      await postRequest(acct, { reference: 'NO-REFRESH' }).expect(303); // a browser leaves an unticked box out
+      const m = await merchantOf(acct);
+      const [unticked] = (await env.rt.services.requests.list(m.key, { reference: 'NO-REFRESH' })).data;
+      expect(unticked.allowRefresh).to.equal(false);
+      await postRequest(acct, { reference: 'REFRESH', allow_refresh: 'on', expires_days: '1' }).expect(303);
+      const [old] = (await env.rt.services.requests.list(m.key, { reference: 'REFRESH' })).data;
+      expect(old.allowRefresh).to.equal(true);
+      env.clock.advance(86_400_001);
+      await supertest(env.app).post(`${new URL(env.rt.services.requests.urlOf(old)).pathname}/refresh`).expect(201);
+      const fresh = (await env.rt.services.requests.get(m.key, old.id)).refreshedTo!;
+      expect((await acct.agent.get(`/app/requests/${old.id}`).expect(200)).text).to.include(`href="/app/requests/${fresh}">the request that replaces this one</a>`);
+      expect((await acct.agent.get(`/app/requests/${fresh}`).expect(200)).text).to.include(`Replaces the expired <a href="/app/requests/${old.id}">earlier request</a>`);
+    });
+
     it('cancels an expired request too', async () => {
       const acct = await signUp(env.app);
       const r = await make(acct, { expires_in: 60 });

@@ -38,6 +38,7 @@ export const EVENT_TYPES = [
   'payment_request.paid',
   'payment_request.expired',
   'payment_request.cancelled',
+  'payment_request.refreshed',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -189,6 +190,7 @@ export const EVENT_PAYLOAD_SCHEMAS = {
   'payment_request.paid': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable(), paymentId: publicIdOf('pay') }),
   'payment_request.expired': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable(), expiredAt: z.iso.datetime() }),
   'payment_request.cancelled': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable() }),
+  'payment_request.refreshed': z.strictObject({ merchantId, requestId: publicIdOf('req'), newRequestId: publicIdOf('req'), reference: z.string().nullable() }),
 } satisfies Record<EventType, z.ZodType>;
 
 type PayloadOf<T extends EventType> = z.infer<(typeof EVENT_PAYLOAD_SCHEMAS)[T]>;
@@ -331,6 +333,12 @@ export interface EventPayloads {
    * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "linkId": "lnk_7Hd2…", "reference": "INV-1042", "expiredAt": "2026-03-09T09:00:00.000Z" }
    */
   'payment_request.expired': PayloadOf<'payment_request.expired'>;
+  /**
+   * The customer of an expired request asked for a new link (the refresh flow): `newRequestId` has the
+   * same terms and was sent to the contact on file; `reference` is the new one's.
+   * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "newRequestId": "req_2Hn7…", "reference": "INV-1042-R1" }
+   */
+  'payment_request.refreshed': PayloadOf<'payment_request.refreshed'>;
 }
 
 export interface PaylinkEvent<T extends EventType = EventType> {

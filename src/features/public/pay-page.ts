@@ -118,7 +118,7 @@ export type PayTarget =
   /** `elsewhere`: the answer is another page (a paid request's receipt), so a POST is sent there as a GET (303). */
   | { kind: 'redirect'; location: string; elsewhere?: boolean }
   /** A payment request past its expiry: 410, naming the merchant and when it expired. */
-  | { kind: 'request_expired'; merchant: Merchant; name: string; expiredAt: Date }
+  | { kind: 'request_expired'; merchant: Merchant; name: string; expiredAt: Date; refreshAction: string | null }
   /** Too many checkout attempts (from this address, on this request, or declines on it): 429 until `retryMs` passes. */
   | { kind: 'too_many'; merchant: Merchant; name: string | null; retryMs: number }
   | { kind: 'not_found' };
@@ -223,6 +223,13 @@ function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, 
   };
 }
 
+/** "j•••@example.com", "•••• 5678": enough for a customer to recognise their own address, not to learn one. */
+function masked(address: string): string {
+  const at = address.indexOf('@');
+  if (at > 0) return `${address[0]}•••${address.slice(at)}`;
+  return `•••• ${address.slice(-4)}`;
+}
+
 const FAST_PATH = /^\/([^/%]+)(?:\/([^/%]+))?$/;
 
 /**
@@ -252,7 +259,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
       }
       case 'request_expired':
         res.set('Cache-Control', 'no-store');
-        return render(req, res, 'pay/expired', { title: 'Payment request expired', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), name: target.name, expiredOn: dateTimeIn(target.expiredAt, target.merchant.timezone) }, 410);
+        return render(req, res, 'pay/expired', { title: 'Payment request expired', brand: target.merchant.brandColor, merchant: merchantView(target.merchant), name: target.name, expiredOn: dateTimeIn(target.expiredAt, target.merchant.timezone), refreshAction: target.refreshAction }, 410);
       case 'all_held': {
         // Not 410 (it may free up) and not a 5xx (nothing is wrong with the server, and proxies or
         // monitors would treat it as an outage): the page is 200; a checkout POST that found no slot is
@@ -314,7 +321,11 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
         const paid = (await rt.payments.list(merchant.key, { limit: 20 }, { linkKey: request.link.key })).data.find((p) => p.paidAt);
         return paid ? { kind: 'redirect', location: `/receipt/${paid.id}`, elsewhere: true } : NOT_FOUND;
       }
-      if (request.status === 'expired') return { kind: 'request_expired', merchant, name: request.link.name, expiredAt: request.link.expiresAt! };
+      if (request.status === 'expired') {
+        // The refresh flow, where the merchant allows it and no new link was sent yet.
+        const refreshAction = request.allowRefresh && !request.refreshedTo ? `/r/${encodeURIComponent(token)}/refresh` : null;
+        return { kind: 'request_expired', merchant, name: request.link.name, expiredAt: request.link.expiresAt!, refreshAction };
+      }
       const lockedMs = await rt.requests.lockedFor(request.link.key);
       if (lockedMs) return { kind: 'too_many', merchant, name: request.link.name, retryMs: lockedMs };
       const link = await rt.checkout.findPayableRequest(request.link.id);
@@ -420,6 +431,32 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const values = customer && !customer.deleted ? { name: customer.name, email: customer.email ?? '' } : undefined;
     await show(req, res, target, 200, { values });
   });
+  /**
+   * "Send me a new link" on an expired request that allows it: a new request goes to the contact on
+   * file (the page only says where, masked); the form sends nothing else. Limited per client address
+   * like checkouts; one new link per request.
+   */
+  router.post('/r/:token/refresh', async (req, res) => {
+    const token = String(req.params.token);
+    const request = await rt.requests.byToken(token);
+    const merchant = request && request.status !== 'cancelled' ? await rt.merchants.getByKey(request.merchantKey) : null;
+    if (!request || !merchant) throw new NotFoundError();
+    const page = { title: 'A new payment link', brand: merchant.brandColor, merchant: merchantView(merchant), name: request.link.name };
+    try {
+      await rt.checkoutLimiter.perIp.consume(req.ip ?? 'unknown');
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw err;
+      return show(req, res, { kind: 'too_many', merchant, name: request.link.name, retryMs: err.msBeforeNext });
+    }
+    const result = await rt.requests.refresh(merchant, request);
+    res.set('Cache-Control', 'no-store');
+    if (result.ok) return render(req, res, 'pay/refreshed', { ...page, sent: { channel: result.channel === 'email' ? 'email' : 'text message', to: masked(result.to) } }, 201);
+    if (result.reason === 'already') return render(req, res, 'pay/refreshed', { ...page, already: true }, 200);
+    if (result.reason === 'unreachable') return render(req, res, 'pay/refreshed', { ...page, unreachable: true }, 409);
+    // Not allowed (or not expired): the request's own page says what it is.
+    return res.redirect(303, `/r/${encodeURIComponent(token)}`);
+  });
+
   router.post('/r/:token', body, async (req, res) => {
     const target = await resolveRequest(String(req.params.token));
     await checkoutFor(req, res, target);

@@ -66,6 +66,7 @@ function requestInput(v: RequestFormValues): { raw: Record<string, unknown>; own
     ...customer,
     expires_in: Number.isFinite(days) ? Math.min(Math.max(days, 1), MAX_EXPIRY_DAYS) * DAY_SECONDS : DEFAULT_EXPIRY_DAYS * DAY_SECONDS,
     max_uses: Number.isFinite(uses) ? Math.min(Math.max(uses, 1), MAX_USES) : 1,
+    allow_refresh: v.allow_refresh === 'on',
   };
   return { raw, own };
 }

@@ -46,6 +46,11 @@ export interface PaymentRequest {
   /** When every use was paid, and when it expired unpaid (each recorded once, with its event). */
   paidAt: Date | null;
   expiredAt: Date | null;
+  /** Its customer may ask for a new link once it expired (the refresh flow). */
+  allowRefresh: boolean;
+  /** The request this one replaced (refresh flow), and the one that replaced it, by public id. */
+  refreshedFrom: string | null;
+  refreshedTo: string | null;
   createdAt: Date;
   link: RequestLinkState;
   status: RequestStatus;
@@ -78,6 +83,7 @@ const createSchema = z.strictObject({
       max: z.number().int(`max must be a whole number from 1 to ${REMINDERS_MAX}.`).min(1, `max must be a whole number from 1 to ${REMINDERS_MAX}.`).max(REMINDERS_MAX, `At most ${REMINDERS_MAX} reminders.`),
     })
     .nullish(),
+  allow_refresh: z.boolean({ error: 'allow_refresh must be true or false.' }).nullish(),
   max_uses: z.number().int('max_uses must be a whole number.').min(1, 'max_uses must be at least 1.').max(MAX_USES, `max_uses must be at most ${MAX_USES}.`).nullish(),
   metadata: z
     .record(z.string().min(1).max(40, 'metadata keys are at most 40 characters.'), z.string().max(500, 'metadata values are at most 500 characters.'))
@@ -106,6 +112,8 @@ interface Row {
   cancelled_at: unknown;
   paid_at?: unknown;
   expired_at?: unknown;
+  allow_refresh?: unknown;
+  refreshed_from_id?: number | null;
   created_at: unknown;
 }
 
@@ -136,6 +144,13 @@ export function createRequestService(deps: RequestDeps) {
 
   async function hydrate(q: Db | Trx, rows: Row[]): Promise<PaymentRequest[]> {
     const links = await deps.linkState.requestLinks(q, rows.map((r) => Number(r.link_id)));
+    // The chain both ways: the ids of the requests these replaced, and of those that replaced them.
+    const fromKeys = rows.flatMap((r) => (r.refreshed_from_id ? [Number(r.refreshed_from_id)] : []));
+    const chain = (await q('payment_requests')
+      .where((b) => b.whereIn('id', fromKeys.length ? fromKeys : [0]).orWhereIn('refreshed_from_id', rows.map((r) => Number(r.id))))
+      .select('id', 'public_id', 'refreshed_from_id')) as { id: number; public_id: string; refreshed_from_id: number | null }[];
+    const idOf = new Map(chain.map((c) => [Number(c.id), c.public_id]));
+    const successorOf = new Map(chain.filter((c) => c.refreshed_from_id).map((c) => [Number(c.refreshed_from_id), c.public_id]));
     const now = clock.now();
     return rows.flatMap((r) => {
       const link = links.get(Number(r.link_id));
@@ -154,6 +169,9 @@ export function createRequestService(deps: RequestDeps) {
           cancelledAt,
           paidAt: toDateOrNull(r.paid_at),
           expiredAt: toDateOrNull(r.expired_at),
+          allowRefresh: Boolean(r.allow_refresh),
+          refreshedFrom: r.refreshed_from_id ? idOf.get(Number(r.refreshed_from_id)) ?? null : null,
+          refreshedTo: successorOf.get(Number(r.id)) ?? null,
           createdAt: toDate(r.created_at),
           link,
           status: statusOf(link, cancelledAt, now),
@@ -181,7 +199,7 @@ export function createRequestService(deps: RequestDeps) {
       return `${deps.baseUrl}/r/${deps.tokens.shortRequest(r.token)}`;
     },
 
-    async create(merchant: Merchant, raw: unknown, by: { source: RequestSource; apiKeyKey?: number | null }): Promise<PaymentRequest> {
+    async create(merchant: Merchant, raw: unknown, by: { source: RequestSource; apiKeyKey?: number | null; refreshing?: PaymentRequest }): Promise<PaymentRequest> {
       const parsed = createSchema.safeParse(raw ?? {});
       if (!parsed.success) throw new ValidationError(fieldErrorsFromZod(parsed.error.issues));
       const input = parsed.data;
@@ -252,6 +270,8 @@ export function createRequestService(deps: RequestDeps) {
             source: by.source,
             api_key_id: by.apiKeyKey ?? null,
             metadata: input.metadata && Object.keys(input.metadata).length ? JSON.stringify(input.metadata) : null,
+            allow_refresh: input.allow_refresh ?? false,
+            refreshed_from_id: by.refreshing?.key ?? null,
             created_at: now,
             updated_at: now,
           });
@@ -263,6 +283,7 @@ export function createRequestService(deps: RequestDeps) {
             await deps.reminders.createPlan(trx, { merchantKey: merchant.key, linkKey: link.key, customerKey, channels: chosen, frequency: input.reminders.frequency, max: input.reminders.max, anchor: now, timeZone: merchant.timezone });
           }
           await events.emit(trx, 'payment_request.created', { merchantId: merchant.id, requestId: id, linkId: link.id, reference, amount: input.amount, currency, source: by.source }, merchant.key);
+          if (by.refreshing) await events.emit(trx, 'payment_request.refreshed', { merchantId: merchant.id, requestId: by.refreshing.id, newRequestId: id, reference }, merchant.key);
         });
       } catch (err) {
         // Two creates racing with one reference: the unique index decides; the loser answers 409.
@@ -333,6 +354,51 @@ export function createRequestService(deps: RequestDeps) {
       if (!linkKeys.length) return new Map();
       const rows = (await q('payment_requests').whereIn('link_id', [...new Set(linkKeys)]).select('link_id', 'token')) as { link_id: number; token: string }[];
       return new Map(rows.map((r) => [Number(r.link_id), deps.tokens.shortRequest(r.token)]));
+    },
+
+    /**
+     * The refresh flow: the customer of an expired request that allows it asks for a new link. A fresh
+     * request with the same terms (amount, description, uses, metadata, the same time to pay) and the
+     * reference with a `-R<n>` suffix is sent to the contact on file — by the channel the old one went
+     * by, else email, else a text — never to an address typed by the visitor. One successor per
+     * request (a unique index decides when two ask at once).
+     */
+    async refresh(merchant: Merchant, r: PaymentRequest): Promise<{ ok: true; request: PaymentRequest; channel: string; to: string } | { ok: false; reason: 'not_allowed' | 'already' | 'unreachable' }> {
+      if (!r.allowRefresh || r.status !== 'expired') return { ok: false, reason: 'not_allowed' };
+      if (r.refreshedTo) return { ok: false, reason: 'already' };
+      const customer = r.link.customerKey === null ? null : (await deps.customers.summariesByKeys([r.link.customerKey])).get(r.link.customerKey);
+      if (!customer || customer.deleted) return { ok: false, reason: 'unreachable' };
+      const { channels } = deps.deliveries;
+      const sentBy = ((await deps.deliveries.forLinks([r.link.key])).get(r.link.key) ?? []).find((d) => d.kind === 'initial')?.channel;
+      const channel = [sentBy, 'email', 'sms'].find((c): c is string => !!c && channels.has(c) && channels.addressFor(customer, c) !== null);
+      if (!channel) return { ok: false, reason: 'unreachable' };
+      const m = r.reference ? /^(.*)-R(\d+)$/.exec(r.reference) : null;
+      const suffix = `-R${m ? Number(m[2]) + 1 : 1}`;
+      const reference = r.reference ? `${(m ? m[1] : r.reference).slice(0, 64 - suffix.length)}${suffix}` : null;
+      const took = r.link.expiresAt ? Math.round((r.link.expiresAt.getTime() - r.createdAt.getTime()) / 1000) : DEFAULT_EXPIRY_SECONDS;
+      try {
+        const request = await service.create(
+          merchant,
+          {
+            amount: r.link.amount,
+            currency: r.link.currency,
+            description: r.link.description,
+            reference,
+            customer_id: customer.id,
+            channels: [channel],
+            expires_in: Math.min(MAX_EXPIRY_SECONDS, Math.max(60, took)),
+            max_uses: r.link.uses,
+            metadata: Object.keys(r.metadata).length ? r.metadata : null,
+            allow_refresh: true,
+          },
+          { source: r.source, refreshing: r },
+        );
+        return { ok: true, request, channel, to: channels.addressFor(customer, channel)! };
+      } catch (err) {
+        // Another visitor refreshed it a moment ago (the successor or its reference exists now).
+        if (isUniqueViolation(err) || (err instanceof AppError && err.code === 'reference_taken')) return { ok: false, reason: 'already' };
+        throw err;
+      }
     },
 
     /** How long the request over this link is locked after a decline storm (ms; 0 when it is not). */
@@ -460,6 +526,9 @@ export function requestJson(r: PaymentRequest, url: string, customer: { id: stri
     metadata: r.metadata,
     source: r.source,
     link_id: r.link.id,
+    allow_refresh: r.allowRefresh,
+    refreshed_from: r.refreshedFrom,
+    refreshed_to: r.refreshedTo,
     cancelled_at: r.cancelledAt?.toISOString() ?? null,
     created_at: r.createdAt.toISOString(),
   };

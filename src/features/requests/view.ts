@@ -66,6 +66,8 @@ export interface RequestFormValues {
   customer_phone: string;
   expires_days: string;
   max_uses: string;
+  /** "on" when the customer may ask for a new link once it expired. */
+  allow_refresh: string;
 }
 
 export const DEFAULT_EXPIRY_DAYS = 7;
@@ -83,6 +85,7 @@ export const newValues = (currency: string, customerId = ''): RequestFormValues 
   customer_phone: '',
   expires_days: String(DEFAULT_EXPIRY_DAYS),
   max_uses: '1',
+  allow_refresh: 'on',
 });
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
@@ -98,6 +101,7 @@ export const postedValues = (body: Record<string, unknown>): RequestFormValues =
   customer_phone: text(body.customer_phone),
   expires_days: text(body.expires_days),
   max_uses: text(body.max_uses),
+  allow_refresh: text(body.allow_refresh) === 'on' ? 'on' : '',
 });
 
 /** The service's field names (the API's) → the form's. */

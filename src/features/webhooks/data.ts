@@ -51,6 +51,8 @@ export const WEBHOOK_EVENTS: Partial<Record<EventType, EventEntry>> = {
   'payment_request.paid': paymentRequest,
   'payment_request.expired': paymentRequest,
   'payment_request.cancelled': paymentRequest,
+  // The old request, whose `refreshed_to` names the new one.
+  'payment_request.refreshed': paymentRequest,
 };
 
 /** The offered types, in catalogue order. */
