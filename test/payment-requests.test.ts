@@ -309,6 +309,13 @@ forEachTarget('payment requests', (target) => {
     expect(await ids(`customer_id=${cust}&limit=2`)).to.deep.equal([three, two]);
     expect(await ids(`customer_id=${cust}&limit=2&starting_after=${two}`)).to.deep.equal([one]);
     expectFieldErrors(await call('get', '/payment_requests?status=open'), ['status']);
+    // Their links are in /links with kind "request" (both kinds unless filtered).
+    const linkIds = async (q: string) => ((await call('get', `/links?limit=100${q}`).expect(200)).body.data as { id: string }[]).map((l) => l.id);
+    const requestLinks = await Promise.all([one, two, three].map(async (id) => (await call('get', `/payment_requests/${id}`).expect(200)).body.link_id as string));
+    expect(await linkIds('&kind=request')).to.include.members(requestLinks);
+    expect(await linkIds('&kind=smart')).to.not.include.members(requestLinks.slice(0, 1));
+    expect(await linkIds('')).to.include.members(requestLinks);
+    expectFieldErrors(await call('get', '/links?kind=oneoff'), ['kind']);
   });
 
   it('keeps every merchant to their own requests', async () => {

@@ -294,6 +294,9 @@ forEachTarget('dashboard: payment requests', (target) => {
       const fresh = (await env.rt.services.requests.get(m.key, old.id)).refreshedTo!;
       expect((await acct.agent.get(`/app/requests/${old.id}`).expect(200)).text).to.include(`href="/app/requests/${fresh}">the request that replaces this one</a>`);
       expect((await acct.agent.get(`/app/requests/${fresh}`).expect(200)).text).to.include(`Replaces the expired <a href="/app/requests/${old.id}">earlier request</a>`);
+      // One-off requests do not crowd the Links page, which points to Requests.
+      const linksPage = await acct.agent.get('/app/links').expect(200);
+      expect(linksPage.text).to.include('href="/app/requests"').and.not.include('Payment request REFRESH');
     });
 
     it('cancels an expired request too', async () => {

@@ -104,4 +104,5 @@ export const linkSearchSchema = z.object({
   tag: z.union([z.string(), z.array(z.string())]).optional().transform((t) => (t === undefined ? [] : Array.isArray(t) ? t : [t]).filter(Boolean)),
   created_gte: z.string().optional(),
   created_lte: z.string().optional(),
+  kind: z.enum(['smart', 'request'], { error: 'kind must be "smart" or "request".' }).optional(),
 });

@@ -161,6 +161,8 @@ export interface DashboardSearch {
   dir?: 'asc' | 'desc';
   page?: number;
   perPage?: number;
+  /** Smart links or payment requests' links only (default: both). */
+  kind?: 'smart' | 'request';
 }
 
 export function createLinkService(deps: LinkServiceDeps) {
@@ -481,6 +483,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         tags: filters.tag,
         createdFrom: parseDateFilter(filters.created_gte, 'created_gte'),
         createdTo: parseDateFilter(filters.created_lte, 'created_lte'),
+        kind: filters.kind,
       });
       let afterKey: number | null = null;
       if (page.starting_after) {
@@ -495,7 +498,8 @@ export function createLinkService(deps: LinkServiceDeps) {
     async search(merchant: Merchant, s: DashboardSearch): Promise<{ items: Link[]; total: number; page: number; pages: number; perPage: number }> {
       const perPage = Math.min(Math.max(s.perPage ?? 25, 1), 100);
       const q = db('links as l').where('l.merchant_id', merchant.key).whereNull('l.deleted_at');
-      applyFilters(q, merchant.key, s);
+      // The Links page lists smart links; one-off payment requests have their own page (Requests).
+      applyFilters(q, merchant.key, { ...s, kind: 'smart' });
       const [{ n }] = await q.clone().count({ n: '*' });
       const total = Number(n);
       const pages = Math.max(1, Math.ceil(total / perPage));
@@ -531,6 +535,7 @@ export function createLinkService(deps: LinkServiceDeps) {
     if (s.createdFrom) q.andWhere('l.created_at', '>=', s.createdFrom);
     if (s.createdTo) q.andWhere('l.created_at', '<=', s.createdTo);
     if (s.tags?.length) q.whereIn('l.id', tags.taggedWithAny(merchantKey, 'link', s.tags));
+    if (s.kind) q.andWhere('l.kind', s.kind);
   }
 
   return service;
