@@ -43,6 +43,10 @@
  * timings (the numbers depend on the machine) but exits 1 when a target answered errors or non-2xx,
  * could not start, or the view counters disagree with the rows.
  *
+ * Payment requests (requests.ts), on its own fresh database (BENCH_DATABASE_URL as above): API creates
+ * with email + SMS in the same call, one at a time (p99 ≤ 25 ms), and 100,000 forged `/r/` tokens
+ * refused with zero database queries. BENCH_REQUESTS (creates, default 300; 0 skips), BENCH_FORGED.
+ *
  * Environment: BENCH_DURATION (measured s per target, default 8), BENCH_ROUNDS (2), BENCH_WARMUP
  * (s, 2), BENCH_CONNECTIONS (50),
  * BENCH_MYSQL_URL (mysql://root@127.0.0.1:3306), BENCH_REDIS_URL (redis://127.0.0.1:6379),
@@ -65,6 +69,7 @@ import { createClient } from 'redis';
 import { BROWSER_AGENTS, countViews, diagnose, measureLatency, pageCases, seedAnalytics, type Diagnostics, type Latency, type Seeded } from './analytics.ts';
 import { measureReminders, remindersCorrect, reportReminders, seedReminders, type RemindersResult } from './reminders.ts';
 import { measureWebhooks, reportWebhooks, webhooksCorrect, type WebhooksResult } from './webhooks.ts';
+import { measureRequests, reportRequests, type RequestsResult } from './requests.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** BENCH_STRIPE=0 measures the pay page without the Stripe provider enabled (default: enabled). */
@@ -89,6 +94,8 @@ const SESSION_SECRET = 'bench-session-secret-0123456789-abcdefghijklmnop';
 const REMINDERS = Number(process.env.BENCH_REMINDERS ?? 100_000);
 const REMINDERS_FUTURE = Number(process.env.BENCH_REMINDERS_FUTURE ?? Math.floor(REMINDERS / 2));
 const WEBHOOK_EVENTS = Number(process.env.BENCH_WEBHOOKS ?? 10_000);
+const REQUEST_CREATES = Number(process.env.BENCH_REQUESTS ?? 300);
+const FORGED_TOKENS = Number(process.env.BENCH_FORGED ?? 100_000);
 
 const tag = Math.random().toString(36).slice(2, 8);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-bench-'));
@@ -447,6 +454,20 @@ async function remindersBench(): Promise<RemindersResult | null> {
   return result;
 }
 
+/** Payment requests: API create with dispatch at c = 1, and forged tokens refused with no query. */
+async function requestsBench(): Promise<RequestsResult | null> {
+  if (REQUEST_CREATES <= 0) return null;
+  const redisPrefix = `paylink_bench_${tag}_requests`;
+  const qdb: AnalyticsDb = ANALYTICS_DB_URL
+    ? { label: 'MariaDB + Redis', env: paylinkEnv({ DATABASE_URL: await freshMysqlDatabase(ANALYTICS_DB_URL, `paylink_bench_${tag}_requests`, redisPrefix), REDIS_URL }, redisPrefix) }
+    : { label: 'SQLite', env: paylinkEnv({ DATABASE_URL: path.join(tmp, 'requests.db') }, redisPrefix) };
+  log(`payment requests: ${fmt(REQUEST_CREATES)} API creates and ${fmt(FORGED_TOKENS)} forged tokens on ${qdb.label}`);
+  const { PAYLINK_PLUGIN_PROVIDER_STRIPE: _stripe, ...env } = qdb.env;
+  const result = await measureRequests({ ...env, BASE_URL: 'http://127.0.0.1:3000' }, REQUEST_CREATES, FORGED_TOKENS, qdb.label, log);
+  log(`  requests: create p99 ${result.p99Ms.toFixed(2)} ms, ${result.forgedQueries} queries for forged tokens`);
+  return result;
+}
+
 /** 10,000 payment events fanned to 3 endpoints, drained in a fresh process on a fresh database. */
 async function webhooksBench(): Promise<WebhooksResult | null> {
   if (WEBHOOK_EVENTS <= 0) return null;
@@ -657,6 +678,7 @@ async function main(): Promise<number> {
     // First, while nothing else runs: its event-loop and memory numbers are the scheduler's own.
     const reminders = await remindersBench();
     const webhooks = await webhooksBench();
+    const requests = await requestsBench();
     const adb = await analyticsDatabase();
     log(`seeding ${fmt(VIEWS)} views on ${adb.label}`);
     const seeded = await seedAnalytics(adb.env, VIEWS, log);
@@ -695,6 +717,7 @@ async function main(): Promise<number> {
     if (sandboxOnly) out.push(...reportStripeCost(measured.find((m) => m.name === 'pay page, SQLite')!, byName(sandboxOnly)));
     if (reminders) out.push(...reportReminders(reminders, check));
     if (webhooks) out.push(...reportWebhooks(webhooks, check));
+    if (requests) out.push(...reportRequests(requests, check));
     out.push(...summary());
     process.stdout.write(out.join('\n') + '\n');
 

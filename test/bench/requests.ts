@@ -1,0 +1,102 @@
+/**
+ * Payment requests in `npm run bench` (issue "One-off payment requests", Numbers): in a fresh Node
+ * process on a fresh database, with the app listening on loopback —
+ *   - the API create with email + SMS dispatch in the same call, sequential (c = 1): p50/p99 of the
+ *     response (aim p99 ≤ 25 ms);
+ *   - the token check: 100,000 forged short tokens (right length and alphabet, wrong MAC) refused with
+ *     zero database queries (counted with knex's `query` event), and their time per token.
+ *
+ * Environment: BENCH_REQUESTS (creates, default 300; 0 skips), BENCH_FORGED (default 100,000).
+ */
+import { runBenchChild } from './child.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+
+export const REQUEST_AIMS = { createP99Ms: 25, forgedQueries: 0 };
+
+export interface RequestsResult {
+  label: string;
+  creates: number;
+  p50Ms: number;
+  p99Ms: number;
+  failed: number;
+  forged: number;
+  forgedQueries: number;
+  forgedUsPerToken: number;
+}
+
+export async function measureRequests(env: Record<string, string>, creates: number, forged: number, label: string, log: (line: string) => void): Promise<RequestsResult> {
+  return runBenchChild<RequestsResult>({ name: 'requests', label, env, childVar: 'BENCH_REQUESTS_CHILD', payload: { creates, forged, label }, log });
+}
+
+export function reportRequests(r: RequestsResult, check: (name: string, value: string, target: string, ok: boolean) => string): string[] {
+  return [
+    '',
+    `Payment requests (${r.label}): ${r.creates} API creates with email + SMS in the same call, one at a time; ${r.forged.toLocaleString('en')} forged /r/ tokens`,
+    `  create: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, non-201 ${r.failed}`,
+    `  forged tokens: ${r.forgedQueries} database queries, ${r.forgedUsPerToken.toFixed(2)} µs per token`,
+    `  ${check(`requests ${r.label}: API create p99 ms (c=1)`, r.p99Ms.toFixed(2), `≤ ${REQUEST_AIMS.createP99Ms} ms`, r.p99Ms <= REQUEST_AIMS.createP99Ms && r.failed === 0)}`,
+    `  ${check(`requests ${r.label}: queries for forged tokens`, String(r.forgedQueries), '0', r.forgedQueries === REQUEST_AIMS.forgedQueries)}`,
+  ];
+}
+
+/** The measuring process. */
+async function child(spec: { creates: number; forged: number; label: string }): Promise<void> {
+  const { loadConfig } = await import('../../src/config.ts');
+  const { createRuntime } = await import('../../src/runtime.ts');
+  const { buildApp } = await import('../../src/app.ts');
+  // The API limit (300 a minute per key) is not what is measured here.
+  const rt = await createRuntime(loadConfig(process.env), { recordViews: false, apiLimit: { points: 1_000_000, durationSec: 60 } });
+  const server = http.createServer(buildApp(rt));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const { merchant } = await rt.services.merchants.signUp({ name: 'Bench Invoices', handle: `inv${Date.now().toString(36)}`, email: 'inv@bench.test', password: 'correct horse battery' });
+    const { secret } = await rt.services.apiKeys.create(merchant, { name: 'bench' });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (body: unknown) =>
+      new Promise<number>((resolve, reject) => {
+        const data = JSON.stringify(body);
+        const req = http.request(`${base}/api/v1/payment_requests`, { method: 'POST', agent, headers: { Authorization: `Bearer ${secret}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end(data);
+      });
+    const times: number[] = [];
+    let failed = 0;
+    const warm = Math.min(30, spec.creates);
+    for (let i = 0; i < warm + spec.creates; i++) {
+      const t = performance.now();
+      const status = await post({ amount: 1000 + i, currency: 'EUR', reference: `B-${i}`, channels: ['email', 'sms'], customer: { name: `Customer ${i}`, email: `c${i}@bench.test`, phone: `+3161${String(1_000_000 + i).slice(-7)}` } });
+      if (i >= warm) {
+        times.push(performance.now() - t);
+        if (status !== 201) failed++;
+      }
+    }
+    times.sort((a, b) => a - b);
+    const pct = (p: number) => times[Math.min(times.length - 1, Math.floor(times.length * p))] ?? 0;
+
+    // Forged tokens: the right shape, a MAC that does not match.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    const tokens = Array.from({ length: spec.forged }, (_, i) => Array.from({ length: 23 }, (_, j) => alphabet[(i * 31 + j * 17 + ((i >> 3) ^ j)) % 62]).join(''));
+    let queries = 0;
+    const count = () => void queries++;
+    rt.db.on('query', count);
+    const t0 = performance.now();
+    let found = 0;
+    for (const token of tokens) if (await rt.services.requests.byToken(token)) found++;
+    const us = ((performance.now() - t0) * 1000) / Math.max(1, tokens.length);
+    rt.db.off('query', count);
+    if (found) throw new Error(`${found} forged tokens were accepted`);
+    const result: RequestsResult = { label: spec.label, creates: spec.creates, p50Ms: pct(0.5), p99Ms: pct(0.99), failed, forged: spec.forged, forgedQueries: queries, forgedUsPerToken: us };
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } finally {
+    server.close();
+    await rt.close();
+  }
+}
+
+if (process.env.BENCH_REQUESTS_CHILD) await child(JSON.parse(process.env.BENCH_REQUESTS_CHILD));
