@@ -292,6 +292,24 @@ forEachTarget('payment requests', (target) => {
     expectProblem(await callB('get', `/payment_requests/${r.id}/events`), 404, 'not_found');
   });
 
+  it('takes exactly one payment from 50 concurrent payers on a single-use request; the rest are voided, never charged', async function () {
+    this.timeout(60_000);
+    const r = (await call('post', '/payment_requests', { amount: 7700, currency: 'EUR', customer: { name: 'Oz', email: `oz${n}@example.test` } }).expect(201)).body as { id: string; url: string; link_id: string };
+    // Fifty people reach the card page (the URL was forwarded around); then all of them pay at once.
+    const started = await Promise.all(Array.from({ length: 50 }, (_, i) => supertest(env.app).post(pathOf(r.url)).type('form').send({ name: `Payer ${i}`, email: `p${i}.${n}@example.test` })));
+    expect(started.every((s) => s.status === 303), started.map((s) => s.status).join(',')).to.equal(true);
+    const linkKey = Number((await env.rt.db('links').where({ public_id: r.link_id }).first('id')).id);
+    const pending = (await env.rt.db('payments').where({ link_id: linkKey, status: 'pending' }).select('public_id')) as { public_id: string }[];
+    expect(pending).to.have.length(50);
+    const outcomes = await Promise.all(pending.map((p, i) => env.rt.services.checkout.authorize(p.public_id, `sbx_req_${i}`)));
+    expect(outcomes.filter((o) => o.status === 'paid')).to.have.length(1);
+    expect(outcomes.filter((o) => o.status === 'voided')).to.have.length(49);
+    const byStatus = (await env.rt.db('payments').where({ link_id: linkKey }).groupBy('status').select('status').count({ n: '*' })) as { status: string; n: number | string }[];
+    expect(Object.fromEntries(byStatus.map((x) => [x.status, Number(x.n)]))).to.deep.equal({ paid: 1, voided: 49 });
+    const after = (await call('get', `/payment_requests/${r.id}`).expect(200)).body;
+    expect(after).to.deep.include({ status: 'paid', paid_count: 1 });
+  });
+
   it('lists newest first with filters by status, reference and customer', async () => {
     const cust = (await call('post', '/customers', { name: 'Di', email: `di${n}@example.test` }).expect(201)).body.id as string;
     const mk = async (ref: string, extra: Record<string, unknown> = {}) => (await call('post', '/payment_requests', { amount: 700, currency: 'EUR', reference: ref, customer_id: cust, ...extra }).expect(201)).body.id as string;
