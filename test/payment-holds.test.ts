@@ -333,6 +333,34 @@ forEachTarget('payment holds (immediate capture)', (target) => {
     expect(dash.text).to.include('Why refunded').and.include(LATE_REFUND_MESSAGE).and.include('Automatic: the payment limit was reached');
   });
 
+  it('a payment request that expires while a checkout holds its slot: that payment is honoured, a late one without a hold is refunded', async () => {
+    const ask = (ref: string) => env.rt.services.requests.create(shop, { amount: AMOUNT, currency: 'EUR', reference: ref, customer: { name: 'Ada', email: `ada.${ref}@example.test` }, expires_in: 10 * 60 }, { source: 'api' });
+    const held = await ask(`HOLD-${made}`);
+    const heldLink = await env.rt.services.links.get(shop, held.link.id);
+    const holder = await begin(heldLink, 1);
+    env.clock.advance(11 * MINUTE);
+    await env.rt.jobs.enqueue(env.rt.db, 'links.expire', {});
+    await env.rt.jobs.drain();
+    expect([(await row(heldLink)).active, (await row(heldLink)).inactive_reason].map((v) => (typeof v === 'number' ? Boolean(v) : v))).to.deep.equal([false, 'expired']);
+    expect((await env.rt.services.checkout.authorize(holder.payment.id, 'ib_held_in_time')).status).to.equal('paid');
+    expect(refunds).to.deep.equal([]);
+    expect((await env.rt.services.requests.get(shop.key, held.id)).status).to.equal('paid');
+
+    // Its hold released (the lapse job), the payment arriving after the expiry is refunded in full.
+    const lapsed = await ask(`LAPSE-${made}`);
+    const lapsedLink = await env.rt.services.links.get(shop, lapsed.link.id);
+    const late = await begin(lapsedLink, 2);
+    expect(await env.rt.services.checkout.releaseHold(late.payment.id)).to.equal(true);
+    env.clock.advance(11 * MINUTE);
+    expect((await env.rt.services.checkout.authorize(late.payment.id, 'ib_too_late_expired')).status).to.equal('voided');
+    expect(refunds).to.deep.equal([[`${late.payment.id}_limit`, AMOUNT]]);
+    expect((await env.rt.services.requests.get(shop.key, lapsed.id)).status).to.equal('expired');
+    // And no checkout starts on it any more.
+    let refused: unknown = null;
+    await begin(lapsedLink, 3).catch((err) => (refused = err));
+    expect(refused, 'a checkout after the expiry').to.be.instanceOf(Error);
+  });
+
   it('a merchant who lowers the limit below what is held refunds the holder that no longer fits', async () => {
     const link = await newLink(2);
     const a = await begin(link, 1);

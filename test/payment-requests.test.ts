@@ -142,6 +142,21 @@ forEachTarget('payment requests', (target) => {
     expect((await call('get', `/payment_requests/${lapsing.id}`).expect(200)).body.status).to.equal('expired');
   });
 
+  it('voids a card authorized after the expiry even when the checkout began before it and the expiry sweep has not run', async () => {
+    const r = (await call('post', '/payment_requests', { amount: 2100, currency: 'EUR', customer: { name: 'Lou', email: `lou${n}@example.test` }, expires_in: 3600 }).expect(201)).body as { id: string; url: string; link_id: string };
+    const started = await supertest(env.app).post(pathOf(r.url)).type('form').send({ name: 'Lou', email: `lou${n}@example.test` });
+    expect(started.status).to.equal(303);
+    env.clock.advance(3_600_000);
+    const card = await supertest(env.app).post(new URL(started.headers.location).pathname).type('form').send({ card_number: '4242424242424242' });
+    expect(card.status).to.equal(303);
+    const told = await supertest(env.app).get(new URL(card.headers.location, 'http://x').pathname).expect(200);
+    expect(told.text).to.include('You were not charged');
+    await env.rt.jobs.drain();
+    const payments = (await call('get', `/payments?link_id=${r.link_id}`).expect(200)).body.data as { status: string; captured?: boolean }[];
+    expect(payments.map((p) => p.status)).to.deep.equal(['voided']);
+    expect((await call('get', `/payment_requests/${r.id}`).expect(200)).body).to.deep.include({ status: 'expired', paid_count: 0 });
+  });
+
   it('sends the request on every channel asked for in the same call, with the short URL, each outcome on the request', async () => {
     const res = await call('post', '/payment_requests', {
       amount: 2500, currency: 'EUR', description: `Repair ${n}`, channels: ['email', 'sms'],
@@ -219,6 +234,57 @@ forEachTarget('payment requests', (target) => {
     await env.rt.services.reminders.sweep();
     await env.rt.jobs.drain();
     expect(await kinds(), 'no reminder for a cancelled request').to.deep.equal(['initial:sent', 'reminder:sent']);
+  });
+
+  it('sends a last reminder notify_before_expiry ahead of the expiry unless paid first, and payment_request.sent once per channel', async () => {
+    const who = { name: 'Nia North', email: `nia${n}@example.test`, phone: '+31 6 2234 56' + String(10 + n).slice(-2) };
+    const before = await counts();
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: who, notify_before_expiry: 86_400 }), ['notify_before_expiry']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: who, channels: ['email'], notify_before_expiry: 600 }), ['notify_before_expiry']);
+    expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: who, channels: ['email'], notify_before_expiry: '1 day' }), ['notify_before_expiry']);
+    const late = expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', customer: who, channels: ['email'], expires_in: 3600, notify_before_expiry: 3000 }), ['notify_before_expiry']);
+    expect(late.errors[0]).to.include({ code: 'notice_too_late' });
+    expect(await counts()).to.deep.equal(before);
+
+    const created = await call('post', '/payment_requests', { amount: 3300, currency: 'EUR', description: `Tiles ${n}`, channels: ['email', 'sms'], customer: who, expires_in: 3 * 86_400, notify_before_expiry: 86_400 });
+    expect(created.status, created.text).to.equal(201);
+    const r = created.body as { id: string; url: string; link_id: string; expires_at: string; notify_before_expiry: number };
+    expect(r.notify_before_expiry).to.equal(86_400);
+    const dueAt = new Date(new Date(r.expires_at).getTime() - DAY).toISOString();
+    const listed = async (id: string) => ((await call('get', `/payment_requests/${id}`).expect(200)).body.deliveries as { id: string; kind: string; status: string; channel: string; scheduled_for: string | null }[]);
+    const expiryOf = async (id: string) => (await listed(id)).filter((d) => d.kind === 'expiry').map((d) => [d.channel, d.status, d.scheduled_for]).sort();
+    expect(await expiryOf(r.id)).to.deep.equal([['email', 'queued', dueAt], ['sms', 'queued', dueAt]]);
+    await env.rt.jobs.drain();
+    const phone = created.body.customer.phone as string;
+    const toNia = async () => (await outboxMessages(env)).filter((m) => m.to === who.email || m.to === phone);
+    expect((await toNia()).map((m) => m.channel).sort(), 'only the first messages now').to.deep.equal(['email', 'sms']);
+    env.clock.advance(2 * DAY - 60_000);
+    await env.rt.jobs.drain();
+    expect(await expiryOf(r.id), 'not before it is due').to.deep.equal([['email', 'queued', dueAt], ['sms', 'queued', dueAt]]);
+    env.clock.advance(2 * 60_000);
+    await env.rt.jobs.drain();
+    expect(await expiryOf(r.id)).to.deep.equal([['email', 'sent', null], ['sms', 'sent', null]]);
+    const last = (await toNia()).slice(2);
+    expect(last.map((m) => m.channel).sort()).to.deep.equal(['email', 'sms']);
+    for (const m of last) expect(m.text).to.include(r.url).and.match(/reminder/i);
+
+    // Paid before the notice is due: it is not sent, and says why.
+    const paid = (await call('post', '/payment_requests', { amount: 1200, currency: 'EUR', channels: ['email'], customer: who, expires_in: 2 * 86_400, notify_before_expiry: 86_400 }).expect(201)).body as { id: string; url: string };
+    await env.rt.jobs.drain();
+    const post = await supertest(env.app).post(pathOf(paid.url)).type('form').send({ name: who.name, email: who.email });
+    await supertest(env.app).post(new URL(post.headers.location).pathname).type('form').send({ card_number: '4242424242424242' }).expect(303);
+    const sentBefore = (await toNia()).length;
+    env.clock.advance(DAY + 60_000);
+    await env.rt.jobs.drain();
+    const moot = (await listed(paid.id)).filter((d) => d.kind === 'expiry');
+    expect(moot.map((d) => d.status)).to.deep.equal(['cancelled']);
+    expect((await toNia()).filter((m) => !/receipt|paid|thank/i.test(`${m.subject ?? ''} ${m.text}`)).length, 'no last reminder for a paid request').to.equal(sentBefore);
+
+    // payment_request.sent: one per channel of the first message, naming it; none for reminders.
+    const sentEvents = (await env.rt.db('events').where({ type: 'payment_request.sent' }).orderBy('id')).map((e: { payload: string }) => JSON.parse(e.payload)).filter((p: { requestId: string }) => p.requestId === r.id);
+    const initial = (await listed(r.id)).filter((d) => d.kind === 'initial');
+    expect(sentEvents.map((p: { channel: string; deliveryId: string }) => [p.channel, p.deliveryId]).sort()).to.deep.equal(initial.map((d) => [d.channel, d.id]).sort());
+    expect(sentEvents[0]).to.deep.include({ merchantId: a.merchant.id, linkId: r.link_id, reference: null });
   });
 
   it('lets the customer of an expired request get a new link, sent only to the contact on file, once', async () => {

@@ -35,6 +35,7 @@ export const EVENT_TYPES = [
   'delivery.failed',
   'reminder.sent',
   'payment_request.created',
+  'payment_request.sent',
   'payment_request.paid',
   'payment_request.expired',
   'payment_request.cancelled',
@@ -187,6 +188,14 @@ export const EVENT_PAYLOAD_SCHEMAS = {
     currency,
     source: z.enum(['api', 'dashboard', 'text_to_pay', 'import']),
   }),
+  'payment_request.sent': z.strictObject({
+    merchantId,
+    requestId: publicIdOf('req'),
+    linkId: publicIdOf('lnk'),
+    reference: z.string().nullable(),
+    deliveryId: publicIdOf('dlv'),
+    channel: z.string(),
+  }),
   'payment_request.paid': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable(), paymentId: publicIdOf('pay') }),
   'payment_request.expired': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable(), expiredAt: z.iso.datetime() }),
   'payment_request.cancelled': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable() }),
@@ -317,6 +326,12 @@ export interface EventPayloads {
    * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "linkId": "lnk_7Hd2…", "reference": "INV-1042", "amount": 4500, "currency": "EUR", "source": "api" }
    */
   'payment_request.created': PayloadOf<'payment_request.created'>;
+  /**
+   * A payment request's message left on one channel (one event per channel it was sent on, after
+   * that message's `delivery.sent`); reminders and the last reminder before expiry are `delivery.sent` only.
+   * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "linkId": "lnk_7Hd2…", "reference": "INV-1042", "deliveryId": "dlv_8uN…", "channel": "email" }
+   */
+  'payment_request.sent': PayloadOf<'payment_request.sent'>;
   /**
    * A payment request was cancelled: its URL answers 404 from now on and no payment can be made on it.
    * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "linkId": "lnk_7Hd2…", "reference": "INV-1042" }

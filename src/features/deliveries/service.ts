@@ -94,6 +94,8 @@ export interface QueueItem {
   kind: DeliveryKind;
   seq?: number;
   to: string;
+  /** Not sent before this time (an expiry notice); now when absent. */
+  at?: Date | null;
 }
 
 /** A deliveries row, with its link's and customer's id and name (read by key for the whole list). */
@@ -136,6 +138,8 @@ export function deliveryJson(d: Delivery) {
     error: d.error,
     customer_id: d.customerId,
     sent_at: d.sentAt?.toISOString() ?? null,
+    /** When a scheduled message (an expiry notice) goes out, while it waits. */
+    scheduled_for: d.kind === 'expiry' && d.status === 'queued' && d.attempts === 0 ? d.nextAttemptAt.toISOString() : null,
     created_at: d.createdAt.toISOString(),
   };
 }
@@ -188,6 +192,8 @@ interface Outgoing {
   linkId: string | null;
   linkName: string;
   linkDeleted: boolean;
+  /** The link takes no more payments (paid in full, expired, closed): an expiry notice is not sent. */
+  linkClosed: boolean;
   amount: number | null;
   currency: string;
   customerId: string | null;
@@ -273,10 +279,11 @@ export function createDeliveryService(deps: DeliveryDeps) {
       };
       if (r.kind === 'receipt' && paid) {
         // A receipt: what was paid, by whom (as they entered it), and the receipt page; the link (if any) only names it.
-        return { ...common, url: paid.url, linkId: l?.id ?? null, linkName: paid.linkName ?? l?.name ?? `Payment to ${m.name}`, linkDeleted: false, amount: paid.amount, currency: paid.currency, customerName: paid.payerName ?? c?.name ?? null };
+        return { ...common, url: paid.url, linkId: l?.id ?? null, linkName: paid.linkName ?? l?.name ?? `Payment to ${m.name}`, linkDeleted: false, linkClosed: false, amount: paid.amount, currency: paid.currency, customerName: paid.payerName ?? c?.name ?? null };
       }
-      if (!l) return { ...common, url: '', linkId: null, linkName: '', linkDeleted: true, amount: null, currency: m.currency, customerName: c?.name ?? null };
-      return { ...common, url: recipientUrl(l, m, c?.id ?? null), linkId: l.id, linkName: l.name, linkDeleted: l.deletedAt !== null, amount: product ? l.productPrice : l.amount, currency: l.currency, customerName: c?.name ?? null };
+      if (!l) return { ...common, url: '', linkId: null, linkName: '', linkDeleted: true, linkClosed: true, amount: null, currency: m.currency, customerName: c?.name ?? null };
+      const linkClosed = !l.active || (l.expiresAt !== null && l.expiresAt.getTime() <= clock.now().getTime()) || (l.paymentLimit !== null && l.paidCount >= l.paymentLimit);
+      return { ...common, url: recipientUrl(l, m, c?.id ?? null), linkId: l.id, linkName: l.name, linkDeleted: l.deletedAt !== null, linkClosed, amount: product ? l.productPrice : l.amount, currency: l.currency, customerName: c?.name ?? null };
     });
   }
 
@@ -291,10 +298,12 @@ export function createDeliveryService(deps: DeliveryDeps) {
   function prepareOne(o: Outgoing, saved: Map<string, MessageTemplate>): Ready {
     if (o.linkDeleted) return { outcome: { status: 'cancelled', error: 'The link was deleted before this message went out.' } };
     if (o.kind === 'reminder' && o.planState === 'stopped') return { outcome: { status: 'cancelled', error: 'Reminders stopped before this one went out.' } };
+    if (o.kind === 'expiry' && o.linkClosed) return { outcome: { status: 'cancelled', error: 'Paid, expired or closed before the last reminder was due.' } };
     const channel = registries.channels.get(o.channel);
     const info = deps.channels.get(o.channel);
     if (!channel || !info) return { outcome: { status: 'failed', error: `No "${o.channel}" channel is installed.` } };
-    const kind: TemplateKind = o.kind === 'reminder' ? 'reminder' : o.kind === 'receipt' ? 'receipt' : 'initial';
+    // An expiry notice is the last reminder: it reads as one.
+    const kind: TemplateKind = o.kind === 'reminder' || o.kind === 'expiry' ? 'reminder' : o.kind === 'receipt' ? 'receipt' : 'initial';
     const template = saved.get(`${o.merchantKey}:${kind}:${o.channel}`) ?? defaultTemplate(kind, info);
     const url = o.url;
     try {
@@ -503,7 +512,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
         to_address: it.to,
         status: 'queued',
         attempts: 0,
-        next_attempt_at: now,
+        next_attempt_at: it.at && it.at > now ? it.at : now,
         created_at: now,
         updated_at: now,
       }));
@@ -514,6 +523,10 @@ export function createDeliveryService(deps: DeliveryDeps) {
         else await trx('deliveries').insert(chunk);
       }
       await jobs.enqueue(trx, 'deliveries.pump', {});
+      // Scheduled ones (expiry notices): a pump wakes at each second one is due.
+      for (const at of new Set(rows.filter((r) => r.next_attempt_at > now).map((r) => Math.ceil(r.next_attempt_at.getTime() / 1000) * 1000))) {
+        await jobs.enqueue(trx, 'deliveries.pump', {}, { runAt: new Date(at), uniqueKey: `deliveries.at:${at}` });
+      }
       return rows.map((r) => r.public_id);
     },
 

@@ -20,7 +20,7 @@
  *   recordViews / recordPrunedViews → views_count and views_pruned, in key order
  */
 import type { Db, Queryable, Trx } from '../../core/db.ts';
-import { inTransaction, isMysql, rowsByKeys, toDateOrNull } from '../../core/db.ts';
+import { inTransaction, isMysql, rowsByKeys, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { ChangeFeed } from '../../core/changes.ts';
@@ -121,6 +121,8 @@ const payableFrom = (r: any): PayableLinkRow => ({
 export function createLinkState({ db, clock, events, changes }: { db: Db; clock: Clock; events: EventBus; changes?: ChangeFeed }) {
   /** Slots are free while paid + held stay under the limit (or there is none): the one condition every claim and hold uses. */
   const underLimit = (b: any) => b.whereNull('payment_limit').orWhereRaw('paid_count + held_count < payment_limit');
+  /** Not past its expiry (payment requests): the time of the claim decides, not when the expiry sweep runs. */
+  const unexpired = (now: Date) => (b: any) => b.whereNull('expires_at').orWhere('expires_at', '>', now);
 
   /** The payment that fills the limit closes the link and announces `link.limit_reached`, in the caller's transaction. */
   async function closeIfFull(trx: Trx, linkKey: number, by: { merchantId: string; paymentId: string }, now: Date): Promise<void> {
@@ -137,8 +139,9 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
 
   /** Why a claim or hold on this link lost (read only to word it: the conditional UPDATE decided). */
   async function lossOf(trx: Trx, linkKey: number): Promise<HoldLoss> {
-    const link = await trx('links').where({ id: linkKey }).first('active', 'inactive_reason', 'deleted_at', 'paid_count', 'payment_limit');
-    const inactive = !link || link.deleted_at || (!link.active && link.inactive_reason !== 'limit_reached');
+    const link = await trx('links').where({ id: linkKey }).first('active', 'inactive_reason', 'deleted_at', 'paid_count', 'payment_limit', 'expires_at');
+    const expired = link?.expires_at && toDate(link.expires_at).getTime() <= clock.now().getTime();
+    const inactive = !link || link.deleted_at || expired || (!link.active && link.inactive_reason !== 'limit_reached');
     if (inactive) return { reason: 'link_inactive' };
     if (!link.active || link.payment_limit === null || Number(link.paid_count) >= Number(link.payment_limit)) return { reason: 'limit_reached' };
     const retryAt = await earliestHoldEnd(trx, linkKey);
@@ -187,6 +190,7 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
         .where({ id: linkKey, active: true })
         .whereNull('deleted_at')
         .andWhere(underLimit)
+        .andWhere(unexpired(now))
         .update({ paid_count: trx.raw('paid_count + 1'), updated_at: now });
       if (slot !== 1) {
         // Only to word the customer's message: the decision above was the conditional UPDATE alone.
@@ -213,6 +217,7 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
         .where({ id: linkKey, active: true })
         .whereNull('deleted_at')
         .andWhere(underLimit)
+        .andWhere(unexpired(now))
         .update({ held_count: trx.raw('held_count + 1'), updated_at: now });
       if (n !== 1) return { won: false, ...(await lossOf(trx, linkKey)) };
       const { sessionKey, value } = await openSession();
@@ -225,15 +230,19 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
      * The held checkout was paid: its hold becomes the payment — paid + 1 and held - 1 in one
      * statement — and the payment that fills the limit closes the link, as `claimSlot` does. Answers
      * `none` when the session holds nothing (never held, released, or lapsed and released by the job).
-     * A link the merchant closed (or whose limit they lowered) since gives the hold back and loses.
+     * A link the merchant closed (or whose limit they lowered) since gives the hold back and loses; a
+     * request that expired since does not (its customer paid within the slot they held).
      */
     async convertHold(trx: Trx, linkKey: number, sessionKey: number, by: { merchantId: string; paymentId: string }): Promise<{ won: true } | { won: false; reason: ClaimLoss | 'none' }> {
       const now = clock.now();
       const gone = await trx('link_holds').where({ link_id: linkKey, checkout_session_id: sessionKey }).del();
       if (!gone) return { won: false, reason: 'none' };
       changes?.afterCommit(trx);
+      // A hold taken before a payment request's expiry is honoured after it (the customer's money
+      // moved while they held a slot): the expiry closes the link to new checkouts only.
       const n = await trx('links')
-        .where({ id: linkKey, active: true })
+        .where({ id: linkKey })
+        .andWhere((b) => b.where('active', true).orWhere('inactive_reason', 'expired'))
         .whereNull('deleted_at')
         .andWhere('held_count', '>', 0)
         .andWhere((b) => b.whereNull('payment_limit').orWhere('paid_count', '<', trx.ref('payment_limit')))

@@ -31,6 +31,8 @@ export type RequestSource = 'api' | 'dashboard' | 'text_to_pay' | 'import';
 export const DEFAULT_EXPIRY_SECONDS = 7 * 86_400;
 export const MAX_EXPIRY_SECONDS = 366 * 86_400;
 const MAX_USES = 10_000;
+/** The shortest "last reminder before expiry" (and how long after creation it may be due at the earliest). */
+const MIN_NOTICE_SECONDS = 15 * 60;
 const METADATA_KEYS = 20;
 
 export interface PaymentRequest {
@@ -48,6 +50,8 @@ export interface PaymentRequest {
   expiredAt: Date | null;
   /** Its customer may ask for a new link once it expired (the refresh flow). */
   allowRefresh: boolean;
+  /** Seconds before expiry a last reminder goes out, on the channels it was sent on. */
+  notifyBeforeExpiry: number | null;
   /** The request this one replaced (refresh flow), and the one that replaced it, by public id. */
   refreshedFrom: string | null;
   refreshedTo: string | null;
@@ -84,6 +88,12 @@ const createSchema = z.strictObject({
     })
     .nullish(),
   allow_refresh: z.boolean({ error: 'allow_refresh must be true or false.' }).nullish(),
+  notify_before_expiry: z
+    .number({ error: 'notify_before_expiry must be a whole number of seconds (86400 for a day).' })
+    .int('notify_before_expiry must be a whole number of seconds (86400 for a day).')
+    .min(MIN_NOTICE_SECONDS, 'notify_before_expiry must be at least 15 minutes (900 seconds).')
+    .max(MAX_EXPIRY_SECONDS, 'notify_before_expiry must be at most a year.')
+    .nullish(),
   max_uses: z.number().int('max_uses must be a whole number.').min(1, 'max_uses must be at least 1.').max(MAX_USES, `max_uses must be at most ${MAX_USES}.`).nullish(),
   metadata: z
     .record(z.string().min(1).max(40, 'metadata keys are at most 40 characters.'), z.string().max(500, 'metadata values are at most 500 characters.'))
@@ -113,6 +123,7 @@ interface Row {
   paid_at?: unknown;
   expired_at?: unknown;
   allow_refresh?: unknown;
+  notify_before_expiry?: number | null;
   refreshed_from_id?: number | null;
   created_at: unknown;
 }
@@ -170,6 +181,7 @@ export function createRequestService(deps: RequestDeps) {
           paidAt: toDateOrNull(r.paid_at),
           expiredAt: toDateOrNull(r.expired_at),
           allowRefresh: Boolean(r.allow_refresh),
+          notifyBeforeExpiry: r.notify_before_expiry === null || r.notify_before_expiry === undefined ? null : Number(r.notify_before_expiry),
           refreshedFrom: r.refreshed_from_id ? idOf.get(Number(r.refreshed_from_id)) ?? null : null,
           refreshedTo: successorOf.get(Number(r.id)) ?? null,
           createdAt: toDate(r.created_at),
@@ -240,6 +252,13 @@ export function createRequestService(deps: RequestDeps) {
         }
       }
       if (input.reminders && !chosen.length) errors.push({ field: 'reminders', code: 'no_channels', message: 'Reminders go by the channels the request is sent on: give channels too.' });
+      const noticeAt = input.notify_before_expiry ? new Date(expiresAt.getTime() - input.notify_before_expiry * 1000) : null;
+      if (noticeAt) {
+        if (!chosen.length) errors.push({ field: 'notify_before_expiry', code: 'no_channels', message: 'The last reminder goes by the channels the request is sent on: give channels too.' });
+        else if (!errors.some((e) => e.field === 'expires_at') && noticeAt.getTime() - now.getTime() < MIN_NOTICE_SECONDS * 1000) {
+          errors.push({ field: 'notify_before_expiry', code: 'notice_too_late', message: 'The last reminder would be due at once: the request must expire later than notify_before_expiry plus 15 minutes from now.' });
+        }
+      }
       if (errors.length) throw new ValidationError(errors);
       const currency = input.currency.toUpperCase();
       const reference = input.reference ?? null;
@@ -271,12 +290,18 @@ export function createRequestService(deps: RequestDeps) {
             api_key_id: by.apiKeyKey ?? null,
             metadata: input.metadata && Object.keys(input.metadata).length ? JSON.stringify(input.metadata) : null,
             allow_refresh: input.allow_refresh ?? false,
+            notify_before_expiry: input.notify_before_expiry ?? null,
             refreshed_from_id: by.refreshing?.key ?? null,
             created_at: now,
             updated_at: now,
           });
           if (chosen.length) {
-            await deps.deliveries.queue(trx, chosen.map((channel) => ({ merchantKey: merchant.key, linkKey: link.key, customerKey, channel, kind: 'initial' as const, to: channels.addressFor(reachable, channel)! })));
+            const to = (channel: string) => channels.addressFor(reachable, channel)!;
+            await deps.deliveries.queue(trx, [
+              ...chosen.map((channel) => ({ merchantKey: merchant.key, linkKey: link.key, customerKey, channel, kind: 'initial' as const, to: to(channel) })),
+              // The last reminder, written now and sent when due — unless it is paid, expired or cancelled by then.
+              ...(noticeAt ? chosen.map((channel) => ({ merchantKey: merchant.key, linkKey: link.key, customerKey, channel, kind: 'expiry' as const, to: to(channel), at: noticeAt })) : []),
+            ]);
           }
           // Reminders until paid (a payment stops them; an expired or cancelled request sends none).
           if (input.reminders) {
@@ -390,6 +415,7 @@ export function createRequestService(deps: RequestDeps) {
             max_uses: r.link.uses,
             metadata: Object.keys(r.metadata).length ? r.metadata : null,
             allow_refresh: true,
+            notify_before_expiry: r.notifyBeforeExpiry !== null && r.notifyBeforeExpiry + MIN_NOTICE_SECONDS < took ? r.notifyBeforeExpiry : null,
           },
           { source: r.source, refreshing: r },
         );
@@ -480,6 +506,21 @@ export function createRequestService(deps: RequestDeps) {
     () => true,
     onLink,
   );
+  // The request's message left on a channel: `payment_request.sent`, one per channel.
+  events.subscribe(
+    'delivery.sent',
+    'core:payment-requests:sent',
+    async (event) => {
+      const { merchantId, linkId, deliveryId, channel } = event.payload;
+      const r = linkId ? await byLinkId(linkId) : null;
+      if (!r) return;
+      // Like every hook, at least once: a crash between this commit and the run's own record repeats
+      // it; receivers tell repeats apart by `deliveryId`.
+      await inTransaction(db, (trx) => events.emit(trx, 'payment_request.sent', { merchantId, requestId: r.id, linkId: r.link.id, reference: r.reference, deliveryId, channel }, r.merchantKey));
+    },
+    () => true,
+    async (e) => (e.payload as { kind?: unknown }).kind === 'initial' && (await onLink(e)),
+  );
   // Every use paid: `payment_request.paid`, naming the payment that completed it.
   events.subscribe(
     'payment.succeeded',
@@ -527,6 +568,7 @@ export function requestJson(r: PaymentRequest, url: string, customer: { id: stri
     source: r.source,
     link_id: r.link.id,
     allow_refresh: r.allowRefresh,
+    notify_before_expiry: r.notifyBeforeExpiry,
     refreshed_from: r.refreshedFrom,
     refreshed_to: r.refreshedTo,
     cancelled_at: r.cancelledAt?.toISOString() ?? null,

@@ -48,6 +48,7 @@ export const WEBHOOK_EVENTS: Partial<Record<EventType, EventEntry>> = {
   'delivery.failed': delivery,
   'reminder.sent': { object: 'reminder_plan', id: (p: EventPayloads['reminder.sent']) => p.planId },
   'payment_request.created': paymentRequest,
+  'payment_request.sent': paymentRequest,
   'payment_request.paid': paymentRequest,
   'payment_request.expired': paymentRequest,
   'payment_request.cancelled': paymentRequest,
