@@ -32,7 +32,7 @@ forEachTarget('dashboard: payment requests', (target) => {
     acct.agent
       .post('/app/requests')
       .type('form')
-      .send({ _csrf: acct.csrf, amount: '45.50', currency: 'EUR', description: '', reference: '', customer_name: 'Jane Doe', customer_email: 'jane@example.test', customer_phone: '', expires_days: '7', max_uses: '1', ...fields });
+      .send({ _csrf: acct.csrf, amount: '45.50', currency: 'EUR', description: '', reference: '', customer_name: 'Jane Doe', customer_email: 'jane@example.test', customer_phone: '', expires_days: '7', max_uses: '1', reminder_frequency: '', reminder_max: '3', notify_before: '', ...fields });
   const make = async (acct: Account, raw: Record<string, unknown> = {}) =>
     env.rt.services.requests.create(await merchantOf(acct), { amount: 1200, currency: 'EUR', customer: { name: 'Cy', email: 'cy@example.test' }, ...raw }, { source: 'api' });
   /** Pays a request through its public URL with the sandbox card. */
@@ -183,6 +183,12 @@ forEachTarget('dashboard: payment requests', (target) => {
       ['max_uses', 'zero uses', { max_uses: '0' }],
       ['max_uses', 'too many uses', { max_uses: '10001' }],
       ['max_uses', 'a fraction of a use', { max_uses: '1.5' }],
+      ['reminder_frequency', 'an unknown reminder frequency', { channels: ['email'], reminder_frequency: 'hourly' }],
+      ['reminder_frequency', 'reminders with no channel to send them by', { reminder_frequency: 'daily' }],
+      ['reminder_max', 'no number of reminders', { channels: ['email'], reminder_frequency: 'daily', reminder_max: '0' }],
+      ['notify_before', 'a last reminder time not on the list', { channels: ['email'], notify_before: '12345' }],
+      ['notify_before', 'a last reminder with no channel to send it by', { notify_before: '86400' }],
+      ['notify_before', 'a last reminder that would be due at once', { channels: ['email'], notify_before: '259200', expires_days: '3' }],
     ];
     for (const [field, label, fields] of BAD) {
       it(`refuses ${label} with 422 by the ${field} field, keeps what was typed and writes nothing`, async () => {
@@ -198,6 +204,29 @@ forEachTarget('dashboard: payment requests', (target) => {
         expect(await counts(acct)).to.deep.equal(before);
       });
     }
+
+    it('sends from the form on the channels ticked, with reminders and a last reminder before the expiry', async () => {
+      const acct = await signUp(env.app);
+      const form = await acct.agent.get('/app/requests/new').expect(200);
+      expect(form.text).to.include('name="channels" value="email"').and.include('name="channels" value="sms"');
+      const res = await postRequest(acct, { customer_phone: '+31 6 87654321', channels: ['email', 'sms'], reminder_frequency: 'daily', reminder_max: '2', notify_before: '86400', expires_days: '5' }).expect(303);
+      const id = REQUEST_ID.exec(res.headers.location)![1];
+      const r = await env.rt.services.requests.get((await merchantOf(acct)).key, id);
+      expect(r.notifyBeforeExpiry).to.equal(86_400);
+      const [json] = await env.rt.services.requests.jsonMany([r]);
+      expect(json.deliveries.map((d) => `${d.kind}:${d.channel}:${d.status}`).sort()).to.deep.equal(['expiry:email:queued', 'expiry:sms:queued', 'initial:email:queued', 'initial:sms:queued']);
+      const plans = await env.rt.db('reminder_plans').where({ link_id: r.link.key });
+      expect(plans.map((p: { frequency: string; max_count: number }) => [p.frequency, Number(p.max_count)])).to.deep.equal([['daily', 2]]);
+      const page = await acct.agent.get(res.headers.location).expect(200);
+      expect(page.text).to.include('It is on its way by Email and SMS');
+
+      // A channel that cannot reach the customer: said by the channels, nothing written.
+      const before = await counts(acct);
+      const bad = await postRequest(acct, { customer_email: 'solo@example.test', channels: ['sms'] }).expect(422);
+      expect(fieldError(bad.text, 'channels')).to.include('has no phone number');
+      expect(bad.text).to.match(/id="f-channel-sms"[^>]*checked/);
+      expect(await counts(acct)).to.deep.equal(before);
+    });
 
     it('reports every problem at once: a bad amount does not hide the others', async () => {
       const acct = await signUp(env.app);
@@ -407,11 +436,14 @@ describe('dashboard: payment requests in a browser', () => {
         await page.getByLabel('Amount').fill('123.45');
         await page.getByLabel('Your reference (optional)').fill(`WO-${device}`);
         await page.getByLabel('What it is for (optional)').fill('New chain and cassette');
-        await page.getByLabel('Email').fill(`dana.${device}@example.test`);
+        await page.getByRole('textbox', { name: 'Email' }).fill(`dana.${device}@example.test`);
         await page.getByLabel('Expires after (days)').fill('14');
+        await page.getByRole('checkbox', { name: 'Email' }).check();
+        await page.getByLabel('Last reminder').selectOption('86400');
+        await tab.screenshot(`requests-form-send-${device}`);
         await page.getByRole('button', { name: 'Create request' }).click();
         await page.getByRole('heading', { level: 1, name: /New chain and cassette/ }).waitFor();
-        expect(await page.locator('#flash').textContent()).to.include('created for Dana Smit');
+        expect(await page.locator('#flash').textContent()).to.include('created for Dana Smit').and.include('on its way by Email');
         await page.locator('.qr img').evaluate((img) => (img as unknown as { decode(): Promise<void> }).decode());
         await page.getByRole('button', { name: /^Copy/ }).click();
         await page.getByRole('button', { name: 'Copied' }).waitFor();
@@ -440,7 +472,7 @@ describe('dashboard: payment requests in a browser', () => {
       await page.goto(`${env.origin}/app/requests/new`);
       await page.getByLabel('Amount').fill('5');
       await page.getByLabel('Name').fill('No Script');
-      await page.getByLabel('Email').fill('noscript@example.test');
+      await page.getByRole('textbox', { name: 'Email' }).fill('noscript@example.test');
       await page.getByRole('button', { name: 'Create request' }).click();
       await page.getByRole('heading', { level: 1, name: /Payment request/ }).waitFor();
       await page.getByRole('link', { name: 'Cancel request…' }).click();

@@ -8,11 +8,13 @@ import { dateTimeIn, formErrors, formatPhone } from '../../web/view.ts';
 import { currencyOptions, currencySchema, type Merchant } from '../merchants/index.ts';
 import type { CustomerSummary } from '../customers/index.ts';
 import { sendQr } from '../qr/index.ts';
+import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX } from '../reminders/index.ts';
 import type { PaymentRequest } from './service.ts';
 import {
   DEFAULT_EXPIRY_DAYS,
   MAX_EXPIRY_DAYS,
   MAX_USES,
+  NOTICE_OPTIONS,
   PER_PAGE,
   STATUSES,
   cancellable,
@@ -28,7 +30,7 @@ import {
 } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'clock' | 'customers' | 'requests'>;
+type Deps = Pick<AppDeps, 'clock' | 'customers' | 'requests' | 'deliveries'>;
 
 const DAY_SECONDS = 86_400;
 
@@ -52,6 +54,11 @@ function requestInput(v: RequestFormValues): { raw: Record<string, unknown>; own
   if (!(days >= 1 && days <= MAX_EXPIRY_DAYS)) own.expires_days = `Enter a whole number of days from 1 to ${MAX_EXPIRY_DAYS}.`;
   const uses = /^\s*\d{1,6}\s*$/.test(v.max_uses) ? Number(v.max_uses) : NaN;
   if (!(uses >= 1 && uses <= MAX_USES)) own.max_uses = `Enter how many payments it takes: 1 to ${MAX_USES.toLocaleString('en')}.`;
+  const frequency = (FREQUENCIES as readonly string[]).includes(v.reminder_frequency) ? v.reminder_frequency : null;
+  if (v.reminder_frequency && !frequency) own.reminder_frequency = 'Choose how often from the list.';
+  const reminderMax = /^\s*\d{1,3}\s*$/.test(v.reminder_max) ? Number(v.reminder_max) : NaN;
+  if (frequency && !(reminderMax >= 1 && reminderMax <= REMINDERS_MAX)) own.reminder_max = `Enter how many reminders at most: 1 to ${REMINDERS_MAX}.`;
+  if (!NOTICE_OPTIONS.some((o) => o.value === v.notify_before)) own.notify_before = 'Choose when from the list.';
   const orNull = (s: string) => s.trim() || null;
   const customer = v.customer_id
     ? { customer_id: v.customer_id }
@@ -67,6 +74,9 @@ function requestInput(v: RequestFormValues): { raw: Record<string, unknown>; own
     expires_in: Number.isFinite(days) ? Math.min(Math.max(days, 1), MAX_EXPIRY_DAYS) * DAY_SECONDS : DEFAULT_EXPIRY_DAYS * DAY_SECONDS,
     max_uses: Number.isFinite(uses) ? Math.min(Math.max(uses, 1), MAX_USES) : 1,
     allow_refresh: v.allow_refresh === 'on',
+    channels: v.channels,
+    reminders: frequency && Number.isFinite(reminderMax) ? { frequency, max: Math.min(Math.max(reminderMax, 1), REMINDERS_MAX) } : null,
+    notify_before_expiry: v.notify_before && !own.notify_before ? Number(v.notify_before) : null,
   };
   return { raw, own };
 }
@@ -154,6 +164,10 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
         amountHint: `Such as ${digits === 0 ? '1250' : digits === 3 ? '12.500' : '12.50'} — as many decimals as the currency has.`,
         maxDays: MAX_EXPIRY_DAYS,
         maxUses: MAX_USES,
+        channels: rt.deliveries.channels.list().map((c) => ({ id: c.id, label: c.label, addressLabel: c.addressLabel })),
+        frequencies: FREQUENCIES.map((id) => ({ id, label: FREQUENCY_LABELS[id] })),
+        remindersMax: REMINDERS_MAX,
+        notices: NOTICE_OPTIONS,
         h: helpers(merchant),
       },
       status,
@@ -173,7 +187,9 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
     try {
       const r = await requests.create(merchant, raw, { source: 'dashboard' });
       const [who] = (await customersOf([r])).values();
-      flash(req, 'success', `Payment request for ${formatMoney(r.link.amount, r.link.currency)} created${who ? ` for ${who.name}` : ''}. Send them the link below.`);
+      const by = values.channels.map((id) => rt.deliveries.channels.get(id)?.label ?? id);
+      const sending = by.length ? ` It is on its way by ${by.length > 1 ? `${by.slice(0, -1).join(', ')} and ${by.at(-1)}` : by[0]}; each message’s outcome shows below.` : ' Send them the link below.';
+      flash(req, 'success', `Payment request for ${formatMoney(r.link.amount, r.link.currency)} created${who ? ` for ${who.name}` : ''}.${sending}`);
       res.redirect(303, `/app/requests/${r.id}`);
     } catch (err) {
       const found = formErrors(err);

@@ -68,7 +68,22 @@ export interface RequestFormValues {
   max_uses: string;
   /** "on" when the customer may ask for a new link once it expired. */
   allow_refresh: string;
+  /** Sent at once on these channels (ids), to the contact above. */
+  channels: string[];
+  /** Reminders until paid: a frequency (empty: none) and how many at most. */
+  reminder_frequency: string;
+  reminder_max: string;
+  /** Seconds before the expiry a last reminder goes (empty: none); one of NOTICE_OPTIONS. */
+  notify_before: string;
 }
+
+/** The last-reminder choices the form offers (seconds before the expiry). */
+export const NOTICE_OPTIONS: readonly { value: string; label: string }[] = [
+  { value: '', label: 'No last reminder' },
+  { value: '3600', label: '1 hour before it expires' },
+  { value: '86400', label: '1 day before it expires' },
+  { value: '259200', label: '3 days before it expires' },
+];
 
 export const DEFAULT_EXPIRY_DAYS = 7;
 export const MAX_EXPIRY_DAYS = 365;
@@ -86,6 +101,10 @@ export const newValues = (currency: string, customerId = ''): RequestFormValues 
   expires_days: String(DEFAULT_EXPIRY_DAYS),
   max_uses: '1',
   allow_refresh: 'on',
+  channels: [],
+  reminder_frequency: '',
+  reminder_max: '3',
+  notify_before: '',
 });
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
@@ -102,6 +121,10 @@ export const postedValues = (body: Record<string, unknown>): RequestFormValues =
   expires_days: text(body.expires_days),
   max_uses: text(body.max_uses),
   allow_refresh: text(body.allow_refresh) === 'on' ? 'on' : '',
+  channels: [body.channels].flat().filter((c): c is string => typeof c === 'string' && c.length > 0 && c.length <= 64).slice(0, 10),
+  reminder_frequency: text(body.reminder_frequency),
+  reminder_max: text(body.reminder_max),
+  notify_before: text(body.notify_before),
 });
 
 /** The service's field names (the API's) → the form's. */
@@ -112,6 +135,10 @@ const FORM_FIELDS: Record<string, string> = {
   'customer.country': 'customer_phone',
   expires_in: 'expires_days',
   expires_at: 'expires_days',
+  reminders: 'reminder_frequency',
+  'reminders.frequency': 'reminder_frequency',
+  'reminders.max': 'reminder_max',
+  notify_before_expiry: 'notify_before',
 };
 
 export const formField = (field: string): string => FORM_FIELDS[field] ?? field;
