@@ -63,6 +63,15 @@ describe('channel-email', () => {
       expect(mail.html).to.equal(sent.html);
     });
 
+    it('reuses its SMTP connections: twenty messages, one after another, open one session', async () => {
+      const before = smtp.connections;
+      const sentBefore = smtp.messages.length;
+      // A connection left from an earlier test may have timed out or been closed by the server: at most one new one.
+      for (let i = 0; i < 20; i++) await email.send(message({ to: `reader${i}@example.test` }));
+      expect(smtp.messages.length - sentBefore).to.equal(20);
+      expect(smtp.connections - before).to.be.at.most(1);
+    });
+
     it('sends a plain-text email when there is no HTML body, keeping non-ASCII text intact', async () => {
       smtp.messages.length = 0;
       await email.send(message({ html: undefined, subject: 'Zoë, your link — €12.50', text: 'Grüße, Zoë: http://pay.test/acme/12.50' }));
@@ -106,6 +115,9 @@ describe('channel-email', () => {
     });
 
     it('retries later when the server answers 421 on connect', async () => {
+      // The server restarts, closing the pooled connection: the next message opens a new one.
+      await smtp.down();
+      await smtp.up();
       smtp.fail('connect', 421, 'Too many connections, try again later', 1);
       const err = await providerFailure(email.send(message()));
       expect(err.retryable).to.equal(true);

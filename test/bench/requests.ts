@@ -4,7 +4,10 @@
  *   - the API create with email + SMS dispatch in the same call, sequential (c = 1): p50/p99 of the
  *     response (aim p99 ≤ 25 ms);
  *   - the token check: 100,000 forged short tokens (right length and alphabet, wrong MAC) refused with
- *     zero database queries (counted with knex's `query` event), and their time per token.
+ *     zero database queries (counted with knex's `query` event), and their time per token;
+ *   - the mail: with a real SMTP server on loopback (smtp-server) as the install's mail server, how
+ *     long after the API's 201 each request's email is accepted by it, one request at a time (aim
+ *     p99 ≤ 200 ms).
  *
  * Environment: BENCH_REQUESTS (creates, default 300; 0 skips), BENCH_FORGED (default 100,000).
  */
@@ -13,7 +16,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
-export const REQUEST_AIMS = { createP99Ms: 25, forgedQueries: 0 };
+export const REQUEST_AIMS = { createP99Ms: 25, forgedQueries: 0, mailP99Ms: 200 };
+
+/** Emails timed from the API's answer to the SMTP server's acceptance. */
+const MAILS = 100;
 
 export interface RequestsResult {
   label: string;
@@ -24,6 +30,9 @@ export interface RequestsResult {
   forged: number;
   forgedQueries: number;
   forgedUsPerToken: number;
+  mails: number;
+  mailP50Ms: number;
+  mailP99Ms: number;
 }
 
 export async function measureRequests(env: Record<string, string>, creates: number, forged: number, label: string, log: (line: string) => void): Promise<RequestsResult> {
@@ -36,8 +45,10 @@ export function reportRequests(r: RequestsResult, check: (name: string, value: s
     `Payment requests (${r.label}): ${r.creates} API creates with email + SMS in the same call, one at a time; ${r.forged.toLocaleString('en')} forged /r/ tokens`,
     `  create: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, non-201 ${r.failed}`,
     `  forged tokens: ${r.forgedQueries} database queries, ${r.forgedUsPerToken.toFixed(2)} µs per token`,
+    `  mail at a loopback SMTP server after the 201 (${r.mails} requests, one at a time): p50 ${r.mailP50Ms.toFixed(1)} ms, p99 ${r.mailP99Ms.toFixed(1)} ms`,
     `  ${check(`requests ${r.label}: API create p99 ms (c=1)`, r.p99Ms.toFixed(2), `≤ ${REQUEST_AIMS.createP99Ms} ms`, r.p99Ms <= REQUEST_AIMS.createP99Ms && r.failed === 0)}`,
     `  ${check(`requests ${r.label}: queries for forged tokens`, String(r.forgedQueries), '0', r.forgedQueries === REQUEST_AIMS.forgedQueries)}`,
+    `  ${check(`requests ${r.label}: mail accepted by SMTP after the 201, p99 ms`, r.mailP99Ms.toFixed(1), `≤ ${REQUEST_AIMS.mailP99Ms} ms`, r.mails > 0 && r.mailP99Ms <= REQUEST_AIMS.mailP99Ms)}`,
   ];
 }
 
@@ -46,8 +57,14 @@ async function child(spec: { creates: number; forged: number; label: string }): 
   const { loadConfig } = await import('../../src/config.ts');
   const { createRuntime } = await import('../../src/runtime.ts');
   const { buildApp } = await import('../../src/app.ts');
+  const { startSmtp } = await import('../support/smtp.ts');
+  // The install's mail server: a real SMTP server on loopback (every email of the run goes to it).
+  const smtp = await startSmtp();
+  process.env.SMTP_URL = smtp.url;
   // The API limit (300 a minute per key) is not what is measured here.
   const rt = await createRuntime(loadConfig(process.env), { recordViews: false, apiLimit: { points: 1_000_000, durationSec: 60 } });
+  // Jobs run in this process, as in `npm start`: the emails leave from here.
+  rt.startBackground();
   const server = http.createServer(buildApp(rt));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -91,11 +108,34 @@ async function child(spec: { creates: number; forged: number; label: string }): 
     const us = ((performance.now() - t0) * 1000) / Math.max(1, tokens.length);
     rt.db.off('query', count);
     if (found) throw new Error(`${found} forged tokens were accepted`);
-    const result: RequestsResult = { label: spec.label, creates: spec.creates, p50Ms: pct(0.5), p99Ms: pct(0.99), failed, forged: spec.forged, forgedQueries: queries, forgedUsPerToken: us };
+
+    // The mail: once the creates' emails have gone, one request at a time, from its 201 to the
+    // SMTP server's acceptance of its email.
+    const arrived = async (n: number, limitMs: number) => {
+      const until = performance.now() + limitMs;
+      while (smtp.messages.length < n) {
+        if (performance.now() > until) throw new Error(`only ${smtp.messages.length} of ${n} emails reached the SMTP server`);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      return performance.now();
+    };
+    await arrived(warm + spec.creates, 120_000);
+    const mails: number[] = [];
+    for (let i = 0; i < MAILS; i++) {
+      const expected = smtp.messages.length + 1;
+      const status = await post({ amount: 500 + i, currency: 'EUR', reference: `M-${i}`, channels: ['email'], customer: { name: `Mail ${i}`, email: `m${i}@bench.test` } });
+      const answered = performance.now();
+      if (status !== 201) throw new Error(`create answered ${status}`);
+      mails.push((await arrived(expected, 10_000)) - answered);
+    }
+    mails.sort((a, b) => a - b);
+    const mailPct = (p: number) => mails[Math.min(mails.length - 1, Math.floor(mails.length * p))] ?? 0;
+    const result: RequestsResult = { label: spec.label, creates: spec.creates, p50Ms: pct(0.5), p99Ms: pct(0.99), failed, forged: spec.forged, forgedQueries: queries, forgedUsPerToken: us, mails: mails.length, mailP50Ms: mailPct(0.5), mailP99Ms: mailPct(0.99) };
     process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
     server.close();
     await rt.close();
+    await smtp.close();
   }
 }
 

@@ -43,6 +43,8 @@ export interface TestSmtp {
   readonly url: string;
   readonly port: number;
   readonly messages: ReceivedMail[];
+  /** SMTP sessions opened so far (a client that reuses its connections opens few). */
+  readonly connections: number;
   /** Answers `stage` with `code message` for the next `times` commands (default: until cleared). */
   fail(stage: SmtpStage, code: number, message: string, times?: number): void;
   /** RCPT TO this address answers 550 (or `code`). */
@@ -62,6 +64,7 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<TestSmtp> {
   let rejected = new Map<string, { code: number; message: string }>();
   let server: SMTPServer | null = null;
   let port = 0;
+  let connections = 0;
 
   const smtpError = (code: number, message: string): SMTPServerError => Object.assign(new Error(message), { responseCode: code });
   /** The error the next `stage` command must answer, if a fault is armed for it. */
@@ -85,6 +88,7 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<TestSmtp> {
         cb(smtpError(535, 'Authentication credentials invalid'));
       },
       onConnect(_session, cb) {
+        connections++;
         cb(faultFor('connect'));
       },
       onMailFrom(_address, _session, cb) {
@@ -128,6 +132,9 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<TestSmtp> {
     url: `smtp://${credentials}127.0.0.1:${port}`,
     port,
     messages,
+    get connections() {
+      return connections;
+    },
     fail(stage, code, message, times = Infinity) {
       faults.push({ stage, code, message, times });
     },
