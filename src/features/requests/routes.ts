@@ -28,9 +28,11 @@ import {
 } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'clock' | 'customers' | 'requests'>;
+type Deps = Pick<AppDeps, 'clock' | 'customers' | 'requests' | 'reports'>;
 
 const DAY_SECONDS = 86_400;
+/** Views listed in a request's history on its page (the newest; the API lists up to 100). */
+const TRAIL_VIEWS = 20;
 
 /**
  * The form's own checks (a decimal amount in the currency's precision, whole days, whole uses) and the
@@ -171,7 +173,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
     const values = postedValues(req.body as Record<string, unknown>);
     const { raw, own } = requestInput(values);
     try {
-      const r = await requests.create(merchant, raw, { source: 'dashboard' });
+      const r = await requests.create(merchant, raw, { source: 'dashboard', userKey: req.user?.user.key ?? null });
       const [who] = (await customersOf([r])).values();
       flash(req, 'success', `Payment request for ${formatMoney(r.link.amount, r.link.currency)} created${who ? ` for ${who.name}` : ''}. Send them the link below.`);
       res.redirect(303, `/app/requests/${r.id}`);
@@ -201,7 +203,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
 
   const showPage = async (req: express.Request, res: express.Response, r: PaymentRequest, opts: { problem?: string } = {}, status = 200) => {
     const merchant = merchantOf(res);
-    const [customer] = (await customersOf([r])).values();
+    const [[customer], trail] = await Promise.all([customersOf([r]).then((m) => [...m.values()]), rt.reports.trails(merchant, [r], { viewsPerRequest: TRAIL_VIEWS })]);
     await render(
       req,
       res,
@@ -213,6 +215,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
         problem: opts.problem ?? null,
         qr: { png: `/app/requests/${r.id}/qr.png`, svg: `/app/requests/${r.id}/qr.svg` },
         metadata: Object.entries(r.metadata),
+        trail: trail.get(r.id)!,
         h: helpers(merchant),
       },
       status,
