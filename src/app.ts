@@ -30,6 +30,7 @@ import { publicRoutes } from './features/public/index.ts';
 import { analyticsRoutes } from './features/analytics/index.ts';
 import { transactionsRoutes } from './features/transactions/index.ts';
 import { requestsRoutes } from './features/requests/index.ts';
+import { reportsRoutes } from './features/reports/index.ts';
 import { RESERVED_HANDLES } from './features/merchants/index.ts';
 import { dashboardShell } from './web/shell.ts';
 import { appDeps } from './web/deps.ts';
@@ -161,6 +162,7 @@ export function buildApp(rt: Runtime): express.Express {
     requestsRoutes(deps, render),
     analyticsRoutes(deps, render),
     transactionsRoutes(deps, render),
+    reportsRoutes(deps, render),
     dashboardQrRoutes(deps),
     productsRoutes(deps, render),
     customersRoutes(deps, render),

@@ -52,6 +52,7 @@ import { createDataBuilder, createSender, createWebhookService, type Sender, typ
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/index.ts';
 import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
 import { createRequestService, type RequestService } from './features/requests/index.ts';
+import { createReportService, type ReportService } from './features/reports/index.ts';
 
 export const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../views');
 export const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
@@ -87,6 +88,8 @@ export interface Services {
   webhooks: WebhookService;
   /** One-off payment requests at short signed URLs. */
   requests: RequestService;
+  /** Reports → Reconciliation, and payment requests' audit trails. */
+  reports: ReportService;
 }
 
 export interface Runtime {
@@ -318,6 +321,18 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     });
     const services: Services = {
       requests,
+      // Late-bound: refunds and analytics are built below, in this object.
+      reports: createReportService({
+        clock,
+        requests,
+        payments,
+        refunds: { forPayments: (keys) => services.refunds.forPayments(keys) },
+        analytics: { viewsForLinks: (keys, perLink) => services.analytics.viewsForLinks(keys, perLink) },
+        deliveries,
+        apiKeys: { refsByKeys: (keys) => services.apiKeys.refsByKeys(keys) },
+        merchants,
+        customers,
+      }),
       webhooks,
       merchants,
       apiKeys: createApiKeyService({ db, clock, events }),

@@ -69,3 +69,23 @@ export function timeAgo(then: Date, now: Date): string {
   }
   return 'just now';
 }
+
+/** A length of time as people say it: "45 s", "12 min", "3 h 5 min", "2 d 4 h" (rounded down to the unit shown). */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 60) return `${min} min`;
+  const h = Math.floor(min / 60);
+  if (h < 24) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+}
+
+const stampFormats = new Map<string, Intl.DateTimeFormat>();
+/** "2026-03-02 10:05" — the wall-clock time of `d` in `timeZone`, sortable, for exports read by people. */
+export function stampIn(d: Date, timeZone: string): string {
+  let f = stampFormats.get(timeZone);
+  if (!f) stampFormats.set(timeZone, (f = new Intl.DateTimeFormat('sv-SE', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' })));
+  return f.format(d);
+}

@@ -16,6 +16,7 @@ export function navItems(plugins: PluginHost): NavItem[] {
     { label: 'Links', href: '/app/links' },
     { label: 'Requests', href: '/app/requests' },
     { label: 'Transactions', href: '/app/payments' },
+    { label: 'Reports', href: '/app/reports/reconciliation' },
     { label: 'Customers', href: '/app/customers' },
     { label: 'Products', href: '/app/products' },
     { label: 'Tags', href: '/app/tags' },

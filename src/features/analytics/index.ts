@@ -3,7 +3,7 @@ export { dailyChart } from './chart.ts';
 export { ViewRecorder } from './recorder.ts';
 export { addHourlyStats, countPayment, countRefund, hourOf } from './rollups.ts';
 export { analyticsRoutes } from './routes.ts';
-export { createAnalytics } from './service.ts';
+export { createAnalytics, viewJson } from './service.ts';
 export type { ActivityItem, Analytics, LinkView } from './service.ts';
 export { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery } from './view.ts';
 export type { ActivityQuery } from './view.ts';

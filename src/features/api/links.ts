@@ -4,7 +4,7 @@ import type { AppDeps } from '../../web/deps.ts';
 import { AppError } from '../../core/errors.ts';
 import type { Link } from '../links/index.ts';
 import type { Merchant } from '../merchants/index.ts';
-import type { ActivityItem, LinkView } from '../analytics/index.ts';
+import { viewJson, type ActivityItem } from '../analytics/index.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema } from '../../core/pagination.ts';
 import { created, deletedJson, listJson, merchantOf } from './common.ts';
@@ -19,19 +19,6 @@ import { ValidationError } from '../../core/errors.ts';
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'config' | 'deliveries' | 'links' | 'payments' | 'refunds' | 'reminders' | 'sending'>;
 
-/** A view as API.md shows it (the IP is already masked when stored). */
-export function viewJson(v: LinkView) {
-  return {
-    id: v.id,
-    object: 'view',
-    viewed_at: v.viewedAt.toISOString(),
-    ip: v.ip,
-    browser: v.browser,
-    os: v.os,
-    device: v.device,
-    referer: v.referer,
-  };
-}
 
 /** An activity item: a view or a payment as their own lists show them, plus `type` to switch on. */
 /** Activity items; payments as on /payments (with their refunds, one read for the page). */

@@ -14,6 +14,7 @@ import { apiCustomerRoutes } from './customers.ts';
 import { apiPaymentRoutes } from './payments.ts';
 import { apiProviderRoutes } from './providers.ts';
 import { apiRequestRoutes } from './requests.ts';
+import { apiReportRoutes } from './reports.ts';
 import { apiWebhookRoutes } from '../webhooks/index.ts';
 import { merchantOf } from './common.ts';
 
@@ -27,7 +28,8 @@ type Deps = Pick<AppDeps, 'apiKeys' | 'apiLimiter' | 'clock' | 'db' | 'log' | 'm
   Parameters<typeof apiPaymentRoutes>[0] &
   Parameters<typeof apiProviderRoutes>[0] &
   Parameters<typeof apiWebhookRoutes>[0] &
-  Parameters<typeof apiRequestRoutes>[0];
+  Parameters<typeof apiRequestRoutes>[0] &
+  Parameters<typeof apiReportRoutes>[0];
 
 declare global {
   namespace Express {
@@ -103,6 +105,7 @@ export function apiRoutes(rt: Deps, opts: ApiRoutesOptions = {}): express.Router
   router.use(apiPaymentRoutes(rt));
   router.use(apiProviderRoutes(rt));
   router.use(apiRequestRoutes(rt));
+  router.use(apiReportRoutes(rt));
   router.use(apiWebhookRoutes(rt, merchantOf));
 
   router.use((req, _res, next) => {

@@ -155,6 +155,25 @@ export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps)
       }
     },
 
+    /**
+     * Every payment (every status: the attempts) on these links, oldest first, by link key, with the
+     * provider's reference on each: payment requests' audit trails and reconciliation, a batch of
+     * requests at a time (one query per 500 links).
+     */
+    async forLinks(merchantKey: number, linkKeys: number[]): Promise<Map<number, PaymentView[]>> {
+      const out = new Map<number, PaymentView[]>();
+      const unique = [...new Set(linkKeys)];
+      for (let i = 0; i < unique.length; i += 500) {
+        const rows = await base(merchantKey).whereIn('p.link_id', unique.slice(i, i + 500)).orderBy('p.created_at', 'asc').orderBy('p.id', 'asc');
+        for (const p of await viewsFrom(rows)) {
+          const list = out.get(Number(p.linkKey)) ?? [];
+          list.push(p);
+          out.set(Number(p.linkKey), list);
+        }
+      }
+      return out;
+    },
+
     /** How many payments (every status) a link has. */
     async countForLink(linkKey: number): Promise<number> {
       const [{ n }] = await db('payments').where({ link_id: linkKey }).count({ n: '*' });

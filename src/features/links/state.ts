@@ -75,6 +75,8 @@ export interface RequestLinkState {
   inactiveReason: InactiveReason | null;
   customerKey: number | null;
   expiresAt: Date | null;
+  /** Times its URL was opened (the link's counter: retention never lowers it). */
+  views: number;
 }
 
 /** What a list of payments shows of the link each came from (deleted links included). */
@@ -340,7 +342,7 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
     /** A link's public id by key (deleted links too); `q` is the caller's transaction when inside one. */
     /** The state of request links by key (payment requests read theirs in one query). */
     async requestLinks(q: Queryable, keys: number[]): Promise<Map<number, RequestLinkState>> {
-      return rowsByKeys(q, 'links', keys, ['public_id', 'kind', 'name', 'description', 'amount', 'currency', 'payment_limit', 'paid_count', 'active', 'inactive_reason', 'customer_id', 'expires_at'], (r) => ({
+      return rowsByKeys(q, 'links', keys, ['public_id', 'kind', 'name', 'description', 'amount', 'currency', 'payment_limit', 'paid_count', 'active', 'inactive_reason', 'customer_id', 'expires_at', 'views_count'], (r) => ({
         key: Number(r.id),
         id: String(r.public_id),
         name: String(r.name),
@@ -353,6 +355,7 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
         inactiveReason: (r.inactive_reason ?? null) as InactiveReason | null,
         customerKey: r.customer_id === null || r.customer_id === undefined ? null : Number(r.customer_id),
         expiresAt: toDateOrNull(r.expires_at),
+        views: Number(r.views_count ?? 0),
       }));
     },
 

@@ -76,6 +76,9 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
     publicIdsOf: async (keys: number[]): Promise<Map<number, string>> => {
       return rowsByKeys(db, 'merchants', keys, ['public_id'], (r) => String(r.public_id));
     },
+    /** Users' public ids, names and emails by key (who created what, in audit trails), one query per batch. */
+    userRefsByKeys: async (keys: number[]): Promise<Map<number, { id: string; name: string | null; email: string }>> =>
+      rowsByKeys(db, 'users', keys, ['public_id', 'name', 'email'], (r) => ({ id: String(r.public_id), name: r.name ?? null, email: String(r.email) })),
     /** Every merchant's view retention (months of raw views kept), for the retention sweep. */
     viewRetention: async (): Promise<{ merchantKey: number; months: number }[]> =>
       (await db('merchants').select('id', 'view_retention_months')).map((r) => ({ merchantKey: Number(r.id), months: Number(r.view_retention_months) })),

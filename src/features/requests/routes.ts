@@ -30,9 +30,11 @@ import {
 } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'clock' | 'customers' | 'requests' | 'deliveries'>;
+type Deps = Pick<AppDeps, 'clock' | 'customers' | 'requests' | 'deliveries' | 'reports'>;
 
 const DAY_SECONDS = 86_400;
+/** Views listed in a request's history on its page (the newest; the API lists up to 100). */
+const TRAIL_VIEWS = 20;
 
 /**
  * The form's own checks (a decimal amount in the currency's precision, whole days, whole uses) and the
@@ -185,7 +187,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
     const values = postedValues(req.body as Record<string, unknown>);
     const { raw, own } = requestInput(values);
     try {
-      const r = await requests.create(merchant, raw, { source: 'dashboard' });
+      const r = await requests.create(merchant, raw, { source: 'dashboard', userKey: req.user?.user.key ?? null });
       const [who] = (await customersOf([r])).values();
       const by = values.channels.map((id) => rt.deliveries.channels.get(id)?.label ?? id);
       const sending = by.length ? ` It is on its way by ${by.length > 1 ? `${by.slice(0, -1).join(', ')} and ${by.at(-1)}` : by[0]}; each message’s outcome shows below.` : ' Send them the link below.';
@@ -217,7 +219,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
 
   const showPage = async (req: express.Request, res: express.Response, r: PaymentRequest, opts: { problem?: string } = {}, status = 200) => {
     const merchant = merchantOf(res);
-    const [customer] = (await customersOf([r])).values();
+    const [[customer], trail] = await Promise.all([customersOf([r]).then((m) => [...m.values()]), rt.reports.trails(merchant, [r], { viewsPerRequest: TRAIL_VIEWS })]);
     await render(
       req,
       res,
@@ -229,6 +231,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
         problem: opts.problem ?? null,
         qr: { png: `/app/requests/${r.id}/qr.png`, svg: `/app/requests/${r.id}/qr.svg` },
         metadata: Object.entries(r.metadata),
+        trail: trail.get(r.id)!,
         h: helpers(merchant),
       },
       status,

@@ -43,6 +43,8 @@ export interface PaymentRequest {
   reference: string | null;
   source: RequestSource;
   apiKeyKey: number | null;
+  /** The dashboard user who created it (null for other sources, and for requests made before this was recorded). */
+  createdByUserKey: number | null;
   metadata: Record<string, string>;
   cancelledAt: Date | null;
   /** When every use was paid, and when it expired unpaid (each recorded once, with its event). */
@@ -55,6 +57,8 @@ export interface PaymentRequest {
   /** The request this one replaced (refresh flow), and the one that replaced it, by public id. */
   refreshedFrom: string | null;
   refreshedTo: string | null;
+  /** When its successor was created (the customer asked for a new link), or null. */
+  refreshedToAt: Date | null;
   createdAt: Date;
   link: RequestLinkState;
   status: RequestStatus;
@@ -125,6 +129,7 @@ interface Row {
   allow_refresh?: unknown;
   notify_before_expiry?: number | null;
   refreshed_from_id?: number | null;
+  created_by_user_id?: number | null;
   created_at: unknown;
 }
 
@@ -159,9 +164,9 @@ export function createRequestService(deps: RequestDeps) {
     const fromKeys = rows.flatMap((r) => (r.refreshed_from_id ? [Number(r.refreshed_from_id)] : []));
     const chain = (await q('payment_requests')
       .where((b) => b.whereIn('id', fromKeys.length ? fromKeys : [0]).orWhereIn('refreshed_from_id', rows.map((r) => Number(r.id))))
-      .select('id', 'public_id', 'refreshed_from_id')) as { id: number; public_id: string; refreshed_from_id: number | null }[];
+      .select('id', 'public_id', 'refreshed_from_id', 'created_at')) as { id: number; public_id: string; refreshed_from_id: number | null; created_at: unknown }[];
     const idOf = new Map(chain.map((c) => [Number(c.id), c.public_id]));
-    const successorOf = new Map(chain.filter((c) => c.refreshed_from_id).map((c) => [Number(c.refreshed_from_id), c.public_id]));
+    const successorOf = new Map(chain.filter((c) => c.refreshed_from_id).map((c) => [Number(c.refreshed_from_id), c]));
     const now = clock.now();
     return rows.flatMap((r) => {
       const link = links.get(Number(r.link_id));
@@ -176,6 +181,7 @@ export function createRequestService(deps: RequestDeps) {
           reference: r.reference ?? null,
           source: r.source as RequestSource,
           apiKeyKey: r.api_key_id === null || r.api_key_id === undefined ? null : Number(r.api_key_id),
+          createdByUserKey: r.created_by_user_id === null || r.created_by_user_id === undefined ? null : Number(r.created_by_user_id),
           metadata: r.metadata ? (JSON.parse(r.metadata) as Record<string, string>) : {},
           cancelledAt,
           paidAt: toDateOrNull(r.paid_at),
@@ -183,7 +189,8 @@ export function createRequestService(deps: RequestDeps) {
           allowRefresh: Boolean(r.allow_refresh),
           notifyBeforeExpiry: r.notify_before_expiry === null || r.notify_before_expiry === undefined ? null : Number(r.notify_before_expiry),
           refreshedFrom: r.refreshed_from_id ? idOf.get(Number(r.refreshed_from_id)) ?? null : null,
-          refreshedTo: successorOf.get(Number(r.id)) ?? null,
+          refreshedTo: successorOf.get(Number(r.id))?.public_id ?? null,
+          refreshedToAt: successorOf.has(Number(r.id)) ? toDate(successorOf.get(Number(r.id))!.created_at) : null,
           createdAt: toDate(r.created_at),
           link,
           status: statusOf(link, cancelledAt, now),
@@ -211,7 +218,7 @@ export function createRequestService(deps: RequestDeps) {
       return `${deps.baseUrl}/r/${deps.tokens.shortRequest(r.token)}`;
     },
 
-    async create(merchant: Merchant, raw: unknown, by: { source: RequestSource; apiKeyKey?: number | null; refreshing?: PaymentRequest }): Promise<PaymentRequest> {
+    async create(merchant: Merchant, raw: unknown, by: { source: RequestSource; apiKeyKey?: number | null; userKey?: number | null; refreshing?: PaymentRequest }): Promise<PaymentRequest> {
       const parsed = createSchema.safeParse(raw ?? {});
       if (!parsed.success) throw new ValidationError(fieldErrorsFromZod(parsed.error.issues));
       const input = parsed.data;
@@ -288,6 +295,7 @@ export function createRequestService(deps: RequestDeps) {
             reference,
             source: by.source,
             api_key_id: by.apiKeyKey ?? null,
+            created_by_user_id: by.userKey ?? null,
             metadata: input.metadata && Object.keys(input.metadata).length ? JSON.stringify(input.metadata) : null,
             allow_refresh: input.allow_refresh ?? false,
             notify_before_expiry: input.notify_before_expiry ?? null,
@@ -346,6 +354,32 @@ export function createRequestService(deps: RequestDeps) {
       else if (q.status) query.whereNull('cancelled_at').whereIn('link_id', deps.linkState.requestLinkIdsWhere(merchantKey, { state: q.status, now }));
       const afterKey = q.starting_after ? Number((await scoped(db, merchantKey).andWhere({ public_id: q.starting_after }).first('id'))?.id ?? 0) || null : null;
       return pageByIdDesc<Row, PaymentRequest>(query, { limit: q.limit, afterKey, idColumn: 'payment_requests.id' }, (rows) => hydrate(db, rows));
+    },
+
+    /**
+     * The requests created in [from, before) (the reconciliation report's range, already turned into
+     * UTC instants), oldest first, `limit` at a time after the request `after` (a public id).
+     */
+    async createdBetween(merchantKey: number, range: { from: Date; before: Date }, opts: { after?: string | null; limit: number }): Promise<Page<PaymentRequest>> {
+      const anchor = opts.after ? ((await scoped(db, merchantKey).andWhere({ public_id: opts.after }).first('id', 'created_at')) as { id: number; created_at: unknown } | undefined) : undefined;
+      const q = scoped(db, merchantKey).andWhere('created_at', '>=', range.from).andWhere('created_at', '<', range.before);
+      if (anchor) {
+        const at = toDate(anchor.created_at);
+        q.andWhere((b) => b.where('created_at', '>', at).orWhere((c) => c.where('created_at', '=', at).andWhere('id', '>', Number(anchor.id))));
+      }
+      const rows = (await q.orderBy('created_at', 'asc').orderBy('id', 'asc').limit(opts.limit + 1)) as Row[];
+      return { data: await hydrate(db, rows.slice(0, opts.limit)), has_more: rows.length > opts.limit };
+    },
+
+    /** Every request created in [from, before), oldest first, a chunk at a time (reports: memory stays flat). */
+    async *eachCreatedBetween(merchantKey: number, range: { from: Date; before: Date }, chunk = 200): AsyncGenerator<PaymentRequest[]> {
+      let after: string | null = null;
+      for (;;) {
+        const page = await service.createdBetween(merchantKey, range, { after, limit: chunk });
+        if (page.data.length) yield page.data;
+        if (!page.has_more || !page.data.length) return;
+        after = page.data[page.data.length - 1].id;
+      }
     },
 
     /** Cancels a pending (or expired) request: its link closes for good. Cancelling twice is harmless; a paid request cannot be. */
