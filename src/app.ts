@@ -137,8 +137,12 @@ export function buildApp(rt: Runtime): express.Express {
   web.use((req, _res, next) => next(req.session ? undefined : new ServiceUnavailableError()));
   // The customer import posts a whole CSV file as form text (up to 2 MB, which percent-encoding can
   // triple); only a signed-in session may send that much.
+  // The payment request import likewise, up to 4 MB of CSV.
   const importBody = express.urlencoded({ extended: false, limit: '7mb' });
-  web.use('/app/customers/import', (req, res, next) => ((req.session as { passport?: { user?: unknown } } | undefined)?.passport?.user ? importBody(req, res, next) : next()));
+  const requestImportBody = express.urlencoded({ extended: false, limit: '13mb' });
+  const signedIn = (req: Request) => Boolean((req.session as { passport?: { user?: unknown } } | undefined)?.passport?.user);
+  web.use('/app/customers/import', (req, res, next) => (signedIn(req) ? importBody(req, res, next) : next()));
+  web.use('/app/requests/import', (req, res, next) => (signedIn(req) ? requestImportBody(req, res, next) : next()));
   web.use(express.urlencoded({ extended: false, limit: '100kb' }));
   web.use(passport.session());
   const csrf = csrfSync({

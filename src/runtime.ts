@@ -51,7 +51,7 @@ import { createSealer } from './core/encryption.ts';
 import { createDataBuilder, createSender, createWebhookService, type Sender, type WebhookService } from './features/webhooks/index.ts';
 import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/index.ts';
 import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
-import { createRequestService, type RequestService } from './features/requests/index.ts';
+import { createRequestImports, createRequestService, type RequestImports, type RequestService } from './features/requests/index.ts';
 import { createReportService, type ReportService } from './features/reports/index.ts';
 
 export const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../views');
@@ -90,6 +90,8 @@ export interface Services {
   requests: RequestService;
   /** Reports → Reconciliation, and payment requests' audit trails. */
   reports: ReportService;
+  /** Payment requests from CSV files: checked whole, written in the background. */
+  requestImports: RequestImports;
 }
 
 export interface Runtime {
@@ -333,6 +335,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         merchants,
         customers,
       }),
+      requestImports: createRequestImports({ db, clock, jobs, log: log.child('request-imports'), requests, deliveries, merchants }),
       webhooks,
       merchants,
       apiKeys: createApiKeyService({ db, clock, events }),

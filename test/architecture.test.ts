@@ -22,6 +22,7 @@ export const TABLE_OWNERS: Record<string, string> = {
   links: 'features/links',
   link_holds: 'features/links',
   payment_requests: 'features/requests',
+  request_imports: 'features/requests',
   tags: 'features/tags',
   link_tags: 'features/tags',
   customer_tags: 'features/tags',

@@ -8,8 +8,11 @@
  *   - the mail: with a real SMTP server on loopback (smtp-server) as the install's mail server, how
  *     long after the API's 201 each request's email is accepted by it, one request at a time (aim
  *     p99 ≤ 200 ms).
+ * And separately (measureRequestImport, its own process): a 10,000-row CSV import file checked whole
+ * against 1,000 existing requests and customers (aim ≤ 3 s), nothing written.
  *
- * Environment: BENCH_REQUESTS (creates, default 300; 0 skips), BENCH_FORGED (default 100,000).
+ * Environment: BENCH_REQUESTS (creates, default 300; 0 skips), BENCH_FORGED (default 100,000);
+ * BENCH_IMPORT_ROWS for the import (run.ts; default 10,000).
  */
 import { runBenchChild } from './child.ts';
 import http from 'node:http';
@@ -140,3 +143,86 @@ async function child(spec: { creates: number; forged: number; label: string }): 
 }
 
 if (process.env.BENCH_REQUESTS_CHILD) await child(JSON.parse(process.env.BENCH_REQUESTS_CHILD));
+
+// ---- CSV import: a 10,000-row file checked (issue "One-off payment requests", Numbers) -----------
+// Independent of the measurements above: its own child process, fresh merchant and result.
+
+export const IMPORT_AIMS = { validateSeconds: 3 };
+
+export interface RequestImportResult {
+  label: string;
+  rows: number;
+  /** Requests and customers already there, whose references and ids the file is checked against. */
+  existing: number;
+  /** Wall time of the first check, in a process that has checked no file before (what is checked against the aim). */
+  seconds: number;
+  /** The best of the later checks of the same file (warm). */
+  warmSeconds: number;
+  runs: number;
+  /** Database queries the check made (batched lookups, not one per row). */
+  queries: number;
+  problems: number;
+}
+
+export async function measureRequestImport(env: Record<string, string>, rows: number, label: string, log: (line: string) => void): Promise<RequestImportResult> {
+  return runBenchChild<RequestImportResult>({ name: 'requests', label, env, childVar: 'BENCH_REQUESTS_IMPORT_CHILD', payload: { rows, label }, log });
+}
+
+export function reportRequestImport(r: RequestImportResult, check: (name: string, value: string, target: string, ok: boolean) => string): string[] {
+  return [
+    '',
+    `Payment request CSV import (${r.label}): a ${r.rows.toLocaleString('en')}-row file checked whole (amount, currency, reference, customer, channels, expiry), ${r.existing.toLocaleString('en')} requests and customers already there`,
+    `  check: ${r.seconds.toFixed(2)} s the first time, ${r.warmSeconds.toFixed(2)} s warm (best of ${r.runs - 1} more), ${r.queries} database queries, ${r.problems} problems`,
+    `  ${check(`requests ${r.label}: ${r.rows.toLocaleString('en')}-row CSV validated s`, r.seconds.toFixed(2), `≤ ${IMPORT_AIMS.validateSeconds} s`, r.seconds <= IMPORT_AIMS.validateSeconds && r.problems === 0)}`,
+  ];
+}
+
+/** The measuring process: a merchant with existing requests and customers, then the file checked (nothing written). */
+async function importChild(spec: { rows: number; label: string }): Promise<void> {
+  const { loadConfig } = await import('../../src/config.ts');
+  const { createRuntime } = await import('../../src/runtime.ts');
+  const rt = await createRuntime(loadConfig(process.env), { recordViews: false });
+  try {
+    const { merchant } = await rt.services.merchants.signUp({ name: 'Bench Imports', handle: `imp${Date.now().toString(36)}`, email: 'imp@bench.test', password: 'correct horse battery' });
+    // A tenth of the rows name an existing customer by id; references are checked against 1,000 existing requests.
+    const existing = 1_000;
+    const customers = [];
+    for (let i = 0; i < existing; i++) {
+      customers.push(await rt.services.customers.create(merchant.key, { name: `Known ${i}`, email: `known${i}@bench.test`, phone: `+3162${String(1_000_000 + i).slice(-7)}` }));
+      await rt.services.requests.create(merchant, { amount: 100 + i, currency: 'EUR', reference: `OLD-${i}`, customer_id: customers[i].id }, { source: 'api' });
+    }
+    const lines = ['reference,amount,currency,description,customer_name,customer_email,customer_phone,customer_id,channels,expires_in_days,allow_refresh'];
+    for (let i = 0; i < spec.rows; i++) {
+      const byId = i % 10 === 0;
+      const cents = 100 + (i % 9_900);
+      lines.push(
+        byId
+          ? `INV-${i},${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')},EUR,"Invoice ${i}, March",,,,${customers[i % existing].id},email sms,14,yes`
+          : `INV-${i},${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')},EUR,Invoice ${i},Customer ${i},c${i}@bench.test,+31 6 1${String(1_000_000 + i).slice(-7)},,email;sms,,no`,
+      );
+    }
+    const csv = lines.join('\r\n');
+    let queries = 0;
+    const count = () => void queries++;
+    const times: number[] = [];
+    let problems = 0;
+    const runs = 3;
+    for (let run = 0; run < runs; run++) {
+      queries = 0;
+      rt.db.on('query', count);
+      const t = performance.now();
+      const outcome = await rt.services.requestImports.check(merchant.key, csv);
+      times.push((performance.now() - t) / 1000);
+      rt.db.off('query', count);
+      problems = outcome.ok ? 0 : outcome.problems.length;
+      if (!outcome.ok) throw new Error(`the bench file has problems: ${JSON.stringify(outcome.problems.slice(0, 3))}`);
+      if (outcome.rows.length !== spec.rows) throw new Error(`checked ${outcome.rows.length} rows of ${spec.rows}`);
+    }
+    const result: RequestImportResult = { label: spec.label, rows: spec.rows, existing, seconds: times[0], warmSeconds: Math.min(...times.slice(1)), runs, queries, problems };
+    process.stdout.write(JSON.stringify(result) + '\n');
+  } finally {
+    await rt.close();
+  }
+}
+
+if (process.env.BENCH_REQUESTS_IMPORT_CHILD) await importChild(JSON.parse(process.env.BENCH_REQUESTS_IMPORT_CHILD));

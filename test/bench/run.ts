@@ -46,6 +46,8 @@
  * Payment requests (requests.ts), on its own fresh database (BENCH_DATABASE_URL as above): API creates
  * with email + SMS in the same call, one at a time (p99 ≤ 25 ms), and 100,000 forged `/r/` tokens
  * refused with zero database queries. BENCH_REQUESTS (creates, default 300; 0 skips), BENCH_FORGED.
+ * And, in a process of its own, a 10,000-row payment request CSV checked whole (≤ 3 s);
+ * BENCH_IMPORT_ROWS (default 10,000; 0 skips).
  *
  * Environment: BENCH_DURATION (measured s per target, default 8), BENCH_ROUNDS (2), BENCH_WARMUP
  * (s, 2), BENCH_CONNECTIONS (50),
@@ -69,7 +71,7 @@ import { createClient } from 'redis';
 import { BROWSER_AGENTS, countViews, diagnose, measureLatency, pageCases, seedAnalytics, type Diagnostics, type Latency, type Seeded } from './analytics.ts';
 import { measureReminders, remindersCorrect, reportReminders, seedReminders, type RemindersResult } from './reminders.ts';
 import { measureWebhooks, reportWebhooks, webhooksCorrect, type WebhooksResult } from './webhooks.ts';
-import { measureRequests, reportRequests, type RequestsResult } from './requests.ts';
+import { measureRequestImport, measureRequests, reportRequestImport, reportRequests, type RequestImportResult, type RequestsResult } from './requests.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** BENCH_STRIPE=0 measures the pay page without the Stripe provider enabled (default: enabled). */
@@ -96,6 +98,7 @@ const REMINDERS_FUTURE = Number(process.env.BENCH_REMINDERS_FUTURE ?? Math.floor
 const WEBHOOK_EVENTS = Number(process.env.BENCH_WEBHOOKS ?? 10_000);
 const REQUEST_CREATES = Number(process.env.BENCH_REQUESTS ?? 300);
 const FORGED_TOKENS = Number(process.env.BENCH_FORGED ?? 100_000);
+const IMPORT_ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 10_000);
 
 const tag = Math.random().toString(36).slice(2, 8);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-bench-'));
@@ -468,6 +471,20 @@ async function requestsBench(): Promise<RequestsResult | null> {
   return result;
 }
 
+/** Payment requests from CSV: a 10,000-row file checked whole (nothing written), in a fresh process on a fresh database. */
+async function requestImportBench(): Promise<RequestImportResult | null> {
+  if (IMPORT_ROWS <= 0) return null;
+  const redisPrefix = `paylink_bench_${tag}_request_import`;
+  const qdb: AnalyticsDb = ANALYTICS_DB_URL
+    ? { label: 'MariaDB + Redis', env: paylinkEnv({ DATABASE_URL: await freshMysqlDatabase(ANALYTICS_DB_URL, `paylink_bench_${tag}_request_import`, redisPrefix), REDIS_URL }, redisPrefix) }
+    : { label: 'SQLite', env: paylinkEnv({ DATABASE_URL: path.join(tmp, 'request-import.db') }, redisPrefix) };
+  log(`payment request import: a ${fmt(IMPORT_ROWS)}-row CSV checked on ${qdb.label}`);
+  const { PAYLINK_PLUGIN_PROVIDER_STRIPE: _stripe, ...env } = qdb.env;
+  const result = await measureRequestImport({ ...env, BASE_URL: 'http://127.0.0.1:3000' }, IMPORT_ROWS, qdb.label, log);
+  log(`  request import: checked in ${result.seconds.toFixed(2)} s`);
+  return result;
+}
+
 /** 10,000 payment events fanned to 3 endpoints, drained in a fresh process on a fresh database. */
 async function webhooksBench(): Promise<WebhooksResult | null> {
   if (WEBHOOK_EVENTS <= 0) return null;
@@ -679,6 +696,7 @@ async function main(): Promise<number> {
     const reminders = await remindersBench();
     const webhooks = await webhooksBench();
     const requests = await requestsBench();
+    const requestImport = await requestImportBench();
     const adb = await analyticsDatabase();
     log(`seeding ${fmt(VIEWS)} views on ${adb.label}`);
     const seeded = await seedAnalytics(adb.env, VIEWS, log);
@@ -718,6 +736,7 @@ async function main(): Promise<number> {
     if (reminders) out.push(...reportReminders(reminders, check));
     if (webhooks) out.push(...reportWebhooks(webhooks, check));
     if (requests) out.push(...reportRequests(requests, check));
+    if (requestImport) out.push(...reportRequestImport(requestImport, check));
     out.push(...summary());
     process.stdout.write(out.join('\n') + '\n');
 

@@ -46,6 +46,16 @@ import { pace } from '../../core/pace.ts';
 export type DeliveryKind = 'initial' | 'reminder' | 'expiry' | 'receipt';
 export type DeliveryStatus = 'queued' | 'sending' | 'sent' | 'failed' | 'cancelled';
 
+/** First messages of many links by status; `due` and `retrying` are the queued ones, due now or later. */
+export interface DeliveryCounts {
+  due: number;
+  retrying: number;
+  sending: number;
+  sent: number;
+  failed: number;
+  cancelled: number;
+}
+
 export const MAX_ATTEMPTS = 8;
 const BASE_BACKOFF_MS = 30_000;
 const MAX_BACKOFF_MS = 60 * 60_000;
@@ -592,6 +602,28 @@ export function createDeliveryService(deps: DeliveryDeps) {
       if (!linkKeys.length) return out;
       const rows = (await listQuery(db).whereIn('d.link_id', [...new Set(linkKeys)]).orderBy('d.id', 'asc')) as any[];
       for (const d of await fromRows(rows)) out.set(d.linkKey!, [...(out.get(d.linkKey!) ?? []), d]);
+      return out;
+    },
+
+    /**
+     * How the first messages of many links stand (a CSV import's progress): counts by status, `queued`
+     * split into those due now and those waiting for a retry. `linkKeys` may be a subquery that selects
+     * link keys (the caller's own table), so a 10,000-link batch is counted in one query.
+     */
+    async initialCounts(merchantKey: number, linkKeys: Knex.QueryBuilder | number[]): Promise<DeliveryCounts> {
+      const now = clock.now();
+      const rows = (await db('deliveries')
+        .where({ merchant_id: merchantKey, kind: 'initial' })
+        .whereIn('link_id', linkKeys)
+        .select('status', db.raw('CASE WHEN next_attempt_at > ? THEN 1 ELSE 0 END as later', [now]))
+        .count({ n: '*' })
+        .groupBy('status', 'later')) as { status: DeliveryStatus; later: number | string; n: number | string }[];
+      const out: DeliveryCounts = { due: 0, retrying: 0, sending: 0, sent: 0, failed: 0, cancelled: 0 };
+      for (const r of rows) {
+        const n = Number(r.n);
+        if (r.status === 'queued') out[Number(r.later) ? 'retrying' : 'due'] += n;
+        else out[r.status] += n;
+      }
       return out;
     },
 

@@ -10,6 +10,9 @@ import type { CustomerSummary } from '../customers/index.ts';
 import { sendQr } from '../qr/index.ts';
 import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX } from '../reminders/index.ts';
 import type { PaymentRequest } from './service.ts';
+import { CSV_BOM, CSV_CONTENT_TYPE } from '../../core/csv.ts';
+import type { ImportProblem } from '../../core/csv-import.ts';
+import { IMPORT_TEMPLATE, REQUEST_IMPORT_COLUMNS, REQUEST_IMPORT_MAX_BYTES, REQUEST_IMPORT_MAX_ROWS, type ImportProgress } from './import.ts';
 import {
   DEFAULT_EXPIRY_DAYS,
   MAX_EXPIRY_DAYS,
@@ -30,11 +33,13 @@ import {
 } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'clock' | 'customers' | 'requests' | 'deliveries' | 'reports'>;
+type Deps = Pick<AppDeps, 'clock' | 'customers' | 'requests' | 'deliveries' | 'reports' | 'requestImports'>;
 
 const DAY_SECONDS = 86_400;
 /** Views listed in a request's history on its page (the newest; the API lists up to 100). */
 const TRAIL_VIEWS = 20;
+/** Problems listed on the import page; the rest are counted. */
+const PROBLEMS_SHOWN = 200;
 
 /**
  * The form's own checks (a decimal amount in the currency's precision, whole days, whole uses) and the
@@ -115,10 +120,10 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
   router.get('/requests', async (req, res) => {
     const merchant = merchantOf(res);
     const query = readListQuery(req.query as Record<string, unknown>);
-    const list = (q: ListQuery) => requests.list(merchant.key, { limit: PER_PAGE, ...(q.status ? { status: q.status } : {}), ...(q.after ? { starting_after: q.after } : {}) });
+    const list = (q: ListQuery) => requests.list(merchant.key, { limit: PER_PAGE, ...(q.status ? { status: q.status } : {}), ...(q.import ? { import_id: q.import } : {}), ...(q.after ? { starting_after: q.after } : {}) });
     const page = await list(query);
     const people = await customersOf(page.data);
-    const filtered = Boolean(query.status);
+    const filtered = Boolean(query.status || query.import);
     await render(req, res, 'requests/index', {
       title: 'Payment requests',
       query,
@@ -213,6 +218,79 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
       }
       await formPage(req, res, { values, errors, existingId }, 422);
     }
+  });
+
+  // ---- Import from CSV (before /requests/:id) ----------------------------------------------------
+
+  const importPage = async (req: express.Request, res: express.Response, data: { csv: string; problems?: ImportProblem[] }, status = 200) => {
+    const merchant = merchantOf(res);
+    const problems = data.problems ?? [];
+    await render(
+      req,
+      res,
+      'requests/import',
+      {
+        title: 'Import payment requests',
+        csv: data.csv,
+        problems: problems.slice(0, PROBLEMS_SHOWN),
+        problemCount: problems.length,
+        problemRows: new Set(problems.map((p) => p.row)).size,
+        columns: REQUEST_IMPORT_COLUMNS,
+        channels: rt.requests.installedChannels(),
+        maxRows: REQUEST_IMPORT_MAX_ROWS,
+        maxMb: REQUEST_IMPORT_MAX_BYTES / (1024 * 1024),
+        template: IMPORT_TEMPLATE.replace(/\r\n/g, '\n'),
+        recent: await rt.requestImports.recent(merchant.key),
+        h: helpers(merchant),
+      },
+      status,
+    );
+  };
+
+  router.get('/requests/import', (req, res) => importPage(req, res, { csv: '' }));
+
+  router.get('/requests/import/template.csv', (_req, res) => {
+    res.set('Content-Type', CSV_CONTENT_TYPE).attachment('payment-requests-template.csv').send(CSV_BOM + IMPORT_TEMPLATE);
+  });
+
+  router.post('/requests/import', async (req, res) => {
+    const merchant = merchantOf(res);
+    const body = req.body as Record<string, unknown>;
+    const csv = typeof body.csv === 'string' ? body.csv : '';
+    const outcome = await rt.requestImports.start(merchant, csv);
+    if (!outcome.ok) return importPage(req, res, { csv, problems: outcome.problems }, 422);
+    const n = outcome.import.total;
+    flash(req, 'success', `All ${n.toLocaleString('en')} row${n === 1 ? '' : 's'} checked. Creating the payment request${n === 1 ? '' : 's'} and sending their messages now.`);
+    res.redirect(303, `/app/requests/imports/${outcome.import.id}`);
+  });
+
+  /** What the progress block shows: counts, percentages, and whether to keep polling. */
+  const progressView = (p: ImportProgress) => {
+    const m = p.messages;
+    const handled = m.sent + m.failed + m.cancelled;
+    const pct = (n: number, of: number) => (of ? Math.min(100, Math.floor((n * 100) / of)) : 100);
+    return { p, handled, rowsPct: pct(p.created + p.skipped, p.total), messagesPct: pct(handled, p.messagesTotal), url: `/app/requests/imports/${p.id}` };
+  };
+
+  router.get('/requests/imports/:id', async (req, res) => {
+    const merchant = merchantOf(res);
+    const p = await rt.requestImports.progress(merchant.key, String(req.params.id));
+    const skipped = p.skippedProblems;
+    await render(req, res, 'requests/import_show', {
+      title: `Import of ${p.total.toLocaleString('en')} payment requests`,
+      progress: progressView(p),
+      problems: skipped.slice(0, PROBLEMS_SHOWN),
+      problemCount: skipped.length,
+      problemRows: skipped.length,
+      h: helpers(merchant),
+    });
+  });
+
+  /** The progress block alone, polled every second by htmx while anything is still moving. */
+  router.get('/requests/imports/:id/progress', async (req, res) => {
+    const merchant = merchantOf(res);
+    const p = await rt.requestImports.progress(merchant.key, String(req.params.id));
+    await render(req, res, 'requests/_import_progress', { progress: progressView(p), h: helpers(merchant) });
   });
 
   // ---- One request ------------------------------------------------------------------------------

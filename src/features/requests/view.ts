@@ -28,17 +28,20 @@ export const titleOf = (r: PaymentRequest): string => r.link.description || (r.r
 
 export const PER_PAGE = 25;
 
-/** The list's query string: a status filter and the id to continue after (`starting_after`). */
+/** The list's query string: a status filter, a CSV import's requests only, and the id to continue after (`starting_after`). */
 export interface ListQuery {
   status: RequestStatus | '';
+  import: string;
   after: string;
 }
 
 export function readListQuery(query: Record<string, unknown>): ListQuery {
   const status = one(query.status);
   const after = one(query.after);
+  const imp = one(query.import);
   return {
     status: STATUSES.some((s) => s.value === status) ? (status as RequestStatus) : '',
+    import: /^rqi_[0-9A-Za-z]{1,40}$/.test(imp) ? imp : '',
     after: /^req_[0-9A-Za-z]{1,40}$/.test(after) ? after : '',
   };
 }
@@ -48,6 +51,7 @@ export function listHref(q: ListQuery, change: Partial<ListQuery> = {}): string 
   const v = { ...q, ...change };
   const p = new URLSearchParams();
   if (v.status) p.set('status', v.status);
+  if (v.import) p.set('import', v.import);
   if (v.after) p.set('after', v.after);
   const s = p.toString();
   return s ? `/app/requests?${s}` : '/app/requests';
