@@ -307,10 +307,19 @@ forEachTarget('dashboard: payment requests', (target) => {
       await acct.agent.post(`/app/requests/${r.id}/cancel`).type('form').send({ _csrf: acct.csrf }).expect(303);
     });
 
-    it('lets the customer ask for a new link once it expires unless unticked, and shows the chain both ways', async () => {
+    it('lets the customer ask for a new link once it expires, by the merchant’s default or per request, and shows the chain both ways', async () => {
       const acct = await signUp(env.app);
-      const form = await acct.agent.get('/app/requests/new').expect(200);
-      expect(form.text).to.include('<input type="checkbox" name="allow_refresh" checked>');
+      // Off by default: the form starts unticked, and an API request that does not say gets none.
+      expect((await acct.agent.get('/app/requests/new').expect(200)).text).to.include('<input type="checkbox" name="allow_refresh">');
+      expect((await make(acct)).allowRefresh).to.equal(false);
+      const settings = await acct.agent.get('/app/settings').expect(200);
+      expect(settings.text).to.include('<input type="checkbox" name="request_allow_refresh" value="on" aria-describedby');
+      await acct.agent.post('/app/settings/requests').type('form').send({ _csrf: acct.csrf, request_allow_refresh: 'on' }).expect(303);
+      expect((await acct.agent.get('/app/settings').expect(200)).text).to.include('name="request_allow_refresh" value="on" checked');
+      // On: the form starts ticked, and so does a request that does not say (API, CSV); one that says no, does not.
+      expect((await acct.agent.get('/app/requests/new').expect(200)).text).to.include('<input type="checkbox" name="allow_refresh" checked>');
+      expect((await make(acct)).allowRefresh).to.equal(true);
+      expect((await make(acct, { allow_refresh: false })).allowRefresh).to.equal(false);
       await postRequest(acct, { reference: 'NO-REFRESH' }).expect(303); // a browser leaves an unticked box out
       const m = await merchantOf(acct);
       const [unticked] = (await env.rt.services.requests.list(m.key, { reference: 'NO-REFRESH' })).data;

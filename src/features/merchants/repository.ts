@@ -16,6 +16,8 @@ export interface Merchant {
   viewRetentionMonths: number;
   /** Customers get a receipt by email after paying (Settings → Message templates); on by default. */
   sendReceipts: boolean;
+  /** New payment requests let their customer ask for a new link once expired, unless a request says otherwise; off by default. */
+  requestAllowRefresh: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -44,6 +46,7 @@ const merchantFrom = (r: any): Merchant => ({
   buttonStyle: r.button_style,
   viewRetentionMonths: Number(r.view_retention_months),
   sendReceipts: r.send_receipts === undefined || r.send_receipts === null ? true : Boolean(r.send_receipts),
+  requestAllowRefresh: Boolean(r.request_allow_refresh),
   createdAt: toDate(r.created_at),
   updatedAt: toDate(r.updated_at),
 });

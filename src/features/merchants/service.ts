@@ -47,6 +47,8 @@ export function merchantJson(m: Merchant) {
     currency: m.currency,
     timezone: m.timezone,
     brand_color: m.brandColor,
+    /** The default of `allow_refresh` for new payment requests. */
+    request_allow_refresh: m.requestAllowRefresh,
     created_at: m.createdAt.toISOString(),
     updated_at: m.updatedAt.toISOString(),
   };
@@ -169,6 +171,16 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
       await inTransaction(db, async (trx) => {
         await merchantRepository(trx).update(merchant.key, { send_receipts: on, updated_at: clock.now() });
         await events.emit(trx, 'merchant.updated', { merchantId: merchant.id, handle: merchant.handle, changed: ['send_receipts'] }, merchant.key);
+      });
+      return (await merchants.byKey(merchant.key))!;
+    },
+
+    /** The default of new payment requests: may their customer ask for a new link once one expired. */
+    async setRequestAllowRefresh(merchant: Merchant, on: boolean): Promise<Merchant> {
+      if (merchant.requestAllowRefresh === on) return merchant;
+      await inTransaction(db, async (trx) => {
+        await merchantRepository(trx).update(merchant.key, { request_allow_refresh: on, updated_at: clock.now() });
+        await events.emit(trx, 'merchant.updated', { merchantId: merchant.id, handle: merchant.handle, changed: ['request_allow_refresh'] }, merchant.key);
       });
       return (await merchants.byKey(merchant.key))!;
     },

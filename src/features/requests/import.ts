@@ -117,7 +117,7 @@ function inputOf(cell: (c: string) => string): { raw: Record<string, unknown>; o
     else own.push({ field: 'expires_in', code: 'invalid_expiry', message: 'expires_in_days must be a whole number of days, such as 7.' });
   }
   const refresh = text('allow_refresh').toLowerCase();
-  if (refresh && !TRUE.has(refresh) && !FALSE.has(refresh)) own.push({ field: 'allow_refresh', code: 'invalid_boolean', message: 'allow_refresh must be yes or no (or true/false, 1/0), or empty for no.' });
+  if (refresh && !TRUE.has(refresh) && !FALSE.has(refresh)) own.push({ field: 'allow_refresh', code: 'invalid_boolean', message: 'allow_refresh must be yes or no (or true/false, 1/0), or empty for your default (Settings → Payment requests).' });
   const channels = text('channels').toLowerCase().split(/[\s,;|]+/).filter(Boolean);
   const contact = ['customer_name', 'customer_email', 'customer_phone', 'customer_country'].some((c) => text(c));
   const raw: Record<string, unknown> = {
@@ -131,7 +131,8 @@ function inputOf(cell: (c: string) => string): { raw: Record<string, unknown>; o
     expires_at: orNull('expires_at'),
     expires_in: expiresIn,
     channels: channels.length ? channels : null,
-    allow_refresh: TRUE.has(refresh),
+    // Empty: the merchant's default.
+    allow_refresh: refresh ? TRUE.has(refresh) : null,
   };
   return { raw, own };
 }

@@ -184,7 +184,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
   router.get('/requests/new', async (req, res) => {
     const merchant = merchantOf(res);
     const customerId = typeof req.query.customer === 'string' ? req.query.customer.slice(0, 64) : '';
-    await formPage(req, res, { values: newValues(merchant.currency, customerId) });
+    await formPage(req, res, { values: { ...newValues(merchant.currency, customerId), allow_refresh: merchant.requestAllowRefresh ? 'on' : '' } });
   });
 
   router.post('/requests', async (req, res) => {

@@ -126,7 +126,8 @@ export interface ValidRequest {
   customer: { key: number } | { contact: { name: string; email: string | null; phone: string | null } };
   expiresAt: Date;
   uses: number;
-  allowRefresh: boolean;
+  /** Null: the merchant's default (Settings). */
+  allowRefresh: boolean | null;
   metadata: Record<string, string> | null;
   /** The messages to send at once: channel and address. */
   sends: { channel: string; to: string }[];
@@ -214,7 +215,7 @@ export function checkRequest(raw: unknown, ctx: CheckContext): CheckResult {
       customer: existingCustomer ? { key: existingCustomer.key } : { contact: { name: input.customer!.name, email: input.customer!.email ?? null, phone } },
       expiresAt,
       uses: input.max_uses ?? 1,
-      allowRefresh: input.allow_refresh ?? false,
+      allowRefresh: input.allow_refresh ?? null,
       metadata: input.metadata ?? null,
       sends,
       reminders: input.reminders ?? null,
@@ -423,7 +424,7 @@ export function createRequestService(deps: RequestDeps) {
         api_key_id: by.apiKeyKey ?? null,
         created_by_user_id: by.userKey ?? null,
         metadata: v.metadata && Object.keys(v.metadata).length ? JSON.stringify(v.metadata) : null,
-        allow_refresh: v.allowRefresh,
+        allow_refresh: v.allowRefresh ?? merchant.requestAllowRefresh,
         notify_before_expiry: v.notifyBeforeExpiry,
         refreshed_from_id: by.refreshing?.key ?? null,
         ...(by.importKey ? { import_id: by.importKey } : {}),

@@ -57,6 +57,16 @@ export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
     }
   });
 
+  /** Defaults for new payment requests (a checkbox, so absent means off). */
+  router.post('/settings/requests', async (req, res) => {
+    const on = (req.body as Record<string, unknown>).request_allow_refresh === 'on';
+    const updated = await merchants.setRequestAllowRefresh(res.locals.merchant, on);
+    req.user!.merchant = updated;
+    res.locals.merchant = updated;
+    flash(req, 'success', on ? 'New payment requests let the customer ask for a new link once they expire.' : 'New payment requests no longer offer a new link once they expire (unless you tick it on the request).');
+    res.redirect(303, '/app/settings#requests');
+  });
+
   // Reloading the page a key was created on lands here: show the settings, never re-create the key.
   router.get('/settings/api-keys', (_req, res) => res.redirect(303, '/app/settings#api-keys'));
 
