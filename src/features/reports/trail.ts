@@ -88,7 +88,7 @@ type Label = (channelId: string) => string;
 
 function deliveryText(d: Delivery, label: Label): string {
   const what = d.kind === 'receipt' ? 'Receipt' : d.kind === 'reminder' ? `Reminder ${d.seq}` : d.kind === 'expiry' ? 'Last reminder before expiry' : 'Request';
-  const status = d.status === 'sending' ? 'queued' : d.status;
+  const status = d.kind === 'expiry' && d.status === 'queued' && d.attempts === 0 ? 'scheduled' : d.status === 'sending' ? 'queued' : d.status;
   return `${what} by ${label(d.channel)} to ${d.to} — ${status}${d.status === 'failed' && d.error ? ` (${d.error})` : ''}`;
 }
 
@@ -112,7 +112,8 @@ export function trailOf(f: RequestFacts, label: Label): TrailEntry[] {
       text: `Created ${who}${r.refreshedFrom ? ` (a new link for ${r.refreshedFrom})` : ''}`,
       data: { source: r.source, api_key: f.apiKey, user: f.user, refreshed_from: r.refreshedFrom },
     },
-    ...f.deliveries.map((d): TrailEntry => ({ type: 'delivery', at: d.createdAt, text: deliveryText(d, label), data: { delivery: deliveryJson(d) } })),
+    // The last reminder before expiry is written with the request but belongs where it is (or was) due.
+    ...f.deliveries.map((d): TrailEntry => ({ type: 'delivery', at: d.kind === 'expiry' ? d.sentAt ?? d.nextAttemptAt : d.createdAt, text: deliveryText(d, label), data: { delivery: deliveryJson(d) } })),
     ...f.views.map((v): TrailEntry => ({ type: 'view', at: v.viewedAt, text: `Opened${v.browser ? ` in ${v.browser}${v.os ? ` on ${v.os}` : ''}` : ''}`, data: { view: viewJson(v) } })),
   ];
   for (const p of f.payments) {
