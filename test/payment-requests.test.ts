@@ -65,6 +65,37 @@ forEachTarget('payment requests', (target) => {
     expect(page.text).to.include('id="f-name" name="name" type="text" value="Jane Doe"').and.include(`value="jane${n}@example.test"`);
   });
 
+  it('takes line items: the amount is their total (or must equal it), listed on the request, its pay page and a refreshed request', async () => {
+    const who = { name: 'Lena Ito', email: `lena${n}@example.test` };
+    const items = [{ description: 'Tiling, per m²', quantity: 12, unit_amount: 3500 }, { description: 'Grout & sealant', unit_amount: 1850 }];
+    const res = await call('post', '/payment_requests', { currency: 'EUR', line_items: items, customer: who, reference: `LI-${n}`, allow_refresh: true, expires_in: 3600 });
+    expect(res.status, res.text).to.equal(201);
+    expect(res.body.amount).to.equal(12 * 3500 + 1850);
+    expect(res.body.line_items).to.deep.equal([
+      { description: 'Tiling, per m²', quantity: 12, unit_amount: 3500, amount: 42000 },
+      { description: 'Grout & sealant', quantity: 1, unit_amount: 1850, amount: 1850 },
+    ]);
+    const page = await supertest(env.app).get(pathOf(res.body.url)).expect(200);
+    expect(page.text).to.include('<table class="lines">').and.include('Tiling, per m²').and.include('× €35.00').and.include('€420.00').and.include('Grout &amp; sealant').and.include('€438.50');
+    // Given both, they must agree; bad items are refused by their field; nothing is written.
+    const before = await counts();
+    const mismatch = expectFieldErrors(await call('post', '/payment_requests', { amount: 100, currency: 'EUR', line_items: items, customer: who }), ['amount']);
+    expect(mismatch.errors[0]).to.include({ code: 'amount_mismatch' });
+    expectFieldErrors(await call('post', '/payment_requests', { currency: 'EUR', customer: who }), ['amount']);
+    expectFieldErrors(await call('post', '/payment_requests', { currency: 'EUR', line_items: [], customer: who }), ['line_items']);
+    expectFieldErrors(await call('post', '/payment_requests', { currency: 'EUR', line_items: [{ description: '', unit_amount: 100 }], customer: who }), ['line_items.0.description']);
+    expectFieldErrors(await call('post', '/payment_requests', { currency: 'EUR', line_items: [{ description: 'Free', unit_amount: 0 }], customer: who }), ['line_items']);
+    expectFieldErrors(await call('post', '/payment_requests', { currency: 'EUR', line_items: [{ description: 'x', quantity: 1.5, unit_amount: 100 }], customer: who }), ['line_items.0.quantity']);
+    expectFieldErrors(await call('post', '/payment_requests', { currency: 'EUR', line_items: [{ description: 'x', unit_amount: -5 }], customer: who }), ['line_items.0.unit_amount']);
+    expect(await counts()).to.deep.equal(before);
+    // A new link for it, once expired, asks for the same items.
+    env.clock.advance(3_600_001);
+    await supertest(env.app).post(`${pathOf(res.body.url)}/refresh`).expect(201);
+    const next = (await call('get', `/payment_requests/${res.body.id}`).expect(200)).body.refreshed_to as string;
+    const fresh = (await call('get', `/payment_requests/${next}`).expect(200)).body;
+    expect([fresh.amount, fresh.line_items]).to.deep.equal([res.body.amount, res.body.line_items]);
+  });
+
   it('answers 409 reference_taken with the existing id for a repeated reference, also for racing creates', async () => {
     const first = await call('post', '/payment_requests', { amount: 1000, currency: 'EUR', reference: `R-${n}`, customer: { name: 'Bo', email: `bo${n}@example.test` } }).expect(201);
     const before = await counts();

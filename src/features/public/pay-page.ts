@@ -16,6 +16,7 @@ import type { Limiter } from '../../core/rate-limit.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
+import type { LineItem } from '../requests/index.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
 
@@ -111,7 +112,7 @@ export function cachedLookups(rt: Deps, ttlMs = 5_000): PayLookups {
 
 /** What a pay-page URL resolves to. */
 export type PayTarget =
-  | { kind: 'page'; merchant: Merchant; link: PayableLink | null; amount: number | null; currency: string; action: string }
+  | { kind: 'page'; merchant: Merchant; link: PayableLink | null; amount: number | null; currency: string; action: string; lines?: readonly LineItem[] }
   | { kind: 'limit_reached'; merchant: Merchant; link: PayableLink }
   /** Every slot left is held by checkouts under way (immediate capture): one may free up later. */
   | { kind: 'all_held'; merchant: Merchant; link: PayableLink }
@@ -211,6 +212,7 @@ function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, 
     description: link ? (link.description === link.name ? null : link.description) : t.amount === null ? 'Enter the amount you would like to pay.' : null,
     product: product ? { name: product.name, description: product.description, price: formatMoney(product.price, product.currency) } : null,
     amount: t.amount === null ? null : formatMoney(t.amount, t.currency),
+    lines: t.lines?.length ? t.lines.map((l) => ({ description: l.description, quantity: l.quantity, unit: formatMoney(l.unitAmount, t.currency), total: formatMoney(l.quantity * l.unitAmount, t.currency) })) : null,
     open: t.amount === null ? { currency: t.currency, symbol: currencySymbol(t.currency), max: maxOpenLabel(t.currency) } : null,
     remaining: left,
     // A link sent to a customer carries their signed id (?c=); the checkout reads it back from the URL.
@@ -330,7 +332,9 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
       if (lockedMs) return { kind: 'too_many', merchant, name: request.link.name, retryMs: lockedMs };
       const link = await rt.checkout.findPayableRequest(request.link.id);
       if (!link) return NOT_FOUND;
-      return linkTarget(merchant, link, `/r/${encodeURIComponent(token)}`, rt.clock.now().getTime());
+      const target = linkTarget(merchant, link, `/r/${encodeURIComponent(token)}`, rt.clock.now().getTime());
+      // What the amount is made of, when the merchant listed it.
+      return target.kind === 'page' && request.lineItems.length ? { ...target, lines: request.lineItems } : target;
     }
     const linkId = rt.tokens.requestOf(token);
     // Only the one spelling we issue: base64url's last character carries spare bits, so another

@@ -103,6 +103,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
       badge: (r: PaymentRequest) => statusBadge(r.status),
       title: titleOf,
       amount: (r: PaymentRequest) => formatMoney(r.link.amount, r.link.currency),
+      money: formatMoney,
       dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
       relative: (d: Date) => timeAgo(d, now),
       phone: formatPhone,

@@ -54,6 +54,8 @@ export interface PaymentRequest {
   allowRefresh: boolean;
   /** Seconds before expiry a last reminder goes out, on the channels it was sent on. */
   notifyBeforeExpiry: number | null;
+  /** What the amount is made of (empty: just the amount). */
+  lineItems: LineItem[];
   /** The request this one replaced (refresh flow), and the one that replaced it, by public id. */
   refreshedFrom: string | null;
   refreshedTo: string | null;
@@ -68,8 +70,26 @@ const REFERENCE = /^[A-Za-z0-9][A-Za-z0-9._:/#-]{0,63}$/;
 
 const money = z.number({ error: 'amount must be a whole number of minor units (e.g. 1250 for 12.50).' }).int('amount must be a whole number of minor units (e.g. 1250 for 12.50).');
 
+/** Most line items a request lists. */
+const LINE_ITEMS_MAX = 50;
+const oneLine = (d: string) => !/[\u0000-\u001f\u007f\u2028\u2029]/.test(d);
+
+const lineItemSchema = z.strictObject({
+  description: z.string().trim().min(1, 'Describe the item.').max(200, 'Keep an item’s description under 200 characters.').refine(oneLine, 'An item’s description cannot contain line breaks.'),
+  quantity: z.number({ error: 'quantity must be a whole number.' }).int('quantity must be a whole number.').min(1, 'quantity must be at least 1.').max(10_000, 'quantity must be at most 10,000.').default(1),
+  unit_amount: money.min(0, 'unit_amount cannot be negative.').max(MAX_MINOR, 'unit_amount is too large.'),
+});
+
+export interface LineItem {
+  description: string;
+  quantity: number;
+  unitAmount: number;
+}
+
 const createSchema = z.strictObject({
-  amount: money.min(1, 'amount must be greater than zero.').max(MAX_MINOR, 'amount is too large.'),
+  // Required, unless line items give it (then, if given, it must equal their total).
+  amount: money.min(1, 'amount must be greater than zero.').max(MAX_MINOR, 'amount is too large.').nullish(),
+  line_items: z.array(lineItemSchema, { error: 'line_items must be a list of { description, quantity, unit_amount }.' }).min(1, 'line_items needs at least one item (or leave it out).').max(LINE_ITEMS_MAX, `At most ${LINE_ITEMS_MAX} line items.`).nullish(),
   currency: currencySchema,
   description: z.string().trim().max(200, 'Keep the description under 200 characters.').refine((d) => !/[\u0000-\u001f\u007f\u2028\u2029]/.test(d), 'The description cannot contain line breaks.').nullish(),
   reference: z.string().regex(REFERENCE, 'reference must be 1–64 letters, digits or . _ : / # - (starting with a letter or digit).').nullish(),
@@ -135,6 +155,7 @@ export interface ValidRequest {
   /** Seconds before the expiry the last reminder goes, and when that is (on the `sends` channels). */
   notifyBeforeExpiry: number | null;
   noticeAt: Date | null;
+  lineItems: LineItem[];
 }
 
 export type CheckResult = { ok: true; request: ValidRequest } | { ok: false; errors: FieldError[] };
@@ -157,6 +178,18 @@ export function checkRequest(raw: unknown, ctx: CheckContext): CheckResult {
   const input = parsed.data;
   const errors: FieldError[] = [];
   const { now } = ctx;
+  // The amount: given, or the line items' total (both: they must agree).
+  let amount = input.amount ?? null;
+  const lineItems: LineItem[] = (input.line_items ?? []).map((i) => ({ description: i.description, quantity: i.quantity, unitAmount: i.unit_amount }));
+  if (lineItems.length) {
+    const total = lineItems.reduce((t, i) => t + i.quantity * i.unitAmount, 0);
+    if (total < 1) errors.push({ field: 'line_items', code: 'invalid_amount', message: 'The line items add up to nothing: their total must be greater than zero.' });
+    else if (total > MAX_MINOR) errors.push({ field: 'line_items', code: 'invalid_amount', message: 'The line items add up to more than the largest amount a request can ask for.' });
+    else if (amount !== null && amount !== total) errors.push({ field: 'amount', code: 'amount_mismatch', message: `amount (${amount}) must equal the line items’ total (${total}), or be left out.` });
+    else amount = total;
+  } else if (amount === null) {
+    errors.push({ field: 'amount', code: 'required', message: 'amount is required (a whole number of minor units, e.g. 1250 for 12.50), unless line_items give it.' });
+  }
   let expiresAt = new Date(now.getTime() + (input.expires_in ?? DEFAULT_EXPIRY_SECONDS) * 1000);
   if (input.expires_at && input.expires_in) errors.push({ field: 'expires_at', code: 'conflicting_fields', message: 'Give expires_at or expires_in, not both.' });
   else if (input.expires_at) {
@@ -208,7 +241,7 @@ export function checkRequest(raw: unknown, ctx: CheckContext): CheckResult {
   return {
     ok: true,
     request: {
-      amount: input.amount,
+      amount: amount!,
       currency: input.currency.toUpperCase(),
       description: input.description || null,
       reference: input.reference ?? null,
@@ -221,6 +254,7 @@ export function checkRequest(raw: unknown, ctx: CheckContext): CheckResult {
       reminders: input.reminders ?? null,
       notifyBeforeExpiry: input.notify_before_expiry ?? null,
       noticeAt,
+      lineItems,
     },
   };
 }
@@ -249,6 +283,7 @@ interface Row {
   expired_at?: unknown;
   allow_refresh?: unknown;
   notify_before_expiry?: number | null;
+  line_items?: string | null;
   refreshed_from_id?: number | null;
   created_by_user_id?: number | null;
   created_at: unknown;
@@ -309,6 +344,7 @@ export function createRequestService(deps: RequestDeps) {
           expiredAt: toDateOrNull(r.expired_at),
           allowRefresh: Boolean(r.allow_refresh),
           notifyBeforeExpiry: r.notify_before_expiry === null || r.notify_before_expiry === undefined ? null : Number(r.notify_before_expiry),
+          lineItems: r.line_items ? (JSON.parse(r.line_items) as LineItem[]) : [],
           refreshedFrom: r.refreshed_from_id ? idOf.get(Number(r.refreshed_from_id)) ?? null : null,
           refreshedTo: successorOf.get(Number(r.id))?.public_id ?? null,
           refreshedToAt: successorOf.has(Number(r.id)) ? toDate(successorOf.get(Number(r.id))!.created_at) : null,
@@ -426,6 +462,7 @@ export function createRequestService(deps: RequestDeps) {
         metadata: v.metadata && Object.keys(v.metadata).length ? JSON.stringify(v.metadata) : null,
         allow_refresh: v.allowRefresh ?? merchant.requestAllowRefresh,
         notify_before_expiry: v.notifyBeforeExpiry,
+        line_items: v.lineItems.length ? JSON.stringify(v.lineItems) : null,
         refreshed_from_id: by.refreshing?.key ?? null,
         ...(by.importKey ? { import_id: by.importKey } : {}),
         created_at: now,
@@ -570,6 +607,7 @@ export function createRequestService(deps: RequestDeps) {
             max_uses: r.link.uses,
             metadata: Object.keys(r.metadata).length ? r.metadata : null,
             allow_refresh: true,
+            line_items: r.lineItems.length ? r.lineItems.map((i) => ({ description: i.description, quantity: i.quantity, unit_amount: i.unitAmount })) : null,
             notify_before_expiry: r.notifyBeforeExpiry !== null && r.notifyBeforeExpiry + MIN_NOTICE_SECONDS < took ? r.notifyBeforeExpiry : null,
           },
           { source: r.source, refreshing: r },
@@ -724,6 +762,7 @@ export function requestJson(r: PaymentRequest, url: string, customer: { id: stri
     link_id: r.link.id,
     allow_refresh: r.allowRefresh,
     notify_before_expiry: r.notifyBeforeExpiry,
+    line_items: r.lineItems.map((i) => ({ description: i.description, quantity: i.quantity, unit_amount: i.unitAmount, amount: i.quantity * i.unitAmount })),
     refreshed_from: r.refreshedFrom,
     refreshed_to: r.refreshedTo,
     cancelled_at: r.cancelledAt?.toISOString() ?? null,
