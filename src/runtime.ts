@@ -236,7 +236,9 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     };
     const channels = createChannelDirectory(registries.channels);
     const customers = createCustomerService({ db, clock, tags, addressKinds: () => channels.addressKinds() });
-    const links = createLinkService({ db, clock, events, tags, products, merchants, customers, baseUrl: config.baseUrl, requestToken: (id) => tokens.request(id), requestPaths: (keys, q) => services.requests.pathsByLinkKeys(keys, q) });
+    const links = createLinkService({ db, clock, events, tags, products, merchants, customers, baseUrl: config.baseUrl, requestToken: (id) => tokens.request(id), requestPaths: (keys, q) => services.requests.pathsByLinkKeys(keys, q),
+      // Late-bound: requests are built on links.
+      requests: { linkKeysWhere: (merchantKey, f) => services.requests.linkKeysWhere(merchantKey, f), refsByLinkKeys: (keys) => services.requests.refsByLinkKeys(keys) } });
     const payments = createPaymentQueries({ db, links: linkState, customers });
     const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });

@@ -495,8 +495,13 @@ forEachTarget('dashboard: links', (target) => {
       expect(names(range.text).sort()).to.deep.equal(['Item 03', 'Item 04', 'Item 05']);
       const combined = await acct.agent.get('/app/links?from=2026-01-01&to=2026-01-31&tag=Summer&status=active').set('HX-Request', 'true').expect(200);
       expect(names(combined.text).sort()).to.deep.equal(['Item 05', 'Item 10', 'Item 20', 'Item 25']);
-      // Nonsense in the query string is ignored, not an error.
-      await acct.agent.get('/app/links?status=bogus&from=yesterday&sort=evil&dir=up&page=-4').expect(200);
+      // Sorting and paging nonsense falls back to the defaults; a filter that cannot be understood is
+      // named by its field (422) and left out of the list — never a 500.
+      await acct.agent.get('/app/links?sort=evil&dir=up&page=-4').expect(200);
+      const bad = await acct.agent.get('/app/links?status=bogus&from=yesterday').expect(422);
+      expect(fieldError(bad.text, 'status')).to.include('no status “bogus” for smart links');
+      expect(fieldError(bad.text, 'from')).to.include('must be a date');
+      expect(bad.text).to.include('of 31 links');
     });
 
     it('uses the merchant’s time zone for the date range', async () => {
@@ -552,20 +557,36 @@ forEachTarget('dashboard: links', (target) => {
   describe('10,000 links', () => {
     let acct: Account;
     let merchant: Merchant;
+    const apiKeys: number[] = [];
     before(async function () {
       this.timeout(120_000);
       acct = await signUp(env.app);
       merchant = await merchantOf(acct);
       const tag = await env.rt.services.tags.create(merchant.key, { name: 'Hundreds', kind: 'link' });
+      // Two API keys made one link in ten between them; the rest came from the dashboard.
+      for (const name of ['Backend', 'Invoicing']) {
+        const { apiKey } = await env.rt.services.apiKeys.create(merchant, { name });
+        apiKeys.push(Number((await env.rt.db('api_keys').where({ public_id: apiKey.id }).first('id')).id));
+      }
       const start = Date.parse('2025-01-01T00:00:00Z');
       const rows = Array.from({ length: 10_000 }, (_, i) => {
         const n = String(i + 1).padStart(5, '0');
         const at = new Date(start + i * 60_000);
-        return { public_id: `lnk_seed${n}${acct.handle.replace(/[^a-z0-9]/g, '')}`.slice(0, 40), merchant_id: merchant.key, kind: 'smart', type: 'amount', name: `Seed ${n}`, path: `seed-${n}`, amount: 100 + i, currency: 'EUR', active: i % 4 !== 0, inactive_reason: i % 4 === 0 ? 'manual' : null, created_at: at, updated_at: at };
+        const api = i % 10 === 5;
+        return { public_id: `lnk_seed${n}${acct.handle.replace(/[^a-z0-9]/g, '')}`.slice(0, 40), merchant_id: merchant.key, kind: 'smart', type: 'amount', name: `Seed ${n}`, path: `seed-${n}`, amount: 100 + i, currency: 'EUR', active: i % 4 !== 0, inactive_reason: i % 4 === 0 ? 'manual' : null, source: api ? 'api' : 'dashboard', api_key_id: api ? apiKeys[i % 20 === 5 ? 0 : 1] : null, created_at: at, updated_at: at };
       });
       await env.rt.db.batchInsert('links', rows, 500);
       const keys = (await env.rt.db('links').where({ merchant_id: merchant.key }).whereIn('path', ['seed-00100', 'seed-05000', 'seed-09900']).select('id')) as { id: number }[];
       await env.rt.db('link_tags').insert(keys.map((k) => ({ link_id: k.id, tag_id: tag.key })));
+      // And 40 payment requests from every source, a few cancelled.
+      env.clock.set('2026-03-01T12:00:00Z');
+      const sources = ['api', 'dashboard', 'text_to_pay', 'import'] as const;
+      for (let i = 0; i < 40; i++) {
+        const source = sources[i % 4];
+        const r = await env.rt.services.requests.create(merchant, { amount: 500 + i, currency: 'EUR', description: `Request ${i}`, customer: { name: 'Cy', email: 'cy@example.test' } }, { source, apiKeyKey: source === 'api' ? apiKeys[i % 8 === 0 ? 0 : 1] : null });
+        if (i % 5 === 0) await env.rt.services.requests.cancel(merchant, r.id);
+      }
+      env.clock.set('2026-03-02T09:00:00Z');
     });
 
     const names = (html: string) => [...html.matchAll(/<td data-label="Name" class="link-name cell-title">\s*<a href="[^"]+">([^<]+)<\/a>/g)].map((m) => m[1]);
@@ -598,9 +619,34 @@ forEachTarget('dashboard: links', (target) => {
         // (A status filter reads the rows: with one merchant owning the whole table, MariaDB rightly
         // prefers a table scan for it, so it is left out here.)
         for (const s of [{}, { page: 380 }, { sort: 'name' as const, dir: 'asc' as const, page: 200 }, { sort: 'name' as const, dir: 'desc' as const, page: 400 }, { q: 'Seed 5' }, { tags: ['Hundreds'] }]) {
-          const r = await env.rt.services.links.search(merchant, { ...s, perPage: 25 });
+          const r = await env.rt.services.links.search(merchant, { ...s, kind: 'smart', perPage: 25 });
           expect(r.pages).to.equal(Math.max(1, Math.ceil(r.total / 25)));
         }
+        // The Links page's tabs and its source, API key, request status and date filters.
+        const from = new Date('2025-01-02T00:00:00Z');
+        const to = new Date('2025-01-02T23:59:59.999Z');
+        const cases: [Parameters<typeof env.rt.services.links.search>[1], number][] = [
+          [{ kind: 'request' }, 40],
+          [{}, 10_040],
+          [{ page: 300 }, 10_040],
+          [{ kind: 'smart', source: 'api' }, 1000],
+          [{ kind: 'smart', source: 'dashboard', page: 200 }, 9000],
+          [{ source: 'api', sort: 'name', dir: 'asc', page: 20 }, 1010],
+          [{ kind: 'smart', apiKeyKey: apiKeys[0] }, 500],
+          [{ apiKeyKey: apiKeys[1], page: 10 }, 505],
+          [{ kind: 'request', source: 'import' }, 10],
+          [{ kind: 'request', status: 'pending' }, 32],
+          [{ status: 'cancelled' }, 8],
+          [{ kind: 'request', status: 'paid', source: 'api' }, 0],
+          [{ kind: 'smart', createdFrom: from, createdTo: to }, 1440],
+          [{ createdFrom: from, createdTo: to, source: 'api' }, 144],
+        ];
+        for (const [s, total] of cases) {
+          const r = await env.rt.services.links.search(merchant, { ...s, perPage: 25 });
+          expect(r.total, JSON.stringify(s)).to.equal(total);
+          expect(r.items.length, JSON.stringify(s)).to.equal(Math.min(25, Math.max(0, total - (r.page - 1) * 25)));
+        }
+        expect((await env.rt.services.links.apiKeysUsed(merchant.key)).sort((a, b) => a - b)).to.deep.equal([...apiKeys].sort((a, b) => a - b));
       } finally {
         db.removeListener('query', listen);
       }

@@ -110,7 +110,7 @@ forEachTarget('Text-to-Pay', (target) => {
 
   it('still opens a request link texted before payment requests (/r/lnk_….<mac>)', async () => {
     const made = await env.rt.db.transaction((trx) =>
-      env.rt.services.links.createRequest(trx, shop.merchant, { name: 'Old request', description: null, amount: 700, currency: 'EUR', customerKey: jane.key, expiresAt: new Date(env.clock.now().getTime() + DAY) }),
+      env.rt.services.links.createRequest(trx, shop.merchant, { name: 'Old request', description: null, amount: 700, currency: 'EUR', customerKey: jane.key, expiresAt: new Date(env.clock.now().getTime() + DAY), by: { source: 'text_to_pay' } }),
     );
     const page = await supertest(env.app).get(`/r/${env.rt.tokens.request(made.id)}`).expect(200);
     expect(page.text).to.include('Old request').and.include('€7.00');

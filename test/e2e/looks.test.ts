@@ -58,6 +58,9 @@ const SHOTS: Shot[] = [
   { name: 'dashboard', path: '/app', app: true },
   { name: 'links', path: '/app/links', app: true },
   { name: 'links-filtered', path: '/app/links?status=limit_reached&sort=name&dir=asc', app: true },
+  { name: 'links-requests', path: '/app/links?kind=request', app: true },
+  { name: 'links-all', path: '/app/links?kind=all&source=api', app: true },
+  { name: 'links-bad-filter', path: '/app/links?kind=all&from=2026-02-30', app: true, status: 422 },
   { name: 'link-new', path: '/app/links/new', app: true },
   { name: 'link-new-amount', path: '/app/links/new?type=amount', app: true },
   { name: 'link-new-errors', path: '/app/links/new?type=amount', app: true, status: 422, errorPath: '/app/links' },
@@ -121,6 +124,14 @@ describe('e2e: every page on a desktop and a phone', () => {
     await env.rt.db('links').where({ public_id: full.id }).update({ paid_count: 1, active: false, inactive_reason: 'limit_reached', payments_count: 1, revenue: 15000 });
     await links.create(m, { type: 'amount', name: 'Tip jar', amount: 300, currency: 'EUR', active: false });
     await env.rt.db('links').where({ public_id: early.id }).update({ paid_count: 5, views_count: 140, payments_count: 5, revenue: 19500 });
+    // Payment requests from the API key made above, Text-to-Pay and the dashboard, one cancelled.
+    const { requests } = env.rt.services;
+    const websiteKey = Number((await env.rt.db('api_keys').where({ merchant_id: m.key }).first('id')).id);
+    const ask = (description: string, source: 'api' | 'text_to_pay' | 'dashboard', extra: Record<string, unknown> = {}) =>
+      requests.create(m, { amount: 2450, currency: 'EUR', description, customer: { name: 'Ana López', email: 'ana.lopez@example.test' }, ...extra }, { source, apiKeyKey: source === 'api' ? websiteKey : null });
+    await ask('Order 1042: two bags of Yirgacheffe', 'api', { reference: 'ORD-1042' });
+    await ask('Wholesale invoice March', 'dashboard', { reference: 'INV-2026-031' });
+    await requests.cancel(m, (await ask('Order 1043', 'text_to_pay')).id);
   });
   after(() => env?.close());
 

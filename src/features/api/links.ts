@@ -2,7 +2,7 @@
 import express from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import { AppError } from '../../core/errors.ts';
-import type { Link } from '../links/index.ts';
+import type { CreatedBy, Link } from '../links/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { viewJson, type ActivityItem } from '../analytics/index.ts';
 import { parseBody } from '../../core/http.ts';
@@ -17,7 +17,7 @@ import { toPluginMerchant } from '../merchants/index.ts';
 import { ValidationError } from '../../core/errors.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'config' | 'deliveries' | 'links' | 'payments' | 'refunds' | 'reminders' | 'sending'>;
+type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'apiKeys' | 'config' | 'deliveries' | 'links' | 'payments' | 'refunds' | 'reminders' | 'sending'>;
 
 
 /** An activity item: a view or a payment as their own lists show them, plus `type` to switch on. */
@@ -33,20 +33,29 @@ function sentJson(sent: SendResult) {
   return { deliveries: sent.deliveries, reminder_plans: sent.plans, recipients: sent.recipients, skipped: sent.skipped.map((s) => ({ customer_id: s.customerId, reason: s.reason })) };
 }
 
+/** A link made through the API: by the key the request authenticated with. */
+const byKey = (res: express.Response): CreatedBy => ({ source: 'api', apiKeyKey: res.locals.apiKeyKey ?? null });
+
 export function apiLinkRoutes(rt: Deps): express.Router {
   const router = express.Router();
   const { links, payments, analytics } = rt;
   const { sending, deliveries, reminders, actions } = rt;
-  const toJson = (merchant: Merchant, link: Link, linkActions: LinkAction[]) => ({
+  /** The public ids of the API keys that made these links (revoked keys too). */
+  const keysOf = async (list: Link[]) => rt.apiKeys.refsByKeys(list.flatMap((l) => (l.apiKeyKey === null ? [] : [l.apiKeyKey])));
+  const toJson = (merchant: Merchant, link: Link, linkActions: LinkAction[], keys: Map<number, { id: string }>) => ({
     ...links.json(merchant, link),
+    api_key_id: link.apiKeyKey === null ? null : keys.get(link.apiKeyKey)?.id ?? null,
     after_payment: afterPaymentJson(linkActions),
   });
-  const oneJson = async (merchant: Merchant, link: Link) => toJson(merchant, link, await actions.forLink(link.key));
+  const oneJson = async (merchant: Merchant, link: Link) => {
+    const [linkActions, keys] = await Promise.all([actions.forLink(link.key), keysOf([link])]);
+    return toJson(merchant, link, linkActions, keys);
+  };
 
   router.post('/links', async (req, res) => {
     const merchant = merchantOf(res);
     const body = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
-    const { link, sent } = await sending.createLink(merchant, body);
+    const { link, sent } = await sending.createLink(merchant, body, { by: byKey(res) });
     created(res, `/api/v1/links/${link.id}`, { ...(await oneJson(merchant, link)), ...(sent ? { sent: sentJson(sent) } : {}) });
   });
 
@@ -61,8 +70,8 @@ export function apiLinkRoutes(rt: Deps): express.Router {
   router.get('/links', async (req, res) => {
     const merchant = merchantOf(res);
     const page = await links.list(merchant, req.query);
-    const chosen = await actions.forLinks(page.data.map((l) => l.key));
-    res.json(await listJson(page, (items) => items.map((l) => toJson(merchant, l, chosen.get(l.key) ?? []))));
+    const [chosen, keys] = await Promise.all([actions.forLinks(page.data.map((l) => l.key)), keysOf(page.data)]);
+    res.json(await listJson(page, (items) => items.map((l) => toJson(merchant, l, chosen.get(l.key) ?? [], keys))));
   });
 
   router.get('/links/:id', async (req, res) => {
@@ -101,7 +110,7 @@ export function apiLinkRoutes(rt: Deps): express.Router {
 
   router.post('/links/:id/duplicate', async (req, res) => {
     const merchant = merchantOf(res);
-    const copy = await links.duplicate(merchant, req.params.id, { within: (trx, made, original) => actions.copy(trx, original.key, made.key) });
+    const copy = await links.duplicate(merchant, req.params.id, { within: (trx, made, original) => actions.copy(trx, original.key, made.key), by: byKey(res) });
     created(res, `/api/v1/links/${copy.id}`, await oneJson(merchant, copy));
   });
 

@@ -14,7 +14,7 @@ import { actionCustomer } from '../actions/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 import type { Customer } from '../customers/index.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
-import { isFiltered, listHref, paymentsText, priceText, readListQuery, statusBadge, toSearch } from './view.ts';
+import { KINDS, isFiltered, listHref, paymentsText, priceText, readListQuery, sourceOptions, sourceText, statusBadge, statusGroups, toSearch } from './view.ts';
 import { dateIn, dateTimeIn, formErrors, pageWindow } from '../../web/view.ts';
 import { formatMoney } from '../../core/money.ts';
 import { dailyChart } from '../analytics/index.ts';
@@ -22,7 +22,7 @@ import { linkPageSending } from '../sending/index.ts';
 import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/index.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'clock' | 'config' | 'customers' | 'deliveries' | 'links' | 'log' | 'plugins' | 'products' | 'registries' | 'sending' | 'tags'> & Parameters<typeof linkPageSending>[0];
+type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'apiKeys' | 'clock' | 'config' | 'customers' | 'deliveries' | 'links' | 'log' | 'plugins' | 'products' | 'registries' | 'sending' | 'tags'> & Parameters<typeof linkPageSending>[0];
 
 /** A form error's list of field errors (validation, a taken path, an immutable field), or null. */
 function fieldErrorList(err: unknown): FieldError[] | null {
@@ -62,27 +62,64 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
   });
 
+  /**
+   * What a list row needs besides: its source's words (the API key's name, from `keyNames` when the
+   * caller has them) and, for a payment request's link, the request (its page and status).
+   */
+  const rowHelpers = async (merchant: Merchant, items: Link[], keyNames?: Map<number, { name: string }>) => {
+    const [names, requestRefs] = await Promise.all([
+      keyNames ?? rt.apiKeys.refsByKeys(items.flatMap((l) => (l.apiKeyKey === null ? [] : [l.apiKeyKey]))),
+      links.requestRefs(items.filter((l) => l.kind === 'request').map((l) => l.key)),
+    ]);
+    return { ...helpers(merchant), source: (link: Link) => sourceText(link, names), request: (link: Link) => requestRefs.get(link.key) ?? null };
+  };
+
   // ---- List -------------------------------------------------------------------------------------
 
+  /**
+   * Smart links and payment requests in one list, by tab (`kind=smart|request|all`; smart links by
+   * default) and filters (source — an API key by name —, status, created dates in the merchant's
+   * time zone, name, tags). A filter the page cannot understand is named by its field (422) and the
+   * list shows what it can without it.
+   */
   router.get('/links', async (req, res) => {
     const merchant = merchantOf(res);
-    const query = readListQuery(req.query as Record<string, unknown>);
-    const [result, linkTags] = await Promise.all([links.search(merchant, toSearch(query, merchant.timezone)), tags.list(merchant.key, 'link')]);
+    const { query, problems } = readListQuery(req.query as Record<string, unknown>, merchant.timezone);
+    // The API keys that made any of the merchant's links: the source filter offers each by name.
+    const usedKeys = await rt.apiKeys.refsByKeys(await links.apiKeysUsed(merchant.key));
+    const keys = [...usedKeys].map(([key, ref]) => ({ key, ...ref })).sort((a, b) => a.name.localeCompare(b.name));
+    let apiKeyKey: number | undefined;
+    if (query.source.startsWith('key_')) {
+      apiKeyKey = keys.find((k) => k.id === query.source)?.key;
+      if (apiKeyKey === undefined) {
+        problems.source = 'None of your links was made with that API key: choose a source from the list.';
+        query.source = '';
+      }
+    }
+    const [result, linkTags] = await Promise.all([links.search(merchant, toSearch(query, merchant.timezone, apiKeyKey)), tags.list(merchant.key, 'link')]);
+    const filtered = isFiltered(query);
     const data = {
       title: 'Links',
       query,
       result,
       linkTags,
-      filtered: isFiltered(query),
+      filtered,
+      problems,
+      problemCount: Object.keys(problems).length,
+      // The first-run empty state only when the merchant has no link of either kind.
+      anything: result.total > 0 || filtered || query.kind !== 'smart' || (await links.hasAny(merchant.key)),
+      tabs: KINDS.map((k) => ({ ...k, href: listHref(query, { kind: k.value, status: '', page: 1 }), selected: k.value === query.kind })),
+      statusGroups: statusGroups(query.kind),
+      sources: sourceOptions(query.kind, keys),
       listHref: (change: Parameters<typeof listHref>[1]) => listHref(query, change),
       pages: pageWindow(result.page, result.pages),
       back: listHref(query, { page: result.page }),
-      h: helpers(merchant),
+      h: await rowHelpers(merchant, result.items, usedKeys),
     };
     // An htmx request (the live search, the filters) gets the results only, and the tidy address of
     // this list for the address bar (not the form's every empty field); a navigation gets the page.
     if (wantsFragment(req)) res.set('HX-Push-Url', listHref(query));
-    await render(req, res, wantsFragment(req) ? 'links/_results' : 'links/index', data);
+    await render(req, res, wantsFragment(req) ? 'links/_results' : 'links/index', data, data.problemCount ? 422 : 200);
   });
 
   // ---- New --------------------------------------------------------------------------------------
@@ -337,7 +374,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     }
     const body = req.body as Record<string, unknown>;
     if (wantsFragment(req) && req.get('HX-Target') === `link-row-${link.id}`) {
-      return render(req, res, 'links/_row', { link, h: helpers(merchant), back: safeNext(body.back), oobFlash: true }, failed ? 422 : 200);
+      return render(req, res, 'links/_row', { link, h: await rowHelpers(merchant, [link]), back: safeNext(body.back), oobFlash: true }, failed ? 422 : 200);
     }
     res.redirect(303, body.back === undefined ? `/app/links/${link.id}` : safeNext(body.back));
   };

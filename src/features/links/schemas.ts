@@ -105,4 +105,5 @@ export const linkSearchSchema = z.object({
   created_gte: z.string().optional(),
   created_lte: z.string().optional(),
   kind: z.enum(['smart', 'request'], { error: 'kind must be "smart" or "request".' }).optional(),
+  source: z.enum(['dashboard', 'api', 'text_to_pay', 'import'], { error: 'source must be "dashboard", "api", "text_to_pay" or "import".' }).optional(),
 });

@@ -21,6 +21,27 @@ import { PATH_MAX, linkCreateSchema, linkSearchSchema, linkUpdateSchema } from '
 
 export type InactiveReason = 'manual' | 'limit_reached' | 'expired';
 
+/** Where a link came from: the dashboard, the API (with the key), Text-to-Pay, a CSV import. */
+export const LINK_SOURCES = ['dashboard', 'api', 'text_to_pay', 'import'] as const;
+export type LinkSource = (typeof LINK_SOURCES)[number];
+/** Who creates a link: its source and, by the API, the key's internal id. */
+export interface CreatedBy {
+  source: LinkSource;
+  apiKeyKey?: number | null;
+}
+
+/** A smart link's statuses, and a payment request's (read from the requests feature). */
+export const SMART_STATUSES = ['active', 'inactive', 'limit_reached'] as const;
+export const REQUEST_STATUSES = ['pending', 'paid', 'expired', 'cancelled'] as const;
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+
+/** What the Links page shows of the payment request over a request link (the requests feature knows it). */
+export interface RequestRef {
+  id: string;
+  status: RequestStatus;
+  badge: { label: string; tone: string };
+}
+
 export interface Link {
   key: number;
   id: string;
@@ -62,6 +83,9 @@ export interface Link {
   expiresAt: Date | null;
   /** A payment request's short `/r/` path segment (null for smart links and for Text-to-Pay links made before requests). */
   requestPath?: string | null;
+  /** How it was made (a request link: its request's source), and the API key that made it. */
+  source: LinkSource;
+  apiKeyKey: number | null;
 }
 
 export function remaining(link: Pick<Link, 'paymentLimit' | 'paidCount'>): number | null {
@@ -110,6 +134,8 @@ const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null): Link => 
   tags,
   customerKey: r.customer_id ?? null,
   expiresAt: toDateOrNull(r.expires_at),
+  source: (r.source ?? 'dashboard') as LinkSource,
+  apiKeyKey: r.api_key_id === null || r.api_key_id === undefined ? null : Number(r.api_key_id),
 });
 
 /** A lowercase slug that starts with a letter and fits a path, from any name. */
@@ -137,6 +163,15 @@ export interface LinkServiceDeps {
   requestToken: (linkId: string) => string;
   /** The short `/r/` path segments of the payment requests over these request links, by link key (the requests feature knows them). */
   requestPaths?: (linkKeys: number[], q?: Queryable) => Promise<Map<number, string>>;
+  /**
+   * The requests feature's view of request links (late-bound: requests is built on links): the ids
+   * of the merchant's request links whose request has `status`, as a subquery; and the request over
+   * each of these links, for the Links page.
+   */
+  requests?: {
+    linkKeysWhere: (merchantKey: number, f: { status: RequestStatus }) => Knex.QueryBuilder;
+    refsByLinkKeys: (linkKeys: number[]) => Promise<Map<number, RequestRef>>;
+  };
 }
 
 /** A one-off payment request for one customer: an amount link, single use, expiring, no path. */
@@ -149,11 +184,14 @@ export interface RequestLinkInput {
   expiresAt: Date;
   /** How many payments it takes (default 1: single use). */
   uses?: number;
+  /** The request's source, and the API key that asked for it. */
+  by: CreatedBy;
 }
 
 export interface DashboardSearch {
   q?: string;
-  status?: 'active' | 'inactive' | 'limit_reached';
+  /** A smart link's status (smart links only), or a payment request's (requests only). */
+  status?: (typeof SMART_STATUSES)[number] | RequestStatus;
   tags?: string[];
   createdFrom?: Date | null;
   createdTo?: Date | null;
@@ -163,6 +201,9 @@ export interface DashboardSearch {
   perPage?: number;
   /** Smart links or payment requests' links only (default: both). */
   kind?: 'smart' | 'request';
+  source?: LinkSource;
+  /** Made with this API key (internal id; implies source `api`). */
+  apiKeyKey?: number;
 }
 
 export function createLinkService(deps: LinkServiceDeps) {
@@ -250,7 +291,7 @@ export function createLinkService(deps: LinkServiceDeps) {
      * Creates a smart link. `within` runs in the same transaction once the row exists (sending it to
      * customers, after-payment actions), so a link and what was asked of it commit together or not at all.
      */
-    async create(merchant: Merchant, raw: unknown, opts: { within?: (trx: Trx, link: { key: number; id: string }) => Promise<void>; customerKey?: number | null } = {}): Promise<Link> {
+    async create(merchant: Merchant, raw: unknown, opts: { within?: (trx: Trx, link: { key: number; id: string }) => Promise<void>; customerKey?: number | null; by?: CreatedBy } = {}): Promise<Link> {
       const input = parseBody(linkCreateSchema, raw);
       let amount: number | null = null;
       let currency: string;
@@ -294,6 +335,8 @@ export function createLinkService(deps: LinkServiceDeps) {
               redirect_target: input.redirect_target ?? 'same',
               show_remaining: input.show_remaining ?? false,
               customer_id: opts.customerKey ?? null,
+              source: opts.by?.source ?? 'dashboard',
+              api_key_id: opts.by?.apiKeyKey ?? null,
               created_at: now,
               updated_at: now,
             });
@@ -330,6 +373,8 @@ export function createLinkService(deps: LinkServiceDeps) {
         redirect_target: 'same',
         customer_id: input.customerKey,
         expires_at: input.expiresAt,
+        source: input.by.source,
+        api_key_id: input.by.apiKeyKey ?? null,
         created_at: now,
         updated_at: now,
       });
@@ -411,7 +456,7 @@ export function createLinkService(deps: LinkServiceDeps) {
     },
 
     /** A copy with a fresh path and no history (counters at zero); `within` runs in its creating transaction. */
-    async duplicate(merchant: Merchant, id: string, opts: { within?: (trx: Trx, copy: { key: number; id: string }, original: Link) => Promise<void> } = {}): Promise<Link> {
+    async duplicate(merchant: Merchant, id: string, opts: { within?: (trx: Trx, copy: { key: number; id: string }, original: Link) => Promise<void>; by?: CreatedBy } = {}): Promise<Link> {
       const link = await service.get(merchant, id);
       const input: Record<string, unknown> = {
         type: link.type,
@@ -429,7 +474,7 @@ export function createLinkService(deps: LinkServiceDeps) {
       if (link.type === 'amount') Object.assign(input, { amount: link.amount, currency: link.currency });
       else input.product_id = link.productId;
       const within = opts.within;
-      return service.create(merchant, input, within ? { within: (trx, copy) => within(trx, copy, link) } : {});
+      return service.create(merchant, input, { ...(within ? { within: (trx, copy) => within(trx, copy, link) } : {}), ...(opts.by ? { by: opts.by } : {}) });
     },
 
     /**
@@ -484,6 +529,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         createdFrom: parseDateFilter(filters.created_gte, 'created_gte'),
         createdTo: parseDateFilter(filters.created_lte, 'created_lte'),
         kind: filters.kind,
+        source: filters.source,
       });
       let afterKey: number | null = null;
       if (page.starting_after) {
@@ -498,8 +544,10 @@ export function createLinkService(deps: LinkServiceDeps) {
     async search(merchant: Merchant, s: DashboardSearch): Promise<{ items: Link[]; total: number; page: number; pages: number; perPage: number }> {
       const perPage = Math.min(Math.max(s.perPage ?? 25, 1), 100);
       const q = db('links as l').where('l.merchant_id', merchant.key).whereNull('l.deleted_at');
-      // The Links page lists smart links; one-off payment requests have their own page (Requests).
-      applyFilters(q, merchant.key, { ...s, kind: 'smart' });
+      // A status belongs to one kind: a smart link's status lists smart links, a request's requests.
+      const kind = s.status ? ((SMART_STATUSES as readonly string[]).includes(s.status) ? 'smart' : 'request') : s.kind;
+      if (s.kind && kind !== s.kind) return { items: [], total: 0, page: 1, pages: 1, perPage };
+      applyFilters(q, merchant.key, { ...s, kind });
       const [{ n }] = await q.clone().count({ n: '*' });
       const total = Number(n);
       const pages = Math.max(1, Math.ceil(total / perPage));
@@ -513,6 +561,22 @@ export function createLinkService(deps: LinkServiceDeps) {
       const ids = q.clone().select('l.id').limit(perPage).offset((page - 1) * perPage);
       const rows = await sorted(base(db).join(sorted(ids).as('pg'), 'pg.id', 'l.id'));
       return { items: await fromRows(rows), total, page, pages, perPage };
+    },
+
+    /** The API keys (internal ids) that made any of the merchant's live links, from the source index alone. */
+    async apiKeysUsed(merchantKey: number): Promise<number[]> {
+      const rows = (await db('links').where({ merchant_id: merchantKey, source: 'api' }).whereNotNull('api_key_id').whereNull('deleted_at').distinct('api_key_id')) as { api_key_id: number }[];
+      return rows.map((r) => Number(r.api_key_id));
+    },
+
+    /** Whether the merchant has any live link at all, of either kind (the Links page's first-run state). */
+    async hasAny(merchantKey: number): Promise<boolean> {
+      return Boolean(await db('links').where({ merchant_id: merchantKey }).whereNull('deleted_at').first('id'));
+    },
+
+    /** The payment request over each of these request links (the Links page links its rows there). */
+    async requestRefs(linkKeys: number[]): Promise<Map<number, RequestRef>> {
+      return linkKeys.length && deps.requests ? deps.requests.refsByLinkKeys(linkKeys) : new Map();
     },
 
     /** The API representation (shared/API.md). */
@@ -532,6 +596,12 @@ export function createLinkService(deps: LinkServiceDeps) {
     if (s.status === 'active') q.andWhere('l.active', true);
     if (s.status === 'inactive') q.andWhere('l.active', false);
     if (s.status === 'limit_reached') q.andWhere('l.inactive_reason', 'limit_reached');
+    if (s.status && (REQUEST_STATUSES as readonly string[]).includes(s.status)) {
+      if (!deps.requests) throw new Error('Filtering by a payment request status needs the requests feature.');
+      q.whereIn('l.id', deps.requests.linkKeysWhere(merchantKey, { status: s.status as RequestStatus }));
+    }
+    if (s.apiKeyKey !== undefined) q.andWhere({ 'l.source': 'api', 'l.api_key_id': s.apiKeyKey });
+    else if (s.source) q.andWhere('l.source', s.source);
     if (s.createdFrom) q.andWhere('l.created_at', '>=', s.createdFrom);
     if (s.createdTo) q.andWhere('l.created_at', '<=', s.createdTo);
     if (s.tags?.length) q.whereIn('l.id', tags.taggedWithAny(merchantKey, 'link', s.tags));
@@ -548,6 +618,7 @@ function linkJson(link: Link, url: string, baseUrl: string) {
     id: link.id,
     object: 'link',
     kind: link.kind,
+    source: link.source,
     type: link.type,
     name: link.name,
     path: link.path,

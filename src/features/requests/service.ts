@@ -8,6 +8,7 @@
  * › `expired` (past expires_at) › `pending`.
  */
 import { z } from 'zod';
+import type { Knex } from 'knex';
 import type { Db, Trx } from '../../core/db.ts';
 import { inTransaction, isUniqueViolation, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
@@ -24,6 +25,8 @@ import { FREQUENCIES, REMINDERS_MAX, type ReminderService } from '../reminders/i
 import { normalizePhone } from '../customers/index.ts';
 import { SHORT_RANDOM_CHARS, type LinkTokens } from '../sending/index.ts';
 import type { Limiter } from '../../core/rate-limit.ts';
+import type { Badge } from '../../web/view.ts';
+import { statusBadge } from './view.ts';
 
 export type RequestStatus = 'pending' | 'paid' | 'expired' | 'cancelled';
 export type RequestSource = 'api' | 'dashboard' | 'text_to_pay' | 'import';
@@ -358,6 +361,12 @@ export function createRequestService(deps: RequestDeps) {
 
   const scoped = (q: Db | Trx, merchantKey: number) => q('payment_requests').where({ merchant_id: merchantKey });
 
+  /** Narrows a query of the merchant's payment_requests to those with `status` now (see statusOf). */
+  const withStatus = (query: Knex.QueryBuilder, merchantKey: number, status: RequestStatus, now: Date) =>
+    status === 'cancelled'
+      ? query.whereNotNull('payment_requests.cancelled_at')
+      : query.whereNull('payment_requests.cancelled_at').whereIn('payment_requests.link_id', deps.linkState.requestLinkIdsWhere(merchantKey, { state: status, now }));
+
   async function byReference(q: Db | Trx, merchantKey: number, reference: string): Promise<PaymentRequest | null> {
     const row = (await scoped(q, merchantKey).andWhere({ reference }).first()) as Row | undefined;
     return row ? (await hydrate(q, [row]))[0] ?? null : null;
@@ -449,6 +458,7 @@ export function createRequestService(deps: RequestDeps) {
         customerKey,
         expiresAt: v.expiresAt,
         uses: v.uses,
+        by: { source: by.source, apiKeyKey: by.apiKeyKey ?? null },
       });
       const [key] = await trx('payment_requests').insert({
         public_id: id,
@@ -508,8 +518,7 @@ export function createRequestService(deps: RequestDeps) {
         if (!customer) return { data: [], has_more: false };
         query.whereIn('link_id', deps.linkState.requestLinkIdsWhere(merchantKey, { customerKey: customer.key, now }));
       }
-      if (q.status === 'cancelled') query.whereNotNull('cancelled_at');
-      else if (q.status) query.whereNull('cancelled_at').whereIn('link_id', deps.linkState.requestLinkIdsWhere(merchantKey, { state: q.status, now }));
+      if (q.status) withStatus(query, merchantKey, q.status, now);
       const afterKey = q.starting_after ? Number((await scoped(db, merchantKey).andWhere({ public_id: q.starting_after }).first('id'))?.id ?? 0) || null : null;
       return pageByIdDesc<Row, PaymentRequest>(query, { limit: q.limit, afterKey, idColumn: 'payment_requests.id' }, (rows) => hydrate(db, rows));
     },
@@ -564,6 +573,20 @@ export function createRequestService(deps: RequestDeps) {
       if (!random) return null;
       const row = (await db('payment_requests').where({ token: random }).first()) as Row | undefined;
       return row ? (await hydrate(db, [row]))[0] ?? null : null;
+    },
+
+    /**
+     * A subquery of the ids of the merchant's request links whose request has `status` now (the Links
+     * page filters the links table with it).
+     */
+    linkKeysWhere(merchantKey: number, f: { status: RequestStatus }): Knex.QueryBuilder {
+      return withStatus(scoped(db, merchantKey).select('payment_requests.link_id'), merchantKey, f.status, clock.now());
+    },
+
+    /** The id, status and status badge of the request over each of these links, by link key (the Links page's rows). */
+    async refsByLinkKeys(linkKeys: number[]): Promise<Map<number, { id: string; status: RequestStatus; badge: Badge }>> {
+      const byLink = await service.byLinkKeys(linkKeys);
+      return new Map([...byLink].map(([key, r]) => [key, { id: r.id, status: r.status, badge: statusBadge(r.status) }]));
     },
 
     /** The short `/r/` path segment of the requests over these links, by link key (what the links feature's URLs use). */

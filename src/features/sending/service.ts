@@ -16,7 +16,7 @@ import type { Registries } from '../../core/plugins/registries.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Customer, CustomerService } from '../customers/index.ts';
 import type { TagService } from '../tags/index.ts';
-import type { Link, LinkService } from '../links/index.ts';
+import type { CreatedBy, Link, LinkService } from '../links/index.ts';
 import type { DeliveryService, QueueItem } from '../deliveries/index.ts';
 import type { ReminderService } from '../reminders/index.ts';
 import type { ActionService, AfterPaymentPlan } from '../actions/index.ts';
@@ -206,7 +206,7 @@ export function createSendingService(deps: SendingDeps) {
      * (`after_payment`, or a plan the link form already validated). Actions that need the paying
      * customer need `send` to one customer.
      */
-    async createLink(merchant: Merchant, body: Record<string, unknown>, opts: { afterPayment?: AfterPaymentPlan | null } = {}): Promise<{ link: Link; sent: SendResult | null }> {
+    async createLink(merchant: Merchant, body: Record<string, unknown>, opts: { afterPayment?: AfterPaymentPlan | null; by?: CreatedBy } = {}): Promise<{ link: Link; sent: SendResult | null }> {
       const { send: rawSend, after_payment: rawAfter, ...linkBody } = body;
       const errors: FieldError[] = [];
       const collect = async <T>(fn: () => Promise<T>): Promise<T | null> => {
@@ -228,6 +228,7 @@ export function createSendingService(deps: SendingDeps) {
       let sent: SendResult | null = null;
       const link = await links.create(merchant, linkBody, {
         customerKey: prepared?.single?.key ?? null,
+        by: opts.by ?? { source: 'dashboard' },
         within: async (trx, created) => {
           if (prepared) sent = await service.commit(trx, merchant, created, prepared);
           if (after) await actions.commit(trx, created.key, after);
