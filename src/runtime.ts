@@ -134,7 +134,8 @@ export interface RuntimeOptions {
   /** Replaces the default plugin sources (built-ins + PAYLINK_PLUGINS). */
   pluginSources?: PluginSource[];
   migrate?: boolean;
-  loginLimits?: LoginLimits;
+  /** Login throttling; unset counters take their defaults (accounts/rate-limit.ts). */
+  loginLimits?: Partial<LoginLimits>;
   /** Default: 300 requests per minute per API key. */
   apiLimit?: Limit;
   /**
