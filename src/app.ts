@@ -121,6 +121,12 @@ export function buildApp(rt: Runtime): express.Express {
   const passport = new Passport();
   configurePassport(passport, deps);
   const web = express.Router();
+  // Signed-in pages carry personal data: no copy may stay in a browser or proxy cache after logout.
+  // Pages, htmx fragments and CSV exports alike (a route may still choose otherwise, e.g. QR images).
+  web.use((_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
   const sessionMiddleware = session({
       name: config.secureCookies ? '__Host-paylink' : 'paylink.sid',
       secret: rt.secrets.sessionSecret,

@@ -117,10 +117,13 @@ export function linkPageSending(rt: Pick<AppDeps, 'clock' | 'customers' | 'deliv
     deliveryCard,
     reminderCard,
     reminderTab,
-    /** The sending parts of the full link page (the Reminders tab's data also for its htmx panel). */
-    async forLinkPage(req: express.Request, merchant: Merchant, link: Link) {
+    /**
+     * The sending parts of the link page: all of them when `whole` (the page, or its content for an
+     * htmx request that targets no part of it), else only the Reminders tab's data for its htmx panel.
+     */
+    async forLinkPage(req: express.Request, merchant: Merchant, link: Link, whole: boolean) {
       const tab = readActivityQuery(req.query as Record<string, unknown>).tab;
-      const page = !wantsFragment(req);
+      const page = whole;
       const [send, card, plans, tabData] = await Promise.all([
         page && link.active ? sendPanel(merchant, link, emptySendValues()) : null,
         page ? deliveryCard(merchant, link) : null,
