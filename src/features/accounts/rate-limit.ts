@@ -6,10 +6,9 @@
 // cannot all slip through between a read and a later count; a successful login gives its point back.
 // The per-account counter is keyed by the email as typed (normalised), whether or not an account has
 // it, so the answer never tells an unknown address from a known one.
-import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { RedisClientType } from 'redis';
 import { RateLimitedError } from '../../core/errors.ts';
-import { createLimiter, type Limit, type Limiter } from '../../core/rate-limit.ts';
+import { createLimiter, giveBack, takeAll, waitText, type Limit, type Limiter } from '../../core/rate-limit.ts';
 
 export interface LoginLimits {
   /** Failures of one email from one IP. */
@@ -26,26 +25,17 @@ export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
   perIp: { points: 50, durationSec: 60 * 60 },
 };
 
-const minutesOf = (seconds: number) => Math.max(1, Math.ceil(seconds / 60));
-const plural = (n: number) => `${n} minute${n === 1 ? '' : 's'}`;
-
 export function createLoginLimiter(redis: RedisClientType<any, any, any> | null, prefix: string, given: Partial<LoginLimits> = {}) {
   const limits: LoginLimits = { ...DEFAULT_LOGIN_LIMITS, ...given };
   const ipAccount = createLimiter(redis, prefix, 'login-account', limits.perIpAccount);
   const account = createLimiter(redis, prefix, 'login-email', limits.perAccount);
   const ip = createLimiter(redis, prefix, 'login-ip', limits.perIp);
   const norm = (email: string) => email.trim().toLowerCase();
-  const keysOf = (addr: string, email: string): [Limiter, string, 'ipAccount' | 'account' | 'ip'][] => [
-    [ipAccount, `${addr}|${norm(email)}`, 'ipAccount'],
-    [account, norm(email), 'account'],
-    [ip, addr, 'ip'],
+  const takesOf = (addr: string, email: string): { limiter: Limiter; key: string; byIp: boolean }[] => [
+    { limiter: ipAccount, key: `${addr}|${norm(email)}`, byIp: false },
+    { limiter: account, key: norm(email), byIp: false },
+    { limiter: ip, key: addr, byIp: true },
   ];
-
-  /** Gives back a point taken (never below zero: a window that ended meanwhile is left alone). */
-  const refund = async (limiter: Limiter, key: string) => {
-    const now = await limiter.get(key);
-    if (now && now.consumedPoints > 0) await limiter.penalty(key, -1);
-  };
 
   return {
     limits,
@@ -55,29 +45,20 @@ export function createLoginLimiter(redis: RedisClientType<any, any, any> | null,
      * given back (a refused attempt checked nothing).
      */
     async attempt(addr: string, email: string): Promise<void> {
-      const keys = keysOf(addr, email);
-      const results = await Promise.allSettled(keys.map(([l, k]) => l.consume(k, 1)));
-      const refused = results
-        .map((r, i) => ({ r, which: keys[i][2] }))
-        .filter((x): x is { r: PromiseRejectedResult; which: (typeof keys)[number][2] } => x.r.status === 'rejected');
-      if (!refused.length) return;
-      const unexpected = refused.find((x) => !(x.r.reason instanceof RateLimiterRes));
-      await Promise.all(results.map((r, i) => (r.status === 'fulfilled' ? refund(keys[i][0], keys[i][1]) : null)));
-      if (unexpected) throw unexpected.r.reason;
-      const wait = Math.max(...refused.map((x) => (x.r.reason as RateLimiterRes).msBeforeNext / 1000));
-      const minutes = plural(minutesOf(wait));
-      const byAccount = refused.some((x) => x.which !== 'ip');
+      const over = await takeAll(takesOf(addr, email));
+      if (!over) return;
+      const wait = waitText(over.retryAfterSec);
       throw new RateLimitedError(
-        byAccount
-          ? `Too many failed attempts to sign in with this email address. For your security, sign-in with it is paused: please wait ${minutes} and try again.`
-          : `Too many failed attempts from your network. Please wait ${minutes} and try again.`,
-        wait,
+        over.refused.some((t) => !t.byIp)
+          ? `Too many failed attempts to sign in with this email address. For your security, sign-in with it is paused: please wait ${wait} and try again.`
+          : `Too many failed attempts from your network. Please wait ${wait} and try again.`,
+        over.retryAfterSec,
       );
     },
     /** The password was right: the attempt's points go back, and this IP's count for the email starts over. */
     async succeeded(addr: string, email: string): Promise<void> {
-      const [[l0, k0], ...rest] = keysOf(addr, email);
-      await Promise.all([l0.delete(k0), ...rest.map(([l, k]) => refund(l, k))]);
+      const [first, ...rest] = takesOf(addr, email);
+      await Promise.all([first.limiter.delete(first.key), ...rest.map((t) => giveBack(t.limiter, t.key))]);
     },
   };
 }
