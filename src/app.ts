@@ -10,6 +10,7 @@ import { csrfSync } from 'csrf-sync';
 import type { Runtime } from './runtime.ts';
 import { PUBLIC_DIR } from './runtime.ts';
 import { createRenderer, errorHandler, notFound } from './core/http.ts';
+import { createAssets } from './core/assets.ts';
 import { ServiceUnavailableError } from './core/errors.ts';
 import { configurePassport } from './features/accounts/index.ts';
 import { accountRoutes } from './features/accounts/index.ts';
@@ -47,7 +48,17 @@ export function buildApp(rt: Runtime): express.Express {
   app.set('trust proxy', config.trustProxy);
   app.set('query parser', 'simple');
   app.set('etag', false); // pages are no-store; static files carry their own validators
-  const render = createRenderer(rt.eta);
+  // CSS and JS under content-hashed URLs (views write them with it.asset), brotli/gzip compressed.
+  const assets = createAssets({
+    roots: [
+      { prefix: '/static/vendor/htmx-ext-sse', dir: HTMX_SSE_DIR },
+      { prefix: '/static/vendor', dir: HTMX_DIR },
+      { prefix: '/static', dir: PUBLIC_DIR },
+    ],
+    watch: config.env === 'development',
+    shortMaxAge: config.env === 'development' ? 0 : 300,
+  });
+  const render = createRenderer(rt.eta, { asset: assets.url });
   // Routers take the parts they use (a Pick of these), not the whole runtime.
   const deps = appDeps(rt);
 
@@ -110,6 +121,8 @@ export function buildApp(rt: Runtime): express.Express {
     fastPayPage(req, res, (err?: unknown) => (err ? next(err) : publicRouter(req, res, next)));
   });
 
+  app.use('/static', (req, res, next) => assets.handler(req, res, next));
+  // What the asset handler leaves (images, fonts): plain files with a short cache.
   app.use('/static/vendor/htmx-ext-sse', express.static(HTMX_SSE_DIR, { maxAge: '7d', index: false }));
   app.use('/static/vendor', express.static(HTMX_DIR, { maxAge: '7d', index: false }));
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.env === 'production' ? '1d' : 0, index: false }));
@@ -121,6 +134,12 @@ export function buildApp(rt: Runtime): express.Express {
   const passport = new Passport();
   configurePassport(passport, deps);
   const web = express.Router();
+  // Signed-in pages carry personal data: no copy may stay in a browser or proxy cache after logout.
+  // Pages, htmx fragments and CSV exports alike (a route may still choose otherwise, e.g. QR images).
+  web.use((_req, res, next) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
   const sessionMiddleware = session({
       name: config.secureCookies ? '__Host-paylink' : 'paylink.sid',
       secret: rt.secrets.sessionSecret,

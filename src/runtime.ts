@@ -134,9 +134,12 @@ export interface RuntimeOptions {
   /** Replaces the default plugin sources (built-ins + PAYLINK_PLUGINS). */
   pluginSources?: PluginSource[];
   migrate?: boolean;
-  loginLimits?: LoginLimits;
+  /** Login throttling; unset counters take their defaults (accounts/rate-limit.ts). */
+  loginLimits?: Partial<LoginLimits>;
   /** Default: 300 requests per minute per API key. */
   apiLimit?: Limit;
+  /** Resends of a delivery. Defaults: 3 per hour per message, 10 per hour per customer (or address). */
+  resendLimits?: { perMessage?: Limit; perCustomer?: Limit };
   /**
    * Checkout velocity (abuse controls). Defaults: 30 checkouts per 10 minutes per IP, 10 per hour per
    * payment request, and 5 declined payments in an hour lock a payment request for the rest of it.
@@ -243,9 +246,16 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });
     const templates = createTemplateService({ db, clock, channels });
+    const resendPerMessage = opts.resendLimits?.perMessage ?? { points: 3, durationSec: 3_600 };
+    const resendPerCustomer = opts.resendLimits?.perCustomer ?? { points: 10, durationSec: 3_600 };
     const deliveries = createDeliveryService({
       db,
       clock,
+      resendLimits: {
+        perMessage: createLimiter(redis, config.redisPrefix, 'resend-message', resendPerMessage),
+        perCustomer: createLimiter(redis, config.redisPrefix, 'resend-customer', resendPerCustomer),
+        limits: { perMessage: resendPerMessage, perCustomer: resendPerCustomer },
+      },
       log: log.child('deliveries'),
       jobs,
       events,

@@ -6,7 +6,7 @@ import { build, csrfFrom, signUp, uniqueHandle, type TestEnv } from './support/h
 forEachTarget('accounts', (target) => {
   let env: TestEnv;
   before(async () => {
-    env = await build(target, { loginLimits: { perAccount: { points: 3, durationSec: 900 }, perIp: { points: 50, durationSec: 3600 } } });
+    env = await build(target, { loginLimits: { perIpAccount: { points: 3, durationSec: 900 }, perAccount: { points: 6, durationSec: 900 }, perIp: { points: 50, durationSec: 3600 } } });
   });
   after(() => env?.close());
 

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { AppError, NotFoundError, ServiceUnavailableError, ValidationError, fieldErrorsFromZod } from './errors.ts';
 import type { Logger } from './log.ts';
 import { randomToken } from './ids.ts';
+import { compressedBody } from './compress.ts';
 
 export function isHtmx(req: Request): boolean {
   return req.get('HX-Request') === 'true';
@@ -42,15 +43,20 @@ export function takeFlash(req: Request): Flash[] {
 export type Renderer = (req: Request, res: Response, view: string, data?: Record<string, unknown>, status?: number) => Promise<void>;
 
 /**
- * Renders `view` with res.locals. Views decide full page vs fragment from `it.fragment`
- * (an htmx request that is not a boosted navigation); responses vary on HX-Request.
+ * Renders `view` with res.locals and `it.asset(path)` (a static file's content-hashed URL, see
+ * core/assets.ts). Views decide full page vs fragment from `it.fragment` (an htmx request that is
+ * not a boosted navigation); responses vary on HX-Request.
  */
-export function createRenderer(eta: Eta): Renderer {
+export function createRenderer(eta: Eta, helpers: { asset: (urlPath: string) => string } = { asset: (p) => p }): Renderer {
+  const { asset } = helpers;
   return async (req, res, view, data = {}, status = 200) => {
     // Core templates are synchronous; render() skips renderAsync's promise machinery on the hot path.
-    const html = eta.render(view, { ...res.locals, ...data, fragment: wantsFragment(req), flash: takeFlash(req) });
+    const html = eta.render(view, { ...res.locals, asset, ...data, fragment: wantsFragment(req), flash: takeFlash(req) });
     res.status(status).vary('HX-Request').setHeader('Content-Type', 'text/html; charset=utf-8');
-    res.send(html);
+    // Compressed when the client asks and the page is over ~1 KB (core/compress.ts).
+    if (req.method === 'HEAD') return void res.send(html);
+    const body = compressedBody(req, res, html);
+    res.send(typeof body === 'string' || Buffer.isBuffer(body) ? body : await body);
   };
 }
 

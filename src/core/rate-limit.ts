@@ -49,3 +49,46 @@ export async function consumeOrThrow(limiter: Limiter, key: string, message: str
     throw err;
   }
 }
+
+/** Gives back points taken from `key` (never below zero: a window that ended meanwhile is left alone). */
+export async function giveBack(limiter: Limiter, key: string, points = 1): Promise<void> {
+  const now = await limiter.get(key);
+  if (now && now.consumedPoints > 0) await limiter.penalty(key, -Math.min(points, now.consumedPoints));
+}
+
+export interface Take {
+  limiter: Limiter;
+  key: string;
+}
+
+/**
+ * Takes a point from every counter at once, before the work they guard (each take is atomic in its
+ * store, so parallel callers cannot all pass between a read and a later count). When any is over its
+ * limit, the points just taken from the others are given back and the answer names the refusing
+ * counters and the longest wait; null when every counter had room.
+ */
+export async function takeAll<T extends Take>(takes: readonly T[]): Promise<{ refused: T[]; retryAfterSec: number } | null> {
+  const results = await Promise.allSettled(takes.map((t) => t.limiter.consume(t.key, 1)));
+  const refused = takes.filter((_, i) => results[i].status === 'rejected');
+  if (!refused.length) return null;
+  await Promise.all(takes.map((t, i) => (results[i].status === 'fulfilled' ? giveBack(t.limiter, t.key) : null)));
+  const reasons = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  const unexpected = reasons.find((r) => !(r instanceof RateLimiterRes));
+  if (unexpected) throw unexpected;
+  return { refused, retryAfterSec: Math.max(...reasons.map((r) => (r as RateLimiterRes).msBeforeNext / 1000)) };
+}
+
+/** "in 1 minute", "in 7 minutes": a wait as a person reads it (a minute at least). */
+export function waitText(seconds: number): string {
+  const minutes = Math.max(1, Math.ceil(seconds / 60));
+  return `${minutes} minute${minutes === 1 ? '' : 's'}`;
+}
+
+/** "an hour", "per 15 minutes", "a day": a limit's window as a person reads it. */
+export function windowText(durationSec: number): string {
+  if (durationSec === 3_600) return 'an hour';
+  if (durationSec === 86_400) return 'a day';
+  if (durationSec % 3_600 === 0) return `per ${durationSec / 3_600} hours`;
+  if (durationSec % 60 === 0) return durationSec === 60 ? 'a minute' : `per ${durationSec / 60} minutes`;
+  return `per ${durationSec} seconds`;
+}

@@ -1,41 +1,64 @@
-// Login throttling: failures per (IP, email) and per IP (see core/rate-limit.ts for the backing store).
-import { RateLimiterRes } from 'rate-limiter-flexible';
+// Login throttling (see core/rate-limit.ts for the backing store). Three counters, each a fixed window:
+//   perIpAccount  failures of one email from one IP (the owner mistyping stays apart from the world),
+//   perAccount    failures of one email from every IP together (a password spray from many addresses),
+//   perIp         attempts from one IP over every email (one address trying many accounts).
+// A point is taken from all three atomically BEFORE the password is checked, so parallel guesses
+// cannot all slip through between a read and a later count; a successful login gives its point back.
+// The per-account counter is keyed by the email as typed (normalised), whether or not an account has
+// it, so the answer never tells an unknown address from a known one.
 import type { RedisClientType } from 'redis';
 import { RateLimitedError } from '../../core/errors.ts';
-import { createLimiter, type Limit } from '../../core/rate-limit.ts';
+import { createLimiter, giveBack, takeAll, waitText, type Limit, type Limiter } from '../../core/rate-limit.ts';
 
 export interface LoginLimits {
+  /** Failures of one email from one IP. */
+  perIpAccount: Limit;
+  /** Failures of one email from all IPs together. */
   perAccount: Limit;
+  /** Attempts from one IP, all emails together. */
   perIp: Limit;
 }
 
 export const DEFAULT_LOGIN_LIMITS: LoginLimits = {
-  perAccount: { points: 5, durationSec: 15 * 60 },
+  perIpAccount: { points: 5, durationSec: 15 * 60 },
+  perAccount: { points: 10, durationSec: 15 * 60 },
   perIp: { points: 50, durationSec: 60 * 60 },
 };
 
-export function createLoginLimiter(redis: RedisClientType<any, any, any> | null, prefix: string, limits: LoginLimits = DEFAULT_LOGIN_LIMITS) {
-  const account = createLimiter(redis, prefix, 'login-account', limits.perAccount);
+export function createLoginLimiter(redis: RedisClientType<any, any, any> | null, prefix: string, given: Partial<LoginLimits> = {}) {
+  const limits: LoginLimits = { ...DEFAULT_LOGIN_LIMITS, ...given };
+  const ipAccount = createLimiter(redis, prefix, 'login-account', limits.perIpAccount);
+  const account = createLimiter(redis, prefix, 'login-email', limits.perAccount);
   const ip = createLimiter(redis, prefix, 'login-ip', limits.perIp);
-  const accountKey = (addr: string, email: string) => `${addr}|${email.trim().toLowerCase()}`;
-
-  const blocked = (res: RateLimiterRes | null, points: number) => (res && res.consumedPoints >= points ? res.msBeforeNext / 1000 : 0);
+  const norm = (email: string) => email.trim().toLowerCase();
+  const takesOf = (addr: string, email: string): { limiter: Limiter; key: string; byIp: boolean }[] => [
+    { limiter: ipAccount, key: `${addr}|${norm(email)}`, byIp: false },
+    { limiter: account, key: norm(email), byIp: false },
+    { limiter: ip, key: addr, byIp: true },
+  ];
 
   return {
-    /** Throws 429 when this IP or (IP, email) has failed too often. */
-    async check(addr: string, email: string): Promise<void> {
-      const [a, i] = await Promise.all([account.get(accountKey(addr, email)), ip.get(addr)]);
-      const wait = Math.max(blocked(a, limits.perAccount.points), blocked(i, limits.perIp.points));
-      if (wait > 0) {
-        const minutes = Math.max(1, Math.ceil(wait / 60));
-        throw new RateLimitedError(`Too many failed attempts. Please wait ${minutes} minute${minutes === 1 ? '' : 's'} and try again.`, wait);
-      }
+    limits,
+    /**
+     * Takes one attempt from every counter before the password is checked. Over any limit → a
+     * RateLimitedError (429, Retry-After), and the points just taken from the other counters are
+     * given back (a refused attempt checked nothing).
+     */
+    async attempt(addr: string, email: string): Promise<void> {
+      const over = await takeAll(takesOf(addr, email));
+      if (!over) return;
+      const wait = waitText(over.retryAfterSec);
+      throw new RateLimitedError(
+        over.refused.some((t) => !t.byIp)
+          ? `Too many failed attempts to sign in with this email address. For your security, sign-in with it is paused: please wait ${wait} and try again.`
+          : `Too many failed attempts from your network. Please wait ${wait} and try again.`,
+        over.retryAfterSec,
+      );
     },
-    async failed(addr: string, email: string): Promise<void> {
-      await Promise.all([account.penalty(accountKey(addr, email), 1), ip.penalty(addr, 1)]);
-    },
+    /** The password was right: the attempt's points go back, and this IP's count for the email starts over. */
     async succeeded(addr: string, email: string): Promise<void> {
-      await account.delete(accountKey(addr, email));
+      const [first, ...rest] = takesOf(addr, email);
+      await Promise.all([first.limiter.delete(first.key), ...rest.map((t) => giveBack(t.limiter, t.key))]);
     },
   };
 }

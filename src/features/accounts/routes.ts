@@ -31,23 +31,22 @@ export function accountRoutes(rt: Deps, passport: Passport, render: Renderer): e
     const target = safeNext(req.body.next);
     const ip = req.ip ?? 'unknown';
     const page = (status: number, error: string) => render(req, res, 'accounts/login', { title: 'Log in', values: { email }, next: target, error }, status);
+    if (!email || typeof req.body.password !== 'string' || !req.body.password) {
+      return page(422, 'Enter your email and password.');
+    }
+    // The attempt is counted before the password is checked (atomically: parallel guesses cannot
+    // slip past a read-then-count); a right password gives the point back.
     try {
-      await rt.loginLimiter.check(ip, email);
+      await rt.loginLimiter.attempt(ip, email);
     } catch (err) {
       if (!(err instanceof RateLimitedError)) throw err;
       res.setHeader('Retry-After', err.options.headers!['Retry-After']);
       return page(429, err.userMessage);
     }
-    if (!email || typeof req.body.password !== 'string' || !req.body.password) {
-      return page(422, 'Enter your email and password.');
-    }
     passport.authenticate('local', (err: unknown, result: Express.User | false) => {
       (async () => {
         if (err) throw err;
-        if (!result) {
-          await rt.loginLimiter.failed(ip, email);
-          return page(401, 'That email and password do not match an account.');
-        }
+        if (!result) return page(401, 'That email and password do not match an account.');
         await rt.loginLimiter.succeeded(ip, email);
         await logIn(req, result); // passport regenerates the session here (no fixation)
         await merchants.recordLogin(result.user);

@@ -28,6 +28,8 @@ import type { Logger } from '../../core/log.ts';
 import type { JobQueue } from '../../core/jobs.ts';
 import type { EventBus } from '../../core/events.ts';
 import { publicId, sha256Hex } from '../../core/ids.ts';
+import { giveBack, takeAll, waitText, windowText, type Limit, type Limiter } from '../../core/rate-limit.ts';
+import { RateLimitedError } from '../../core/errors.ts';
 import { claimRows } from '../../core/claim.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Registries } from '../../core/plugins/registries.ts';
@@ -184,6 +186,11 @@ export interface DeliveryDeps {
   eta: { html: Eta; text: Eta };
   /** After outcomes are recorded (live dashboards). */
   onRecorded?: (deliveries: { merchantKey: number; linkId: string | null }[]) => void;
+  /**
+   * Resends: per message (the same message to the same address, however often it was copied) and
+   * per customer (or address, without one). Without them, resends are not limited.
+   */
+  resendLimits?: { perMessage: Limiter; perCustomer: Limiter; limits: { perMessage: Limit; perCustomer: Limit } };
   /** Deliveries claimed per round (default 100) and sent at once (default 16). */
   batchSize?: number;
   concurrency?: number;
@@ -568,10 +575,36 @@ export function createDeliveryService(deps: DeliveryDeps) {
       if (d.status === 'queued' || d.status === 'sending') {
         throw new ValidationError([{ field: 'delivery', code: 'delivery_pending', message: 'This message is still waiting to go out.' }]);
       }
-      return db.transaction(async (trx) => {
-        const [id] = await service.queue(trx, [{ merchantKey, linkKey: d.linkKey, customerKey: d.customerKey, paymentKey: d.paymentKey, channel: d.channel, kind: d.kind === 'reminder' ? 'initial' : d.kind, to: d.to }]);
-        return id;
-      });
+      const kind = d.kind === 'reminder' ? 'initial' : d.kind;
+      const limits = deps.resendLimits;
+      // The point is taken before anything is queued (atomic in the limiter's store: parallel resends
+      // cannot all pass), and given back when nothing was queued after all.
+      const takes = limits
+        ? [
+            { limiter: limits.perMessage, key: sha256Hex(`${merchantKey}|${d.linkKey ?? ''}|${d.paymentKey ?? ''}|${d.channel}|${kind}|${d.to}`).slice(0, 32), perMessage: true },
+            { limiter: limits.perCustomer, key: d.customerKey !== null ? `${merchantKey}|c${d.customerKey}` : sha256Hex(`${merchantKey}|${d.channel}|${d.to}`).slice(0, 32), perMessage: false },
+          ]
+        : [];
+      const over = await takeAll(takes);
+      if (over && limits) {
+        const wait = waitText(over.retryAfterSec);
+        const { perMessage, perCustomer } = limits.limits;
+        throw new RateLimitedError(
+          over.refused.some((t) => t.perMessage)
+            ? `Resent too often: a message can be sent again at most ${perMessage.points} times ${windowText(perMessage.durationSec)}. You can resend this one in ${wait}.`
+            : `Resent too often: ${d.customerName ?? 'one recipient'} can be sent at most ${perCustomer.points} messages again ${windowText(perCustomer.durationSec)}. You can resend to them in ${wait}.`,
+          over.retryAfterSec,
+        );
+      }
+      try {
+        return await db.transaction(async (trx) => {
+          const [id] = await service.queue(trx, [{ merchantKey, linkKey: d.linkKey, customerKey: d.customerKey, paymentKey: d.paymentKey, channel: d.channel, kind, to: d.to }]);
+          return id;
+        });
+      } catch (err) {
+        await Promise.all(takes.map((t) => giveBack(t.limiter, t.key))).catch(() => {});
+        throw err;
+      }
     },
 
     async get(merchantKey: number, deliveryId: string): Promise<Delivery> {

@@ -281,7 +281,8 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const [activity, days, sending] = await Promise.all([
       live && query.page > 1 ? null : activityOf(link, query, activityRows(rt.clock.now(), merchant.timezone)),
       panelOnly ? null : rt.analytics.daily(link, merchant.timezone),
-      sendingParts.forLinkPage(req, merchant, link),
+      // Any other htmx request (a target this page does not know) gets the whole page's content.
+      sendingParts.forLinkPage(req, merchant, link, !live && !panelOnly),
     ]);
     const data = {
       title: link.name,

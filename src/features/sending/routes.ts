@@ -9,7 +9,7 @@
 import express from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
-import { NotFoundError, ValidationError } from '../../core/errors.ts';
+import { NotFoundError, RateLimitedError, ValidationError } from '../../core/errors.ts';
 import { safeNext } from '../accounts/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Link } from '../links/index.ts';
@@ -117,10 +117,13 @@ export function linkPageSending(rt: Pick<AppDeps, 'clock' | 'customers' | 'deliv
     deliveryCard,
     reminderCard,
     reminderTab,
-    /** The sending parts of the full link page (the Reminders tab's data also for its htmx panel). */
-    async forLinkPage(req: express.Request, merchant: Merchant, link: Link) {
+    /**
+     * The sending parts of the link page: all of them when `whole` (the page, or its content for an
+     * htmx request that targets no part of it), else only the Reminders tab's data for its htmx panel.
+     */
+    async forLinkPage(req: express.Request, merchant: Merchant, link: Link, whole: boolean) {
       const tab = readActivityQuery(req.query as Record<string, unknown>).tab;
-      const page = !wantsFragment(req);
+      const page = whole;
       const [send, card, plans, tabData] = await Promise.all([
         page && link.active ? sendPanel(merchant, link, emptySendValues()) : null,
         page ? deliveryCard(merchant, link) : null,
@@ -237,9 +240,16 @@ export function sendingRoutes(rt: Deps, render: Renderer): express.Router {
       await deliveries.resend(merchant.key, d.id);
       notice = { type: 'success', text: `Sending again to ${who}.` };
     } catch (err) {
-      if (!(err instanceof ValidationError)) throw err;
-      notice = { type: 'error', text: err.errors[0]?.message ?? err.userMessage };
-      status = 422;
+      if (err instanceof RateLimitedError) {
+        // Resent too often: the same message as the API's 429, on the card or as a flash.
+        notice = { type: 'error', text: err.userMessage };
+        status = 429;
+        res.setHeader('Retry-After', err.options.headers!['Retry-After']);
+      } else {
+        if (!(err instanceof ValidationError)) throw err;
+        notice = { type: 'error', text: err.errors[0]?.message ?? err.userMessage };
+        status = 422;
+      }
     }
     if (target(req) === DELIVERIES_ID && d.linkId !== null) {
       const link = await links.get(merchant, d.linkId);
