@@ -58,6 +58,16 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
   const merchants = merchantRepository(db);
   const users = userRepository(db);
 
+  /** One on/off setting saved (and announced as `merchant.updated`) when it changes. */
+  async function setSwitch(merchant: Merchant, column: 'send_receipts' | 'request_allow_refresh', current: boolean, on: boolean): Promise<Merchant> {
+    if (current === on) return merchant;
+    await inTransaction(db, async (trx) => {
+      await merchantRepository(trx).update(merchant.key, { [column]: on, updated_at: clock.now() });
+      await events.emit(trx, 'merchant.updated', { merchantId: merchant.id, handle: merchant.handle, changed: [column] }, merchant.key);
+    });
+    return (await merchants.byKey(merchant.key))!;
+  }
+
   return {
     get: (publicIdValue: string) => merchants.byPublicId(publicIdValue),
     getByKey: (key: number) => merchants.byKey(key),
@@ -166,24 +176,10 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
     },
 
     /** Turns receipts by email to paying customers on or off. */
-    async setSendReceipts(merchant: Merchant, on: boolean): Promise<Merchant> {
-      if (merchant.sendReceipts === on) return merchant;
-      await inTransaction(db, async (trx) => {
-        await merchantRepository(trx).update(merchant.key, { send_receipts: on, updated_at: clock.now() });
-        await events.emit(trx, 'merchant.updated', { merchantId: merchant.id, handle: merchant.handle, changed: ['send_receipts'] }, merchant.key);
-      });
-      return (await merchants.byKey(merchant.key))!;
-    },
+    setSendReceipts: (merchant: Merchant, on: boolean) => setSwitch(merchant, 'send_receipts', merchant.sendReceipts, on),
 
     /** The default of new payment requests: may their customer ask for a new link once one expired. */
-    async setRequestAllowRefresh(merchant: Merchant, on: boolean): Promise<Merchant> {
-      if (merchant.requestAllowRefresh === on) return merchant;
-      await inTransaction(db, async (trx) => {
-        await merchantRepository(trx).update(merchant.key, { request_allow_refresh: on, updated_at: clock.now() });
-        await events.emit(trx, 'merchant.updated', { merchantId: merchant.id, handle: merchant.handle, changed: ['request_allow_refresh'] }, merchant.key);
-      });
-      return (await merchants.byKey(merchant.key))!;
-    },
+    setRequestAllowRefresh: (merchant: Merchant, on: boolean) => setSwitch(merchant, 'request_allow_refresh', merchant.requestAllowRefresh, on),
 
     async recordLogin(user: User): Promise<void> {
       await users.update(user.key, { last_login_at: clock.now() });
