@@ -481,6 +481,15 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       }));
     },
 
+    /** Names of the merchant's customers by public id, deleted ones too (one query per 500 ids): what a list of events names. */
+    async namesByIds(merchantKey: number, ids: string[]): Promise<Map<string, string>> {
+      const out = new Map<string, string>();
+      for (const chunk of chunks([...new Set(ids)], 500)) {
+        for (const r of await db('customers').where({ merchant_id: merchantKey }).whereIn('public_id', chunk).select('public_id', 'name')) out.set(String(r.public_id), String(r.name));
+      }
+      return out;
+    },
+
     /** A customer's public id by key; `q` is the caller's transaction when inside one. */
     async publicIdOf(q: Queryable, customerKey: number): Promise<string | null> {
       return (await q('customers').where({ id: customerKey }).first('public_id'))?.public_id ?? null;
