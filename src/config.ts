@@ -1,6 +1,7 @@
 // The only reader of process.env. Everything else receives a frozen Config.
 import path from 'node:path';
 import { z } from 'zod';
+import { parseMaxAmounts, type MaxAmounts } from './core/money.ts';
 
 export type DatabaseConfig =
   | { client: 'sqlite'; filename: string }
@@ -28,6 +29,8 @@ export interface Config {
   mailFrom: string | null;
   /** PAYLINK_WEBHOOKS_ALLOW_PRIVATE=1: webhook endpoints may be on loopback/private addresses (and http://). Development and tests only. */
   webhooksAllowPrivate?: boolean;
+  /** PAYLINK_MAX_AMOUNT: the most one amount may be, per currency (default: 1,000,000 major units). Null: the defaults. */
+  maxAmounts?: MaxAmounts | null;
   vonage: { apiKey: string | null; apiSecret: string | null; applicationId: string | null; privateKey: string | null; restHost: string | null; apiHost: string | null; whatsappFrom: string | null };
 }
 
@@ -86,6 +89,7 @@ const schema = z.object({
   SMTP_URL: z.preprocess(emptyToUndefined, z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional()),
   MAIL_FROM: optionalString,
   PAYLINK_WEBHOOKS_ALLOW_PRIVATE: z.preprocess(emptyToUndefined, z.enum(['0', '1'], { error: 'must be 1 (allow) or 0 (default: refuse)' }).default('0')),
+  PAYLINK_MAX_AMOUNT: optionalString,
   VONAGE_API_KEY: optionalString,
   VONAGE_API_SECRET: optionalString,
   VONAGE_APPLICATION_ID: optionalString,
@@ -161,6 +165,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     }
     pluginSettings[id] = settings;
   }
+  const rawMax = emptyToUndefined(env.PAYLINK_MAX_AMOUNT) as string | undefined;
+  const maxAmounts = rawMax === undefined ? null : parseMaxAmounts(rawMax);
+  if (maxAmounts && !maxAmounts.ok) problem('PAYLINK_MAX_AMOUNT', maxAmounts.message);
   if (env.VONAGE_API_KEY?.trim() && !env.VONAGE_API_SECRET?.trim()) problem('VONAGE_API_SECRET', 'is required when VONAGE_API_KEY is set');
   // Scaled mode runs several processes (often on several hosts): they must all sign cookies and
   // derive tokens with the same secret, so it cannot be generated per process into a local file.
@@ -189,6 +196,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     smtpUrl: e.SMTP_URL ?? null,
     mailFrom: e.MAIL_FROM ?? null,
     webhooksAllowPrivate: e.PAYLINK_WEBHOOKS_ALLOW_PRIVATE === '1',
+    maxAmounts: maxAmounts?.ok ? maxAmounts.value : null,
     vonage: {
       apiKey: e.VONAGE_API_KEY ?? null,
       apiSecret: e.VONAGE_API_SECRET ?? null,

@@ -10,6 +10,7 @@ import session from 'express-session';
 import { RedisStore } from 'connect-redis';
 import { createClient, type RedisClientType } from 'redis';
 import type { Config } from './config.ts';
+import { configureMaxAmounts } from './core/money.ts';
 import { createDb, migrateLatest, type Db } from './core/db.ts';
 import { checkpointInBackground } from './core/sqlite-checkpoint.ts';
 import { systemClock, type Clock } from './core/clock.ts';
@@ -176,6 +177,8 @@ export async function connectRedis(url: string, log: Logger): Promise<Redis> {
 export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptions = {}): Promise<Runtime> {
   const log = opts.log ?? createLogger(config.logLevel);
   const clock = opts.clock ?? systemClock;
+  // The amount ceilings of this process (PAYLINK_MAX_AMOUNT), read by every amount check.
+  configureMaxAmounts(config.maxAmounts);
   const secrets = config.sessionSecret ? secretsFrom(config.sessionSecret) : loadOrCreateSecrets(config.dataDir, null);
   const db = createDb(config.database, { log: log.child('db') });
   const cleanups: (() => Promise<void> | void)[] = [];

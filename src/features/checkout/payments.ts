@@ -201,6 +201,32 @@ export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps)
       return p ? { at: toDate(p.created_at), key: Number(p.id) } : null;
     },
 
+    /** The merchant's payments by public id, as views (customer and link named): one query for the rows, one each for links and customers. */
+    async byIds(merchantKey: number, ids: string[]): Promise<Map<string, PaymentView>> {
+      const out = new Map<string, PaymentView>();
+      const unique = [...new Set(ids)];
+      for (let i = 0; i < unique.length; i += 500) {
+        for (const v of await viewsFrom(await base(merchantKey).whereIn('p.public_id', unique.slice(i, i + 500)))) out.set(v.id, v);
+      }
+      return out;
+    },
+
+    /**
+     * Money received since each of `since` (instants, e.g. the starts of today, of the last 7 and 30
+     * days in the merchant's time zone): per currency, the sum and count of payments paid in each
+     * window, in one query. Refunds are not taken off (this is what came in).
+     */
+    async paidTotals(merchantKey: number, since: Date[]): Promise<{ currency: string; windows: { amount: number; count: number }[] }[]> {
+      if (!since.length) return [];
+      const earliest = new Date(Math.min(...since.map((d) => d.getTime())));
+      const columns = since.flatMap((d, i) => [
+        db.raw(`SUM(CASE WHEN paid_at >= ? THEN amount ELSE 0 END) as a${i}`, [d]),
+        db.raw(`SUM(CASE WHEN paid_at >= ? THEN 1 ELSE 0 END) as c${i}`, [d]),
+      ]);
+      const rows = (await db('payments').where({ merchant_id: merchantKey }).whereNotNull('paid_at').andWhere('paid_at', '>=', earliest).groupBy('currency').orderBy('currency').select('currency', ...columns)) as Record<string, unknown>[];
+      return rows.map((r) => ({ currency: String(r.currency), windows: since.map((_, i) => ({ amount: Number(r[`a${i}`] ?? 0), count: Number(r[`c${i}`] ?? 0) })) }));
+    },
+
     async get(merchantKey: number, id: string): Promise<PaymentView> {
       const r = await base(merchantKey).andWhere('p.public_id', id).first();
       if (!r) throw new NotFoundError('No such payment.');

@@ -3,7 +3,7 @@ import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { dateIn, dateTimeIn, formErrors, formatPhone, tagNamesFrom } from '../../web/view.ts';
-import { ValidationError } from '../../core/errors.ts';
+import { AppError, ValidationError } from '../../core/errors.ts';
 import { currencyDigits, formatMoney, parseDecimalAmount } from '../../core/money.ts';
 import type { Customer } from './service.ts';
 import { countryOptions } from './schemas.ts';
@@ -122,7 +122,21 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
 
   // ---- New / edit -------------------------------------------------------------------------------
 
-  const formPage = async (req: express.Request, res: express.Response, opts: { customer: Customer | null; values: CustomerFormValues; errors?: Record<string, string> }, status = 200) => {
+  /** The form's 422: messages by field, and the customer who already has the email (email_taken). */
+  const formFailure = async (merchantKey: number, err: unknown): Promise<{ errors: Record<string, string>; existing: Customer | null } | null> => {
+    const errors = formErrors(err);
+    if (!errors) return null;
+    const existingId = err instanceof AppError && err.code === 'email_taken' ? err.options.extra?.existing_id : null;
+    const existing = typeof existingId === 'string' ? await customers.get(merchantKey, existingId).catch(() => null) : null;
+    return { errors, existing };
+  };
+
+  const formPage = async (
+    req: express.Request,
+    res: express.Response,
+    opts: { customer: Customer | null; values: CustomerFormValues; errors?: Record<string, string>; existing?: Customer | null },
+    status = 200,
+  ) => {
     const errors = opts.errors ?? {};
     await render(
       req,
@@ -131,6 +145,7 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
       {
         title: opts.customer ? `Edit ${opts.customer.name}` : 'New customer',
         customer: opts.customer,
+        existing: opts.existing ?? null,
         values: opts.values,
         errors,
         errorCount: Object.keys(errors).length,
@@ -151,9 +166,9 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
       flash(req, 'success', `Customer “${customer.name}” added.`);
       res.redirect(303, `/app/customers/${customer.id}`);
     } catch (err) {
-      const errors = formErrors(err);
-      if (!errors) throw err;
-      await formPage(req, res, { customer: null, values: postedValues(body, kindIds()), errors }, 422);
+      const failed = await formFailure(merchantOf(res).key, err);
+      if (!failed) throw err;
+      await formPage(req, res, { customer: null, values: postedValues(body, kindIds()), ...failed }, 422);
     }
   });
 
@@ -298,9 +313,9 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
       flash(req, 'success', `Customer “${saved.name}” saved.`);
       res.redirect(303, `/app/customers/${customer.id}`);
     } catch (err) {
-      const errors = formErrors(err);
-      if (!errors) throw err;
-      await formPage(req, res, { customer, values: postedValues(body, kindIds()), errors }, 422);
+      const failed = await formFailure(merchantKey, err);
+      if (!failed) throw err;
+      await formPage(req, res, { customer, values: postedValues(body, kindIds()), ...failed }, 422);
     }
   });
 

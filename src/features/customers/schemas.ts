@@ -18,6 +18,13 @@ const nameSchema = z
   .max(120, 'Keep the name under 120 characters.')
   .refine(noControlChars, 'A name cannot contain line breaks or control characters.');
 
+/**
+ * The form of an email that decides whether two customers are the same person: trimmed and
+ * lowercased (what `email_normalized`, unique per merchant, holds). One rule for the form, the API,
+ * the CSV import and the customers a payment or a payment request records.
+ */
+export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
+
 /** Optional email: empty or null clears it. Stored lowercased, as accounts are. */
 const emailSchema = z
   .string({ error: 'email must be text.' })

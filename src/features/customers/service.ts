@@ -5,7 +5,7 @@
  * customer keep pointing at the row.
  */
 import type { Db, Queryable, Trx } from '../../core/db.ts';
-import { containsPattern, inTransaction, rowsByKeys, toDate, toDateOrNull } from '../../core/db.ts';
+import { containsPattern, inTransaction, isUniqueViolation, rowsByKeys, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
@@ -13,7 +13,7 @@ import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { Tag, TagService } from '../tags/index.ts';
 import { tagRef } from '../tags/index.ts';
-import { customerCreateSchema, customerSearchSchema, customerUpdateSchema, normalizePhone } from './schemas.ts';
+import { customerCreateSchema, customerSearchSchema, customerUpdateSchema, normalizeEmail, normalizePhone } from './schemas.ts';
 import type { z } from 'zod';
 
 export interface Customer {
@@ -200,6 +200,17 @@ async function addressesOf(q: Db | Trx, customerKeys: number[]): Promise<Map<num
   return out;
 }
 
+/** What the form shows by the email field and the API's 409 says. */
+export const EMAIL_TAKEN = 'A customer with this email address already exists.';
+
+/** 409 `email_taken`, with the existing customer's id (`existing_id`) for the API and the form's link. */
+export function emailTakenError(existingId: string): AppError {
+  return new AppError('email_taken', 409, `A customer with this email address already exists (${existingId}).`, {
+    errors: [{ field: 'email', code: 'email_taken', message: EMAIL_TAKEN }],
+    extra: { existing_id: existingId },
+  });
+}
+
 export interface CustomerDeps {
   db: Db;
   clock: Clock;
@@ -245,19 +256,60 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
         b.orWhereIn('customers.id', db('customer_addresses').whereRaw('value like ? escape ?', [like, '\\']).select('customer_id'));
       });
     }
-    if (f.email) q.andWhere('email', f.email);
+    if (f.email) {
+      const email = normalizeEmail(f.email);
+      q.andWhere((b) => b.where('email_normalized', email).orWhere('email', email));
+    }
     if (f.tags?.length) q.whereIn('customers.id', tags.taggedWithAny(merchantKey, 'customer', f.tags));
     return q;
   };
 
-  /** Which of these (lowercase) emails live customers of the merchant already have. */
+  /**
+   * Which of these emails (normalised: normalizeEmail) live customers of the merchant already have.
+   * The unique `email_normalized` decides; `email` itself is looked at too, for the later duplicates
+   * a migration found (kept, with email_normalized NULL).
+   */
   async function emailsTaken(q: Db | Trx, merchantKey: number, emails: (string | null | undefined)[]): Promise<Set<string>> {
-    const wanted = [...new Set(emails.filter((e): e is string => Boolean(e)))];
+    const wanted = [...new Set(emails.filter((e): e is string => Boolean(e)).map(normalizeEmail))];
     const taken = new Set<string>();
     for (const chunk of chunks(wanted, 500)) {
-      for (const r of await scoped(q, merchantKey).whereIn('email', chunk).select('email')) taken.add(String(r.email).toLowerCase());
+      const rows = await scoped(q, merchantKey)
+        .andWhere((b) => b.whereIn('email_normalized', chunk).orWhereIn('email', chunk))
+        .select('email');
+      for (const r of rows) taken.add(normalizeEmail(String(r.email)));
     }
     return taken;
+  }
+
+  /** The key and public id of the merchant's live customer with this (normalised) email, if any, but `exceptKey`. */
+  async function withEmail(q: Db | Trx, merchantKey: number, email: string, exceptKey?: number): Promise<{ key: number; id: string } | null> {
+    const first = async (column: 'email_normalized' | 'email') => {
+      const b = scoped(q, merchantKey).andWhere(column, email);
+      if (exceptKey !== undefined) b.andWhereNot('id', exceptKey);
+      const r = await b.orderBy('id').first('id', 'public_id');
+      return r ? { key: Number(r.id), id: String(r.public_id) } : null;
+    };
+    return (await first('email_normalized')) ?? (await first('email'));
+  }
+
+  /** Throws 409 `email_taken` when another live customer of the merchant has this email. */
+  async function refuseTaken(q: Db | Trx, merchantKey: number, email: string, exceptKey?: number): Promise<void> {
+    const existing = await withEmail(q, merchantKey, email, exceptKey);
+    if (existing) throw emailTakenError(existing.id);
+  }
+
+  /**
+   * Inserts a customer row in `trx`. Two writers racing with one email: the unique index on
+   * (merchant_id, email_normalized) lets one in; the other's insert fails and `onTaken` decides.
+   */
+  async function insertRow(trx: Trx, row: Record<string, unknown>, onTaken: (email: string) => Promise<number>): Promise<number> {
+    try {
+      const [key] = await trx('customers').insert(row);
+      return Number(key);
+    } catch (err) {
+      if (row.email_normalized && isUniqueViolation(err)) return onTaken(String(row.email_normalized));
+      throw err;
+    }
   }
 
   const service = {
@@ -272,24 +324,41 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       return row ? (await withTags([row]))[0] : null;
     },
 
+    /** A new customer; an email another live customer of the merchant has (any case) → 409 `email_taken`. */
     async create(merchantKey: number, raw: unknown): Promise<Customer> {
       const { input, phone, addresses } = parseCustomer(customerCreateSchema, raw, addressKinds());
+      const email = input.email ? normalizeEmail(input.email) : null;
+      if (email) await refuseTaken(db, merchantKey, email);
       const id = publicId('cus');
-      await inTransaction(db, async (trx) => {
-        const now = clock.now();
-        const [key] = await trx('customers').insert({
-          public_id: id,
-          merchant_id: merchantKey,
-          name: input.name,
-          email: input.email ?? null,
-          phone: phone ?? null,
-          address: input.address ?? null,
-          created_at: now,
-          updated_at: now,
+      try {
+        await inTransaction(db, async (trx) => {
+          const now = clock.now();
+          const key = await insertRow(
+            trx,
+            {
+              public_id: id,
+              merchant_id: merchantKey,
+              name: input.name,
+              email: input.email ?? null,
+              email_normalized: email,
+              phone: phone ?? null,
+              address: input.address ?? null,
+              created_at: now,
+              updated_at: now,
+            },
+            async (taken) => {
+              await refuseTaken(trx, merchantKey, taken);
+              throw new Error('customers: unique email violation without a customer holding it');
+            },
+          );
+          if (input.tags?.length) await tags.setCustomerTags(trx, merchantKey, key, input.tags);
+          if (addresses) await setAddresses(trx, key, addresses);
         });
-        if (input.tags?.length) await tags.setCustomerTags(trx, merchantKey, Number(key), input.tags);
-        if (addresses) await setAddresses(trx, Number(key), addresses);
-      });
+      } catch (err) {
+        // Lost the race to a create that committed meanwhile: look again now it is visible.
+        if (email && isUniqueViolation(err)) await refuseTaken(db, merchantKey, email);
+        throw err;
+      }
       return service.get(merchantKey, id);
     },
 
@@ -302,22 +371,37 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       const { input, phone, addresses } = parseCustomer(customerUpdateSchema, raw, addressKinds());
       const row: Record<string, unknown> = {};
       if (input.name !== undefined) row.name = input.name;
-      if (input.email !== undefined) row.email = input.email;
+      if (input.email !== undefined) {
+        row.email = input.email;
+        const next = input.email ? normalizeEmail(input.email) : null;
+        // Unchanged (but for case): the column stays as it is (NULL for a duplicate kept by the migration).
+        if (next !== (customer.email ? normalizeEmail(customer.email) : null)) {
+          row.email_normalized = next;
+          if (next) await refuseTaken(db, merchantKey, next, customer.key);
+        }
+      }
       if (phone !== undefined) row.phone = phone;
       if (input.address !== undefined) row.address = input.address;
       if (!Object.keys(row).length && input.tags === undefined && addresses === undefined) return customer;
-      await inTransaction(db, async (trx) => {
-        await trx('customers').where({ id: customer.key }).update({ ...row, updated_at: clock.now() });
-        if (input.tags !== undefined) await tags.setCustomerTags(trx, merchantKey, customer.key, input.tags);
-        if (addresses) await setAddresses(trx, customer.key, addresses);
-      });
+      try {
+        await inTransaction(db, async (trx) => {
+          await trx('customers').where({ id: customer.key }).update({ ...row, updated_at: clock.now() });
+          if (input.tags !== undefined) await tags.setCustomerTags(trx, merchantKey, customer.key, input.tags);
+          if (addresses) await setAddresses(trx, customer.key, addresses);
+        });
+      } catch (err) {
+        // Another writer took the address between the check and the update.
+        if (typeof row.email_normalized === 'string' && isUniqueViolation(err)) await refuseTaken(db, merchantKey, row.email_normalized, customer.key);
+        throw err;
+      }
       return service.get(merchantKey, id);
     },
 
     async remove(merchantKey: number, id: string): Promise<void> {
       const customer = await service.get(merchantKey, id);
       const now = clock.now();
-      await db('customers').where({ id: customer.key }).whereNull('deleted_at').update({ deleted_at: now, updated_at: now });
+      // A deleted customer's email is free again for a new customer.
+      await db('customers').where({ id: customer.key }).whereNull('deleted_at').update({ deleted_at: now, updated_at: now, email_normalized: null });
     },
 
     /** Live customers of this merchant by public id (unknown ids are left out). */
@@ -397,6 +481,15 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       }));
     },
 
+    /** Names of the merchant's customers by public id, deleted ones too (one query per 500 ids): what a list of events names. */
+    async namesByIds(merchantKey: number, ids: string[]): Promise<Map<string, string>> {
+      const out = new Map<string, string>();
+      for (const chunk of chunks([...new Set(ids)], 500)) {
+        for (const r of await db('customers').where({ merchant_id: merchantKey }).whereIn('public_id', chunk).select('public_id', 'name')) out.set(String(r.public_id), String(r.name));
+      }
+      return out;
+    },
+
     /** A customer's public id by key; `q` is the caller's transaction when inside one. */
     async publicIdOf(q: Queryable, customerKey: number): Promise<string | null> {
       return (await q('customers').where({ id: customerKey }).first('public_id'))?.public_id ?? null;
@@ -414,12 +507,13 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
      * Returns the customer's key.
      */
     async matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number> {
-      const email = payer.email.trim().toLowerCase();
-      const found = await scoped(trx, merchantKey).andWhere('email', email).orderBy('id').first('id');
-      if (found) return Number(found.id);
+      const email = normalizeEmail(payer.email);
+      const found = await withEmail(trx, merchantKey, email);
+      if (found) return found.key;
       const now = clock.now();
-      const [key] = await trx('customers').insert({ public_id: publicId('cus'), merchant_id: merchantKey, name: payer.name.trim().slice(0, 120) || email, email, created_at: now, updated_at: now });
-      return Number(key);
+      return insertRow(trx, { public_id: publicId('cus'), merchant_id: merchantKey, name: payer.name.trim().slice(0, 120) || email, email, email_normalized: email, created_at: now, updated_at: now }, (taken) =>
+        matchTaken(trx, merchantKey, taken),
+      );
     },
 
     /**
@@ -428,10 +522,10 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
      * Returns the customer's key.
      */
     async matchOrCreateContact(trx: Trx, merchantKey: number, contact: { name: string; email: string | null; phone: string | null }): Promise<number> {
-      const email = contact.email?.trim().toLowerCase() || null;
+      const email = contact.email ? normalizeEmail(contact.email) || null : null;
       if (email) {
-        const byEmail = await scoped(trx, merchantKey).andWhere('email', email).orderBy('id').first('id');
-        if (byEmail) return Number(byEmail.id);
+        const byEmail = await withEmail(trx, merchantKey, email);
+        if (byEmail) return byEmail.key;
       }
       if (contact.phone) {
         const byPhone = await scoped(trx, merchantKey).andWhere('phone', contact.phone).orderBy('id').first('id');
@@ -439,8 +533,9 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       }
       const now = clock.now();
       const name = contact.name.trim().slice(0, 120) || email || contact.phone || 'Customer';
-      const [key] = await trx('customers').insert({ public_id: publicId('cus'), merchant_id: merchantKey, name, email, phone: contact.phone, created_at: now, updated_at: now });
-      return Number(key);
+      return insertRow(trx, { public_id: publicId('cus'), merchant_id: merchantKey, name, email, email_normalized: email, phone: contact.phone, created_at: now, updated_at: now }, (taken) =>
+        matchTaken(trx, merchantKey, taken),
+      );
     },
 
     /** Which of these emails (lowercase) belong to live customers of the merchant. */
@@ -453,44 +548,64 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
      */
     async createMany(merchantKey: number, items: ValidCustomer[]): Promise<number> {
       if (!items.length) return 0;
-      return inTransaction(db, async (trx) => {
-        const taken = await emailsTaken(trx, merchantKey, items.map((c) => c.input.email));
+      const refuseClashes = async (q: Db | Trx) => {
+        const taken = await emailsTaken(q, merchantKey, items.map((c) => c.input.email));
         const clashes: FieldError[] = items.flatMap((c, i) =>
-          c.input.email && taken.has(c.input.email) ? [{ field: `${i}.email`, code: 'email_taken', message: 'A customer with this email address already exists.' }] : [],
+          c.input.email && taken.has(normalizeEmail(c.input.email)) ? [{ field: `${i}.email`, code: 'email_taken', message: EMAIL_TAKEN }] : [],
         );
         if (clashes.length) throw new ConflictError('email_taken', 'Some email addresses belong to existing customers.', clashes);
-
-        const now = clock.now();
-        const ids = items.map(() => publicId('cus'));
-        for (const chunk of chunks(items.map((c, i) => ({ c, id: ids[i] })), 200)) {
-          await trx('customers').insert(
-            chunk.map(({ c, id }) => ({
-              public_id: id,
-              merchant_id: merchantKey,
-              name: c.input.name,
-              email: c.input.email ?? null,
-              phone: c.phone ?? null,
-              address: c.input.address ?? null,
-              created_at: now,
-              updated_at: now,
-            })),
-          );
-        }
-
-        const withAddresses = items.some((c) => c.addresses && Object.keys(c.addresses).length);
-        if (items.some((c) => c.input.tags?.length) || withAddresses) {
-          const keyOf = new Map<string, number>();
-          for (const chunk of chunks(ids, 500)) {
-            for (const r of await trx('customers').whereIn('public_id', chunk).select('id', 'public_id')) keyOf.set(r.public_id, Number(r.id));
-          }
-          await tags.tagCustomers(trx, merchantKey, items.map((c, i) => ({ customerKey: keyOf.get(ids[i])!, names: c.input.tags ?? [] })));
-          const rows = items.flatMap((c, i) => Object.entries(c.addresses ?? {}).map(([kind, value]) => ({ customer_id: keyOf.get(ids[i])!, kind, value })));
-          for (const chunk of chunks(rows, 500)) await trx('customer_addresses').insert(chunk);
-        }
-        return items.length;
-      });
+      };
+      try {
+        return await inTransaction(db, (trx) => writeMany(trx, merchantKey, items, refuseClashes));
+      } catch (err) {
+        // A customer added meanwhile with one of the emails: name the rows, as the check would have.
+        if (isUniqueViolation(err)) await refuseClashes(db);
+        throw err;
+      }
     },
   };
+
+  /** A payer's email taken by a customer created meanwhile (a concurrent payment): that customer is the one. */
+  async function matchTaken(trx: Trx, merchantKey: number, email: string): Promise<number> {
+    const existing = await withEmail(trx, merchantKey, email);
+    if (!existing) throw new Error('customers: unique email violation without a customer holding it');
+    return existing.key;
+  }
+
+  /** createMany's writing, in its transaction. */
+  async function writeMany(trx: Trx, merchantKey: number, items: ValidCustomer[], refuseClashes: (q: Trx) => Promise<void>): Promise<number> {
+    await refuseClashes(trx);
+
+    const now = clock.now();
+    const ids = items.map(() => publicId('cus'));
+    for (const chunk of chunks(items.map((c, i) => ({ c, id: ids[i] })), 200)) {
+      await trx('customers').insert(
+        chunk.map(({ c, id }) => ({
+          public_id: id,
+          merchant_id: merchantKey,
+          name: c.input.name,
+          email: c.input.email ?? null,
+          email_normalized: c.input.email ? normalizeEmail(c.input.email) : null,
+          phone: c.phone ?? null,
+          address: c.input.address ?? null,
+          created_at: now,
+          updated_at: now,
+        })),
+      );
+    }
+
+    const withAddresses = items.some((c) => c.addresses && Object.keys(c.addresses).length);
+    if (items.some((c) => c.input.tags?.length) || withAddresses) {
+      const keyOf = new Map<string, number>();
+      for (const chunk of chunks(ids, 500)) {
+        for (const r of await trx('customers').whereIn('public_id', chunk).select('id', 'public_id')) keyOf.set(r.public_id, Number(r.id));
+      }
+      await tags.tagCustomers(trx, merchantKey, items.map((c, i) => ({ customerKey: keyOf.get(ids[i])!, names: c.input.tags ?? [] })));
+      const rows = items.flatMap((c, i) => Object.entries(c.addresses ?? {}).map(([kind, value]) => ({ customer_id: keyOf.get(ids[i])!, kind, value })));
+      for (const chunk of chunks(rows, 500)) await trx('customer_addresses').insert(chunk);
+    }
+    return items.length;
+  }
   return service;
 }
 

@@ -660,6 +660,15 @@ export function createDeliveryService(deps: DeliveryDeps) {
       return out;
     },
 
+    /** Messages of the merchant that failed for good since `since`: how many, and the newest `limit` of them. */
+    async failedSince(merchantKey: number, since: Date, limit = 5): Promise<{ count: number; recent: Delivery[] }> {
+      const [counted, rows] = await Promise.all([
+        db('deliveries').where({ merchant_id: merchantKey, status: 'failed' }).andWhere('created_at', '>=', since).count({ n: '*' }).first(),
+        listQuery(db).where({ 'd.merchant_id': merchantKey, 'd.status': 'failed' }).andWhere('d.created_at', '>=', since).orderBy('d.id', 'desc').limit(limit),
+      ]);
+      return { count: Number((counted as { n: number | string } | undefined)?.n ?? 0), recent: await fromRows(rows as any[]) };
+    },
+
     async listForCustomer(merchantKey: number, customerKey: number, limit = 20): Promise<Delivery[]> {
       return fromRows(await listQuery(db).where({ 'd.merchant_id': merchantKey, 'd.customer_id': customerKey }).orderBy('d.id', 'desc').limit(limit));
     },

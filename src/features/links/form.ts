@@ -132,7 +132,8 @@ function amountFrom(body: Body, fallbackCurrency: string, errors: FieldError[]):
     errors.push({ field: 'amount', code: 'required', message: 'Enter the amount customers pay, such as 12.50.' });
     return { currency: currency.data };
   }
-  const parsed = parseDecimalAmount(raw, currency.data);
+  // The ceiling is the service's to judge: only a new amount is held to it (an old one may be above a lowered ceiling).
+  const parsed = parseDecimalAmount(raw, currency.data, { ceiling: false });
   if (!parsed.ok) {
     const example = currencyDigits(currency.data) === 0 ? '1250' : currencyDigits(currency.data) === 3 ? '12.500' : '12.50';
     errors.push({ field: 'amount', code: parsed.code, message: parsed.code === 'invalid_amount' ? `Enter an amount such as ${example}.` : parsed.message });

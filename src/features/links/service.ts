@@ -5,6 +5,7 @@
  */
 import type { Knex } from 'knex';
 import type { Db, Queryable, Trx } from '../../core/db.ts';
+import { amountCeilingError } from '../../core/money.ts';
 import { containsPattern, inTransaction, isUniqueViolation, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
@@ -265,6 +266,38 @@ export function createLinkService(deps: LinkServiceDeps) {
       return link;
     },
 
+    /**
+     * Name and kind of the merchant's links by public id, deleted ones too (one query per 500 ids):
+     * what a list of events names.
+     */
+    async namesByIds(merchantKey: number, ids: string[]): Promise<Map<string, { name: string; kind: 'smart' | 'request'; deleted: boolean }>> {
+      const out = new Map<string, { name: string; kind: 'smart' | 'request'; deleted: boolean }>();
+      const unique = [...new Set(ids)];
+      for (let i = 0; i < unique.length; i += 500) {
+        const rows = await db('links').where({ merchant_id: merchantKey }).whereIn('public_id', unique.slice(i, i + 500)).select('public_id', 'name', 'kind', 'deleted_at');
+        for (const r of rows) out.set(String(r.public_id), { name: String(r.name), kind: r.kind, deleted: r.deleted_at !== null && r.deleted_at !== undefined });
+      }
+      return out;
+    },
+
+    /**
+     * The merchant's live, active smart links close to their payment limit (at least 80 % of it paid,
+     * not yet reached), fewest left first: what the dashboard home warns about.
+     */
+    async nearlySoldOut(merchantKey: number, limit = 5): Promise<{ id: string; name: string; paid: number; limit: number; left: number }[]> {
+      const rows = await db('links')
+        .where({ merchant_id: merchantKey, kind: 'smart', active: true })
+        .whereNull('deleted_at')
+        .whereNotNull('payment_limit')
+        .andWhereRaw('paid_count < payment_limit')
+        .andWhereRaw('paid_count * 5 >= payment_limit * 4')
+        .orderByRaw('payment_limit - paid_count')
+        .orderBy('id', 'desc')
+        .limit(limit)
+        .select('public_id', 'name', 'paid_count', 'payment_limit');
+      return rows.map((r) => ({ id: String(r.public_id), name: String(r.name), paid: Number(r.paid_count), limit: Number(r.payment_limit), left: Number(r.payment_limit) - Number(r.paid_count) }));
+    },
+
     /** A live (not deleted) smart link by its canonical path, or null. */
     async findByPath(merchantKey: number, path: string): Promise<Link | null> {
       return load(db, { 'l.merchant_id': merchantKey, 'l.path': path, 'l.kind': 'smart' });
@@ -299,6 +332,8 @@ export function createLinkService(deps: LinkServiceDeps) {
       if (input.type === 'amount') {
         amount = input.amount;
         currency = input.currency ?? merchant.currency;
+        const tooLarge = amountCeilingError(amount, currency);
+        if (tooLarge) throw new ValidationError([tooLarge]);
       } else {
         const product = await products.get(merchant.key, input.product_id).catch((err) => {
           if (err instanceof NotFoundError) throw new ValidationError([{ field: 'product_id', code: 'unknown_product', message: 'Choose one of your products.' }]);
@@ -392,6 +427,11 @@ export function createLinkService(deps: LinkServiceDeps) {
       }
       if (link.type === 'product' && (input.amount !== undefined || input.currency !== undefined)) {
         throw new ValidationError([{ field: 'amount', code: 'not_an_amount_link', message: 'A product link takes its price from the product.' }]);
+      }
+      // A new amount or currency is held to the ceiling; an amount left as it was is not re-judged.
+      if (link.type === 'amount' && ((input.amount !== undefined && input.amount !== link.amount) || (input.currency !== undefined && input.currency !== link.currency))) {
+        const tooLarge = amountCeilingError(input.amount ?? link.amount ?? 0, input.currency ?? link.currency);
+        if (tooLarge) throw new ValidationError([tooLarge]);
       }
       const row: Record<string, unknown> = {};
       const changed: string[] = [];

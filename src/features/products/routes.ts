@@ -29,7 +29,8 @@ function productInput(body: Record<string, unknown>): Record<string, unknown> {
   else input.currency = currency.data;
   if (!text(body.price).trim()) errors.push({ field: 'price', code: 'required', message: 'Enter the price, such as 12.50.' });
   else if (currency.success) {
-    const parsed = parseDecimalAmount(text(body.price), currency.data);
+    // The ceiling is the service's to judge: only a new price is held to it.
+    const parsed = parseDecimalAmount(text(body.price), currency.data, { ceiling: false });
     if (parsed.ok) input.price = parsed.minor;
     else errors.push({ field: 'price', code: parsed.code, message: parsed.message });
   }

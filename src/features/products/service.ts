@@ -7,7 +7,7 @@ import type { ChangeFeed } from '../../core/changes.ts';
 import { publicId } from '../../core/ids.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
-import { MAX_MINOR } from '../../core/money.ts';
+import { MAX_MINOR, amountCeilingError } from '../../core/money.ts';
 import { currencySchema } from '../merchants/index.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 
@@ -38,6 +38,12 @@ export const minorAmountSchema = z
   .int('Enter the amount as a whole number of minor units, e.g. 1250 for 12.50.')
   .positive('The amount must be more than zero.')
   .max(MAX_MINOR, 'That amount is too large.');
+
+/** A price over its currency's ceiling (core/money.ts maxAmount) → 422 by the `price` field. */
+function refuseOverCeiling(price: number, currency: string): void {
+  const e = amountCeilingError(price, currency, 'price');
+  if (e) throw new ValidationError([e]);
+}
 
 export const productCreateSchema = z.object({
   name: z.string({ error: 'Enter a product name.' }).trim().min(1, 'Enter a product name.').max(120, 'Keep the name under 120 characters.'),
@@ -116,6 +122,7 @@ export function createProductService({ db, clock, changes, soldByLink }: Product
 
     async create(merchantKey: number, raw: unknown): Promise<Product> {
       const input = parseBody(productCreateSchema, raw);
+      refuseOverCeiling(input.price, input.currency);
       const now = clock.now();
       const id = publicId('prod');
       await db('products').insert({
@@ -135,6 +142,10 @@ export function createProductService({ db, clock, changes, soldByLink }: Product
     async update(merchantKey: number, id: string, raw: unknown): Promise<Product> {
       const product = await this.get(merchantKey, id);
       const input = parseBody(productUpdateSchema, raw);
+      // A price or currency that changes is held to the ceiling; one left as it was is not re-judged.
+      if ((input.price !== undefined && input.price !== product.price) || (input.currency !== undefined && input.currency !== product.currency)) {
+        refuseOverCeiling(input.price ?? product.price, input.currency ?? product.currency);
+      }
       const row: Record<string, unknown> = {};
       for (const k of ['name', 'description', 'price', 'currency', 'active'] as const) if (input[k] !== undefined) row[k] = input[k];
       // Product links are priced in the currency they were created with: keep the two in step.

@@ -184,15 +184,9 @@ export function linkTarget(merchant: Merchant, link: PayableLink, action: string
 
 type Page = Extract<PayTarget, { kind: 'page' }>;
 
-const maxLabels = new Map<string, string>();
-/** "€1,000,000.00": the open-amount hint, formatted once per currency. */
+/** "€1,000,000.00": the open-amount hint (formatMoney memoises it). */
 function maxOpenLabel(currency: string): string {
-  let label = maxLabels.get(currency);
-  if (label === undefined) {
-    label = formatMoney(maxOpenAmount(currency), currency);
-    maxLabels.set(currency, label);
-  }
-  return label;
+  return formatMoney(maxOpenAmount(currency), currency);
 }
 
 function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null } = {}) {

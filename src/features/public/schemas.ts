@@ -1,6 +1,6 @@
 // What a customer types on a pay page, and what a pay-page URL may look like.
 import { z } from 'zod';
-import { MAX_MINOR, currencyDigits, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
+import { currencyDigits, maxAmount, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
 import { emailSchema } from '../merchants/index.ts';
 
 /** Lowercase handle shape (the signup rules, minus the reserved words, which never reach the database). */
@@ -14,9 +14,9 @@ export const isPathShaped = (lower: string): boolean => PATH.test(lower);
 /** `/acme/12.50`: the second segment is an amount when it starts with a digit (paths never do). */
 export const isAmountSegment = (segment: string): boolean => /^\d/.test(segment);
 
-/** The most a customer may type on an open-amount page: one million of the currency's major units. */
+/** The most a customer may type on an open-amount page: the currency's ceiling (PAYLINK_MAX_AMOUNT). */
 export function maxOpenAmount(currency: string): number {
-  return Math.min(MAX_MINOR, 1_000_000 * 10 ** currencyDigits(currency));
+  return maxAmount(currency);
 }
 
 /**
@@ -73,8 +73,8 @@ export function parseCheckoutForm(body: unknown, open: { currency: string } | nu
       errors.amount = 'Enter the amount you want to pay.';
     } else {
       const r = parseDecimalAmount(a.slice(0, 40), open.currency);
+      // Over the ceiling: "The amount can be at most €1,000,000.00." (parseDecimalAmount).
       if (!r.ok) errors.amount = r.message;
-      else if (r.minor > maxOpenAmount(open.currency)) errors.amount = `The most you can pay here is ${toDecimalString(maxOpenAmount(open.currency), open.currency)} ${open.currency}.`;
       else amount = r.minor;
     }
   }

@@ -15,7 +15,7 @@ import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
 import { publicId, randomToken } from '../../core/ids.ts';
-import { MAX_MINOR, formatMoney } from '../../core/money.ts';
+import { MAX_MINOR, amountCeilingError, formatMoney } from '../../core/money.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import { currencySchema, type Merchant } from '../merchants/index.ts';
 import type { LinkService, LinkState, RequestLinkState } from '../links/index.ts';
@@ -193,6 +193,8 @@ export function checkRequest(raw: unknown, ctx: CheckContext): CheckResult {
   } else if (amount === null) {
     errors.push({ field: 'amount', code: 'required', message: 'amount is required (a whole number of minor units, e.g. 1250 for 12.50), unless line_items give it.' });
   }
+  const tooLarge = amount === null ? null : amountCeilingError(amount, input.currency, input.amount === null || input.amount === undefined ? 'line_items' : 'amount');
+  if (tooLarge) errors.push(tooLarge);
   let expiresAt = new Date(now.getTime() + (input.expires_in ?? DEFAULT_EXPIRY_SECONDS) * 1000);
   if (input.expires_at && input.expires_in) errors.push({ field: 'expires_at', code: 'conflicting_fields', message: 'Give expires_at or expires_in, not both.' });
   else if (input.expires_at) {

@@ -11,7 +11,7 @@ import type { Db, Trx } from '../../core/db.ts';
 import { inTransaction } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import { AppError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
-import { MAX_MINOR } from '../../core/money.ts';
+import { amountCeilingError } from '../../core/money.ts';
 import type { Registries } from '../../core/plugins/registries.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Customer, CustomerService } from '../customers/index.ts';
@@ -251,8 +251,11 @@ export function createSendingService(deps: SendingDeps) {
       const errors: FieldError[] = [];
       const channelId = input.channel === undefined || input.channel === null || input.channel === '' ? 'sms' : input.channel;
       const amount = input.amount;
-      if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0 || amount > MAX_MINOR) {
+      if (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0) {
         errors.push({ field: 'amount', code: 'invalid_amount', message: 'Enter an amount greater than zero.' });
+      } else {
+        const tooLarge = amountCeilingError(amount, merchant.currency);
+        if (tooLarge) errors.push(tooLarge);
       }
       let description: string | null = null;
       if (input.description !== undefined && input.description !== null) {

@@ -148,7 +148,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
     const left = leftOf(payment, await refunds.list(payment.key));
     let amount = left;
     if (typed.trim()) {
-      const parsed = parseDecimalAmount(typed, payment.currency);
+      const parsed = parseDecimalAmount(typed, payment.currency, { ceiling: false });
       if (!parsed.ok) errors.amount = parsed.message;
       else amount = parsed.minor;
     }
@@ -165,7 +165,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
     const paymentId = String(req.params.id);
     const typed = str(body.amount);
     const payment = await payments.get(merchant.key, paymentId);
-    const parsed = typed ? parseDecimalAmount(typed.slice(0, 40), payment.currency) : null;
+    const parsed = typed ? parseDecimalAmount(typed.slice(0, 40), payment.currency, { ceiling: false }) : null;
     if (parsed && !parsed.ok) return showPayment(req, res, { values: { amount: typed, reason: str(body.reason) }, errors: { amount: parsed.message } }, 422);
     const key = str(body.key).slice(0, 64) || null;
     try {
