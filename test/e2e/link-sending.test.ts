@@ -108,4 +108,36 @@ forEachTarget('e2e: sending a link from its page', (target) => {
       await tab.close();
     }
   });
+  it('“Sent and upcoming →” on the reminders card opens the Reminders tab in view, on a phone too', async function () {
+    this.timeout(30_000);
+    const tab = await browser().newPage({ viewport: PHONE });
+    try {
+      const m = tab.page;
+      const handle = uniqueHandle('tabs');
+      await signUpInBrowser(m, env.origin, { name: 'Acme Yoga', handle });
+      const merchant = (await env.rt.services.merchants.getByHandle(handle))!;
+      const jane = await env.rt.services.customers.create(merchant.key, { name: 'Jane Doe', email: 'jane@example.test' });
+      const link: Link = await env.rt.services.links.create(merchant, { type: 'amount', name: 'Spring membership', amount: 3900 });
+      await env.rt.services.sending.send(merchant, link, { customer_id: jane.id, channels: ['email'], reminders: { frequency: 'daily', max: 3 } });
+      await env.rt.jobs.drain();
+      for (const js of [true, false]) {
+        const t = js ? tab : await browser().newPage({ viewport: PHONE, javaScriptEnabled: false, storageState: await tab.context.storageState() });
+        try {
+          await t.page.goto(`${env.origin}/app/links/${link.id}`);
+          await t.page.getByRole('link', { name: 'Sent and upcoming →' }).click();
+          await t.page.locator('#reminders-upcoming').waitFor();
+          expect(await t.page.locator('#activity-tab-reminders').getAttribute('aria-selected'), `js ${js}`).to.equal('true');
+          // The Activity panel with its tabs starts at the top of the window, not the page's top.
+          await waitFor(async () => Math.abs(Number(await t.page.evaluate(`document.getElementById('link-activity').getBoundingClientRect().top`))) < 2, { message: `the Activity panel at the top of the window (js ${js})` });
+          expect(Number(await t.page.evaluate('window.scrollY')), `js ${js}`).to.be.greaterThan(300);
+          await t.screenshot(`link-reminders-tab-from-card-${js ? 'js' : 'nojs'}`);
+          t.assertClean();
+        } finally {
+          if (!js) await t.close();
+        }
+      }
+    } finally {
+      await tab.close();
+    }
+  });
 });
