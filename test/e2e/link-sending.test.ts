@@ -1,6 +1,7 @@
 // Sending a link from its page in a real browser (issue 5, items 3–5): the merchant finds a customer
 // as they type, sees which channels can reach them, sends with reminders; the messages appear on the
-// page and turn "Sent" without a reload when the outbox has sent them; Resend and Stop reminders
+// page and turn "Kept in the Outbox" (no real channel in tests) without a reload when the outbox has
+// taken them; Resend and Stop reminders
 // swap their cards; the Reminders tab lists what is to come. No console errors, no CSP violations.
 import { expect } from 'chai';
 import { forEachTarget } from '../support/targets.ts';
@@ -60,14 +61,15 @@ forEachTarget('e2e: sending a link from its page', (target) => {
       await panel.getByLabel('Remind them').selectOption('every_2_days');
       await panel.getByLabel('At most').fill('5');
       await panel.getByRole('button', { name: 'Send link' }).click();
-      await panel.getByText('Sent to Jane Doe, with reminders until they pay.').waitFor();
+      await panel.getByText('Kept in the Outbox (no email server configured, no SMS provider configured): nothing went to Jane Doe, and their reminders will stay there too.').waitFor();
+      expect(await panel.getByRole('link', { name: 'How to send for real' }).getAttribute('href')).to.equal('/app/p/channel-outbox#configure');
 
       const card = m.locator('#link-deliveries');
       await expect(await card.locator('tbody tr').count()).to.equal(2);
       await card.getByText('Queued').first().waitFor();
-      // The outbox sends them: the card turns "Sent" by itself.
+      // The outbox keeps them: the card says so by itself.
       await env.rt.jobs.drain();
-      await card.locator('tbody tr .badge-green').nth(1).waitFor();
+      await card.locator('tbody tr .badge', { hasText: 'Kept in the Outbox' }).nth(1).waitFor();
       expect(await card.getByText('Queued').count()).to.equal(0);
       const reminders = m.locator('#link-reminders');
       await reminders.getByText('0 of 5 sent').waitFor();
@@ -76,10 +78,10 @@ forEachTarget('e2e: sending a link from its page', (target) => {
       // Everyone with the tag "Members" too (Bo has no phone: he gets email only).
       await panel.getByLabel('Or everyone with a customer tag').selectOption({ label: 'Members' });
       await panel.getByRole('button', { name: 'Send link' }).click();
-      await panel.getByText('Sent to 2 customers, with reminders until they pay.').waitFor();
+      await panel.getByText('nothing went to 2 customers, and their reminders will stay there too.').waitFor();
       await env.rt.jobs.drain();
       await card.locator('tbody tr').nth(4).waitFor();
-      await m.locator('#link-deliveries tbody tr .badge-amber').first().waitFor({ state: 'detached' });
+      await m.locator('#link-deliveries tbody tr .badge', { hasText: 'Queued' }).first().waitFor({ state: 'detached' });
       await tab.screenshot('link-send-sent');
 
       // Resend the first message.
