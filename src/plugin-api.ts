@@ -731,7 +731,7 @@ export interface PluginCheckoutSession {
   currency: string;
   description: string;
   merchant: PluginMerchant;
-  /** Where the customer started (the pay page), to go back to. */
+  /** Where the customer started (the very pay page, its `?c=` kept), to go back to: it shows what they typed again. */
   backUrl: string;
   /** The newest payment attempt of this session. */
   payment: { id: string; status: string; provider: string; failureMessage: string | null } | null;
