@@ -407,13 +407,38 @@ export interface Channel {
   address: 'email' | 'phone' | ChannelAddress;
   /** A fallback channel serves its id only while no other plugin registers the same id. */
   fallback?: boolean;
-  send(message: OutgoingMessage): Promise<{ providerMessageId: string }>;
+  /**
+   * Optional: true for a channel that never delivers, only keeps messages where the merchant can read
+   * them (channel-outbox, while no email server or SMS provider is configured). The dashboard then says
+   * "Kept in the Outbox" instead of "Sent" from the moment a message is queued; its receipts should
+   * carry `kept: true`. Added in apiVersion 1.
+   */
+  keepsOnly?: boolean;
+  send(message: OutgoingMessage): Promise<ChannelReceipt>;
   /**
    * Optional: sends many messages at once (e.g. one database write for all). Answers one result per
-   * message, in order: its provider message id, or the ProviderError it failed with. Added in
-   * apiVersion 1; core uses it for batches when present, `send` otherwise.
+   * message, in order: its receipt, or the ProviderError it failed with. Added in apiVersion 1; core
+   * uses it for batches when present, `send` otherwise.
    */
-  sendMany?(messages: OutgoingMessage[]): Promise<({ providerMessageId: string } | ProviderError)[]>;
+  sendMany?(messages: OutgoingMessage[]): Promise<(ChannelReceipt | ProviderError)[]>;
+}
+
+/**
+ * What a channel answers for a message it took.
+ *
+ * @example
+ * return { providerMessageId: body.id };                 // handed to the network that delivers it
+ * return { providerMessageId: record.id, kept: true };   // only stored (an outbox): not delivered
+ */
+export interface ChannelReceipt {
+  /** The provider's id of the message (or your own), for support and webhooks. */
+  providerMessageId: string;
+  /**
+   * true when the message was only kept (stored for the merchant to read), not delivered to the
+   * customer: the delivery is recorded `sent` with `kept: true`, and the dashboard says "Kept in the
+   * Outbox" rather than "Sent". Absent or false: delivered. Added in apiVersion 1.
+   */
+  kept?: boolean;
 }
 
 /** Thrown by channels and providers; `retryable` decides whether the job retries with backoff. */
@@ -706,7 +731,7 @@ export interface PluginCheckoutSession {
   currency: string;
   description: string;
   merchant: PluginMerchant;
-  /** Where the customer started (the pay page), to go back to. */
+  /** Where the customer started (the very pay page, its `?c=` kept), to go back to: it shows what they typed again. */
   backUrl: string;
   /** The newest payment attempt of this session. */
   payment: { id: string; status: string; provider: string; failureMessage: string | null } | null;

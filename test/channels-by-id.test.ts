@@ -71,7 +71,7 @@ forEachTarget('channels by id: a plugin channel with its own address kind', (tar
   it('registers the channel with its label and address kind, next to the Outbox fallbacks', () => {
     const { channels } = env.rt.services.deliveries;
     expect(channels.list().map((c) => c.id)).to.deep.equal(['email', 'sms', 'whatsapp', 'ntfy']);
-    expect(channels.get('ntfy')).to.deep.equal({ id: 'ntfy', label: 'ntfy', addressKind: 'ntfy_topic', addressLabel: 'ntfy topic', style: 'text' });
+    expect(channels.get('ntfy')).to.deep.equal({ id: 'ntfy', label: 'ntfy', addressKind: 'ntfy_topic', addressLabel: 'ntfy topic', style: 'text', keeps: null });
     expect(env.rt.registries.channels.ownerOf('ntfy')).to.equal('channel-ntfy');
     expect(env.rt.services.customers.addressKinds().map((k) => [k.kind, k.label])).to.deep.equal([['ntfy_topic', 'ntfy topic']]);
     // The topic was trimmed by the channel's parse.

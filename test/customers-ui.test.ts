@@ -217,7 +217,7 @@ forEachTarget('dashboard: customers', (target) => {
       const [delivery] = await deliveriesOf(acct);
       expect(delivery).to.include({ channel: 'sms', kind: 'initial', to_address: '+31612345678', customer_id: c.key, link_id: link.id });
       const after = await acct.agent.get(`/app/customers/${c.id}`).expect(200);
-      expect(after.text).to.include('Payment request for €12.50 sent to +31 6 12345678');
+      expect(after.text).to.include('Payment request for €12.50 kept in the Outbox (no SMS provider configured): nothing went to +31 6 12345678');
       expect(after.text).to.include(`id="delivery-${delivery.public_id}"`);
       expect(after.text).to.include(`href="/app/links/${link.public_id}"`);
       expect(after.text).to.match(/<span class="badge">SMS<\/span>/);

@@ -130,7 +130,7 @@ forEachTarget('link page analytics', (target) => {
         ['5 left (green)', '0 / 5 5 left'],
         ['3 left (amber)', '2 / 5 3 left'],
         ['1 left (amber)', '4 / 5 1 left'],
-        ['Limit reached (red)', '5 / 5 Limit reached'],
+        ['Limit reached (green)', '5 / 5 Limit reached'],
       ]);
     });
 

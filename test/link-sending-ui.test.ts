@@ -85,14 +85,15 @@ forEachTarget('sending a link from its page', (target) => {
     expect(before).to.match(/<input type="checkbox" name="channels" value="email" checked>/);
 
     const res = await send(link, { customer_ids: jane.id, channels: ['email', 'sms'], reminder_frequency: 'every_2_days', reminder_max: '5' }).expect(200);
-    expect(res.text).to.include('Sent to Jane Doe, with reminders until they pay.');
+    // No email server or SMS provider in tests: the Outbox keeps them, and the notice says so.
+    expect(res.text).to.include('Kept in the Outbox (no email server configured, no SMS provider configured): nothing went to Jane Doe, and their reminders will stay there too.');
     // The cards come along out of band, the messages still queued.
     expect(res.text).to.match(/<section id="link-deliveries"[^>]*hx-swap-oob="true"/);
     expect(deliveryRows(res.text)).to.have.members(['Jane Doe | Email | First send | Queued', 'Jane Doe | SMS | First send | Queued']);
 
     await env.rt.jobs.drain();
     const html = await page(link);
-    expect(deliveryRows(html)).to.have.members(['Jane Doe | Email | First send | Sent', 'Jane Doe | SMS | First send | Sent']);
+    expect(deliveryRows(html)).to.have.members(['Jane Doe | Email | First send | Kept in the Outbox', 'Jane Doe | SMS | First send | Kept in the Outbox']);
     expect(html).to.include('jane@example.test').and.include('+31 6 12345678');
     const plan = (await env.rt.services.reminders.forLink(link.key))[0];
     expect(planRow(html, 'Jane Doe')).to.equal('Email + SMS | Every 2 days | 0 of 5 sent | Active');
@@ -132,12 +133,12 @@ forEachTarget('sending a link from its page', (target) => {
     const link = await newLink();
     const res = await send(link, { customer_tag: vipTag, channels: ['email'] }).expect(200);
     // Victor has no email address: skipped, and said so.
-    expect(res.text).to.include('Sent to 1 customer.').and.include('1 skipped: Victor Vip (no email address)');
+    expect(res.text).to.include('Kept in the Outbox (no email server configured): nothing went to 1 customer.').and.include('1 skipped: Victor Vip (no email address)');
     const both = await send(link, { customer_tag: vipTag, channels: ['email', 'sms'] }).expect(200);
-    expect(both.text).to.include('Sent to 2 customers.');
+    expect(both.text).to.include('nothing went to 2 customers.');
     await env.rt.jobs.drain();
     const rows = deliveryRows(await page(link));
-    expect(rows).to.have.members(['Vera Vip | Email | First send | Sent', 'Vera Vip | Email | First send | Sent', 'Victor Vip | SMS | First send | Sent']);
+    expect(rows).to.have.members(['Vera Vip | Email | First send | Kept in the Outbox', 'Vera Vip | Email | First send | Kept in the Outbox', 'Victor Vip | SMS | First send | Kept in the Outbox']);
     const all = await deliveriesOf(link);
     expect(new Set(all.map((d: { customer_id: number }) => d.customer_id))).to.deep.equal(new Set(vips.map((c) => c.key)));
   });
@@ -199,7 +200,7 @@ forEachTarget('sending a link from its page', (target) => {
     res = await acct.agent.post(`/app/deliveries/${queued.public_id}/resend`).set({ 'HX-Request': 'true', 'HX-Target': 'link-deliveries' }).type('form').send({ _csrf: acct.csrf }).expect(200);
     expect(res.text).to.match(/^\s*<section id="link-deliveries"/);
     expect(res.text).to.include('Sending again to Jane Doe (jane@example.test).');
-    expect(deliveryRows(res.text)).to.deep.equal(['Jane Doe | Email | First send | Queued', 'Jane Doe | Email | First send | Sent']);
+    expect(deliveryRows(res.text)).to.deep.equal(['Jane Doe | Email | First send | Queued', 'Jane Doe | Email | First send | Kept in the Outbox']);
     await env.rt.jobs.drain();
     const rows = await deliveriesOf(link);
     expect(rows.map((d: { status: string }) => d.status)).to.deep.equal(['sent', 'sent']);
@@ -284,11 +285,11 @@ forEachTarget('sending a link from its page', (target) => {
       expect([...upcoming.matchAll(/<td data-label="Reminder">([^<]+)<\/td>/g)].map((m) => m[1])).to.deep.equal(['Reminder 2 of 3', 'Reminder 3 of 3']);
       expect(upcoming).to.include(dateTimeIn(new Date('2026-03-06T09:00:00Z'), tz)).and.include(dateTimeIn(new Date('2026-03-08T09:00:00Z'), tz));
       expect([...sent.matchAll(/<td data-label="Reminder">([^<]+)<\/td>/g)].map((m) => m[1])).to.deep.equal(['Reminder 1 of 3']);
-      expect(sent).to.include('Email · Sent').and.include('SMS · Sent');
+      expect(sent).to.include('Email · Kept in the Outbox').and.include('SMS · Kept in the Outbox');
     }
     const html = await page(link);
     expect(planRow(html, 'Jane Doe')).to.equal('Email + SMS | Every 2 days | 1 of 3 sent | Active');
-    expect(deliveryRows(html)).to.include('Jane Doe | Email | Reminder 1 | Sent');
+    expect(deliveryRows(html)).to.include('Jane Doe | Email | Reminder 1 | Kept in the Outbox');
   });
 
   it('answers 404 for another merchant’s link, delivery and reminder plan, and changes nothing', async () => {

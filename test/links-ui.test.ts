@@ -282,7 +282,7 @@ forEachTarget('dashboard: links', (target) => {
       await env.rt.db('links').where({ public_id: link.id }).update({ paid_count: 3, active: false, inactive_reason: 'limit_reached' });
       const closed = await env.rt.services.links.get(merchant, link.id);
       const list = await acct.agent.get('/app/links').expect(200);
-      expect(list.text).to.match(/<span class="badge badge-red">Limit reached<\/span>/);
+      expect(list.text).to.match(/<span class="badge badge-green">Limit reached<\/span>/);
       expect(list.text).to.include('3 / 3');
       const filtered = await acct.agent.get('/app/links?status=limit_reached').set('HX-Request', 'true').expect(200);
       expect(filtered.text).to.include(link.id);

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { outboxMessages } from './support/channels.ts';
 import { forEachTarget, TARGETS } from './support/targets.ts';
 import { build, csrfFrom, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
+import { waitFor } from './support/wait.ts';
 import { serve, signUpInBrowser, useBrowser, type ServedEnv } from './support/browser.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 
@@ -149,6 +150,42 @@ describe('message templates in the browser', function () {
     tracked.assertClean();
     await tracked.close();
   });
+
+  // The preview runs 400 ms after the last keystroke: a Save clicked sooner is in flight when it
+  // starts, and a preview slower than the save answers after the page changed. Neither may cost the save.
+  for (const slow of ['save', 'preview'] as const) {
+    it(`keeps the “saved” message when the live preview runs during the save (slow ${slow})`, async () => {
+      const tracked = await browser().newPage();
+      const { page } = tracked;
+      await signUpInBrowser(page, env.origin, { name: 'Acme Yoga', handle: uniqueHandle('yoga') });
+      await page.goto(`${env.origin}/app/settings/templates`);
+      await page.locator('#tpl-initial-sms-preview', { hasText: 'Jane' }).waitFor();
+      const path = slow === 'save' ? '/app/settings/templates' : '/app/settings/templates/preview';
+      let previews = 0;
+      await page.route((url) => url.pathname === path || url.pathname === '/app/settings/templates/preview', async (route) => {
+        const at = new URL(route.request().url()).pathname;
+        if (at === '/app/settings/templates/preview') previews++;
+        if (at === path && route.request().method() === 'POST') await new Promise((r) => setTimeout(r, 1_200));
+        await route.continue();
+      });
+      if (slow === 'preview') {
+        // A preview in flight when Save is clicked.
+        await page.locator('#tpl-initial-sms-body').fill('Hi {{first_name}}, pay here: {{url}}');
+        await waitFor(() => previews > 0, { message: 'the preview to start' });
+      } else {
+        await page.locator('#tpl-initial-sms-body').fill('Hello {{first_name}}, pay here: {{url}}');
+      }
+      await page.locator('#tpl-initial-sms').getByRole('button', { name: 'Save' }).click();
+      await page.locator('#flash', { hasText: 'saved' }).waitFor();
+      await page.locator('#tpl-initial-sms .badge', { hasText: 'Your text' }).waitFor();
+      // Whatever the preview answered late changed nothing.
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(await page.locator('#flash').textContent()).to.include('saved');
+      expect(previews).to.be.greaterThan(0);
+      tracked.assertClean();
+      await tracked.close();
+    });
+  }
 
   for (const [width, height] of [[390, 844], [1280, 900]]) {
     it(`edits the receipt email with a live preview and turns receipts off and on (${width} px)`, async () => {

@@ -13,12 +13,13 @@ import { waitFor } from './support/wait.ts';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
 import { build, signUp, type Account, type TestEnv } from './support/harness.ts';
-import { useBrowser } from './support/browser.ts';
+import { servedMerchant, useBrowser, type ServedEnv, type TrackedPage } from './support/browser.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import type { Link } from '../src/features/links/service.ts';
 import { layout, qrPng } from '../src/features/qr/qr.ts';
 
 const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '..');
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-qr-'));
 after(() => fs.rmSync(TMP, { recursive: true, force: true }));
 
@@ -216,5 +217,73 @@ forEachTarget('link QR codes', (target) => {
       expect(anon.headers.location).to.equal(`/login?next=${encodeURIComponent(`/app/links/${link.id}/qr.png`)}`);
       expect(anon.headers['content-type'] ?? '').not.to.match(/^image\//);
     });
+  });
+});
+
+// The QR download buttons in Chromium with JavaScript on: the body is boosted by htmx, which must
+// leave a download to the browser (else the dashboard is replaced by the image's bytes).
+describe('QR downloads in a browser', () => {
+  const browser = useBrowser();
+  let env: ServedEnv;
+  let storageState: Awaited<ReturnType<TrackedPage['context']['storageState']>>;
+  let pages: { name: string; path: string; stem: RegExp }[];
+
+  before(async function () {
+    this.timeout(30_000);
+    let m: Merchant;
+    let handle: string;
+    ({ env, storageState, handle, merchant: m } = await servedMerchant(browser(), { name: 'Corner Bakery', handlePrefix: 'qrdl' }));
+    const link = await env.rt.services.links.create(m, { type: 'amount', name: 'Summer Sale', amount: 1250 });
+    const request = await env.rt.services.requests.create(m, { amount: 4500, currency: 'EUR', customer: { name: 'Cy', email: 'cy@example.test' } }, { source: 'api' });
+    pages = [
+      { name: 'link', path: `/app/links/${link.id}`, stem: new RegExp(`^${handle}-summer-sale-qr`) },
+      { name: 'payment request', path: `/app/requests/${request.id}`, stem: /-qr/ },
+    ];
+  });
+  after(() => env?.close());
+
+  for (const which of ['link', 'payment request']) {
+    for (const [button, ext] of [['Download PNG', 'png'], ['Download SVG', 'svg']] as const) {
+      it(`“${button}” on a ${which}’s page downloads the file and leaves the page as it was`, async () => {
+        const { path: at, stem } = pages.find((p) => p.name === which)!;
+        const tab = await browser().newPage({ storageState, acceptDownloads: true });
+        try {
+          const { page } = tab;
+          await page.goto(`${env.origin}${at}`);
+          await page.evaluate('new Promise((r) => (window.htmx ? r() : document.addEventListener("htmx:load", () => r(), { once: true })))');
+          const heading = await page.getByRole('heading', { level: 1 }).textContent();
+          const [download] = await Promise.all([page.waitForEvent('download', { timeout: 5_000 }), page.getByRole('link', { name: button }).click()]);
+          expect(download.suggestedFilename()).to.match(stem).and.match(new RegExp(`\\.${ext}$`));
+          const file = await download.path();
+          const bytes = fs.readFileSync(file);
+          if (ext === 'png') expect(pngSize(bytes).width).to.equal(1000);
+          else expect(bytes.toString('utf8')).to.match(/^<svg /);
+          // Still the same page: no swap of the body with the image.
+          expect(page.url()).to.equal(`${env.origin}${at}`);
+          expect(await page.getByRole('heading', { level: 1 }).textContent()).to.equal(heading);
+          tab.assertClean();
+        } finally {
+          await tab.close();
+        }
+      });
+    }
+  }
+
+  it('every download link in the views opts out of htmx’s boost', () => {
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (p.endsWith('.eta')) {
+          for (const tag of fs.readFileSync(p, 'utf8').match(/<a\b(?:<%[\s\S]*?%>|[^>])*>/g) ?? []) {
+            if (/\sdownload(\s|>|=)/.test(tag) && !/hx-boost="false"/.test(tag)) offenders.push(`${path.relative(ROOT, p)}: ${tag}`);
+          }
+        }
+      }
+    };
+    walk(path.join(ROOT, 'views'));
+    walk(path.join(ROOT, 'plugins'));
+    expect(offenders).to.deep.equal([]);
   });
 });

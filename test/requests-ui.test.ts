@@ -218,7 +218,8 @@ forEachTarget('dashboard: payment requests', (target) => {
       const plans = await env.rt.db('reminder_plans').where({ link_id: r.link.key });
       expect(plans.map((p: { frequency: string; max_count: number }) => [p.frequency, Number(p.max_count)])).to.deep.equal([['daily', 2]]);
       const page = await acct.agent.get(res.headers.location).expect(200);
-      expect(page.text).to.include('It is on its way by Email and SMS');
+      // Nothing leaves a test install: the Outbox keeps both, and the notice says so.
+      expect(page.text).to.include('Email and SMS: kept in the Outbox (no email server configured, no SMS provider configured), so nothing went to the customer.');
 
       // A channel that cannot reach the customer: said by the channels, nothing written.
       const before = await counts(acct);
@@ -452,7 +453,7 @@ describe('dashboard: payment requests in a browser', () => {
         await tab.screenshot(`requests-form-send-${device}`);
         await page.getByRole('button', { name: 'Create request' }).click();
         await page.getByRole('heading', { level: 1, name: /New chain and cassette/ }).waitFor();
-        expect(await page.locator('#flash').textContent()).to.include('created for Dana Smit').and.include('on its way by Email');
+        expect(await page.locator('#flash').textContent()).to.include('created for Dana Smit').and.include('Email: kept in the Outbox (no email server configured)');
         await page.locator('.qr img').evaluate((img) => (img as unknown as { decode(): Promise<void> }).decode());
         await page.getByRole('button', { name: /^Copy/ }).click();
         await page.getByRole('button', { name: 'Copied' }).waitFor();

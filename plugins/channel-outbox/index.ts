@@ -30,16 +30,18 @@ export default definePlugin({
       label,
       address,
       fallback: true,
+      // Nothing leaves the server: the dashboard says "Kept in the Outbox", not "Sent".
+      keepsOnly: true,
       async send(message: OutgoingMessage) {
         const record = await api.store.insert<OutboxMessage>('messages', recordOf(id, message));
         api.log.info('message kept in outbox', { channel: id, to: message.to, id: record.id });
-        return { providerMessageId: record.id };
+        return { providerMessageId: record.id, kept: true };
       },
       // A batch of reminders is one write, not one per message.
       async sendMany(messages: OutgoingMessage[]) {
         const records = await api.store.insertMany<OutboxMessage>('messages', messages.map((m) => recordOf(id, m)));
         api.log.info('messages kept in outbox', { channel: id, count: records.length });
-        return records.map((r) => ({ providerMessageId: r.id }));
+        return records.map((r) => ({ providerMessageId: r.id, kept: true }));
       },
     });
     api.channels.register(channel('email', 'Email', 'email'));

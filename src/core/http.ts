@@ -24,12 +24,14 @@ export function isApiRequest(req: Request): boolean {
 export interface Flash {
   type: 'success' | 'error' | 'info';
   text: string;
+  /** A link after the text (e.g. how to configure an email server). */
+  help?: { href: string; text: string };
 }
 
-export function flash(req: Request, type: Flash['type'], text: string): void {
+export function flash(req: Request, type: Flash['type'], text: string, help?: Flash['help']): void {
   if (!req.session) return;
   const s = req.session as unknown as { flash?: Flash[] };
-  s.flash = [...(s.flash ?? []), { type, text }];
+  s.flash = [...(s.flash ?? []), help ? { type, text, help } : { type, text }];
 }
 
 export function takeFlash(req: Request): Flash[] {

@@ -1,6 +1,7 @@
 // Sending a link from its page in a real browser (issue 5, items 3–5): the merchant finds a customer
 // as they type, sees which channels can reach them, sends with reminders; the messages appear on the
-// page and turn "Sent" without a reload when the outbox has sent them; Resend and Stop reminders
+// page and turn "Kept in the Outbox" (no real channel in tests) without a reload when the outbox has
+// taken them; Resend and Stop reminders
 // swap their cards; the Reminders tab lists what is to come. No console errors, no CSP violations.
 import { expect } from 'chai';
 import { forEachTarget } from '../support/targets.ts';
@@ -60,14 +61,15 @@ forEachTarget('e2e: sending a link from its page', (target) => {
       await panel.getByLabel('Remind them').selectOption('every_2_days');
       await panel.getByLabel('At most').fill('5');
       await panel.getByRole('button', { name: 'Send link' }).click();
-      await panel.getByText('Sent to Jane Doe, with reminders until they pay.').waitFor();
+      await panel.getByText('Kept in the Outbox (no email server configured, no SMS provider configured): nothing went to Jane Doe, and their reminders will stay there too.').waitFor();
+      expect(await panel.getByRole('link', { name: 'How to send for real' }).getAttribute('href')).to.equal('/app/p/channel-outbox#configure');
 
       const card = m.locator('#link-deliveries');
       await expect(await card.locator('tbody tr').count()).to.equal(2);
       await card.getByText('Queued').first().waitFor();
-      // The outbox sends them: the card turns "Sent" by itself.
+      // The outbox keeps them: the card says so by itself.
       await env.rt.jobs.drain();
-      await card.locator('tbody tr .badge-green').nth(1).waitFor();
+      await card.locator('tbody tr .badge', { hasText: 'Kept in the Outbox' }).nth(1).waitFor();
       expect(await card.getByText('Queued').count()).to.equal(0);
       const reminders = m.locator('#link-reminders');
       await reminders.getByText('0 of 5 sent').waitFor();
@@ -76,10 +78,10 @@ forEachTarget('e2e: sending a link from its page', (target) => {
       // Everyone with the tag "Members" too (Bo has no phone: he gets email only).
       await panel.getByLabel('Or everyone with a customer tag').selectOption({ label: 'Members' });
       await panel.getByRole('button', { name: 'Send link' }).click();
-      await panel.getByText('Sent to 2 customers, with reminders until they pay.').waitFor();
+      await panel.getByText('nothing went to 2 customers, and their reminders will stay there too.').waitFor();
       await env.rt.jobs.drain();
       await card.locator('tbody tr').nth(4).waitFor();
-      await m.locator('#link-deliveries tbody tr .badge-amber').first().waitFor({ state: 'detached' });
+      await m.locator('#link-deliveries tbody tr .badge', { hasText: 'Queued' }).first().waitFor({ state: 'detached' });
       await tab.screenshot('link-send-sent');
 
       // Resend the first message.
@@ -104,6 +106,38 @@ forEachTarget('e2e: sending a link from its page', (target) => {
       await m.setViewportSize(PHONE);
       await tab.screenshot('link-send-phone');
       tab.assertClean();
+    } finally {
+      await tab.close();
+    }
+  });
+  it('“Sent and upcoming →” on the reminders card opens the Reminders tab in view, on a phone too', async function () {
+    this.timeout(30_000);
+    const tab = await browser().newPage({ viewport: PHONE });
+    try {
+      const m = tab.page;
+      const handle = uniqueHandle('tabs');
+      await signUpInBrowser(m, env.origin, { name: 'Acme Yoga', handle });
+      const merchant = (await env.rt.services.merchants.getByHandle(handle))!;
+      const jane = await env.rt.services.customers.create(merchant.key, { name: 'Jane Doe', email: 'jane@example.test' });
+      const link: Link = await env.rt.services.links.create(merchant, { type: 'amount', name: 'Spring membership', amount: 3900 });
+      await env.rt.services.sending.send(merchant, link, { customer_id: jane.id, channels: ['email'], reminders: { frequency: 'daily', max: 3 } });
+      await env.rt.jobs.drain();
+      for (const js of [true, false]) {
+        const t = js ? tab : await browser().newPage({ viewport: PHONE, javaScriptEnabled: false, storageState: await tab.context.storageState() });
+        try {
+          await t.page.goto(`${env.origin}/app/links/${link.id}`);
+          await t.page.getByRole('link', { name: 'Sent and upcoming →' }).click();
+          await t.page.locator('#reminders-upcoming').waitFor();
+          expect(await t.page.locator('#activity-tab-reminders').getAttribute('aria-selected'), `js ${js}`).to.equal('true');
+          // The Activity panel with its tabs starts at the top of the window, not the page's top.
+          await waitFor(async () => Math.abs(Number(await t.page.evaluate(`document.getElementById('link-activity').getBoundingClientRect().top`))) < 2, { message: `the Activity panel at the top of the window (js ${js})` });
+          expect(Number(await t.page.evaluate('window.scrollY')), `js ${js}`).to.be.greaterThan(300);
+          await t.screenshot(`link-reminders-tab-from-card-${js ? 'js' : 'nojs'}`);
+          t.assertClean();
+        } finally {
+          if (!js) await t.close();
+        }
+      }
     } finally {
       await tab.close();
     }

@@ -1,11 +1,13 @@
 // Every page a merchant or customer sees, on a desktop and on a phone: no sideways scrolling, one
-// heading and one main landmark, every control labelled, nothing broken in the console. Each page is
+// heading and one main landmark, every control labelled, no label broken mid-word, no serious or
+// critical axe violation, nothing broken in the console. Each page is
 // also saved as a PNG under /tmp/paylink-shots/ for a person to look at.
 import { expect } from 'chai';
 import type { Page } from 'playwright-core';
 import { TARGETS } from '../support/targets.ts';
 import { uniqueHandle } from '../support/harness.ts';
 import { DESKTOP, PHONE, serve, signUpInBrowser, useBrowser, type ServedEnv, type TrackedPage } from '../support/browser.ts';
+import { axeProblems } from '../support/axe.ts';
 import { toPluginMerchant } from '../../src/features/merchants/service.ts';
 
 /** Layout and accessibility facts that hold on every page, measured in the page. */
@@ -32,6 +34,16 @@ const AUDIT = `(() => {
   const ids = [...document.querySelectorAll('[id]')].map((e) => e.id);
   const dup = ids.filter((id, i) => ids.indexOf(id) !== i);
   if (dup.length) problems.push('duplicate ids: ' + dup.join(', '));
+  // A table stacked into label/value lines on a phone: a label squeezed narrower than its longest
+  // word breaks it mid-letter ("Prob / lem").
+  const ctx = document.createElement('canvas').getContext('2d');
+  for (const td of document.querySelectorAll('.table.stack td[data-label]')) {
+    const s = getComputedStyle(td, '::before');
+    if (!visible(td) || !td.dataset.label || s.content === 'none' || s.display === 'none' || !/px$/.test(s.width)) continue;
+    ctx.font = s.fontStyle + ' ' + s.fontWeight + ' ' + s.fontSize + ' ' + s.fontFamily;
+    const longest = Math.max(...td.dataset.label.split(/\s+/).map((w) => ctx.measureText(w).width));
+    if (parseFloat(s.width) + 1 < longest) problems.push('label broken mid-word: ' + td.dataset.label + ' (' + s.width + ' for ' + Math.ceil(longest) + 'px)');
+  }
   for (const el of document.querySelectorAll('a[href], button, input:not([type=hidden]), select')) {
     if (!visible(el) || el.closest('.sr-only, .skip')) continue;
     const r = el.getBoundingClientRect();
@@ -68,11 +80,23 @@ const SHOTS: Shot[] = [
   { name: 'link', path: '/app/links/:link', app: true },
   { name: 'link-edit', path: '/app/links/:link/edit', app: true },
   { name: 'link-delete', path: '/app/links/:link/delete', app: true },
+  { name: 'requests', path: '/app/requests', app: true },
+  { name: 'request', path: '/app/requests/:request', app: true },
+  { name: 'request-new', path: '/app/requests/new', app: true },
+  { name: 'request-import', path: '/app/requests/import', app: true },
+  { name: 'payments', path: '/app/payments', app: true },
+  { name: 'reports', path: '/app/reports/reconciliation', app: true },
+  { name: 'customers', path: '/app/customers', app: true },
+  { name: 'customer', path: '/app/customers/:customer', app: true },
+  { name: 'customer-import-problems', path: '/app/customers/import', app: true, status: 422 },
   { name: 'products', path: '/app/products', app: true },
   { name: 'product-new', path: '/app/products/new', app: true },
   { name: 'tags', path: '/app/tags', app: true },
   { name: 'activity', path: '/app/activity', app: true },
   { name: 'settings', path: '/app/settings', app: true },
+  { name: 'settings-payments', path: '/app/settings/payments', app: true },
+  { name: 'templates', path: '/app/settings/templates', app: true },
+  { name: 'webhooks', path: '/app/settings/webhooks', app: true },
   { name: 'plugins', path: '/app/plugins', app: true },
   { name: 'outbox', path: '/app/p/channel-outbox', app: true },
   { name: 'app-404', path: '/app/nothing-here', app: true, status: 404 },
@@ -86,6 +110,8 @@ describe('e2e: every page on a desktop and a phone', () => {
   let env: ServedEnv;
   let handle: string;
   let linkId: string;
+  let requestId: string;
+  let customerId: string;
   let storageState: Awaited<ReturnType<TrackedPage['context']['storageState']>>;
 
   before(async function () {
@@ -124,12 +150,13 @@ describe('e2e: every page on a desktop and a phone', () => {
     await env.rt.db('links').where({ public_id: full.id }).update({ paid_count: 1, active: false, inactive_reason: 'limit_reached', payments_count: 1, revenue: 15000 });
     await links.create(m, { type: 'amount', name: 'Tip jar', amount: 300, currency: 'EUR', active: false });
     await env.rt.db('links').where({ public_id: early.id }).update({ paid_count: 5, views_count: 140, payments_count: 5, revenue: 19500 });
+    customerId = (await env.rt.services.customers.create(m.key, { name: 'Ana López', email: 'ana.lopez@example.test', phone: '+31612345678' })).id;
     // Payment requests from the API key made above, Text-to-Pay and the dashboard, one cancelled.
     const { requests } = env.rt.services;
     const websiteKey = Number((await env.rt.db('api_keys').where({ merchant_id: m.key }).first('id')).id);
     const ask = (description: string, source: 'api' | 'text_to_pay' | 'dashboard', extra: Record<string, unknown> = {}) =>
       requests.create(m, { amount: 2450, currency: 'EUR', description, customer: { name: 'Ana López', email: 'ana.lopez@example.test' }, ...extra }, { source, apiKeyKey: source === 'api' ? websiteKey : null });
-    await ask('Order 1042: two bags of Yirgacheffe', 'api', { reference: 'ORD-1042' });
+    requestId = (await ask('Order 1042: two bags and a grinder', 'api', { reference: 'ORD-1042', amount: 4550 })).id;
     await ask('Wholesale invoice March', 'dashboard', { reference: 'INV-2026-031' });
     await requests.cancel(m, (await ask('Order 1043', 'text_to_pay')).id);
   });
@@ -153,7 +180,7 @@ describe('e2e: every page on a desktop and a phone', () => {
         it(shot.name, async () => {
           const tab = (shot.app ? tabs.app : tabs.anon)!;
           tab.reset();
-          const url = `${env.origin}${shot.path.replace(':handle', handle).replace(':link', linkId)}`;
+          const url = `${env.origin}${shot.path.replace(':handle', handle).replace(':link', linkId).replace(':request', requestId).replace(':customer', customerId)}`;
           if (shot.status) tab.expectError({ status: shot.status, path: shot.errorPath ?? new URL(url).pathname });
           await tab.page.goto(url);
           if (shot.name === 'signup-errors') {
@@ -168,8 +195,14 @@ describe('e2e: every page on a desktop and a phone', () => {
             await submit(tab.page, { Email: 'who@example.test', Password: 'not it at all' }, 'Log in');
             await tab.page.locator('#f-password-error', { hasText: /\w/ }).waitFor();
           }
+          if (shot.name === 'customer-import-problems') {
+            await tab.page.getByLabel('CSV text').fill('name,email,phone\nJane Doe,not-an-email,+31 6 12345678\n,nobody@example.test,12\nLong Name,averyveryverylongaddresswithoutanybreaks@a-very-long-domain-name.example.test,+999');
+            await tab.page.getByRole('button', { name: 'Import customers' }).click();
+            await tab.page.locator('#problems-title').waitFor();
+          }
           await tab.screenshot(`${shot.name}-${device}`);
           expect(await tab.page.evaluate(AUDIT)).to.deep.equal([]);
+          expect(await axeProblems(tab.page)).to.deep.equal([]);
           tab.assertClean();
         });
       }

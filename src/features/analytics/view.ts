@@ -58,10 +58,13 @@ export function activityPanel(linkId: string, tab: Tab, result: { page: number; 
   };
 }
 
-/** Green while 4 or more payments are left, amber for the last 1–3, red once none is; null when unlimited. */
+/**
+ * Green while 4 or more payments are left, amber for the last 1–3, green again once none is (sold
+ * out is good news, not an alarm); null when unlimited.
+ */
 export function remainingBadge(left: number | null): Badge | null {
   if (left === null) return null;
-  if (left === 0) return { label: 'Limit reached', tone: 'red' };
+  if (left === 0) return { label: 'Limit reached', tone: 'green' };
   return { label: `${left} left`, tone: left <= 3 ? 'amber' : 'green' };
 }
 

@@ -111,7 +111,12 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
         currency: session.currency,
         description: session.link?.name ?? `Payment to ${merchant.name}`,
         merchant: toPluginMerchant(merchant),
-        backUrl: session.link?.path ? links.urlFor({ kind: 'smart', id: session.link.id, path: session.link.path }, merchant) : `${baseUrl}/${merchant.handle}`,
+        // The page the customer left, told which checkout to read their name, email and amount back from.
+        backUrl: session.backPath
+          ? `${baseUrl}${session.backPath}${session.backPath.includes('?') ? '&' : '?'}back=${encodeURIComponent(session.id)}`
+          : session.link?.path
+            ? links.urlFor({ kind: 'smart', id: session.link.id, path: session.link.path }, merchant)
+            : `${baseUrl}/${merchant.handle}`,
         payment: payment ? { id: payment.id, status: payment.status, provider: payment.provider, failureMessage: payment.failureMessage } : null,
         returnUrl: payment ? checkout.receiptUrl(payment) : null,
         successUrl: payment ? await successUrl(payment) : `${baseUrl}/${merchant.handle}`,

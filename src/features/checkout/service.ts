@@ -99,6 +99,8 @@ export interface CheckoutSession {
   customerName: string | null;
   customerEmail: string | null;
   link: LinkSnapshot | null;
+  /** The pay page it started from (path and query), for "Cancel and go back". */
+  backPath: string | null;
   status: 'open' | 'completed' | 'expired';
   expiresAt: Date;
   createdAt: Date;
@@ -170,6 +172,7 @@ const sessionFrom = (r: any): CheckoutSession => ({
   customerName: r.customer_name,
   customerEmail: r.customer_email,
   link: r.link_snapshot ? (JSON.parse(r.link_snapshot) as LinkSnapshot | null) : null,
+  backPath: r.back_path ?? null,
   status: r.status,
   expiresAt: toDate(r.expires_at),
   createdAt: toDate(r.created_at),
@@ -322,6 +325,8 @@ export interface StartInput {
   customerKey?: number | null;
   /** The provider the customer chose (needed only when the merchant has several). */
   provider?: string | null;
+  /** The pay page's path and query (`/acme/sale?c=…`, `/r/<token>`), where "Cancel and go back" returns. */
+  backPath?: string | null;
 }
 
 export function createCheckoutService(deps: CheckoutDeps) {
@@ -563,6 +568,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           quantity: input.quantity ?? 1,
           customer_name: input.name ?? null,
           customer_email: input.email ?? null,
+          back_path: input.backPath && input.backPath.startsWith('/') && !input.backPath.startsWith('//') && input.backPath.length <= 512 ? input.backPath : null,
           link_snapshot: JSON.stringify(snapshot),
           status: 'open',
           expires_at: expiresAt,

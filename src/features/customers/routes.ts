@@ -289,7 +289,10 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
       const { link, channel } = await rt.sending.textToPay(merchant, customer.id, { amount, description: values.description, channel: values.channel || undefined });
       const info = channels.get(channel)!;
       const to = channels.addressFor(customer, channel)!;
-      flash(req, 'success', `Payment request for ${formatMoney(link.amount ?? amount!, link.currency)} sent to ${info.addressKind === 'phone' ? formatPhone(to) : to} by ${info.label}.`);
+      const money = formatMoney(link.amount ?? amount!, link.currency);
+      const address = info.addressKind === 'phone' ? formatPhone(to) : to;
+      if (info.keeps) flash(req, 'info', `Payment request for ${money} kept in the Outbox (${info.keeps.reason}): nothing went to ${address}.`, info.keeps.help);
+      else flash(req, 'success', `Payment request for ${money} sent to ${address} by ${info.label}.`);
       res.redirect(303, `/app/customers/${customer.id}`);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;

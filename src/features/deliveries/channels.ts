@@ -25,6 +25,21 @@ export interface ChannelInfo {
   addressLabel: string;
   /** `email`: subject, text and HTML; `text`: one short text (SMS-like). */
   style: 'email' | 'text';
+  /**
+   * Set when the channel serving this id only keeps messages (channel-outbox while no real channel is
+   * configured): what to tell the merchant instead of "Sent", and where to read how to send for real.
+   */
+  keeps: KeptNotice | null;
+}
+
+/** "Kept in the Outbox (no email server configured)", and the page that explains how to configure one. */
+export interface KeptNotice {
+  /** "Kept in the Outbox (no email server configured)" */
+  text: string;
+  /** "no email server configured" */
+  reason: string;
+  /** "How to send for real": the keeping plugin's page, at its section on configuring a real channel. */
+  help: { href: string; text: string };
 }
 
 export interface ChannelOption {
@@ -63,15 +78,30 @@ function defaultParse(label: string) {
   };
 }
 
-export function createChannelDirectory(registry: Pick<ChannelRegistry, 'list' | 'get'>) {
-  const info = (c: { id: string; label?: string; address: 'email' | 'phone' | ChannelAddress }): ChannelInfo => {
+/** What is missing when a keeps-only channel serves an id: an email server, an SMS provider… */
+function notConfigured(id: string, label: string, address: 'email' | 'phone' | ChannelAddress): string {
+  if (address === 'email') return 'no email server configured';
+  if (address === 'phone') return `no ${label} provider configured`;
+  return `no ${label} service configured`;
+}
+
+/** How a keeps-only channel's messages read to the merchant, wherever a delivery shows. */
+export function keptNotice(reason: string, help: string): KeptNotice {
+  return { text: `Kept in the Outbox (${reason})`, reason, help: { href: help, text: 'How to send for real' } };
+}
+
+export function createChannelDirectory(registry: Pick<ChannelRegistry, 'list' | 'get'> & Partial<Pick<ChannelRegistry, 'ownerOf'>>) {
+  const info = (c: { id: string; label?: string; address: 'email' | 'phone' | ChannelAddress; keepsOnly?: boolean }): ChannelInfo => {
     const custom = typeof c.address === 'object';
+    const label = c.label?.trim() || CORE_LABELS[c.id] || c.id;
+    const owner = c.keepsOnly ? registry.ownerOf?.(c.id) : undefined;
     return {
       id: c.id,
-      label: c.label?.trim() || CORE_LABELS[c.id] || c.id,
+      label,
       addressKind: custom ? (c.address as ChannelAddress).kind : (c.address as string),
       addressLabel: custom ? (c.address as ChannelAddress).label : c.address === 'email' ? 'email address' : 'phone number',
       style: c.address === 'email' ? 'email' : 'text',
+      keeps: c.keepsOnly === true ? keptNotice(notConfigured(c.id, label, c.address), owner ? `/app/p/${encodeURIComponent(owner)}#configure` : '/app/plugins') : null,
     };
   };
 

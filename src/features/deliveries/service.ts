@@ -4,7 +4,8 @@
  * job; the pump claims due deliveries in batches, composes each message, hands it to its channel
  * plugin and records the outcome:
  *
- *   queued → sending → sent
+ *   queued → sending → sent (with `kept` when the channel only kept it — channel-outbox while no
+ *                           real channel is configured: it reached the Outbox, not the customer)
  *                    → queued again (a transient failure: SMTP 4xx, connection refused, Vonage
  *                      5xx/429), retried with exponential backoff up to MAX_ATTEMPTS
  *                    → failed (a permanent refusal, or attempts exhausted), with the reason
@@ -85,6 +86,8 @@ export interface Delivery {
   seq: number;
   to: string;
   status: DeliveryStatus;
+  /** Sent to a channel that only kept it (the Outbox): nothing reached the customer. */
+  kept: boolean;
   attempts: number;
   error: string | null;
   providerMessageId: string | null;
@@ -128,6 +131,7 @@ const fromRow = (r: any, link: Pick<Link, 'id' | 'name'> | null, customer: { id:
   seq: Number(r.seq),
   to: r.to_address,
   status: r.status,
+  kept: Boolean(Number(r.kept ?? 0)),
   attempts: Number(r.attempts),
   error: r.error ?? null,
   providerMessageId: r.provider_message_id ?? null,
@@ -146,6 +150,8 @@ export function deliveryJson(d: Delivery) {
     reminder_number: d.kind === 'reminder' ? d.seq : null,
     to: d.to,
     status: d.status === 'sending' ? 'queued' : d.status,
+    /** Sent only into the Outbox (no real channel configured): the customer did not get it. */
+    kept: d.kept,
     attempts: d.attempts,
     error: d.error,
     customer_id: d.customerId,
@@ -224,7 +230,7 @@ interface Outgoing {
 }
 
 type Outcome =
-  | { status: 'sent'; providerMessageId: string }
+  | { status: 'sent'; providerMessageId: string; kept: boolean }
   | { status: 'queued'; error: string; nextAttemptAt: Date }
   | { status: 'failed'; error: string }
   | { status: 'cancelled'; error: string };
@@ -367,7 +373,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
     return { status: 'queued', error, nextAttemptAt: new Date(clock.now().getTime() + backoff(o.attempts)) };
   }
 
-  const sentOutcome = (o: Outgoing, result: { providerMessageId?: unknown } | undefined): Outcome => ({ status: 'sent', providerMessageId: String(result?.providerMessageId ?? '').slice(0, 255) || o.id });
+  const sentOutcome = (o: Outgoing, result: { providerMessageId?: unknown; kept?: unknown } | undefined): Outcome => ({ status: 'sent', providerMessageId: String(result?.providerMessageId ?? '').slice(0, 255) || o.id, kept: result?.kept === true });
 
   /** A channel that never answers is a transient failure, not a stuck batch. */
   async function withTimeout<T>(channelId: string, work: Promise<T>): Promise<T> {
@@ -432,13 +438,19 @@ export function createDeliveryService(deps: DeliveryDeps) {
     const announceSent = events.hasSubscribers('delivery.sent');
     const announceFailed = events.hasSubscribers('delivery.failed');
     await db.transaction(async (trx) => {
-      // The common outcome, every message sent, is one UPDATE for the batch (still only rows this
-      // worker holds: status 'sending'); the rest row by row.
-      const sent = batch.flatMap((o, i) => (outcomes[i].status === 'sent' ? [{ o, id: (outcomes[i] as { providerMessageId: string }).providerMessageId }] : []));
+      // The common outcome, every message sent (or every one kept), is one UPDATE for the batch
+      // (still only rows this worker holds: status 'sending'); the rest row by row.
+      const sent = batch.flatMap((o, i) => {
+        const r = outcomes[i];
+        return r.status === 'sent' ? [{ o, id: r.providerMessageId, kept: r.kept }] : [];
+      });
+      for (const kept of [false, true]) {
+        const group = sent.filter((s) => s.kept === kept);
+        if (!group.length) continue;
+        const messageIds = trx.raw(`CASE id ${group.map(() => 'WHEN ? THEN ?').join(' ')} END`, group.flatMap((s) => [s.o.key, s.id]));
+        await trx('deliveries').whereIn('id', group.map((s) => s.o.key)).andWhere('status', 'sending').update({ status: 'sent', kept, provider_message_id: messageIds, error: null, sent_at: now, lease_until: null, updated_at: now });
+      }
       if (sent.length) {
-        const keys = sent.map((s) => s.o.key);
-        const messageIds = trx.raw(`CASE id ${sent.map(() => 'WHEN ? THEN ?').join(' ')} END`, sent.flatMap((s) => [s.o.key, s.id]));
-        await trx('deliveries').whereIn('id', keys).andWhere('status', 'sending').update({ status: 'sent', provider_message_id: messageIds, error: null, sent_at: now, lease_until: null, updated_at: now });
         if (announceSent) {
           for (const { o, id } of sent) await events.emit(trx, 'delivery.sent', { merchantId: o.merchantId, deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, providerMessageId: id }, o.merchantKey);
         }
@@ -460,7 +472,8 @@ export function createDeliveryService(deps: DeliveryDeps) {
     });
     for (let i = 0; i < batch.length; i++) {
       const r = outcomes[i];
-      if (r.status === 'sent') log.info('message sent', { delivery: batch[i].id, channel: batch[i].channel, kind: batch[i].kind });
+      if (r.status === 'sent' && r.kept) log.info('message kept in the Outbox, not delivered: no real channel is configured for it', { delivery: batch[i].id, channel: batch[i].channel, kind: batch[i].kind });
+      else if (r.status === 'sent') log.info('message sent', { delivery: batch[i].id, channel: batch[i].channel, kind: batch[i].kind });
       else log.warn(r.status === 'queued' ? 'message failed; will retry' : `message ${r.status}`, { delivery: batch[i].id, channel: batch[i].channel, error: r.error });
     }
     deps.onRecorded?.(batch.map((o) => ({ merchantKey: o.merchantKey, linkId: o.linkId })));

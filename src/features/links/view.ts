@@ -6,7 +6,8 @@ import { one, pageParam, type Badge } from '../../web/view.ts';
 
 export function statusBadge(link: Pick<Link, 'active' | 'inactiveReason'>): Badge {
   if (link.active) return { label: 'Active', tone: 'green' };
-  if (link.inactiveReason === 'limit_reached') return { label: 'Limit reached', tone: 'red' };
+  // Sold out is good news for the merchant: green, not an alarm.
+  if (link.inactiveReason === 'limit_reached') return { label: 'Limit reached', tone: 'green' };
   if (link.inactiveReason === 'expired') return { label: 'Expired', tone: 'grey' };
   return { label: 'Inactive', tone: 'grey' };
 }

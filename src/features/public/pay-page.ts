@@ -8,7 +8,7 @@ import express, { type Request, type Response } from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
-import { formatMoney } from '../../core/money.ts';
+import { formatMoney, toDecimalString } from '../../core/money.ts';
 import { dateTimeIn } from '../../core/time.ts';
 import { TtlCache } from '../../core/changes.ts';
 import { RateLimiterRes } from 'rate-limiter-flexible';
@@ -292,6 +292,29 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
    * one, even when the link was made for one customer: that payer is matched or created by email
    * when the payment succeeds. A forged or altered `?c=` is ignored.
    */
+  /**
+   * What the form shows filled in. Read only for a URL with a query, so a plain visit (the hot path)
+   * reads nothing more: what the customer typed before "Cancel and go back" (`?back=<checkout id>`,
+   * a checkout of this very page), else the customer a sent link was for (its signed `?c=`, a
+   * customer of this merchant). A forged, foreign or finished one fills in nothing.
+   */
+  async function prefill(req: Request, target: PayTarget): Promise<Record<string, string> | undefined> {
+    if (target.kind !== 'page' || !req.url.includes('?')) return undefined;
+    const back = req.query.back;
+    if (typeof back === 'string' && back.length <= 64) {
+      const s = await rt.checkout.getSession(back);
+      if (s && s.status !== 'completed' && s.merchantKey === target.merchant.key && s.linkKey === (target.link?.key ?? null) && s.currency === target.currency) {
+        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null ? { amount: toDecimalString(s.amount, s.currency) } : {}) };
+      }
+    }
+    const id = rt.tokens.recipientOf(recipientParam(req));
+    if (id) {
+      const [customer] = await rt.customers.getMany(target.merchant.key, [id]);
+      if (customer) return { name: customer.name, email: customer.email ?? '' };
+    }
+    return undefined;
+  }
+
   async function payingCustomer(req: Request, target: Page): Promise<number | null> {
     const id = rt.tokens.recipientOf(recipientParam(req));
     if (id) {
@@ -348,7 +371,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     // A view of a link that can take a payment (a closed or unknown one is no step towards paying);
     // the recorder leaves out HEAD, prefetches and bots, and writes in batches after the response.
     if (views && target.kind === 'page' && target.link) views.record(req, req.ip, target.link, target.merchant.id);
-    await show(req, res, target, 200, { recipient: recipientParam(req) });
+    await show(req, res, target, 200, { recipient: recipientParam(req), values: await prefill(req, target) });
   }
 
   /** Checkout: validate, open a session + pending payment, hand the customer to the provider. */
@@ -396,7 +419,8 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const customerKey = await payingCustomer(req, target);
     let next;
     try {
-      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null }));
+      // "Cancel and go back" on the provider's page returns to this very page (with its ?c=).
+      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl }));
     } catch (err) {
       // The merchant changed their payment methods since the page was shown.
       if (err instanceof ValidationError) return invalid(err.byField());
@@ -426,7 +450,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     // The request names its customer: their name and email are filled in (they can change them).
     const customerKey = target.kind === 'page' ? target.link?.customerKey ?? null : null;
     const customer = customerKey === null ? null : (await rt.customers.summariesByKeys([customerKey])).get(customerKey);
-    const values = customer && !customer.deleted ? { name: customer.name, email: customer.email ?? '' } : undefined;
+    const values = (await prefill(req, target)) ?? (customer && !customer.deleted ? { name: customer.name, email: customer.email ?? '' } : undefined);
     await show(req, res, target, 200, { values });
   });
   /**

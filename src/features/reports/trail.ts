@@ -88,7 +88,8 @@ type Label = (channelId: string) => string;
 
 function deliveryText(d: Delivery, label: Label): string {
   const what = d.kind === 'receipt' ? 'Receipt' : d.kind === 'reminder' ? `Reminder ${d.seq}` : d.kind === 'expiry' ? 'Last reminder before expiry' : 'Request';
-  const status = d.kind === 'expiry' && d.status === 'queued' && d.attempts === 0 ? 'scheduled' : d.status === 'sending' ? 'queued' : d.status;
+  const status =
+    d.kind === 'expiry' && d.status === 'queued' && d.attempts === 0 ? 'scheduled' : d.status === 'sending' ? 'queued' : d.status === 'sent' && d.kept ? 'kept in the Outbox, not delivered (no real channel configured)' : d.status;
   return `${what} by ${label(d.channel)} to ${d.to} — ${status}${d.status === 'failed' && d.error ? ` (${d.error})` : ''}`;
 }
 

@@ -195,9 +195,14 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
     try {
       const r = await requests.create(merchant, raw, { source: 'dashboard', userKey: req.user?.user.key ?? null });
       const [who] = (await customersOf([r])).values();
-      const by = values.channels.map((id) => rt.deliveries.channels.get(id)?.label ?? id);
-      const sending = by.length ? ` It is on its way by ${by.length > 1 ? `${by.slice(0, -1).join(', ')} and ${by.at(-1)}` : by[0]}; each message’s outcome shows below.` : ' Send them the link below.';
-      flash(req, 'success', `Payment request for ${formatMoney(r.link.amount, r.link.currency)} created${who ? ` for ${who.name}` : ''}.${sending}`);
+      const chosen = values.channels.map((id) => rt.deliveries.channels.get(id) ?? { label: id, keeps: null });
+      const and = (xs: string[]) => (xs.length > 1 ? `${xs.slice(0, -1).join(', ')} and ${xs.at(-1)}` : xs[0]);
+      const by = chosen.filter((c) => !c.keeps).map((c) => c.label);
+      const kept = chosen.filter((c) => c.keeps);
+      // A channel that only keeps messages (no email server or SMS provider configured) sends nothing.
+      let sending = by.length ? ` It is on its way by ${and(by)}; each message’s outcome shows below.` : chosen.length ? '' : ' Send them the link below.';
+      if (kept.length) sending += ` ${and(kept.map((c) => c.label))}: kept in the Outbox (${[...new Set(kept.map((c) => c.keeps!.reason))].join(', ')}), so nothing went to the customer.`;
+      flash(req, kept.length && !by.length ? 'info' : 'success', `Payment request for ${formatMoney(r.link.amount, r.link.currency)} created${who ? ` for ${who.name}` : ''}.${sending}`, kept[0]?.keeps!.help);
       res.redirect(303, `/app/requests/${r.id}`);
     } catch (err) {
       const found = formErrors(err);

@@ -45,8 +45,9 @@ const PICKER_ID = 'send-customers';
 const CHANNELS_ID = 'send-channels';
 
 interface Notice {
-  type: 'success' | 'error';
+  type: 'success' | 'error' | 'info';
   text: string;
+  help?: { href: string; text: string };
 }
 
 /**
@@ -185,14 +186,14 @@ export function sendingRoutes(rt: Deps, render: Renderer): express.Router {
     try {
       const single = v.customer_ids.length === 1 && !v.customer_tag ? await customers.get(merchant.key, v.customer_ids[0]).catch(() => null) : null;
       const result = await sending.send(merchant, link, sendInput(v));
-      const text = sentNotice(result, single?.name ?? null);
+      const notice = sentNotice(result, single?.name ?? null, v.channels.flatMap((id) => rt.deliveries.channels.get(id) ?? []));
       if (!inPanel) {
-        flash(req, 'success', text);
+        flash(req, notice.type, notice.text, notice.help);
         return res.redirect(303, `/app/links/${link.id}`);
       }
       // A fresh form (the same channels and reminders, no one chosen), and the cards with the new messages.
       const fresh = { ...emptySendValues(), channels: v.channels, reminder_frequency: v.reminder_frequency, reminder_max: v.reminder_max };
-      const [panel, card, plans] = await Promise.all([sendPanel(merchant, link, fresh, {}, { type: 'success', text }), deliveryCard(merchant, link), reminderCard(merchant, link)]);
+      const [panel, card, plans] = await Promise.all([sendPanel(merchant, link, fresh, {}, notice), deliveryCard(merchant, link), reminderCard(merchant, link)]);
       await render(req, res, 'sending/_sent', { send: panel, deliveries: card, reminders: plans });
     } catch (err) {
       const errors = sendFormErrors(err);

@@ -9,7 +9,7 @@ import type { Delivery } from '../deliveries/index.ts';
 import { deliveryRow } from '../deliveries/index.ts';
 import { upcoming, type ReminderPlan } from '../reminders/index.ts';
 import { FREQUENCIES, FREQUENCY_LABELS, REMINDERS_MAX, type Frequency } from '../reminders/index.ts';
-import type { ChannelDirectory, ChannelOption, Reachable } from '../deliveries/index.ts';
+import type { ChannelDirectory, ChannelInfo, ChannelOption, Reachable } from '../deliveries/index.ts';
 import type { SendResult } from './service.ts';
 
 /** Messages on the link page's delivery card; the rest are on /app/links/:id/deliveries. */
@@ -90,18 +90,33 @@ export function sendFormErrors(err: unknown): Record<string, string> | null {
   return out;
 }
 
-/** "Sent to 3 customers." / "Sent to Jane Doe." plus who was skipped and why. */
-export function sentNotice(result: SendResult, single: string | null): string {
+/**
+ * "Sent to 3 customers." / "Sent to Jane Doe." plus who was skipped and why — or, on channels that
+ * only keep messages (no email server or SMS provider configured), "Kept in the Outbox (no email
+ * server configured): nothing went to Jane Doe." with where to read how to configure one. `channels`
+ * are the channels chosen, as the directory describes them.
+ */
+export function sentNotice(result: SendResult, single: string | null, channels: Pick<ChannelInfo, 'label' | 'keeps'>[] = []): { type: 'success' | 'info'; text: string; help?: { href: string; text: string } } {
   const who = single ?? `${result.recipients} customer${result.recipients === 1 ? '' : 's'}`;
-  let s = `Sent to ${who}`;
-  if (result.plans.length) s += `, with reminders until they pay`;
+  const kept = channels.filter((c) => c.keeps);
+  const reasons = [...new Set(kept.map((c) => c.keeps!.reason))].join(', ');
+  let s: string;
+  if (kept.length && kept.length === channels.length) {
+    s = `Kept in the Outbox (${reasons}): nothing went to ${who}`;
+    if (result.plans.length) s += `, and their reminders will stay there too`;
+  } else {
+    s = `Sent to ${who}`;
+    if (kept.length) s += ` by ${channels.filter((c) => !c.keeps).map((c) => c.label).join(' and ')}`;
+    if (result.plans.length) s += `, with reminders until they pay`;
+    if (kept.length) s += `. ${kept.map((c) => c.label).join(' and ')}: kept in the Outbox (${reasons})`;
+  }
   s += '.';
   if (result.skipped.length) {
     const names = result.skipped.slice(0, 3).map((k) => `${k.name} (${k.reason.toLowerCase()})`);
     const more = result.skipped.length - names.length;
     s += ` ${result.skipped.length} skipped: ${names.join(', ')}${more > 0 ? ` and ${more} more` : ''}.`;
   }
-  return s;
+  return kept.length ? { type: kept.length === channels.length ? 'info' : 'success', text: s, help: kept[0].keeps!.help } : { type: 'success', text: s };
 }
 
 /**
