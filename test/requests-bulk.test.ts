@@ -269,6 +269,23 @@ forEachTarget('dashboard: payment request import', (target) => {
     expect(figures(page.text)).to.include({ created: 100, total: 130, polling: false });
   });
 
+  it('marks the import stopped when its worker dies during the last attempt (no handler ran to say so)', async () => {
+    const acct = await signUp(env.app);
+    const lines = Array.from({ length: 5 }, (_, i) => `K-${i + 1},2.00,EUR,C ${i},k${i}@example.test,email`);
+    const id = await started(acct, ['reference,amount,currency,customer_name,customer_email,channels', ...lines].join('\n'));
+    // As a worker killed mid-run leaves it: claimed, on its last attempt, its lease run out.
+    const job = await env.rt.db('jobs').where({ kind: 'requests.import' }).andWhere('payload', 'like', `%${id}%`).first();
+    await env.rt.db('jobs').where({ id: job.id }).update({ state: 'running', attempts: job.max_attempts, locked_by: 'gone:1', lease_until: new Date(env.clock.now().getTime() - 1000) });
+    await env.rt.jobs.drain();
+    const imp = await env.rt.db('request_imports').where({ public_id: id }).first();
+    expect([imp.state, Number(imp.created_count)]).to.deep.equal(['failed', 0]);
+    expect(imp.error).to.match(/^Stopped after 0 of 5 requests: the process writing it stopped/);
+    expect((await env.rt.db('jobs').where({ id: job.id }).first()).state).to.equal('dead');
+    const page = await acct.agent.get(`/app/requests/imports/${id}`).expect(200);
+    expect(page.text).to.include('The import stopped');
+    expect(figures(page.text)).to.include({ created: 0, total: 5, polling: false });
+  });
+
   it('keeps every merchant to their own customers and imports', async () => {
     const a = await signUp(env.app);
     const b = await signUp(env.app);

@@ -98,6 +98,8 @@ type Settings = Required<Omit<JobQueueOptions, 'onEnqueued' | 'workerId'>> & Pic
 export class JobQueue {
   readonly workerId: string;
   private readonly handlers = new Map<string, JobHandler<any>>();
+  /** Called when a job of the kind dies without its handler knowing (its lease ran out on the last attempt). */
+  private readonly onDead = new Map<string, (payload: any, error: string) => Promise<void>>();
   private running = false;
   /** Set by nudge(); a nudge that arrives while the loop is busy must not be lost. */
   private nudged = false;
@@ -122,10 +124,15 @@ export class JobQueue {
     };
   }
 
-  /** Registers the handler for a job kind (`<feature>.<verb>`). */
-  define<P>(kind: string, handler: JobHandler<P>): void {
+  /**
+   * Registers the handler for a job kind (`<feature>.<verb>`). `onDead` hears of a job that died
+   * without its handler seeing the last failure — its worker stopped (crashed, killed, stalled) during
+   * the last allowed attempt — so the owner can record that the work stopped.
+   */
+  define<P>(kind: string, handler: JobHandler<P>, opts: { onDead?: (payload: P, error: string) => Promise<void> } = {}): void {
     if (this.handlers.has(kind)) throw new Error(`job kind ${kind} is already defined`);
     this.handlers.set(kind, handler as JobHandler<any>);
+    if (opts.onDead) this.onDead.set(kind, opts.onDead);
   }
 
   hasHandler(kind: string): boolean {
@@ -238,14 +245,25 @@ export class JobQueue {
     const exhausted = (b: Knex.QueryBuilder) =>
       b.where('state', 'running').andWhere('lease_until', '<', now).andWhere('attempts', '>=', db.ref('max_attempts'));
     // A read first, so the common case (nothing to reap) takes no write lock on SQLite.
-    const found = (await db('jobs').select('id').where(exhausted).limit(100)) as { id: number | string }[];
+    const found = (await db('jobs').select('id', 'kind', 'payload').where(exhausted).limit(100)) as { id: number | string; kind: string; payload: string }[];
     if (!found.length) return;
     const ids = found.map((r) => Number(r.id));
-    const n = await db('jobs')
-      .whereIn('id', ids)
-      .andWhere(exhausted)
-      .update({ state: 'dead', last_error: LEASE_EXPIRED_ERROR, lease_until: null, finished_at: now, updated_at: now });
-    if (n) log.error('jobs are dead: their lease expired on the last attempt', { jobIds: ids });
+    const dead: typeof found = [];
+    // Row by row (this is rare): the process whose UPDATE changed a row is the one that tells its owner.
+    for (const r of found) {
+      const n = await db('jobs')
+        .where({ id: r.id })
+        .andWhere(exhausted)
+        .update({ state: 'dead', last_error: LEASE_EXPIRED_ERROR, lease_until: null, finished_at: now, updated_at: now });
+      if (n) dead.push(r);
+    }
+    if (!dead.length) return;
+    log.error('jobs are dead: their lease expired on the last attempt', { jobIds: ids });
+    for (const r of dead) {
+      const hook = this.onDead.get(r.kind);
+      if (!hook) continue;
+      await hook(JSON.parse(r.payload), LEASE_EXPIRED_ERROR).catch((err) => log.error('a dead job’s owner could not record it', { jobId: r.id, kind: r.kind, error: err instanceof Error ? err.message : String(err) }));
+    }
   }
 
   /** Runs one claimed job and records the outcome. */

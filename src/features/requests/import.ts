@@ -346,17 +346,25 @@ export function createRequestImports(deps: RequestImportDeps) {
     } catch (err) {
       if (err instanceof Overtaken) return;
       // The last attempt failed: the import stops where it is (whole batches written), and says so.
-      if (attempt.last) {
-        const now = clock.now();
-        const message = `Stopped after ${created.toLocaleString('en')} of ${pending.length.toLocaleString('en')} requests: ${err instanceof Error ? err.message : String(err)}`.slice(0, 500);
-        await db('request_imports').where({ id: row.id, state: 'creating' }).update({ state: 'failed', error: message, finished_at: now, updated_at: now });
-        deps.log.error('a payment request import failed', { import: id, error: err instanceof Error ? err.message : String(err) });
-      }
+      if (attempt.last) await stopped(id, err instanceof Error ? err.message : String(err));
       throw err;
     }
   }
 
-  jobs.define<{ importId: string }>('requests.import', ({ importId }, job) => run(importId, { last: job.attempts >= job.maxAttempts }));
+  /** The import gave up: it stops where it is (whole batches written), and its page says so. */
+  async function stopped(id: string, why: string): Promise<void> {
+    const row = (await db('request_imports').where({ public_id: id }).first('id', 'created_count', 'total')) as { id: number; created_count: number; total: number } | undefined;
+    if (!row) return;
+    const now = clock.now();
+    const message = `Stopped after ${Number(row.created_count).toLocaleString('en')} of ${Number(row.total).toLocaleString('en')} requests: ${why}`.slice(0, 500);
+    await db('request_imports').where({ id: row.id, state: 'creating' }).update({ state: 'failed', error: message, finished_at: now, updated_at: now });
+    deps.log.error('a payment request import failed', { import: id, error: why });
+  }
+
+  jobs.define<{ importId: string }>('requests.import', ({ importId }, job) => run(importId, { last: job.attempts >= job.maxAttempts }), {
+    // Its worker stopped during the last attempt: no handler ran to say so.
+    onDead: ({ importId }) => stopped(importId, 'the process writing it stopped (it crashed or was killed) and no attempts were left.'),
+  });
 
   return imports;
 }
