@@ -324,6 +324,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         deliveries,
         reminders,
         requests: { get: (merchantKey, id) => services.requests.get(merchantKey, id), json: (r) => services.requests.json(r) },
+        apiKeys: { refsByKeys: (keys) => services.apiKeys.refsByKeys(keys) },
       }),
       send: opts.webhookSender ?? createSender({ allowPrivate: config.webhooksAllowPrivate === true }),
       allowHttp: config.env !== 'production' || config.webhooksAllowPrivate === true,

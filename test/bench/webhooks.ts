@@ -70,6 +70,7 @@ export async function measureWebhooks(env: Record<string, string>, events: numbe
       env: { ...env, PAYLINK_WEBHOOKS_ALLOW_PRIVATE: '1' },
       childVar: 'BENCH_WEBHOOKS_CHILD',
       payload: { events, label, urls: receivers.map((r) => r.url) },
+      nodeArgs: process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [],
       log,
     });
     result.received = receivers.map((r) => ({ distinct: r.ids.size, repeats: [...r.ids.values()].reduce((n, c) => n + c - 1, 0) }));

@@ -73,6 +73,8 @@ export interface DataSources {
   deliveries: Pick<DeliveryService, 'get' | 'forPlans'>;
   reminders: Pick<ReminderService, 'forLink'>;
   requests: Pick<RequestService, 'get' | 'json'>;
+  /** The public ids of the API keys that made links. */
+  apiKeys: { refsByKeys(keys: number[]): Promise<Map<number, { id: string }>> };
 }
 
 /**
@@ -90,7 +92,8 @@ export function createDataBuilder(src: DataSources) {
     // A link as GET /links/:id answers.
     async link(merchant, id) {
       const l = await src.links.get(merchant, id);
-      return { ...src.links.json(merchant, l), after_payment: afterPaymentJson(await src.actions.forLink(l.key)) };
+      const key = l.apiKeyKey === null ? null : (await src.apiKeys.refsByKeys([l.apiKeyKey])).get(l.apiKeyKey) ?? null;
+      return { ...src.links.json(merchant, l), api_key_id: key?.id ?? null, after_payment: afterPaymentJson(await src.actions.forLink(l.key)) };
     },
     async link_deleted(_merchant, id) {
       return { id, object: 'link', deleted: true };
