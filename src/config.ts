@@ -28,8 +28,12 @@ export interface Config {
   mailFrom: string | null;
   /** PAYLINK_WEBHOOKS_ALLOW_PRIVATE=1: webhook endpoints may be on loopback/private addresses (and http://). Development and tests only. */
   webhooksAllowPrivate?: boolean;
+  /** PAYLINK_SIGNUP: who may create an account — anyone (`open`), only with an invitation (`invite`), nobody but the CLI (`closed`). The first account of a fresh install is always allowed. */
+  signup: SignupPolicy;
   vonage: { apiKey: string | null; apiSecret: string | null; applicationId: string | null; privateKey: string | null; restHost: string | null; apiHost: string | null; whatsappFrom: string | null };
 }
+
+export type SignupPolicy = 'open' | 'invite' | 'closed';
 
 export class ConfigError extends Error {
   readonly code = 'invalid_config';
@@ -86,6 +90,10 @@ const schema = z.object({
   SMTP_URL: z.preprocess(emptyToUndefined, z.string().regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://').optional()),
   MAIL_FROM: optionalString,
   PAYLINK_WEBHOOKS_ALLOW_PRIVATE: z.preprocess(emptyToUndefined, z.enum(['0', '1'], { error: 'must be 1 (allow) or 0 (default: refuse)' }).default('0')),
+  PAYLINK_SIGNUP: z.preprocess(
+    (v) => (typeof v === 'string' ? emptyToUndefined(v.trim().toLowerCase()) : v),
+    z.enum(['open', 'invite', 'closed'], { error: 'must be open (anyone may sign up), invite (only with an invitation) or closed (accounts are created with the CLI)' }).default('open'),
+  ),
   VONAGE_API_KEY: optionalString,
   VONAGE_API_SECRET: optionalString,
   VONAGE_APPLICATION_ID: optionalString,
@@ -189,6 +197,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     smtpUrl: e.SMTP_URL ?? null,
     mailFrom: e.MAIL_FROM ?? null,
     webhooksAllowPrivate: e.PAYLINK_WEBHOOKS_ALLOW_PRIVATE === '1',
+    signup: e.PAYLINK_SIGNUP,
     vonage: {
       apiKey: e.VONAGE_API_KEY ?? null,
       apiSecret: e.VONAGE_API_SECRET ?? null,
