@@ -157,6 +157,9 @@ forEachTarget('password reset and sign-in changes', (target) => {
     it('changes the password behind the current one (422 by field), signing other sessions out', async () => {
       const acct = await signUp(env.app);
       const other = await logIn(env, acct.email, acct.password);
+      // Signed in, "Forgot your password?" leads to changing it.
+      expect((await acct.agent.get('/password/forgot')).headers.location).to.equal('/app/settings/password');
+      expect((await acct.agent.get('/app/settings')).text).to.include('href="/app/settings/password"');
       const page = await acct.agent.get('/app/settings/password').expect(200);
       const wrong = await acct.agent.post('/app/settings/password').type('form').send({ _csrf: csrfFrom(page.text), current_password: 'not my password', password: 'short' });
       expect(wrong.status).to.equal(422);

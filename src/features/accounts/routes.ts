@@ -121,7 +121,7 @@ export function accountRoutes(rt: Deps, passport: Passport, render: Renderer): e
     render(req, res, 'accounts/forgot', { title: 'Reset your password', values: { email: '' }, sent: false, error: null, ...extra }, status);
 
   router.get('/password/forgot', async (req, res) => {
-    if (req.user) return res.redirect(303, '/app/settings/account');
+    if (req.user) return res.redirect(303, '/app/settings/password');
     res.set('Cache-Control', 'no-store');
     await forgotPage(req, res, { expired: req.query.expired === '1' });
   });
