@@ -13,7 +13,7 @@ import { createRenderer, errorHandler, notFound } from './core/http.ts';
 import { createAssets } from './core/assets.ts';
 import { ServiceUnavailableError } from './core/errors.ts';
 import { configurePassport } from './features/accounts/index.ts';
-import { accountRoutes } from './features/accounts/index.ts';
+import { accountRoutes, accountSettingsRoutes } from './features/accounts/index.ts';
 import { dashboardRoutes } from './features/dashboard/index.ts';
 import { settingsRoutes } from './features/settings/index.ts';
 import { webhookRoutes } from './features/webhooks/index.ts';
@@ -39,7 +39,7 @@ import { appDeps } from './web/deps.ts';
 const HTMX_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'));
 const HTMX_SSE_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx-ext-sse/dist/sse.min.js'));
 /** Paths that carry a session (and so CSRF). Public pay pages, health, the API and plugin callbacks never do. */
-const WEB_PATH = /^\/(app|login|signup|logout)(\/|$)/;
+const WEB_PATH = /^\/(app|login|signup|logout|password)(\/|$)/;
 
 export function buildApp(rt: Runtime): express.Express {
   const { config } = rt;
@@ -191,6 +191,7 @@ export function buildApp(rt: Runtime): express.Express {
     customersRoutes(deps, render),
     tagsRoutes(deps, render),
     settingsRoutes(deps, render),
+    accountSettingsRoutes(deps, render),
     webhookRoutes(deps, render),
     templatesRoutes(deps, render),
     pluginRoutes(deps, render),

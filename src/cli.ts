@@ -17,6 +17,8 @@ Commands:
                                                   create a merchant and its owner; prints merchant JSON
   api-key create --handle H [--name NAME]         create an API key; prints the secret once
   reset-password --email E --password P           set a user's password; signs them out everywhere
+  invite --email E                                an invitation to sign up with that email (PAYLINK_SIGNUP=invite):
+                                                  prints {"email","url","expires_at"}; single use, 7 days
 
 The CLI reads the same environment as the server (DATABASE_URL, REDIS_URL, SESSION_SECRET, …).
 Exit codes: 0 done, 1 refused or failed (reason on stderr), 2 usage error.
@@ -64,6 +66,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       'create-merchant': { options: ['handle', 'name', 'email', 'password'] },
       'api-key': { sub: ['create'], options: ['handle', 'name'] },
       'reset-password': { options: ['email', 'password'] },
+      invite: { options: ['email'] },
     };
     const spec = commands[command];
     if (!spec) throw new UsageError(`unknown command "${command}"`);
@@ -80,7 +83,9 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
           ? required(values, 'handle')
           : command === 'reset-password'
             ? required(values, 'email', 'password')
-            : {};
+            : command === 'invite'
+              ? required(values, 'email')
+              : {};
 
     const config = loadConfig({ LOG_LEVEL: 'warn', ...env });
     // The same lock as the server, so a CLI run beside starting servers is safe.
@@ -104,6 +109,10 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       } else if (command === 'reset-password') {
         const user = await rt.services.merchants.resetPassword(v.email, v.password);
         write(JSON.stringify({ id: user.id, email: user.email, password_reset: true }));
+      } else if (command === 'invite') {
+        const invitation = await rt.services.accounts.createInvitation(v.email);
+        write(JSON.stringify({ email: invitation.email, url: invitation.url, expires_at: invitation.expiresAt.toISOString() }));
+        if (config.signup !== 'invite') err.write(`note: PAYLINK_SIGNUP is ${config.signup}; the invitation is only needed with PAYLINK_SIGNUP=invite\n`);
       }
     } finally {
       await rt.close();

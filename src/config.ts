@@ -31,8 +31,12 @@ export interface Config {
   webhooksAllowPrivate?: boolean;
   /** PAYLINK_MAX_AMOUNT: the most one amount may be, per currency (default: 1,000,000 major units). Null: the defaults. */
   maxAmounts?: MaxAmounts | null;
+  /** PAYLINK_SIGNUP: who may create an account — anyone (`open`), only with an invitation (`invite`), nobody but the CLI (`closed`). The first account of a fresh install is always allowed. */
+  signup: SignupPolicy;
   vonage: { apiKey: string | null; apiSecret: string | null; applicationId: string | null; privateKey: string | null; restHost: string | null; apiHost: string | null; whatsappFrom: string | null };
 }
+
+export type SignupPolicy = 'open' | 'invite' | 'closed';
 
 export class ConfigError extends Error {
   readonly code = 'invalid_config';
@@ -90,6 +94,10 @@ const schema = z.object({
   MAIL_FROM: optionalString,
   PAYLINK_WEBHOOKS_ALLOW_PRIVATE: z.preprocess(emptyToUndefined, z.enum(['0', '1'], { error: 'must be 1 (allow) or 0 (default: refuse)' }).default('0')),
   PAYLINK_MAX_AMOUNT: optionalString,
+  PAYLINK_SIGNUP: z.preprocess(
+    (v) => (typeof v === 'string' ? emptyToUndefined(v.trim().toLowerCase()) : v),
+    z.enum(['open', 'invite', 'closed'], { error: 'must be open (anyone may sign up), invite (only with an invitation) or closed (accounts are created with the CLI)' }).default('open'),
+  ),
   VONAGE_API_KEY: optionalString,
   VONAGE_API_SECRET: optionalString,
   VONAGE_APPLICATION_ID: optionalString,
@@ -197,6 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     mailFrom: e.MAIL_FROM ?? null,
     webhooksAllowPrivate: e.PAYLINK_WEBHOOKS_ALLOW_PRIVATE === '1',
     maxAmounts: maxAmounts?.ok ? maxAmounts.value : null,
+    signup: e.PAYLINK_SIGNUP,
     vonage: {
       apiKey: e.VONAGE_API_KEY ?? null,
       apiSecret: e.VONAGE_API_SECRET ?? null,

@@ -50,7 +50,7 @@ import { createRefundService, type RefundService } from './features/checkout/ind
 import { createProviderSettingsService, type ProviderSettingsService } from './features/providers/index.ts';
 import { createSealer } from './core/encryption.ts';
 import { createDataBuilder, createSender, createWebhookService, type Sender, type WebhookService } from './features/webhooks/index.ts';
-import { createLoginLimiter, type LoginLimiter, type LoginLimits } from './features/accounts/index.ts';
+import { createAccountService, createLoginLimiter, createResetLimiter, type AccountService, type LoginLimiter, type LoginLimits, type ResetLimiter, type ResetLimits } from './features/accounts/index.ts';
 import { createLimiter, type Limit, type Limiter } from './core/rate-limit.ts';
 import { createRequestImports, createRequestService, type RequestImports, type RequestService } from './features/requests/index.ts';
 import { createReportService, type ReportService } from './features/reports/index.ts';
@@ -62,6 +62,8 @@ export type Redis = RedisClientType<any, any, any>;
 
 export interface Services {
   merchants: MerchantService;
+  /** Password reset links, sign-up invitations, password and email changes. */
+  accounts: AccountService;
   apiKeys: ApiKeyService;
   tags: TagService;
   products: ProductService;
@@ -118,6 +120,8 @@ export interface Runtime {
   services: Services;
   sessionStore: session.Store;
   loginLimiter: LoginLimiter;
+  /** "Forgot your password?" requests: per IP and per email. */
+  resetLimiter: ResetLimiter;
   /** Requests per API key. */
   apiLimiter: Limiter;
   /** Checkout attempts on public pay pages: per client IP, and per payment request. */
@@ -137,6 +141,8 @@ export interface RuntimeOptions {
   migrate?: boolean;
   /** Login throttling; unset counters take their defaults (accounts/rate-limit.ts). */
   loginLimits?: Partial<LoginLimits>;
+  /** "Forgot your password?" limits (tests lower them). */
+  resetLimits?: Partial<ResetLimits>;
   /** Default: 300 requests per minute per API key. */
   apiLimit?: Limit;
   /** Resends of a delivery. Defaults: 3 per hour per message, 10 per hour per customer (or address). */
@@ -354,6 +360,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       requestImports: createRequestImports({ db, clock, jobs, log: log.child('request-imports'), requests, deliveries, merchants }),
       webhooks,
       merchants,
+      accounts: createAccountService({ db, clock, key: secrets.derive('account-tokens'), baseUrl: config.baseUrl, merchants, notifyMerchant: (trx, notice) => deliveries.notifyMerchant(trx, notice) }),
       apiKeys: createApiKeyService({ db, clock, events }),
       tags,
       products,
@@ -480,6 +487,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       services,
       sessionStore,
       loginLimiter: createLoginLimiter(redis, config.redisPrefix, opts.loginLimits),
+      resetLimiter: createResetLimiter(redis, config.redisPrefix, opts.resetLimits),
       apiLimiter: createLimiter(redis, config.redisPrefix, 'api', opts.apiLimit ?? { points: 300, durationSec: 60 }),
       checkoutLimiter: {
         perIp: createLimiter(redis, config.redisPrefix, 'checkout-ip', opts.checkoutLimits?.perIp ?? { points: 30, durationSec: 600 }),

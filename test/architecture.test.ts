@@ -17,6 +17,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const TABLE_OWNERS: Record<string, string> = {
   merchants: 'features/merchants',
   users: 'features/merchants',
+  account_tokens: 'features/accounts',
   api_keys: 'features/api-keys',
   products: 'features/products',
   links: 'features/links',

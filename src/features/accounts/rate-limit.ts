@@ -64,3 +64,45 @@ export function createLoginLimiter(redis: RedisClientType<any, any, any> | null,
 }
 
 export type LoginLimiter = ReturnType<typeof createLoginLimiter>;
+
+/** "Forgot your password?" requests: from one IP (any emails), and for one email (any IPs). */
+export interface ResetLimits {
+  perIp: Limit;
+  perEmail: Limit;
+}
+
+export const DEFAULT_RESET_LIMITS: ResetLimits = {
+  perIp: { points: 10, durationSec: 60 * 60 },
+  perEmail: { points: 3, durationSec: 60 * 60 },
+};
+
+/**
+ * Reset requests take a point from both counters before anything is looked up or sent; the email
+ * counter is keyed by the address as typed (normalised), known or not, so a 429 tells nothing about
+ * whether an account has it.
+ */
+export function createResetLimiter(redis: RedisClientType<any, any, any> | null, prefix: string, given: Partial<ResetLimits> = {}) {
+  const limits: ResetLimits = { ...DEFAULT_RESET_LIMITS, ...given };
+  const ip = createLimiter(redis, prefix, 'reset-ip', limits.perIp);
+  const email = createLimiter(redis, prefix, 'reset-email', limits.perEmail);
+  return {
+    limits,
+    /** Over a limit → RateLimitedError (429, Retry-After). */
+    async attempt(addr: string, rawEmail: string): Promise<void> {
+      const over = await takeAll([
+        { limiter: ip, key: addr, byIp: true },
+        { limiter: email, key: rawEmail.trim().toLowerCase().slice(0, 254), byIp: false },
+      ]);
+      if (!over) return;
+      const wait = waitText(over.retryAfterSec);
+      throw new RateLimitedError(
+        over.refused.some((t) => !t.byIp)
+          ? `Too many reset links were asked for this email address. Please wait ${wait} and try again, and check your spam folder for the links already sent.`
+          : `Too many password reset requests from your network. Please wait ${wait} and try again.`,
+        over.retryAfterSec,
+      );
+    },
+  };
+}
+
+export type ResetLimiter = ReturnType<typeof createResetLimiter>;

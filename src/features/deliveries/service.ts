@@ -169,6 +169,8 @@ export interface MerchantNotice {
   key: string;
   subject: string;
   text: string;
+  /** Another address of the merchant's (a user's sign-in email, for a password reset); default: the merchant's email. */
+  to?: string;
 }
 
 export interface DeliveryDeps {
@@ -767,7 +769,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
     }
     // A stable id per notice: a retry after a crash carries the same Message-ID.
     const id = `ntc_${sha256Hex(n.key).slice(0, 24)}`;
-    await withTimeout(channel.id, channel.send({ id, merchant: { id: merchant.id, name: merchant.name, brandColor: merchant.brandColor }, to: merchant.email, subject: n.subject, text: n.text, kind: 'notice', linkUrl: null }));
+    await withTimeout(channel.id, channel.send({ id, merchant: { id: merchant.id, name: merchant.name, brandColor: merchant.brandColor }, to: n.to ?? merchant.email, subject: n.subject, text: n.text, kind: 'notice', linkUrl: null }));
   });
   return service;
 }

@@ -64,6 +64,7 @@ export const signupSchema = z.object({
 });
 export type SignupInput = z.infer<typeof signupSchema>;
 
+export const changeEmailSchema = z.object({ email: emailSchema });
 export const resetPasswordSchema = z.object({ email: emailSchema, password: passwordSchema });
 
 /** How long raw view rows are kept (months); counters and daily charts are kept for good. */

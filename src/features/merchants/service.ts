@@ -7,7 +7,7 @@ import { ValidationError, NotFoundError } from '../../core/errors.ts';
 import { hashPassword } from '../../core/passwords.ts';
 import type { PluginMerchant } from '../../plugin-api.ts';
 import { merchantRepository, userRepository, type Merchant, type User } from './repository.ts';
-import { settingsSchema, signupSchema, resetPasswordSchema, type SettingsInput, type SignupInput } from './schemas.ts';
+import { changeEmailSchema, settingsSchema, signupSchema, resetPasswordSchema, type SettingsInput, type SignupInput } from './schemas.ts';
 import { parseBody } from '../../core/http.ts';
 
 export type { Merchant, User };
@@ -99,7 +99,15 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
      * Creates a merchant and its owner in one transaction and records merchant.created.
      * Duplicate handle/email → 422 with the message by the field (also when two sign-ups race).
      */
-    async signUp(raw: unknown, opts: { currency?: string; timezone?: string } = {}): Promise<{ merchant: Merchant; user: User }> {
+    async signUp(
+      raw: unknown,
+      opts: {
+        currency?: string;
+        timezone?: string;
+        /** Runs first inside the sign-up's transaction (e.g. spends an invitation); throwing rolls the sign-up back. */
+        guard?: (trx: Queryable) => Promise<void>;
+      } = {},
+    ): Promise<{ merchant: Merchant; user: User }> {
       const input: SignupInput = parseBody(signupSchema, raw);
       const errors = [];
       if (await merchants.handleTaken(input.handle)) errors.push({ field: 'handle', code: 'handle_taken', message: 'That handle is already taken. Try another.' });
@@ -109,6 +117,7 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
       const now = clock.now();
       try {
         const merchantKey = await inTransaction(db, async (trx) => {
+          if (opts.guard) await opts.guard(trx);
           const merchantPublicId = publicId('mer');
           const merchantKey = await merchantRepository(trx).insert({
             public_id: merchantPublicId,
@@ -180,6 +189,43 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
 
     /** The default of new payment requests: may their customer ask for a new link once one expired. */
     setRequestAllowRefresh: (merchant: Merchant, on: boolean) => setSwitch(merchant, 'request_allow_refresh', merchant.requestAllowRefresh, on),
+
+    /** Whether any account exists yet (the first account of a fresh install is always allowed). */
+    async hasAccounts(q: Queryable = db): Promise<boolean> {
+      return Boolean(await q('users').first('id'));
+    },
+
+    /** Sets a user's password hash (in the caller's transaction when given); other sessions end with the old hash's fingerprint. */
+    async setPasswordHash(user: User, passwordHash: string, q: Queryable = db): Promise<void> {
+      await userRepository(q).update(user.key, { password_hash: passwordHash, updated_at: clock.now() });
+    },
+
+    /**
+     * Changes a user's sign-in email (already re-authenticated by the caller) and stores `passwordHash`
+     * (the same password hashed afresh, so every other session's fingerprint stops matching). The
+     * merchant's contact email follows when it was the same address. Taken → 422 on `email`.
+     */
+    async changeEmail(user: User, rawEmail: unknown, passwordHash: string): Promise<User> {
+      const { email } = parseBody(changeEmailSchema, { email: rawEmail });
+      const taken = () => new ValidationError([{ field: 'email', code: 'email_taken', message: 'Another account already uses this email address.' }]);
+      if (email === user.email) throw new ValidationError([{ field: 'email', code: 'email_unchanged', message: 'This is already your email address.' }]);
+      if (await users.emailTaken(email)) throw taken();
+      try {
+        await inTransaction(db, async (trx) => {
+          const now = clock.now();
+          await userRepository(trx).update(user.key, { email, password_hash: passwordHash, updated_at: now });
+          const merchant = await merchantRepository(trx).byKey(user.merchantKey);
+          if (merchant && merchant.email === user.email) {
+            await merchantRepository(trx).update(merchant.key, { email, updated_at: now });
+            await events.emit(trx, 'merchant.updated', { merchantId: merchant.id, handle: merchant.handle, changed: ['email'] }, merchant.key);
+          }
+        });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw taken();
+        throw err;
+      }
+      return (await users.byPublicId(user.id))!;
+    },
 
     async recordLogin(user: User): Promise<void> {
       await users.update(user.key, { last_login_at: clock.now() });
