@@ -6,7 +6,8 @@
  * `webhooks.deliver` job per message — while a 1 ms interval timer measures the longest event-loop
  * block (aim ≤ 20 ms). Afterwards every receiver must have received every event exactly once.
  *
- * Environment: BENCH_WEBHOOKS (events, default 10,000; 0 skips).
+ * Environment: BENCH_WEBHOOKS (events, default 10,000; 0 skips); BENCH_NODE_ARGS (space-separated
+ * flags for the measured Node process, e.g. `--max-semi-space-size=32`, to try runtime tuning).
  */
 import { runBenchChild } from './child.ts';
 import http from 'node:http';
