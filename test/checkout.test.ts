@@ -165,7 +165,7 @@ forEachTarget('checkout', (target) => {
       expect(page.text).to.include('Birthday cake');
       expect(page.text).to.include('Corner Bakery');
       expect(page.text).to.include('2 March 2026');
-      expect(page.text).to.match(/@media print|pay\.css/);
+      expect(page.text).to.match(/@media print|\/static\/css\/pay\.[0-9a-f]{10}\.css/);
       const payment = await env.rt.db('payments').where({ public_id: paymentId }).first();
       expect(payment.status).to.equal('paid');
       expect(payment.provider_ref).to.match(/^sbx_/);
