@@ -61,10 +61,6 @@ function requestInput(v: RequestFormValues): { raw: Record<string, unknown>; own
   if (!(days >= 1 && days <= MAX_EXPIRY_DAYS)) own.expires_days = `Enter a whole number of days from 1 to ${MAX_EXPIRY_DAYS}.`;
   const uses = /^\s*\d{1,6}\s*$/.test(v.max_uses) ? Number(v.max_uses) : NaN;
   if (!(uses >= 1 && uses <= MAX_USES)) own.max_uses = `Enter how many payments it takes: 1 to ${MAX_USES.toLocaleString('en')}.`;
-  const frequency = (FREQUENCIES as readonly string[]).includes(v.reminder_frequency) ? v.reminder_frequency : null;
-  if (v.reminder_frequency && !frequency) own.reminder_frequency = 'Choose how often from the list.';
-  const reminderMax = /^\s*\d{1,3}\s*$/.test(v.reminder_max) ? Number(v.reminder_max) : NaN;
-  if (frequency && !(reminderMax >= 1 && reminderMax <= REMINDERS_MAX)) own.reminder_max = `Enter how many reminders at most: 1 to ${REMINDERS_MAX}.`;
   if (!NOTICE_OPTIONS.some((o) => o.value === v.notify_before)) own.notify_before = 'Choose when from the list.';
   const orNull = (s: string) => s.trim() || null;
   const customer = v.customer_id
@@ -82,7 +78,8 @@ function requestInput(v: RequestFormValues): { raw: Record<string, unknown>; own
     max_uses: Number.isFinite(uses) ? Math.min(Math.max(uses, 1), MAX_USES) : 1,
     allow_refresh: v.allow_refresh === 'on',
     channels: v.channels,
-    reminders: frequency && Number.isFinite(reminderMax) ? { frequency, max: Math.min(Math.max(reminderMax, 1), REMINDERS_MAX) } : null,
+    // Reminders go as typed: the service's rules (and messages, by reminder_frequency / reminder_max) decide.
+    reminders: v.reminder_frequency ? { frequency: v.reminder_frequency, max: /^\s*\d{1,4}\s*$/.test(v.reminder_max) ? Number(v.reminder_max) : v.reminder_max } : null,
     notify_before_expiry: v.notify_before && !own.notify_before ? Number(v.notify_before) : null,
   };
   return { raw, own };
