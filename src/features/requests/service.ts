@@ -111,7 +111,7 @@ const createSchema = z.strictObject({
   reminders: z
     .strictObject({
       frequency: z.enum(FREQUENCIES, { error: 'Choose how often: daily, every_2_days, every_3_days, weekly or monthly.' }),
-      max: z.number().int(`max must be a whole number from 1 to ${REMINDERS_MAX}.`).min(1, `max must be a whole number from 1 to ${REMINDERS_MAX}.`).max(REMINDERS_MAX, `At most ${REMINDERS_MAX} reminders.`),
+      max: z.number({ error: `max must be a whole number from 1 to ${REMINDERS_MAX}.` }).int(`max must be a whole number from 1 to ${REMINDERS_MAX}.`).min(1, `max must be a whole number from 1 to ${REMINDERS_MAX}.`).max(REMINDERS_MAX, `At most ${REMINDERS_MAX} reminders.`),
     })
     .nullish(),
   allow_refresh: z.boolean({ error: 'allow_refresh must be true or false.' }).nullish(),
@@ -695,7 +695,10 @@ export function createRequestService(deps: RequestDeps) {
   // A run is queued only for events about a payment request's link (most payments are on smart links).
   const onLink = async (e: { payload: unknown }) => {
     const linkId = (e.payload as { linkId?: unknown }).linkId;
-    return typeof linkId === 'string' && (await byLinkId(linkId)) !== null;
+    if (typeof linkId !== 'string') return false;
+    // Two key lookups, not a whole request: this runs for every such event of every link.
+    const linkKey = await deps.linkState.keyOf(linkId);
+    return linkKey !== null && Boolean(await db('payment_requests').where({ link_id: linkKey }).first('id'));
   };
   // A decline storm (card testing, or a customer guessing) on one request locks it for the window and
   // tells the merchant once per window.
