@@ -35,6 +35,7 @@ import { reportsRoutes } from './features/reports/index.ts';
 import { RESERVED_HANDLES } from './features/merchants/index.ts';
 import { dashboardShell } from './web/shell.ts';
 import { appDeps } from './web/deps.ts';
+import { answerFirst } from './core/pace.ts';
 
 const HTMX_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'));
 const HTMX_SSE_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx-ext-sse/dist/sse.min.js'));
@@ -97,6 +98,8 @@ export function buildApp(rt: Runtime): express.Express {
     formOrigins.length ? `${cspHead}${nonce}${cspTail}; form-action 'self' ${formOrigins.join(' ')}; ${cspRest}` : cspHead + nonce + cspFixed;
   const nonces = noncePool();
   app.use((req, res, next) => {
+    // Jobs in this process wait while requests are unanswered (core/pace.ts).
+    answerFirst(res);
     const given = req.headers['x-request-id'];
     res.locals.requestId = (typeof given === 'string' && given.slice(0, 64).replace(/[^\w.-]/g, '')) || randomUUID();
     res.setHeader('X-Request-Id', res.locals.requestId);

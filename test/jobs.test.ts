@@ -4,6 +4,7 @@ import { forEachTarget } from './support/targets.ts';
 import { build, type BuildOptions, type TestEnv } from './support/harness.ts';
 import { deferred, jobsOf, onlyJob, spawnWorker } from './support/jobs-helpers.ts';
 import { waitFor } from './support/wait.ts';
+import { foregroundStarted } from '../src/core/pace.ts';
 import { JobQueue, LEASE_EXPIRED_ERROR, PermanentJobError, type Job } from '../src/core/jobs.ts';
 import { createLogger } from '../src/core/log.ts';
 import type { Runtime } from '../src/runtime.ts';
@@ -63,6 +64,27 @@ forEachTarget('job queue', (target) => {
       expect(await rt.jobs.drain()).to.equal(1);
       expect(seen).to.deep.equal([{ to: 'ada', n: 3 }]);
       expect(await onlyJob(env!, 'test.greet')).to.include({ state: 'done', attempts: 1, lastError: null });
+    });
+
+    it('starts no job while a request of this process is unanswered, and runs it once the request is answered', async () => {
+      // A request may hold jobs for a minute here (20 ms in production), so only its answer can release them.
+      const { rt } = await open({ jobOptions: { foregroundWaitMs: 60_000 } });
+      let runs = 0;
+      rt.jobs.define('test.later', async () => void runs++);
+      await rt.jobs.enqueue(rt.db, 'test.later', {});
+      const answered = foregroundStarted();
+      let drained = false;
+      const drain = rt.jobs.drain().then((n) => ((drained = true), n));
+      try {
+        await waitFor(async () => (await jobsOf(env!, 'test.later'))[0]?.state === 'running');
+        for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+        expect(runs).to.equal(0);
+        expect(drained).to.equal(false);
+      } finally {
+        answered();
+      }
+      expect(await drain).to.equal(1);
+      expect(runs).to.equal(1);
     });
 
     it('keeps one job for a unique key enqueued twice', async () => {

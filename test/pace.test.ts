@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { performance } from 'node:perf_hooks';
-import { pace } from '../src/core/pace.ts';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { answerFirst, pace, unansweredRequests, yieldToForeground } from '../src/core/pace.ts';
 
 /** Synchronous work of at least `ms` (what a run of SQLite queries is to the event loop). */
 function work(ms: number): void {
@@ -50,5 +52,67 @@ describe('pace(): one time slice per event-loop turn, shared by every caller', (
     expect(turnEnded).to.equal(false);
     await pace(0); // a used-up slice: waits for a later turn
     expect(turnEnded).to.equal(true);
+  });
+});
+
+describe('yieldToForeground(): background work waits while requests are unanswered', () => {
+  /** A server whose handler answers only when told; `arrived` resolves once a request is in the handler. */
+  async function heldServer() {
+    let release!: () => void;
+    let arrived!: () => void;
+    const inHandler = new Promise<void>((r) => (arrived = r));
+    const server = http.createServer((_req, res) => {
+      answerFirst(res);
+      arrived();
+      release = () => res.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const response = fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`).then((r) => r.text());
+    await inHandler;
+    return { release: () => release(), response, close: () => new Promise((r) => server.close(r)) };
+  }
+
+  it('returns at once when no request is unanswered', async () => {
+    expect(unansweredRequests()).to.equal(0);
+    let turnEnded = false;
+    setImmediate(() => (turnEnded = true));
+    await yieldToForeground(10_000);
+    expect(turnEnded).to.equal(false);
+  });
+
+  it('holds background work until the request being handled is answered, then lets it go', async () => {
+    const held = await heldServer();
+    try {
+      expect(unansweredRequests()).to.equal(1);
+      let ran = false;
+      const background = yieldToForeground(60_000).then(() => (ran = true));
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      expect(ran, 'background ran while the request was unanswered').to.equal(false);
+      held.release();
+      await background;
+      expect(await held.response).to.equal('ok');
+      expect(unansweredRequests()).to.equal(0);
+    } finally {
+      await held.close();
+    }
+  });
+
+  it('never holds background work longer than its limit, then lets it run without waiting for as long again', async () => {
+    const held = await heldServer();
+    try {
+      const t0 = performance.now();
+      await yieldToForeground(5);
+      expect(performance.now() - t0).to.be.at.least(4);
+      // Within the next 5 ms background work may run at once, though the request is still unanswered.
+      let turnEnded = false;
+      setImmediate(() => (turnEnded = true));
+      await yieldToForeground(5);
+      expect(turnEnded).to.equal(false);
+      expect(unansweredRequests()).to.equal(1);
+    } finally {
+      held.release();
+      await held.response;
+      await held.close();
+    }
   });
 });

@@ -10,7 +10,7 @@ import { type Db, type Queryable, isMysql, toDate, toDateOrNull } from './db.ts'
 import type { Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { randomToken } from './ids.ts';
-import { pace } from './pace.ts';
+import { FOREGROUND_WAIT_MS, pace, yieldToForeground } from './pace.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'dead';
 
@@ -51,6 +51,8 @@ export interface JobQueueOptions {
   maxBackoffMs?: number;
   /** Random spread added to each retry delay, as a fraction of it (0.1 = up to +10%); 0 = exact delays. */
   backoffJitter?: number;
+  /** The longest a job waits for this process's unanswered requests before it starts anyway (core/pace.ts). */
+  foregroundWaitMs?: number;
   /** Called after an enqueue commits (e.g. to publish a nudge to other processes). */
   onEnqueued?: () => void;
 }
@@ -120,6 +122,7 @@ export class JobQueue {
       baseBackoffMs: 2_000,
       maxBackoffMs: 60 * 60_000,
       backoffJitter: 0.1,
+      foregroundWaitMs: FOREGROUND_WAIT_MS,
       ...given,
     };
   }
@@ -336,6 +339,7 @@ export class JobQueue {
     const queue = [...jobs];
     const lanes = Array.from({ length: Math.min(this.o.concurrency, queue.length) }, async () => {
       for (let job = queue.shift(); job; job = queue.shift()) {
+        await yieldToForeground(this.o.foregroundWaitMs);
         try {
           await this.execute(job);
         } catch (err) {

@@ -12,6 +12,7 @@
  * the first thing to run starts a new slice). Callers call it between units of work; the loop is then
  * held for about one slice plus one unit, however many callers there are.
  */
+import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 
 /** How long one loop turn may run callers' work before they yield (ms). */
@@ -39,4 +40,75 @@ export async function pace(sliceMs = SLICE_MS): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   fresh = false;
+}
+
+// ---- Foreground first --------------------------------------------------------------------------
+// In one process that serves requests and runs jobs (every SQLite install, and each process of a
+// scaled one), a job that starts while a request is being handled takes turns with it query by query
+// and the customer waits for both. Background work therefore waits while requests are unanswered —
+// but never starves: after waiting FOREGROUND_WAIT_MS it runs for as long again without waiting.
+
+/** The longest background work waits for unanswered requests before it runs anyway (ms). */
+export const FOREGROUND_WAIT_MS = 20;
+
+let unanswered = 0;
+let waiters: (() => void)[] = [];
+/** Background work waited its longest until then: it runs without waiting until this time. */
+let freeUntil = 0;
+
+/** Counts a request as unanswered until the returned function is called (more calls do nothing). */
+export function foregroundStarted(): () => void {
+  unanswered++;
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    if (--unanswered === 0 && waiters.length) {
+      const go = waiters;
+      waiters = [];
+      for (const resolve of go) resolve();
+    }
+  };
+}
+
+/**
+ * Counts the request of `res` as unanswered until its headers go out (or the connection closes): the
+ * app calls it first thing for every request. A stream (server-sent events) counts only until it starts.
+ */
+export function answerFirst(res: ServerResponse): void {
+  const answered = foregroundStarted();
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    answered();
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse['writeHead'];
+  res.once('close', answered);
+}
+
+/** How many requests are unanswered now (see answerFirst). */
+export function unansweredRequests(): number {
+  return unanswered;
+}
+
+/**
+ * Background work calls this between units: it returns when no request is unanswered, or after
+ * `maxMs` — and then, for as long again, at once (so a steady stream of requests slows background
+ * work to about half the time, never stops it).
+ */
+export async function yieldToForeground(maxMs = FOREGROUND_WAIT_MS): Promise<void> {
+  if (!unanswered || performance.now() < freeUntil) return;
+  await new Promise<void>((resolve) => {
+    let done = false;
+    const go = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      freeUntil = performance.now() + maxMs;
+      go();
+    }, maxMs);
+    waiters.push(go);
+  });
 }

@@ -191,17 +191,22 @@ export function decodeWords(value: string): string {
 }
 
 function qpBytes(text: string): Buffer {
-  const out: number[] = [];
-  const src = text.replace(/=\r?\n/g, '');
+  // In bytes: `=` and hex digits are ASCII, so an escape never straddles a multi-byte character.
+  const src = Buffer.from(text.replace(/=\r?\n/g, ''), 'utf8');
+  const out = Buffer.allocUnsafe(src.length);
+  const hex = (b: number) => (b >= 48 && b <= 57 ? b - 48 : b >= 65 && b <= 70 ? b - 55 : b >= 97 && b <= 102 ? b - 87 : -1);
+  let n = 0;
   for (let i = 0; i < src.length; i++) {
-    if (src[i] === '=' && /^[0-9A-Fa-f]{2}$/.test(src.slice(i + 1, i + 3))) {
-      out.push(parseInt(src.slice(i + 1, i + 3), 16));
+    const hi = src[i] === 61 && i + 2 < src.length ? hex(src[i + 1] ?? 0) : -1;
+    const lo = hi >= 0 ? hex(src[i + 2] ?? 0) : -1;
+    if (lo >= 0) {
+      out[n++] = hi * 16 + lo;
       i += 2;
     } else {
-      out.push(...Buffer.from(src[i], 'utf8'));
+      out[n++] = src[i]!;
     }
   }
-  return Buffer.from(out);
+  return out.subarray(0, n);
 }
 
 function parseHeaders(head: string): MailHeaders {

@@ -250,10 +250,11 @@ export function createDeliveryService(deps: DeliveryDeps) {
   const linkKeysOf = (rows: any[]) => rows.filter((r) => r.link_id !== null && r.link_id !== undefined).map((r) => Number(r.link_id));
 
   /** Deliveries from their rows: links and customers read by key for the whole list (two queries). */
-  async function fromRows(rows: any[]): Promise<Delivery[]> {
+  /** `withLinks: false` leaves linkId and linkName null (a caller that shows the messages of links it has). */
+  async function fromRows(rows: any[], withLinks = true): Promise<Delivery[]> {
     if (!rows.length) return [];
     const customerKeys = rows.filter((r) => r.customer_id !== null && r.customer_id !== undefined).map((r) => Number(r.customer_id));
-    const [byLink, byCustomer] = await Promise.all([links.byKeys(linkKeysOf(rows), { tags: false }), customers.summariesByKeys(customerKeys)]);
+    const [byLink, byCustomer] = await Promise.all([withLinks ? links.byKeys(linkKeysOf(rows), { tags: false }) : new Map<number, Link>(), customers.summariesByKeys(customerKeys)]);
     return rows.map((r) => fromRow(r, r.link_id === null || r.link_id === undefined ? null : byLink.get(Number(r.link_id)) ?? null, r.customer_id === null || r.customer_id === undefined ? null : byCustomer.get(Number(r.customer_id)) ?? null));
   }
 
@@ -645,11 +646,12 @@ export function createDeliveryService(deps: DeliveryDeps) {
     },
 
     /** Every delivery of these links, oldest first, by link key (payment requests list theirs; a request has a few). */
-    async forLinks(linkKeys: number[]): Promise<Map<number, Delivery[]>> {
+    /** The messages of each link, oldest first; `linkNames: false` skips reading the links (linkId/linkName are null). */
+    async forLinks(linkKeys: number[], opts: { linkNames?: boolean } = {}): Promise<Map<number, Delivery[]>> {
       const out = new Map<number, Delivery[]>();
       if (!linkKeys.length) return out;
       const rows = (await listQuery(db).whereIn('d.link_id', [...new Set(linkKeys)]).orderBy('d.id', 'asc')) as any[];
-      for (const d of await fromRows(rows)) out.set(d.linkKey!, [...(out.get(d.linkKey!) ?? []), d]);
+      for (const d of await fromRows(rows, opts.linkNames !== false)) out.set(d.linkKey!, [...(out.get(d.linkKey!) ?? []), d]);
       return out;
     },
 

@@ -662,7 +662,8 @@ export function createRequestService(deps: RequestDeps) {
     async jsonMany(rs: PaymentRequest[]) {
       const [customers, sent] = await Promise.all([
         deps.customers.summariesByKeys(rs.flatMap((r) => (r.link.customerKey === null ? [] : [r.link.customerKey]))),
-        deps.deliveries.forLinks(rs.map((r) => r.link.key)),
+        // deliveryJson names no link: the request is the link.
+        deps.deliveries.forLinks(rs.map((r) => r.link.key), { linkNames: false }),
       ]);
       return rs.map((r) => {
         const c = r.link.customerKey === null ? null : customers.get(r.link.customerKey) ?? null;
