@@ -285,6 +285,25 @@ forEachTarget('outgoing webhooks', (target) => {
     expect((await call('get', `/webhook_endpoints/${id}`)).body.failing_since).to.equal(null);
   });
 
+  it('records a healthy endpoint\'s last success at most once a minute, not on every delivery', async () => {
+    const { id } = await endpoint(['link.created']);
+    hook.answer(() => ({ status: 200 }));
+    const lastSuccess = async () => (await env.rt.services.webhooks.get(a.merchant.key, id)).lastSuccessAt?.getTime();
+    await env.rt.services.links.create(a.merchant, { type: 'amount', name: 'First', amount: 100 });
+    await env.rt.jobs.drain();
+    const first = env.clock.now().getTime();
+    expect(await lastSuccess()).to.equal(first);
+    env.clock.advance(30_000);
+    await env.rt.services.links.create(a.merchant, { type: 'amount', name: 'Second', amount: 100 });
+    await env.rt.jobs.drain();
+    expect(await lastSuccess()).to.equal(first);
+    env.clock.advance(31_000);
+    await env.rt.services.links.create(a.merchant, { type: 'amount', name: 'Third', amount: 100 });
+    await env.rt.jobs.drain();
+    expect(await lastSuccess()).to.equal(env.clock.now().getTime());
+    expect(hook.received.filter((r) => r.path === '/hooks')).to.have.length(3);
+  });
+
   it('reads at most the first 1 KB of a huge answer and does not wait for a slow drip', async () => {
     const { id } = await endpoint(['link.created']);
     hook.answer(() => ({ status: 200, body: 'x'.repeat(5 * 1024 * 1024) }));

@@ -43,6 +43,8 @@ export const RETRY_SCHEDULE_MS = [0, 5_000, 5 * 60_000, 30 * 60_000, 2 * 3600_00
 export const RETRY_JITTER = 0.1;
 /** Failing this long with no success disables an endpoint. */
 export const DISABLE_AFTER_MS = 5 * 86_400_000;
+/** A healthy endpoint's last success is written at most this often. */
+const HEALTH_WRITE_EVERY_MS = 60_000;
 /** After a rotation the old secret keeps signing this long. */
 export const ROTATION_OVERLAP_MS = 86_400_000;
 const MAX_RETRY_AFTER_MS = 24 * 3600_000;
@@ -237,10 +239,24 @@ export function createWebhookService(deps: WebhookDeps) {
     return row;
   }
 
+  // Opened secrets by endpoint and sealed value (a rotation seals a new one, so an entry never goes
+  // stale): every delivery signs, and opening costs a key derivation and a decryption.
+  const opened = new Map<string, string>();
+  const open = (row: any, sealed: string): string => {
+    const key = `${row.public_id}:${sealed}`;
+    let secret = opened.get(key);
+    if (secret === undefined) {
+      secret = sealer.open(sealed, context(Number(row.merchant_id), row.public_id));
+      if (opened.size >= 1_000) opened.delete(opened.keys().next().value!);
+      opened.set(key, secret);
+    }
+    return secret;
+  };
+
   function signingSecrets(row: any, now: Date): string[] {
-    const out = [sealer.open(row.secret, context(Number(row.merchant_id), row.public_id))];
+    const out = [open(row, row.secret)];
     const until = toDateOrNull(row.previous_secret_until);
-    if (row.previous_secret && until && until > now) out.push(sealer.open(row.previous_secret, context(Number(row.merchant_id), row.public_id)));
+    if (row.previous_secret && until && until > now) out.push(open(row, row.previous_secret));
     return out;
   }
 
@@ -334,6 +350,10 @@ export function createWebhookService(deps: WebhookDeps) {
   async function recordHealth(trx: Knex.Transaction, row: any, ok: boolean, gone: boolean, at: Date): Promise<void> {
     const ep = () => trx('webhook_endpoints').where('id', row.id);
     if (ok) {
+      // Healthy and seen healthy within the minute: nothing to record (a busy endpoint would otherwise
+      // take one write per delivery).
+      const last = toDateOrNull(row.last_success_at);
+      if (row.failing_since === null && last && at.getTime() - last.getTime() < HEALTH_WRITE_EVERY_MS) return;
       await ep().update({ failing_since: null, last_success_at: at, updated_at: at });
       return;
     }
