@@ -250,8 +250,8 @@ forEachTarget('dashboard: links and payment requests on one page', (target) => {
       expect(names(status.text)).to.deep.equal(['API mug', 'Dashboard tote']);
       await acct.agent.get('/app/links?kind=request&status=limit_reached').expect(422);
       const date = await acct.agent.get('/app/links?kind=all&from=2026-02-30&to=tomorrow').expect(422);
-      expect(fieldError(date.text, 'from')).to.equal('Created from must be a date such as 2026-01-31.');
-      expect(fieldError(date.text, 'to')).to.equal('Created to must be a date such as 2026-01-31.');
+      expect(fieldError(date.text, 'from')).to.equal('Created from must be a date such as 31/01/2026 (or 2026-01-31).');
+      expect(fieldError(date.text, 'to')).to.equal('Created to must be a date such as 31/01/2026 (or 2026-01-31).');
       const backwards = await acct.agent.get('/app/links?kind=all&from=2026-03-11&to=2026-03-10').expect(422);
       expect(fieldError(backwards.text, 'to')).to.include('before Created from');
       expect(names(backwards.text)).to.deep.equal(['Lapsed', 'Imported', 'Texted', 'Phone order']);
@@ -343,21 +343,22 @@ describe('dashboard: links and payment requests in a browser', () => {
       const { page } = tab;
       await page.goto(`${env.origin}/app/links`);
       expect(await names(page)).to.deep.equal(['Day rental']);
-      // Folded on a phone: only the search shows until "More filters" is ticked.
+      // Folded on a phone: only the search shows until "Filters" is opened.
       expect(await page.getByLabel('Source').isVisible()).to.equal(false);
       await page.getByRole('tab', { name: 'Payment requests' }).click();
       await page.waitForURL(`${env.origin}/app/links?kind=request`);
       expect(await names(page)).to.deep.equal(['Booking 88', 'Repair invoice']);
-      await page.getByText('More filters').click();
+      await page.locator('#filters-more > summary').click();
       await page.getByLabel('Source').selectOption({ label: 'API key “Booking site”' });
       await page.waitForURL(/\/app\/links\?kind=request&source=key_/);
       await page.locator('#link-results tr', { hasText: 'Repair invoice' }).waitFor({ state: 'detached' });
       expect(await names(page)).to.deep.equal(['Booking 88']);
       await tab.screenshot('links-kinds-filtered-phone');
-      // A reload of the pushed address shows the same list, its filters unfolded (one is on).
+      // A reload of the pushed address shows the same list, its filters still folded, counted.
       await page.reload();
       expect(await names(page)).to.deep.equal(['Booking 88']);
-      expect(await page.getByLabel('Source').isVisible()).to.equal(true);
+      expect(await page.getByLabel('Source').isVisible()).to.equal(false);
+      expect(await page.locator('#filters-more > summary').textContent()).to.equal('Filters (1 active)');
       tab.assertClean();
     } finally {
       await tab.close();

@@ -285,7 +285,11 @@ forEachTarget('reports: reconciliation', (target) => {
     const csv = await acct.agent.get('/app/reports/reconciliation/requests.csv?from=2026-03-03&to=2026-03-02').expect(422);
     expect(csv.headers['content-type']).to.match(/^text\/html/);
     expect(fieldError(csv.text, 'to')).to.match(/on or after/);
-    await acct.agent.get('/app/reports/reconciliation/summary.csv?to=31-03-2026').expect(422);
+    await acct.agent.get('/app/reports/reconciliation/summary.csv?to=31-13-2026').expect(422);
+    // The dashboard also reads the merchant's format (en-GB here): the API reads ISO dates only.
+    const typed = await acct.agent.get('/app/reports/reconciliation?from=02/03/2026&to=3/3/2026').expect(200);
+    expect(typed.text).to.include('value="2026-03-02"').and.include('value="2026-03-03"').and.include('Requests created from 02/03/2026 to 03/03/2026');
+    expectFieldErrors(await call('get', '/reports/reconciliation?from=02/03/2026&to=2026-03-03'), ['from']);
   });
 
   it('shows the report on the dashboard: Reports in the navigation, the range form, the figures and every request linking to its page', async () => {

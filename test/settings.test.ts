@@ -30,14 +30,14 @@ forEachTarget('settings', (target) => {
       const res = await acct.agent
         .post('/app/settings')
         .type('form')
-        .send({ ...valid(acct), name: '  Café Ünïcode 🍰  ', handle: newHandle.toUpperCase(), currency: 'jpy', timezone: 'Asia/Tokyo', brand_color: '#AABBCC' })
+        .send({ ...valid(acct), name: '  Café Ünïcode 🍰  ', handle: newHandle.toUpperCase(), currency: 'jpy', timezone: 'Asia/Tokyo', locale: 'de-DE', brand_color: '#AABBCC' })
         .expect(303);
       expect(res.headers.location).to.equal('/app/settings');
       const merchant = (await env.rt.services.merchants.getByHandle(newHandle))!;
-      expect(merchant).to.include({ name: 'Café Ünïcode 🍰', handle: newHandle, currency: 'JPY', timezone: 'Asia/Tokyo', brandColor: '#aabbcc' });
+      expect(merchant).to.include({ name: 'Café Ünïcode 🍰', handle: newHandle, currency: 'JPY', timezone: 'Asia/Tokyo', locale: 'de-DE', brandColor: '#aabbcc' });
       const events = await env.rt.events.listForMerchant(merchant.key);
       expect(events[0].type).to.equal('merchant.updated');
-      expect((events[0].payload as { changed: string[] }).changed).to.have.members(['name', 'handle', 'currency', 'timezone', 'brand_color']);
+      expect((events[0].payload as { changed: string[] }).changed).to.have.members(['name', 'handle', 'currency', 'timezone', 'locale', 'brand_color']);
       const page = await acct.agent.get('/app/settings').expect(200);
       expect(page.text).to.include('Settings saved.');
       expect(page.text).to.include('value="Café Ünïcode 🍰"');
@@ -55,6 +55,8 @@ forEachTarget('settings', (target) => {
       ['currency', 'an unknown currency', () => ({ currency: 'XYZ1' })],
       ['currency', 'a missing currency', () => ({ currency: undefined })],
       ['timezone', 'an unknown time zone', () => ({ timezone: 'Mars/Olympus_Mons' })],
+      ['locale', 'a date format not offered', () => ({ locale: 'xx-YY' })],
+      ['locale', 'an empty date format', () => ({ locale: '' })],
       ['brand_color', 'a colour name', () => ({ brand_color: 'red' })],
       ['brand_color', 'a short hex colour', () => ({ brand_color: '#fff' })],
       ['brand_color', 'CSS injection in the colour', () => ({ brand_color: '#000;}body{display:none' })],

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, signUp, type Account, type TestEnv } from './support/harness.ts';
+import { build, fieldError, signUp, type Account, type TestEnv } from './support/harness.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import type { Link } from '../src/features/links/service.ts';
 
@@ -139,8 +139,14 @@ forEachTarget('transactions', (target) => {
       expect(await ids(`?link=${cake.id}`)).to.deep.equal([paidCake, failedCake].sort());
       expect(await ids(`?link=${cake.id}&status=paid`)).to.deep.equal([paidCake]);
       const all = [paidCake, failedCake, paidTart].sort();
-      for (const ignored of ['?status=bogus', '?status=', `?link=${elsewhere.id}`, '?link=lnk_nope', '?link=%3Cscript%3E', '?page=-3', '?page=abc', '?status[]=paid', '?from=2026-02-30', '?to=yesterday']) {
+      for (const ignored of ['?status=bogus', '?status=', `?link=${elsewhere.id}`, '?link=lnk_nope', '?link=%3Cscript%3E', '?page=-3', '?page=abc', '?status[]=paid']) {
         expect(await ids(ignored), ignored).to.deep.equal(all);
+      }
+      // A date that names no day is left out too, but said so by its field (422), not silently.
+      for (const [bad, field] of [['?from=2026-02-30', 'from'], ['?to=yesterday', 'to']]) {
+        const res = await acct.agent.get(`/app/payments${bad}`).expect(422);
+        expect(fieldError(res.text, field), bad).to.match(/must be a date such as 31\/01\/2026/);
+        expect(paymentIds(res.text).sort(), bad).to.deep.equal(all);
       }
       // The form shows the chosen filters back; the link select offers the merchant's links only.
       const page = await acct.agent.get(`/app/payments?status=failed&link=${cake.id}`).expect(200);
@@ -167,7 +173,12 @@ forEachTarget('transactions', (target) => {
       expect(await ids('?from=2026-03-02')).to.deep.equal(only('2026-03-02T05:00:00.000Z', '2026-03-03T04:59:59.999Z', '2026-03-03T05:00:00.000Z'));
       expect(await ids('?to=2026-03-01')).to.deep.equal(only('2026-03-02T04:59:59.999Z'));
       expect(await ids('?from=2026-03-03&to=2026-03-03')).to.deep.equal(only('2026-03-03T05:00:00.000Z'));
-      expect(await ids('?from=2026-03-04&to=2026-03-02')).to.deep.equal([]);
+      // "To" before "from": "to" is left out and named.
+      const backwards = await acct.agent.get('/app/payments?from=2026-03-04&to=2026-03-02').expect(422);
+      expect(fieldError(backwards.text, 'to')).to.include('before From');
+      expect(paymentIds(backwards.text)).to.deep.equal([]);
+      // Typed in the merchant's format (en-GB by default), the same days.
+      expect(await ids('?from=02/03/2026&to=2/3/2026')).to.deep.equal(only('2026-03-02T05:00:00.000Z', '2026-03-03T04:59:59.999Z'));
       // Dates show in the merchant's zone too.
       const page = await acct.agent.get('/app/payments?to=2026-03-01').expect(200);
       expect(rows(page.text)[0][0]).to.equal('1 Mar 2026, 23:59');

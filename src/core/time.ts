@@ -3,12 +3,75 @@
  * style relative times. Day arithmetic goes through the zone's real offsets (daylight saving included).
  */
 
-export function dateIn(d: Date, timeZone: string): string {
-  return d.toLocaleDateString('en-GB', { timeZone, dateStyle: 'medium' });
+/** The regional format pages use when the merchant chose none (what every page used before there was a choice). */
+export const DEFAULT_LOCALE = 'en-GB';
+
+export function dateIn(d: Date, timeZone: string, locale = DEFAULT_LOCALE): string {
+  return d.toLocaleDateString(locale, { timeZone, dateStyle: 'medium' });
 }
 
-export function dateTimeIn(d: Date, timeZone: string): string {
-  return d.toLocaleString('en-GB', { timeZone, dateStyle: 'medium', timeStyle: 'short' });
+export function dateTimeIn(d: Date, timeZone: string, locale = DEFAULT_LOCALE): string {
+  return d.toLocaleString(locale, { timeZone, dateStyle: 'medium', timeStyle: 'short' });
+}
+
+const numericDays = new Map<string, Intl.DateTimeFormat>();
+/** The locale's all-digits date (31.12.2026, 12/31/2026, 2026/12/31), on UTC calendar days. */
+function numericDay(locale: string): Intl.DateTimeFormat {
+  let f = numericDays.get(locale);
+  if (!f) numericDays.set(locale, (f = new Intl.DateTimeFormat(locale, { timeZone: 'UTC', year: 'numeric', month: '2-digit', day: '2-digit' })));
+  return f;
+}
+
+const SAMPLE_DAY = Date.UTC(2026, 11, 31);
+type DayPart = 'day' | 'month' | 'year';
+
+/** The order a locale writes a date's parts in, from how it writes one. */
+function dayOrder(locale: string): DayPart[] {
+  return numericDay(locale)
+    .formatToParts(SAMPLE_DAY)
+    .map((p) => p.type)
+    .filter((t): t is DayPart => t === 'day' || t === 'month' || t === 'year');
+}
+
+/** A calendar day (YYYY-MM-DD) as the locale writes it in digits: "31.12.2026" in de-DE, "12/31/2026" in en-US. */
+export function formatDay(day: string, locale: string): string {
+  const [y, m, d] = day.split('-').map(Number);
+  return numericDay(locale).format(Date.UTC(y, m - 1, d));
+}
+
+/** What a typed date looks like in the locale, for hints and placeholders: "dd.mm.yyyy", "mm/dd/yyyy". */
+export function dayPattern(locale: string): string {
+  const words: Record<string, string> = { day: 'dd', month: 'mm', year: 'yyyy' };
+  return numericDay(locale)
+    .formatToParts(SAMPLE_DAY)
+    .map((p) => words[p.type] ?? p.value)
+    .join('');
+}
+
+/**
+ * The calendar day (YYYY-MM-DD) typed: exactly 2026-12-31 without `locale`; with it, a person's way
+ * too — the locale's digits-only order with any of . / - or spaces between (31.12.2026 in de-DE,
+ * 12/31/2026 in en-US, 31/12/2026 in en-GB; a leading four-digit year is read year-month-day, and one
+ * digit for a day or month will do). A two-digit
+ * year is refused rather than guessed at. Null when it is no real day (2026-02-30) or no date at all.
+ */
+export function parseDay(text: string, locale?: string): string | null {
+  const s = text.trim();
+  // Without a locale (the API) only the one exact form: no guessing at what a program meant.
+  if (!locale && !/^\d{4}-\d{2}-\d{2}$/.test(s)) return null;
+  const m = /^(\d{1,4})[./\- ]{1,2}(\d{1,2})[./\- ]{1,2}(\d{1,4})\.?$/.exec(s);
+  if (!m) return null;
+  const parts = [m[1], m[2], m[3]];
+  let order: DayPart[];
+  if (parts[0].length === 4) order = ['year', 'month', 'day'];
+  else if (locale) order = dayOrder(locale);
+  else return null;
+  const of = (t: DayPart) => parts[order.indexOf(t)];
+  if (of('year').length !== 4 || of('month').length > 2 || of('day').length > 2) return null;
+  const [y, mo, d] = [Number(of('year')), Number(of('month')), Number(of('day'))];
+  const check = new Date(Date.UTC(y, mo - 1, d));
+  if (y < 1000 || check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d) return null;
+  return `${of('year')}-${String(mo).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
 }
 
 /** Milliseconds to add to UTC to get the wall-clock time in `timeZone` at `instant`. */

@@ -7,6 +7,8 @@ import { parsePhoneNumber } from 'libphonenumber-js/max';
 import { AppError, ValidationError } from '../core/errors.ts';
 import type { PaymentStatus } from '../features/checkout/index.ts';
 
+import { formatDay, parseDay } from '../core/time.ts';
+
 export { dateIn, dateTimeIn } from '../core/time.ts';
 
 /** A coloured label (a link's status, the payments left). */
@@ -22,6 +24,39 @@ export const one = (v: unknown): string => (typeof v === 'string' ? v : Array.is
 export function pageParam(v: unknown): number {
   const page = Number(one(v));
   return Number.isInteger(page) && page > 0 ? Math.min(page, 1_000_000) : 1;
+}
+
+/** The message for a date filter that names no day, with an example in the merchant's own format. */
+export function dateProblem(label: string, locale: string): string {
+  const example = formatDay('2026-01-31', locale);
+  return example === '2026-01-31' ? `${label} must be a date such as 2026-01-31.` : `${label} must be a date such as ${example} (or 2026-01-31).`;
+}
+
+/**
+ * A list's "from" and "to" date filters (both days included) as calendar days (YYYY-MM-DD), typed in
+ * ISO or the merchant's format — a browser without a date picker sends what was typed. A value that
+ * names no day, or a "to" before "from", is left out and named in `problems` by its field.
+ */
+export function readDayRange(
+  query: Record<string, unknown>,
+  locale: string,
+  labels: { from: string; to: string },
+): { from: string; to: string; problems: Partial<Record<'from' | 'to', string>> } {
+  const problems: Partial<Record<'from' | 'to', string>> = {};
+  const day = (field: 'from' | 'to') => {
+    const typed = one(query[field]).trim();
+    if (!typed) return '';
+    const parsed = parseDay(typed.slice(0, 40), locale);
+    if (!parsed) problems[field] = dateProblem(labels[field], locale);
+    return parsed ?? '';
+  };
+  const from = day('from');
+  let to = day('to');
+  if (from && to && from > to) {
+    problems.to = `${labels.to} is before ${labels.from}: choose a later date.`;
+    to = '';
+  }
+  return { from, to, problems };
 }
 
 /** Page numbers to show: first, last, and two either side of the current one; null is a gap. */

@@ -90,8 +90,8 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
 
   const helpers = (merchant: Merchant) => ({
     phone: formatPhone,
-    date: (d: Date) => dateIn(d, merchant.timezone),
-    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
+    date: (d: Date) => dateIn(d, merchant.timezone, merchant.locale),
+    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone, merchant.locale),
   });
 
   // ---- List -------------------------------------------------------------------------------------

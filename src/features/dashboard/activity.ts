@@ -46,7 +46,7 @@ const SETTING_NAMES: Record<string, string> = {
   timezone: 'time zone',
   brand_color: 'brand colour',
   logo_url: 'logo',
-  locale: 'language',
+  locale: 'date format',
 };
 /** Link fields by the names of the link form. */
 const LINK_FIELDS: Record<string, string> = {

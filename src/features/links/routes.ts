@@ -14,9 +14,10 @@ import { actionCustomer } from '../actions/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
 import type { Customer } from '../customers/index.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
-import { KINDS, isFiltered, listHref, paymentsText, priceText, readListQuery, sourceOptions, sourceText, statusBadge, statusGroups, toSearch } from './view.ts';
-import { dateIn, dateTimeIn, formErrors, pageWindow } from '../../web/view.ts';
+import { KINDS, appliedFilters, isFiltered, listHref, paymentsText, priceText, readListQuery, sourceOptions, sourceText, statusBadge, statusGroups, toSearch } from './view.ts';
+import { dateIn, dateTimeIn, formErrors, one, pageWindow } from '../../web/view.ts';
 import { formatMoney } from '../../core/money.ts';
+import { dayPattern } from '../../core/time.ts';
 import { dailyChart } from '../analytics/index.ts';
 import { linkPageSending } from '../sending/index.ts';
 import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/index.ts';
@@ -58,8 +59,8 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     price: priceText,
     payments: paymentsText,
     metrics: (link: Link) => linkMetrics(link, { remaining: remaining(link), conversionRate: conversionRate(link) }),
-    date: (d: Date) => dateIn(d, merchant.timezone),
-    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
+    date: (d: Date) => dateIn(d, merchant.timezone, merchant.locale),
+    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone, merchant.locale),
   });
 
   /**
@@ -84,7 +85,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
    */
   router.get('/links', async (req, res) => {
     const merchant = merchantOf(res);
-    const { query, problems } = readListQuery(req.query as Record<string, unknown>, merchant.timezone);
+    const { query, problems } = readListQuery(req.query as Record<string, unknown>, merchant.locale);
     // The API keys that made any of the merchant's links: the source filter offers each by name.
     const usedKeys = await rt.apiKeys.refsByKeys(await links.apiKeysUsed(merchant.key));
     const keys = [...usedKeys].map(([key, ref]) => ({ key, ...ref })).sort((a, b) => a.name.localeCompare(b.name));
@@ -98,6 +99,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     }
     const [result, linkTags] = await Promise.all([links.search(merchant, toSearch(query, merchant.timezone, apiKeyKey)), tags.list(merchant.key, 'link')]);
     const filtered = isFiltered(query);
+    const sources = sourceOptions(query.kind, keys);
     const data = {
       title: 'Links',
       query,
@@ -110,7 +112,11 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       anything: result.total > 0 || filtered || query.kind !== 'smart' || (await links.hasAny(merchant.key)),
       tabs: KINDS.map((k) => ({ ...k, href: listHref(query, { kind: k.value, status: '', page: 1 }), selected: k.value === query.kind })),
       statusGroups: statusGroups(query.kind),
-      sources: sourceOptions(query.kind, keys),
+      sources,
+      applied: appliedFilters(query, { sources, locale: merchant.locale }),
+      datePattern: dayPattern(merchant.locale),
+      // A date the list could not use goes back into its box as typed, by its message.
+      typed: { from: one(req.query.from).slice(0, 40), to: one(req.query.to).slice(0, 40) },
       listHref: (change: Parameters<typeof listHref>[1]) => listHref(query, change),
       pages: pageWindow(result.page, result.pages),
       back: listHref(query, { page: result.page }),

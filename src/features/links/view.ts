@@ -1,8 +1,8 @@
 /** What the dashboard shows of a link (badges, prices, limits) and how the list reads its query string. */
 import { formatMoney } from '../../core/money.ts';
 import { LINK_SOURCES, REQUEST_STATUSES, SMART_STATUSES, type DashboardSearch, type Link, type LinkSource } from './service.ts';
-import { startOfDay } from '../../core/time.ts';
-import { one, pageParam, type Badge } from '../../web/view.ts';
+import { formatDay, startOfDay } from '../../core/time.ts';
+import { one, pageParam, readDayRange, type Badge } from '../../web/view.ts';
 
 export function statusBadge(link: Pick<Link, 'active' | 'inactiveReason'>): Badge {
   if (link.active) return { label: 'Active', tone: 'green' };
@@ -93,7 +93,7 @@ const API_KEY_ID = /^key_[0-9A-Za-z]{1,40}$/;
  * hand-edited address made up) is left out of the list and named in `problems`, by its field, so the
  * page can say so; sorting and paging fall back to their defaults silently.
  */
-export function readListQuery(query: Record<string, unknown>, timeZone: string): { query: ListQuery; problems: Record<string, string> } {
+export function readListQuery(query: Record<string, unknown>, locale: string): { query: ListQuery; problems: Record<string, string> } {
   const problems: Record<string, string> = {};
   const sort = one(query.sort) as ListQuery['sort'];
   const kindRaw = one(query.kind);
@@ -109,16 +109,8 @@ export function readListQuery(query: Record<string, unknown>, timeZone: string):
   let sourceValue = '';
   if ((LINK_SOURCES as readonly string[]).includes(source) || API_KEY_ID.test(source)) sourceValue = source;
   else if (source) problems.source = 'Choose a source from the list: dashboard, API (or one of your API keys), Text-to-Pay or CSV import.';
-  const date = (field: 'from' | 'to', label: string) => {
-    const v = one(query[field]).trim();
-    if (!v) return '';
-    if (startOfDay(v, timeZone)) return v;
-    problems[field] = `${label} must be a date such as 2026-01-31.`;
-    return '';
-  };
-  const from = date('from', 'Created from');
-  const to = date('to', 'Created to');
-  if (from && to && from > to) problems.to = 'Created to is before Created from: choose a later date.';
+  const dates = readDayRange(query, locale, { from: 'Created from', to: 'Created to' });
+  Object.assign(problems, dates.problems);
   return {
     query: {
       kind,
@@ -126,14 +118,41 @@ export function readListQuery(query: Record<string, unknown>, timeZone: string):
       source: sourceValue,
       status: statusValue,
       tag: (Array.isArray(query.tag) ? query.tag : query.tag === undefined ? [] : [query.tag]).filter((t): t is string => typeof t === 'string' && t !== '').slice(0, 20),
-      from,
-      to: problems.to ? '' : to,
+      from: dates.from,
+      to: dates.to,
       sort: SORTS.includes(sort) ? sort : 'created',
       dir: one(query.dir) === 'asc' ? 'asc' : one(query.dir) === 'desc' ? 'desc' : sort === 'name' ? 'asc' : 'desc',
       page: pageParam(query.page),
     },
     problems,
   };
+}
+
+/** An applied filter in words, and the list's address without it. */
+export interface AppliedFilter {
+  label: string;
+  href: string;
+}
+
+/**
+ * The filters on besides the search (its box always shows it), in words with their dates in the
+ * merchant's format: the phone's folded filter panel counts them, and each can be taken off alone.
+ */
+export function appliedFilters(q: ListQuery, opts: { sources: { value: string; label: string }[]; locale: string }): AppliedFilter[] {
+  const out: AppliedFilter[] = [];
+  const without = (change: Partial<ListQuery>) => listHref(q, { ...change, page: 1 });
+  if (q.source) out.push({ label: `Source: ${opts.sources.find((o) => o.value === q.source)?.label ?? q.source}`, href: without({ source: '' }) });
+  if (q.status) {
+    const label = statusGroups(q.kind).flatMap((g) => g.options).find((o) => o.value === q.status)?.label ?? q.status;
+    out.push({ label: `Status: ${label}`, href: without({ status: '' }) });
+  }
+  for (const t of q.tag) out.push({ label: `Tag: ${t}`, href: without({ tag: q.tag.filter((x) => x !== t) }) });
+  if (q.from || q.to) {
+    const from = q.from && formatDay(q.from, opts.locale);
+    const to = q.to && formatDay(q.to, opts.locale);
+    out.push({ label: from && to ? `Created ${from} – ${to}` : from ? `Created from ${from}` : `Created up to ${to}`, href: without({ from: '', to: '' }) });
+  }
+  return out;
 }
 
 export function isFiltered(q: ListQuery): boolean {

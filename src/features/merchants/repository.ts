@@ -1,5 +1,6 @@
 import type { Queryable } from '../../core/db.ts';
 import { rowsByKeys, toDate, toDateOrNull } from '../../core/db.ts';
+import { DEFAULT_LOCALE } from '../../core/time.ts';
 
 export interface Merchant {
   key: number; // internal integer id; never leaves the server
@@ -9,6 +10,8 @@ export interface Merchant {
   email: string;
   currency: string;
   timezone: string;
+  /** Regional format (BCP 47, one of LOCALES): how dates are written on the dashboard and typed dates are read. */
+  locale: string;
   brandColor: string;
   logoUrl: string | null;
   buttonStyle: string;
@@ -41,6 +44,7 @@ const merchantFrom = (r: any): Merchant => ({
   email: r.email,
   currency: r.currency,
   timezone: r.timezone,
+  locale: r.locale ?? DEFAULT_LOCALE,
   brandColor: r.brand_color,
   logoUrl: r.logo_url,
   buttonStyle: r.button_style,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { formatDay } from '../../core/time.ts';
 
 /** First path segments the app routes itself; they can never be merchant handles. */
 export const RESERVED_HANDLES = new Set([
@@ -50,6 +51,17 @@ export const currencySchema = z
 
 export const timezoneSchema = z.string({ error: 'Choose a time zone.' }).trim().refine((t) => TIMEZONES.has(t), 'Choose a time zone from the list, such as Europe/Amsterdam.');
 
+/**
+ * Regional formats a merchant can choose (how the dashboard writes dates and reads typed ones): the
+ * common ones for the currencies we see, each written in Latin digits.
+ */
+export const LOCALES = ['en-GB', 'en-US', 'en-IE', 'en-CA', 'en-AU', 'de-DE', 'de-AT', 'de-CH', 'fr-FR', 'fr-CA', 'nl-NL', 'nl-BE', 'es-ES', 'it-IT', 'pt-PT', 'pt-BR', 'da-DK', 'sv-SE', 'nb-NO', 'fi-FI', 'pl-PL', 'cs-CZ', 'ja-JP'] as const;
+
+export const localeSchema = z
+  .string({ error: 'Choose a date format.' })
+  .trim()
+  .refine((l) => (LOCALES as readonly string[]).includes(l), 'Choose a date format from the list.');
+
 export const colorSchema = z
   .string({ error: 'Choose a brand colour.' })
   .trim()
@@ -95,6 +107,7 @@ export const settingsSchema = z.object({
   handle: handleSchema,
   currency: currencySchema,
   timezone: timezoneSchema,
+  locale: localeSchema,
   brand_color: colorSchema,
   view_retention_months: viewRetentionSchema,
 });
@@ -102,6 +115,14 @@ export type SettingsInput = z.infer<typeof settingsSchema>;
 
 export function currencyOptions(): string[] {
   return [...CURRENCIES].sort();
+}
+
+/** The regional formats as the settings form offers them: "English (United Kingdom) — 31/12/2026". */
+let localeChoices: { value: string; label: string }[] | undefined;
+export function localeOptions(): { value: string; label: string }[] {
+  const names = new Intl.DisplayNames('en', { type: 'language', languageDisplay: 'standard' });
+  localeChoices ??= LOCALES.map((value) => ({ value, label: `${names.of(value)} — ${formatDay('2026-12-31', value)}` }));
+  return localeChoices;
 }
 
 export function timezoneOptions(): string[] {

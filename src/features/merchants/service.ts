@@ -31,6 +31,7 @@ export function settingsValues(m: Merchant) {
     handle: m.handle,
     currency: m.currency,
     timezone: m.timezone,
+    locale: m.locale,
     brand_color: m.brandColor,
     view_retention_months: m.viewRetentionMonths,
   };
@@ -157,13 +158,14 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
     },
 
     /**
-     * Saves the settings form. Leaving `view_retention_months` out keeps the current retention, so a
+     * Saves the settings form. Leaving `view_retention_months` or `locale` out keeps the current one, so a
      * form rendered before the setting existed (or a caller that only knows the other fields) still
      * saves; a posted but empty or bad value is a validation error like any other field.
      */
     async updateSettings(merchant: Merchant, raw: unknown): Promise<Merchant> {
       const posted = raw && typeof raw === 'object' ? (raw as Record<string, unknown>) : {};
-      const input: SettingsInput = parseBody(settingsSchema, 'view_retention_months' in posted ? posted : { ...posted, view_retention_months: merchant.viewRetentionMonths });
+      const kept = { view_retention_months: merchant.viewRetentionMonths, locale: merchant.locale };
+      const input: SettingsInput = parseBody(settingsSchema, { ...kept, ...posted });
       if (input.handle !== merchant.handle && (await merchants.handleTaken(input.handle, merchant.key))) {
         throw new ValidationError([{ field: 'handle', code: 'handle_taken', message: 'That handle is already taken. Try another.' }]);
       }

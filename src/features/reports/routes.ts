@@ -3,7 +3,7 @@ import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
 import { streamCsv, type CsvCell } from '../../core/csv.ts';
 import { formatMoney, toDecimalString } from '../../core/money.ts';
-import { dateTimeIn, formatDuration, stampIn } from '../../core/time.ts';
+import { dateTimeIn, dayPattern, formatDay, formatDuration, stampIn } from '../../core/time.ts';
 import { formErrors, one } from '../../web/view.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { statusBadge, titleOf, type PaymentRequest } from '../requests/index.ts';
@@ -36,7 +36,7 @@ export function reportsRoutes(rt: Deps, render: Renderer): express.Router {
   /** The range asked for, or the messages by field (bad dates answer 422 with the form). */
   const rangeOf = (req: express.Request, merchant: Merchant): { range: ReportRange } | { errors: Record<string, string> } => {
     try {
-      return { range: readRange({ from: one(req.query.from), to: one(req.query.to) }, merchant.timezone, rt.clock.now()) };
+      return { range: readRange({ from: one(req.query.from), to: one(req.query.to) }, merchant.timezone, rt.clock.now(), merchant.locale) };
     } catch (err) {
       const errors = formErrors(err);
       if (!errors) throw err;
@@ -48,13 +48,15 @@ export function reportsRoutes(rt: Deps, render: Renderer): express.Router {
 
   const helpers = (merchant: Merchant) => ({
     money: (minor: number, currency: string) => formatMoney(minor, currency),
-    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
+    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone, merchant.locale),
     duration: formatDuration,
     percent: (rate: number) => `${(Math.round(rate * 1000) / 10).toLocaleString('en')}%`,
     badge: statusBadge,
     title: (r: PaymentRequest) => titleOf(r),
     channel: reports.channelLabel,
     timeZone: merchant.timezone,
+    day: (iso: string) => formatDay(iso, merchant.locale),
+    datePattern: dayPattern(merchant.locale),
   });
 
   const page = async (req: express.Request, res: express.Response, merchant: Merchant) => {

@@ -19,7 +19,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../../core/errors.ts';
 import type { Clock } from '../../core/clock.ts';
-import { addDays, dayKeyIn, formatDuration, startOfDay } from '../../core/time.ts';
+import { addDays, dayKeyIn, formatDay, formatDuration, parseDay, startOfDay } from '../../core/time.ts';
 import type { Page } from '../../core/pagination.ts';
 import type { Merchant, MerchantService } from '../merchants/index.ts';
 import type { PaymentRequest, RequestService, RequestSource, RequestStatus } from '../requests/index.ts';
@@ -59,7 +59,6 @@ export interface ReportRange {
   end: Date;
 }
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const rangeSchema = z.object({ from: z.string().max(40).optional(), to: z.string().max(40).optional() });
 
 /** This month in the zone: its first and last day. */
@@ -71,20 +70,25 @@ export function thisMonth(now: Date, timeZone: string): { from: string; to: stri
 }
 
 /**
- * Reads `from` / `to` (YYYY-MM-DD, the merchant's calendar days, both included); a missing one
- * defaults to this month's first or last day. Bad input → ValidationError by field (422).
+ * Reads `from` / `to` (the merchant's calendar days, both included); a missing one defaults to this
+ * month's first or last day. Dates are YYYY-MM-DD, or with `locale` (the dashboard) also typed in the
+ * merchant's format (31.03.2026 in de-DE); the API reads ISO only. Bad input → ValidationError by field (422).
  */
-export function readRange(raw: unknown, timeZone: string, now: Date): ReportRange {
+export function readRange(raw: unknown, timeZone: string, now: Date, locale?: string): ReportRange {
   const q = rangeSchema.safeParse(raw ?? {});
   const given = q.success ? q.data : {};
   const month = thisMonth(now, timeZone);
-  const from = typeof given.from === 'string' && given.from.trim() ? given.from.trim() : month.from;
-  const to = typeof given.to === 'string' && given.to.trim() ? given.to.trim() : month.to;
+  const typed = (v: string | undefined) => (typeof v === 'string' && v.trim() ? v.trim() : null);
+  const fromTyped = typed(given.from);
+  const toTyped = typed(given.to);
+  const from = fromTyped === null ? month.from : parseDay(fromTyped, locale) ?? '';
+  const to = toTyped === null ? month.to : parseDay(toTyped, locale) ?? '';
   const errors = [];
-  const start = DATE.test(from) ? startOfDay(from, timeZone) : null;
-  const end = DATE.test(to) ? startOfDay(to, timeZone, 1) : null;
-  if (!q.success || !start) errors.push({ field: 'from', code: 'invalid_date', message: 'Enter the first day as a date such as 2026-03-01.' });
-  if (!q.success || !end) errors.push({ field: 'to', code: 'invalid_date', message: 'Enter the last day as a date such as 2026-03-31.' });
+  const start = from ? startOfDay(from, timeZone) : null;
+  const end = to ? startOfDay(to, timeZone, 1) : null;
+  const example = (day: string) => (locale && formatDay(day, locale) !== day ? `${formatDay(day, locale)} (or ${day})` : day);
+  if (!q.success || !start) errors.push({ field: 'from', code: 'invalid_date', message: `Enter the first day as a date such as ${example('2026-03-01')}.` });
+  if (!q.success || !end) errors.push({ field: 'to', code: 'invalid_date', message: `Enter the last day as a date such as ${example('2026-03-31')}.` });
   if (start && end) {
     if (to < from) errors.push({ field: 'to', code: 'invalid_range', message: 'The last day must be on or after the first day.' });
     else if (addDays(from, MAX_RANGE_DAYS) <= to) errors.push({ field: 'to', code: 'range_too_long', message: `A report covers at most ${MAX_RANGE_DAYS} days: pick a shorter range.` });

@@ -101,7 +101,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
       title: titleOf,
       amount: (r: PaymentRequest) => formatMoney(r.link.amount, r.link.currency),
       money: formatMoney,
-      dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
+      dateTime: (d: Date) => dateTimeIn(d, merchant.timezone, merchant.locale),
       relative: (d: Date) => timeAgo(d, now),
       phone: formatPhone,
       cancellable,

@@ -3,7 +3,7 @@ import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { settingsValues } from '../merchants/index.ts';
-import { VIEW_RETENTION, currencyOptions, timezoneOptions, viewRetentionOptions } from '../merchants/index.ts';
+import { VIEW_RETENTION, currencyOptions, localeOptions, timezoneOptions, viewRetentionOptions } from '../merchants/index.ts';
 import { paymentSettingsRoutes } from './payments.ts';
 
 /** What this file uses of the app. */
@@ -12,7 +12,7 @@ type Deps = Pick<AppDeps, 'apiKeys' | 'merchants'> & Parameters<typeof paymentSe
 export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
   const { merchants, apiKeys } = rt;
-  const base = { currencies: currencyOptions(), timezones: timezoneOptions() };
+  const base = { currencies: currencyOptions(), timezones: timezoneOptions(), locales: localeOptions() };
 
   router.use('/settings', (_req, res, next) => {
     // These pages carry API key material (a new secret, once): never into any cache or history.

@@ -5,11 +5,11 @@ import { AppError, NotFoundError } from '../../core/errors.ts';
 import { randomToken } from '../../core/ids.ts';
 import { streamCsv } from '../../core/csv.ts';
 import { formatMoney, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
-import { dateTimeIn, dayKeyIn } from '../../core/time.ts';
+import { dateTimeIn, dayKeyIn, dayPattern } from '../../core/time.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Link } from '../links/index.ts';
 import type { PaymentView } from '../checkout/index.ts';
-import { pageWindow, paymentStatusBadge } from '../../web/view.ts';
+import { one, pageWindow, paymentStatusBadge } from '../../web/view.ts';
 import { REFUNDABLE, formatPaymentMethod, type Refund } from '../checkout/index.ts';
 import { attributionOf, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
 
@@ -26,15 +26,15 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
 
   const merchantOf = (res: express.Response): Merchant => res.locals.merchant;
 
-  /** The query as given, with a link filter that is not one of the merchant's live links dropped. */
-  const resolveQuery = async (req: express.Request, merchant: Merchant): Promise<{ query: PaymentQuery; link: Link | null }> => {
-    const query = readPaymentQuery(req.query as Record<string, unknown>, merchant.timezone);
-    if (!query.link) return { query, link: null };
+  /** The query as given, with a link filter that is not one of the merchant's live links dropped, and the dates it could not use. */
+  const resolveQuery = async (req: express.Request, merchant: Merchant): Promise<{ query: PaymentQuery; link: Link | null; problems: Record<string, string> }> => {
+    const { query, problems } = readPaymentQuery(req.query as Record<string, unknown>, merchant.locale);
+    if (!query.link) return { query, link: null, problems };
     const link = await links.get(merchant, query.link).catch((err: unknown) => {
       if (err instanceof NotFoundError) return null;
       throw err;
     });
-    return { query: link ? query : { ...query, link: '' }, link };
+    return { query: link ? query : { ...query, link: '' }, link, problems };
   };
 
   /** "2026-11-21": the day an export was made, in the merchant's time zone (for its file name). */
@@ -68,7 +68,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
 
   router.get('/payments', async (req, res) => {
     const merchant = merchantOf(res);
-    const { query, link } = await resolveQuery(req, merchant);
+    const { query, link, problems } = await resolveQuery(req, merchant);
     const [result, linkList] = await Promise.all([
       payments.search(merchant.key, toFilters(query, merchant.timezone, link?.key), { page: query.page, perPage: PER_PAGE }),
       links.search(merchant, { perPage: 100, sort: 'name', dir: 'asc' }),
@@ -88,10 +88,15 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
       csvHref: csvHref(shown),
       pages: pageWindow(result.page, result.pages),
       h: helpers(merchant),
+      problems,
+      problemCount: Object.keys(problems).length,
+      datePattern: dayPattern(merchant.locale),
+      // A date the list could not use goes back into its box as typed, by its message.
+      typed: { from: one(req.query.from).slice(0, 40), to: one(req.query.to).slice(0, 40) },
     };
     // As on the links list: htmx gets the results and the tidy address of this list for the address bar.
     if (wantsFragment(req)) res.set('HX-Push-Url', listHref(shown));
-    await render(req, res, wantsFragment(req) ? 'transactions/_results' : 'transactions/index', data);
+    await render(req, res, wantsFragment(req) ? 'transactions/_results' : 'transactions/index', data, data.problemCount ? 422 : 200);
   });
 
   /** What is left to refund: the amount less refunds that succeeded or are still pending. */
@@ -207,7 +212,7 @@ function helpers(merchant: Merchant) {
   return {
     badge: paymentStatusBadge,
     money: (p: Pick<PaymentView, 'amount' | 'currency'>) => formatMoney(p.amount, p.currency),
-    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone),
+    dateTime: (d: Date) => dateTimeIn(d, merchant.timezone, merchant.locale),
     timeZone: merchant.timezone,
   };
 }

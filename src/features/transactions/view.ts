@@ -3,7 +3,7 @@ import type { PaymentStatus } from '../checkout/index.ts';
 import type { PaymentFilters, PaymentView } from '../checkout/index.ts';
 import { formatMoney } from '../../core/money.ts';
 import { startOfDay } from '../../core/time.ts';
-import { one, pageParam, paymentStatusBadge } from '../../web/view.ts';
+import { one, pageParam, paymentStatusBadge, readDayRange } from '../../web/view.ts';
 
 /** The status filter's choices, in the order a merchant looks for them. */
 export const STATUS_CHOICES = (['paid', 'partially_refunded', 'refunded', 'failed', 'voided', 'pending', 'authorized'] as const).map((value) => ({ value, label: paymentStatusBadge(value).label }));
@@ -23,18 +23,22 @@ export interface PaymentQuery {
 const isStatus = (v: string): v is PaymentStatus => STATUS_CHOICES.some((c) => c.value === v);
 
 /**
- * Reads the query string; anything unknown or malformed is dropped rather than failing, as the links
- * list does (a date that is no calendar day, such as 2026-02-30, is dropped too).
+ * Reads the query string. A status or link it does not know is dropped (the link select offers the
+ * merchant's own); a date that names no day — ISO or the merchant's format — or a "to" before "from"
+ * is left out too and named in `problems` by its field, as on the links list.
  */
-export function readPaymentQuery(query: Record<string, unknown>, timeZone: string): PaymentQuery {
+export function readPaymentQuery(query: Record<string, unknown>, locale: string): { query: PaymentQuery; problems: Partial<Record<'from' | 'to', string>> } {
   const status = one(query.status);
-  const date = (v: string) => (startOfDay(v, timeZone) ? v : '');
+  const dates = readDayRange(query, locale, { from: 'From', to: 'To' });
   return {
-    status: isStatus(status) ? status : '',
-    link: /^[\w-]{1,64}$/.test(one(query.link)) ? one(query.link) : '',
-    from: date(one(query.from)),
-    to: date(one(query.to)),
-    page: pageParam(query.page),
+    query: {
+      status: isStatus(status) ? status : '',
+      link: /^[\w-]{1,64}$/.test(one(query.link)) ? one(query.link) : '',
+      from: dates.from,
+      to: dates.to,
+      page: pageParam(query.page),
+    },
+    problems: dates.problems,
   };
 }
 

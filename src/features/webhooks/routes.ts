@@ -27,7 +27,7 @@ function inputFromForm(body: Record<string, unknown>, withEnabled: boolean) {
 }
 
 /** Dates in the merchant's time zone. */
-const helpers = (merchant: { timezone: string }) => ({ dateTime: (d: Date) => dateTimeIn(d, merchant.timezone) });
+const helpers = (merchant: { timezone: string; locale: string }) => ({ dateTime: (d: Date) => dateTimeIn(d, merchant.timezone, merchant.locale) });
 
 const valuesOf = (e: WebhookEndpoint) => ({ url: e.url, description: e.description, events: e.events, enabled: e.enabled });
 
