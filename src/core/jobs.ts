@@ -367,6 +367,8 @@ export class JobQueue {
       let ran = 0;
       let failed = false;
       try {
+        // A nudge from a request's commit comes while that request is still being answered.
+        await yieldToForeground(this.o.foregroundWaitMs);
         const jobs = await this.claim();
         ran = jobs.length;
         if (ran) await this.runAll(jobs);
