@@ -1,5 +1,5 @@
 // The accounts feature's front door: what other features and the app may use of it.
-export { requireMerchant, safeNext } from './middleware.ts';
+export { memberActor, requireCapability, requireMerchant, safeNext } from './middleware.ts';
 export { configurePassport } from './passport.ts';
 export { createLoginLimiter, createResetLimiter } from './rate-limit.ts';
 export type { LoginLimiter, LoginLimits, ResetLimiter, ResetLimits } from './rate-limit.ts';

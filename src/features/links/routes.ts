@@ -3,6 +3,7 @@ import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, ValidationError, type FieldError } from '../../core/errors.ts';
 import { safeNext } from '../accounts/index.ts';
+import { overCapMessage, ownScope } from '../../core/access.ts';
 import { currencyOptions } from '../merchants/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { qrPaths } from '../qr/index.ts';
@@ -107,7 +108,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       problems,
       problemCount: Object.keys(problems).length,
       // The first-run empty state only when the merchant has no link of either kind.
-      anything: result.total > 0 || filtered || query.kind !== 'smart' || (await links.hasAny(merchant.key)),
+      anything: result.total > 0 || filtered || query.kind !== 'smart' || (await links.hasAny(merchant.key, ownScope(merchant.actor))),
       tabs: KINDS.map((k) => ({ ...k, href: listHref(query, { kind: k.value, status: '', page: 1 }), selected: k.value === query.kind })),
       statusGroups: statusGroups(query.kind),
       sources: sourceOptions(query.kind, keys),
@@ -243,6 +244,8 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       flash(req, 'success', sent ? `Link “${link.name}” created and sent by ${by}.` : `Link “${link.name}” created. Share ${links.urlFor(link, merchant)}.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {
+      const overCap = overCapMessage(err);
+      if (overCap) return again(type === 'product' ? { product_id: overCap } : { amount: overCap }, 403);
       const list = fieldErrorList(err);
       if (!list) throw err;
       await again(formFieldErrors(list), 422);
@@ -332,10 +335,11 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       flash(req, 'success', `Link “${updated.name}” saved.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {
-      const list = fieldErrorList(err);
+      const overCap = overCapMessage(err);
+      const list = overCap ? [{ field: 'amount', code: 'amount_over_cap', message: overCap }] : fieldErrorList(err);
       if (!list) throw err;
       const values = { ...postedValues(body, link.type, link.currency), product_id: link.productId ?? '' };
-      await formPage(req, res, { type: link.type, values, actions: withActions ? actionForms.posted(body) : undefined, errors: formFieldErrors(list), link }, 422);
+      await formPage(req, res, { type: link.type, values, actions: withActions ? actionForms.posted(body) : undefined, errors: formFieldErrors(list), link }, overCap ? 403 : 422);
     }
   });
 

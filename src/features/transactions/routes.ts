@@ -1,4 +1,5 @@
 import express from 'express';
+import { ownScope } from '../../core/access.ts';
 import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, NotFoundError } from '../../core/errors.ts';
@@ -47,7 +48,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
     await streamCsv(res, {
       filename: `payments-${today(merchant)}.csv`,
       header: PAYMENT_COLUMNS,
-      source: payments.each(merchant.key, toFilters(query, merchant.timezone, link?.key)),
+      source: payments.each(merchant.key, { ...toFilters(query, merchant.timezone, link?.key), only: ownScope(merchant.actor) }),
       row: (p: PaymentView) => [
         p.id,
         p.createdAt.toISOString(),
@@ -70,7 +71,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const { query, link } = await resolveQuery(req, merchant);
     const [result, linkList] = await Promise.all([
-      payments.search(merchant.key, toFilters(query, merchant.timezone, link?.key), { page: query.page, perPage: PER_PAGE }),
+      payments.search(merchant.key, { ...toFilters(query, merchant.timezone, link?.key), only: ownScope(merchant.actor) }, { page: query.page, perPage: PER_PAGE }),
       links.search(merchant, { perPage: 100, sort: 'name', dir: 'asc' }),
     ]);
     // The filtered link stays selectable even when it is not among the first hundred by name.
@@ -100,7 +101,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
   /** The payment page; `refund` carries a refund form's values and errors (422) or its review step. */
   async function showPayment(req: express.Request, res: express.Response, refund: { values?: Record<string, string>; errors?: Record<string, string>; review?: { amount: number; reason: string; key: string } } = {}, status = 200) {
     const merchant = merchantOf(res);
-    const payment = await payments.get(merchant.key, String(req.params.id));
+    const payment = await payments.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
     const list = await refunds.list(payment.key);
     const left = leftOf(payment, list);
     const h = helpers(merchant);
@@ -140,7 +141,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
    */
   router.post('/payments/:id/refund', async (req, res) => {
     const merchant = merchantOf(res);
-    const payment = await payments.get(merchant.key, String(req.params.id));
+    const payment = await payments.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
     const body = (req.body ?? {}) as Record<string, unknown>;
     const typed = typeof body.amount === 'string' ? body.amount.slice(0, 40) : '';
     const reason = typeof body.reason === 'string' ? body.reason.trim().slice(0, 600) : '';
@@ -164,7 +165,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
     const str = (v: unknown) => (typeof v === 'string' ? v : '');
     const paymentId = String(req.params.id);
     const typed = str(body.amount);
-    const payment = await payments.get(merchant.key, paymentId);
+    const payment = await payments.get(merchant.key, paymentId, ownScope(merchant.actor));
     const parsed = typed ? parseDecimalAmount(typed.slice(0, 40), payment.currency, { ceiling: false }) : null;
     if (parsed && !parsed.ok) return showPayment(req, res, { values: { amount: typed, reason: str(body.reason) }, errors: { amount: parsed.message } }, 422);
     const key = str(body.key).slice(0, 64) || null;
