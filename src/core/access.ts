@@ -34,23 +34,23 @@ export const CAPABILITIES = [
   /** See every member's and key's links, requests, customers and payments (without it: only one's own). */
   'records.read_all',
   /** Create, edit, send, duplicate, (de)activate and delete links (an agent: their own, up to their cap). */
-  'links.write',
+  'link.write',
   /** Create and cancel payment requests, Text-to-Pay (an agent: their own, up to their cap). */
-  'requests.write',
+  'request.write',
   /** Add and edit customers (an agent: their own). */
-  'customers.write',
+  'customer.write',
   /** Delete customers; import customers and payment requests from CSV. */
   'records.manage',
   /** Products and tags. */
   'catalog.manage',
-  'refunds.create',
+  'refund.create',
   /** Reports, the activity feed, the home page's money figures. */
   'reports.read',
   /** CSV downloads. */
   'exports.download',
   /** Settings, payment providers, message templates, webhooks, plugins. */
   'settings.manage',
-  'api_keys.manage',
+  'api_key.manage',
   'team.manage',
   /** Make someone an owner, or change or remove an owner. */
   'owners.manage',
@@ -61,7 +61,7 @@ const ALL: readonly Capability[] = CAPABILITIES;
 const GRANTS: Record<Role, ReadonlySet<Capability>> = {
   owner: new Set(ALL),
   admin: new Set(ALL.filter((c) => c !== 'owners.manage')),
-  agent: new Set<Capability>(['links.write', 'requests.write', 'customers.write']),
+  agent: new Set<Capability>(['link.write', 'request.write', 'customer.write']),
   viewer: new Set<Capability>(['records.read_all', 'reports.read', 'exports.download']),
 };
 
@@ -123,16 +123,16 @@ export class ForbiddenError extends AppError {
 
 const NOT_ALLOWED: Record<Capability, string> = {
   'records.read_all': 'Your role shows only what you created.',
-  'links.write': 'Your role can look at links but not create or change them.',
-  'requests.write': 'Your role can look at payment requests but not create or change them.',
-  'customers.write': 'Your role can look at customers but not add or change them.',
+  'link.write': 'Your role can look at links but not create or change them.',
+  'request.write': 'Your role can look at payment requests but not create or change them.',
+  'customer.write': 'Your role can look at customers but not add or change them.',
   'records.manage': 'Only owners and admins can delete customers or import from CSV files.',
   'catalog.manage': 'Only owners and admins can change products and tags.',
-  'refunds.create': 'Only owners and admins can refund payments.',
+  'refund.create': 'Only owners and admins can refund payments.',
   'reports.read': 'Your role does not include reports or the activity of the whole account.',
   'exports.download': 'Your role does not include downloading exports.',
   'settings.manage': 'Only owners and admins can change settings.',
-  'api_keys.manage': 'Only owners and admins can manage API keys.',
+  'api_key.manage': 'Only owners and admins can manage API keys.',
   'team.manage': 'Only owners and admins can manage the team.',
   'owners.manage': 'Only an owner can make someone an owner or change an owner.',
 };
@@ -177,7 +177,7 @@ const DASHBOARD_RULES: Rule[] = [
   // Everyone manages their own sign-in.
   ['*', /^\/settings\/(password|email)$/, null],
   ['*', /^\/settings\/team(\/|$)/, 'team.manage'],
-  ['*', /^\/settings\/api-keys(\/|$)/, 'api_keys.manage'],
+  ['*', /^\/settings\/api-keys(\/|$)/, 'api_key.manage'],
   // Settings shows each role what it may use (for most, just their own sign-in).
   ['GET', /^\/settings$/, null],
   ['GET', /^\/p(\/|$)/, 'records.read_all'],
@@ -187,20 +187,20 @@ const DASHBOARD_RULES: Rule[] = [
   ['GET', /\.csv$/, 'exports.download'],
   ['*', /^\/(customers|requests)\/import(\/|$)/, 'records.manage'],
   ['GET', /^\/requests\/imports\//, 'records.manage'],
-  ['POST', /^\/payments\/[^/]+\/refunds?$/, 'refunds.create'],
+  ['POST', /^\/payments\/[^/]+\/refunds?$/, 'refund.create'],
   ['POST', /^\/(products|tags)(\/|$)/, 'catalog.manage'],
   ['POST', /^\/customers\/[^/]+\/delete$/, 'records.manage'],
   ['GET', /^\/customers\/[^/]+\/delete$/, 'records.manage'],
-  ['POST', /^\/customers\/[^/]+\/text-to-pay$/, 'requests.write'],
-  ['*', /^\/customers\/new$/, 'customers.write'],
-  ['GET', /^\/customers\/[^/]+\/edit$/, 'customers.write'],
-  ['POST', /^\/customers(\/|$)/, 'customers.write'],
-  ['*', /^\/requests\/new$/, 'requests.write'],
-  ['*', /^\/requests\/[^/]+\/cancel$/, 'requests.write'],
-  ['POST', /^\/requests(\/|$)/, 'requests.write'],
-  ['GET', /^\/links\/(new|send-options|after-payment)$/, 'links.write'],
-  ['GET', /^\/links\/[^/]+\/(edit|delete|send)$/, 'links.write'],
-  ['POST', /^\/(links|deliveries|reminder_plans)(\/|$)/, 'links.write'],
+  ['POST', /^\/customers\/[^/]+\/text-to-pay$/, 'request.write'],
+  ['*', /^\/customers\/new$/, 'customer.write'],
+  ['GET', /^\/customers\/[^/]+\/edit$/, 'customer.write'],
+  ['POST', /^\/customers(\/|$)/, 'customer.write'],
+  ['*', /^\/requests\/new$/, 'request.write'],
+  ['*', /^\/requests\/[^/]+\/cancel$/, 'request.write'],
+  ['POST', /^\/requests(\/|$)/, 'request.write'],
+  ['GET', /^\/links\/(new|send-options|after-payment)$/, 'link.write'],
+  ['GET', /^\/links\/[^/]+\/(edit|delete|send)$/, 'link.write'],
+  ['POST', /^\/(links|deliveries|reminder_plans)(\/|$)/, 'link.write'],
   ['GET', /./, null],
   ['HEAD', /./, null],
   // Anything else that changes something: owners and admins only, until given its own rule.
@@ -212,13 +212,13 @@ const API_RULES: Rule[] = [
   ['GET', /^\/me$/, null],
   ['*', /^\/(webhook_endpoints|providers)(\/|$)/, 'settings.manage'],
   ['*', /^\/reports(\/|$)/, 'reports.read'],
-  ['POST', /^\/payments\/[^/]+\/refunds$/, 'refunds.create'],
+  ['POST', /^\/payments\/[^/]+\/refunds$/, 'refund.create'],
   ['*', /^\/(products|tags)(\/|$)/, 'catalog.manage'],
   ['DELETE', /^\/customers\/[^/]+$/, 'records.manage'],
-  ['POST', /^\/customers\/[^/]+\/(payment_requests|text_to_pay)$/, 'requests.write'],
-  ['*', /^\/customers(\/|$)/, 'customers.write'],
-  ['*', /^\/payment_requests(\/|$)/, 'requests.write'],
-  ['*', /^\/(links|deliveries|reminder_plans)(\/|$)/, 'links.write'],
+  ['POST', /^\/customers\/[^/]+\/(payment_requests|text_to_pay)$/, 'request.write'],
+  ['*', /^\/customers(\/|$)/, 'customer.write'],
+  ['*', /^\/payment_requests(\/|$)/, 'request.write'],
+  ['*', /^\/(links|deliveries|reminder_plans)(\/|$)/, 'link.write'],
   ['*', /./, 'settings.manage'],
 ];
 // Reads of products and tags stay open (an agent picks a product or a tag); only writes are managed.

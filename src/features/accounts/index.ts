@@ -7,3 +7,4 @@ export { createAccountService, TokenError, RESET_TTL_MS, INVITE_TTL_MS } from '.
 export type { AccountService } from './service.ts';
 export { accountRoutes } from './routes.ts';
 export { accountSettingsRoutes } from './settings-routes.ts';
+export { teamRoutes } from './team-routes.ts';

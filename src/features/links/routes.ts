@@ -16,14 +16,14 @@ import { toPluginMerchant } from '../merchants/index.ts';
 import type { Customer } from '../customers/index.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
 import { KINDS, isFiltered, listHref, paymentsText, priceText, readListQuery, sourceOptions, sourceText, statusBadge, statusGroups, toSearch } from './view.ts';
-import { dateIn, dateTimeIn, formErrors, pageWindow } from '../../web/view.ts';
+import { dateIn, dateTimeIn, formErrors, madeByText, pageWindow } from '../../web/view.ts';
 import { formatMoney } from '../../core/money.ts';
 import { dailyChart } from '../analytics/index.ts';
 import { linkPageSending } from '../sending/index.ts';
 import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/index.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'apiKeys' | 'clock' | 'config' | 'customers' | 'deliveries' | 'links' | 'log' | 'plugins' | 'products' | 'registries' | 'sending' | 'tags'> & Parameters<typeof linkPageSending>[0];
+type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'apiKeys' | 'clock' | 'config' | 'customers' | 'deliveries' | 'links' | 'log' | 'merchants' | 'plugins' | 'products' | 'registries' | 'sending' | 'tags'> & Parameters<typeof linkPageSending>[0];
 
 /** A form error's list of field errors (validation, a taken path, an immutable field), or null. */
 function fieldErrorList(err: unknown): FieldError[] | null {
@@ -252,6 +252,15 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     }
   });
 
+  /** "Ada (agent)", "API key “shop”" or "—": who made the link. */
+  const createdByText = async (link: Link) => {
+    const [users, keys] = await Promise.all([
+      link.createdByUserKey === null ? new Map() : rt.merchants.userRefsByKeys([link.createdByUserKey]),
+      link.apiKeyKey === null ? new Map() : rt.apiKeys.refsByKeys([link.apiKeyKey]),
+    ]);
+    return madeByText(link.createdByUserKey === null ? null : users.get(link.createdByUserKey), link.apiKeyKey === null ? null : keys.get(link.apiKeyKey));
+  };
+
   // ---- One link ---------------------------------------------------------------------------------
 
   /** A tab's page of the link's activity, as rows (Reminders has none until links are sent to customers). */
@@ -281,11 +290,12 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const query = readActivityQuery(req.query as Record<string, unknown>);
     const live = wantsFragment(req) && req.get('HX-Trigger') === LIVE_TRIGGER_ID;
     const panelOnly = !live && wantsFragment(req) && req.get('HX-Target') === ACTIVITY_ID;
-    const [activity, days, sending] = await Promise.all([
+    const [activity, days, sending, createdBy] = await Promise.all([
       live && query.page > 1 ? null : activityOf(link, query, activityRows(rt.clock.now(), merchant.timezone)),
       panelOnly ? null : rt.analytics.daily(link, merchant.timezone),
       // Any other htmx request (a target this page does not know) gets the whole page's content.
       sendingParts.forLinkPage(req, merchant, link, !live && !panelOnly),
+      live || panelOnly ? null : createdByText(link),
     ]);
     const data = {
       title: link.name,
@@ -296,6 +306,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       chart: days && dailyChart(days, link.currency),
       activity: activity && activityPanel(link.id, query.tab, activity),
       sending,
+      createdBy,
       h: helpers(merchant),
     };
     res.vary('HX-Target').vary('HX-Trigger');

@@ -316,6 +316,8 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
         qr: { png: `/app/requests/${r.id}/qr.png`, svg: `/app/requests/${r.id}/qr.svg` },
         metadata: Object.entries(r.metadata),
         trail: trail.get(r.id)!,
+        // "on the dashboard by Ada (agent)": the trail's own words for who made it.
+        createdBy: (trail.get(r.id)!.trail.find((t) => t.type === 'created')?.text ?? '').replace(/^Created /, ''),
         h: helpers(merchant),
       },
       status,

@@ -1,5 +1,5 @@
 import express from 'express';
-import { ownScope } from '../../core/access.ts';
+import { can, ownScope } from '../../core/access.ts';
 import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, NotFoundError } from '../../core/errors.ts';
@@ -10,12 +10,12 @@ import { dateTimeIn, dayKeyIn } from '../../core/time.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Link } from '../links/index.ts';
 import type { PaymentView } from '../checkout/index.ts';
-import { pageWindow, paymentStatusBadge } from '../../web/view.ts';
+import { madeByText, pageWindow, paymentStatusBadge } from '../../web/view.ts';
 import { REFUNDABLE, formatPaymentMethod, type Refund } from '../checkout/index.ts';
 import { attributionOf, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'analytics' | 'clock' | 'config' | 'links' | 'payments' | 'refunds' | 'registries'>;
+type Deps = Pick<AppDeps, 'analytics' | 'apiKeys' | 'clock' | 'config' | 'links' | 'merchants' | 'payments' | 'refunds' | 'registries'>;
 
 const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded'];
 const VIEW_COLUMNS = ['id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
@@ -104,6 +104,10 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
     const payment = await payments.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
     const list = await refunds.list(payment.key);
     const left = leftOf(payment, list);
+    const [users, keys] = await Promise.all([
+      rt.merchants.userRefsByKeys(list.flatMap((r) => (r.createdByUserKey === null ? [] : [r.createdByUserKey]))),
+      rt.apiKeys.refsByKeys(list.flatMap((r) => (r.apiKeyKey === null ? [] : [r.apiKeyKey]))),
+    ]);
     const h = helpers(merchant);
     await render(
       req,
@@ -117,9 +121,15 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
         attribution: attributionOf(payment, `${rt.config.baseUrl}/${merchant.handle}`),
         merchantUrl: `${rt.config.baseUrl}/${merchant.handle}`,
         h,
-        refunds: list.map((r) => ({ ...r, money: formatMoney(r.amount, r.currency), when: h.dateTime(r.createdAt), badge: refundBadge(r) })),
+        refunds: list.map((r) => ({
+          ...r,
+          money: formatMoney(r.amount, r.currency),
+          when: h.dateTime(r.createdAt),
+          badge: refundBadge(r),
+          by: madeByText(r.createdByUserKey === null ? null : users.get(r.createdByUserKey), r.apiKeyKey === null ? null : keys.get(r.apiKeyKey)),
+        })),
         refund: {
-          possible: REFUNDABLE.includes(payment.status) && left > 0,
+          possible: REFUNDABLE.includes(payment.status) && left > 0 && can(merchant.actor?.role ?? 'owner', 'refund.create'),
           left: formatMoney(left, payment.currency),
           leftDecimal: toDecimalString(left, payment.currency),
           net: formatMoney(payment.amount - payment.amountRefunded, payment.currency),
