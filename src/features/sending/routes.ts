@@ -234,6 +234,11 @@ export function sendingRoutes(rt: Deps, render: Renderer): express.Router {
   router.post('/deliveries/:id/resend', async (req, res) => {
     const merchant = merchantOf(res);
     const d = await deliveries.get(merchant.key, String(req.params.id));
+    // Someone who sees only their own records resends only the messages of their own links.
+    if (ownScope(merchant.actor)) {
+      if (d.linkId === null) throw new NotFoundError('No such message.');
+      await links.get(merchant, d.linkId);
+    }
     const to = deliveries.channels.get(d.channel)?.addressKind === 'phone' ? formatPhone(d.to) : d.to;
     const who = d.customerName ? `${d.customerName} (${to})` : to;
     let notice: Notice;
