@@ -363,8 +363,11 @@ forEachTarget('team members with roles', (target) => {
       const body = (name: string, amount: number) => ({ amount, currency: 'EUR', description: name, customer: { name, email: unique(name.toLowerCase()) } });
       const mine = await shop('post', '/payment_requests', body('Sam', 5000));
       expect(mine.status, mine.text).to.equal(201);
-      const theirs = await till('post', '/payment_requests', body('Tia', 30000));
+      const theirs = await till('post', '/payment_requests', { ...body('Tia', 30000), channels: ['email'] });
       expect(theirs.status).to.equal(201);
+      // Another key's message cannot be resent by an agent key (404, as its link is); its own key can.
+      const delivery = JSON.parse(theirs.text).deliveries[0].id;
+      expect((await shop('post', `/deliveries/${delivery}/resend`)).status).to.equal(404);
       const over = await shop('post', '/payment_requests', body('Sam', 10001));
       const problem = expectProblem(over, 403, 'amount_over_cap');
       expect((problem as unknown as { title: string }).title).to.include('€100.00');
