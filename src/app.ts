@@ -13,7 +13,7 @@ import { createRenderer, errorHandler, notFound } from './core/http.ts';
 import { createAssets } from './core/assets.ts';
 import { ServiceUnavailableError } from './core/errors.ts';
 import { configurePassport } from './features/accounts/index.ts';
-import { accountRoutes, accountSettingsRoutes } from './features/accounts/index.ts';
+import { accountRoutes, accountSettingsRoutes, teamRoutes } from './features/accounts/index.ts';
 import { dashboardRoutes } from './features/dashboard/index.ts';
 import { settingsRoutes } from './features/settings/index.ts';
 import { webhookRoutes } from './features/webhooks/index.ts';
@@ -195,6 +195,7 @@ export function buildApp(rt: Runtime): express.Express {
     tagsRoutes(deps, render),
     settingsRoutes(deps, render),
     accountSettingsRoutes(deps, render),
+    teamRoutes(deps, render),
     webhookRoutes(deps, render),
     templatesRoutes(deps, render),
     pluginRoutes(deps, render),

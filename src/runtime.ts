@@ -251,7 +251,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     const links = createLinkService({ db, clock, events, tags, products, merchants, customers, baseUrl: config.baseUrl, requestToken: (id) => tokens.request(id), requestPaths: (keys, q) => services.requests.pathsByLinkKeys(keys, q),
       // Late-bound: requests are built on links.
       requests: { linkKeysWhere: (merchantKey, f) => services.requests.linkKeysWhere(merchantKey, f), refsByLinkKeys: (keys) => services.requests.refsByLinkKeys(keys) } });
-    const payments = createPaymentQueries({ db, links: linkState, customers });
+    const payments = createPaymentQueries({ db, links: linkState, customers, linkKeysMadeBy: (merchantKey, only) => links.linkKeysMadeBy(merchantKey, only) });
     const viewIds = idSealer(secrets.derive('view-ids'), 'vw');
     const providers = createProviderSettingsService({ db, clock, registries, sealer: createSealer(secrets.derive('provider-secrets')), changes });
     const templates = createTemplateService({ db, clock, channels });

@@ -212,7 +212,7 @@ forEachTarget('reports: reconciliation', (target) => {
     expect(chunks.map((c) => c.length)).to.deep.equal([2, 2, 2]);
     expect(chunks.flat()).to.deep.equal(rows.map((r) => r.request_id));
     const dash = rows.find((r) => r.request_id === ids.expired)!;
-    expect(dash).to.deep.include({ status: 'expired', source: 'Dashboard', created_by: `on the dashboard by ${acct.email}`, expired: '30.00', collected: '0.00' });
+    expect(dash).to.deep.include({ status: 'expired', source: 'Dashboard', created_by: `on the dashboard by ${acct.email} (owner)`, expired: '30.00', collected: '0.00' });
   });
 
   it('keeps each request’s audit trail in order: created by which key, sent, opened, each attempt, paid, refunded', async () => {
@@ -248,7 +248,8 @@ forEachTarget('reports: reconciliation', (target) => {
     const entries = row.trail.split(' | ');
     expect(entries).to.have.length(trail.data.length);
     expect(entries[0]).to.equal('2026-03-02 00:00 Created through the API with the key “billing”');
-    expect(entries[entries.length - 1]).to.match(/^2026-03-02 00:40 Refunded €10\.00(, ref \S+)? — Part not needed$/);
+    // The refund names who asked for it (here the API key).
+    expect(entries[entries.length - 1]).to.match(/^2026-03-02 00:40 Refunded €10\.00 by API key “\S+”(, ref \S+)? — Part not needed$/);
   });
 
   it('shows a refreshed request’s successor in its trail, and the successor where it came from', async () => {

@@ -5,15 +5,15 @@
  * says nothing about either.
  */
 import express from 'express';
-import { requireMerchant } from '../features/accounts/index.ts';
+import { requireCapability, requireMerchant } from '../features/accounts/index.ts';
 import type { PluginHost } from '../core/plugins/host.ts';
 import { navItems } from './nav.ts';
 
 export function dashboardShell({ plugins }: { plugins: PluginHost }): express.Router {
   const router = express.Router();
   router.use(requireMerchant, (_req, res, next) => {
-    res.locals.nav = navItems(plugins);
+    res.locals.nav = navItems(plugins, res.locals.can);
     next();
-  });
+  }, requireCapability('dashboard'));
   return router;
 }

@@ -117,3 +117,21 @@ const PAYMENT_BADGES: Record<PaymentStatus, PaymentBadge> = {
 export function paymentStatusBadge(status: PaymentStatus): PaymentBadge {
   return PAYMENT_BADGES[status] ?? { label: status, tone: 'grey' };
 }
+
+/** A team member as lists of who-made-what name them. */
+export interface MemberRef {
+  name: string | null;
+  email: string;
+  role: string;
+  removed?: boolean;
+}
+
+/**
+ * Who made something, as people read it: "Ada Lovelace (agent)", "API key “shop”", or "—" when
+ * nobody was recorded (an import, a payer, or before members were recorded).
+ */
+export function madeByText(user: MemberRef | null | undefined, key: { name: string } | null | undefined): string {
+  if (user) return `${user.name || user.email} (${user.role}${user.removed ? ', no longer on the team' : ''})`;
+  if (key) return `API key “${key.name}”`;
+  return '—';
+}

@@ -29,6 +29,7 @@ export async function runBenchChild<T>(opts: {
   proc.stdout.on('data', (d) => (stdout += d));
   proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(-20_000)));
   const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+  if (process.env.CHILD_STDOUT) (await import('node:fs')).writeFileSync(process.env.CHILD_STDOUT, stdout);
   if (code !== 0) throw new Error(`the ${opts.name} bench exited with ${code}:\n${stderr}${stdout.slice(-4_000)}`);
   if (stderr.trim()) opts.log(`  ${opts.name} bench output (LOG_LEVEL=warn):\n    ${stderr.trim().slice(-1_500).split('\n').join('\n    ')}`);
   return JSON.parse(stdout.trim().split('\n').pop()!) as T;

@@ -39,7 +39,7 @@ export interface RequestsResult {
 }
 
 export async function measureRequests(env: Record<string, string>, creates: number, forged: number, label: string, log: (line: string) => void): Promise<RequestsResult> {
-  return runBenchChild<RequestsResult>({ name: 'requests', label, env, childVar: 'BENCH_REQUESTS_CHILD', payload: { creates, forged, label }, log });
+  return runBenchChild<RequestsResult>({ name: 'requests', label, env, childVar: 'BENCH_REQUESTS_CHILD', payload: { creates, forged, label }, log, nodeArgs: process.env.RQ_ARGS ? process.env.RQ_ARGS.split(' ') : [] });
 }
 
 export function reportRequests(r: RequestsResult, check: (name: string, value: string, target: string, ok: boolean) => string): string[] {
@@ -67,7 +67,7 @@ async function child(spec: { creates: number; forged: number; label: string }): 
   // The API limit (300 a minute per key) is not what is measured here.
   const rt = await createRuntime(loadConfig(process.env), { recordViews: false, apiLimit: { points: 1_000_000, durationSec: 60 } });
   // Jobs run in this process, as in `npm start`: the emails leave from here.
-  rt.startBackground();
+  if (!process.env.NO_BG) rt.startBackground();
   const server = http.createServer(buildApp(rt));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -96,6 +96,7 @@ async function child(spec: { creates: number; forged: number; label: string }): 
         if (status !== 201) failed++;
       }
     }
+    if (process.env.DUMP) (await import('node:fs')).writeFileSync(process.env.DUMP, JSON.stringify(times));
     times.sort((a, b) => a - b);
     const pct = (p: number) => times[Math.min(times.length - 1, Math.floor(times.length * p))] ?? 0;
 
@@ -122,6 +123,7 @@ async function child(spec: { creates: number; forged: number; label: string }): 
       }
       return performance.now();
     };
+    if (process.env.NO_BG) { process.stdout.write(JSON.stringify({p50Ms: pct(0.5), p99Ms: pct(0.99)})+'\n'); return; }
     await arrived(warm + spec.creates, 120_000);
     const mails: number[] = [];
     for (let i = 0; i < MAILS; i++) {

@@ -6,6 +6,7 @@ import { flash, type Renderer } from '../../core/http.ts';
 import { AppError, RateLimitedError, ValidationError } from '../../core/errors.ts';
 import { safeNext } from './middleware.ts';
 import { TokenError } from './service.ts';
+import { ROLE_HELP, ROLE_LABELS } from '../../core/access.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'config' | 'loginLimiter' | 'resetLimiter' | 'merchants' | 'accounts'>;
@@ -172,6 +173,57 @@ export function accountRoutes(rt: Deps, passport: Passport, render: Renderer): e
       if (err instanceof TokenError) return invalidLink(req, res, err);
       if (!(err instanceof ValidationError)) throw err;
       await render(req, res, 'accounts/reset', { title: 'Choose a new password', token: req.params.token, errors: err.byField() }, 422);
+    }
+  });
+
+  // Joining a merchant's team from an invitation (Settings → Team): the token is in the address.
+  const joinInvalid = (req: express.Request, res: express.Response, err: TokenError) =>
+    render(req, res, 'accounts/join_invalid', { title: 'This invitation cannot be used', message: err.userMessage, problem: err.problem }, 410);
+  const joinPage = async (req: express.Request, res: express.Response, extra: { values?: { name: string }; errors?: Record<string, string> } = {}, status = 200) => {
+    const invite = await rt.accounts.teamInvitation(req.params.token);
+    await render(
+      req,
+      res,
+      'accounts/join',
+      {
+        title: `Join ${invite.merchant.name}`,
+        token: req.params.token,
+        email: invite.email,
+        merchantName: invite.merchant.name,
+        roleLabel: ROLE_LABELS[invite.role] ?? invite.role,
+        roleHelp: ROLE_HELP[invite.role] ?? '',
+        values: extra.values ?? { name: '' },
+        errors: extra.errors ?? {},
+      },
+      status,
+    );
+  };
+
+  router.get('/signup/join/:token', async (req, res) => {
+    res.set({ 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' });
+    try {
+      await joinPage(req, res);
+    } catch (err) {
+      if (!(err instanceof TokenError)) throw err;
+      await joinInvalid(req, res, err);
+    }
+  });
+
+  router.post('/signup/join/:token', async (req, res) => {
+    res.set({ 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' });
+    const name = typeof req.body.name === 'string' ? req.body.name.slice(0, 200) : '';
+    try {
+      const { user, merchant } = await rt.accounts.joinTeam(req.params.token, req.body);
+      // Whoever was signed in here before, this browser now belongs to the new member (a fresh session).
+      if (req.user) await new Promise<void>((resolve, reject) => req.logout((e) => (e ? reject(e) : resolve())));
+      await logIn(req, { user, merchant });
+      await merchants.recordLogin(user);
+      flash(req, 'success', `Welcome to ${merchant.name}, ${user.name ?? user.email}!`);
+      res.redirect(303, '/app');
+    } catch (err) {
+      if (err instanceof TokenError) return joinInvalid(req, res, err);
+      if (!(err instanceof ValidationError)) throw err;
+      await joinPage(req, res, { values: { name }, errors: err.byField() }, 422);
     }
   });
 

@@ -9,17 +9,30 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { Db, Queryable, Trx } from '../../core/db.ts';
 import { inTransaction, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
-import { AppError, ValidationError } from '../../core/errors.ts';
+import { AppError, NotFoundError, ValidationError, type FieldError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { hashPassword, verifyPassword } from '../../core/passwords.ts';
 import { z } from 'zod';
-import { emailSchema, passwordSchema, type MerchantService, type User } from '../merchants/index.ts';
+import { emailSchema, memberName, parseCap, parseRole, passwordSchema, type Merchant, type MerchantService, type User } from '../merchants/index.ts';
+import { can, forbidden, type Role } from '../../core/access.ts';
 import type { MerchantNotice } from '../deliveries/index.ts';
 
 export const RESET_TTL_MS = 30 * 60_000;
 export const INVITE_TTL_MS = 7 * 86_400_000;
 
-type Purpose = 'password_reset' | 'signup_invite';
+type Purpose = 'password_reset' | 'signup_invite' | 'team_invite';
+
+/** A team invitation not yet accepted nor revoked (Settings → Team lists them). */
+export interface PendingInvite {
+  key: number;
+  email: string;
+  role: Role;
+  amountCap: number | null;
+  invitedBy: number | null;
+  createdAt: Date;
+  expiresAt: Date;
+  expired: boolean;
+}
 
 /** Why a token does not open its page. */
 export type TokenProblem = 'invalid' | 'expired' | 'used';
@@ -36,34 +49,51 @@ export interface AccountServiceDeps {
   /** A key derived for account tokens (secrets.derive('account-tokens')). */
   key: Buffer;
   baseUrl: string;
-  merchants: Pick<MerchantService, 'getUserByEmail' | 'getUser' | 'getByKey' | 'setPasswordHash' | 'changeEmail' | 'hasAccounts' | 'signUp'>;
+  merchants: Pick<MerchantService, 'getUserByEmail' | 'getUser' | 'getByKey' | 'setPasswordHash' | 'changeEmail' | 'hasAccounts' | 'signUp' | 'join'>;
   /** Emails the merchant's user (deliveries' notifyMerchant), from the caller's transaction. */
   notifyMerchant: (trx: Trx, notice: MerchantNotice) => Promise<void>;
 }
 
 const newPasswordSchema = z.object({ password: passwordSchema });
 
+/** What a team invitation carries besides its email. */
+interface TeamInviteFields {
+  merchantKey: number;
+  role: Role;
+  amountCap: number | null;
+  invitedBy: number;
+}
+
 export function createAccountService(deps: AccountServiceDeps) {
   const { db, clock, merchants } = deps;
   const hashOf = (purpose: Purpose, token: string) => createHmac('sha256', deps.key).update(`${purpose}:${token}`).digest('hex');
 
-  async function issue(q: Queryable, purpose: Purpose, email: string, userKey: number | null, ttlMs: number): Promise<{ token: string; key: number; expiresAt: Date }> {
+  async function issue(q: Queryable, purpose: Purpose, email: string, userKey: number | null, ttlMs: number, team?: TeamInviteFields): Promise<{ token: string; key: number; expiresAt: Date }> {
     const token = randomBytes(32).toString('base64url');
     const now = clock.now();
     const expiresAt = new Date(now.getTime() + ttlMs);
-    const [key] = await q('account_tokens').insert({ purpose, token_hash: hashOf(purpose, token), email, user_id: userKey, expires_at: expiresAt, used_at: null, created_at: now });
+    const [key] = await q('account_tokens').insert({
+      purpose,
+      token_hash: hashOf(purpose, token),
+      email,
+      user_id: userKey,
+      ...(team ? { merchant_id: team.merchantKey, role: team.role, amount_cap: team.amountCap, invited_by_user_id: team.invitedBy } : {}),
+      expires_at: expiresAt,
+      used_at: null,
+      created_at: now,
+    });
     return { token, key: Number(key), expiresAt };
   }
 
   /** The token's row when it can still be used; else a TokenError saying why. */
-  async function find(purpose: Purpose, token: unknown, q: Queryable = db): Promise<{ key: number; email: string; userKey: number | null; expiresAt: Date }> {
+  async function find(purpose: Purpose, token: unknown, q: Queryable = db): Promise<{ key: number; email: string; userKey: number | null; expiresAt: Date; row: Record<string, any> }> {
     const what = purpose === 'password_reset' ? 'password reset link' : 'invitation';
     if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) throw new TokenError('invalid', `This ${what} is not valid. Check that you opened the whole link from the email.`);
     const r = await q('account_tokens').where({ purpose, token_hash: hashOf(purpose, token) }).first();
     if (!r) throw new TokenError('invalid', `This ${what} is not valid. Check that you opened the whole link from the email.`);
     if (toDateOrNull(r.used_at)) throw new TokenError('used', `This ${what} has already been used.`);
     if (toDate(r.expires_at).getTime() <= clock.now().getTime()) throw new TokenError('expired', `This ${what} has expired.`);
-    return { key: Number(r.id), email: String(r.email), userKey: r.user_id === null ? null : Number(r.user_id), expiresAt: toDate(r.expires_at) };
+    return { key: Number(r.id), email: String(r.email), userKey: r.user_id === null ? null : Number(r.user_id), expiresAt: toDate(r.expires_at), row: r };
   }
 
   /** Spends the token in `q`: true for exactly one caller, however many race. */
@@ -79,7 +109,124 @@ export function createAccountService(deps: AccountServiceDeps) {
     if (!ok) throw new ValidationError([{ field: 'current_password', code: 'wrong_password', message: typeof current === 'string' && current ? 'That is not your current password.' : 'Enter your current password.' }]);
   }
 
+  const pendingFrom = (r: any): PendingInvite => ({
+    key: Number(r.id),
+    email: String(r.email),
+    role: r.role as Role,
+    amountCap: r.amount_cap === null || r.amount_cap === undefined ? null : Number(r.amount_cap),
+    invitedBy: r.invited_by_user_id === null || r.invited_by_user_id === undefined ? null : Number(r.invited_by_user_id),
+    createdAt: toDate(r.created_at),
+    expiresAt: toDate(r.expires_at),
+    expired: toDate(r.expires_at).getTime() <= clock.now().getTime(),
+  });
+  const pendingQuery = (merchantKey: number) => db('account_tokens').where({ purpose: 'team_invite', merchant_id: merchantKey }).whereNull('used_at');
+  /** Sends the invitation email (from the caller's transaction: it goes once the invitation is stored). */
+  const mailInvite = (trx: Trx, merchant: Merchant, by: User, invite: { key: number; email: string; role: Role; token: string }) =>
+    deps.notifyMerchant(trx, {
+      merchantKey: merchant.key,
+      key: `team-invite:${invite.key}`,
+      to: invite.email,
+      subject: `${memberName(by)} invited you to ${merchant.name} on Paylink`,
+      text:
+        `${memberName(by)} invited you to join ${merchant.name} on Paylink as ${invite.role === 'admin' || invite.role === 'agent' || invite.role === 'owner' ? 'an' : 'a'} ${invite.role}.\n\n` +
+        `Accept here and choose your name and password (the link works once, for 7 days):\n${deps.baseUrl}/signup/join/${invite.token}\n\n` +
+        `If you did not expect this, ignore this email: nothing happens without you.`,
+    });
+
   return {
+    /**
+     * Invites `email` to the merchant's team as `role` (an agent with an optional cap). 422 by field
+     * for a bad email, role or cap, or an address that has an account already; 403 when someone who
+     * is not an owner invites an owner. An earlier pending invitation of the same address is replaced.
+     */
+    async inviteMember(merchant: Merchant, by: User, raw: Record<string, unknown>): Promise<PendingInvite & { url: string }> {
+      const errors: FieldError[] = [];
+      let email = '';
+      let role = 'agent' as Role;
+      let cap: number | null = null;
+      const attempt = (f: () => void) => {
+        try {
+          f();
+        } catch (err) {
+          if (!(err instanceof ValidationError)) throw err;
+          errors.push(...err.errors);
+        }
+      };
+      attempt(() => void (email = parseBody(z.object({ email: emailSchema }), { email: raw.email }).email));
+      attempt(() => void (role = parseRole(raw.role)));
+      attempt(() => void (cap = parseCap(raw.amount_cap, merchant.currency)));
+      if (!errors.length) {
+        const existing = await merchants.getUserByEmail(email);
+        if (existing) errors.push({ field: 'email', code: 'email_taken', message: existing.merchantKey === merchant.key ? 'This person is already on your team.' : 'This address already has a Paylink account. Invite another address of theirs.' });
+      }
+      if (errors.length) throw new ValidationError(errors);
+      if (role === 'owner' && !can(by.role, 'owners.manage')) throw forbidden('owners.manage');
+      const invite = await inTransaction(db, async (trx) => {
+        // One pending invitation per address: a new one replaces the old.
+        await trx('account_tokens').where({ purpose: 'team_invite', merchant_id: merchant.key, email }).whereNull('used_at').update({ used_at: clock.now() });
+        const issued = await issue(trx, 'team_invite', email, null, INVITE_TTL_MS, { merchantKey: merchant.key, role, amountCap: role === 'agent' ? cap : null, invitedBy: by.key });
+        await mailInvite(trx, merchant, by, { key: issued.key, email, role, token: issued.token });
+        return issued;
+      });
+      const row = await db('account_tokens').where({ id: invite.key }).first();
+      return { ...pendingFrom(row), url: `${deps.baseUrl}/signup/join/${invite.token}` };
+    },
+
+    /** The merchant's invitations not yet accepted or revoked (expired ones too, to resend), newest first. */
+    async pendingInvites(merchantKey: number): Promise<PendingInvite[]> {
+      return (await pendingQuery(merchantKey).orderBy('id', 'desc')).map(pendingFrom);
+    },
+
+    /** A fresh link (7 days again) for a pending invitation, by email; the old link stops working. */
+    async resendInvite(merchant: Merchant, by: User, inviteKey: number): Promise<PendingInvite & { url: string }> {
+      const row = await pendingQuery(merchant.key).andWhere({ id: inviteKey }).first();
+      if (!row) throw new NotFoundError('This invitation was accepted or revoked already.');
+      const old = pendingFrom(row);
+      if (old.role === 'owner' && !can(by.role, 'owners.manage')) throw forbidden('owners.manage');
+      const issued = await inTransaction(db, async (trx) => {
+        if (!(await spend(trx, old.key)) && !old.expired) throw new NotFoundError('This invitation was accepted or revoked already.');
+        await trx('account_tokens').where({ id: old.key }).whereNull('used_at').update({ used_at: clock.now() });
+        const next = await issue(trx, 'team_invite', old.email, null, INVITE_TTL_MS, { merchantKey: merchant.key, role: old.role, amountCap: old.amountCap, invitedBy: by.key });
+        await mailInvite(trx, merchant, by, { key: next.key, email: old.email, role: old.role, token: next.token });
+        return next;
+      });
+      return { ...pendingFrom(await db('account_tokens').where({ id: issued.key }).first()), url: `${deps.baseUrl}/signup/join/${issued.token}` };
+    },
+
+    /** Withdraws a pending invitation: its link stops working. */
+    async revokeInvite(merchant: Merchant, by: User, inviteKey: number): Promise<PendingInvite> {
+      const row = await pendingQuery(merchant.key).andWhere({ id: inviteKey }).first();
+      if (!row) throw new NotFoundError('This invitation was accepted or revoked already.');
+      const invite = pendingFrom(row);
+      if (invite.role === 'owner' && !can(by.role, 'owners.manage')) throw forbidden('owners.manage');
+      await db('account_tokens').where({ id: invite.key }).whereNull('used_at').update({ used_at: clock.now() });
+      return invite;
+    },
+
+    /** What a team invitation offers (the join page): the merchant, the role, the email; a TokenError when it cannot be used. */
+    async teamInvitation(token: unknown): Promise<{ email: string; role: Role; merchant: Merchant }> {
+      const found = await find('team_invite', token);
+      const merchant = found.row.merchant_id ? await merchants.getByKey(Number(found.row.merchant_id)) : null;
+      if (!merchant) throw new TokenError('invalid', 'This invitation is no longer valid.');
+      return { email: found.email, role: found.row.role as Role, merchant };
+    },
+
+    /**
+     * Accepts a team invitation: a new member of the inviting merchant, with the invited email, role
+     * and cap and the name and password chosen here. The invitation is spent in the same transaction
+     * (a failed join keeps it; two racing joins make one member).
+     */
+    async joinTeam(token: unknown, raw: unknown): Promise<{ user: User; merchant: Merchant }> {
+      const found = await find('team_invite', token);
+      const merchant = found.row.merchant_id ? await merchants.getByKey(Number(found.row.merchant_id)) : null;
+      if (!merchant) throw new TokenError('invalid', 'This invitation is no longer valid.');
+      const invite = pendingFrom(found.row);
+      const user = await merchants.join(merchant, { email: invite.email, role: invite.role, amountCap: invite.amountCap }, raw, async (trx) => {
+        if (!(await spend(trx, found.key))) throw new TokenError('used', 'This invitation has already been used.');
+      });
+      return { user, merchant };
+    },
+
     /** An invitation to sign up with `email`, valid 7 days (the CLI's `invite`). */
     async createInvitation(rawEmail: unknown): Promise<{ email: string; url: string; expiresAt: Date }> {
       const { email } = parseBody(z.object({ email: emailSchema }), { email: rawEmail });

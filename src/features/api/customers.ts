@@ -9,7 +9,7 @@ type Deps = Pick<AppDeps, 'config' | 'customers' | 'links' | 'sending'>;
 
 export function apiCustomerRoutes(rt: Deps): express.Router {
   const { customers, sending, links } = rt;
-  const router = crudRoutes({ path: 'customers', object: 'customer', service: customers, list: (key, q) => customers.list(key, q), toJson: customerJson });
+  const router = crudRoutes({ path: 'customers', object: 'customer', service: customers, list: (key, q, only) => customers.list(key, q, only), toJson: customerJson });
 
   /**
    * Text-to-Pay: a one-off, single-use payment request for `amount` (minor units), texted to the

@@ -1,7 +1,8 @@
 // JSON API: /links (shared/API.md "Link").
 import express from 'express';
 import type { AppDeps } from '../../web/deps.ts';
-import { AppError } from '../../core/errors.ts';
+import { AppError, NotFoundError } from '../../core/errors.ts';
+import { ownScope } from '../../core/access.ts';
 import type { CreatedBy, Link } from '../links/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { viewJson, type ActivityItem } from '../analytics/index.ts';
@@ -137,6 +138,12 @@ export function apiLinkRoutes(rt: Deps): express.Router {
 
   router.post('/deliveries/:id/resend', async (req, res) => {
     const merchant = merchantOf(res);
+    // An agent key resends only the messages of its own links (another's is a 404, as its link is).
+    if (ownScope(merchant.actor)) {
+      const d = await deliveries.get(merchant.key, req.params.id);
+      if (d.linkId === null) throw new NotFoundError('No such delivery.');
+      await links.get(merchant, d.linkId);
+    }
     const id = await deliveries.resend(merchant.key, req.params.id);
     res.status(201).json(deliveryJson(await deliveries.get(merchant.key, id)));
   });

@@ -5,6 +5,7 @@ import { paymentJson, type PaymentView } from '../checkout/index.ts';
 import { refundJson, type Refund } from '../checkout/index.ts';
 import { IDEMPOTENCY_HEADER } from '../../core/idempotency.ts';
 import { NotFoundError } from '../../core/errors.ts';
+import { ownScope } from '../../core/access.ts';
 import { created, listJson, merchantOf } from './common.ts';
 
 /** What this file uses of the app. */
@@ -25,22 +26,22 @@ export function apiPaymentRoutes(rt: Deps): express.Router {
 
   router.get('/payments', async (req, res) => {
     res.json(
-      await listJson(await payments.list(merchantOf(res).key, req.query), (items) => paymentsWithRefunds(refunds, items)),
+      await listJson(await payments.list(merchantOf(res).key, req.query, { only: ownScope(merchantOf(res).actor) }), (items) => paymentsWithRefunds(refunds, items)),
     );
   });
 
   router.get('/payments/:id', async (req, res) => {
-    const payment = await payments.get(merchantOf(res).key, req.params.id);
+    const payment = await payments.get(merchantOf(res).key, req.params.id, ownScope(merchantOf(res).actor));
     res.json(withRefunds(payment, await refunds.list(payment.key)));
   });
 
   router.get('/payments/:id/refunds', async (req, res) => {
-    const payment = await payments.get(merchantOf(res).key, req.params.id);
+    const payment = await payments.get(merchantOf(res).key, req.params.id, ownScope(merchantOf(res).actor));
     res.json({ data: (await refunds.list(payment.key)).map((r) => refundJson(r, payment.id)), has_more: false });
   });
 
   router.get('/payments/:id/refunds/:refundId', async (req, res) => {
-    const payment = await payments.get(merchantOf(res).key, req.params.id);
+    const payment = await payments.get(merchantOf(res).key, req.params.id, ownScope(merchantOf(res).actor));
     const refund = (await refunds.list(payment.key)).find((r) => r.id === req.params.refundId);
     if (!refund) throw new NotFoundError('No such refund.');
     res.json(refundJson(refund, payment.id));

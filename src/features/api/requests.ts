@@ -3,6 +3,7 @@ import express from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import { trailJson } from '../reports/index.ts';
 import { created, listJson, merchantOf } from './common.ts';
+import { ownScope } from '../../core/access.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'requests' | 'reports'>;
@@ -18,10 +19,10 @@ export function apiRequestRoutes(rt: Deps): express.Router {
   });
   router.get('/payment_requests', async (req, res) => {
     const merchant = merchantOf(res);
-    res.json(await listJson(await requests.list(merchant.key, req.query), (rows) => requests.jsonMany(rows)));
+    res.json(await listJson(await requests.list(merchant.key, req.query, ownScope(merchant.actor)), (rows) => requests.jsonMany(rows)));
   });
   router.get('/payment_requests/:id', async (req, res) => {
-    res.json(await requests.json(await requests.get(merchantOf(res).key, req.params.id)));
+    res.json(await requests.json(await requests.get(merchantOf(res).key, req.params.id, ownScope(merchantOf(res).actor))));
   });
   router.post('/payment_requests/:id/cancel', async (req, res) => {
     res.json(await requests.json(await requests.cancel(merchantOf(res), req.params.id)));
@@ -35,7 +36,7 @@ export function apiRequestRoutes(rt: Deps): express.Router {
    */
   router.get('/payment_requests/:id/events', async (req, res) => {
     const merchant = merchantOf(res);
-    const r = await requests.get(merchant.key, req.params.id);
+    const r = await requests.get(merchant.key, req.params.id, ownScope(merchant.actor));
     const { trail, moreViews } = (await rt.reports.trails(merchant, [r])).get(r.id)!;
     res.json({ data: trail.map(trailJson), has_more: moreViews });
   });

@@ -17,6 +17,8 @@ import { apiRequestRoutes } from './requests.ts';
 import { apiReportRoutes } from './reports.ts';
 import { apiWebhookRoutes } from '../webhooks/index.ts';
 import { merchantOf } from './common.ts';
+import { requireCapability } from '../accounts/index.ts';
+import type { Actor } from '../../core/access.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'apiKeys' | 'apiLimiter' | 'clock' | 'db' | 'log' | 'merchants'> &
@@ -37,6 +39,8 @@ declare global {
       apiMerchant?: Merchant;
       /** The calling API key's internal key (what a payment request records as its creator). */
       apiKeyKey?: number;
+      /** Who is acting: the signed-in member (dashboard) or the API key. */
+      actor?: Actor;
     }
   }
 }
@@ -78,10 +82,15 @@ export function apiRoutes(rt: Deps, opts: ApiRoutesOptions = {}): express.Router
     const merchant = await rt.merchants.getByKey(auth.merchantKey);
     if (!merchant) throw invalidKey();
     await consumeOrThrow(rt.apiLimiter, auth.apiKeyId, 'Too many requests with this API key. Slow down and retry after the time in Retry-After.');
-    res.locals.apiMerchant = merchant;
+    // The key acts with its role: what it may call (below) and what it sees (its own records, for an agent key).
+    const actor: Actor = { role: auth.role, userKey: null, apiKeyKey: auth.apiKeyKey, amountCap: auth.role === 'agent' ? auth.amountCap : null };
+    res.locals.apiMerchant = { ...merchant, actor };
     res.locals.apiKeyKey = auth.apiKeyKey;
+    res.locals.actor = actor;
     next();
   });
+  // The one permission gate of the API: 403 problem+json `forbidden` when the key's role lacks what the route needs.
+  router.use(requireCapability('api'));
 
   // JSON in: a body of another type is refused rather than silently ignored.
   router.use((req, _res, next) => {

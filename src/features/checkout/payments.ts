@@ -4,6 +4,7 @@
  * Writes stay in service.ts; this file only reads.
  */
 import { z } from 'zod';
+import type { OwnScope } from '../../core/access.ts';
 import type { Knex } from 'knex';
 import { toDate, type Db } from '../../core/db.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
@@ -41,6 +42,8 @@ export interface PaymentFilters {
   /** Created at or after / before (UTC instants, already converted from the merchant's dates). */
   createdFrom?: Date | null;
   createdBefore?: Date | null;
+  /** Only the payments of links these made (an agent's); absent: all. */
+  only?: OwnScope | null;
 }
 
 export const paymentSearchSchema = z.object({
@@ -53,6 +56,8 @@ export interface PaymentQueryDeps {
   db: Db;
   links: Pick<LinkState, 'refsByKeys' | 'keyOf'>;
   customers: Pick<CustomerService, 'summariesByKeys'>;
+  /** The merchant's links `only` made, as a subquery of keys (the links feature's linkKeysMadeBy). */
+  linkKeysMadeBy: (merchantKey: number, only: OwnScope) => Knex.QueryBuilder;
 }
 
 /** The API representation (shared/API.md: id, link_id, customer, amount, currency, status, provider, created_at, paid_at). */
@@ -75,9 +80,11 @@ export function paymentJson(p: PaymentView) {
   };
 }
 
-export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps) {
-  const base = (merchantKey: number) =>
-    db('payments as p')
+export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: PaymentQueryDeps) {
+  /** An actor who sees only their own records sees the payments of their own links. */
+  const ownOnly = (q: Knex.QueryBuilder, merchantKey: number, only: OwnScope | null | undefined) => (only ? q.whereIn('p.link_id', linkKeysMadeBy(merchantKey, only)) : q);
+  const base = (merchantKey: number, only?: OwnScope | null) =>
+    ownOnly(db('payments as p'), merchantKey, only)
       .leftJoin('checkout_sessions as s', 's.id', 'p.checkout_session_id')
       .where('p.merchant_id', merchantKey)
       .select(
@@ -117,7 +124,7 @@ export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps)
     if (f.createdBefore) q.andWhere('p.created_at', '<', f.createdBefore);
     return q;
   };
-  const filtered = (merchantKey: number, f: PaymentFilters) => narrowed(db('payments as p').where('p.merchant_id', merchantKey), f);
+  const filtered = (merchantKey: number, f: PaymentFilters) => narrowed(ownOnly(db('payments as p').where('p.merchant_id', merchantKey), merchantKey, f.only), f);
   const newestFirst = (q: Knex.QueryBuilder) => q.orderBy('p.created_at', 'desc').orderBy('p.id', 'desc');
 
   return {
@@ -145,7 +152,7 @@ export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps)
     async *each(merchantKey: number, f: PaymentFilters, chunk = 1_000): AsyncGenerator<PaymentView[]> {
       let before: number | null = null;
       for (;;) {
-        const q = narrowed(base(merchantKey), f).orderBy('p.id', 'desc').limit(chunk);
+        const q = narrowed(base(merchantKey, f.only), f).orderBy('p.id', 'desc').limit(chunk);
         if (before !== null) q.andWhere('p.id', '<', before);
         const rows = await q;
         if (!rows.length) return;
@@ -227,8 +234,8 @@ export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps)
       return rows.map((r) => ({ currency: String(r.currency), windows: since.map((_, i) => ({ amount: Number(r[`a${i}`] ?? 0), count: Number(r[`c${i}`] ?? 0) })) }));
     },
 
-    async get(merchantKey: number, id: string): Promise<PaymentView> {
-      const r = await base(merchantKey).andWhere('p.public_id', id).first();
+    async get(merchantKey: number, id: string, only: OwnScope | null = null): Promise<PaymentView> {
+      const r = await base(merchantKey, only).andWhere('p.public_id', id).first();
       if (!r) throw new NotFoundError('No such payment.');
       return (await viewsFrom([r]))[0];
     },
@@ -237,10 +244,10 @@ export function createPaymentQueries({ db, links, customers }: PaymentQueryDeps)
      * Newest first; filters `link_id` (public id) and `status`. `scope.linkKey` restricts to one
      * link (the caller has checked it is the merchant's).
      */
-    async list(merchantKey: number, rawQuery: unknown = {}, scope: { linkKey?: number } = {}): Promise<Page<PaymentView>> {
+    async list(merchantKey: number, rawQuery: unknown = {}, scope: { linkKey?: number; only?: OwnScope | null } = {}): Promise<Page<PaymentView>> {
       const page = parseBody(listQuerySchema, rawQuery);
       const f = parseBody(paymentSearchSchema, rawQuery);
-      const q = base(merchantKey);
+      const q = base(merchantKey, scope.only);
       if (scope.linkKey !== undefined) q.andWhere('p.link_id', scope.linkKey);
       if (f.link_id) q.andWhere('p.link_id', (await links.keyOf(f.link_id)) ?? 0);
       if (f.status) q.andWhere('p.status', f.status);

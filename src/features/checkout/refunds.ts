@@ -41,6 +41,9 @@ export interface Refund {
   providerRef: string | null;
   failureCode: string | null;
   failureMessage: string | null;
+  /** Who asked for it: a team member or an API key (neither: the provider, or before this was recorded). */
+  createdByUserKey: number | null;
+  apiKeyKey: number | null;
   createdAt: Date;
 }
 
@@ -55,6 +58,8 @@ export const refundFrom = (r: any): Refund => ({
   providerRef: r.provider_ref ?? null,
   failureCode: r.failure_code ?? null,
   failureMessage: r.failure_message ?? null,
+  createdByUserKey: r.created_by_user_id === null || r.created_by_user_id === undefined ? null : Number(r.created_by_user_id),
+  apiKeyKey: r.api_key_id === null || r.api_key_id === undefined ? null : Number(r.api_key_id),
   createdAt: toDate(r.created_at),
 });
 
@@ -210,7 +215,7 @@ export function createRefundService(deps: RefundDeps) {
      * Refunds `amount` (default: all that is left) of one of the merchant's payments. `idempotencyKey`
      * (a form's one-time token, or the API's Idempotency-Key) makes a repeat answer the same refund.
      */
-    async refund(merchant: Pick<Merchant, 'key'>, paymentId: string, raw: unknown, idempotencyKey: string | null = null): Promise<{ refund: Refund; payment: Payment }> {
+    async refund(merchant: Pick<Merchant, 'key' | 'actor'>, paymentId: string, raw: unknown, idempotencyKey: string | null = null): Promise<{ refund: Refund; payment: Payment }> {
       const input = parseBody(refundInputSchema, raw);
       const row = await db('payments').where({ merchant_id: merchant.key, public_id: String(paymentId).slice(0, 64) }).first();
       if (!row) throw new NotFoundError('No such payment.');
@@ -252,6 +257,8 @@ export function createRefundService(deps: RefundDeps) {
             status: 'pending',
             reason: input.reason || null,
             idempotency_key: keyHash,
+            created_by_user_id: merchant.actor?.userKey ?? null,
+            api_key_id: merchant.actor?.apiKeyKey ?? null,
             created_at: now,
             updated_at: now,
           });

@@ -1,4 +1,5 @@
 import express from 'express';
+import { overCapMessage, ownScope } from '../../core/access.ts';
 import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import type { Merchant } from '../merchants/index.ts';
@@ -100,7 +101,7 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const query = readListQuery(req.query as Record<string, unknown>);
     const [result, customerTags] = await Promise.all([
-      customers.search(merchant.key, { q: query.q || undefined, tag: query.tag || undefined, page: query.page, perPage: PER_PAGE }),
+      customers.search(merchant.key, { q: query.q || undefined, tag: query.tag || undefined, page: query.page, perPage: PER_PAGE, only: ownScope(merchant.actor) }),
       tags.list(merchant.key, 'customer'),
     ]);
     const filtered = Boolean(query.q || query.tag);
@@ -162,7 +163,7 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
   router.post('/customers', async (req, res) => {
     const body = req.body as Record<string, unknown>;
     try {
-      const customer = await customers.create(merchantOf(res).key, customerInput(body, kindIds()));
+      const customer = await customers.create(merchantOf(res).key, customerInput(body, kindIds()), { userKey: merchantOf(res).actor?.userKey ?? null });
       flash(req, 'success', `Customer “${customer.name}” added.`);
       res.redirect(303, `/app/customers/${customer.id}`);
     } catch (err) {
@@ -263,7 +264,7 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
   };
 
   router.get('/customers/:id', async (req, res) => {
-    const customer = await customers.get(merchantOf(res).key, String(req.params.id));
+    const customer = await customers.get(merchantOf(res).key, String(req.params.id), ownScope(merchantOf(res).actor));
     await showPage(req, res, customer);
   });
 
@@ -273,7 +274,7 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
    */
   router.post('/customers/:id/text-to-pay', async (req, res) => {
     const merchant = merchantOf(res);
-    const customer = await customers.get(merchant.key, String(req.params.id));
+    const customer = await customers.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
     const body = req.body as Record<string, unknown>;
     const values = { amount: text(body.amount), description: text(body.description), channel: text(body.channel) };
     let amountError: string | null = null;
@@ -295,6 +296,8 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
       else flash(req, 'success', `Payment request for ${money} sent to ${address} by ${info.label}.`);
       res.redirect(303, `/app/customers/${customer.id}`);
     } catch (err) {
+      const overCap = overCapMessage(err);
+      if (overCap) return showPage(req, res, customer, { values, errors: { amount: overCap } }, 403);
       if (!(err instanceof ValidationError)) throw err;
       const errors = err.byField();
       if (amountError) errors.amount = amountError;
@@ -303,16 +306,16 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
   });
 
   router.get('/customers/:id/edit', async (req, res) => {
-    const customer = await customers.get(merchantOf(res).key, String(req.params.id));
+    const customer = await customers.get(merchantOf(res).key, String(req.params.id), ownScope(merchantOf(res).actor));
     await formPage(req, res, { customer, values: valuesOf(customer) });
   });
 
   router.post('/customers/:id', async (req, res) => {
     const merchantKey = merchantOf(res).key;
-    const customer = await customers.get(merchantKey, String(req.params.id));
+    const customer = await customers.get(merchantKey, String(req.params.id), ownScope(merchantOf(res).actor));
     const body = req.body as Record<string, unknown>;
     try {
-      const saved = await customers.update(merchantKey, customer.id, customerInput(body, kindIds()));
+      const saved = await customers.update(merchantKey, customer.id, customerInput(body, kindIds()), ownScope(merchantOf(res).actor));
       flash(req, 'success', `Customer “${saved.name}” saved.`);
       res.redirect(303, `/app/customers/${customer.id}`);
     } catch (err) {
@@ -323,13 +326,13 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
   });
 
   router.get('/customers/:id/delete', async (req, res) => {
-    const customer = await customers.get(merchantOf(res).key, String(req.params.id));
+    const customer = await customers.get(merchantOf(res).key, String(req.params.id), ownScope(merchantOf(res).actor));
     await render(req, res, 'customers/delete', { title: `Delete ${customer.name}`, customer });
   });
 
   router.post('/customers/:id/delete', async (req, res) => {
     const merchantKey = merchantOf(res).key;
-    const customer = await customers.get(merchantKey, String(req.params.id));
+    const customer = await customers.get(merchantKey, String(req.params.id), ownScope(merchantOf(res).actor));
     await customers.remove(merchantKey, customer.id);
     flash(req, 'success', `Customer “${customer.name}” deleted. Their payments and messages stay in your reports.`);
     res.redirect(303, '/app/customers');

@@ -10,6 +10,7 @@ import type { Clock } from '../../core/clock.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError, fieldErrorsFromZod, type FieldError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
+import { whereMadeBy, type OwnScope } from '../../core/access.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { Tag, TagService } from '../tags/index.ts';
 import { tagRef } from '../tags/index.ts';
@@ -174,7 +175,16 @@ export interface DashboardCustomerSearch {
   tag?: string;
   page?: number;
   perPage?: number;
+  /** Only the customers these added (an agent's); absent: all. */
+  only?: OwnScope | null;
 }
+
+/** Who added a customer: a team member or an API key (neither: a payer, an import, or before this was recorded). */
+export interface CustomerMaker {
+  userKey?: number | null;
+  apiKeyKey?: number | null;
+}
+const makerColumns = (by: CustomerMaker | undefined) => ({ created_by_user_id: by?.userKey ?? null, api_key_id: by?.apiKeyKey ?? null });
 
 /** A customer that passed validateCustomer(customerCreateSchema): ready to be written. */
 export interface ValidCustomer {
@@ -221,6 +231,8 @@ export interface CustomerDeps {
 
 export function createCustomerService({ db, clock, tags, addressKinds = () => [] }: CustomerDeps) {
   const scoped = (q: Db | Trx, merchantKey: number) => q('customers').where({ merchant_id: merchantKey }).whereNull('deleted_at');
+  /** The merchant's live customers `only` added (all of them without `only`). */
+  const visible = (q: Db | Trx, merchantKey: number, only: OwnScope | null | undefined) => whereMadeBy(scoped(q, merchantKey), only, { user: 'customers.created_by_user_id', key: 'customers.api_key_id' });
 
   const withTags = async (rows: any[]): Promise<Customer[]> => {
     if (!rows.length) return [];
@@ -243,8 +255,8 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
   }
 
   /** Live customers of the merchant matching the filters (any of the tag names). */
-  const filtered = (merchantKey: number, f: { q?: string; email?: string; tags?: string[]; phone?: boolean }) => {
-    const q = scoped(db, merchantKey).select('customers.*');
+  const filtered = (merchantKey: number, f: { q?: string; email?: string; tags?: string[]; phone?: boolean; only?: OwnScope | null }) => {
+    const q = visible(db, merchantKey, f.only).select('customers.*');
     if (f.q) {
       const like = containsPattern(f.q);
       // A query without letters ("06 1234", "+31 6") is also looked for in the phone number.
@@ -313,8 +325,9 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
   }
 
   const service = {
-    async get(merchantKey: number, id: string): Promise<Customer> {
-      const row = await scoped(db, merchantKey).andWhere({ public_id: id }).first();
+    /** One of the merchant's live customers; one `only` did not add is a 404 too. */
+    async get(merchantKey: number, id: string, only: OwnScope | null = null): Promise<Customer> {
+      const row = await visible(db, merchantKey, only).andWhere({ public_id: id }).first();
       if (!row) throw new NotFoundError('No such customer.');
       return (await withTags([row]))[0];
     },
@@ -325,7 +338,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
     },
 
     /** A new customer; an email another live customer of the merchant has (any case) → 409 `email_taken`. */
-    async create(merchantKey: number, raw: unknown): Promise<Customer> {
+    async create(merchantKey: number, raw: unknown, by?: CustomerMaker): Promise<Customer> {
       const { input, phone, addresses } = parseCustomer(customerCreateSchema, raw, addressKinds());
       const email = input.email ? normalizeEmail(input.email) : null;
       if (email) await refuseTaken(db, merchantKey, email);
@@ -343,6 +356,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
               email_normalized: email,
               phone: phone ?? null,
               address: input.address ?? null,
+              ...makerColumns(by),
               created_at: now,
               updated_at: now,
             },
@@ -366,8 +380,8 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
      * Changes the given fields; `null` clears email, phone or address; `tags` replaces the set;
      * `addresses` changes the kinds it names (null or "" removes one).
      */
-    async update(merchantKey: number, id: string, raw: unknown): Promise<Customer> {
-      const customer = await service.get(merchantKey, id);
+    async update(merchantKey: number, id: string, raw: unknown, only: OwnScope | null = null): Promise<Customer> {
+      const customer = await service.get(merchantKey, id, only);
       const { input, phone, addresses } = parseCustomer(customerUpdateSchema, raw, addressKinds());
       const row: Record<string, unknown> = {};
       if (input.name !== undefined) row.name = input.name;
@@ -405,9 +419,9 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
     },
 
     /** Live customers of this merchant by public id (unknown ids are left out). */
-    async getMany(merchantKey: number, ids: string[]): Promise<Customer[]> {
+    async getMany(merchantKey: number, ids: string[], only: OwnScope | null = null): Promise<Customer[]> {
       if (!ids.length) return [];
-      return withTags(await scoped(db, merchantKey).whereIn('public_id', ids));
+      return withTags(await visible(db, merchantKey, only).whereIn('public_id', ids));
     },
 
     /** Every live customer carrying the customer tag with this public id. */
@@ -441,10 +455,10 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
     },
 
     /** Newest first, cursor-paginated; filters `q` (name or email contains), `email` (exact), `tag` (names, any). */
-    async list(merchantKey: number, rawQuery: unknown = {}): Promise<Page<Customer>> {
+    async list(merchantKey: number, rawQuery: unknown = {}, only: OwnScope | null = null): Promise<Page<Customer>> {
       const page = parseBody(listQuerySchema, rawQuery);
       const f = parseBody(customerSearchSchema, rawQuery);
-      const q = filtered(merchantKey, { q: f.q, email: f.email, tags: f.tag });
+      const q = filtered(merchantKey, { q: f.q, email: f.email, tags: f.tag, only });
       let afterKey: number | null = null;
       if (page.starting_after) {
         const anchor = await db('customers').where({ merchant_id: merchantKey, public_id: page.starting_after }).first('id');
@@ -461,7 +475,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
     async search(merchantKey: number, s: DashboardCustomerSearch): Promise<{ items: Customer[]; page: number; perPage: number; hasMore: boolean }> {
       const perPage = Math.min(Math.max(Math.floor(s.perPage ?? 25), 1), 100);
       const page = Math.max(1, Math.floor(s.page ?? 1));
-      const q = filtered(merchantKey, { q: s.q, tags: s.tag ? [s.tag] : [], phone: true });
+      const q = filtered(merchantKey, { q: s.q, tags: s.tag ? [s.tag] : [], phone: true, only: s.only });
       const rows = await q.orderBy('customers.id', 'desc').limit(perPage + 1).offset((page - 1) * perPage);
       return { items: await withTags(rows.slice(0, perPage)), page, perPage, hasMore: rows.length > perPage };
     },
@@ -521,7 +535,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
      * else a new one with both, in the caller's transaction: the customer a payment request names.
      * Returns the customer's key.
      */
-    async matchOrCreateContact(trx: Trx, merchantKey: number, contact: { name: string; email: string | null; phone: string | null }): Promise<number> {
+    async matchOrCreateContact(trx: Trx, merchantKey: number, contact: { name: string; email: string | null; phone: string | null }, by?: CustomerMaker): Promise<number> {
       const email = contact.email ? normalizeEmail(contact.email) || null : null;
       if (email) {
         const byEmail = await withEmail(trx, merchantKey, email);
@@ -533,7 +547,7 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
       }
       const now = clock.now();
       const name = contact.name.trim().slice(0, 120) || email || contact.phone || 'Customer';
-      return insertRow(trx, { public_id: publicId('cus'), merchant_id: merchantKey, name, email, email_normalized: email, phone: contact.phone, created_at: now, updated_at: now }, (taken) =>
+      return insertRow(trx, { public_id: publicId('cus'), merchant_id: merchantKey, name, email, email_normalized: email, phone: contact.phone, ...makerColumns(by), created_at: now, updated_at: now }, (taken) =>
         matchTaken(trx, merchantKey, taken),
       );
     },

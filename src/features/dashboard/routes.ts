@@ -5,9 +5,10 @@ import { formatMoney } from '../../core/money.ts';
 import { addDays, dayKeyIn, startOfDay } from '../../core/time.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { describeEvents, type ActivityDeps } from './activity.ts';
+import { can, ownScope } from '../../core/access.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'apiKeys' | 'clock' | 'config' | 'customers' | 'deliveries' | 'events' | 'links' | 'payments'>;
+type Deps = Pick<AppDeps, 'apiKeys' | 'clock' | 'config' | 'customers' | 'deliveries' | 'events' | 'links' | 'payments' | 'requests'>;
 
 /** Sections a later feature fills in; until then each explains what it will hold and what to do first. */
 const SECTIONS: Record<string, { title: string; lead: string; next: string }> = {};
@@ -48,7 +49,30 @@ export function dashboardRoutes(rt: Deps, render: Renderer): express.Router {
   }
 
   router.get('/', async (req, res) => {
-    const merchant = req.user!.merchant;
+    const merchant: Merchant = res.locals.merchant;
+    // A role without the account's figures (an agent) gets their own work instead: what they made lately.
+    if (!can(merchant.actor?.role ?? 'owner', 'reports.read')) {
+      const only = ownScope(merchant.actor);
+      const [recentLinks, recentRequests] = await Promise.all([
+        rt.links.search(merchant, { kind: 'smart', perPage: 5 }),
+        rt.requests.list(merchant.key, { limit: 5 }, only),
+      ]);
+      const who = await rt.customers.summariesByKeys(recentRequests.data.flatMap((r) => (r.link.customerKey === null ? [] : [r.link.customerKey])));
+      return render(req, res, 'dashboard/mine', {
+        title: 'Dashboard',
+        publicUrl: `${rt.config.baseUrl}/${merchant.handle}`,
+        cap: merchant.actor?.amountCap == null ? null : formatMoney(merchant.actor.amountCap, merchant.currency),
+        links: recentLinks.items,
+        requests: recentRequests.data.map((r) => ({
+          id: r.id,
+          title: r.reference ?? r.link.description ?? r.link.name,
+          amount: formatMoney(r.link.amount, r.link.currency),
+          status: r.status,
+          customer: r.link.customerKey === null ? null : who.get(r.link.customerKey)?.name ?? null,
+        })),
+        money: formatMoney,
+      });
+    }
     const [keys, links, events, figures] = await Promise.all([
       rt.apiKeys.list(merchant.key),
       rt.links.search(merchant, { perPage: 1 }),
@@ -82,7 +106,7 @@ export function dashboardRoutes(rt: Deps, render: Renderer): express.Router {
   }
 
   router.get('/activity', async (req, res) => {
-    const merchant = req.user!.merchant;
+    const merchant: Merchant = res.locals.merchant;
     const events = await rt.events.listForMerchant(merchant.key, 100);
     await render(req, res, 'dashboard/activity', { title: 'Activity', events: await describeEvents(names, merchant.key, events) });
   });

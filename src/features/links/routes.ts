@@ -3,6 +3,7 @@ import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, ValidationError, type FieldError } from '../../core/errors.ts';
 import { safeNext } from '../accounts/index.ts';
+import { overCapMessage, ownScope } from '../../core/access.ts';
 import { currencyOptions } from '../merchants/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { qrPaths } from '../qr/index.ts';
@@ -15,7 +16,7 @@ import { toPluginMerchant } from '../merchants/index.ts';
 import type { Customer } from '../customers/index.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
 import { KINDS, appliedFilters, isFiltered, listHref, paymentsText, priceText, readListQuery, sourceOptions, sourceText, statusBadge, statusGroups, toSearch } from './view.ts';
-import { dateIn, dateTimeIn, formErrors, one, pageWindow } from '../../web/view.ts';
+import { dateIn, dateTimeIn, formErrors, madeByText, one, pageWindow } from '../../web/view.ts';
 import { formatMoney } from '../../core/money.ts';
 import { dayPattern } from '../../core/time.ts';
 import { dailyChart } from '../analytics/index.ts';
@@ -23,7 +24,7 @@ import { linkPageSending } from '../sending/index.ts';
 import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/index.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'apiKeys' | 'clock' | 'config' | 'customers' | 'deliveries' | 'links' | 'log' | 'plugins' | 'products' | 'registries' | 'sending' | 'tags'> & Parameters<typeof linkPageSending>[0];
+type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'apiKeys' | 'clock' | 'config' | 'customers' | 'deliveries' | 'links' | 'log' | 'merchants' | 'plugins' | 'products' | 'registries' | 'sending' | 'tags'> & Parameters<typeof linkPageSending>[0];
 
 /** A form error's list of field errors (validation, a taken path, an immutable field), or null. */
 function fieldErrorList(err: unknown): FieldError[] | null {
@@ -109,7 +110,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       problems,
       problemCount: Object.keys(problems).length,
       // The first-run empty state only when the merchant has no link of either kind.
-      anything: result.total > 0 || filtered || query.kind !== 'smart' || (await links.hasAny(merchant.key)),
+      anything: result.total > 0 || filtered || query.kind !== 'smart' || (await links.hasAny(merchant.key, ownScope(merchant.actor))),
       tabs: KINDS.map((k) => ({ ...k, href: listHref(query, { kind: k.value, status: '', page: 1 }), selected: k.value === query.kind })),
       statusGroups: statusGroups(query.kind),
       sources,
@@ -249,11 +250,22 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       flash(req, 'success', sent ? `Link “${link.name}” created and sent by ${by}.` : `Link “${link.name}” created. Share ${links.urlFor(link, merchant)}.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {
+      const overCap = overCapMessage(err);
+      if (overCap) return again(type === 'product' ? { product_id: overCap } : { amount: overCap }, 403);
       const list = fieldErrorList(err);
       if (!list) throw err;
       await again(formFieldErrors(list), 422);
     }
   });
+
+  /** "Ada (agent)", "API key “shop”" or "—": who made the link. */
+  const createdByText = async (link: Link) => {
+    const [users, keys] = await Promise.all([
+      link.createdByUserKey === null ? new Map() : rt.merchants.userRefsByKeys([link.createdByUserKey]),
+      link.apiKeyKey === null ? new Map() : rt.apiKeys.refsByKeys([link.apiKeyKey]),
+    ]);
+    return madeByText(link.createdByUserKey === null ? null : users.get(link.createdByUserKey), link.apiKeyKey === null ? null : keys.get(link.apiKeyKey));
+  };
 
   // ---- One link ---------------------------------------------------------------------------------
 
@@ -284,11 +296,12 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const query = readActivityQuery(req.query as Record<string, unknown>);
     const live = wantsFragment(req) && req.get('HX-Trigger') === LIVE_TRIGGER_ID;
     const panelOnly = !live && wantsFragment(req) && req.get('HX-Target') === ACTIVITY_ID;
-    const [activity, days, sending] = await Promise.all([
+    const [activity, days, sending, createdBy] = await Promise.all([
       live && query.page > 1 ? null : activityOf(link, query, activityRows(rt.clock.now(), merchant.timezone)),
       panelOnly ? null : rt.analytics.daily(link, merchant.timezone),
       // Any other htmx request (a target this page does not know) gets the whole page's content.
       sendingParts.forLinkPage(req, merchant, link, !live && !panelOnly),
+      live || panelOnly ? null : createdByText(link),
     ]);
     const data = {
       title: link.name,
@@ -299,6 +312,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       chart: days && dailyChart(days, link.currency),
       activity: activity && activityPanel(link.id, query.tab, activity),
       sending,
+      createdBy,
       h: helpers(merchant),
     };
     res.vary('HX-Target').vary('HX-Trigger');
@@ -338,10 +352,11 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       flash(req, 'success', `Link “${updated.name}” saved.`);
       res.redirect(303, `/app/links/${link.id}`);
     } catch (err) {
-      const list = fieldErrorList(err);
+      const overCap = overCapMessage(err);
+      const list = overCap ? [{ field: 'amount', code: 'amount_over_cap', message: overCap }] : fieldErrorList(err);
       if (!list) throw err;
       const values = { ...postedValues(body, link.type, link.currency), product_id: link.productId ?? '' };
-      await formPage(req, res, { type: link.type, values, actions: withActions ? actionForms.posted(body) : undefined, errors: formFieldErrors(list), link }, 422);
+      await formPage(req, res, { type: link.type, values, actions: withActions ? actionForms.posted(body) : undefined, errors: formFieldErrors(list), link }, overCap ? 403 : 422);
     }
   });
 

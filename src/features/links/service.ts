@@ -12,6 +12,7 @@ import type { EventBus } from '../../core/events.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, ConflictError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
+import { checkAmountCap, ownScope, whereMadeBy, type OwnScope } from '../../core/access.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { TagService, Tag } from '../tags/index.ts';
 import { tagRef } from '../tags/index.ts';
@@ -29,7 +30,12 @@ export type LinkSource = (typeof LINK_SOURCES)[number];
 export interface CreatedBy {
   source: LinkSource;
   apiKeyKey?: number | null;
+  /** The team member who made it (default: the merchant's actor, when a member). */
+  userKey?: number | null;
 }
+
+/** A links query narrowed to what `only` made (a link's maker: its member, or its API key). */
+const madeByColumns = { user: 'l.created_by_user_id', key: 'l.api_key_id' };
 
 /** A smart link's statuses, and a payment request's (read from the requests feature). */
 export const SMART_STATUSES = ['active', 'inactive', 'limit_reached'] as const;
@@ -87,6 +93,8 @@ export interface Link {
   /** How it was made (a request link: its request's source), and the API key that made it. */
   source: LinkSource;
   apiKeyKey: number | null;
+  /** The team member who made it (null: an API key, an import, or made before members were recorded). */
+  createdByUserKey: number | null;
 }
 
 export function remaining(link: Pick<Link, 'paymentLimit' | 'paidCount'>): number | null {
@@ -137,6 +145,7 @@ const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null): Link => 
   expiresAt: toDateOrNull(r.expires_at),
   source: (r.source ?? 'dashboard') as LinkSource,
   apiKeyKey: r.api_key_id === null || r.api_key_id === undefined ? null : Number(r.api_key_id),
+  createdByUserKey: r.created_by_user_id === null || r.created_by_user_id === undefined ? null : Number(r.created_by_user_id),
 });
 
 /** A lowercase slug that starts with a letter and fits a path, from any name. */
@@ -260,10 +269,23 @@ export function createLinkService(deps: LinkServiceDeps) {
   const service = {
     urlFor,
 
-    async get(merchant: Pick<Merchant, 'key'>, id: string): Promise<Link> {
-      const link = await load(db, { 'l.public_id': id, 'l.merchant_id': merchant.key });
-      if (!link) throw new NotFoundError('No such link.');
-      return link;
+    /** One of the merchant's links; for an actor who sees only their own, another's link is a 404 too. */
+    async get(merchant: Pick<Merchant, 'key' | 'actor'>, id: string): Promise<Link> {
+      const row = await whereMadeBy(base(db).where({ 'l.public_id': id, 'l.merchant_id': merchant.key }).whereNull('l.deleted_at'), ownScope(merchant.actor), madeByColumns).first();
+      if (!row) throw new NotFoundError('No such link.');
+      return (await fromRows([row]))[0];
+    },
+
+    /**
+     * The keys of the merchant's links `only` made, as a subquery (payments and customers an agent may
+     * see are those of their own links).
+     */
+    linkKeysMadeBy(merchantKey: number, only: OwnScope): Knex.QueryBuilder {
+      return whereMadeBy(db('links as l').where('l.merchant_id', merchantKey).select('l.id'), only, madeByColumns);
+    },
+    /** The customers of the merchant's links `only` made, as a subquery. */
+    customerKeysOfLinksMadeBy(merchantKey: number, only: OwnScope): Knex.QueryBuilder {
+      return whereMadeBy(db('links as l').where('l.merchant_id', merchantKey).whereNotNull('l.customer_id').select('l.customer_id'), only, madeByColumns);
     },
 
     /**
@@ -342,7 +364,9 @@ export function createLinkService(deps: LinkServiceDeps) {
         if (!product.active) throw new ValidationError([{ field: 'product_id', code: 'inactive_product', message: 'That product is inactive. Activate it or choose another.' }]);
         productKey = product.key;
         currency = product.currency;
+        checkAmountCap(merchant.actor, product.price, currency, merchant.currency);
       }
+      if (amount !== null) checkAmountCap(merchant.actor, amount, currency, merchant.currency);
       const explicitPath = input.path;
       for (let attempt = 0; ; attempt++) {
         try {
@@ -371,7 +395,8 @@ export function createLinkService(deps: LinkServiceDeps) {
               show_remaining: input.show_remaining ?? false,
               customer_id: opts.customerKey ?? null,
               source: opts.by?.source ?? 'dashboard',
-              api_key_id: opts.by?.apiKeyKey ?? null,
+              api_key_id: opts.by?.apiKeyKey ?? merchant.actor?.apiKeyKey ?? null,
+              created_by_user_id: opts.by?.userKey ?? merchant.actor?.userKey ?? null,
               created_at: now,
               updated_at: now,
             });
@@ -410,6 +435,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         expires_at: input.expiresAt,
         source: input.by.source,
         api_key_id: input.by.apiKeyKey ?? null,
+        created_by_user_id: input.by.userKey ?? merchant.actor?.userKey ?? null,
         created_at: now,
         updated_at: now,
       });
@@ -432,6 +458,7 @@ export function createLinkService(deps: LinkServiceDeps) {
       if (link.type === 'amount' && ((input.amount !== undefined && input.amount !== link.amount) || (input.currency !== undefined && input.currency !== link.currency))) {
         const tooLarge = amountCeilingError(input.amount ?? link.amount ?? 0, input.currency ?? link.currency);
         if (tooLarge) throw new ValidationError([tooLarge]);
+        checkAmountCap(merchant.actor, input.amount ?? link.amount ?? 0, input.currency ?? link.currency, merchant.currency);
       }
       const row: Record<string, unknown> = {};
       const changed: string[] = [];
@@ -561,7 +588,7 @@ export function createLinkService(deps: LinkServiceDeps) {
     async list(merchant: Merchant, rawQuery: Record<string, unknown>): Promise<Page<Link>> {
       const page = parseBody(listQuerySchema, rawQuery);
       const filters = parseBody(linkSearchSchema, rawQuery);
-      const q = base(db).where('l.merchant_id', merchant.key).whereNull('l.deleted_at');
+      const q = whereMadeBy(base(db).where('l.merchant_id', merchant.key).whereNull('l.deleted_at'), ownScope(merchant.actor), madeByColumns);
       applyFilters(q, merchant.key, {
         q: filters.q,
         status: filters.status,
@@ -583,7 +610,7 @@ export function createLinkService(deps: LinkServiceDeps) {
     /** Dashboard list: filters, sorting, numbered pages (indexes keep 10,000 links fast). */
     async search(merchant: Merchant, s: DashboardSearch): Promise<{ items: Link[]; total: number; page: number; pages: number; perPage: number }> {
       const perPage = Math.min(Math.max(s.perPage ?? 25, 1), 100);
-      const q = db('links as l').where('l.merchant_id', merchant.key).whereNull('l.deleted_at');
+      const q = whereMadeBy(db('links as l').where('l.merchant_id', merchant.key).whereNull('l.deleted_at'), ownScope(merchant.actor), madeByColumns);
       // A status belongs to one kind: a smart link's status lists smart links, a request's requests.
       const kind = s.status ? ((SMART_STATUSES as readonly string[]).includes(s.status) ? 'smart' : 'request') : s.kind;
       if (s.kind && kind !== s.kind) return { items: [], total: 0, page: 1, pages: 1, perPage };
@@ -610,8 +637,8 @@ export function createLinkService(deps: LinkServiceDeps) {
     },
 
     /** Whether the merchant has any live link at all, of either kind (the Links page's first-run state). */
-    async hasAny(merchantKey: number): Promise<boolean> {
-      return Boolean(await db('links').where({ merchant_id: merchantKey }).whereNull('deleted_at').first('id'));
+    async hasAny(merchantKey: number, only: OwnScope | null = null): Promise<boolean> {
+      return Boolean(await whereMadeBy(db('links as l').where('l.merchant_id', merchantKey).whereNull('l.deleted_at'), only, madeByColumns).first('l.id'));
     },
 
     /** The payment request over each of these request links (the Links page links its rows there). */

@@ -1,6 +1,7 @@
 import type { Queryable } from '../../core/db.ts';
 import { rowsByKeys, toDate, toDateOrNull } from '../../core/db.ts';
 import { DEFAULT_LOCALE } from '../../core/time.ts';
+import type { Actor } from '../../core/access.ts';
 
 export interface Merchant {
   key: number; // internal integer id; never leaves the server
@@ -23,6 +24,11 @@ export interface Merchant {
   requestAllowRefresh: boolean;
   createdAt: Date;
   updatedAt: Date;
+  /**
+   * Who is acting on the merchant in this request (a team member or an API key), set by the dashboard
+   * and API middleware; absent in background work, which acts for the whole merchant.
+   */
+  actor?: Actor;
 }
 
 export interface User {
@@ -34,6 +40,11 @@ export interface User {
   passwordHash: string;
   role: string;
   lastLoginAt: Date | null;
+  /** An agent's cap on one link or request, in minor units of the merchant's currency (null: none). */
+  amountCap: number | null;
+  /** A removed member keeps their row (what they made still names them) but can no longer sign in. */
+  removedAt: Date | null;
+  createdAt: Date;
 }
 
 const merchantFrom = (r: any): Merchant => ({
@@ -64,6 +75,9 @@ const userFrom = (r: any): User => ({
   passwordHash: r.password_hash,
   role: r.role,
   lastLoginAt: toDateOrNull(r.last_login_at),
+  amountCap: r.amount_cap === null || r.amount_cap === undefined ? null : Number(r.amount_cap),
+  removedAt: toDateOrNull(r.removed_at),
+  createdAt: toDate(r.created_at),
 });
 
 export function merchantRepository(db: Queryable) {
@@ -101,11 +115,20 @@ export function merchantRepository(db: Queryable) {
 export function userRepository(db: Queryable) {
   return {
     async byEmail(email: string): Promise<User | null> {
-      const r = await db('users').where({ email }).first();
+      const r = await db('users').where({ email }).whereNull('removed_at').first();
       return r ? userFrom(r) : null;
     },
     async byPublicId(id: string): Promise<User | null> {
-      const r = await db('users').where({ public_id: id }).first();
+      const r = await db('users').where({ public_id: id }).whereNull('removed_at').first();
+      return r ? userFrom(r) : null;
+    },
+    /** The merchant's current members, owners first, then by when they joined. */
+    async members(merchantKey: number): Promise<User[]> {
+      const rows = await db('users').where({ merchant_id: merchantKey }).whereNull('removed_at').orderByRaw("case role when 'owner' then 0 when 'admin' then 1 when 'agent' then 2 else 3 end").orderBy('id');
+      return rows.map(userFrom);
+    },
+    async member(merchantKey: number, id: string): Promise<User | null> {
+      const r = await db('users').where({ merchant_id: merchantKey, public_id: id }).whereNull('removed_at').first();
       return r ? userFrom(r) : null;
     },
     async emailTaken(email: string): Promise<boolean> {

@@ -9,8 +9,18 @@ import type { PluginMerchant } from '../../plugin-api.ts';
 import { merchantRepository, userRepository, type Merchant, type User } from './repository.ts';
 import { changeEmailSchema, settingsSchema, signupSchema, resetPasswordSchema, type SettingsInput, type SignupInput } from './schemas.ts';
 import { parseBody } from '../../core/http.ts';
+import { teamFunctions } from './team.ts';
 
 export type { Merchant, User };
+
+/** Who a user is, as lists of who-made-what name them. */
+export interface UserRef {
+  id: string;
+  name: string | null;
+  email: string;
+  role: string;
+  removed: boolean;
+}
 
 const DEFAULT_BRAND = '#4f46e5';
 
@@ -58,6 +68,7 @@ export function merchantJson(m: Merchant) {
 export function createMerchantService({ db, clock, events }: MerchantServiceDeps) {
   const merchants = merchantRepository(db);
   const users = userRepository(db);
+  const team = teamFunctions({ db, clock });
 
   /** One on/off setting saved (and announced as `merchant.updated`) when it changes. */
   async function setSwitch(merchant: Merchant, column: 'send_receipts' | 'request_allow_refresh', current: boolean, on: boolean): Promise<Merchant> {
@@ -70,6 +81,7 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
   }
 
   return {
+    ...team,
     get: (publicIdValue: string) => merchants.byPublicId(publicIdValue),
     getByKey: (key: number) => merchants.byKey(key),
     /** Merchants by key, one query per 500, in `q` (a caller's transaction) when given: for batches that name their merchants. */
@@ -89,9 +101,15 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
     publicIdsOf: async (keys: number[]): Promise<Map<number, string>> => {
       return rowsByKeys(db, 'merchants', keys, ['public_id'], (r) => String(r.public_id));
     },
-    /** Users' public ids, names and emails by key (who created what, in audit trails), one query per batch. */
-    userRefsByKeys: async (keys: number[]): Promise<Map<number, { id: string; name: string | null; email: string }>> =>
-      rowsByKeys(db, 'users', keys, ['public_id', 'name', 'email'], (r) => ({ id: String(r.public_id), name: r.name ?? null, email: String(r.email) })),
+    /** Users' public ids, names, emails and roles by key, removed ones too (who created what), one query per batch. */
+    userRefsByKeys: async (keys: number[]): Promise<Map<number, UserRef>> =>
+      rowsByKeys(db, 'users', keys, ['public_id', 'name', 'email', 'role', 'removed_at'], (r) => ({
+        id: String(r.public_id),
+        name: r.name ?? null,
+        email: String(r.email),
+        role: String(r.role),
+        removed: r.removed_at !== null && r.removed_at !== undefined,
+      })),
     /** Every merchant's view retention (months of raw views kept), for the retention sweep. */
     viewRetention: async (): Promise<{ merchantKey: number; months: number }[]> =>
       (await db('merchants').select('id', 'view_retention_months')).map((r) => ({ merchantKey: Number(r.id), months: Number(r.view_retention_months) })),

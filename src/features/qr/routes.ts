@@ -93,6 +93,7 @@ export function apiQrRoutes(rt: Deps): express.Router {
 /** For the dashboard (mounted under /app in the session stack): scoped to the logged-in merchant. */
 export function dashboardQrRoutes(rt: Deps): express.Router {
   const router = express.Router();
-  mount(router, rt, (req) => req.user!.merchant);
+  // The merchant with its actor: an agent gets the codes of their own links only.
+  mount(router, rt, (_req, res) => res.locals.merchant);
   return router;
 }

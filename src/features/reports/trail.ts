@@ -15,6 +15,7 @@ import { deliveryJson, type Delivery } from '../deliveries/index.ts';
 import { viewJson, type LinkView } from '../analytics/index.ts';
 import type { CustomerSummary } from '../customers/index.ts';
 import type { ReportDeps } from './service.ts';
+import { madeByText } from '../../web/view.ts';
 
 export type TrailType = 'created' | 'delivery' | 'view' | 'payment' | 'paid' | 'refunded' | 'expired' | 'cancelled' | 'refreshed';
 
@@ -39,7 +40,9 @@ export interface RequestFacts {
   /** The newest stored views (at most the batch's `viewsPerRequest`), oldest first. */
   views: LinkView[];
   apiKey: { id: string; name: string } | null;
-  user: { id: string; name: string | null; email: string } | null;
+  user: { id: string; name: string | null; email: string; role: string; removed: boolean } | null;
+  /** Who asked for each refund ("Ada (admin)", "API key “shop”"), by refund key; absent: nobody recorded. */
+  refundBy: Map<number, string>;
 }
 
 /** Payment statuses whose money was taken (refunded ones too: the refund is its own line). */
@@ -63,6 +66,16 @@ export async function factsFor(deps: ReportDeps, merchantKey: number, rs: Paymen
     deps.merchants.userRefsByKeys(rs.flatMap((r) => (r.createdByUserKey === null ? [] : [r.createdByUserKey]))),
   ]);
   const refunds = await deps.refunds.forPayments([...payments.values()].flat().map((p) => p.key));
+  const allRefunds = [...refunds.values()].flat();
+  const [refundUsers, refundKeys] = await Promise.all([
+    deps.merchants.userRefsByKeys(allRefunds.flatMap((x) => (x.createdByUserKey === null ? [] : [x.createdByUserKey]))),
+    deps.apiKeys.refsByKeys(allRefunds.flatMap((x) => (x.apiKeyKey === null ? [] : [x.apiKeyKey]))),
+  ]);
+  const refundBy = new Map(
+    allRefunds
+      .filter((x) => x.createdByUserKey !== null || x.apiKeyKey !== null)
+      .map((x) => [x.key, madeByText(x.createdByUserKey === null ? null : refundUsers.get(x.createdByUserKey), x.apiKeyKey === null ? null : refundKeys.get(x.apiKeyKey))]),
+  );
   return rs.map((r) => ({
     request: r,
     customer: r.link.customerKey === null ? null : customers.get(r.link.customerKey) ?? null,
@@ -72,6 +85,7 @@ export async function factsFor(deps: ReportDeps, merchantKey: number, rs: Paymen
     views: views.get(r.link.key) ?? [],
     apiKey: r.apiKeyKey === null ? null : keys.get(r.apiKeyKey) ?? null,
     user: r.createdByUserKey === null ? null : users.get(r.createdByUserKey) ?? null,
+    refundBy,
   }));
 }
 
@@ -79,7 +93,8 @@ export async function factsFor(deps: ReportDeps, merchantKey: number, rs: Paymen
 export function createdBy(f: Pick<RequestFacts, 'request' | 'apiKey' | 'user'>): string {
   const r = f.request;
   if (r.source === 'api' && f.apiKey) return `through the API with the key “${f.apiKey.name}”`;
-  if (r.source === 'dashboard' && f.user) return `on the dashboard by ${f.user.name || f.user.email}`;
+  if (r.source === 'dashboard' && f.user) return `on the dashboard by ${madeByText(f.user, null)}`;
+  if (r.source === 'text_to_pay' && f.user) return `by Text-to-Pay, by ${madeByText(f.user, null)}`;
   return SOURCES[r.source] ?? r.source;
 }
 
@@ -123,7 +138,8 @@ export function trailOf(f: RequestFacts, label: Label): TrailEntry[] {
     for (const x of refunds) {
       const money = formatMoney(x.amount, x.currency);
       const text = x.status === 'succeeded' ? `Refunded ${money}` : x.status === 'pending' ? `Refund of ${money} pending` : `Refund of ${money} failed`;
-      trail.push({ type: 'refunded', at: x.createdAt, text: `${text}${x.providerRef ? `, ref ${x.providerRef}` : ''}${x.reason ? ` — ${x.reason}` : ''}`, data: { refund: { ...refundJson(x, p.id), provider_ref: x.providerRef } } });
+      const by = f.refundBy.get(x.key);
+      trail.push({ type: 'refunded', at: x.createdAt, text: `${text}${by ? ` by ${by}` : ''}${x.providerRef ? `, ref ${x.providerRef}` : ''}${x.reason ? ` — ${x.reason}` : ''}`, data: { refund: { ...refundJson(x, p.id), provider_ref: x.providerRef } } });
     }
   }
   if (r.paidAt) trail.push({ type: 'paid', at: r.paidAt, text: 'Paid in full', data: {} });

@@ -1,4 +1,5 @@
 import express from 'express';
+import { overCapMessage, ownScope } from '../../core/access.ts';
 import type { AppDeps } from '../../web/deps.ts';
 import { flash, type Renderer } from '../../core/http.ts';
 import { AppError, NotFoundError } from '../../core/errors.ts';
@@ -118,7 +119,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
   router.get('/requests', async (req, res) => {
     const merchant = merchantOf(res);
     const query = readListQuery(req.query as Record<string, unknown>);
-    const list = (q: ListQuery) => requests.list(merchant.key, { limit: PER_PAGE, ...(q.status ? { status: q.status } : {}), ...(q.import ? { import_id: q.import } : {}), ...(q.after ? { starting_after: q.after } : {}) });
+    const list = (q: ListQuery) => requests.list(merchant.key, { limit: PER_PAGE, ...(q.status ? { status: q.status } : {}), ...(q.import ? { import_id: q.import } : {}), ...(q.after ? { starting_after: q.after } : {}) }, ownScope(merchant.actor));
     const page = await list(query);
     const people = await customersOf(page.data);
     const filtered = Boolean(query.status || query.import);
@@ -150,7 +151,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
     const errors = opts.errors ?? {};
     const values = opts.values;
     // The customer chosen on their page; an id that is not one of the merchant's is dropped.
-    const chosen = values.customer_id ? await customers.get(merchant.key, values.customer_id).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err))) : null;
+    const chosen = values.customer_id ? await customers.get(merchant.key, values.customer_id, ownScope(merchant.actor)).catch((err) => (err instanceof NotFoundError ? null : Promise.reject(err))) : null;
     const digits = currencyDigits(currencySchema.safeParse(values.currency).data ?? merchant.currency);
     await render(
       req,
@@ -202,6 +203,8 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
       flash(req, kept.length && !by.length ? 'info' : 'success', `Payment request for ${formatMoney(r.link.amount, r.link.currency)} created${who ? ` for ${who.name}` : ''}.${sending}`, kept[0]?.keeps!.help);
       res.redirect(303, `/app/requests/${r.id}`);
     } catch (err) {
+      const overCap = overCapMessage(err);
+      if (overCap) return formPage(req, res, { values, errors: { amount: overCap } }, 403);
       const found = formErrors(err);
       if (!found) throw err;
       const errors: Record<string, string> = {};
@@ -213,7 +216,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
       // The service looks for a taken reference only once the rest is valid: look now, so it is said at once.
       const reference = values.reference.trim();
       if (Object.keys(own).length && reference && !errors.reference) {
-        const [taken] = (await requests.list(merchant.key, { reference, limit: 1 })).data;
+        const [taken] = (await requests.list(merchant.key, { reference, limit: 1 }, ownScope(merchant.actor))).data;
         if (taken) {
           errors.reference = 'A payment request with this reference already exists.';
           existingId = taken.id;
@@ -313,6 +316,8 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
         qr: { png: `/app/requests/${r.id}/qr.png`, svg: `/app/requests/${r.id}/qr.svg` },
         metadata: Object.entries(r.metadata),
         trail: trail.get(r.id)!,
+        // "on the dashboard by Ada (agent)": the trail's own words for who made it.
+        createdBy: (trail.get(r.id)!.trail.find((t) => t.type === 'created')?.text ?? '').replace(/^Created /, ''),
         h: helpers(merchant),
       },
       status,
@@ -320,7 +325,7 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
   };
 
   router.get('/requests/:id', async (req, res) => {
-    const r = await requests.get(merchantOf(res).key, String(req.params.id));
+    const r = await requests.get(merchantOf(res).key, String(req.params.id), ownScope(merchantOf(res).actor));
     await showPage(req, res, r);
   });
 
@@ -328,20 +333,20 @@ export function requestsRoutes(rt: Deps, render: Renderer): express.Router {
   for (const format of ['png', 'svg'] as const) {
     router.get(`/requests/:id/qr.${format}`, async (req, res) => {
       const merchant = merchantOf(res);
-      const r = await requests.get(merchant.key, String(req.params.id));
+      const r = await requests.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
       await sendQr(req, res, format, requests.urlOf(r), `${merchant.handle}-${r.reference ?? r.id}-qr`);
     });
   }
 
   router.get('/requests/:id/cancel', async (req, res) => {
     const merchant = merchantOf(res);
-    const r = await requests.get(merchant.key, String(req.params.id));
+    const r = await requests.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
     await render(req, res, 'requests/cancel', { title: `Cancel ${titleOf(r)}`, request: r, h: helpers(merchant) });
   });
 
   router.post('/requests/:id/cancel', async (req, res) => {
     const merchant = merchantOf(res);
-    const r = await requests.get(merchant.key, String(req.params.id));
+    const r = await requests.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
     try {
       await requests.cancel(merchant, r.id);
     } catch (err) {

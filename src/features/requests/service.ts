@@ -26,6 +26,7 @@ import { normalizePhone } from '../customers/index.ts';
 import { SHORT_RANDOM_CHARS, type LinkTokens } from '../sending/index.ts';
 import type { Limiter } from '../../core/rate-limit.ts';
 import type { Badge } from '../../web/view.ts';
+import { checkAmountCap, ownScope, whereMadeBy, type OwnScope } from '../../core/access.ts';
 import { statusBadge } from './view.ts';
 
 export type RequestStatus = 'pending' | 'paid' | 'expired' | 'cancelled';
@@ -362,6 +363,9 @@ export function createRequestService(deps: RequestDeps) {
   }
 
   const scoped = (q: Db | Trx, merchantKey: number) => q('payment_requests').where({ merchant_id: merchantKey });
+  /** The merchant's requests `only` made (every one without `only`). */
+  const visible = (q: Db | Trx, merchantKey: number, only: OwnScope | null | undefined) =>
+    whereMadeBy(scoped(q, merchantKey), only, { user: 'payment_requests.created_by_user_id', key: 'payment_requests.api_key_id' });
 
   /** Narrows a query of the merchant's payment_requests to those with `status` now (see statusOf). */
   const withStatus = (query: Knex.QueryBuilder, merchantKey: number, status: RequestStatus, now: Date) =>
@@ -392,9 +396,11 @@ export function createRequestService(deps: RequestDeps) {
     },
 
     async create(merchant: Merchant, raw: unknown, by: WriteBy): Promise<PaymentRequest> {
-      const [checked] = await service.check(merchant.key, [raw]);
+      // An agent names only their own customers by id, and asks for no more than their cap.
+      const [checked] = await service.check(merchant.key, [raw], ownScope(merchant.actor));
       if (!checked.ok) throw new ValidationError(checked.errors);
       const v = checked.request;
+      checkAmountCap(merchant.actor, v.amount, v.currency, merchant.currency);
       if (v.reference) {
         const existing = await byReference(db, merchant.key, v.reference);
         if (existing) throw referenceTaken(existing);
@@ -422,11 +428,11 @@ export function createRequestService(deps: RequestDeps) {
      * (checkRequest), the customers they name by id read in a few queries for all. References already
      * taken are not checked here (see referencesTaken: create answers 409, an import lists the row).
      */
-    async check(merchantKey: number, raws: unknown[]): Promise<CheckResult[]> {
+    async check(merchantKey: number, raws: unknown[], only: OwnScope | null = null): Promise<CheckResult[]> {
       const ids = [...new Set(raws.flatMap((r) => (r && typeof r === 'object' && typeof (r as { customer_id?: unknown }).customer_id === 'string' ? [(r as { customer_id: string }).customer_id] : [])))];
       const customers = new Map<string, Customer>();
       for (let i = 0; i < ids.length; i += 500) {
-        for (const c of await deps.customers.getMany(merchantKey, ids.slice(i, i + 500))) customers.set(c.id, c);
+        for (const c of await deps.customers.getMany(merchantKey, ids.slice(i, i + 500), only)) customers.set(c.id, c);
       }
       const ctx: CheckContext = { now: clock.now(), channels: deps.deliveries.channels, customers };
       return raws.map((raw) => checkRequest(raw, ctx));
@@ -450,7 +456,10 @@ export function createRequestService(deps: RequestDeps) {
     async write(trx: Trx, merchant: Merchant, v: ValidRequest, by: WriteBy): Promise<{ id: string; key: number; sends: QueueItem[] }> {
       const now = clock.now();
       const id = publicId('req');
-      const customerKey = 'key' in v.customer ? v.customer.key : await deps.customers.matchOrCreateContact(trx, merchant.key, v.customer.contact);
+      // Who made it: the member or key acting, unless the caller names them (an import's key).
+      const userKey = by.userKey ?? merchant.actor?.userKey ?? null;
+      const apiKeyKey = by.apiKeyKey ?? merchant.actor?.apiKeyKey ?? null;
+      const customerKey = 'key' in v.customer ? v.customer.key : await deps.customers.matchOrCreateContact(trx, merchant.key, v.customer.contact, { userKey, apiKeyKey });
       const { reference, description, amount, currency } = v;
       const link = await deps.links.createRequest(trx, merchant, {
         name: description ?? (reference ? `Payment request ${reference}` : `Payment request: ${formatMoney(amount, currency)}`),
@@ -460,7 +469,7 @@ export function createRequestService(deps: RequestDeps) {
         customerKey,
         expiresAt: v.expiresAt,
         uses: v.uses,
-        by: { source: by.source, apiKeyKey: by.apiKeyKey ?? null },
+        by: { source: by.source, apiKeyKey, userKey },
       });
       const [key] = await trx('payment_requests').insert({
         public_id: id,
@@ -469,8 +478,8 @@ export function createRequestService(deps: RequestDeps) {
         token: randomToken(SHORT_RANDOM_CHARS),
         reference,
         source: by.source,
-        api_key_id: by.apiKeyKey ?? null,
-        created_by_user_id: by.userKey ?? null,
+        api_key_id: apiKeyKey,
+        created_by_user_id: userKey,
         metadata: v.metadata && Object.keys(v.metadata).length ? JSON.stringify(v.metadata) : null,
         allow_refresh: v.allowRefresh ?? merchant.requestAllowRefresh,
         notify_before_expiry: v.notifyBeforeExpiry,
@@ -498,25 +507,26 @@ export function createRequestService(deps: RequestDeps) {
       };
     },
 
-    async get(merchantKey: number, id: string): Promise<PaymentRequest> {
-      const row = (await scoped(db, merchantKey).andWhere({ public_id: id }).first()) as Row | undefined;
+    /** One of the merchant's requests; one `only` did not make is a 404 too. */
+    async get(merchantKey: number, id: string, only: OwnScope | null = null): Promise<PaymentRequest> {
+      const row = (await visible(db, merchantKey, only).andWhere({ public_id: id }).first()) as Row | undefined;
       const [r] = row ? await hydrate(db, [row]) : [];
       if (!r) throw new NotFoundError('No payment request of yours has this id.');
       return r;
     },
 
-    async list(merchantKey: number, raw: unknown): Promise<Page<PaymentRequest>> {
+    async list(merchantKey: number, raw: unknown, only: OwnScope | null = null): Promise<Page<PaymentRequest>> {
       const parsed = listSchema.safeParse(raw ?? {});
       if (!parsed.success) throw new ValidationError(fieldErrorsFromZod(parsed.error.issues));
       const q = parsed.data;
-      const query = scoped(db, merchantKey).select('payment_requests.*');
+      const query = visible(db, merchantKey, only).select('payment_requests.*');
       if (q.reference) query.andWhere('reference', q.reference);
       if (q.import_id) query.whereIn('import_id', db('request_imports').where({ merchant_id: merchantKey, public_id: q.import_id }).select('id'));
       if (q.created_gte) query.andWhere('created_at', '>=', new Date(q.created_gte));
       if (q.created_lte) query.andWhere('created_at', '<=', new Date(q.created_lte));
       const now = clock.now();
       if (q.customer_id) {
-        const customer = await deps.customers.get(merchantKey, q.customer_id).catch(() => null);
+        const customer = await deps.customers.get(merchantKey, q.customer_id, only).catch(() => null);
         if (!customer) return { data: [], has_more: false };
         query.whereIn('link_id', deps.linkState.requestLinkIdsWhere(merchantKey, { customerKey: customer.key, now }));
       }
@@ -553,7 +563,7 @@ export function createRequestService(deps: RequestDeps) {
 
     /** Cancels a pending (or expired) request: its link closes for good. Cancelling twice is harmless; a paid request cannot be. */
     async cancel(merchant: Merchant, id: string): Promise<PaymentRequest> {
-      const r = await service.get(merchant.key, id);
+      const r = await service.get(merchant.key, id, ownScope(merchant.actor));
       if (r.status === 'cancelled') return r;
       if (r.status === 'paid') throw new ConflictError('request_paid', 'This payment request is paid; refund the payment instead.');
       await inTransaction(db, async (trx) => {
@@ -635,7 +645,8 @@ export function createRequestService(deps: RequestDeps) {
             line_items: r.lineItems.length ? r.lineItems.map((i) => ({ description: i.description, quantity: i.quantity, unit_amount: i.unitAmount })) : null,
             notify_before_expiry: r.notifyBeforeExpiry !== null && r.notifyBeforeExpiry + MIN_NOTICE_SECONDS < took ? r.notifyBeforeExpiry : null,
           },
-          { source: r.source, refreshing: r },
+          // The new link is the same maker's (an agent still sees it), though the customer asked for it.
+          { source: r.source, refreshing: r, userKey: r.createdByUserKey, apiKeyKey: r.apiKeyKey },
         );
         return { ok: true, request, channel, to: channels.addressFor(customer, channel)! };
       } catch (err) {

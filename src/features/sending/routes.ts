@@ -7,6 +7,7 @@
  * it shows of sending. The cards re-read themselves live from /app/links/:id/cards.
  */
 import express from 'express';
+import { ownScope } from '../../core/access.ts';
 import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { NotFoundError, RateLimitedError, ValidationError } from '../../core/errors.ts';
@@ -62,8 +63,8 @@ export function linkPageSending(rt: Pick<AppDeps, 'clock' | 'customers' | 'deliv
   /** The customers the form offers: the chosen ones first (checked), then the search's matches. */
   async function picker(merchant: Merchant, v: SendFormValues) {
     const [chosen, found] = await Promise.all([
-      customers.getMany(merchant.key, v.customer_ids),
-      customers.list(merchant.key, { ...(v.q ? { q: v.q } : {}), limit: PICKER_SIZE }),
+      customers.getMany(merchant.key, v.customer_ids, ownScope(merchant.actor)),
+      customers.list(merchant.key, { ...(v.q ? { q: v.q } : {}), limit: PICKER_SIZE }, ownScope(merchant.actor)),
     ]);
     // The chosen in the order they were chosen (getMany answers in its own order).
     const selected = v.customer_ids.map((id) => chosen.find((c) => c.id === id)).filter((c): c is Customer => !!c);
@@ -184,7 +185,7 @@ export function sendingRoutes(rt: Deps, render: Renderer): express.Router {
     const v = readSendValues(req.body as Record<string, unknown>);
     const inPanel = target(req) === SEND_ID;
     try {
-      const single = v.customer_ids.length === 1 && !v.customer_tag ? await customers.get(merchant.key, v.customer_ids[0]).catch(() => null) : null;
+      const single = v.customer_ids.length === 1 && !v.customer_tag ? await customers.get(merchant.key, v.customer_ids[0], ownScope(merchant.actor)).catch(() => null) : null;
       const result = await sending.send(merchant, link, sendInput(v));
       const notice = sentNotice(result, single?.name ?? null, v.channels.flatMap((id) => rt.deliveries.channels.get(id) ?? []));
       if (!inPanel) {
@@ -233,6 +234,11 @@ export function sendingRoutes(rt: Deps, render: Renderer): express.Router {
   router.post('/deliveries/:id/resend', async (req, res) => {
     const merchant = merchantOf(res);
     const d = await deliveries.get(merchant.key, String(req.params.id));
+    // Someone who sees only their own records resends only the messages of their own links.
+    if (ownScope(merchant.actor)) {
+      if (d.linkId === null) throw new NotFoundError('No such message.');
+      await links.get(merchant, d.linkId);
+    }
     const to = deliveries.channels.get(d.channel)?.addressKind === 'phone' ? formatPhone(d.to) : d.to;
     const who = d.customerName ? `${d.customerName} (${to})` : to;
     let notice: Notice;

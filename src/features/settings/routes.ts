@@ -5,6 +5,8 @@ import { ValidationError } from '../../core/errors.ts';
 import { settingsValues } from '../merchants/index.ts';
 import { VIEW_RETENTION, currencyOptions, localeOptions, timezoneOptions, viewRetentionOptions } from '../merchants/index.ts';
 import { paymentSettingsRoutes } from './payments.ts';
+import { KEY_ROLES, ROLE_HELP, ROLE_LABELS, can } from '../../core/access.ts';
+import { formatMoney } from '../../core/money.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'apiKeys' | 'merchants'> & Parameters<typeof paymentSettingsRoutes>[1];
@@ -12,7 +14,14 @@ type Deps = Pick<AppDeps, 'apiKeys' | 'merchants'> & Parameters<typeof paymentSe
 export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
   const { merchants, apiKeys } = rt;
-  const base = { currencies: currencyOptions(), timezones: timezoneOptions(), locales: localeOptions() };
+  const base = {
+    currencies: currencyOptions(),
+    timezones: timezoneOptions(),
+    locales: localeOptions(),
+    keyRoles: KEY_ROLES.map((value) => ({ value, label: `${ROLE_LABELS[value]} — ${ROLE_HELP[value]}` })),
+    roleLabels: ROLE_LABELS,
+    money: formatMoney,
+  };
 
   router.use('/settings', (_req, res, next) => {
     // These pages carry API key material (a new secret, once): never into any cache or history.
@@ -31,7 +40,8 @@ export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
         title: 'Settings',
         ...base,
         errors: {},
-        keys: await apiKeys.list(merchant.key),
+        // A role that cannot manage keys sees its own sign-in only (the page skips the rest).
+        keys: can(merchant.actor?.role ?? 'owner', 'api_key.manage') ? await apiKeys.list(merchant.key) : [],
         newKey: null,
         ...extra,
         values,
@@ -77,7 +87,9 @@ export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
       await page(req, res, { newKey: { ...apiKey, secret } }, 201);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
-      await page(req, res, { keyErrors: err.byField() }, 422);
+      const body = req.body as Record<string, unknown>;
+      const text = (v: unknown) => (typeof v === 'string' ? v : '');
+      await page(req, res, { keyErrors: err.byField(), keyValues: { name: text(body.name), role: text(body.role), amount_cap: text(body.amount_cap) } }, 422);
     }
   });
 

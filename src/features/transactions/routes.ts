@@ -1,4 +1,5 @@
 import express from 'express';
+import { can, ownScope } from '../../core/access.ts';
 import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, NotFoundError } from '../../core/errors.ts';
@@ -9,12 +10,12 @@ import { dateTimeIn, dayKeyIn, dayPattern } from '../../core/time.ts';
 import type { Merchant } from '../merchants/index.ts';
 import type { Link } from '../links/index.ts';
 import type { PaymentView } from '../checkout/index.ts';
-import { one, pageWindow, paymentStatusBadge } from '../../web/view.ts';
+import { madeByText, one, pageWindow, paymentStatusBadge } from '../../web/view.ts';
 import { REFUNDABLE, formatPaymentMethod, type Refund } from '../checkout/index.ts';
 import { attributionOf, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'analytics' | 'clock' | 'config' | 'links' | 'payments' | 'refunds' | 'registries'>;
+type Deps = Pick<AppDeps, 'analytics' | 'apiKeys' | 'clock' | 'config' | 'links' | 'merchants' | 'payments' | 'refunds' | 'registries'>;
 
 const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded'];
 const VIEW_COLUMNS = ['id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
@@ -47,7 +48,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
     await streamCsv(res, {
       filename: `payments-${today(merchant)}.csv`,
       header: PAYMENT_COLUMNS,
-      source: payments.each(merchant.key, toFilters(query, merchant.timezone, link?.key)),
+      source: payments.each(merchant.key, { ...toFilters(query, merchant.timezone, link?.key), only: ownScope(merchant.actor) }),
       row: (p: PaymentView) => [
         p.id,
         p.createdAt.toISOString(),
@@ -70,7 +71,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const { query, link, problems } = await resolveQuery(req, merchant);
     const [result, linkList] = await Promise.all([
-      payments.search(merchant.key, toFilters(query, merchant.timezone, link?.key), { page: query.page, perPage: PER_PAGE }),
+      payments.search(merchant.key, { ...toFilters(query, merchant.timezone, link?.key), only: ownScope(merchant.actor) }, { page: query.page, perPage: PER_PAGE }),
       links.search(merchant, { perPage: 100, sort: 'name', dir: 'asc' }),
     ]);
     // The filtered link stays selectable even when it is not among the first hundred by name.
@@ -105,9 +106,13 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
   /** The payment page; `refund` carries a refund form's values and errors (422) or its review step. */
   async function showPayment(req: express.Request, res: express.Response, refund: { values?: Record<string, string>; errors?: Record<string, string>; review?: { amount: number; reason: string; key: string } } = {}, status = 200) {
     const merchant = merchantOf(res);
-    const payment = await payments.get(merchant.key, String(req.params.id));
+    const payment = await payments.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
     const list = await refunds.list(payment.key);
     const left = leftOf(payment, list);
+    const [users, keys] = await Promise.all([
+      rt.merchants.userRefsByKeys(list.flatMap((r) => (r.createdByUserKey === null ? [] : [r.createdByUserKey]))),
+      rt.apiKeys.refsByKeys(list.flatMap((r) => (r.apiKeyKey === null ? [] : [r.apiKeyKey]))),
+    ]);
     const h = helpers(merchant);
     await render(
       req,
@@ -121,9 +126,15 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
         attribution: attributionOf(payment, `${rt.config.baseUrl}/${merchant.handle}`),
         merchantUrl: `${rt.config.baseUrl}/${merchant.handle}`,
         h,
-        refunds: list.map((r) => ({ ...r, money: formatMoney(r.amount, r.currency), when: h.dateTime(r.createdAt), badge: refundBadge(r) })),
+        refunds: list.map((r) => ({
+          ...r,
+          money: formatMoney(r.amount, r.currency),
+          when: h.dateTime(r.createdAt),
+          badge: refundBadge(r),
+          by: madeByText(r.createdByUserKey === null ? null : users.get(r.createdByUserKey), r.apiKeyKey === null ? null : keys.get(r.apiKeyKey)),
+        })),
         refund: {
-          possible: REFUNDABLE.includes(payment.status) && left > 0,
+          possible: REFUNDABLE.includes(payment.status) && left > 0 && can(merchant.actor?.role ?? 'owner', 'refund.create'),
           left: formatMoney(left, payment.currency),
           leftDecimal: toDecimalString(left, payment.currency),
           net: formatMoney(payment.amount - payment.amountRefunded, payment.currency),
@@ -145,7 +156,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
    */
   router.post('/payments/:id/refund', async (req, res) => {
     const merchant = merchantOf(res);
-    const payment = await payments.get(merchant.key, String(req.params.id));
+    const payment = await payments.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
     const body = (req.body ?? {}) as Record<string, unknown>;
     const typed = typeof body.amount === 'string' ? body.amount.slice(0, 40) : '';
     const reason = typeof body.reason === 'string' ? body.reason.trim().slice(0, 600) : '';
@@ -169,7 +180,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
     const str = (v: unknown) => (typeof v === 'string' ? v : '');
     const paymentId = String(req.params.id);
     const typed = str(body.amount);
-    const payment = await payments.get(merchant.key, paymentId);
+    const payment = await payments.get(merchant.key, paymentId, ownScope(merchant.actor));
     const parsed = typed ? parseDecimalAmount(typed.slice(0, 40), payment.currency, { ceiling: false }) : null;
     if (parsed && !parsed.ok) return showPayment(req, res, { values: { amount: typed, reason: str(body.reason) }, errors: { amount: parsed.message } }, 422);
     const key = str(body.key).slice(0, 64) || null;
