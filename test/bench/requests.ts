@@ -7,7 +7,8 @@
  *     zero database queries (counted with knex's `query` event), and their time per token;
  *   - the mail: with a real SMTP server on loopback (smtp-server) as the install's mail server, how
  *     long after the API's 201 each request's email is accepted by it, one request at a time (aim
- *     p99 ≤ 200 ms).
+ *     p99 ≤ 200 ms). The SMTP server runs in the bench's own process, like the webhook receivers: it
+ *     tells the measured process over IPC when it accepted each email (epoch ms, same machine).
  * And separately (measureRequestImport, its own process): a 10,000-row CSV import file checked whole
  * against 1,000 existing requests and customers (aim ≤ 3 s), nothing written.
  *
@@ -38,8 +39,39 @@ export interface RequestsResult {
   mailP99Ms: number;
 }
 
+/** What the bench's SMTP server tells the measuring process: how many emails it has accepted, and when (epoch ms). */
+interface Arrival {
+  mails: number;
+  at: number;
+}
+
 export async function measureRequests(env: Record<string, string>, creates: number, forged: number, label: string, log: (line: string) => void): Promise<RequestsResult> {
-  return runBenchChild<RequestsResult>({ name: 'requests', label, env, childVar: 'BENCH_REQUESTS_CHILD', payload: { creates, forged, label }, log, nodeArgs: process.env.RQ_ARGS ? process.env.RQ_ARGS.split(' ') : [] });
+  // The install's mail server: a real SMTP server on loopback, here in the bench's own process (as the
+  // webhook receivers are), so its parsing and the emails it keeps are not the measured process's work
+  // or memory. It tells the measured process of each email it accepts.
+  const { startSmtp } = await import('../support/smtp.ts');
+  let measured: import('node:child_process').ChildProcess | null = null;
+  let mails = 0;
+  const smtp = await startSmtp({
+    onMessage: () => {
+      mails++;
+      const arrival: Arrival = { mails, at: performance.timeOrigin + performance.now() };
+      if (measured?.connected) measured.send(arrival);
+    },
+  });
+  try {
+    return await runBenchChild<RequestsResult>({
+      name: 'requests',
+      label,
+      env: { ...env, SMTP_URL: smtp.url },
+      childVar: 'BENCH_REQUESTS_CHILD',
+      payload: { creates, forged, label },
+      withChild: (c) => (measured = c),
+      log,
+    });
+  } finally {
+    await smtp.close();
+  }
 }
 
 export function reportRequests(r: RequestsResult, check: (name: string, value: string, target: string, ok: boolean) => string): string[] {
@@ -60,14 +92,17 @@ async function child(spec: { creates: number; forged: number; label: string }): 
   const { loadConfig } = await import('../../src/config.ts');
   const { createRuntime } = await import('../../src/runtime.ts');
   const { buildApp } = await import('../../src/app.ts');
-  const { startSmtp } = await import('../support/smtp.ts');
-  // The install's mail server: a real SMTP server on loopback (every email of the run goes to it).
-  const smtp = await startSmtp();
-  process.env.SMTP_URL = smtp.url;
+  // Emails go to the bench's SMTP server (SMTP_URL, in the parent process), which reports each one it accepts.
+  let accepted: Arrival = { mails: 0, at: 0 };
+  const waiting = new Set<() => void>();
+  process.on('message', (m: Arrival) => {
+    accepted = m;
+    for (const w of waiting) w();
+  });
   // The API limit (300 a minute per key) is not what is measured here.
   const rt = await createRuntime(loadConfig(process.env), { recordViews: false, apiLimit: { points: 1_000_000, durationSec: 60 } });
   // Jobs run in this process, as in `npm start`: the emails leave from here.
-  if (!process.env.NO_BG) rt.startBackground();
+  rt.startBackground();
   const server = http.createServer(buildApp(rt));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -96,7 +131,6 @@ async function child(spec: { creates: number; forged: number; label: string }): 
         if (status !== 201) failed++;
       }
     }
-    if (process.env.DUMP) (await import('node:fs')).writeFileSync(process.env.DUMP, JSON.stringify(times));
     times.sort((a, b) => a - b);
     const pct = (p: number) => times[Math.min(times.length - 1, Math.floor(times.length * p))] ?? 0;
 
@@ -115,21 +149,28 @@ async function child(spec: { creates: number; forged: number; label: string }): 
 
     // The mail: once the creates' emails have gone, one request at a time, from its 201 to the
     // SMTP server's acceptance of its email.
-    const arrived = async (n: number, limitMs: number) => {
-      const until = performance.now() + limitMs;
-      while (smtp.messages.length < n) {
-        if (performance.now() > until) throw new Error(`only ${smtp.messages.length} of ${n} emails reached the SMTP server`);
-        await new Promise((r) => setTimeout(r, 1));
-      }
-      return performance.now();
-    };
-    if (process.env.NO_BG) { process.stdout.write(JSON.stringify({p50Ms: pct(0.5), p99Ms: pct(0.99)})+'\n'); return; }
+    /** When the SMTP server had accepted `n` emails (epoch ms). */
+    const arrived = (n: number, limitMs: number) =>
+      new Promise<number>((resolve, reject) => {
+        const check = () => {
+          if (accepted.mails < n) return;
+          clearTimeout(timer);
+          waiting.delete(check);
+          resolve(accepted.at);
+        };
+        const timer = setTimeout(() => {
+          waiting.delete(check);
+          reject(new Error(`only ${accepted.mails} of ${n} emails reached the SMTP server`));
+        }, limitMs);
+        waiting.add(check);
+        check();
+      });
     await arrived(warm + spec.creates, 120_000);
     const mails: number[] = [];
     for (let i = 0; i < MAILS; i++) {
-      const expected = smtp.messages.length + 1;
+      const expected = accepted.mails + 1;
       const status = await post({ amount: 500 + i, currency: 'EUR', reference: `M-${i}`, channels: ['email'], customer: { name: `Mail ${i}`, email: `m${i}@bench.test` } });
-      const answered = performance.now();
+      const answered = performance.timeOrigin + performance.now();
       if (status !== 201) throw new Error(`create answered ${status}`);
       mails.push((await arrived(expected, 10_000)) - answered);
     }
@@ -140,7 +181,8 @@ async function child(spec: { creates: number; forged: number; label: string }): 
   } finally {
     server.close();
     await rt.close();
-    await smtp.close();
+    // The IPC channel would keep this process alive.
+    process.disconnect?.();
   }
 }
 

@@ -2,7 +2,7 @@
  * `npm run bench`: pay-page throughput and latency against two baselines measured in the same run,
  * and link analytics at a million views.
  *
- * Servers run in child processes (pinned to the last CPU when there are ≥ 2); the load generator
+ * Servers and the measured processes (reminders, webhooks, requests) run in child processes (pinned to the last CPU when there are ≥ 2); the load generator
  * (autocannon, in this process, pinned to the other CPUs) drives each with 50 connections: a
  * warm-up, then the measured seconds in interleaved rounds (bare, Express, SQLite, MariaDB, bare…),
  * each target keeping its best round, so a burst of other work on the machine hits one round of
@@ -70,6 +70,7 @@ import mysql from 'mysql2/promise';
 import { createClient } from 'redis';
 import { BROWSER_AGENTS, countViews, diagnose, measureLatency, pageCases, seedAnalytics, type Diagnostics, type Latency, type Seeded } from './analytics.ts';
 import { measureReminders, remindersCorrect, reportReminders, seedReminders, type RemindersResult } from './reminders.ts';
+import { pinMeasuredTo } from './child.ts';
 import { measureWebhooks, reportWebhooks, webhooksCorrect, type WebhooksResult } from './webhooks.ts';
 import { measureRequestImport, measureRequests, reportRequestImport, reportRequests, type RequestImportResult, type RequestsResult } from './requests.ts';
 
@@ -111,6 +112,8 @@ const canPin = cpus >= 2 && spawnSync('taskset', ['--version']).status === 0;
 const serverCpu = String(cpus - 1);
 const loadCpus = `0-${cpus - 2}`;
 if (canPin) spawnSync('taskset', ['-a', '-p', '-c', loadCpus, String(process.pid)], { stdio: 'ignore' });
+// The reminders, webhooks and requests measurements run in processes of their own: on the server CPU too.
+pinMeasuredTo(canPin ? serverCpu : null);
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);

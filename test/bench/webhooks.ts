@@ -142,8 +142,6 @@ async function child(spec: { events: number; label: string; urls: string[] }): P
     busy = [];
     last = performance.now();
     lastCpu = process.cpuUsage();
-    const qs = new Map<string, [number, number]>(); const st = new Map<string, [string, number]>();
-    if (process.env.QSTATS) { rt.db.on('query', (q: any) => st.set(q.__knexQueryUid, [q.sql.replace(/\?(, \?)+/g, '?').slice(0, 150), performance.now()])); rt.db.on('query-response', (_r: any, q: any) => { const s0 = st.get(q.__knexQueryUid); if (!s0) return; st.delete(q.__knexQueryUid); const e = qs.get(s0[0]) ?? [0, 0]; e[0]++; e[1] += performance.now() - s0[1]; qs.set(s0[0], e); }); }
     const t1 = performance.now();
     let jobs = 0;
     for (let round = 0; round < 100; round++) {
@@ -152,7 +150,6 @@ async function child(spec: { events: number; label: string; urls: string[] }): P
       if (!ran) break;
     }
     const drainSeconds = (performance.now() - t1) / 1000;
-    if (process.env.QSTATS) (await import('node:fs')).writeFileSync(process.env.QSTATS, [...qs].sort((a, b) => b[1][1] - a[1][1]).slice(0, 40).map(([k, [n, t]]) => `${t.toFixed(0).padStart(7)} ms ${String(n).padStart(7)}x ${k}`).join('\n') + '\n');
     await new Promise((r) => setTimeout(r, 5));
     clearInterval(sampler);
     loop.disable();

@@ -36,6 +36,8 @@ interface Fault {
 export interface SmtpOptions {
   /** Require AUTH with these credentials (the URL then carries them). */
   auth?: { user: string; pass: string };
+  /** Called for each message accepted (after it is added to `messages`). */
+  onMessage?: (mail: ReceivedMail) => void;
 }
 
 export interface TestSmtp {
@@ -109,8 +111,10 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<TestSmtp> {
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
           };
-          messages.push({ envelope, raw, ...parseMail(raw) });
+          const mail = { envelope, raw, ...parseMail(raw) };
+          messages.push(mail);
           cb(null);
+          opts.onMessage?.(mail);
         });
       },
     });
