@@ -337,6 +337,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       allowPrivate: config.webhooksAllowPrivate === true,
       notifyMerchant: (trx, notice) => deliveries.notifyMerchant(trx, notice),
       baseUrl: config.baseUrl,
+      changes,
     });
     const declines = opts.checkoutLimits?.declines ?? { points: 5, durationSec: 3_600 };
     const requests = createRequestService({

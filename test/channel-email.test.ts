@@ -82,6 +82,20 @@ describe('channel-email', () => {
       expect(mail.headers.get('subject')).to.equal('Zoë, your link — €12.50');
     });
 
+    it('puts text mostly in Latin letters on the wire quoted-printable, and text mostly in another script base64, intact either way', async () => {
+      smtp.messages.length = 0;
+      const latin = message({ subject: 'Grüße — €12.50', text: 'Grüße, Zoë: pay €12.50 here', html: '<p>Grüße, Zoë: pay <b>€12.50</b> here</p>' });
+      const cyrillic = message({ subject: 'Ваша ссылка на оплату', text: 'Здравствуйте, Иван! Оплатите заказ по ссылке', html: '<p>Здравствуйте, Иван! Оплатите заказ по ссылке</p>' });
+      await email.send(latin);
+      await email.send(cyrillic);
+      const [a, b] = smtp.messages;
+      const encodings = (raw: string) => [...raw.matchAll(/^Content-Transfer-Encoding: (.+)$/gim)].map((m) => m[1].trim().toLowerCase());
+      expect(encodings(a.raw)).to.deep.equal(['quoted-printable', 'quoted-printable']);
+      expect(encodings(b.raw)).to.deep.equal(['base64', 'base64']);
+      expect([a.text, a.html, a.headers.get('subject')]).to.deep.equal([latin.text, latin.html, latin.subject]);
+      expect([b.text, b.html, b.headers.get('subject')]).to.deep.equal([cyrillic.text, cyrillic.html, cyrillic.subject]);
+    });
+
     it('gives a resend of the same delivery the same Message-ID', async () => {
       smtp.messages.length = 0;
       const sent = message();

@@ -50,7 +50,11 @@ forEachTarget('events', (target) => {
     const id = await emitCommitted('link.created', linkCreated('lnk_1'));
     expect(id).to.match(/^evt_[A-Za-z0-9]{22}$/);
     expect(seen, 'ran inline, in the emitter’s transaction').to.deep.equal([]);
-    expect(await onlyJob(env, 'events.dispatch')).to.deep.include({ state: 'queued', payload: { eventId: id } });
+    // Queued with the event, in the emitter's transaction, carrying it (the run never reads it back).
+    const queued = await onlyJob(env, 'hooks.run');
+    expect(queued).to.include({ state: 'queued' });
+    expect(queued.payload).to.deep.include({ eventId: id, subscriptionId: 'test:seen' });
+    expect(await jobsOf(env, 'events.dispatch')).to.deep.equal([]);
 
     await rt.jobs.drain();
     expect(seen).to.have.length(1);
@@ -58,7 +62,45 @@ forEachTarget('events', (target) => {
     expect(seen[0].payload).to.deep.equal(linkCreated('lnk_1'));
     expect(seen[0].createdAt).to.be.an.instanceOf(Date);
     expect(seen[0]).not.to.have.property('merchantId'); // the internal key never reaches handlers
-    expect(await onlyJob(env, 'hooks.run')).to.deep.include({ state: 'done', attempts: 1, payload: { eventId: id, subscriptionId: 'test:seen' } });
+    expect(await onlyJob(env, 'hooks.run')).to.include({ state: 'done', attempts: 1 });
+  });
+
+  it('queues no run for a handler whose wants() says no, asking it inside the emitting transaction', async () => {
+    const { rt } = env;
+    const seen: string[] = [];
+    const asked: string[] = [];
+    rt.events.subscribe(
+      'link.created',
+      'test:picky',
+      (e) => void seen.push(e.payload.linkId),
+      () => true,
+      async (e, q) => {
+        // Reads through the emitter's transaction: the event row it is about is visible there.
+        const row = await q('events').where({ public_id: e.id }).first('type');
+        asked.push(`${(e.payload as { linkId: string }).linkId}:${row?.type}`);
+        return (e.payload as { linkId: string }).linkId === 'lnk_wanted';
+      },
+    );
+    await emitCommitted('link.created', linkCreated('lnk_unwanted'));
+    await emitCommitted('link.created', linkCreated('lnk_wanted'));
+    expect(asked).to.deep.equal(['lnk_unwanted:link.created', 'lnk_wanted:link.created']);
+    expect(await jobsOf(env, 'hooks.run')).to.have.length(1);
+    await rt.jobs.drain();
+    expect(seen).to.deep.equal(['lnk_wanted']);
+  });
+
+  it('still runs an events.dispatch job queued before events fanned out on emit (an upgrade)', async () => {
+    const { rt } = env;
+    const seen: string[] = [];
+    rt.events.subscribe('link.created', 'test:old-dispatch', (e) => void seen.push(e.id));
+    // An event and its dispatch job as an earlier version wrote them: no runs queued with it.
+    const id = 'evt_olddispatch0000000000';
+    await rt.db('events').insert({ public_id: id, type: 'link.created', merchant_id: null, payload: JSON.stringify(linkCreated('lnk_old')), created_at: env.clock.now() });
+    await rt.jobs.enqueue(rt.db, 'events.dispatch', { eventId: id }, { uniqueKey: `dispatch:${id}` });
+    await rt.jobs.drain();
+    expect(seen).to.deep.equal([id]);
+    expect(await onlyJob(env, 'events.dispatch')).to.include({ state: 'done', attempts: 1 });
+    expect(await onlyJob(env, 'hooks.run')).to.include({ state: 'done', attempts: 1 });
   });
 
   it('retries a handler that throws, handing it the same event id', async () => {
@@ -77,7 +119,6 @@ forEachTarget('events', (target) => {
     await rt.jobs.drain();
     expect(calls).to.deep.equal([id, id]);
     expect(await onlyJob(env, 'hooks.run')).to.include({ state: 'done', attempts: 2 });
-    expect(await onlyJob(env, 'events.dispatch')).to.include({ state: 'done', attempts: 1 });
   });
 
   it('keeps two handlers of one event independent: one failing does not re-run the other', async () => {
@@ -145,11 +186,8 @@ forEachTarget('events', (target) => {
     const other = await env.sibling();
     const seen: string[] = [];
     other.events.subscribe('link.created', 'test:only-there', (e) => void seen.push(e.id));
-    const id = await emitCommitted('link.created', linkCreated('lnk_4'));
-    // The process that has the handler dispatches (fans out)...
-    const [dispatch] = await other.jobs.claim(1);
-    expect(dispatch.kind).to.equal('events.dispatch');
-    await other.jobs.execute(dispatch);
+    // The process that has the handler emits (and so fans out)...
+    const id = await other.db.transaction((trx) => other.events.emit(trx, 'link.created', linkCreated('lnk_4')));
     // ...but the run itself is claimed by one that does not have it.
     expect(await rt.jobs.drain()).to.equal(1);
     const run = await onlyJob(env, 'hooks.run');

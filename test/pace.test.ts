@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { performance } from 'node:perf_hooks';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { answerFirst, pace, unansweredRequests, yieldToForeground } from '../src/core/pace.ts';
+import { answerFirst, asBackground, isBackground, pace, unansweredRequests, yieldToForeground } from '../src/core/pace.ts';
+import { createDb } from '../src/core/db.ts';
 
 /** Synchronous work of at least `ms` (what a run of SQLite queries is to the event loop). */
 function work(ms: number): void {
@@ -94,6 +95,36 @@ describe('yieldToForeground(): background work waits while requests are unanswer
       expect(unansweredRequests()).to.equal(0);
     } finally {
       await held.close();
+    }
+  });
+
+  it('makes background work wait before each query it starts while a request is unanswered; the request\'s own queries go at once', async () => {
+    const db = createDb({ client: 'sqlite', filename: ':memory:' } as never);
+    const held = await heldServer();
+    try {
+      await db.raw('select 1');
+      let backgroundRan = false;
+      let foregroundRan = false;
+      const job = asBackground(async () => {
+        expect(isBackground()).to.equal(true);
+        await new Promise((r) => setImmediate(r)); // what it started carries the mark
+        expect(isBackground()).to.equal(true);
+        await db.raw('select 1');
+        backgroundRan = true;
+      }, 60_000);
+      const request = db.raw('select 1').then(() => (foregroundRan = true));
+      for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+      expect(isBackground(), 'outside asBackground').to.equal(false);
+      expect(foregroundRan, 'a query outside background work').to.equal(true);
+      expect(backgroundRan, 'a background query while the request was unanswered').to.equal(false);
+      held.release();
+      await job;
+      await request;
+      expect(backgroundRan).to.equal(true);
+    } finally {
+      await held.response;
+      await held.close();
+      await db.destroy();
     }
   });
 

@@ -113,6 +113,18 @@ forEachTarget('outgoing webhooks', (target) => {
     const runs = (await env.rt.db('jobs').where('kind', 'hooks.run').andWhere('id', '>', 0).select('payload')) as { payload: string }[];
     expect(runs.slice(before).map((r) => JSON.parse(r.payload).subscriptionId).filter((id: string) => id.startsWith('webhooks:'))).to.deep.equal([]);
     expect(hook.received).to.have.length(0);
+    // "No endpoint" is remembered for a moment, but not past the creation (or re-enabling) of one:
+    // the very next event goes to it.
+    const { id } = await endpoint(['link.created', 'link.updated']);
+    await env.rt.services.links.create(a.merchant, { type: 'amount', name: 'Someone listens', amount: 100 });
+    await env.rt.jobs.drain();
+    expect(bodies().map((b) => [b.type, b.data.name])).to.deep.equal([['link.created', 'Someone listens']]);
+    expect((await call('patch', `/webhook_endpoints/${id}`, { enabled: false })).status).to.equal(200);
+    await env.rt.services.links.create(a.merchant, { type: 'amount', name: 'Disabled', amount: 100 });
+    expect((await call('patch', `/webhook_endpoints/${id}`, { enabled: true })).status).to.equal(200);
+    await env.rt.services.links.create(a.merchant, { type: 'amount', name: 'Enabled again', amount: 100 });
+    await env.rt.jobs.drain();
+    expect(bodies().map((b) => b.data.name)).to.deep.equal(['Someone listens', 'Enabled again']);
   });
 
   it('sends only the event types an endpoint chose, and nothing of another merchant', async () => {
@@ -546,6 +558,35 @@ describe('outgoing webhooks: nothing a receiver answers stalls the sender', () =
     const r = await createSender({ allowPrivate: true, timeoutMs: 300 })(request(url));
     expect(r.statusCode).to.equal(null);
     expect(r.error).to.match(/No answer within/);
+  });
+
+  it('keeps the connection to a host between tries, and sends again at once when the host closed a kept one', async () => {
+    // Answers each request with a 204 on a kept connection, except that the 3rd request to arrive on
+    // connection 1 is answered with a reset (as a server closing an idle connection just then).
+    let connections = 0;
+    const seen: number[] = [];
+    const server = net.createServer((socket) => {
+      const n = ++connections;
+      let onThis = 0;
+      socket.on('error', () => {});
+      socket.on('data', (chunk) => {
+        for (const _ of String(chunk).match(/^POST /gm) ?? []) {
+          onThis++;
+          seen.push(n);
+          if (n === 1 && onThis === 3) return socket.resetAndDestroy();
+          socket.write('HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n');
+        }
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/`;
+    const send = createSender({ allowPrivate: true });
+    for (let i = 0; i < 2; i++) expect((await send(request(url))).statusCode).to.equal(204);
+    expect(connections, 'two tries on one connection').to.equal(1);
+    const third = await send(request(url));
+    expect(third).to.include({ statusCode: 204, error: null });
+    expect(seen).to.deep.equal([1, 1, 1, 2]);
   });
 
   it('garbage instead of HTTP: an error, not a crash', async () => {

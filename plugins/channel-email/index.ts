@@ -9,6 +9,22 @@ import { definePlugin, ProviderError, z } from 'paylink/plugin-api';
 /** CR, LF and other control characters become spaces: a name or subject can never start a new header. */
 const oneLine = (s: string) => s.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
 
+/**
+ * How the message's text goes on the wire, chosen as nodemailer would (quoted-printable when Latin
+ * letters outnumber other characters, base64 otherwise) but counted once, without allocating:
+ * nodemailer's own check builds an array of every letter of each part, twice per part.
+ */
+function textEncoding(body: string): 'quoted-printable' | 'base64' {
+  let latin = 0;
+  let other = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if ((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) latin++;
+    else if (c > 0x7f || c < 0x09 || c === 0x0b || c === 0x0c || (c >= 0x0e && c <= 0x1f)) other++;
+  }
+  return other < latin ? 'quoted-printable' : 'base64';
+}
+
 type SmtpError = Error & { code?: string; responseCode?: number; response?: string; command?: string };
 
 const PERMANENT_CODES = ['EENVELOPE', 'EMESSAGE', 'EAUTH', 'ECONFIG'];
@@ -93,6 +109,7 @@ export default definePlugin({
             subject: oneLine(message.subject ?? ''),
             text: message.text,
             ...(message.html ? { html: message.html } : {}),
+            textEncoding: textEncoding(message.html ?? message.text),
             messageId,
           });
         } catch (err) {

@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import knexFactory, { type Knex } from 'knex';
 import type { DatabaseConfig } from '../config.ts';
 import type { Logger } from './log.ts';
-import { pace } from './pace.ts';
+import { backgroundGivesWay, pace } from './pace.ts';
 
 export type Db = Knex;
 export type Trx = Knex.Transaction;
@@ -127,7 +127,7 @@ export function createDb(database: DatabaseConfig, opts: DbOptions = {}): Db {
     fs.mkdirSync(path.dirname(database.filename), { recursive: true });
   }
   const db = knexFactory(knexConfig(database, opts));
-  if (database.client === 'sqlite') paceConnections(db);
+  paceConnections(db, database.client === 'sqlite');
   return db;
 }
 
@@ -138,11 +138,13 @@ export function createDb(database: DatabaseConfig, opts: DbOptions = {}): Db {
  * for the loop turn's slice to have time left (core/pace.ts), so such runs give way to timers, I/O
  * and requests between statements and transactions, never inside a transaction.
  */
-function paceConnections(db: Db): void {
+function paceConnections(db: Db, sqlite: boolean): void {
   const client = db.client as { acquireConnection(): Promise<unknown> };
   const acquire = client.acquireConnection.bind(client);
   client.acquireConnection = async () => {
-    await pace();
+    // Background work (jobs) lets unanswered requests go first, on any database.
+    await backgroundGivesWay();
+    if (sqlite) await pace();
     return acquire();
   };
 }

@@ -1,8 +1,8 @@
 /**
  * The outbox. Every state change others react to writes an `events` row in the same transaction,
- * plus a `events.dispatch` job; dispatch fans out one `hooks.run` job per subscribed handler, keyed
- * by (event id, handler id), so each handler runs at least once and can use the event id as its
- * idempotency key. A crash between commit and side effect loses nothing.
+ * and with it one `hooks.run` job per subscribed handler that wants the event, keyed by (event id,
+ * handler id) and carrying the event, so each handler runs at least once and can use the event id as
+ * its idempotency key. A crash between commit and side effect loses nothing.
  */
 import type { Db, Queryable } from './db.ts';
 import { toDate } from './db.ts';
@@ -372,8 +372,12 @@ interface Subscription {
   handler: EventHandler<any>;
   /** Returns false when the owner (a plugin) is disabled; its queued runs are then skipped. */
   enabled: () => boolean;
-  /** Asked when the event is dispatched: false means no run is queued for it (nobody it concerns). */
-  wants?: (event: PaylinkEvent & { merchantId: number | null }) => boolean | Promise<boolean>;
+  /**
+   * Asked when the event is emitted, inside the emitter's transaction `q` (read through it, never the
+   * pool; keep it cheap — it runs for every event of the type): false means no run is queued for it
+   * (nobody it concerns).
+   */
+  wants?: (event: PaylinkEvent & { merchantId: number | null }, q: Queryable) => boolean | Promise<boolean>;
 }
 
 interface EventRow {
@@ -390,6 +394,15 @@ function fromRow(r: EventRow): PaylinkEvent & { merchantId: number | null } {
 }
 
 /** An event as committed listeners see it (in this process, right after its transaction commits). */
+/** An event as its `events.dispatch` and `hooks.run` jobs carry it (the row's columns, payload parsed). */
+interface CarriedEvent {
+  type: EventType;
+  merchantId: number | null;
+  payload: Record<string, unknown>;
+  /** ISO 8601, as `created_at` was written. */
+  createdAt: string;
+}
+
 export interface CommittedEvent {
   type: EventType;
   payload: Record<string, unknown>;
@@ -405,8 +418,8 @@ export class EventBus {
    * mismatch (development and tests: the whole suite then proves the catalogue; production trusts the types).
    */
   constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger; changes?: ChangeFeed; checkPayloads?: boolean }) {
-    deps.jobs.define<{ eventId: string }>('events.dispatch', (p) => this.dispatch(p.eventId));
-    deps.jobs.define<{ eventId: string; subscriptionId: string }>('hooks.run', (p) => this.runHandler(p.eventId, p.subscriptionId));
+    deps.jobs.define<{ eventId: string; event?: CarriedEvent }>('events.dispatch', (p) => this.dispatch(p.eventId, p.event));
+    deps.jobs.define<{ eventId: string; subscriptionId: string; event?: CarriedEvent }>('hooks.run', (p) => this.runHandler(p.eventId, p.subscriptionId, p.event));
   }
 
   /**
@@ -452,8 +465,12 @@ export class EventBus {
       if (!checked.success) throw new InvalidEventPayloadError(type, checked.error.issues);
     }
     const id = publicId('evt');
-    await trx('events').insert({ public_id: id, type, merchant_id: merchantId, payload: JSON.stringify(payload), created_at: this.deps.clock.now() });
-    await this.deps.jobs.enqueue(trx, 'events.dispatch', { eventId: id }, { uniqueKey: `dispatch:${id}` });
+    const createdAt = this.deps.clock.now();
+    await trx('events').insert({ public_id: id, type, merchant_id: merchantId, payload: JSON.stringify(payload), created_at: createdAt });
+    // Fanned out here, in the same transaction: one hooks.run job per handler it concerns, each
+    // carrying the event, so a run never reads it back (and an event nobody wants costs one insert).
+    const carried: CarriedEvent = { type, merchantId, payload: payload as Record<string, unknown>, createdAt: createdAt.toISOString() };
+    await this.fanOut(trx, id, carried);
     if (!opts.quiet) this.deps.changes?.afterCommit(trx);
     if (this.committed.size && !opts.quiet) {
       const e: CommittedEvent = { type, payload: payload as Record<string, unknown>, merchantKey: merchantId };
@@ -475,20 +492,37 @@ export class EventBus {
     return rows.map(fromRow);
   }
 
-  private async dispatch(eventId: string): Promise<void> {
-    const event = await this.get(eventId);
-    if (!event) return;
-    const targets: Subscription[] = [];
-    for (const s of this.subs.values()) if (s.type === event.type && (!s.wants || (await s.wants(event)))) targets.push(s);
-    if (!targets.length) return;
-    await this.deps.db.transaction(async (trx) => {
-      for (const s of targets) {
-        await this.deps.jobs.enqueue(trx, 'hooks.run', { eventId, subscriptionId: s.id }, { uniqueKey: `hook:${eventId}:${s.id}` });
-      }
-    });
+  /** The event a job carries, or (a job queued before jobs carried it) the stored one. */
+  private async carried(eventId: string, carried: CarriedEvent | undefined): Promise<(PaylinkEvent & { merchantId: number | null }) | null> {
+    return carried ? this.fromCarried(eventId, carried) : this.get(eventId);
   }
 
-  private async runHandler(eventId: string, subscriptionId: string): Promise<void> {
+  private fromCarried(eventId: string, c: CarriedEvent): PaylinkEvent & { merchantId: number | null } {
+    return { id: eventId, type: c.type, payload: c.payload as never, createdAt: new Date(c.createdAt), merchantId: c.merchantId };
+  }
+
+  /** Queues, in `q`, a run of each handler of the event's type that wants it. */
+  private async fanOut(q: Queryable, eventId: string, carried: CarriedEvent): Promise<void> {
+    let event: (PaylinkEvent & { merchantId: number | null }) | null = null;
+    for (const s of this.subs.values()) {
+      if (s.type !== carried.type) continue;
+      if (s.wants && !(await s.wants((event ??= this.fromCarried(eventId, carried)), q))) continue;
+      await this.deps.jobs.enqueue(q, 'hooks.run', { eventId, subscriptionId: s.id, event: carried }, { uniqueKey: `hook:${eventId}:${s.id}` });
+    }
+  }
+
+  /**
+   * An `events.dispatch` job: how events were fanned out before emit did it (one queued before an
+   * upgrade still runs). The runs are queued in one transaction; their unique keys make a re-run add none.
+   */
+  private async dispatch(eventId: string, carried?: CarriedEvent): Promise<void> {
+    const event = await this.carried(eventId, carried);
+    if (!event) return;
+    const { id: _id, merchantId, ...rest } = event;
+    await this.deps.db.transaction((trx) => this.fanOut(trx, eventId, { type: rest.type, merchantId, payload: rest.payload as Record<string, unknown>, createdAt: rest.createdAt.toISOString() }));
+  }
+
+  private async runHandler(eventId: string, subscriptionId: string, carried?: CarriedEvent): Promise<void> {
     const sub = this.subs.get(subscriptionId);
     if (!sub) throw new HandlerNotLoadedError(subscriptionId);
     if (!sub.enabled()) {
@@ -496,7 +530,7 @@ export class EventBus {
       this.deps.log.info('skipping hook of a disabled handler', { eventId, subscriptionId });
       return;
     }
-    const event = await this.get(eventId);
+    const event = await this.carried(eventId, carried);
     if (!event) return;
     const { merchantId: _internal, ...publicEvent } = event;
     await sub.handler(publicEvent);

@@ -10,7 +10,7 @@ import { type Db, type Queryable, isMysql, toDate, toDateOrNull } from './db.ts'
 import type { Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { randomToken } from './ids.ts';
-import { FOREGROUND_WAIT_MS, pace, yieldToForeground } from './pace.ts';
+import { asBackground, FOREGROUND_WAIT_MS, pace, yieldToForeground } from './pace.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'dead';
 
@@ -292,7 +292,7 @@ export class JobQueue {
     heartbeat.unref();
     let outcome: Record<string, unknown>;
     try {
-      await handler(job.payload, job);
+      await asBackground(async () => handler(job.payload, job), this.o.foregroundWaitMs);
       outcome = { state: 'done', finished_at: clock.now(), updated_at: clock.now(), lease_until: null, last_error: null };
     } catch (err) {
       const message = (err instanceof Error ? `${err.name}: ${err.message}` : String(err)).slice(0, 4000);

@@ -12,6 +12,7 @@
  * the first thing to run starts a new slice). Callers call it between units of work; the loop is then
  * held for about one slice plus one unit, however many callers there are.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 
@@ -111,4 +112,31 @@ export async function yieldToForeground(maxMs = FOREGROUND_WAIT_MS): Promise<voi
     }, maxMs);
     waiters.push(go);
   });
+}
+
+// ---- Background work, query by query --------------------------------------------------------------
+// A job that is already running when a request comes in would otherwise go on, query by query, in
+// turns with the request (and on SQLite, with one connection, each of its transactions makes the
+// request wait). Work run as background (the job queue's handlers) is marked, and the database gives
+// way for it before each query or transaction it starts outside a transaction (core/db.ts).
+
+const background = new AsyncLocalStorage<{ maxWaitMs: number }>();
+
+/**
+ * Runs `fn` as background work: each query or transaction it (or anything it starts) begins outside
+ * a transaction first waits for unanswered requests, at most `maxWaitMs` (see yieldToForeground).
+ */
+export function asBackground<T>(fn: () => Promise<T>, maxWaitMs = FOREGROUND_WAIT_MS): Promise<T> {
+  return background.run({ maxWaitMs }, fn);
+}
+
+/** True inside asBackground (and whatever it started). */
+export function isBackground(): boolean {
+  return background.getStore() !== undefined;
+}
+
+/** Inside asBackground: gives way to unanswered requests as it was told to; elsewhere returns at once. */
+export async function backgroundGivesWay(): Promise<void> {
+  const mark = background.getStore();
+  if (mark) await yieldToForeground(mark.maxWaitMs);
 }

@@ -390,9 +390,9 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
       return rowsByKeys(db, 'links', keys, ['public_id', 'name', 'deleted_at'], (r) => ({ id: r.public_id, name: r.name, deleted: Boolean(r.deleted_at) }));
     },
 
-    /** A link's key by its public id (deleted links too), or null. */
-    async keyOf(linkId: string): Promise<number | null> {
-      const r = await db('links').where({ public_id: linkId }).first('id');
+    /** A link's key by its public id (deleted links too), or null; read through `q` inside a transaction. */
+    async keyOf(linkId: string, q: Queryable = db): Promise<number | null> {
+      const r = await q('links').where({ public_id: linkId }).first('id');
       return r ? Number(r.id) : null;
     },
   };

@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import type { Knex } from 'knex';
-import type { Db, Trx } from '../../core/db.ts';
+import type { Db, Queryable, Trx } from '../../core/db.ts';
 import { inTransaction, isUniqueViolation, toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
@@ -692,6 +692,14 @@ export function createRequestService(deps: RequestDeps) {
     return (await service.byLinkKeys([linkKey])).get(linkKey) ?? null;
   }
 
+  /** The few fields an event about a request names (two key lookups, no hydration), or null. */
+  async function refByLinkId(linkId: string): Promise<{ id: string; reference: string | null; merchantKey: number } | null> {
+    const linkKey = await deps.linkState.keyOf(linkId);
+    if (linkKey === null) return null;
+    const row = await db('payment_requests').where({ link_id: linkKey }).first('public_id', 'reference', 'merchant_id');
+    return row ? { id: row.public_id, reference: row.reference ?? null, merchantKey: Number(row.merchant_id) } : null;
+  }
+
   /**
    * Records an outcome once: `column` is set by a conditional UPDATE and the event is emitted in the
    * same transaction only when this call set it, so a handler that runs twice emits once.
@@ -705,12 +713,13 @@ export function createRequestService(deps: RequestDeps) {
   }
 
   // A run is queued only for events about a payment request's link (most payments are on smart links).
-  const onLink = async (e: { payload: unknown }) => {
+  // Asked in the emitting transaction `q`.
+  const onLink = async (e: { payload: unknown }, q: Queryable) => {
     const linkId = (e.payload as { linkId?: unknown }).linkId;
     if (typeof linkId !== 'string') return false;
     // Two key lookups, not a whole request: this runs for every such event of every link.
-    const linkKey = await deps.linkState.keyOf(linkId);
-    return linkKey !== null && Boolean(await db('payment_requests').where({ link_id: linkKey }).first('id'));
+    const linkKey = await deps.linkState.keyOf(linkId, q);
+    return linkKey !== null && Boolean(await q('payment_requests').where({ link_id: linkKey }).first('id'));
   };
   // A decline storm (card testing, or a customer guessing) on one request locks it for the window and
   // tells the merchant once per window.
@@ -745,14 +754,14 @@ export function createRequestService(deps: RequestDeps) {
     'core:payment-requests:sent',
     async (event) => {
       const { merchantId, linkId, deliveryId, channel } = event.payload;
-      const r = linkId ? await byLinkId(linkId) : null;
-      if (!r) return;
+      const r = linkId ? await refByLinkId(linkId) : null;
+      if (!r || !linkId) return;
       // Like every hook, at least once: a crash between this commit and the run's own record repeats
       // it; receivers tell repeats apart by `deliveryId`.
-      await inTransaction(db, (trx) => events.emit(trx, 'payment_request.sent', { merchantId, requestId: r.id, linkId: r.link.id, reference: r.reference, deliveryId, channel }, r.merchantKey));
+      await inTransaction(db, (trx) => events.emit(trx, 'payment_request.sent', { merchantId, requestId: r.id, linkId, reference: r.reference, deliveryId, channel }, r.merchantKey));
     },
     () => true,
-    async (e) => (e.payload as { kind?: unknown }).kind === 'initial' && (await onLink(e)),
+    async (e, q) => (e.payload as { kind?: unknown }).kind === 'initial' && (await onLink(e, q)),
   );
   // Every use paid: `payment_request.paid`, naming the payment that completed it.
   events.subscribe(

@@ -18,6 +18,10 @@ export const TIMEOUT_MS = 15_000;
 /** How long the body may take once the status line and headers are in. */
 export const BODY_TIME_MS = 3_000;
 export const RESPONSE_KEEP_BYTES = 1024;
+/** Connections kept open per host (tries run on a few job lanes, so few are ever in use at once). */
+const MAX_SOCKETS_PER_HOST = 8;
+/** A kept connection idle this long is closed (ms). */
+export const IDLE_SOCKET_MS = 4_000;
 
 /** A new signing secret: `whsec_` + base64 of 32 random bytes (the spec allows 24–64). */
 export function newSecret(): string {
@@ -63,13 +67,27 @@ export type Sender = (req: SendRequest) => Promise<SendResult>;
 
 export function createSender(opts: SenderOptions): Sender {
   const filter = { allowPrivateIPAddress: opts.allowPrivate, allowMetaIPAddress: false };
-  // keepAlive off: every try opens (and checks) a fresh connection.
-  const agents = { http: new RequestFilteringHttpAgent({ ...filter, keepAlive: false }), https: new RequestFilteringHttpsAgent({ ...filter, keepAlive: false }) };
+  // Connections are kept open between tries to the same host (a busy endpoint takes thousands of
+  // events): the address is checked when a connection is made, and a kept one stays on the address
+  // that was checked. One left idle longer than IDLE_SOCKET_MS is closed, before most servers close
+  // theirs (5 s is common); a request that still meets one closed under it is sent again at once.
+  const agentOptions = { ...filter, keepAlive: true, maxSockets: MAX_SOCKETS_PER_HOST, maxFreeSockets: MAX_SOCKETS_PER_HOST, timeout: IDLE_SOCKET_MS, scheduling: 'lifo' as const };
+  const agents = { http: new RequestFilteringHttpAgent(agentOptions), https: new RequestFilteringHttpsAgent(agentOptions) };
   const timeoutMs = opts.timeoutMs ?? TIMEOUT_MS;
   const bodyTimeMs = opts.bodyTimeMs ?? BODY_TIME_MS;
 
-  return (r) =>
-    new Promise<SendResult>((resolve) => {
+  return async (r) => {
+    const first = await attempt(r);
+    // The server closed a kept connection just as we reused it (the reset comes at once, before any
+    // answer): send again on a new one. Were it a real failure, a repeat is one receivers expect of
+    // at-least-once delivery, with the same webhook-id.
+    return first.staleSocket ? (await attempt(r)).result : first.result;
+  };
+
+  function attempt(r: SendRequest): Promise<{ result: SendResult; staleSocket: boolean }> {
+    return new Promise((resolveAttempt) => {
+      let staleSocket = false;
+      const resolve = (result: SendResult) => resolveAttempt({ result, staleSocket });
       const started = performance.now();
       let done = false;
       const finish = (out: Omit<SendResult, 'latencyMs'>) => {
@@ -98,32 +116,39 @@ export function createSender(opts: SenderOptions): Sender {
         req.destroy();
         finish({ statusCode: null, headers: {}, response: null, error: `No answer within ${Math.round(timeoutMs / 1000)} s.` });
       }, timeoutMs);
-      req.on('error', (err) => finish({ statusCode: null, headers: {}, response: null, error: describe(err) }));
+      let answered = false;
+      req.on('error', (err) => {
+        staleSocket = !answered && req.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET';
+        finish({ statusCode: null, headers: {}, response: null, error: describe(err) });
+      });
       req.on('response', (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         let kept = 0;
-        const settle = () => {
+        /** `whole`: the body was read to its end, so the connection can serve the next try. */
+        const settle = (whole: boolean) => {
           clearTimeout(bodyTimer);
           finish({ statusCode: res.statusCode ?? null, headers: res.headers, response: Buffer.concat(chunks).toString('utf8'), error: null });
           // Whatever is left unread is not wanted: close the connection rather than drain it.
-          res.destroy();
+          if (!whole) res.destroy();
         };
         // The status is what counts; the body is for the log. Stop reading at 1 KB or after the time allowed.
-        const bodyTimer = setTimeout(settle, bodyTimeMs);
+        const bodyTimer = setTimeout(() => settle(false), bodyTimeMs);
         res.on('data', (chunk: Buffer) => {
           if (kept < RESPONSE_KEEP_BYTES) {
             const part = chunk.subarray(0, RESPONSE_KEEP_BYTES - kept);
             chunks.push(part);
             kept += part.length;
           }
-          if (kept >= RESPONSE_KEEP_BYTES) settle();
+          if (kept >= RESPONSE_KEEP_BYTES) settle(false);
         });
-        res.on('end', settle);
-        res.on('error', settle);
-        res.on('aborted', settle);
+        res.on('end', () => settle(true));
+        res.on('error', () => settle(false));
+        res.on('aborted', () => settle(false));
       });
       req.end(r.body);
     });
+  }
 }
 
 function describe(err: unknown): string {

@@ -21,12 +21,13 @@
 import type { Knex } from 'knex';
 import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
-import type { Db } from '../../core/db.ts';
+import type { Db, Queryable } from '../../core/db.ts';
 import { toDate, toDateOrNull } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
 import type { JobQueue } from '../../core/jobs.ts';
 import type { EventBus, EventType, PaylinkEvent } from '../../core/events.ts';
+import { TtlCache, type ChangeFeed } from '../../core/changes.ts';
 import type { Sealer } from '../../core/encryption.ts';
 import { publicId, sha256Hex } from '../../core/ids.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
@@ -45,6 +46,8 @@ export const RETRY_JITTER = 0.1;
 export const DISABLE_AFTER_MS = 5 * 86_400_000;
 /** A healthy endpoint's last success is written at most this often. */
 const HEALTH_WRITE_EVERY_MS = 60_000;
+/** How long "this merchant has no enabled endpoint" is believed without asking again. */
+const NO_ENDPOINTS_TTL_MS = 2_000;
 /** After a rotation the old secret keeps signing this long. */
 export const ROTATION_OVERLAP_MS = 86_400_000;
 const MAX_RETRY_AFTER_MS = 24 * 3600_000;
@@ -168,6 +171,8 @@ export interface WebhookDeps {
   allowHttp: boolean;
   /** PAYLINK_WEBHOOKS_ALLOW_PRIVATE: endpoints may be on loopback/private addresses. */
   allowPrivate: boolean;
+  /** Tells other processes (with Redis) that an endpoint was created or enabled, and hears of theirs. */
+  changes?: ChangeFeed;
   /** Emails the merchant (deliveries' notifyMerchant). */
   notifyMerchant: (trx: Knex.Transaction, notice: MerchantNotice) => Promise<void>;
   baseUrl: string;
@@ -232,6 +237,17 @@ export function createWebhookService(deps: WebhookDeps) {
   const normalUrl = (raw: string) => new URL(raw).toString();
 
   const scoped = (merchantKey: number) => db('webhook_endpoints').where('merchant_id', merchantKey);
+
+  // Every event asks whether its merchant has an enabled endpoint, and most have none: that answer is
+  // kept for a moment. Only an endpoint created or enabled can make it wrong, so this process forgets
+  // it then and tells the others (the change feed; with Redis it reaches every process), which forget
+  // theirs when they hear of a change elsewhere — and after the TTL in any case.
+  const withoutEndpoints = new TtlCache<true>(NO_ENDPOINTS_TTL_MS);
+  deps.changes?.subscribe((origin) => origin === 'remote' && withoutEndpoints.clear());
+  function endpointsMayHaveAppeared(merchantKey: number): void {
+    withoutEndpoints.delete(String(merchantKey));
+    deps.changes?.notify();
+  }
 
   async function getRow(merchantKey: number, id: string) {
     const row = await scoped(merchantKey).andWhere('public_id', id).first();
@@ -426,6 +442,7 @@ export function createWebhookService(deps: WebhookDeps) {
         created_at: now,
         updated_at: now,
       });
+      endpointsMayHaveAppeared(merchantKey);
       return { endpoint: await service.get(merchantKey, id), secret };
     },
 
@@ -443,6 +460,7 @@ export function createWebhookService(deps: WebhookDeps) {
         if (!input.enabled) patch.disabled_reason = null;
       }
       await db('webhook_endpoints').where('id', row.id).update(patch);
+      if (input.enabled) endpointsMayHaveAppeared(merchantKey);
       return service.get(merchantKey, id);
     },
 
@@ -528,7 +546,12 @@ export function createWebhookService(deps: WebhookDeps) {
 
   jobs.define<{ message: string; attempt: number }>('webhooks.deliver', (p) => deliver(p.message, p.attempt));
   // A run is queued only for events of merchants with an enabled endpoint (most have none).
-  const hasEndpoints = async (e: { merchantId: number | null }) => e.merchantId !== null && Boolean(await scoped(e.merchantId).andWhere('enabled', true).first('id'));
+  const hasEndpoints = async (e: { merchantId: number | null }, q: Queryable) => {
+    if (e.merchantId === null || withoutEndpoints.get(String(e.merchantId))) return false;
+    const found = Boolean(await q('webhook_endpoints').where({ merchant_id: e.merchantId, enabled: true }).first('id'));
+    if (!found) withoutEndpoints.set(String(e.merchantId), true);
+    return found;
+  };
   for (const type of webhookEventTypes()) {
     deps.events.subscribe(type as EventType, `webhooks:${type}`, (e) => fanOut(e), () => true, hasEndpoints);
   }
