@@ -7,12 +7,12 @@ import { fileURLToPath } from 'node:url';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
-/** The CPU measured processes run on (run.ts pins them where it pins its servers), or null: any CPU. */
+/** The CPUs measured processes run on (a taskset list, e.g. `0-1`), or null: those this process has. */
 let measuredCpu: string | null = null;
 
 /**
- * Pins every measured process from now on to `cpu` (taskset), away from the bench's own process and
- * what it runs for the measured one (webhook receivers, the SMTP server), as run.ts does for servers.
+ * Runs every measured process from now on on the CPUs `cpu` names (taskset): run.ts names them all,
+ * as its own process is pinned to the load generator's CPUs and a child would inherit that.
  */
 export function pinMeasuredTo(cpu: string | null): void {
   measuredCpu = cpu;
