@@ -5,7 +5,8 @@
  * idempotency key. A crash between commit and side effect loses nothing.
  */
 import type { Db, Queryable } from './db.ts';
-import { toDate } from './db.ts';
+import { KEYS_PER_QUERY, toDate } from './db.ts';
+import { insertRows } from './bulk.ts';
 import type { Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { publicId } from './ids.ts';
@@ -374,6 +375,8 @@ interface Subscription {
   enabled: () => boolean;
   /** Asked when the event is dispatched: false means no run is queued for it (nobody it concerns). */
   wants?: (event: PaylinkEvent & { merchantId: number | null }) => boolean | Promise<boolean>;
+  /** The same, when only the merchant decides: asked once per merchant of a dispatched batch. */
+  wantsMerchant?: (merchantId: number | null) => boolean | Promise<boolean>;
 }
 
 interface EventRow {
@@ -396,6 +399,16 @@ export interface CommittedEvent {
   merchantKey: number | null;
 }
 
+/** What an `events.dispatch` job carries: events of one type and their merchants' keys, in the same order. */
+interface DispatchBatch {
+  type: EventType;
+  eventIds: string[];
+  merchantIds: (number | null)[];
+}
+
+/** Events per dispatch job written by emitMany. */
+const DISPATCH_BATCH = 500;
+
 export class EventBus {
   private readonly subs = new Map<string, Subscription>();
   private readonly committed = new Set<(e: CommittedEvent) => void>();
@@ -405,7 +418,8 @@ export class EventBus {
    * mismatch (development and tests: the whole suite then proves the catalogue; production trusts the types).
    */
   constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger; changes?: ChangeFeed; checkPayloads?: boolean }) {
-    deps.jobs.define<{ eventId: string }>('events.dispatch', (p) => this.dispatch(p.eventId));
+    // A batch from emitMany, or one event from emit.
+    deps.jobs.define<DispatchBatch | { eventId: string }>('events.dispatch', (p) => ('eventIds' in p ? this.dispatch(p) : this.dispatchOne(p.eventId)));
     deps.jobs.define<{ eventId: string; subscriptionId: string }>('hooks.run', (p) => this.runHandler(p.eventId, p.subscriptionId));
   }
 
@@ -418,12 +432,16 @@ export class EventBus {
     id: string,
     handler: EventHandler<T>,
     enabled: () => boolean = () => true,
-    /** Checked at dispatch (with the merchant's internal key): false queues no run, e.g. a merchant without webhook endpoints. */
-    wants?: Subscription['wants'],
+    /**
+     * Checked at dispatch (with the merchant's internal key): false queues no run, e.g. a merchant
+     * without webhook endpoints. `{ merchant }` when the merchant alone decides: asked once per
+     * merchant of a batch (a sweep's hundreds of events), not once per event.
+     */
+    wants?: Subscription['wants'] | { merchant: NonNullable<Subscription['wantsMerchant']> },
   ): void {
     if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
     if (this.subs.has(id)) throw new Error(`a handler with id ${id} is already subscribed`);
-    this.subs.set(id, { id, type, handler, enabled, wants });
+    this.subs.set(id, { id, type, handler, enabled, ...(typeof wants === 'function' ? { wants } : wants ? { wantsMerchant: wants.merchant } : {}) });
   }
 
   /** True when some handler listens for `type` (so a high-volume event can skip the outbox when nobody does). */
@@ -464,6 +482,40 @@ export class EventBus {
     return id;
   }
 
+  /**
+   * Records many events of one type in the caller's transaction: one multi-row insert, and one
+   * dispatch job per DISPATCH_BATCH events (a sweep's hundreds of `reminder.sent`). Returns their ids.
+   */
+  async emitMany<T extends EventType>(trx: Queryable, type: T, items: { payload: EventPayloads[T]; merchantId: number | null }[], opts: { quiet?: boolean } = {}): Promise<string[]> {
+    if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
+    if (!items.length) return [];
+    if (this.deps.checkPayloads) {
+      for (const { payload } of items) {
+        const checked = EVENT_PAYLOAD_SCHEMAS[type].safeParse(payload);
+        if (!checked.success) throw new InvalidEventPayloadError(type, checked.error.issues);
+      }
+    }
+    const now = this.deps.clock.now();
+    const ids = items.map(() => publicId('evt'));
+    await insertRows(trx, 'events', ['public_id', 'type', 'merchant_id', 'payload', 'created_at'], items.map((it, i) => [ids[i], type, it.merchantId, JSON.stringify(it.payload), now]));
+    // The dispatch job carries what deciding needs (type, merchants), so it reads the events only
+    // for a handler that looks at each one.
+    const jobs: { payload: DispatchBatch; uniqueKey: string }[] = [];
+    for (let i = 0; i < ids.length; i += DISPATCH_BATCH) {
+      const batch = ids.slice(i, i + DISPATCH_BATCH);
+      jobs.push({ payload: { type, eventIds: batch, merchantIds: items.slice(i, i + DISPATCH_BATCH).map((it) => it.merchantId) }, uniqueKey: `dispatch:${batch[0]}` });
+    }
+    await this.deps.jobs.enqueueMany(trx, 'events.dispatch', jobs);
+    if (!opts.quiet) this.deps.changes?.afterCommit(trx);
+    if (this.committed.size && !opts.quiet) {
+      const all: CommittedEvent[] = items.map((it) => ({ type, payload: it.payload as Record<string, unknown>, merchantKey: it.merchantId }));
+      afterCommit(trx, () => {
+        for (const e of all) for (const fn of this.committed) fn(e);
+      });
+    }
+    return ids;
+  }
+
   async get(eventId: string): Promise<(PaylinkEvent & { merchantId: number | null }) | null> {
     const row = (await this.deps.db('events').where({ public_id: eventId }).first()) as EventRow | undefined;
     return row ? fromRow(row) : null;
@@ -475,17 +527,43 @@ export class EventBus {
     return rows.map(fromRow);
   }
 
-  private async dispatch(eventId: string): Promise<void> {
-    const event = await this.get(eventId);
-    if (!event) return;
-    const targets: Subscription[] = [];
-    for (const s of this.subs.values()) if (s.type === event.type && (!s.wants || (await s.wants(event)))) targets.push(s);
-    if (!targets.length) return;
-    await this.deps.db.transaction(async (trx) => {
-      for (const s of targets) {
-        await this.deps.jobs.enqueue(trx, 'hooks.run', { eventId, subscriptionId: s.id }, { uniqueKey: `hook:${eventId}:${s.id}` });
+  private async dispatchOne(eventId: string): Promise<void> {
+    const row = (await this.deps.db('events').where({ public_id: eventId }).first('type', 'merchant_id')) as Pick<EventRow, 'type' | 'merchant_id'> | undefined;
+    if (row) await this.dispatch({ type: row.type, eventIds: [eventId], merchantIds: [row.merchant_id === null ? null : Number(row.merchant_id)] });
+  }
+
+  /** Queues one `hooks.run` job per (event, subscribed handler that wants it), keyed so a rerun adds none. */
+  private async dispatch(batch: DispatchBatch): Promise<void> {
+    const subs = [...this.subs.values()].filter((s) => s.type === batch.type);
+    if (!subs.length) return;
+    // Only a handler that decides by the whole event needs the events read.
+    const events = new Map<string, PaylinkEvent & { merchantId: number | null }>();
+    if (subs.some((s) => s.wants)) {
+      for (let i = 0; i < batch.eventIds.length; i += KEYS_PER_QUERY) {
+        for (const r of (await this.deps.db('events').whereIn('public_id', batch.eventIds.slice(i, i + KEYS_PER_QUERY))) as EventRow[]) events.set(r.public_id, fromRow(r));
       }
-    });
+    }
+    const byMerchant = new Map<string, boolean>();
+    const runs: { payload: { eventId: string; subscriptionId: string }; uniqueKey: string }[] = [];
+    for (let i = 0; i < batch.eventIds.length; i++) {
+      const eventId = batch.eventIds[i];
+      const merchantId = batch.merchantIds[i];
+      for (const s of subs) {
+        if (s.wantsMerchant) {
+          const key = `${s.id}|${merchantId}`;
+          let yes = byMerchant.get(key);
+          if (yes === undefined) byMerchant.set(key, (yes = Boolean(await s.wantsMerchant(merchantId))));
+          if (!yes) continue;
+        }
+        if (s.wants) {
+          const event = events.get(eventId);
+          if (!event || !(await s.wants(event))) continue;
+        }
+        runs.push({ payload: { eventId, subscriptionId: s.id }, uniqueKey: `hook:${eventId}:${s.id}` });
+      }
+    }
+    if (!runs.length) return;
+    await this.deps.db.transaction((trx) => this.deps.jobs.enqueueMany(trx, 'hooks.run', runs));
   }
 
   private async runHandler(eventId: string, subscriptionId: string): Promise<void> {

@@ -528,9 +528,9 @@ export function createWebhookService(deps: WebhookDeps) {
 
   jobs.define<{ message: string; attempt: number }>('webhooks.deliver', (p) => deliver(p.message, p.attempt));
   // A run is queued only for events of merchants with an enabled endpoint (most have none).
-  const hasEndpoints = async (e: { merchantId: number | null }) => e.merchantId !== null && Boolean(await scoped(e.merchantId).andWhere('enabled', true).first('id'));
+  const hasEndpoints = async (merchantId: number | null) => merchantId !== null && Boolean(await scoped(merchantId).andWhere('enabled', true).first('id'));
   for (const type of webhookEventTypes()) {
-    deps.events.subscribe(type as EventType, `webhooks:${type}`, (e) => fanOut(e), () => true, hasEndpoints);
+    deps.events.subscribe(type as EventType, `webhooks:${type}`, (e) => fanOut(e), () => true, { merchant: hasEndpoints });
   }
   log.debug('webhooks ready', { eventTypes: webhookEventTypes().length });
   return service;
