@@ -15,8 +15,7 @@
  * for a fresh MariaDB database + BENCH_REDIS_URL). BENCH_REMINDERS (due plans, default 100,000) and
  * BENCH_REMINDERS_FUTURE (default half of it).
  */
-import { runBenchChild } from './child.ts';
-import fs from 'node:fs';
+import { runBenchChild, standaloneDatabase } from './child.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -350,38 +349,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {
     // Standalone: a fresh SQLite file, or a fresh database on BENCH_DATABASE_URL's MariaDB server.
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-bench-reminders-'));
     const due = Number(process.env.BENCH_REMINDERS ?? 100_000);
     const future = Number(process.env.BENCH_REMINDERS_FUTURE ?? Math.floor(due / 2));
-    const serverUrl = process.env.BENCH_DATABASE_URL?.trim() || null;
-    const tag = Math.random().toString(36).slice(2, 8);
-    const dbName = `paylink_bench_${tag}_reminders`;
-    const env: Record<string, string> = {
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'warn',
-      HOST: '127.0.0.1',
-      PAYLINK_DATA_DIR: tmp,
-      REDIS_PREFIX: dbName,
-      SESSION_SECRET: 'bench-session-secret-0123456789-abcdefghijklmnop',
-      BASE_URL: 'http://127.0.0.1:3000',
-    };
-    let drop: (() => Promise<void>) | null = null;
-    if (serverUrl) {
-      const mysql = (await import('mysql2/promise')).default;
-      const admin = await mysql.createConnection({ uri: serverUrl });
-      await admin.query(`CREATE DATABASE \`${dbName}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
-      drop = async () => {
-        await admin.query(`DROP DATABASE IF EXISTS \`${dbName}\``);
-        await admin.end();
-      };
-      const u = new URL(serverUrl);
-      u.pathname = `/${dbName}`;
-      env.DATABASE_URL = u.toString();
-      env.REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-    } else {
-      env.DATABASE_URL = path.join(tmp, 'reminders.db');
-    }
-    const label = serverUrl ? 'MariaDB + Redis' : 'SQLite';
+    const { env, label, cleanup } = await standaloneDatabase('reminders');
     const log = (line: string) => process.stderr.write(`${line}\n`);
     let code = 1;
     try {
@@ -399,8 +369,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
       const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
       process.stderr.write(`bench failed: ${text.length > 3_000 ? `${text.slice(0, 1_500)} … ${text.slice(-1_500)}` : text}\n`);
     } finally {
-      await drop?.().catch(() => {});
-      fs.rmSync(tmp, { recursive: true, force: true });
+      await cleanup();
     }
     process.exit(code);
   }
