@@ -95,3 +95,29 @@ export async function standaloneDatabase(part: string): Promise<{ env: Record<st
     },
   };
 }
+
+/** A check line of a standalone run's report (run.ts prints its own). */
+export type CheckFn = (name: string, value: string, target: string, ok: boolean) => string;
+
+/**
+ * Runs a bench file on its own: a fresh database (standaloneDatabase), `measure` prints its report
+ * lines, then the load average; exits 0 when `measure` says the outcome was correct, else 1.
+ */
+export async function runStandalone(part: string, measure: (db: { env: Record<string, string>; label: string }, log: (line: string) => void, check: CheckFn) => Promise<{ lines: string[]; correct: boolean }>): Promise<never> {
+  const os = await import('node:os');
+  const { env, label, cleanup } = await standaloneDatabase(part);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const check: CheckFn = (name, value, target, ok) => `${name.padEnd(48)}${value.padStart(9)}   ${target.padEnd(30)}${ok ? 'PASS' : 'FAIL'}`;
+  let code = 1;
+  try {
+    const { lines, correct } = await measure({ env, label }, log, check);
+    process.stdout.write(`${[...lines, `load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`].join('\n')}\n`);
+    code = correct ? 0 : 1;
+  } catch (err) {
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`bench failed: ${text.length > 3_000 ? `${text.slice(0, 1_500)} … ${text.slice(-1_500)}` : text}\n`);
+  } finally {
+    await cleanup();
+  }
+  process.exit(code);
+}

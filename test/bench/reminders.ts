@@ -15,8 +15,7 @@
  * for a fresh MariaDB database + BENCH_REDIS_URL). BENCH_REMINDERS (due plans, default 100,000) and
  * BENCH_REMINDERS_FUTURE (default half of it).
  */
-import { runBenchChild, standaloneDatabase } from './child.ts';
-import os from 'node:os';
+import { runBenchChild, runStandalone, type CheckFn } from './child.ts';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -312,7 +311,6 @@ export async function measureReminders(env: Record<string, string>, seeded: Remi
 
 // ---------------------------------------------------------------- report
 
-type CheckFn = (name: string, value: string, target: string, ok: boolean) => string;
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 
 export function reportReminders(r: RemindersResult, check: CheckFn): string[] {
@@ -351,26 +349,12 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     // Standalone: a fresh SQLite file, or a fresh database on BENCH_DATABASE_URL's MariaDB server.
     const due = Number(process.env.BENCH_REMINDERS ?? 100_000);
     const future = Number(process.env.BENCH_REMINDERS_FUTURE ?? Math.floor(due / 2));
-    const { env, label, cleanup } = await standaloneDatabase('reminders');
-    const log = (line: string) => process.stderr.write(`${line}\n`);
-    let code = 1;
-    try {
+    await runStandalone('reminders', async ({ env, label }, log, check) => {
       log(`seeding ${fmt(due)} due and ${fmt(future)} future reminder plans on ${label}`);
       const seeded = await seedReminders(env, due, future, log);
       log(`  seeded in ${seeded.seconds.toFixed(1)} s; measuring`);
       const result = await measureReminders(env, seeded, label, log);
-      const lines: string[] = [];
-      const check: CheckFn = (name, value, target, ok) => `${name.padEnd(48)}${value.padStart(9)}   ${target.padEnd(30)}${ok ? 'PASS' : 'FAIL'}`;
-      lines.push(...reportReminders(result, check));
-      lines.push(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-      process.stdout.write(`${lines.join('\n')}\n`);
-      code = remindersCorrect(result) ? 0 : 1;
-    } catch (err) {
-      const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      process.stderr.write(`bench failed: ${text.length > 3_000 ? `${text.slice(0, 1_500)} … ${text.slice(-1_500)}` : text}\n`);
-    } finally {
-      await cleanup();
-    }
-    process.exit(code);
+      return { lines: reportReminders(result, check), correct: remindersCorrect(result) };
+    });
   }
 }

@@ -14,8 +14,7 @@
  * Standalone: `npx tsx test/bench/smtp.ts` (SQLite; BENCH_DATABASE_URL=mysql://root@127.0.0.1:3306 for
  * a fresh MariaDB database + BENCH_REDIS_URL).
  */
-import { runBenchChild, standaloneDatabase } from './child.ts';
-import os from 'node:os';
+import { runBenchChild, runStandalone, type CheckFn } from './child.ts';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -187,7 +186,6 @@ export async function measureSmtp(env: Record<string, string>, messages: number,
   }
 }
 
-type CheckFn = (name: string, value: string, target: string, ok: boolean) => string;
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 
 export function reportSmtp(r: SmtpResult, check: CheckFn): string[] {
@@ -216,20 +214,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     await child(JSON.parse(spec));
   } else {
     const messages = Number(process.env.BENCH_SMTP ?? 10_000);
-    const { env, label, cleanup } = await standaloneDatabase('smtp');
-    const log = (line: string) => process.stderr.write(`${line}\n`);
-    let code = 1;
-    try {
+    await runStandalone('smtp', async ({ env, label }, log, check) => {
       const result = await measureSmtp(env, messages, label, log);
-      const check: CheckFn = (name, value, target, ok) => `${name.padEnd(48)}${value.padStart(9)}   ${target.padEnd(30)}${ok ? 'PASS' : 'FAIL'}`;
-      process.stdout.write(`${[...reportSmtp(result, check), `load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`].join('\n')}\n`);
-      code = smtpCorrect(result) ? 0 : 1;
-    } catch (err) {
-      const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      process.stderr.write(`bench failed: ${text.length > 3_000 ? `${text.slice(0, 1_500)} … ${text.slice(-1_500)}` : text}\n`);
-    } finally {
-      await cleanup();
-    }
-    process.exit(code);
+      return { lines: reportSmtp(result, check), correct: smtpCorrect(result) };
+    });
   }
 }
