@@ -153,8 +153,8 @@ forEachTarget('deliveries by real SMTP', (target) => {
     expect(messageIds.size).to.equal(600);
     for (const id of ids) expect(messageIds.has(`<${id}@acme.test>`), id).to.equal(true);
     expect(await env.rt.db('deliveries').whereIn('public_id', ids).andWhereNot('status', 'sent').count({ n: '*' }).first()).to.deep.include({ n: 0 });
-    // One pool of a few connections, reused: not a connection per message.
-    expect(smtp.connections - before).to.be.at.least(1).and.at.most(4);
+    // One pool of a few connections (maybe still open from earlier messages), reused: not a connection per message.
+    expect(smtp.connections - before).to.be.at.most(4);
     // Every message is the one composed for its recipient (the batch renders each template once).
     for (const m of smtp.messages.slice(0, 3)) expect(m.text).to.include(`Hi Bulk,`).and.include(link.url);
   });
