@@ -56,6 +56,14 @@ import { createRequestImports, createRequestService, type RequestImports, type R
 import { createReportService, type ReportService } from './features/reports/index.ts';
 
 export const VIEWS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../views');
+/** The renderers of email messages (views/emails): HTML, and plain text. */
+export function emailViews(): { html: Eta; text: Eta } {
+  return {
+    html: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true }),
+    // Plain-text email bodies: nothing to escape (escaping would print &amp; to the reader).
+    text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
+  };
+}
 export const PUBLIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
 
 export type Redis = RedisClientType<any, any, any>;
@@ -281,11 +289,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         paymentKeyOf: (paymentId) => services.checkout.paymentKeyOf(paymentId),
         receiptDetails: (keys) => services.checkout.receiptDetails(keys),
       },
-      eta: {
-        html: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: true }),
-        // Plain-text email bodies: nothing to escape (escaping would print &amp; to the reader).
-        text: new Eta({ views: VIEWS_DIR, cache: true, autoEscape: false, autoTrim: false }),
-      },
+      eta: emailViews(),
       onRecorded: (sent) => {
         for (const key of new Set(sent.map((d) => `${d.merchantKey} ${d.linkId ?? ''}`))) {
           const [merchantKey, linkId] = key.split(' ');

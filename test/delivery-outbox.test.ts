@@ -135,6 +135,30 @@ forEachTarget('deliveries by real SMTP', (target) => {
     expect(list.map((d) => [d.status, d.attempts, d.error])).to.deep.equal(Array(5).fill(['sent', 2, null]));
   });
 
+  it('sends 600 queued messages (more than one batch) each exactly once, over the pooled SMTP connections', async () => {
+    const customer = await newCustomer(call, { name: `Bulk ${n}`, email: `bulk.${n}@example.test` });
+    const link = await emailLink(customer.id, `Bulk ${n}`);
+    await env.rt.jobs.drain();
+    smtp.messages.length = 0;
+    const merchantKey = (await env.rt.services.merchants.getByHandle(shop.handle))!.key;
+    const customerKey = Number((await env.rt.db('customers').where({ public_id: customer.id }).first('id'))!.id);
+    const linkKey = Number((await env.rt.db('links').where({ public_id: link.id }).first('id'))!.id);
+    const before = smtp.connections;
+    const to = Array.from({ length: 600 }, (_, i) => `bulk${i}.${n}@example.test`);
+    const ids = await env.rt.db.transaction((trx) => env.rt.services.deliveries.queue(trx, to.map((address) => ({ merchantKey, linkKey, customerKey, channel: 'email', kind: 'initial' as const, to: address }))));
+    await env.rt.jobs.drain();
+
+    expect(smtp.messages.map((m) => m.envelope.to[0]).sort()).to.deep.equal([...to].sort());
+    const messageIds = new Set(smtp.messages.map((m) => m.headers.get('message-id')));
+    expect(messageIds.size).to.equal(600);
+    for (const id of ids) expect(messageIds.has(`<${id}@acme.test>`), id).to.equal(true);
+    expect(await env.rt.db('deliveries').whereIn('public_id', ids).andWhereNot('status', 'sent').count({ n: '*' }).first()).to.deep.include({ n: 0 });
+    // One pool of a few connections (maybe still open from earlier messages), reused: not a connection per message.
+    expect(smtp.connections - before).to.be.at.most(4);
+    // Every message is the one composed for its recipient (the batch renders each template once).
+    for (const m of smtp.messages.slice(0, 3)) expect(m.text).to.include(`Hi Bulk,`).and.include(link.url);
+  });
+
   it('retries a 451 (temporary) and sends once', async () => {
     const c = await newCustomer(call, { name: 'Tom Temp', email: `tom${n}@example.test` });
     smtp.fail('rcpt', 451, 'Try again later', 1);

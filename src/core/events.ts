@@ -6,6 +6,7 @@
  */
 import type { Db, Queryable } from './db.ts';
 import { toDate } from './db.ts';
+import { insertRows } from './bulk.ts';
 import type { Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { publicId } from './ids.ts';
@@ -378,6 +379,8 @@ interface Subscription {
    * (nobody it concerns).
    */
   wants?: (event: PaylinkEvent & { merchantId: number | null }, q: Queryable) => boolean | Promise<boolean>;
+  /** The same, when only the merchant decides: asked once per merchant of the events emitted together. */
+  wantsMerchant?: (merchantId: number | null, q: Queryable) => boolean | Promise<boolean>;
 }
 
 interface EventRow {
@@ -409,6 +412,7 @@ export interface CommittedEvent {
   merchantKey: number | null;
 }
 
+
 export class EventBus {
   private readonly subs = new Map<string, Subscription>();
   private readonly committed = new Set<(e: CommittedEvent) => void>();
@@ -418,7 +422,8 @@ export class EventBus {
    * mismatch (development and tests: the whole suite then proves the catalogue; production trusts the types).
    */
   constructor(private readonly deps: { db: Db; clock: Clock; jobs: JobQueue; log: Logger; changes?: ChangeFeed; checkPayloads?: boolean }) {
-    deps.jobs.define<{ eventId: string; event?: CarriedEvent }>('events.dispatch', (p) => this.dispatch(p.eventId, p.event));
+    // Only jobs queued before events fanned out on emit (an upgrade) dispatch.
+    deps.jobs.define<{ eventId: string }>('events.dispatch', (p) => this.dispatch(p.eventId));
     deps.jobs.define<{ eventId: string; subscriptionId: string; event?: CarriedEvent }>('hooks.run', (p) => this.runHandler(p.eventId, p.subscriptionId, p.event));
   }
 
@@ -431,12 +436,16 @@ export class EventBus {
     id: string,
     handler: EventHandler<T>,
     enabled: () => boolean = () => true,
-    /** Checked at dispatch (with the merchant's internal key): false queues no run, e.g. a merchant without webhook endpoints. */
-    wants?: Subscription['wants'],
+    /**
+     * Checked when the event is emitted, in its transaction (with the merchant's internal key): false
+     * queues no run, e.g. a merchant without webhook endpoints. `{ merchant }` when the merchant alone
+     * decides: asked once per merchant of events emitted together (a sweep's hundreds), not per event.
+     */
+    wants?: Subscription['wants'] | { merchant: NonNullable<Subscription['wantsMerchant']> },
   ): void {
     if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
     if (this.subs.has(id)) throw new Error(`a handler with id ${id} is already subscribed`);
-    this.subs.set(id, { id, type, handler, enabled, wants });
+    this.subs.set(id, { id, type, handler, enabled, ...(typeof wants === 'function' ? { wants } : wants ? { wantsMerchant: wants.merchant } : {}) });
   }
 
   /** True when some handler listens for `type` (so a high-volume event can skip the outbox when nobody does). */
@@ -470,7 +479,7 @@ export class EventBus {
     // Fanned out here, in the same transaction: one hooks.run job per handler it concerns, each
     // carrying the event, so a run never reads it back (and an event nobody wants costs one insert).
     const carried: CarriedEvent = { type, merchantId, payload: payload as Record<string, unknown>, createdAt: createdAt.toISOString() };
-    await this.fanOut(trx, id, carried);
+    await this.fanOut(trx, type, [{ eventId: id, carried }]);
     if (!opts.quiet) this.deps.changes?.afterCommit(trx);
     if (this.committed.size && !opts.quiet) {
       const e: CommittedEvent = { type, payload: payload as Record<string, unknown>, merchantKey: merchantId };
@@ -479,6 +488,35 @@ export class EventBus {
       });
     }
     return id;
+  }
+
+  /**
+   * Records many events of one type in the caller's transaction (a sweep's hundreds of
+   * `reminder.sent`): one multi-row insert, and their handlers' runs as emit queues them. Returns their ids.
+   */
+  async emitMany<T extends EventType>(trx: Queryable, type: T, items: { payload: EventPayloads[T]; merchantId: number | null }[], opts: { quiet?: boolean } = {}): Promise<string[]> {
+    if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
+    if (!items.length) return [];
+    if (this.deps.checkPayloads) {
+      for (const { payload } of items) {
+        const checked = EVENT_PAYLOAD_SCHEMAS[type].safeParse(payload);
+        if (!checked.success) throw new InvalidEventPayloadError(type, checked.error.issues);
+      }
+    }
+    const now = this.deps.clock.now();
+    const ids = items.map(() => publicId('evt'));
+    await insertRows(trx, 'events', ['public_id', 'type', 'merchant_id', 'payload', 'created_at'], items.map((it, i) => [ids[i], type, it.merchantId, JSON.stringify(it.payload), now]));
+    // Fanned out as emit does, in the same transaction; each merchant asked once per handler.
+    const createdAt = now.toISOString();
+    await this.fanOut(trx, type, items.map((it, i) => ({ eventId: ids[i], carried: { type, merchantId: it.merchantId, payload: it.payload as Record<string, unknown>, createdAt } })));
+    if (!opts.quiet) this.deps.changes?.afterCommit(trx);
+    if (this.committed.size && !opts.quiet) {
+      const all: CommittedEvent[] = items.map((it) => ({ type, payload: it.payload as Record<string, unknown>, merchantKey: it.merchantId }));
+      afterCommit(trx, () => {
+        for (const e of all) for (const fn of this.committed) fn(e);
+      });
+    }
+    return ids;
   }
 
   async get(eventId: string): Promise<(PaylinkEvent & { merchantId: number | null }) | null> {
@@ -501,25 +539,42 @@ export class EventBus {
     return { id: eventId, type: c.type, payload: c.payload as never, createdAt: new Date(c.createdAt), merchantId: c.merchantId };
   }
 
-  /** Queues, in `q`, a run of each handler of the event's type that wants it. */
-  private async fanOut(q: Queryable, eventId: string, carried: CarriedEvent): Promise<void> {
-    let event: (PaylinkEvent & { merchantId: number | null }) | null = null;
-    for (const s of this.subs.values()) {
-      if (s.type !== carried.type) continue;
-      if (s.wants && !(await s.wants((event ??= this.fromCarried(eventId, carried)), q))) continue;
-      await this.deps.jobs.enqueue(q, 'hooks.run', { eventId, subscriptionId: s.id, event: carried }, { uniqueKey: `hook:${eventId}:${s.id}` });
+  /**
+   * Queues, in `q`, one `hooks.run` job per (event, subscribed handler that wants it), carrying the
+   * event and keyed so a rerun adds none. A handler that decides by the merchant alone is asked once
+   * per merchant of the events.
+   */
+  private async fanOut(q: Queryable, type: EventType, events: { eventId: string; carried: CarriedEvent }[]): Promise<void> {
+    const subs = [...this.subs.values()].filter((s) => s.type === type);
+    if (!subs.length) return;
+    const byMerchant = new Map<string, boolean>();
+    const runs: { payload: { eventId: string; subscriptionId: string; event: CarriedEvent }; uniqueKey: string }[] = [];
+    for (const { eventId, carried } of events) {
+      let event: (PaylinkEvent & { merchantId: number | null }) | null = null;
+      for (const s of subs) {
+        if (s.wantsMerchant) {
+          const key = `${s.id}|${carried.merchantId}`;
+          let yes = byMerchant.get(key);
+          if (yes === undefined) byMerchant.set(key, (yes = Boolean(await s.wantsMerchant(carried.merchantId, q))));
+          if (!yes) continue;
+        }
+        if (s.wants && !(await s.wants((event ??= this.fromCarried(eventId, carried)), q))) continue;
+        runs.push({ payload: { eventId, subscriptionId: s.id, event: carried }, uniqueKey: `hook:${eventId}:${s.id}` });
+      }
     }
+    if (runs.length === 1) await this.deps.jobs.enqueue(q, 'hooks.run', runs[0].payload, { uniqueKey: runs[0].uniqueKey });
+    else if (runs.length) await this.deps.jobs.enqueueMany(q, 'hooks.run', runs);
   }
 
   /**
    * An `events.dispatch` job: how events were fanned out before emit did it (one queued before an
    * upgrade still runs). The runs are queued in one transaction; their unique keys make a re-run add none.
    */
-  private async dispatch(eventId: string, carried?: CarriedEvent): Promise<void> {
-    const event = await this.carried(eventId, carried);
+  private async dispatch(eventId: string): Promise<void> {
+    const event = await this.get(eventId);
     if (!event) return;
-    const { id: _id, merchantId, ...rest } = event;
-    await this.deps.db.transaction((trx) => this.fanOut(trx, eventId, { type: rest.type, merchantId, payload: rest.payload as Record<string, unknown>, createdAt: rest.createdAt.toISOString() }));
+    const carried: CarriedEvent = { type: event.type, merchantId: event.merchantId, payload: event.payload as Record<string, unknown>, createdAt: event.createdAt.toISOString() };
+    await this.deps.db.transaction((trx) => this.fanOut(trx, event.type, [{ eventId, carried }]));
   }
 
   private async runHandler(eventId: string, subscriptionId: string, carried?: CarriedEvent): Promise<void> {

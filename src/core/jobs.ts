@@ -10,6 +10,8 @@ import { type Db, type Queryable, isMysql, toDate, toDateOrNull } from './db.ts'
 import type { Clock } from './clock.ts';
 import type { Logger } from './log.ts';
 import { randomToken } from './ids.ts';
+import { insertRows } from './bulk.ts';
+import { afterCommit } from './changes.ts';
 import { asBackground, FOREGROUND_WAIT_MS, pace, yieldToForeground } from './pace.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'dead';
@@ -162,13 +164,25 @@ export class JobQueue {
     const insert = q('jobs').insert(row);
     if (opts.uniqueKey) await insert.onConflict('unique_key').ignore();
     else await insert;
-    const trx = q as Knex.Transaction;
-    if (trx.isTransaction && trx.executionPromise) {
-      // Nudge only once the job is visible to other connections, i.e. after commit.
-      trx.executionPromise.then(() => this.notify(), () => {});
-    } else {
-      this.notify();
-    }
+    this.notifyAfterCommit(q);
+  }
+
+  /**
+   * Adds many jobs of one kind in one multi-row statement (core/bulk.ts), in the caller's transaction
+   * like enqueue. Jobs with a uniqueKey that exists already are skipped.
+   */
+  async enqueueMany(q: Queryable, kind: string, jobs: { payload: unknown; uniqueKey?: string; runAt?: Date }[], opts: { maxAttempts?: number } = {}): Promise<void> {
+    if (!jobs.length) return;
+    const now = this.o.clock.now();
+    const columns = ['kind', 'payload', 'unique_key', 'state', 'run_at', 'attempts', 'max_attempts', 'created_at', 'updated_at'];
+    const rows = jobs.map((j) => [kind, JSON.stringify(j.payload ?? {}), j.uniqueKey ?? null, 'queued', j.runAt ?? now, 0, opts.maxAttempts ?? 10, now, now]);
+    await insertRows(q, 'jobs', columns, rows, jobs.some((j) => j.uniqueKey) ? { ignoreDuplicatesOf: 'unique_key' } : {});
+    this.notifyAfterCommit(q);
+  }
+
+  /** Nudges once the job is visible to other connections, i.e. after `q` (a transaction) commits. */
+  private notifyAfterCommit(q: Queryable): void {
+    afterCommit(q, () => this.notify());
   }
 
   private notify(): void {

@@ -49,3 +49,75 @@ export async function runBenchChild<T>(opts: {
   if (stderr.trim()) opts.log(`  ${opts.name} bench output (LOG_LEVEL=warn):\n    ${stderr.trim().slice(-1_500).split('\n').join('\n    ')}`);
   return JSON.parse(stdout.trim().split('\n').pop()!) as T;
 }
+
+/**
+ * A fresh database for a bench file run on its own (`npx tsx test/bench/<part>.ts`): a SQLite file in
+ * a temporary folder, or a new database on BENCH_DATABASE_URL's MariaDB server (+ BENCH_REDIS_URL).
+ * `cleanup()` drops it and the folder.
+ */
+export async function standaloneDatabase(part: string): Promise<{ env: Record<string, string>; label: string; cleanup: () => Promise<void> }> {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), `paylink-bench-${part}-`));
+  const serverUrl = process.env.BENCH_DATABASE_URL?.trim() || null;
+  const dbName = `paylink_bench_${Math.random().toString(36).slice(2, 8)}_${part}`;
+  const env: Record<string, string> = {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    PAYLINK_DATA_DIR: tmp,
+    REDIS_PREFIX: dbName,
+    SESSION_SECRET: 'bench-session-secret-0123456789-abcdefghijklmnop',
+    BASE_URL: 'http://127.0.0.1:3000',
+  };
+  let drop: (() => Promise<void>) | null = null;
+  if (serverUrl) {
+    const mysql = (await import('mysql2/promise')).default;
+    const admin = await mysql.createConnection({ uri: serverUrl });
+    await admin.query(`CREATE DATABASE \`${dbName}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+    drop = async () => {
+      await admin.query(`DROP DATABASE IF EXISTS \`${dbName}\``);
+      await admin.end();
+    };
+    const u = new URL(serverUrl);
+    u.pathname = `/${dbName}`;
+    env.DATABASE_URL = u.toString();
+    env.REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  } else {
+    env.DATABASE_URL = path.join(tmp, `${part}.db`);
+  }
+  return {
+    env,
+    label: serverUrl ? 'MariaDB + Redis' : 'SQLite',
+    cleanup: async () => {
+      await drop?.().catch(() => {});
+      fs.rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A check line of a standalone run's report (run.ts prints its own). */
+export type CheckFn = (name: string, value: string, target: string, ok: boolean) => string;
+
+/**
+ * Runs a bench file on its own: a fresh database (standaloneDatabase), `measure` prints its report
+ * lines, then the load average; exits 0 when `measure` says the outcome was correct, else 1.
+ */
+export async function runStandalone(part: string, measure: (db: { env: Record<string, string>; label: string }, log: (line: string) => void, check: CheckFn) => Promise<{ lines: string[]; correct: boolean }>): Promise<never> {
+  const os = await import('node:os');
+  const { env, label, cleanup } = await standaloneDatabase(part);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const check: CheckFn = (name, value, target, ok) => `${name.padEnd(48)}${value.padStart(9)}   ${target.padEnd(30)}${ok ? 'PASS' : 'FAIL'}`;
+  let code = 1;
+  try {
+    const { lines, correct } = await measure({ env, label }, log, check);
+    process.stdout.write(`${[...lines, `load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`].join('\n')}\n`);
+    code = correct ? 0 : 1;
+  } catch (err) {
+    const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    process.stderr.write(`bench failed: ${text.length > 3_000 ? `${text.slice(0, 1_500)} … ${text.slice(-1_500)}` : text}\n`);
+  } finally {
+    await cleanup();
+  }
+  process.exit(code);
+}

@@ -15,9 +15,7 @@
  * for a fresh MariaDB database + BENCH_REDIS_URL). BENCH_REMINDERS (due plans, default 100,000) and
  * BENCH_REMINDERS_FUTURE (default half of it).
  */
-import { runBenchChild } from './child.ts';
-import fs from 'node:fs';
-import os from 'node:os';
+import { runBenchChild, runStandalone, type CheckFn } from './child.ts';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -313,7 +311,6 @@ export async function measureReminders(env: Record<string, string>, seeded: Remi
 
 // ---------------------------------------------------------------- report
 
-type CheckFn = (name: string, value: string, target: string, ok: boolean) => string;
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 
 export function reportReminders(r: RemindersResult, check: CheckFn): string[] {
@@ -350,58 +347,14 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } else {
     // Standalone: a fresh SQLite file, or a fresh database on BENCH_DATABASE_URL's MariaDB server.
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paylink-bench-reminders-'));
     const due = Number(process.env.BENCH_REMINDERS ?? 100_000);
     const future = Number(process.env.BENCH_REMINDERS_FUTURE ?? Math.floor(due / 2));
-    const serverUrl = process.env.BENCH_DATABASE_URL?.trim() || null;
-    const tag = Math.random().toString(36).slice(2, 8);
-    const dbName = `paylink_bench_${tag}_reminders`;
-    const env: Record<string, string> = {
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'warn',
-      HOST: '127.0.0.1',
-      PAYLINK_DATA_DIR: tmp,
-      REDIS_PREFIX: dbName,
-      SESSION_SECRET: 'bench-session-secret-0123456789-abcdefghijklmnop',
-      BASE_URL: 'http://127.0.0.1:3000',
-    };
-    let drop: (() => Promise<void>) | null = null;
-    if (serverUrl) {
-      const mysql = (await import('mysql2/promise')).default;
-      const admin = await mysql.createConnection({ uri: serverUrl });
-      await admin.query(`CREATE DATABASE \`${dbName}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
-      drop = async () => {
-        await admin.query(`DROP DATABASE IF EXISTS \`${dbName}\``);
-        await admin.end();
-      };
-      const u = new URL(serverUrl);
-      u.pathname = `/${dbName}`;
-      env.DATABASE_URL = u.toString();
-      env.REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-    } else {
-      env.DATABASE_URL = path.join(tmp, 'reminders.db');
-    }
-    const label = serverUrl ? 'MariaDB + Redis' : 'SQLite';
-    const log = (line: string) => process.stderr.write(`${line}\n`);
-    let code = 1;
-    try {
+    await runStandalone('reminders', async ({ env, label }, log, check) => {
       log(`seeding ${fmt(due)} due and ${fmt(future)} future reminder plans on ${label}`);
       const seeded = await seedReminders(env, due, future, log);
       log(`  seeded in ${seeded.seconds.toFixed(1)} s; measuring`);
       const result = await measureReminders(env, seeded, label, log);
-      const lines: string[] = [];
-      const check: CheckFn = (name, value, target, ok) => `${name.padEnd(48)}${value.padStart(9)}   ${target.padEnd(30)}${ok ? 'PASS' : 'FAIL'}`;
-      lines.push(...reportReminders(result, check));
-      lines.push(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-      process.stdout.write(`${lines.join('\n')}\n`);
-      code = remindersCorrect(result) ? 0 : 1;
-    } catch (err) {
-      const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
-      process.stderr.write(`bench failed: ${text.length > 3_000 ? `${text.slice(0, 1_500)} … ${text.slice(-1_500)}` : text}\n`);
-    } finally {
-      await drop?.().catch(() => {});
-      fs.rmSync(tmp, { recursive: true, force: true });
-    }
-    process.exit(code);
+      return { lines: reportReminders(result, check), correct: remindersCorrect(result) };
+    });
   }
 }

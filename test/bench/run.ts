@@ -34,6 +34,10 @@
  * (≤ 20 ms) and peak memory, and checks each due plan was sent exactly once (exits 1 otherwise).
  * BENCH_REMINDERS=0 skips it. It runs first, while nothing else is running.
  *
+ * Sending through SMTP (smtp.ts), on its own fresh database (BENCH_DATABASE_URL as above): BENCH_SMTP
+ * reminder emails (default 10,000; 0 skips) drained through channel-email to a loopback SMTP server in
+ * this process (aim ≥ 500/s), then more while that server answers slowly (the loop must stay free).
+ *
  * Outgoing webhooks (webhooks.ts), on its own fresh SQLite file or MariaDB database (BENCH_DATABASE_URL
  * as above): 10,000 payment events (BENCH_WEBHOOKS; 0 skips) fanned to 3 endpoints drain to 3 real
  * receivers on loopback, with the longest event-loop block meanwhile (≤ 20 ms) and each event received
@@ -72,6 +76,7 @@ import { BROWSER_AGENTS, countViews, diagnose, measureLatency, pageCases, seedAn
 import { measureReminders, remindersCorrect, reportReminders, seedReminders, type RemindersResult } from './reminders.ts';
 import { pinMeasuredTo } from './child.ts';
 import { measureWebhooks, reportWebhooks, webhooksCorrect, type WebhooksResult } from './webhooks.ts';
+import { measureSmtp, reportSmtp, smtpCorrect, type SmtpResult } from './smtp.ts';
 import { measureRequestImport, measureRequests, reportRequestImport, reportRequests, type RequestImportResult, type RequestsResult } from './requests.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -463,6 +468,20 @@ async function remindersBench(): Promise<RemindersResult | null> {
   return result;
 }
 
+/** Sending at scale through real SMTP (smtp.ts): BENCH_SMTP reminder emails (default 10,000; 0 skips), on its own fresh database. */
+async function smtpBench(): Promise<SmtpResult | null> {
+  const messages = Number(process.env.BENCH_SMTP ?? 10_000);
+  if (messages <= 0) return null;
+  const redisPrefix = `paylink_bench_${tag}_smtp`;
+  const sdb = ANALYTICS_DB_URL
+    ? { label: 'MariaDB + Redis', env: paylinkEnv({ DATABASE_URL: await freshMysqlDatabase(ANALYTICS_DB_URL, `paylink_bench_${tag}_smtp`, redisPrefix), REDIS_URL }, redisPrefix) }
+    : { label: 'SQLite', env: paylinkEnv({ DATABASE_URL: path.join(tmp, 'smtp.db') }, redisPrefix) };
+  log(`smtp: ${fmt(messages)} reminder emails through a loopback SMTP server on ${sdb.label}`);
+  const result = await measureSmtp({ ...sdb.env, BASE_URL: 'http://127.0.0.1:3000' }, messages, sdb.label, log);
+  log(`  smtp: ${fmt(result.perSecond)} messages/s, longest block ${result.blockMs.toFixed(1)} ms`);
+  return result;
+}
+
 /** Payment requests: API create with dispatch at c = 1, and forged tokens refused with no query. */
 async function requestsBench(): Promise<RequestsResult | null> {
   if (REQUEST_CREATES <= 0) return null;
@@ -702,6 +721,7 @@ async function main(): Promise<number> {
     const reminders = await remindersBench();
     const webhooks = await webhooksBench();
     const requests = await requestsBench();
+    const smtp = await smtpBench();
     const requestImport = await requestImportBench();
     const adb = await analyticsDatabase();
     log(`seeding ${fmt(VIEWS)} views on ${adb.label}`);
@@ -742,6 +762,7 @@ async function main(): Promise<number> {
     if (reminders) out.push(...reportReminders(reminders, check));
     if (webhooks) out.push(...reportWebhooks(webhooks, check));
     if (requests) out.push(...reportRequests(requests, check));
+    if (smtp) out.push(...reportSmtp(smtp, check));
     if (requestImport) out.push(...reportRequestImport(requestImport, check));
     out.push(...summary());
     process.stdout.write(out.join('\n') + '\n');
@@ -756,7 +777,9 @@ async function main(): Promise<number> {
     if (remindersWrong) process.stderr.write('bench: the reminders sweep did not send each due reminder exactly once\n');
     const webhooksWrong = webhooks !== null && !webhooksCorrect(webhooks);
     if (webhooksWrong) process.stderr.write('bench: outgoing webhooks did not deliver each event exactly once per endpoint\n');
-    return failed.length || badPages.length || lost || remindersWrong || webhooksWrong ? 1 : 0;
+    const smtpWrong = smtp !== null && !smtpCorrect(smtp);
+    if (smtpWrong) process.stderr.write('bench: the SMTP drain did not send each message exactly once\n');
+    return failed.length || badPages.length || lost || remindersWrong || webhooksWrong || smtpWrong ? 1 : 0;
   } finally {
     for (const t of targets) await t.stop();
   }

@@ -51,7 +51,9 @@ export interface TestSmtp {
   fail(stage: SmtpStage, code: number, message: string, times?: number): void;
   /** RCPT TO this address answers 550 (or `code`). */
   rejectRecipient(address: string, code?: number, message?: string): void;
-  /** Forgets faults and rejected recipients. */
+  /** Answers each message's DATA `ms` later (a slow server); 0 answers at once. */
+  delay(ms: number): void;
+  /** Forgets faults, rejected recipients and the delay. */
   reset(): void;
   /** Stops listening (connections are refused) until up(). */
   down(): Promise<void>;
@@ -67,6 +69,7 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<TestSmtp> {
   let server: SMTPServer | null = null;
   let port = 0;
   let connections = 0;
+  let delayMs = 0;
 
   const smtpError = (code: number, message: string): SMTPServerError => Object.assign(new Error(message), { responseCode: code });
   /** The error the next `stage` command must answer, if a fault is armed for it. */
@@ -111,10 +114,14 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<TestSmtp> {
             from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             to: session.envelope.rcptTo.map((r) => r.address),
           };
-          const mail = { envelope, raw, ...parseMail(raw) };
-          messages.push(mail);
-          cb(null);
-          opts.onMessage?.(mail);
+          const accept = () => {
+            const mail = { envelope, raw, ...parseMail(raw) };
+            messages.push(mail);
+            cb(null);
+            opts.onMessage?.(mail);
+          };
+          if (delayMs > 0) setTimeout(accept, delayMs);
+          else accept();
         });
       },
     });
@@ -145,9 +152,13 @@ export async function startSmtp(opts: SmtpOptions = {}): Promise<TestSmtp> {
     rejectRecipient(address, code = 550, message = 'No such user') {
       rejected.set(address.toLowerCase(), { code, message });
     },
+    delay(ms) {
+      delayMs = ms;
+    },
     reset() {
       faults = [];
       rejected = new Map();
+      delayMs = 0;
     },
     down: stop,
     up: async () => {

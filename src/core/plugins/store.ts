@@ -2,8 +2,12 @@ import type { Db } from '../db.ts';
 import { isUniqueViolation, toDate } from '../db.ts';
 import type { Clock } from '../clock.ts';
 import { publicId } from '../ids.ts';
+import { insertRows } from '../bulk.ts';
 import { NotFoundError } from '../errors.ts';
 import type { PluginRecord, PluginStore } from '../../plugin-api.ts';
+
+/** What insertMany writes, in this order. */
+const STORE_COLUMNS = ['public_id', 'plugin_id', 'collection', 'merchant_id', 'data', 'created_at', 'updated_at'] as const;
 
 interface Row {
   id: number;
@@ -88,9 +92,7 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string, mercha
         rows.push({ public_id: publicId('rec'), plugin_id: pluginId, collection, merchant_id: await merchantKey(record.merchantId), data: JSON.stringify(record.data), created_at: now, updated_at: now });
       }
       // One statement per 500 rows, all in one transaction: either every record is stored or none.
-      if (rows.length) await db.transaction(async (trx) => {
-        for (let i = 0; i < rows.length; i += 500) await trx('plugin_records').insert(rows.slice(i, i + 500));
-      });
+      if (rows.length) await db.transaction((trx) => insertRows(trx, 'plugin_records', STORE_COLUMNS, rows.map((r) => STORE_COLUMNS.map((c) => r[c]))));
       return rows.map((r, i) => ({ id: r.public_id, merchantId: records[i].merchantId ?? null, data: records[i].data, createdAt: now, updatedAt: now }));
     },
     async list(collection, opts = {}) {

@@ -32,11 +32,12 @@ import { publicId, sha256Hex } from '../../core/ids.ts';
 import { giveBack, takeAll, waitText, windowText, type Limit, type Limiter } from '../../core/rate-limit.ts';
 import { RateLimitedError } from '../../core/errors.ts';
 import { claimRows } from '../../core/claim.ts';
+import { insertRows, updateByKeys } from '../../core/bulk.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Registries } from '../../core/plugins/registries.ts';
 import { ProviderError, type Channel, type OutgoingMessage } from '../../plugin-api.ts';
 import type { Page } from '../../core/pagination.ts';
-import { compose } from './compose.ts';
+import { createComposer } from './compose.ts';
 import { defaultTemplate, type MessageTemplate, type TemplateKind, type TemplateService } from './templates.ts';
 import type { ChannelDirectory } from './channels.ts';
 import type { LinkTokens } from '../sending/index.ts';
@@ -60,11 +61,19 @@ export interface DeliveryCounts {
 }
 
 export const MAX_ATTEMPTS = 8;
+/** What queue() writes, in this order. */
+const QUEUE_COLUMNS = ['public_id', 'merchant_id', 'link_id', 'customer_id', 'plan_id', 'payment_id', 'dedupe_key', 'channel', 'kind', 'seq', 'to_address', 'status', 'attempts', 'next_attempt_at', 'created_at', 'updated_at'];
 const BASE_BACKOFF_MS = 30_000;
 const MAX_BACKOFF_MS = 60 * 60_000;
 /** A claimed batch must be recorded within this; a crashed worker's batch is claimed again after it. */
 const LEASE_MS = 5 * 60_000;
 const SEND_TIMEOUT_MS = 60_000;
+/**
+ * Deliveries claimed per round: each step of a round (claim, load, compose, hand over, record) is one
+ * multi-row statement or a stretch of work that yields between steps, so the event loop is held for
+ * a few ms at a time; larger rounds mean fewer statements and commits.
+ */
+const BATCH = 500;
 
 export interface Delivery {
   key: number;
@@ -199,7 +208,7 @@ export interface DeliveryDeps {
    * per customer (or address, without one). Without them, resends are not limited.
    */
   resendLimits?: { perMessage: Limiter; perCustomer: Limiter; limits: { perMessage: Limit; perCustomer: Limit } };
-  /** Deliveries claimed per round (default 100) and sent at once (default 16). */
+  /** Deliveries claimed per round (default BATCH) and sent at once (default 16). */
   batchSize?: number;
   concurrency?: number;
 }
@@ -239,8 +248,7 @@ type Outcome =
 
 export function createDeliveryService(deps: DeliveryDeps) {
   const { db, clock, log, jobs, events, registries, templates, tokens, links, merchants, customers } = deps;
-  // SQLite answers without yielding to the event loop: smaller batches keep each turn short.
-  const batchSize = deps.batchSize ?? (isMysql(db) ? 100 : 50);
+  const batchSize = deps.batchSize ?? BATCH;
   /** One pump per process at a time; a pump asked for meanwhile makes the running one look again. */
   let pumping = false;
   let pumpAgain = false;
@@ -321,7 +329,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
   type Ready = { outcome: Outcome } | { channel: Channel; message: OutgoingMessage };
 
   /** The message for one delivery and the channel to send it on — or why it will not be sent. */
-  function prepareOne(o: Outgoing, saved: Map<string, MessageTemplate>): Ready {
+  function prepareOne(o: Outgoing, saved: Map<string, MessageTemplate>, composeOne: ReturnType<typeof createComposer>): Ready {
     if (o.linkDeleted) return { outcome: { status: 'cancelled', error: 'The link was deleted before this message went out.' } };
     if (o.kind === 'reminder' && o.planState === 'stopped') return { outcome: { status: 'cancelled', error: 'Reminders stopped before this one went out.' } };
     if (o.kind === 'expiry' && o.linkClosed) return { outcome: { status: 'cancelled', error: 'Paid, expired or closed before the last reminder was due.' } };
@@ -333,7 +341,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
     const template = saved.get(`${o.merchantKey}:${kind}:${o.channel}`) ?? defaultTemplate(kind, info);
     const url = o.url;
     try {
-      const m = compose(deps.eta, {
+      const m = composeOne({
         template,
         business: o.business,
         brandColor: o.brandColor,
@@ -392,7 +400,9 @@ export function createDeliveryService(deps: DeliveryDeps) {
     const outcomes: Outcome[] = new Array(batch.length);
     const single: number[] = [];
     const grouped = new Map<Channel, number[]>();
-    const ready = batch.map((o) => prepareOne(o, saved));
+    // Each template is rendered once for the batch (compose.ts), then filled per message.
+    const composeOne = createComposer(deps.eta);
+    const ready = batch.map((o) => prepareOne(o, saved, composeOne));
     ready.forEach((r, i) => {
       if ('outcome' in r) outcomes[i] = r.outcome;
       else if (r.channel.sendMany) grouped.set(r.channel, [...(grouped.get(r.channel) ?? []), i]);
@@ -450,13 +460,17 @@ export function createDeliveryService(deps: DeliveryDeps) {
       for (const kept of [false, true]) {
         const group = sent.filter((s) => s.kept === kept);
         if (!group.length) continue;
-        const messageIds = trx.raw(`CASE id ${group.map(() => 'WHEN ? THEN ?').join(' ')} END`, group.flatMap((s) => [s.o.key, s.id]));
-        await trx('deliveries').whereIn('id', group.map((s) => s.o.key)).andWhere('status', 'sending').update({ status: 'sent', kept, provider_message_id: messageIds, error: null, sent_at: now, lease_until: null, updated_at: now });
+        await updateByKeys(trx, {
+          table: 'deliveries',
+          keys: group.map((s) => s.o.key),
+          perRow: { provider_message_id: group.map((s) => s.id) },
+          same: { status: 'sent', kept, error: null, sent_at: now, lease_until: null, updated_at: now },
+          where: { status: 'sending' },
+        });
+        await pace();
       }
-      if (sent.length) {
-        if (announceSent) {
-          for (const { o, id } of sent) await events.emit(trx, 'delivery.sent', { merchantId: o.merchantId, deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, providerMessageId: id }, o.merchantKey);
-        }
+      if (sent.length && announceSent) {
+        await events.emitMany(trx, 'delivery.sent', sent.map(({ o, id }) => ({ payload: { merchantId: o.merchantId, deliveryId: o.id, linkId: o.linkId, customerId: o.customerId, channel: o.channel, kind: o.kind, providerMessageId: id }, merchantId: o.merchantKey })));
       }
       for (let i = 0; i < batch.length; i++) {
         const o = batch[i];
@@ -503,7 +517,9 @@ export function createDeliveryService(deps: DeliveryDeps) {
       if (!keys.length) break;
       const batch = await load(keys);
       const saved = await templates.savedFor(batch.map((o) => o.merchantKey));
+      await pace();
       const outcomes = await sendBatch(batch, saved);
+      await pace();
       const retry = await record(batch, outcomes);
       if (retry && (!retryAt || retry < retryAt)) retryAt = retry;
       handled += batch.length;
@@ -531,36 +547,17 @@ export function createDeliveryService(deps: DeliveryDeps) {
     async queue(trx: Knex.Transaction, items: QueueItem[]): Promise<string[]> {
       if (!items.length) return [];
       const now = clock.now();
-      const rows = items.map((it) => ({
-        public_id: publicId('dlv'),
-        merchant_id: it.merchantKey,
-        link_id: it.linkKey,
-        customer_id: it.customerKey,
-        plan_id: it.planKey ?? null,
-        payment_id: it.paymentKey ?? null,
-        dedupe_key: it.dedupeKey ?? null,
-        channel: it.channel,
-        kind: it.kind,
-        seq: it.seq ?? 0,
-        to_address: it.to,
-        status: 'queued',
-        attempts: 0,
-        next_attempt_at: it.at && it.at > now ? it.at : now,
-        created_at: now,
-        updated_at: now,
-      }));
-      for (let i = 0; i < rows.length; i += 500) {
-        const chunk = rows.slice(i, i + 500);
-        // A keyed delivery that exists already (its handler ran before) is not written again.
-        if (chunk.some((r) => r.dedupe_key !== null)) await trx('deliveries').insert(chunk).onConflict('dedupe_key').ignore();
-        else await trx('deliveries').insert(chunk);
-      }
+      const ids = items.map(() => publicId('dlv'));
+      const at = items.map((it) => (it.at && it.at > now ? it.at : now));
+      const rows = items.map((it, i) => [ids[i], it.merchantKey, it.linkKey, it.customerKey, it.planKey ?? null, it.paymentKey ?? null, it.dedupeKey ?? null, it.channel, it.kind, it.seq ?? 0, it.to, 'queued', 0, at[i], now, now]);
+      // A keyed delivery that exists already (its handler ran before) is not written again.
+      await insertRows(trx, 'deliveries', QUEUE_COLUMNS, rows, items.some((it) => it.dedupeKey) ? { ignoreDuplicatesOf: 'dedupe_key' } : {});
       await jobs.enqueue(trx, 'deliveries.pump', {});
       // Scheduled ones (expiry notices): a pump wakes at each second one is due.
-      for (const at of new Set(rows.filter((r) => r.next_attempt_at > now).map((r) => Math.ceil(r.next_attempt_at.getTime() / 1000) * 1000))) {
-        await jobs.enqueue(trx, 'deliveries.pump', {}, { runAt: new Date(at), uniqueKey: `deliveries.at:${at}` });
+      for (const second of new Set(at.filter((t) => t > now).map((t) => Math.ceil(t.getTime() / 1000) * 1000))) {
+        await jobs.enqueue(trx, 'deliveries.pump', {}, { runAt: new Date(second), uniqueKey: `deliveries.at:${second}` });
       }
-      return rows.map((r) => r.public_id);
+      return ids;
     },
 
     /**

@@ -546,14 +546,15 @@ export function createWebhookService(deps: WebhookDeps) {
 
   jobs.define<{ message: string; attempt: number }>('webhooks.deliver', (p) => deliver(p.message, p.attempt));
   // A run is queued only for events of merchants with an enabled endpoint (most have none).
-  const hasEndpoints = async (e: { merchantId: number | null }, q: Queryable) => {
-    if (e.merchantId === null || withoutEndpoints.get(String(e.merchantId))) return false;
-    const found = Boolean(await q('webhook_endpoints').where({ merchant_id: e.merchantId, enabled: true }).first('id'));
-    if (!found) withoutEndpoints.set(String(e.merchantId), true);
+  // Only the merchant decides, so a batch of events asks once per merchant.
+  const hasEndpoints = async (merchantId: number | null, q: Queryable) => {
+    if (merchantId === null || withoutEndpoints.get(String(merchantId))) return false;
+    const found = Boolean(await q('webhook_endpoints').where({ merchant_id: merchantId, enabled: true }).first('id'));
+    if (!found) withoutEndpoints.set(String(merchantId), true);
     return found;
   };
   for (const type of webhookEventTypes()) {
-    deps.events.subscribe(type as EventType, `webhooks:${type}`, (e) => fanOut(e), () => true, hasEndpoints);
+    deps.events.subscribe(type as EventType, `webhooks:${type}`, (e) => fanOut(e), () => true, { merchant: hasEndpoints });
   }
   log.debug('webhooks ready', { eventTypes: webhookEventTypes().length });
   return service;

@@ -1,0 +1,105 @@
+/**
+ * Multi-row statements for batches (a sweep's hundreds of deliveries, an outbox's records): the SQL
+ * text is built once per shape (table, columns, row count) and kept, values go as bindings. knex's
+ * query builder would compile a 500-row insert afresh each time (on SQLite as a compound SELECT), and
+ * that compilation, not the database, was most of a batch's time. The same text valid on SQLite and
+ * MySQL/MariaDB (backtick identifiers, `?` placeholders) — and on SQLite the connection's statement
+ * cache (db.ts) then reuses the prepared statement too.
+ */
+import type { Knex } from 'knex';
+import { isMysql, type Queryable } from './db.ts';
+
+/** Rows per statement unless a caller says otherwise (kept well under SQLite's 32,766 bindings). */
+export const ROWS_PER_STATEMENT = 500;
+
+const texts = new Map<string, string>();
+/** Shapes kept; beyond, the oldest are dropped (only a few shapes are in use at once). */
+const MAX_TEXTS = 500;
+
+function remember(key: string, build: () => string): string {
+  let sql = texts.get(key);
+  if (sql === undefined) {
+    sql = build();
+    if (texts.size >= MAX_TEXTS) texts.delete(texts.keys().next().value!);
+    texts.set(key, sql);
+  }
+  return sql;
+}
+
+const name = (id: string) => `\`${id.replace(/`/g, '``')}\``;
+const tuple = (n: number) => `(${Array(n).fill('?').join(', ')})`;
+
+export interface InsertRowsOptions {
+  /** A unique column: a row whose value exists already is skipped, not an error (knex's onConflict(col).ignore()). */
+  ignoreDuplicatesOf?: string;
+  rowsPerStatement?: number;
+}
+
+/**
+ * `insert into table (columns) values (?, …), (?, …)` for `rows` (values in `columns` order), in
+ * statements of at most `rowsPerStatement` rows, in `q` (pass the caller's transaction).
+ */
+export async function insertRows(q: Queryable, table: string, columns: readonly string[], rows: readonly (readonly unknown[])[], opts: InsertRowsOptions = {}): Promise<void> {
+  const per = opts.rowsPerStatement ?? ROWS_PER_STATEMENT;
+  const mysql = isMysql(q);
+  const ignore = opts.ignoreDuplicatesOf;
+  for (let i = 0; i < rows.length; i += per) {
+    const chunk = rows.slice(i, i + per);
+    const sql = remember(`i|${mysql}|${table}|${columns.join(',')}|${ignore ?? ''}|${chunk.length}`, () => {
+      const head = `insert${ignore && mysql ? ' ignore' : ''} into ${name(table)} (${columns.map(name).join(', ')}) values `;
+      const row = tuple(columns.length);
+      return `${head}${Array(chunk.length).fill(row).join(', ')}${ignore && !mysql ? ` on conflict (${name(ignore)}) do nothing` : ''}`;
+    });
+    const bindings: unknown[] = [];
+    for (const r of chunk) {
+      if (r.length !== columns.length) throw new Error(`insertRows(${table}): a row has ${r.length} values for ${columns.length} columns`);
+      for (const v of r) bindings.push(v);
+    }
+    await q.raw(sql, bindings as Knex.RawBinding[]);
+  }
+}
+
+export interface UpdateByKeysSpec {
+  table: string;
+  keys: readonly number[];
+  /** Columns set to a value per row (same order as `keys`). */
+  perRow?: Record<string, readonly unknown[]>;
+  /** Columns set to one value for every row; a Knex.Raw is written as is (e.g. `sent_count + 1`). */
+  same?: Record<string, unknown>;
+  /** Only rows that still match (e.g. `{ status: 'sending' }`: rows this worker holds). */
+  where?: Record<string, string | number>;
+}
+
+/**
+ * One `update table set col = CASE id WHEN ? THEN ? … END, … where id in (…)` for many rows, in
+ * `q`; `keys` are the `id`s. The SQL text is kept per shape, like insertRows'.
+ */
+export async function updateByKeys(q: Queryable, spec: UpdateByKeysSpec): Promise<void> {
+  const { table, keys } = spec;
+  if (!keys.length) return;
+  const perRow = Object.entries(spec.perRow ?? {});
+  const same = Object.entries(spec.same ?? {});
+  const where = Object.entries(spec.where ?? {});
+  const raws = same.filter(([, v]) => isRaw(v)).map(([c, v]) => `${c}=${(v as Knex.Raw).toSQL().sql}`);
+  const sql = remember(`u|${table}|${perRow.map(([c]) => c).join(',')}|${same.map(([c]) => c).join(',')}|${raws.join(',')}|${where.map(([c]) => c).join(',')}|${keys.length}`, () => {
+    const cases = perRow.map(([c]) => `${name(c)} = CASE id ${Array(keys.length).fill('WHEN ? THEN ?').join(' ')} END`);
+    const sets = same.map(([c, v]) => `${name(c)} = ${isRaw(v) ? (v as Knex.Raw).toSQL().sql : '?'}`);
+    const conditions = where.map(([c]) => ` and ${name(c)} = ?`).join('');
+    return `update ${name(table)} set ${[...cases, ...sets].join(', ')} where id in ${tuple(keys.length)}${conditions}`;
+  });
+  const bindings: unknown[] = [];
+  for (const [, values] of perRow) {
+    for (let i = 0; i < keys.length; i++) bindings.push(keys[i], values[i]);
+  }
+  for (const [, v] of same) {
+    if (isRaw(v)) bindings.push(...((v as Knex.Raw).toSQL().bindings as unknown[]));
+    else bindings.push(v);
+  }
+  bindings.push(...keys);
+  for (const [, v] of where) bindings.push(v);
+  await q.raw(sql, bindings as Knex.RawBinding[]);
+}
+
+function isRaw(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && typeof (v as { toSQL?: unknown }).toSQL === 'function' && !(v instanceof Date);
+}
