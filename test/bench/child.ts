@@ -121,3 +121,28 @@ export async function runStandalone(part: string, measure: (db: { env: Record<st
   }
   process.exit(code);
 }
+
+/**
+ * The lag probe of the measured processes: a 1 ms interval timer; how late each tick comes is how long
+ * the event loop was held. `take()` answers the gaps seen since the last take (or start) and starts
+ * afresh; `onTick` runs on every tick (e.g. to sample memory).
+ */
+export function loopGaps(onTick?: () => void): { take: () => number[]; stop: () => void } {
+  let gaps: number[] = [];
+  let last = performance.now();
+  const sampler = setInterval(() => {
+    const now = performance.now();
+    gaps.push(Math.max(0, now - last - 1));
+    last = now;
+    onTick?.();
+  }, 1);
+  return {
+    take: () => {
+      const seen = gaps;
+      gaps = [];
+      last = performance.now();
+      return seen;
+    },
+    stop: () => clearInterval(sampler),
+  };
+}

@@ -15,7 +15,7 @@
  * for a fresh MariaDB database + BENCH_REDIS_URL). BENCH_REMINDERS (due plans, default 100,000) and
  * BENCH_REMINDERS_FUTURE (default half of it).
  */
-import { runBenchChild, runStandalone, type CheckFn } from './child.ts';
+import { loopGaps, runBenchChild, runStandalone, type CheckFn } from './child.ts';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -206,16 +206,11 @@ async function measure(env: Record<string, string>, seeded: RemindersSeeded, lab
     let heapPeak = base.heapUsed;
     // The lag probe: a 1 ms interval timer; how late each tick comes is how long the loop was held.
     // (monitorEventLoopDelay is kept as a cross-check: its timer only samples when it gets to run.)
-    let gaps: number[] = [];
-    let last = performance.now();
-    const sampler = setInterval(() => {
-      const now = performance.now();
-      gaps.push(Math.max(0, now - last - 1));
-      last = now;
+    const probe = loopGaps(() => {
       const m = process.memoryUsage();
       if (m.rss > rssPeak) rssPeak = m.rss;
       if (m.heapUsed > heapPeak) heapPeak = m.heapUsed;
-    }, 1);
+    });
     const loop = monitorEventLoopDelay({ resolution: 1 });
     const profile = queryProfile(db);
     const phases: PhaseStats[] = [];
@@ -223,15 +218,14 @@ async function measure(env: Record<string, string>, seeded: RemindersSeeded, lab
       loop.reset();
       loop.enable();
       await new Promise((r) => setTimeout(r, 5));
-      gaps = [];
-      last = performance.now();
+      probe.take();
       const t = performance.now();
       const result = await fn();
       const seconds = (performance.now() - t) / 1000;
       // Let the timers fire once more: a block that lasted until the end is only seen when they do.
       await new Promise((r) => setTimeout(r, 5));
       loop.disable();
-      const sorted = [...gaps].sort((a, b) => a - b);
+      const sorted = probe.take().sort((a, b) => a - b);
       phases.push({
         name,
         seconds,
@@ -258,7 +252,7 @@ async function measure(env: Record<string, string>, seeded: RemindersSeeded, lab
       }
     });
     const totalSeconds = (performance.now() - t0) / 1000;
-    clearInterval(sampler);
+    probe.stop();
     loop.disable();
     profile.stop();
 

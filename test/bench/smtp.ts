@@ -14,7 +14,7 @@
  * Standalone: `npx tsx test/bench/smtp.ts` (SQLite; BENCH_DATABASE_URL=mysql://root@127.0.0.1:3306 for
  * a fresh MariaDB database + BENCH_REDIS_URL).
  */
-import { runBenchChild, runStandalone, type CheckFn } from './child.ts';
+import { loopGaps, runBenchChild, runStandalone, type CheckFn } from './child.ts';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -74,19 +74,8 @@ async function child(spec: { seeded: RemindersSeeded; label: string; slow: numbe
   try {
     const db = rt.db;
     if (rt.registries.channels.ownerOf('email') !== 'channel-email') throw new Error('channel-email is not serving email (SMTP_URL?)');
-    let gaps: number[] = [];
-    let last = performance.now();
-    const sampler = setInterval(() => {
-      const now = performance.now();
-      gaps.push(Math.max(0, now - last - 1));
-      last = now;
-    }, 1);
-    const block = () => {
-      const max = gaps.reduce((m, g) => Math.max(m, g), 0);
-      gaps = [];
-      last = performance.now();
-      return max;
-    };
+    const probe = loopGaps();
+    const block = () => probe.take().reduce((m, g) => Math.max(m, g), 0);
     const left = async () => Number(((await db('deliveries').whereIn('status', ['queued', 'sending']).count({ n: '*' })) as { n: number | string }[])[0].n);
     const drain = async () => {
       for (let round = 0; round < 50 && (await left()); round++) await rt.jobs.drain();
@@ -113,7 +102,7 @@ async function child(spec: { seeded: RemindersSeeded; label: string; slow: numbe
     await drain();
     const slowDone = await arrived(spec.seeded.due + again.length, 300_000);
     const slowBlock = block();
-    clearInterval(sampler);
+    probe.stop();
 
     const count = async (where: Record<string, unknown>) => Number(((await db('deliveries').where(where).count({ n: '*' })) as { n: number | string }[])[0].n);
     const result: SmtpResult = {
