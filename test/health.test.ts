@@ -169,8 +169,35 @@ forEachTarget('health', (target) => {
         });
       }
 
-      // A database that stops answering mid-query is caught by readiness only (above): a query on a
-      // pooled connection has no deadline of its own.
+      it('when the database stops answering: pages, pay pages, the API and checkout answer 503 without waiting for it, and it recovers', async () => {
+        const merchant = (await rt.services.merchants.getByHandle(acct.handle))!;
+        const link = await rt.services.links.create(merchant, { type: 'amount', name: 'Stall', amount: 1500, path: 'stall' });
+        await supertest(app).get(`/${acct.handle}/stall`).expect(200);
+        // Warm connections in the pool: each would otherwise wait on a server that never answers.
+        await Promise.all([0, 1, 2, 3].map(() => rt.db.raw('select 1')));
+        const payments = async () => Number(((await rt.db('payments').count({ n: '*' }).first()) as { n: number | string }).n);
+        const before = await payments();
+        proxy.blackhole();
+        // Before the statement deadlines these waited 20–50 s (no acquire deadline, no statement limit):
+        // the 8 s request timeout fails the test long before that.
+        const answers = await Promise.all([
+          acct.agent.get('/app').timeout(8_000),
+          supertest(app).get('/api/v1/me').set('Authorization', `Bearer pl_live_${'x'.repeat(40)}`).timeout(8_000),
+          supertest(app).post(`/${acct.handle}/stall`).type('form').send({ name: 'Ann Example', email: 'ann@example.test' }).timeout(8_000),
+          supertest(app).get(`/${acct.handle}/no-such-link`).timeout(8_000),
+        ]);
+        expect(answers.map((r) => r.status)).to.deep.equal([503, 503, 503, 503]);
+        expect(answers[1].body.code).to.equal('service_unavailable');
+        proxy.up();
+        await readiness(app, 200);
+        await waitFor(async () => (await acct.agent.get('/app')).status === 200, { timeout: 15_000, interval: 100, message: 'the dashboard to answer 200 again' });
+        expect(await payments()).to.equal(before);
+        const res = await supertest(app).post(`/${acct.handle}/stall`).type('form').send({ name: 'Ann Example', email: 'ann@example.test' });
+        expect(res.status).to.equal(303);
+        expect(await payments()).to.equal(before + 1);
+        expect(link.id).to.be.a('string');
+      });
+
       it('when the database refuses connections: pages and the API answer 503, not 500', async () => {
         proxy.down();
         await readiness(app, 503);
