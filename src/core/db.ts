@@ -155,8 +155,10 @@ export function createDb(database: DatabaseConfig, opts: DbOptions = {}): Db {
     fs.mkdirSync(path.dirname(database.filename), { recursive: true });
   }
   const db = knexFactory(knexConfig(database, opts));
-  if (database.client === 'sqlite') paceConnections(db);
-  else guardStatements(db, opts.timeouts ?? DEFAULT_DB_TIMEOUTS, opts.log);
+  if (database.client === 'sqlite') {
+    paceConnections(db);
+    keepFirstError(db);
+  } else guardStatements(db, opts.timeouts ?? DEFAULT_DB_TIMEOUTS, opts.log);
   return db;
 }
 
@@ -312,6 +314,27 @@ function paceConnections(db: Db): void {
     await pace();
     return acquire();
   };
+}
+
+/**
+ * On SQLITE_FULL (and I/O errors) SQLite rolls the whole transaction back by itself; knex's own
+ * ROLLBACK then fails ("no transaction is active") and knex rejects with that error instead of the
+ * one that mattered, which a caller can no longer recognise (disk full → 503). A ROLLBACK with no
+ * transaction open is therefore a no-op here. (A subclass of the client: knex builds each
+ * transaction's client from `client.constructor`'s prototype.)
+ */
+function keepFirstError(db: Db): void {
+  type Client = { _query(connection: { inTransaction?: boolean }, obj: { sql?: string } | string): Promise<unknown> };
+  const client = db.client as unknown as Client;
+  const Base = client.constructor as new (...args: any[]) => Client;
+  class RollbackOnce extends Base {
+    override _query(connection: { inTransaction?: boolean }, obj: { sql?: string } | string): Promise<unknown> {
+      const sql = typeof obj === 'string' ? obj : obj?.sql;
+      if (connection.inTransaction === false && typeof sql === 'string' && /^\s*ROLLBACK\b/i.test(sql)) return Promise.resolve(obj);
+      return super._query(connection, obj);
+    }
+  }
+  Object.setPrototypeOf(client, RollbackOnce.prototype);
 }
 
 /**
