@@ -57,6 +57,7 @@ forEachTarget('health', (target) => {
         acct = await signUp(env.app, { name: 'Before The Outage' });
         const merchant = await env.rt.services.merchants.getByHandle(acct.handle);
         apiKey = (await env.rt.services.apiKeys.create(merchant!, { name: 'outage' })).secret;
+        await env.rt.services.links.create(merchant!, { type: 'amount', name: 'During the outage', amount: 1500, path: 'during-outage' });
       });
       afterEach(async () => {
         proxy.up();
@@ -100,6 +101,14 @@ forEachTarget('health', (target) => {
           expect(withToken.status).to.equal(503);
           await unchanged();
           expect(dash.headers['set-cookie']).to.equal(undefined);
+        });
+
+        it(`when Redis ${label}: pay pages and checkout keep answering (rate limits fall back to memory)`, async () => {
+          proxy[mode]();
+          if (mode === 'down') await waitFor(() => !env.rt.redis!.isReady, { message: 'the Redis client to notice the outage' });
+          await supertest(env.app).get(`/${acct.handle}/during-outage`).timeout(6_000).expect(200);
+          const res = await supertest(env.app).post(`/${acct.handle}/during-outage`).type('form').timeout(6_000).send({ name: 'Ann Example', email: 'ann@example.test' });
+          expect(res.status).to.equal(303);
         });
 
         it(`when Redis ${label}: the JSON API and health keep working, and sessions come back afterwards`, async () => {
