@@ -1,0 +1,2 @@
+import type { Drill } from './support.ts';
+export const databaseDrill: Drill = { name: 'database', async run() { return []; } };
