@@ -62,7 +62,7 @@ export interface DbTimeouts {
   statementMs: number;
 }
 
-export const DEFAULT_DB_TIMEOUTS: Readonly<DbTimeouts> = Object.freeze({ acquireMs: 2_000, stallMs: 750, statementMs: 30_000 });
+export const DEFAULT_DB_TIMEOUTS: Readonly<DbTimeouts> = Object.freeze({ acquireMs: 1_500, stallMs: 750, statementMs: 30_000 });
 
 function knexLog(log: Logger | undefined): Knex.Config['log'] {
   if (!log) return undefined;
@@ -246,7 +246,7 @@ function guardStatements(db: Db, t: DbTimeouts, log: Logger | undefined): void {
     }
   };
   const watch = () => {
-    watcher ??= setInterval(() => void check(), Math.min(250, t.stallMs));
+    watcher ??= setInterval(() => void check(), Math.min(100, t.stallMs));
     watcher.unref();
   };
 
