@@ -98,7 +98,7 @@ export const databaseDrill: Drill = {
       const leftBehind = await authorized();
       await server.stop('SIGTERM');
       const later = new ManualClock(Date.now() + SETTLE_RECOVERY_MS + 1_000);
-      const rt = await createRuntime(loadConfig({ NODE_ENV: 'production', DATABASE_URL: mariadb.url, SESSION_SECRET, PAYLINK_DATA_DIR: tempDir('recovery'), LOG_LEVEL: 'silent' }), { clock: later, migrate: false });
+      const rt = await createRuntime(loadConfig({ NODE_ENV: 'production', DATABASE_URL: mariadb.url, SESSION_SECRET, PAYLINK_DATA_DIR: tempDir('recovery', ctx), LOG_LEVEL: 'silent' }), { clock: later, migrate: false });
       const ran = await rt.jobs.drain().finally(() => rt.close());
       const stuck = await authorized();
       ctx.log(`${leftBehind} payment(s) left authorized by cut-off requests; ${ran} due job(s) ran 5 minutes on; ${stuck} still authorized`);

@@ -23,7 +23,7 @@ export const redisDrill: Drill = {
   async run(ctx) {
     const redis = await startRedis(6391);
     ctx.defer(() => redis.stop());
-    const dir = tempDir('redis');
+    const dir = tempDir('redis', ctx);
     const server = await startPaylink({ DATABASE_URL: `${dir}/paylink.db`, REDIS_URL: redis.url, SESSION_SECRET: 'drill-session-secret-that-is-long-enough-0123456789' }, ctx);
     const shop = await merchantOn(server.url, 'redis-drill');
     let phase: Sample['phase'] = 'before';

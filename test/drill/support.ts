@@ -34,8 +34,11 @@ export interface DrillContext {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export function tempDir(name: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `paylink-drill-${name}-`));
+/** A new folder under the system temp folder; with `ctx`, removed when the drill ends. */
+export function tempDir(name: string, ctx?: DrillContext): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `paylink-drill-${name}-`));
+  ctx?.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** Waits until `fn` answers true, polling; throws naming `what` after `ms`. */
@@ -134,11 +137,10 @@ export const SESSION_SECRET = 'drill-session-secret-that-is-long-enough-01234567
 
 /** `node --import tsx src/server.ts` with `env` (plus a data folder of its own), listening on a free port. */
 export async function startPaylink(env: Record<string, string>, ctx: DrillContext): Promise<ServerProcess> {
-  const dataDir = env.PAYLINK_DATA_DIR ?? tempDir('data');
+  const dataDir = env.PAYLINK_DATA_DIR ?? tempDir('data', ctx);
   const server = await startServerProcess(baseEnv({ NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', PAYLINK_DATA_DIR: dataDir, ...env }));
   ctx.defer(async () => {
     if (server.proc.exitCode === null && server.proc.signalCode === null) await server.stop('SIGTERM');
-    if (!env.PAYLINK_DATA_DIR) fs.rmSync(dataDir, { recursive: true, force: true });
   });
   return server;
 }

@@ -29,7 +29,7 @@ export const workerKillDrill: Drill = {
       NODE_ENV: 'production',
       DATABASE_URL: mariadb.url,
       SESSION_SECRET,
-      PAYLINK_DATA_DIR: tempDir('worker'),
+      PAYLINK_DATA_DIR: tempDir('worker', ctx),
       LOG_LEVEL: 'silent',
       PAYLINK_PLUGINS: `./${path.relative(process.cwd(), path.join(path.dirname(WORKER), 'effects-plugin/index.ts'))}`,
     });
