@@ -251,6 +251,13 @@ function guardStatements(db: Db, t: DbTimeouts, log: Logger | undefined): void {
   };
 
   const guarded = (connection: MysqlConnection, obj: unknown, query: (c: MysqlConnection, o: unknown) => Promise<unknown>): Promise<unknown> => {
+    const dropped = connection.__knex__disposed;
+    if (dropped instanceof DatabaseTimeoutError) {
+      // The server rolls back a dropped connection's transaction itself: knex's ROLLBACK succeeds
+      // here, so the transaction fails with the deadline error, not with "connection closed".
+      const sql = typeof obj === 'string' ? obj : (obj as { sql?: unknown } | null)?.sql;
+      return typeof sql === 'string' && /^\s*ROLLBACK\b/i.test(sql) ? Promise.resolve(obj) : Promise.reject(dropped);
+    }
     if (down) {
       drop(connection, down);
       return Promise.reject(down);
