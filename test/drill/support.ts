@@ -119,7 +119,8 @@ export async function startMariadb(port: number): Promise<Service & { admin(): K
     { stdio: 'ignore' },
   );
   const server = `mysql://root@127.0.0.1:${port}`;
-  const admin = () => knexFactory({ client: 'mysql2', connection: { uri: server } as never, pool: { min: 0, max: 2 } });
+  const quiet = { warn() {}, error() {}, debug() {}, deprecate() {} };
+  const admin = () => knexFactory({ client: 'mysql2', connection: { uri: server } as never, pool: { min: 0, max: 2 }, log: quiet });
   await until(`mariadbd on ${port}`, async () => {
     const k = admin();
     try {
