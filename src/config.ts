@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseMaxAmounts, type MaxAmounts } from './core/money.ts';
+import { DEFAULT_DB_TIMEOUTS, type DbTimeouts } from './core/db.ts';
 
 export type DatabaseConfig =
   | { client: 'sqlite'; filename: string }
@@ -15,6 +16,8 @@ export interface Config {
   /** True when BASE_URL is https: cookies get Secure and the __Host- prefix. */
   secureCookies: boolean;
   database: DatabaseConfig;
+  /** MySQL/MariaDB deadlines (DB_ACQUIRE_TIMEOUT_MS, DB_STALL_TIMEOUT_MS, DB_QUERY_TIMEOUT_MS); see core/db.ts. */
+  dbTimeouts: DbTimeouts;
   redisUrl: string | null;
   /** Namespace for every Redis key, so several installs (or test suites) can share one Redis. */
   redisPrefix: string;
@@ -52,6 +55,19 @@ export class ConfigError extends Error {
 const emptyToUndefined = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
 const optionalString = z.preprocess(emptyToUndefined, z.string().optional());
 
+/** A whole number of milliseconds, at least `min` (0 allowed when min is 0: no limit). */
+const milliseconds = (fallback: number, min: number) =>
+  z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .trim()
+      .regex(/^\d{1,9}$/, `must be a whole number of milliseconds${min ? ` (at least ${min})` : ' (0: no limit)'}`)
+      .transform(Number)
+      .refine((n) => n >= min, `must be at least ${min} ms`)
+      .default(fallback),
+  );
+
 const httpUrl = z
   .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL such as https://pay.example.com' })
   .refine((v) => {
@@ -76,6 +92,9 @@ const schema = z.object({
   BASE_URL: z.preprocess(emptyToUndefined, httpUrl.optional()),
   // Default: paylink.db inside PAYLINK_DATA_DIR (./data/paylink.db unless the data dir moves).
   DATABASE_URL: z.preprocess(emptyToUndefined, z.string().optional()),
+  DB_ACQUIRE_TIMEOUT_MS: milliseconds(DEFAULT_DB_TIMEOUTS.acquireMs, 100),
+  DB_STALL_TIMEOUT_MS: milliseconds(DEFAULT_DB_TIMEOUTS.stallMs, 100),
+  DB_QUERY_TIMEOUT_MS: milliseconds(DEFAULT_DB_TIMEOUTS.statementMs, 0),
   REDIS_URL: z.preprocess(
     emptyToUndefined,
     z
@@ -193,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     baseUrl,
     secureCookies: baseUrl.startsWith('https://'),
     database: database as DatabaseConfig,
+    dbTimeouts: { acquireMs: e.DB_ACQUIRE_TIMEOUT_MS, stallMs: e.DB_STALL_TIMEOUT_MS, statementMs: e.DB_QUERY_TIMEOUT_MS },
     redisUrl: e.REDIS_URL ?? null,
     redisPrefix: e.REDIS_PREFIX,
     sessionSecret: e.SESSION_SECRET ?? null,

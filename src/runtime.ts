@@ -194,7 +194,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
   // The amount ceilings of this process (PAYLINK_MAX_AMOUNT), read by every amount check.
   configureMaxAmounts(config.maxAmounts);
   const secrets = config.sessionSecret ? secretsFrom(config.sessionSecret) : loadOrCreateSecrets(config.dataDir, null);
-  const db = createDb(config.database, { log: log.child('db') });
+  const db = createDb(config.database, { log: log.child('db'), timeouts: config.dbTimeouts });
   const cleanups: (() => Promise<void> | void)[] = [];
   try {
     if (opts.migrate !== false) await migrateLatest(db);

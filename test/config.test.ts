@@ -59,6 +59,13 @@ describe('configuration', () => {
     expect(c.redisUrl).to.equal('redis://cache:6379');
   });
 
+  it('gives the database deadlines defaults, reads them in milliseconds, and refuses nonsense', () => {
+    expect(loadConfig({}).dbTimeouts).to.deep.equal({ acquireMs: 1_500, stallMs: 750, statementMs: 30_000 });
+    expect(loadConfig({ DB_ACQUIRE_TIMEOUT_MS: '5000', DB_STALL_TIMEOUT_MS: '2000', DB_QUERY_TIMEOUT_MS: '0' }).dbTimeouts).to.deep.equal({ acquireMs: 5_000, stallMs: 2_000, statementMs: 0 });
+    const err = configError({ DB_ACQUIRE_TIMEOUT_MS: '2s', DB_STALL_TIMEOUT_MS: '10', DB_QUERY_TIMEOUT_MS: '-1' });
+    expect(err.problems.map((p) => p.variable)).to.deep.equal(['DB_ACQUIRE_TIMEOUT_MS', 'DB_STALL_TIMEOUT_MS', 'DB_QUERY_TIMEOUT_MS']);
+  });
+
   it('requires SESSION_SECRET with MySQL, since every process must share it', () => {
     const err = configError({ DATABASE_URL: 'mysql://root@127.0.0.1:3306/paylink' });
     expect(err.problems.map((p) => p.variable)).to.deep.equal(['SESSION_SECRET']);

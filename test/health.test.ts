@@ -57,6 +57,7 @@ forEachTarget('health', (target) => {
         acct = await signUp(env.app, { name: 'Before The Outage' });
         const merchant = await env.rt.services.merchants.getByHandle(acct.handle);
         apiKey = (await env.rt.services.apiKeys.create(merchant!, { name: 'outage' })).secret;
+        await env.rt.services.links.create(merchant!, { type: 'amount', name: 'During the outage', amount: 1500, path: 'during-outage' });
       });
       afterEach(async () => {
         proxy.up();
@@ -100,6 +101,14 @@ forEachTarget('health', (target) => {
           expect(withToken.status).to.equal(503);
           await unchanged();
           expect(dash.headers['set-cookie']).to.equal(undefined);
+        });
+
+        it(`when Redis ${label}: pay pages and checkout keep answering (rate limits fall back to memory)`, async () => {
+          proxy[mode]();
+          if (mode === 'down') await waitFor(() => !env.rt.redis!.isReady, { message: 'the Redis client to notice the outage' });
+          await supertest(env.app).get(`/${acct.handle}/during-outage`).timeout(6_000).expect(200);
+          const res = await supertest(env.app).post(`/${acct.handle}/during-outage`).type('form').timeout(6_000).send({ name: 'Ann Example', email: 'ann@example.test' });
+          expect(res.status).to.equal(303);
         });
 
         it(`when Redis ${label}: the JSON API and health keep working, and sessions come back afterwards`, async () => {
@@ -169,8 +178,35 @@ forEachTarget('health', (target) => {
         });
       }
 
-      // A database that stops answering mid-query is caught by readiness only (above): a query on a
-      // pooled connection has no deadline of its own.
+      it('when the database stops answering: pages, pay pages, the API and checkout answer 503 without waiting for it, and it recovers', async () => {
+        const merchant = (await rt.services.merchants.getByHandle(acct.handle))!;
+        const link = await rt.services.links.create(merchant, { type: 'amount', name: 'Stall', amount: 1500, path: 'stall' });
+        await supertest(app).get(`/${acct.handle}/stall`).expect(200);
+        // Warm connections in the pool: each would otherwise wait on a server that never answers.
+        await Promise.all([0, 1, 2, 3].map(() => rt.db.raw('select 1')));
+        const payments = async () => Number(((await rt.db('payments').count({ n: '*' }).first()) as { n: number | string }).n);
+        const before = await payments();
+        proxy.blackhole();
+        // Before the statement deadlines these waited 20–50 s (no acquire deadline, no statement limit):
+        // the 8 s request timeout fails the test long before that.
+        const answers = await Promise.all([
+          acct.agent.get('/app').timeout(8_000),
+          supertest(app).get('/api/v1/me').set('Authorization', `Bearer pl_live_${'x'.repeat(40)}`).timeout(8_000),
+          supertest(app).post(`/${acct.handle}/stall`).type('form').send({ name: 'Ann Example', email: 'ann@example.test' }).timeout(8_000),
+          supertest(app).get(`/${acct.handle}/no-such-link`).timeout(8_000),
+        ]);
+        expect(answers.map((r) => r.status)).to.deep.equal([503, 503, 503, 503]);
+        expect(answers[1].body.code).to.equal('service_unavailable');
+        proxy.up();
+        await readiness(app, 200);
+        await waitFor(async () => (await acct.agent.get('/app')).status === 200, { timeout: 15_000, interval: 100, message: 'the dashboard to answer 200 again' });
+        expect(await payments()).to.equal(before);
+        const res = await supertest(app).post(`/${acct.handle}/stall`).type('form').send({ name: 'Ann Example', email: 'ann@example.test' });
+        expect(res.status).to.equal(303);
+        expect(await payments()).to.equal(before + 1);
+        expect(link.id).to.be.a('string');
+      });
+
       it('when the database refuses connections: pages and the API answer 503, not 500', async () => {
         proxy.down();
         await readiness(app, 503);

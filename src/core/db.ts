@@ -39,7 +39,30 @@ export interface DbOptions {
   pool?: { min: number; max: number };
   /** Where knex's own warnings go (connection errors…); without it knex writes to the console. */
   log?: Logger;
+  /** MySQL/MariaDB deadlines (config: DB_ACQUIRE_TIMEOUT_MS, DB_STALL_TIMEOUT_MS, DB_QUERY_TIMEOUT_MS). */
+  timeouts?: DbTimeouts;
 }
+
+/**
+ * How long Paylink waits for MySQL/MariaDB before it answers 503 instead (SQLite answers in-process).
+ * A server that stops answering (paused, partitioned, swapping) would otherwise hold every request
+ * until the client gives up: the pool has no acquire deadline and a statement none at all.
+ */
+export interface DbTimeouts {
+  /** Waiting for a pooled connection (pool busy, or a new connection that does not open). */
+  acquireMs: number;
+  /**
+   * A statement that has waited this long makes Paylink ask the server on a fresh connection (SELECT 1,
+   * same deadline). No answer: the server is unresponsive — every waiting statement fails now (503)
+   * and new ones fail at once until a probe (every half second) answers. An answer: the statement is
+   * only slow and keeps running. So a dead server costs a request at most about twice this.
+   */
+  stallMs: number;
+  /** The most one statement may run, server answering or not (migrations excepted); 0 = no limit. */
+  statementMs: number;
+}
+
+export const DEFAULT_DB_TIMEOUTS: Readonly<DbTimeouts> = Object.freeze({ acquireMs: 1_500, stallMs: 750, statementMs: 30_000 });
 
 function knexLog(log: Logger | undefined): Knex.Config['log'] {
   if (!log) return undefined;
@@ -57,7 +80,12 @@ export function knexConfig(database: DatabaseConfig, opts: DbOptions = {}): Knex
     return {
       log,
       client: 'mysql2',
-      connection: { uri: database.url, timezone: 'Z', charset: 'utf8mb4', supportBigNumbers: true, bigNumberStrings: false, dateStrings: false } as Knex.MySql2ConnectionConfig,
+      connection: {
+        uri: database.url, timezone: 'Z', charset: 'utf8mb4', supportBigNumbers: true, bigNumberStrings: false, dateStrings: false,
+        // A new connection that does not open is given up (the caller stopped waiting at acquireMs).
+        connectTimeout: Math.max(2_000, (opts.timeouts ?? DEFAULT_DB_TIMEOUTS).acquireMs),
+      } as Knex.MySql2ConnectionConfig,
+      acquireConnectionTimeout: (opts.timeouts ?? DEFAULT_DB_TIMEOUTS).acquireMs,
       pool: opts.pool ?? { min: 0, max: 10 },
       migrations: { migrationSource: new TsMigrationSource(), tableName: 'knex_migrations' },
     };
@@ -136,8 +164,156 @@ export function createDb(database: DatabaseConfig, opts: DbOptions = {}): Db {
     fs.mkdirSync(path.dirname(database.filename), { recursive: true });
   }
   const db = knexFactory(knexConfig(database, opts));
+  if (database.client === 'sqlite') keepFirstError(db);
+  else guardStatements(db, opts.timeouts ?? DEFAULT_DB_TIMEOUTS, opts.log);
+  // After the guards (which swap the client's prototype): it wraps the guarded acquire.
   paceConnections(db, database.client === 'sqlite');
   return db;
+}
+
+/** The database did not answer in time (or is known not to answer): an outage, answered 503. */
+export class DatabaseTimeoutError extends Error {
+  readonly code = 'ETIMEDOUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DatabaseTimeoutError';
+  }
+}
+
+/** The parts of a mysql2 connection the guard touches. */
+interface MysqlConnection {
+  query(sql: string, cb: (err: Error | null) => void): unknown;
+  destroy(): void;
+  stream?: { destroy(): void };
+  __knex__disposed?: unknown;
+}
+
+interface KnexClientInternals {
+  _query(connection: MysqlConnection, obj: unknown): Promise<unknown>;
+  acquireConnection(): Promise<unknown>;
+  acquireRawConnection(): Promise<MysqlConnection>;
+  destroy(callback?: unknown): Promise<void>;
+}
+
+/** Statements exempt from the statement limit (migrations may rebuild large tables). */
+const unlimited = new WeakSet<object>();
+
+/**
+ * Deadlines for MySQL/MariaDB statements (see DbTimeouts): each statement waits at most
+ * `statementMs`; one that has waited `stallMs` triggers a probe of the server, and an unanswered
+ * probe fails every waiting statement at once and refuses new ones until the server answers. A
+ * failed statement's connection is dropped (its answer may still come), so the pool never hands out
+ * a connection with a statement in flight; a transaction on it rolls back on the server.
+ */
+function guardStatements(db: Db, t: DbTimeouts, log: Logger | undefined): void {
+  const client = db.client as unknown as KnexClientInternals;
+  const waiting = new Set<{ since: number; fail(err: Error): void }>();
+  let down: DatabaseTimeoutError | null = null;
+  let probing = false;
+  /** When a probe last found the server answering: a slow statement is probed once per stallMs, not every tick. */
+  let answeredAt = 0;
+  let watcher: NodeJS.Timeout | null = null;
+
+  const drop = (connection: MysqlConnection, err: Error) => {
+    connection.__knex__disposed = err;
+    connection.destroy();
+    connection.stream?.destroy();
+  };
+  /** SELECT 1 on a fresh connection within stallMs. */
+  const probe = async (): Promise<boolean> => {
+    let timer: NodeJS.Timeout | undefined;
+    const opened = client.acquireRawConnection();
+    const answered = opened.then((c) => new Promise<boolean>((resolve) => c.query('SELECT 1', (err) => resolve(!err))));
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), t.stallMs)));
+    const ok = await Promise.race([answered.catch(() => false), late]);
+    clearTimeout(timer);
+    opened.then((c) => drop(c, new Error('probe done')), () => {});
+    return ok;
+  };
+  const check = async () => {
+    if (probing) return;
+    const now = Date.now();
+    if (!down && ![...waiting].some((w) => now - Math.max(w.since, answeredAt) >= t.stallMs)) return;
+    probing = true;
+    try {
+      const ok = await probe();
+      if (ok) answeredAt = Date.now();
+      if (ok && down) {
+        log?.info('database answers again');
+        down = null;
+      } else if (!ok) {
+        if (!down) log?.error(`database did not answer within ${t.stallMs} ms: failing waiting statements and refusing new ones until it does`);
+        down ??= new DatabaseTimeoutError(`the database did not answer within ${t.stallMs} ms`);
+        for (const w of waiting) w.fail(down);
+      }
+    } finally {
+      probing = false;
+      if (!down && !waiting.size && watcher) {
+        clearInterval(watcher);
+        watcher = null;
+      }
+    }
+  };
+  const watch = () => {
+    watcher ??= setInterval(() => void check(), Math.min(100, t.stallMs));
+    watcher.unref();
+  };
+
+  const guarded = (connection: MysqlConnection, obj: unknown, query: (c: MysqlConnection, o: unknown) => Promise<unknown>): Promise<unknown> => {
+    const dropped = connection.__knex__disposed;
+    if (dropped instanceof DatabaseTimeoutError) {
+      // The server rolls back a dropped connection's transaction itself: knex's ROLLBACK succeeds
+      // here, so the transaction fails with the deadline error, not with "connection closed".
+      const sql = typeof obj === 'string' ? obj : (obj as { sql?: unknown } | null)?.sql;
+      return typeof sql === 'string' && /^\s*ROLLBACK\b/i.test(sql) ? Promise.resolve(obj) : Promise.reject(dropped);
+    }
+    if (down) {
+      drop(connection, down);
+      return Promise.reject(down);
+    }
+    const limit = unlimited.has(db) ? 0 : t.statementMs;
+    return new Promise((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const w = {
+        since: Date.now(),
+        fail(err: Error) {
+          if (!waiting.delete(w)) return;
+          clearTimeout(timer);
+          drop(connection, err);
+          reject(err);
+        },
+      };
+      waiting.add(w);
+      if (t.stallMs > 0) watch();
+      if (limit > 0) timer = setTimeout(() => w.fail(new DatabaseTimeoutError(`a statement ran over ${limit} ms`)), limit);
+      query(connection, obj).then(
+        (r) => {
+          if (waiting.delete(w)) (clearTimeout(timer), resolve(r));
+        },
+        (err) => {
+          if (waiting.delete(w)) (clearTimeout(timer), reject(err));
+        },
+      );
+    });
+  };
+  // A subclass of this db's own: knex builds each transaction's client from `client.constructor`'s
+  // prototype, so statements inside transactions pass through the guard too.
+  const Base = client.constructor as new (...args: any[]) => KnexClientInternals;
+  class Guarded extends Base {
+    override acquireConnection(): Promise<unknown> {
+      return down ? Promise.reject(down) : super.acquireConnection();
+    }
+    override _query(connection: MysqlConnection, obj: unknown): Promise<unknown> {
+      return guarded(connection, obj, (c, o) => super._query(c, o));
+    }
+    override destroy(callback?: unknown): Promise<void> {
+      if (watcher) clearInterval(watcher);
+      watcher = null;
+      down = null;
+      return super.destroy(callback);
+    }
+  }
+  Object.setPrototypeOf(client, Guarded.prototype);
 }
 
 /**
@@ -156,6 +332,27 @@ function paceConnections(db: Db, sqlite: boolean): void {
     if (sqlite) await pace();
     return acquire();
   };
+}
+
+/**
+ * On SQLITE_FULL (and I/O errors) SQLite rolls the whole transaction back by itself; knex's own
+ * ROLLBACK then fails ("no transaction is active") and knex rejects with that error instead of the
+ * one that mattered, which a caller can no longer recognise (disk full → 503). A ROLLBACK with no
+ * transaction open is therefore a no-op here. (A subclass of the client: knex builds each
+ * transaction's client from `client.constructor`'s prototype.)
+ */
+function keepFirstError(db: Db): void {
+  type Client = { _query(connection: { inTransaction?: boolean }, obj: { sql?: string } | string): Promise<unknown> };
+  const client = db.client as unknown as Client;
+  const Base = client.constructor as new (...args: any[]) => Client;
+  class RollbackOnce extends Base {
+    override _query(connection: { inTransaction?: boolean }, obj: { sql?: string } | string): Promise<unknown> {
+      const sql = typeof obj === 'string' ? obj : obj?.sql;
+      if (connection.inTransaction === false && typeof sql === 'string' && /^\s*ROLLBACK\b/i.test(sql)) return Promise.resolve(obj);
+      return super._query(connection, obj);
+    }
+  }
+  Object.setPrototypeOf(client, RollbackOnce.prototype);
 }
 
 /**
@@ -188,6 +385,7 @@ export class TsMigrationSource implements Knex.MigrationSource<string> {
 export async function migrateLatest(db: Db): Promise<string[]> {
   const run = async () => ((await db.migrate.latest()) as [number, string[]])[1];
   if (!isMysql(db)) return run();
+  unlimited.add(db);
   return db.transaction(async (trx) => {
     const [[{ name }]] = (await trx.raw('SELECT DATABASE() AS name')) as [[{ name: string }]];
     const lock = `paylink:migrate:${createHash('sha256').update(String(name)).digest('hex').slice(0, 40)}`;
@@ -198,7 +396,7 @@ export async function migrateLatest(db: Db): Promise<string[]> {
     } finally {
       await trx.raw('SELECT RELEASE_LOCK(?)', [lock]);
     }
-  });
+  }).finally(() => unlimited.delete(db));
 }
 
 /** Times are stored as DATETIME(3) on MySQL and epoch milliseconds on SQLite; read them back as Date. */

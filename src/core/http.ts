@@ -104,9 +104,18 @@ export function isUnavailable(err: unknown): boolean {
   return names.some((n) => n === 'KnexTimeoutError' || n === 'TimeoutError' || n === 'ClientClosedError' || n === 'ClientOfflineError' || n === 'SocketClosedUnexpectedlyError' || n === 'ConnectionTimeoutError');
 }
 
+/** The disk under the database is full (SQLite's SQLITE_FULL, or ENOSPC from a write): nothing can be saved until space returns. */
+export function isStorageFull(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC';
+}
+
 /** Maps body-parser and other framework errors onto AppErrors. */
 export function toAppError(err: unknown): AppError | null {
   if (err instanceof AppError) return err;
+  if (isStorageFull(err)) {
+    return new AppError('storage_full', 503, 'Paylink cannot save anything right now: its storage is full. Nothing was changed; please try again later.', { cause: err, headers: { 'Retry-After': '60' } });
+  }
   if (isUnavailable(err)) return new ServiceUnavailableError(undefined, err);
   const e = err as { type?: string; status?: number; code?: string; expose?: boolean };
   if (e?.type === 'entity.parse.failed') return new AppError('malformed_json', 400, 'The request body is not valid JSON.');
