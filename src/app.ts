@@ -1,5 +1,6 @@
 /** buildApp(runtime) → an Express app with no listen(), so tests build one per suite. */
 import path from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { randomBytes, randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
@@ -97,26 +98,32 @@ export function buildApp(rt: Runtime): express.Express {
   const cspOf = (nonce: string, formOrigins: readonly string[]) =>
     formOrigins.length ? `${cspHead}${nonce}${cspTail}; form-action 'self' ${formOrigins.join(' ')}; ${cspRest}` : cspHead + nonce + cspFixed;
   const nonces = noncePool();
-  app.use((req, res, next) => {
+  /** What every response starts with (through Express or not): the request id, the CSP with a fresh nonce, the security headers. */
+  const begin = (req: IncomingMessage, res: ServerResponse, formOrigins: readonly string[] = []) => {
     // Jobs in this process wait while requests are unanswered (core/pace.ts).
     answerFirst(res);
     const given = req.headers['x-request-id'];
-    res.locals.requestId = (typeof given === 'string' && given.slice(0, 64).replace(/[^\w.-]/g, '')) || randomUUID();
-    res.setHeader('X-Request-Id', res.locals.requestId);
+    const requestId = (typeof given === 'string' && given.slice(0, 64).replace(/[^\w.-]/g, '')) || randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    const nonce = nonces();
+    // Only origins as URL.origin spells them (no spaces, quotes or semicolons can reach the header).
+    res.setHeader('Content-Security-Policy', cspOf(nonce, formOrigins));
+    for (const [name, value] of securityHeaders) res.setHeader(name, value);
+    return { requestId, nonce };
+  };
+  app.use((req, res, next) => {
+    const { requestId, nonce } = begin(req, res);
+    res.locals.requestId = requestId;
     res.locals.baseUrl = config.baseUrl;
     res.locals.path = req.path;
-    const nonce = nonces();
     res.locals.cspNonce = nonce;
-    res.setHeader('Content-Security-Policy', cspOf(nonce, []));
-    // Only origins as URL.origin spells them (no spaces, quotes or semicolons can reach the header).
     res.locals.allowFormAction = (origins: readonly string[]) => res.setHeader('Content-Security-Policy', cspOf(nonce, origins));
-    for (const [name, value] of securityHeaders) res.setHeader(name, value);
     next();
   });
 
   // Pay pages first: a request whose first segment is not one of the app's own (all reserved as
   // handles) goes straight to the public router instead of walking every other mount.
-  const { router: publicRouter, fastPayPage } = publicRoutes(deps, render);
+  const { router: publicRouter, fastPayPage, directPayPage } = publicRoutes(deps, render);
   app.use((req: Request, res: Response, next: NextFunction) => {
     const end = req.path.indexOf('/', 1);
     const first = req.path.slice(1, end < 0 ? undefined : end).toLowerCase();
@@ -205,7 +212,34 @@ export function buildApp(rt: Runtime): express.Express {
   app.use(publicRouter);
   app.use(notFound);
   app.use(errorHandler(rt.log.child('http'), render));
+
+  // Plain pay-page GETs (the hot path) are answered before Express sets up its request and response
+  // (prototypes, router, finalhandler: on Node 20 that cost more than the page). Whatever the direct
+  // path declines — or fails at — Express answers as above, from the start.
+  const direct = { begin, ipOf: clientAddress(app) };
+  const handle = (app as unknown as { handle: AppHandle }).handle.bind(app);
+  (app as unknown as { handle: AppHandle }).handle = (req, res, callback) => {
+    // Mounted in another app (a callback given) or not a read: Express all the way.
+    if (callback || (req.method !== 'GET' && req.method !== 'HEAD')) return handle(req, res, callback);
+    directPayPage(req, res, direct).then(
+      (answered) => {
+        if (!answered) handle(req, res);
+      },
+      (err) => (res.headersSent ? res.destroy(err as Error) : handle(req, res)),
+    );
+  };
   return app;
+}
+
+type AppHandle = (req: IncomingMessage, res: ServerResponse, callback?: (err?: unknown) => void) => void;
+
+/** The client address as Express's `req.ip` gives it (the app's `trust proxy` setting), for a request Express has not wrapped. */
+function clientAddress(app: express.Express): (req: IncomingMessage) => string | undefined {
+  return (req) => {
+    const wrapped = Object.create(app.request) as Request;
+    Object.assign(wrapped, { headers: req.headers, socket: req.socket });
+    return wrapped.ip;
+  };
 }
 
 /** The headers a static header-setting middleware (helmet) sets, captured once. */
