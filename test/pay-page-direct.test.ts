@@ -89,6 +89,22 @@ forEachTarget('pay pages answered before Express', (target) => {
     expect(cspShape(direct)).to.equal(cspShape(express));
   });
 
+  it('compresses a long page when asked, with the same headers as Express (Vary: Accept-Encoding)', async () => {
+    const l = await env.rt.services.links.create(shop, { type: 'amount', name: 'Long story', amount: 500, description: 'All about our bread. '.repeat(95) });
+    const url = `/${shop.handle}/${l.path}`;
+    const direct = await ask(url, { headers: { 'Accept-Encoding': 'gzip', 'X-Request-Id': 'same-id' } });
+    const express = await ask(url, { headers: { 'Accept-Encoding': 'gzip', 'X-Request-Id': 'same-id', 'If-Modified-Since': new Date(0).toUTCString() } });
+    expect([direct.viaExpress, express.viaExpress]).to.deep.equal([false, true]);
+    expect(direct.headers['content-encoding']).to.equal('gzip');
+    expect(direct.headers.vary).to.equal('HX-Request, Accept-Encoding');
+    expect(direct.text).to.include('All about our bread.');
+    const same = (a: Answer) => Object.entries(a.headers).filter(([k]) => !PER_REQUEST.includes(k) && !['x-test-via', 'connection', 'keep-alive', 'content-length'].includes(k));
+    expect(same(direct)).to.deep.equal(same(express));
+    const plain = await ask(url, { headers: { 'Accept-Encoding': 'identity' } });
+    expect(plain.headers['content-encoding']).to.equal(undefined);
+    expect(plain.headers.vary, 'the answer could have differed').to.equal('HX-Request, Accept-Encoding');
+  });
+
   it('answers HEAD directly with the GET’s length and no body', async () => {
     const get = await ask(path);
     const head = await ask(path, { method: 'HEAD' });

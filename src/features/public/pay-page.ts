@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import { sendHtml, type Renderer } from '../../core/http.ts';
+import { MIN_DYNAMIC_BYTES } from '../../core/compress.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { formatMoney, toDecimalString } from '../../core/money.ts';
 import { dateTimeIn } from '../../core/time.ts';
@@ -267,9 +268,15 @@ class RenderedPages {
   }
 }
 
-/** What a directly answered pay page needs of the app: its common headers (returning the CSP nonce) and the client address as the app trusts it. */
+/** What a directly answered pay page needs of the app. */
 export interface DirectPayPageApp {
-  begin(req: IncomingMessage, res: ServerResponse, formOrigins: readonly string[]): { nonce: string };
+  /**
+   * Starts answering `req` (counts it as unanswered, core/pace.ts) and gives the headers every response
+   * carries — request id, CSP (with a fresh nonce and `formOrigins` in `form-action`), security
+   * headers — as a flat `[name, value, …]` list, with the nonce.
+   */
+  start(req: IncomingMessage, res: ServerResponse, formOrigins: readonly string[]): { nonce: string; headers: string[] };
+  /** The client address as the app trusts it (TRUST_PROXY). */
   ipOf(req: IncomingMessage): string | undefined;
 }
 
@@ -515,9 +522,19 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const methods = await cached.methods(target.merchant.key);
     const page = pages.get(target, methods);
     if (views && target.link) views.record(req, app.ipOf(req), target.link, target.merchant.id);
-    const { nonce } = app.begin(req, res, methods.formOrigins);
-    res.setHeader('Cache-Control', 'no-store');
-    await sendHtml(req, res, page.parts.join(nonce));
+    const { nonce, headers } = app.start(req, res, methods.formOrigins);
+    headers.push('Cache-Control', 'no-store');
+    const html = page.parts.join(nonce);
+    if (html.length >= MIN_DYNAMIC_BYTES) {
+      // Long enough to compress when asked: as any rendered page is sent.
+      for (let i = 0; i < headers.length; i += 2) res.setHeader(headers[i], headers[i + 1]);
+      await sendHtml(req, res, html);
+      return true;
+    }
+    // The same headers sendHtml sets, in one writeHead.
+    headers.push('Vary', 'HX-Request', 'Content-Type', 'text/html; charset=utf-8', 'Content-Length', String(Buffer.byteLength(html)));
+    res.writeHead(200, headers);
+    res.end(html);
     return true;
   }
 
