@@ -105,17 +105,16 @@ export function buildApp(rt: Runtime): express.Express {
   app.use((req, res, next) => {
     // Jobs in this process wait while requests are unanswered (core/pace.ts).
     answerFirst(res);
-    const requestId = requestIdOf(req);
-    res.setHeader('X-Request-Id', requestId);
-    const nonce = nonces();
-    // Only origins as URL.origin spells them (no spaces, quotes or semicolons can reach the header).
-    res.setHeader('Content-Security-Policy', cspOf(nonce, []));
-    for (const [name, value] of securityHeaders) res.setHeader(name, value);
-    res.locals.requestId = requestId;
+    res.locals.requestId = requestIdOf(req);
+    res.setHeader('X-Request-Id', res.locals.requestId);
     res.locals.baseUrl = config.baseUrl;
     res.locals.path = req.path;
+    const nonce = nonces();
     res.locals.cspNonce = nonce;
+    res.setHeader('Content-Security-Policy', cspOf(nonce, []));
+    // Only origins as URL.origin spells them (no spaces, quotes or semicolons can reach the header).
     res.locals.allowFormAction = (origins: readonly string[]) => res.setHeader('Content-Security-Policy', cspOf(nonce, origins));
+    for (const [name, value] of securityHeaders) res.setHeader(name, value);
     next();
   });
 
@@ -213,9 +212,9 @@ export function buildApp(rt: Runtime): express.Express {
 
   // Plain pay-page GETs (the hot path) are answered before Express sets up its request and response
   // (prototypes, router, finalhandler: on Node 20 that cost more than the page). Whatever the direct
-  // path declines — or fails at — Express answers as above, from the start.
-  // The same headers as the middleware above sets, as one list for a single writeHead (setting ~16
-  // headers one by one cost more than rendering the page).
+  // path declines — or fails at — Express answers as above, from the start. It sends the same headers
+  // as the first middleware above, as one list for a single writeHead (setting ~16 headers one by one
+  // cost more than the rest of the page).
   const securityList = securityHeaders.flat();
   const direct: DirectPayPageApp = {
     start(req, res, formOrigins) {
