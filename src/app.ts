@@ -36,7 +36,7 @@ import { reportsRoutes } from './features/reports/index.ts';
 import { RESERVED_HANDLES } from './features/merchants/index.ts';
 import { dashboardShell } from './web/shell.ts';
 import { appDeps } from './web/deps.ts';
-import { answerFirst } from './core/pace.ts';
+import { answerFirst, foregroundStarted } from './core/pace.ts';
 
 const HTMX_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'));
 const HTMX_SSE_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx-ext-sse/dist/sse.min.js'));
@@ -217,22 +217,29 @@ export function buildApp(rt: Runtime): express.Express {
   // cost more than the rest of the page).
   const securityList = securityHeaders.flat();
   const direct: DirectPayPageApp = {
-    start(req, res, formOrigins) {
-      answerFirst(res);
+    headers(req, formOrigins) {
       const nonce = nonces();
       return { nonce, headers: ['X-Request-Id', requestIdOf(req), 'Content-Security-Policy', cspOf(nonce, formOrigins), ...securityList] };
     },
-    ipOf: clientAddress(app),
+    // Without a trusted proxy, Express's req.ip is the socket's address.
+    ipOf: config.trustProxy === false ? (req) => req.socket.remoteAddress : clientAddress(app),
   };
   const handle = (app as unknown as { handle: AppHandle }).handle.bind(app);
   (app as unknown as { handle: AppHandle }).handle = (req, res, callback) => {
     // Mounted in another app (a callback given) or not a read: Express all the way.
     if (callback || (req.method !== 'GET' && req.method !== 'HEAD')) return handle(req, res, callback);
+    // Unanswered while the direct path looks the page up (core/pace.ts); Express counts its own.
+    const answered = foregroundStarted();
     directPayPage(req, res, direct).then(
-      (answered) => {
-        if (!answered) handle(req, res);
+      (done) => {
+        answered();
+        if (!done) handle(req, res);
       },
-      (err) => (res.headersSent ? res.destroy(err as Error) : handle(req, res)),
+      (err) => {
+        answered();
+        if (res.headersSent) res.destroy(err as Error);
+        else handle(req, res);
+      },
     );
   };
   return app;

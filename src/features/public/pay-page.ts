@@ -271,11 +271,10 @@ class RenderedPages {
 /** What a directly answered pay page needs of the app. */
 export interface DirectPayPageApp {
   /**
-   * Starts answering `req` (counts it as unanswered, core/pace.ts) and gives the headers every response
-   * carries — request id, CSP (with a fresh nonce and `formOrigins` in `form-action`), security
-   * headers — as a flat `[name, value, …]` list, with the nonce.
+   * The headers every response carries — request id, CSP (with a fresh nonce and `formOrigins` in
+   * `form-action`), security headers — as a flat `[name, value, …]` list, with the nonce.
    */
-  start(req: IncomingMessage, res: ServerResponse, formOrigins: readonly string[]): { nonce: string; headers: string[] };
+  headers(req: IncomingMessage, formOrigins: readonly string[]): { nonce: string; headers: string[] };
   /** The client address as the app trusts it (TRUST_PROXY). */
   ipOf(req: IncomingMessage): string | undefined;
 }
@@ -522,7 +521,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const methods = await cached.methods(target.merchant.key);
     const page = pages.get(target, methods);
     if (views && target.link) views.record(req, app.ipOf(req), target.link, target.merchant.id);
-    const { nonce, headers } = app.start(req, res, methods.formOrigins);
+    const { nonce, headers } = app.headers(req, methods.formOrigins);
     headers.push('Cache-Control', 'no-store');
     const html = page.parts.join(nonce);
     if (html.length >= MIN_DYNAMIC_BYTES) {
