@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
 import { build, uniqueHandle, type TestEnv } from './support/harness.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
+import { unansweredRequests } from '../src/core/pace.ts';
 
 interface Answer {
   status: number;
@@ -157,6 +158,11 @@ forEachTarget('pay pages answered before Express', (target) => {
     const after = await ask(url);
     expect(after.viaExpress).to.equal(false);
     expect(after.text).to.include('<h1>After</h1>').and.not.include('<h1>Before</h1>');
+  });
+
+  it('counts a request as unanswered only until it is answered, on either path (background work waits for none afterwards)', async () => {
+    await Promise.all([ask(path), ask(path, { method: 'HEAD' }), ask(`${path}?c=x`), ask(`/${shop.handle}/no-such-link`), ask(path.toUpperCase())]);
+    expect(unansweredRequests()).to.equal(0);
   });
 
   it('falls back to Express when the direct path fails: the lookups throw → the usual 503 page, never a half-sent answer', async () => {
