@@ -1,5 +1,6 @@
 /** buildApp(runtime) → an Express app with no listen(), so tests build one per suite. */
 import path from 'node:path';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { randomBytes, randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
@@ -27,7 +28,7 @@ import { tagsRoutes } from './features/tags/index.ts';
 import { dashboardQrRoutes } from './features/qr/index.ts';
 import { healthRoutes } from './features/health/index.ts';
 import { apiRoutes } from './features/api/index.ts';
-import { publicRoutes } from './features/public/index.ts';
+import { publicRoutes, type DirectPayPageApp } from './features/public/index.ts';
 import { analyticsRoutes } from './features/analytics/index.ts';
 import { transactionsRoutes } from './features/transactions/index.ts';
 import { requestsRoutes } from './features/requests/index.ts';
@@ -35,7 +36,7 @@ import { reportsRoutes } from './features/reports/index.ts';
 import { RESERVED_HANDLES } from './features/merchants/index.ts';
 import { dashboardShell } from './web/shell.ts';
 import { appDeps } from './web/deps.ts';
-import { answerFirst } from './core/pace.ts';
+import { answerFirst, foregroundStarted } from './core/pace.ts';
 
 const HTMX_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js'));
 const HTMX_SSE_DIR = path.dirname(createRequire(import.meta.url).resolve('htmx-ext-sse/dist/sse.min.js'));
@@ -97,11 +98,14 @@ export function buildApp(rt: Runtime): express.Express {
   const cspOf = (nonce: string, formOrigins: readonly string[]) =>
     formOrigins.length ? `${cspHead}${nonce}${cspTail}; form-action 'self' ${formOrigins.join(' ')}; ${cspRest}` : cspHead + nonce + cspFixed;
   const nonces = noncePool();
+  const requestIdOf = (req: IncomingMessage) => {
+    const given = req.headers['x-request-id'];
+    return (typeof given === 'string' && given.slice(0, 64).replace(/[^\w.-]/g, '')) || randomUUID();
+  };
   app.use((req, res, next) => {
     // Jobs in this process wait while requests are unanswered (core/pace.ts).
     answerFirst(res);
-    const given = req.headers['x-request-id'];
-    res.locals.requestId = (typeof given === 'string' && given.slice(0, 64).replace(/[^\w.-]/g, '')) || randomUUID();
+    res.locals.requestId = requestIdOf(req);
     res.setHeader('X-Request-Id', res.locals.requestId);
     res.locals.baseUrl = config.baseUrl;
     res.locals.path = req.path;
@@ -116,7 +120,7 @@ export function buildApp(rt: Runtime): express.Express {
 
   // Pay pages first: a request whose first segment is not one of the app's own (all reserved as
   // handles) goes straight to the public router instead of walking every other mount.
-  const { router: publicRouter, fastPayPage } = publicRoutes(deps, render);
+  const { router: publicRouter, fastPayPage, directPayPage } = publicRoutes(deps, render);
   app.use((req: Request, res: Response, next: NextFunction) => {
     const end = req.path.indexOf('/', 1);
     const first = req.path.slice(1, end < 0 ? undefined : end).toLowerCase();
@@ -205,7 +209,51 @@ export function buildApp(rt: Runtime): express.Express {
   app.use(publicRouter);
   app.use(notFound);
   app.use(errorHandler(rt.log.child('http'), render));
+
+  // Plain pay-page GETs (the hot path) are answered before Express sets up its request and response
+  // (prototypes, router, finalhandler: on Node 20 that cost more than the page). Whatever the direct
+  // path declines — or fails at — Express answers as above, from the start. It sends the same headers
+  // as the first middleware above, as one list for a single writeHead (setting ~16 headers one by one
+  // cost more than the rest of the page).
+  const securityList = securityHeaders.flat();
+  const direct: DirectPayPageApp = {
+    headers(req, formOrigins) {
+      const nonce = nonces();
+      return { nonce, headers: ['X-Request-Id', requestIdOf(req), 'Content-Security-Policy', cspOf(nonce, formOrigins), ...securityList] };
+    },
+    // Without a trusted proxy, Express's req.ip is the socket's address.
+    ipOf: config.trustProxy === false ? (req) => req.socket.remoteAddress : clientAddress(app),
+  };
+  const handle = (app as unknown as { handle: AppHandle }).handle.bind(app);
+  (app as unknown as { handle: AppHandle }).handle = (req, res, callback) => {
+    // Mounted in another app (a callback given) or not a read: Express all the way.
+    if (callback || (req.method !== 'GET' && req.method !== 'HEAD')) return handle(req, res, callback);
+    // Unanswered while the direct path looks the page up (core/pace.ts); Express counts its own.
+    const answered = foregroundStarted();
+    directPayPage(req, res, direct).then(
+      (done) => {
+        answered();
+        if (!done) handle(req, res);
+      },
+      (err) => {
+        answered();
+        if (res.headersSent) res.destroy(err as Error);
+        else handle(req, res);
+      },
+    );
+  };
   return app;
+}
+
+type AppHandle = (req: IncomingMessage, res: ServerResponse, callback?: (err?: unknown) => void) => void;
+
+/** The client address as Express's `req.ip` gives it (the app's `trust proxy` setting), for a request Express has not wrapped. */
+function clientAddress(app: express.Express): (req: IncomingMessage) => string | undefined {
+  return (req) => {
+    const wrapped = Object.create(app.request) as Request;
+    Object.assign(wrapped, { headers: req.headers, socket: req.socket });
+    return wrapped.ip;
+  };
 }
 
 /** The headers a static header-setting middleware (helmet) sets, captured once. */

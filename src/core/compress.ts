@@ -7,7 +7,7 @@
  */
 import zlib from 'node:zlib';
 import { promisify } from 'node:util';
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Below this, compression saves too little to be worth a header and a dictionary (static files, compressed once). */
 export const MIN_COMPRESS_BYTES = 1024;
@@ -63,14 +63,23 @@ const SYNC_MAX_BYTES = 16 * 1024;
  * when the client accepts br or gzip and the body is worth it, else the text as it is. Sets
  * `Vary: Accept-Encoding` whenever the answer could have differed.
  */
-export function compressedBody(req: Request, res: Response, text: string): string | Buffer | Promise<Buffer> {
+export function compressedBody(req: IncomingMessage, res: ServerResponse, text: string): string | Buffer | Promise<Buffer> {
   // Bytes ≥ characters: a string shorter than the threshold in characters may still pass it in bytes,
   // but a short page is not worth measuring exactly.
   if (text.length < MIN_DYNAMIC_BYTES) return text;
-  res.vary('Accept-Encoding');
+  addVary(res, 'Accept-Encoding');
   const encoding = pickEncoding(req.headers['accept-encoding']);
   if (!encoding) return text;
   res.setHeader('Content-Encoding', encoding);
   if (text.length <= SYNC_MAX_BYTES) return encoding === 'br' ? zlib.brotliCompressSync(text, brotliOptions(text.length)) : zlib.gzipSync(text, GZIP_OPTIONS);
   return encoding === 'br' ? brotli(text, brotliOptions(text.length)) : gzip(text, GZIP_OPTIONS);
+}
+
+/** Adds `field` to the response's Vary header unless it is there already (as Express's res.vary does, on a plain response). */
+export function addVary(res: ServerResponse, field: string): void {
+  const prev = res.getHeader('Vary');
+  const list = Array.isArray(prev) ? prev.join(', ') : prev === undefined ? '' : String(prev);
+  if (!list) return void res.setHeader('Vary', field);
+  if (list.trim() === '*' || list.toLowerCase().split(',').some((f) => f.trim() === field.toLowerCase())) return;
+  res.setHeader('Vary', `${list}, ${field}`);
 }

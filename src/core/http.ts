@@ -1,11 +1,12 @@
 // HTTP helpers shared by features: one way to render, one way to fail.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Eta } from 'eta';
 import { z } from 'zod';
 import { AppError, NotFoundError, ServiceUnavailableError, ValidationError, fieldErrorsFromZod } from './errors.ts';
 import type { Logger } from './log.ts';
 import { randomToken } from './ids.ts';
-import { compressedBody } from './compress.ts';
+import { addVary, compressedBody } from './compress.ts';
 
 export function isHtmx(req: Request): boolean {
   return req.get('HX-Request') === 'true';
@@ -42,7 +43,10 @@ export function takeFlash(req: Request): Flash[] {
   return out;
 }
 
-export type Renderer = (req: Request, res: Response, view: string, data?: Record<string, unknown>, status?: number) => Promise<void>;
+export type Renderer = ((req: Request, res: Response, view: string, data?: Record<string, unknown>, status?: number) => Promise<void>) & {
+  /** The view's HTML with `data` (and `it.asset`) only: no res.locals, flash or fragment flag (for pages cached whole). */
+  html(view: string, data: Record<string, unknown>): string;
+};
 
 /**
  * Renders `view` with res.locals and `it.asset(path)` (a static file's content-hashed URL, see
@@ -51,7 +55,7 @@ export type Renderer = (req: Request, res: Response, view: string, data?: Record
  */
 export function createRenderer(eta: Eta, helpers: { asset: (urlPath: string) => string } = { asset: (p) => p }): Renderer {
   const { asset } = helpers;
-  return async (req, res, view, data = {}, status = 200) => {
+  const render = async (req: Request, res: Response, view: string, data: Record<string, unknown> = {}, status = 200) => {
     // Core templates are synchronous; render() skips renderAsync's promise machinery on the hot path.
     const html = eta.render(view, { ...res.locals, asset, ...data, fragment: wantsFragment(req), flash: takeFlash(req) });
     res.status(status).vary('HX-Request').setHeader('Content-Type', 'text/html; charset=utf-8');
@@ -60,6 +64,25 @@ export function createRenderer(eta: Eta, helpers: { asset: (urlPath: string) => 
     const body = compressedBody(req, res, html);
     res.send(typeof body === 'string' || Buffer.isBuffer(body) ? body : await body);
   };
+  return Object.assign(render, { html: (view: string, data: Record<string, unknown>) => eta.render(view, { asset, ...data }) });
+}
+
+/**
+ * Sends a page rendered beforehand, as a Renderer sends one (status, `Vary: HX-Request`, the HTML
+ * content type, compression when asked and worth it), on any node:http response: an Express one or a
+ * plain one (pay pages answered before Express).
+ */
+export async function sendHtml(req: IncomingMessage, res: ServerResponse, html: string, status = 200): Promise<void> {
+  res.statusCode = status;
+  addVary(res, 'HX-Request');
+  res.setHeader('Content-Type', 'text/html; charset=utf-8');
+  let body: string | Buffer = html;
+  if (req.method !== 'HEAD') {
+    const b = compressedBody(req, res, html);
+    body = typeof b === 'string' || Buffer.isBuffer(b) ? b : await b;
+  }
+  res.setHeader('Content-Length', typeof body === 'string' ? Buffer.byteLength(body) : body.length);
+  res.end(body);
 }
 
 /** Parses with zod or throws a ValidationError carrying a message per field. */

@@ -4,16 +4,19 @@
  * is the checkout. No session, no Redis, no CSRF (there is no ambient authority to protect): this is
  * the hot path, so a GET costs the merchant by handle and the link by path, nothing else.
  */
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type Request, type Response } from 'express';
 import type { AppDeps } from '../../web/deps.ts';
-import type { Renderer } from '../../core/http.ts';
+import { sendHtml, type Renderer } from '../../core/http.ts';
+import { MIN_DYNAMIC_BYTES } from '../../core/compress.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { formatMoney, toDecimalString } from '../../core/money.ts';
 import { dateTimeIn } from '../../core/time.ts';
 import { TtlCache } from '../../core/changes.ts';
 import { RateLimiterRes } from 'rate-limiter-flexible';
 import type { Limiter } from '../../core/rate-limit.ts';
-import type { Merchant } from '../merchants/index.ts';
+import { RESERVED_HANDLES, type Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
 import type { LineItem } from '../requests/index.ts';
@@ -126,25 +129,25 @@ export type PayTarget =
 
 const NOT_FOUND: PayTarget = { kind: 'not_found' };
 
-/** The query string of a request, to carry over a canonical redirect (`?utm_source=…`). */
-const search = (req: Request) => {
-  const i = req.originalUrl.indexOf('?');
-  return i < 0 ? '' : req.originalUrl.slice(i);
+/** The query string of a request (`?utm_source=…`, or ''), to carry over a canonical redirect. */
+const search = (url: string) => {
+  const i = url.indexOf('?');
+  return i < 0 ? '' : url.slice(i);
 };
 
 /**
- * Resolves `/:handle[/:segment]`. Case is fixed first (301 to lowercase, no database), then the
+ * Resolves `/:handle[/:segment]` (`query`: the URL's query string with its `?`, or ''). Case is fixed first (301 to lowercase, no database), then the
  * merchant and the link are read. Unknown, inactive and deleted links are all `not_found`, so their
  * pages cannot be told apart; a link closed by its payment limit is `limit_reached`.
  */
-export async function resolvePayTarget(lookups: PayLookups, req: Request, rawHandle: string, segment: string | null): Promise<PayTarget> {
+export async function resolvePayTarget(lookups: PayLookups, query: string, rawHandle: string, segment: string | null): Promise<PayTarget> {
   const handle = rawHandle.toLowerCase();
   if (!isHandleShaped(handle)) return NOT_FOUND;
   const amountUrl = segment !== null && isAmountSegment(segment);
   const path = segment === null || amountUrl ? null : segment.toLowerCase();
   if (path !== null && !isPathShaped(path)) return NOT_FOUND;
   if (handle !== rawHandle || (path !== null && path !== segment)) {
-    return { kind: 'redirect', location: `/${handle}${segment === null ? '' : `/${path ?? segment}`}${search(req)}` };
+    return { kind: 'redirect', location: `/${handle}${segment === null ? '' : `/${path ?? segment}`}${query}` };
   }
 
   const merchant = await lookups.merchant(handle);
@@ -156,7 +159,7 @@ export async function resolvePayTarget(lookups: PayLookups, req: Request, rawHan
   if (amountUrl) {
     const parsed = parseAmountSegment(segment, merchant.currency);
     if (!parsed) return NOT_FOUND;
-    if (!parsed.isCanonical) return { kind: 'redirect', location: `/${handle}/${parsed.canonical}${search(req)}` };
+    if (!parsed.isCanonical) return { kind: 'redirect', location: `/${handle}/${parsed.canonical}${query}` };
     return { kind: 'page', merchant, link: null, amount: parsed.minor, currency: merchant.currency, action: `/${handle}/${segment}` };
   }
 
@@ -228,13 +231,74 @@ function masked(address: string): string {
 
 const FAST_PATH = /^\/([^/%]+)(?:\/([^/%]+))?$/;
 
+/** Stands where the CSP nonce goes in a cached page: random per process, so no merchant text can spell it. */
+const NONCE_MARK = `nonce${randomBytes(16).toString('hex')}`;
+
+interface CachedPage {
+  merchant: Merchant;
+  methods: PayMethods;
+  amount: number | null;
+  currency: string;
+  /** The page cut at each NONCE_MARK: `parts.join(nonce)` is the page. */
+  parts: string[];
+}
+
+/**
+ * Pay pages rendered whole, once per version of what they show. The lookups cache hands out the same
+ * merchant, link and methods objects until something changes (or its TTL passes), and a new object
+ * misses here, so a cached page is never staler than the lookups it was made from. Per request only
+ * the CSP nonce is put in. Only the plain page (no form values, errors or recipient) is cached.
+ */
+class RenderedPages {
+  /** By link (or by merchant for the merchant's own pages), then by form action (`/acme`, `/acme/12.50`). */
+  private readonly byOwner = new WeakMap<object, Map<string, CachedPage>>();
+  constructor(private readonly render: (t: Page, methods: PayMethods, nonce: string) => string) {}
+
+  get(t: Page, methods: PayMethods): CachedPage {
+    const owner: object = t.link ?? t.merchant;
+    let pages = this.byOwner.get(owner);
+    let page = pages?.get(t.action);
+    if (page && page.merchant === t.merchant && page.methods === methods && page.amount === t.amount && page.currency === t.currency) return page;
+    page = { merchant: t.merchant, methods, amount: t.amount, currency: t.currency, parts: this.render(t, methods, NONCE_MARK).split(NONCE_MARK) };
+    if (!pages) this.byOwner.set(owner, (pages = new Map()));
+    // Amount URLs are open-ended (`/acme/1.00`, `/acme/1.01`…): keep a bounded few per merchant.
+    if (pages.size >= 100) pages.clear();
+    pages.set(t.action, page);
+    return page;
+  }
+}
+
+/** What a directly answered pay page needs of the app. */
+export interface DirectPayPageApp {
+  /**
+   * The headers every response carries — request id, CSP (with a fresh nonce and `formOrigins` in
+   * `form-action`), security headers — as a flat `[name, value, …]` list, with the nonce.
+   */
+  headers(req: IncomingMessage, formOrigins: readonly string[]): { nonce: string; headers: string[] };
+  /** The client address as the app trusts it (TRUST_PROXY). */
+  ipOf(req: IncomingMessage): string | undefined;
+}
+
+/** The pay-page handlers: `fastGet` (an Express middleware) and `direct` (before Express, see there). */
+export interface PayPageHandlers {
+  fastGet: express.RequestHandler;
+  /**
+   * Answers a plain pay-page GET on node:http's own request and response, without Express (whose
+   * per-request set-up cost more than the page itself): resolves true when it answered, false when
+   * the request is anything else — another method, a query the page reads (`?c=`, `?back=`),
+   * conditional headers, or a URL that is not a page to show (redirects, 404, closed links) — which
+   * Express then answers as before. Nothing is written to `res` before it decides.
+   */
+  direct(req: IncomingMessage, res: ServerResponse, app: DirectPayPageApp): Promise<boolean>;
+}
+
 /**
  * Mounts GET (the page) and POST (the checkout) for `/:handle` and `/:handle/:segment` on `router`,
  * and returns a middleware that answers plain pay-page GETs without walking the router (the app
  * mounts it first: router matching was a tenth of a pay page's CPU). Anything unusual (encoded
  * characters, other methods) goes on to the router.
  */
-export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer): express.RequestHandler {
+export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer): PayPageHandlers {
   // Small: three short fields. Only on the POST routes, so GETs never parse anything.
   const body = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 });
 
@@ -271,6 +335,8 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
         const methods = await lookups.methods(target.merchant.key);
         if (methods.formOrigins.length) res.locals.allowFormAction(methods.formOrigins);
         res.set('Cache-Control', 'no-store');
+        // The plain page (most visits) is rendered once per version of the link (RenderedPages).
+        if (status === 200 && !form?.values && !form?.errors && !form?.recipient) return sendHtml(req, res, pages.get(target, methods).parts.join(res.locals.cspNonce as string));
         return render(req, res, 'pay/page', pageView(target, methods, form), status);
       }
     }
@@ -278,6 +344,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
 
   const cached = cachedLookups(rt);
   const fresh = databaseLookups(rt);
+  const pages = new RenderedPages((t, methods, nonce) => render.html('pay/page', { ...pageView(t, methods), cspNonce: nonce }));
 
   /** The `?c=` recipient token as given (checked only when a checkout uses it). */
   const recipientParam = (req: Request): string | null => {
@@ -367,7 +434,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
   const views = rt.views;
 
   async function get(req: Request, res: Response, segment: string | null): Promise<void> {
-    const target = await resolvePayTarget(cached, req, String(req.params.handle), segment);
+    const target = await resolvePayTarget(cached, search(req.originalUrl), String(req.params.handle), segment);
     // A view of a link that can take a payment (a closed or unknown one is no step towards paying);
     // the recorder leaves out HEAD, prefetches and bots, and writes in batches after the response.
     if (views && target.kind === 'page' && target.link) views.record(req, req.ip, target.link, target.merchant.id);
@@ -377,7 +444,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
   /** Checkout: validate, open a session + pending payment, hand the customer to the provider. */
   async function post(req: Request, res: Response, segment: string | null): Promise<void> {
     // Read again: the link may have closed since the page was shown; then nothing is written.
-    const target = await resolvePayTarget(fresh, req, String(req.params.handle), segment);
+    const target = await resolvePayTarget(fresh, search(req.originalUrl), String(req.params.handle), segment);
     await checkoutFor(req, res, target);
   }
 
@@ -435,6 +502,41 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     res.set('Cache-Control', 'no-store').type('html').send(next.render);
   }
 
+  async function direct(req: IncomingMessage, res: ServerResponse, app: DirectPayPageApp): Promise<boolean> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    // Conditional requests keep Express's freshness handling.
+    if (req.headers['if-none-match'] !== undefined || req.headers['if-modified-since'] !== undefined) return false;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const m = FAST_PATH.exec(q < 0 ? url : url.slice(0, q));
+    // `/r/<token>` is a payment request; other reserved first segments are the app's own.
+    if (!m || RESERVED_HANDLES.has(m[1].toLowerCase())) return false;
+    const query = q < 0 ? '' : url.slice(q);
+    if (query) {
+      const params = new URLSearchParams(query);
+      if (params.has('c') || params.has('back')) return false;
+    }
+    const target = await resolvePayTarget(cached, query, m[1], m[2] ?? null);
+    if (target.kind !== 'page') return false;
+    const methods = await cached.methods(target.merchant.key);
+    const page = pages.get(target, methods);
+    if (views && target.link) views.record(req, app.ipOf(req), target.link, target.merchant.id);
+    const { nonce, headers } = app.headers(req, methods.formOrigins);
+    headers.push('Cache-Control', 'no-store');
+    const html = page.parts.join(nonce);
+    if (html.length >= MIN_DYNAMIC_BYTES) {
+      // Long enough to compress when asked: as any rendered page is sent.
+      for (let i = 0; i < headers.length; i += 2) res.setHeader(headers[i], headers[i + 1]);
+      await sendHtml(req, res, html);
+      return true;
+    }
+    // The same headers sendHtml sets, in one writeHead.
+    headers.push('Vary', 'HX-Request', 'Content-Type', 'text/html; charset=utf-8', 'Content-Length', String(Buffer.byteLength(html)));
+    res.writeHead(200, headers);
+    res.end(html);
+    return true;
+  }
+
   const fastGet: express.RequestHandler = (req, res, next) => {
     const m = req.method === 'GET' || req.method === 'HEAD' ? FAST_PATH.exec(req.path) : null;
     // `/r/<token>` is a payment request, not a merchant called "r" (a reserved handle).
@@ -487,5 +589,5 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
   router.post('/:handle', body, (req, res) => post(req, res, null));
   router.get('/:handle/:segment', (req, res) => get(req, res, String(req.params.segment)));
   router.post('/:handle/:segment', body, (req, res) => post(req, res, String(req.params.segment)));
-  return fastGet;
+  return { fastGet, direct };
 }
