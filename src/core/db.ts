@@ -195,7 +195,7 @@ interface KnexClientInternals {
   destroy(callback?: unknown): Promise<void>;
 }
 
-/** Statements exempt from the statement limit (migrations may rebuild large tables). */
+/** Dbs migrating now: exempt from the statement limit and the stall probe. */
 const unlimited = new WeakSet<object>();
 
 /**
@@ -271,7 +271,10 @@ function guardStatements(db: Db, t: DbTimeouts, log: Logger | undefined): void {
       drop(connection, down);
       return Promise.reject(down);
     }
-    const limit = unlimited.has(db) ? 0 : t.statementMs;
+    // Migrations may wait minutes for another process's migration lock (GET_LOCK) or rebuild a large
+    // table: neither the statement limit nor the stall probe applies to them.
+    if (unlimited.has(db)) return query(connection, obj);
+    const limit = t.statementMs;
     return new Promise((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const w = {
