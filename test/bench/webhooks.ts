@@ -1,7 +1,7 @@
 /**
  * Outgoing webhooks under load (`npm run bench`): 10,000 payment events fanned out to 3 endpoints
- * (30,000 signed deliveries to 3 real HTTP receivers on loopback, run in the bench's own process so
- * they do not share the measured loop). A fresh Node process builds a runtime on a fresh database,
+ * (30,000 signed deliveries to 3 real HTTP receivers on loopback, in a process of their own at a
+ * lower CPU priority, as merchants' servers are on other machines). A fresh Node process builds a runtime on a fresh database,
  * records the events, then drains the job queue as a worker does — dispatch, fan-out, one
  * `webhooks.deliver` job per message — while a 1 ms interval timer measures the longest event-loop
  * block (aim ≤ 20 ms). Afterwards every receiver must have received every event exactly once.
@@ -11,6 +11,9 @@
  */
 import { runBenchChild } from './child.ts';
 import http from 'node:http';
+import os from 'node:os';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 
@@ -31,53 +34,92 @@ export interface WebhooksResult {
   busyMaxMs: number;
   succeeded: number;
   /** Per receiver: distinct webhook-ids received, and requests beyond one per id. */
-  received: { distinct: number; repeats: number }[];
+  received: Received[];
 }
 
-interface Receiver {
-  url: string;
-  ids: Map<string, number>;
-  close(): Promise<void>;
+type Received = { distinct: number; repeats: number };
+
+/** The receivers' own process: `n` HTTP servers counting webhook-ids; answers over IPC. */
+async function receivers(n: number): Promise<void> {
+  const counts = Array.from({ length: n }, () => new Map<string, number>());
+  const servers = await Promise.all(
+    counts.map(async (ids) => {
+      const server = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          const id = String(req.headers['webhook-id']);
+          ids.set(id, (ids.get(id) ?? 0) + 1);
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return server;
+    }),
+  );
+  process.on('message', (m) => {
+    if (m !== 'report') return;
+    const received: Received[] = counts.map((ids) => ({ distinct: ids.size, repeats: [...ids.values()].reduce((k, c) => k + c - 1, 0) }));
+    for (const s of servers) s.closeAllConnections();
+    process.send!({ received }, () => process.exit(0));
+  });
+  process.send!({ urls: servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}/hooks`) });
 }
 
-async function receiver(): Promise<Receiver> {
-  const ids = new Map<string, number>();
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const id = String(req.headers['webhook-id']);
-      ids.set(id, (ids.get(id) ?? 0) + 1);
-      res.writeHead(204).end();
+/**
+ * Starts the receivers. They stand in for merchants' servers, which run on other machines: here they
+ * run in a process of their own at a lower CPU priority (nice 10), so on a small machine they take
+ * the CPU only when the measured process leaves it, and its loop blocks are its own, not time spent
+ * waiting while a receiver parses a request.
+ */
+async function startReceivers(n: number): Promise<{ urls: string[]; report: () => Promise<Received[]>; kill: () => void }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
+    env: { ...process.env, BENCH_WEBHOOKS_RECEIVERS: String(n) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    os.setPriority(proc.pid!, 10);
+  } catch {
+    // Not allowed here: the receivers run at the same priority (the report's CPU column tells).
+  }
+  const next = () => new Promise<Record<string, unknown>>((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`the webhook receivers exited with ${code}`));
+    proc.once('exit', onExit);
+    proc.once('message', (m) => {
+      proc.off('exit', onExit);
+      resolve(m as Record<string, unknown>);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { urls } = (await next()) as { urls: string[] };
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`,
-    ids,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    urls,
+    report: async () => {
+      const answer = next();
+      proc.send('report');
+      return ((await answer) as { received: Received[] }).received;
+    },
+    kill: () => {
+      if (proc.exitCode === null) proc.kill();
+    },
   };
 }
 
-/** Starts the receivers here, runs the measuring process, and checks what the receivers got. */
+/** Starts the receivers, runs the measuring process, and checks what the receivers got. */
 export async function measureWebhooks(env: Record<string, string>, events: number, label: string, log: (line: string) => void): Promise<WebhooksResult> {
-  const receivers = await Promise.all(Array.from({ length: ENDPOINTS }, () => receiver()));
+  const hooks = await startReceivers(ENDPOINTS);
   try {
     const result = await runBenchChild<WebhooksResult>({
       name: 'webhooks',
       label,
       env: { ...env, PAYLINK_WEBHOOKS_ALLOW_PRIVATE: '1' },
       childVar: 'BENCH_WEBHOOKS_CHILD',
-      payload: { events, label, urls: receivers.map((r) => r.url) },
+      payload: { events, label, urls: hooks.urls },
       nodeArgs: process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [],
       log,
     });
-    result.received = receivers.map((r) => ({ distinct: r.ids.size, repeats: [...r.ids.values()].reduce((n, c) => n + c - 1, 0) }));
+    result.received = await hooks.report();
     return result;
   } finally {
-    for (const r of receivers) await r.close();
+    hooks.kill();
   }
 }
 
@@ -176,3 +218,4 @@ async function child(spec: { events: number; label: string; urls: string[] }): P
 }
 
 if (process.env.BENCH_WEBHOOKS_CHILD) await child(JSON.parse(process.env.BENCH_WEBHOOKS_CHILD));
+else if (process.env.BENCH_WEBHOOKS_RECEIVERS) await receivers(Number(process.env.BENCH_WEBHOOKS_RECEIVERS));
