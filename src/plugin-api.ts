@@ -189,6 +189,15 @@ export interface PaymentProvider<S = Record<string, unknown>> {
    * one keeps the refund pending and core retries it.
    */
   refund(payment: ProviderRefundRef, amount: number, settings: S): Promise<void | { providerRef?: string }>;
+  /**
+   * The merchant or the customer removed a saved payment profile (`checkout.saveProfile`): delete
+   * the saved payment methods at the vendor, so they are never offered or charged again. Core
+   * removes its record only after this resolves; throw a retryable `ProviderError` when the vendor
+   * cannot be reached (the person is asked to try again). A profile the vendor no longer knows is
+   * gone: resolve. Optional: without it, removing a profile only forgets Paylink's record.
+   * Added in apiVersion 1.
+   */
+  forgetProfile?(profile: SavedProfileRef & { merchant: PluginMerchant }, settings: S): Promise<void>;
 }
 
 /** A provider's per-merchant settings (Settings → Payments; `PATCH /api/v1/providers/:id`). */
@@ -220,7 +229,14 @@ export interface CheckoutSessionInfo {
   amount: number;
   currency: string;
   description: string;
-  customer: { name: string | null; email: string | null };
+  /**
+   * Who pays, as typed on the pay page. `id` is the merchant's customer record when the checkout is
+   * tied to one (a link sent to them, a payment request for them) — only then may a provider offer to
+   * save the payment method (`checkout.saveProfile`). `savedProfile` is what this customer saved with
+   * this provider before (its `ref`, e.g. a Stripe customer id, and label): offer it again. Both
+   * added in apiVersion 1; null when unknown.
+   */
+  customer: { name: string | null; email: string | null; id?: string | null; savedProfile?: SavedProfileRef | null };
   /** Where the provider sends the customer back to (absolute). */
   returnUrl: string;
   /**
@@ -229,6 +245,15 @@ export interface CheckoutSessionInfo {
    * payment arrives after the hold lapsed. Added in apiVersion 1.
    */
   expiresAt: string;
+}
+
+/**
+ * A payment method a customer saved with a provider: the provider's own reference (e.g. Stripe's
+ * customer id, which holds the card) and what people see, such as "Visa •••• 4242". Added in apiVersion 1.
+ */
+export interface SavedProfileRef {
+  ref: string;
+  label: string;
 }
 
 /**
@@ -823,4 +848,18 @@ export interface PluginCheckoutServices {
    * Added in apiVersion 1.
    */
   pendingPayments(opts: { startedBefore: Date; limit?: number }): Promise<PluginCheckoutPayment[]>;
+  /**
+   * The customer of this payment saved their payment method with you (e.g. ticked "save my card"):
+   * remember `ref` (your customer id holding it) and `label` ("Visa •••• 4242", 1 to 120 characters)
+   * for the customer record, replacing an older one of this provider. The next checkout of that
+   * customer gets it as `CheckoutSessionInfo.customer.savedProfile`; the merchant sees it on the
+   * customer; merchant and customer can remove it (core then calls your `forgetProfile`). A payment
+   * with no customer record → `ServiceError('no_customer')`. Added in apiVersion 1.
+   */
+  saveProfile(paymentId: string, profile: SavedProfileRef): Promise<void>;
+  /**
+   * The vendor says a saved profile is gone (its cards were removed there): drop the merchant's
+   * profiles of this plugin's providers with this `ref`. Answers how many were dropped. Added in apiVersion 1.
+   */
+  dropProfile(merchantId: string, ref: string): Promise<number>;
 }

@@ -34,7 +34,7 @@ import { createTagService, type TagService } from './features/tags/index.ts';
 import { createProductService, type ProductService } from './features/products/index.ts';
 import { createLinkService, createLinkState, type LinkService } from './features/links/index.ts';
 import { createCheckoutService, type CheckoutService } from './features/checkout/index.ts';
-import { createCustomerService, type CustomerService } from './features/customers/index.ts';
+import { createCustomerService, createPaymentProfiles, type CustomerService, type PaymentProfiles } from './features/customers/index.ts';
 import { createPaymentQueries, type PaymentQueries } from './features/checkout/index.ts';
 import { pruneIdempotencyKeys } from './core/idempotency.ts';
 import { LinkTokens } from './features/sending/index.ts';
@@ -46,7 +46,7 @@ import { createActionService, type ActionService } from './features/actions/inde
 import { createSendingService, type SendingService } from './features/sending/index.ts';
 import { actionCustomer, createPluginCustomerServices } from './features/actions/index.ts';
 import { createPluginCheckoutServices, createProviderReports } from './features/checkout/index.ts';
-import { createRefundService, type RefundService } from './features/checkout/index.ts';
+import { createRefundService, createSavedProfiles, type RefundService, type SavedProfiles } from './features/checkout/index.ts';
 import { createProviderSettingsService, type ProviderSettingsService } from './features/providers/index.ts';
 import { createSealer } from './core/encryption.ts';
 import { createDataBuilder, createSender, createWebhookService, type Sender, type WebhookService } from './features/webhooks/index.ts';
@@ -78,6 +78,10 @@ export interface Services {
   links: LinkService;
   checkout: CheckoutService;
   customers: CustomerService;
+  /** Customers' saved payment profiles (a card saved with Stripe). */
+  profiles: PaymentProfiles;
+  /** Removing a saved profile: the provider forgets the card, then the record goes. */
+  savedProfiles: SavedProfiles;
   /** Reading payments (the JSON API); checkout writes them. */
   payments: PaymentQueries;
   /** Reading views, activity and daily stats; retention. */
@@ -256,6 +260,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     };
     const channels = createChannelDirectory(registries.channels);
     const customers = createCustomerService({ db, clock, tags, addressKinds: () => channels.addressKinds() });
+    const profiles = createPaymentProfiles({ db, clock });
     const links = createLinkService({ db, clock, events, tags, products, merchants, customers, baseUrl: config.baseUrl, requestToken: (id) => tokens.request(id), requestPaths: (keys, q) => services.requests.pathsByLinkKeys(keys, q),
       // Late-bound: requests are built on links.
       requests: { linkKeysWhere: (merchantKey, f) => services.requests.linkKeysWhere(merchantKey, f), refsByLinkKeys: (keys) => services.requests.refsByLinkKeys(keys) } });
@@ -387,8 +392,11 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         products,
         refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customers.publicIdOf },
         stats: paymentStats,
+        profiles,
       }),
       customers,
+      profiles,
+      savedProfiles: createSavedProfiles({ profiles, registries, providers, merchants, log: log.child('profiles') }),
       payments,
       analytics: createAnalytics({ db, clock, log: log.child('analytics'), payments, viewIds, links: linkState, merchants }),
       templates,
@@ -464,6 +472,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
           ownerOf: (id) => registries.providers.ownerOf(id),
           providerIds: () => registries.providers.list().map((p) => p.id),
           settingsFor: (merchantKey, providerId) => providers.settingsFor(merchantKey, providerId),
+          profiles: services.profiles,
         }),
       customers: () => createPluginCustomerServices({ merchants, customers, tags }),
     });

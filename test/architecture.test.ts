@@ -28,6 +28,7 @@ export const TABLE_OWNERS: Record<string, string> = {
   link_tags: 'features/tags',
   customer_tags: 'features/tags',
   customers: 'features/customers',
+  customer_payment_profiles: 'features/customers',
   customer_addresses: 'features/customers',
   checkout_sessions: 'features/checkout',
   payments: 'features/checkout',

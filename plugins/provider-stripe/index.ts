@@ -12,9 +12,13 @@
 //   sweep     → every 5 minutes, pending payments whose webhook never came are settled from Stripe's state
 //   refund    → refunds.create with Paylink's refund id as the idempotency key (and in metadata, so the
 //               webhook that reports it is recognised as Paylink's own)
+//   saved     → a checkout for a customer record runs with a Stripe customer of theirs (made once, kept
+//   cards       in the plugin's store) and "save my card" enabled; a card saved that way becomes the
+//               customer's payment profile (checkout.saveProfile), offered by Checkout next time;
+//               forgetProfile detaches the customer's cards; a card detached in Stripe drops the profile
 import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
-import { definePlugin, ProviderError, rawBody, ServiceError, z, type PaymentMethodInfo, type PluginApi, type PluginCheckoutPayment } from 'paylink/plugin-api';
+import { definePlugin, ProviderError, rawBody, ServiceError, z, type CheckoutSessionInfo, type PaymentMethodInfo, type PluginApi, type PluginCheckoutPayment } from 'paylink/plugin-api';
 
 export const PLUGIN_ID = 'provider-stripe';
 /** The Stripe events a merchant selects for the webhook endpoint (shown in Settings → Payments). */
@@ -31,6 +35,7 @@ export const WEBHOOK_EVENTS = [
   'charge.dispute.created',
   'charge.dispute.updated',
   'charge.dispute.closed',
+  'payment_method.detached',
 ] as const;
 
 /** How long a Checkout Session stays open when core holds nothing for it (Paylink's checkout lasts 2 h). */
@@ -90,6 +95,17 @@ async function statusAfterConflict(stripe: Stripe, intentId: string, err: unknow
 }
 
 const idOf = (v: string | { id: string } | null | undefined): string | null => (typeof v === 'string' ? v : (v?.id ?? null));
+
+/** "Visa •••• 4242" for a saved card (the brand as Stripe names it, capitalised). */
+export function cardLabel(pm: Stripe.PaymentMethod): string {
+  const brand = pm.card?.brand ?? pm.type;
+  const names: Record<string, string> = { amex: 'American Express', diners: 'Diners Club', mastercard: 'Mastercard', unionpay: 'UnionPay', jcb: 'JCB', visa: 'Visa', discover: 'Discover' };
+  const name = names[brand] ?? brand.charAt(0).toUpperCase() + brand.slice(1).replace(/_/g, ' ');
+  return pm.card?.last4 ? `${name} •••• ${pm.card.last4}` : name;
+}
+
+/** The plugin store's key of a customer record's Stripe customer (one per merchant and customer). */
+const customerKey = (merchantId: string, customerId: string) => `${merchantId}:${customerId}`;
 
 export default definePlugin({
   id: PLUGIN_ID,
@@ -157,7 +173,7 @@ export default definePlugin({
           } catch (err) {
             const e = err as { type?: string; message?: string };
             if (e.type === 'StripeAuthenticationError') return [{ field: 'secretKey', message: 'Stripe did not accept this key. Copy it again from Developers → API keys.' }];
-            if (e.type === 'StripePermissionError') return [{ field: 'secretKey', message: 'This restricted key cannot read your balance: give it read access to Balance, write access to Checkout Sessions, PaymentIntents and Refunds.' }];
+            if (e.type === 'StripePermissionError') return [{ field: 'secretKey', message: 'This restricted key cannot read your balance: give it read access to Balance, write access to Checkout Sessions, Customers, PaymentIntents, PaymentMethods and Refunds.' }];
             const pe = providerErrorFrom(err, 'could not check the key');
             if (pe.retryable) throw pe;
             return [{ field: 'secretKey', message: (e.message ?? 'Stripe refused this key.').slice(0, 200) }];
@@ -170,6 +186,8 @@ export default definePlugin({
       async start(session, s) {
         const stripe = stripeFor(s);
         const metadata = { paylink_payment_id: session.paymentId, paylink_session_id: session.id, paylink_merchant_id: session.merchant.id };
+        // A customer record pays: Checkout runs for their Stripe customer, offers the card they saved and lets them save one.
+        const stripeCustomer = session.customer.id ? await stripeCustomerOf(stripe, session) : null;
         // How long core holds the checkout (core's clock), as a Stripe timestamp (Stripe's clock is the real one).
         const lifetime = session.expiresAt ? Date.parse(session.expiresAt) - api.now().getTime() : SESSION_LIFETIME_MS;
         const expiresAt = Math.floor((Date.now() + Math.max(lifetime, STRIPE_MIN_EXPIRY_MS + 60_000)) / 1000);
@@ -183,7 +201,11 @@ export default definePlugin({
               metadata,
               payment_intent_data: { metadata, capture_method: cardsOnly(s) ? 'manual' : 'automatic', description: session.description.slice(0, 250) },
               ...(cardsOnly(s) ? { payment_method_types: ['card'] } : {}),
-              ...(session.customer.email ? { customer_email: session.customer.email } : {}),
+              ...(stripeCustomer
+                ? { customer: stripeCustomer, saved_payment_method_options: { payment_method_save: 'enabled' as const } }
+                : session.customer.email
+                  ? { customer_email: session.customer.email }
+                  : {}),
               success_url: `${api.baseUrl}/p/${PLUGIN_ID}/return/${session.merchant.id}/${session.paymentId}?session_id={CHECKOUT_SESSION_ID}`,
               cancel_url: `${api.baseUrl}/p/${PLUGIN_ID}/cancel/${session.merchant.id}/${session.paymentId}?session_id={CHECKOUT_SESSION_ID}`,
               expires_at: expiresAt,
@@ -230,6 +252,19 @@ export default definePlugin({
         }
       },
 
+      /** Detaches every card saved on the customer's Stripe customer: Checkout never offers them again. */
+      async forgetProfile(profile, s) {
+        const stripe = stripeFor(s);
+        try {
+          const methods = await stripe.customers.listPaymentMethods(profile.ref, { limit: 100 });
+          for (const pm of methods.data) await stripe.paymentMethods.detach(pm.id);
+        } catch (err) {
+          // The customer (or the card) is gone at Stripe already: nothing is left to offer.
+          if ((err as { code?: string }).code === 'resource_missing' || (err as { code?: string }).code === 'payment_method_unexpected_state') return;
+          throw providerErrorFrom(err, 'could not remove the saved card');
+        }
+      },
+
       async refund(payment, amount, s) {
         const stripe = stripeFor(s);
         if (!payment.providerRef) throw new ProviderError('No PaymentIntent to refund.', { retryable: false, code: 'no_payment_intent' });
@@ -246,6 +281,33 @@ export default definePlugin({
         return { providerRef: refund.id };
       },
     });
+
+    /**
+     * The Stripe customer of a customer record: the one holding their saved card, else the one made
+     * for them before (kept in the plugin's store), else a new one (the idempotency key makes a retry
+     * reuse it). Stripe unreachable → null: the checkout goes ahead without offering to save the card.
+     */
+    async function stripeCustomerOf(stripe: Stripe, session: CheckoutSessionInfo): Promise<string | null> {
+      if (session.customer.savedProfile) return session.customer.savedProfile.ref;
+      const key = customerKey(session.merchant.id, session.customer.id!);
+      const known = await api.store.getByKey<{ stripeCustomerId: string }>('customers', key);
+      if (known) return known.data.stripeCustomerId;
+      try {
+        const created = await stripe.customers.create(
+          {
+            ...(session.customer.email ? { email: session.customer.email } : {}),
+            ...(session.customer.name ? { name: session.customer.name.slice(0, 250) } : {}),
+            metadata: { paylink_customer_id: session.customer.id!, paylink_merchant_id: session.merchant.id },
+          },
+          { idempotencyKey: `paylink_customer_${key}` },
+        );
+        await api.store.insertOnce('customers', key, { merchantId: session.merchant.id, data: { stripeCustomerId: created.id } });
+        return ((await api.store.getByKey<{ stripeCustomerId: string }>('customers', key))?.data.stripeCustomerId) ?? created.id;
+      } catch (err) {
+        api.log.warn('could not make a Stripe customer; this checkout cannot save the card', { paymentId: session.paymentId, error: err });
+        return null;
+      }
+    }
 
     registerRoutes(api, { keysOf, stripeFor, webhookUrl, config });
   },
@@ -273,6 +335,7 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
     if (pi.status === 'requires_capture' || pi.status === 'succeeded') {
       const paymentMethod = paymentMethodOf(pi);
       const result = await checkout.authorize(payment.id, pi.id, paymentMethod ? { paymentMethod } : {});
+      if (result.status === 'paid' || result.status === 'processing') await rememberSavedCard(payment, stripe, pi);
       // Authorized after Paylink gave up on the payment (it expired): let go of the card's hold rather
       // than leave the customer's money reserved until Stripe lets it lapse.
       if (result.status === 'failed' && pi.status === 'requires_capture') {
@@ -282,6 +345,39 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
     }
     if (pi.status === 'canceled') await checkout.decline(payment.id, { code: 'payment_canceled', message: 'The payment was cancelled at Stripe.' });
     return null;
+  }
+
+  /**
+   * The customer ticked "save my card": the card is attached to their Stripe customer and may be
+   * shown again (allow_redisplay `always`). Then it is the customer record's payment profile.
+   */
+  async function rememberSavedCard(payment: PluginCheckoutPayment, stripe: Stripe, pi: Stripe.PaymentIntent) {
+    const customer = idOf(pi.customer);
+    const pmId = idOf(pi.payment_method);
+    if (!customer || !pmId) return;
+    try {
+      const pm = typeof pi.payment_method === 'object' && pi.payment_method ? pi.payment_method : await stripe.paymentMethods.retrieve(pmId);
+      if (idOf(pm.customer) !== customer || pm.allow_redisplay !== 'always') return;
+      await checkout.saveProfile(payment.id, { ref: customer, label: cardLabel(pm) });
+    } catch (err) {
+      // The payment stands either way; the card is simply not offered next time.
+      api.log.warn('could not record the saved card', { paymentId: payment.id, error: err });
+    }
+  }
+
+  /** A card was detached in Stripe: when the customer has no card left to offer, their profile goes. */
+  async function cardDetached(merchantId: string | null, stripe: Stripe, event: Stripe.Event): Promise<string> {
+    const previous = (event.data as { previous_attributes?: { customer?: unknown } }).previous_attributes?.customer;
+    const customer = typeof previous === 'string' ? previous : null;
+    if (!customer) return 'no_customer';
+    const c = await stripe.customers.retrieve(customer);
+    const owner = 'deleted' in c && c.deleted ? null : ((c as Stripe.Customer).metadata?.paylink_merchant_id ?? null);
+    // A merchant's signing secret speaks for that merchant; the install's for merchants without one.
+    const merchant = merchantId ?? (owner && !(await settingsOf(owner))?.webhookSecret ? owner : null);
+    if (!merchant || (owner !== null && owner !== merchant)) return 'unknown_customer';
+    const left = await stripe.customers.listPaymentMethods(customer, { limit: 100 });
+    if (left.data.some((pm) => pm.allow_redisplay === 'always')) return 'cards_left';
+    return `dropped:${await checkout.dropProfile(merchant, customer)}`;
   }
 
   /** The Paylink payment a Stripe object is about (from our metadata), if it is this merchant's. */
@@ -367,6 +463,8 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
         await checkout.flagDispute(payment.id, { providerRef: d.id, status: d.status, amount: d.amount, reason: d.reason ?? null });
         return 'flagged';
       }
+      case 'payment_method.detached':
+        return cardDetached(merchantId, stripe, event);
       default:
         return 'ignored';
     }

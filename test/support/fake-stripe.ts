@@ -69,6 +69,8 @@ export interface FakeStripe {
   intents: Map<string, Obj>;
   charges: Map<string, Obj>;
   refunds: Map<string, Obj>;
+  customers: Map<string, Obj>;
+  paymentMethods: Map<string, Obj>;
   /** Every webhook sent, with the app's answer. */
   sent: SentWebhook[];
   /** Requests the plugin made: `POST /v1/checkout/sessions` … */
@@ -88,8 +90,16 @@ export interface FakeStripe {
   send(account: FakeStripeAccount, event: Obj): Promise<{ status: number; body: string }>;
   /** An event envelope as Stripe builds it. */
   event(type: string, object: Obj): Obj;
-  /** Completes a session as the hosted page does (card 4242…), without a browser. Answers where Stripe sends the customer. */
-  pay(sessionId: string, card?: string): Promise<{ status: number; location: string | null }>;
+  /**
+   * Completes a session as the hosted page does (card 4242…), without a browser. Answers where Stripe
+   * sends the customer. `save` ticks "Save my card for future purchases" (a session with a customer
+   * and payment_method_save enabled); `savedPaymentMethod` pays with a card the customer saved before.
+   */
+  pay(sessionId: string, card?: string, opts?: { save?: boolean; savedPaymentMethod?: string }): Promise<{ status: number; location: string | null }>;
+  /** The merchant removes a saved card in Stripe's dashboard (payment_method.detached). */
+  detach(paymentMethodId: string): Promise<Obj>;
+  /** The cards a session's customer is offered on the hosted page (allow_redisplay `always`). */
+  offered(sessionId: string): Obj[];
   /** A bank payment of a session that was left processing succeeds or fails (async events). */
   settleAsync(sessionId: string, ok: boolean): Promise<void>;
   /** The merchant refunds in Stripe's dashboard (no Paylink metadata). */
@@ -110,6 +120,8 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   const charges = new Map<string, Obj>();
   const refunds = new Map<string, Obj>();
   const disputes = new Map<string, Obj>();
+  const customers = new Map<string, Obj>();
+  const paymentMethods = new Map<string, Obj>();
   /** Which account owns an object id. */
   const owner = new Map<string, string>();
   const idempotent = new Map<string, { status: number; body: string }>();
@@ -168,6 +180,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     for (const path of expand) {
       const [first, second] = path.split('.');
       if (first === 'latest_charge' && copy.latest_charge) copy.latest_charge = structuredClone(charges.get(copy.latest_charge));
+      if (first === 'payment_method' && typeof copy.payment_method === 'string') copy.payment_method = structuredClone(paymentMethods.get(copy.payment_method) ?? null);
       if (first === 'payment_intent' && copy.payment_intent) {
         copy.payment_intent = structuredClone(intents.get(copy.payment_intent));
         if (second === 'latest_charge' && copy.payment_intent?.latest_charge) copy.payment_intent.latest_charge = structuredClone(charges.get(copy.payment_intent.latest_charge));
@@ -183,6 +196,15 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     if (!p.success_url) throw invalid('Missing required param: success_url.', { code: 'parameter_missing', param: 'success_url' });
     const expiresAt = p.expires_at ? Number(p.expires_at) : now() + 86_400;
     if (expiresAt < now() + 1800 - 5) throw invalid('The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.', { param: 'expires_at' });
+    if (p.customer && p.customer_email) throw invalid('You may only specify one of these parameters: customer, customer_email.', { param: 'customer_email' });
+    if (p.customer) {
+      const c = own(account, 'customer', customers, p.customer);
+      if (c.deleted) throw missing('customer', p.customer, 'customer');
+    }
+    const spmo = p.saved_payment_method_options;
+    if (spmo?.payment_method_save === 'enabled' && !p.customer && p.customer_creation !== 'always') {
+      throw invalid('`saved_payment_method_options[payment_method_save]` requires a `customer` or `customer_creation=always`.', { param: 'saved_payment_method_options[payment_method_save]' });
+    }
     const amount = Number(item.price_data.unit_amount) * Number(item.quantity ?? 1);
     const sid = `cs_test_${randomBytes(24).toString('base64url').replace(/[-_]/g, 'a')}`;
     const session: Obj = {
@@ -194,9 +216,9 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       client_reference_id: p.client_reference_id ?? null,
       created: now(),
       currency: item.price_data.currency,
-      customer: null,
+      customer: p.customer ?? null,
       customer_details: null,
-      customer_email: p.customer_email ?? null,
+      customer_email: p.customer_email ?? (p.customer ? customers.get(p.customer)!.email : null),
       expires_at: expiresAt,
       livemode: false,
       metadata: p.metadata ?? {},
@@ -204,6 +226,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       payment_intent: null,
       payment_method_types: p.payment_method_types ?? ['card', 'ideal', 'sepa_debit'],
       payment_status: 'unpaid',
+      saved_payment_method_options: spmo ? { allow_redisplay_filters: ['always'], payment_method_remove: spmo.payment_method_remove ?? 'disabled', payment_method_save: spmo.payment_method_save ?? 'disabled' } : null,
       status: 'open',
       success_url: p.success_url,
       url: `${fake.origin}/c/pay/${sid}`,
@@ -232,8 +255,10 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       latest_charge: null,
       livemode: false,
       metadata: data.metadata ?? {},
+      customer: session.customer ?? null,
       payment_method: null,
       payment_method_types: session.payment_method_types,
+      setup_future_usage: null,
       status: 'requires_payment_method',
     };
     intents.set(pi.id, pi);
@@ -268,12 +293,45 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     return ch;
   }
 
-  async function pay(sessionId: string, card = '4242424242424242', method: 'card' | 'bank' = 'card'): Promise<{ status: number; location: string | null; declined?: boolean }> {
+  /** Saved cards Checkout shows this session's customer (Stripe's default filter: allow_redisplay `always`). */
+  const offered = (session: Obj): Obj[] => (session.customer ? [...paymentMethods.values()].filter((pm) => pm.customer === session.customer && pm.allow_redisplay === 'always') : []);
+
+  function newCard(account: FakeStripeAccount, number: string, customer: string | null, save: boolean): Obj {
+    const pm: Obj = {
+      id: id('pm'),
+      object: 'payment_method',
+      allow_redisplay: save ? 'always' : 'unspecified',
+      billing_details: { address: null, email: null, name: null, phone: null },
+      card: { brand: 'visa', checks: { cvc_check: 'pass' }, country: 'US', display_brand: 'visa', exp_month: 12, exp_year: 2034, funding: 'credit', last4: number.slice(-4), networks: { available: ['visa'], preferred: null } },
+      created: now(),
+      customer: save ? customer : null,
+      livemode: false,
+      metadata: {},
+      type: 'card',
+    };
+    paymentMethods.set(pm.id, pm);
+    owner.set(pm.id, account.secretKey);
+    return pm;
+  }
+
+  async function pay(sessionId: string, card = '4242424242424242', method: 'card' | 'bank' = 'card', opts: { save?: boolean; savedPaymentMethod?: string } = {}): Promise<{ status: number; location: string | null; declined?: boolean }> {
     const session = sessions.get(sessionId);
     if (!session || session.status !== 'open') return { status: 410, location: null };
     const account = accountOf(sessionId);
     const pi = session.payment_intent ? intents.get(session.payment_intent)! : newIntent(account, session);
     pi.payment_method = id('pm');
+    if (method === 'card' && opts.savedPaymentMethod) {
+      // A saved card Checkout offered: only the session customer's own.
+      const saved = offered(session).find((pm) => pm.id === opts.savedPaymentMethod);
+      if (!saved) return { status: 400, location: null, declined: true };
+      card = `424242424242${saved.card.last4}`;
+      pi.payment_method = saved.id;
+    } else if (method === 'card') {
+      const canSave = Boolean(session.customer) && session.saved_payment_method_options?.payment_method_save === 'enabled';
+      const pm = newCard(account, card.replace(/\s/g, ''), session.customer, Boolean(opts.save) && canSave);
+      pi.payment_method = pm.id;
+      pi.setup_future_usage = pm.customer ? 'off_session' : null;
+    }
     if (method === 'card') {
       const number = card.replace(/\s/g, '');
       if (number === '4000000000000002') {
@@ -342,6 +400,21 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       }
       return expanded(pi, expand);
     }
+    if (method === 'POST' && path === '/v1/customers') {
+      const c: Obj = { id: id('cus'), object: 'customer', address: null, balance: 0, created: now(), currency: null, default_source: null, delinquent: false, description: p.description ?? null, email: p.email ?? null, invoice_prefix: randomBytes(4).toString('hex').toUpperCase(), invoice_settings: { custom_fields: null, default_payment_method: null, footer: null, rendering_options: null }, livemode: false, metadata: p.metadata ?? {}, name: p.name ?? null, phone: null, preferred_locales: [], shipping: null, tax_exempt: 'none', test_clock: null };
+      customers.set(c.id, c);
+      owner.set(c.id, account.secretKey);
+      return c;
+    }
+    if ((m = path.match(/^\/v1\/customers\/([^/]+)$/)) && method === 'GET') return structuredClone(own(account, 'customer', customers, m[1]));
+    if ((m = path.match(/^\/v1\/customers\/([^/]+)\/payment_methods$/)) && method === 'GET') {
+      const c = own(account, 'customer', customers, m[1]);
+      if (c.deleted) throw missing('customer', m[1]);
+      const data = [...paymentMethods.values()].filter((pm) => pm.customer === c.id && (!q.type || pm.type === q.type)).reverse();
+      return { object: 'list', data: structuredClone(data), has_more: false, url: `/v1/customers/${c.id}/payment_methods` };
+    }
+    if ((m = path.match(/^\/v1\/payment_methods\/([^/]+)$/)) && method === 'GET') return structuredClone(own(account, 'payment_method', paymentMethods, m[1]));
+    if ((m = path.match(/^\/v1\/payment_methods\/([^/]+)\/detach$/)) && method === 'POST') return detachMethod(account, own(account, 'payment_method', paymentMethods, m[1]), true);
     if (method === 'POST' && path === '/v1/refunds') return createRefund(account, p, true);
     if (method === 'GET' && path === '/v1/refunds') {
       const charge = q.charge as string | undefined;
@@ -349,6 +422,22 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       return { object: 'list', data, has_more: false, url: '/v1/refunds' };
     }
     throw invalid(`Unrecognized request URL (${method}: ${path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/.`, {}, 404);
+  }
+
+  /** Detaches a saved card from its customer; Stripe announces it (payment_method.detached, with the customer it had). */
+  function detachMethod(account: FakeStripeAccount, pm: Obj, viaApi: boolean): Obj | Promise<Obj> {
+    if (!pm.customer) throw invalid(`The payment method you provided is not attached to a customer so detachment is impossible.`, { code: 'payment_method_unexpected_state', param: 'payment_method' });
+    const previous = pm.customer;
+    pm.customer = null;
+    const evt = event('payment_method.detached', pm);
+    evt.data.previous_attributes = { customer: previous };
+    const announce = async () => {
+      if (fake.holdWebhooks) fake.held.push({ account, event: evt });
+      else await send(account, evt);
+    };
+    if (viaApi) later(announce());
+    else return announce().then(() => structuredClone(pm));
+    return structuredClone(pm);
   }
 
   function createRefund(account: FakeStripeAccount, p: Obj, viaApi: true): Obj;
@@ -388,7 +477,11 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     return html(
       'Stripe Checkout',
       `<p>Test mode</p><h1>${esc(product)}</h1><p class="amount">${esc(money)}</p>${session.customer_email ? `<p>Email: ${esc(session.customer_email)}</p>` : ''}` +
-        `${error ? `<p class="err" role="alert">${esc(error)}</p>` : ''}<form method="post"><label for="card">Card number</label><input id="card" name="card_number" inputmode="numeric" autocomplete="cc-number" value=""><button type="submit">Pay ${esc(money)}</button></form>${bank}` +
+        `${error ? `<p class="err" role="alert">${esc(error)}</p>` : ''}` +
+        offered(session).map((pm) => `<form method="post"><input type="hidden" name="saved_payment_method" value="${esc(pm.id)}"><button type="submit">Pay with Visa •••• ${esc(pm.card.last4)}</button></form>`).join('') +
+        `<form method="post"><label for="card">Card number</label><input id="card" name="card_number" inputmode="numeric" autocomplete="cc-number" value="">` +
+        (session.customer && session.saved_payment_method_options?.payment_method_save === 'enabled' ? `<label><input type="checkbox" name="save" value="1"> Save my card for future purchases</label>` : '') +
+        `<button type="submit">Pay ${esc(money)}</button></form>${bank}` +
         (session.cancel_url ? `<p><a href="${esc(String(session.cancel_url).replace('{CHECKOUT_SESSION_ID}', session.id))}">← Back</a></p>` : ''),
     );
   }
@@ -406,7 +499,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         if (session.status !== 'open') return void res.writeHead(410, { 'content-type': 'text/html' }).end(html('Expired', `<h1>This Checkout Session is no longer active</h1>`));
         if (req.method === 'GET') return void res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(hostedPage(session, null));
         const form = new URLSearchParams(raw);
-        const result = await pay(session.id, form.get('card_number') ?? '', form.get('method') === 'bank' ? 'bank' : 'card');
+        const result = await pay(session.id, form.get('card_number') ?? '', form.get('method') === 'bank' ? 'bank' : 'card', { save: form.get('save') === '1', savedPaymentMethod: form.get('saved_payment_method') ?? undefined });
         if (result.location) return void res.writeHead(303, { location: result.location }).end();
         return void res.writeHead(result.status, { 'content-type': 'text/html; charset=utf-8' }).end(hostedPage(session, result.declined ? 'Your card was declined. Try another card.' : 'This session has ended.'));
       }
@@ -465,6 +558,8 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     intents,
     charges,
     refunds,
+    customers,
+    paymentMethods,
     sent: [],
     requests: [],
     down: false,
@@ -479,7 +574,9 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     post,
     send,
     event,
-    pay: (sessionId, card) => pay(sessionId, card),
+    pay: (sessionId, card, opts) => pay(sessionId, card, 'card', opts),
+    detach: async (paymentMethodId) => detachMethod(accountOf(paymentMethodId), paymentMethods.get(paymentMethodId)!, false),
+    offered: (sessionId) => offered(sessions.get(sessionId)!),
     async settleAsync(sessionId, ok) {
       const session = sessions.get(sessionId)!;
       const pi = intents.get(session.payment_intent)!;

@@ -33,6 +33,7 @@ import {
   type PluginCheckoutServices,
   type PluginCustomerServices,
   type PaymentMethodInfo,
+  type SavedProfileRef,
 } from '../../plugin-api.ts';
 
 export const BUILTIN_PLUGINS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../plugins');
@@ -499,6 +500,7 @@ function isProvider(p: PaymentProvider<any>): boolean {
   if (p.captureModel !== undefined && p.captureModel !== 'manual' && p.captureModel !== 'immediate' && !isFn(p.captureModel)) return false;
   if (p.holdMinutes !== undefined && !(Number.isInteger(p.holdMinutes) && p.holdMinutes >= 1 && p.holdMinutes <= 1440)) return false;
   if (p.checkoutOrigins !== undefined && !isFn(p.checkoutOrigins)) return false;
+  if (p.forgetProfile !== undefined && !isFn(p.forgetProfile)) return false;
   const ms = p.merchantSettings;
   if (ms === undefined) return true;
   return isPlainObject(ms) && isFn(ms.schema?.safeParse) && (ms.secrets === undefined || (Array.isArray(ms.secrets) && ms.secrets.every(isName))) && (ms.verify === undefined || isFn(ms.verify)) && (ms.formFragment === undefined || typeof ms.formFragment === 'string');
@@ -519,5 +521,7 @@ function lazyCheckout(make: () => PluginCheckoutServices): PluginCheckoutService
     recordRefund: (paymentId: string, refund: { providerRef: string; amount: number; reason?: string | null }) => get().recordRefund(paymentId, refund),
     flagDispute: (paymentId: string, dispute: { providerRef: string; status: string; amount: number; reason?: string | null }) => get().flagDispute(paymentId, dispute),
     pendingPayments: (opts: { startedBefore: Date; limit?: number }) => get().pendingPayments(opts),
+    saveProfile: (paymentId: string, profile: SavedProfileRef) => get().saveProfile(paymentId, profile),
+    dropProfile: (merchantId: string, ref: string) => get().dropProfile(merchantId, ref),
   });
 }

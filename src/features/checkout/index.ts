@@ -8,3 +8,5 @@ export { REFUNDABLE, createRefundService, refundJson } from './refunds.ts';
 export type { Refund, RefundService } from './refunds.ts';
 export { NoSlotError, createCheckoutService, minutesUntil } from './service.ts';
 export type { CheckoutService, PayableLink, Payment, PaymentStatus, ReceiptDetails } from './service.ts';
+export { createSavedProfiles } from './profiles.ts';
+export type { SavedProfiles } from './profiles.ts';

@@ -11,6 +11,8 @@ import { redirectUrlFor } from '../links/index.ts';
 import type { CheckoutService, Payment } from './service.ts';
 import type { ProviderReports } from './provider-reports.ts';
 import type { RefundService } from './refunds.ts';
+import type { PaymentProfiles } from '../customers/index.ts';
+import { cleanLabel } from '../customers/index.ts';
 
 export interface PluginCheckoutDeps {
   checkout: CheckoutService;
@@ -29,6 +31,8 @@ export interface PluginCheckoutDeps {
   providerIds(): string[];
   /** A provider's parsed settings for a merchant (by internal key); null when not configured. */
   settingsFor(merchantKey: number, providerId: string): Promise<unknown | null>;
+  /** Customers' saved payment profiles. */
+  profiles: Pick<PaymentProfiles, 'save' | 'removeByRef'>;
 }
 
 const notFound = () => new ServiceError('payment_not_found', 'No such payment for this provider.');
@@ -178,6 +182,22 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
         if (view) out.push(view);
       }
       return out;
+    },
+    async saveProfile(paymentId, profile) {
+      const payment = await ownPayment(paymentId);
+      const ref = profile?.ref;
+      if (typeof ref !== 'string' || !ref || ref.length > 191) throw new ServiceError('invalid_profile', 'profile.ref must be 1 to 191 characters.');
+      const label = cleanLabel(profile.label);
+      if (!label) throw new ServiceError('invalid_profile', 'profile.label must be 1 to 120 characters.');
+      if (payment.customerKey === null) throw new ServiceError('no_customer', 'This payment has no customer record to save a profile for.');
+      await deps.profiles.save({ merchantKey: payment.merchantKey, customerKey: payment.customerKey, provider: payment.provider, ref, label });
+    },
+    async dropProfile(merchantId, ref) {
+      const merchant = typeof merchantId === 'string' && merchantId.length <= 64 ? await merchants.get(merchantId) : null;
+      if (!merchant || typeof ref !== 'string' || !ref) return 0;
+      let dropped = 0;
+      for (const id of deps.providerIds().filter((p) => deps.ownerOf(p) === pluginId)) dropped += await deps.profiles.removeByRef(merchant.key, id, ref);
+      return dropped;
     },
   } satisfies PluginCheckoutServices);
 }

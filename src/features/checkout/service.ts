@@ -226,6 +226,8 @@ export interface CheckoutDeps {
   refs: EventRefResolvers;
   /** Hourly rollups (analytics), written in the transaction that changes what they count. */
   stats: PaymentStats;
+  /** A customer's saved payment profile with a provider (customers feature), offered again at checkout. */
+  profiles?: { find(customerKey: number, provider: string): Promise<{ ref: string; label: string } | null> };
 }
 
 /** What checkout asks of the links feature (it owns paid_count, active and the link counters). */
@@ -599,6 +601,9 @@ export function createCheckoutService(deps: CheckoutDeps) {
       });
       const session = (await service.getSession(sessionId))!;
       const payment = (await loadPayment(db, { public_id: paymentId }))!;
+      // A checkout tied to a customer record names it (a provider may offer to save the card) with what they saved before.
+      const customerId = input.customerKey != null ? await deps.refs.customerIdOf(db, input.customerKey) : null;
+      const saved = customerId !== null && deps.profiles ? await deps.profiles.find(input.customerKey!, chosen.id) : null;
       let next: ProviderStartResult;
       try {
         next = await chosen.start({
@@ -608,7 +613,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           amount: input.amount,
           currency: input.currency,
           description: link?.name ?? `Payment to ${merchant.name}`,
-          customer: { name: input.name ?? null, email: input.email ?? null },
+          customer: { name: input.name ?? null, email: input.email ?? null, id: customerId, savedProfile: saved ? { ref: saved.ref, label: saved.label } : null },
           returnUrl: `${deps.baseUrl}/receipt/${paymentId}`,
           expiresAt: expiresAt.toISOString(),
         }, settings);

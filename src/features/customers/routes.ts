@@ -4,7 +4,7 @@ import type { AppDeps } from '../../web/deps.ts';
 import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { dateIn, dateTimeIn, formErrors, formatPhone, tagNamesFrom } from '../../web/view.ts';
-import { AppError, ValidationError } from '../../core/errors.ts';
+import { AppError, ServiceUnavailableError, ValidationError } from '../../core/errors.ts';
 import { currencyDigits, formatMoney, parseDecimalAmount } from '../../core/money.ts';
 import type { Customer } from './service.ts';
 import { countryOptions } from './schemas.ts';
@@ -13,7 +13,7 @@ import { listHref, readListQuery, type ListQuery } from './view.ts';
 import { deliveryRow } from '../deliveries/index.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'clock' | 'customers' | 'deliveries' | 'sending' | 'tags'>;
+type Deps = Pick<AppDeps, 'clock' | 'customers' | 'deliveries' | 'sending' | 'tags' | 'profiles' | 'savedProfiles'>;
 
 const PER_PAGE = 25;
 /** Messages shown on a customer's page, newest first. */
@@ -105,10 +105,13 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
       tags.list(merchant.key, 'customer'),
     ]);
     const filtered = Boolean(query.q || query.tag);
+    // Who saved a card at checkout (one query for the page).
+    const saved = await rt.profiles.byCustomers(result.items.map((c) => c.key));
     const data = {
       title: 'Customers',
       query,
       result,
+      savedCards: (key: number) => saved.get(key)?.map((p) => p.label) ?? [],
       customerTags,
       filtered,
       // Nothing on page 1 without filters: this merchant has no customers yet.
@@ -247,6 +250,7 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
         channels: options,
         addresses: customers.addressKinds().map((k) => ({ kind: k.kind, label: k.label, value: customer.addresses[k.kind] ?? null })),
         deliveries: deliveries.map((d) => deliveryRow(d, now, merchant.timezone, channels)),
+        profiles: await rt.savedProfiles.forCustomer(customer.key),
         textToPay: {
           enabled: chosen !== null,
           reason: chosen ? null : (sms?.reason ?? textOptions[0]?.reason ?? 'No text channel is installed'),
@@ -303,6 +307,26 @@ export function customersRoutes(rt: Deps, render: Renderer): express.Router {
       if (amountError) errors.amount = amountError;
       await showPage(req, res, customer, { values, errors }, 422);
     }
+  });
+
+  /** Removes a saved payment profile: the provider deletes the card first (unreachable → the page says so, nothing removed). */
+  router.post('/customers/:id/payment-profiles/:profileId/delete', async (req, res) => {
+    const merchant = merchantOf(res);
+    const customer = await customers.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
+    const profile = await rt.profiles.get(merchant.key, customer.key, String(req.params.profileId));
+    if (!profile) {
+      flash(req, 'info', 'Those saved payment details were removed already.');
+      return res.redirect(303, `/app/customers/${customer.id}`);
+    }
+    try {
+      await rt.savedProfiles.forget(profile);
+    } catch (err) {
+      if (!(err instanceof ServiceUnavailableError)) throw err;
+      flash(req, 'error', err.userMessage);
+      return res.redirect(303, `/app/customers/${customer.id}`);
+    }
+    flash(req, 'success', `${profile.label} (${rt.savedProfiles.providerName(profile.provider)}) removed: ${customer.name} will not be offered it again.`);
+    res.redirect(303, `/app/customers/${customer.id}`);
   });
 
   router.get('/customers/:id/edit', async (req, res) => {

@@ -7,14 +7,14 @@
 import express, { type Request, type Response } from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
-import { NotFoundError } from '../../core/errors.ts';
+import { NotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
 import { formatPaymentMethod, type Payment } from '../checkout/index.ts';
 import { redirectUrlFor } from '../links/index.ts';
 import { formatDateTime, merchantView } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'checkout' | 'links' | 'merchants'>;
+type Deps = Pick<AppDeps, 'checkout' | 'links' | 'merchants' | 'profiles' | 'savedProfiles'>;
 
 const PAYMENT_ID = /^pay_[0-9A-Za-z]{22}$/;
 
@@ -37,15 +37,38 @@ function stateOf(p: Payment): ReceiptState {
   }
 }
 
-/** Mounts GET /receipt/:paymentId on `router`. */
+/** Mounts GET /receipt/:paymentId (and POST …/forget-card) on `router`. */
 export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer): void {
-
-  router.get('/receipt/:paymentId', async (req: Request, res: Response) => {
+  /** The payment (by its id, the page's only key) with its checkout session; 404 for anything else. */
+  async function found(req: Request) {
     const id = String(req.params.paymentId);
     if (!PAYMENT_ID.test(id)) throw new NotFoundError();
-    const found = await rt.checkout.receipt(id);
-    if (!found) throw new NotFoundError();
-    const { payment, session } = found;
+    const f = await rt.checkout.receipt(id);
+    if (!f) throw new NotFoundError();
+    return f;
+  }
+  /** What the paying customer saved with this payment's provider (their card for next time), if anything. */
+  const savedWith = (payment: Payment) => (payment.customerKey === null ? null : rt.profiles.find(payment.customerKey, payment.provider));
+
+  router.get('/receipt/:paymentId', (req: Request, res: Response) => show(req, res));
+
+  /** "Forget this card": the provider deletes the saved card, then Paylink its record. */
+  router.post('/receipt/:paymentId/forget-card', async (req: Request, res: Response) => {
+    const { payment } = await found(req);
+    const profile = await savedWith(payment);
+    if (profile) {
+      try {
+        await rt.savedProfiles.forget(profile);
+      } catch (err) {
+        if (!(err instanceof ServiceUnavailableError)) throw err;
+        return show(req, res, { forgetError: err.userMessage }, 503);
+      }
+    }
+    res.redirect(303, `/receipt/${payment.id}?forgotten=1`);
+  });
+
+  async function show(req: Request, res: Response, extra: { forgetError?: string } = {}, status = 200): Promise<void> {
+    const { payment, session } = await found(req);
     const merchant = await rt.merchants.getByKey(payment.merchantKey);
     if (!merchant) throw new NotFoundError();
     const state = stateOf(payment);
@@ -76,6 +99,9 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       failure: payment.failureMessage,
       payPageUrl: `/${merchant.handle}${path ? `/${path}` : ''}`,
       next,
-    });
-  });
+      saved: state === 'paid' ? await savedWith(payment) : null,
+      forgotten: req.query.forgotten === '1',
+      forgetError: extra.forgetError ?? null,
+    }, status);
+  }
 }
