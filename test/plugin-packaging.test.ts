@@ -90,11 +90,14 @@ export default definePlugin({
       name: 'Kit Hosted',
       checkoutOrigins: () => [CHECKOUT],
       async start(session) {
-        return { redirect: \`\${CHECKOUT}/s/\${encodeURIComponent(session.id)}\` };
+        // A customer record's saved profile (apiVersion 1 additions) is offered again.
+        const saved = session.customer.savedProfile ? \`?profile=\${encodeURIComponent(session.customer.savedProfile.ref)}\` : '';
+        return { redirect: \`\${CHECKOUT}/s/\${encodeURIComponent(session.id)}\${saved}\` };
       },
       async capture() {},
       async void() {},
       async refund() {},
+      async forgetProfile() {},
     } satisfies PaymentProvider & { checkoutOrigins(): string[] };
     api.providers.register(provider);
     api.routes.get('/ping', (_req, res) => {
