@@ -13,7 +13,8 @@
  *
  * Standalone: `npx tsx test/bench/reminders.ts` (SQLite; BENCH_DATABASE_URL=mysql://root@127.0.0.1:3306
  * for a fresh MariaDB database + BENCH_REDIS_URL). BENCH_REMINDERS (due plans, default 100,000) and
- * BENCH_REMINDERS_FUTURE (default half of it).
+ * BENCH_REMINDERS_FUTURE (default half of it); BENCH_NODE_ARGS (space-separated flags for the measured
+ * process, e.g. `--trace-gc`).
  */
 import { loopGaps, runBenchChild, runStandalone, type CheckFn } from './child.ts';
 import path from 'node:path';
@@ -300,7 +301,7 @@ async function measure(env: Record<string, string>, seeded: RemindersSeeded, lab
 
 /** Runs the measurement in a fresh Node process (its memory is the scheduler's alone). */
 export async function measureReminders(env: Record<string, string>, seeded: RemindersSeeded, label: string, log: (line: string) => void): Promise<RemindersResult> {
-  return runBenchChild<RemindersResult>({ name: 'reminders', label, env, childVar: 'BENCH_REMINDERS_CHILD', payload: { seeded, label }, nodeArgs: ['--expose-gc'], log });
+  return runBenchChild<RemindersResult>({ name: 'reminders', label, env, childVar: 'BENCH_REMINDERS_CHILD', payload: { seeded, label }, nodeArgs: ['--expose-gc', ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [])], log });
 }
 
 // ---------------------------------------------------------------- report
