@@ -3,61 +3,29 @@
 // captured payment, webhooks that come twice, late, badly signed or for nobody, Stripe down at start
 // and at capture, refunds from Paylink and from Stripe's dashboard, disputes, the sweep, and methods
 // that capture at once.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, csrfFrom, signUp, type Account, type TestEnv } from './support/harness.ts';
-import { apiClient, expectFieldErrors, type ApiCall } from './support/api.ts';
-import { startFakeStripe, type FakeStripe, type FakeStripeAccount } from './support/fake-stripe.ts';
+import { csrfFrom, signUp, type TestEnv } from './support/harness.ts';
+import { apiClient, expectFieldErrors } from './support/api.ts';
+import type { FakeStripe, FakeStripeAccount } from './support/fake-stripe.ts';
+import { stripeKey, stripeShop, useStripeApp, type StripeShop } from './support/stripe-app.ts';
 import { waitFor } from './support/wait.ts';
 import { SETTLE_RETRY_FIRST_MS } from '../src/features/checkout/service.ts';
-import type { Merchant } from '../src/features/merchants/index.ts';
 
 const AMOUNT = 3900;
-const key = (prefix: string) => `${prefix}${randomBytes(18).toString('hex')}`;
+const key = stripeKey;
 
 forEachTarget('provider-stripe', (target) => {
+  const app = useStripeApp(target);
   let fake: FakeStripe;
   let env: TestEnv;
-  let server: http.Server;
-  let appOrigin: string;
-
-  before(async () => {
-    fake = await startFakeStripe();
-    env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_STRIPE: JSON.stringify({ apiBase: fake.origin }) } });
-    // Stripe reaches Paylink over HTTP: the app listens on loopback for the webhooks.
-    server = http.createServer(env.app);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    appOrigin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  after(async () => {
-    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-    await env?.close();
-    await fake?.close();
+  before(() => {
+    ({ fake, env } = app);
   });
 
-  interface Shop {
-    owner: Account;
-    merchant: Merchant;
-    call: ApiCall;
-    account: FakeStripeAccount;
-  }
-
-  /** A merchant who connected their Stripe account in Settings → Payments and turned the sandbox off. */
-  async function shop(methods: 'card' | 'all' = 'card'): Promise<Shop> {
-    const owner = await signUp(env.app);
-    const merchant = (await env.rt.services.merchants.getByHandle(owner.handle))!;
-    const { secret } = await env.rt.services.apiKeys.create(merchant, { name: 'test' });
-    const call = apiClient(env.app, secret);
-    const account = { secretKey: key('sk_test_'), webhookSecret: key('whsec_'), webhookUrl: `${appOrigin}/p/provider-stripe/webhook/${merchant.id}` };
-    fake.addAccount(account);
-    await call('patch', '/providers/stripe', { enabled: true, settings: { secretKey: account.secretKey, webhookSecret: account.webhookSecret, methods } }).expect(200);
-    await call('patch', '/providers/sandbox', { enabled: false }).expect(200);
-    return { owner, merchant, call, account };
-  }
+  type Shop = StripeShop;
+  const shop = (methods: 'card' | 'all' = 'card') => stripeShop(app, methods);
 
   const newLink = (s: Shop, limit: number | null = null, name = 'Pottery class') => env.rt.services.links.create(s.merchant, { type: 'amount', name, amount: AMOUNT, payment_limit: limit });
   /** A customer submits the pay page: answers the Checkout Session Stripe opened. */
@@ -494,22 +462,18 @@ forEachTarget('provider-stripe', (target) => {
 });
 
 forEachTarget('provider-stripe with an install-wide key', (target) => {
+  const account: FakeStripeAccount = { secretKey: key('sk_test_'), webhookSecret: key('whsec_'), webhookUrl: null };
+  const app = useStripeApp(target, {
+    plugin: (fake) => {
+      fake.addAccount(account);
+      return { secretKey: account.secretKey, webhookSecret: account.webhookSecret };
+    },
+  });
   let fake: FakeStripe;
   let env: TestEnv;
-  let server: http.Server;
-  const account: FakeStripeAccount = { secretKey: key('sk_test_'), webhookSecret: key('whsec_'), webhookUrl: null };
-  before(async () => {
-    fake = await startFakeStripe();
-    fake.addAccount(account);
-    env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_STRIPE: JSON.stringify({ apiBase: fake.origin, secretKey: account.secretKey, webhookSecret: account.webhookSecret }) } });
-    server = http.createServer(env.app);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    account.webhookUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/p/provider-stripe/webhook`;
-  });
-  after(async () => {
-    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-    await env?.close();
-    await fake?.close();
+  before(() => {
+    ({ fake, env } = app);
+    account.webhookUrl = `${app.origin}/p/provider-stripe/webhook`;
   });
 
   it('serves a merchant who set no keys: checkout, the install’s webhook endpoint, paid', async () => {

@@ -3,60 +3,29 @@
 // merchant (API, dashboard) and the customer (receipt) remove it — at Stripe first, and not at all
 // while Stripe is unreachable; a card removed in Stripe's dashboard drops the profile. A payer with
 // no customer record is never asked to save.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, csrfFrom, signUp, type Account, type TestEnv } from './support/harness.ts';
-import { apiClient, type ApiCall } from './support/api.ts';
-import { startFakeStripe, type FakeStripe, type FakeStripeAccount } from './support/fake-stripe.ts';
-import type { Merchant } from '../src/features/merchants/index.ts';
-
-const key = (prefix: string) => `${prefix}${randomBytes(18).toString('hex')}`;
+import { csrfFrom, type TestEnv } from './support/harness.ts';
+import type { FakeStripe } from './support/fake-stripe.ts';
+import { stripeShop, useStripeApp, type StripeShop } from './support/stripe-app.ts';
 
 forEachTarget('saved payment profiles (provider-stripe)', (target) => {
+  const app = useStripeApp(target);
   let fake: FakeStripe;
   let env: TestEnv;
-  let server: http.Server;
-  let appOrigin: string;
-
-  before(async () => {
-    fake = await startFakeStripe();
-    env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_STRIPE: JSON.stringify({ apiBase: fake.origin }) } });
-    server = http.createServer(env.app);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    appOrigin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  after(async () => {
-    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
-    await env?.close();
-    await fake?.close();
+  before(() => {
+    ({ fake, env } = app);
   });
 
-  interface Shop {
-    owner: Account;
-    merchant: Merchant;
-    call: ApiCall;
-    account: FakeStripeAccount;
-    customerId: string;
-    path: string;
-  }
+  type Shop = StripeShop & { customerId: string; path: string };
 
   /** A merchant on Stripe with one customer (Ada) and one link. */
   async function shop(): Promise<Shop> {
-    const owner = await signUp(env.app);
-    const merchant = (await env.rt.services.merchants.getByHandle(owner.handle))!;
-    const { secret } = await env.rt.services.apiKeys.create(merchant, { name: 'test' });
-    const call = apiClient(env.app, secret);
-    const account = { secretKey: key('sk_test_'), webhookSecret: key('whsec_'), webhookUrl: `${appOrigin}/p/provider-stripe/webhook/${merchant.id}` };
-    fake.addAccount(account);
-    await call('patch', '/providers/stripe', { enabled: true, settings: { secretKey: account.secretKey, webhookSecret: account.webhookSecret } }).expect(200);
-    await call('patch', '/providers/sandbox', { enabled: false }).expect(200);
-    const customer = (await call('post', '/customers', { name: 'Ada Lovelace', email: 'ada@example.test' }).expect(201)).body;
-    const link = await env.rt.services.links.create(merchant, { type: 'amount', name: 'Pottery class', amount: 3900 });
-    return { owner, merchant, call, account, customerId: customer.id, path: link.path! };
+    const s = await stripeShop(app);
+    const customer = (await s.call('post', '/customers', { name: 'Ada Lovelace', email: 'ada@example.test' }).expect(201)).body;
+    const link = await env.rt.services.links.create(s.merchant, { type: 'amount', name: 'Pottery class', amount: 3900 });
+    return { ...s, customerId: customer.id, path: link.path! };
   }
 
   /** Submits the pay page — as the customer the link was sent to (`?c=`), or as anyone — and answers Stripe's session. */
