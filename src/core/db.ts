@@ -385,9 +385,9 @@ export class TsMigrationSource implements Knex.MigrationSource<string> {
  * lock (GET_LOCK, held by one pinned connection) serialises them, so knex never sees two migrators
  * (its own lock fails fast with MigrationLocked, and two racing first starts can corrupt its lock table).
  */
-export async function migrateLatest(db: Db): Promise<string[]> {
-  const run = async () => ((await db.migrate.latest()) as [number, string[]])[1];
-  if (!isMysql(db)) return run();
+export async function migrateLatest(db: Db, config?: Knex.MigratorConfig): Promise<string[]> {
+  const run = async () => ((await db.migrate.latest(config)) as [number, string[]])[1];
+  if (!isMysql(db)) return migrateSqlite(db, run);
   unlimited.add(db);
   return db.transaction(async (trx) => {
     const [[{ name }]] = (await trx.raw('SELECT DATABASE() AS name')) as [[{ name: string }]];
@@ -400,6 +400,29 @@ export async function migrateLatest(db: Db): Promise<string[]> {
       await trx.raw('SELECT RELEASE_LOCK(?)', [lock]);
     }
   }).finally(() => unlimited.delete(db));
+}
+
+/**
+ * SQLite changes a column by rebuilding its table (create a copy, move the rows, drop the old one).
+ * With foreign keys on, dropping the old table deletes every row that references it ON DELETE
+ * CASCADE (and nulls ON DELETE SET NULL ones): a migration that alters `links` would take the links'
+ * payments and deliveries with it. The pragma cannot change inside a transaction, and knex runs each
+ * migration in one, so it is turned off around the whole run — SQLite's own procedure for schema
+ * changes — and the references are checked before it is turned back on.
+ */
+async function migrateSqlite(db: Db, run: () => Promise<string[]>): Promise<string[]> {
+  await db.raw('PRAGMA foreign_keys = OFF');
+  try {
+    const applied = await run();
+    const broken = (await db.raw('PRAGMA foreign_key_check')) as { table: string; rowid: number; parent: string }[];
+    if (broken.length) {
+      const first = broken.slice(0, 5).map((b) => `${b.table} row ${b.rowid} → ${b.parent}`).join(', ');
+      throw new Error(`After migrating, ${broken.length} row(s) reference rows that do not exist (${first}). Restore the backup taken before the upgrade and report this.`);
+    }
+    return applied;
+  } finally {
+    await db.raw('PRAGMA foreign_keys = ON');
+  }
 }
 
 /** Times are stored as DATETIME(3) on MySQL and epoch milliseconds on SQLite; read them back as Date. */
