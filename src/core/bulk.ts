@@ -8,6 +8,7 @@
  */
 import type { Knex } from 'knex';
 import { isMysql, type Queryable } from './db.ts';
+import { pace } from './pace.ts';
 
 /** Rows per statement unless a caller says otherwise (kept well under SQLite's 32,766 bindings). */
 export const ROWS_PER_STATEMENT = 500;
@@ -33,6 +34,25 @@ export interface InsertRowsOptions {
   /** A unique column: a row whose value exists already is skipped, not an error (knex's onConflict(col).ignore()). */
   ignoreDuplicatesOf?: string;
   rowsPerStatement?: number;
+  /**
+   * Let other work run between statements (core/pace.ts): on SQLite each statement holds the event
+   * loop while it runs, so a batch of large rows written in one go would hold it for all of them.
+   */
+  yieldBetween?: boolean;
+}
+
+/** Statement sizes rowsFor chooses from: a few shapes, so their SQL texts and prepared statements are reused. */
+const ROW_STEPS = [16, 32, 64, 128, 256, ROWS_PER_STATEMENT];
+
+/**
+ * Rows per statement for rows of about `bytesPerRow` bytes: as many as keep one statement near
+ * `bytesPerStatement` (default 256 KiB, a couple of ms on SQLite), at least 16, at most 500.
+ */
+export function rowsFor(bytesPerRow: number, bytesPerStatement = 256 * 1024): number {
+  const fit = Math.floor(bytesPerStatement / Math.max(1, bytesPerRow));
+  let rows = ROW_STEPS[0];
+  for (const step of ROW_STEPS) if (step <= fit) rows = step;
+  return rows;
 }
 
 /**
@@ -55,6 +75,7 @@ export async function insertRows(q: Queryable, table: string, columns: readonly 
       if (r.length !== columns.length) throw new Error(`insertRows(${table}): a row has ${r.length} values for ${columns.length} columns`);
       for (const v of r) bindings.push(v);
     }
+    if (opts.yieldBetween && i > 0) await pace();
     await q.raw(sql, bindings as Knex.RawBinding[]);
   }
 }

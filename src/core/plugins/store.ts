@@ -2,7 +2,7 @@ import type { Db } from '../db.ts';
 import { isUniqueViolation, toDate } from '../db.ts';
 import type { Clock } from '../clock.ts';
 import { publicId } from '../ids.ts';
-import { insertRows } from '../bulk.ts';
+import { insertRows, rowsFor } from '../bulk.ts';
 import { NotFoundError } from '../errors.ts';
 import type { PluginRecord, PluginStore } from '../../plugin-api.ts';
 
@@ -91,8 +91,12 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string, mercha
       for (const record of records) {
         rows.push({ public_id: publicId('rec'), plugin_id: pluginId, collection, merchant_id: await merchantKey(record.merchantId), data: JSON.stringify(record.data), created_at: now, updated_at: now });
       }
-      // One statement per 500 rows, all in one transaction: either every record is stored or none.
-      if (rows.length) await db.transaction((trx) => insertRows(trx, 'plugin_records', STORE_COLUMNS, rows.map((r) => STORE_COLUMNS.map((c) => r[c]))));
+      // All in one transaction (every record is stored or none), in statements of about 256 KiB of
+      // data (an outbox message is a few KB: 500 of them in one statement held the loop for tens of
+      // ms on SQLite), other work running between them.
+      const bytes = rows.reduce((n, r) => n + r.data.length, 0);
+      const rowsPerStatement = rowsFor(bytes / Math.max(1, rows.length) + 100);
+      if (rows.length) await db.transaction((trx) => insertRows(trx, 'plugin_records', STORE_COLUMNS, rows.map((r) => STORE_COLUMNS.map((c) => r[c])), { rowsPerStatement, yieldBetween: true }));
       return rows.map((r, i) => ({ id: r.public_id, merchantId: records[i].merchantId ?? null, data: records[i].data, createdAt: now, updatedAt: now }));
     },
     async list(collection, opts = {}) {
