@@ -85,7 +85,7 @@ export const linkCreateSchema = z.discriminatedUnion(
     // A fixed `amount`, or `custom_amount` (links/items.ts checks it by its own field paths).
     z.object({ type: z.literal('amount'), amount: minorAmountSchema.nullish(), custom_amount: z.unknown().optional(), currency: currencySchema.optional(), ...common }),
     z.object({ type: z.literal('product'), product_id: z.string({ error: 'Choose a product.' }).min(1, 'Choose a product.'), ...common }),
-    z.object({ type: z.literal('items'), items: z.unknown(), custom_amount: z.unknown().optional(), ...common }),
+    z.object({ type: z.literal('items'), items: z.unknown().optional(), custom_amount: z.unknown().optional(), ...common }),
   ],
   { error: 'Choose the link type: "amount", "product" or "items".' },
 );
