@@ -243,6 +243,14 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
       expect(csv.text).to.include('"2 × Tee, ""large""; 1 × Mug"');
     });
 
+    it('records a payment request’s line items with its payment too (one shape for both)', async () => {
+      const req = (await call('post', '/payment_requests', { currency: 'EUR', line_items: [{ description: 'Consultation', quantity: 2, unit_amount: 4500 }, { description: 'Travel', unit_amount: 1200 }], customer: { name: 'Ann Example', email: 'ann@example.test' } }).expect(201)).body;
+      await pay(await checkout(new URL(req.url).pathname, {}));
+      const [p] = (await call('get', `/payments?link_id=${req.link_id}`).expect(200)).body.data;
+      expect([p.amount, p.status]).to.deep.equal([10200, 'paid']);
+      expect(p.line_items).to.deep.equal(req.line_items);
+    });
+
     it('shows recurring products in their own section, lets the customer pick one, and says subscriptions cannot be paid yet', async () => {
       const m = await apiMerchant(env, 'Plans');
       const c = apiClient(env.app, m.secret);
