@@ -47,6 +47,7 @@ import { captureModelOf, providerErrorOf, type Registries } from '../../core/plu
 import type { PaymentMethodInfo, PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { linkItemsFrom, type ClaimLoss, type CustomAmount, type HoldLoss, type Link, type LinkItem, type LinkState, type PayableLinkRow } from '../links/index.ts';
+import type { Product } from '../products/index.ts';
 import { lineItemsFromText, lineItemsToText, lineItemsTotal, type LineItem } from '../../core/line-items.ts';
 
 export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
@@ -227,7 +228,7 @@ export interface CheckoutDeps {
   /** A product by key (a product link's pay page shows it), and products by key (an items link's). */
   products: {
     getByKey(key: number): Promise<{ key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean; deletedAt: Date | null } | null>;
-    byKeys(keys: number[]): Promise<Map<number, Parameters<typeof linkItemsFrom>[1] extends Map<number, infer P> ? P : never>>;
+    byKeys(keys: number[]): Promise<Map<number, Product>>;
   };
   /** Public ids that payment events name, read in the caller's transaction. */
   refs: EventRefResolvers;

@@ -15,6 +15,7 @@ import { amountCeilingError, formatMoney, maxAmount } from '../../core/money.ts'
 import { ValidationError, type FieldError } from '../../core/errors.ts';
 import { lineItemsTotal, type LineItem } from '../../core/line-items.ts';
 import type { Queryable, Trx } from '../../core/db.ts';
+import type { Product } from '../products/index.ts';
 
 /** Most products one items link sells. */
 export const ITEMS_MAX = 20;
@@ -31,17 +32,8 @@ export interface LinkItemInput {
   quantity: ItemQuantity;
 }
 
-/** The product a line sells, as the link reads it (current name and price). */
-export interface ItemProduct {
-  key: number;
-  id: string;
-  name: string;
-  description: string | null;
-  price: number;
-  currency: string;
-  active: boolean;
-  recurring: { interval: string; count: number; trialDays: number | null } | null;
-}
+/** The product a line sells, as the link reads it (current name and price; `active` false once deleted too). */
+export type ItemProduct = Pick<Product, 'key' | 'id' | 'name' | 'description' | 'price' | 'currency' | 'active' | 'recurring'>;
 
 /** A line of an items link, with its product. */
 export interface LinkItem {
@@ -314,7 +306,7 @@ export const itemRowColumns = (linkKey: number, position: number, row: ItemRow) 
 });
 
 /** What a link needs of a product (the products feature's Product). */
-type ProductLike = Omit<ItemProduct, 'active'> & { active: boolean; deletedAt: Date | null };
+type ProductLike = ItemProduct & Pick<Product, 'deletedAt'>;
 
 export const itemProductOf = (p: ProductLike): ItemProduct => ({ key: p.key, id: p.id, name: p.name, description: p.description, price: p.price, currency: p.currency, active: p.active && !p.deletedAt, recurring: p.recurring });
 
