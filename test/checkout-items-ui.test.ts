@@ -53,6 +53,11 @@ forEachTarget('dashboard: items links and recurring products', (target) => {
     const ok = await acct.agent.post('/app/links').type('form').send(`${new URLSearchParams(base)}&item=${tee.id}&item=${cap.id}`).expect(303);
     const link = await env.rt.services.links.get(m, ok.headers.location.split('/').pop()!);
     expect(link.items.map((i) => [i.product.name, i.quantity])).to.deep.equal([['Tee', { min: 1, max: 5, default: 2 }], ['Cap', 1]]);
+    // The link's page and the Links list say what it sells.
+    const show = await acct.agent.get(`/app/links/${link.id}`).expect(200);
+    expect(show.text).to.include('Items link');
+    expect(show.text).to.include('Tee — 1–5 (customer chooses) × €20.00');
+    expect((await acct.agent.get('/app/links').expect(200)).text).to.include('2 products');
     // The edit form shows the picker as saved.
     const edit = await acct.agent.get(`/app/links/${link.id}/edit`).expect(200);
     expect(edit.text).to.match(new RegExp(`name="item" value="${tee.id}" checked`));

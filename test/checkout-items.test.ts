@@ -233,6 +233,10 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
       expect(list[0]).to.include({ amount: 4950, status: 'paid' });
       expect(list[0].line_items).to.deep.equal(expected);
       expect((await call('get', `/payments/${list[0].id}`).expect(200)).body.line_items).to.deep.equal(expected);
+      // The customer's receipt lists them too.
+      const receipt = await http().get(`/receipt/${list[0].id}`).expect(200);
+      expect(receipt.text).to.include('<table class="lines">');
+      expect(receipt.text).to.include('Tee, &quot;large&quot;');
       // The dashboard: the payment page and the CSV export.
       const owner = await signUpOwner(merchant);
       const show = await owner.agent.get(`/app/payments/${list[0].id}`).expect(200);

@@ -57,6 +57,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     url: (link: Link) => links.urlFor(link, merchant),
     badge: statusBadge,
     price: priceText,
+    money: formatMoney,
     payments: paymentsText,
     metrics: (link: Link) => linkMetrics(link, { remaining: remaining(link), conversionRate: conversionRate(link) }),
     date: (d: Date) => dateIn(d, merchant.timezone, merchant.locale),

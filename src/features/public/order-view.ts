@@ -81,7 +81,7 @@ export function customAmountView(c: CustomAmount, currency: string, ceiling: num
     max: formatMoney(c.max ?? ceiling, currency),
     suggested: c.suggested.length ? c.suggested.map((minor) => ({ value: toDecimalString(minor, currency), label: formatMoney(minor, currency), checked: toDecimalString(minor, currency) === chosen })) : null,
     // With suggestions the typed amount is `amount_other`; without, it is `amount` itself.
-    typed: c.suggested.length ? values.amount_other ?? '' : chosen,
+    typed: !c.suggested.length ? chosen : values.amount_other || (chosen && chosen !== 'other' && !c.suggested.some((m) => toDecimalString(m, currency) === chosen) ? chosen : ''),
   };
 }
 

@@ -19,7 +19,7 @@ import type { Limiter } from '../../core/rate-limit.ts';
 import { RESERVED_HANDLES, type Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
-import type { LineItem } from '../../core/line-items.ts';
+import { lineItemsView, type LineItem } from '../../core/line-items.ts';
 import { ITEMS_MAX, defaultChoice, priceOrder, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
 import { applyStep, chosenAmount, customAmountView, itemsView, orderChoiceFrom } from './order-view.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
@@ -246,7 +246,7 @@ function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
     items,
     custom,
     notice: form.notice ?? null,
-    lines: t.lines?.length ? t.lines.map((l) => ({ description: l.description, quantity: l.quantity, unit: formatMoney(l.unitAmount, t.currency), total: formatMoney(l.quantity * l.unitAmount, t.currency) })) : null,
+    lines: t.lines?.length ? lineItemsView(t.lines, t.currency) : null,
     open: t.amount === null && !items && !custom ? { currency: t.currency, symbol: currencySymbol(t.currency), max: maxOpenLabel(t.currency) } : null,
     remaining: left,
     // A link sent to a customer carries their signed id (?c=); the checkout reads it back from the URL.
