@@ -11,6 +11,7 @@ import { forEachTarget } from './support/targets.ts';
 import type { TestEnv } from './support/harness.ts';
 import { apiClient, apiMerchant, expectFieldErrors, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
+import { createDataBuilder } from '../src/features/webhooks/index.ts';
 
 const CUSTOMER = { name: 'Ann Example', email: 'ann@example.test' };
 
@@ -233,6 +234,11 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
       expect(list[0]).to.include({ amount: 4950, status: 'paid' });
       expect(list[0].line_items).to.deep.equal(expected);
       expect((await call('get', `/payments/${list[0].id}`).expect(200)).body.line_items).to.deep.equal(expected);
+      // Webhook payloads: the data of payment.succeeded, built as the webhooks feature builds it.
+      const s = env.rt.services;
+      const dataFor = createDataBuilder({ payments: s.payments, refunds: s.refunds, links: s.links, actions: s.actions, deliveries: s.deliveries, reminders: s.reminders, requests: s.requests, apiKeys: s.apiKeys });
+      const data = (await dataFor(merchant, 'payment.succeeded', { paymentId: list[0].id })) as { id: string; line_items: unknown };
+      expect([data.id, data.line_items]).to.deep.equal([list[0].id, expected]);
       // The customer's receipt lists them too.
       const receipt = await http().get(`/receipt/${list[0].id}`).expect(200);
       expect(receipt.text).to.include('<table class="lines">');
