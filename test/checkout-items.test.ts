@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import type { TestEnv } from './support/harness.ts';
+import { build, type TestEnv } from './support/harness.ts';
 import { apiClient, apiMerchant, expectFieldErrors, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import { createDataBuilder } from '../src/features/webhooks/index.ts';
@@ -347,4 +347,28 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
     await agent.post('/login').type('form').send({ _csrf: csrf, email: user.email, password }).expect(303);
     return { agent };
   }
+});
+
+forEachTarget('checkout builder: steppers and the checkout rate limit', (target) => {
+  let env: TestEnv;
+  before(async () => {
+    env = await build(target, { checkoutLimits: { perIp: { points: 2, durationSec: 600 } } });
+  });
+  after(() => env?.close());
+
+  it('does not count quantity steps as checkout attempts (they write nothing)', async () => {
+    const m = await apiMerchant(env, 'Stepper');
+    const { merchant } = m;
+    const p = await env.rt.services.products.create(merchant.key, { name: 'Cookie', price: 150, currency: 'EUR' });
+    const link = await env.rt.services.links.create(merchant, { type: 'items', name: 'Cookies', items: [{ product_id: p.id, quantity: { min: 1, max: 50 } }] });
+    const url = `/${m.handle}/${link.path}`;
+    let q = 1;
+    for (let i = 0; i < 10; i++) {
+      const res = await supertest(env.app).post(url).type('form').send({ [`quantity_${p.id}`]: String(q), step: `${p.id}:+1` }).expect(200);
+      q = Number(new RegExp(`id="q-${p.id}"[^>]* value="([^"]*)"`).exec(res.text)![1]);
+    }
+    expect(q).to.equal(11);
+    // Checkouts still count: the third from this address is refused.
+    for (const status of [303, 303, 429]) await supertest(env.app).post(url).type('form').send({ ...CUSTOMER, [`quantity_${p.id}`]: '2' }).expect(status);
+  });
 });

@@ -506,19 +506,20 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
 
   async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
     if (target.kind !== 'page') return show(req, res, target, target.kind === 'all_held' ? 409 : 200);
-    const limited = await overLimit(req, target);
-    if (limited) return show(req, res, limited);
     const raw = (req.body ?? {}) as Record<string, unknown>;
     const order = target.items ? orderChoiceFrom(raw) : undefined;
     const typed = () => Object.fromEntries(['name', 'email', 'amount', 'amount_other', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
     const again = (status: number, errors: Record<string, string>, extra: Partial<PageForm> = {}) => show(req, res, target, status, { values: typed(), errors, recipient: recipientParam(req), order, ...extra }, fresh);
     const invalid = (errors: Record<string, string>) => again(422, errors);
-    // A quantity stepper (+/−) or "Update total": the page again with the new quantities; nothing is written.
+    // A quantity stepper (+/−) or "Update total": the page again with the new quantities. Nothing is
+    // written, so, like showing the page, it does not count as a checkout attempt.
     if (target.items && typeof raw.step === 'string') {
       const stepped = applyStep(target.items, order!, raw.step.slice(0, 80));
       const priced = priceOrder(target.items, target.currency, stepped);
       return again(priced.ok ? 200 : 422, priced.ok ? {} : priced.errors, { order: stepped });
     }
+    const limited = await overLimit(req, target);
+    if (limited) return show(req, res, limited);
     const methods = await fresh.methods(target.merchant.key);
     // A customer-chosen amount: a suggested one or "Other" (order-view.ts chosenAmount).
     const chosen = target.custom ? chosenAmount(raw) : null;
