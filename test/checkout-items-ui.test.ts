@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
 import { build, csrfFrom, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
-import { DESKTOP, PHONE, serve, useBrowser, type ServedEnv } from './support/browser.ts';
+import { DESKTOP, PHONE, serve, servedMerchant, useBrowser, type ServedEnv } from './support/browser.ts';
 import { axeProblems } from './support/axe.ts';
 
 forEachTarget('dashboard: items links and recurring products', (target) => {
@@ -143,4 +143,41 @@ describe('an items pay page in a browser', () => {
       await tab.close();
     }
   });
+});
+
+describe('the items link form in a browser', () => {
+  const browser = useBrowser();
+  let env: ServedEnv;
+  let storageState: Awaited<ReturnType<Awaited<ReturnType<ReturnType<typeof browser>['newPage']>>['context']['storageState']>>;
+
+  before(async function () {
+    this.timeout(30_000);
+    let merchant;
+    ({ env, storageState, merchant } = await servedMerchant(browser(), { name: 'Harbour Bikes', handlePrefix: 'itemsf' }));
+    await env.rt.services.products.create(merchant.key, { name: 'Inner tube', price: 899, currency: 'EUR' });
+    await env.rt.services.products.create(merchant.key, { name: 'Bike service', price: 4500, currency: 'EUR' });
+    await env.rt.services.products.create(merchant.key, { name: 'Repair club', price: 1500, currency: 'EUR', recurring: { interval: 'month' } });
+  });
+  after(() => env?.close());
+
+  for (const [label, viewport, shot] of [['a desktop', DESKTOP, 'items-form-desktop'], ['a phone', PHONE, 'items-form-phone']] as const) {
+    it(`creates an items link from the picker on ${label}, and passes axe`, async () => {
+      const tab = await browser().newPage({ storageState, viewport });
+      try {
+        await tab.page.goto(`${env.origin}/app/links/new?type=items`);
+        await tab.page.getByLabel('Name', { exact: true }).fill(`Tune-up ${label}`);
+        await tab.page.getByRole('checkbox', { name: /Inner tube/ }).check();
+        await tab.page.getByRole('checkbox', { name: /Bike service/ }).check();
+        await tab.screenshot(shot);
+        expect(await axeProblems(tab.page)).to.deep.equal([]);
+        expect(await tab.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
+        await tab.page.getByRole('button', { name: 'Create link' }).click();
+        await tab.page.waitForURL(/\/app\/links\/lnk_/);
+        expect(await tab.page.locator('body').textContent()).to.include('Inner tube — 1 ×');
+        tab.assertClean();
+      } finally {
+        await tab.close();
+      }
+    });
+  }
 });
