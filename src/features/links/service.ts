@@ -521,7 +521,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         itemRows = checked.rows;
       }
       // A new amount or currency is held to the ceiling; an amount left as it was is not re-judged.
-      if (link.type === 'amount' && customAmount === undefined && !link.customAmount && ((input.amount !== undefined && input.amount !== link.amount) || (input.currency !== undefined && input.currency !== link.currency))) {
+      if (link.type === 'amount' && !customAmount && ((input.amount !== undefined && input.amount !== link.amount) || (input.currency !== undefined && input.currency !== link.currency))) {
         const tooLarge = amountCeilingError(input.amount ?? link.amount ?? 0, input.currency ?? link.currency);
         if (tooLarge) throw new ValidationError([tooLarge]);
         checkAmountCap(merchant.actor, input.amount ?? link.amount ?? 0, input.currency ?? link.currency, merchant.currency);
