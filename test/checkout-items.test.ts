@@ -173,6 +173,14 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
       expect(await count('checkout_sessions')).to.equal(sessions);
     });
 
+    it('takes plain `quantity` for a link with one customer-chosen line (API.md public checkout)', async () => {
+      const s = await shop('EUR', [1000, 250]);
+      await pay(await checkout(s.url, { quantity: '5' }));
+      const payment = await env.rt.db('payments').orderBy('id', 'desc').first();
+      expect(Number(payment.amount)).to.equal(3 * 1000 + 5 * 250);
+      expect((await http().post(s.url).type('form').send({ ...CUSTOMER, quantity: '11' }).expect(422)).text).to.match(new RegExp(`id="q-${s.chosen.id}-error">[^<]+<`));
+    });
+
     it('refuses a quantity out of bounds by its field, and writes nothing', async () => {
       const s = await shop('EUR', [1000, 250]);
       const id = s.chosen.id;

@@ -10,10 +10,15 @@ import { currencySymbol } from './view.ts';
 /** The form fields an items checkout reads besides name, email and provider. */
 export const ORDER_FIELDS = ['plan', 'step', 'shown_total'] as const;
 
-/** The posted quantities (`quantity_<product id>`) and plan of a pay form. */
-export function orderChoiceFrom(raw: Record<string, unknown>): OrderChoice {
+/**
+ * The posted quantities (`quantity_<product id>`) and plan of a pay form. A link with one
+ * customer-chosen line also takes plain `quantity` (API.md "Public checkout").
+ */
+export function orderChoiceFrom(raw: Record<string, unknown>, items: readonly LinkItem[]): OrderChoice {
   const quantities: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(raw)) if (k.startsWith('quantity_') && typeof v === 'string') quantities[k] = v.slice(0, 12);
+  const adjustable = items.filter((i) => isAdjustable(i.quantity));
+  if (adjustable.length === 1 && typeof raw.quantity === 'string') quantities[quantityField(adjustable[0].product.id)] ??= raw.quantity.slice(0, 12);
   return { quantities, plan: typeof raw.plan === 'string' ? raw.plan : undefined };
 }
 

@@ -507,7 +507,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
   async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
     if (target.kind !== 'page') return show(req, res, target, target.kind === 'all_held' ? 409 : 200);
     const raw = (req.body ?? {}) as Record<string, unknown>;
-    const order = target.items ? orderChoiceFrom(raw) : undefined;
+    const order = target.items ? orderChoiceFrom(raw, target.items) : undefined;
     const typed = () => Object.fromEntries(['name', 'email', 'amount', 'amount_other', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
     const again = (status: number, errors: Record<string, string>, extra: Partial<PageForm> = {}) => show(req, res, target, status, { values: typed(), errors, recipient: recipientParam(req), order, ...extra }, fresh);
     const invalid = (errors: Record<string, string>) => again(422, errors);
