@@ -181,6 +181,16 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
       expect((await http().post(s.url).type('form').send({ ...CUSTOMER, quantity: '11' }).expect(422)).text).to.match(new RegExp(`id="q-${s.chosen.id}-error">[^<]+<`));
     });
 
+    it('comes back with the quantities after “Cancel and go back” from the card page', async () => {
+      const s = await shop('EUR', [1000, 250]);
+      const card = await checkout(s.url, { [`quantity_${s.chosen.id}`]: '7' });
+      const session = card.split('/').pop();
+      const back = await http().get(`${s.url}?back=${session}`).expect(200);
+      expect(quantityValue(back.text, s.chosen.id)).to.equal('7');
+      expect(total(back.text)).to.equal('€47.50');
+      expect(back.text).to.include('value="Ann Example"');
+    });
+
     it('refuses a quantity out of bounds by its field, and writes nothing', async () => {
       const s = await shop('EUR', [1000, 250]);
       const id = s.chosen.id;

@@ -20,7 +20,7 @@ import { RESERVED_HANDLES, type Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
 import { lineItemsView, type LineItem } from '../../core/line-items.ts';
-import { ITEMS_MAX, defaultChoice, priceOrder, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
+import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
 import { applyStep, chosenAmount, customAmountView, itemsView, orderChoiceFrom } from './order-view.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
@@ -228,7 +228,7 @@ function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
   const { merchant, link } = t;
   const product = link?.type === 'product' ? link.product : null;
   // What a customer can still get: slots held by checkouts under way are not on offer.
-  const items = t.items ? itemsView(t.items, t.currency, form.order ?? defaultChoice(), form.errors) : null;
+  const items = t.items ? itemsView(t.items, t.currency, form.order ?? (form.values ? orderChoiceFrom(form.values, t.items) : defaultChoice()), form.errors) : null;
   const custom = t.custom ? customAmountView(t.custom, t.currency, maxOpenAmount(t.currency), form.values ?? {}) : null;
   const left = link?.showRemaining ? remaining({ paymentLimit: link.paymentLimit, paidCount: link.paidCount + link.heldCount }) : null;
   return {
@@ -409,7 +409,9 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     if (typeof back === 'string' && back.length <= 64) {
       const s = await rt.checkout.getSession(back);
       if (s && s.status !== 'completed' && s.merchantKey === target.merchant.key && s.linkKey === (target.link?.key ?? null) && s.currency === target.currency) {
-        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null ? { amount: toDecimalString(s.amount, s.currency) } : {}) };
+        // An items order comes back with its quantities (the lines it bought, by product).
+        const quantities = Object.fromEntries((target.items ?? []).map((i) => [quantityField(i.product.id), String(s.lineItems.find((l) => l.productId === i.product.id)?.quantity ?? 0)]));
+        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null && !target.items ? { amount: toDecimalString(s.amount, s.currency) } : {}), ...quantities };
       }
     }
     const id = rt.tokens.recipientOf(recipientParam(req));
