@@ -42,7 +42,7 @@ forEachTarget('JSON API: products, tags, customers, payments', (target) => {
       const res = await call('post', '/products', { name: 'Yoga mat', description: 'Thick', price: 4999, currency: 'usd' }).expect(201);
       const p = res.body;
       expect(res.headers.location).to.equal(`/api/v1/products/${p.id}`);
-      expect(p).to.have.all.keys('id', 'object', 'name', 'description', 'price', 'currency', 'active', 'created_at', 'updated_at');
+      expect(p).to.have.all.keys('id', 'object', 'name', 'description', 'price', 'currency', 'active', 'recurring', 'created_at', 'updated_at');
       expect(p.id).to.match(/^prod_/);
       expect(p).to.include({ object: 'product', name: 'Yoga mat', description: 'Thick', price: 4999, currency: 'USD', active: true });
       expect(p.created_at).to.match(ISO_TIME);

@@ -91,7 +91,8 @@ forEachTarget('JSON API: links', (target) => {
 
     const invalid: [string, Record<string, unknown>, string[]][] = [
       ['no type', { name: 'x', amount: 100, currency: 'EUR' }, ['type']],
-      ['an unknown type', { type: 'items', name: 'x' }, ['type']],
+      ['an unknown type', { type: 'bundle', name: 'x' }, ['type']],
+      ['an items link without items', { type: 'items', name: 'x' }, ['items']],
       ['wrong types', { type: 'amount', name: 5, amount: '12', currency: 1 }, ['name', 'amount', 'currency']],
       ['no name', { type: 'amount', amount: 100 }, ['name']],
       ['a blank name', { type: 'amount', name: '   ', amount: 100 }, ['name']],

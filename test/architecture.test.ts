@@ -20,6 +20,7 @@ export const TABLE_OWNERS: Record<string, string> = {
   account_tokens: 'features/accounts',
   api_keys: 'features/api-keys',
   products: 'features/products',
+  link_items: 'features/links',
   links: 'features/links',
   link_holds: 'features/links',
   payment_requests: 'features/requests',

@@ -124,7 +124,7 @@ export const EVENT_PAYLOAD_SCHEMAS = {
     merchantId,
     linkId: publicIdOf('lnk'),
     kind: z.enum(['smart', 'request']),
-    type: z.enum(['amount', 'product']),
+    type: z.enum(['amount', 'product', 'items']),
     name: z.string(),
     path: z.string().nullable(),
     amount: minorUnits.nullable(),

@@ -12,6 +12,7 @@ import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { CustomerService } from '../customers/index.ts';
 import type { LinkState } from '../links/index.ts';
+import { lineItemsFromText, lineItemsJson, type LineItem } from '../../core/line-items.ts';
 import { paymentFrom, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
 
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'paid', 'failed', 'voided', 'refunded', 'partially_refunded'];
@@ -33,6 +34,8 @@ export interface PaymentView extends Payment {
   customer: PaymentCustomer | null;
   /** What the checkout session remembered of the link the customer paid through (attribution). */
   source: LinkSnapshot | null;
+  /** What the checkout sold, line by line (an items link's order, a payment request's list); empty: just the amount. */
+  lineItems: LineItem[];
 }
 
 /** Filters of the Transactions page and its CSV export. */
@@ -69,6 +72,7 @@ export function paymentJson(p: PaymentView) {
     customer: p.customer,
     amount: p.amount,
     currency: p.currency,
+    line_items: lineItemsJson(p.lineItems),
     status: p.status,
     amount_refunded: p.amountRefunded,
     provider: p.provider,
@@ -93,6 +97,7 @@ export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: P
         's.customer_name as s_customer_name',
         's.customer_email as s_customer_email',
         's.customer_phone as s_customer_phone',
+        's.line_items as s_line_items',
       );
 
   /** Rows to views: the links and customers they name come from their owners, one query each. */
@@ -113,6 +118,7 @@ export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: P
         linkDeleted: link?.deleted ?? false,
         customer: id || name || email || phone ? { id, name, email, phone } : null,
         source: r.s_link_snapshot ? (JSON.parse(r.s_link_snapshot) as LinkSnapshot | null) : null,
+        lineItems: lineItemsFromText(r.s_line_items),
       };
     });
   }

@@ -46,7 +46,9 @@ import { MAX_MINOR } from '../../core/money.ts';
 import { captureModelOf, providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentMethodInfo, PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/index.ts';
-import type { ClaimLoss, HoldLoss, Link, LinkState, PayableLinkRow } from '../links/index.ts';
+import { linkItemsFrom, type ClaimLoss, type CustomAmount, type HoldLoss, type Link, type LinkItem, type LinkState, type PayableLinkRow } from '../links/index.ts';
+import type { Product } from '../products/index.ts';
+import { lineItemsFromText, lineItemsToText, lineItemsTotal, type LineItem } from '../../core/line-items.ts';
 
 export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
 
@@ -96,6 +98,8 @@ export interface CheckoutSession {
   amount: number;
   currency: string;
   quantity: number;
+  /** What the checkout sold, line by line (empty: just the amount). */
+  lineItems: LineItem[];
   customerName: string | null;
   customerEmail: string | null;
   link: LinkSnapshot | null;
@@ -169,6 +173,7 @@ const sessionFrom = (r: any): CheckoutSession => ({
   amount: Number(r.amount),
   currency: r.currency,
   quantity: r.quantity,
+  lineItems: lineItemsFromText(r.line_items),
   customerName: r.customer_name,
   customerEmail: r.customer_email,
   link: r.link_snapshot ? (JSON.parse(r.link_snapshot) as LinkSnapshot | null) : null,
@@ -220,8 +225,11 @@ export interface CheckoutDeps {
   customers?: { matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number> };
   /** The links feature's state machine: the payment-limit slot, counters, pay-page reads. */
   links: CheckoutLinks;
-  /** A product by key (a product link's pay page shows it). */
-  products: { getByKey(key: number): Promise<{ key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean; deletedAt: Date | null } | null> };
+  /** A product by key (a product link's pay page shows it), and products by key (an items link's). */
+  products: {
+    getByKey(key: number): Promise<{ key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean; deletedAt: Date | null } | null>;
+    byKeys(keys: number[]): Promise<Map<number, Product>>;
+  };
   /** Public ids that payment events name, read in the caller's transaction. */
   refs: EventRefResolvers;
   /** Hourly rollups (analytics), written in the transaction that changes what they count. */
@@ -233,7 +241,7 @@ export interface CheckoutDeps {
 /** What checkout asks of the links feature (it owns paid_count, active and the link counters). */
 export type CheckoutLinks = Pick<
   LinkState,
-  'payableByPath' | 'payableRequest' | 'claimSlot' | 'releaseSlot' | 'holdSlot' | 'convertHold' | 'releaseHold' | 'holdsSlot' | 'earliestHoldEnd' | 'recordPayment' | 'recordRefund' | 'publicIdOf'
+  'payableByPath' | 'payableRequest' | 'itemRows' | 'claimSlot' | 'releaseSlot' | 'holdSlot' | 'convertHold' | 'releaseHold' | 'holdsSlot' | 'earliestHoldEnd' | 'recordPayment' | 'recordRefund' | 'publicIdOf'
 >;
 
 /** Public ids by internal key, for event payloads (`q`: the emitting transaction). */
@@ -292,7 +300,11 @@ export interface PayableLink extends CheckoutLink {
   customerKey: number | null;
   /** A payment request past this time takes no payments. */
   expiresAt: Date | null;
-  type: 'amount' | 'product';
+  type: 'amount' | 'product' | 'items';
+  /** The customer chooses the amount (an amount link without a fixed one). */
+  customAmount: CustomAmount | null;
+  /** An items link's lines with their products (empty for other types). */
+  items: LinkItem[];
   description: string | null;
   paymentLimit: number | null;
   paidCount: number;
@@ -310,6 +322,7 @@ const payableFrom = (r: PayableLinkRow, product: Awaited<ReturnType<CheckoutDeps
   const { productKey: _productKey, ...link } = r;
   return {
     ...link,
+    items: [],
     product: product === null ? null : { key: product.key, id: product.id, name: product.name, description: product.description, price: product.price, currency: product.currency, active: product.active && !product.deletedAt },
   };
 };
@@ -327,6 +340,8 @@ export interface StartInput {
   customerKey?: number | null;
   /** The provider the customer chose (needed only when the merchant has several). */
   provider?: string | null;
+  /** What the amount is made of (an items link's order, a payment request's list): recorded with the checkout. */
+  lineItems?: readonly LineItem[];
   /** The pay page's path and query (`/acme/sale?c=…`, `/r/<token>`), where "Cancel and go back" returns. */
   backPath?: string | null;
 }
@@ -533,6 +548,10 @@ export function createCheckoutService(deps: CheckoutDeps) {
   /** A payable link with its product (a second query only for a product link). */
   async function withProduct(row: PayableLinkRow | null): Promise<PayableLink | null> {
     if (!row) return null;
+    if (row.type === 'items') {
+      const rows = (await deps.links.itemRows([row.key])).get(row.key) ?? [];
+      return { ...payableFrom(row, null), items: linkItemsFrom(rows, await deps.products.byKeys(rows.map((r) => r.productKey))) };
+    }
     return payableFrom(row, row.productKey === null ? null : await deps.products.getByKey(row.productKey));
   }
 
@@ -545,6 +564,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
     async start(merchant: Merchant, link: CheckoutLink | null, input: StartInput): Promise<{ session: CheckoutSession; payment: Payment; next: ProviderStartResult }> {
       // Callers validate what customers type; this guards the money columns against programming errors.
       if (!Number.isSafeInteger(input.amount) || input.amount <= 0 || input.amount > MAX_MINOR) throw new RangeError(`checkout amount out of range: ${input.amount}`);
+      if (input.lineItems?.length && lineItemsTotal(input.lineItems) !== input.amount) throw new RangeError(`checkout amount ${input.amount} is not its line items' total`);
       const { provider: chosen, settings } = await chooseProvider(merchant.key, input.provider);
       let immediate: boolean;
       try {
@@ -572,6 +592,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           customer_email: input.email ?? null,
           back_path: input.backPath && input.backPath.startsWith('/') && !input.backPath.startsWith('//') && input.backPath.length <= 512 ? input.backPath : null,
           link_snapshot: JSON.stringify(snapshot),
+          line_items: lineItemsToText(input.lineItems ?? []),
           status: 'open',
           expires_at: expiresAt,
           created_at: now,

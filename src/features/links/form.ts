@@ -9,12 +9,27 @@ import { currencySchema } from '../merchants/index.ts';
 import type { Link } from './service.ts';
 import { LIMIT_MAX, linkCreateSchema, linkUpdateSchema } from './schemas.ts';
 import { tagNamesFrom } from '../../web/view.ts';
+import {
+  customAmountFrom,
+  customAmountValues,
+  itemFormField,
+  itemValues,
+  itemsFrom,
+  newCustomAmountValues,
+  newItemValues,
+  postedCustomAmountValues,
+  postedItemValues,
+  type CustomAmountFormValues,
+  type ItemsFormValues,
+} from './items-form.ts';
 
 export type LimitMode = 'unlimited' | 'once' | 'multiple';
 
 /** What the form shows: strings as typed, so a 422 gives the merchant back exactly what they wrote. */
-export interface LinkFormValues {
-  type: 'amount' | 'product';
+export type LinkType = 'amount' | 'product' | 'items';
+
+export interface LinkFormValues extends ItemsFormValues, CustomAmountFormValues {
+  type: LinkType;
   name: string;
   path: string;
   amount: string;
@@ -39,8 +54,10 @@ const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 const list = (v: unknown): string[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]).filter((x): x is string => typeof x === 'string');
 const checked = (v: unknown): boolean => v === 'on' || v === '1' || v === 'true';
 
-export function newLinkValues(type: 'amount' | 'product', currency: string): LinkFormValues {
+export function newLinkValues(type: LinkType, currency: string): LinkFormValues {
   return {
+    ...newItemValues(),
+    ...newCustomAmountValues(),
     type,
     name: '',
     path: '',
@@ -63,6 +80,8 @@ export function newLinkValues(type: 'amount' | 'product', currency: string): Lin
 export function linkValues(link: Link): LinkFormValues {
   const limit: LimitMode = link.paymentLimit === null ? 'unlimited' : link.paymentLimit === 1 ? 'once' : 'multiple';
   return {
+    ...itemValues(link.items),
+    ...customAmountValues(link.customAmount, link.currency),
     type: link.type,
     name: link.name,
     path: link.path ?? '',
@@ -83,9 +102,11 @@ export function linkValues(link: Link): LinkFormValues {
 }
 
 /** The posted form as values to show again (after a 422). */
-export function postedValues(body: Body, type: 'amount' | 'product', fallbackCurrency: string): LinkFormValues {
+export function postedValues(body: Body, type: LinkType, fallbackCurrency: string): LinkFormValues {
   const limit = text(body.limit);
   return {
+    ...postedItemValues(body),
+    ...postedCustomAmountValues(body),
     type,
     name: text(body.name),
     path: text(body.path),
@@ -142,6 +163,18 @@ function amountFrom(body: Body, fallbackCurrency: string, errors: FieldError[]):
   return { amount: parsed.minor, currency: currency.data };
 }
 
+/** A fixed amount, or (`amount_mode=custom`) the customer chooses one: `custom_amount`. */
+function amountOrCustom(body: Body, fallbackCurrency: string, errors: FieldError[]): Record<string, unknown> {
+  if (body.amount_mode !== 'custom') return amountFrom(body, fallbackCurrency, errors);
+  const currency = currencySchema.safeParse(body.currency === undefined || body.currency === '' ? fallbackCurrency : body.currency);
+  if (!currency.success) {
+    errors.push({ field: 'currency', code: 'invalid_currency', message: currency.error.issues[0].message });
+    return {};
+  }
+  const custom = customAmountFrom(body, currency.data, errors);
+  return custom ? { custom_amount: custom, currency: currency.data } : { currency: currency.data };
+}
+
 /**
  * Fails with every field error at once: the form's own (amount, limit) and the schema's for the rest,
  * found by validating with a stand-in for the fields that already failed.
@@ -176,8 +209,9 @@ export function createInput(body: Body, merchantCurrency: string): Record<string
   };
   if (typeof body.path === 'string' ? body.path.trim() : body.path !== undefined) input.path = body.path;
   input.payment_limit = limitFrom(body, errors);
-  if (type === 'amount') Object.assign(input, amountFrom(body, merchantCurrency, errors));
+  if (type === 'amount') Object.assign(input, amountOrCustom(body, merchantCurrency, errors));
   else if (type === 'product') input.product_id = body.product_id;
+  else if (type === 'items') input.items = itemsFrom(body);
   failIfAny(errors, linkCreateSchema, input);
   return input;
 }
@@ -211,7 +245,12 @@ export function updateInput(body: Body, link: Link): Record<string, unknown> {
   const active = checked(body.active);
   if (active !== link.active) input.active = active;
   input.payment_limit = limitFrom(body, errors);
-  if (link.type === 'amount') Object.assign(input, amountFrom(body, link.currency, errors));
+  if (link.type === 'amount') {
+    const v = amountOrCustom(body, link.currency, errors);
+    // Back to a fixed amount: the customer-chosen one goes.
+    Object.assign(input, v, v.custom_amount === undefined && link.customAmount ? { custom_amount: null } : {});
+  }
+  if (link.type === 'items') input.items = itemsFrom(body);
   failIfAny(errors, linkUpdateSchema, input);
   return input;
 }
@@ -283,10 +322,10 @@ const SEND_FIELDS: Record<string, string> = {
  * Field errors by form field: the send's under the form's names (after-payment actions already use
  * the form's `action.<id>…` names), several messages for one field joined.
  */
-export function formFieldErrors(errors: FieldError[]): Record<string, string> {
+export function formFieldErrors(errors: FieldError[], body: Body = {}): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of errors) {
-    const field = SEND_FIELDS[e.field] ?? (e.field.startsWith('send.') ? 'customer_id' : e.field);
+    const field = SEND_FIELDS[e.field] ?? (e.field.startsWith('send.') ? 'customer_id' : itemFormField(e.field, body) ?? e.field);
     if (!out[field]) out[field] = e.message;
     else if (!out[field].includes(e.message)) out[field] += ` ${e.message}`;
   }

@@ -5,3 +5,5 @@ export type { CreatedBy, Link, LinkService, LinkSource, RequestRef } from './ser
 export { createLinkState } from './state.ts';
 export { redirectUrlFor } from './schemas.ts';
 export type { ClaimLoss, HoldLoss, LinkRef, LinkState, PayableLinkRow, RequestLinkState } from './state.ts';
+export { ITEMS_MAX, QUANTITY_MAX, SUGGESTED_MAX, defaultChoice, isAdjustable, linkItemsFrom, planOf, priceOrder, quantityField, sections } from './items.ts';
+export type { CustomAmount, ItemProduct, ItemQuantity, LinkItem, OrderChoice, PricedOrder } from './items.ts';

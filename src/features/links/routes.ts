@@ -8,7 +8,7 @@ import { currencyOptions } from '../merchants/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { qrPaths } from '../qr/index.ts';
 import { conversionRate, remaining, type Link } from './service.ts';
-import { createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type SendFormValues } from './form.ts';
+import { createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type LinkType, type SendFormValues } from './form.ts';
 import { createActionForms, type ActionFormState } from '../actions/index.ts';
 import type { AfterPaymentPlan } from '../actions/index.ts';
 import { actionCustomer } from '../actions/index.ts';
@@ -42,8 +42,7 @@ async function collecting(errors: FieldError[], fn: () => Promise<unknown>): Pro
   }
 }
 
-type LinkType = 'amount' | 'product';
-const isType = (v: unknown): v is LinkType => v === 'amount' || v === 'product';
+const isType = (v: unknown): v is LinkType => v === 'amount' || v === 'product' || v === 'items';
 
 /** Dashboard pages for links (mounted under /app). */
 export function linksRoutes(rt: Deps, render: Renderer): express.Router {
@@ -58,6 +57,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     url: (link: Link) => links.urlFor(link, merchant),
     badge: statusBadge,
     price: priceText,
+    money: formatMoney,
     payments: paymentsText,
     metrics: (link: Link) => linkMetrics(link, { remaining: remaining(link), conversionRate: conversionRate(link) }),
     date: (d: Date) => dateIn(d, merchant.timezone, merchant.locale),
@@ -157,7 +157,8 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       return afterPaymentSection(merchant, customer, state, errors, !!link);
     };
     const [productList, linkTags, send, ap] = await Promise.all([
-      opts.link ? Promise.resolve([]) : products.active(merchant.key),
+      // An items link's picker lists the active products (and, when editing, those it sells that are not active any more).
+      opts.link && opts.type !== 'items' ? Promise.resolve([]) : products.active(merchant.key).then((list) => [...list, ...(opts.link?.items ?? []).map((i) => i.product).filter((p) => !list.some((a) => a.id === p.id))]),
       tags.list(merchant.key, 'link'),
       opts.link ? null : sections.send(merchant, opts.send ?? newSendValues(), errors, req.body?.refresh === 'send' ? String(req.body.send_for ?? '') : undefined),
       afterPayment(),
@@ -167,7 +168,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       res,
       opts.link ? 'links/edit' : 'links/new',
       {
-        title: opts.link ? `Edit ${opts.link.name}` : opts.type === 'amount' ? 'New amount link' : 'New product link',
+        title: opts.link ? `Edit ${opts.link.name}` : opts.type === 'amount' ? 'New amount link' : opts.type === 'items' ? 'New items link' : 'New product link',
         type: opts.type,
         values: opts.values,
         errors,
@@ -254,7 +255,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       if (overCap) return again(type === 'product' ? { product_id: overCap } : { amount: overCap }, 403);
       const list = fieldErrorList(err);
       if (!list) throw err;
-      await again(formFieldErrors(list), 422);
+      await again(formFieldErrors(list, body), 422);
     }
   });
 
@@ -356,7 +357,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       const list = overCap ? [{ field: 'amount', code: 'amount_over_cap', message: overCap }] : fieldErrorList(err);
       if (!list) throw err;
       const values = { ...postedValues(body, link.type, link.currency), product_id: link.productId ?? '' };
-      await formPage(req, res, { type: link.type, values, actions: withActions ? actionForms.posted(body) : undefined, errors: formFieldErrors(list), link }, overCap ? 403 : 422);
+      await formPage(req, res, { type: link.type, values, actions: withActions ? actionForms.posted(body) : undefined, errors: formFieldErrors(list, body), link }, overCap ? 403 : 422);
     }
   });
 

@@ -82,10 +82,12 @@ const common = {
 export const linkCreateSchema = z.discriminatedUnion(
   'type',
   [
-    z.object({ type: z.literal('amount'), amount: minorAmountSchema, currency: currencySchema.optional(), ...common }),
+    // A fixed `amount`, or `custom_amount` (links/items.ts checks it by its own field paths).
+    z.object({ type: z.literal('amount'), amount: minorAmountSchema.nullish(), custom_amount: z.unknown().optional(), currency: currencySchema.optional(), ...common }),
     z.object({ type: z.literal('product'), product_id: z.string({ error: 'Choose a product.' }).min(1, 'Choose a product.'), ...common }),
+    z.object({ type: z.literal('items'), items: z.unknown().optional(), custom_amount: z.unknown().optional(), ...common }),
   ],
-  { error: 'Choose the link type: "amount" or "product".' },
+  { error: 'Choose the link type: "amount", "product" or "items".' },
 );
 export type LinkCreateInput = z.infer<typeof linkCreateSchema>;
 
@@ -94,6 +96,8 @@ export const linkUpdateSchema = z.object({
   name: common.name.optional(),
   amount: minorAmountSchema.optional(),
   currency: currencySchema.optional(),
+  custom_amount: z.unknown().optional(),
+  items: z.unknown().optional(),
   type: z.string().optional(),
 });
 export type LinkUpdateInput = z.infer<typeof linkUpdateSchema>;

@@ -20,6 +20,25 @@ import type { ProductService } from '../products/index.ts';
 import type { Merchant, MerchantService } from '../merchants/index.ts';
 import type { CustomerService } from '../customers/index.ts';
 import { PATH_MAX, linkCreateSchema, linkSearchSchema, linkUpdateSchema } from './schemas.ts';
+import {
+  checkItemProducts,
+  customAmountFromText,
+  customAmountJson,
+  customAmountToText,
+  itemProductOf,
+  itemRowsOf,
+  itemsJson,
+  linkItemsFrom,
+  parseCustomAmount,
+  parseItemsInput,
+  replaceItemRows,
+  type CustomAmount,
+  type ItemRow,
+  type LinkItem,
+} from './items.ts';
+
+const customAmountOnItems = () =>
+  new ValidationError([{ field: 'custom_amount', code: 'not_supported', message: 'An items link is priced by its products and quantities; custom_amount is for amount links.' }]);
 
 export type InactiveReason = 'manual' | 'limit_reached' | 'expired';
 
@@ -54,7 +73,7 @@ export interface Link {
   id: string;
   merchantKey: number;
   kind: 'smart' | 'request';
-  type: 'amount' | 'product';
+  type: 'amount' | 'product' | 'items';
   name: string;
   path: string | null;
   description: string | null;
@@ -66,6 +85,10 @@ export interface Link {
   /** The product's name and current price, for product links (read with the link). */
   productName: string | null;
   productPrice: number | null;
+  /** An items link's lines, with their products (empty for other types). */
+  items: LinkItem[];
+  /** The customer chooses the amount (an amount link without a fixed amount). */
+  customAmount: CustomAmount | null;
   paymentLimit: number | null;
   paidCount: number;
   /** Slots held by immediate-capture checkouts under way (links/state.ts holds). */
@@ -109,7 +132,7 @@ export function conversionRate(link: Pick<Link, 'views' | 'payments'>): number {
 type LinkProduct = { id: string; name: string; price: number };
 
 /** The one mapper of a links row (with its tags and, for product links, its product). */
-const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null): Link => ({
+const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null, items: LinkItem[]): Link => ({
   key: r.id,
   id: r.public_id,
   merchantKey: r.merchant_id,
@@ -125,6 +148,8 @@ const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null): Link => 
   productId: product?.id ?? null,
   productName: product?.name ?? null,
   productPrice: product ? Number(product.price) : null,
+  items,
+  customAmount: customAmountFromText(r.custom_amount),
   paymentLimit: r.payment_limit ?? null,
   paidCount: Number(r.paid_count),
   heldCount: Number(r.held_count ?? 0),
@@ -227,7 +252,10 @@ export function createLinkService(deps: LinkServiceDeps) {
    */
   const fromRows = async (rows: any[], opts: { q?: Queryable; tags?: boolean } = {}): Promise<Link[]> => {
     if (!rows.length) return [];
+    const itemLinks = rows.filter((r) => r.type === 'items').map((r) => Number(r.id));
+    const itemRows = itemLinks.length ? await itemRowsOf(opts.q ?? db, itemLinks) : new Map<number, ItemRow[]>();
     const productKeys = rows.filter((r) => r.product_id !== null && r.product_id !== undefined).map((r) => Number(r.product_id));
+    for (const list of itemRows.values()) for (const i of list) productKeys.push(i.productKey);
     const [byLink, byKey] = await Promise.all([
       opts.tags === false ? new Map<number, Tag[]>() : tags.forLinks(rows.map((r) => r.id)),
       productKeys.length ? products.byKeys(productKeys, opts.q) : new Map(),
@@ -235,7 +263,7 @@ export function createLinkService(deps: LinkServiceDeps) {
     const requestKeys = rows.filter((r) => r.kind === 'request').map((r) => Number(r.id));
     const paths = requestKeys.length && deps.requestPaths ? await deps.requestPaths(requestKeys, opts.q) : new Map<number, string>();
     return rows.map((r) => ({
-      ...linkFromRow(r, byLink.get(r.id) ?? [], r.product_id === null || r.product_id === undefined ? null : byKey.get(Number(r.product_id)) ?? null),
+      ...linkFromRow(r, byLink.get(r.id) ?? [], r.product_id === null || r.product_id === undefined ? null : byKey.get(Number(r.product_id)) ?? null, linkItemsFrom(itemRows.get(Number(r.id)) ?? [], byKey)),
       requestPath: paths.get(Number(r.id)) ?? null,
     }));
   };
@@ -263,6 +291,15 @@ export function createLinkService(deps: LinkServiceDeps) {
 
   const pathTaken = () =>
     new ConflictError('path_taken', 'You already have a link with this path.', [{ field: 'path', code: 'path_taken', message: 'You already have a link with this path. Choose another.' }]);
+
+  /** `items` as posted, checked against the merchant's products: the rows to keep and the link's currency. */
+  async function checkItems(merchant: Merchant, raw: unknown): Promise<{ currency: string; rows: ItemRow[] }> {
+    const items = parseItemsInput(raw);
+    const found = await Promise.all(items.map((i) => products.get(merchant.key, i.productId).then(itemProductOf, (err) => (err instanceof NotFoundError ? null : Promise.reject(err)))));
+    const currency = checkItemProducts(items, found);
+    for (const p of found) checkAmountCap(merchant.actor, p!.price, currency, merchant.currency);
+    return { currency, rows: items.map((i, n) => ({ productKey: found[n]!.key, quantity: i.quantity })) };
+  }
 
   const setTags = (trx: Trx, link: { key: number; merchantKey: number }, names: string[]) => tags.setLinkTags(trx, link.merchantKey, link.key, names);
 
@@ -351,11 +388,22 @@ export function createLinkService(deps: LinkServiceDeps) {
       let amount: number | null = null;
       let currency: string;
       let productKey: number | null = null;
+      let customAmount: CustomAmount | null = null;
+      let itemRows: ItemRow[] = [];
       if (input.type === 'amount') {
-        amount = input.amount;
         currency = input.currency ?? merchant.currency;
-        const tooLarge = amountCeilingError(amount, currency);
-        if (tooLarge) throw new ValidationError([tooLarge]);
+        if (input.custom_amount !== undefined && input.custom_amount !== null) {
+          if (input.amount !== undefined && input.amount !== null) throw new ValidationError([{ field: 'amount', code: 'amount_and_custom_amount', message: 'Give a fixed amount or custom_amount, not both.' }]);
+          customAmount = parseCustomAmount(input.custom_amount, currency);
+        } else {
+          if (input.amount === undefined || input.amount === null) throw new ValidationError([{ field: 'amount', code: 'required', message: 'Give the amount (minor units), or custom_amount to let the customer choose.' }]);
+          amount = input.amount;
+          const tooLarge = amountCeilingError(amount, currency);
+          if (tooLarge) throw new ValidationError([tooLarge]);
+        }
+      } else if (input.type === 'items') {
+        if (input.custom_amount !== undefined && input.custom_amount !== null) throw customAmountOnItems();
+        ({ currency, rows: itemRows } = await checkItems(merchant, input.items));
       } else {
         const product = await products.get(merchant.key, input.product_id).catch((err) => {
           if (err instanceof NotFoundError) throw new ValidationError([{ field: 'product_id', code: 'unknown_product', message: 'Choose one of your products.' }]);
@@ -367,6 +415,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         checkAmountCap(merchant.actor, product.price, currency, merchant.currency);
       }
       if (amount !== null) checkAmountCap(merchant.actor, amount, currency, merchant.currency);
+      if (customAmount?.max) checkAmountCap(merchant.actor, customAmount.max, currency, merchant.currency);
       const explicitPath = input.path;
       for (let attempt = 0; ; attempt++) {
         try {
@@ -387,6 +436,7 @@ export function createLinkService(deps: LinkServiceDeps) {
               amount,
               currency,
               product_id: productKey,
+              custom_amount: customAmountToText(customAmount),
               payment_limit: input.payment_limit ?? null,
               active: input.active ?? true,
               inactive_reason: input.active === false ? 'manual' : null,
@@ -401,6 +451,7 @@ export function createLinkService(deps: LinkServiceDeps) {
               updated_at: now,
             });
             if (input.tags?.length) await setTags(trx, { key: Number(key), merchantKey: merchant.key }, input.tags);
+            if (itemRows.length) await replaceItemRows(trx, Number(key), itemRows);
             await events.emit(trx, 'link.created', { merchantId: merchant.id, linkId: id, kind: 'smart', type: input.type, name: input.name, path, amount, currency, productId: input.type === 'product' ? input.product_id : null }, merchant.key);
             if (opts.within) await opts.within(trx, { key: Number(key), id });
           });
@@ -451,11 +502,26 @@ export function createLinkService(deps: LinkServiceDeps) {
           errors: [{ field: 'type', code: 'immutable_field', message: 'The link type cannot change after creation.' }],
         });
       }
-      if (link.type === 'product' && (input.amount !== undefined || input.currency !== undefined)) {
-        throw new ValidationError([{ field: 'amount', code: 'not_an_amount_link', message: 'A product link takes its price from the product.' }]);
+      if (link.type !== 'amount' && (input.amount !== undefined || input.currency !== undefined)) {
+        throw new ValidationError([{ field: 'amount', code: 'not_an_amount_link', message: link.type === 'items' ? 'An items link takes its prices from its products.' : 'A product link takes its price from the product.' }]);
+      }
+      if (input.items !== undefined && link.type !== 'items') throw new ValidationError([{ field: 'items', code: 'not_an_items_link', message: 'Only an items link has items.' }]);
+      if (input.custom_amount !== undefined && input.custom_amount !== null && link.type !== 'amount') throw link.type === 'items' ? customAmountOnItems() : new ValidationError([{ field: 'custom_amount', code: 'not_an_amount_link', message: 'A product link takes its price from the product.' }]);
+      // A fixed amount and a customer-chosen one replace each other; both at once is ambiguous.
+      if (input.amount !== undefined && input.custom_amount !== undefined && input.custom_amount !== null) throw new ValidationError([{ field: 'amount', code: 'amount_and_custom_amount', message: 'Give a fixed amount or custom_amount, not both.' }]);
+      if (input.custom_amount === null && input.amount === undefined && link.customAmount) throw new ValidationError([{ field: 'amount', code: 'required', message: 'Give the fixed amount that replaces the customer-chosen one.' }]);
+      let customAmount: CustomAmount | null | undefined;
+      if (input.custom_amount !== undefined && input.custom_amount !== null) customAmount = parseCustomAmount(input.custom_amount, input.currency ?? link.currency);
+      else if (input.amount !== undefined) customAmount = null;
+      if (customAmount?.max) checkAmountCap(merchant.actor, customAmount.max, input.currency ?? link.currency, merchant.currency);
+      let itemRows: ItemRow[] | undefined;
+      if (input.items !== undefined) {
+        const checked = await checkItems(merchant, input.items);
+        if (checked.currency !== link.currency) throw new ValidationError([{ field: 'items[0].product_id', code: 'currency_mismatch', message: `This link is in ${link.currency}: its products must be too (create a new link for ${checked.currency}).` }]);
+        itemRows = checked.rows;
       }
       // A new amount or currency is held to the ceiling; an amount left as it was is not re-judged.
-      if (link.type === 'amount' && ((input.amount !== undefined && input.amount !== link.amount) || (input.currency !== undefined && input.currency !== link.currency))) {
+      if (link.type === 'amount' && !customAmount && ((input.amount !== undefined && input.amount !== link.amount) || (input.currency !== undefined && input.currency !== link.currency))) {
         const tooLarge = amountCeilingError(input.amount ?? link.amount ?? 0, input.currency ?? link.currency);
         if (tooLarge) throw new ValidationError([tooLarge]);
         checkAmountCap(merchant.actor, input.amount ?? link.amount ?? 0, input.currency ?? link.currency, merchant.currency);
@@ -477,6 +543,13 @@ export function createLinkService(deps: LinkServiceDeps) {
       set('redirect_target', input.redirect_target, link.redirectTarget);
       set('show_remaining', input.show_remaining, link.showRemaining);
       set('payment_limit', input.payment_limit, link.paymentLimit);
+      if (customAmount !== undefined && JSON.stringify(customAmount) !== JSON.stringify(link.customAmount)) {
+        row.custom_amount = customAmountToText(customAmount);
+        if (customAmount) row.amount = null;
+        changed.push('custom_amount');
+      }
+      const itemsChanged = itemRows !== undefined && JSON.stringify(itemRows) !== JSON.stringify(link.items.map((i) => ({ productKey: i.product.key, quantity: i.quantity })));
+      if (itemsChanged) changed.push('items');
 
       // Active state follows the limit: raising it reopens a link closed by its limit.
       const limit = input.payment_limit !== undefined ? input.payment_limit : link.paymentLimit;
@@ -513,6 +586,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         await inTransaction(db, async (trx) => {
           if (Object.keys(row).length) await trx('links').where({ id: link.key }).update({ ...row, updated_at: clock.now() });
           if (tagsChanged) await setTags(trx, link, input.tags!);
+          if (itemsChanged) await replaceItemRows(trx, link.key, itemRows!);
           await events.emit(trx, 'link.updated', { linkId: link.id, merchantId: merchant.id, changed }, merchant.key);
         });
       } catch (err) {
@@ -538,7 +612,8 @@ export function createLinkService(deps: LinkServiceDeps) {
         show_remaining: link.showRemaining,
         active: true,
       };
-      if (link.type === 'amount') Object.assign(input, { amount: link.amount, currency: link.currency });
+      if (link.type === 'amount') Object.assign(input, link.customAmount ? { custom_amount: customAmountJson(link.customAmount), currency: link.currency } : { amount: link.amount, currency: link.currency });
+      else if (link.type === 'items') input.items = link.items.map((i) => ({ product_id: i.product.id, quantity: i.quantity }));
       else input.product_id = link.productId;
       const within = opts.within;
       return service.create(merchant, input, { ...(within ? { within: (trx, copy) => within(trx, copy, link) } : {}), ...(opts.by ? { by: opts.by } : {}) });
@@ -692,9 +767,11 @@ function linkJson(link: Link, url: string, baseUrl: string) {
     url,
     description: link.description,
     internal_notes: link.internalNotes,
-    amount: link.type === 'amount' ? link.amount : unitPrice,
+    amount: link.type === 'items' ? null : link.type === 'amount' ? link.amount : unitPrice,
     currency: link.currency,
     product_id: link.productId,
+    ...(link.type === 'items' ? { items: itemsJson(link.items) } : {}),
+    custom_amount: customAmountJson(link.customAmount),
     payment_limit: link.paymentLimit,
     paid_count: link.paidCount,
     held_count: link.heldCount,

@@ -25,6 +25,7 @@ import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
 import type { ChangeFeed } from '../../core/changes.ts';
 import type { InactiveReason } from './service.ts';
+import { customAmountFromText, itemRowsOf, type CustomAmount } from './items.ts';
 
 /** Why a payment lost its claim: the limit was reached, or the link takes no payments at all. */
 export type ClaimLoss = 'limit_reached' | 'link_inactive';
@@ -43,13 +44,15 @@ export interface PayableLinkRow {
   kind: 'smart' | 'request';
   customerKey: number | null;
   expiresAt: Date | null;
-  type: 'amount' | 'product';
+  type: 'amount' | 'product' | 'items';
   name: string;
   path: string | null;
   description: string | null;
   amount: number | null;
   currency: string;
   productKey: number | null;
+  /** When the customer chooses the amount (amount links without a fixed amount). */
+  customAmount: CustomAmount | null;
   paymentLimit: number | null;
   paidCount: number;
   /** Slots held by immediate-capture checkouts still under way. */
@@ -86,7 +89,7 @@ export interface LinkRef {
   deleted: boolean;
 }
 
-const PAYABLE_COLUMNS = `select id, public_id, merchant_id, kind, type, name, path, description, amount, currency, product_id,
+const PAYABLE_COLUMNS = `select id, public_id, merchant_id, kind, type, name, path, description, amount, currency, product_id, custom_amount,
   payment_limit, paid_count, held_count, active, inactive_reason, show_remaining, redirect_url, redirect_target, customer_id, expires_at
 from links`;
 const PAYABLE_LINK_SQL = `${PAYABLE_COLUMNS}
@@ -110,6 +113,7 @@ const payableFrom = (r: any): PayableLinkRow => ({
   amount: r.amount === null || r.amount === undefined ? null : Number(r.amount),
   currency: r.currency,
   productKey: r.product_id ?? null,
+  customAmount: customAmountFromText(r.custom_amount),
   paymentLimit: r.payment_limit ?? null,
   paidCount: Number(r.paid_count),
   heldCount: Number(r.held_count ?? 0),
@@ -334,10 +338,14 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
       return (await db('links').where('merchant_id', merchantKey).select('id')).map((r) => Number(r.id));
     },
 
-    /** Whether a live (not deleted) link sells this product. */
+    /** Whether a live (not deleted) link sells this product (as its product, or as one of its items). */
     async sellsProduct(productKey: number): Promise<boolean> {
-      return Boolean(await db('links').where({ product_id: productKey }).whereNull('deleted_at').first('id'));
+      if (await db('links').where({ product_id: productKey }).whereNull('deleted_at').first('id')) return true;
+      return Boolean(await db('link_items as i').join('links as l', 'l.id', 'i.link_id').where('i.product_id', productKey).whereNull('l.deleted_at').first('i.id'));
     },
+
+    /** The lines of these items links, in order, by link key. */
+    itemRows: (keys: number[], q: Queryable = db) => itemRowsOf(q, keys),
 
     /** A link's public id by key (deleted links too); `q` is the caller's transaction when inside one. */
     /** The state of request links by key (payment requests read theirs in one query). */

@@ -12,8 +12,10 @@ export function statusBadge(link: Pick<Link, 'active' | 'inactiveReason'>): Badg
   return { label: 'Inactive', tone: 'grey' };
 }
 
-/** The price a customer pays: the link's amount, or its product's price. */
-export function priceText(link: Pick<Link, 'type' | 'amount' | 'currency' | 'productPrice'>): string {
+/** The price a customer pays: the link's amount, or its product's price; "€5.00–€50.00" when the customer chooses; an items link's products. */
+export function priceText(link: Pick<Link, 'type' | 'amount' | 'currency' | 'productPrice' | 'customAmount' | 'items'>): string {
+  if (link.customAmount) return `${formatMoney(link.customAmount.min, link.currency)}${link.customAmount.max === null ? ' or more' : `–${formatMoney(link.customAmount.max, link.currency)}`}`;
+  if (link.type === 'items') return `${link.items.length} product${link.items.length === 1 ? '' : 's'}`;
   const minor = link.type === 'amount' ? link.amount : link.productPrice;
   return minor === null ? '—' : formatMoney(minor, link.currency);
 }

@@ -4,7 +4,7 @@ import { flash, type Renderer } from '../../core/http.ts';
 import { ValidationError, type FieldError } from '../../core/errors.ts';
 import { formatMoney, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
 import { currencyOptions, currencySchema } from '../merchants/index.ts';
-import { productCreateSchema, type Product } from './service.ts';
+import { productCreateSchema, recurringSchema, type Product } from './service.ts';
 import { formErrors } from '../../web/view.ts';
 
 /** What this file uses of the app. */
@@ -16,6 +16,10 @@ interface ProductFormValues {
   price: string;
   currency: string;
   active: boolean;
+  /** '' (one-time) or day|week|month|year, with its count and trial days as typed. */
+  interval: string;
+  interval_count: string;
+  trial_days: string;
 }
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');
@@ -34,6 +38,7 @@ function productInput(body: Record<string, unknown>): Record<string, unknown> {
     if (parsed.ok) input.price = parsed.minor;
     else errors.push({ field: 'price', code: parsed.code, message: parsed.message });
   }
+  input.recurring = recurringInput(body, errors);
   if (errors.length) {
     // Every message at once: the schema's for the other fields too.
     const rest = productCreateSchema.safeParse({ ...input, price: 1, currency: 'EUR' });
@@ -43,18 +48,43 @@ function productInput(body: Record<string, unknown>): Record<string, unknown> {
   return input;
 }
 
+/** "Billing": one-time, or every N intervals with optional trial days → the service's `recurring` (errors by field). */
+function recurringInput(body: Record<string, unknown>, errors: FieldError[]): unknown {
+  const interval = text(body.interval);
+  if (!interval) return null;
+  const whole = (v: string, field: string, label: string): number | null | undefined => {
+    const t = v.trim();
+    if (!t) return null;
+    if (/^\d{1,6}$/.test(t)) return Number(t);
+    errors.push({ field, code: 'invalid_number', message: `Enter ${label} as a whole number.` });
+    return undefined;
+  };
+  const count = whole(text(body.interval_count), 'recurring.interval_count', 'how many');
+  const trial = whole(text(body.trial_days), 'recurring.trial_days', 'the trial days');
+  const parsed = recurringSchema.safeParse({ interval, interval_count: count ?? 1, trial_days: trial ?? null });
+  if (!parsed.success) {
+    for (const i of parsed.error.issues) errors.push({ field: ['recurring', ...i.path.map(String)].join('.'), code: i.code, message: i.message });
+    return undefined;
+  }
+  return count === undefined || trial === undefined ? undefined : { interval, interval_count: count ?? 1, trial_days: trial };
+}
+
 /** Dashboard pages for products (mounted under /app). */
 export function productsRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
   const { products } = rt;
 
-  const values = (p: Product): ProductFormValues => ({ name: p.name, description: p.description ?? '', price: toDecimalString(p.price, p.currency), currency: p.currency, active: p.active });
+  const values = (p: Product): ProductFormValues => ({ name: p.name, description: p.description ?? '', price: toDecimalString(p.price, p.currency), currency: p.currency, active: p.active,
+    interval: p.recurring?.interval ?? '', interval_count: p.recurring ? String(p.recurring.count) : '1', trial_days: p.recurring?.trialDays ? String(p.recurring.trialDays) : '' });
   const posted = (body: Record<string, unknown>): ProductFormValues => ({
     name: text(body.name),
     description: text(body.description),
     price: text(body.price),
     currency: text(body.currency).trim().toUpperCase(),
     active: body.active === 'on',
+    interval: text(body.interval),
+    interval_count: text(body.interval_count),
+    trial_days: text(body.trial_days),
   });
 
   const formPage = (req: express.Request, res: express.Response, data: { product: Product | null; values: ProductFormValues; errors?: Record<string, string> }, status = 200) =>
@@ -78,7 +108,7 @@ export function productsRoutes(rt: Deps, render: Renderer): express.Router {
   });
 
   router.get('/products/new', (req, res) =>
-    formPage(req, res, { product: null, values: { name: '', description: '', price: '', currency: res.locals.merchant.currency, active: true } }),
+    formPage(req, res, { product: null, values: { name: '', description: '', price: '', currency: res.locals.merchant.currency, active: true, interval: '', interval_count: '1', trial_days: '' } }),
   );
 
   router.post('/products', async (req, res) => {

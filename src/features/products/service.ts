@@ -21,6 +21,8 @@ export interface Product {
   active: boolean;
   createdAt: Date;
   updatedAt: Date;
+  /** How often it is charged; null for a one-time product. */
+  recurring: Recurring | null;
   /** Set once the product is deleted (soft delete: links that sold it keep pointing at it). */
   deletedAt: Date | null;
 }
@@ -45,12 +47,45 @@ function refuseOverCeiling(price: number, currency: string): void {
   if (e) throw new ValidationError([e]);
 }
 
+export const RECURRING_INTERVALS = ['day', 'week', 'month', 'year'] as const;
+export type RecurringInterval = (typeof RECURRING_INTERVALS)[number];
+export interface Recurring {
+  interval: RecurringInterval;
+  /** Every `count` intervals (every 3 months). */
+  count: number;
+  /** Free days before the first charge (null: none). */
+  trialDays: number | null;
+}
+/** The longest billing period (a year, as subscription providers allow) in each unit. */
+const MAX_COUNT: Record<RecurringInterval, number> = { day: 365, week: 52, month: 12, year: 1 };
+export const TRIAL_DAYS_MAX = 730;
+
+export const recurringSchema = z
+  .strictObject(
+    {
+      interval: z.enum(RECURRING_INTERVALS, { error: 'interval must be "day", "week", "month" or "year".' }),
+      interval_count: z.number({ error: 'interval_count must be a whole number.' }).int('interval_count must be a whole number.').min(1, 'interval_count must be at least 1.').default(1),
+      trial_days: z.number({ error: 'trial_days must be a whole number of days.' }).int('trial_days must be a whole number of days.').min(1, 'trial_days must be at least 1 (or leave it out).').max(TRIAL_DAYS_MAX, `trial_days can be at most ${TRIAL_DAYS_MAX}.`).nullish(),
+    },
+    { error: 'recurring must be { interval, interval_count, trial_days } or null for a one-time product.' },
+  )
+  .superRefine((r, ctx) => {
+    if (r.interval_count > MAX_COUNT[r.interval]) ctx.addIssue({ code: 'custom', path: ['interval_count'], message: `A billing period can be at most a year: at most ${MAX_COUNT[r.interval]} ${r.interval}${MAX_COUNT[r.interval] === 1 ? '' : 's'}.` });
+  })
+  .transform((r): Recurring => ({ interval: r.interval, count: r.interval_count, trialDays: r.trial_days ?? null }));
+
+/** "every month", "every 3 weeks". */
+export function recurringLabel(r: Pick<Recurring, 'interval' | 'count'>): string {
+  return r.count === 1 ? `every ${r.interval}` : `every ${r.count} ${r.interval}s`;
+}
+
 export const productCreateSchema = z.object({
   name: z.string({ error: 'Enter a product name.' }).trim().min(1, 'Enter a product name.').max(120, 'Keep the name under 120 characters.'),
   description: text(2000, 'The description').nullish(),
   price: minorAmountSchema,
   currency: currencySchema,
   active: z.boolean().default(true),
+  recurring: recurringSchema.nullish(),
 });
 export const productUpdateSchema = productCreateSchema.partial().extend({ active: z.boolean().optional() });
 
@@ -65,7 +100,11 @@ const fromRow = (r: any): Product => ({
   createdAt: toDate(r.created_at),
   updatedAt: toDate(r.updated_at),
   deletedAt: toDateOrNull(r.deleted_at),
+  recurring: r.recurring_interval ? { interval: r.recurring_interval, count: Number(r.recurring_count ?? 1), trialDays: r.trial_days === null || r.trial_days === undefined ? null : Number(r.trial_days) } : null,
 });
+
+/** The product's recurring columns (all null for a one-time product). */
+const recurringRow = (r: Recurring | null) => ({ recurring_interval: r?.interval ?? null, recurring_count: r?.count ?? null, trial_days: r?.trialDays ?? null });
 
 export function productJson(p: Product) {
   return {
@@ -76,6 +115,7 @@ export function productJson(p: Product) {
     price: p.price,
     currency: p.currency,
     active: p.active,
+    recurring: p.recurring ? { interval: p.recurring.interval, interval_count: p.recurring.count, trial_days: p.recurring.trialDays } : null,
     created_at: p.createdAt.toISOString(),
     updated_at: p.updatedAt.toISOString(),
   };
@@ -133,6 +173,7 @@ export function createProductService({ db, clock, changes, soldByLink }: Product
         price: input.price,
         currency: input.currency,
         active: input.active,
+        ...recurringRow(input.recurring ?? null),
         created_at: now,
         updated_at: now,
       });
@@ -148,6 +189,7 @@ export function createProductService({ db, clock, changes, soldByLink }: Product
       }
       const row: Record<string, unknown> = {};
       for (const k of ['name', 'description', 'price', 'currency', 'active'] as const) if (input[k] !== undefined) row[k] = input[k];
+      if (input.recurring !== undefined) Object.assign(row, recurringRow(input.recurring));
       // Product links are priced in the currency they were created with: keep the two in step.
       if (input.currency !== undefined && input.currency !== product.currency) {
         if (await soldByLink(product.key)) {

@@ -19,7 +19,9 @@ import type { Limiter } from '../../core/rate-limit.ts';
 import { RESERVED_HANDLES, type Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
-import type { LineItem } from '../requests/index.ts';
+import { lineItemsView, type LineItem } from '../../core/line-items.ts';
+import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
+import { applyStep, chosenAmount, customAmountView, itemsView, orderChoiceFrom } from './order-view.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
 
@@ -115,7 +117,19 @@ export function cachedLookups(rt: Deps, ttlMs = 5_000): PayLookups {
 
 /** What a pay-page URL resolves to. */
 export type PayTarget =
-  | { kind: 'page'; merchant: Merchant; link: PayableLink | null; amount: number | null; currency: string; action: string; lines?: readonly LineItem[] }
+  | {
+      kind: 'page';
+      merchant: Merchant;
+      link: PayableLink | null;
+      amount: number | null;
+      currency: string;
+      action: string;
+      lines?: readonly LineItem[];
+      /** An items link's lines on sale (its active products); the amount is the customer's order. */
+      items?: readonly LinkItem[];
+      /** The customer chooses the amount within these bounds. */
+      custom?: CustomAmount;
+    }
   | { kind: 'limit_reached'; merchant: Merchant; link: PayableLink }
   /** Every slot left is held by checkouts under way (immediate capture): one may free up later. */
   | { kind: 'all_held'; merchant: Merchant; link: PayableLink }
@@ -181,6 +195,13 @@ export function linkTarget(merchant: Merchant, link: PayableLink, action: string
     if (!product || !product.active) return NOT_FOUND;
     return { kind: 'page', merchant, link, amount: product.price, currency: product.currency, action };
   }
+  if (link.type === 'items') {
+    // A product deactivated or deleted since is not on sale; with none left there is nothing to sell.
+    const items = link.items.filter((i) => i.product.active);
+    if (!items.length) return NOT_FOUND;
+    return { kind: 'page', merchant, link, amount: null, currency: link.currency, action, items };
+  }
+  if (link.customAmount) return { kind: 'page', merchant, link, amount: null, currency: link.currency, action, custom: link.customAmount };
   if (link.amount === null) return NOT_FOUND;
   return { kind: 'page', merchant, link, amount: link.amount, currency: link.currency, action };
 }
@@ -192,10 +213,23 @@ function maxOpenLabel(currency: string): string {
   return formatMoney(maxOpenAmount(currency), currency);
 }
 
-function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null } = {}) {
+/** What a pay form carries back when it is shown again: what was typed, the messages, the order. */
+interface PageForm {
+  values?: Record<string, string>;
+  errors?: Record<string, string>;
+  recipient?: string | null;
+  /** An items link's order as posted (quantities, plan); absent: the defaults. */
+  order?: OrderChoice;
+  /** Said above the form (the total changed since the page was shown). */
+  notice?: string;
+}
+
+function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
   const { merchant, link } = t;
   const product = link?.type === 'product' ? link.product : null;
   // What a customer can still get: slots held by checkouts under way are not on offer.
+  const items = t.items ? itemsView(t.items, t.currency, form.order ?? (form.values ? orderChoiceFrom(form.values, t.items) : defaultChoice()), form.errors) : null;
+  const custom = t.custom ? customAmountView(t.custom, t.currency, maxOpenAmount(t.currency), form.values ?? {}) : null;
   const left = link?.showRemaining ? remaining({ paymentLimit: link.paymentLimit, paidCount: link.paidCount + link.heldCount }) : null;
   return {
     // The layout appends the merchant's name: "Summer sale · Acme", "Make a payment · Acme".
@@ -208,9 +242,12 @@ function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, 
     // A request named after its description shows it once.
     description: link ? (link.description === link.name ? null : link.description) : t.amount === null ? 'Enter the amount you would like to pay.' : null,
     product: product ? { name: product.name, description: product.description, price: formatMoney(product.price, product.currency) } : null,
-    amount: t.amount === null ? null : formatMoney(t.amount, t.currency),
-    lines: t.lines?.length ? t.lines.map((l) => ({ description: l.description, quantity: l.quantity, unit: formatMoney(l.unitAmount, t.currency), total: formatMoney(l.quantity * l.unitAmount, t.currency) })) : null,
-    open: t.amount === null ? { currency: t.currency, symbol: currencySymbol(t.currency), max: maxOpenLabel(t.currency) } : null,
+    amount: t.amount === null ? (items?.total ?? null) : formatMoney(t.amount, t.currency),
+    items,
+    custom,
+    notice: form.notice ?? null,
+    lines: t.lines?.length ? lineItemsView(t.lines, t.currency) : null,
+    open: t.amount === null && !items && !custom ? { currency: t.currency, symbol: currencySymbol(t.currency), max: maxOpenLabel(t.currency) } : null,
     remaining: left,
     // A link sent to a customer carries their signed id (?c=); the checkout reads it back from the URL.
     action: form.recipient ? `${t.action}?c=${encodeURIComponent(form.recipient)}` : t.action,
@@ -300,7 +337,8 @@ export interface PayPageHandlers {
  */
 export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer): PayPageHandlers {
   // Small: three short fields. Only on the POST routes, so GETs never parse anything.
-  const body = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 });
+  // An items link posts a quantity per product (links/items.ts ITEMS_MAX) besides the contact fields.
+  const body = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 + ITEMS_MAX });
 
   async function show(req: Request, res: Response, target: PayTarget, status = 200, form?: Parameters<typeof pageView>[2], lookups: PayLookups = cached): Promise<void> {
     switch (target.kind) {
@@ -336,7 +374,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
         if (methods.formOrigins.length) res.locals.allowFormAction(methods.formOrigins);
         res.set('Cache-Control', 'no-store');
         // The plain page (most visits) is rendered once per version of the link (RenderedPages).
-        if (status === 200 && !form?.values && !form?.errors && !form?.recipient) return sendHtml(req, res, pages.get(target, methods).parts.join(res.locals.cspNonce as string));
+        if (status === 200 && !form?.values && !form?.errors && !form?.recipient && !form?.order && !form?.notice) return sendHtml(req, res, pages.get(target, methods).parts.join(res.locals.cspNonce as string));
         return render(req, res, 'pay/page', pageView(target, methods, form), status);
       }
     }
@@ -371,7 +409,9 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     if (typeof back === 'string' && back.length <= 64) {
       const s = await rt.checkout.getSession(back);
       if (s && s.status !== 'completed' && s.merchantKey === target.merchant.key && s.linkKey === (target.link?.key ?? null) && s.currency === target.currency) {
-        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null ? { amount: toDecimalString(s.amount, s.currency) } : {}) };
+        // An items order comes back with its quantities (the lines it bought, by product).
+        const quantities = Object.fromEntries((target.items ?? []).map((i) => [quantityField(i.product.id), String(s.lineItems.find((l) => l.productId === i.product.id)?.quantity ?? 0)]));
+        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null && !target.items ? { amount: toDecimalString(s.amount, s.currency) } : {}), ...quantities };
       }
     }
     const id = rt.tokens.recipientOf(recipientParam(req));
@@ -468,26 +508,56 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
 
   async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
     if (target.kind !== 'page') return show(req, res, target, target.kind === 'all_held' ? 409 : 200);
+    const raw = (req.body ?? {}) as Record<string, unknown>;
+    const order = target.items ? orderChoiceFrom(raw, target.items) : undefined;
+    const typed = () => Object.fromEntries(['name', 'email', 'amount', 'amount_other', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
+    const again = (status: number, errors: Record<string, string>, extra: Partial<PageForm> = {}) => show(req, res, target, status, { values: typed(), errors, recipient: recipientParam(req), order, ...extra }, fresh);
+    const invalid = (errors: Record<string, string>) => again(422, errors);
+    // A quantity stepper (+/−) or "Update total": the page again with the new quantities. Nothing is
+    // written, so, like showing the page, it does not count as a checkout attempt.
+    if (target.items && typeof raw.step === 'string') {
+      const stepped = applyStep(target.items, order!, raw.step.slice(0, 80));
+      const priced = priceOrder(target.items, target.currency, stepped);
+      return again(priced.ok ? 200 : 422, priced.ok ? {} : priced.errors, { order: stepped });
+    }
     const limited = await overLimit(req, target);
     if (limited) return show(req, res, limited);
-    const raw = (req.body ?? {}) as Record<string, unknown>;
-    const invalid = (errors: Record<string, string>) => {
-      const values = Object.fromEntries(['name', 'email', 'amount', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
-      return show(req, res, target, 422, { values, errors, recipient: recipientParam(req) }, fresh);
-    };
     const methods = await fresh.methods(target.merchant.key);
-    const parsed = parseCheckoutForm(req.body, target.amount === null ? { currency: target.currency } : null);
+    // A customer-chosen amount: a suggested one or "Other" (order-view.ts chosenAmount).
+    const chosen = target.custom ? chosenAmount(raw) : null;
+    const parsed = parseCheckoutForm(chosen ? { ...raw, amount: chosen.ok ? chosen.text : '' } : req.body, target.amount === null && !target.items ? { currency: target.currency } : null);
+    const errors: Record<string, string> = parsed.ok ? {} : { ...parsed.errors };
+    if (chosen && !chosen.ok) errors.amount = chosen.message;
+    else if (target.custom && parsed.ok) {
+      const { min, max } = target.custom;
+      if (parsed.value.amount! < min) errors.amount = `The amount must be at least ${formatMoney(min, target.currency)}.`;
+      else if (max !== null && parsed.value.amount! > max) errors.amount = `The amount can be at most ${formatMoney(max, target.currency)}.`;
+    }
+    // An items order is priced here, from the link: posted prices are never read, quantities are bounded.
+    const priced = target.items ? priceOrder(target.items, target.currency, order!) : null;
+    if (priced && !priced.ok) Object.assign(errors, priced.errors);
+    if (priced?.ok && priced.order.recurring) {
+      // No provider takes subscriptions yet (the plugin API has no subscription capability).
+      errors.plan = sections(target.items!).oneTime.length
+        ? 'Subscriptions cannot be paid online here yet. Choose “No plan”, or contact the business to subscribe.'
+        : 'Subscriptions cannot be paid online here yet. Please contact the business to subscribe.';
+    }
     // Several methods: the customer must pick one of those shown; one: the field is not needed (and ignored).
     const provider = methods.options.length === 1 ? methods.options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
-    const providerError: Record<string, string> = methods.options.length > 1 && !methods.options.some((o) => o.id === provider) ? { provider: 'Choose how you want to pay.' } : {};
-    if (!parsed.ok || Object.keys(providerError).length) return invalid({ ...(parsed.ok ? {} : parsed.errors), ...providerError });
+    if (methods.options.length > 1 && !methods.options.some((o) => o.id === provider)) errors.provider = 'Choose how you want to pay.';
+    if (!parsed.ok || Object.keys(errors).length) return invalid(errors);
     const form: CheckoutForm = parsed.value;
-    const amount = target.amount ?? form.amount!;
+    // The total the page showed, when the quantities typed since change it: show the new total first.
+    if (priced?.ok && typeof raw.shown_total === 'string' && raw.shown_total !== String(priced.order.total)) {
+      return again(200, {}, { notice: `Your total is now ${formatMoney(priced.order.total, target.currency)}. Check your order and pay.` });
+    }
+    const amount = priced?.ok ? priced.order.total : target.amount ?? form.amount!;
+    const lineItems = priced?.ok ? priced.order.lines : target.lines;
     const customerKey = await payingCustomer(req, target);
     let next;
     try {
       // "Cancel and go back" on the provider's page returns to this very page (with its ?c=).
-      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl }));
+      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, lineItems, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl }));
     } catch (err) {
       // The merchant changed their payment methods since the page was shown.
       if (err instanceof ValidationError) return invalid(err.byField());

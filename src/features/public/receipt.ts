@@ -4,6 +4,7 @@
  * `?continue=1` adds the merchant's "continue" button for links that open their redirect URL in a
  * new tab; that URL always comes from the link, never from the query string.
  */
+import { lineItemsView } from '../../core/line-items.ts';
 import express, { type Request, type Response } from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
@@ -91,6 +92,8 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       refresh: state === 'processing' ? 5 : null,
       amount: formatMoney(payment.amount, payment.currency),
       linkName: session?.link?.name ?? null,
+      // What was bought, line by line (an items link's order, a payment request's list).
+      lines: session?.lineItems.length ? lineItemsView(session.lineItems, payment.currency) : null,
       customerName: session?.customerName ?? null,
       // "Visa •••• 4242" when the provider reported how the customer paid.
       paymentMethod: formatPaymentMethod(payment.paymentMethod),

@@ -28,6 +28,7 @@ import type { Limiter } from '../../core/rate-limit.ts';
 import type { Badge } from '../../web/view.ts';
 import { checkAmountCap, ownScope, whereMadeBy, type OwnScope } from '../../core/access.ts';
 import { statusBadge } from './view.ts';
+import { lineItemsFromText, lineItemsJson, lineItemsToText, lineItemsTotal, type LineItem } from '../../core/line-items.ts';
 
 export type RequestStatus = 'pending' | 'paid' | 'expired' | 'cancelled';
 export type RequestSource = 'api' | 'dashboard' | 'text_to_pay' | 'import';
@@ -84,11 +85,7 @@ const lineItemSchema = z.strictObject({
   unit_amount: money.min(0, 'unit_amount cannot be negative.').max(MAX_MINOR, 'unit_amount is too large.'),
 });
 
-export interface LineItem {
-  description: string;
-  quantity: number;
-  unitAmount: number;
-}
+export type { LineItem };
 
 const createSchema = z.strictObject({
   // Required, unless line items give it (then, if given, it must equal their total).
@@ -186,7 +183,7 @@ export function checkRequest(raw: unknown, ctx: CheckContext): CheckResult {
   let amount = input.amount ?? null;
   const lineItems: LineItem[] = (input.line_items ?? []).map((i) => ({ description: i.description, quantity: i.quantity, unitAmount: i.unit_amount }));
   if (lineItems.length) {
-    const total = lineItems.reduce((t, i) => t + i.quantity * i.unitAmount, 0);
+    const total = lineItemsTotal(lineItems) ?? MAX_MINOR + 1;
     if (total < 1) errors.push({ field: 'line_items', code: 'invalid_amount', message: 'The line items add up to nothing: their total must be greater than zero.' });
     else if (total > MAX_MINOR) errors.push({ field: 'line_items', code: 'invalid_amount', message: 'The line items add up to more than the largest amount a request can ask for.' });
     else if (amount !== null && amount !== total) errors.push({ field: 'amount', code: 'amount_mismatch', message: `amount (${amount}) must equal the line items’ total (${total}), or be left out.` });
@@ -350,7 +347,7 @@ export function createRequestService(deps: RequestDeps) {
           expiredAt: toDateOrNull(r.expired_at),
           allowRefresh: Boolean(r.allow_refresh),
           notifyBeforeExpiry: r.notify_before_expiry === null || r.notify_before_expiry === undefined ? null : Number(r.notify_before_expiry),
-          lineItems: r.line_items ? (JSON.parse(r.line_items) as LineItem[]) : [],
+          lineItems: lineItemsFromText(r.line_items),
           refreshedFrom: r.refreshed_from_id ? idOf.get(Number(r.refreshed_from_id)) ?? null : null,
           refreshedTo: successorOf.get(Number(r.id))?.public_id ?? null,
           refreshedToAt: successorOf.has(Number(r.id)) ? toDate(successorOf.get(Number(r.id))!.created_at) : null,
@@ -483,7 +480,7 @@ export function createRequestService(deps: RequestDeps) {
         metadata: v.metadata && Object.keys(v.metadata).length ? JSON.stringify(v.metadata) : null,
         allow_refresh: v.allowRefresh ?? merchant.requestAllowRefresh,
         notify_before_expiry: v.notifyBeforeExpiry,
-        line_items: v.lineItems.length ? JSON.stringify(v.lineItems) : null,
+        line_items: lineItemsToText(v.lineItems),
         refreshed_from_id: by.refreshing?.key ?? null,
         ...(by.importKey ? { import_id: by.importKey } : {}),
         created_at: now,
@@ -811,7 +808,7 @@ export function requestJson(r: PaymentRequest, url: string, customer: { id: stri
     link_id: r.link.id,
     allow_refresh: r.allowRefresh,
     notify_before_expiry: r.notifyBeforeExpiry,
-    line_items: r.lineItems.map((i) => ({ description: i.description, quantity: i.quantity, unit_amount: i.unitAmount, amount: i.quantity * i.unitAmount })),
+    line_items: lineItemsJson(r.lineItems),
     refreshed_from: r.refreshedFrom,
     refreshed_to: r.refreshedTo,
     cancelled_at: r.cancelledAt?.toISOString() ?? null,

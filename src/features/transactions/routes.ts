@@ -5,6 +5,7 @@ import { flash, wantsFragment, type Renderer } from '../../core/http.ts';
 import { AppError, NotFoundError } from '../../core/errors.ts';
 import { randomToken } from '../../core/ids.ts';
 import { streamCsv } from '../../core/csv.ts';
+import { lineItemsSummary } from '../../core/line-items.ts';
 import { formatMoney, parseDecimalAmount, toDecimalString } from '../../core/money.ts';
 import { dateTimeIn, dayKeyIn, dayPattern } from '../../core/time.ts';
 import type { Merchant } from '../merchants/index.ts';
@@ -17,7 +18,7 @@ import { attributionOf, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuer
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'analytics' | 'apiKeys' | 'clock' | 'config' | 'links' | 'merchants' | 'payments' | 'refunds' | 'registries'>;
 
-const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded'];
+const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded', 'line_items'];
 const VIEW_COLUMNS = ['id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
 
 /** The Transactions page, a payment's detail page, and CSV exports (mounted under /app). */
@@ -63,6 +64,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
         p.provider,
         p.providerRef,
         toDecimalString(p.amountRefunded, p.currency),
+        lineItemsSummary(p.lineItems),
       ],
     });
   });
