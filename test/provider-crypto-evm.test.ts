@@ -1,0 +1,336 @@
+// provider-crypto-evm against a real chain: ganache on loopback, an ERC-20 compiled with solc and
+// deployed in the test, real transfers from test wallets, and the watcher run as the scheduled job
+// it is in production (through a JSON-RPC proxy that can fail). The merchant's addresses come from
+// a known test xpub and must equal what a standard wallet library derives from the mnemonic.
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { mnemonicToAccount } from 'viem/accounts';
+import type { Hex } from 'viem';
+import { forEachTarget } from './support/targets.ts';
+import { build, signUp, type TestEnv } from './support/harness.ts';
+import { startChain, rpcProxy, TEST_MNEMONIC, TEST_XPUB, CHAIN_ID, type Chain } from './support/evm.ts';
+import { deriveAddress, parseXpub } from '../plugins/provider-crypto-evm/chain.ts';
+import { verificationCode } from '../plugins/provider-crypto-evm/index.ts';
+import type { Merchant } from '../src/features/merchants/repository.ts';
+import type { Link } from '../src/features/links/service.ts';
+import { ValidationError } from '../src/core/errors.ts';
+
+const START = new Date('2026-03-02T09:00:00Z');
+const MINUTE = 60_000;
+const CONFIRMATIONS = 3;
+const SCAN = 'plugin.provider-crypto-evm.scan';
+
+describe('provider-crypto-evm: addresses from an xpub', () => {
+  it('derives the same receiving addresses as a standard wallet library does from the mnemonic', () => {
+    const key = parseXpub(TEST_XPUB)!;
+    for (const i of [0, 1, 2, 7, 1000]) expect(deriveAddress(key, i)).to.equal(mnemonicToAccount(TEST_MNEMONIC, { addressIndex: i }).address);
+  });
+  it('rejects what is not an extended public key, and private keys', () => {
+    expect(parseXpub('xpub123')).to.equal(null);
+    expect(parseXpub(TEST_XPUB.slice(0, -1) + (TEST_XPUB.endsWith('P') ? 'Q' : 'P')), 'bad checksum').to.equal(null);
+    expect(parseXpub('xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi'), 'an xprv').to.equal(null);
+  });
+  it('gives every checkout a short verification code', () => {
+    expect(verificationCode('cs_aaaaaaaaaaaaaaaaaaaaaa')).to.match(/^[2-9A-HJ-NP-Z]{3}-[2-9A-HJ-NP-Z]{3}$/);
+    expect(verificationCode('cs_aaaaaaaaaaaaaaaaaaaaaa')).to.not.equal(verificationCode('cs_aaaaaaaaaaaaaaaaaaaaab'));
+  });
+});
+
+forEachTarget('provider-crypto-evm (ganache)', (target) => {
+  let chain: Chain;
+  let proxy: Awaited<ReturnType<typeof rpcProxy>>;
+  let env: TestEnv;
+  let shop: Merchant;
+  let usdt: Hex;
+  let dai: Hex;
+
+  before(async function () {
+    this.timeout(120_000);
+    chain = await startChain(START);
+    usdt = await chain.deploy('USDT', 6);
+    dai = await chain.deploy('DAI', 18);
+    proxy = await rpcProxy(chain.url);
+    const config = {
+      networks: [
+        {
+          id: 'testnet',
+          name: 'Testnet',
+          chainId: CHAIN_ID,
+          rpcUrl: proxy.url,
+          confirmations: CONFIRMATIONS,
+          startBlock: await chain.blockNumber(),
+          maxBlockRange: 4,
+          tokens: [
+            { symbol: 'USDT', address: usdt, decimals: 6, currency: 'USD' },
+            { symbol: 'DAI', address: dai, decimals: 18, currency: 'USD' },
+          ],
+        },
+      ],
+      rpcBackoffMs: 1,
+      watchHours: 24,
+    };
+    env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(config) } });
+    const owner = await signUp(env.app, { name: 'Harbour Yoga' });
+    shop = (await env.rt.services.merchants.getByHandle(owner.handle))!;
+    await env.rt.services.providers.update(shop.key, 'crypto-evm', { enabled: true, settings: { xpub: TEST_XPUB, tokens: ['testnet:usdt', 'testnet:dai'] } });
+  });
+  after(async () => {
+    await env?.close();
+    await proxy?.close();
+    await chain?.close();
+  });
+
+  let made = 0;
+  const newLink = (amount = 2500, limit: number | null = null) => env.rt.services.links.create(shop, { type: 'amount', name: `Class ${++made}`, amount, currency: 'USD', payment_limit: limit });
+  const begin = async (link: Link, amount = 2500) => {
+    const r = await env.rt.services.checkout.start(shop, link, { amount, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+    const rec = (await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'sessions', unique_key: r.session.id }).first()) as { data: string };
+    return { ...r, data: JSON.parse(rec.data) as { address: Hex; index: number; code: string; state: string; pending: unknown[]; transfers: { txHash: string }[] } };
+  };
+  const sessionData = async (sessionId: string) => JSON.parse(((await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'sessions', unique_key: sessionId }).first()) as { data: string }).data);
+  const paymentRow = (id: string) => env.rt.db('payments').where({ public_id: id }).first();
+  const events = async (type: string, paymentId: string) =>
+    ((await env.rt.db('events').where({ type }).select('payload')) as { payload: string }[]).map((r) => JSON.parse(r.payload)).filter((p) => p.paymentId === paymentId);
+  const scan = async () => {
+    await env.rt.jobs.enqueue(env.rt.db, SCAN, {});
+    await env.rt.jobs.drain();
+  };
+  /** Moves Paylink's clock and the chain's together. */
+  const later = async (ms: number) => {
+    env.clock.advance(ms);
+    await chain.increaseTime(Math.round(ms / 1000));
+    await chain.mine(1);
+  };
+
+  it('validates the merchant settings by field: a bad xpub, an unknown token; shows the first address', async () => {
+    const bad = await env.rt.services.providers.update(shop.key, 'crypto-evm', { settings: { xpub: 'not-a-key', tokens: ['testnet:usdt'] } }).then(() => null, (e) => e);
+    expect(bad).to.be.instanceOf(ValidationError);
+    expect(bad.errors.map((e: { field: string }) => e.field)).to.include('settings.xpub');
+    const unknown = await env.rt.services.providers.update(shop.key, 'crypto-evm', { settings: { xpub: TEST_XPUB, tokens: ['mainnet:shib'] } }).then(() => null, (e) => e);
+    expect(unknown.errors.map((e: { field: string }) => e.field)).to.include('settings.tokens');
+    const saved = await env.rt.services.providers.get(shop.key, 'crypto-evm');
+    expect(saved.settings.firstAddress).to.equal(mnemonicToAccount(TEST_MNEMONIC, { addressIndex: 0 }).address);
+    expect(saved.settings.tokens, 'the failed saves changed nothing').to.deep.equal(['testnet:usdt', 'testnet:dai']);
+  });
+
+  it('gives each checkout its own address: consecutive indexes, none shared, under concurrency', async () => {
+    const link = await newLink();
+    const started = await Promise.all(Array.from({ length: 8 }, () => begin(link)));
+    const indexes = started.map((s) => s.data.index).sort((a, b) => a - b);
+    expect(new Set(indexes).size).to.equal(8);
+    expect(indexes[7] - indexes[0], 'no gaps').to.equal(7);
+    for (const s of started) expect(s.data.address).to.equal(mnemonicToAccount(TEST_MNEMONIC, { addressIndex: s.data.index }).address);
+  });
+
+  it('exact payment: confirming (1 of 3) on the tracker, then paid with its tx hash after 3 confirmations', async function () {
+    this.timeout(30_000);
+    const link = await newLink(2500);
+    const s = await begin(link);
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+    const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(page.text).to.include('1 of 3 confirmations').and.include('25.00 USDT').and.include(s.data.address).and.include(s.data.code).and.include('<svg');
+    await chain.mine(CONFIRMATIONS - 1);
+    await scan();
+    const row = await paymentRow(s.payment.id);
+    expect(row.status).to.equal('paid');
+    expect(JSON.parse(row.payment_method)).to.deep.include({ type: 'crypto', brand: 'usdt', network: 'testnet', txHashes: [tx] });
+    expect(await events('payment.succeeded', s.payment.id)).to.have.length(1);
+    expect(await events('payment.overpaid', s.payment.id)).to.have.length(0);
+    const api = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(api.text).to.include('Paid.');
+  });
+
+  it('two transfers in two tokens (6 and 18 decimals) add up to the price: paid, both hashes recorded', async function () {
+    this.timeout(30_000);
+    const s = await begin(await newLink(2500));
+    const a = await chain.transfer(usdt, 1, s.data.address, 10_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+    const partial = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(partial.text).to.include('Partly paid').and.include('15.00 USD');
+    const b = await chain.transfer(dai, 2, s.data.address, 15n * 10n ** 18n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    const row = await paymentRow(s.payment.id);
+    expect(row.status).to.equal('paid');
+    expect(JSON.parse(row.payment_method).txHashes).to.deep.equal([a, b]);
+  });
+
+  it('overpaid: paid, and payment.overpaid carries what arrived', async function () {
+    this.timeout(30_000);
+    const s = await begin(await newLink(2500));
+    const tx = await chain.transfer(usdt, 1, s.data.address, 30_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    const [over] = await events('payment.overpaid', s.payment.id);
+    expect(over).to.deep.include({ amount: 2500, amountReceived: 3000, currency: 'USD', provider: 'crypto-evm', txHashes: [tx] });
+  });
+
+  it('underpaid: keeps watching until the end, then the payment fails and payment.underpaid says what came; the slot is free again', async function () {
+    this.timeout(30_000);
+    const link = await newLink(2500, 1);
+    const s = await begin(link);
+    await chain.transfer(usdt, 1, s.data.address, 12_500_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+    expect(Number((await env.rt.db('links').where({ id: link.key }).first()).held_count)).to.equal(1);
+    await later(31 * MINUTE);
+    await scan();
+    const row = await paymentRow(s.payment.id);
+    expect([row.status, row.failure_code]).to.deep.equal(['failed', 'expired']);
+    const [under] = await events('payment.underpaid', s.payment.id);
+    expect(under).to.deep.include({ amount: 2500, amountReceived: 1250 });
+    const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(page.text).to.include('Underpaid').and.include('12.50 of 25.00');
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect([Number(l.held_count), Number(l.paid_count)]).to.deep.equal([0, 0]);
+  });
+
+  it('late: a transfer after the end is recorded as paid_late, counts nothing, and the customer is told', async function () {
+    this.timeout(30_000);
+    const link = await newLink(2500, 1);
+    const s = await begin(link);
+    await later(31 * MINUTE);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('failed');
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('failed');
+    const late = await events('payment.paid_late', s.payment.id);
+    expect(late, 'reported once').to.have.length(1);
+    expect(late[0]).to.deep.include({ amountReceived: 2500, txHashes: [tx] });
+    expect(Number((await env.rt.db('links').where({ id: link.key }).first()).paid_count)).to.equal(0);
+    const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(page.text).to.include('Arrived late');
+  });
+
+  it('a transfer to another checkout’s address never pays this one', async function () {
+    this.timeout(30_000);
+    const link = await newLink(2500);
+    const mine = await begin(link);
+    const other = await begin(link);
+    await chain.transfer(usdt, 1, other.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(other.payment.id)).status).to.equal('paid');
+    expect((await paymentRow(mine.payment.id)).status).to.equal('pending');
+    expect((await sessionData(mine.session.id)).transfers).to.deep.equal([]);
+  });
+
+  it('a reorg before confirmation: the transfer seen on its way disappears and pays nothing', async function () {
+    this.timeout(30_000);
+    const s = await begin(await newLink(2500));
+    const snap = await chain.snapshot();
+    await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await scan();
+    expect((await sessionData(s.session.id)).pending).to.have.length(1);
+    await chain.revert(snap);
+    await chain.mine(CONFIRMATIONS + 1);
+    await scan();
+    const d = await sessionData(s.session.id);
+    expect([d.pending, d.transfers]).to.deep.equal([[], []]);
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+  });
+
+  /** The eth_getLogs ranges asked since `from` (index in the proxy log), as [from, to] pairs. */
+  const ranges = (from: number) =>
+    proxy.log
+      .slice(from)
+      .filter((l) => l.method === 'eth_getLogs' && !l.failed)
+      .map((l) => {
+        const p = (l.params as { fromBlock: string; toBlock: string }[])[0];
+        return [Number(p.fromBlock), Number(p.toBlock)];
+      });
+  const cursor = async () => JSON.parse(((await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'cursors', unique_key: 'testnet' }).first()) as { data: string }).data).block as number;
+
+  it('an RPC that fails intermittently (503s, dropped connections): retried with backoff, every block read once in order, paid', async function () {
+    this.timeout(60_000);
+    const s = await begin(await newLink(2500));
+    const mark = proxy.log.length;
+    const before = await cursor();
+    await chain.mine(5);
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(6 + CONFIRMATIONS);
+    proxy.fail('eth_getLogs', 1, '503');
+    proxy.fail('eth_getLogs', 1, 'drop', 1);
+    proxy.fail('eth_blockNumber', 1, 'drop');
+    proxy.fail('eth_getBlockByNumber', 2, '503');
+    await scan();
+    proxy.heal();
+    expect(proxy.log.slice(mark).filter((l) => l.failed).length, 'the faults happened').to.be.at.least(4);
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    expect(JSON.parse((await paymentRow(s.payment.id)).payment_method).txHashes).to.deep.equal([tx]);
+    // Confirmed ranges are contiguous from the old cursor: nothing skipped, nothing read twice.
+    const confirmed = ranges(mark).filter(([, to]) => to <= (before as number) + 100);
+    let next = before + 1;
+    for (const [from, to] of confirmed.slice(0, -1)) {
+      expect(from).to.equal(next);
+      next = to + 1;
+    }
+  });
+
+  it('the watcher stopped mid-range (the RPC gone for good) resumes from its last recorded block in another process, and misses nothing', async function () {
+    this.timeout(60_000);
+    const s = await begin(await newLink(2500));
+    const before = await cursor();
+    await chain.mine(9); // > 2 chunks of 4 blocks before the transfer
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS + 4);
+    const mark = proxy.log.length;
+    // The first chunk goes through, then eth_getLogs fails past every retry: the scan job fails.
+    proxy.fail('eth_getLogs', 100, '503', 1);
+    await scan();
+    const stuck = await cursor();
+    expect(stuck, 'one chunk recorded').to.equal(before + 4);
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+    const job = await env.rt.db('jobs').where({ kind: SCAN }).orderBy('id', 'desc').first();
+    expect(job.last_error).to.match(/eth_getLogs/);
+    proxy.heal();
+    // "Restart": another runtime on the same database runs the next scan.
+    const sibling = await env.sibling();
+    try {
+      await sibling.jobs.enqueue(sibling.db, SCAN, {});
+      await sibling.jobs.drain();
+    } finally {
+      await sibling.close();
+    }
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    expect(JSON.parse((await paymentRow(s.payment.id)).payment_method).txHashes).to.deep.equal([tx]);
+    const asked = ranges(mark);
+    expect(asked[0][0]).to.equal(before + 1);
+    // Each successful confirmed range starts right after the previous one recorded (the first chunk was re-read: none).
+    const starts = asked.map(([from]) => from);
+    expect(starts.slice(0, 3)).to.deep.equal([before + 1, before + 5, before + 9]);
+  });
+
+  it('streams the tracker as server-sent events', async function () {
+    this.timeout(15_000);
+    const s = await begin(await newLink(2500));
+    const res = await supertest(env.app)
+      .get(`/p/provider-crypto-evm/pay/${s.session.id}/events`)
+      .buffer(true)
+      .parse((r, done) => {
+        let text = '';
+        r.on('data', (c: Buffer) => {
+          text += c.toString();
+          if (text.includes('\n\n')) (r as unknown as { destroy(): void }).destroy();
+        });
+        r.on('close', () => done(null, text));
+        r.on('end', () => done(null, text));
+      })
+      .catch((e) => e.response ?? { body: '' });
+    expect(String(res.body)).to.match(/^event: tracker\ndata: .*Waiting for your transfer/);
+  });
+
+  it('answers 404 for an unknown checkout', async () => {
+    await supertest(env.app).get('/p/provider-crypto-evm/pay/cs_0000000000000000000000').expect(404);
+    await supertest(env.app).get('/p/provider-crypto-evm/pay/nope').expect(404);
+  });
+});
