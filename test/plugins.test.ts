@@ -8,7 +8,7 @@ import { createRegistries } from '../src/core/plugins/registries.ts';
 import { definePlugin } from '../src/plugin-api.ts';
 import { fixturePlugin, pluginRow } from './fixtures/plugins/helpers.ts';
 
-const BUILTINS = ['action-customer-tags', 'channel-email', 'channel-outbox', 'channel-vonage', 'provider-sandbox', 'provider-stripe'];
+const BUILTINS = ['action-customer-tags', 'channel-email', 'channel-outbox', 'channel-vonage', 'provider-crypto-evm', 'provider-sandbox', 'provider-stripe'];
 
 function inline(def: ReturnType<typeof definePlugin>): PluginSource {
   return { source: `inline:${def.id}`, builtin: false, load: async () => ({ default: def }) };
