@@ -43,6 +43,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   let shop: Merchant;
   let usdt: Hex;
   let dai: Hex;
+  let startBlock: number;
 
   before(async function () {
     this.timeout(120_000);
@@ -58,7 +59,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
           chainId: CHAIN_ID,
           rpcUrl: proxy.url,
           confirmations: CONFIRMATIONS,
-          startBlock: await chain.blockNumber(),
+          startBlock: (startBlock = await chain.blockNumber()),
           maxBlockRange: 4,
           tokens: [
             { symbol: 'USDT', address: usdt, decimals: 6, currency: 'USD' },
@@ -248,7 +249,11 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
         const p = (l.params as { fromBlock: string; toBlock: string }[])[0];
         return [Number(p.fromBlock), Number(p.toBlock)];
       });
-  const cursor = async () => JSON.parse(((await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'cursors', unique_key: 'testnet' }).first()) as { data: string }).data).block as number;
+  /** The last block the watcher recorded (before its first scan: the one below the configured start). */
+  const cursor = async () => {
+    const row = (await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'cursors', unique_key: 'testnet' }).first()) as { data: string } | undefined;
+    return row ? (JSON.parse(row.data).block as number) : startBlock - 1;
+  };
 
   it('an RPC that fails intermittently (503s, dropped connections): retried with backoff, every block read once in order, paid', async function () {
     this.timeout(60_000);
@@ -267,13 +272,15 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     expect(proxy.log.slice(mark).filter((l) => l.failed).length, 'the faults happened').to.be.at.least(4);
     expect((await paymentRow(s.payment.id)).status).to.equal('paid');
     expect(JSON.parse((await paymentRow(s.payment.id)).payment_method).txHashes).to.deep.equal([tx]);
-    // Confirmed ranges are contiguous from the old cursor: nothing skipped, nothing read twice.
-    const confirmed = ranges(mark).filter(([, to]) => to <= (before as number) + 100);
+    // The confirmed ranges asked run back to back from the old cursor to the new one: none skipped, none read twice.
+    const after = await cursor();
+    expect(after).to.equal((await chain.blockNumber()) - CONFIRMATIONS + 1);
     let next = before + 1;
-    for (const [from, to] of confirmed.slice(0, -1)) {
+    for (const [from, to] of ranges(mark).filter(([from]) => from <= after)) {
       expect(from).to.equal(next);
       next = to + 1;
     }
+    expect(next - 1).to.equal(after);
   });
 
   it('the watcher stopped mid-range (the RPC gone for good) resumes from its last recorded block in another process, and misses nothing', async function () {
@@ -308,6 +315,37 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     // Each successful confirmed range starts right after the previous one recorded (the first chunk was re-read: none).
     const starts = asked.map(([from]) => from);
     expect(starts.slice(0, 3)).to.deep.equal([before + 1, before + 5, before + 9]);
+  });
+
+  it('holds on a limit-3 link: 10 concurrent checkouts, 3 hold a slot; a late transfer on the full link is flagged, never counted', async function () {
+    this.timeout(60_000);
+    const link = await newLink(2500, 3);
+    const tries = await Promise.allSettled(Array.from({ length: 10 }, () => begin(link)));
+    const started = tries.filter((t) => t.status === 'fulfilled').map((t) => (t as PromiseFulfilledResult<Awaited<ReturnType<typeof begin>>>).value);
+    expect(started).to.have.length(3);
+    for (const t of tries.filter((x) => x.status === 'rejected')) expect((t as PromiseRejectedResult).reason).to.include({ code: 'spots_held' });
+    expect(new Set(started.map((s) => s.data.address)).size).to.equal(3);
+    // Two pay; the third lets its timer run out, and its slot goes to a newcomer who pays.
+    for (const s of started.slice(0, 2)) await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await later(31 * MINUTE);
+    await scan();
+    await env.rt.jobs.enqueue(env.rt.db, 'links.release_holds', {});
+    await env.rt.jobs.drain();
+    const newcomer = await begin(link);
+    await chain.transfer(usdt, 2, newcomer.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect(await Promise.all([...started, newcomer].map(async (s) => (await paymentRow(s.payment.id)).status))).to.deep.equal(['paid', 'paid', 'failed', 'paid']);
+    // The one who ran out of time pays now, on a full link: recorded as late, not counted.
+    const late = started[2];
+    await chain.transfer(usdt, 3, late.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect(await events('payment.paid_late', late.payment.id)).to.have.length(1);
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect([Number(l.paid_count), Number(l.held_count), Boolean(l.active)]).to.deep.equal([3, 0, false]);
   });
 
   it('streams the tracker as server-sent events', async function () {
