@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import supertest from 'supertest';
 import { mnemonicToAccount } from 'viem/accounts';
 import type { Hex } from 'viem';
-import { forEachTarget } from './support/targets.ts';
+import { forEachTarget, TARGETS } from './support/targets.ts';
+import { useBrowser, serve, PHONE, type ServedEnv, type TrackedPage } from './support/browser.ts';
 import { build, signUp, type TestEnv } from './support/harness.ts';
 import { startChain, rpcProxy, TEST_MNEMONIC, TEST_XPUB, CHAIN_ID, type Chain } from './support/evm.ts';
 import { deriveAddress, parseXpub } from '../plugins/provider-crypto-evm/chain.ts';
@@ -36,6 +37,35 @@ describe('provider-crypto-evm: addresses from an xpub', () => {
   });
 });
 
+/** Ganache with two stablecoins (6 and 18 decimals) behind a fault-injecting RPC proxy, and the plugin's config for it. */
+async function testChain(opts: { maxBlockRange: number }) {
+  const chain = await startChain(START);
+  const usdt = await chain.deploy('USDT', 6);
+  const dai = await chain.deploy('DAI', 18);
+  const proxy = await rpcProxy(chain.url);
+  const startBlock = await chain.blockNumber();
+  const config = {
+    networks: [
+      {
+        id: 'testnet',
+        name: 'Testnet',
+        chainId: CHAIN_ID,
+        rpcUrl: proxy.url,
+        confirmations: CONFIRMATIONS,
+        startBlock,
+        maxBlockRange: opts.maxBlockRange,
+        tokens: [
+          { symbol: 'USDT', address: usdt, decimals: 6, currency: 'USD' },
+          { symbol: 'DAI', address: dai, decimals: 18, currency: 'USD' },
+        ],
+      },
+    ],
+    rpcBackoffMs: 1,
+    watchHours: 24,
+  };
+  return { chain, usdt, dai, proxy, startBlock, config };
+}
+
 forEachTarget('provider-crypto-evm (ganache)', (target) => {
   let chain: Chain;
   let proxy: Awaited<ReturnType<typeof rpcProxy>>;
@@ -44,32 +74,11 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   let usdt: Hex;
   let dai: Hex;
   let startBlock: number;
+  let config: Record<string, unknown>;
 
   before(async function () {
     this.timeout(120_000);
-    chain = await startChain(START);
-    usdt = await chain.deploy('USDT', 6);
-    dai = await chain.deploy('DAI', 18);
-    proxy = await rpcProxy(chain.url);
-    const config = {
-      networks: [
-        {
-          id: 'testnet',
-          name: 'Testnet',
-          chainId: CHAIN_ID,
-          rpcUrl: proxy.url,
-          confirmations: CONFIRMATIONS,
-          startBlock: (startBlock = await chain.blockNumber()),
-          maxBlockRange: 4,
-          tokens: [
-            { symbol: 'USDT', address: usdt, decimals: 6, currency: 'USD' },
-            { symbol: 'DAI', address: dai, decimals: 18, currency: 'USD' },
-          ],
-        },
-      ],
-      rpcBackoffMs: 1,
-      watchHours: 24,
-    };
+    ({ chain, usdt, dai, proxy, startBlock, config } = await testChain({ maxBlockRange: 4 }));
     env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(config) } });
     const owner = await signUp(env.app, { name: 'Harbour Yoga' });
     shop = (await env.rt.services.merchants.getByHandle(owner.handle))!;
@@ -370,5 +379,102 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   it('answers 404 for an unknown checkout', async () => {
     await supertest(env.app).get('/p/provider-crypto-evm/pay/cs_0000000000000000000000').expect(404);
     await supertest(env.app).get('/p/provider-crypto-evm/pay/nope').expect(404);
+  });
+});
+
+describe('provider-crypto-evm pay page in Chromium at 390 px', function () {
+  this.timeout(120_000);
+  const browser = useBrowser();
+  let t: Awaited<ReturnType<typeof testChain>>;
+  let env: ServedEnv;
+  let shop: Merchant;
+  let tab: TrackedPage;
+
+  before(async () => {
+    t = await testChain({ maxBlockRange: 100 });
+    env = await serve(TARGETS[0], { env: { PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(t.config) } });
+    const owner = await signUp(env.app, { name: 'Harbour Yoga' });
+    shop = (await env.rt.services.merchants.getByHandle(owner.handle))!;
+    await env.rt.services.providers.update(shop.key, 'crypto-evm', { enabled: true, settings: { xpub: TEST_XPUB, tokens: ['testnet:usdt', 'testnet:dai'] } });
+    tab = await browser().newPage({ viewport: PHONE });
+  });
+  after(async () => {
+    await tab?.close();
+    await env?.close();
+    await t?.proxy.close();
+    await t?.chain.close();
+  });
+
+  const scan = async () => {
+    await env.rt.jobs.enqueue(env.rt.db, SCAN, {});
+    await env.rt.jobs.drain();
+  };
+  const begin = async () => {
+    const link = await env.rt.services.links.create(shop, { type: 'amount', name: 'Sunrise class', amount: 2500, currency: 'USD', payment_limit: null });
+    const r = await env.rt.services.checkout.start(shop, link, { amount: 2500, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+    const rec = (await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'sessions', unique_key: r.session.id }).first()) as { data: string };
+    return { ...r, url: `${env.origin}/p/provider-crypto-evm/pay/${r.session.id}`, address: JSON.parse(rec.data).address as Hex };
+  };
+  /** Shows the page, checks it fits 390 px and behaved, and saves a screenshot. */
+  const look = async (name: string, text: RegExp) => {
+    await tab.page.locator('#tracker').filter({ hasText: text }).waitFor();
+    const overflow = (await tab.page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+    expect(overflow, `${name}: nothing wider than the phone`).to.be.at.most(0);
+    await tab.screenshot(`crypto-${name}-390`);
+    tab.assertClean();
+  };
+
+  it('waiting → confirming (live, without reload) → paid; the copy buttons and the QR are there', async () => {
+    const s = await begin();
+    await tab.page.goto(s.url);
+    await look('waiting', /Waiting for your transfer/);
+    expect(await tab.page.locator('button[data-copy]').first().isVisible()).to.equal(true);
+    expect(await tab.page.locator('.cx-qr svg').count()).to.equal(1);
+    expect(await tab.page.locator('.cx-countdown').textContent()).to.match(/^\d+:\d\d$/);
+    const marker = await tab.page.evaluate('window.__same = 1');
+    await t.chain.transfer(t.usdt, 1, s.address, 25_000_000n);
+    await scan();
+    await look('confirming', /1 of 3 confirmations/);
+    expect(await tab.page.evaluate('window.__same'), 'the tracker updated in place (SSE)').to.equal(marker);
+    await t.chain.mine(CONFIRMATIONS);
+    await scan();
+    await look('paid', /Paid\./);
+    expect(await tab.page.getByRole('link', { name: 'See your receipt' }).count()).to.equal(1);
+  });
+
+  it('partly paid, then underpaid when the time runs out; expired with nothing sent', async () => {
+    const s = await begin();
+    const empty = await begin();
+    await t.chain.transfer(t.usdt, 1, s.address, 10_000_000n);
+    await t.chain.mine(CONFIRMATIONS);
+    await scan();
+    await tab.page.goto(s.url);
+    await look('partial', /Partly paid.*15\.00 USD/);
+    expect(await tab.page.locator('.cx-amount').textContent()).to.equal('15.00 USDT');
+    env.clock.advance(31 * MINUTE);
+    await t.chain.increaseTime(31 * 60);
+    await t.chain.mine(1);
+    await scan();
+    await tab.page.goto(s.url);
+    await look('underpaid', /Underpaid/);
+    await tab.page.goto(empty.url);
+    await look('expired', /Time ran out/);
+  });
+
+  it('works without JavaScript: the refresh link shows what arrived', async () => {
+    const s = await begin();
+    const nojs = await browser().newPage({ viewport: PHONE, javaScriptEnabled: false });
+    try {
+      await nojs.page.goto(s.url);
+      expect(await nojs.page.locator('button[data-copy]').first().isVisible()).to.equal(false);
+      await t.chain.transfer(t.usdt, 1, s.address, 25_000_000n);
+      await scan();
+      await nojs.page.getByRole('link', { name: 'Refresh to see what arrived' }).click();
+      await nojs.page.locator('#tracker').filter({ hasText: /1 of 3 confirmations/ }).waitFor();
+      await nojs.screenshot('crypto-nojs-confirming-390');
+      nojs.assertClean();
+    } finally {
+      await nojs.close();
+    }
   });
 });

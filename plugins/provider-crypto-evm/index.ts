@@ -237,6 +237,8 @@ async function pageData(api: PluginApi, config: Config, rec: PluginRecord<Sessio
     code: d.code,
     expiresAt: d.expiresAt,
     minutesLeft: Math.max(0, Math.ceil((Date.parse(d.expiresAt) - api.now().getTime()) / 60_000)),
+    // Counted down from the server's clock: the customer's may be off.
+    secondsLeft: Math.max(0, Math.round((Date.parse(d.expiresAt) - api.now().getTime()) / 1000)),
     qr: await QRCode.toString(uri, { type: 'svg', margin: 1, errorCorrectionLevel: 'M' }),
     uri,
     tracker: trackerData(config, rec),

@@ -10,9 +10,10 @@ for (const b of document.querySelectorAll('[data-copy]')) {
     } catch {}
   });
 }
-const cd = document.querySelector('[data-expires]');
+const cd = document.querySelector('[data-seconds]');
 if (cd) {
-  const end = Date.parse(cd.dataset.expires);
+  // From the seconds the server counted (the phone's clock may be wrong), not from an absolute time.
+  const end = Date.now() + Number(cd.dataset.seconds) * 1000;
   const tick = () => {
     const s = Math.max(0, Math.round((end - Date.now()) / 1000));
     cd.textContent = s ? `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}` : 'Time is up';
