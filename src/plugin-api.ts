@@ -665,6 +665,15 @@ export interface PluginStore {
   deleteOlderThan(collection: string, before: Date): Promise<number>;
   /** The record stored under `key` (see `insertOnce`), or null. Added in apiVersion 1. */
   getByKey<T = Record<string, unknown>>(collection: string, key: string): Promise<PluginRecord<T> | null>;
+  /**
+   * Compare-and-set: replaces the record's data with `data` only if it is still exactly `expected`
+   * (the `data` you read), atomically; false when another writer changed it first (read it again and
+   * decide). Builds leases and counters that several processes share. Added in apiVersion 1.
+   * @example
+   * const lease = await api.store.getByKey('leases', 'scan');
+   * const mine = lease && lease.data.until < Date.now() && (await api.store.replaceIf('leases', lease.id, lease.data, { holder: me, until: Date.now() + 300_000 }));
+   */
+  replaceIf<T extends Record<string, unknown>>(collection: string, id: string, expected: T, data: T): Promise<boolean>;
 }
 
 export interface DashboardPage {

@@ -4,7 +4,8 @@
 // a known test xpub and must equal what a standard wallet library derives from the mnemonic.
 import { expect } from 'chai';
 import supertest from 'supertest';
-import { mnemonicToAccount } from 'viem/accounts';
+import { randomBytes } from 'node:crypto';
+import { HDKey, mnemonicToAccount } from 'viem/accounts';
 import type { Hex } from 'viem';
 import { forEachTarget, TARGETS } from './support/targets.ts';
 import { useBrowser, serve, PHONE, type ServedEnv, type TrackedPage } from './support/browser.ts';
@@ -15,6 +16,8 @@ import { verificationCode } from '../plugins/provider-crypto-evm/index.ts';
 import type { Merchant } from '../src/features/merchants/repository.ts';
 import type { Link } from '../src/features/links/service.ts';
 import { ValidationError } from '../src/core/errors.ts';
+import { createLogger } from '../src/core/log.ts';
+import { createPluginStore } from '../src/core/plugins/store.ts';
 
 const START = new Date('2026-03-02T09:00:00Z');
 const MINUTE = 60_000;
@@ -326,6 +329,43 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     expect(starts.slice(0, 3)).to.deep.equal([before + 1, before + 5, before + 9]);
   });
 
+  it('scans once across processes: two runtimes scanning at once read each block range once, and both see the payment', async function () {
+    this.timeout(60_000);
+    const s = await begin(await newLink(2500));
+    const before = await cursor();
+    await chain.mine(12);
+    await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS + 12);
+    const mark = proxy.log.length;
+    // The other process logs when it finds a scan running: the two really overlapped.
+    const lines: string[] = [];
+    const one = await env.sibling({ log: createLogger('info', (l) => lines.push(l)) });
+    const two = await env.sibling({ log: createLogger('info', (l) => lines.push(l)) });
+    try {
+      await Promise.all([one, two, one, two].map(async (rt) => {
+        await rt.jobs.enqueue(rt.db, SCAN, {});
+        await rt.jobs.drain();
+      }));
+    } finally {
+      await one.close();
+      await two.close();
+    }
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    expect(await events('payment.succeeded', s.payment.id)).to.have.length(1);
+    const after = await cursor();
+    const confirmed = ranges(mark).filter(([from]) => from <= after);
+    expect(confirmed.length, 'several chunks were read').to.be.at.least(3);
+    // Every confirmed range once, back to back: no two scans read the same blocks.
+    let next = before + 1;
+    for (const [from, to] of confirmed) {
+      expect(from).to.equal(next);
+      next = to + 1;
+    }
+    expect(next - 1).to.equal(after);
+    // Control: the scans did overlap (one found the lease taken), so the check above could catch a double read.
+    expect(lines.filter((l) => l.includes('another process is scanning')).length, 'a scan was skipped because another held the lease').to.be.at.least(1);
+  });
+
   it('holds on a limit-3 link: 10 concurrent checkouts, 3 hold a slot; a late transfer on the full link is flagged, never counted', async function () {
     this.timeout(60_000);
     const link = await newLink(2500, 3);
@@ -374,6 +414,52 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
       })
       .catch((e) => e.response ?? { body: '' });
     expect(String(res.body)).to.match(/^event: tracker\ndata: .*Waiting for your transfer/);
+  });
+
+  it('hands an address that never received anything out again after its watch window (gap limit), never one that did', async function () {
+    this.timeout(60_000);
+    // A merchant of its own (another wallet), so its indexes start at 0.
+    const owner = await signUp(env.app, { name: 'Kiln Studio' });
+    const kiln = (await env.rt.services.merchants.getByHandle(owner.handle))!;
+    await env.rt.services.providers.update(kiln.key, 'crypto-evm', { enabled: true, settings: { xpub: HDKey.fromMasterSeed(randomBytes(32)).derive("m/44'/60'/0'").publicExtendedKey, tokens: ['testnet:usdt'] } });
+    const link = await env.rt.services.links.create(kiln, { type: 'amount', name: 'Glaze night', amount: 2500, currency: 'USD', payment_limit: null });
+    const start = async () => {
+      const r = await env.rt.services.checkout.start(kiln, link, { amount: 2500, currency: 'USD', name: 'Bo', email: 'bo@example.test', provider: 'crypto-evm' });
+      return { ...r, data: await sessionData(r.session.id) };
+    };
+    const unused = await start();
+    const used = await start();
+    expect([unused.data.index, used.data.index]).to.deep.equal([0, 1]);
+    await chain.transfer(usdt, 1, used.data.address, 1_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await later(31 * MINUTE);
+    await scan();
+    expect((await start()).data.index, 'within the watch window: a new index').to.equal(2);
+    await later(25 * 60 * MINUTE);
+    await scan();
+    const again = await start();
+    expect([again.data.index, again.data.address]).to.deep.equal([0, unused.data.address]);
+    expect((await start()).data.index, 'an address that received something is never handed out again').to.equal(3);
+    // The reused address pays its new checkout only.
+    await chain.transfer(usdt, 2, again.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(again.payment.id)).status).to.equal('paid');
+    expect((await paymentRow(unused.payment.id)).status).to.equal('failed');
+    expect(await events('payment.paid_late', unused.payment.id)).to.deep.equal([]);
+  });
+
+  it('plugin store replaceIf: compare-and-set, exact (case and trailing spaces count), one winner of many', async () => {
+    const store = createPluginStore(env.rt.db, env.clock, 'test-cas', { keyOf: async () => null, publicIdsOf: async () => new Map() });
+    const rec = (await store.insertOnce('leases', 'x', { merchantId: null, data: { holder: 'abc', until: 1 } }))!;
+    expect(await store.replaceIf('leases', rec.id, { holder: 'ABC', until: 1 }, { holder: 'me', until: 2 }), 'case differs').to.equal(false);
+    expect(await store.replaceIf('leases', rec.id, { holder: 'abc ', until: 1 }, { holder: 'me', until: 2 }), 'trailing space').to.equal(false);
+    const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => store.replaceIf('leases', rec.id, { holder: 'abc', until: 1 }, { holder: `w${i}`, until: 2 })));
+    expect(wins.filter(Boolean)).to.have.length(1);
+    const now = (await store.get<{ holder: string; until: number }>('leases', rec.id))!;
+    expect(now.data.holder).to.equal(`w${wins.indexOf(true)}`);
+    expect(await createPluginStore(env.rt.db, env.clock, 'other-plugin', { keyOf: async () => null, publicIdsOf: async () => new Map() }).replaceIf('leases', rec.id, now.data, { holder: 'thief', until: 3 }), 'another plugin’s record').to.equal(false);
   });
 
   it('answers 404 for an unknown checkout', async () => {

@@ -76,14 +76,27 @@ export default definePlugin({
 
     const watcher = createWatcher(api, config);
 
-    /** The next unused derivation index of a merchant: claimed with a unique key, so two checkouts never share one and none is skipped. */
-    async function claimIndex(merchantId: string, sessionId: string): Promise<number> {
+    /**
+     * A derivation index for a new checkout: an address handed back by the watcher (it never received
+     * anything and its watch window has passed), else the merchant's next new index. Every claim is a
+     * unique key (`<merchant>:<index>` or `<merchant>:<index>:g<generation>`), so two checkouts never
+     * share an address and no index is skipped.
+     */
+    async function claimIndex(merchantId: string, sessionId: string): Promise<{ index: number; gen: number }> {
+      const spare = await api.store.list<{ index: number; gen: number; used?: boolean }>('recyclable', { merchantId, limit: 20 });
+      for (const r of spare.reverse()) {
+        if (r.data.used) continue;
+        const gen = r.data.gen + 1;
+        const won = await api.store.insertOnce('addresses', `${merchantId}:${r.data.index}:g${gen}`, { merchantId, data: { sessionId, index: r.data.index, gen } });
+        await api.store.update('recyclable', r.id, { ...r.data, used: true });
+        if (won) return { index: r.data.index, gen };
+      }
       const hint = await api.store.getByKey<{ next: number }>('next-index', merchantId);
       for (let i = hint?.data.next ?? 0; ; i++) {
         if (await api.store.insertOnce('addresses', `${merchantId}:${i}`, { merchantId, data: { sessionId, index: i } })) {
           if (hint) await api.store.update('next-index', hint.id, { next: Math.max(i + 1, hint.data.next) });
           else await api.store.insertOnce('next-index', merchantId, { merchantId, data: { next: i + 1 } });
-          return i;
+          return { index: i, gen: 0 };
         }
       }
     }
@@ -102,13 +115,14 @@ export default definePlugin({
         if (!offered.length) throw new ProviderError(`No accepted stablecoin is priced in ${session.currency}.`, { retryable: false, code: 'currency_not_supported' });
         const xpub = parseXpub(s.xpub);
         if (!xpub) throw new ProviderError('The merchant’s extended public key is not valid.', { retryable: false, code: 'not_configured' });
-        const index = await claimIndex(session.merchant.id, session.id);
+        const { index, gen } = await claimIndex(session.merchant.id, session.id);
         const decimals = currencyDecimals(session.currency);
         const watchUntil = new Date(Date.parse(session.expiresAt) + config.watchHours * 3_600_000).toISOString();
         const data: SessionData = {
           sessionId: session.id,
           paymentId: session.paymentId,
           index,
+          gen,
           address: deriveAddress(xpub, index),
           amount: session.amount,
           currency: session.currency,

@@ -63,6 +63,10 @@ export type SessionData = {
   sessionId: string;
   paymentId: string;
   index: number;
+  /** How many checkouts had this index before (an address that never received anything is handed out again after its watch window). */
+  gen?: number;
+  /** Handed back for reuse (see `gen`). */
+  recycled?: boolean;
   address: string;
   amount: number;
   currency: string;

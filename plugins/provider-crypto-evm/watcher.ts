@@ -12,12 +12,19 @@
  *              checkout over with nothing in flight → expire (+ underpaid when something came);
  *              anything after the end → paid_late
  */
+import { randomBytes } from 'node:crypto';
 import type { PluginApi, PluginRecord } from 'paylink/plugin-api';
 import { rpcClient, type RpcClient, type RpcOptions } from './chain.ts';
 import type { Config, Network, SessionData, Token, Transfer } from './model.ts';
 import { minorFrom18, to18, tokenId } from './model.ts';
 
 const ADDRESSES_PER_QUERY = 200;
+/** How long past the watch window the watcher still looks at a checkout (to hand its unused address back). */
+const RETIRE_SLACK_MS = 24 * 3_600_000;
+/** How long a scan holds the scanning lease without renewing it (it renews after every chunk). */
+const LEASE_MS = 5 * 60_000;
+
+type LeaseData = { holder: string; until: number };
 
 export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOptions = {}) {
   const clients = new Map<string, RpcClient>();
@@ -27,19 +34,59 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
     return c;
   };
 
-  /** Checkouts still watched: open ones, and ended ones within the late-payment window. */
+  /**
+   * Checkouts still watched: open ones, and ended ones within the late-payment window. One whose
+   * window has passed without anything ever arriving gives its address back for reuse, so unpaid
+   * checkouts do not leave long runs of unused addresses (wallets stop looking after ~20).
+   */
   async function activeSessions(): Promise<PluginRecord<SessionData>[]> {
     const now = api.now().getTime();
-    const oldest = now - (config.holdMinutes * 60_000 + config.watchHours * 3_600_000);
+    const oldest = now - (config.holdMinutes * 60_000 + config.watchHours * 3_600_000 + RETIRE_SLACK_MS);
     const out: PluginRecord<SessionData>[] = [];
     let beforeId: string | undefined;
     for (;;) {
       const page = await api.store.list<SessionData>('sessions', { limit: 500, ...(beforeId ? { beforeId } : {}) });
-      for (const r of page) if (r.data.state === 'open' || Date.parse(r.data.watchUntil) > now) out.push(r);
+      for (const r of page) {
+        if (r.data.state === 'open' || Date.parse(r.data.watchUntil) > now) out.push(r);
+        else if (r.data.state === 'expired' && !r.data.recycled && !r.data.transfers.length && !r.data.pending.length) await retire(r);
+      }
       if (page.length < 500 || page[page.length - 1].createdAt.getTime() < oldest) return out;
       beforeId = page[page.length - 1].id;
     }
   }
+
+  /** Offers a never-used address for the merchant's next checkout (claimed there with a unique key). */
+  async function retire(r: PluginRecord<SessionData>): Promise<void> {
+    const gen = r.data.gen ?? 0;
+    await api.store.insertOnce('recyclable', `${r.merchantId}:${r.data.index}:${gen}`, { merchantId: r.merchantId, data: { index: r.data.index, gen } });
+    r.data.recycled = true;
+    await api.store.update('sessions', r.id, r.data);
+  }
+
+  /**
+   * One scan at a time across every process: a lease record taken with compare-and-set. A crashed
+   * scan's lease lapses after LEASE_MS (real time: it is about processes, not Paylink's clock).
+   */
+  const lease = {
+    async acquire(): Promise<{ id: string; data: LeaseData } | null> {
+      const mine = { holder: randomBytes(8).toString('hex'), until: Date.now() + LEASE_MS };
+      const rec = await api.store.getByKey<LeaseData>('leases', 'scan');
+      if (!rec) {
+        const made = await api.store.insertOnce('leases', 'scan', { merchantId: null, data: mine });
+        return made ? { id: made.id, data: mine } : null;
+      }
+      if (rec.data.until > Date.now()) return null;
+      return (await api.store.replaceIf('leases', rec.id, rec.data, mine)) ? { id: rec.id, data: mine } : null;
+    },
+    async renew(l: { id: string; data: LeaseData }): Promise<void> {
+      const next = { holder: l.data.holder, until: Date.now() + LEASE_MS };
+      if (!(await api.store.replaceIf('leases', l.id, l.data, next))) throw new Error('crypto watcher: the scanning lease was lost (a scan ran past its lease); stopping');
+      l.data = next;
+    },
+    async release(l: { id: string; data: LeaseData }): Promise<void> {
+      await api.store.replaceIf('leases', l.id, l.data, { holder: '', until: 0 });
+    },
+  };
 
   async function saveCursor(n: Network, block: number) {
     const rec = await api.store.getByKey<{ block: number }>('cursors', n.id);
@@ -51,7 +98,7 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
   }
 
   /** Reads one network: confirmed transfers stored on their checkouts, pending ones replaced. */
-  async function scanNetwork(n: Network, sessions: PluginRecord<SessionData>[]): Promise<void> {
+  async function scanNetwork(n: Network, sessions: PluginRecord<SessionData>[], renew: () => Promise<void>): Promise<void> {
     const rpc = client(n);
     const head = await rpc.blockNumber();
     const safe = head - n.confirmations + 1;
@@ -94,6 +141,7 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
         }
         await saveCursor(n, to);
         cursor = to;
+        await renew();
       }
     } else if (safe > cursor) {
       await saveCursor(n, safe); // nobody to watch: nothing to read
@@ -151,19 +199,34 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
   return {
     /** One pass over every network, then every active checkout settled. Throws (the job retries) after an RPC keeps failing. */
     async scan(): Promise<void> {
-      const sessions = await activeSessions();
-      let failure: unknown = null;
-      for (const n of config.networks) {
-        try {
-          await scanNetwork(n, sessions);
-        } catch (err) {
-          api.log.warn('crypto watcher: network scan failed; it resumes from its last recorded block', { network: n.id, error: err });
-          failure ??= err;
-        }
+      const held = await lease.acquire();
+      if (!held) {
+        api.log.info('crypto watcher: another process is scanning; skipping this pass');
+        return;
       }
-      // A checkout ends unpaid only after a pass that read every network up to its head.
-      for (const s of sessions) await settle(s, failure === null);
-      if (failure) throw failure;
+      try {
+        const sessions = await activeSessions();
+        let failure: unknown = null;
+        for (const n of config.networks) {
+          try {
+            await scanNetwork(n, sessions, () => lease.renew(held));
+          } catch (err) {
+            api.log.warn('crypto watcher: network scan failed; it resumes from its last recorded block', { network: n.id, error: err });
+            failure ??= err;
+          }
+        }
+        await lease.renew(held);
+        // A checkout ends unpaid only after a pass that read every network up to its head.
+        for (const s of sessions) await settle(s, failure === null);
+        if (failure) throw failure;
+      } finally {
+        await lease.release(held);
+      }
+    },
+    /** For tests and operators: whether a scan holds the lease now. */
+    async scanning(): Promise<boolean> {
+      const rec = await api.store.getByKey<LeaseData>('leases', 'scan');
+      return !!rec && rec.data.until > Date.now();
     },
   };
 }
