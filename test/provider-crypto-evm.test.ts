@@ -9,7 +9,7 @@ import { HDKey, mnemonicToAccount } from 'viem/accounts';
 import type { Hex } from 'viem';
 import { forEachTarget, TARGETS } from './support/targets.ts';
 import { useBrowser, serve, PHONE, type ServedEnv, type TrackedPage } from './support/browser.ts';
-import { build, signUp, type TestEnv } from './support/harness.ts';
+import { build, csrfFrom, fieldError, signUp, type TestEnv } from './support/harness.ts';
 import { startChain, rpcProxy, TEST_MNEMONIC, TEST_XPUB, CHAIN_ID, type Chain } from './support/evm.ts';
 import { deriveAddress, parseXpub } from '../plugins/provider-crypto-evm/chain.ts';
 import { verificationCode } from '../plugins/provider-crypto-evm/index.ts';
@@ -124,6 +124,20 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     const saved = await env.rt.services.providers.get(shop.key, 'crypto-evm');
     expect(saved.settings.firstAddress).to.equal(mnemonicToAccount(TEST_MNEMONIC, { addressIndex: 0 }).address);
     expect(saved.settings.tokens, 'the failed saves changed nothing').to.deep.equal(['testnet:usdt', 'testnet:dai']);
+  });
+
+  it('Settings → Payments: the crypto form shows the first address, and a bad xpub is answered 422 next to its field', async () => {
+    const owner = await signUp(env.app, { name: 'Tide Pottery' });
+    const page = await owner.agent.get('/app/settings/payments').expect(200);
+    expect(page.text).to.include('Extended public key (xpub)');
+    const csrf = csrfFrom(page.text);
+    const bad = await owner.agent.post('/app/settings/payments/crypto-evm').type('form').send({ _csrf: csrf, enabled: ['0', '1'], 'settings.xpub': 'my seed words here', 'settings.tokens': 'testnet:usdt' }).expect(422);
+    expect(fieldError(bad.text, 'crypto-evm-xpub')).to.match(/not an extended public key/);
+    expect(bad.text, 'what was typed is shown again').to.include('value="testnet:usdt"');
+    await owner.agent.post('/app/settings/payments/crypto-evm').type('form').send({ _csrf: csrf, enabled: ['0', '1'], 'settings.xpub': TEST_XPUB, 'settings.tokens': 'testnet:usdt, testnet:dai' }).expect(303);
+    const saved = await owner.agent.get('/app/settings/payments').expect(200);
+    expect(saved.text).to.include(`Your first address: <code>${mnemonicToAccount(TEST_MNEMONIC, { addressIndex: 0 }).address}</code>`);
+    expect(saved.text).to.include('value="testnet:usdt, testnet:dai"');
   });
 
   it('gives each checkout its own address: consecutive indexes, none shared, under concurrency', async () => {
