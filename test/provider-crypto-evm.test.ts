@@ -9,7 +9,7 @@ import { HDKey, mnemonicToAccount } from 'viem/accounts';
 import type { Hex } from 'viem';
 import { forEachTarget, TARGETS } from './support/targets.ts';
 import { useBrowser, serve, PHONE, type ServedEnv, type TrackedPage } from './support/browser.ts';
-import { build, csrfFrom, fieldError, signUp, type TestEnv } from './support/harness.ts';
+import { build, csrfFrom, fieldError, signUp, type Account, type TestEnv } from './support/harness.ts';
 import { startChain, rpcProxy, TEST_MNEMONIC, TEST_XPUB, CHAIN_ID, type Chain } from './support/evm.ts';
 import { deriveAddress, parseXpub } from '../plugins/provider-crypto-evm/chain.ts';
 import { verificationCode } from '../plugins/provider-crypto-evm/index.ts';
@@ -78,12 +78,13 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   let dai: Hex;
   let startBlock: number;
   let config: Record<string, unknown>;
+  let owner: Account;
 
   before(async function () {
     this.timeout(120_000);
     ({ chain, usdt, dai, proxy, startBlock, config } = await testChain({ maxBlockRange: 4 }));
     env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(config) } });
-    const owner = await signUp(env.app, { name: 'Harbour Yoga' });
+    owner = await signUp(env.app, { name: 'Harbour Yoga' });
     shop = (await env.rt.services.merchants.getByHandle(owner.handle))!;
     await env.rt.services.providers.update(shop.key, 'crypto-evm', { enabled: true, settings: { xpub: TEST_XPUB, tokens: ['testnet:usdt', 'testnet:dai'] } });
   });
@@ -474,6 +475,21 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     const now = (await store.get<{ holder: string; until: number }>('leases', rec.id))!;
     expect(now.data.holder).to.equal(`w${wins.indexOf(true)}`);
     expect(await createPluginStore(env.rt.db, env.clock, 'other-plugin', { keyOf: async () => null, publicIdsOf: async () => new Map() }).replaceIf('leases', rec.id, now.data, { holder: 'thief', until: 3 }), 'another plugin’s record').to.equal(false);
+  });
+
+  it('lists the merchant’s crypto checkouts on the dashboard, found by verification code, and no one else’s', async function () {
+    this.timeout(30_000);
+    const s = await begin(await newLink(2500));
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    const found = await owner.agent.get(`/app/p/provider-crypto-evm/?code=${s.data.code.replace('-', '').toLowerCase()}`).expect(200);
+    expect(found.text).to.include(s.data.code).and.include(s.payment.id).and.include(s.data.address).and.include(tx.slice(0, 10)).and.include('25.00 of 25.00 USD');
+    expect(found.text.match(/data-label="Code"/g)?.length, 'only that checkout').to.equal(1);
+    const stranger = await signUp(env.app, { name: 'Someone Else' });
+    const theirs = await stranger.agent.get(`/app/p/provider-crypto-evm/?code=${s.data.code}`).expect(200);
+    expect(theirs.text).to.not.include(s.data.address);
+    expect(theirs.text).to.include('No checkout with that code');
   });
 
   it('answers 404 for an unknown checkout', async () => {

@@ -149,6 +149,36 @@ export default definePlugin({
 
     api.schedule.every('scan', '1m', () => watcher.scan());
 
+    // The merchant's record of every crypto checkout: find one by the code a customer quotes.
+    api.dashboard.page({
+      path: '/',
+      title: 'Crypto checkouts',
+      nav: { label: 'Crypto' },
+      async render({ merchant, query }) {
+        const code = typeof query.code === 'string' ? query.code.trim().toUpperCase().replace(/^([A-Z0-9]{3})([A-Z0-9]{3})$/, '$1-$2').slice(0, 7) : '';
+        const page = await api.store.list<SessionData>('sessions', { merchantId: merchant.id, limit: code ? 500 : 50, ...(query.before ? { beforeId: query.before } : {}) });
+        const shown = code ? page.filter((r) => r.data.code === code) : page;
+        const STATUS = { open: 'Waiting', paid: 'Paid', expired: 'Expired, nothing arrived', underpaid: 'Underpaid', late: 'Paid late' } as const;
+        const rows = shown.map((r) => {
+          const t = trackerData(config, r);
+          const end = Date.parse(r.data.expiresAt) / 1000;
+          return {
+            code: r.data.code,
+            paymentId: r.data.paymentId,
+            status: t.excess && r.data.state === 'paid' ? 'Overpaid' : STATUS[r.data.state],
+            received: formatUnits(r.data.transfers.reduce((a, x) => a + BigInt(x.value18), 0n), 18, r.data.currencyDecimals),
+            expected: t.expected,
+            currency: r.data.currency,
+            txs: r.data.transfers.map((x, i) => ({ ...t.txs[i], late: x.time > end })),
+            address: r.data.address,
+            index: r.data.index,
+            createdAt: r.createdAt,
+          };
+        });
+        return api.views.render('checkouts', { rows, merchant, code, next: !code && page.length === 50 ? page[page.length - 1].id : null });
+      },
+    });
+
     api.routes.use('/assets', express.static(fileURLToPath(new URL('./public', import.meta.url)), { index: false, maxAge: '1h' }));
 
     const load = async (req: Request) => {
