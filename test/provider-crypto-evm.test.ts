@@ -412,6 +412,30 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     expect([Number(l.paid_count), Number(l.held_count), Boolean(l.active)]).to.deep.equal([3, 0, false]);
   });
 
+  it('sent in time, confirmed after the slot lapsed on a link that filled meanwhile: not counted, the payment flagged, paid_late', async function () {
+    this.timeout(60_000);
+    const link = await newLink(2500, 1);
+    const slow = await begin(link);
+    const tx = await chain.transfer(usdt, 1, slow.data.address, 25_000_000n); // 1 of 3 confirmations at the end
+    await scan();
+    await later(31 * MINUTE);
+    await env.rt.jobs.enqueue(env.rt.db, 'links.release_holds', {});
+    await env.rt.jobs.drain();
+    const quick = await begin(link);
+    await chain.transfer(usdt, 2, quick.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(quick.payment.id)).status).to.equal('paid');
+    const row = await paymentRow(slow.payment.id);
+    expect([row.status, row.failure_code]).to.deep.equal(['failed', 'limit_refund_failed']);
+    const [late] = await events('payment.paid_late', slow.payment.id);
+    expect(late).to.deep.include({ amountReceived: 2500, txHashes: [tx] });
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect([Number(l.paid_count), Number(l.held_count)]).to.deep.equal([1, 0]);
+    const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${slow.session.id}`).expect(200);
+    expect(page.text).to.include('Arrived late');
+  });
+
   it('streams the tracker as server-sent events', async function () {
     this.timeout(15_000);
     const s = await begin(await newLink(2500));

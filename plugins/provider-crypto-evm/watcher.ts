@@ -176,12 +176,21 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
     if (d.state === 'open' && received >= expected && received > 0n) {
       const first = inTime[0];
       const net = config.networks.find((n) => n.id === first.network);
-      await api.services.checkout.authorize(d.paymentId, first.txHash, {
+      const result = await api.services.checkout.authorize(d.paymentId, first.txHash, {
         paymentMethod: { type: 'crypto', brand: first.token.split(':')[1], ...(net ? { network: net.id } : {}), txHashes: hashes(inTime) },
       });
-      d.state = 'paid';
-      await save();
-      if (received > expected) await api.services.checkout.flagOutcome(d.paymentId, { outcome: 'overpaid', amountReceived: minor(received), txHashes: hashes(inTime) });
+      if (result.status === 'paid') {
+        d.state = 'paid';
+        await save();
+        if (received > expected) await api.services.checkout.flagOutcome(d.paymentId, { outcome: 'overpaid', amountReceived: minor(received), txHashes: hashes(inTime) });
+      } else {
+        // Sent in time but confirmed after the checkout's slot lapsed, and the link filled up meanwhile:
+        // core counted nothing (and could not refund: no key). The merchant decides, as for a late payment.
+        d.state = 'late';
+        d.flagged.push(...inTime.map((t) => t.key));
+        await save();
+        await api.services.checkout.flagOutcome(d.paymentId, { outcome: 'paid_late', amountReceived: minor(received), txHashes: hashes(inTime) });
+      }
     } else if (d.state === 'open' && sawEverything && api.now().getTime() > Date.parse(d.expiresAt) && !d.pending.some((p) => p.time <= end)) {
       await api.services.checkout.expire(d.paymentId);
       d.state = received > 0n ? 'underpaid' : 'expired';
