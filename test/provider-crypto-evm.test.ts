@@ -81,7 +81,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   let owner: Account;
 
   before(async function () {
-    this.timeout(120_000);
+    this.timeout(300_000);
     ({ chain, usdt, dai, proxy, startBlock, config } = await testChain({ maxBlockRange: 4 }));
     env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(config) } });
     owner = await signUp(env.app, { name: 'Harbour Yoga' });
@@ -151,7 +151,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('exact payment: confirming (1 of 3) on the tracker, then paid with its tx hash after 3 confirmations', async function () {
-    this.timeout(30_000);
+    this.timeout(90_000);
     const link = await newLink(2500);
     const s = await begin(link);
     const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
@@ -171,7 +171,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('two transfers in two tokens (6 and 18 decimals) add up to the price: paid, both hashes recorded', async function () {
-    this.timeout(30_000);
+    this.timeout(90_000);
     const s = await begin(await newLink(2500));
     const a = await chain.transfer(usdt, 1, s.data.address, 10_000_000n);
     await chain.mine(CONFIRMATIONS);
@@ -188,7 +188,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('overpaid: paid, and payment.overpaid carries what arrived', async function () {
-    this.timeout(30_000);
+    this.timeout(90_000);
     const s = await begin(await newLink(2500));
     const tx = await chain.transfer(usdt, 1, s.data.address, 30_000_000n);
     await chain.mine(CONFIRMATIONS);
@@ -199,7 +199,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('underpaid: keeps watching until the end, then the payment fails and payment.underpaid says what came; the slot is free again', async function () {
-    this.timeout(30_000);
+    this.timeout(90_000);
     const link = await newLink(2500, 1);
     const s = await begin(link);
     await chain.transfer(usdt, 1, s.data.address, 12_500_000n);
@@ -220,7 +220,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('late: a transfer after the end is recorded as paid_late, counts nothing, and the customer is told', async function () {
-    this.timeout(30_000);
+    this.timeout(90_000);
     const link = await newLink(2500, 1);
     const s = await begin(link);
     await later(31 * MINUTE);
@@ -240,7 +240,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('a transfer to another checkout’s address never pays this one', async function () {
-    this.timeout(30_000);
+    this.timeout(90_000);
     const link = await newLink(2500);
     const mine = await begin(link);
     const other = await begin(link);
@@ -253,7 +253,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('a reorg before confirmation: the transfer seen on its way disappears and pays nothing', async function () {
-    this.timeout(30_000);
+    this.timeout(90_000);
     const s = await begin(await newLink(2500));
     const snap = await chain.snapshot();
     await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
@@ -283,7 +283,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   };
 
   it('an RPC that fails intermittently (503s, dropped connections): retried with backoff, every block read once in order, paid', async function () {
-    this.timeout(60_000);
+    this.timeout(120_000);
     const s = await begin(await newLink(2500));
     const mark = proxy.log.length;
     const before = await cursor();
@@ -311,7 +311,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('the watcher stopped mid-range (the RPC gone for good) resumes from its last recorded block in another process, and misses nothing', async function () {
-    this.timeout(60_000);
+    this.timeout(120_000);
     const s = await begin(await newLink(2500));
     const before = await cursor();
     await chain.mine(9); // > 2 chunks of 4 blocks before the transfer
@@ -345,7 +345,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('scans once across processes: two runtimes scanning at once read each block range once, and both see the payment', async function () {
-    this.timeout(60_000);
+    this.timeout(120_000);
     const s = await begin(await newLink(2500));
     const before = await cursor();
     await chain.mine(12);
@@ -382,7 +382,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('holds on a limit-3 link: 10 concurrent checkouts, 3 hold a slot; a late transfer on the full link is flagged, never counted', async function () {
-    this.timeout(60_000);
+    this.timeout(120_000);
     const link = await newLink(2500, 3);
     const tries = await Promise.allSettled(Array.from({ length: 10 }, () => begin(link)));
     const started = tries.filter((t) => t.status === 'fulfilled').map((t) => (t as PromiseFulfilledResult<Awaited<ReturnType<typeof begin>>>).value);
@@ -413,7 +413,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('sent in time, confirmed after the slot lapsed on a link that filled meanwhile: not counted, the payment flagged, paid_late', async function () {
-    this.timeout(60_000);
+    this.timeout(120_000);
     const link = await newLink(2500, 1);
     const slow = await begin(link);
     const tx = await chain.transfer(usdt, 1, slow.data.address, 25_000_000n); // 1 of 3 confirmations at the end
@@ -456,7 +456,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('hands an address that never received anything out again after its watch window (gap limit), never one that did', async function () {
-    this.timeout(60_000);
+    this.timeout(120_000);
     // A merchant of its own (another wallet), so its indexes start at 0.
     const owner = await signUp(env.app, { name: 'Kiln Studio' });
     const kiln = (await env.rt.services.merchants.getByHandle(owner.handle))!;
@@ -502,7 +502,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
   });
 
   it('lists the merchant’s crypto checkouts on the dashboard, found by verification code, and no one else’s', async function () {
-    this.timeout(30_000);
+    this.timeout(90_000);
     const s = await begin(await newLink(2500));
     const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
     await chain.mine(CONFIRMATIONS);
@@ -523,7 +523,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
 });
 
 describe('provider-crypto-evm pay page in Chromium at 390 px', function () {
-  this.timeout(120_000);
+  this.timeout(300_000);
   const browser = useBrowser();
   let t: Awaited<ReturnType<typeof testChain>>;
   let env: ServedEnv;
