@@ -272,7 +272,7 @@ forEachTarget('plugins', (target) => {
       expect(actions.has('clash-note')).to.equal(false);
       expect(channels.ownerOf('sms')).to.equal('channel-outbox');
       expect(channels.ownerOf('email')).to.equal('channel-outbox');
-      expect(env.rt.plugins.dashboardPages().map((p) => p.pluginId)).to.deep.equal(['channel-outbox']);
+      expect(env.rt.plugins.dashboardPages().map((p) => p.pluginId)).to.deep.equal(['channel-outbox', 'provider-crypto-evm']);
       await supertest(env.app).get('/p/provider-clash/ping').expect(404);
     });
 

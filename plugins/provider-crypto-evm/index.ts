@@ -153,7 +153,7 @@ export default definePlugin({
     api.dashboard.page({
       path: '/',
       title: 'Crypto checkouts',
-      nav: { label: 'Crypto' },
+      // No navigation entry (most merchants never take crypto): Settings → Payments links to it.
       async render({ merchant, query }) {
         const code = typeof query.code === 'string' ? query.code.trim().toUpperCase().replace(/^([A-Z0-9]{3})([A-Z0-9]{3})$/, '$1-$2').slice(0, 7) : '';
         const page = await api.store.list<SessionData>('sessions', { merchantId: merchant.id, limit: code ? 500 : 50, ...(query.before ? { beforeId: query.before } : {}) });
