@@ -269,6 +269,23 @@ export interface PaymentMethodInfo {
   last4?: string;
   /** A crypto network or card network, when it differs from the brand. */
   network?: string;
+  /**
+   * On-chain payments: the transaction hashes that paid it (`0x` + 64 hex digits, at most 20),
+   * shown in the API as `tx_hashes`. Added in apiVersion 1.
+   */
+  txHashes?: string[];
+}
+
+/**
+ * What a provider saw arrive when the customer chooses the amount they send (a crypto transfer):
+ * less than the price before the checkout ended (`underpaid`), more (`overpaid`), or anything after
+ * it ended (`paid_late`). `amountReceived` is in the payment currency's minor units. Added in apiVersion 1.
+ */
+export interface AmountOutcome {
+  outcome: 'underpaid' | 'overpaid' | 'paid_late';
+  amountReceived: number;
+  /** The transactions (`0x` + 64 hex digits), oldest first. */
+  txHashes: string[];
 }
 
 export type ProviderStartResult = { redirect: string } | { render: string };
@@ -673,6 +690,15 @@ export interface PluginStore {
   deleteOlderThan(collection: string, before: Date): Promise<number>;
   /** The record stored under `key` (see `insertOnce`), or null. Added in apiVersion 1. */
   getByKey<T = Record<string, unknown>>(collection: string, key: string): Promise<PluginRecord<T> | null>;
+  /**
+   * Compare-and-set: replaces the record's data with `data` only if it is still exactly `expected`
+   * (the `data` you read), atomically; false when another writer changed it first (read it again and
+   * decide). Builds leases and counters that several processes share. Added in apiVersion 1.
+   * @example
+   * const lease = await api.store.getByKey('leases', 'scan');
+   * const mine = lease && lease.data.until < Date.now() && (await api.store.replaceIf('leases', lease.id, lease.data, { holder: me, until: Date.now() + 300_000 }));
+   */
+  replaceIf<T extends Record<string, unknown>>(collection: string, id: string, expected: T, data: T): Promise<boolean>;
 }
 
 export interface DashboardPage {
@@ -842,6 +868,14 @@ export interface PluginCheckoutServices {
    * `payment.disputed` is emitted whenever that status changes. Added in apiVersion 1.
    */
   flagDispute(paymentId: string, dispute: { providerRef: string; status: string; amount: number; reason?: string | null }): Promise<void>;
+  /**
+   * Reports an amount that did not match: emits `payment.underpaid`, `payment.overpaid` or
+   * `payment.paid_late` (webhooks carry them) with what arrived. It changes no status and counts
+   * nothing towards the link's limit: report an underpaid checkout after `expire`, an overpaid one
+   * after `authorize`. Emits every time it is called: call it once per outcome (e.g. guard it with
+   * `store.insertOnce`). Added in apiVersion 1.
+   */
+  flagOutcome(paymentId: string, outcome: AmountOutcome): Promise<void>;
   /**
    * This plugin's payments still `pending` that were started before `startedBefore`, oldest first (at
    * most `limit`, default 100): what a periodic sweep asks the vendor about when a webhook never came.

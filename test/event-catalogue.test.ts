@@ -87,6 +87,10 @@ forEachTarget('event catalogue', (target) => {
     await call('post', `/payments/${payment.id}/refunds`, { amount: 1000, reason: 'Shorter class' }).expect(201);
     // Her bank reports a dispute (as a provider's webhook would).
     await rt.plugins.checkoutFor('provider-sandbox').flagDispute(payment.id, { providerRef: 'dp_1', status: 'needs_response', amount: 3500, reason: 'duplicate' });
+    // A provider whose customers choose what they send (crypto) reports amounts that did not match.
+    for (const outcome of ['overpaid', 'underpaid', 'paid_late'] as const) {
+      await rt.plugins.checkoutFor('provider-sandbox').flagOutcome(payment.id, { outcome, amountReceived: 4000, txHashes: [`0x${'ab'.repeat(32)}`] });
+    }
 
     // An invoice is requested of Jane through the API, then cancelled (the order was changed).
     const invoice = (await call('post', '/payment_requests', { amount: 3000, currency: 'EUR', reference: 'INV-7', customer_id: jane }).expect(201)).body.id as string;

@@ -1,6 +1,7 @@
 // The contract test kit (paylink/plugin-testing): every built-in plugin passes it, and it catches
 // plugins that break the contract. The kit builds its own host on a throwaway SQLite database (it is
 // what an author runs), so this suite has no MariaDB variant.
+import { TEST_XPUB } from './support/evm.ts';
 import fs from 'node:fs';
 import { expect } from 'chai';
 import { z } from 'zod';
@@ -54,6 +55,25 @@ describe('plugin contract kit', () => {
           config: { apiKey: 'kit-key', apiSecret: 'kit-secret', restHost: vonage.url, apiHost: vonage.url },
           sampleAddress: '+4915123456789',
           failingAddress: 'call me maybe',
+        }),
+      'provider-crypto-evm': () =>
+        checkProvider(builtin('provider-crypto-evm'), {
+          providerId: 'crypto-evm',
+          config: {
+            networks: [
+              {
+                id: 'kitnet',
+                name: 'Kitnet',
+                chainId: 1337,
+                rpcUrl: 'http://127.0.0.1:9/',
+                tokens: [
+                  { symbol: 'USDK', address: `0x${'11'.repeat(20)}`, decimals: 6, currency: 'USD' },
+                  { symbol: 'EURK', address: `0x${'22'.repeat(20)}`, decimals: 6, currency: 'EUR' },
+                ],
+              },
+            ],
+          },
+          settings: { xpub: TEST_XPUB, tokens: ['kitnet:usdk', 'kitnet:eurk'] },
         }),
       'provider-sandbox': () => checkProvider(builtin('provider-sandbox'), { providerId: 'sandbox' }),
       'provider-stripe': () =>

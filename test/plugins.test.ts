@@ -8,7 +8,7 @@ import { createRegistries } from '../src/core/plugins/registries.ts';
 import { definePlugin } from '../src/plugin-api.ts';
 import { fixturePlugin, pluginRow } from './fixtures/plugins/helpers.ts';
 
-const BUILTINS = ['action-customer-tags', 'channel-email', 'channel-outbox', 'channel-vonage', 'provider-sandbox', 'provider-stripe'];
+const BUILTINS = ['action-customer-tags', 'channel-email', 'channel-outbox', 'channel-vonage', 'provider-crypto-evm', 'provider-sandbox', 'provider-stripe'];
 
 function inline(def: ReturnType<typeof definePlugin>): PluginSource {
   return { source: `inline:${def.id}`, builtin: false, load: async () => ({ default: def }) };
@@ -272,7 +272,7 @@ forEachTarget('plugins', (target) => {
       expect(actions.has('clash-note')).to.equal(false);
       expect(channels.ownerOf('sms')).to.equal('channel-outbox');
       expect(channels.ownerOf('email')).to.equal('channel-outbox');
-      expect(env.rt.plugins.dashboardPages().map((p) => p.pluginId)).to.deep.equal(['channel-outbox']);
+      expect(env.rt.plugins.dashboardPages().map((p) => p.pluginId)).to.deep.equal(['channel-outbox', 'provider-crypto-evm']);
       await supertest(env.app).get('/p/provider-clash/ping').expect(404);
     });
 

@@ -69,7 +69,7 @@ forEachTarget('payment providers per merchant', (target) => {
   it('disables a plugin whose provider registration is malformed, and lists only real providers', async () => {
     const plugin = env.rt.plugins.list().find((p) => p.id === 'provider-malformed')!;
     expect([plugin.status, plugin.error]).to.deep.equal(['failed', 'provider-malformed: providers.register got an invalid registration']);
-    expect((await call('get', '/providers').expect(200)).body.data.map((p: { id: string }) => p.id)).to.deep.equal(['sandbox', 'stripe', 'hosted', 'fragment']);
+    expect((await call('get', '/providers').expect(200)).body.data.map((p: { id: string }) => p.id)).to.deep.equal(['crypto-evm', 'sandbox', 'stripe', 'hosted', 'fragment']);
   });
   after(async () => {
     await env?.close();
@@ -270,6 +270,7 @@ forEachTarget('payment providers per merchant', (target) => {
       await owner.agent.post('/app/settings/payments/sandbox').type('form').send({ _csrf: csrf, enabled: '0' }).expect(303);
       const list = await env.rt.services.providers.list(merchant!.key);
       expect(list.map((p) => [p.id, p.usable])).to.deep.equal([
+        ['crypto-evm', false],
         ['sandbox', false],
         ['stripe', false],
         ['hosted', true],

@@ -106,6 +106,22 @@ forEachTarget('outgoing webhooks', (target) => {
     expect(sent[0].data).to.deep.equal((await call('get', `/payments/${paymentId}`)).body);
   });
 
+  it('sends payment.underpaid / overpaid / paid_late with the payment plus what arrived', async () => {
+    await endpoint(['payment.underpaid', 'payment.overpaid', 'payment.paid_late'], '/outcomes');
+    const { paymentId } = await paid();
+    const tx = `0x${'cd'.repeat(32)}`;
+    for (const outcome of ['underpaid', 'overpaid', 'paid_late'] as const) {
+      await env.rt.plugins.checkoutFor('provider-sandbox').flagOutcome(paymentId, { outcome, amountReceived: 5000, txHashes: [tx] });
+    }
+    await env.rt.jobs.drain();
+    const sent = bodies().filter((b) => b.data.id === paymentId && /^payment\.(underpaid|overpaid|paid_late)$/.test(b.type));
+    expect(sent.map((b) => b.type).sort()).to.deep.equal(['payment.overpaid', 'payment.paid_late', 'payment.underpaid']);
+    const api = (await call('get', `/payments/${paymentId}`)).body;
+    for (const b of sent) expect(b.data).to.deep.equal({ ...api, amount_received: 5000, received_tx_hashes: [tx] });
+    const bad = await env.rt.plugins.checkoutFor('provider-sandbox').flagOutcome(paymentId, { outcome: 'lost' as never, amountReceived: 1, txHashes: [] }).then(() => null, (e) => e);
+    expect(bad).to.include({ code: 'invalid_outcome' });
+  });
+
   it('queues no webhook work for a merchant without an enabled endpoint', async () => {
     const before = Number((await env.rt.db('jobs').where('kind', 'hooks.run').count({ n: '*' }))[0].n);
     await env.rt.services.links.create(a.merchant, { type: 'amount', name: 'Nobody listens', amount: 100 });

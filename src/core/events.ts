@@ -30,6 +30,9 @@ export const EVENT_TYPES = [
   'payment.failed',
   'payment.refunded',
   'payment.disputed',
+  'payment.underpaid',
+  'payment.overpaid',
+  'payment.paid_late',
   'link.limit_reached',
   'link.expired',
   'delivery.sent',
@@ -98,6 +101,14 @@ const paymentFields = {
   currency,
   /** The provider's id, e.g. `sandbox`. */
   provider: z.string(),
+};
+/** What a provider that cannot ask for an exact amount (crypto transfers) saw arrive. */
+const amountOutcome = {
+  ...paymentFields,
+  /** What arrived, in the payment's currency's minor units (a stablecoin counts 1:1). */
+  amountReceived: minorUnits,
+  /** The on-chain transactions that paid it (`0x…`), oldest first. */
+  txHashes: z.array(z.string().regex(/^0x[0-9a-f]{64}$/)).max(50),
 };
 const deliveryFields = {
   merchantId,
@@ -168,6 +179,9 @@ export const EVENT_PAYLOAD_SCHEMAS = {
     status: z.string(),
     reason: z.string().nullable(),
   }),
+  'payment.underpaid': z.strictObject(amountOutcome),
+  'payment.overpaid': z.strictObject(amountOutcome),
+  'payment.paid_late': z.strictObject(amountOutcome),
   'link.limit_reached': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), limit: z.number().int().positive(), paymentId: publicIdOf('pay') }),
   'link.expired': z.strictObject({ merchantId, linkId: publicIdOf('lnk'), customerId: publicIdOf('cus').nullable(), expiredAt: z.iso.datetime() }),
   'delivery.sent': z.strictObject({ ...deliveryFields, providerMessageId: z.string() }),
@@ -295,6 +309,25 @@ export interface EventPayloads {
    * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "amount": 4500, "currency": "EUR", "provider": "stripe", "status": "needs_response", "reason": "fraudulent" }
    */
   'payment.disputed': PayloadOf<'payment.disputed'>;
+  /**
+   * Less than the amount arrived before the checkout ended (a crypto transfer short of the price):
+   * the payment failed (`expired`) and the merchant decides — accept what came, or settle the rest
+   * with the customer. `amountReceived` is what arrived.
+   * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "customerId": null, "amount": 2500, "currency": "USD", "provider": "crypto-evm", "amountReceived": 1250, "txHashes": ["0x5c50…"] }
+   */
+  'payment.underpaid': PayloadOf<'payment.underpaid'>;
+  /**
+   * More than the amount arrived: the payment is paid (`payment.succeeded` too) and the excess
+   * (`amountReceived - amount`) is the merchant's to return.
+   * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "customerId": null, "amount": 2500, "currency": "USD", "provider": "crypto-evm", "amountReceived": 3000, "txHashes": ["0x5c50…"] }
+   */
+  'payment.overpaid': PayloadOf<'payment.overpaid'>;
+  /**
+   * A transfer arrived after the checkout ended (within the provider's watch window): nothing is
+   * counted towards the link's limit; the merchant decides (keep it as paid off-line, or return it).
+   * @example { "merchantId": "mer_3kTq…", "paymentId": "pay_4Rb…", "linkId": "lnk_7Hd2…", "customerId": null, "amount": 2500, "currency": "USD", "provider": "crypto-evm", "amountReceived": 2500, "txHashes": ["0x5c50…"] }
+   */
+  'payment.paid_late': PayloadOf<'payment.paid_late'>;
   /**
    * The payment `paymentId` took the link's last slot: the link is now inactive (`limit_reached`).
    * @example { "merchantId": "mer_3kTq…", "linkId": "lnk_7Hd2…", "limit": 50, "paymentId": "pay_4Rb…" }

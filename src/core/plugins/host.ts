@@ -33,6 +33,7 @@ import {
   type PluginCheckoutServices,
   type PluginCustomerServices,
   type PaymentMethodInfo,
+  type AmountOutcome,
   type SavedProfileRef,
 } from '../../plugin-api.ts';
 
@@ -520,6 +521,7 @@ function lazyCheckout(make: () => PluginCheckoutServices): PluginCheckoutService
     expire: (paymentId: string) => get().expire(paymentId),
     recordRefund: (paymentId: string, refund: { providerRef: string; amount: number; reason?: string | null }) => get().recordRefund(paymentId, refund),
     flagDispute: (paymentId: string, dispute: { providerRef: string; status: string; amount: number; reason?: string | null }) => get().flagDispute(paymentId, dispute),
+    flagOutcome: (paymentId: string, outcome: AmountOutcome) => get().flagOutcome(paymentId, outcome),
     pendingPayments: (opts: { startedBefore: Date; limit?: number }) => get().pendingPayments(opts),
     saveProfile: (paymentId: string, profile: SavedProfileRef) => get().saveProfile(paymentId, profile),
     dropProfile: (merchantId: string, ref: string) => get().dropProfile(merchantId, ref),

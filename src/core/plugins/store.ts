@@ -1,5 +1,5 @@
 import type { Db } from '../db.ts';
-import { isUniqueViolation, toDate } from '../db.ts';
+import { isMysql, isUniqueViolation, toDate } from '../db.ts';
 import type { Clock } from '../clock.ts';
 import { publicId } from '../ids.ts';
 import { insertRows, rowsFor } from '../bulk.ts';
@@ -158,6 +158,17 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string, mercha
       checkCollection(collection);
       const n = await db('plugin_records').where({ plugin_id: pluginId, collection, public_id: id }).update({ data: JSON.stringify(data), updated_at: clock.now() });
       if (!n) throw new NotFoundError(`No record ${id}`);
+    },
+    async replaceIf(collection, id, expected, data) {
+      checkCollection(collection);
+      // The stored text is JSON.stringify of what was written; a record read back and stringified
+      // again gives the same text (key order is kept), so equality of the text is equality of the data.
+      // MariaDB compares text case- and trailing-space-insensitively: compare the bytes there.
+      const n = await db('plugin_records')
+        .where({ plugin_id: pluginId, collection, public_id: id })
+        .andWhereRaw(isMysql(db) ? 'BINARY data = BINARY ?' : 'data = ?', [JSON.stringify(expected)])
+        .update({ data: JSON.stringify(data), updated_at: clock.now() });
+      return n === 1;
     },
   } satisfies PluginStore);
 }

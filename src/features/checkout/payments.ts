@@ -14,6 +14,7 @@ import type { CustomerService } from '../customers/index.ts';
 import type { LinkState } from '../links/index.ts';
 import { lineItemsFromText, lineItemsJson, type LineItem } from '../../core/line-items.ts';
 import { paymentFrom, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
+import type { PaymentMethodInfo } from '../../plugin-api.ts';
 
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'paid', 'failed', 'voided', 'refunded', 'partially_refunded'];
 
@@ -76,7 +77,7 @@ export function paymentJson(p: PaymentView) {
     status: p.status,
     amount_refunded: p.amountRefunded,
     provider: p.provider,
-    payment_method: p.paymentMethod,
+    payment_method: paymentMethodJson(p.paymentMethod),
     dispute_status: p.disputeStatus,
     failure_code: p.failureCode,
     created_at: p.createdAt.toISOString(),
@@ -269,3 +270,10 @@ export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: P
 }
 
 export type PaymentQueries = ReturnType<typeof createPaymentQueries>;
+
+/** `payment_method` as the API spells it (`tx_hashes`). */
+function paymentMethodJson(pm: PaymentMethodInfo | null): Record<string, unknown> | null {
+  if (!pm) return null;
+  const { txHashes, ...rest } = pm;
+  return txHashes?.length ? { ...rest, tx_hashes: txHashes } : rest;
+}

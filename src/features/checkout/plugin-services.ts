@@ -171,6 +171,14 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
       const payment = await ownPayment(paymentId);
       await deps.reports.flagDispute(payment, { status: String(dispute?.status ?? 'needs_response'), amount: Number(dispute?.amount), reason: dispute?.reason ?? null });
     },
+    async flagOutcome(paymentId, outcome) {
+      const payment = await ownPayment(paymentId);
+      const kind = outcome?.outcome;
+      if (kind !== 'underpaid' && kind !== 'overpaid' && kind !== 'paid_late') throw new ServiceError('invalid_outcome', 'outcome must be underpaid, overpaid or paid_late.');
+      const amountReceived = Number(outcome.amountReceived);
+      if (!Number.isSafeInteger(amountReceived) || amountReceived < 0) throw new ServiceError('invalid_amount', 'amountReceived must be a non-negative integer (minor units).');
+      await deps.reports.flagOutcome(payment, { outcome: kind, amountReceived, txHashes: Array.isArray(outcome.txHashes) ? outcome.txHashes : [] });
+    },
     async pendingPayments(opts) {
       const before = opts?.startedBefore instanceof Date ? opts.startedBefore : new Date(String(opts?.startedBefore));
       if (Number.isNaN(before.getTime())) throw new ServiceError('invalid_argument', 'startedBefore must be a Date.');

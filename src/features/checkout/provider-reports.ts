@@ -11,7 +11,7 @@ import type { Db, Trx } from '../../core/db.ts';
 import { inTransaction } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
-import type { PaymentMethodInfo } from '../../plugin-api.ts';
+import type { AmountOutcome, PaymentMethodInfo } from '../../plugin-api.ts';
 import { paymentFrom, type CheckoutLinks, type EventRefResolvers, type Payment } from './service.ts';
 
 export interface ProviderReportDeps {
@@ -27,7 +27,9 @@ export interface ProviderReportDeps {
   onExpired?: (trx: Trx, payment: Payment) => Promise<void>;
 }
 
-/** `{ type, brand?, last4?, network? }`, trimmed to what fits; null when there is no usable type. */
+const TX_HASH = /^0x[0-9a-fA-F]{64}$/;
+
+/** `{ type, brand?, last4?, network?, txHashes? }`, trimmed to what fits; null when there is no usable type. */
 export function cleanPaymentMethod(pm: unknown): PaymentMethodInfo | null {
   if (!pm || typeof pm !== 'object') return null;
   const o = pm as Record<string, unknown>;
@@ -37,7 +39,8 @@ export function cleanPaymentMethod(pm: unknown): PaymentMethodInfo | null {
   const brand = word(o.brand, 32);
   const last4 = typeof o.last4 === 'string' && /^[0-9]{4}$/.test(o.last4) ? o.last4 : undefined;
   const network = word(o.network, 32);
-  return { type, ...(brand ? { brand } : {}), ...(last4 ? { last4 } : {}), ...(network ? { network } : {}) };
+  const txHashes = Array.isArray(o.txHashes) ? o.txHashes.filter((h): h is string => typeof h === 'string' && TX_HASH.test(h)).slice(0, 20).map((h) => h.toLowerCase()) : [];
+  return { type, ...(brand ? { brand } : {}), ...(last4 ? { last4 } : {}), ...(network ? { network } : {}), ...(txHashes.length ? { txHashes } : {}) };
 }
 
 export function createProviderReports(deps: ProviderReportDeps) {
@@ -91,6 +94,15 @@ export function createProviderReports(deps: ProviderReportDeps) {
           payment.merchantKey,
         );
         return true;
+      });
+    },
+
+    /** payment.underpaid / overpaid / paid_late with what arrived; no state changes. */
+    async flagOutcome(payment: Payment, outcome: AmountOutcome): Promise<void> {
+      const type = ({ underpaid: 'payment.underpaid', overpaid: 'payment.overpaid', paid_late: 'payment.paid_late' } as const)[outcome.outcome];
+      const txHashes = (outcome.txHashes ?? []).filter((h) => typeof h === 'string' && TX_HASH.test(h)).slice(0, 50).map((h) => h.toLowerCase());
+      await inTransaction(db, async (trx) => {
+        await events.emit(trx, type, { ...(await paymentEvent(trx, payment)), amountReceived: outcome.amountReceived, txHashes }, payment.merchantKey);
       });
     },
 

@@ -140,6 +140,9 @@ export const SENTENCES: { [T in EventType]: Sentence<T> } = {
     href: paymentHref(p.paymentId),
   }),
   'payment.disputed': (p, n) => ({ text: `${payerOf(p, n)} disputed a payment of ${money(p.amount, p.currency)} with their bank (${words(p.status)}).`, href: paymentHref(p.paymentId) }),
+  'payment.underpaid': (p, n) => ({ text: `${payerOf(p, n)} sent ${money(p.amountReceived, p.currency)} of ${money(p.amount, p.currency)} ${paidFor(p, n)} before the checkout ended (underpaid): accept it or settle the rest with them.`, href: paymentHref(p.paymentId) }),
+  'payment.overpaid': (p, n) => ({ text: `${payerOf(p, n)} sent ${money(p.amountReceived, p.currency)} for ${money(p.amount, p.currency)} ${paidFor(p, n)} (overpaid by ${money(p.amountReceived - p.amount, p.currency)}).`, href: paymentHref(p.paymentId) }),
+  'payment.paid_late': (p, n) => ({ text: `${payerOf(p, n)} sent ${money(p.amountReceived, p.currency)} ${paidFor(p, n)} after the checkout ended (paid late): decide whether to keep it.`, href: paymentHref(p.paymentId) }),
   'link.limit_reached': (p, n) => ({ text: `${capital(linkName(p.linkId, n, 'A link'))} sold out: all ${p.limit} payment${p.limit === 1 ? ' is' : 's are'} in.`, href: linkHref(p.linkId, n) }),
   'link.expired': (p, n) => ({
     text: n.links.get(p.linkId)?.kind === 'request' ? `The payment link for ${customerName(p.customerId, n)} expired unpaid.` : `${capital(linkName(p.linkId, n, 'A link'))} expired unpaid.`,

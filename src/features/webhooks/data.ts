@@ -18,7 +18,7 @@ import type { RequestService } from '../requests/index.ts';
 import type { Merchant } from '../merchants/index.ts';
 
 /** The objects a webhook's `data` can be. */
-type ObjectKind = 'payment' | 'link' | 'link_deleted' | 'delivery' | 'reminder_plan' | 'payment_request';
+type ObjectKind = 'payment' | 'payment_outcome' | 'link' | 'link_deleted' | 'delivery' | 'reminder_plan' | 'payment_request';
 
 interface EventEntry {
   object: ObjectKind;
@@ -27,6 +27,8 @@ interface EventEntry {
 }
 
 const payment: EventEntry = { object: 'payment', id: (p: EventPayloads['payment.succeeded']) => p.paymentId };
+/** A payment whose received amount did not match (crypto): the payment, plus what arrived. */
+const paymentOutcome: EventEntry = { object: 'payment_outcome', id: (p: EventPayloads['payment.underpaid']) => p.paymentId };
 const link: EventEntry = { object: 'link', id: (p: { linkId: string }) => p.linkId };
 const delivery: EventEntry = { object: 'delivery', id: (p: EventPayloads['delivery.sent']) => p.deliveryId };
 const paymentRequest: EventEntry = { object: 'payment_request', id: (p: { requestId: string }) => p.requestId };
@@ -39,6 +41,9 @@ export const WEBHOOK_EVENTS: Partial<Record<EventType, EventEntry>> = {
   'payment.failed': payment,
   'payment.refunded': payment,
   'payment.disputed': payment,
+  'payment.underpaid': paymentOutcome,
+  'payment.overpaid': paymentOutcome,
+  'payment.paid_late': paymentOutcome,
   'link.created': link,
   'link.updated': link,
   'link.limit_reached': link,
@@ -89,6 +94,11 @@ export function createDataBuilder(src: DataSources) {
       const refunds = await src.refunds.list(p.key);
       return { ...paymentJson(p), refunds: refunds.map((r) => refundJson(r, p.id)) };
     },
+    // The payment, plus what arrived: `amount_received` (minor units) and the transactions (`received_tx_hashes`).
+    async payment_outcome(merchant, id, payload: EventPayloads['payment.underpaid']) {
+      const p = (await builders.payment(merchant, id, payload)) as Record<string, unknown>;
+      return { ...p, amount_received: payload.amountReceived, received_tx_hashes: payload.txHashes };
+    },
     // A link as GET /links/:id answers.
     async link(merchant, id) {
       const l = await src.links.get(merchant, id);
@@ -122,7 +132,7 @@ export function createDataBuilder(src: DataSources) {
       return await builders[entry.object](merchant, id, payload);
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
-      return { id, object: entry.object === 'link_deleted' ? 'link' : entry.object, deleted: true };
+      return { id, object: entry.object === 'link_deleted' ? 'link' : entry.object === 'payment_outcome' ? 'payment' : entry.object, deleted: true };
     }
   };
 }

@@ -1,0 +1,620 @@
+// provider-crypto-evm against a real chain: ganache on loopback, an ERC-20 compiled with solc and
+// deployed in the test, real transfers from test wallets, and the watcher run as the scheduled job
+// it is in production (through a JSON-RPC proxy that can fail). The merchant's addresses come from
+// a known test xpub and must equal what a standard wallet library derives from the mnemonic.
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { randomBytes } from 'node:crypto';
+import { HDKey, mnemonicToAccount } from 'viem/accounts';
+import type { Hex } from 'viem';
+import { forEachTarget, TARGETS } from './support/targets.ts';
+import { useBrowser, serve, PHONE, type ServedEnv, type TrackedPage } from './support/browser.ts';
+import { build, csrfFrom, fieldError, signUp, type Account, type TestEnv } from './support/harness.ts';
+import { startChain, rpcProxy, TEST_MNEMONIC, TEST_XPUB, CHAIN_ID, type Chain } from './support/evm.ts';
+import { deriveAddress, parseXpub } from '../plugins/provider-crypto-evm/chain.ts';
+import { verificationCode } from '../plugins/provider-crypto-evm/index.ts';
+import type { Merchant } from '../src/features/merchants/repository.ts';
+import type { Link } from '../src/features/links/service.ts';
+import { ValidationError } from '../src/core/errors.ts';
+import { createLogger } from '../src/core/log.ts';
+import { createPluginStore } from '../src/core/plugins/store.ts';
+
+const START = new Date('2026-03-02T09:00:00Z');
+const MINUTE = 60_000;
+const CONFIRMATIONS = 3;
+const SCAN = 'plugin.provider-crypto-evm.scan';
+
+describe('provider-crypto-evm: addresses from an xpub', () => {
+  it('derives the same receiving addresses as a standard wallet library does from the mnemonic', () => {
+    const key = parseXpub(TEST_XPUB)!;
+    for (const i of [0, 1, 2, 7, 1000]) expect(deriveAddress(key, i)).to.equal(mnemonicToAccount(TEST_MNEMONIC, { addressIndex: i }).address);
+  });
+  it('rejects what is not an extended public key, and private keys', () => {
+    expect(parseXpub('xpub123')).to.equal(null);
+    expect(parseXpub(TEST_XPUB.slice(0, -1) + (TEST_XPUB.endsWith('P') ? 'Q' : 'P')), 'bad checksum').to.equal(null);
+    expect(parseXpub('xprv9s21ZrQH143K3QTDL4LXw2F7HEK3wJUD2nW2nRk4stbPy6cq3jPPqjiChkVvvNKmPGJxWUtg6LnF5kejMRNNU3TGtRBeJgk33yuGBxrMPHi'), 'an xprv').to.equal(null);
+  });
+  it('gives every checkout a short verification code', () => {
+    expect(verificationCode('cs_aaaaaaaaaaaaaaaaaaaaaa')).to.match(/^[2-9A-HJ-NP-Z]{3}-[2-9A-HJ-NP-Z]{3}$/);
+    expect(verificationCode('cs_aaaaaaaaaaaaaaaaaaaaaa')).to.not.equal(verificationCode('cs_aaaaaaaaaaaaaaaaaaaaab'));
+  });
+});
+
+/** Ganache with two stablecoins (6 and 18 decimals) behind a fault-injecting RPC proxy, and the plugin's config for it. */
+async function testChain(opts: { maxBlockRange: number }) {
+  const chain = await startChain(START);
+  const usdt = await chain.deploy('USDT', 6);
+  const dai = await chain.deploy('DAI', 18);
+  const proxy = await rpcProxy(chain.url);
+  const startBlock = await chain.blockNumber();
+  const config = {
+    networks: [
+      {
+        id: 'testnet',
+        name: 'Testnet',
+        chainId: CHAIN_ID,
+        rpcUrl: proxy.url,
+        confirmations: CONFIRMATIONS,
+        startBlock,
+        maxBlockRange: opts.maxBlockRange,
+        tokens: [
+          { symbol: 'USDT', address: usdt, decimals: 6, currency: 'USD' },
+          { symbol: 'DAI', address: dai, decimals: 18, currency: 'USD' },
+        ],
+      },
+    ],
+    rpcBackoffMs: 1,
+    watchHours: 24,
+  };
+  return { chain, usdt, dai, proxy, startBlock, config };
+}
+
+forEachTarget('provider-crypto-evm (ganache)', (target) => {
+  let chain: Chain;
+  let proxy: Awaited<ReturnType<typeof rpcProxy>>;
+  let env: TestEnv;
+  let shop: Merchant;
+  let usdt: Hex;
+  let dai: Hex;
+  let startBlock: number;
+  let config: Record<string, unknown>;
+  let owner: Account;
+
+  before(async function () {
+    this.timeout(300_000);
+    ({ chain, usdt, dai, proxy, startBlock, config } = await testChain({ maxBlockRange: 4 }));
+    env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(config) } });
+    owner = await signUp(env.app, { name: 'Harbour Yoga' });
+    shop = (await env.rt.services.merchants.getByHandle(owner.handle))!;
+    await env.rt.services.providers.update(shop.key, 'crypto-evm', { enabled: true, settings: { xpub: TEST_XPUB, tokens: ['testnet:usdt', 'testnet:dai'] } });
+  });
+  after(async () => {
+    await env?.close();
+    await proxy?.close();
+    await chain?.close();
+  });
+
+  let made = 0;
+  const newLink = (amount = 2500, limit: number | null = null) => env.rt.services.links.create(shop, { type: 'amount', name: `Class ${++made}`, amount, currency: 'USD', payment_limit: limit });
+  const begin = async (link: Link, amount = 2500) => {
+    const r = await env.rt.services.checkout.start(shop, link, { amount, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+    const rec = (await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'sessions', unique_key: r.session.id }).first()) as { data: string };
+    return { ...r, data: JSON.parse(rec.data) as { address: Hex; index: number; code: string; state: string; pending: unknown[]; transfers: { txHash: string }[] } };
+  };
+  const sessionData = async (sessionId: string) => JSON.parse(((await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'sessions', unique_key: sessionId }).first()) as { data: string }).data);
+  const paymentRow = (id: string) => env.rt.db('payments').where({ public_id: id }).first();
+  const events = async (type: string, paymentId: string) =>
+    ((await env.rt.db('events').where({ type }).select('payload')) as { payload: string }[]).map((r) => JSON.parse(r.payload)).filter((p) => p.paymentId === paymentId);
+  const scan = async () => {
+    await env.rt.jobs.enqueue(env.rt.db, SCAN, {});
+    await env.rt.jobs.drain();
+  };
+  /** Moves Paylink's clock and the chain's together. */
+  const later = async (ms: number) => {
+    env.clock.advance(ms);
+    await chain.increaseTime(Math.round(ms / 1000));
+    await chain.mine(1);
+  };
+
+  it('validates the merchant settings by field: a bad xpub, an unknown token; shows the first address', async () => {
+    const bad = await env.rt.services.providers.update(shop.key, 'crypto-evm', { settings: { xpub: 'not-a-key', tokens: ['testnet:usdt'] } }).then(() => null, (e) => e);
+    expect(bad).to.be.instanceOf(ValidationError);
+    expect(bad.errors.map((e: { field: string }) => e.field)).to.include('settings.xpub');
+    const unknown = await env.rt.services.providers.update(shop.key, 'crypto-evm', { settings: { xpub: TEST_XPUB, tokens: ['mainnet:shib'] } }).then(() => null, (e) => e);
+    expect(unknown.errors.map((e: { field: string }) => e.field)).to.include('settings.tokens');
+    const saved = await env.rt.services.providers.get(shop.key, 'crypto-evm');
+    expect(saved.settings.firstAddress).to.equal(mnemonicToAccount(TEST_MNEMONIC, { addressIndex: 0 }).address);
+    expect(saved.settings.tokens, 'the failed saves changed nothing').to.deep.equal(['testnet:usdt', 'testnet:dai']);
+  });
+
+  it('Settings → Payments: the crypto form shows the first address, and a bad xpub is answered 422 next to its field', async () => {
+    const owner = await signUp(env.app, { name: 'Tide Pottery' });
+    const page = await owner.agent.get('/app/settings/payments').expect(200);
+    expect(page.text).to.include('Extended public key (xpub)');
+    const csrf = csrfFrom(page.text);
+    const bad = await owner.agent.post('/app/settings/payments/crypto-evm').type('form').send({ _csrf: csrf, enabled: ['0', '1'], 'settings.xpub': 'my seed words here', 'settings.tokens': 'testnet:usdt' }).expect(422);
+    expect(fieldError(bad.text, 'crypto-evm-xpub')).to.match(/not an extended public key/);
+    expect(bad.text, 'what was typed is shown again').to.include('value="testnet:usdt"');
+    await owner.agent.post('/app/settings/payments/crypto-evm').type('form').send({ _csrf: csrf, enabled: ['0', '1'], 'settings.xpub': TEST_XPUB, 'settings.tokens': 'testnet:usdt, testnet:dai' }).expect(303);
+    const saved = await owner.agent.get('/app/settings/payments').expect(200);
+    expect(saved.text).to.include(`Your first address: <code>${mnemonicToAccount(TEST_MNEMONIC, { addressIndex: 0 }).address}</code>`);
+    expect(saved.text).to.include('value="testnet:usdt, testnet:dai"');
+  });
+
+  it('gives each checkout its own address: consecutive indexes, none shared, under concurrency', async () => {
+    const link = await newLink();
+    const started = await Promise.all(Array.from({ length: 8 }, () => begin(link)));
+    const indexes = started.map((s) => s.data.index).sort((a, b) => a - b);
+    expect(new Set(indexes).size).to.equal(8);
+    expect(indexes[7] - indexes[0], 'no gaps').to.equal(7);
+    for (const s of started) expect(s.data.address).to.equal(mnemonicToAccount(TEST_MNEMONIC, { addressIndex: s.data.index }).address);
+  });
+
+  it('exact payment: confirming (1 of 3) on the tracker, then paid with its tx hash after 3 confirmations', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500);
+    const s = await begin(link);
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+    const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(page.text).to.include('1 of 3 confirmations').and.include('25.00 USDT').and.include(s.data.address).and.include(s.data.code).and.include('<svg');
+    await chain.mine(CONFIRMATIONS - 1);
+    await scan();
+    const row = await paymentRow(s.payment.id);
+    expect(row.status).to.equal('paid');
+    expect(JSON.parse(row.payment_method)).to.deep.include({ type: 'crypto', brand: 'usdt', network: 'testnet', txHashes: [tx] });
+    expect(await events('payment.succeeded', s.payment.id)).to.have.length(1);
+    expect(await events('payment.overpaid', s.payment.id)).to.have.length(0);
+    const api = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(api.text).to.include('Paid.');
+  });
+
+  it('two transfers in two tokens (6 and 18 decimals) add up to the price: paid, both hashes recorded', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    const a = await chain.transfer(usdt, 1, s.data.address, 10_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+    const partial = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(partial.text).to.include('Partly paid').and.include('15.00 USD');
+    const b = await chain.transfer(dai, 2, s.data.address, 15n * 10n ** 18n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    const row = await paymentRow(s.payment.id);
+    expect(row.status).to.equal('paid');
+    expect(JSON.parse(row.payment_method).txHashes).to.deep.equal([a, b]);
+  });
+
+  it('overpaid: paid, and payment.overpaid carries what arrived', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    const tx = await chain.transfer(usdt, 1, s.data.address, 30_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    const [over] = await events('payment.overpaid', s.payment.id);
+    expect(over).to.deep.include({ amount: 2500, amountReceived: 3000, currency: 'USD', provider: 'crypto-evm', txHashes: [tx] });
+  });
+
+  it('underpaid: keeps watching until the end, then the payment fails and payment.underpaid says what came; the slot is free again', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500, 1);
+    const s = await begin(link);
+    await chain.transfer(usdt, 1, s.data.address, 12_500_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+    expect(Number((await env.rt.db('links').where({ id: link.key }).first()).held_count)).to.equal(1);
+    await later(31 * MINUTE);
+    await scan();
+    const row = await paymentRow(s.payment.id);
+    expect([row.status, row.failure_code]).to.deep.equal(['failed', 'expired']);
+    const [under] = await events('payment.underpaid', s.payment.id);
+    expect(under).to.deep.include({ amount: 2500, amountReceived: 1250 });
+    const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(page.text).to.include('Underpaid').and.include('12.50 of 25.00');
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect([Number(l.held_count), Number(l.paid_count)]).to.deep.equal([0, 0]);
+  });
+
+  it('late: a transfer after the end is recorded as paid_late, counts nothing, and the customer is told', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500, 1);
+    const s = await begin(link);
+    await later(31 * MINUTE);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('failed');
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('failed');
+    const late = await events('payment.paid_late', s.payment.id);
+    expect(late, 'reported once').to.have.length(1);
+    expect(late[0]).to.deep.include({ amountReceived: 2500, txHashes: [tx] });
+    expect(Number((await env.rt.db('links').where({ id: link.key }).first()).paid_count)).to.equal(0);
+    const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200);
+    expect(page.text).to.include('Arrived late');
+  });
+
+  it('a transfer to another checkout’s address never pays this one', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500);
+    const mine = await begin(link);
+    const other = await begin(link);
+    await chain.transfer(usdt, 1, other.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(other.payment.id)).status).to.equal('paid');
+    expect((await paymentRow(mine.payment.id)).status).to.equal('pending');
+    expect((await sessionData(mine.session.id)).transfers).to.deep.equal([]);
+  });
+
+  it('a reorg before confirmation: the transfer seen on its way disappears and pays nothing', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    const snap = await chain.snapshot();
+    await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await scan();
+    expect((await sessionData(s.session.id)).pending).to.have.length(1);
+    await chain.revert(snap);
+    await chain.mine(CONFIRMATIONS + 1);
+    await scan();
+    const d = await sessionData(s.session.id);
+    expect([d.pending, d.transfers]).to.deep.equal([[], []]);
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+  });
+
+  /** The eth_getLogs ranges asked since `from` (index in the proxy log), as [from, to] pairs. */
+  const ranges = (from: number) =>
+    proxy.log
+      .slice(from)
+      .filter((l) => l.method === 'eth_getLogs' && !l.failed)
+      .map((l) => {
+        const p = (l.params as { fromBlock: string; toBlock: string }[])[0];
+        return [Number(p.fromBlock), Number(p.toBlock)];
+      });
+  /** The last block the watcher recorded (before its first scan: the one below the configured start). */
+  const cursor = async () => {
+    const row = (await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'cursors', unique_key: 'testnet' }).first()) as { data: string } | undefined;
+    return row ? (JSON.parse(row.data).block as number) : startBlock - 1;
+  };
+
+  it('an RPC that fails intermittently (503s, dropped connections): retried with backoff, every block read once in order, paid', async function () {
+    this.timeout(120_000);
+    const s = await begin(await newLink(2500));
+    const mark = proxy.log.length;
+    const before = await cursor();
+    await chain.mine(5);
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(6 + CONFIRMATIONS);
+    proxy.fail('eth_getLogs', 1, '503');
+    proxy.fail('eth_getLogs', 1, 'drop', 1);
+    proxy.fail('eth_blockNumber', 1, 'drop');
+    proxy.fail('eth_getBlockByNumber', 2, '503');
+    await scan();
+    proxy.heal();
+    expect(proxy.log.slice(mark).filter((l) => l.failed).length, 'the faults happened').to.be.at.least(4);
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    expect(JSON.parse((await paymentRow(s.payment.id)).payment_method).txHashes).to.deep.equal([tx]);
+    // The confirmed ranges asked run back to back from the old cursor to the new one: none skipped, none read twice.
+    const after = await cursor();
+    expect(after).to.equal((await chain.blockNumber()) - CONFIRMATIONS + 1);
+    let next = before + 1;
+    for (const [from, to] of ranges(mark).filter(([from]) => from <= after)) {
+      expect(from).to.equal(next);
+      next = to + 1;
+    }
+    expect(next - 1).to.equal(after);
+  });
+
+  it('the watcher stopped mid-range (the RPC gone for good) resumes from its last recorded block in another process, and misses nothing', async function () {
+    this.timeout(120_000);
+    const s = await begin(await newLink(2500));
+    const before = await cursor();
+    await chain.mine(9); // > 2 chunks of 4 blocks before the transfer
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS + 4);
+    const mark = proxy.log.length;
+    // The first chunk goes through, then eth_getLogs fails past every retry: the scan job fails.
+    proxy.fail('eth_getLogs', 100, '503', 1);
+    await scan();
+    const stuck = await cursor();
+    expect(stuck, 'one chunk recorded').to.equal(before + 4);
+    expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+    const job = await env.rt.db('jobs').where({ kind: SCAN }).orderBy('id', 'desc').first();
+    expect(job.last_error).to.match(/eth_getLogs/);
+    proxy.heal();
+    // "Restart": another runtime on the same database runs the next scan.
+    const sibling = await env.sibling();
+    try {
+      await sibling.jobs.enqueue(sibling.db, SCAN, {});
+      await sibling.jobs.drain();
+    } finally {
+      await sibling.close();
+    }
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    expect(JSON.parse((await paymentRow(s.payment.id)).payment_method).txHashes).to.deep.equal([tx]);
+    const asked = ranges(mark);
+    expect(asked[0][0]).to.equal(before + 1);
+    // Each successful confirmed range starts right after the previous one recorded (the first chunk was re-read: none).
+    const starts = asked.map(([from]) => from);
+    expect(starts.slice(0, 3)).to.deep.equal([before + 1, before + 5, before + 9]);
+  });
+
+  it('scans once across processes: two runtimes scanning at once read each block range once, and both see the payment', async function () {
+    this.timeout(120_000);
+    const s = await begin(await newLink(2500));
+    const before = await cursor();
+    await chain.mine(12);
+    await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS + 12);
+    const mark = proxy.log.length;
+    // The other process logs when it finds a scan running: the two really overlapped.
+    const lines: string[] = [];
+    const one = await env.sibling({ log: createLogger('info', (l) => lines.push(l)) });
+    const two = await env.sibling({ log: createLogger('info', (l) => lines.push(l)) });
+    try {
+      await Promise.all([one, two, one, two].map(async (rt) => {
+        await rt.jobs.enqueue(rt.db, SCAN, {});
+        await rt.jobs.drain();
+      }));
+    } finally {
+      await one.close();
+      await two.close();
+    }
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    expect(await events('payment.succeeded', s.payment.id)).to.have.length(1);
+    const after = await cursor();
+    const confirmed = ranges(mark).filter(([from]) => from <= after);
+    expect(confirmed.length, 'several chunks were read').to.be.at.least(3);
+    // Every confirmed range once, back to back: no two scans read the same blocks.
+    let next = before + 1;
+    for (const [from, to] of confirmed) {
+      expect(from).to.equal(next);
+      next = to + 1;
+    }
+    expect(next - 1).to.equal(after);
+    // Control: the scans did overlap (one found the lease taken), so the check above could catch a double read.
+    expect(lines.filter((l) => l.includes('another process is scanning')).length, 'a scan was skipped because another held the lease').to.be.at.least(1);
+  });
+
+  it('holds on a limit-3 link: 10 concurrent checkouts, 3 hold a slot; a late transfer on the full link is flagged, never counted', async function () {
+    this.timeout(120_000);
+    const link = await newLink(2500, 3);
+    const tries = await Promise.allSettled(Array.from({ length: 10 }, () => begin(link)));
+    const started = tries.filter((t) => t.status === 'fulfilled').map((t) => (t as PromiseFulfilledResult<Awaited<ReturnType<typeof begin>>>).value);
+    expect(started).to.have.length(3);
+    for (const t of tries.filter((x) => x.status === 'rejected')) expect((t as PromiseRejectedResult).reason).to.include({ code: 'spots_held' });
+    expect(new Set(started.map((s) => s.data.address)).size).to.equal(3);
+    // Two pay; the third lets its timer run out, and its slot goes to a newcomer who pays.
+    for (const s of started.slice(0, 2)) await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await later(31 * MINUTE);
+    await scan();
+    await env.rt.jobs.enqueue(env.rt.db, 'links.release_holds', {});
+    await env.rt.jobs.drain();
+    const newcomer = await begin(link);
+    await chain.transfer(usdt, 2, newcomer.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect(await Promise.all([...started, newcomer].map(async (s) => (await paymentRow(s.payment.id)).status))).to.deep.equal(['paid', 'paid', 'failed', 'paid']);
+    // The one who ran out of time pays now, on a full link: recorded as late, not counted.
+    const late = started[2];
+    await chain.transfer(usdt, 3, late.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect(await events('payment.paid_late', late.payment.id)).to.have.length(1);
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect([Number(l.paid_count), Number(l.held_count), Boolean(l.active)]).to.deep.equal([3, 0, false]);
+  });
+
+  it('sent in time, confirmed after the slot lapsed on a link that filled meanwhile: not counted, the payment flagged, paid_late', async function () {
+    this.timeout(120_000);
+    const link = await newLink(2500, 1);
+    const slow = await begin(link);
+    const tx = await chain.transfer(usdt, 1, slow.data.address, 25_000_000n); // 1 of 3 confirmations at the end
+    await scan();
+    await later(31 * MINUTE);
+    await env.rt.jobs.enqueue(env.rt.db, 'links.release_holds', {});
+    await env.rt.jobs.drain();
+    const quick = await begin(link);
+    await chain.transfer(usdt, 2, quick.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(quick.payment.id)).status).to.equal('paid');
+    const row = await paymentRow(slow.payment.id);
+    expect([row.status, row.failure_code]).to.deep.equal(['failed', 'limit_refund_failed']);
+    const [late] = await events('payment.paid_late', slow.payment.id);
+    expect(late).to.deep.include({ amountReceived: 2500, txHashes: [tx] });
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect([Number(l.paid_count), Number(l.held_count)]).to.deep.equal([1, 0]);
+    const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${slow.session.id}`).expect(200);
+    expect(page.text).to.include('Arrived late');
+  });
+
+  it('streams the tracker as server-sent events', async function () {
+    this.timeout(15_000);
+    const s = await begin(await newLink(2500));
+    const res = await supertest(env.app)
+      .get(`/p/provider-crypto-evm/pay/${s.session.id}/events`)
+      .buffer(true)
+      .parse((r, done) => {
+        let text = '';
+        r.on('data', (c: Buffer) => {
+          text += c.toString();
+          if (text.includes('\n\n')) (r as unknown as { destroy(): void }).destroy();
+        });
+        r.on('close', () => done(null, text));
+        r.on('end', () => done(null, text));
+      })
+      .catch((e) => e.response ?? { body: '' });
+    expect(String(res.body)).to.match(/^event: tracker\ndata: .*Waiting for your transfer/);
+  });
+
+  it('hands an address that never received anything out again after its watch window (gap limit), never one that did', async function () {
+    this.timeout(120_000);
+    // A merchant of its own (another wallet), so its indexes start at 0.
+    const owner = await signUp(env.app, { name: 'Kiln Studio' });
+    const kiln = (await env.rt.services.merchants.getByHandle(owner.handle))!;
+    await env.rt.services.providers.update(kiln.key, 'crypto-evm', { enabled: true, settings: { xpub: HDKey.fromMasterSeed(randomBytes(32)).derive("m/44'/60'/0'").publicExtendedKey, tokens: ['testnet:usdt'] } });
+    const link = await env.rt.services.links.create(kiln, { type: 'amount', name: 'Glaze night', amount: 2500, currency: 'USD', payment_limit: null });
+    const start = async () => {
+      const r = await env.rt.services.checkout.start(kiln, link, { amount: 2500, currency: 'USD', name: 'Bo', email: 'bo@example.test', provider: 'crypto-evm' });
+      return { ...r, data: await sessionData(r.session.id) };
+    };
+    const unused = await start();
+    const used = await start();
+    expect([unused.data.index, used.data.index]).to.deep.equal([0, 1]);
+    await chain.transfer(usdt, 1, used.data.address, 1_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await later(31 * MINUTE);
+    await scan();
+    expect((await start()).data.index, 'within the watch window: a new index').to.equal(2);
+    await later(25 * 60 * MINUTE);
+    await scan();
+    const again = await start();
+    expect([again.data.index, again.data.address]).to.deep.equal([0, unused.data.address]);
+    expect((await start()).data.index, 'an address that received something is never handed out again').to.equal(3);
+    // The reused address pays its new checkout only.
+    await chain.transfer(usdt, 2, again.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(again.payment.id)).status).to.equal('paid');
+    expect((await paymentRow(unused.payment.id)).status).to.equal('failed');
+    expect(await events('payment.paid_late', unused.payment.id)).to.deep.equal([]);
+  });
+
+  it('plugin store replaceIf: compare-and-set, exact (case and trailing spaces count), one winner of many', async () => {
+    const store = createPluginStore(env.rt.db, env.clock, 'test-cas', { keyOf: async () => null, publicIdsOf: async () => new Map() });
+    const rec = (await store.insertOnce('leases', 'x', { merchantId: null, data: { holder: 'abc', until: 1 } }))!;
+    expect(await store.replaceIf('leases', rec.id, { holder: 'ABC', until: 1 }, { holder: 'me', until: 2 }), 'case differs').to.equal(false);
+    expect(await store.replaceIf('leases', rec.id, { holder: 'abc ', until: 1 }, { holder: 'me', until: 2 }), 'trailing space').to.equal(false);
+    const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => store.replaceIf('leases', rec.id, { holder: 'abc', until: 1 }, { holder: `w${i}`, until: 2 })));
+    expect(wins.filter(Boolean)).to.have.length(1);
+    const now = (await store.get<{ holder: string; until: number }>('leases', rec.id))!;
+    expect(now.data.holder).to.equal(`w${wins.indexOf(true)}`);
+    expect(await createPluginStore(env.rt.db, env.clock, 'other-plugin', { keyOf: async () => null, publicIdsOf: async () => new Map() }).replaceIf('leases', rec.id, now.data, { holder: 'thief', until: 3 }), 'another plugin’s record').to.equal(false);
+  });
+
+  it('lists the merchant’s crypto checkouts on the dashboard, found by verification code, and no one else’s', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    const found = await owner.agent.get(`/app/p/provider-crypto-evm/?code=${s.data.code.replace('-', '').toLowerCase()}`).expect(200);
+    expect(found.text).to.include(s.data.code).and.include(s.payment.id).and.include(s.data.address).and.include(tx.slice(0, 10)).and.include('25.00 of 25.00 USD');
+    expect(found.text.match(/data-label="Code"/g)?.length, 'only that checkout').to.equal(1);
+    const stranger = await signUp(env.app, { name: 'Someone Else' });
+    const theirs = await stranger.agent.get(`/app/p/provider-crypto-evm/?code=${s.data.code}`).expect(200);
+    expect(theirs.text).to.not.include(s.data.address);
+    expect(theirs.text).to.include('No checkout with that code');
+  });
+
+  it('answers 404 for an unknown checkout', async () => {
+    await supertest(env.app).get('/p/provider-crypto-evm/pay/cs_0000000000000000000000').expect(404);
+    await supertest(env.app).get('/p/provider-crypto-evm/pay/nope').expect(404);
+  });
+});
+
+describe('provider-crypto-evm pay page in Chromium at 390 px', function () {
+  this.timeout(300_000);
+  const browser = useBrowser();
+  let t: Awaited<ReturnType<typeof testChain>>;
+  let env: ServedEnv;
+  let shop: Merchant;
+  let tab: TrackedPage;
+
+  before(async () => {
+    t = await testChain({ maxBlockRange: 100 });
+    env = await serve(TARGETS[0], { env: { PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(t.config) } });
+    const owner = await signUp(env.app, { name: 'Harbour Yoga' });
+    shop = (await env.rt.services.merchants.getByHandle(owner.handle))!;
+    await env.rt.services.providers.update(shop.key, 'crypto-evm', { enabled: true, settings: { xpub: TEST_XPUB, tokens: ['testnet:usdt', 'testnet:dai'] } });
+    tab = await browser().newPage({ viewport: PHONE });
+  });
+  after(async () => {
+    await tab?.close();
+    await env?.close();
+    await t?.proxy.close();
+    await t?.chain.close();
+  });
+
+  const scan = async () => {
+    await env.rt.jobs.enqueue(env.rt.db, SCAN, {});
+    await env.rt.jobs.drain();
+  };
+  const begin = async () => {
+    const link = await env.rt.services.links.create(shop, { type: 'amount', name: 'Sunrise class', amount: 2500, currency: 'USD', payment_limit: null });
+    const r = await env.rt.services.checkout.start(shop, link, { amount: 2500, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+    const rec = (await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'sessions', unique_key: r.session.id }).first()) as { data: string };
+    return { ...r, url: `${env.origin}/p/provider-crypto-evm/pay/${r.session.id}`, address: JSON.parse(rec.data).address as Hex };
+  };
+  /** Shows the page, checks it fits 390 px and behaved, and saves a screenshot. */
+  const look = async (name: string, text: RegExp) => {
+    await tab.page.locator('#tracker').filter({ hasText: text }).waitFor();
+    const overflow = (await tab.page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+    expect(overflow, `${name}: nothing wider than the phone`).to.be.at.most(0);
+    await tab.screenshot(`crypto-${name}-390`);
+    tab.assertClean();
+  };
+
+  it('waiting → confirming (live, without reload) → paid; the copy buttons and the QR are there', async () => {
+    const s = await begin();
+    await tab.page.goto(s.url);
+    await look('waiting', /Waiting for your transfer/);
+    expect(await tab.page.locator('button[data-copy]').first().isVisible()).to.equal(true);
+    expect(await tab.page.locator('.cx-qr svg').count()).to.equal(1);
+    expect(await tab.page.locator('.cx-countdown').textContent()).to.match(/^\d+:\d\d$/);
+    const marker = await tab.page.evaluate('window.__same = 1');
+    await t.chain.transfer(t.usdt, 1, s.address, 25_000_000n);
+    await scan();
+    await look('confirming', /1 of 3 confirmations/);
+    expect(await tab.page.evaluate('window.__same'), 'the tracker updated in place (SSE)').to.equal(marker);
+    await t.chain.mine(CONFIRMATIONS);
+    await scan();
+    await look('paid', /Paid\./);
+    expect(await tab.page.getByRole('link', { name: 'See your receipt' }).count()).to.equal(1);
+  });
+
+  it('partly paid, then underpaid when the time runs out; expired with nothing sent', async () => {
+    const s = await begin();
+    const empty = await begin();
+    await t.chain.transfer(t.usdt, 1, s.address, 10_000_000n);
+    await t.chain.mine(CONFIRMATIONS);
+    await scan();
+    await tab.page.goto(s.url);
+    await look('partial', /Partly paid.*15\.00 USD/);
+    expect(await tab.page.locator('.cx-amount').textContent()).to.equal('15.00 USDT');
+    env.clock.advance(31 * MINUTE);
+    await t.chain.increaseTime(31 * 60);
+    await t.chain.mine(1);
+    await scan();
+    await tab.page.goto(s.url);
+    await look('underpaid', /Underpaid/);
+    await tab.page.goto(empty.url);
+    await look('expired', /Time ran out/);
+  });
+
+  it('works without JavaScript: the refresh link shows what arrived', async () => {
+    const s = await begin();
+    const nojs = await browser().newPage({ viewport: PHONE, javaScriptEnabled: false });
+    try {
+      await nojs.page.goto(s.url);
+      expect(await nojs.page.locator('button[data-copy]').first().isVisible()).to.equal(false);
+      await t.chain.transfer(t.usdt, 1, s.address, 25_000_000n);
+      await scan();
+      await nojs.page.getByRole('link', { name: 'Refresh to see what arrived' }).click();
+      await nojs.page.locator('#tracker').filter({ hasText: /1 of 3 confirmations/ }).waitFor();
+      await nojs.screenshot('crypto-nojs-confirming-390');
+      nojs.assertClean();
+    } finally {
+      await nojs.close();
+    }
+  });
+});
