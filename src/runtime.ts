@@ -34,6 +34,7 @@ import { createTagService, type TagService } from './features/tags/index.ts';
 import { createProductService, type ProductService } from './features/products/index.ts';
 import { createLinkService, createLinkState, type LinkService } from './features/links/index.ts';
 import { createCheckoutService, type CheckoutService } from './features/checkout/index.ts';
+import { createCouponService, type CouponService } from './features/coupons/index.ts';
 import { createCustomerService, type CustomerService } from './features/customers/index.ts';
 import { createPaymentQueries, type PaymentQueries } from './features/checkout/index.ts';
 import { pruneIdempotencyKeys } from './core/idempotency.ts';
@@ -75,6 +76,8 @@ export interface Services {
   apiKeys: ApiKeyService;
   tags: TagService;
   products: ProductService;
+  /** Coupons (promo codes) and their redemptions. */
+  coupons: CouponService;
   links: LinkService;
   checkout: CheckoutService;
   customers: CustomerService;
@@ -247,6 +250,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     // The links feature's state machine (paid_count, active, counters): checkout, analytics and products use it.
     const linkState = createLinkState({ db, clock, events, changes });
     const products = createProductService({ db, clock, changes, soldByLink: linkState.sellsProduct });
+    const coupons = createCouponService({ db, clock, jobs, changes });
     const tokens = new LinkTokens(secrets.derive('link-tokens'));
     const merchants = createMerchantService({ db, clock, events });
     // Analytics' hourly rollups, written by checkout inside its capture and refund transactions.
@@ -369,6 +373,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       apiKeys: createApiKeyService({ db, clock, events }),
       tags,
       products,
+      coupons,
       links,
       checkout: createCheckoutService({
         db,
@@ -387,6 +392,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         products,
         refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customers.publicIdOf },
         stats: paymentStats,
+        coupons,
       }),
       customers,
       payments,
@@ -408,6 +414,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       // A vendor session that ended unpaid gives back the slot its immediate-capture checkout held.
       onExpired: async (trx, payment) => {
         if (payment.linkKey !== null && payment.sessionKey !== null) await linkState.releaseHold(trx, payment.linkKey, payment.sessionKey);
+        // …and the coupon redemption it held.
+        if (payment.sessionKey !== null) await coupons.release(trx, payment.sessionKey);
       },
     });
     const views = opts.recordViews === false ? null : new ViewRecorder({ db, clock, log: log.child('views'), live, events, viewIds, links: linkState, flushMs: opts.viewFlushMs });
@@ -513,6 +521,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
           { cron: '* * * * *', kind: 'links.expire' },
           // Slots held by immediate-capture checkouts past their end free up within a minute.
           { cron: '* * * * *', kind: 'links.release_holds' },
+          // Coupon redemptions held by checkouts that ended unpaid free up within a minute.
+          { cron: '* * * * *', kind: 'coupons.release_holds' },
           // Plugins' periodic work (api.schedule.every), e.g. provider-stripe's sweep of stale sessions.
           ...plugins.sweeps,
         ]);

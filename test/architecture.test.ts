@@ -20,6 +20,8 @@ export const TABLE_OWNERS: Record<string, string> = {
   account_tokens: 'features/accounts',
   api_keys: 'features/api-keys',
   products: 'features/products',
+  coupons: 'features/coupons',
+  coupon_redemptions: 'features/coupons',
   links: 'features/links',
   link_holds: 'features/links',
   payment_requests: 'features/requests',

@@ -12,7 +12,7 @@ import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { CustomerService } from '../customers/index.ts';
 import type { LinkState } from '../links/index.ts';
-import { paymentFrom, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
+import { discountFrom, paymentFrom, type Discount, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
 
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'paid', 'failed', 'voided', 'refunded', 'partially_refunded'];
 
@@ -33,6 +33,8 @@ export interface PaymentView extends Payment {
   customer: PaymentCustomer | null;
   /** What the checkout session remembered of the link the customer paid through (attribution). */
   source: LinkSnapshot | null;
+  /** The coupon its checkout applied (`amount` is the total after it), or null. */
+  discount: Discount | null;
 }
 
 /** Filters of the Transactions page and its CSV export. */
@@ -75,6 +77,8 @@ export function paymentJson(p: PaymentView) {
     payment_method: p.paymentMethod,
     dispute_status: p.disputeStatus,
     failure_code: p.failureCode,
+    // The coupon applied at checkout: amount_before − amount_off = amount.
+    discount: p.discount ? { coupon_id: p.discount.couponId, code: p.discount.code, amount_before: p.discount.amountBefore, amount_off: p.discount.amountOff } : null,
     created_at: p.createdAt.toISOString(),
     paid_at: p.paidAt?.toISOString() ?? null,
   };
@@ -93,6 +97,7 @@ export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: P
         's.customer_name as s_customer_name',
         's.customer_email as s_customer_email',
         's.customer_phone as s_customer_phone',
+        's.discount as s_discount',
       );
 
   /** Rows to views: the links and customers they name come from their owners, one query each. */
@@ -113,6 +118,7 @@ export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: P
         linkDeleted: link?.deleted ?? false,
         customer: id || name || email || phone ? { id, name, email, phone } : null,
         source: r.s_link_snapshot ? (JSON.parse(r.s_link_snapshot) as LinkSnapshot | null) : null,
+        discount: discountFrom(r.s_discount),
       };
     });
   }

@@ -101,9 +101,19 @@ export interface CheckoutSession {
   link: LinkSnapshot | null;
   /** The pay page it started from (path and query), for "Cancel and go back". */
   backPath: string | null;
+  /** The coupon the checkout was opened with (its amount is the total after it), or null. */
+  discount: Discount | null;
   status: 'open' | 'completed' | 'expired';
   expiresAt: Date;
   createdAt: Date;
+}
+
+/** A coupon applied to a checkout: what the payment carries (API `discount`, CSV, webhooks). */
+export interface Discount {
+  couponId: string;
+  code: string;
+  amountBefore: number;
+  amountOff: number;
 }
 
 export interface Payment {
@@ -161,6 +171,9 @@ export interface AuthorizeOutcome {
   payment: Payment;
 }
 
+/** A session's `discount` column (JSON) as a Discount. */
+export const discountFrom = (raw: unknown): Discount | null => (typeof raw === 'string' && raw ? (JSON.parse(raw) as Discount) : null);
+
 const sessionFrom = (r: any): CheckoutSession => ({
   key: r.id,
   id: r.public_id,
@@ -173,6 +186,7 @@ const sessionFrom = (r: any): CheckoutSession => ({
   customerEmail: r.customer_email,
   link: r.link_snapshot ? (JSON.parse(r.link_snapshot) as LinkSnapshot | null) : null,
   backPath: r.back_path ?? null,
+  discount: discountFrom(r.discount),
   status: r.status,
   expiresAt: toDate(r.expires_at),
   createdAt: toDate(r.created_at),
@@ -226,6 +240,15 @@ export interface CheckoutDeps {
   refs: EventRefResolvers;
   /** Hourly rollups (analytics), written in the transaction that changes what they count. */
   stats: PaymentStats;
+  /** The coupons feature's redemptions: held with a checkout, redeemed with its payment, released when it fails. */
+  coupons?: CheckoutCoupons;
+}
+
+/** What checkout asks of the coupons feature (it owns the redemption counters), in checkout's transactions. */
+export interface CheckoutCoupons {
+  hold(trx: Trx, h: { couponKey: number; merchantKey: number; sessionKey: number; amountBefore: number; amountOff: number; currency: string; expiresAt: Date }): Promise<boolean>;
+  redeem(trx: Trx, sessionKey: number, paymentId: string): Promise<'won' | 'lost' | 'none'>;
+  release(trx: Trx, sessionKey: number): Promise<boolean>;
 }
 
 /** What checkout asks of the links feature (it owns paid_count, active and the link counters). */
@@ -299,6 +322,8 @@ export interface PayableLink extends CheckoutLink {
   active: boolean;
   inactiveReason: Link['inactiveReason'];
   showRemaining: boolean;
+  /** Customers may enter a coupon code on the pay page. */
+  allowCoupons: boolean;
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
   product: { key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean } | null;
@@ -312,8 +337,22 @@ const payableFrom = (r: PayableLinkRow, product: Awaited<ReturnType<CheckoutDeps
   };
 };
 
-/** Why an authorization was voided instead of captured. */
-export type VoidReason = ClaimLoss;
+/** Why an authorization was voided instead of captured: the link's claim, or the coupon's (used up or closed meanwhile). */
+export type VoidReason = ClaimLoss | 'coupon_unavailable';
+
+/** What the customer is told of a void (or a full refund, for immediate capture). */
+const LOSS_MESSAGES: Record<VoidReason, string> = {
+  limit_reached: 'Payment limit reached',
+  link_inactive: 'The link no longer accepts payments',
+  coupon_unavailable: 'The coupon code was used up or withdrawn while this payment was on its way',
+};
+
+/** The reason on the refund row of an immediate-capture payment that lost its claim. */
+const REFUND_REASONS: Record<VoidReason, string> = {
+  limit_reached: 'Automatic: the payment limit was reached while the payment was on its way',
+  link_inactive: 'Automatic: the link stopped accepting payments while the payment was on its way',
+  coupon_unavailable: 'Automatic: the coupon code was used up while the payment was on its way',
+};
 
 export interface StartInput {
   amount: number;
@@ -327,7 +366,16 @@ export interface StartInput {
   provider?: string | null;
   /** The pay page's path and query (`/acme/sale?c=…`, `/r/<token>`), where "Cancel and go back" returns. */
   backPath?: string | null;
+  /**
+   * A coupon the customer applied (quoted by the coupons feature): `amount` is already the total
+   * after it. The checkout holds one of its redemptions in its start transaction; none left → a 422
+   * on the `coupon` field and nothing written.
+   */
+  coupon?: { key: number; discount: Discount } | null;
 }
+
+/** The coupon was used up (or closed) between the quote and the checkout: 422 by the field. */
+export const couponLostError = () => new ValidationError([{ field: 'coupon', code: 'coupon_used_up', message: 'This code has just been used up.' }]);
 
 export function createCheckoutService(deps: CheckoutDeps) {
   const { db, clock, events, registries, log } = deps;
@@ -419,13 +467,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
       }
       await inTransaction(db, async (trx) => {
         const now = clock.now();
-        const reason = lostBecause === 'limit_reached' ? 'Payment limit reached' : 'The link no longer accepts payments';
+        const reason = LOSS_MESSAGES[lostBecause];
         // Immediate capture: the money came and went back in full; a refund row says so (never counted in revenue).
         const n = await trx('payments')
           .where({ id: payment.key, status: 'authorized' })
           .update(
             immediate
-              ? { status: 'refunded', failure_code: lostBecause, failure_message: lostBecause === 'limit_reached' ? LATE_REFUND_MESSAGE : `Refunded in full: the link stopped accepting payments while this payment was on its way.`, amount_refunded: payment.amount, refund_claimed: payment.amount, updated_at: now }
+              ? { status: 'refunded', failure_code: lostBecause, failure_message: lostBecause === 'limit_reached' ? LATE_REFUND_MESSAGE : lostBecause === 'coupon_unavailable' ? 'Refunded in full: the coupon code was used up while this payment was on its way.' : `Refunded in full: the link stopped accepting payments while this payment was on its way.`, amount_refunded: payment.amount, refund_claimed: payment.amount, updated_at: now }
               : { status: 'voided', failure_code: lostBecause, failure_message: reason, voided_at: now, updated_at: now },
           );
         if (!n) return;
@@ -437,7 +485,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
             amount: payment.amount,
             currency: payment.currency,
             status: 'succeeded',
-            reason: lostBecause === 'limit_reached' ? 'Automatic: the payment limit was reached while the payment was on its way' : 'Automatic: the link stopped accepting payments while the payment was on its way',
+            reason: REFUND_REASONS[lostBecause],
             provider_ref: refundRef,
             idempotency_key: `${paymentId}_limit`.slice(0, 64),
             created_at: now,
@@ -458,6 +506,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
         const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'failed', failure_code: 'capture_failed', failure_message: 'The payment could not be completed.', updated_at: clock.now() });
         if (!n) return false; // already settled elsewhere: its slot must not be released twice
         if (payment.linkKey !== null) await deps.links.releaseSlot(trx, payment.linkKey);
+        if (payment.sessionKey !== null) await deps.coupons?.release(trx, payment.sessionKey);
         await events.emit(trx, 'payment.failed', { ...(await paymentEvent(trx, payment)), reason: 'capture_failed' }, payment.merchantKey);
         return true;
       });
@@ -570,6 +619,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           customer_email: input.email ?? null,
           back_path: input.backPath && input.backPath.startsWith('/') && !input.backPath.startsWith('//') && input.backPath.length <= 512 ? input.backPath : null,
           link_snapshot: JSON.stringify(snapshot),
+          discount: input.coupon ? JSON.stringify(input.coupon.discount) : null,
           status: 'open',
           expires_at: expiresAt,
           created_at: now,
@@ -588,6 +638,11 @@ export function createCheckoutService(deps: CheckoutDeps) {
           created_at: now,
           updated_at: now,
         });
+        if (input.coupon && deps.coupons) {
+          const { key: couponKey, discount } = input.coupon;
+          const held = await deps.coupons.hold(trx, { couponKey, merchantKey: merchant.key, sessionKey: Number(sessionKey), amountBefore: discount.amountBefore, amountOff: discount.amountOff, currency: input.currency, expiresAt });
+          if (!held) throw couponLostError();
+        }
         await events.emit(trx, 'checkout.started', { ...(await eventRefs(trx, { merchantKey: merchant.key, linkKey: link?.key ?? null, customerKey: input.customerKey ?? null })), sessionId, paymentId, amount: input.amount, currency: input.currency, provider: chosen.id }, merchant.key);
         return { sessionKey: Number(sessionKey), value: null };
       };
@@ -615,7 +670,8 @@ export function createCheckoutService(deps: CheckoutDeps) {
       } catch (err) {
         // The provider is down or refused: this attempt can never be paid; say so and keep the record.
         await decline(payment, { code: 'provider_unavailable', message: 'The payment provider could not be reached.' });
-        if (holds) await service.releaseHold(paymentId);
+        // The slot and the coupon redemption it held go back.
+        if (holds || input.coupon) await service.releaseHold(paymentId);
         throw new ServiceUnavailableError('The payment provider is not reachable right now. Please try again in a moment.', err);
       }
       return { session, payment, next };
@@ -754,7 +810,12 @@ export function createCheckoutService(deps: CheckoutDeps) {
         if (n === 0) return false; // already authorized/finished: report what happened
         const authorized = await paymentEvent(trx, payment);
         await events.emit(trx, 'payment.authorized', authorized, payment.merchantKey);
-        if (payment.linkKey === null) {
+        // The coupon first (its redemption was held with the checkout): a lost one voids like a lost slot.
+        const coupon = payment.sessionKey === null || !deps.coupons ? 'none' : await deps.coupons.redeem(trx, payment.sessionKey, paymentId);
+        if (coupon === 'lost') {
+          won = false;
+          lostBecause = 'coupon_unavailable';
+        } else if (payment.linkKey === null) {
           won = true;
         } else {
           const by = { merchantId: authorized.merchantId, paymentId };
@@ -763,7 +824,11 @@ export function createCheckoutService(deps: CheckoutDeps) {
           const held = payment.sessionKey === null ? null : await deps.links.convertHold(trx, payment.linkKey, payment.sessionKey, by);
           const claim = held && held.won ? held : held && held.reason !== 'none' ? held : await deps.links.claimSlot(trx, payment.linkKey, by);
           won = claim.won;
-          if (!claim.won) lostBecause = claim.reason as ClaimLoss;
+          if (!claim.won) {
+            lostBecause = claim.reason as ClaimLoss;
+            // No payment after all: the coupon's redemption goes back.
+            if (coupon === 'won') await deps.coupons!.release(trx, payment.sessionKey!);
+          }
         }
         // Intent, recorded with the claim: if this process dies before the provider call below, the
         // job captures or voids the authorization later, so no slot and no authorization is stranded.
@@ -781,9 +846,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
      */
     async releaseHold(paymentId: string): Promise<boolean> {
       const payment = await loadPayment(db, { public_id: paymentId });
-      if (!payment || payment.linkKey === null || payment.sessionKey === null) return false;
+      if (!payment || payment.sessionKey === null) return false;
       const { linkKey, sessionKey } = payment;
-      return inTransaction(db, (trx) => deps.links.releaseHold(trx, linkKey, sessionKey));
+      return inTransaction(db, async (trx) => {
+        // The coupon redemption the checkout held goes back with it.
+        const coupon = (await deps.coupons?.release(trx, sessionKey)) ?? false;
+        return (linkKey !== null && (await deps.links.releaseHold(trx, linkKey, sessionKey))) || coupon;
+      });
     },
 
     /** When a slot of this link held by a checkout under way may free up (the earliest hold's end); null without holds. */

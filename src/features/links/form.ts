@@ -27,6 +27,7 @@ export interface LinkFormValues {
   redirect_url: string;
   redirect_target: 'same' | 'new';
   show_remaining: boolean;
+  allow_coupons: boolean;
   active: boolean;
   tags: string[];
   new_tags: string;
@@ -54,6 +55,7 @@ export function newLinkValues(type: 'amount' | 'product', currency: string): Lin
     redirect_url: '',
     redirect_target: 'same',
     show_remaining: false,
+    allow_coupons: false,
     active: true,
     tags: [],
     new_tags: '',
@@ -76,6 +78,7 @@ export function linkValues(link: Link): LinkFormValues {
     redirect_url: link.redirectUrl ?? '',
     redirect_target: link.redirectTarget,
     show_remaining: link.showRemaining,
+    allow_coupons: link.allowCoupons,
     active: link.active,
     tags: link.tags.map((t) => t.name),
     new_tags: '',
@@ -99,6 +102,7 @@ export function postedValues(body: Body, type: 'amount' | 'product', fallbackCur
     redirect_url: text(body.redirect_url),
     redirect_target: body.redirect_target === 'new' ? 'new' : 'same',
     show_remaining: checked(body.show_remaining),
+    allow_coupons: checked(body.allow_coupons),
     active: checked(body.active),
     tags: list(body.tags),
     new_tags: text(body.new_tags),
@@ -172,6 +176,7 @@ export function createInput(body: Body, merchantCurrency: string): Record<string
     redirect_url: body.redirect_url ?? '',
     redirect_target: body.redirect_target ?? 'same',
     show_remaining: checked(body.show_remaining),
+    allow_coupons: checked(body.allow_coupons),
     active: checked(body.active),
   };
   if (typeof body.path === 'string' ? body.path.trim() : body.path !== undefined) input.path = body.path;
@@ -207,6 +212,7 @@ export function updateInput(body: Body, link: Link): Record<string, unknown> {
     redirect_url: body.redirect_url ?? '',
     redirect_target: body.redirect_target ?? 'same',
     show_remaining: checked(body.show_remaining),
+    allow_coupons: checked(body.allow_coupons),
   };
   const active = checked(body.active);
   if (active !== link.active) input.active = active;

@@ -75,6 +75,8 @@ export interface Link {
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
   showRemaining: boolean;
+  /** Customers may enter a coupon code on the pay page. */
+  allowCoupons: boolean;
   views: number;
   /** Views whose raw rows the retention setting removed (the counter keeps them). */
   viewsPruned: number;
@@ -133,6 +135,7 @@ const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null): Link => 
   redirectUrl: r.redirect_url,
   redirectTarget: r.redirect_target,
   showRemaining: Boolean(r.show_remaining),
+  allowCoupons: Boolean(r.allow_coupons),
   views: Number(r.views_count),
   viewsPruned: Number(r.views_pruned ?? 0),
   payments: Number(r.payments_count),
@@ -393,6 +396,7 @@ export function createLinkService(deps: LinkServiceDeps) {
               redirect_url: input.redirect_url ?? null,
               redirect_target: input.redirect_target ?? 'same',
               show_remaining: input.show_remaining ?? false,
+              allow_coupons: input.allow_coupons ?? false,
               customer_id: opts.customerKey ?? null,
               source: opts.by?.source ?? 'dashboard',
               api_key_id: opts.by?.apiKeyKey ?? merchant.actor?.apiKeyKey ?? null,
@@ -476,6 +480,7 @@ export function createLinkService(deps: LinkServiceDeps) {
       set('redirect_url', input.redirect_url === undefined ? undefined : input.redirect_url, link.redirectUrl);
       set('redirect_target', input.redirect_target, link.redirectTarget);
       set('show_remaining', input.show_remaining, link.showRemaining);
+      set('allow_coupons', input.allow_coupons, link.allowCoupons);
       set('payment_limit', input.payment_limit, link.paymentLimit);
 
       // Active state follows the limit: raising it reopens a link closed by its limit.
@@ -536,6 +541,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         redirect_url: link.redirectUrl,
         redirect_target: link.redirectTarget,
         show_remaining: link.showRemaining,
+        allow_coupons: link.allowCoupons,
         active: true,
       };
       if (link.type === 'amount') Object.assign(input, { amount: link.amount, currency: link.currency });
@@ -704,6 +710,7 @@ function linkJson(link: Link, url: string, baseUrl: string) {
     redirect_url: link.redirectUrl,
     redirect_target: link.redirectTarget,
     show_remaining: link.showRemaining,
+    allow_coupons: link.allowCoupons,
     expires_at: link.expiresAt?.toISOString() ?? null,
     tags: link.tags.map(tagRef),
     qr: { png: `${baseUrl}/api/v1/links/${link.id}/qr.png`, svg: `${baseUrl}/api/v1/links/${link.id}/qr.svg` },

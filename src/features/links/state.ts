@@ -57,6 +57,7 @@ export interface PayableLinkRow {
   active: boolean;
   inactiveReason: InactiveReason | null;
   showRemaining: boolean;
+  allowCoupons: boolean;
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
 }
@@ -87,7 +88,7 @@ export interface LinkRef {
 }
 
 const PAYABLE_COLUMNS = `select id, public_id, merchant_id, kind, type, name, path, description, amount, currency, product_id,
-  payment_limit, paid_count, held_count, active, inactive_reason, show_remaining, redirect_url, redirect_target, customer_id, expires_at
+  payment_limit, paid_count, held_count, active, inactive_reason, show_remaining, allow_coupons, redirect_url, redirect_target, customer_id, expires_at
 from links`;
 const PAYABLE_LINK_SQL = `${PAYABLE_COLUMNS}
 where merchant_id = ? and path = ? and kind = 'smart' and deleted_at is null
@@ -116,6 +117,7 @@ const payableFrom = (r: any): PayableLinkRow => ({
   active: Boolean(r.active),
   inactiveReason: r.inactive_reason ?? null,
   showRemaining: Boolean(r.show_remaining),
+  allowCoupons: Boolean(r.allow_coupons),
   redirectUrl: r.redirect_url,
   redirectTarget: r.redirect_target,
 });

@@ -22,9 +22,10 @@ import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.t
 import type { LineItem } from '../requests/index.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
+import { couponStep, postedCoupon, type AppliedCoupon } from './coupon.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
+type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'coupons' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
 
 /** How a pay-page URL finds its merchant and link: straight from the database, or through a cache. */
 export interface PayLookups {
@@ -192,7 +193,7 @@ function maxOpenLabel(currency: string): string {
   return formatMoney(maxOpenAmount(currency), currency);
 }
 
-function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null } = {}) {
+function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null; discount?: AppliedCoupon | null } = {}) {
   const { merchant, link } = t;
   const product = link?.type === 'product' ? link.product : null;
   // What a customer can still get: slots held by checkouts under way are not on offer.
@@ -219,6 +220,9 @@ function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, 
     // With several payment methods the customer picks one (a radio group named `provider`); with one, nothing to pick.
     methods: methods.options.length > 1 ? methods.options : null,
     unavailable: methods.options.length === 0,
+    // Links that allow coupon codes show the field (and, once applied, the new total).
+    coupon: Boolean(link?.allowCoupons),
+    discount: form.discount ?? null,
   };
 }
 
@@ -371,7 +375,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     if (typeof back === 'string' && back.length <= 64) {
       const s = await rt.checkout.getSession(back);
       if (s && s.status !== 'completed' && s.merchantKey === target.merchant.key && s.linkKey === (target.link?.key ?? null) && s.currency === target.currency) {
-        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null ? { amount: toDecimalString(s.amount, s.currency) } : {}) };
+        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null ? { amount: toDecimalString(s.discount?.amountBefore ?? s.amount, s.currency) } : {}), ...(s.discount ? { coupon: s.discount.code } : {}) };
       }
     }
     const id = rt.tokens.recipientOf(recipientParam(req));
@@ -466,14 +470,36 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     return null;
   }
 
+  /** What the customer typed, to show again (bounded). */
+  const postedValues = (raw: Record<string, unknown>) => ({ ...Object.fromEntries(['name', 'email', 'amount', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : ''])), coupon: postedCoupon(raw) });
+
+  /** The pay page again with a coupon's new total (200), or its message by the field (422). Nothing is written. */
+  async function applyCoupon(req: Request, res: Response, target: Page, raw: Record<string, unknown>): Promise<void> {
+    let amount = target.amount;
+    const errors: Record<string, string> = {};
+    if (amount === null) {
+      // An open amount: the discount needs the amount first.
+      const parsed = parseCheckoutForm({ name: 'x', email: 'x@example.com', amount: raw.amount }, { currency: target.currency });
+      if (parsed.ok) amount = parsed.value.amount!;
+      else Object.assign(errors, { amount: parsed.errors.amount });
+    }
+    const step = amount === null ? null : await couponStep(rt, target.merchant.key, true, postedCoupon(raw), amount, target.currency);
+    if (step?.kind === 'refused') errors.coupon = step.message;
+    const discount = step?.kind === 'applied' ? step.view : null;
+    return show(req, res, target, Object.keys(errors).length ? 422 : 200, { values: postedValues(raw), errors, recipient: recipientParam(req), discount }, fresh);
+  }
+
   async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
     if (target.kind !== 'page') return show(req, res, target, target.kind === 'all_held' ? 409 : 200);
     const limited = await overLimit(req, target);
     if (limited) return show(req, res, limited);
     const raw = (req.body ?? {}) as Record<string, unknown>;
+    const allowsCoupons = Boolean(target.link?.allowCoupons);
+    // "Apply" (a coupon typed): the page again with the new total, before anything is paid. Pressing
+    // Enter in another field clicks Apply too (the form's first button): with no code, that pays.
+    if (allowsCoupons && raw.apply !== undefined && postedCoupon(raw)) return applyCoupon(req, res, target, raw);
     const invalid = (errors: Record<string, string>) => {
-      const values = Object.fromEntries(['name', 'email', 'amount', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
-      return show(req, res, target, 422, { values, errors, recipient: recipientParam(req) }, fresh);
+      return show(req, res, target, 422, { values: postedValues(raw), errors, recipient: recipientParam(req) }, fresh);
     };
     const methods = await fresh.methods(target.merchant.key);
     const parsed = parseCheckoutForm(req.body, target.amount === null ? { currency: target.currency } : null);
@@ -482,12 +508,14 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const providerError: Record<string, string> = methods.options.length > 1 && !methods.options.some((o) => o.id === provider) ? { provider: 'Choose how you want to pay.' } : {};
     if (!parsed.ok || Object.keys(providerError).length) return invalid({ ...(parsed.ok ? {} : parsed.errors), ...providerError });
     const form: CheckoutForm = parsed.value;
-    const amount = target.amount ?? form.amount!;
+    const coupon = await couponStep(rt, target.merchant.key, allowsCoupons, postedCoupon(raw), target.amount ?? form.amount!, target.currency);
+    if (coupon.kind === 'refused') return invalid({ coupon: coupon.message });
+    const amount = coupon.kind === 'applied' ? coupon.total : target.amount ?? form.amount!;
     const customerKey = await payingCustomer(req, target);
     let next;
     try {
       // "Cancel and go back" on the provider's page returns to this very page (with its ?c=).
-      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl }));
+      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl, coupon: coupon.kind === 'applied' ? coupon.coupon : null }));
     } catch (err) {
       // The merchant changed their payment methods since the page was shown.
       if (err instanceof ValidationError) return invalid(err.byField());

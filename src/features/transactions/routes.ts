@@ -17,7 +17,7 @@ import { attributionOf, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuer
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'analytics' | 'apiKeys' | 'clock' | 'config' | 'links' | 'merchants' | 'payments' | 'refunds' | 'registries'>;
 
-const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded'];
+const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded', 'amount_before_discount', 'discount', 'coupon_code'];
 const VIEW_COLUMNS = ['id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
 
 /** The Transactions page, a payment's detail page, and CSV exports (mounted under /app). */
@@ -63,6 +63,9 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
         p.provider,
         p.providerRef,
         toDecimalString(p.amountRefunded, p.currency),
+        p.discount ? toDecimalString(p.discount.amountBefore, p.currency) : '',
+        p.discount ? toDecimalString(p.discount.amountOff, p.currency) : '',
+        p.discount?.code ?? '',
       ],
     });
   });
