@@ -188,9 +188,9 @@ export function redemptionJson(r: Redemption, couponId: string) {
   };
 }
 
-/** "10 % off", "€5.00 off". */
+/** "10% off", "€5.00 off". */
 export function discountLabel(c: Pick<Coupon, 'percentOff' | 'amountOff' | 'currency'>): string {
-  if (c.percentOff !== null) return `${c.percentOff.toLocaleString('en', { maximumFractionDigits: 2 })} % off`;
+  if (c.percentOff !== null) return `${c.percentOff.toLocaleString('en', { maximumFractionDigits: 2 })}% off`;
   return `${formatMoney(c.amountOff ?? 0, c.currency ?? 'EUR')} off`;
 }
 

@@ -14,7 +14,7 @@ type Deps = Pick<AppDeps, 'coupons'>;
 /** What the pay page shows of an applied code. */
 export interface AppliedCoupon {
   code: string;
-  /** "10 % off". */
+  /** "10% off". */
   label: string;
   /** "−€5.00". */
   off: string;
