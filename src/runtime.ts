@@ -387,7 +387,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         onPaid: async (trx, paid) => {
           if (paid.linkKey !== null) await reminders.stopForPayment(trx, paid.linkKey, paid.customerKey);
         },
-        customers: { matchOrCreate: customers.matchOrCreate },
+        customers: { matchOrCreate: customers.matchOrCreate, recordContact: customers.recordContact },
         links: linkState,
         products,
         refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customers.publicIdOf },

@@ -46,7 +46,7 @@ import { MAX_MINOR } from '../../core/money.ts';
 import { captureModelOf, providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentMethodInfo, PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/index.ts';
-import type { ClaimLoss, HoldLoss, Link, LinkState, PayableLinkRow } from '../links/index.ts';
+import type { ClaimLoss, Collect, HoldLoss, Link, LinkState, PayableLinkRow } from '../links/index.ts';
 
 export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
 
@@ -231,7 +231,11 @@ export interface CheckoutDeps {
    */
   onPaid?: (trx: Trx, paid: { linkKey: number | null; customerKey: number | null }) => Promise<void>;
   /** Records a payer without a known customer as one (customers feature), in the paying transaction. */
-  customers?: { matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number> };
+  customers?: {
+    matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number>;
+    /** Saves the phone and address a paying customer entered to their record (a link that collects them). */
+    recordContact?(trx: Trx, customerKey: number, contact: { phone: string | null; address: string | null }): Promise<void>;
+  };
   /** The links feature's state machine: the payment-limit slot, counters, pay-page reads. */
   links: CheckoutLinks;
   /** A product by key (a product link's pay page shows it). */
@@ -324,6 +328,8 @@ export interface PayableLink extends CheckoutLink {
   showRemaining: boolean;
   /** Customers may enter a coupon code on the pay page. */
   allowCoupons: boolean;
+  /** What the checkout collects beyond name and email (null: nothing more). */
+  collect: Collect | null;
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
   product: { key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean } | null;
@@ -372,6 +378,18 @@ export interface StartInput {
    * on the `coupon` field and nothing written.
    */
   coupon?: { key: number; discount: Discount } | null;
+  /** What the link's checkout collected (already validated): kept on the session for its payments. */
+  collected?: CollectedInput | null;
+}
+
+/** What a customer entered beyond name and email (the link's `collect`). */
+export interface CollectedInput {
+  phone: string | null;
+  address: string | null;
+  instructions: string | null;
+  termsAccepted: boolean;
+  /** Custom fields by key. */
+  fields: Record<string, string | number | boolean | null> | null;
 }
 
 /** The coupon was used up (or closed) between the quote and the checkout: 422 by the field. */
@@ -539,11 +557,15 @@ export function createCheckoutService(deps: CheckoutDeps) {
    * when the payment is paid (in its transaction), so abandoned checkouts create no customers.
    */
   async function attributePayer(trx: Trx, payment: Payment): Promise<Payment> {
-    if (payment.customerKey !== null || payment.sessionKey === null || !deps.customers) return payment;
-    const s = await trx('checkout_sessions').where({ id: payment.sessionKey }).first('customer_name', 'customer_email');
-    if (!s?.customer_email) return payment;
-    const customerKey = await deps.customers.matchOrCreate(trx, payment.merchantKey, { name: s.customer_name ?? '', email: s.customer_email });
-    await trx('payments').where({ id: payment.key }).update({ customer_id: customerKey });
+    if (payment.sessionKey === null || !deps.customers) return payment;
+    const s = await trx('checkout_sessions').where({ id: payment.sessionKey }).first('customer_name', 'customer_email', 'customer_phone', 'address');
+    let customerKey = payment.customerKey;
+    if (customerKey === null && s?.customer_email) {
+      customerKey = await deps.customers.matchOrCreate(trx, payment.merchantKey, { name: s.customer_name ?? '', email: s.customer_email });
+      await trx('payments').where({ id: payment.key }).update({ customer_id: customerKey });
+    }
+    // The phone and address the link collected go on the customer's record.
+    if (customerKey !== null && (s?.customer_phone || s?.address)) await deps.customers.recordContact?.(trx, customerKey, { phone: s.customer_phone ?? null, address: s.address ?? null });
     return { ...payment, customerKey };
   }
 
@@ -620,6 +642,11 @@ export function createCheckoutService(deps: CheckoutDeps) {
           back_path: input.backPath && input.backPath.startsWith('/') && !input.backPath.startsWith('//') && input.backPath.length <= 512 ? input.backPath : null,
           link_snapshot: JSON.stringify(snapshot),
           discount: input.coupon ? JSON.stringify(input.coupon.discount) : null,
+          customer_phone: input.collected?.phone ?? null,
+          address: input.collected?.address ?? null,
+          instructions: input.collected?.instructions ?? null,
+          terms_accepted_at: input.collected?.termsAccepted ? now : null,
+          fields: input.collected?.fields ? JSON.stringify(input.collected.fields) : null,
           status: 'open',
           expires_at: expiresAt,
           created_at: now,

@@ -20,6 +20,7 @@ import type { ProductService } from '../products/index.ts';
 import type { Merchant, MerchantService } from '../merchants/index.ts';
 import type { CustomerService } from '../customers/index.ts';
 import { PATH_MAX, linkCreateSchema, linkSearchSchema, linkUpdateSchema } from './schemas.ts';
+import { collectFrom, collectJson, parseCollect, type Collect } from './collect.ts';
 
 export type InactiveReason = 'manual' | 'limit_reached' | 'expired';
 
@@ -77,6 +78,8 @@ export interface Link {
   showRemaining: boolean;
   /** Customers may enter a coupon code on the pay page. */
   allowCoupons: boolean;
+  /** What the checkout collects beyond name and email (null: nothing more). */
+  collect: Collect | null;
   views: number;
   /** Views whose raw rows the retention setting removed (the counter keeps them). */
   viewsPruned: number;
@@ -136,6 +139,7 @@ const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null): Link => 
   redirectTarget: r.redirect_target,
   showRemaining: Boolean(r.show_remaining),
   allowCoupons: Boolean(r.allow_coupons),
+  collect: collectFrom(r.collect),
   views: Number(r.views_count),
   viewsPruned: Number(r.views_pruned ?? 0),
   payments: Number(r.payments_count),
@@ -351,6 +355,7 @@ export function createLinkService(deps: LinkServiceDeps) {
      */
     async create(merchant: Merchant, raw: unknown, opts: { within?: (trx: Trx, link: { key: number; id: string }) => Promise<void>; customerKey?: number | null; by?: CreatedBy } = {}): Promise<Link> {
       const input = parseBody(linkCreateSchema, raw);
+      const collect = input.collect === undefined ? null : parseCollect(input.collect);
       let amount: number | null = null;
       let currency: string;
       let productKey: number | null = null;
@@ -397,6 +402,7 @@ export function createLinkService(deps: LinkServiceDeps) {
               redirect_target: input.redirect_target ?? 'same',
               show_remaining: input.show_remaining ?? false,
               allow_coupons: input.allow_coupons ?? false,
+              collect: collect ? JSON.stringify(collect) : null,
               customer_id: opts.customerKey ?? null,
               source: opts.by?.source ?? 'dashboard',
               api_key_id: opts.by?.apiKeyKey ?? merchant.actor?.apiKeyKey ?? null,
@@ -481,6 +487,10 @@ export function createLinkService(deps: LinkServiceDeps) {
       set('redirect_target', input.redirect_target, link.redirectTarget);
       set('show_remaining', input.show_remaining, link.showRemaining);
       set('allow_coupons', input.allow_coupons, link.allowCoupons);
+      if (input.collect !== undefined) {
+        const collect = parseCollect(input.collect);
+        set('collect', collect ? JSON.stringify(collect) : null, link.collect ? JSON.stringify(link.collect) : null);
+      }
       set('payment_limit', input.payment_limit, link.paymentLimit);
 
       // Active state follows the limit: raising it reopens a link closed by its limit.
@@ -542,6 +552,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         redirect_target: link.redirectTarget,
         show_remaining: link.showRemaining,
         allow_coupons: link.allowCoupons,
+        collect: link.collect ? JSON.stringify(link.collect) : null,
         active: true,
       };
       if (link.type === 'amount') Object.assign(input, { amount: link.amount, currency: link.currency });
@@ -711,6 +722,7 @@ function linkJson(link: Link, url: string, baseUrl: string) {
     redirect_target: link.redirectTarget,
     show_remaining: link.showRemaining,
     allow_coupons: link.allowCoupons,
+    collect: collectJson(link.collect),
     expires_at: link.expiresAt?.toISOString() ?? null,
     tags: link.tags.map(tagRef),
     qr: { png: `${baseUrl}/api/v1/links/${link.id}/qr.png`, svg: `${baseUrl}/api/v1/links/${link.id}/qr.svg` },

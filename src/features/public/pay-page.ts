@@ -23,6 +23,7 @@ import type { LineItem } from '../requests/index.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
 import { couponStep, postedCoupon, type AppliedCoupon } from './coupon.ts';
+import { parseCollected, postedCollectValues } from './collect.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'coupons' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
@@ -222,6 +223,8 @@ function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, 
     unavailable: methods.options.length === 0,
     // Links that allow coupon codes show the field (and, once applied, the new total).
     coupon: Boolean(link?.allowCoupons),
+    // What the link collects beyond name and email (views/pay/_collect.eta).
+    collect: link?.collect ?? null,
     discount: form.discount ?? null,
   };
 }
@@ -303,8 +306,9 @@ export interface PayPageHandlers {
  * characters, other methods) goes on to the router.
  */
 export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer): PayPageHandlers {
-  // Small: three short fields. Only on the POST routes, so GETs never parse anything.
-  const body = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 });
+  // Small: a few short fields, and what a link collects (up to 10 custom fields, an address,
+  // instructions). Only on the POST routes, so GETs never parse anything.
+  const body = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 40 });
 
   async function show(req: Request, res: Response, target: PayTarget, status = 200, form?: Parameters<typeof pageView>[2], lookups: PayLookups = cached): Promise<void> {
     switch (target.kind) {
@@ -471,7 +475,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
   }
 
   /** What the customer typed, to show again (bounded). */
-  const postedValues = (raw: Record<string, unknown>) => ({ ...Object.fromEntries(['name', 'email', 'amount', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : ''])), coupon: postedCoupon(raw) });
+  const postedValues = (raw: Record<string, unknown>, t: Page) => ({ ...postedCollectValues(raw, t.link?.collect ?? null), ...Object.fromEntries(['name', 'email', 'amount', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : ''])), coupon: postedCoupon(raw) });
 
   /** The pay page again with a coupon's new total (200), or its message by the field (422). Nothing is written. */
   async function applyCoupon(req: Request, res: Response, target: Page, raw: Record<string, unknown>): Promise<void> {
@@ -486,7 +490,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const step = amount === null ? null : await couponStep(rt, target.merchant.key, true, postedCoupon(raw), amount, target.currency);
     if (step?.kind === 'refused') errors.coupon = step.message;
     const discount = step?.kind === 'applied' ? step.view : null;
-    return show(req, res, target, Object.keys(errors).length ? 422 : 200, { values: postedValues(raw), errors, recipient: recipientParam(req), discount }, fresh);
+    return show(req, res, target, Object.keys(errors).length ? 422 : 200, { values: postedValues(raw, target), errors, recipient: recipientParam(req), discount }, fresh);
   }
 
   async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
@@ -499,14 +503,15 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     // Enter in another field clicks Apply too (the form's first button): with no code, that pays.
     if (allowsCoupons && raw.apply !== undefined && postedCoupon(raw)) return applyCoupon(req, res, target, raw);
     const invalid = (errors: Record<string, string>) => {
-      return show(req, res, target, 422, { values: postedValues(raw), errors, recipient: recipientParam(req) }, fresh);
+      return show(req, res, target, 422, { values: postedValues(raw, target), errors, recipient: recipientParam(req) }, fresh);
     };
     const methods = await fresh.methods(target.merchant.key);
     const parsed = parseCheckoutForm(req.body, target.amount === null ? { currency: target.currency } : null);
     // Several methods: the customer must pick one of those shown; one: the field is not needed (and ignored).
     const provider = methods.options.length === 1 ? methods.options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
     const providerError: Record<string, string> = methods.options.length > 1 && !methods.options.some((o) => o.id === provider) ? { provider: 'Choose how you want to pay.' } : {};
-    if (!parsed.ok || Object.keys(providerError).length) return invalid({ ...(parsed.ok ? {} : parsed.errors), ...providerError });
+    const collected = parseCollected(raw, target.link?.collect ?? null);
+    if (!parsed.ok || !collected.ok || Object.keys(providerError).length) return invalid({ ...(parsed.ok ? {} : parsed.errors), ...(collected.ok ? {} : collected.errors), ...providerError });
     const form: CheckoutForm = parsed.value;
     const coupon = await couponStep(rt, target.merchant.key, allowsCoupons, postedCoupon(raw), target.amount ?? form.amount!, target.currency);
     if (coupon.kind === 'refused') return invalid({ coupon: coupon.message });
@@ -515,7 +520,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     let next;
     try {
       // "Cancel and go back" on the provider's page returns to this very page (with its ?c=).
-      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl, coupon: coupon.kind === 'applied' ? coupon.coupon : null }));
+      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl, coupon: coupon.kind === 'applied' ? coupon.coupon : null, collected: collected.value }));
     } catch (err) {
       // The merchant changed their payment methods since the page was shown.
       if (err instanceof ValidationError) return invalid(err.byField());
