@@ -211,4 +211,50 @@ forEachTarget('what the checkout collects', (target) => {
       expect([row.customer_phone, row.address, row.fields]).to.deep.equal([null, null, null]);
     });
   });
+
+  describe('the link form (dashboard)', () => {
+    async function agentFor() {
+      const agent = supertest.agent(env.app);
+      const login = await agent.get('/login').expect(200);
+      await agent.post('/login').type('form').send({ _csrf: csrfFrom(login.text), email: a.merchant.email, password: 'correct horse battery' }).expect(303);
+      const form = await agent.get('/app/links/new?type=amount').expect(200);
+      return { agent, csrf: csrfFrom(form.text), form: form.text };
+    }
+    const base = (csrf: string) => ({ _csrf: csrf, type: 'amount', currency: 'EUR', amount: '25.00', limit: 'unlimited', redirect_target: 'same', active: 'on', collect_form: '1' });
+
+    it('sets what the checkout collects in its Checkout section, with errors by row (422), and edits it', async () => {
+      const { agent, csrf, form } = await agentFor();
+      for (const name of ['collect_phone', 'collect_address', 'collect_instructions', 'collect_terms_url', 'cf_label_0', 'cf_type_0', 'cf_key_0', 'cf_options_0', 'cf_help_0', 'cf_required_0', 'cf_label_1']) expect(form, name).to.include(`name="${name}"`);
+      const bad = await agent.post('/app/links').type('form').send({
+        ...base(csrf), name: 'Bad form', collect_terms_url: 'ftp://x', cf_label_0: 'Company', cf_type_0: 'text',
+        // A blank row between two filled ones is dropped: the dropdown becomes row 1.
+        cf_label_2: 'Size', cf_type_2: 'dropdown', cf_options_2: '',
+      });
+      expect(bad.status).to.equal(422);
+      expect(errorOf(bad.text, 'f-collect_terms_url')).to.not.equal('');
+      expect(errorOf(bad.text, 'f-cf_options_1'), 'the error sits by the row shown').to.match(/at least one option/);
+      expect(bad.text).to.include('value="Size"');
+      expect(await env.rt.db('links').where({ name: 'Bad form' }).first()).to.equal(undefined);
+
+      const ok = await agent.post('/app/links').type('form').send({
+        ...base(csrf), name: 'Workshop', collect_phone: 'required', collect_address: 'on', collect_terms_url: 'https://kiln.example/terms',
+        cf_label_0: 'Company name', cf_type_0: 'text', cf_help_0: 'For the invoice.',
+        cf_label_1: 'Apron size', cf_type_1: 'dropdown', cf_options_1: 'S\r\nM\r\nL', cf_required_1: 'on',
+      });
+      expect(ok.status, errorOf(ok.text, 'f-name') ?? '').to.equal(303);
+      const row = await env.rt.db('links').where({ name: 'Workshop' }).first();
+      const id = row.public_id as string;
+      const made = (await call('get', `/links/${id}`)).body.collect;
+      expect(made).to.deep.equal({
+        phone: 'required', address: true, instructions: false, terms_url: 'https://kiln.example/terms',
+        custom_fields: [
+          { key: 'company_name', label: 'Company name', type: 'text', required: false, help: 'For the invoice.' },
+          { key: 'apron_size', label: 'Apron size', type: 'dropdown', required: true, options: ['S', 'M', 'L'], help: null },
+        ],
+      });
+      const edit = await agent.get(`/app/links/${id}/edit`).expect(200);
+      expect(edit.text).to.include('value="Company name"').and.include('value="company_name"').and.include('name="cf_label_3"').and.not.include('name="cf_label_4"');
+      expect(edit.text).to.match(/<option value="required" selected>/);
+    });
+  });
 });

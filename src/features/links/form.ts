@@ -9,6 +9,8 @@ import { currencySchema } from '../merchants/index.ts';
 import type { Link } from './service.ts';
 import { LIMIT_MAX, linkCreateSchema, linkUpdateSchema } from './schemas.ts';
 import { tagNamesFrom } from '../../web/view.ts';
+import { parseCollect } from './collect.ts';
+import { collectFormValues, collectInput, postedCollectForm, type CollectFormValues } from './collect-form.ts';
 
 export type LimitMode = 'unlimited' | 'once' | 'multiple';
 
@@ -28,6 +30,8 @@ export interface LinkFormValues {
   redirect_target: 'same' | 'new';
   show_remaining: boolean;
   allow_coupons: boolean;
+  /** The "Checkout" section: what the checkout collects (collect-form.ts). */
+  collect: CollectFormValues;
   active: boolean;
   tags: string[];
   new_tags: string;
@@ -56,6 +60,7 @@ export function newLinkValues(type: 'amount' | 'product', currency: string): Lin
     redirect_target: 'same',
     show_remaining: false,
     allow_coupons: false,
+    collect: collectFormValues(null),
     active: true,
     tags: [],
     new_tags: '',
@@ -79,6 +84,7 @@ export function linkValues(link: Link): LinkFormValues {
     redirect_target: link.redirectTarget,
     show_remaining: link.showRemaining,
     allow_coupons: link.allowCoupons,
+    collect: collectFormValues(link.collect),
     active: link.active,
     tags: link.tags.map((t) => t.name),
     new_tags: '',
@@ -103,10 +109,24 @@ export function postedValues(body: Body, type: 'amount' | 'product', fallbackCur
     redirect_target: body.redirect_target === 'new' ? 'new' : 'same',
     show_remaining: checked(body.show_remaining),
     allow_coupons: checked(body.allow_coupons),
+    collect: postedCollectForm(body),
     active: checked(body.active),
     tags: list(body.tags),
     new_tags: text(body.new_tags),
   };
+}
+
+/** The Checkout section's `collect`, judged here too so its problems come back with the others. */
+function collectFrom(body: Body, input: Record<string, unknown>, errors: FieldError[]): void {
+  const collect = collectInput(body);
+  if (collect === undefined) return;
+  input.collect = collect;
+  try {
+    parseCollect(collect);
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    errors.push(...err.errors);
+  }
 }
 
 function limitFrom(body: Body, errors: FieldError[]): number | null | undefined {
@@ -181,6 +201,7 @@ export function createInput(body: Body, merchantCurrency: string): Record<string
   };
   if (typeof body.path === 'string' ? body.path.trim() : body.path !== undefined) input.path = body.path;
   input.payment_limit = limitFrom(body, errors);
+  collectFrom(body, input, errors);
   if (type === 'amount') Object.assign(input, amountFrom(body, merchantCurrency, errors));
   else if (type === 'product') input.product_id = body.product_id;
   failIfAny(errors, linkCreateSchema, input);
@@ -217,6 +238,7 @@ export function updateInput(body: Body, link: Link): Record<string, unknown> {
   const active = checked(body.active);
   if (active !== link.active) input.active = active;
   input.payment_limit = limitFrom(body, errors);
+  collectFrom(body, input, errors);
   if (link.type === 'amount') Object.assign(input, amountFrom(body, link.currency, errors));
   failIfAny(errors, linkUpdateSchema, input);
   return input;
