@@ -214,6 +214,15 @@ export interface HoldRequest {
   expiresAt: Date;
 }
 
+/** A coupon's discount and window, merged from input and what is stored. */
+interface Terms {
+  percent_off: number | null;
+  amount_off: number | null;
+  currency: string | null;
+  valid_from: Date | null;
+  valid_until: Date | null;
+}
+
 export interface CouponServiceDeps {
   db: Db;
   clock: Clock;
@@ -235,8 +244,17 @@ export function createCouponService({ db, clock, jobs, changes }: CouponServiceD
       .andWhere((w: any) => w.whereNull('valid_until').orWhere('valid_until', '>', now))
       .andWhere((w: any) => w.whereNull('max_redemptions').orWhereRaw('redeemed_count + held_count < max_redemptions'));
 
+  /** The discount and window columns of a checked coupon. */
+  const columnsOf = (c: Terms) => ({
+    percent_off_bp: c.percent_off === null ? null : Math.round(c.percent_off * 100),
+    amount_off: c.amount_off,
+    currency: c.currency,
+    valid_from: c.valid_from,
+    valid_until: c.valid_until,
+  });
+
   /** Cross-field rules of a coupon (after merging an update onto what is stored). */
-  function check(c: { percent_off: number | null; amount_off: number | null; currency: string | null; valid_from: Date | null; valid_until: Date | null }): void {
+  function check(c: Terms): void {
     const errors: FieldError[] = [];
     if (c.percent_off === null && c.amount_off === null) errors.push({ field: 'percent_off', code: 'discount_required', message: 'Give percent_off or amount_off (with currency).' });
     if (c.percent_off !== null && c.amount_off !== null) errors.push({ field: 'amount_off', code: 'conflicting_fields', message: 'Give percent_off or amount_off, not both.' });
@@ -291,11 +309,7 @@ export function createCouponService({ db, clock, jobs, changes }: CouponServiceD
           code: input.code,
           code_key: codeKey(input.code),
           live_code_key: codeKey(input.code),
-          percent_off_bp: merged.percent_off === null ? null : Math.round(merged.percent_off * 100),
-          amount_off: merged.amount_off,
-          currency: merged.currency,
-          valid_from: merged.valid_from,
-          valid_until: merged.valid_until,
+          ...columnsOf(merged),
           max_redemptions: input.max_redemptions ?? null,
           active: input.active ?? true,
           created_at: now,
@@ -319,14 +333,7 @@ export function createCouponService({ db, clock, jobs, changes }: CouponServiceD
       const currency = has('currency') ? input.currency ?? null : amount === null ? null : coupon.currency;
       const merged = { percent_off: percent, amount_off: amount, currency, valid_from: has('valid_from') ? input.valid_from ?? null : coupon.validFrom, valid_until: has('valid_until') ? input.valid_until ?? null : coupon.validUntil };
       check(merged);
-      const row: Record<string, unknown> = {
-        percent_off_bp: merged.percent_off === null ? null : Math.round(merged.percent_off * 100),
-        amount_off: merged.amount_off,
-        currency: merged.currency,
-        valid_from: merged.valid_from,
-        valid_until: merged.valid_until,
-        updated_at: clock.now(),
-      };
+      const row: Record<string, unknown> = { ...columnsOf(merged), updated_at: clock.now() };
       if (input.code !== undefined) Object.assign(row, { code: input.code, code_key: codeKey(input.code), live_code_key: codeKey(input.code) });
       if (has('max_redemptions')) row.max_redemptions = input.max_redemptions ?? null;
       if (input.active !== undefined) row.active = input.active;
