@@ -195,6 +195,13 @@ forEachTarget('coupons', (target) => {
           expect(res.text).to.match(/id="f-coupon"[^>]* aria-invalid="true"/);
         }
       }
+      // Every problem at once: the code's and the other fields'.
+      const both = await http().post(pagePath(l)).type('form').send({ name: '', email: 'ann@example.test', coupon: 'NOPE' }).expect(422);
+      expect([errorOf(both.text, 'name'), errorOf(both.text, 'coupon')].map(Boolean)).to.deep.equal([true, true]);
+      // A good code with a bad field: the new total stays in view while the field is fixed.
+      const good = await coupon({ percent_off: 10 });
+      const kept = await http().post(pagePath(l)).type('form').send({ name: '', email: 'ann@example.test', coupon: good.code }).expect(422);
+      expect(kept.text).to.include('Pay €45.00');
       expect(await sessions(), 'no checkout was opened').to.equal(before);
     });
 

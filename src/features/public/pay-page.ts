@@ -502,20 +502,24 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     // "Apply" (a coupon typed): the page again with the new total, before anything is paid. Pressing
     // Enter in another field clicks Apply too (the form's first button): with no code, that pays.
     if (allowsCoupons && raw.apply !== undefined && postedCoupon(raw)) return applyCoupon(req, res, target, raw);
-    const invalid = (errors: Record<string, string>) => {
-      return show(req, res, target, 422, { values: postedValues(raw, target), errors, recipient: recipientParam(req) }, fresh);
-    };
     const methods = await fresh.methods(target.merchant.key);
     const parsed = parseCheckoutForm(req.body, target.amount === null ? { currency: target.currency } : null);
     // Several methods: the customer must pick one of those shown; one: the field is not needed (and ignored).
     const provider = methods.options.length === 1 ? methods.options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
     const providerError: Record<string, string> = methods.options.length > 1 && !methods.options.some((o) => o.id === provider) ? { provider: 'Choose how you want to pay.' } : {};
     const collected = parseCollected(raw, target.link?.collect ?? null);
-    if (!parsed.ok || !collected.ok || Object.keys(providerError).length) return invalid({ ...(parsed.ok ? {} : parsed.errors), ...(collected.ok ? {} : collected.errors), ...providerError });
+    // The code is judged with the rest (when the amount is known), so every problem shows at once.
+    const before = target.amount ?? (parsed.ok ? parsed.value.amount! : null);
+    const coupon = before === null ? ({ kind: 'none' } as const) : await couponStep(rt, target.merchant.key, allowsCoupons, postedCoupon(raw), before, target.currency);
+    const invalid = (errors: Record<string, string>) => {
+      const discount = coupon.kind === 'applied' && !errors.coupon ? coupon.view : null;
+      return show(req, res, target, 422, { values: postedValues(raw, target), errors, recipient: recipientParam(req), discount }, fresh);
+    };
+    if (!parsed.ok || !collected.ok || coupon.kind === 'refused' || Object.keys(providerError).length) {
+      return invalid({ ...(parsed.ok ? {} : parsed.errors), ...(collected.ok ? {} : collected.errors), ...(coupon.kind === 'refused' ? { coupon: coupon.message } : {}), ...providerError });
+    }
     const form: CheckoutForm = parsed.value;
-    const coupon = await couponStep(rt, target.merchant.key, allowsCoupons, postedCoupon(raw), target.amount ?? form.amount!, target.currency);
-    if (coupon.kind === 'refused') return invalid({ coupon: coupon.message });
-    const amount = coupon.kind === 'applied' ? coupon.total : target.amount ?? form.amount!;
+    const amount = coupon.kind === 'applied' ? coupon.total : before!;
     const customerKey = await payingCustomer(req, target);
     let next;
     try {
