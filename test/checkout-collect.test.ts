@@ -199,6 +199,15 @@ forEachTarget('what the checkout collects', (target) => {
       for (const s of ['Company name', 'Kiln &amp; Co', 'Number of guests', 'Apron size', 'I am 18 or older', 'Special instructions', 'Left-handed wheel', 'Accepted']) expect(detail.text, s).to.include(s);
     });
 
+    it('fills in what was collected when the customer cancels on the card page and goes back', async () => {
+      const l = await link();
+      const res = await http().post(pagePath(l)).type('form').send(GOOD).expect(303);
+      const sessionId = new URL(res.headers.location).pathname.split('/').pop()!;
+      const back = await http().get(`${pagePath(l)}?back=${sessionId}`).expect(200);
+      expect(back.text).to.include('value="+31612345678"').and.include('Keizersgracht 1').and.include('value="Kiln &amp; Co"').and.include('value="3"').and.include('<option selected>M</option>');
+      expect(back.text).to.match(/id="f-terms"[^>]* checked/).and.match(/id="f-field-over18"[^>]* checked/);
+    });
+
     it('takes an optional phone left empty, and ignores collected fields a link does not ask for', async () => {
       const l = await link({ phone: 'optional' });
       const res = await http().post(pagePath(l)).type('form').send({ name: 'Bo', email: 'bo@example.test', phone: '' });

@@ -7,4 +7,4 @@ export { createProviderReports } from './provider-reports.ts';
 export { REFUNDABLE, createRefundService, refundJson } from './refunds.ts';
 export type { Refund, RefundService } from './refunds.ts';
 export { NoSlotError, createCheckoutService, minutesUntil } from './service.ts';
-export type { CheckoutService, Discount, PayableLink, Payment, PaymentStatus, ReceiptDetails } from './service.ts';
+export type { CheckoutService, CollectedInput, Discount, PayableLink, Payment, PaymentStatus, ReceiptDetails } from './service.ts';

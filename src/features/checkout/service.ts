@@ -103,6 +103,8 @@ export interface CheckoutSession {
   backPath: string | null;
   /** The coupon the checkout was opened with (its amount is the total after it), or null. */
   discount: Discount | null;
+  /** What the link's checkout collected beyond name and email. */
+  collected: CollectedInput;
   status: 'open' | 'completed' | 'expired';
   expiresAt: Date;
   createdAt: Date;
@@ -187,6 +189,7 @@ const sessionFrom = (r: any): CheckoutSession => ({
   link: r.link_snapshot ? (JSON.parse(r.link_snapshot) as LinkSnapshot | null) : null,
   backPath: r.back_path ?? null,
   discount: discountFrom(r.discount),
+  collected: { phone: r.customer_phone ?? null, address: r.address ?? null, instructions: r.instructions ?? null, termsAccepted: Boolean(r.terms_accepted_at), fields: r.fields ? JSON.parse(r.fields) : null },
   status: r.status,
   expiresAt: toDate(r.expires_at),
   createdAt: toDate(r.created_at),

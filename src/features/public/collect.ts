@@ -7,14 +7,10 @@
  */
 import type { Collect } from '../links/index.ts';
 import { normalizePhone } from '../customers/index.ts';
+import type { CollectedInput } from '../checkout/index.ts';
 
-export interface Collected {
-  phone: string | null;
-  address: string | null;
-  instructions: string | null;
-  termsAccepted: boolean;
-  fields: Record<string, string | number | boolean | null> | null;
-}
+/** What was collected (checkout keeps it on the session). */
+export type Collected = CollectedInput;
 
 export const NOTHING_COLLECTED: Collected = Object.freeze({ phone: null, address: null, instructions: null, termsAccepted: false, fields: null }) as Collected;
 
@@ -104,4 +100,15 @@ export function parseCollected(raw: Record<string, unknown>, collect: Collect | 
   }
   if (Object.keys(errors).length) return { ok: false, errors };
   return { ok: true, value: { phone, address, instructions, termsAccepted, fields: collect.custom_fields.length ? fields : null } };
+}
+
+/** What a checkout collected, as the form's values again ("Cancel and go back" from the provider's page). */
+export function collectedValues(c: Collected): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (c.phone) out.phone = c.phone;
+  if (c.address) out.address = c.address;
+  if (c.instructions) out.instructions = c.instructions;
+  if (c.termsAccepted) out.terms = 'on';
+  for (const [key, value] of Object.entries(c.fields ?? {})) out[customName(key)] = value === true ? 'on' : value === false || value === null ? '' : String(value);
+  return out;
 }

@@ -23,7 +23,7 @@ import type { LineItem } from '../requests/index.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
 import { couponStep, postedCoupon, type AppliedCoupon } from './coupon.ts';
-import { parseCollected, postedCollectValues } from './collect.ts';
+import { collectedValues, parseCollected, postedCollectValues } from './collect.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'coupons' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
@@ -379,7 +379,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     if (typeof back === 'string' && back.length <= 64) {
       const s = await rt.checkout.getSession(back);
       if (s && s.status !== 'completed' && s.merchantKey === target.merchant.key && s.linkKey === (target.link?.key ?? null) && s.currency === target.currency) {
-        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null ? { amount: toDecimalString(s.discount?.amountBefore ?? s.amount, s.currency) } : {}), ...(s.discount ? { coupon: s.discount.code } : {}) };
+        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null ? { amount: toDecimalString(s.discount?.amountBefore ?? s.amount, s.currency) } : {}), ...(s.discount ? { coupon: s.discount.code } : {}), ...collectedValues(s.collected) };
       }
     }
     const id = rt.tokens.recipientOf(recipientParam(req));
