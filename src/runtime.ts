@@ -318,7 +318,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         // a link made for one customer is not theirs when someone else pays its public URL.
         const customerKey = payment.customerKey;
         const customer = customerKey === null ? null : await customers.getByKey(customerKey);
-        return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null, payer: { name: session?.customerName ?? null, email: session?.customerEmail ?? null, phone: null } };
+        return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null, payer: { name: session?.customerName ?? null, email: session?.customerEmail ?? null, phone: session?.collected.phone ?? null } };
       },
     });
     const webhooks = createWebhookService({
