@@ -23,6 +23,7 @@ import { pluginRoutes } from './features/plugins/index.ts';
 import { linksRoutes } from './features/links/index.ts';
 import { sendingRoutes } from './features/sending/index.ts';
 import { productsRoutes } from './features/products/index.ts';
+import { couponsRoutes } from './features/coupons/index.ts';
 import { customersRoutes } from './features/customers/index.ts';
 import { tagsRoutes } from './features/tags/index.ts';
 import { dashboardQrRoutes } from './features/qr/index.ts';
@@ -195,6 +196,7 @@ export function buildApp(rt: Runtime): express.Express {
     reportsRoutes(deps, render),
     dashboardQrRoutes(deps),
     productsRoutes(deps, render),
+    couponsRoutes(deps, render),
     customersRoutes(deps, render),
     tagsRoutes(deps, render),
     settingsRoutes(deps, render),

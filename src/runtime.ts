@@ -35,6 +35,7 @@ import { createProductService, type ProductService } from './features/products/i
 import { createLinkService, createLinkState, type LinkService } from './features/links/index.ts';
 import { createCheckoutService, type CheckoutService } from './features/checkout/index.ts';
 import { createCustomerService, createPaymentProfiles, type CustomerService, type PaymentProfiles } from './features/customers/index.ts';
+import { createCouponService, type CouponService } from './features/coupons/index.ts';
 import { createPaymentQueries, type PaymentQueries } from './features/checkout/index.ts';
 import { pruneIdempotencyKeys } from './core/idempotency.ts';
 import { LinkTokens } from './features/sending/index.ts';
@@ -75,6 +76,8 @@ export interface Services {
   apiKeys: ApiKeyService;
   tags: TagService;
   products: ProductService;
+  /** Coupons (promo codes) and their redemptions. */
+  coupons: CouponService;
   links: LinkService;
   checkout: CheckoutService;
   customers: CustomerService;
@@ -251,6 +254,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
     // The links feature's state machine (paid_count, active, counters): checkout, analytics and products use it.
     const linkState = createLinkState({ db, clock, events, changes });
     const products = createProductService({ db, clock, changes, soldByLink: linkState.sellsProduct });
+    const coupons = createCouponService({ db, clock, jobs, changes });
     const tokens = new LinkTokens(secrets.derive('link-tokens'));
     const merchants = createMerchantService({ db, clock, events });
     // Analytics' hourly rollups, written by checkout inside its capture and refund transactions.
@@ -319,7 +323,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         // a link made for one customer is not theirs when someone else pays its public URL.
         const customerKey = payment.customerKey;
         const customer = customerKey === null ? null : await customers.getByKey(customerKey);
-        return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null, payer: { name: session?.customerName ?? null, email: session?.customerEmail ?? null, phone: null } };
+        return { merchant: toPluginMerchant(merchant), link: link ? { id: link.id, name: link.name } : null, linkKey: link?.key ?? null, customer: customer && !customer.deletedAt ? actionCustomer(customer) : null, payer: { name: session?.customerName ?? null, email: session?.customerEmail ?? null, phone: session?.collected.phone ?? null } };
       },
     });
     const webhooks = createWebhookService({
@@ -374,6 +378,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       apiKeys: createApiKeyService({ db, clock, events }),
       tags,
       products,
+      coupons,
       links,
       checkout: createCheckoutService({
         db,
@@ -387,12 +392,13 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         onPaid: async (trx, paid) => {
           if (paid.linkKey !== null) await reminders.stopForPayment(trx, paid.linkKey, paid.customerKey);
         },
-        customers: { matchOrCreate: customers.matchOrCreate },
+        customers: { matchOrCreate: customers.matchOrCreate, recordContact: customers.recordContact },
         links: linkState,
         products,
         refs: { merchantIdOf: merchants.publicIdOf, customerIdOf: customers.publicIdOf },
         stats: paymentStats,
         profiles,
+        coupons,
       }),
       customers,
       profiles,
@@ -416,6 +422,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       // A vendor session that ended unpaid gives back the slot its immediate-capture checkout held.
       onExpired: async (trx, payment) => {
         if (payment.linkKey !== null && payment.sessionKey !== null) await linkState.releaseHold(trx, payment.linkKey, payment.sessionKey);
+        // …and the coupon redemption it held.
+        if (payment.sessionKey !== null) await coupons.release(trx, payment.sessionKey);
       },
     });
     const views = opts.recordViews === false ? null : new ViewRecorder({ db, clock, log: log.child('views'), live, events, viewIds, links: linkState, flushMs: opts.viewFlushMs });
@@ -522,6 +530,8 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
           { cron: '* * * * *', kind: 'links.expire' },
           // Slots held by immediate-capture checkouts past their end free up within a minute.
           { cron: '* * * * *', kind: 'links.release_holds' },
+          // Coupon redemptions held by checkouts that ended unpaid free up within a minute.
+          { cron: '* * * * *', kind: 'coupons.release_holds' },
           // Plugins' periodic work (api.schedule.every), e.g. provider-stripe's sweep of stale sessions.
           ...plugins.sweeps,
         ]);

@@ -21,6 +21,8 @@ export const TABLE_OWNERS: Record<string, string> = {
   api_keys: 'features/api-keys',
   products: 'features/products',
   link_items: 'features/links',
+  coupons: 'features/coupons',
+  coupon_redemptions: 'features/coupons',
   links: 'features/links',
   link_holds: 'features/links',
   payment_requests: 'features/requests',

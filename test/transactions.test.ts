@@ -314,9 +314,9 @@ forEachTarget('transactions', (target) => {
       expect(res.text).to.include('"\'=HYPERLINK(""http://evil"")"');
       const row = await env.rt.db('payments').where({ public_id: evil }).first();
       expect(parseCsv(res.text)).to.deep.equal([
-        ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded', 'line_items'],
-        [failed, '2026-11-21T15:01:00.000Z', '', 'failed', '25.00', 'EUR', 'Zoë, "the" tester', 'ann@example.test', l.id, 'Gift card', 'sandbox', '', '0.00', ''],
-        [evil, '2026-11-21T15:00:00.000Z', '2026-11-21T15:00:00.000Z', 'paid', '25.00', 'EUR', `'=HYPERLINK("http://evil")`, 'evil@example.test', l.id, 'Gift card', 'sandbox', row.provider_ref, '0.00', ''],
+        ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded', 'amount_before_discount', 'discount', 'coupon_code', 'customer_phone', 'address', 'instructions', 'terms_accepted_at', 'fields', 'line_items'],
+        [failed, '2026-11-21T15:01:00.000Z', '', 'failed', '25.00', 'EUR', 'Zoë, "the" tester', 'ann@example.test', l.id, 'Gift card', 'sandbox', '', '0.00', '', '', '', '', '', '', '', '', ''],
+        [evil, '2026-11-21T15:00:00.000Z', '2026-11-21T15:00:00.000Z', 'paid', '25.00', 'EUR', `'=HYPERLINK("http://evil")`, 'evil@example.test', l.id, 'Gift card', 'sandbox', row.provider_ref, '0.00', '', '', '', '', '', '', '', '', ''],
       ]);
 
       // The same filters as the page.

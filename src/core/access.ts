@@ -188,7 +188,8 @@ const DASHBOARD_RULES: Rule[] = [
   ['*', /^\/(customers|requests)\/import(\/|$)/, 'records.manage'],
   ['GET', /^\/requests\/imports\//, 'records.manage'],
   ['POST', /^\/payments\/[^/]+\/refunds?$/, 'refund.create'],
-  ['POST', /^\/(products|tags)(\/|$)/, 'catalog.manage'],
+  ['POST', /^\/(products|tags|coupons)(\/|$)/, 'catalog.manage'],
+  ['GET', /^\/coupons\/(new|[^/]+\/(edit|delete))$/, 'catalog.manage'],
   ['POST', /^\/customers\/[^/]+\/delete$/, 'records.manage'],
   ['GET', /^\/customers\/[^/]+\/delete$/, 'records.manage'],
   ['POST', /^\/customers\/[^/]+\/text-to-pay$/, 'request.write'],
@@ -213,7 +214,7 @@ const API_RULES: Rule[] = [
   ['*', /^\/(webhook_endpoints|providers)(\/|$)/, 'settings.manage'],
   ['*', /^\/reports(\/|$)/, 'reports.read'],
   ['POST', /^\/payments\/[^/]+\/refunds$/, 'refund.create'],
-  ['*', /^\/(products|tags)(\/|$)/, 'catalog.manage'],
+  ['*', /^\/(products|tags|coupons)(\/|$)/, 'catalog.manage'],
   ['DELETE', /^\/customers\/[^/]+$/, 'records.manage'],
   ['POST', /^\/customers\/[^/]+\/(payment_requests|text_to_pay)$/, 'request.write'],
   ['*', /^\/customers(\/|$)/, 'customer.write'],
@@ -222,7 +223,7 @@ const API_RULES: Rule[] = [
   ['*', /./, 'settings.manage'],
 ];
 // Reads of products and tags stay open (an agent picks a product or a tag); only writes are managed.
-API_RULES.unshift(['GET', /^\/(products|tags|customers|payment_requests|links|payments)(\/|$)/, null]);
+API_RULES.unshift(['GET', /^\/(products|tags|coupons|customers|payment_requests|links|payments)(\/|$)/, null]);
 
 /** The capability a request needs (null: anyone signed in / any key), by surface, method and path. */
 export function capabilityFor(surface: 'dashboard' | 'api', method: string, path: string): Capability | null {

@@ -24,6 +24,7 @@ export function navItems(plugins: PluginHost, can: (capability: Capability) => b
     can('reports.read') && { label: 'Reports', href: '/app/reports/reconciliation' },
     { label: 'Customers', href: '/app/customers' },
     { label: 'Products', href: '/app/products' },
+    { label: 'Coupons', href: '/app/coupons' },
     can('catalog.manage') && { label: 'Tags', href: '/app/tags' },
     can('reports.read') && { label: 'Activity', href: '/app/activity' },
     ...(can('records.read_all') ? [...(outbox ? [outbox] : []), ...pluginPages.filter((p) => p !== outbox)] : []),

@@ -9,6 +9,7 @@ import { createIdempotencyStore, idempotency, type IdempotencyStore } from '../.
 import { apiQrRoutes } from '../qr/index.ts';
 import { apiLinkRoutes } from './links.ts';
 import { apiProductRoutes } from './products.ts';
+import { apiCouponRoutes } from './coupons.ts';
 import { apiTagRoutes } from './tags.ts';
 import { apiCustomerRoutes } from './customers.ts';
 import { apiPaymentRoutes } from './payments.ts';
@@ -25,6 +26,7 @@ type Deps = Pick<AppDeps, 'apiKeys' | 'apiLimiter' | 'clock' | 'db' | 'log' | 'm
   Parameters<typeof apiLinkRoutes>[0] &
   Parameters<typeof apiQrRoutes>[0] &
   Parameters<typeof apiProductRoutes>[0] &
+  Parameters<typeof apiCouponRoutes>[0] &
   Parameters<typeof apiTagRoutes>[0] &
   Parameters<typeof apiCustomerRoutes>[0] &
   Parameters<typeof apiPaymentRoutes>[0] &
@@ -109,6 +111,7 @@ export function apiRoutes(rt: Deps, opts: ApiRoutesOptions = {}): express.Router
   router.use(apiLinkRoutes(rt));
   router.use(apiQrRoutes(rt));
   router.use(apiProductRoutes(rt));
+  router.use(apiCouponRoutes(rt));
   router.use(apiTagRoutes(rt));
   router.use(apiCustomerRoutes(rt));
   router.use(apiPaymentRoutes(rt));

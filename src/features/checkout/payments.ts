@@ -6,15 +6,15 @@
 import { z } from 'zod';
 import type { OwnScope } from '../../core/access.ts';
 import type { Knex } from 'knex';
-import { toDate, type Db } from '../../core/db.ts';
+import { toDate, toDateOrNull, type Db } from '../../core/db.ts';
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import type { CustomerService } from '../customers/index.ts';
 import type { LinkState } from '../links/index.ts';
 import { lineItemsFromText, lineItemsJson, type LineItem } from '../../core/line-items.ts';
-import { paymentFrom, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
 import type { PaymentMethodInfo } from '../../plugin-api.ts';
+import { discountFrom, paymentFrom, type Discount, type LinkSnapshot, type Payment, type PaymentStatus } from './service.ts';
 
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['pending', 'authorized', 'paid', 'failed', 'voided', 'refunded', 'partially_refunded'];
 
@@ -37,6 +37,15 @@ export interface PaymentView extends Payment {
   source: LinkSnapshot | null;
   /** What the checkout sold, line by line (an items link's order, a payment request's list); empty: just the amount. */
   lineItems: LineItem[];
+  /** The coupon its checkout applied (`amount` is the total after it), or null. */
+  discount: Discount | null;
+  /** What the link's checkout collected: custom fields by key (null when it had none). */
+  fields: Record<string, string | number | boolean | null> | null;
+  /** The postal address and special instructions the customer entered, when the link asked. */
+  address: string | null;
+  instructions: string | null;
+  /** When the customer ticked the merchant's terms (links with a terms URL). */
+  termsAcceptedAt: Date | null;
 }
 
 /** Filters of the Transactions page and its CSV export. */
@@ -80,6 +89,13 @@ export function paymentJson(p: PaymentView) {
     payment_method: paymentMethodJson(p.paymentMethod),
     dispute_status: p.disputeStatus,
     failure_code: p.failureCode,
+    // The coupon applied at checkout: amount_before − amount_off = amount.
+    discount: p.discount ? { coupon_id: p.discount.couponId, code: p.discount.code, amount_before: p.discount.amountBefore, amount_off: p.discount.amountOff } : null,
+    // What the link's checkout collected (API.md "Checkout builder"); the phone is customer.phone.
+    fields: p.fields ?? {},
+    address: p.address,
+    instructions: p.instructions,
+    terms_accepted_at: p.termsAcceptedAt?.toISOString() ?? null,
     created_at: p.createdAt.toISOString(),
     paid_at: p.paidAt?.toISOString() ?? null,
   };
@@ -99,6 +115,11 @@ export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: P
         's.customer_email as s_customer_email',
         's.customer_phone as s_customer_phone',
         's.line_items as s_line_items',
+        's.discount as s_discount',
+        's.fields as s_fields',
+        's.address as s_address',
+        's.instructions as s_instructions',
+        's.terms_accepted_at as s_terms_accepted_at',
       );
 
   /** Rows to views: the links and customers they name come from their owners, one query each. */
@@ -120,6 +141,11 @@ export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: P
         customer: id || name || email || phone ? { id, name, email, phone } : null,
         source: r.s_link_snapshot ? (JSON.parse(r.s_link_snapshot) as LinkSnapshot | null) : null,
         lineItems: lineItemsFromText(r.s_line_items),
+        discount: discountFrom(r.s_discount),
+        fields: r.s_fields ? (JSON.parse(r.s_fields) as PaymentView['fields']) : null,
+        address: r.s_address ?? null,
+        instructions: r.s_instructions ?? null,
+        termsAcceptedAt: toDateOrNull(r.s_terms_accepted_at),
       };
     });
   }

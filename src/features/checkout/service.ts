@@ -46,7 +46,7 @@ import { MAX_MINOR } from '../../core/money.ts';
 import { captureModelOf, providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentMethodInfo, PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/index.ts';
-import { linkItemsFrom, type ClaimLoss, type CustomAmount, type HoldLoss, type Link, type LinkItem, type LinkState, type PayableLinkRow } from '../links/index.ts';
+import { linkItemsFrom, type ClaimLoss, type Collect, type CustomAmount, type HoldLoss, type Link, type LinkItem, type LinkState, type PayableLinkRow } from '../links/index.ts';
 import type { Product } from '../products/index.ts';
 import { lineItemsFromText, lineItemsToText, lineItemsTotal, type LineItem } from '../../core/line-items.ts';
 
@@ -105,9 +105,21 @@ export interface CheckoutSession {
   link: LinkSnapshot | null;
   /** The pay page it started from (path and query), for "Cancel and go back". */
   backPath: string | null;
+  /** The coupon the checkout was opened with (its amount is the total after it), or null. */
+  discount: Discount | null;
+  /** What the link's checkout collected beyond name and email. */
+  collected: CollectedInput;
   status: 'open' | 'completed' | 'expired';
   expiresAt: Date;
   createdAt: Date;
+}
+
+/** A coupon applied to a checkout: what the payment carries (API `discount`, CSV, webhooks). */
+export interface Discount {
+  couponId: string;
+  code: string;
+  amountBefore: number;
+  amountOff: number;
 }
 
 export interface Payment {
@@ -165,6 +177,9 @@ export interface AuthorizeOutcome {
   payment: Payment;
 }
 
+/** A session's `discount` column (JSON) as a Discount. */
+export const discountFrom = (raw: unknown): Discount | null => (typeof raw === 'string' && raw ? (JSON.parse(raw) as Discount) : null);
+
 const sessionFrom = (r: any): CheckoutSession => ({
   key: r.id,
   id: r.public_id,
@@ -178,6 +193,8 @@ const sessionFrom = (r: any): CheckoutSession => ({
   customerEmail: r.customer_email,
   link: r.link_snapshot ? (JSON.parse(r.link_snapshot) as LinkSnapshot | null) : null,
   backPath: r.back_path ?? null,
+  discount: discountFrom(r.discount),
+  collected: { phone: r.customer_phone ?? null, address: r.address ?? null, instructions: r.instructions ?? null, termsAccepted: Boolean(r.terms_accepted_at), fields: r.fields ? JSON.parse(r.fields) : null },
   status: r.status,
   expiresAt: toDate(r.expires_at),
   createdAt: toDate(r.created_at),
@@ -222,7 +239,11 @@ export interface CheckoutDeps {
    */
   onPaid?: (trx: Trx, paid: { linkKey: number | null; customerKey: number | null }) => Promise<void>;
   /** Records a payer without a known customer as one (customers feature), in the paying transaction. */
-  customers?: { matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number> };
+  customers?: {
+    matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number>;
+    /** Saves the phone and address a paying customer entered to their record (a link that collects them). */
+    recordContact?(trx: Trx, customerKey: number, contact: { phone: string | null; address: string | null }): Promise<void>;
+  };
   /** The links feature's state machine: the payment-limit slot, counters, pay-page reads. */
   links: CheckoutLinks;
   /** A product by key (a product link's pay page shows it), and products by key (an items link's). */
@@ -236,6 +257,15 @@ export interface CheckoutDeps {
   stats: PaymentStats;
   /** A customer's saved payment profile with a provider (customers feature), offered again at checkout. */
   profiles?: { find(customerKey: number, provider: string): Promise<{ ref: string; label: string } | null> };
+  /** The coupons feature's redemptions: held with a checkout, redeemed with its payment, released when it fails. */
+  coupons?: CheckoutCoupons;
+}
+
+/** What checkout asks of the coupons feature (it owns the redemption counters), in checkout's transactions. */
+export interface CheckoutCoupons {
+  hold(trx: Trx, h: { couponKey: number; merchantKey: number; sessionKey: number; amountBefore: number; amountOff: number; currency: string; expiresAt: Date }): Promise<boolean>;
+  redeem(trx: Trx, sessionKey: number, paymentId: string): Promise<'won' | 'lost' | 'none'>;
+  release(trx: Trx, sessionKey: number): Promise<boolean>;
 }
 
 /** What checkout asks of the links feature (it owns paid_count, active and the link counters). */
@@ -313,6 +343,10 @@ export interface PayableLink extends CheckoutLink {
   active: boolean;
   inactiveReason: Link['inactiveReason'];
   showRemaining: boolean;
+  /** Customers may enter a coupon code on the pay page. */
+  allowCoupons: boolean;
+  /** What the checkout collects beyond name and email (null: nothing more). */
+  collect: Collect | null;
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
   product: { key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean } | null;
@@ -327,8 +361,22 @@ const payableFrom = (r: PayableLinkRow, product: Awaited<ReturnType<CheckoutDeps
   };
 };
 
-/** Why an authorization was voided instead of captured. */
-export type VoidReason = ClaimLoss;
+/** Why an authorization was voided instead of captured: the link's claim, or the coupon's (used up or closed meanwhile). */
+export type VoidReason = ClaimLoss | 'coupon_unavailable';
+
+/** What the customer is told of a void (or a full refund, for immediate capture). */
+const LOSS_MESSAGES: Record<VoidReason, string> = {
+  limit_reached: 'Payment limit reached',
+  link_inactive: 'The link no longer accepts payments',
+  coupon_unavailable: 'The coupon code was used up or withdrawn while this payment was on its way',
+};
+
+/** The reason on the refund row of an immediate-capture payment that lost its claim. */
+const REFUND_REASONS: Record<VoidReason, string> = {
+  limit_reached: 'Automatic: the payment limit was reached while the payment was on its way',
+  link_inactive: 'Automatic: the link stopped accepting payments while the payment was on its way',
+  coupon_unavailable: 'Automatic: the coupon code was used up while the payment was on its way',
+};
 
 export interface StartInput {
   amount: number;
@@ -344,7 +392,28 @@ export interface StartInput {
   lineItems?: readonly LineItem[];
   /** The pay page's path and query (`/acme/sale?c=…`, `/r/<token>`), where "Cancel and go back" returns. */
   backPath?: string | null;
+  /**
+   * A coupon the customer applied (quoted by the coupons feature): `amount` is already the total
+   * after it. The checkout holds one of its redemptions in its start transaction; none left → a 422
+   * on the `coupon` field and nothing written.
+   */
+  coupon?: { key: number; discount: Discount } | null;
+  /** What the link's checkout collected (already validated): kept on the session for its payments. */
+  collected?: CollectedInput | null;
 }
+
+/** What a customer entered beyond name and email (the link's `collect`). */
+export interface CollectedInput {
+  phone: string | null;
+  address: string | null;
+  instructions: string | null;
+  termsAccepted: boolean;
+  /** Custom fields by key. */
+  fields: Record<string, string | number | boolean | null> | null;
+}
+
+/** The coupon was used up (or closed) between the quote and the checkout: 422 by the field. */
+export const couponLostError = () => new ValidationError([{ field: 'coupon', code: 'coupon_used_up', message: 'This code has just been used up.' }]);
 
 export function createCheckoutService(deps: CheckoutDeps) {
   const { db, clock, events, registries, log } = deps;
@@ -436,13 +505,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
       }
       await inTransaction(db, async (trx) => {
         const now = clock.now();
-        const reason = lostBecause === 'limit_reached' ? 'Payment limit reached' : 'The link no longer accepts payments';
+        const reason = LOSS_MESSAGES[lostBecause];
         // Immediate capture: the money came and went back in full; a refund row says so (never counted in revenue).
         const n = await trx('payments')
           .where({ id: payment.key, status: 'authorized' })
           .update(
             immediate
-              ? { status: 'refunded', failure_code: lostBecause, failure_message: lostBecause === 'limit_reached' ? LATE_REFUND_MESSAGE : `Refunded in full: the link stopped accepting payments while this payment was on its way.`, amount_refunded: payment.amount, refund_claimed: payment.amount, updated_at: now }
+              ? { status: 'refunded', failure_code: lostBecause, failure_message: lostBecause === 'limit_reached' ? LATE_REFUND_MESSAGE : lostBecause === 'coupon_unavailable' ? 'Refunded in full: the coupon code was used up while this payment was on its way.' : `Refunded in full: the link stopped accepting payments while this payment was on its way.`, amount_refunded: payment.amount, refund_claimed: payment.amount, updated_at: now }
               : { status: 'voided', failure_code: lostBecause, failure_message: reason, voided_at: now, updated_at: now },
           );
         if (!n) return;
@@ -454,7 +523,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
             amount: payment.amount,
             currency: payment.currency,
             status: 'succeeded',
-            reason: lostBecause === 'limit_reached' ? 'Automatic: the payment limit was reached while the payment was on its way' : 'Automatic: the link stopped accepting payments while the payment was on its way',
+            reason: REFUND_REASONS[lostBecause],
             provider_ref: refundRef,
             idempotency_key: `${paymentId}_limit`.slice(0, 64),
             created_at: now,
@@ -475,6 +544,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
         const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'failed', failure_code: 'capture_failed', failure_message: 'The payment could not be completed.', updated_at: clock.now() });
         if (!n) return false; // already settled elsewhere: its slot must not be released twice
         if (payment.linkKey !== null) await deps.links.releaseSlot(trx, payment.linkKey);
+        if (payment.sessionKey !== null) await deps.coupons?.release(trx, payment.sessionKey);
         await events.emit(trx, 'payment.failed', { ...(await paymentEvent(trx, payment)), reason: 'capture_failed' }, payment.merchantKey);
         return true;
       });
@@ -507,11 +577,15 @@ export function createCheckoutService(deps: CheckoutDeps) {
    * when the payment is paid (in its transaction), so abandoned checkouts create no customers.
    */
   async function attributePayer(trx: Trx, payment: Payment): Promise<Payment> {
-    if (payment.customerKey !== null || payment.sessionKey === null || !deps.customers) return payment;
-    const s = await trx('checkout_sessions').where({ id: payment.sessionKey }).first('customer_name', 'customer_email');
-    if (!s?.customer_email) return payment;
-    const customerKey = await deps.customers.matchOrCreate(trx, payment.merchantKey, { name: s.customer_name ?? '', email: s.customer_email });
-    await trx('payments').where({ id: payment.key }).update({ customer_id: customerKey });
+    if (payment.sessionKey === null || !deps.customers) return payment;
+    const s = await trx('checkout_sessions').where({ id: payment.sessionKey }).first('customer_name', 'customer_email', 'customer_phone', 'address');
+    let customerKey = payment.customerKey;
+    if (customerKey === null && s?.customer_email) {
+      customerKey = await deps.customers.matchOrCreate(trx, payment.merchantKey, { name: s.customer_name ?? '', email: s.customer_email });
+      await trx('payments').where({ id: payment.key }).update({ customer_id: customerKey });
+    }
+    // The phone and address the link collected go on the customer's record.
+    if (customerKey !== null && (s?.customer_phone || s?.address)) await deps.customers.recordContact?.(trx, customerKey, { phone: s.customer_phone ?? null, address: s.address ?? null });
     return { ...payment, customerKey };
   }
 
@@ -593,6 +667,12 @@ export function createCheckoutService(deps: CheckoutDeps) {
           back_path: input.backPath && input.backPath.startsWith('/') && !input.backPath.startsWith('//') && input.backPath.length <= 512 ? input.backPath : null,
           link_snapshot: JSON.stringify(snapshot),
           line_items: lineItemsToText(input.lineItems ?? []),
+          discount: input.coupon ? JSON.stringify(input.coupon.discount) : null,
+          customer_phone: input.collected?.phone ?? null,
+          address: input.collected?.address ?? null,
+          instructions: input.collected?.instructions ?? null,
+          terms_accepted_at: input.collected?.termsAccepted ? now : null,
+          fields: input.collected?.fields ? JSON.stringify(input.collected.fields) : null,
           status: 'open',
           expires_at: expiresAt,
           created_at: now,
@@ -611,6 +691,11 @@ export function createCheckoutService(deps: CheckoutDeps) {
           created_at: now,
           updated_at: now,
         });
+        if (input.coupon && deps.coupons) {
+          const { key: couponKey, discount } = input.coupon;
+          const held = await deps.coupons.hold(trx, { couponKey, merchantKey: merchant.key, sessionKey: Number(sessionKey), amountBefore: discount.amountBefore, amountOff: discount.amountOff, currency: input.currency, expiresAt });
+          if (!held) throw couponLostError();
+        }
         await events.emit(trx, 'checkout.started', { ...(await eventRefs(trx, { merchantKey: merchant.key, linkKey: link?.key ?? null, customerKey: input.customerKey ?? null })), sessionId, paymentId, amount: input.amount, currency: input.currency, provider: chosen.id }, merchant.key);
         return { sessionKey: Number(sessionKey), value: null };
       };
@@ -641,7 +726,8 @@ export function createCheckoutService(deps: CheckoutDeps) {
       } catch (err) {
         // The provider is down or refused: this attempt can never be paid; say so and keep the record.
         await decline(payment, { code: 'provider_unavailable', message: 'The payment provider could not be reached.' });
-        if (holds) await service.releaseHold(paymentId);
+        // The slot and the coupon redemption it held go back.
+        if (holds || input.coupon) await service.releaseHold(paymentId);
         throw new ServiceUnavailableError('The payment provider is not reachable right now. Please try again in a moment.', err);
       }
       return { session, payment, next };
@@ -780,7 +866,12 @@ export function createCheckoutService(deps: CheckoutDeps) {
         if (n === 0) return false; // already authorized/finished: report what happened
         const authorized = await paymentEvent(trx, payment);
         await events.emit(trx, 'payment.authorized', authorized, payment.merchantKey);
-        if (payment.linkKey === null) {
+        // The coupon first (its redemption was held with the checkout): a lost one voids like a lost slot.
+        const coupon = payment.sessionKey === null || !deps.coupons ? 'none' : await deps.coupons.redeem(trx, payment.sessionKey, paymentId);
+        if (coupon === 'lost') {
+          won = false;
+          lostBecause = 'coupon_unavailable';
+        } else if (payment.linkKey === null) {
           won = true;
         } else {
           const by = { merchantId: authorized.merchantId, paymentId };
@@ -789,7 +880,11 @@ export function createCheckoutService(deps: CheckoutDeps) {
           const held = payment.sessionKey === null ? null : await deps.links.convertHold(trx, payment.linkKey, payment.sessionKey, by);
           const claim = held && held.won ? held : held && held.reason !== 'none' ? held : await deps.links.claimSlot(trx, payment.linkKey, by);
           won = claim.won;
-          if (!claim.won) lostBecause = claim.reason as ClaimLoss;
+          if (!claim.won) {
+            lostBecause = claim.reason as ClaimLoss;
+            // No payment after all: the coupon's redemption goes back.
+            if (coupon === 'won') await deps.coupons!.release(trx, payment.sessionKey!);
+          }
         }
         // Intent, recorded with the claim: if this process dies before the provider call below, the
         // job captures or voids the authorization later, so no slot and no authorization is stranded.
@@ -807,9 +902,13 @@ export function createCheckoutService(deps: CheckoutDeps) {
      */
     async releaseHold(paymentId: string): Promise<boolean> {
       const payment = await loadPayment(db, { public_id: paymentId });
-      if (!payment || payment.linkKey === null || payment.sessionKey === null) return false;
+      if (!payment || payment.sessionKey === null) return false;
       const { linkKey, sessionKey } = payment;
-      return inTransaction(db, (trx) => deps.links.releaseHold(trx, linkKey, sessionKey));
+      return inTransaction(db, async (trx) => {
+        // The coupon redemption the checkout held goes back with it.
+        const coupon = (await deps.coupons?.release(trx, sessionKey)) ?? false;
+        return (linkKey !== null && (await deps.links.releaseHold(trx, linkKey, sessionKey))) || coupon;
+      });
     },
 
     /** When a slot of this link held by a checkout under way may free up (the earliest hold's end); null without holds. */

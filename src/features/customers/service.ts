@@ -520,6 +520,17 @@ export function createCustomerService({ db, clock, tags, addressKinds = () => []
      * in the caller's transaction: how a payer who came without a signed customer URL is recorded.
      * Returns the customer's key.
      */
+    /**
+     * The phone (E.164, already validated) and postal address a paying customer entered on a link that
+     * collects them: saved on their record in the paying transaction (what they typed last wins).
+     */
+    async recordContact(trx: Trx, customerKey: number, contact: { phone: string | null; address: string | null }): Promise<void> {
+      const row: Record<string, unknown> = {};
+      if (contact.phone) row.phone = contact.phone;
+      if (contact.address) row.address = contact.address.slice(0, 500);
+      if (Object.keys(row).length) await trx('customers').where({ id: customerKey }).whereNull('deleted_at').update({ ...row, updated_at: clock.now() });
+    },
+
     async matchOrCreate(trx: Trx, merchantKey: number, payer: { name: string; email: string }): Promise<number> {
       const email = normalizeEmail(payer.email);
       const found = await withEmail(trx, merchantKey, email);

@@ -22,6 +22,8 @@ import {
   type CustomAmountFormValues,
   type ItemsFormValues,
 } from './items-form.ts';
+import { parseCollect } from './collect.ts';
+import { collectFormValues, collectInput, postedCollectForm, type CollectFormValues } from './collect-form.ts';
 
 export type LimitMode = 'unlimited' | 'once' | 'multiple';
 
@@ -42,6 +44,9 @@ export interface LinkFormValues extends ItemsFormValues, CustomAmountFormValues 
   redirect_url: string;
   redirect_target: 'same' | 'new';
   show_remaining: boolean;
+  allow_coupons: boolean;
+  /** The "Checkout" section: what the checkout collects (collect-form.ts). */
+  collect: CollectFormValues;
   active: boolean;
   tags: string[];
   new_tags: string;
@@ -71,6 +76,8 @@ export function newLinkValues(type: LinkType, currency: string): LinkFormValues 
     redirect_url: '',
     redirect_target: 'same',
     show_remaining: false,
+    allow_coupons: false,
+    collect: collectFormValues(null),
     active: true,
     tags: [],
     new_tags: '',
@@ -95,6 +102,8 @@ export function linkValues(link: Link): LinkFormValues {
     redirect_url: link.redirectUrl ?? '',
     redirect_target: link.redirectTarget,
     show_remaining: link.showRemaining,
+    allow_coupons: link.allowCoupons,
+    collect: collectFormValues(link.collect),
     active: link.active,
     tags: link.tags.map((t) => t.name),
     new_tags: '',
@@ -120,10 +129,25 @@ export function postedValues(body: Body, type: LinkType, fallbackCurrency: strin
     redirect_url: text(body.redirect_url),
     redirect_target: body.redirect_target === 'new' ? 'new' : 'same',
     show_remaining: checked(body.show_remaining),
+    allow_coupons: checked(body.allow_coupons),
+    collect: postedCollectForm(body),
     active: checked(body.active),
     tags: list(body.tags),
     new_tags: text(body.new_tags),
   };
+}
+
+/** The Checkout section's `collect`, judged here too so its problems come back with the others. */
+function collectFrom(body: Body, input: Record<string, unknown>, errors: FieldError[]): void {
+  const collect = collectInput(body);
+  if (collect === undefined) return;
+  input.collect = collect;
+  try {
+    parseCollect(collect);
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    errors.push(...err.errors);
+  }
 }
 
 function limitFrom(body: Body, errors: FieldError[]): number | null | undefined {
@@ -205,10 +229,12 @@ export function createInput(body: Body, merchantCurrency: string): Record<string
     redirect_url: body.redirect_url ?? '',
     redirect_target: body.redirect_target ?? 'same',
     show_remaining: checked(body.show_remaining),
+    allow_coupons: checked(body.allow_coupons),
     active: checked(body.active),
   };
   if (typeof body.path === 'string' ? body.path.trim() : body.path !== undefined) input.path = body.path;
   input.payment_limit = limitFrom(body, errors);
+  collectFrom(body, input, errors);
   if (type === 'amount') Object.assign(input, amountOrCustom(body, merchantCurrency, errors));
   else if (type === 'product') input.product_id = body.product_id;
   else if (type === 'items') input.items = itemsFrom(body);
@@ -241,10 +267,12 @@ export function updateInput(body: Body, link: Link): Record<string, unknown> {
     redirect_url: body.redirect_url ?? '',
     redirect_target: body.redirect_target ?? 'same',
     show_remaining: checked(body.show_remaining),
+    allow_coupons: checked(body.allow_coupons),
   };
   const active = checked(body.active);
   if (active !== link.active) input.active = active;
   input.payment_limit = limitFrom(body, errors);
+  collectFrom(body, input, errors);
   if (link.type === 'amount') {
     const v = amountOrCustom(body, link.currency, errors);
     // Back to a fixed amount: the customer-chosen one goes.

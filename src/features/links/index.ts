@@ -4,6 +4,8 @@ export { LINK_SOURCES, conversionRate, createLinkService, remaining } from './se
 export type { CreatedBy, Link, LinkService, LinkSource, RequestRef } from './service.ts';
 export { createLinkState } from './state.ts';
 export { redirectUrlFor } from './schemas.ts';
+export { CUSTOM_FIELDS_MAX, FIELD_TYPES, parseCollect } from './collect.ts';
+export type { Collect, CustomField, CustomFieldType } from './collect.ts';
 export type { ClaimLoss, HoldLoss, LinkRef, LinkState, PayableLinkRow, RequestLinkState } from './state.ts';
 export { ITEMS_MAX, QUANTITY_MAX, SUGGESTED_MAX, defaultChoice, isAdjustable, linkItemsFrom, planOf, priceOrder, quantityField, sections } from './items.ts';
 export type { CustomAmount, ItemProduct, ItemQuantity, LinkItem, OrderChoice, PricedOrder } from './items.ts';

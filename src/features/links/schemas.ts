@@ -77,6 +77,9 @@ const common = {
   redirect_target: z.enum(['same', 'new'], { error: 'redirect_target must be "same" or "new".' }).optional(),
   active: z.boolean({ error: 'active must be true or false.' }).optional(),
   show_remaining: z.boolean({ error: 'show_remaining must be true or false.' }).optional(),
+  allow_coupons: z.boolean({ error: 'allow_coupons must be true or false.' }).optional(),
+  // What the checkout collects: validated by collect.ts (nested errors are named like collect.custom_fields[2].options).
+  collect: z.unknown().optional(),
 };
 
 export const linkCreateSchema = z.discriminatedUnion(

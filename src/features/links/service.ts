@@ -39,6 +39,7 @@ import {
 
 const customAmountOnItems = () =>
   new ValidationError([{ field: 'custom_amount', code: 'not_supported', message: 'An items link is priced by its products and quantities; custom_amount is for amount links.' }]);
+import { collectFrom, collectJson, parseCollect, type Collect } from './collect.ts';
 
 export type InactiveReason = 'manual' | 'limit_reached' | 'expired';
 
@@ -98,6 +99,10 @@ export interface Link {
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
   showRemaining: boolean;
+  /** Customers may enter a coupon code on the pay page. */
+  allowCoupons: boolean;
+  /** What the checkout collects beyond name and email (null: nothing more). */
+  collect: Collect | null;
   views: number;
   /** Views whose raw rows the retention setting removed (the counter keeps them). */
   viewsPruned: number;
@@ -158,6 +163,8 @@ const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null, items: Li
   redirectUrl: r.redirect_url,
   redirectTarget: r.redirect_target,
   showRemaining: Boolean(r.show_remaining),
+  allowCoupons: Boolean(r.allow_coupons),
+  collect: collectFrom(r.collect),
   views: Number(r.views_count),
   viewsPruned: Number(r.views_pruned ?? 0),
   payments: Number(r.payments_count),
@@ -385,6 +392,7 @@ export function createLinkService(deps: LinkServiceDeps) {
      */
     async create(merchant: Merchant, raw: unknown, opts: { within?: (trx: Trx, link: { key: number; id: string }) => Promise<void>; customerKey?: number | null; by?: CreatedBy } = {}): Promise<Link> {
       const input = parseBody(linkCreateSchema, raw);
+      const collect = input.collect === undefined ? null : parseCollect(input.collect);
       let amount: number | null = null;
       let currency: string;
       let productKey: number | null = null;
@@ -443,6 +451,8 @@ export function createLinkService(deps: LinkServiceDeps) {
               redirect_url: input.redirect_url ?? null,
               redirect_target: input.redirect_target ?? 'same',
               show_remaining: input.show_remaining ?? false,
+              allow_coupons: input.allow_coupons ?? false,
+              collect: collect ? JSON.stringify(collect) : null,
               customer_id: opts.customerKey ?? null,
               source: opts.by?.source ?? 'dashboard',
               api_key_id: opts.by?.apiKeyKey ?? merchant.actor?.apiKeyKey ?? null,
@@ -542,6 +552,11 @@ export function createLinkService(deps: LinkServiceDeps) {
       set('redirect_url', input.redirect_url === undefined ? undefined : input.redirect_url, link.redirectUrl);
       set('redirect_target', input.redirect_target, link.redirectTarget);
       set('show_remaining', input.show_remaining, link.showRemaining);
+      set('allow_coupons', input.allow_coupons, link.allowCoupons);
+      if (input.collect !== undefined) {
+        const collect = parseCollect(input.collect);
+        set('collect', collect ? JSON.stringify(collect) : null, link.collect ? JSON.stringify(link.collect) : null);
+      }
       set('payment_limit', input.payment_limit, link.paymentLimit);
       if (customAmount !== undefined && JSON.stringify(customAmount) !== JSON.stringify(link.customAmount)) {
         row.custom_amount = customAmountToText(customAmount);
@@ -610,6 +625,8 @@ export function createLinkService(deps: LinkServiceDeps) {
         redirect_url: link.redirectUrl,
         redirect_target: link.redirectTarget,
         show_remaining: link.showRemaining,
+        allow_coupons: link.allowCoupons,
+        collect: link.collect ? JSON.stringify(link.collect) : null,
         active: true,
       };
       if (link.type === 'amount') Object.assign(input, link.customAmount ? { custom_amount: customAmountJson(link.customAmount), currency: link.currency } : { amount: link.amount, currency: link.currency });
@@ -781,6 +798,8 @@ function linkJson(link: Link, url: string, baseUrl: string) {
     redirect_url: link.redirectUrl,
     redirect_target: link.redirectTarget,
     show_remaining: link.showRemaining,
+    allow_coupons: link.allowCoupons,
+    collect: collectJson(link.collect),
     expires_at: link.expiresAt?.toISOString() ?? null,
     tags: link.tags.map(tagRef),
     qr: { png: `${baseUrl}/api/v1/links/${link.id}/qr.png`, svg: `${baseUrl}/api/v1/links/${link.id}/qr.svg` },

@@ -26,6 +26,7 @@ import type { EventBus } from '../../core/events.ts';
 import type { ChangeFeed } from '../../core/changes.ts';
 import type { InactiveReason } from './service.ts';
 import { customAmountFromText, itemRowsOf, type CustomAmount } from './items.ts';
+import { collectFrom, type Collect } from './collect.ts';
 
 /** Why a payment lost its claim: the limit was reached, or the link takes no payments at all. */
 export type ClaimLoss = 'limit_reached' | 'link_inactive';
@@ -60,6 +61,9 @@ export interface PayableLinkRow {
   active: boolean;
   inactiveReason: InactiveReason | null;
   showRemaining: boolean;
+  allowCoupons: boolean;
+  /** What the checkout collects beyond name and email (null: nothing more). */
+  collect: Collect | null;
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
 }
@@ -90,7 +94,7 @@ export interface LinkRef {
 }
 
 const PAYABLE_COLUMNS = `select id, public_id, merchant_id, kind, type, name, path, description, amount, currency, product_id, custom_amount,
-  payment_limit, paid_count, held_count, active, inactive_reason, show_remaining, redirect_url, redirect_target, customer_id, expires_at
+  payment_limit, paid_count, held_count, active, inactive_reason, show_remaining, allow_coupons, collect, redirect_url, redirect_target, customer_id, expires_at
 from links`;
 const PAYABLE_LINK_SQL = `${PAYABLE_COLUMNS}
 where merchant_id = ? and path = ? and kind = 'smart' and deleted_at is null
@@ -120,6 +124,8 @@ const payableFrom = (r: any): PayableLinkRow => ({
   active: Boolean(r.active),
   inactiveReason: r.inactive_reason ?? null,
   showRemaining: Boolean(r.show_remaining),
+  allowCoupons: Boolean(r.allow_coupons),
+  collect: collectFrom(r.collect),
   redirectUrl: r.redirect_url,
   redirectTarget: r.redirect_target,
 });

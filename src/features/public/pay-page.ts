@@ -24,9 +24,11 @@ import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, type Cus
 import { applyStep, chosenAmount, customAmountView, itemsView, orderChoiceFrom } from './order-view.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
+import { couponStep, postedCoupon, type AppliedCoupon } from './coupon.ts';
+import { collectedValues, parseCollected, postedCollectValues } from './collect.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
+type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'coupons' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
 
 /** How a pay-page URL finds its merchant and link: straight from the database, or through a cache. */
 export interface PayLookups {
@@ -222,6 +224,8 @@ interface PageForm {
   order?: OrderChoice;
   /** Said above the form (the total changed since the page was shown). */
   notice?: string;
+  /** A coupon applied to the total (views/pay/_coupon.eta). */
+  discount?: AppliedCoupon | null;
 }
 
 function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
@@ -256,6 +260,11 @@ function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
     // With several payment methods the customer picks one (a radio group named `provider`); with one, nothing to pick.
     methods: methods.options.length > 1 ? methods.options : null,
     unavailable: methods.options.length === 0,
+    // Links that allow coupon codes show the field (and, once applied, the new total).
+    coupon: Boolean(link?.allowCoupons),
+    // What the link collects beyond name and email (views/pay/_collect.eta).
+    collect: link?.collect ?? null,
+    discount: form.discount ?? null,
   };
 }
 
@@ -336,9 +345,10 @@ export interface PayPageHandlers {
  * characters, other methods) goes on to the router.
  */
 export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer): PayPageHandlers {
-  // Small: three short fields. Only on the POST routes, so GETs never parse anything.
-  // An items link posts a quantity per product (links/items.ts ITEMS_MAX) besides the contact fields.
-  const body = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 + ITEMS_MAX });
+  // Small: a few short fields, what a link collects (up to 10 custom fields, an address,
+  // instructions) and an items link's quantity per product (links/items.ts ITEMS_MAX). Only on the
+  // POST routes, so GETs never parse anything.
+  const body = express.urlencoded({ extended: false, limit: '16kb', parameterLimit: 40 + ITEMS_MAX });
 
   async function show(req: Request, res: Response, target: PayTarget, status = 200, form?: Parameters<typeof pageView>[2], lookups: PayLookups = cached): Promise<void> {
     switch (target.kind) {
@@ -409,9 +419,16 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     if (typeof back === 'string' && back.length <= 64) {
       const s = await rt.checkout.getSession(back);
       if (s && s.status !== 'completed' && s.merchantKey === target.merchant.key && s.linkKey === (target.link?.key ?? null) && s.currency === target.currency) {
-        // An items order comes back with its quantities (the lines it bought, by product).
+        // An items order comes back with its quantities (the lines it bought, by product); a coupon and what was collected with it.
         const quantities = Object.fromEntries((target.items ?? []).map((i) => [quantityField(i.product.id), String(s.lineItems.find((l) => l.productId === i.product.id)?.quantity ?? 0)]));
-        return { name: s.customerName ?? '', email: s.customerEmail ?? '', ...(target.amount === null && !target.items ? { amount: toDecimalString(s.amount, s.currency) } : {}), ...quantities };
+        return {
+          name: s.customerName ?? '',
+          email: s.customerEmail ?? '',
+          ...(target.amount === null && !target.items ? { amount: toDecimalString(s.discount?.amountBefore ?? s.amount, s.currency) } : {}),
+          ...quantities,
+          ...(s.discount ? { coupon: s.discount.code } : {}),
+          ...collectedValues(s.collected),
+        };
       }
     }
     const id = rt.tokens.recipientOf(recipientParam(req));
@@ -506,11 +523,37 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     return null;
   }
 
+  /** What the customer typed, to show again (bounded). */
+  const postedValues = (raw: Record<string, unknown>, t: Page) => ({ ...postedCollectValues(raw, t.link?.collect ?? null), ...Object.fromEntries(['name', 'email', 'amount', 'amount_other', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : ''])), coupon: postedCoupon(raw) });
+
+  /** The pay page again with a coupon's new total (200), or its message by the field (422). Nothing is written. */
+  async function applyCoupon(req: Request, res: Response, target: Page, raw: Record<string, unknown>, order?: OrderChoice): Promise<void> {
+    let amount = target.amount;
+    const errors: Record<string, string> = {};
+    if (target.items) {
+      // An items order: the discount applies to its total, priced from the link.
+      const priced = priceOrder(target.items, target.currency, order!);
+      if (priced.ok) amount = priced.order.total;
+      else Object.assign(errors, priced.errors);
+    } else if (amount === null) {
+      // An open or customer-chosen amount: the discount needs the amount first.
+      const chosen = target.custom ? chosenAmount(raw) : null;
+      const parsed = parseCheckoutForm({ name: 'x', email: 'x@example.com', amount: chosen ? (chosen.ok ? chosen.text : '') : raw.amount }, { currency: target.currency });
+      if (chosen && !chosen.ok) errors.amount = chosen.message;
+      else if (parsed.ok) amount = parsed.value.amount!;
+      else Object.assign(errors, { amount: parsed.errors.amount });
+    }
+    const step = amount === null ? null : await couponStep(rt, target.merchant.key, true, postedCoupon(raw), amount, target.currency);
+    if (step?.kind === 'refused') errors.coupon = step.message;
+    const discount = step?.kind === 'applied' ? step.view : null;
+    return show(req, res, target, Object.keys(errors).length ? 422 : 200, { values: postedValues(raw, target), errors, recipient: recipientParam(req), discount, order }, fresh);
+  }
+
   async function checkoutFor(req: Request, res: Response, target: PayTarget): Promise<void> {
     if (target.kind !== 'page') return show(req, res, target, target.kind === 'all_held' ? 409 : 200);
     const raw = (req.body ?? {}) as Record<string, unknown>;
     const order = target.items ? orderChoiceFrom(raw, target.items) : undefined;
-    const typed = () => Object.fromEntries(['name', 'email', 'amount', 'amount_other', 'provider'].map((k) => [k, typeof raw[k] === 'string' ? (raw[k] as string).slice(0, 254) : '']));
+    const typed = () => postedValues(raw, target);
     const again = (status: number, errors: Record<string, string>, extra: Partial<PageForm> = {}) => show(req, res, target, status, { values: typed(), errors, recipient: recipientParam(req), order, ...extra }, fresh);
     const invalid = (errors: Record<string, string>) => again(422, errors);
     // A quantity stepper (+/−) or "Update total": the page again with the new quantities. Nothing is
@@ -522,6 +565,10 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     }
     const limited = await overLimit(req, target);
     if (limited) return show(req, res, limited);
+    const allowsCoupons = Boolean(target.link?.allowCoupons);
+    // "Apply" (a coupon typed): the page again with the new total, before anything is paid. Pressing
+    // Enter in another field clicks Apply too (the form's first button): with no code, that pays.
+    if (allowsCoupons && raw.apply !== undefined && postedCoupon(raw)) return applyCoupon(req, res, target, raw, order);
     const methods = await fresh.methods(target.merchant.key);
     // A customer-chosen amount: a suggested one or "Other" (order-view.ts chosenAmount).
     const chosen = target.custom ? chosenAmount(raw) : null;
@@ -545,19 +592,26 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     // Several methods: the customer must pick one of those shown; one: the field is not needed (and ignored).
     const provider = methods.options.length === 1 ? methods.options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
     if (methods.options.length > 1 && !methods.options.some((o) => o.id === provider)) errors.provider = 'Choose how you want to pay.';
-    if (!parsed.ok || Object.keys(errors).length) return invalid(errors);
+    const collected = parseCollected(raw, target.link?.collect ?? null);
+    if (!collected.ok) Object.assign(errors, collected.errors);
+    // The code is judged with the rest (when the total is known), so every problem shows at once.
+    const before = priced ? (priced.ok ? priced.order.total : null) : (target.amount ?? (parsed.ok && !errors.amount ? parsed.value.amount! : null));
+    const coupon = before === null ? ({ kind: 'none' } as const) : await couponStep(rt, target.merchant.key, allowsCoupons, postedCoupon(raw), before, target.currency);
+    if (coupon.kind === 'refused') errors.coupon = coupon.message;
+    const discount = coupon.kind === 'applied' ? coupon.view : null;
+    if (!parsed.ok || !collected.ok || Object.keys(errors).length) return again(422, errors, { discount: errors.coupon ? null : discount });
     const form: CheckoutForm = parsed.value;
     // The total the page showed, when the quantities typed since change it: show the new total first.
     if (priced?.ok && typeof raw.shown_total === 'string' && raw.shown_total !== String(priced.order.total)) {
-      return again(200, {}, { notice: `Your total is now ${formatMoney(priced.order.total, target.currency)}. Check your order and pay.` });
+      return again(200, {}, { notice: `Your total is now ${formatMoney(priced.order.total, target.currency)}. Check your order and pay.`, discount });
     }
-    const amount = priced?.ok ? priced.order.total : target.amount ?? form.amount!;
+    const amount = coupon.kind === 'applied' ? coupon.total : priced?.ok ? priced.order.total : (target.amount ?? form.amount!);
     const lineItems = priced?.ok ? priced.order.lines : target.lines;
     const customerKey = await payingCustomer(req, target);
     let next;
     try {
       // "Cancel and go back" on the provider's page returns to this very page (with its ?c=).
-      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, lineItems, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl }));
+      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, lineItems, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl, coupon: coupon.kind === 'applied' ? coupon.coupon : null, collected: collected.value }));
     } catch (err) {
       // The merchant changed their payment methods since the page was shown.
       if (err instanceof ValidationError) return invalid(err.byField());

@@ -13,12 +13,12 @@ import type { Link } from '../links/index.ts';
 import type { PaymentView } from '../checkout/index.ts';
 import { madeByText, one, pageWindow, paymentStatusBadge } from '../../web/view.ts';
 import { REFUNDABLE, formatPaymentMethod, type Refund } from '../checkout/index.ts';
-import { attributionOf, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
+import { attributionOf, collectedRows, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'analytics' | 'apiKeys' | 'clock' | 'config' | 'links' | 'merchants' | 'payments' | 'refunds' | 'registries'>;
 
-const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded', 'line_items'];
+const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded', 'amount_before_discount', 'discount', 'coupon_code', 'customer_phone', 'address', 'instructions', 'terms_accepted_at', 'fields', 'line_items'];
 const VIEW_COLUMNS = ['id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
 
 /** The Transactions page, a payment's detail page, and CSV exports (mounted under /app). */
@@ -64,6 +64,15 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
         p.provider,
         p.providerRef,
         toDecimalString(p.amountRefunded, p.currency),
+        p.discount ? toDecimalString(p.discount.amountBefore, p.currency) : '',
+        p.discount ? toDecimalString(p.discount.amountOff, p.currency) : '',
+        p.discount?.code ?? '',
+        p.customer?.phone ?? '',
+        p.address ?? '',
+        p.instructions ?? '',
+        p.termsAcceptedAt?.toISOString() ?? '',
+        // Custom fields as one JSON object by key (links differ in what they collect).
+        p.fields ? JSON.stringify(p.fields) : '',
         lineItemsSummary(p.lineItems),
       ],
     });
@@ -126,6 +135,7 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
         providerName: rt.registries.providers.get(payment.provider)?.name ?? payment.provider,
         paymentMethod: formatPaymentMethod(payment.paymentMethod),
         attribution: attributionOf(payment, `${rt.config.baseUrl}/${merchant.handle}`),
+        collected: collectedRows(payment, payment.linkKey === null ? null : await links.getByKey(payment.linkKey), h.dateTime),
         merchantUrl: `${rt.config.baseUrl}/${merchant.handle}`,
         h,
         refunds: list.map((r) => ({

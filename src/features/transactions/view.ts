@@ -1,6 +1,7 @@
 /** What the dashboard shows of a payment (its status badge) and how the Transactions page reads its query string. */
 import type { PaymentStatus } from '../checkout/index.ts';
 import type { PaymentFilters, PaymentView } from '../checkout/index.ts';
+import type { Collect } from '../links/index.ts';
 import { formatMoney } from '../../core/money.ts';
 import { startOfDay } from '../../core/time.ts';
 import { one, pageParam, paymentStatusBadge, readDayRange } from '../../web/view.ts';
@@ -106,4 +107,19 @@ export function attributionOf(p: PaymentView, merchantUrl: string): Attribution 
     renamedTo: exists && p.linkName !== null && p.linkName !== name ? p.linkName : null,
     deleted: p.linkId !== null && p.linkDeleted,
   };
+}
+
+/**
+ * What a payment's checkout collected, as [label, value] rows for its page: address, instructions,
+ * terms consent, then custom fields by the labels the link gives them now (the key when it no longer
+ * has the field).
+ */
+export function collectedRows(p: Pick<PaymentView, 'fields' | 'address' | 'instructions' | 'termsAcceptedAt'>, link: { collect: Collect | null } | null, dateTime: (d: Date) => string): [string, string][] {
+  const rows: [string, string][] = [];
+  if (p.address) rows.push(['Address', p.address]);
+  if (p.instructions) rows.push(['Special instructions', p.instructions]);
+  if (p.termsAcceptedAt) rows.push(['Terms', `Accepted ${dateTime(p.termsAcceptedAt)}`]);
+  const labels = new Map((link?.collect?.custom_fields ?? []).map((f) => [f.key, f.label]));
+  for (const [key, value] of Object.entries(p.fields ?? {})) rows.push([labels.get(key) ?? key, value === null ? '—' : value === true ? 'Yes' : value === false ? 'No' : String(value)]);
+  return rows;
 }
