@@ -638,7 +638,11 @@ export function createCheckoutService(deps: CheckoutDeps) {
     async start(merchant: Merchant, link: CheckoutLink | null, input: StartInput): Promise<{ session: CheckoutSession; payment: Payment; next: ProviderStartResult }> {
       // Callers validate what customers type; this guards the money columns against programming errors.
       if (!Number.isSafeInteger(input.amount) || input.amount <= 0 || input.amount > MAX_MINOR) throw new RangeError(`checkout amount out of range: ${input.amount}`);
-      if (input.lineItems?.length && lineItemsTotal(input.lineItems) !== input.amount) throw new RangeError(`checkout amount ${input.amount} is not its line items' total`);
+      // The lines add up to what is charged, less a coupon's discount (its amount before is the lines' total).
+      const off = input.coupon ? input.coupon.discount.amountOff : 0;
+      const lines = input.lineItems ?? [];
+      if (lines.length && (lineItemsTotal(lines) ?? Number.NaN) - off !== input.amount) throw new RangeError(`checkout amount ${input.amount} is not its line items' total less its discount`);
+      if (input.coupon && input.coupon.discount.amountBefore - off !== input.amount) throw new RangeError(`checkout amount ${input.amount} is not the coupon's amount before less its discount`);
       const { provider: chosen, settings } = await chooseProvider(merchant.key, input.provider);
       let immediate: boolean;
       try {
