@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { currencySchema } from '../merchants/index.ts';
 import { minorAmountSchema } from '../products/index.ts';
+import { linkBrandingInputSchema } from '../branding/index.ts';
 
 export const PATH_MAX = 64;
 export const LIMIT_MAX = 1000;
@@ -77,6 +78,7 @@ const common = {
   redirect_target: z.enum(['same', 'new'], { error: 'redirect_target must be "same" or "new".' }).optional(),
   active: z.boolean({ error: 'active must be true or false.' }).optional(),
   show_remaining: z.boolean({ error: 'show_remaining must be true or false.' }).optional(),
+  branding: linkBrandingInputSchema.optional(),
 };
 
 export const linkCreateSchema = z.discriminatedUnion(

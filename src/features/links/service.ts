@@ -20,6 +20,7 @@ import type { ProductService } from '../products/index.ts';
 import type { Merchant, MerchantService } from '../merchants/index.ts';
 import type { CustomerService } from '../customers/index.ts';
 import { PATH_MAX, linkCreateSchema, linkSearchSchema, linkUpdateSchema } from './schemas.ts';
+import { linkBrandingJson, mergeLinkBranding, parseLinkBranding, storedLinkBranding, type LinkBranding } from '../branding/index.ts';
 
 export type InactiveReason = 'manual' | 'limit_reached' | 'expired';
 
@@ -75,6 +76,8 @@ export interface Link {
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
   showRemaining: boolean;
+  /** The pay-page look this link overrides (logo, button, colour); null: the merchant's own. */
+  branding: LinkBranding | null;
   views: number;
   /** Views whose raw rows the retention setting removed (the counter keeps them). */
   viewsPruned: number;
@@ -133,6 +136,7 @@ const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null): Link => 
   redirectUrl: r.redirect_url,
   redirectTarget: r.redirect_target,
   showRemaining: Boolean(r.show_remaining),
+  branding: parseLinkBranding(r.branding),
   views: Number(r.views_count),
   viewsPruned: Number(r.views_pruned ?? 0),
   payments: Number(r.payments_count),
@@ -393,6 +397,7 @@ export function createLinkService(deps: LinkServiceDeps) {
               redirect_url: input.redirect_url ?? null,
               redirect_target: input.redirect_target ?? 'same',
               show_remaining: input.show_remaining ?? false,
+              branding: storedLinkBranding(mergeLinkBranding(null, input.branding)),
               customer_id: opts.customerKey ?? null,
               source: opts.by?.source ?? 'dashboard',
               api_key_id: opts.by?.apiKeyKey ?? merchant.actor?.apiKeyKey ?? null,
@@ -477,6 +482,7 @@ export function createLinkService(deps: LinkServiceDeps) {
       set('redirect_target', input.redirect_target, link.redirectTarget);
       set('show_remaining', input.show_remaining, link.showRemaining);
       set('payment_limit', input.payment_limit, link.paymentLimit);
+      set('branding', storedLinkBranding(mergeLinkBranding(link.branding, input.branding)), storedLinkBranding(link.branding));
 
       // Active state follows the limit: raising it reopens a link closed by its limit.
       const limit = input.payment_limit !== undefined ? input.payment_limit : link.paymentLimit;
@@ -536,6 +542,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         redirect_url: link.redirectUrl,
         redirect_target: link.redirectTarget,
         show_remaining: link.showRemaining,
+        branding: link.branding,
         active: true,
       };
       if (link.type === 'amount') Object.assign(input, { amount: link.amount, currency: link.currency });
@@ -704,6 +711,7 @@ function linkJson(link: Link, url: string, baseUrl: string) {
     redirect_url: link.redirectUrl,
     redirect_target: link.redirectTarget,
     show_remaining: link.showRemaining,
+    branding: linkBrandingJson(link.branding),
     expires_at: link.expiresAt?.toISOString() ?? null,
     tags: link.tags.map(tagRef),
     qr: { png: `${baseUrl}/api/v1/links/${link.id}/qr.png`, svg: `${baseUrl}/api/v1/links/${link.id}/qr.svg` },

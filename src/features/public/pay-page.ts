@@ -22,6 +22,7 @@ import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.t
 import type { LineItem } from '../requests/index.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
+import { buttonText, parseLinkBranding, payBranding } from '../branding/index.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
@@ -192,15 +193,19 @@ function maxOpenLabel(currency: string): string {
   return formatMoney(maxOpenAmount(currency), currency);
 }
 
-function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null } = {}) {
+export function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, string>; errors?: Record<string, string>; recipient?: string | null } = {}) {
   const { merchant, link } = t;
+  // The merchant's look with the link's overrides (logo, colour, button style and label).
+  const look = payBranding(merchant, parseLinkBranding(link?.branding));
+  const amount = t.amount === null ? null : formatMoney(t.amount, t.currency);
   const product = link?.type === 'product' ? link.product : null;
   // What a customer can still get: slots held by checkouts under way are not on offer.
   const left = link?.showRemaining ? remaining({ paymentLimit: link.paymentLimit, paidCount: link.paidCount + link.heldCount }) : null;
   return {
     // The layout appends the merchant's name: "Summer sale · Acme", "Make a payment · Acme".
     title: link ? link.name : t.amount === null ? 'Make a payment' : `Pay ${formatMoney(t.amount, t.currency)}`,
-    brand: merchant.brandColor,
+    brand: look.color,
+    look,
     merchant: merchantView(merchant),
     // Without a link, the page is the merchant's own: its name is the heading (and no header repeats it).
     heading: link ? link.name : merchant.name,
@@ -208,7 +213,8 @@ function pageView(t: Page, methods: PayMethods, form: { values?: Record<string, 
     // A request named after its description shows it once.
     description: link ? (link.description === link.name ? null : link.description) : t.amount === null ? 'Enter the amount you would like to pay.' : null,
     product: product ? { name: product.name, description: product.description, price: formatMoney(product.price, product.currency) } : null,
-    amount: t.amount === null ? null : formatMoney(t.amount, t.currency),
+    amount,
+    buttonText: buttonText(look, amount),
     lines: t.lines?.length ? t.lines.map((l) => ({ description: l.description, quantity: l.quantity, unit: formatMoney(l.unitAmount, t.currency), total: formatMoney(l.quantity * l.unitAmount, t.currency) })) : null,
     open: t.amount === null ? { currency: t.currency, symbol: currencySymbol(t.currency), max: maxOpenLabel(t.currency) } : null,
     remaining: left,
