@@ -29,10 +29,15 @@ export function contrastRatio(a: string, b: string): number {
   return (Math.max(la, lb) + 0.05) / (Math.min(la, lb) + 0.05);
 }
 
-/** Text on the colour `hex`: dark or white, whichever contrasts more (white for an unreadable value). */
+/**
+ * Text on the colour `hex`: dark or white, whichever contrasts more (white for an unreadable value).
+ * For the few mid-tones where our dark ink falls short of 4.5:1, pure black (black or white always
+ * reaches 4.58:1 on one of them).
+ */
 export function textOn(hex: string): string {
   if (luminance(hex) === null) return LIGHT_TEXT;
-  return contrastRatio(hex, DARK_TEXT) > contrastRatio(hex, LIGHT_TEXT) ? DARK_TEXT : LIGHT_TEXT;
+  const ink = contrastRatio(hex, DARK_TEXT) >= 4.5 ? DARK_TEXT : '#000000';
+  return contrastRatio(hex, ink) > contrastRatio(hex, LIGHT_TEXT) ? ink : LIGHT_TEXT;
 }
 
 /**

@@ -139,6 +139,18 @@ export function linkBrandingFromForm(body: Record<string, unknown>): LinkBrandin
   };
 }
 
+/** The link form's choices, with what "From Settings" means for this merchant. */
+export function linkBrandingChoices(m: { brandColor: string; logoUrl: string | null; buttonStyle: string; buttonLabel: string }) {
+  return {
+    hasLogo: Boolean(m.logoUrl),
+    styleName: BUTTON_STYLE_NAMES[m.buttonStyle as ButtonStyle] ?? 'Rounded',
+    labelWord: BUTTON_LABEL_WORDS[m.buttonLabel as ButtonLabel] ?? 'Pay',
+    merchantColor: m.brandColor,
+    styles: BUTTON_STYLES.map((value) => ({ value, label: BUTTON_STYLE_NAMES[value] })),
+    labels: BUTTON_LABELS.map((value) => ({ value, label: BUTTON_LABEL_WORDS[value] })),
+  };
+}
+
 /** The API's branding field names → the link form's. */
 export const BRANDING_FORM_FIELDS: Record<string, string> = {
   branding: 'brand_button_style',

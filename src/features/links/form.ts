@@ -9,6 +9,7 @@ import { currencySchema } from '../merchants/index.ts';
 import type { Link } from './service.ts';
 import { LIMIT_MAX, linkCreateSchema, linkUpdateSchema } from './schemas.ts';
 import { tagNamesFrom } from '../../web/view.ts';
+import { BRANDING_FORM_FIELDS, linkBrandingFromForm } from '../branding/index.ts';
 
 export type LimitMode = 'unlimited' | 'once' | 'multiple';
 
@@ -173,6 +174,7 @@ export function createInput(body: Body, merchantCurrency: string): Record<string
     redirect_target: body.redirect_target ?? 'same',
     show_remaining: checked(body.show_remaining),
     active: checked(body.active),
+    branding: linkBrandingFromForm(body),
   };
   if (typeof body.path === 'string' ? body.path.trim() : body.path !== undefined) input.path = body.path;
   input.payment_limit = limitFrom(body, errors);
@@ -207,6 +209,7 @@ export function updateInput(body: Body, link: Link): Record<string, unknown> {
     redirect_url: body.redirect_url ?? '',
     redirect_target: body.redirect_target ?? 'same',
     show_remaining: checked(body.show_remaining),
+    branding: linkBrandingFromForm(body),
   };
   const active = checked(body.active);
   if (active !== link.active) input.active = active;
@@ -286,7 +289,7 @@ const SEND_FIELDS: Record<string, string> = {
 export function formFieldErrors(errors: FieldError[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of errors) {
-    const field = SEND_FIELDS[e.field] ?? (e.field.startsWith('send.') ? 'customer_id' : e.field);
+    const field = SEND_FIELDS[e.field] ?? BRANDING_FORM_FIELDS[e.field] ?? (e.field.startsWith('send.') ? 'customer_id' : e.field);
     if (!out[field]) out[field] = e.message;
     else if (!out[field].includes(e.message)) out[field] += ` ${e.message}`;
   }
