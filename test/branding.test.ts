@@ -362,7 +362,7 @@ forEachTarget('branding', (target) => {
     it('renders the real pay page from the typed fields, for htmx as a sandboxed srcdoc frame, with no form action', async () => {
       const acct = await signUp(env.app);
       const res = await acct.agent.post('/app/links/preview?type=amount').set('HX-Request', 'true').type('form').send(previewForm(acct)).expect(200);
-      expect(res.text).to.match(/^<iframe class="preview-frame" name="link-preview" title="Preview of the payment page" sandbox="" srcdoc="/);
+      expect(res.text).to.match(/^<iframe class="pay-preview-frame" name="link-preview" title="Preview of the payment page" sandbox="allow-same-origin" srcdoc="/);
       const doc = /srcdoc="([^"]*)"/.exec(res.text)![1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
       expect(doc).to.include('<h1>Charity run</h1>');
       expect(doc).to.include('Every euro counts.');
