@@ -205,6 +205,18 @@ forEachTarget('branding', (target) => {
       expect(anon.status).to.be.oneOf([302, 303, 403]);
     });
 
+    it('answers a broken multipart body with 400, never 500, and saves nothing', async () => {
+      const acct = await signUp(env.app);
+      const noBoundary = await acct.agent.post('/app/settings/branding').set('Content-Type', 'multipart/form-data').send('whatever');
+      expect(noBoundary.status).to.equal(400);
+      const cut = await acct.agent
+        .post('/app/settings/branding')
+        .set('Content-Type', 'multipart/form-data; boundary=XYZ')
+        .send(`--XYZ\r\nContent-Disposition: form-data; name="_csrf"\r\n\r\n${acct.csrf}\r\n--XYZ\r\nContent-Disposition: form-data; name="logo"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n\x89PNG`);
+      expect(cut.status, cut.text.slice(0, 200)).to.equal(400);
+      expect(await logoCount(acct)).to.equal(0);
+    });
+
     it('answers 404 for a logo that is not there or not a logo name', async () => {
       await http().get(`/assets/logos/${'0'.repeat(64)}.webp`).expect(404);
       await http().get('/assets/logos/..%2F..%2Fetc%2Fpasswd').expect(404);

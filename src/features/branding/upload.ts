@@ -41,7 +41,14 @@ export function multipartBody(opts: { maxFileBytes: number; fields?: number }): 
     bb.on('field', (name: string, value: string) => {
       if (!(name in fields)) fields[name] = value;
     });
+    const broken = (err: unknown) => {
+      req.unpipe(bb);
+      req.resume();
+      finish(new AppError('bad_request', 400, 'The form could not be read. Reload the page and try again.', { cause: err }));
+    };
     bb.on('file', (field: string, stream, filename: string) => {
+      // A body cut short ends the file's stream with an error: unhandled, it would end the process.
+      stream.on('error', broken);
       const chunks: Buffer[] = [];
       let size = 0;
       stream.on('data', (c: Buffer) => {
@@ -54,11 +61,7 @@ export function multipartBody(opts: { maxFileBytes: number; fields?: number }): 
         upload = { field, filename, bytes: Buffer.concat(chunks), truncated: stream.truncated || size > opts.maxFileBytes };
       });
     });
-    bb.on('error', (err: unknown) => {
-      req.unpipe(bb);
-      req.resume();
-      finish(new AppError('bad_request', 400, 'The form could not be read. Reload the page and try again.', { cause: err }));
-    });
+    bb.on('error', broken);
     bb.on('finish', () => finish());
     req.pipe(bb);
   };

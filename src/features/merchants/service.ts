@@ -58,6 +58,9 @@ export function merchantJson(m: Merchant) {
     currency: m.currency,
     timezone: m.timezone,
     brand_color: m.brandColor,
+    /** The pay pages' button (Settings → Payment page; a link may override both). */
+    button_style: m.buttonStyle,
+    button_label: m.buttonLabel,
     /** The default of `allow_refresh` for new payment requests. */
     request_allow_refresh: m.requestAllowRefresh,
     created_at: m.createdAt.toISOString(),
