@@ -29,7 +29,8 @@ import { tagsRoutes } from './features/tags/index.ts';
 import { dashboardQrRoutes } from './features/qr/index.ts';
 import { healthRoutes } from './features/health/index.ts';
 import { apiRoutes } from './features/api/index.ts';
-import { publicRoutes, type DirectPayPageApp } from './features/public/index.ts';
+import { linkPreviewRoutes, publicRoutes, type DirectPayPageApp } from './features/public/index.ts';
+import { LOGO_MAX_BYTES, brandingAssetRoutes, multipartBody } from './features/branding/index.ts';
 import { analyticsRoutes } from './features/analytics/index.ts';
 import { transactionsRoutes } from './features/transactions/index.ts';
 import { requestsRoutes } from './features/requests/index.ts';
@@ -134,6 +135,8 @@ export function buildApp(rt: Runtime): express.Express {
   app.use('/static/vendor/htmx-ext-sse', express.static(HTMX_SSE_DIR, { maxAge: '7d', index: false }));
   app.use('/static/vendor', express.static(HTMX_DIR, { maxAge: '7d', index: false }));
   app.use('/static', express.static(PUBLIC_DIR, { maxAge: config.env === 'production' ? '1d' : 0, index: false }));
+  // Logos and brand colours: content-addressed, public, cached for good.
+  app.use(brandingAssetRoutes(deps));
   app.use(healthRoutes(deps));
   app.use('/p', rt.plugins.router);
   app.use('/api/v1', apiRoutes(deps));
@@ -170,6 +173,9 @@ export function buildApp(rt: Runtime): express.Express {
   const signedIn = (req: Request) => Boolean((req.session as { passport?: { user?: unknown } } | undefined)?.passport?.user);
   web.use('/app/customers/import', (req, res, next) => (signedIn(req) ? importBody(req, res, next) : next()));
   web.use('/app/requests/import', (req, res, next) => (signedIn(req) ? requestImportBody(req, res, next) : next()));
+  // Settings → Payment page uploads a logo (multipart, one file up to 1 MB), read before CSRF checks its token.
+  const logoBody = multipartBody({ maxFileBytes: LOGO_MAX_BYTES });
+  web.use('/app/settings/branding', (req, res, next) => (signedIn(req) ? logoBody(req, res, next) : next()));
   web.use(express.urlencoded({ extended: false, limit: '100kb' }));
   web.use(passport.session());
   const csrf = csrfSync({
@@ -189,6 +195,7 @@ export function buildApp(rt: Runtime): express.Express {
     dashboardShell(deps),
     dashboardRoutes(deps, render),
     sendingRoutes(deps, render), // sending from a link's page: the Send panel, resend, stop reminders, the live cards
+    linkPreviewRoutes(deps, render), // the link form's live preview (before /links/:id)
     linksRoutes(deps, render),
     requestsRoutes(deps, render),
     analyticsRoutes(deps, render),

@@ -29,6 +29,7 @@ import { DeadlineStore, KnexSessionStore } from './core/session-store.ts';
 import { createRegistries, type Registries } from './core/plugins/registries.ts';
 import { PluginHost, builtinSources, externalSource, BUILTIN_PLUGINS_DIR, type PluginSource } from './core/plugins/host.ts';
 import { createMerchantService, toPluginMerchant, type MerchantService } from './features/merchants/index.ts';
+import { createBrandingService, type BrandingService } from './features/branding/index.ts';
 import { createApiKeyService, type ApiKeyService } from './features/api-keys/index.ts';
 import { createTagService, type TagService } from './features/tags/index.ts';
 import { createProductService, type ProductService } from './features/products/index.ts';
@@ -110,6 +111,8 @@ export interface Services {
   reports: ReportService;
   /** Payment requests from CSV files: checked whole, written in the background. */
   requestImports: RequestImports;
+  /** The merchant's pay-page look: logo (stored re-encoded), button style and label. */
+  branding: BrandingService;
 }
 
 export interface Runtime {
@@ -374,6 +377,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       requestImports: createRequestImports({ db, clock, jobs, log: log.child('request-imports'), requests, deliveries, merchants }),
       webhooks,
       merchants,
+      branding: createBrandingService({ db, clock, merchants }),
       accounts: createAccountService({ db, clock, key: secrets.derive('account-tokens'), baseUrl: config.baseUrl, merchants, notifyMerchant: (trx, notice) => deliveries.notifyMerchant(trx, notice) }),
       apiKeys: createApiKeyService({ db, clock, events }),
       tags,

@@ -39,7 +39,7 @@ forEachTarget('JSON API v1', (target) => {
     expect(res.headers['content-type']).to.match(/^application\/json/);
     expect(res.headers['cache-control']).to.equal('no-store');
     expect(res.headers['set-cookie']).to.equal(undefined);
-    expect(res.body).to.include({ object: 'merchant', handle, name: 'API Shop', currency: 'EUR', timezone: 'UTC' });
+    expect(res.body).to.include({ object: 'merchant', handle, name: 'API Shop', currency: 'EUR', timezone: 'UTC', button_style: 'rounded', button_label: 'pay' });
     expect(res.body.id).to.match(/^mer_/);
     expect(res.body.created_at).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     expect(res.body).not.to.have.property('key');

@@ -46,6 +46,7 @@ export const TABLE_OWNERS: Record<string, string> = {
   webhook_endpoints: 'features/webhooks',
   webhook_messages: 'features/webhooks',
   webhook_attempts: 'features/webhooks',
+  brand_logos: 'features/branding',
   events: 'core/events.ts',
   jobs: 'core/jobs.ts',
   idempotency_keys: 'core/idempotency.ts',

@@ -42,7 +42,7 @@ forEachTarget('pay pages', (target) => {
       expect(res.text).to.include('Corner Bakery');
       expect(res.text).to.include('Chocolate, serves 12.\nPick up on Saturday.');
       expect(res.text).to.include('€39.00');
-      expect(res.text).to.match(/<style nonce="[^"]+">:root\{--brand:#4f46e5\}<\/style>/);
+      expect(res.text).to.match(/<style nonce="[^"]+">:root\{--brand:#4f46e5;--on-brand:#ffffff;--brand-ink:#4f46e5\}<\/style>/);
       expect(res.text).to.match(/<form method="post" action="\/[^"]+\/birthday-cake"/);
       expect(res.text).to.match(/<label for="f-name">/);
       expect(res.text).to.match(/<input id="f-name" name="name"[^>]* autocomplete="name"[^>]* required/);
@@ -56,7 +56,7 @@ forEachTarget('pay pages', (target) => {
       await env.rt.services.merchants.updateSettings(m, { name: m.name, handle: m.handle, currency: 'EUR', timezone: 'UTC', brand_color: '#0f766e' });
       const l = await link(m);
       const res = await http().get(`/${m.handle}/${l.path}`).expect(200);
-      expect(res.text).to.match(/<style nonce="([^"]+)">:root\{--brand:#0f766e\}<\/style>/);
+      expect(res.text).to.match(/<style nonce="([^"]+)">:root\{--brand:#0f766e;--on-brand:#ffffff;--brand-ink:#0f766e\}<\/style>/);
       const nonce = /<style nonce="([^"]+)"/.exec(res.text)![1];
       expect(res.headers['content-security-policy']).to.include(`style-src 'self' 'nonce-${nonce}'`);
     });

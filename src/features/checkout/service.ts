@@ -349,6 +349,8 @@ export interface PayableLink extends CheckoutLink {
   collect: Collect | null;
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
+  /** The link's pay-page look overrides, as stored (JSON; the branding feature reads it), or null. */
+  branding: string | null;
   product: { key: number; id: string; name: string; description: string | null; price: number; currency: string; active: boolean } | null;
 }
 

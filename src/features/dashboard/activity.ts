@@ -46,6 +46,8 @@ const SETTING_NAMES: Record<string, string> = {
   timezone: 'time zone',
   brand_color: 'brand colour',
   logo_url: 'logo',
+  button_style: 'button style',
+  button_label: 'button label',
   locale: 'date format',
 };
 /** Link fields by the names of the link form. */
@@ -57,6 +59,7 @@ const LINK_FIELDS: Record<string, string> = {
   amount: 'amount',
   currency: 'currency',
   payment_limit: 'payment limit',
+  branding: 'branding',
   active: 'status',
   redirect_url: 'page after payment',
   redirect_target: 'page after payment',

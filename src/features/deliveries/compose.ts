@@ -4,6 +4,7 @@
  */
 import type { Eta } from 'eta';
 import { formatMoney } from '../../core/money.ts';
+import { textOn } from '../../core/color.ts';
 import { fill, PLACEHOLDERS, type MessageTemplate, type Placeholder, type TemplateValues } from './templates.ts';
 
 export interface ComposeInput {
@@ -22,14 +23,6 @@ export interface ComposedMessage {
   subject: string | null;
   text: string;
   html: string | null;
-}
-
-/** Black or white, whichever reads better on the brand colour. */
-export function textOn(hex: string): string {
-  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(hex);
-  if (!m) return '#ffffff';
-  const [r, g, b] = [m[1], m[2], m[3]].map((h) => parseInt(h, 16) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.4 ? '#111827' : '#ffffff';
 }
 
 export function templateValues(input: Omit<ComposeInput, 'template' | 'brandColor'>): TemplateValues {

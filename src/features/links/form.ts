@@ -24,6 +24,7 @@ import {
 } from './items-form.ts';
 import { parseCollect } from './collect.ts';
 import { collectFormValues, collectInput, postedCollectForm, type CollectFormValues } from './collect-form.ts';
+import { BRANDING_FORM_FIELDS, linkBrandingFromForm } from '../branding/index.ts';
 
 export type LimitMode = 'unlimited' | 'once' | 'multiple';
 
@@ -231,6 +232,7 @@ export function createInput(body: Body, merchantCurrency: string): Record<string
     show_remaining: checked(body.show_remaining),
     allow_coupons: checked(body.allow_coupons),
     active: checked(body.active),
+    branding: linkBrandingFromForm(body),
   };
   if (typeof body.path === 'string' ? body.path.trim() : body.path !== undefined) input.path = body.path;
   input.payment_limit = limitFrom(body, errors);
@@ -268,6 +270,7 @@ export function updateInput(body: Body, link: Link): Record<string, unknown> {
     redirect_target: body.redirect_target ?? 'same',
     show_remaining: checked(body.show_remaining),
     allow_coupons: checked(body.allow_coupons),
+    branding: linkBrandingFromForm(body),
   };
   const active = checked(body.active);
   if (active !== link.active) input.active = active;
@@ -353,7 +356,7 @@ const SEND_FIELDS: Record<string, string> = {
 export function formFieldErrors(errors: FieldError[], body: Body = {}): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of errors) {
-    const field = SEND_FIELDS[e.field] ?? (e.field.startsWith('send.') ? 'customer_id' : itemFormField(e.field, body) ?? e.field);
+    const field = SEND_FIELDS[e.field] ?? BRANDING_FORM_FIELDS[e.field] ?? (e.field.startsWith('send.') ? 'customer_id' : itemFormField(e.field, body) ?? e.field);
     if (!out[field]) out[field] = e.message;
     else if (!out[field].includes(e.message)) out[field] += ` ${e.message}`;
   }

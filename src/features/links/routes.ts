@@ -13,6 +13,7 @@ import { createActionForms, type ActionFormState } from '../actions/index.ts';
 import type { AfterPaymentPlan } from '../actions/index.ts';
 import { actionCustomer } from '../actions/index.ts';
 import { toPluginMerchant } from '../merchants/index.ts';
+import { linkBrandingChoices, linkBrandingFormValues, postedLinkBrandingValues } from '../branding/index.ts';
 import type { Customer } from '../customers/index.ts';
 import { CUSTOMER_CHOICES, createSendSections } from './send-section.ts';
 import { KINDS, appliedFilters, isFiltered, listHref, paymentsText, priceText, readListQuery, sourceOptions, sourceText, statusBadge, statusGroups, toSearch } from './view.ts';
@@ -181,6 +182,10 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
         choiceLimit: CUSTOMER_CHOICES,
         currencies: currencyOptions(),
         pathPrefix: `${rt.config.baseUrl.replace(/^https?:\/\//, '')}/${merchant.handle}/`,
+        // "Payment page look" (branding overrides) and the live preview beside the form.
+        brandingValues: req.method === 'POST' ? postedLinkBrandingValues(req.body ?? {}, merchant.brandColor) : linkBrandingFormValues(link?.branding ?? null, merchant.brandColor),
+        brandingChoices: linkBrandingChoices(merchant),
+        previewQuery: link ? `link=${encodeURIComponent(link.id)}` : `type=${opts.type}`,
         h: helpers(merchant),
         formatMoney,
       },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { currencySchema } from '../merchants/index.ts';
 import { minorAmountSchema } from '../products/index.ts';
+import { linkBrandingInputSchema } from '../branding/index.ts';
 
 export const PATH_MAX = 64;
 export const LIMIT_MAX = 1000;
@@ -80,6 +81,7 @@ const common = {
   allow_coupons: z.boolean({ error: 'allow_coupons must be true or false.' }).optional(),
   // What the checkout collects: validated by collect.ts (nested errors are named like collect.custom_fields[2].options).
   collect: z.unknown().optional(),
+  branding: linkBrandingInputSchema.optional(),
 };
 
 export const linkCreateSchema = z.discriminatedUnion(

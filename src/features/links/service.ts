@@ -40,6 +40,7 @@ import {
 const customAmountOnItems = () =>
   new ValidationError([{ field: 'custom_amount', code: 'not_supported', message: 'An items link is priced by its products and quantities; custom_amount is for amount links.' }]);
 import { collectFrom, collectJson, parseCollect, type Collect } from './collect.ts';
+import { linkBrandingJson, mergeLinkBranding, parseLinkBranding, storedLinkBranding, type LinkBranding } from '../branding/index.ts';
 
 export type InactiveReason = 'manual' | 'limit_reached' | 'expired';
 
@@ -103,6 +104,8 @@ export interface Link {
   allowCoupons: boolean;
   /** What the checkout collects beyond name and email (null: nothing more). */
   collect: Collect | null;
+  /** The pay-page look this link overrides (logo, button, colour); null: the merchant's own. */
+  branding: LinkBranding | null;
   views: number;
   /** Views whose raw rows the retention setting removed (the counter keeps them). */
   viewsPruned: number;
@@ -165,6 +168,7 @@ const linkFromRow = (r: any, tags: Tag[], product: LinkProduct | null, items: Li
   showRemaining: Boolean(r.show_remaining),
   allowCoupons: Boolean(r.allow_coupons),
   collect: collectFrom(r.collect),
+  branding: parseLinkBranding(r.branding),
   views: Number(r.views_count),
   viewsPruned: Number(r.views_pruned ?? 0),
   payments: Number(r.payments_count),
@@ -453,6 +457,7 @@ export function createLinkService(deps: LinkServiceDeps) {
               show_remaining: input.show_remaining ?? false,
               allow_coupons: input.allow_coupons ?? false,
               collect: collect ? JSON.stringify(collect) : null,
+              branding: storedLinkBranding(mergeLinkBranding(null, input.branding)),
               customer_id: opts.customerKey ?? null,
               source: opts.by?.source ?? 'dashboard',
               api_key_id: opts.by?.apiKeyKey ?? merchant.actor?.apiKeyKey ?? null,
@@ -565,6 +570,7 @@ export function createLinkService(deps: LinkServiceDeps) {
       }
       const itemsChanged = itemRows !== undefined && JSON.stringify(itemRows) !== JSON.stringify(link.items.map((i) => ({ productKey: i.product.key, quantity: i.quantity })));
       if (itemsChanged) changed.push('items');
+      set('branding', storedLinkBranding(mergeLinkBranding(link.branding, input.branding)), storedLinkBranding(link.branding));
 
       // Active state follows the limit: raising it reopens a link closed by its limit.
       const limit = input.payment_limit !== undefined ? input.payment_limit : link.paymentLimit;
@@ -627,6 +633,7 @@ export function createLinkService(deps: LinkServiceDeps) {
         show_remaining: link.showRemaining,
         allow_coupons: link.allowCoupons,
         collect: link.collect ? JSON.stringify(link.collect) : null,
+        branding: link.branding,
         active: true,
       };
       if (link.type === 'amount') Object.assign(input, link.customAmount ? { custom_amount: customAmountJson(link.customAmount), currency: link.currency } : { amount: link.amount, currency: link.currency });
@@ -800,6 +807,7 @@ function linkJson(link: Link, url: string, baseUrl: string) {
     show_remaining: link.showRemaining,
     allow_coupons: link.allowCoupons,
     collect: collectJson(link.collect),
+    branding: linkBrandingJson(link.branding),
     expires_at: link.expiresAt?.toISOString() ?? null,
     tags: link.tags.map(tagRef),
     qr: { png: `${baseUrl}/api/v1/links/${link.id}/qr.png`, svg: `${baseUrl}/api/v1/links/${link.id}/qr.svg` },

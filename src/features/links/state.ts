@@ -66,6 +66,8 @@ export interface PayableLinkRow {
   collect: Collect | null;
   redirectUrl: string | null;
   redirectTarget: 'same' | 'new';
+  /** The pay-page look this link overrides (JSON, branding feature), or null. */
+  branding: string | null;
 }
 
 /** A request link as its payment request reads it. */
@@ -94,7 +96,7 @@ export interface LinkRef {
 }
 
 const PAYABLE_COLUMNS = `select id, public_id, merchant_id, kind, type, name, path, description, amount, currency, product_id, custom_amount,
-  payment_limit, paid_count, held_count, active, inactive_reason, show_remaining, allow_coupons, collect, redirect_url, redirect_target, customer_id, expires_at
+  payment_limit, paid_count, held_count, active, inactive_reason, show_remaining, allow_coupons, collect, redirect_url, redirect_target, customer_id, expires_at, branding
 from links`;
 const PAYABLE_LINK_SQL = `${PAYABLE_COLUMNS}
 where merchant_id = ? and path = ? and kind = 'smart' and deleted_at is null
@@ -128,6 +130,7 @@ const payableFrom = (r: any): PayableLinkRow => ({
   collect: collectFrom(r.collect),
   redirectUrl: r.redirect_url,
   redirectTarget: r.redirect_target,
+  branding: r.branding ?? null,
 });
 
 export function createLinkState({ db, clock, events, changes }: { db: Db; clock: Clock; events: EventBus; changes?: ChangeFeed }) {

@@ -15,7 +15,10 @@ export interface Merchant {
   locale: string;
   brandColor: string;
   logoUrl: string | null;
+  /** How the pay button looks: `rounded`, `square` or `pill` (branding feature). */
   buttonStyle: string;
+  /** What the pay button says: `pay`, `buy`, `donate` or `book` (branding feature). */
+  buttonLabel: string;
   /** Raw view rows older than this many months are deleted; counters and rollups stay. */
   viewRetentionMonths: number;
   /** Customers get a receipt by email after paying (Settings → Message templates); on by default. */
@@ -59,6 +62,7 @@ const merchantFrom = (r: any): Merchant => ({
   brandColor: r.brand_color,
   logoUrl: r.logo_url,
   buttonStyle: r.button_style,
+  buttonLabel: r.button_label ?? 'pay',
   viewRetentionMonths: Number(r.view_retention_months),
   sendReceipts: r.send_receipts === undefined || r.send_receipts === null ? true : Boolean(r.send_receipts),
   requestAllowRefresh: Boolean(r.request_allow_refresh),

@@ -1,4 +1,4 @@
-import type { Db, Queryable } from '../../core/db.ts';
+import type { Db, Queryable, Trx } from '../../core/db.ts';
 import { inTransaction, isUniqueViolation, rowsByKeys } from '../../core/db.ts';
 import type { Clock } from '../../core/clock.ts';
 import type { EventBus } from '../../core/events.ts';
@@ -58,6 +58,9 @@ export function merchantJson(m: Merchant) {
     currency: m.currency,
     timezone: m.timezone,
     brand_color: m.brandColor,
+    /** The pay pages' button (Settings → Payment page; a link may override both). */
+    button_style: m.buttonStyle,
+    button_label: m.buttonLabel,
     /** The default of `allow_refresh` for new payment requests. */
     request_allow_refresh: m.requestAllowRefresh,
     created_at: m.createdAt.toISOString(),
@@ -201,6 +204,24 @@ export function createMerchantService({ db, clock, events }: MerchantServiceDeps
         if (isUniqueViolation(err)) throw new ValidationError([{ field: 'handle', code: 'handle_taken', message: 'That handle is already taken. Try another.' }]);
         throw err;
       }
+      return (await merchants.byKey(merchant.key))!;
+    },
+
+    /**
+     * Saves the pay-page look the branding feature decided (button style, label, logo path), checked
+     * there; `within` runs first in the same transaction (it stores a new logo's bytes), so the
+     * merchant never points at a logo that is not there. Announced as `merchant.updated` (which drops
+     * the cached pay pages) when anything changed.
+     */
+    async updateBranding(merchant: Merchant, change: { button_style?: string; button_label?: string; logo_url?: string | null }, within?: (trx: Trx) => Promise<void>): Promise<Merchant> {
+      const before: Record<string, unknown> = { button_style: merchant.buttonStyle, button_label: merchant.buttonLabel, logo_url: merchant.logoUrl };
+      const row = Object.fromEntries(Object.entries(change).filter(([k, v]) => v !== undefined && before[k] !== v));
+      if (!Object.keys(row).length) return merchant;
+      await inTransaction(db, async (trx) => {
+        if (within) await within(trx);
+        await merchantRepository(trx).update(merchant.key, { ...row, updated_at: clock.now() });
+        await events.emit(trx, 'merchant.updated', { merchantId: merchant.id, handle: merchant.handle, changed: Object.keys(row) }, merchant.key);
+      });
       return (await merchants.byKey(merchant.key))!;
     },
 

@@ -26,6 +26,7 @@ import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmou
 import { currencySymbol, merchantView } from './view.ts';
 import { couponStep, postedCoupon, type AppliedCoupon } from './coupon.ts';
 import { collectedValues, parseCollected, postedCollectValues } from './collect.ts';
+import { buttonText, parseLinkBranding, payBranding } from '../branding/index.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'coupons' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
@@ -228,17 +229,22 @@ interface PageForm {
   discount?: AppliedCoupon | null;
 }
 
-function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
+export function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
   const { merchant, link } = t;
+  // The merchant's look with the link's overrides (logo, colour, button style and label).
+  const look = payBranding(merchant, parseLinkBranding(link?.branding));
   const product = link?.type === 'product' ? link.product : null;
-  // What a customer can still get: slots held by checkouts under way are not on offer.
   const items = t.items ? itemsView(t.items, t.currency, form.order ?? (form.values ? orderChoiceFrom(form.values, t.items) : defaultChoice()), form.errors) : null;
   const custom = t.custom ? customAmountView(t.custom, t.currency, maxOpenAmount(t.currency), form.values ?? {}) : null;
+  const amount = t.amount === null ? (items?.total ?? null) : formatMoney(t.amount, t.currency);
+  const discount = form.discount ?? null;
+  // What a customer can still get: slots held by checkouts under way are not on offer.
   const left = link?.showRemaining ? remaining({ paymentLimit: link.paymentLimit, paidCount: link.paidCount + link.heldCount }) : null;
   return {
     // The layout appends the merchant's name: "Summer sale · Acme", "Make a payment · Acme".
     title: link ? link.name : t.amount === null ? 'Make a payment' : `Pay ${formatMoney(t.amount, t.currency)}`,
-    brand: merchant.brandColor,
+    brand: look.color,
+    look,
     merchant: merchantView(merchant),
     // Without a link, the page is the merchant's own: its name is the heading (and no header repeats it).
     heading: link ? link.name : merchant.name,
@@ -246,7 +252,9 @@ function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
     // A request named after its description shows it once.
     description: link ? (link.description === link.name ? null : link.description) : t.amount === null ? 'Enter the amount you would like to pay.' : null,
     product: product ? { name: product.name, description: product.description, price: formatMoney(product.price, product.currency) } : null,
-    amount: t.amount === null ? (items?.total ?? null) : formatMoney(t.amount, t.currency),
+    amount,
+    // "Pay €45.00", "Donate €25.00" (the look's label), with a coupon's new total once applied.
+    buttonText: buttonText(look, discount ? discount.total : amount),
     items,
     custom,
     notice: form.notice ?? null,
@@ -264,7 +272,7 @@ function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
     coupon: Boolean(link?.allowCoupons),
     // What the link collects beyond name and email (views/pay/_collect.eta).
     collect: link?.collect ?? null,
-    discount: form.discount ?? null,
+    discount,
   };
 }
 

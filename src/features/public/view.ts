@@ -1,9 +1,11 @@
 // Small view helpers shared by the pay page and the receipt.
 import type { Merchant } from '../merchants/index.ts';
+import { payBranding } from '../branding/index.ts';
 
 /** What customer-facing pages show of a merchant. */
 export function merchantView(m: Merchant) {
-  return { name: m.name, handle: m.handle, initial: (Array.from(m.name.trim())[0] ?? '?').toUpperCase() };
+  // `look`: the merchant's logo, colours and button (a link's page may override it: pageView's `look`).
+  return { name: m.name, handle: m.handle, initial: (Array.from(m.name.trim())[0] ?? '?').toUpperCase(), look: payBranding(m) };
 }
 
 const symbols = new Map<string, string>();

@@ -7,9 +7,10 @@ import { VIEW_RETENTION, currencyOptions, localeOptions, timezoneOptions, viewRe
 import { paymentSettingsRoutes } from './payments.ts';
 import { KEY_ROLES, ROLE_HELP, ROLE_LABELS, can } from '../../core/access.ts';
 import { formatMoney } from '../../core/money.ts';
+import { BUTTON_LABELS, BUTTON_LABEL_WORDS, BUTTON_STYLES, BUTTON_STYLE_NAMES, LOGO_MAX_BYTES, payBranding, uploadOf } from '../branding/index.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'apiKeys' | 'merchants'> & Parameters<typeof paymentSettingsRoutes>[1];
+type Deps = Pick<AppDeps, 'apiKeys' | 'branding' | 'merchants'> & Parameters<typeof paymentSettingsRoutes>[1];
 
 export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
   const router = express.Router();
@@ -21,6 +22,9 @@ export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
     keyRoles: KEY_ROLES.map((value) => ({ value, label: `${ROLE_LABELS[value]} — ${ROLE_HELP[value]}` })),
     roleLabels: ROLE_LABELS,
     money: formatMoney,
+    buttonStyles: BUTTON_STYLES.map((value) => ({ value, label: BUTTON_STYLE_NAMES[value] })),
+    buttonLabels: BUTTON_LABELS.map((value) => ({ value, label: BUTTON_LABEL_WORDS[value] })),
+    logoMaxMb: LOGO_MAX_BYTES / 1024 / 1024,
   };
 
   router.use('/settings', (_req, res, next) => {
@@ -43,6 +47,9 @@ export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
         // A role that cannot manage keys sees its own sign-in only (the page skips the rest).
         keys: can(merchant.actor?.role ?? 'owner', 'api_key.manage') ? await apiKeys.list(merchant.key) : [],
         newKey: null,
+        look: payBranding(merchant),
+        brandingValues: { button_style: merchant.buttonStyle, button_label: merchant.buttonLabel },
+        brandingErrors: {},
         ...extra,
         values,
         retention: { choices: viewRetentionOptions(values.view_retention_months), default: VIEW_RETENTION.default },
@@ -64,6 +71,31 @@ export function settingsRoutes(rt: Deps, render: Renderer): express.Router {
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
       await page(req, res, { values: { ...req.body }, errors: err.byField() }, 422);
+    }
+  });
+
+  /**
+   * Settings → Payment page: the logo (a multipart upload, parsed before CSRF in app.ts), the button
+   * style and label. All or nothing: any bad field is a 422 by the field and nothing is saved.
+   */
+  router.post('/settings/branding', async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const upload = uploadOf(req);
+    try {
+      const updated = await rt.branding.saveLook(res.locals.merchant, {
+        button_style: body.button_style,
+        button_label: body.button_label,
+        remove_logo: body.remove_logo === 'on',
+        logo: upload && upload.field === 'logo' ? upload : null,
+      });
+      req.user!.merchant = updated;
+      res.locals.merchant = updated;
+      flash(req, 'success', 'Payment page look saved.');
+      res.redirect(303, '/app/settings#branding');
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      const text = (v: unknown) => (typeof v === 'string' ? v : '');
+      await page(req, res, { brandingValues: { button_style: text(body.button_style), button_label: text(body.button_label) }, brandingErrors: err.byField() }, 422);
     }
   });
 
