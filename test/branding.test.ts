@@ -381,7 +381,7 @@ forEachTarget('branding', (target) => {
       expect(doc).to.include('>Donate €12.50</button>');
       expect(doc).to.include('<body class="btn-pill">');
       expect(doc).to.include('Preview — this page takes no payments');
-      expect(doc).to.match(/<form class="pay-form">/);
+      expect(doc).to.match(/<form class="pay-form" id="pay-form">/);
       expect(doc).not.to.match(/action=/);
       expect(doc).not.to.match(/type="submit"/);
       expect(doc).not.to.match(/<script/i);
