@@ -1,6 +1,7 @@
 // A plugin's store writes a batch (an outbox's messages) in one transaction, in statements sized by
-// their data (about 256 KiB each), letting other work run between them: on SQLite a statement holds
-// the event loop while it runs. Real databases.
+// their data (about 256 KiB each; between them core/pace.ts lets other work run once the loop has
+// been held for its slice — how long that is depends on the machine, so the bench measures it, not
+// this test). Real databases.
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
 import { build, signUp, type TestEnv } from './support/harness.ts';
@@ -23,7 +24,7 @@ forEachTarget('plugin store: insertMany', (target) => {
     await env?.close();
   });
 
-  it('stores every record of a large batch in statements of about 256 KiB, other work running between them', async () => {
+  it('stores every record of a large batch, in order, in statements of about 256 KiB', async () => {
     const owner = await signUp(env.app);
     const merchant = (await env.rt.services.merchants.getByHandle(owner.handle))!;
     const m = env.rt.services.merchants;
@@ -33,26 +34,16 @@ forEachTarget('plugin store: insertMany', (target) => {
       if (/^insert into `plugin_records`/.test(q.sql)) statements.push((q.bindings?.length ?? 0) / 7);
     };
     env.rt.db.on('query', onQuery);
-    let turns = 0;
-    let ticking = true;
-    const tick = () => {
-      turns++;
-      if (ticking) setImmediate(tick);
-    };
-    setImmediate(tick);
     try {
       const body = 'x'.repeat(4_000);
       const saved = await store.insertMany('messages', Array.from({ length: 300 }, (_, i) => ({ merchantId: merchant.id, data: { n: i, body } })));
       expect(saved).to.have.length(300);
     } finally {
-      ticking = false;
       env.rt.db.off('query', onQuery);
     }
     expect(statements.reduce((a, b) => a + b, 0)).to.equal(300);
     expect(Math.max(...statements), 'rows per statement').to.equal(32);
     const stored = (await env.rt.db('plugin_records').where({ plugin_id: 'test-store' }).orderBy('id').select('data')) as { data: string }[];
     expect(stored.map((r) => (JSON.parse(r.data) as { n: number }).n)).to.deep.equal(Array.from({ length: 300 }, (_, i) => i));
-    // SQLite answers each statement synchronously: only the yields between them give the loop a turn.
-    expect(turns, 'event-loop turns while the batch was written').to.be.greaterThan(statements.length - 2);
   });
 });
