@@ -15,7 +15,9 @@
  * Environment: BENCH_REQUESTS (creates, default 300; 0 skips), BENCH_FORGED (default 100,000);
  * BENCH_IMPORT_ROWS for the import (run.ts; default 10,000).
  */
-import { runBenchChild } from './child.ts';
+import { runBenchChild, runStandalone } from './child.ts';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -187,6 +189,14 @@ async function child(spec: { creates: number; forged: number; label: string }): 
 }
 
 if (process.env.BENCH_REQUESTS_CHILD) await child(JSON.parse(process.env.BENCH_REQUESTS_CHILD));
+else if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url) && !process.env.BENCH_REQUESTS_IMPORT_CHILD) {
+  // Standalone (`npx tsx test/bench/requests.ts`): the creates on a fresh SQLite file, or a fresh
+  // database on BENCH_DATABASE_URL's MariaDB server.
+  await runStandalone('requests', async ({ env, label }, log, check) => {
+    const r = await measureRequests(env, Number(process.env.BENCH_REQUESTS ?? 300), Number(process.env.BENCH_FORGED ?? 100_000), label, log);
+    return { lines: reportRequests(r, check), correct: r.failed === 0 && r.forgedQueries === 0 };
+  });
+}
 
 // ---- CSV import: a 10,000-row file checked (issue "One-off payment requests", Numbers) -----------
 // Independent of the measurements above: its own child process, fresh merchant and result.
