@@ -138,6 +138,27 @@ describe('branding in a browser', function () {
     }
   });
 
+  it('previews an items link’s ticked products and what the checkout asks for, as the merchant picks them', async () => {
+    await env.rt.services.products.create(merchant.key, { name: 'Ethiopia Yirgacheffe, 1 kg', price: 3450, currency: 'EUR' });
+    await env.rt.services.products.create(merchant.key, { name: 'Enamel mug', price: 1200, currency: 'EUR' });
+    const tab = await browser().newPage({ viewport: DESKTOP, storageState });
+    try {
+      await tab.page.goto(`${env.origin}/app/links/new?type=items`);
+      const frame = tab.page.frameLocator('iframe.pay-preview-frame');
+      await frame.locator('h1').waitFor();
+      await tab.page.getByLabel('Name', { exact: true }).fill('Office coffee order');
+      await tab.page.getByRole('checkbox', { name: /Ethiopia Yirgacheffe/ }).check();
+      await frame.locator('.order-line, li, tr', { hasText: 'Ethiopia Yirgacheffe' }).first().waitFor();
+      await tab.page.getByLabel('Phone number').selectOption('required');
+      await frame.locator('input[name="phone"][required]').waitFor();
+      expect(await frame.locator('body').textContent()).not.to.include('Enamel mug');
+      await tab.screenshot('brand-link-form-items-preview-1280');
+      tab.assertClean();
+    } finally {
+      await tab.close();
+    }
+  });
+
   it('keeps the preview behind a “Preview” toggle on a phone', async () => {
     const tab = await browser().newPage({ viewport: PHONE, storageState });
     try {

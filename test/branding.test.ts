@@ -392,6 +392,45 @@ forEachTarget('branding', (target) => {
       expect(css.text).to.equal(':root{--brand:#4f46e5;--on-brand:#ffffff;--brand-ink:#4f46e5}');
     });
 
+    it('previews the checkout as typed: collected fields, a customer-chosen amount, an items link’s ticked products', async () => {
+      const acct = await signUp(env.app);
+      const docOf = (res: { text: string }) => /srcdoc="([^"]*)"/.exec(res.text)![1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+      const collect = { collect_form: '1', collect_phone: 'required', collect_address: 'on', collect_terms_url: 'https://shop.example/terms', cf_label_0: 'Company name', cf_type_0: 'text', cf_label_1: '', cf_type_1: 'dropdown' };
+      const asked = docOf(await acct.agent.post('/app/links/preview?type=amount').set('HX-Request', 'true').type('form').send(previewForm(acct, collect)).expect(200));
+      expect(asked).to.match(/<input[^>]*name="phone"[^>]*required/);
+      expect(asked).to.include('name="address"');
+      expect(asked).to.include('Company name');
+      expect(asked).to.include('https://shop.example/terms');
+      // A custom field still being typed (no label yet, a dropdown without options) hides nothing else.
+      const typing = docOf(await acct.agent.post('/app/links/preview?type=amount').set('HX-Request', 'true').type('form').send(previewForm(acct, { ...collect, cf_label_1: 'Size', cf_type_1: 'dropdown' })).expect(200));
+      expect(typing).to.include('Company name');
+      expect(typing).to.match(/<input[^>]*name="phone"[^>]*required/);
+
+      const chosen = docOf(await acct.agent.post('/app/links/preview?type=amount').set('HX-Request', 'true').type('form').send(previewForm(acct, { amount_mode: 'custom', amount_min: '5', amount_max: '100', amount_suggested: '10 25' })).expect(200));
+      expect(chosen).to.include('€10.00');
+      expect(chosen).to.include('€25.00');
+      expect(chosen).not.to.include('Donate €12.50');
+      // A maximum below the minimum would not save: the preview still shows the amount to choose.
+      const unsaved = docOf(await acct.agent.post('/app/links/preview?type=amount').set('HX-Request', 'true').type('form').send(previewForm(acct, { amount_mode: 'custom', amount_min: '50', amount_max: '5' })).expect(200));
+      expect(unsaved).to.match(/name="amount"/);
+
+      const merchant = await merchantOf(acct);
+      const beans = await env.rt.services.products.create(merchant.key, { name: 'Beans 1 kg', price: 3450, currency: 'EUR' });
+      const mug = await env.rt.services.products.create(merchant.key, { name: 'Enamel mug', price: 1200, currency: 'EUR' });
+      const items = docOf(
+        await acct.agent
+          .post('/app/links/preview?type=items')
+          .set('HX-Request', 'true')
+          .type('form')
+          .send({ ...previewForm(acct, { type: 'items' }), item: beans.id, [`qty_mode_${beans.id}`]: 'fixed', [`qty_${beans.id}`]: '2', [`qty_mode_${mug.id}`]: 'fixed', [`qty_${mug.id}`]: '1' })
+          .expect(200),
+      );
+      expect(items).to.include('Beans 1 kg');
+      expect(items, 'an unticked product is not on the page').not.to.include('Enamel mug');
+      expect(items).to.include('€69.00');
+      expect(items, 'fixed quantities only: nothing to re-price').not.to.include('Update total');
+    });
+
     it('posts into the frame without JavaScript, framed by the dashboard only', async () => {
       const acct = await signUp(env.app);
       const res = await acct.agent.post('/app/links/preview?type=amount').type('form').send(previewForm(acct, { name: 'No JS' })).expect(200);

@@ -19,7 +19,7 @@ import { NotFoundError } from '../../core/errors.ts';
 import { parseDecimalAmount } from '../../core/money.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { currencySchema } from '../merchants/index.ts';
-import type { Link } from '../links/index.ts';
+import { checkoutDraftFromForm, type Link, type LinkItem } from '../links/index.ts';
 import type { PayableLink } from '../checkout/index.ts';
 import { linkBrandingFromForm, linkBrandingInputSchema, mergeLinkBranding, storedLinkBranding } from '../branding/index.ts';
 import { databaseLookups, pageView } from './pay-page.ts';
@@ -33,11 +33,12 @@ export function linkPreviewRoutes(rt: Deps, render: Renderer): express.Router {
   const lookups = databaseLookups(rt);
 
   /** The draft link as a pay page would show it: the saved link (if any) with the posted fields over it. */
-  async function draft(merchant: Merchant, query: Record<string, unknown>, body: Record<string, unknown> | null): Promise<{ link: PayableLink; amount: number; currency: string }> {
+  async function draft(merchant: Merchant, query: Record<string, unknown>, body: Record<string, unknown> | null): Promise<{ link: PayableLink; amount: number | null; currency: string }> {
     const id = typeof query.link === 'string' ? query.link : '';
     // Only the merchant's own links (another merchant's id is a 404, like everywhere else).
     const saved: Link | null = id ? await rt.links.get(merchant, id) : null;
-    const type = saved ? saved.type : query.type === 'product' || body?.type === 'product' ? 'product' : 'amount';
+    const asked = query.type ?? body?.type;
+    const type = saved ? saved.type : asked === 'product' || asked === 'items' ? asked : 'amount';
     const posted = (k: string, max: number, fallback: string) => (body && k in body ? text(body[k], max) : fallback);
 
     let currency = saved?.currency ?? merchant.currency;
@@ -67,6 +68,18 @@ export function linkPreviewRoutes(rt: Deps, render: Renderer): express.Router {
       const parsed = linkBrandingInputSchema.safeParse(input);
       if (input !== undefined) branding = mergeLinkBranding(null, parsed.success ? parsed.data : { ...input, color: null, button_style: null, button_label: null });
     }
+    // What the checkout collects, a customer-chosen amount and an items link's lines, as typed so far.
+    const typed = body ? checkoutDraftFromForm(body, currency) : null;
+    let items: LinkItem[] = saved?.items ?? [];
+    if (type === 'items' && typed?.items) {
+      const products = new Map((await rt.products.active(merchant.key)).map((p) => [p.id, p]));
+      items = typed.items.flatMap((i) => {
+        const p = products.get(i.productId);
+        return p ? [{ product: { key: p.key, id: p.id, name: p.name, description: p.description, price: p.price, currency: p.currency, active: true, recurring: p.recurring }, quantity: i.quantity }] : [];
+      });
+      if (items.length) currency = items[0].product.currency;
+    }
+    const customAmount = type === 'amount' ? (typed?.customAmount !== undefined ? typed.customAmount : saved?.customAmount ?? null) : null;
     const limitMode = body ? text(body.limit, 16) : null;
     const limit = body ? (limitMode === 'once' ? 1 : limitMode === 'multiple' ? Number(text(body.limit_count, 8)) || null : null) : saved?.paymentLimit ?? null;
     const link: PayableLink = {
@@ -80,7 +93,7 @@ export function linkPreviewRoutes(rt: Deps, render: Renderer): express.Router {
       name: posted('name', 120, saved?.name ?? '').trim() || 'Your link’s name',
       path: saved?.path ?? null,
       description: posted('description', 2000, saved?.description ?? '').trim() || null,
-      amount: type === 'amount' ? amount : null,
+      amount: type === 'amount' && !customAmount ? amount : null,
       currency,
       paymentLimit: limit,
       paidCount: saved?.paidCount ?? 0,
@@ -92,20 +105,22 @@ export function linkPreviewRoutes(rt: Deps, render: Renderer): express.Router {
       redirectTarget: 'same',
       branding: storedLinkBranding(branding),
       product,
-      // The checkout builder's parts as saved (a draft previews the look, not an order or a coupon).
-      customAmount: saved?.customAmount ?? null,
-      items: saved?.items ?? [],
+      customAmount,
+      items,
       allowCoupons: body ? body.allow_coupons === 'on' || body.allow_coupons === '1' : saved?.allowCoupons ?? false,
-      collect: saved?.collect ?? null,
+      collect: typed?.collect !== undefined ? typed.collect : saved?.collect ?? null,
     };
-    return { link, amount, currency };
+    return { link, amount: link.amount ?? (type === 'product' ? amount : null), currency };
   }
 
   async function previewHtml(req: Request, res: Response, body: Record<string, unknown> | null): Promise<string> {
     const merchant: Merchant = res.locals.merchant;
     const { link, amount, currency } = await draft(merchant, req.query as Record<string, unknown>, body);
     const methods = await lookups.methods(merchant.key);
-    const view = pageView({ kind: 'page', merchant, link, amount, currency, action: '' }, methods);
+    // Shaped as the pay page would be (pay-page.ts linkTarget): an order of lines, or a chosen amount.
+    const items = link.type === 'items' ? link.items.filter((i) => i.product.active) : [];
+    const page = { kind: 'page' as const, merchant, link, amount: link.type === 'items' ? (items.length ? null : 0) : amount ?? (link.customAmount ? null : 0), currency, action: '', ...(items.length ? { items } : {}), ...(link.customAmount ? { custom: link.customAmount } : {}) };
+    const view = pageView(page, methods);
     return render.html('pay/page', { ...view, preview: true, cspNonce: '' });
   }
 
