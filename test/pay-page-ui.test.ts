@@ -160,6 +160,7 @@ describe('the pay page in a browser', () => {
   const browser = useBrowser();
   let env: ServedEnv;
   let url: string;
+  let couponUrl: string;
 
   before(async function () {
     this.timeout(30_000);
@@ -169,8 +170,31 @@ describe('the pay page in a browser', () => {
     const product = await env.rt.services.products.create(merchant.key, { name: 'Ethiopia Yirgacheffe, 1 kg whole beans', description: 'Washed, light roast. Notes of jasmine and bergamot.', price: 3450, currency: 'EUR' });
     const l = await env.rt.services.links.create(merchant, { type: 'product', name: 'Beans for the office', description: 'Our monthly order, roasted on Monday.', product_id: product.id, payment_limit: 20, show_remaining: true });
     url = `${env.origin}/${handle}/${l.path}`;
+    const c = await env.rt.services.links.create(merchant, { type: 'amount', name: 'Gift card', amount: 5000, allow_coupons: true });
+    couponUrl = `${env.origin}/${handle}/${c.path}`;
   });
   after(() => env?.close());
+
+  it('with a coupon field, Enter pays when no code is typed and applies a typed code (the new total before paying)', async () => {
+    const tab = await browser().newPage({ viewport: PHONE, javaScriptEnabled: false });
+    try {
+      await tab.page.goto(couponUrl);
+      await tab.page.getByLabel('Your name').fill('Ada Lovelace');
+      await tab.page.getByLabel('Email').fill('ada@example.test');
+      await tab.page.getByLabel('Email').press('Enter');
+      await tab.page.waitForURL((u) => !u.href.startsWith(couponUrl));
+      expect(await tab.page.locator('#f-coupon').count(), 'left the pay page for the payment step').to.equal(0);
+      // Apply is the form's first button: Enter with a code typed applies it, the page comes back with the code judged.
+      await tab.page.goto(couponUrl);
+      await tab.page.getByLabel('Your name').fill('Ada Lovelace');
+      await tab.page.getByLabel('Coupon code').fill('NOPE');
+      await tab.page.getByLabel('Your name').press('Enter');
+      await tab.page.locator('#f-coupon-error', { hasText: /\w/ }).waitFor();
+      expect(await tab.page.getByLabel('Coupon code').inputValue()).to.equal('NOPE');
+    } finally {
+      await tab.close();
+    }
+  });
 
   it('uses the width of a desktop: the order beside the form, not a narrow card in empty space', async () => {
     const tab = await browser().newPage({ viewport: DESKTOP });
