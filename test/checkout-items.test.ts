@@ -95,7 +95,16 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
         ['nope', ['items']],
       ];
       for (const [items, fields] of cases) expectFieldErrors(await call('post', '/links', { type: 'items', name: 'Bad', items }), fields);
-      expectFieldErrors(await call('post', '/links', { type: 'items', name: 'Bad', items: [{ product_id: shirt.id }], custom_amount: { min: 100 } }), ['custom_amount']);
+      const badCustom: [unknown, string[]][] = [
+        [{ min: 500, max: 100 }, ['custom_amount.max']],
+        [{ label: 'x'.repeat(61) }, ['custom_amount.label']],
+        [{ label: 'Two\nlines' }, ['custom_amount.label']],
+        [{ min: -1 }, ['custom_amount.min']],
+        [{ suggested: [0] }, ['custom_amount.suggested[0]']],
+      ];
+      for (const [custom, fields] of badCustom) expectFieldErrors(await call('post', '/links', { type: 'items', name: 'Bad', items: [{ product_id: shirt.id }], custom_amount: custom }), fields);
+      // label names an items order's added amount; an amount link's amount is the whole payment.
+      expectFieldErrors(await call('post', '/links', { type: 'amount', name: 'Bad', currency: 'EUR', custom_amount: { min: 100, label: 'Tip' } }), ['custom_amount.label']);
       expect(await count('links')).to.equal(before);
     });
 
@@ -322,6 +331,62 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
         const payment = await env.rt.db('payments').orderBy('id', 'desc').first();
         expect(Number(payment.amount), JSON.stringify(fields)).to.equal(minor);
       }
+    });
+
+    it('adds a customer-chosen amount to an items order (a donation): optional or required, bounded, on the lines and the payment', async () => {
+      const ticket = await product(call, { name: 'Gala ticket', price: 4500 });
+      const link = await itemsLink(call, [{ product_id: ticket.id, quantity: { min: 0, max: 4, default: 1 } }], { custom_amount: { min: 0, max: 50000, suggested: [1000, 2500], label: 'Donation' } });
+      expect(link.custom_amount).to.deep.equal({ min: 0, max: 50000, suggested: [1000, 2500], label: 'Donation' });
+      expect((await call('get', `/links/${link.id}`).expect(200)).body.custom_amount).to.deep.equal(link.custom_amount);
+      const url = `/${a.handle}/${link.path}`;
+      const page = (await http().get(url).expect(200)).text;
+      expect(page).to.match(/<legend>Donation <span class="optional">\(optional\)<\/span><\/legend>/);
+      expect(page).to.include('name="amount" value="25.00"');
+      expect(page).to.include('Add an amount of your choice below if you like.');
+      expect(total(page)).to.equal('€45.00');
+      // "Update total" with a donation picked: the order shows it and the total includes it; nothing is written.
+      const before = await count('checkout_sessions');
+      const updated = (await http().post(url).type('form').send({ [`quantity_${ticket.id}`]: '2', amount: '25.00', step: 'update' }).expect(200)).text;
+      expect(total(updated)).to.equal('€115.00');
+      expect(updated).to.match(/<p class="order-extra"><span class="order-name">Donation<\/span> <span class="order-total">€25.00<\/span><\/p>/);
+      expect(await count('checkout_sessions')).to.equal(before);
+      // Out of bounds: by the amount field, nothing written.
+      for (const fields of [{ amount_other: '500.01' }, { amount_other: '1.001' }, { amount_other: 'lots' }]) {
+        const res = await http().post(url).type('form').send({ ...CUSTOMER, [`quantity_${ticket.id}`]: '1', shown_total: '4500', ...fields });
+        expect(res.status, JSON.stringify(fields)).to.equal(422);
+        expect(/id="f-amount-error">([^<]*)</.exec(res.text)![1], JSON.stringify(fields)).not.to.equal('');
+      }
+      expect(await count('checkout_sessions')).to.equal(before);
+      // Two tickets and a typed donation; then a donation alone (no ticket); then tickets alone (the donation is optional).
+      for (const [fields, minor, lines] of [
+        [{ [`quantity_${ticket.id}`]: '2', shown_total: '9000', amount: '10.00', amount_other: '12.34' }, 10234, [['Gala ticket', 2, 4500, ticket.id], ['Donation', 1, 1234, null]]],
+        [{ [`quantity_${ticket.id}`]: '0', shown_total: '0', amount: '25.00' }, 2500, [['Donation', 1, 2500, null]]],
+        [{ [`quantity_${ticket.id}`]: '1', shown_total: '4500' }, 4500, [['Gala ticket', 1, 4500, ticket.id]]],
+      ] as const) {
+        await pay(await checkout(url, fields as Record<string, string>));
+        const payment = await env.rt.db('payments').orderBy('id', 'desc').first();
+        expect(Number(payment.amount), JSON.stringify(fields)).to.equal(minor);
+        const api = (await call('get', `/payments/${payment.public_id}`).expect(200)).body;
+        expect(api.line_items.map((l: { description: string; quantity: number; unit_amount: number; product_id: string | null }) => [l.description, l.quantity, l.unit_amount, l.product_id ?? null])).to.deep.equal(lines);
+      }
+      // Nothing at all: no ticket and no donation.
+      const empty = await http().post(url).type('form').send({ ...CUSTOMER, [`quantity_${ticket.id}`]: '0', shown_total: '0' });
+      expect(empty.status).to.equal(422);
+      expect(empty.text).to.include('Choose at least one item or an amount.');
+
+      // A required amount (min > 0): the button names no total until it is chosen; missing → by the field.
+      const required = (await call('patch', `/links/${link.id}`, { custom_amount: { min: 500, suggested: [] } }).expect(200)).body;
+      expect(required.custom_amount).to.deep.equal({ min: 500, max: null, suggested: [], label: null });
+      const page2 = (await http().get(url).expect(200)).text;
+      expect(page2).to.include('<label for="f-amount">Amount of your choice</label>');
+      expect(page2).to.include('Plus the amount you choose below.');
+      expect(page2).to.include('class="pay-button">Continue to payment</button>');
+      const missing = await http().post(url).type('form').send({ ...CUSTOMER, [`quantity_${ticket.id}`]: '1', shown_total: '4500' });
+      expect(missing.status).to.equal(422);
+      expect(/id="f-amount-error">([^<]*)</.exec(missing.text)![1]).to.equal('Choose or enter the amount you want to pay.');
+      // And removed again: the order is the products alone.
+      expect((await call('patch', `/links/${link.id}`, { custom_amount: null }).expect(200)).body.custom_amount).to.equal(null);
+      expect((await http().get(url).expect(200)).text).not.to.include('f-amount');
     });
 
     it('keeps an items link with 5 lines under 30 KB of HTML and CSS', async () => {

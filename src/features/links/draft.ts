@@ -44,7 +44,14 @@ function lenient<T>(parse: () => T): T | null {
   }
 }
 
-export function checkoutDraftFromForm(body: Body, currency: string): CheckoutDraft {
+/** The ticked products of an items link's picker as typed (undefined: the form has no picker). */
+export function itemsDraftFromForm(body: Body): LinkItemInput[] | undefined {
+  if (!Object.keys(body).some((k) => k.startsWith('qty_mode_'))) return undefined;
+  return itemsFrom(body).map((i) => ({ productId: String((i as { product_id: string }).product_id), quantity: draftQuantity((i as { quantity: unknown }).quantity) }));
+}
+
+/** `forItems`: the customer-chosen amount is one added to an items order (links/items.ts parseCustomAmount). */
+export function checkoutDraftFromForm(body: Body, currency: string, opts: { forItems?: boolean } = {}): CheckoutDraft {
   const raw = collectInput(body) as (Omit<Collect, 'custom_fields'> & { custom_fields: Collect['custom_fields'] }) | undefined;
   let collect: Collect | null | undefined;
   if (raw !== undefined) {
@@ -53,12 +60,11 @@ export function checkoutDraftFromForm(body: Body, currency: string): CheckoutDra
     collect = lenient(() => parseCollect({ ...raw, custom_fields: fields })) ?? lenient(() => parseCollect({ ...raw, terms_url: null, custom_fields: fields }));
   }
   let customAmount: CustomAmount | null | undefined;
-  if (body.amount_mode !== undefined) {
+  if (body.amount_mode !== undefined || body.amount_form !== undefined) {
     const typed = customAmountFrom(body, currency, []);
-    customAmount = typed === undefined ? (body.amount_mode === 'custom' ? lenient(() => parseCustomAmount({}, currency)) : null) : lenient(() => parseCustomAmount(typed, currency)) ?? lenient(() => parseCustomAmount({ min: typed.min }, currency)) ?? lenient(() => parseCustomAmount({}, currency));
+    const parse = (raw: Record<string, unknown>) => lenient(() => parseCustomAmount(raw, currency, opts));
+    const label = typed && 'label' in typed ? { label: typed.label } : {};
+    customAmount = typed === undefined ? (body.amount_mode === 'custom' ? parse({}) : null) : (parse(typed) ?? parse({ min: typed.min, ...label }) ?? parse(label) ?? parse({}));
   }
-  const items = Object.keys(body).some((k) => k.startsWith('qty_mode_'))
-    ? itemsFrom(body).map((i) => ({ productId: String((i as { product_id: string }).product_id), quantity: draftQuantity((i as { quantity: unknown }).quantity) }))
-    : undefined;
-  return { collect, customAmount, items };
+  return { collect, customAmount, items: itemsDraftFromForm(body) };
 }

@@ -218,6 +218,7 @@ function failIfAny(errors: FieldError[], schema: typeof linkCreateSchema | typeo
 }
 
 /** The create input for the link service, from the posted new-link form. */
+/** `merchantCurrency`: the currency typed amounts are in (for an items link, its products'). */
 export function createInput(body: Body, merchantCurrency: string): Record<string, unknown> {
   const errors: FieldError[] = [];
   const type = body.type;
@@ -239,7 +240,12 @@ export function createInput(body: Body, merchantCurrency: string): Record<string
   collectFrom(body, input, errors);
   if (type === 'amount') Object.assign(input, amountOrCustom(body, merchantCurrency, errors));
   else if (type === 'product') input.product_id = body.product_id;
-  else if (type === 'items') input.items = itemsFrom(body);
+  else if (type === 'items') {
+    input.items = itemsFrom(body);
+    // An amount the customer adds, in the products' currency (the caller passes it for an items link).
+    const custom = body.amount_mode === 'custom' ? customAmountFrom(body, merchantCurrency, errors) : undefined;
+    if (custom) input.custom_amount = custom;
+  }
   failIfAny(errors, linkCreateSchema, input);
   return input;
 }
@@ -281,7 +287,12 @@ export function updateInput(body: Body, link: Link): Record<string, unknown> {
     // Back to a fixed amount: the customer-chosen one goes.
     Object.assign(input, v, v.custom_amount === undefined && link.customAmount ? { custom_amount: null } : {});
   }
-  if (link.type === 'items') input.items = itemsFrom(body);
+  if (link.type === 'items') {
+    input.items = itemsFrom(body);
+    const custom = body.amount_mode === 'custom' ? customAmountFrom(body, link.currency, errors) : undefined;
+    if (custom) input.custom_amount = custom;
+    else if (body.amount_form !== undefined && body.amount_mode !== 'custom' && link.customAmount) input.custom_amount = null;
+  }
   failIfAny(errors, linkUpdateSchema, input);
   return input;
 }

@@ -33,10 +33,12 @@ export interface CustomAmountFormValues {
   amount_max: string;
   /** Decimals separated by spaces or commas: "5 10 25". */
   amount_suggested: string;
+  /** An items link's: what the customer's amount is for ("Donation"). */
+  amount_label: string;
 }
 
 export const newItemValues = (): ItemsFormValues => ({ items: [], item: {} });
-export const newCustomAmountValues = (): CustomAmountFormValues => ({ amount_mode: 'fixed', amount_min: '', amount_max: '', amount_suggested: '' });
+export const newCustomAmountValues = (): CustomAmountFormValues => ({ amount_mode: 'fixed', amount_min: '', amount_max: '', amount_suggested: '', amount_label: '' });
 
 export function itemValues(items: readonly LinkItem[]): ItemsFormValues {
   const out = newItemValues();
@@ -51,7 +53,7 @@ export function itemValues(items: readonly LinkItem[]): ItemsFormValues {
 
 export function customAmountValues(c: CustomAmount | null, currency: string): CustomAmountFormValues {
   if (!c) return newCustomAmountValues();
-  return { amount_mode: 'custom', amount_min: toDecimalString(c.min, currency), amount_max: c.max === null ? '' : toDecimalString(c.max, currency), amount_suggested: c.suggested.map((s) => toDecimalString(s, currency)).join(' ') };
+  return { amount_mode: 'custom', amount_min: c.min ? toDecimalString(c.min, currency) : '', amount_max: c.max === null ? '' : toDecimalString(c.max, currency), amount_suggested: c.suggested.map((s) => toDecimalString(s, currency)).join(' '), amount_label: c.label ?? '' };
 }
 
 /** The picker as posted: every product's typed values (ticked or not), so a 422 shows them again. */
@@ -67,7 +69,7 @@ export function postedItemValues(body: Body): ItemsFormValues {
 }
 
 export function postedCustomAmountValues(body: Body): CustomAmountFormValues {
-  return { amount_mode: body.amount_mode === 'custom' ? 'custom' : 'fixed', amount_min: text(body.amount_min), amount_max: text(body.amount_max), amount_suggested: text(body.amount_suggested) };
+  return { amount_mode: body.amount_mode === 'custom' ? 'custom' : 'fixed', amount_min: text(body.amount_min), amount_max: text(body.amount_max), amount_suggested: text(body.amount_suggested), amount_label: text(body.amount_label) };
 }
 
 /** A whole number as typed, or the text itself so the service's message (by its field) explains the range. */
@@ -103,13 +105,15 @@ export function customAmountFrom(body: Body, currency: string, errors: FieldErro
     .filter(Boolean)
     .map((s) => minor(s, 'amount_suggested'));
   if (min === undefined || max === undefined || suggested.includes(undefined)) return undefined;
-  return { min, max, suggested };
+  // An items link's form names the amount (its field is not on an amount link's form).
+  return { min, max, suggested, ...(body.amount_label !== undefined ? { label: v.amount_label.trim() || null } : {}) };
 }
 
 /** The service's field names for items and custom amounts → the form's. `items[i]…` names the i-th ticked product. */
 export function itemFormField(field: string, body: Body): string | null {
   if (field === 'custom_amount' || field.startsWith('custom_amount.min')) return 'amount_min';
   if (field.startsWith('custom_amount.max')) return 'amount_max';
+  if (field.startsWith('custom_amount.label')) return 'amount_label';
   if (field.startsWith('custom_amount.')) return 'amount_suggested';
   const m = /^items\[(\d+)\]/.exec(field);
   if (m) return `item_${list(body.item)[Number(m[1])] ?? ''}`;

@@ -11,7 +11,7 @@
  * from the link's own products: whatever a form says of prices is never read, and a quantity outside
  * its line's bounds is refused by its field.
  */
-import { amountCeilingError, formatMoney, maxAmount } from '../../core/money.ts';
+import { amountCeilingError, formatMoney, maxAmount, parseDecimalAmount } from '../../core/money.ts';
 import { ValidationError, type FieldError } from '../../core/errors.ts';
 import { lineItemsTotal, type LineItem } from '../../core/line-items.ts';
 import type { Queryable, Trx } from '../../core/db.ts';
@@ -42,13 +42,20 @@ export interface LinkItem {
 }
 
 export interface CustomAmount {
-  /** Minor units; the least a customer may pay (at least 1). */
+  /** Minor units; the least a customer may pay (at least 1; on an items link 0 makes it optional). */
   min: number;
   /** Minor units; null = the currency's ceiling. */
   max: number | null;
   /** Ascending amounts offered as one-tap choices. */
   suggested: number[];
+  /** On an items link: what the amount is for, its line on the order ("Donation"); null → "Amount of your choice". */
+  label?: string | null;
 }
+
+/** Longest label of an items link's customer-chosen amount. */
+export const CUSTOM_AMOUNT_LABEL_MAX = 60;
+/** The order line of an items link's customer-chosen amount, unless the link names it. */
+export const CUSTOM_AMOUNT_LINE = 'Amount of your choice';
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v);
 
@@ -139,14 +146,24 @@ export function checkItemProducts(items: LinkItemInput[], products: (ItemProduct
 export const defaultQuantity = (q: ItemQuantity): number => (typeof q === 'number' ? q : q.default);
 export const isAdjustable = (q: ItemQuantity): q is { min: number; max: number; default: number } => typeof q !== 'number';
 
-/** `custom_amount` as posted → minor units, checked against the currency (errors by `custom_amount.*`). */
-export function parseCustomAmount(raw: unknown, currency: string): CustomAmount {
+/**
+ * `custom_amount` as posted → minor units, checked against the currency (errors by `custom_amount.*`).
+ * On an items link (`forItems`) it is an amount the customer adds to the order: `min` may be 0 (the
+ * customer may add nothing) and `label` names its line.
+ */
+export function parseCustomAmount(raw: unknown, currency: string, opts: { forItems?: boolean } = {}): CustomAmount {
   const at = 'custom_amount';
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ValidationError([{ field: at, code: 'invalid_custom_amount', message: 'custom_amount is { min, max, suggested: [...] } in minor units.' }]);
   const r = raw as Record<string, unknown>;
   const errors: FieldError[] = [];
-  const unknownKey = Object.keys(r).find((k) => k !== 'min' && k !== 'max' && k !== 'suggested');
-  if (unknownKey) errors.push({ field: `${at}.${unknownKey}`, code: 'unrecognized_key', message: `Unknown field "${unknownKey}": custom_amount is { min, max, suggested }.` });
+  const keys = opts.forItems ? ['min', 'max', 'suggested', 'label'] : ['min', 'max', 'suggested'];
+  const unknownKey = Object.keys(r).find((k) => !keys.includes(k));
+  if (unknownKey) errors.push({ field: `${at}.${unknownKey}`, code: 'unrecognized_key', message: unknownKey === 'label' ? 'label names the amount on an items link; an amount link’s amount is the whole payment.' : `Unknown field "${unknownKey}": custom_amount is { ${keys.join(', ')} }.` });
+  let label: string | null = null;
+  if (opts.forItems && r.label !== undefined && r.label !== null) {
+    if (typeof r.label !== 'string' || /[\r\n]/.test(r.label) || r.label.trim().length > CUSTOM_AMOUNT_LABEL_MAX) errors.push({ field: `${at}.label`, code: 'invalid_label', message: `label is one line of at most ${CUSTOM_AMOUNT_LABEL_MAX} characters, e.g. "Donation".` });
+    else label = r.label.trim() || null;
+  }
   const ceiling = maxAmount(currency);
   const amountAt = (v: unknown, field: string): number | null => {
     if (!isInt(v) || v < 1) {
@@ -160,7 +177,8 @@ export function parseCustomAmount(raw: unknown, currency: string): CustomAmount 
     }
     return v;
   };
-  const min = r.min === undefined || r.min === null ? 1 : amountAt(r.min, `${at}.min`);
+  const optionalZero = opts.forItems && r.min === 0;
+  const min = r.min === undefined || r.min === null ? (opts.forItems ? 0 : 1) : optionalZero ? 0 : amountAt(r.min, `${at}.min`);
   const max = r.max === undefined || r.max === null ? null : amountAt(r.max, `${at}.max`);
   if (min !== null && max !== null && max < min) errors.push({ field: `${at}.max`, code: 'max_below_min', message: 'max cannot be less than min.' });
   const suggested: number[] = [];
@@ -171,7 +189,7 @@ export function parseCustomAmount(raw: unknown, currency: string): CustomAmount 
       r.suggested.forEach((s, i) => {
         const v = amountAt(s, `${at}.suggested[${i}]`);
         if (v === null) return;
-        const lo = min ?? 1;
+        const lo = Math.max(1, min ?? 1);
         const hi = max ?? ceiling;
         if (v < lo || v > hi) errors.push({ field: `${at}.suggested[${i}]`, code: 'out_of_range', message: `A suggested amount must be between ${formatMoney(lo, currency)} and ${formatMoney(hi, currency)}.` });
         else if (suggested.includes(v)) errors.push({ field: `${at}.suggested[${i}]`, code: 'duplicate_amount', message: 'This amount is already suggested.' });
@@ -180,16 +198,16 @@ export function parseCustomAmount(raw: unknown, currency: string): CustomAmount 
     }
   }
   if (errors.length) throw new ValidationError(errors);
-  return { min: min!, max, suggested: suggested.sort((a, b) => a - b) };
+  return { min: min!, max, suggested: suggested.sort((a, b) => a - b), ...(opts.forItems ? { label } : {}) };
 }
 
 export const customAmountToText = (c: CustomAmount | null): string | null => (c ? JSON.stringify(c) : null);
 export function customAmountFromText(t: string | null | undefined): CustomAmount | null {
   if (!t) return null;
   const c = JSON.parse(t) as CustomAmount;
-  return { min: Number(c.min ?? 1), max: c.max === null || c.max === undefined ? null : Number(c.max), suggested: (c.suggested ?? []).map(Number) };
+  return { min: Number(c.min ?? 1), max: c.max === null || c.max === undefined ? null : Number(c.max), suggested: (c.suggested ?? []).map(Number), ...(c.label !== undefined ? { label: c.label } : {}) };
 }
-export const customAmountJson = (c: CustomAmount | null) => (c ? { min: c.min, max: c.max, suggested: c.suggested } : null);
+export const customAmountJson = (c: CustomAmount | null) => (c ? { min: c.min, max: c.max, suggested: c.suggested, ...(c.label !== undefined ? { label: c.label } : {}) } : null);
 
 /** The API shape of an items link's lines. */
 export function itemsJson(items: readonly LinkItem[]) {
@@ -212,11 +230,15 @@ export interface OrderChoice {
   quantities: Record<string, string | undefined>;
   /** The chosen recurring product's id, as posted. */
   plan?: string;
+  /** A link with a customer-chosen amount: the amount as typed or picked (a decimal), '' or absent for none. */
+  amount?: string;
 }
 
 export interface PricedOrder {
   lines: LineItem[];
   total: number;
+  /** The products' part of the total (without a customer-chosen amount): what the page's total said. */
+  itemsTotal: number;
   /** The recurring product chosen (a subscription), if any. */
   recurring: ItemProduct | null;
   /** Quantity per product id as the page shows it again (a 422, a re-render). */
@@ -244,7 +266,7 @@ export function sections(items: readonly LinkItem[]): { oneTime: LinkItem[]; rec
 
 export const quantityField = (productId: string) => `quantity_${productId}`;
 
-export function priceOrder(items: readonly LinkItem[], currency: string, choice: OrderChoice): { ok: true; order: PricedOrder } | { ok: false; errors: Record<string, string>; quantities: Record<string, number> } {
+export function priceOrder(items: readonly LinkItem[], currency: string, choice: OrderChoice, custom: CustomAmount | null = null): { ok: true; order: PricedOrder } | { ok: false; errors: Record<string, string>; quantities: Record<string, number> } {
   const errors: Record<string, string> = {};
   const quantities: Record<string, number> = {};
   const plan = planOf(items, choice.plan);
@@ -272,13 +294,32 @@ export function priceOrder(items: readonly LinkItem[], currency: string, choice:
     if (item.product.recurring && id !== plan) continue;
     if (n > 0) lines.push({ productId: id, description: item.product.name, quantity: n, unitAmount: item.product.price });
   }
+  const itemsTotal = lineItemsTotal(lines);
+  if (custom) {
+    const chosen = chosenPart(custom, currency, choice.amount);
+    if (typeof chosen === 'string') errors.amount = chosen;
+    else if (chosen > 0) lines.push({ productId: null, description: custom.label || CUSTOM_AMOUNT_LINE, quantity: 1, unitAmount: chosen });
+  }
   if (Object.keys(errors).length) return { ok: false, errors, quantities };
   const total = lineItemsTotal(lines);
-  if (!lines.length || total === 0) return { ok: false, errors: { items: 'Choose at least one item.' }, quantities };
+  if (!lines.length || total === 0) return { ok: false, errors: { items: custom ? 'Choose at least one item or an amount.' : 'Choose at least one item.' }, quantities };
   const over = total === null ? amountCeilingError(Number.MAX_SAFE_INTEGER, currency, 'items') : amountCeilingError(total, currency, 'items');
   if (over) return { ok: false, errors: { items: `That is more than one payment can take. ${over.message}` }, quantities };
   const chosen = !plan ? null : recurring.find((r) => r.product.id === plan)!.product;
-  return { ok: true, order: { lines, total: total!, recurring: chosen, quantities } };
+  return { ok: true, order: { lines, total: total!, itemsTotal: itemsTotal ?? 0, recurring: chosen, quantities } };
+}
+
+/** An items link's customer-chosen amount as posted: minor units (0: none added), or the message for the `amount` field. */
+function chosenPart(custom: CustomAmount, currency: string, posted: string | undefined): number | string {
+  const text = (posted ?? '').trim();
+  if (!text) return custom.min > 0 ? 'Choose or enter the amount you want to pay.' : 0;
+  if (custom.min === 0 && /^0*(?:[.,]0*)?$/.test(text)) return 0;
+  const parsed = parseDecimalAmount(text, currency, { ceiling: false });
+  if (!parsed.ok) return parsed.message;
+  if (parsed.minor < Math.max(1, custom.min)) return `The amount must be at least ${formatMoney(Math.max(1, custom.min), currency)}.`;
+  const max = custom.max ?? maxAmount(currency);
+  if (parsed.minor > max) return `The amount can be at most ${formatMoney(max, currency)}.`;
+  return parsed.minor;
 }
 
 /** The lines at their default quantities (the plain page, before the customer changes anything). */

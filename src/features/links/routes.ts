@@ -235,7 +235,10 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     // Without JavaScript, "Update choices" posts the form to show the chosen customer's channels.
     if (body.refresh === 'send') return again({}, 200);
     const { sending } = rt;
-    const { input, errors } = createInputErrors(body, merchant.currency);
+    // An items link's typed amounts are in its products' currency (the first ticked product's; the service checks they agree).
+    const firstItem = body.type === 'items' ? [body.item].flat()[0] : undefined;
+    const itemsCurrency = typeof firstItem === 'string' && firstItem ? (await rt.products.get(merchant.key, firstItem).catch(() => null))?.currency : undefined;
+    const { input, errors } = createInputErrors(body, itemsCurrency ?? merchant.currency);
     const { send, errors: sendErrors } = sendInput(sendValues, body.active === 'on' || body.active === '1' || body.active === 'true');
     errors.push(...sendErrors);
     try {

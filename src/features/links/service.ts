@@ -37,8 +37,6 @@ import {
   type LinkItem,
 } from './items.ts';
 
-const customAmountOnItems = () =>
-  new ValidationError([{ field: 'custom_amount', code: 'not_supported', message: 'An items link is priced by its products and quantities; custom_amount is for amount links.' }]);
 import { collectFrom, collectJson, parseCollect, type Collect } from './collect.ts';
 import { linkBrandingJson, mergeLinkBranding, parseLinkBranding, storedLinkBranding, type LinkBranding } from '../branding/index.ts';
 
@@ -414,8 +412,9 @@ export function createLinkService(deps: LinkServiceDeps) {
           if (tooLarge) throw new ValidationError([tooLarge]);
         }
       } else if (input.type === 'items') {
-        if (input.custom_amount !== undefined && input.custom_amount !== null) throw customAmountOnItems();
         ({ currency, rows: itemRows } = await checkItems(merchant, input.items));
+        // An amount the customer adds to the order (a donation, a tip), in the products' currency.
+        if (input.custom_amount !== undefined && input.custom_amount !== null) customAmount = parseCustomAmount(input.custom_amount, currency, { forItems: true });
       } else {
         const product = await products.get(merchant.key, input.product_id).catch((err) => {
           if (err instanceof NotFoundError) throw new ValidationError([{ field: 'product_id', code: 'unknown_product', message: 'Choose one of your products.' }]);
@@ -521,13 +520,13 @@ export function createLinkService(deps: LinkServiceDeps) {
         throw new ValidationError([{ field: 'amount', code: 'not_an_amount_link', message: link.type === 'items' ? 'An items link takes its prices from its products.' : 'A product link takes its price from the product.' }]);
       }
       if (input.items !== undefined && link.type !== 'items') throw new ValidationError([{ field: 'items', code: 'not_an_items_link', message: 'Only an items link has items.' }]);
-      if (input.custom_amount !== undefined && input.custom_amount !== null && link.type !== 'amount') throw link.type === 'items' ? customAmountOnItems() : new ValidationError([{ field: 'custom_amount', code: 'not_an_amount_link', message: 'A product link takes its price from the product.' }]);
+      if (input.custom_amount !== undefined && input.custom_amount !== null && link.type === 'product') throw new ValidationError([{ field: 'custom_amount', code: 'not_an_amount_link', message: 'A product link takes its price from the product.' }]);
       // A fixed amount and a customer-chosen one replace each other; both at once is ambiguous.
       if (input.amount !== undefined && input.custom_amount !== undefined && input.custom_amount !== null) throw new ValidationError([{ field: 'amount', code: 'amount_and_custom_amount', message: 'Give a fixed amount or custom_amount, not both.' }]);
-      if (input.custom_amount === null && input.amount === undefined && link.customAmount) throw new ValidationError([{ field: 'amount', code: 'required', message: 'Give the fixed amount that replaces the customer-chosen one.' }]);
+      if (input.custom_amount === null && input.amount === undefined && link.customAmount && link.type === 'amount') throw new ValidationError([{ field: 'amount', code: 'required', message: 'Give the fixed amount that replaces the customer-chosen one.' }]);
       let customAmount: CustomAmount | null | undefined;
-      if (input.custom_amount !== undefined && input.custom_amount !== null) customAmount = parseCustomAmount(input.custom_amount, input.currency ?? link.currency);
-      else if (input.amount !== undefined) customAmount = null;
+      if (input.custom_amount !== undefined && input.custom_amount !== null) customAmount = parseCustomAmount(input.custom_amount, input.currency ?? link.currency, { forItems: link.type === 'items' });
+      else if (input.amount !== undefined || (input.custom_amount === null && link.type === 'items')) customAmount = null;
       if (customAmount?.max) checkAmountCap(merchant.actor, customAmount.max, input.currency ?? link.currency, merchant.currency);
       let itemRows: ItemRow[] | undefined;
       if (input.items !== undefined) {

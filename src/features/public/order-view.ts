@@ -4,7 +4,7 @@
  * only shows them, and a checkout prices the order again from the link.
  */
 import { formatMoney, toDecimalString } from '../../core/money.ts';
-import { isAdjustable, planOf, priceOrder, quantityField, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
+import { CUSTOM_AMOUNT_LINE, isAdjustable, planOf, priceOrder, quantityField, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
 import { currencySymbol } from './view.ts';
 
 /** The form fields an items checkout reads besides name, email and provider. */
@@ -19,7 +19,10 @@ export function orderChoiceFrom(raw: Record<string, unknown>, items: readonly Li
   for (const [k, v] of Object.entries(raw)) if (k.startsWith('quantity_') && typeof v === 'string') quantities[k] = v.slice(0, 12);
   const adjustable = items.filter((i) => isAdjustable(i.quantity));
   if (adjustable.length === 1 && typeof raw.quantity === 'string') quantities[quantityField(adjustable[0].product.id)] ??= raw.quantity.slice(0, 12);
-  return { quantities, plan: typeof raw.plan === 'string' ? raw.plan : undefined };
+  // A customer-chosen amount on the order: as chosenAmount reads it (a typed one wins), none is ''.
+  const other = typeof raw.amount_other === 'string' ? raw.amount_other.trim() : '';
+  const picked = typeof raw.amount === 'string' && raw.amount.trim() !== 'other' ? raw.amount.trim() : '';
+  return { quantities, plan: typeof raw.plan === 'string' ? raw.plan : undefined, amount: (other || picked).slice(0, 20) };
 }
 
 /**
@@ -37,8 +40,11 @@ export function applyStep(items: readonly LinkItem[], choice: OrderChoice, step:
   return { ...choice, quantities: { ...choice.quantities, [field]: String(next) } };
 }
 
-export function itemsView(items: readonly LinkItem[], currency: string, choice: OrderChoice, errors: Record<string, string> = {}) {
+export function itemsView(items: readonly LinkItem[], currency: string, choice: OrderChoice, errors: Record<string, string> = {}, custom: CustomAmount | null = null) {
   const priced = priceOrder(items, currency, choice);
+  // With an amount the customer adds, the total includes it once it is a valid one.
+  const whole = custom ? priceOrder(items, currency, choice, custom) : priced;
+  const added = whole.ok && priced.ok ? whole.order.total - priced.order.total : 0;
   const quantities = priced.ok ? priced.order.quantities : priced.quantities;
   const { oneTime, recurring } = sections(items);
   const plan = planOf(items, choice.plan) ?? (oneTime.length ? '' : recurring[0]?.product.id ?? '');
@@ -61,7 +67,7 @@ export function itemsView(items: readonly LinkItem[], currency: string, choice: 
       error: errors[field] ?? null,
     };
   };
-  const total = priced.ok ? priced.order.total : null;
+  const total = whole.ok ? whole.order.total : priced.ok && custom ? priced.order.total : null;
   return {
     oneTime: oneTime.map(line),
     recurring: recurring.map(line),
@@ -71,7 +77,10 @@ export function itemsView(items: readonly LinkItem[], currency: string, choice: 
     planError: errors.plan ?? null,
     error: errors.items ?? null,
     total: total === null ? null : formatMoney(total, currency),
-    totalMinor: total,
+    // What the page showed of the products (compared with the order at checkout: quantities changed since → say the new total first).
+    totalMinor: priced.ok ? priced.order.total : null,
+    // The customer's own amount on the order: in the total when chosen, else said to come on top.
+    custom: custom ? { label: custom.label || CUSTOM_AMOUNT_LINE, added: added ? formatMoney(added, currency) : null, optional: custom.min === 0 } : null,
   };
 }
 export type ItemsView = ReturnType<typeof itemsView>;
@@ -82,6 +91,9 @@ export function customAmountView(c: CustomAmount, currency: string, ceiling: num
   return {
     currency,
     symbol: currencySymbol(currency),
+    // On an items link the amount is added to the order: named by the link, and optional with a minimum of 0.
+    legend: c.label || (c.label === undefined ? 'Amount' : CUSTOM_AMOUNT_LINE),
+    optional: c.min === 0,
     min: formatMoney(c.min, currency),
     max: formatMoney(c.max ?? ceiling, currency),
     suggested: c.suggested.length ? c.suggested.map((minor) => ({ value: toDecimalString(minor, currency), label: formatMoney(minor, currency), checked: toDecimalString(minor, currency) === chosen })) : null,

@@ -202,7 +202,7 @@ export function linkTarget(merchant: Merchant, link: PayableLink, action: string
     // A product deactivated or deleted since is not on sale; with none left there is nothing to sell.
     const items = link.items.filter((i) => i.product.active);
     if (!items.length) return NOT_FOUND;
-    return { kind: 'page', merchant, link, amount: null, currency: link.currency, action, items };
+    return { kind: 'page', merchant, link, amount: null, currency: link.currency, action, items, ...(link.customAmount ? { custom: link.customAmount } : {}) };
   }
   if (link.customAmount) return { kind: 'page', merchant, link, amount: null, currency: link.currency, action, custom: link.customAmount };
   if (link.amount === null) return NOT_FOUND;
@@ -234,9 +234,10 @@ export function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
   // The merchant's look with the link's overrides (logo, colour, button style and label).
   const look = payBranding(merchant, parseLinkBranding(link?.branding));
   const product = link?.type === 'product' ? link.product : null;
-  const items = t.items ? itemsView(t.items, t.currency, form.order ?? (form.values ? orderChoiceFrom(form.values, t.items) : defaultChoice()), form.errors) : null;
+  const items = t.items ? itemsView(t.items, t.currency, form.order ?? (form.values ? orderChoiceFrom(form.values, t.items) : defaultChoice()), form.errors, t.custom ?? null) : null;
   const custom = t.custom ? customAmountView(t.custom, t.currency, maxOpenAmount(t.currency), form.values ?? {}) : null;
-  const amount = t.amount === null ? (items?.total ?? null) : formatMoney(t.amount, t.currency);
+  // An items order whose customer-chosen amount is still to come: the button names no total yet.
+  const amount = t.amount === null ? (items?.custom && !items.custom.added && !items.custom.optional ? null : (items?.total ?? null)) : formatMoney(t.amount, t.currency);
   const discount = form.discount ?? null;
   // What a customer can still get: slots held by checkouts under way are not on offer.
   const left = link?.showRemaining ? remaining({ paymentLimit: link.paymentLimit, paidCount: link.paidCount + link.heldCount }) : null;
@@ -540,7 +541,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const errors: Record<string, string> = {};
     if (target.items) {
       // An items order: the discount applies to its total, priced from the link.
-      const priced = priceOrder(target.items, target.currency, order!);
+      const priced = priceOrder(target.items, target.currency, order!, target.custom ?? null);
       if (priced.ok) amount = priced.order.total;
       else Object.assign(errors, priced.errors);
     } else if (amount === null) {
@@ -568,7 +569,8 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     // written, so, like showing the page, it does not count as a checkout attempt.
     if (target.items && typeof raw.step === 'string') {
       const stepped = applyStep(target.items, order!, raw.step.slice(0, 80));
-      const priced = priceOrder(target.items, target.currency, stepped);
+      // An amount typed on an items link is judged too (an empty one only when the customer pays).
+      const priced = priceOrder(target.items, target.currency, stepped, stepped.amount ? (target.custom ?? null) : null);
       return again(priced.ok ? 200 : 422, priced.ok ? {} : priced.errors, { order: stepped });
     }
     const limited = await overLimit(req, target);
@@ -578,18 +580,19 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     // Enter in another field clicks Apply too (the form's first button): with no code, that pays.
     if (allowsCoupons && raw.apply !== undefined && postedCoupon(raw)) return applyCoupon(req, res, target, raw, order);
     const methods = await fresh.methods(target.merchant.key);
-    // A customer-chosen amount: a suggested one or "Other" (order-view.ts chosenAmount).
-    const chosen = target.custom ? chosenAmount(raw) : null;
+    // A customer-chosen amount: a suggested one or "Other" (order-view.ts chosenAmount). On an items
+    // link it is part of the order, priced with it below.
+    const chosen = target.custom && !target.items ? chosenAmount(raw) : null;
     const parsed = parseCheckoutForm(chosen ? { ...raw, amount: chosen.ok ? chosen.text : '' } : req.body, target.amount === null && !target.items ? { currency: target.currency } : null);
     const errors: Record<string, string> = parsed.ok ? {} : { ...parsed.errors };
     if (chosen && !chosen.ok) errors.amount = chosen.message;
-    else if (target.custom && parsed.ok) {
+    else if (chosen && target.custom && parsed.ok) {
       const { min, max } = target.custom;
       if (parsed.value.amount! < min) errors.amount = `The amount must be at least ${formatMoney(min, target.currency)}.`;
       else if (max !== null && parsed.value.amount! > max) errors.amount = `The amount can be at most ${formatMoney(max, target.currency)}.`;
     }
     // An items order is priced here, from the link: posted prices are never read, quantities are bounded.
-    const priced = target.items ? priceOrder(target.items, target.currency, order!) : null;
+    const priced = target.items ? priceOrder(target.items, target.currency, order!, target.custom ?? null) : null;
     if (priced && !priced.ok) Object.assign(errors, priced.errors);
     if (priced?.ok && priced.order.recurring) {
       // No provider takes subscriptions yet (the plugin API has no subscription capability).
@@ -610,7 +613,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     if (!parsed.ok || !collected.ok || Object.keys(errors).length) return again(422, errors, { discount: errors.coupon ? null : discount });
     const form: CheckoutForm = parsed.value;
     // The total the page showed, when the quantities typed since change it: show the new total first.
-    if (priced?.ok && typeof raw.shown_total === 'string' && raw.shown_total !== String(priced.order.total)) {
+    if (priced?.ok && typeof raw.shown_total === 'string' && raw.shown_total !== String(priced.order.itemsTotal)) {
       return again(200, {}, { notice: `Your total is now ${formatMoney(priced.order.total, target.currency)}. Check your order and pay.`, discount });
     }
     const amount = coupon.kind === 'applied' ? coupon.total : priced?.ok ? priced.order.total : (target.amount ?? form.amount!);

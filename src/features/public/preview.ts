@@ -19,7 +19,7 @@ import { NotFoundError } from '../../core/errors.ts';
 import { parseDecimalAmount } from '../../core/money.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { currencySchema } from '../merchants/index.ts';
-import { checkoutDraftFromForm, type Link, type LinkItem } from '../links/index.ts';
+import { checkoutDraftFromForm, itemsDraftFromForm, type Link, type LinkItem } from '../links/index.ts';
 import type { PayableLink } from '../checkout/index.ts';
 import { linkBrandingFromForm, linkBrandingInputSchema, mergeLinkBranding, storedLinkBranding } from '../branding/index.ts';
 import { databaseLookups, pageView } from './pay-page.ts';
@@ -69,17 +69,18 @@ export function linkPreviewRoutes(rt: Deps, render: Renderer): express.Router {
       if (input !== undefined) branding = mergeLinkBranding(null, parsed.success ? parsed.data : { ...input, color: null, button_style: null, button_label: null });
     }
     // What the checkout collects, a customer-chosen amount and an items link's lines, as typed so far.
-    const typed = body ? checkoutDraftFromForm(body, currency) : null;
+    const ticked = body && type === 'items' ? itemsDraftFromForm(body) : undefined;
     let items: LinkItem[] = saved?.items ?? [];
-    if (type === 'items' && typed?.items) {
+    if (ticked) {
       const products = new Map((await rt.products.active(merchant.key)).map((p) => [p.id, p]));
-      items = typed.items.flatMap((i) => {
+      items = ticked.flatMap((i) => {
         const p = products.get(i.productId);
         return p ? [{ product: { key: p.key, id: p.id, name: p.name, description: p.description, price: p.price, currency: p.currency, active: true, recurring: p.recurring }, quantity: i.quantity }] : [];
       });
       if (items.length) currency = items[0].product.currency;
     }
-    const customAmount = type === 'amount' ? (typed?.customAmount !== undefined ? typed.customAmount : saved?.customAmount ?? null) : null;
+    const typed = body ? checkoutDraftFromForm(body, currency, { forItems: type === 'items' }) : null;
+    const customAmount = type !== 'product' ? (typed?.customAmount !== undefined ? typed.customAmount : saved?.customAmount ?? null) : null;
     const limitMode = body ? text(body.limit, 16) : null;
     const limit = body ? (limitMode === 'once' ? 1 : limitMode === 'multiple' ? Number(text(body.limit_count, 8)) || null : null) : saved?.paymentLimit ?? null;
     const link: PayableLink = {
