@@ -19,7 +19,7 @@ import type { Limiter } from '../../core/rate-limit.ts';
 import { RESERVED_HANDLES, type Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
-import { lineItemsView, type LineItem } from '../../core/line-items.ts';
+import { lineItemsTotal, lineItemsView, type LineItem } from '../../core/line-items.ts';
 import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
 import { applyStep, chosenAmount, customAmountView, itemsView, orderChoiceFrom } from './order-view.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
@@ -41,7 +41,7 @@ export interface PayLookups {
 
 /** The merchant's usable providers as a pay page offers them. */
 export interface PayMethods {
-  options: { id: string; label: string }[];
+  options: { id: string; label: string; /** The provider bills subscriptions (a recurring plan can be paid with it). */ subscriptions?: boolean }[];
   /** Origins (other than ours) the providers send customers to: the page's CSP `form-action` gets exactly these. */
   formOrigins: string[];
 }
@@ -76,7 +76,7 @@ export function databaseLookups(rt: Deps): PayLookups {
           rt.log.error('a provider failed to list its checkout origins', { provider: provider.id, error: err });
         }
       }
-      return { options: usable.map(({ provider }) => ({ id: provider.id, label: provider.methodLabel ?? provider.name })), formOrigins: [...formOrigins] };
+      return { options: usable.map(({ provider }) => ({ id: provider.id, label: provider.methodLabel ?? provider.name, subscriptions: provider.subscriptions === true })), formOrigins: [...formOrigins] };
     },
   };
 }
@@ -591,15 +591,16 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     // An items order is priced here, from the link: posted prices are never read, quantities are bounded.
     const priced = target.items ? priceOrder(target.items, target.currency, order!) : null;
     if (priced && !priced.ok) Object.assign(errors, priced.errors);
-    if (priced?.ok && priced.order.recurring) {
-      // No provider takes subscriptions yet (the plugin API has no subscription capability).
-      errors.plan = sections(target.items!).oneTime.length
-        ? 'Subscriptions cannot be paid online here yet. Choose “No plan”, or contact the business to subscribe.'
-        : 'Subscriptions cannot be paid online here yet. Please contact the business to subscribe.';
-    }
+    // A plan is a subscription: only methods whose provider bills subscriptions can take it.
+    const plan = priced?.ok ? priced.order.recurring : null;
+    const options = plan ? methods.options.filter((o) => o.subscriptions) : methods.options;
+    const contact = sections(target.items ?? []).oneTime.length ? 'Choose “No plan”, or contact the business to subscribe.' : 'Please contact the business to subscribe.';
+    if (plan && !options.length) errors.plan = `Subscriptions cannot be paid online here yet. ${contact}`;
+    // A free trial charges nothing now, which no checkout here can do yet.
+    else if (plan?.recurring?.trialDays) errors.plan = `Free trials cannot be started online here yet. ${contact}`;
     // Several methods: the customer must pick one of those shown; one: the field is not needed (and ignored).
-    const provider = methods.options.length === 1 ? methods.options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
-    if (methods.options.length > 1 && !methods.options.some((o) => o.id === provider)) errors.provider = 'Choose how you want to pay.';
+    const provider = options.length === 1 ? options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
+    if (options.length > 1 && !options.some((o) => o.id === provider)) errors.provider = plan && methods.options.some((o) => o.id === provider) ? 'This payment method cannot pay subscriptions: choose another.' : 'Choose how you want to pay.';
     const collected = parseCollected(raw, target.link?.collect ?? null);
     if (!collected.ok) Object.assign(errors, collected.errors);
     // The code is judged with the rest (when the total is known), so every problem shows at once.
@@ -615,11 +616,14 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     }
     const amount = coupon.kind === 'applied' ? coupon.total : priced?.ok ? priced.order.total : (target.amount ?? form.amount!);
     const lineItems = priced?.ok ? priced.order.lines : target.lines;
+    // What each renewal charges: the plan's line (its quantity times its price), without the one-time lines or a coupon.
+    const planLine = plan ? priced!.ok && priced!.order.lines.find((l) => l.productId === plan.id) : null;
+    const recurring = plan && plan.recurring ? { interval: plan.recurring.interval, count: plan.recurring.count, trialDays: plan.recurring.trialDays, renewalAmount: planLine ? (lineItemsTotal([planLine]) ?? plan.price) : plan.price, productId: plan.id, productName: plan.name } : null;
     const customerKey = await payingCustomer(req, target);
     let next;
     try {
       // "Cancel and go back" on the provider's page returns to this very page (with its ?c=).
-      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, lineItems, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl, coupon: coupon.kind === 'applied' ? coupon.coupon : null, collected: collected.value }));
+      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, lineItems, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl, coupon: coupon.kind === 'applied' ? coupon.coupon : null, collected: collected.value, recurring }));
     } catch (err) {
       // The merchant changed their payment methods since the page was shown.
       if (err instanceof ValidationError) return invalid(err.byField());
