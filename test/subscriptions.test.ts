@@ -1,0 +1,142 @@
+/**
+ * Subscriptions (issue 16 part 2) with the sandbox provider: a recurring plan on an items link is
+ * paid once at checkout (the subscription starts, taking one slot of the link's limit), renewed by
+ * the sandbox's job when the injected clock passes the period's end (a payment of the link each
+ * time, never a slot), listed and canceled by the merchant through the API (renewals stop), with
+ * problem+json for bad requests. Both databases.
+ */
+import { expect } from 'chai';
+import supertest from 'supertest';
+import { forEachTarget } from './support/targets.ts';
+import type { TestEnv } from './support/harness.ts';
+import { apiClient, apiMerchant, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
+import { addInterval } from '../src/features/subscriptions/index.ts';
+
+const CUSTOMER = { name: 'Ann Example', email: 'ann@example.test' };
+const DAY = 86_400_000;
+
+forEachTarget('subscriptions with the sandbox provider', (target) => {
+  let env: TestEnv;
+  let a: ApiMerchant;
+  let call: ApiCall;
+  let callB: ApiCall;
+  const http = () => supertest(env.app);
+
+  before(async () => {
+    ({ env, a, call, callB } = await twoApiMerchants(target, ['Coffee Club', 'Other Shop']));
+  });
+  after(() => env?.close());
+
+  const product = async (c: ApiCall, body: Record<string, unknown>) => (await c('post', '/products', { currency: 'EUR', ...body }).expect(201)).body;
+  const planLink = async (c: ApiCall, m: ApiMerchant, extra: Record<string, unknown> = {}, plan: Record<string, unknown> = { interval: 'month' }) => {
+    const club = await product(c, { name: 'Beans every month', price: 2900, recurring: plan });
+    const kit = await product(c, { name: 'Welcome kit', price: 1500 });
+    const link = (await c('post', '/links', { type: 'items', name: 'Coffee club', items: [{ product_id: club.id, quantity: 1 }, { product_id: kit.id, quantity: 1 }], ...extra }).expect(201)).body;
+    return { club, kit, link, url: `/${m.handle}/${link.path}` };
+  };
+  /** Subscribes through the pay page and the sandbox card page; answers the card page's redirect. */
+  async function subscribe(url: string, planId: string, who = CUSTOMER) {
+    const res = await http().post(url).type('form').send({ ...who, plan: planId });
+    expect(res.status, res.text.slice(0, 800)).to.equal(303);
+    return http().post(new URL(res.headers.location).pathname).type('form').send({ card_number: '4242 4242 4242 4242' }).expect(303);
+  }
+  const renewJob = async () => {
+    await env.rt.jobs.enqueue(env.rt.db, 'plugin.provider-sandbox.renew', {});
+    await env.rt.jobs.drain();
+  };
+  const paymentsOf = async (c: ApiCall, linkId: string) => (await c('get', `/payments?link_id=${linkId}&limit=100`).expect(200)).body.data as any[];
+  const linkOf = async (c: ApiCall, linkId: string) => (await c('get', `/links/${linkId}`).expect(200)).body;
+
+  it('starts a subscription with the first payment and renews it when the clock passes the period end', async () => {
+    const { club, link, url } = await planLink(call, a);
+    await subscribe(url, club.id);
+    const [first] = await paymentsOf(call, link.id);
+    // The first charge: the plan and the one-time kit.
+    expect([first.amount, first.status]).to.deep.equal([4400, 'paid']);
+    expect(first.subscription_id).to.match(/^sub_/);
+    const sub = (await call('get', `/subscriptions/${first.subscription_id}`).expect(200)).body;
+    expect(sub).to.include({ object: 'subscription', status: 'active', link_id: link.id, amount: 2900, currency: 'EUR', provider: 'sandbox', first_payment_id: first.id, canceled_at: null });
+    expect(sub.plan).to.deep.equal({ interval: 'month', interval_count: 1, trial_days: null });
+    expect(sub.customer).to.include({ name: 'Ann Example', email: 'ann@example.test' });
+    expect(sub.current_period_end).to.equal(addInterval(new Date(first.paid_at), 'month', 1).toISOString());
+
+    // Not due yet: the job charges nothing.
+    await renewJob();
+    expect(await paymentsOf(call, link.id)).to.have.length(1);
+
+    // A month later the sandbox charges the plan alone (not the kit), once however often the job runs.
+    env.clock.set(new Date(Date.parse(sub.current_period_end) + 60_000));
+    await renewJob();
+    await renewJob();
+    const after = await paymentsOf(call, link.id);
+    expect(after).to.have.length(2);
+    expect(after[0]).to.include({ amount: 2900, status: 'paid', subscription_id: sub.id });
+    expect(after[0].payment_method).to.include({ type: 'card', last4: '4242' });
+    const renewed = (await call('get', `/subscriptions/${sub.id}`).expect(200)).body;
+    expect(renewed.current_period_end).to.equal(addInterval(new Date(sub.current_period_end), 'month', 1).toISOString());
+    // Revenue counts both charges; the limit counts one subscriber.
+    const l = await linkOf(call, link.id);
+    expect([l.paid_count, l.stats.payments, l.stats.revenue]).to.deep.equal([1, 2, 7300]);
+    const types = (await env.rt.db('events').where({ type: 'subscription.renewed' }).select('payload')).map((e: any) => JSON.parse(e.payload).subscriptionId);
+    expect(types).to.deep.equal([sub.id]);
+  });
+
+  it('counts subscribers, not renewals, against a payment limit', async () => {
+    const m = await apiMerchant(env, 'Limited Club');
+    const c = apiClient(env.app, m.secret);
+    const { club, link, url } = await planLink(c, m, { payment_limit: 2 });
+    await subscribe(url, club.id, { name: 'One', email: 'one@example.test' });
+    // Three renewals of the first subscriber do not fill the limit…
+    for (let i = 0; i < 3; i++) {
+      env.clock.advance(32 * DAY);
+      await renewJob();
+    }
+    let l = await linkOf(c, link.id);
+    expect([l.paid_count, l.remaining, l.active, l.stats.payments]).to.deep.equal([1, 1, true, 4]);
+    // …a second subscriber does.
+    await subscribe(url, club.id, { name: 'Two', email: 'two@example.test' });
+    l = await linkOf(c, link.id);
+    expect([l.paid_count, l.remaining, l.active, l.inactive_reason]).to.deep.equal([2, 0, false, 'limit_reached']);
+    // Both keep renewing on the closed link.
+    env.clock.advance(32 * DAY);
+    await renewJob();
+    l = await linkOf(c, link.id);
+    expect([l.paid_count, l.stats.payments]).to.deep.equal([2, 7]);
+    const subs = (await c('get', '/subscriptions').expect(200)).body;
+    expect(subs.data.map((s: any) => s.status)).to.deep.equal(['active', 'active']);
+  });
+
+  it('lets the merchant cancel a subscription: renewals stop, a second cancel is a 409, unknown ids are 404', async () => {
+    const m = await apiMerchant(env, 'Cancel Club');
+    const c = apiClient(env.app, m.secret);
+    const { club, link, url } = await planLink(c, m, {}, { interval: 'week', interval_count: 2 });
+    await subscribe(url, club.id);
+    const [sub] = (await c('get', '/subscriptions').expect(200)).body.data;
+    const canceled = (await c('post', `/subscriptions/${sub.id}/cancel`).expect(200)).body;
+    expect(canceled.status).to.equal('canceled');
+    expect(canceled.canceled_at).to.equal(env.clock.now().toISOString());
+    env.clock.advance(30 * DAY);
+    await renewJob();
+    expect(await paymentsOf(c, link.id)).to.have.length(1);
+    expectProblem(await c('post', `/subscriptions/${sub.id}/cancel`), 409, 'already_canceled');
+    expectProblem(await c('get', '/subscriptions/sub_nope'), 404, 'not_found');
+    expectProblem(await c('post', '/subscriptions/sub_nope/cancel'), 404, 'not_found');
+    // Another merchant's subscription is the same 404.
+    expectProblem(await callB('get', `/subscriptions/${sub.id}`), 404, 'not_found');
+    expectProblem(await callB('post', `/subscriptions/${sub.id}/cancel`), 404, 'not_found');
+    expectProblem(await c('get', '/subscriptions?status=paused'), 422, 'validation_failed');
+    expect((await c('get', '/subscriptions?status=canceled').expect(200)).body.data.map((s: any) => s.id)).to.deep.equal([sub.id]);
+    const events = await env.rt.db('events').where({ type: 'subscription.canceled' }).select('payload');
+    expect(events.map((e: any) => JSON.parse(e.payload)).filter((p: any) => p.subscriptionId === sub.id).map((p: any) => p.canceledBy)).to.deep.equal(['merchant']);
+  });
+
+  it('refuses a free-trial plan at checkout by the plan field, and writes nothing', async () => {
+    const m = await apiMerchant(env, 'Trial Club');
+    const c = apiClient(env.app, m.secret);
+    const { club, url } = await planLink(c, m, {}, { interval: 'month', trial_days: 14 });
+    const before = Number((await env.rt.db('payments').count({ n: '*' }).first())!.n);
+    const res = await http().post(url).type('form').send({ ...CUSTOMER, plan: club.id }).expect(422);
+    expect(/id="plan-error">([^<]*)</.exec(res.text)![1]).to.include('Free trials');
+    expect(Number((await env.rt.db('payments').count({ n: '*' }).first())!.n)).to.equal(before);
+  });
+});
