@@ -350,6 +350,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         reminders,
         requests: { get: (merchantKey, id) => services.requests.get(merchantKey, id), json: (r) => services.requests.json(r) },
         apiKeys: { refsByKeys: (keys) => services.apiKeys.refsByKeys(keys) },
+        subscriptions: { getView: (merchantKey, id) => services.subscriptions.getView(merchantKey, id) },
       }),
       send: opts.webhookSender ?? createSender({ allowPrivate: config.webhooksAllowPrivate === true }),
       allowHttp: config.env !== 'production' || config.webhooksAllowPrivate === true,

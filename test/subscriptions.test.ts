@@ -59,6 +59,10 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expect(sub.plan).to.deep.equal({ interval: 'month', interval_count: 1, trial_days: null });
     expect(sub.customer).to.include({ name: 'Ann Example', email: 'ann@example.test' });
     expect(sub.current_period_end).to.equal(addInterval(new Date(first.paid_at), 'month', 1).toISOString());
+    // The receipt says it is a subscription and when it renews.
+    const receipt = (await http().get(`/receipt/${first.id}`).expect(200)).text;
+    expect(receipt).to.include('You subscribed to <strong>Beans every month</strong>: €29.00 every month.');
+    expect(receipt).to.match(/It renews on <strong>[^<]+<\/strong>/);
 
     // Not due yet: the job charges nothing.
     await renewJob();
@@ -72,6 +76,7 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expect(after).to.have.length(2);
     expect(after[0]).to.include({ amount: 2900, status: 'paid', subscription_id: sub.id });
     expect(after[0].payment_method).to.include({ type: 'card', last4: '4242' });
+    expect((await http().get(`/receipt/${after[0].id}`).expect(200)).text).to.include('This payment renewed your subscription to');
     const renewed = (await call('get', `/subscriptions/${sub.id}`).expect(200)).body;
     expect(renewed.current_period_end).to.equal(addInterval(new Date(sub.current_period_end), 'month', 1).toISOString());
     // Revenue counts both charges; the limit counts one subscriber.
@@ -117,7 +122,9 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expect(canceled.canceled_at).to.equal(env.clock.now().toISOString());
     env.clock.advance(30 * DAY);
     await renewJob();
-    expect(await paymentsOf(c, link.id)).to.have.length(1);
+    const payments = await paymentsOf(c, link.id);
+    expect(payments).to.have.length(1);
+    expect((await http().get(`/receipt/${payments[0].id}`).expect(200)).text).to.include('you will not be charged again');
     expectProblem(await c('post', `/subscriptions/${sub.id}/cancel`), 409, 'already_canceled');
     expectProblem(await c('get', '/subscriptions/sub_nope'), 404, 'not_found');
     expectProblem(await c('post', '/subscriptions/sub_nope/cancel'), 404, 'not_found');
