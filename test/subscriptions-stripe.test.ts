@@ -99,6 +99,22 @@ forEachTarget('subscriptions through Stripe', (target) => {
     expect(fake.requests.filter((r) => r.method === 'POST' && r.path === '/v1/refunds').pop()!.body.payment_intent).to.equal(intent);
   });
 
+  it('starts a free trial at Stripe with nothing charged today, then bills the plan when the trial ends', async () => {
+    const plan = (await s.call('post', '/products', { name: 'Pro', price: 9000, currency: 'EUR', recurring: { interval: 'year', trial_days: 30 } }).expect(201)).body;
+    const link = (await s.call('post', '/links', { type: 'items', name: 'Pro plan', items: [{ product_id: plan.id, quantity: 1 }] }).expect(201)).body;
+    const { payment, stripeSub } = await subscribe(plan.id, link.path, 'ed@example.test');
+    const created = fake.requests.find((r) => r.path === '/v1/checkout/sessions' && r.body.client_reference_id === payment.id)!;
+    expect(created.body.subscription_data.trial_period_days).to.equal('30');
+    expect(created.body.line_items).to.have.length(1);
+    expect(stripeSub.status).to.equal('trialing');
+    expect([payment.status, payment.amount]).to.deep.equal(['paid', 0]);
+    expect(fake.requests.filter((r) => r.path.endsWith('/capture') && r.path.includes('/in_'))).to.deep.equal([]);
+    expect((await sub(payment.subscription_id)).status).to.equal('trialing');
+    await fake.renew(stripeSub.id);
+    expect((await sub(payment.subscription_id)).status).to.equal('active');
+    expect((await paymentsOf(link.id)).map((p) => [p.amount, p.status])).to.deep.equal([[9000, 'paid'], [0, 'paid']]);
+  });
+
   it('ends the subscription when it is canceled in Stripe: no renewal is recorded after', async () => {
     const { club, link } = await planLink();
     const { payment, stripeSub } = await subscribe(club.id, link.path, 'cy@example.test');

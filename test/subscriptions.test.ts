@@ -137,13 +137,45 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expect(events.map((e: any) => JSON.parse(e.payload)).filter((p: any) => p.subscriptionId === sub.id).map((p: any) => p.canceledBy)).to.deep.equal(['merchant']);
   });
 
-  it('refuses a free-trial plan at checkout by the plan field, and writes nothing', async () => {
+  it('starts a free trial: the one-time items today, the plan first charged when the trial ends', async () => {
     const m = await apiMerchant(env, 'Trial Club');
     const c = apiClient(env.app, m.secret);
-    const { club, url } = await planLink(c, m, {}, { interval: 'month', trial_days: 14 });
-    const before = Number((await env.rt.db('payments').count({ n: '*' }).first())!.n);
-    const res = await http().post(url).type('form').send({ ...CUSTOMER, plan: club.id }).expect(422);
-    expect(/id="plan-error">([^<]*)</.exec(res.text)![1]).to.include('Free trials');
-    expect(Number((await env.rt.db('payments').count({ n: '*' }).first())!.n)).to.equal(before);
+    const { club, link, url } = await planLink(c, m, { payment_limit: 5 }, { interval: 'month', trial_days: 14 });
+    // The page says what is due today and what follows.
+    const page = (await http().post(url).type('form').send({ plan: club.id, step: 'update' }).expect(200)).text;
+    expect(page).to.include('Then €29.00 every month after the 14-day free trial, until canceled.');
+    expect(page).to.match(/Due today<\/span> <span class="amount-value">€15\.00</);
+    await subscribe(url, club.id);
+    const [first] = await paymentsOf(c, link.id);
+    expect([first.amount, first.status]).to.deep.equal([1500, 'paid']);
+    expect(first.line_items.map((l: any) => [l.description, l.unit_amount])).to.deep.equal([['Beans every month (14-day free trial)', 0], ['Welcome kit', 1500]]);
+    const sub = (await c('get', `/subscriptions/${first.subscription_id}`).expect(200)).body;
+    expect(sub).to.include({ status: 'trialing', amount: 2900 });
+    expect(sub.current_period_end).to.equal(new Date(Date.parse(first.paid_at) + 14 * DAY).toISOString());
+    expect((await http().get(`/receipt/${first.id}`).expect(200)).text).to.include('14-day free trial ends on');
+    expect((await linkOf(c, link.id)).paid_count).to.equal(1);
+    // The trial ends: the plan's first charge, a month's period from there.
+    env.clock.set(new Date(Date.parse(sub.current_period_end) + 1000));
+    await renewJob();
+    const after = await paymentsOf(c, link.id);
+    expect(after.map((p) => p.amount)).to.deep.equal([2900, 1500]);
+    const active = (await c('get', `/subscriptions/${sub.id}`).expect(200)).body;
+    expect(active.status).to.equal('active');
+    expect(active.current_period_end).to.equal(addInterval(new Date(sub.current_period_end), 'month', 1).toISOString());
+  });
+
+  it('starts a trial that charges nothing today (a plan alone): a €0 payment claims the subscriber’s slot', async () => {
+    const m = await apiMerchant(env, 'Free Trial Only');
+    const c = apiClient(env.app, m.secret);
+    const plan = await product(c, { name: 'Pro', price: 9000, recurring: { interval: 'year', trial_days: 30 } });
+    const link = (await c('post', '/links', { type: 'items', name: 'Pro plan', items: [{ product_id: plan.id, quantity: 1 }], payment_limit: 1 }).expect(201)).body;
+    await subscribe(`/${m.handle}/${link.path}`, plan.id);
+    const [first] = await paymentsOf(c, link.id);
+    expect([first.amount, first.status]).to.deep.equal([0, 'paid']);
+    const l = await linkOf(c, link.id);
+    expect([l.paid_count, l.active, l.stats.revenue]).to.deep.equal([1, false, 0]);
+    env.clock.advance(31 * DAY);
+    await renewJob();
+    expect((await paymentsOf(c, link.id)).map((p) => p.amount)).to.deep.equal([9000, 0]);
   });
 });

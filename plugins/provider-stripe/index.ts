@@ -246,6 +246,8 @@ export default definePlugin({
       },
 
       async capture(payment, s) {
+        // A subscription's free trial was paid by nothing (its reference is the €0 invoice): nothing to capture.
+        if (payment.providerRef?.startsWith('in_')) return;
         const stripe = stripeFor(s);
         if (!payment.providerRef) throw new ProviderError('No PaymentIntent to capture.', { retryable: false, code: 'no_payment_intent' });
         try {
@@ -267,6 +269,7 @@ export default definePlugin({
             if ((err as { code?: string }).code !== 'resource_missing') throw providerErrorFrom(err, 'could not cancel the subscription');
           });
         }
+        if (payment.providerRef.startsWith('in_')) return; // a free trial's €0 invoice: nothing was charged
         try {
           await stripe.paymentIntents.cancel(payment.providerRef, {}, { idempotencyKey: `paylink_cancel_${payment.paymentId}` });
         } catch (err) {
@@ -419,7 +422,12 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
     const invoice = idOf(s.invoice);
     if (!subscription || !invoice) return null;
     await api.store.insertOnce('subscriptions', payment.id, { merchantId: payment.merchantId, data: { stripeSubscriptionId: subscription } });
-    return settleFromIntent(payment, stripe, await intentOfInvoice(stripe, invoice), subscription);
+    const intent = await intentOfInvoice(stripe, invoice);
+    if (intent) return settleFromIntent(payment, stripe, intent, subscription);
+    // A free trial with nothing else to pay: Stripe charged nothing (a €0 invoice, paid) and keeps the card for the trial's end.
+    const inv = await stripe.invoices.retrieve(invoice);
+    if (inv.status !== 'paid' || inv.amount_paid !== 0) return null;
+    return checkout.authorize(payment.id, inv.id!, { subscriptionRef: subscription });
   }
 
   /** A renewal Stripe charged (an invoice of a subscription cycle) becomes a payment of the link, once. */

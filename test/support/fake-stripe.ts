@@ -418,9 +418,12 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       description: 'Subscription update', last_payment_error: paid ? null : { type: 'card_error', code: 'card_declined', message: 'Your card was declined.' }, latest_charge: null, livemode: false, metadata: {}, customer: sub.customer,
       payment_method: sub.default_payment_method, payment_method_types: ['card'], setup_future_usage: null, status: paid ? 'succeeded' : 'requires_payment_method',
     };
-    intents.set(pi.id, pi);
-    owner.set(pi.id, account.secretKey);
-    if (paid) newCharge(account, pi, cardDetails(`424242424242${sub._last4}`), true);
+    // Nothing to charge (a free trial): Stripe makes no PaymentIntent for a €0 invoice.
+    if (amount > 0) {
+      intents.set(pi.id, pi);
+      owner.set(pi.id, account.secretKey);
+      if (paid) newCharge(account, pi, cardDetails(`424242424242${sub._last4}`), true);
+    }
     const inv: Obj = {
       id: id('in'), object: 'invoice', amount_due: amount, amount_paid: paid ? amount : 0, amount_remaining: paid ? 0 : amount, attempt_count: 1, billing_reason: reason, collection_method: 'charge_automatically',
       created: now(), currency: sub.currency, customer: sub.customer, livemode: false, metadata: {},
@@ -429,7 +432,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       period_end: period.end, period_start: period.start, status: paid ? 'paid' : 'open', status_transitions: { paid_at: paid ? now() : null },
       total: amount,
     };
-    Object.defineProperty(inv, '_pi', { value: pi.id, enumerable: false });
+    Object.defineProperty(inv, '_pi', { value: amount > 0 ? pi.id : null, enumerable: false });
     invoices.set(inv.id, inv);
     owner.set(inv.id, account.secretKey);
     sub.latest_invoice = inv.id;
@@ -540,8 +543,8 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       const inv = structuredClone(own(account, 'invoice', invoices, m[1]));
       // `payments` is includable: only with expand[]=payments.
       if (expand.includes('payments')) {
-        const pi = (invoices.get(m[1]) as any)._pi as string;
-        inv.payments = { object: 'list', data: [{ id: id('inpay'), object: 'invoice_payment', amount_paid: inv.amount_paid, amount_requested: inv.amount_due, created: inv.created, currency: inv.currency, invoice: inv.id, is_default: true, livemode: false, payment: { type: 'payment_intent', payment_intent: pi }, status: inv.status === 'paid' ? 'paid' : 'open', status_transitions: { canceled_at: null, paid_at: inv.status_transitions.paid_at } }], has_more: false, url: `/v1/invoices/${inv.id}/payments` };
+        const pi = (invoices.get(m[1]) as any)._pi as string | null;
+        inv.payments = { object: 'list', data: !pi ? [] : [{ id: id('inpay'), object: 'invoice_payment', amount_paid: inv.amount_paid, amount_requested: inv.amount_due, created: inv.created, currency: inv.currency, invoice: inv.id, is_default: true, livemode: false, payment: { type: 'payment_intent', payment_intent: pi }, status: inv.status === 'paid' ? 'paid' : 'open', status_transitions: { canceled_at: null, paid_at: inv.status_transitions.paid_at } }], has_more: false, url: `/v1/invoices/${inv.id}/payments` };
       }
       return inv;
     }

@@ -689,7 +689,9 @@ export function createCheckoutService(deps: CheckoutDeps) {
     /** Opens a checkout for a link (or a merchant's open-amount page) and hands it to the provider. */
     async start(merchant: Merchant, link: CheckoutLink | null, input: StartInput): Promise<{ session: CheckoutSession; payment: Payment; next: ProviderStartResult }> {
       // Callers validate what customers type; this guards the money columns against programming errors.
-      if (!Number.isSafeInteger(input.amount) || input.amount <= 0 || input.amount > MAX_MINOR) throw new RangeError(`checkout amount out of range: ${input.amount}`);
+      // Only a plan's free trial may charge nothing today (the provider keeps the card for its end).
+      const least = input.recurring?.trialDays ? 0 : 1;
+      if (!Number.isSafeInteger(input.amount) || input.amount < least || input.amount > MAX_MINOR) throw new RangeError(`checkout amount out of range: ${input.amount}`);
       // The lines add up to what is charged, less a coupon's discount (its amount before is the lines' total).
       const off = input.coupon ? input.coupon.discount.amountOff : 0;
       const lines = input.lineItems ?? [];

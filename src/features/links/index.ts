@@ -7,5 +7,5 @@ export { redirectUrlFor } from './schemas.ts';
 export { CUSTOM_FIELDS_MAX, FIELD_TYPES, parseCollect } from './collect.ts';
 export type { Collect, CustomField, CustomFieldType } from './collect.ts';
 export type { ClaimLoss, HoldLoss, LinkRef, LinkState, PayableLinkRow, RequestLinkState } from './state.ts';
-export { ITEMS_MAX, QUANTITY_MAX, SUGGESTED_MAX, defaultChoice, isAdjustable, linkItemsFrom, planOf, priceOrder, quantityField, sections } from './items.ts';
-export type { CustomAmount, ItemProduct, ItemQuantity, LinkItem, OrderChoice, PricedOrder } from './items.ts';
+export { ITEMS_MAX, QUANTITY_MAX, SUGGESTED_MAX, defaultChoice, isAdjustable, linkItemsFrom, planOf, priceOrder, quantityField, sections, subscriptionTerms } from './items.ts';
+export type { CustomAmount, ItemProduct, ItemQuantity, LinkItem, OrderChoice, PricedOrder, SubscriptionTerms } from './items.ts';

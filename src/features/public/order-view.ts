@@ -4,8 +4,9 @@
  * only shows them, and a checkout prices the order again from the link.
  */
 import { formatMoney, toDecimalString } from '../../core/money.ts';
-import { isAdjustable, planOf, priceOrder, quantityField, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
+import { isAdjustable, planOf, priceOrder, quantityField, sections, subscriptionTerms, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
 import { currencySymbol } from './view.ts';
+import { recurringLabel } from '../products/index.ts';
 
 /** The form fields an items checkout reads besides name, email and provider. */
 export const ORDER_FIELDS = ['plan', 'step', 'shown_total'] as const;
@@ -62,6 +63,9 @@ export function itemsView(items: readonly LinkItem[], currency: string, choice: 
     };
   };
   const total = priced.ok ? priced.order.total : null;
+  // A chosen plan: what renews, and — with a free trial — what is due today instead of the total.
+  const terms = priced.ok ? subscriptionTerms(priced.order) : null;
+  const renews = terms ? `${formatMoney(terms.renewalAmount, currency)} ${recurringLabel(terms)}` : null;
   return {
     oneTime: oneTime.map(line),
     recurring: recurring.map(line),
@@ -72,6 +76,10 @@ export function itemsView(items: readonly LinkItem[], currency: string, choice: 
     error: errors.items ?? null,
     total: total === null ? null : formatMoney(total, currency),
     totalMinor: total,
+    /** Due at checkout when it differs from the total (a free trial leaves the plan out). */
+    dueToday: terms && terms.dueNow !== total ? formatMoney(terms.dueNow, currency) : null,
+    /** "Then €29.00 every month after the 14-day free trial, until canceled." */
+    renewal: terms ? (terms.trialDays ? `Then ${renews} after the ${terms.trialDays}-day free trial, until canceled.` : `Renews at ${renews} until canceled.`) : null,
   };
 }
 export type ItemsView = ReturnType<typeof itemsView>;

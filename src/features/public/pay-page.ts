@@ -19,8 +19,8 @@ import type { Limiter } from '../../core/rate-limit.ts';
 import { RESERVED_HANDLES, type Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
-import { lineItemsTotal, lineItemsView, type LineItem } from '../../core/line-items.ts';
-import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
+import { lineItemsView, type LineItem } from '../../core/line-items.ts';
+import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, subscriptionTerms, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
 import { applyStep, chosenAmount, customAmountView, itemsView, orderChoiceFrom } from './order-view.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
@@ -236,7 +236,8 @@ export function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
   const product = link?.type === 'product' ? link.product : null;
   const items = t.items ? itemsView(t.items, t.currency, form.order ?? (form.values ? orderChoiceFrom(form.values, t.items) : defaultChoice()), form.errors) : null;
   const custom = t.custom ? customAmountView(t.custom, t.currency, maxOpenAmount(t.currency), form.values ?? {}) : null;
-  const amount = t.amount === null ? (items?.total ?? null) : formatMoney(t.amount, t.currency);
+  // A free trial's plan is not charged today: the button says what is.
+  const amount = t.amount === null ? (items?.dueToday ?? items?.total ?? null) : formatMoney(t.amount, t.currency);
   const discount = form.discount ?? null;
   // What a customer can still get: slots held by checkouts under way are not on offer.
   const left = link?.showRemaining ? remaining({ paymentLimit: link.paymentLimit, paidCount: link.paidCount + link.heldCount }) : null;
@@ -268,6 +269,8 @@ export function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
     // With several payment methods the customer picks one (a radio group named `provider`); with one, nothing to pick.
     methods: methods.options.length > 1 ? methods.options : null,
     unavailable: methods.options.length === 0,
+    // Some method bills subscriptions: a plan can be paid here.
+    subscriptions: methods.options.some((o) => o.subscriptions),
     // Links that allow coupon codes show the field (and, once applied, the new total).
     coupon: Boolean(link?.allowCoupons),
     // What the link collects beyond name and email (views/pay/_collect.eta).
@@ -592,19 +595,18 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const priced = target.items ? priceOrder(target.items, target.currency, order!) : null;
     if (priced && !priced.ok) Object.assign(errors, priced.errors);
     // A plan is a subscription: only methods whose provider bills subscriptions can take it.
-    const plan = priced?.ok ? priced.order.recurring : null;
+    const terms = priced?.ok ? subscriptionTerms(priced.order) : null;
+    const plan = terms?.plan ?? null;
     const options = plan ? methods.options.filter((o) => o.subscriptions) : methods.options;
-    const contact = sections(target.items ?? []).oneTime.length ? 'Choose “No plan”, or contact the business to subscribe.' : 'Please contact the business to subscribe.';
-    if (plan && !options.length) errors.plan = `Subscriptions cannot be paid online here yet. ${contact}`;
-    // A free trial charges nothing now, which no checkout here can do yet.
-    else if (plan?.recurring?.trialDays) errors.plan = `Free trials cannot be started online here yet. ${contact}`;
+    if (plan && !options.length) errors.plan = `Subscriptions cannot be paid online here yet. ${sections(target.items ?? []).oneTime.length ? 'Choose “No plan”, or contact the business to subscribe.' : 'Please contact the business to subscribe.'}`;
     // Several methods: the customer must pick one of those shown; one: the field is not needed (and ignored).
     const provider = options.length === 1 ? options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
     if (options.length > 1 && !options.some((o) => o.id === provider)) errors.provider = plan && methods.options.some((o) => o.id === provider) ? 'This payment method cannot pay subscriptions: choose another.' : 'Choose how you want to pay.';
     const collected = parseCollected(raw, target.link?.collect ?? null);
     if (!collected.ok) Object.assign(errors, collected.errors);
     // The code is judged with the rest (when the total is known), so every problem shows at once.
-    const before = priced ? (priced.ok ? priced.order.total : null) : (target.amount ?? (parsed.ok && !errors.amount ? parsed.value.amount! : null));
+    // A plan's free trial: today's charge leaves out the plan's line.
+    const before = priced ? (priced.ok ? (terms?.dueNow ?? priced.order.total) : null) : (target.amount ?? (parsed.ok && !errors.amount ? parsed.value.amount! : null));
     const coupon = before === null ? ({ kind: 'none' } as const) : await couponStep(rt, target.merchant.key, allowsCoupons, postedCoupon(raw), before, target.currency);
     if (coupon.kind === 'refused') errors.coupon = coupon.message;
     const discount = coupon.kind === 'applied' ? coupon.view : null;
@@ -614,11 +616,10 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     if (priced?.ok && typeof raw.shown_total === 'string' && raw.shown_total !== String(priced.order.total)) {
       return again(200, {}, { notice: `Your total is now ${formatMoney(priced.order.total, target.currency)}. Check your order and pay.`, discount });
     }
-    const amount = coupon.kind === 'applied' ? coupon.total : priced?.ok ? priced.order.total : (target.amount ?? form.amount!);
-    const lineItems = priced?.ok ? priced.order.lines : target.lines;
-    // What each renewal charges: the plan's line (its quantity times its price), without the one-time lines or a coupon.
-    const planLine = plan ? priced!.ok && priced!.order.lines.find((l) => l.productId === plan.id) : null;
-    const recurring = plan && plan.recurring ? { interval: plan.recurring.interval, count: plan.recurring.count, trialDays: plan.recurring.trialDays, renewalAmount: planLine ? (lineItemsTotal([planLine]) ?? plan.price) : plan.price, productId: plan.id, productName: plan.name } : null;
+    const amount = coupon.kind === 'applied' ? coupon.total : priced?.ok ? (terms?.dueNow ?? priced.order.total) : (target.amount ?? form.amount!);
+    const lineItems = terms ? terms.lines : priced?.ok ? priced.order.lines : target.lines;
+    // What each renewal charges: the plan's line, without the one-time lines or a coupon.
+    const recurring = terms ? { interval: terms.interval, count: terms.count, trialDays: terms.trialDays, renewalAmount: terms.renewalAmount, productId: terms.plan.id, productName: terms.plan.name } : null;
     const customerKey = await payingCustomer(req, target);
     let next;
     try {

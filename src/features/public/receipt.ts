@@ -86,7 +86,15 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     // A subscription's payment says so, and when it renews (or that it ended).
     const sub = payment.subscriptionId ? await rt.subscriptions.get(payment.subscriptionId) : null;
     const subscription = sub
-      ? { product: sub.productName, plan: `${formatMoney(sub.amount, sub.currency)} ${planLabel(sub)}`, renewal: sub.firstPaymentId !== payment.id, next: sub.status === 'canceled' ? null : dateIn(sub.currentPeriodEnd, merchant.timezone), canceled: sub.canceledAt ? dateIn(sub.canceledAt, merchant.timezone) : null }
+      ? {
+          product: sub.productName,
+          plan: `${formatMoney(sub.amount, sub.currency)} ${planLabel(sub)}`,
+          renewal: sub.firstPaymentId !== payment.id,
+          // The first payment of a plan still in its free trial: the trial's end is the first charge.
+          trialDays: sub.status === 'trialing' && sub.firstPaymentId === payment.id ? sub.trialDays : null,
+          next: sub.status === 'canceled' ? null : dateIn(sub.currentPeriodEnd, merchant.timezone),
+          canceled: sub.canceledAt ? dateIn(sub.canceledAt, merchant.timezone) : null,
+        }
       : null;
 
     res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex' });

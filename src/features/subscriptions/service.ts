@@ -24,6 +24,7 @@ import { parseBody } from '../../core/http.ts';
 import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.ts';
 import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentMethodInfo, PluginSubscription } from '../../plugin-api.ts';
+import { recurringLabel } from '../products/index.ts';
 
 export const SUBSCRIPTION_STATUSES = ['trialing', 'active', 'past_due', 'canceled'] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
@@ -95,7 +96,7 @@ export function addInterval(at: Date, interval: Interval, count: number): Date {
 }
 
 /** "every month", "every 3 weeks". */
-export const planLabel = (s: Pick<Subscription, 'interval' | 'intervalCount'>) => (s.intervalCount === 1 ? `every ${s.interval}` : `every ${s.intervalCount} ${s.interval}s`);
+export const planLabel = (s: Pick<Subscription, 'interval' | 'intervalCount'>) => recurringLabel({ interval: s.interval, count: s.intervalCount });
 
 /** What the subscriptions feature needs of the others (capabilities, never their tables). */
 export interface SubscriptionDeps {
@@ -212,14 +213,15 @@ export function createSubscriptionService(deps: SubscriptionDeps) {
         product_name: plan.productName.slice(0, 200),
         provider: payment.provider,
         provider_ref: null,
-        status: 'active',
+        // A free trial: the first renewal charges at its end.
+        status: plan.trialDays ? 'trialing' : 'active',
         billing_interval: plan.interval,
         interval_count: plan.count,
         trial_days: plan.trialDays,
         amount: plan.renewalAmount,
         currency: payment.currency,
         first_payment_id: payment.id,
-        current_period_end: addInterval(s.paidAt, plan.interval, plan.count),
+        current_period_end: plan.trialDays ? addInterval(s.paidAt, 'day', plan.trialDays) : addInterval(s.paidAt, plan.interval, plan.count),
         created_at: s.paidAt,
         updated_at: s.paidAt,
       });
