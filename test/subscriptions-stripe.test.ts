@@ -13,6 +13,7 @@ import type { TestEnv } from './support/harness.ts';
 import { expectProblem } from './support/api.ts';
 import type { FakeStripe } from './support/fake-stripe.ts';
 import { stripeShop, useStripeApp, type StripeShop } from './support/stripe-app.ts';
+import { WEBHOOK_EVENTS } from '../plugins/provider-stripe/index.ts';
 
 forEachTarget('subscriptions through Stripe', (target) => {
   const app = useStripeApp(target);
@@ -44,6 +45,11 @@ forEachTarget('subscriptions through Stripe', (target) => {
   }
   const paymentsOf = async (linkId: string) => (await s.call('get', `/payments?link_id=${linkId}&limit=100`).expect(200)).body.data as any[];
   const sub = async (id: string) => (await s.call('get', `/subscriptions/${id}`).expect(200)).body;
+
+  it('asks the merchant to send Stripe every event the plugin reads, subscriptions’ included', async () => {
+    const page = (await s.owner.agent.get('/app/settings/payments').expect(200)).text;
+    for (const e of WEBHOOK_EVENTS) expect(page, e).to.include(`<code>${e}</code>`);
+  });
 
   it('opens a subscription-mode Checkout and starts the subscription with the first invoice', async () => {
     const { club, link } = await planLink();
