@@ -137,6 +137,46 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expect(events.map((e: any) => JSON.parse(e.payload)).filter((p: any) => p.subscriptionId === sub.id).map((p: any) => p.canceledBy)).to.deep.equal(['merchant']);
   });
 
+  it('records a renewal once when the same invoice is reported many times at once, and moves the period once', async function () {
+    this.timeout(60_000);
+    const m = await apiMerchant(env, 'Race Club');
+    const c = apiClient(env.app, m.secret);
+    const { club, link, url } = await planLink(c, m);
+    await subscribe(url, club.id);
+    const [first] = await paymentsOf(c, link.id);
+    const sub = (await env.rt.services.subscriptions.get(first.subscription_id))!;
+    const outcomes = await Promise.all(Array.from({ length: 12 }, () => env.rt.services.subscriptions.renewed(sub, { invoiceRef: 'in_race_1' })));
+    expect(new Set(outcomes.map((o) => o.paymentId)).size).to.equal(1);
+    expect(outcomes.filter((o) => o.created)).to.have.length(1);
+    expect(await paymentsOf(c, link.id)).to.have.length(2);
+    const after = (await env.rt.services.subscriptions.get(sub.id))!;
+    expect(after.currentPeriodEnd.toISOString()).to.equal(addInterval(sub.currentPeriodEnd, 'month', 1).toISOString());
+    const renewedEvents = (await env.rt.db('events').where({ type: 'subscription.renewed' }).select('payload')).filter((e: any) => JSON.parse(e.payload).subscriptionId === sub.id);
+    expect(renewedEvents).to.have.length(1);
+  });
+
+  it('negative control: a read-check-write renewal records the same invoice more than once at the same concurrency', async function () {
+    if (target.name !== 'mariadb') return this.skip(); // SQLite serialises the writers: the race cannot show there
+    this.timeout(60_000);
+    const m = await apiMerchant(env, 'Naive Club');
+    const c = apiClient(env.app, m.secret);
+    const { club, link, url } = await planLink(c, m);
+    await subscribe(url, club.id);
+    const [first] = await paymentsOf(c, link.id);
+    const db = env.rt.db;
+    const { id: _key, public_id: _id, renewal_key: _renewalKey, ...template } = await db('payments').where({ public_id: first.id }).first();
+    /** What the renewal must not do: look for the invoice's payment, then write one (no unique key to stop a twin). */
+    async function naiveRenewal(): Promise<void> {
+      const seen = await db('payments').where({ link_id: template.link_id, provider_ref: 'in_naive' }).first('id');
+      await new Promise((r) => setImmediate(r));
+      if (seen) return;
+      await db('payments').insert({ ...template, public_id: `pay_naive${Math.random().toString(36).slice(2, 15)}`, provider_ref: 'in_naive', checkout_session_id: null });
+    }
+    await Promise.all(Array.from({ length: 12 }, () => naiveRenewal()));
+    const n = Number(((await db('payments').where({ provider_ref: 'in_naive' }).count({ n: '*' }).first()) as { n: number | string }).n);
+    expect(n, 'the naive renewal must double-record, or this test could not catch it').to.be.above(1);
+  });
+
   it('starts a free trial: the one-time items today, the plan first charged when the trial ends', async () => {
     const m = await apiMerchant(env, 'Trial Club');
     const c = apiClient(env.app, m.secret);

@@ -264,6 +264,9 @@ export function createSubscriptionService(deps: SubscriptionDeps) {
       const amount = r.amount ?? sub.amount;
       const attempt = () =>
         inTransaction(db, async (trx) => {
+          // Renewals of one subscription take turns: the row is locked (a write) before anything is read,
+          // so a concurrent report of the same invoice waits, then finds its payment.
+          await trx('subscriptions').where({ id: sub.key }).update({ updated_at: clock.now() });
           const current = (await load(trx, { id: sub.key }))!;
           const input = { merchantKey: current.merchantKey, linkKey: current.linkKey, customerKey: current.customerKey, provider: current.provider, subscriptionId: current.id, invoiceRef: r.invoiceRef, amount, currency: current.currency, paymentMethod: r.paymentMethod ?? null };
           if (current.status === 'canceled') {
