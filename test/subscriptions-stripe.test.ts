@@ -79,6 +79,9 @@ forEachTarget('subscriptions through Stripe', (target) => {
     let list = await paymentsOf(link.id);
     expect(list.map((p) => [p.amount, p.status, p.subscription_id])).to.deep.equal([[2900, 'paid', payment.subscription_id], [4400, 'paid', payment.subscription_id]]);
     expect(list[0].payment_method).to.deep.equal({ type: 'card', brand: 'visa', last4: '4242' });
+    // The merchant's payment page names the subscription.
+    const shown = (await s.owner.agent.get(`/app/payments/${list[0].id}`).expect(200)).text;
+    expect(shown).to.include(`<code>${payment.subscription_id}</code></a> <span class="muted small">· a renewal</span>`);
     expect((await sub(payment.subscription_id)).current_period_end).to.equal(new Date(inv.lines.data[0].period.end * 1000).toISOString());
     // The same event again, and another event for the same invoice: nothing more.
     const delivered = fake.sent.find((w) => w.event.type === 'invoice.paid' && w.event.data.object.id === inv.id)!;

@@ -133,6 +133,14 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expectProblem(await callB('post', `/subscriptions/${sub.id}/cancel`), 404, 'not_found');
     expectProblem(await c('get', '/subscriptions?status=paused'), 422, 'validation_failed');
     expect((await c('get', '/subscriptions?status=canceled').expect(200)).body.data.map((s: any) => s.id)).to.deep.equal([sub.id]);
+    // A viewer key reads subscriptions but cancels none (403); an agent (who sees only what they made) does neither.
+    for (const role of ['viewer', 'agent']) {
+      const { secret } = await env.rt.services.apiKeys.create(m.merchant, { name: role, role });
+      const k = apiClient(env.app, secret);
+      if (role === 'viewer') await k('get', '/subscriptions').expect(200);
+      else expectProblem(await k('get', '/subscriptions'), 403, 'forbidden');
+      expectProblem(await k('post', `/subscriptions/${sub.id}/cancel`), 403, 'forbidden');
+    }
     const events = await env.rt.db('events').where({ type: 'subscription.canceled' }).select('payload');
     expect(events.map((e: any) => JSON.parse(e.payload)).filter((p: any) => p.subscriptionId === sub.id).map((p: any) => p.canceledBy)).to.deep.equal(['merchant']);
   });
