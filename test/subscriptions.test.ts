@@ -8,7 +8,9 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import type { TestEnv } from './support/harness.ts';
+import { build, type TestEnv } from './support/harness.ts';
+import { BUILTIN_PLUGINS_DIR, builtinSources, type PluginSource } from '../src/core/plugins/host.ts';
+import { definePlugin } from '../src/plugin-api.ts';
 import { apiClient, apiMerchant, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
 import { addInterval } from '../src/features/subscriptions/index.ts';
 
@@ -225,5 +227,47 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     env.clock.advance(31 * DAY);
     await renewJob();
     expect((await paymentsOf(c, link.id)).map((p) => p.amount)).to.deep.equal([9000, 0]);
+  });
+});
+
+forEachTarget('subscriptions: only providers that bill them take a plan', (target) => {
+  let env: TestEnv;
+  const inline = (def: ReturnType<typeof definePlugin>): PluginSource => ({ source: `inline:${def.id}`, builtin: false, load: async () => ({ default: def }) });
+  /** A provider without the subscriptions capability (one-time payments only). */
+  const oneOff = definePlugin({
+    id: 'provider-oneoff',
+    version: '1.0.0',
+    apiVersion: 1,
+    register: (api) =>
+      api.providers.register({ id: 'oneoff', name: 'One-off', methodLabel: 'Bank transfer', enabledByDefault: true, start: async () => ({ redirect: `${api.baseUrl}/nowhere` }), capture: async () => {}, void: async () => {}, refund: async () => {} }),
+  });
+  before(async () => {
+    env = await build(target, { pluginSources: [...builtinSources(BUILTIN_PLUGINS_DIR), inline(oneOff)] });
+  });
+  after(() => env?.close());
+  const http = () => supertest(env.app);
+  const count = async () => Number(((await env.rt.db('payments').count({ n: '*' }).first()) as { n: number | string }).n);
+
+  it('refuses a plan by its field when no method bills subscriptions, and refuses a method that does not', async () => {
+    const m = await apiMerchant(env, 'Mixed Methods');
+    const c = apiClient(env.app, m.secret);
+    const club = (await c('post', '/products', { name: 'Club', price: 2900, currency: 'EUR', recurring: { interval: 'month' } }).expect(201)).body;
+    const kit = (await c('post', '/products', { name: 'Kit', price: 1500, currency: 'EUR' }).expect(201)).body;
+    const link = (await c('post', '/links', { type: 'items', name: 'Club', items: [{ product_id: club.id, quantity: 1 }, { product_id: kit.id, quantity: 1 }] }).expect(201)).body;
+    const url = `/${m.handle}/${link.path}`;
+    const before = await count();
+    // Sandbox and One-off: a plan with One-off is refused by the method's field.
+    const wrong = await http().post(url).type('form').send({ ...CUSTOMER, plan: club.id, provider: 'oneoff' }).expect(422);
+    expect(/id="f-provider-error">([^<]*)</.exec(wrong.text)![1]).to.include('cannot pay subscriptions');
+    // One-off alone: the page says subscriptions cannot be paid here, and a plan is refused by its field.
+    await c('patch', '/providers/sandbox', { enabled: false }).expect(200);
+    const page = (await http().get(url).expect(200)).text;
+    expect(page).to.include('Subscriptions cannot be paid online here yet');
+    const res = await http().post(url).type('form').send({ ...CUSTOMER, plan: club.id }).expect(422);
+    expect(/id="plan-error">([^<]*)</.exec(res.text)![1]).to.include('Subscriptions cannot be paid online here yet');
+    expect(await count()).to.equal(before);
+    // "No plan" still pays the one-time items with One-off.
+    const once = await http().post(url).type('form').send({ ...CUSTOMER, plan: '' });
+    expect([once.status, once.headers.location]).to.deep.equal([303, `${env.rt.config.baseUrl}/nowhere`]);
   });
 });

@@ -600,8 +600,11 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const options = plan ? methods.options.filter((o) => o.subscriptions) : methods.options;
     if (plan && !options.length) errors.plan = `Subscriptions cannot be paid online here yet. ${sections(target.items ?? []).oneTime.length ? 'Choose “No plan”, or contact the business to subscribe.' : 'Please contact the business to subscribe.'}`;
     // Several methods: the customer must pick one of those shown; one: the field is not needed (and ignored).
-    const provider = options.length === 1 ? options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
-    if (options.length > 1 && !options.some((o) => o.id === provider)) errors.provider = plan && methods.options.some((o) => o.id === provider) ? 'This payment method cannot pay subscriptions: choose another.' : 'Choose how you want to pay.';
+    const posted = typeof raw.provider === 'string' ? raw.provider : '';
+    const provider = options.length === 1 ? options[0].id : posted;
+    // A method shown on the page that cannot bill the chosen plan is refused, never silently swapped.
+    if (plan && options.length && methods.options.some((o) => o.id === posted) && !options.some((o) => o.id === posted)) errors.provider = 'This payment method cannot pay subscriptions: choose another.';
+    else if (options.length > 1 && !options.some((o) => o.id === provider)) errors.provider = 'Choose how you want to pay.';
     const collected = parseCollected(raw, target.link?.collect ?? null);
     if (!collected.ok) Object.assign(errors, collected.errors);
     // The code is judged with the rest (when the total is known), so every problem shows at once.
