@@ -24,6 +24,7 @@ import { linksRoutes } from './features/links/index.ts';
 import { sendingRoutes } from './features/sending/index.ts';
 import { productsRoutes } from './features/products/index.ts';
 import { couponsRoutes } from './features/coupons/index.ts';
+import { subscriptionsRoutes } from './features/subscriptions/index.ts';
 import { customersRoutes } from './features/customers/index.ts';
 import { tagsRoutes } from './features/tags/index.ts';
 import { dashboardQrRoutes } from './features/qr/index.ts';
@@ -204,6 +205,7 @@ export function buildApp(rt: Runtime): express.Express {
     dashboardQrRoutes(deps),
     productsRoutes(deps, render),
     couponsRoutes(deps, render),
+    subscriptionsRoutes(deps, render),
     customersRoutes(deps, render),
     tagsRoutes(deps, render),
     settingsRoutes(deps, render),

@@ -198,6 +198,86 @@ export interface PaymentProvider<S = Record<string, unknown>> {
    * Added in apiVersion 1.
    */
   forgetProfile?(profile: SavedProfileRef & { merchant: PluginMerchant }, settings: S): Promise<void>;
+  /**
+   * The provider bills subscriptions: a checkout for a recurring plan (`CheckoutSessionInfo.recurring`)
+   * is offered only with providers that set this. The provider then reports each renewal it charged
+   * with `api.services.subscriptions.renewed` and a cancellation with `.canceled`. Added in apiVersion 1.
+   */
+  subscriptions?: boolean;
+  /**
+   * The merchant cancels a subscription (`POST /api/v1/subscriptions/:id/cancel`, the dashboard):
+   * stop billing at the vendor now. Core records the cancellation only after this resolves; throw a
+   * retryable `ProviderError` when the vendor cannot be reached (the merchant gets a 503 and nothing
+   * changes). A subscription the vendor already ended: resolve. Without it, core just stops (right
+   * for a provider whose renewals are driven by `subscriptions.due`). Added in apiVersion 1.
+   */
+  cancelSubscription?(subscription: PluginSubscription, settings: S): Promise<void>;
+}
+
+/** A recurring plan a checkout subscribes to (`CheckoutSessionInfo.recurring`). Added in apiVersion 1. */
+export interface RecurringPlan {
+  interval: 'day' | 'week' | 'month' | 'year';
+  /** Every `intervalCount` intervals (1 = every month). */
+  intervalCount: number;
+  /** Free days before the first charge; null: none. */
+  trialDays: number | null;
+  /** What each renewal charges (minor units, the checkout's currency); the first charge is `amount`. */
+  renewalAmount: number;
+  /** The plan's product name, for the vendor's invoice. */
+  productName: string;
+}
+
+/** A subscription as its provider sees it (`api.services.subscriptions`). Added in apiVersion 1. */
+export interface PluginSubscription {
+  /** `sub_…` */
+  id: string;
+  provider: string;
+  /** The vendor's subscription id, once known (`checkout.authorize(…, { subscriptionRef })`). */
+  providerRef: string | null;
+  status: 'trialing' | 'active' | 'past_due' | 'canceled';
+  interval: RecurringPlan['interval'];
+  intervalCount: number;
+  /** Each renewal's amount, minor units. */
+  amount: number;
+  currency: string;
+  /** When the current period ends (ISO 8601): the next renewal is due then. */
+  currentPeriodEnd: string;
+  /** The merchant's public id (for `checkout.settingsFor`). */
+  merchantId: string;
+  /** The payment that started it (`pay_…`). */
+  firstPaymentId: string | null;
+}
+
+/**
+ * For providers that bill subscriptions, scoped to the calling plugin's providers (another provider's
+ * subscription is `null` or a permanent `ServiceError('subscription_not_found')`). Added in apiVersion 1.
+ *
+ * @example
+ * // A vendor webhook: an invoice of a subscription was paid.
+ * const sub = await api.services.subscriptions.byRef(invoice.subscription);
+ * if (sub) await api.services.subscriptions.renewed(sub.id, { invoiceRef: invoice.id, amount: invoice.amount_paid });
+ */
+export interface PluginSubscriptionServices {
+  get(subscriptionId: string): Promise<PluginSubscription | null>;
+  /** By the vendor's subscription id (`providerRef`). */
+  byRef(providerRef: string): Promise<PluginSubscription | null>;
+  /**
+   * This plugin's live subscriptions whose period ended before `before`, oldest due first (at most
+   * `limit`, default 100): what a provider that drives renewals itself (the sandbox) charges next.
+   */
+  due(opts: { before: Date; limit?: number }): Promise<PluginSubscription[]>;
+  /**
+   * A renewal was charged: records a paid payment of the subscription's link (counted in payments and
+   * revenue, never in the payment limit: the subscriber holds one slot) and moves the period on, to
+   * `periodEnd` when given, else one interval after the current end. Idempotent on `invoiceRef` (the
+   * vendor's invoice or charge id): the same invoice again answers the same payment with `created: false`.
+   * A canceled subscription → `ServiceError('subscription_canceled')`.
+   */
+  renewed(subscriptionId: string, renewal: { invoiceRef: string; amount?: number; periodEnd?: Date; paymentMethod?: PaymentMethodInfo }): Promise<{ paymentId: string; created: boolean }>;
+  /** The vendor could not charge a renewal (`past_due`) or charged it after all (`active`). */
+  setStatus(subscriptionId: string, status: 'active' | 'past_due'): Promise<void>;
+  /** The vendor ended the subscription (a customer's cancellation, failed payments): no more renewals. False when already canceled. */
+  canceled(subscriptionId: string): Promise<boolean>;
 }
 
 /** A provider's per-merchant settings (Settings → Payments; `PATCH /api/v1/providers/:id`). */
@@ -245,6 +325,13 @@ export interface CheckoutSessionInfo {
    * payment arrives after the hold lapsed. Added in apiVersion 1.
    */
   expiresAt: string;
+  /**
+   * Set when the customer subscribes to a recurring plan (only providers with `subscriptions: true`
+   * get such a checkout): charge `amount` now (or, with `trialDays`, nothing until the trial ends) and
+   * `renewalAmount` every period. Report the vendor's subscription id with `checkout.authorize(…,
+   * { subscriptionRef })`. Added in apiVersion 1.
+   */
+  recurring?: RecurringPlan | null;
 }
 
 /**
@@ -756,6 +843,8 @@ export interface PluginApi {
     checkout: PluginCheckoutServices;
     /** Customers and their tags (for actions such as action-customer-tags). */
     customers: PluginCustomerServices;
+    /** For providers that bill subscriptions (`subscriptions: true`). Added in apiVersion 1. */
+    subscriptions: PluginSubscriptionServices;
   };
 }
 
@@ -836,7 +925,7 @@ export interface PluginCheckoutServices {
    * Core claims a payment-limit slot atomically, then calls your provider's capture or void. Idempotent.
    * `paymentMethod` (when known) is shown on the receipt and in the API; a later call may add it.
    */
-  authorize(paymentId: string, providerRef: string, opts?: { paymentMethod?: PaymentMethodInfo }): Promise<PluginAuthorizeResult>;
+  authorize(paymentId: string, providerRef: string, opts?: { paymentMethod?: PaymentMethodInfo; subscriptionRef?: string }): Promise<PluginAuthorizeResult>;
   /** The card was declined; the customer may retry (call `retry` for a fresh attempt). */
   decline(paymentId: string, failure: { code: string; message: string }): Promise<void>;
   /**

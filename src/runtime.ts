@@ -48,6 +48,7 @@ import { createActionService, type ActionService } from './features/actions/inde
 import { createSendingService, type SendingService } from './features/sending/index.ts';
 import { actionCustomer, createPluginCustomerServices } from './features/actions/index.ts';
 import { createPluginCheckoutServices, createProviderReports } from './features/checkout/index.ts';
+import { createPluginSubscriptionServices, createSubscriptionService, type SubscriptionService } from './features/subscriptions/index.ts';
 import { createRefundService, createSavedProfiles, type RefundService, type SavedProfiles } from './features/checkout/index.ts';
 import { createProviderSettingsService, type ProviderSettingsService } from './features/providers/index.ts';
 import { createSealer } from './core/encryption.ts';
@@ -113,6 +114,8 @@ export interface Services {
   requestImports: RequestImports;
   /** The merchant's pay-page look: logo (stored re-encoded), button style and label. */
   branding: BrandingService;
+  /** Recurring plans billed by providers: renewals, cancellation. */
+  subscriptions: SubscriptionService;
 }
 
 export interface Runtime {
@@ -347,6 +350,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         reminders,
         requests: { get: (merchantKey, id) => services.requests.get(merchantKey, id), json: (r) => services.requests.json(r) },
         apiKeys: { refsByKeys: (keys) => services.apiKeys.refsByKeys(keys) },
+        subscriptions: { getView: (merchantKey, id) => services.subscriptions.getView(merchantKey, id) },
       }),
       send: opts.webhookSender ?? createSender({ allowPrivate: config.webhooksAllowPrivate === true }),
       allowHttp: config.env !== 'production' || config.webhooksAllowPrivate === true,
@@ -360,7 +364,24 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       db, clock, events, baseUrl: config.baseUrl, tokens, links, linkState, customers, deliveries, reminders,
       declines: { limiter: createLimiter(redis, config.redisPrefix, 'request-declines', declines), threshold: declines.points },
     });
+    const subscriptions = createSubscriptionService({
+      db,
+      clock,
+      events,
+      registries,
+      settingsFor: (merchantKey, providerId) => providers.settingsFor(merchantKey, providerId),
+      // Late-bound: checkout is built below, in the services object.
+      renewals: { recordRenewal: (trx, r) => services.checkout.recordRenewal(trx, r), renewalPaymentOf: (q, id, ref) => services.checkout.renewalPaymentOf(q, id, ref) },
+      refs: {
+        merchantIdOf: merchants.publicIdOf,
+        customerIdOf: customers.publicIdOf,
+        linkIdOf: linkState.publicIdOf,
+        linksByKeys: linkState.refsByKeys,
+        customersByKeys: (keys) => customers.summariesByKeys(keys),
+      },
+    });
     const services: Services = {
+      subscriptions,
       requests,
       // Late-bound: refunds and analytics are built below, in this object.
       reports: createReportService({
@@ -403,6 +424,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         stats: paymentStats,
         profiles,
         coupons,
+        subscriptions,
       }),
       customers,
       profiles,
@@ -485,8 +507,11 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
           providerIds: () => registries.providers.list().map((p) => p.id),
           settingsFor: (merchantKey, providerId) => providers.settingsFor(merchantKey, providerId),
           profiles: services.profiles,
+          subscriptions,
         }),
       customers: () => createPluginCustomerServices({ merchants, customers, tags }),
+      subscriptions: (pluginId) =>
+        createPluginSubscriptionServices({ subscriptions, pluginId, ownerOf: (id) => registries.providers.ownerOf(id), providerIds: () => registries.providers.list().map((p) => p.id) }),
     });
     const sources = opts.pluginSources ?? [...builtinSources(BUILTIN_PLUGINS_DIR), ...config.plugins.map((p) => externalSource(p))];
     await plugins.load(sources);

@@ -36,6 +36,7 @@ export const TABLE_OWNERS: Record<string, string> = {
   checkout_sessions: 'features/checkout',
   payments: 'features/checkout',
   refunds: 'features/checkout',
+  subscriptions: 'features/subscriptions',
   merchant_providers: 'features/providers',
   link_views: 'features/analytics',
   link_stats_hourly: 'features/analytics',

@@ -119,6 +119,19 @@ forEachTarget('event catalogue', (target) => {
     const inv9rLink = (await call('get', `/payment_requests/${inv9r}`).expect(200)).body.link_id as string;
     await rt.jobs.drain();
 
+    // Jane subscribes to the monthly clay club (sandbox), is billed again a month later, then the studio cancels.
+    const clay = (await call('post', '/products', { name: 'Clay club', price: 1900, currency: 'EUR', recurring: { interval: 'month' } }).expect(201)).body.id as string;
+    const clubLink = (await call('post', '/links', { type: 'items', name: 'Clay club', items: [{ product_id: clay, quantity: 1 }] }).expect(201)).body as { id: string; url: string };
+    const joined = await supertest(env.app).post(new URL(clubLink.url).pathname).type('form').send({ name: 'Jane Doe', email: 'jane@example.test', plan: clay });
+    expect(joined.status, joined.text.slice(0, 300)).to.equal(303);
+    await supertest(env.app).post(new URL(joined.headers.location).pathname).type('form').send({ card_number: '4242424242424242' }).expect(303);
+    env.clock.advance(32 * DAY);
+    await rt.jobs.enqueue(rt.db, 'plugin.provider-sandbox.renew', {});
+    await rt.jobs.drain();
+    const [subscription] = (await call('get', '/subscriptions').expect(200)).body.data as { id: string }[];
+    await call('post', `/subscriptions/${subscription.id}/cancel`).expect(200);
+    await rt.jobs.drain();
+
     const events = await stored();
     expect([...new Set(events.map((e) => e.type))].sort(), 'event types emitted').to.deep.equal([...EVENT_TYPES].sort());
     for (const e of events) {
@@ -144,7 +157,7 @@ forEachTarget('event catalogue', (target) => {
     expect(await ofType('link.limit_reached')).to.deep.equal([{ merchantId, linkId: link.id, limit: 1, paymentId: succeeded.paymentId }, { merchantId, linkId: inv8.link_id, limit: 1, paymentId: phoned.id }]);
     expect((await ofType('link.viewed')).map((v) => [v.linkId, v.browser, v.os])).to.deep.equal([[link.id, BROWSERS[0].browser, BROWSERS[0].os]]);
     const [invoiceLink] = await ofType('payment_request.created').then((c) => c.map((e) => e.linkId));
-    expect((await ofType('link.created')).map((l) => [l.linkId, l.kind, l.amount])).to.deep.equal([[link.id, 'smart', 4500], [invoiceLink, 'request', 3000], [request.link.id, 'request', 1250], [doomed, 'smart', 2000], [inv8.link_id, 'request', 1800], [inv9.link_id, 'request', 900], [inv9rLink, 'request', 900]]);
+    expect((await ofType('link.created')).map((l) => [l.linkId, l.kind, l.amount])).to.deep.equal([[link.id, 'smart', 4500], [invoiceLink, 'request', 3000], [request.link.id, 'request', 1250], [doomed, 'smart', 2000], [inv8.link_id, 'request', 1800], [inv9.link_id, 'request', 900], [inv9rLink, 'request', 900], [clubLink.id, 'smart', null]]);
     expect(await ofType('payment_request.created')).to.deep.equal([
       { merchantId, requestId: invoice, linkId: invoiceLink, reference: 'INV-7', amount: 3000, currency: 'EUR', source: 'api' },
       { merchantId, requestId: request.requestId, linkId: request.link.id, reference: null, amount: 1250, currency: 'EUR', source: 'text_to_pay' },
@@ -159,9 +172,16 @@ forEachTarget('event catalogue', (target) => {
     expect(await ofType('link.expired')).to.deep.equal([{ merchantId, linkId: request.link.id, customerId: jane, expiredAt: request.link.expiresAt!.toISOString() }]);
     expect(await ofType('link.deleted')).to.deep.equal([{ merchantId, linkId: doomed, path: 'gift-card' }]);
     expect((await ofType('delivery.failed')).map((d) => [d.linkId, d.customerId, d.channel, d.kind])).to.deep.equal([[link.id, jane, 'sms', 'initial']]);
-    // Jane's receipt for her payment goes by email too.
-    expect((await ofType('delivery.sent')).map((d) => [d.channel, d.kind]).sort()).to.deep.equal([['email', 'initial'], ['email', 'initial'], ['email', 'receipt'], ['email', 'reminder'], ['sms', 'initial'], ['sms', 'reminder']]);
-    expect((await ofType('delivery.sent')).filter((d) => d.kind === 'receipt').map((d) => [d.linkId, d.customerId])).to.deep.equal([[link.id, jane]]);
+    // Jane's receipt for her payment goes by email too (and one for each charge of her subscription).
+    expect((await ofType('delivery.sent')).map((d) => [d.channel, d.kind]).sort()).to.deep.equal([['email', 'initial'], ['email', 'initial'], ['email', 'receipt'], ['email', 'receipt'], ['email', 'receipt'], ['email', 'reminder'], ['sms', 'initial'], ['sms', 'reminder']]);
+    expect((await ofType('delivery.sent')).filter((d) => d.kind === 'receipt').map((d) => [d.linkId, d.customerId])).to.deep.equal([[link.id, jane], [clubLink.id, jane], [clubLink.id, jane]]);
+    const [created] = await ofType('subscription.created');
+    const subBase = { merchantId, subscriptionId: subscription.id, linkId: clubLink.id, customerId: jane, provider: 'sandbox', amount: 1900, currency: 'EUR' };
+    expect(created).to.deep.include({ ...subBase, status: 'active' });
+    const [renewal] = await ofType('subscription.renewed');
+    expect(renewal).to.deep.include({ ...subBase, status: 'active' });
+    expect(renewal.paymentId).not.to.equal(created.paymentId);
+    expect(await ofType('subscription.canceled')).to.deep.equal([{ ...subBase, status: 'canceled', currentPeriodEnd: renewal.currentPeriodEnd, paymentId: null, canceledBy: 'merchant' }]);
     expect(await ofType('reminder.sent')).to.deep.equal([{ merchantId, planId: (await ofType('reminder.sent'))[0].planId, linkId: link.id, customerId: jane, number: 1, max: 2 }]);
     expect(await ofType('api_key.revoked')).to.deep.equal([{ merchantId, apiKeyId: zapier.apiKey.id }]);
     expect(await ofType('merchant.updated')).to.deep.equal([{ merchantId, handle: shop.handle, changed: ['name', 'timezone'] }]);

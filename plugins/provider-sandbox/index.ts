@@ -60,9 +60,23 @@ export default definePlugin({
       async refund(_payment, amount) {
         if (!Number.isInteger(amount) || amount <= 0) throw new ProviderError('refund amount must be a positive integer', { retryable: false, code: 'invalid_amount' });
       },
+      // Subscriptions: the sandbox "bank" charges each renewal itself, from the job below; canceling
+      // needs nothing here (core stops asking once the subscription is canceled).
+      subscriptions: true,
     };
     api.providers.register(provider);
     const checkout = api.services.checkout;
+
+    // Renewals on the host's clock: every subscription whose period ended is charged (a test card
+    // always pays), once per period — the invoice id names the period, so a rerun records nothing
+    // twice. One behind by several periods (the clock jumped) is charged for each.
+    api.schedule.every('renew', '1h', async () => {
+      for (;;) {
+        const due = await api.services.subscriptions.due({ before: api.now(), limit: 100 });
+        if (!due.length) return;
+        for (const sub of due) await api.services.subscriptions.renewed(sub.id, { invoiceRef: `sbx_in_${sub.id}_${Date.parse(sub.currentPeriodEnd)}`, paymentMethod: { type: 'card', brand: 'visa', last4: '4242' } });
+      }
+    });
 
     api.routes.use('/assets', express.static(fileURLToPath(new URL('./public', import.meta.url)), { index: false, maxAge: '1h' }));
 

@@ -16,9 +16,15 @@
 //   cards       in the plugin's store) and "save my card" enabled; a card saved that way becomes the
 //               customer's payment profile (checkout.saveProfile), offered by Checkout next time;
 //               forgetProfile detaches the customer's cards; a card detached in Stripe drops the profile
+//   subscriptions → a recurring plan opens a subscription-mode Checkout Session (the plan's recurring
+//               price, the one-time rest of the first charge as its own line); its completion
+//               authorizes the first invoice's PaymentIntent with the Stripe subscription's id; later
+//               invoices (`invoice.paid`, subscription_cycle) are renewals, `customer.subscription.updated`
+//               moves past_due ⇄ active, `customer.subscription.deleted` ends it; the merchant's cancel
+//               deletes the subscription at Stripe first
 import { fileURLToPath } from 'node:url';
 import Stripe from 'stripe';
-import { definePlugin, ProviderError, rawBody, ServiceError, z, type CheckoutSessionInfo, type PaymentMethodInfo, type PluginApi, type PluginCheckoutPayment } from 'paylink/plugin-api';
+import { definePlugin, ProviderError, rawBody, ServiceError, z, type CheckoutSessionInfo, type PaymentMethodInfo, type PluginApi, type PluginCheckoutPayment, type RecurringPlan } from 'paylink/plugin-api';
 
 export const PLUGIN_ID = 'provider-stripe';
 /** The Stripe events a merchant selects for the webhook endpoint (shown in Settings → Payments). */
@@ -36,6 +42,9 @@ export const WEBHOOK_EVENTS = [
   'charge.dispute.updated',
   'charge.dispute.closed',
   'payment_method.detached',
+  'invoice.paid',
+  'customer.subscription.updated',
+  'customer.subscription.deleted',
 ] as const;
 
 /** How long a Checkout Session stays open when core holds nothing for it (Paylink's checkout lasts 2 h). */
@@ -183,6 +192,20 @@ export default definePlugin({
       },
       checkoutOrigins: () => ['https://checkout.stripe.com', ...(base ? [base.origin] : [])],
 
+      // Subscription-mode Checkout: Stripe bills the renewals and tells us by webhook.
+      subscriptions: true,
+
+      async cancelSubscription(sub, s) {
+        if (!sub.providerRef) return; // Stripe never made one (the checkout did not complete there)
+        try {
+          await stripeFor(s).subscriptions.cancel(sub.providerRef);
+        } catch (err) {
+          // Ended at Stripe already: nothing left to stop.
+          if ((err as { code?: string }).code === 'resource_missing') return;
+          throw providerErrorFrom(err, 'could not cancel the subscription');
+        }
+      },
+
       async start(session, s) {
         const stripe = stripeFor(s);
         const metadata = { paylink_payment_id: session.paymentId, paylink_session_id: session.id, paylink_merchant_id: session.merchant.id };
@@ -192,9 +215,10 @@ export default definePlugin({
         const lifetime = session.expiresAt ? Date.parse(session.expiresAt) - api.now().getTime() : SESSION_LIFETIME_MS;
         const expiresAt = Math.floor((Date.now() + Math.max(lifetime, STRIPE_MIN_EXPIRY_MS + 60_000)) / 1000);
         let created: Stripe.Checkout.Session;
+        const plan = session.recurring ?? null;
         try {
           created = await stripe.checkout.sessions.create(
-            {
+            plan ? subscriptionSession(session, plan, s, metadata, stripeCustomer, expiresAt) : {
               mode: 'payment',
               line_items: [{ quantity: 1, price_data: { currency: session.currency.toLowerCase(), unit_amount: session.amount, product_data: { name: session.description.slice(0, 250) || session.merchant.name } } }],
               client_reference_id: session.paymentId,
@@ -222,6 +246,8 @@ export default definePlugin({
       },
 
       async capture(payment, s) {
+        // A subscription's free trial was paid by nothing (its reference is the €0 invoice): nothing to capture.
+        if (payment.providerRef?.startsWith('in_')) return;
         const stripe = stripeFor(s);
         if (!payment.providerRef) throw new ProviderError('No PaymentIntent to capture.', { retryable: false, code: 'no_payment_intent' });
         try {
@@ -236,6 +262,14 @@ export default definePlugin({
       async void(payment, s) {
         const stripe = stripeFor(s);
         if (!payment.providerRef) return;
+        // A subscription's first payment lost the limit's claim: Stripe must not bill it again either.
+        const sub = await api.store.getByKey<{ stripeSubscriptionId: string }>('subscriptions', payment.paymentId);
+        if (sub) {
+          await stripe.subscriptions.cancel(sub.data.stripeSubscriptionId).catch((err: unknown) => {
+            if ((err as { code?: string }).code !== 'resource_missing') throw providerErrorFrom(err, 'could not cancel the subscription');
+          });
+        }
+        if (payment.providerRef.startsWith('in_')) return; // a free trial's €0 invoice: nothing was charged
         try {
           await stripe.paymentIntents.cancel(payment.providerRef, {}, { idempotencyKey: `paylink_cancel_${payment.paymentId}` });
         } catch (err) {
@@ -281,6 +315,29 @@ export default definePlugin({
         return { providerRef: refund.id };
       },
     });
+
+    /** A subscription-mode Checkout Session: the plan's recurring price, and the rest of the first charge once. */
+    function subscriptionSession(session: CheckoutSessionInfo, plan: RecurringPlan, s: StripeSettings, metadata: Record<string, string>, stripeCustomer: string | null, expiresAt: number): Stripe.Checkout.SessionCreateParams {
+      const currency = session.currency.toLowerCase();
+      const once = session.amount - (plan.trialDays ? 0 : plan.renewalAmount);
+      // A coupon larger than the one-time lines would need a Stripe coupon on the subscription: not offered.
+      if (once < 0) throw new ProviderError('A discount larger than the one-time items cannot be applied to a Stripe subscription.', { retryable: false, code: 'subscription_discount' });
+      return {
+        mode: 'subscription',
+        line_items: [
+          { quantity: 1, price_data: { currency, unit_amount: plan.renewalAmount, recurring: { interval: plan.interval, interval_count: plan.intervalCount }, product_data: { name: plan.productName.slice(0, 250) || session.description.slice(0, 250) } } },
+          ...(once > 0 ? [{ quantity: 1, price_data: { currency, unit_amount: once, product_data: { name: session.description.slice(0, 250) || session.merchant.name } } }] : []),
+        ],
+        client_reference_id: session.paymentId,
+        metadata,
+        subscription_data: { metadata, ...(plan.trialDays ? { trial_period_days: plan.trialDays } : {}) },
+        ...(cardsOnly(s) ? { payment_method_types: ['card'] } : {}),
+        ...(stripeCustomer ? { customer: stripeCustomer } : session.customer.email ? { customer_email: session.customer.email } : {}),
+        success_url: `${api.baseUrl}/p/${PLUGIN_ID}/return/${session.merchant.id}/${session.paymentId}?session_id={CHECKOUT_SESSION_ID}`,
+        cancel_url: `${api.baseUrl}/p/${PLUGIN_ID}/cancel/${session.merchant.id}/${session.paymentId}?session_id={CHECKOUT_SESSION_ID}`,
+        expires_at: expiresAt,
+      };
+    }
 
     /**
      * The Stripe customer of a customer record: the one holding their saved card, else the one made
@@ -328,13 +385,13 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
    * Settles a payment from Stripe's current state of its PaymentIntent: authorized (or captured at
    * once) → authorize; failed for good → decline; still processing → nothing yet. Idempotent.
    */
-  async function settleFromIntent(payment: PluginCheckoutPayment, stripe: Stripe, intent: string | Stripe.PaymentIntent | null) {
+  async function settleFromIntent(payment: PluginCheckoutPayment, stripe: Stripe, intent: string | Stripe.PaymentIntent | null, subscriptionRef?: string) {
     if (!intent) return null;
     let pi = typeof intent === 'string' ? null : intent;
     if (!pi || typeof pi.latest_charge !== 'object') pi = await stripe.paymentIntents.retrieve(idOf(intent)!, { expand: ['latest_charge'] });
     if (pi.status === 'requires_capture' || pi.status === 'succeeded') {
       const paymentMethod = paymentMethodOf(pi);
-      const result = await checkout.authorize(payment.id, pi.id, paymentMethod ? { paymentMethod } : {});
+      const result = await checkout.authorize(payment.id, pi.id, { ...(paymentMethod ? { paymentMethod } : {}), ...(subscriptionRef ? { subscriptionRef } : {}) });
       if (result.status === 'paid' || result.status === 'processing') await rememberSavedCard(payment, stripe, pi);
       // Authorized after Paylink gave up on the payment (it expired): let go of the card's hold rather
       // than leave the customer's money reserved until Stripe lets it lapse.
@@ -345,6 +402,60 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
     }
     if (pi.status === 'canceled') await checkout.decline(payment.id, { code: 'payment_canceled', message: 'The payment was cancelled at Stripe.' });
     return null;
+  }
+
+  /** The PaymentIntent that paid an invoice (Stripe lists it under the invoice's `payments`), or null. */
+  async function intentOfInvoice(stripe: Stripe, invoiceId: string): Promise<string | null> {
+    const inv = await stripe.invoices.retrieve(invoiceId, { expand: ['payments'] });
+    const paid = inv.payments?.data.find((p) => p.status === 'paid') ?? inv.payments?.data[0];
+    return idOf(paid?.payment.payment_intent ?? null);
+  }
+
+  /**
+   * A completed Checkout Session settles its payment: a one-time payment by its PaymentIntent; a
+   * subscription by its first invoice's, naming the Stripe subscription (kept in the store first, so
+   * a void can end it at Stripe).
+   */
+  async function settleSession(payment: PluginCheckoutPayment, stripe: Stripe, s: Stripe.Checkout.Session) {
+    if (s.mode !== 'subscription') return settleFromIntent(payment, stripe, s.payment_intent as Stripe.PaymentIntent | string | null);
+    const subscription = idOf(s.subscription);
+    const invoice = idOf(s.invoice);
+    if (!subscription || !invoice) return null;
+    await api.store.insertOnce('subscriptions', payment.id, { merchantId: payment.merchantId, data: { stripeSubscriptionId: subscription } });
+    const intent = await intentOfInvoice(stripe, invoice);
+    if (intent) return settleFromIntent(payment, stripe, intent, subscription);
+    // A free trial with nothing else to pay: Stripe charged nothing (a €0 invoice, paid) and keeps the card for the trial's end.
+    const inv = await stripe.invoices.retrieve(invoice);
+    if (inv.status !== 'paid' || inv.amount_paid !== 0) return null;
+    return checkout.authorize(payment.id, inv.id!, { subscriptionRef: subscription });
+  }
+
+  /** A renewal Stripe charged (an invoice of a subscription cycle) becomes a payment of the link, once. */
+  async function invoicePaid(merchantId: string | null, stripe: Stripe, inv: Stripe.Invoice): Promise<string> {
+    if (inv.billing_reason === 'subscription_create') return 'first_invoice'; // the checkout's own payment
+    const ref = idOf(inv.parent?.subscription_details?.subscription ?? null);
+    const sub = ref ? await api.services.subscriptions.byRef(ref) : null;
+    if (!sub || (merchantId !== null && sub.merchantId !== merchantId)) return 'unknown_subscription';
+    if (!inv.id || !(inv.amount_paid > 0)) return 'nothing_paid';
+    // Ended in Paylink (the merchant canceled): Stripe stopped billing it; an invoice it still reports is not taken.
+    if (sub.status === 'canceled') return 'subscription_canceled';
+    const intent = await intentOfInvoice(stripe, inv.id);
+    const pi = intent ? await stripe.paymentIntents.retrieve(intent, { expand: ['latest_charge'] }) : null;
+    const end = inv.lines?.data[0]?.period?.end;
+    const paymentMethod = pi ? paymentMethodOf(pi) : undefined;
+    // The PaymentIntent is the payment's reference (refunds go through it); the invoice when there is none.
+    await api.services.subscriptions.renewed(sub.id, { invoiceRef: pi?.id ?? inv.id, amount: inv.amount_paid, ...(end ? { periodEnd: new Date(end * 1000) } : {}), ...(paymentMethod ? { paymentMethod } : {}) });
+    return 'renewed';
+  }
+
+  /** Stripe's state of a subscription, applied: past_due ⇄ active, or ended. */
+  async function subscriptionChanged(merchantId: string | null, sub: Stripe.Subscription, deleted: boolean): Promise<string> {
+    const own = await api.services.subscriptions.byRef(sub.id);
+    if (!own || (merchantId !== null && own.merchantId !== merchantId)) return 'unknown_subscription';
+    if (deleted || sub.status === 'canceled' || sub.status === 'incomplete_expired') return (await api.services.subscriptions.canceled(own.id)) ? 'canceled' : 'already_canceled';
+    if (sub.status === 'past_due' || sub.status === 'unpaid') await api.services.subscriptions.setStatus(own.id, 'past_due');
+    else if (sub.status === 'active') await api.services.subscriptions.setStatus(own.id, 'active');
+    return sub.status;
   }
 
   /**
@@ -416,7 +527,7 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
         const s = event.data.object;
         const payment = await paymentFor(merchantId, s.metadata?.paylink_payment_id ?? s.client_reference_id);
         if (!payment) return 'unknown_payment';
-        await settleFromIntent(payment, stripe, s.payment_intent);
+        await settleSession(payment, stripe, s);
         return 'settled';
       }
       case 'checkout.session.async_payment_failed': {
@@ -465,6 +576,11 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
       }
       case 'payment_method.detached':
         return cardDetached(merchantId, stripe, event);
+      case 'invoice.paid':
+        return invoicePaid(merchantId, stripe, event.data.object);
+      case 'customer.subscription.updated':
+      case 'customer.subscription.deleted':
+        return subscriptionChanged(merchantId, event.data.object, event.type === 'customer.subscription.deleted');
       default:
         return 'ignored';
     }
@@ -530,7 +646,7 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
     try {
       const s = await r.stripe.checkout.sessions.retrieve(r.sessionId, { expand: ['payment_intent.latest_charge'] });
       if (!ownSession(s, r.payment.id)) return void res.status(404).send('Not found');
-      const result = await settleFromIntent(r.payment, r.stripe, s.payment_intent as Stripe.PaymentIntent | string | null);
+      const result = await settleSession(r.payment, r.stripe, s);
       if (result) next = result.next;
     } catch (err) {
       api.log.warn('could not settle on return; the webhook or the sweep will', { paymentId: r.payment.id, error: err });
@@ -582,7 +698,7 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
     let s = await stripe.checkout.sessions.retrieve(record.data.stripeSessionId, { expand: ['payment_intent.latest_charge'] });
     if (s.status === 'open') s = await stripe.checkout.sessions.expire(s.id, { expand: ['payment_intent.latest_charge'] });
     if (s.status === 'complete') {
-      const result = await settleFromIntent(payment, stripe, s.payment_intent as Stripe.PaymentIntent | string | null);
+      const result = await settleSession(payment, stripe, s);
       if (!result && s.payment_status === 'unpaid') api.log.info('payment still processing at Stripe', { paymentId: payment.id });
       return;
     }

@@ -188,6 +188,9 @@ const DASHBOARD_RULES: Rule[] = [
   ['*', /^\/(customers|requests)\/import(\/|$)/, 'records.manage'],
   ['GET', /^\/requests\/imports\//, 'records.manage'],
   ['POST', /^\/payments\/[^/]+\/refunds?$/, 'refund.create'],
+  // Subscriptions are the merchant's (not one member's): reading needs every record, canceling stops money.
+  ['*', /^\/subscriptions\/[^/]+\/cancel$/, 'refund.create'],
+  ['GET', /^\/subscriptions(\/|$)/, 'records.read_all'],
   ['POST', /^\/(products|tags|coupons)(\/|$)/, 'catalog.manage'],
   ['GET', /^\/coupons\/(new|[^/]+\/(edit|delete))$/, 'catalog.manage'],
   ['POST', /^\/customers\/[^/]+\/delete$/, 'records.manage'],
@@ -214,6 +217,8 @@ const API_RULES: Rule[] = [
   ['*', /^\/(webhook_endpoints|providers)(\/|$)/, 'settings.manage'],
   ['*', /^\/reports(\/|$)/, 'reports.read'],
   ['POST', /^\/payments\/[^/]+\/refunds$/, 'refund.create'],
+  ['POST', /^\/subscriptions\/[^/]+\/cancel$/, 'refund.create'],
+  ['GET', /^\/subscriptions(\/|$)/, 'records.read_all'],
   ['*', /^\/(products|tags|coupons)(\/|$)/, 'catalog.manage'],
   ['DELETE', /^\/customers\/[^/]+$/, 'records.manage'],
   ['POST', /^\/customers\/[^/]+\/(payment_requests|text_to_pay)$/, 'request.write'],

@@ -44,6 +44,9 @@ export const EVENT_TYPES = [
   'payment_request.expired',
   'payment_request.cancelled',
   'payment_request.refreshed',
+  'subscription.created',
+  'subscription.renewed',
+  'subscription.canceled',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -119,6 +122,21 @@ const deliveryFields = {
   /** The channel's id, e.g. `email`, `sms`, or one a plugin registered. */
   channel: z.string(),
   kind: z.enum(['initial', 'reminder', 'expiry', 'receipt']),
+};
+
+/** What every subscription event carries; `paymentId` is the payment that started or renewed it (null when canceled). */
+const subscriptionFields = {
+  merchantId,
+  subscriptionId: publicIdOf('sub'),
+  linkId: publicIdOf('lnk').nullable(),
+  customerId: publicIdOf('cus').nullable(),
+  provider: z.string(),
+  /** Each renewal's amount. */
+  amount: minorUnits,
+  currency,
+  status: z.enum(['trialing', 'active', 'past_due', 'canceled']),
+  currentPeriodEnd: z.iso.datetime(),
+  paymentId: publicIdOf('pay').nullable(),
 };
 
 /**
@@ -215,6 +233,9 @@ export const EVENT_PAYLOAD_SCHEMAS = {
   'payment_request.expired': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable(), expiredAt: z.iso.datetime() }),
   'payment_request.cancelled': z.strictObject({ merchantId, requestId: publicIdOf('req'), linkId: publicIdOf('lnk'), reference: z.string().nullable() }),
   'payment_request.refreshed': z.strictObject({ merchantId, requestId: publicIdOf('req'), newRequestId: publicIdOf('req'), reference: z.string().nullable() }),
+  'subscription.created': z.strictObject(subscriptionFields),
+  'subscription.renewed': z.strictObject(subscriptionFields),
+  'subscription.canceled': z.strictObject({ ...subscriptionFields, canceledBy: z.enum(['merchant', 'provider']) }),
 } satisfies Record<EventType, z.ZodType>;
 
 type PayloadOf<T extends EventType> = z.infer<(typeof EVENT_PAYLOAD_SCHEMAS)[T]>;
@@ -388,6 +409,24 @@ export interface EventPayloads {
    * @example { "merchantId": "mer_3kTq…", "requestId": "req_8Gk2…", "newRequestId": "req_2Hn7…", "reference": "INV-1042-R1" }
    */
   'payment_request.refreshed': PayloadOf<'payment_request.refreshed'>;
+  /**
+   * A customer subscribed to a recurring plan: its first payment was captured (`paymentId`, also
+   * `payment.succeeded`) and took one slot of the link's payment limit. `amount` is each renewal's.
+   * @example { "merchantId": "mer_3kTq…", "subscriptionId": "sub_5Hq…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "provider": "sandbox", "amount": 900, "currency": "EUR", "status": "active", "currentPeriodEnd": "2026-04-02T09:00:00.000Z", "paymentId": "pay_4Rb…" }
+   */
+  'subscription.created': PayloadOf<'subscription.created'>;
+  /**
+   * A renewal was charged: `paymentId` is its new paid payment of the link (also `payment.succeeded`;
+   * it counts in payments and revenue, never in the payment limit), and the period moved on.
+   * @example { "merchantId": "mer_3kTq…", "subscriptionId": "sub_5Hq…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "provider": "sandbox", "amount": 900, "currency": "EUR", "status": "active", "currentPeriodEnd": "2026-05-02T09:00:00.000Z", "paymentId": "pay_8Zc…" }
+   */
+  'subscription.renewed': PayloadOf<'subscription.renewed'>;
+  /**
+   * The subscription ended: the merchant canceled it (`canceledBy: "merchant"`) or the provider did
+   * (the customer canceled there, or renewals kept failing). No renewal follows.
+   * @example { "merchantId": "mer_3kTq…", "subscriptionId": "sub_5Hq…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "provider": "stripe", "amount": 900, "currency": "EUR", "status": "canceled", "currentPeriodEnd": "2026-05-02T09:00:00.000Z", "paymentId": null, "canceledBy": "merchant" }
+   */
+  'subscription.canceled': PayloadOf<'subscription.canceled'>;
 }
 
 export interface PaylinkEvent<T extends EventType = EventType> {

@@ -21,6 +21,7 @@ export function navItems(plugins: PluginHost, can: (capability: Capability) => b
     { label: 'Links', href: '/app/links' },
     { label: 'Requests', href: '/app/requests' },
     { label: 'Transactions', href: '/app/payments' },
+    can('records.read_all') && { label: 'Subscriptions', href: '/app/subscriptions' },
     can('reports.read') && { label: 'Reports', href: '/app/reports/reconciliation' },
     { label: 'Customers', href: '/app/customers' },
     { label: 'Products', href: '/app/products' },

@@ -8,6 +8,12 @@
  * It also plays Stripe's hosted Checkout page (`/c/pay/<session id>`: a card field; 4242… pays,
  * 4000000000000002 is declined; "Pay by bank" stays processing until the test settles it) and sends
  * webhooks to each account's endpoint, signed with the SDK's own `generateTestHeaderString`.
+ *
+ * Subscriptions: a `mode=subscription` session (a recurring `price_data` line, maybe one-time lines)
+ * paid on the hosted page makes a customer, a subscription (`sub_…`, its period on its item) and its
+ * first invoice (`in_…`, billing_reason `subscription_create`, paid by a PaymentIntent listed in
+ * `payments`); `renew()` bills the next period (`subscription_cycle`, `invoice.paid`), `DELETE
+ * /v1/subscriptions/:id` and `cancelInDashboard()` end one (`customer.subscription.deleted`).
  */
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -71,6 +77,12 @@ export interface FakeStripe {
   refunds: Map<string, Obj>;
   customers: Map<string, Obj>;
   paymentMethods: Map<string, Obj>;
+  subscriptions: Map<string, Obj>;
+  invoices: Map<string, Obj>;
+  /** Bills a subscription's next period (a new paid invoice, `invoice.paid`); answers the invoice. `fail`: the card is declined (`invoice.payment_failed`, past_due). */
+  renew(subscriptionId: string, opts?: { fail?: boolean }): Promise<Obj>;
+  /** The customer or the merchant cancels in Stripe (`customer.subscription.deleted`). */
+  cancelInDashboard(subscriptionId: string): Promise<Obj>;
   /** Every webhook sent, with the app's answer. */
   sent: SentWebhook[];
   /** Requests the plugin made: `POST /v1/checkout/sessions` … */
@@ -122,6 +134,8 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   const disputes = new Map<string, Obj>();
   const customers = new Map<string, Obj>();
   const paymentMethods = new Map<string, Obj>();
+  const subscriptions = new Map<string, Obj>();
+  const invoices = new Map<string, Obj>();
   /** Which account owns an object id. */
   const owner = new Map<string, string>();
   const idempotent = new Map<string, { status: number; body: string }>();
@@ -190,9 +204,23 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   }
 
   function createSession(account: FakeStripeAccount, p: Obj): Obj {
-    const item = p.line_items?.[0];
-    if (!item?.price_data?.currency || !item.price_data.unit_amount) throw invalid('You must specify either `price` or `price_data` for each line item.', { param: 'line_items[0][price_data]' });
-    if (p.mode !== 'payment') throw invalid('Invalid mode.', { param: 'mode' });
+    const items: Obj[] = Array.isArray(p.line_items) ? p.line_items : [];
+    const item = items[0];
+    items.forEach((it, i) => {
+      if (!it?.price_data?.currency || !it.price_data.unit_amount) throw invalid('You must specify either `price` or `price_data` for each line item.', { param: `line_items[${i}][price_data]` });
+    });
+    if (!item) throw invalid('You must specify either `price` or `price_data` for each line item.', { param: 'line_items[0][price_data]' });
+    if (p.mode !== 'payment' && p.mode !== 'subscription') throw invalid('Invalid mode.', { param: 'mode' });
+    const recurring = items.filter((it) => it.price_data.recurring);
+    if (p.mode === 'subscription') {
+      if (!recurring.length) throw invalid('You must provide at least one recurring price in `subscription` mode when using prices.', { param: 'line_items' });
+      if (p.payment_intent_data) throw invalid('You can not pass `payment_intent_data` in `subscription` mode.', { param: 'payment_intent_data' });
+      for (const r of recurring) {
+        if (!['day', 'week', 'month', 'year'].includes(r.price_data.recurring.interval)) throw invalid('Invalid recurring interval.', { param: 'line_items[0][price_data][recurring][interval]' });
+      }
+    } else if (recurring.length) {
+      throw invalid('You specified `payment` mode but passed a recurring price. Either switch to `subscription` mode or use only one-time prices.', { param: 'mode' });
+    }
     if (!p.success_url) throw invalid('Missing required param: success_url.', { code: 'parameter_missing', param: 'success_url' });
     const expiresAt = p.expires_at ? Number(p.expires_at) : now() + 86_400;
     if (expiresAt < now() + 1800 - 5) throw invalid('The `expires_at` timestamp must be at least 30 minutes from Checkout Session creation.', { param: 'expires_at' });
@@ -205,7 +233,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     if (spmo?.payment_method_save === 'enabled' && !p.customer && p.customer_creation !== 'always') {
       throw invalid('`saved_payment_method_options[payment_method_save]` requires a `customer` or `customer_creation=always`.', { param: 'saved_payment_method_options[payment_method_save]' });
     }
-    const amount = Number(item.price_data.unit_amount) * Number(item.quantity ?? 1);
+    const amount = items.reduce((sum, it) => sum + Number(it.price_data.unit_amount) * Number(it.quantity ?? 1), 0);
     const sid = `cs_test_${randomBytes(24).toString('base64url').replace(/[-_]/g, 'a')}`;
     const session: Obj = {
       id: sid,
@@ -222,7 +250,9 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       expires_at: expiresAt,
       livemode: false,
       metadata: p.metadata ?? {},
-      mode: 'payment',
+      mode: p.mode,
+      invoice: null,
+      subscription: null,
       payment_intent: null,
       payment_method_types: p.payment_method_types ?? ['card', 'ideal', 'sepa_debit'],
       payment_status: 'unpaid',
@@ -233,6 +263,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       // Not in Stripe's response: what the fake needs to create the PaymentIntent later.
     };
     Object.defineProperty(session, '_intent', { value: { ...(p.payment_intent_data ?? {}), product: item.price_data.product_data?.name ?? '' }, enumerable: false });
+    if (p.mode === 'subscription') Object.defineProperty(session, '_subscription', { value: { plan: recurring[0], data: p.subscription_data ?? {} }, enumerable: false });
     sessions.set(sid, session);
     owner.set(sid, account.secretKey);
     return session;
@@ -341,6 +372,10 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         return { status: 402, location: null, declined: true };
       }
       pi.last_payment_error = null;
+      if (session.mode === 'subscription') {
+        await startSubscription(account, session, pi, number);
+        return { status: 303, location: String(session.success_url).replace('{CHECKOUT_SESSION_ID}', session.id) };
+      }
       const manual = pi.capture_method === 'manual';
       newCharge(account, pi, { type: 'card', card: { brand: 'visa', last4: number.slice(-4), exp_month: 12, exp_year: 2034, funding: 'credit', country: 'US', network: 'visa' } }, !manual);
       pi.status = manual ? 'requires_capture' : 'succeeded';
@@ -361,6 +396,89 @@ export async function startFakeStripe(): Promise<FakeStripe> {
       await emit(account, 'checkout.session.completed', session);
     }
     return { status: 303, location: String(session.success_url).replace('{CHECKOUT_SESSION_ID}', session.id) };
+  }
+
+  const cardDetails = (number: string) => ({ type: 'card', card: { brand: 'visa', last4: number.slice(-4), exp_month: 12, exp_year: 2034, funding: 'credit', country: 'US', network: 'visa' } });
+
+  /** The period after `start` (seconds) for a price's `recurring` (months clamp like Stripe's billing anchor, roughly). */
+  function periodEnd(start: number, recurring: Obj): number {
+    const d = new Date(start * 1000);
+    const n = Number(recurring.interval_count ?? 1);
+    if (recurring.interval === 'day') d.setUTCDate(d.getUTCDate() + n);
+    else if (recurring.interval === 'week') d.setUTCDate(d.getUTCDate() + 7 * n);
+    else if (recurring.interval === 'month') d.setUTCMonth(d.getUTCMonth() + n);
+    else d.setUTCFullYear(d.getUTCFullYear() + n);
+    return Math.floor(d.getTime() / 1000);
+  }
+
+  /** A paid invoice of a subscription (its PaymentIntent and charge too), as Stripe's API version shapes it. */
+  function newInvoice(account: FakeStripeAccount, sub: Obj, amount: number, reason: 'subscription_create' | 'subscription_cycle', period: { start: number; end: number }, paid: boolean): Obj {
+    const pi: Obj = {
+      id: id('pi'), object: 'payment_intent', amount, amount_capturable: 0, amount_received: paid ? amount : 0, cancellation_reason: null, capture_method: 'automatic', created: now(), currency: sub.currency,
+      description: 'Subscription update', last_payment_error: paid ? null : { type: 'card_error', code: 'card_declined', message: 'Your card was declined.' }, latest_charge: null, livemode: false, metadata: {}, customer: sub.customer,
+      payment_method: sub.default_payment_method, payment_method_types: ['card'], setup_future_usage: null, status: paid ? 'succeeded' : 'requires_payment_method',
+    };
+    // Nothing to charge (a free trial): Stripe makes no PaymentIntent for a €0 invoice.
+    if (amount > 0) {
+      intents.set(pi.id, pi);
+      owner.set(pi.id, account.secretKey);
+      if (paid) newCharge(account, pi, cardDetails(`424242424242${sub._last4}`), true);
+    }
+    const inv: Obj = {
+      id: id('in'), object: 'invoice', amount_due: amount, amount_paid: paid ? amount : 0, amount_remaining: paid ? 0 : amount, attempt_count: 1, billing_reason: reason, collection_method: 'charge_automatically',
+      created: now(), currency: sub.currency, customer: sub.customer, livemode: false, metadata: {},
+      lines: { object: 'list', data: [{ id: id('il'), object: 'line_item', amount, currency: sub.currency, description: sub._description, period, pricing: null, quantity: 1 }], has_more: false, url: '/v1/invoices/lines' },
+      parent: { quote_details: null, subscription_details: { metadata: sub.metadata, subscription: sub.id }, type: 'subscription_details' },
+      period_end: period.end, period_start: period.start, status: paid ? 'paid' : 'open', status_transitions: { paid_at: paid ? now() : null },
+      total: amount,
+    };
+    Object.defineProperty(inv, '_pi', { value: amount > 0 ? pi.id : null, enumerable: false });
+    invoices.set(inv.id, inv);
+    owner.set(inv.id, account.secretKey);
+    sub.latest_invoice = inv.id;
+    return inv;
+  }
+
+  /** The hosted page paid a subscription-mode session: customer, subscription, first invoice; `invoice.paid` then `checkout.session.completed`. */
+  async function startSubscription(account: FakeStripeAccount, session: Obj, pi: Obj, number: string): Promise<void> {
+    intents.delete(pi.id); // the first invoice brings its own PaymentIntent; the session has none
+    session.payment_intent = null;
+    let customer = session.customer;
+    if (!customer) {
+      customer = route(account, 'POST', '/v1/customers', { email: session.customer_email }, new URLSearchParams()).id;
+      session.customer = customer;
+    }
+    const { plan, data } = (session as any)._subscription as { plan: Obj; data: Obj };
+    const start = now();
+    const trialDays = data.trial_period_days ? Number(data.trial_period_days) : 0;
+    const end = trialDays ? start + trialDays * 86_400 : periodEnd(start, plan.price_data.recurring);
+    const unit = Number(plan.price_data.unit_amount) * Number(plan.quantity ?? 1);
+    const sub: Obj = {
+      id: id('sub'), object: 'subscription', billing_cycle_anchor: end, cancel_at: null, cancel_at_period_end: false, canceled_at: null, collection_method: 'charge_automatically', created: start, currency: session.currency,
+      customer, default_payment_method: pi.payment_method, ended_at: null,
+      items: { object: 'list', data: [{ id: id('si'), object: 'subscription_item', created: start, current_period_end: end, current_period_start: start, quantity: Number(plan.quantity ?? 1), price: { id: id('price'), object: 'price', active: false, currency: session.currency, product: id('prod'), recurring: { interval: plan.price_data.recurring.interval, interval_count: Number(plan.price_data.recurring.interval_count ?? 1), usage_type: 'licensed' }, type: 'recurring', unit_amount: Number(plan.price_data.unit_amount) } }], has_more: false, url: '/v1/subscription_items' },
+      latest_invoice: null, livemode: false, metadata: data.metadata ?? {}, start_date: start, status: trialDays ? 'trialing' : 'active', trial_end: trialDays ? end : null, trial_start: trialDays ? start : null,
+    };
+    Object.defineProperties(sub, { _last4: { value: number.slice(-4) }, _unit: { value: unit }, _description: { value: plan.price_data.product_data?.name ?? '' } });
+    subscriptions.set(sub.id, sub);
+    owner.set(sub.id, account.secretKey);
+    const inv = newInvoice(account, sub, trialDays ? session.amount_total - unit : session.amount_total, 'subscription_create', { start, end }, true);
+    session.subscription = sub.id;
+    session.invoice = inv.id;
+    session.status = 'complete';
+    session.payment_status = 'paid';
+    session.customer_details = { email: session.customer_email, name: null };
+    await emit(account, 'customer.subscription.created', sub);
+    await emit(account, 'invoice.paid', inv);
+    await emit(account, 'checkout.session.completed', session);
+  }
+
+  function endSubscription(account: FakeStripeAccount, sub: Obj): Obj {
+    if (sub.status === 'canceled') throw invalid(`A canceled subscription can only update its cancellation_details and metadata.`, { code: 'resource_missing', param: 'id' }, 400);
+    sub.status = 'canceled';
+    sub.canceled_at = now();
+    sub.ended_at = now();
+    return sub;
   }
 
   function route(account: FakeStripeAccount, method: string, path: string, p: Obj, query: URLSearchParams): Obj {
@@ -415,6 +533,21 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     }
     if ((m = path.match(/^\/v1\/payment_methods\/([^/]+)$/)) && method === 'GET') return structuredClone(own(account, 'payment_method', paymentMethods, m[1]));
     if ((m = path.match(/^\/v1\/payment_methods\/([^/]+)\/detach$/)) && method === 'POST') return detachMethod(account, own(account, 'payment_method', paymentMethods, m[1]), true);
+    if ((m = path.match(/^\/v1\/subscriptions\/([^/]+)$/)) && method === 'GET') return structuredClone(own(account, 'subscription', subscriptions, m[1]));
+    if ((m = path.match(/^\/v1\/subscriptions\/([^/]+)$/)) && method === 'DELETE') {
+      const sub = endSubscription(account, own(account, 'subscription', subscriptions, m[1]));
+      later(emit(account, 'customer.subscription.deleted', sub));
+      return structuredClone(sub);
+    }
+    if ((m = path.match(/^\/v1\/invoices\/([^/]+)$/)) && method === 'GET') {
+      const inv = structuredClone(own(account, 'invoice', invoices, m[1]));
+      // `payments` is includable: only with expand[]=payments.
+      if (expand.includes('payments')) {
+        const pi = (invoices.get(m[1]) as any)._pi as string | null;
+        inv.payments = { object: 'list', data: !pi ? [] : [{ id: id('inpay'), object: 'invoice_payment', amount_paid: inv.amount_paid, amount_requested: inv.amount_due, created: inv.created, currency: inv.currency, invoice: inv.id, is_default: true, livemode: false, payment: { type: 'payment_intent', payment_intent: pi }, status: inv.status === 'paid' ? 'paid' : 'open', status_transitions: { canceled_at: null, paid_at: inv.status_transitions.paid_at } }], has_more: false, url: `/v1/invoices/${inv.id}/payments` };
+      }
+      return inv;
+    }
     if (method === 'POST' && path === '/v1/refunds') return createRefund(account, p, true);
     if (method === 'GET' && path === '/v1/refunds') {
       const charge = q.charge as string | undefined;
@@ -560,6 +693,34 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     refunds,
     customers,
     paymentMethods,
+    subscriptions,
+    invoices,
+    async renew(subscriptionId, opts = {}) {
+      const sub = subscriptions.get(subscriptionId)!;
+      const account = accountOf(subscriptionId);
+      const item = sub.items.data[0];
+      const start = item.current_period_end;
+      const end = periodEnd(start, item.price.recurring);
+      const inv = newInvoice(account, sub, (sub as any)._unit, 'subscription_cycle', { start, end }, !opts.fail);
+      if (opts.fail) {
+        sub.status = 'past_due';
+        await emit(account, 'invoice.payment_failed', inv);
+        await emit(account, 'customer.subscription.updated', sub);
+        return inv;
+      }
+      Object.assign(item, { current_period_start: start, current_period_end: end });
+      const wasPastDue = sub.status !== 'active';
+      sub.status = 'active';
+      await emit(account, 'invoice.paid', inv);
+      if (wasPastDue) await emit(account, 'customer.subscription.updated', sub);
+      return inv;
+    },
+    async cancelInDashboard(subscriptionId) {
+      const account = accountOf(subscriptionId);
+      const sub = endSubscription(account, subscriptions.get(subscriptionId)!);
+      await emit(account, 'customer.subscription.deleted', sub);
+      return sub;
+    },
     sent: [],
     requests: [],
     down: false,

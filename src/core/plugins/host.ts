@@ -32,6 +32,7 @@ import {
   type PluginMerchant,
   type PluginCheckoutServices,
   type PluginCustomerServices,
+  type PluginSubscriptionServices,
   type PaymentMethodInfo,
   type AmountOutcome,
   type SavedProfileRef,
@@ -89,6 +90,8 @@ export interface PluginHostDeps {
   checkout: (pluginId: string) => PluginCheckoutServices;
   /** Customer capabilities for actions; built by the runtime once services exist. */
   customers?: () => PluginCustomerServices;
+  /** Subscription capabilities for a plugin's providers, scoped like `checkout`; built by the runtime once services exist. */
+  subscriptions?: (pluginId: string) => PluginSubscriptionServices;
   /** The job queue `api.schedule.every` runs on (without it, scheduled work is never run). */
   jobs?: Pick<JobQueue, 'define'>;
   /** How long one plugin's register() may take before it is disabled, so a hung plugin cannot stall boot. */
@@ -394,6 +397,10 @@ export class PluginHost {
           applyTag: (merchantId: string, customerId: string, tagId: string) => customersOf(deps).applyTag(merchantId, customerId, tagId),
           removeTag: (merchantId: string, customerId: string, tagId: string) => customersOf(deps).removeTag(merchantId, customerId, tagId),
         }),
+        subscriptions: lazySubscriptions(() => {
+          if (!deps.subscriptions) throw new Error('subscription services are not available in this host');
+          return deps.subscriptions(def.id);
+        }),
       }),
     });
 
@@ -502,9 +509,25 @@ function isProvider(p: PaymentProvider<any>): boolean {
   if (p.holdMinutes !== undefined && !(Number.isInteger(p.holdMinutes) && p.holdMinutes >= 1 && p.holdMinutes <= 1440)) return false;
   if (p.checkoutOrigins !== undefined && !isFn(p.checkoutOrigins)) return false;
   if (p.forgetProfile !== undefined && !isFn(p.forgetProfile)) return false;
+  if (p.subscriptions !== undefined && typeof p.subscriptions !== 'boolean') return false;
+  if (p.cancelSubscription !== undefined && !isFn(p.cancelSubscription)) return false;
   const ms = p.merchantSettings;
   if (ms === undefined) return true;
   return isPlainObject(ms) && isFn(ms.schema?.safeParse) && (ms.secrets === undefined || (Array.isArray(ms.secrets) && ms.secrets.every(isName))) && (ms.verify === undefined || isFn(ms.verify)) && (ms.formFragment === undefined || typeof ms.formFragment === 'string');
+}
+
+/** Subscription capabilities resolved on first use (like `lazyCheckout`). */
+function lazySubscriptions(make: () => PluginSubscriptionServices): PluginSubscriptionServices {
+  let built: PluginSubscriptionServices | null = null;
+  const get = () => (built ??= make());
+  return Object.freeze({
+    get: (id: string) => get().get(id),
+    byRef: (ref: string) => get().byRef(ref),
+    due: (opts: { before: Date; limit?: number }) => get().due(opts),
+    renewed: (id: string, renewal: Parameters<PluginSubscriptionServices['renewed']>[1]) => get().renewed(id, renewal),
+    setStatus: (id: string, status: 'active' | 'past_due') => get().setStatus(id, status),
+    canceled: (id: string) => get().canceled(id),
+  });
 }
 
 /** Checkout capabilities resolved on first use, so a host can be built before the checkout exists. */
@@ -515,7 +538,7 @@ function lazyCheckout(make: () => PluginCheckoutServices): PluginCheckoutService
     getSession: (sessionId: string) => get().getSession(sessionId),
     getPayment: (paymentId: string) => get().getPayment(paymentId),
     settingsFor: <S,>(merchantId: string, providerId?: string) => get().settingsFor<S>(merchantId, providerId),
-    authorize: (paymentId: string, providerRef: string, opts?: { paymentMethod?: PaymentMethodInfo }) => get().authorize(paymentId, providerRef, opts),
+    authorize: (paymentId: string, providerRef: string, opts?: { paymentMethod?: PaymentMethodInfo; subscriptionRef?: string }) => get().authorize(paymentId, providerRef, opts),
     decline: (paymentId: string, failure: { code: string; message: string }) => get().decline(paymentId, failure),
     retry: (sessionId: string) => get().retry(sessionId),
     expire: (paymentId: string) => get().expire(paymentId),

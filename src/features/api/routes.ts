@@ -10,6 +10,7 @@ import { apiQrRoutes } from '../qr/index.ts';
 import { apiLinkRoutes } from './links.ts';
 import { apiProductRoutes } from './products.ts';
 import { apiCouponRoutes } from './coupons.ts';
+import { apiSubscriptionRoutes } from './subscriptions.ts';
 import { apiTagRoutes } from './tags.ts';
 import { apiCustomerRoutes } from './customers.ts';
 import { apiPaymentRoutes } from './payments.ts';
@@ -27,6 +28,7 @@ type Deps = Pick<AppDeps, 'apiKeys' | 'apiLimiter' | 'clock' | 'db' | 'log' | 'm
   Parameters<typeof apiQrRoutes>[0] &
   Parameters<typeof apiProductRoutes>[0] &
   Parameters<typeof apiCouponRoutes>[0] &
+  Parameters<typeof apiSubscriptionRoutes>[0] &
   Parameters<typeof apiTagRoutes>[0] &
   Parameters<typeof apiCustomerRoutes>[0] &
   Parameters<typeof apiPaymentRoutes>[0] &
@@ -112,6 +114,7 @@ export function apiRoutes(rt: Deps, opts: ApiRoutesOptions = {}): express.Router
   router.use(apiQrRoutes(rt));
   router.use(apiProductRoutes(rt));
   router.use(apiCouponRoutes(rt));
+  router.use(apiSubscriptionRoutes(rt));
   router.use(apiTagRoutes(rt));
   router.use(apiCustomerRoutes(rt));
   router.use(apiPaymentRoutes(rt));

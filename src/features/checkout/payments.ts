@@ -89,6 +89,8 @@ export function paymentJson(p: PaymentView) {
     payment_method: paymentMethodJson(p.paymentMethod),
     dispute_status: p.disputeStatus,
     failure_code: p.failureCode,
+    // The subscription this payment started or renewed (docs/api.md "Subscriptions").
+    subscription_id: p.subscriptionId,
     // The coupon applied at checkout: amount_before − amount_off = amount.
     discount: p.discount ? { coupon_id: p.discount.couponId, code: p.discount.code, amount_before: p.discount.amountBefore, amount_off: p.discount.amountOff } : null,
     // What the link's checkout collected (API.md "Checkout builder"); the phone is customer.phone.

@@ -13,6 +13,7 @@ import type { ProviderReports } from './provider-reports.ts';
 import type { RefundService } from './refunds.ts';
 import type { PaymentProfiles } from '../customers/index.ts';
 import { cleanLabel } from '../customers/index.ts';
+import type { SubscriptionService } from '../subscriptions/index.ts';
 
 export interface PluginCheckoutDeps {
   checkout: CheckoutService;
@@ -33,6 +34,8 @@ export interface PluginCheckoutDeps {
   settingsFor(merchantKey: number, providerId: string): Promise<unknown | null>;
   /** Customers' saved payment profiles. */
   profiles: Pick<PaymentProfiles, 'save' | 'removeByRef'>;
+  /** The subscription a first payment started, to attach the provider's subscription id (`authorize`'s `subscriptionRef`). */
+  subscriptions?: Pick<SubscriptionService, 'byFirstPayment' | 'attachRef'>;
 }
 
 const notFound = () => new ServiceError('payment_not_found', 'No such payment for this provider.');
@@ -143,7 +146,13 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
       if (typeof providerRef !== 'string' || !providerRef || providerRef.length > 191) throw new ServiceError('invalid_provider_ref', 'providerRef must be 1 to 191 characters.');
       const payment = await ownPayment(paymentId);
       if (opts?.paymentMethod) await deps.reports.setPaymentMethod(payment, opts.paymentMethod);
+      const subscriptionRef = opts?.subscriptionRef;
+      if (subscriptionRef !== undefined && (typeof subscriptionRef !== 'string' || !subscriptionRef || subscriptionRef.length > 191)) throw new ServiceError('invalid_provider_ref', 'subscriptionRef must be 1 to 191 characters.');
       const outcome = await asServiceErrors(() => checkout.authorize(paymentId, providerRef));
+      if (subscriptionRef && deps.subscriptions) {
+        const sub = await deps.subscriptions.byFirstPayment(paymentId);
+        if (sub) await deps.subscriptions.attachRef(sub.key, subscriptionRef);
+      }
       return { status: outcome.status, reason: outcome.reason, next: await nextUrl(outcome.payment) };
     },
     async decline(paymentId, failure) {

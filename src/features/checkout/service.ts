@@ -13,6 +13,11 @@
  *                voided anyway (void: the authorization lapses at the provider).
  *   refund     → see refunds.ts (paid → partially_refunded → refunded; never reopens a slot).
  *
+ * Subscriptions: a checkout for a recurring plan (`StartInput.recurring`) goes only to a provider
+ * with `subscriptions: true`; when its first payment is paid, the subscriptions feature records the
+ * subscription in the same transaction (`deps.subscriptions.started`). Renewals are payments written
+ * paid by `recordRenewal` (counters and revenue, never a slot: the subscriber holds one).
+ *
  * Immediate capture (the provider's `captureModel`, resolved with the merchant's settings): there is
  * nothing to void, so the slot is taken before the customer pays —
  *   start      → the session holds a slot (links' `holdSlot`, in start's transaction) until its end
@@ -109,9 +114,22 @@ export interface CheckoutSession {
   discount: Discount | null;
   /** What the link's checkout collected beyond name and email. */
   collected: CollectedInput;
+  /** The recurring plan the customer subscribes to, or null. */
+  recurring: SessionPlan | null;
   status: 'open' | 'completed' | 'expired';
   expiresAt: Date;
   createdAt: Date;
+}
+
+/** A recurring plan a checkout sells: how often, a trial, and what each renewal charges. */
+export interface SessionPlan {
+  interval: 'day' | 'week' | 'month' | 'year';
+  count: number;
+  trialDays: number | null;
+  /** Each renewal's amount (the plan's line), minor units in the checkout's currency. */
+  renewalAmount: number;
+  productId: string;
+  productName: string;
 }
 
 /** A coupon applied to a checkout: what the payment carries (API `discount`, CSV, webhooks). */
@@ -147,6 +165,8 @@ export interface Payment {
   paymentMethod: PaymentMethodInfo | null;
   /** The provider's dispute (chargeback) status, when the customer disputed the payment. */
   disputeStatus: string | null;
+  /** The subscription (`sub_…`) this payment started or renewed, or null. */
+  subscriptionId: string | null;
 }
 
 /** What a receipt message says of a payment (deliveries compose receipts from it). */
@@ -195,6 +215,7 @@ const sessionFrom = (r: any): CheckoutSession => ({
   backPath: r.back_path ?? null,
   discount: discountFrom(r.discount),
   collected: { phone: r.customer_phone ?? null, address: r.address ?? null, instructions: r.instructions ?? null, termsAccepted: Boolean(r.terms_accepted_at), fields: r.fields ? JSON.parse(r.fields) : null },
+  recurring: r.recurring ? (JSON.parse(r.recurring) as SessionPlan) : null,
   status: r.status,
   expiresAt: toDate(r.expires_at),
   createdAt: toDate(r.created_at),
@@ -221,6 +242,7 @@ export const paymentFrom = (r: any): Payment => ({
   voidedAt: toDateOrNull(r.voided_at),
   paymentMethod: r.payment_method ? (JSON.parse(r.payment_method) as PaymentMethodInfo) : null,
   disputeStatus: r.dispute_status ?? null,
+  subscriptionId: r.subscription_id ?? null,
 });
 
 export interface CheckoutDeps {
@@ -259,6 +281,22 @@ export interface CheckoutDeps {
   profiles?: { find(customerKey: number, provider: string): Promise<{ ref: string; label: string } | null> };
   /** The coupons feature's redemptions: held with a checkout, redeemed with its payment, released when it fails. */
   coupons?: CheckoutCoupons;
+  /** The subscriptions feature: records the subscription a paid recurring checkout started, in its transaction (answers its `sub_…`). */
+  subscriptions?: { started(trx: Trx, s: { payment: Payment; plan: SessionPlan; payerName: string | null; payerEmail: string | null; paidAt: Date }): Promise<string> };
+}
+
+/** A renewal a provider charged (`recordRenewal`). */
+export interface RenewalInput {
+  merchantKey: number;
+  linkKey: number | null;
+  customerKey: number | null;
+  provider: string;
+  subscriptionId: string;
+  /** The provider's invoice or charge id: one payment per (subscription, invoice). */
+  invoiceRef: string;
+  amount: number;
+  currency: string;
+  paymentMethod?: PaymentMethodInfo | null;
 }
 
 /** What checkout asks of the coupons feature (it owns the redemption counters), in checkout's transactions. */
@@ -402,6 +440,8 @@ export interface StartInput {
   coupon?: { key: number; discount: Discount } | null;
   /** What the link's checkout collected (already validated): kept on the session for its payments. */
   collected?: CollectedInput | null;
+  /** A recurring plan the customer subscribes to: only providers that bill subscriptions are used. */
+  recurring?: SessionPlan | null;
 }
 
 /** What a customer entered beyond name and email (the link's `collect`). */
@@ -417,12 +457,16 @@ export interface CollectedInput {
 /** The coupon was used up (or closed) between the quote and the checkout: 422 by the field. */
 export const couponLostError = () => new ValidationError([{ field: 'coupon', code: 'coupon_used_up', message: 'This code has just been used up.' }]);
 
+/** One renewal payment per (subscription, provider invoice): the unique `renewal_key`. */
+const renewalKeyOf = (subscriptionId: string, invoiceRef: string) => `${subscriptionId}:${invoiceRef}`.slice(0, 191);
+
 export function createCheckoutService(deps: CheckoutDeps) {
   const { db, clock, events, registries, log } = deps;
 
   /** The provider a new checkout uses: the customer's choice among the merchant's usable ones. */
-  async function chooseProvider(merchantKey: number, wanted: string | null | undefined): Promise<{ provider: PaymentProvider<any>; settings: unknown }> {
-    const usable = await deps.providers.usable(merchantKey);
+  async function chooseProvider(merchantKey: number, wanted: string | null | undefined, subscription = false): Promise<{ provider: PaymentProvider<any>; settings: unknown }> {
+    const usable = (await deps.providers.usable(merchantKey)).filter((u) => !subscription || u.provider.subscriptions === true);
+    if (!usable.length && subscription) throw new ValidationError([{ field: 'plan', code: 'subscriptions_unavailable', message: 'Subscriptions cannot be paid online here yet. Please contact the business to subscribe.' }]);
     if (!usable.length) throw new AppError('no_payment_provider', 503, 'Payments are not available right now: this business has no payment method enabled.');
     if (wanted) {
       const chosen = usable.find((u) => u.provider.id === wanted);
@@ -569,6 +613,12 @@ export function createCheckoutService(deps: CheckoutDeps) {
       }
       if (payment.sessionKey !== null) await trx('checkout_sessions').where({ id: payment.sessionKey }).update({ status: 'completed', updated_at: paidAt });
       await events.emit(trx, 'payment.succeeded', await paymentEvent(trx, payment), payment.merchantKey);
+      // A recurring plan: the subscription starts with this payment (which took the subscriber's slot).
+      const s = payment.sessionKey === null || !deps.subscriptions ? null : await trx('checkout_sessions').where({ id: payment.sessionKey }).first('recurring', 'customer_name', 'customer_email');
+      if (s?.recurring) {
+        const subscriptionId = await deps.subscriptions!.started(trx, { payment, plan: JSON.parse(s.recurring) as SessionPlan, payerName: s.customer_name ?? null, payerEmail: s.customer_email ?? null, paidAt });
+        await trx('payments').where({ id: payment.key }).update({ subscription_id: subscriptionId });
+      }
     });
     return service.outcomeOf(paymentId);
   }
@@ -639,13 +689,16 @@ export function createCheckoutService(deps: CheckoutDeps) {
     /** Opens a checkout for a link (or a merchant's open-amount page) and hands it to the provider. */
     async start(merchant: Merchant, link: CheckoutLink | null, input: StartInput): Promise<{ session: CheckoutSession; payment: Payment; next: ProviderStartResult }> {
       // Callers validate what customers type; this guards the money columns against programming errors.
-      if (!Number.isSafeInteger(input.amount) || input.amount <= 0 || input.amount > MAX_MINOR) throw new RangeError(`checkout amount out of range: ${input.amount}`);
+      // Only a plan's free trial may charge nothing today (the provider keeps the card for its end).
+      const least = input.recurring?.trialDays ? 0 : 1;
+      if (!Number.isSafeInteger(input.amount) || input.amount < least || input.amount > MAX_MINOR) throw new RangeError(`checkout amount out of range: ${input.amount}`);
       // The lines add up to what is charged, less a coupon's discount (its amount before is the lines' total).
       const off = input.coupon ? input.coupon.discount.amountOff : 0;
       const lines = input.lineItems ?? [];
       if (lines.length && (lineItemsTotal(lines) ?? Number.NaN) - off !== input.amount) throw new RangeError(`checkout amount ${input.amount} is not its line items' total less its discount`);
       if (input.coupon && input.coupon.discount.amountBefore - off !== input.amount) throw new RangeError(`checkout amount ${input.amount} is not the coupon's amount before less its discount`);
-      const { provider: chosen, settings } = await chooseProvider(merchant.key, input.provider);
+      if (input.recurring && (!Number.isSafeInteger(input.recurring.renewalAmount) || input.recurring.renewalAmount <= 0)) throw new RangeError(`renewal amount out of range: ${input.recurring.renewalAmount}`);
+      const { provider: chosen, settings } = await chooseProvider(merchant.key, input.provider, Boolean(input.recurring));
       let immediate: boolean;
       try {
         immediate = captureModelOf(chosen, settings) === 'immediate';
@@ -679,6 +732,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           instructions: input.collected?.instructions ?? null,
           terms_accepted_at: input.collected?.termsAccepted ? now : null,
           fields: input.collected?.fields ? JSON.stringify(input.collected.fields) : null,
+          recurring: input.recurring ? JSON.stringify(input.recurring) : null,
           status: 'open',
           expires_at: expiresAt,
           created_at: now,
@@ -728,6 +782,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           customer: { name: input.name ?? null, email: input.email ?? null, id: customerId, savedProfile: saved ? { ref: saved.ref, label: saved.label } : null },
           returnUrl: `${deps.baseUrl}/receipt/${paymentId}`,
           expiresAt: expiresAt.toISOString(),
+          recurring: input.recurring ? { interval: input.recurring.interval, intervalCount: input.recurring.count, trialDays: input.recurring.trialDays, renewalAmount: input.recurring.renewalAmount, productName: input.recurring.productName } : null,
         }, settings);
       } catch (err) {
         // The provider is down or refused: this attempt can never be paid; say so and keep the record.
@@ -737,6 +792,52 @@ export function createCheckoutService(deps: CheckoutDeps) {
         throw new ServiceUnavailableError('The payment provider is not reachable right now. Please try again in a moment.', err);
       }
       return { session, payment, next };
+    },
+
+    /**
+     * A renewal a provider charged, written `paid` in the caller's transaction (the subscriptions
+     * feature's, which moves the period on with it): counted in the link's payments, revenue and
+     * rollups, never in its paid_count (the subscriber holds one slot), with `payment.succeeded`.
+     * Null when this invoice is recorded already (answer that payment's id instead).
+     */
+    async recordRenewal(trx: Trx, r: RenewalInput): Promise<{ paymentId: string; created: boolean }> {
+      if (!Number.isSafeInteger(r.amount) || r.amount <= 0 || r.amount > MAX_MINOR) throw new RangeError(`renewal amount out of range: ${r.amount}`);
+      const renewalKey = renewalKeyOf(r.subscriptionId, r.invoiceRef);
+      const existing = await service.renewalPaymentOf(trx, r.subscriptionId, r.invoiceRef);
+      if (existing) return { paymentId: existing, created: false };
+      const now = clock.now();
+      const paymentId = publicId('pay');
+      const [key] = await trx('payments').insert({
+        public_id: paymentId,
+        merchant_id: r.merchantKey,
+        link_id: r.linkKey,
+        checkout_session_id: null,
+        customer_id: r.customerKey,
+        provider: r.provider,
+        provider_ref: r.invoiceRef.slice(0, 191),
+        amount: r.amount,
+        currency: r.currency,
+        status: 'paid',
+        payment_method: r.paymentMethod ? JSON.stringify(r.paymentMethod) : null,
+        subscription_id: r.subscriptionId,
+        renewal_key: renewalKey,
+        authorized_at: now,
+        paid_at: now,
+        created_at: now,
+        updated_at: now,
+      });
+      if (r.linkKey !== null) {
+        await deps.links.recordPayment(trx, r.linkKey, r.amount);
+        await deps.stats.paymentCaptured(trx, r.linkKey, now, r.amount);
+      }
+      const payment = (await loadPayment(trx, { id: Number(key) }))!;
+      await events.emit(trx, 'payment.succeeded', await paymentEvent(trx, payment), r.merchantKey);
+      return { paymentId, created: true };
+    },
+
+    /** The payment recorded for this invoice of a subscription (`recordRenewal`), or null. */
+    async renewalPaymentOf(q: Queryable, subscriptionId: string, invoiceRef: string): Promise<string | null> {
+      return (await q('payments').where({ renewal_key: renewalKeyOf(subscriptionId, invoiceRef) }).first('public_id'))?.public_id ?? null;
     },
 
     /** A payment request (`/r/<token>`) by its link's public id, with its merchant key. */

@@ -9,5 +9,5 @@ export { checkoutDraftFromForm, itemsDraftFromForm } from './draft.ts';
 export type { CheckoutDraft } from './draft.ts';
 export type { Collect, CustomField, CustomFieldType } from './collect.ts';
 export type { ClaimLoss, HoldLoss, LinkRef, LinkState, PayableLinkRow, RequestLinkState } from './state.ts';
-export { CUSTOM_AMOUNT_LABEL_MAX, CUSTOM_AMOUNT_LINE, ITEMS_MAX, QUANTITY_MAX, SUGGESTED_MAX, defaultChoice, isAdjustable, linkItemsFrom, planOf, priceOrder, quantityField, sections } from './items.ts';
-export type { CustomAmount, ItemProduct, ItemQuantity, LinkItem, OrderChoice, PricedOrder } from './items.ts';
+export { CUSTOM_AMOUNT_LABEL_MAX, CUSTOM_AMOUNT_LINE, ITEMS_MAX, QUANTITY_MAX, SUGGESTED_MAX, defaultChoice, isAdjustable, linkItemsFrom, planOf, priceOrder, quantityField, sections, subscriptionTerms } from './items.ts';
+export type { CustomAmount, ItemProduct, ItemQuantity, LinkItem, OrderChoice, PricedOrder, SubscriptionTerms } from './items.ts';

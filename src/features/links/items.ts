@@ -15,7 +15,7 @@ import { amountCeilingError, formatMoney, maxAmount, parseDecimalAmount } from '
 import { ValidationError, type FieldError } from '../../core/errors.ts';
 import { lineItemsTotal, type LineItem } from '../../core/line-items.ts';
 import type { Queryable, Trx } from '../../core/db.ts';
-import type { Product } from '../products/index.ts';
+import type { Product, RecurringInterval } from '../products/index.ts';
 
 /** Most products one items link sells. */
 export const ITEMS_MAX = 20;
@@ -320,6 +320,38 @@ function chosenPart(custom: CustomAmount, currency: string, posted: string | und
   const max = custom.max ?? maxAmount(currency);
   if (parsed.minor > max) return `The amount can be at most ${formatMoney(max, currency)}.`;
   return parsed.minor;
+}
+
+/** What subscribing through an order means: what each renewal charges, and what is due today. */
+export interface SubscriptionTerms {
+  plan: ItemProduct;
+  interval: RecurringInterval;
+  count: number;
+  trialDays: number | null;
+  /** Each renewal: the plan's line (its quantity times its price). */
+  renewalAmount: number;
+  /** Charged at checkout: the whole order, less the plan's line during a free trial. */
+  dueNow: number;
+  /** The order's lines as charged today (a trial's plan line at 0, saying so). */
+  lines: LineItem[];
+}
+
+/** An order's subscription terms; null when it has no plan. */
+export function subscriptionTerms(order: PricedOrder): SubscriptionTerms | null {
+  const plan = order.recurring;
+  if (!plan?.recurring) return null;
+  const line = order.lines.find((l) => l.productId === plan.id);
+  const renewalAmount = line ? line.quantity * line.unitAmount : plan.price;
+  const trialDays = plan.recurring.trialDays;
+  return {
+    plan,
+    interval: plan.recurring.interval,
+    count: plan.recurring.count,
+    trialDays,
+    renewalAmount,
+    dueNow: order.total - (trialDays ? renewalAmount : 0),
+    lines: trialDays ? order.lines.map((l) => (l === line ? { ...l, description: `${l.description} (${trialDays}-day free trial)`, unitAmount: 0 } : l)) : order.lines,
+  };
 }
 
 /** The lines at their default quantities (the plain page, before the customer changes anything). */

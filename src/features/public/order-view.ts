@@ -4,8 +4,9 @@
  * only shows them, and a checkout prices the order again from the link.
  */
 import { formatMoney, toDecimalString } from '../../core/money.ts';
-import { CUSTOM_AMOUNT_LINE, isAdjustable, planOf, priceOrder, quantityField, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
+import { CUSTOM_AMOUNT_LINE, isAdjustable, planOf, priceOrder, quantityField, sections, subscriptionTerms, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
 import { currencySymbol } from './view.ts';
+import { recurringLabel } from '../products/index.ts';
 
 /** The form fields an items checkout reads besides name, email and provider. */
 export const ORDER_FIELDS = ['plan', 'step', 'shown_total'] as const;
@@ -68,6 +69,9 @@ export function itemsView(items: readonly LinkItem[], currency: string, choice: 
     };
   };
   const total = whole.ok ? whole.order.total : priced.ok && custom ? priced.order.total : null;
+  // A chosen plan: what renews, and — with a free trial — what is due today instead of the total.
+  const terms = whole.ok ? subscriptionTerms(whole.order) : priced.ok ? subscriptionTerms(priced.order) : null;
+  const renews = terms ? `${formatMoney(terms.renewalAmount, currency)} ${recurringLabel(terms)}` : null;
   return {
     oneTime: oneTime.map(line),
     recurring: recurring.map(line),
@@ -81,6 +85,10 @@ export function itemsView(items: readonly LinkItem[], currency: string, choice: 
     totalMinor: priced.ok ? priced.order.total : null,
     // The customer's own amount on the order: in the total when chosen, else said to come on top.
     custom: custom ? { label: custom.label || CUSTOM_AMOUNT_LINE, added: added ? formatMoney(added, currency) : null, optional: custom.min === 0 } : null,
+    /** Due at checkout when it differs from the total (a free trial leaves the plan out). */
+    dueToday: terms && terms.dueNow !== total ? formatMoney(terms.dueNow, currency) : null,
+    /** "Then €29.00 every month after the 14-day free trial, until canceled." */
+    renewal: terms ? (terms.trialDays ? `Then ${renews} after the ${terms.trialDays}-day free trial, until canceled.` : `Renews at ${renews} until canceled.`) : null,
   };
 }
 export type ItemsView = ReturnType<typeof itemsView>;

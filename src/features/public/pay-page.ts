@@ -20,7 +20,7 @@ import { RESERVED_HANDLES, type Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
 import { lineItemsView, type LineItem } from '../../core/line-items.ts';
-import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
+import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, subscriptionTerms, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
 import { applyStep, chosenAmount, customAmountView, itemsView, orderChoiceFrom } from './order-view.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
@@ -41,7 +41,7 @@ export interface PayLookups {
 
 /** The merchant's usable providers as a pay page offers them. */
 export interface PayMethods {
-  options: { id: string; label: string }[];
+  options: { id: string; label: string; /** The provider bills subscriptions (a recurring plan can be paid with it). */ subscriptions?: boolean }[];
   /** Origins (other than ours) the providers send customers to: the page's CSP `form-action` gets exactly these. */
   formOrigins: string[];
 }
@@ -76,7 +76,7 @@ export function databaseLookups(rt: Deps): PayLookups {
           rt.log.error('a provider failed to list its checkout origins', { provider: provider.id, error: err });
         }
       }
-      return { options: usable.map(({ provider }) => ({ id: provider.id, label: provider.methodLabel ?? provider.name })), formOrigins: [...formOrigins] };
+      return { options: usable.map(({ provider }) => ({ id: provider.id, label: provider.methodLabel ?? provider.name, subscriptions: provider.subscriptions === true })), formOrigins: [...formOrigins] };
     },
   };
 }
@@ -236,8 +236,9 @@ export function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
   const product = link?.type === 'product' ? link.product : null;
   const items = t.items ? itemsView(t.items, t.currency, form.order ?? (form.values ? orderChoiceFrom(form.values, t.items) : defaultChoice()), form.errors, t.custom ?? null) : null;
   const custom = t.custom ? customAmountView(t.custom, t.currency, maxOpenAmount(t.currency), form.values ?? {}) : null;
-  // An items order whose customer-chosen amount is still to come: the button names no total yet.
-  const amount = t.amount === null ? (items?.custom && !items.custom.added && !items.custom.optional ? null : (items?.total ?? null)) : formatMoney(t.amount, t.currency);
+  // An items order whose customer-chosen amount is still to come names no total yet; a free trial's
+  // plan is not charged today: the button says what is.
+  const amount = t.amount === null ? (items?.custom && !items.custom.added && !items.custom.optional ? null : (items?.dueToday ?? items?.total ?? null)) : formatMoney(t.amount, t.currency);
   const discount = form.discount ?? null;
   // What a customer can still get: slots held by checkouts under way are not on offer.
   const left = link?.showRemaining ? remaining({ paymentLimit: link.paymentLimit, paidCount: link.paidCount + link.heldCount }) : null;
@@ -269,6 +270,8 @@ export function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
     // With several payment methods the customer picks one (a radio group named `provider`); with one, nothing to pick.
     methods: methods.options.length > 1 ? methods.options : null,
     unavailable: methods.options.length === 0,
+    // Some method bills subscriptions: a plan can be paid here.
+    subscriptions: methods.options.some((o) => o.subscriptions),
     // Links that allow coupon codes show the field (and, once applied, the new total).
     coupon: Boolean(link?.allowCoupons),
     // What the link collects beyond name and email (views/pay/_collect.eta).
@@ -594,19 +597,22 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     // An items order is priced here, from the link: posted prices are never read, quantities are bounded.
     const priced = target.items ? priceOrder(target.items, target.currency, order!, target.custom ?? null) : null;
     if (priced && !priced.ok) Object.assign(errors, priced.errors);
-    if (priced?.ok && priced.order.recurring) {
-      // No provider takes subscriptions yet (the plugin API has no subscription capability).
-      errors.plan = sections(target.items!).oneTime.length
-        ? 'Subscriptions cannot be paid online here yet. Choose “No plan”, or contact the business to subscribe.'
-        : 'Subscriptions cannot be paid online here yet. Please contact the business to subscribe.';
-    }
+    // A plan is a subscription: only methods whose provider bills subscriptions can take it.
+    const terms = priced?.ok ? subscriptionTerms(priced.order) : null;
+    const plan = terms?.plan ?? null;
+    const options = plan ? methods.options.filter((o) => o.subscriptions) : methods.options;
+    if (plan && !options.length) errors.plan = `Subscriptions cannot be paid online here yet. ${sections(target.items ?? []).oneTime.length ? 'Choose “No plan”, or contact the business to subscribe.' : 'Please contact the business to subscribe.'}`;
     // Several methods: the customer must pick one of those shown; one: the field is not needed (and ignored).
-    const provider = methods.options.length === 1 ? methods.options[0].id : typeof raw.provider === 'string' ? raw.provider : '';
-    if (methods.options.length > 1 && !methods.options.some((o) => o.id === provider)) errors.provider = 'Choose how you want to pay.';
+    const posted = typeof raw.provider === 'string' ? raw.provider : '';
+    const provider = options.length === 1 ? options[0].id : posted;
+    // A method shown on the page that cannot bill the chosen plan is refused, never silently swapped.
+    if (plan && options.length && methods.options.some((o) => o.id === posted) && !options.some((o) => o.id === posted)) errors.provider = 'This payment method cannot pay subscriptions: choose another.';
+    else if (options.length > 1 && !options.some((o) => o.id === provider)) errors.provider = 'Choose how you want to pay.';
     const collected = parseCollected(raw, target.link?.collect ?? null);
     if (!collected.ok) Object.assign(errors, collected.errors);
     // The code is judged with the rest (when the total is known), so every problem shows at once.
-    const before = priced ? (priced.ok ? priced.order.total : null) : (target.amount ?? (parsed.ok && !errors.amount ? parsed.value.amount! : null));
+    // A plan's free trial: today's charge leaves out the plan's line.
+    const before = priced ? (priced.ok ? (terms?.dueNow ?? priced.order.total) : null) : (target.amount ?? (parsed.ok && !errors.amount ? parsed.value.amount! : null));
     const coupon = before === null ? ({ kind: 'none' } as const) : await couponStep(rt, target.merchant.key, allowsCoupons, postedCoupon(raw), before, target.currency);
     if (coupon.kind === 'refused') errors.coupon = coupon.message;
     const discount = coupon.kind === 'applied' ? coupon.view : null;
@@ -616,13 +622,15 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     if (priced?.ok && typeof raw.shown_total === 'string' && raw.shown_total !== String(priced.order.itemsTotal)) {
       return again(200, {}, { notice: `Your total is now ${formatMoney(priced.order.total, target.currency)}. Check your order and pay.`, discount });
     }
-    const amount = coupon.kind === 'applied' ? coupon.total : priced?.ok ? priced.order.total : (target.amount ?? form.amount!);
-    const lineItems = priced?.ok ? priced.order.lines : target.lines;
+    const amount = coupon.kind === 'applied' ? coupon.total : priced?.ok ? (terms?.dueNow ?? priced.order.total) : (target.amount ?? form.amount!);
+    const lineItems = terms ? terms.lines : priced?.ok ? priced.order.lines : target.lines;
+    // What each renewal charges: the plan's line, without the one-time lines or a coupon.
+    const recurring = terms ? { interval: terms.interval, count: terms.count, trialDays: terms.trialDays, renewalAmount: terms.renewalAmount, productId: terms.plan.id, productName: terms.plan.name } : null;
     const customerKey = await payingCustomer(req, target);
     let next;
     try {
       // "Cancel and go back" on the provider's page returns to this very page (with its ?c=).
-      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, lineItems, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl, coupon: coupon.kind === 'applied' ? coupon.coupon : null, collected: collected.value }));
+      ({ next } = await rt.checkout.start(target.merchant, target.link, { amount, currency: target.currency, lineItems, name: form.name, email: form.email, customerKey, provider: provider || null, backPath: req.originalUrl, coupon: coupon.kind === 'applied' ? coupon.coupon : null, collected: collected.value, recurring }));
     } catch (err) {
       // The merchant changed their payment methods since the page was shown.
       if (err instanceof ValidationError) return invalid(err.byField());

@@ -13,9 +13,11 @@ import { formatMoney } from '../../core/money.ts';
 import { formatPaymentMethod, type Payment } from '../checkout/index.ts';
 import { redirectUrlFor } from '../links/index.ts';
 import { formatDateTime, merchantView } from './view.ts';
+import { planLabel } from '../subscriptions/index.ts';
+import { dateIn } from '../../core/time.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'checkout' | 'links' | 'merchants' | 'profiles' | 'savedProfiles'>;
+type Deps = Pick<AppDeps, 'checkout' | 'links' | 'merchants' | 'profiles' | 'savedProfiles' | 'subscriptions'>;
 
 const PAYMENT_ID = /^pay_[0-9A-Za-z]{22}$/;
 
@@ -81,6 +83,19 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     }
     const path = session?.link?.path;
     const at = payment.paidAt ?? payment.voidedAt ?? payment.authorizedAt ?? payment.createdAt;
+    // A subscription's payment says so, and when it renews (or that it ended).
+    const sub = payment.subscriptionId ? await rt.subscriptions.get(payment.subscriptionId) : null;
+    const subscription = sub
+      ? {
+          product: sub.productName,
+          plan: `${formatMoney(sub.amount, sub.currency)} ${planLabel(sub)}`,
+          renewal: sub.firstPaymentId !== payment.id,
+          // The first payment of a plan still in its free trial: the trial's end is the first charge.
+          trialDays: sub.status === 'trialing' && sub.firstPaymentId === payment.id ? sub.trialDays : null,
+          next: sub.status === 'canceled' ? null : dateIn(sub.currentPeriodEnd, merchant.timezone),
+          canceled: sub.canceledAt ? dateIn(sub.canceledAt, merchant.timezone) : null,
+        }
+      : null;
 
     res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex' });
     await render(req, res, 'pay/receipt', {
@@ -91,7 +106,8 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       // Still processing: look again shortly (a meta refresh; pay pages run no JavaScript).
       refresh: state === 'processing' ? 5 : null,
       amount: formatMoney(payment.amount, payment.currency),
-      linkName: session?.link?.name ?? null,
+      linkName: session?.link?.name ?? (sub ? `${sub.productName} (renewal)` : null),
+      subscription,
       // What was bought, line by line (an items link's order, a payment request's list).
       lines: session?.lineItems.length ? lineItemsView(session.lineItems, payment.currency) : null,
       customerName: session?.customerName ?? null,

@@ -16,9 +16,10 @@ import { planJson, type ReminderService } from '../reminders/index.ts';
 import type { LinkService } from '../links/index.ts';
 import type { RequestService } from '../requests/index.ts';
 import type { Merchant } from '../merchants/index.ts';
+import { subscriptionJson, type SubscriptionService } from '../subscriptions/index.ts';
 
 /** The objects a webhook's `data` can be. */
-type ObjectKind = 'payment' | 'payment_outcome' | 'link' | 'link_deleted' | 'delivery' | 'reminder_plan' | 'payment_request';
+type ObjectKind = 'payment' | 'payment_outcome' | 'link' | 'link_deleted' | 'delivery' | 'reminder_plan' | 'payment_request' | 'subscription';
 
 interface EventEntry {
   object: ObjectKind;
@@ -31,6 +32,7 @@ const payment: EventEntry = { object: 'payment', id: (p: EventPayloads['payment.
 const paymentOutcome: EventEntry = { object: 'payment_outcome', id: (p: EventPayloads['payment.underpaid']) => p.paymentId };
 const link: EventEntry = { object: 'link', id: (p: { linkId: string }) => p.linkId };
 const delivery: EventEntry = { object: 'delivery', id: (p: EventPayloads['delivery.sent']) => p.deliveryId };
+const subscription: EventEntry = { object: 'subscription', id: (p: EventPayloads['subscription.created']) => p.subscriptionId };
 const paymentRequest: EventEntry = { object: 'payment_request', id: (p: { requestId: string }) => p.requestId };
 
 /** The event types endpoints can subscribe to, and the object each one carries. */
@@ -59,6 +61,9 @@ export const WEBHOOK_EVENTS: Partial<Record<EventType, EventEntry>> = {
   'payment_request.cancelled': paymentRequest,
   // The old request, whose `refreshed_to` names the new one.
   'payment_request.refreshed': paymentRequest,
+  'subscription.created': subscription,
+  'subscription.renewed': subscription,
+  'subscription.canceled': subscription,
 };
 
 /** The offered types, in catalogue order. */
@@ -78,6 +83,8 @@ export interface DataSources {
   deliveries: Pick<DeliveryService, 'get' | 'forPlans'>;
   reminders: Pick<ReminderService, 'forLink'>;
   requests: Pick<RequestService, 'get' | 'json'>;
+  /** Optional: without it, subscription events carry only `{ id, object }`. */
+  subscriptions?: Pick<SubscriptionService, 'getView'>;
   /** The public ids of the API keys that made links. */
   apiKeys: { refsByKeys(keys: number[]): Promise<Map<number, { id: string }>> };
 }
@@ -114,6 +121,11 @@ export function createDataBuilder(src: DataSources) {
     // A payment request as GET /payment_requests/:id answers (metadata included).
     async payment_request(merchant, id) {
       return src.requests.json(await src.requests.get(merchant.key, id));
+    },
+    // A subscription as GET /subscriptions/:id answers.
+    async subscription(merchant, id) {
+      if (!src.subscriptions) return { id, object: 'subscription' };
+      return subscriptionJson(await src.subscriptions.getView(merchant.key, id));
     },
     // A reminder plan as GET /links/:id/reminders lists it.
     async reminder_plan(merchant, id, payload: EventPayloads['reminder.sent']) {

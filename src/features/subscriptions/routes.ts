@@ -1,0 +1,63 @@
+// Dashboard pages for subscriptions (mounted under /app): the list, and canceling one (a confirmation page, then POST).
+import express from 'express';
+import type { AppDeps } from '../../web/deps.ts';
+import { flash, type Renderer } from '../../core/http.ts';
+import { ValidationError } from '../../core/errors.ts';
+import { formatMoney } from '../../core/money.ts';
+import { dateIn } from '../../core/time.ts';
+import type { Merchant } from '../merchants/index.ts';
+import { planLabel, SUBSCRIPTION_STATUSES, type SubscriptionView } from './service.ts';
+
+/** What this file uses of the app. */
+type Deps = Pick<AppDeps, 'subscriptions'>;
+
+const STATUS_LABELS = { trialing: 'Trial', active: 'Active', past_due: 'Past due', canceled: 'Canceled' } as const;
+const STATUS_BADGES = { trialing: 'badge-amber', active: 'badge-green', past_due: 'badge-red', canceled: '' } as const;
+
+export function subscriptionsRoutes(rt: Deps, render: Renderer): express.Router {
+  const router = express.Router();
+  const { subscriptions } = rt;
+
+  const row = (s: SubscriptionView, m: Merchant) => ({
+    id: s.id,
+    status: s.status,
+    statusLabel: STATUS_LABELS[s.status],
+    badge: STATUS_BADGES[s.status],
+    customer: s.customerName || s.customerEmail || 'Unknown customer',
+    email: s.customerName && s.customerEmail ? s.customerEmail : null,
+    plan: `${formatMoney(s.amount, s.currency)} ${planLabel(s)}`,
+    product: s.productName,
+    linkId: s.linkId,
+    linkName: s.linkName,
+    provider: s.provider,
+    // What the next date means: a renewal while it is live; when it ended, the cancellation.
+    next: s.status === 'canceled' ? null : dateIn(s.currentPeriodEnd, m.timezone),
+    canceledOn: s.canceledAt ? dateIn(s.canceledAt, m.timezone) : null,
+  });
+
+  router.get('/subscriptions', async (req, res) => {
+    const merchant: Merchant = res.locals.merchant;
+    const after = typeof req.query.after === 'string' ? req.query.after : undefined;
+    const status = typeof req.query.status === 'string' && (SUBSCRIPTION_STATUSES as readonly string[]).includes(req.query.status) ? req.query.status : undefined;
+    const page = await subscriptions.list(merchant.key, { limit: 50, starting_after: after, status }).catch((err) => {
+      if (err instanceof ValidationError) return subscriptions.list(merchant.key, { limit: 50, status });
+      throw err;
+    });
+    await render(req, res, 'subscriptions/index', { title: 'Subscriptions', subscriptions: page.data.map((s) => row(s, merchant)), hasMore: page.has_more, after: after ?? null, status: status ?? '', statuses: SUBSCRIPTION_STATUSES.map((s) => ({ value: s, label: STATUS_LABELS[s] })) });
+  });
+
+  router.get('/subscriptions/:id/cancel', async (req, res) => {
+    const merchant: Merchant = res.locals.merchant;
+    const s = await subscriptions.getView(merchant.key, String(req.params.id));
+    await render(req, res, 'subscriptions/cancel', { title: 'Cancel subscription', sub: row(s, merchant) });
+  });
+
+  router.post('/subscriptions/:id/cancel', async (req, res) => {
+    const merchant: Merchant = res.locals.merchant;
+    const s = await subscriptions.cancel(merchant.key, String(req.params.id));
+    flash(req, 'success', `Subscription of ${s.customerName || s.customerEmail || 'the customer'} canceled. They will not be charged again.`);
+    res.redirect(303, '/app/subscriptions');
+  });
+
+  return router;
+}

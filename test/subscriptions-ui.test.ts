@@ -1,0 +1,89 @@
+/**
+ * Subscriptions in Chromium at 390 and 1280 px: a customer picks a plan on an items link's pay page
+ * (what renews, and a trial's "Due today"), pays with the sandbox, and reads on the receipt that it
+ * is a subscription and when it renews; the merchant finds it on the Subscriptions page and cancels
+ * it after a confirmation. No serious axe violation, nothing wider than the screen.
+ */
+import { expect } from 'chai';
+import { DESKTOP, PHONE, servedMerchant, useBrowser, type ServedEnv } from './support/browser.ts';
+import { axeProblems } from './support/axe.ts';
+import type { Merchant } from '../src/features/merchants/index.ts';
+
+describe('subscriptions in a browser', () => {
+  const browser = useBrowser();
+  let env: ServedEnv;
+  let merchant: Merchant;
+  let storageState: Awaited<ReturnType<Awaited<ReturnType<ReturnType<typeof browser>['newPage']>>['context']['storageState']>>;
+  let payPage: string;
+
+  before(async function () {
+    this.timeout(30_000);
+    ({ env, storageState, merchant } = await servedMerchant(browser(), { name: 'Harbour Roasters', handlePrefix: 'subsui' }));
+    const beans = await env.rt.services.products.create(merchant.key, { name: 'Beans every month', price: 2900, currency: 'EUR', recurring: { interval: 'month' } });
+    const pro = await env.rt.services.products.create(merchant.key, { name: 'Barista course, yearly', price: 24000, currency: 'EUR', recurring: { interval: 'year', trial_days: 14 } });
+    const kit = await env.rt.services.products.create(merchant.key, { name: 'Welcome kit', price: 1500, currency: 'EUR' });
+    const link = await env.rt.services.links.create(merchant, { type: 'items', name: 'Coffee club', items: [{ product_id: beans.id, quantity: 1 }, { product_id: pro.id, quantity: 1 }, { product_id: kit.id, quantity: 1 }] });
+    payPage = `${env.origin}/${merchant.handle}/${link.path}`;
+  });
+  after(() => env?.close());
+
+  for (const [label, viewport, tag] of [['a phone', PHONE, '390'], ['a desktop', DESKTOP, '1280']] as const) {
+    it(`subscribes on ${label}: the plan on the pay page, the receipt, then the merchant cancels it`, async function () {
+      this.timeout(60_000);
+      const tab = await browser().newPage({ viewport });
+      const email = `ann-${tag}@example.test`;
+      try {
+        await tab.page.goto(payPage);
+        await tab.page.getByRole('radio', { name: /Barista course/ }).check();
+        await tab.page.getByRole('button', { name: 'Update total' }).last().click();
+        await tab.page.waitForLoadState();
+        // A trial: the plan is not charged today, and the page says what follows.
+        expect(await tab.page.locator('#renewal-note').textContent()).to.equal('Then €240.00 every year after the 14-day free trial, until canceled.');
+        await tab.screenshot(`subscription-pay-trial-${tag}`);
+        await tab.page.getByRole('radio', { name: /Beans every month/ }).check();
+        await tab.page.getByRole('button', { name: 'Update total' }).last().click();
+        await tab.page.waitForLoadState();
+        expect(await tab.page.locator('#renewal-note').textContent()).to.equal('Renews at €29.00 every month until canceled.');
+        await tab.page.locator('input[name="name"]').fill('Ann Example');
+        await tab.page.locator('input[name="email"]').fill(email);
+        await tab.screenshot(`subscription-pay-${tag}`);
+        expect(await axeProblems(tab.page)).to.deep.equal([]);
+        expect(await tab.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
+        await tab.page.getByRole('button', { name: /^Pay €44\.00/ }).click();
+        await tab.page.getByLabel('Card number').fill('4242 4242 4242 4242');
+        await tab.page.getByRole('button', { name: /^Pay/ }).click();
+        await tab.page.waitForURL(/\/receipt\/pay_/);
+        const receipt = (await tab.page.locator('main').textContent()) ?? '';
+        expect(receipt).to.include('You subscribed to Beans every month: €29.00 every month.');
+        expect(receipt).to.match(/It renews on .+, charged to the same payment method\./);
+        await tab.screenshot(`subscription-receipt-${tag}`);
+        expect(await axeProblems(tab.page)).to.deep.equal([]);
+        expect(await tab.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
+        tab.assertClean();
+      } finally {
+        await tab.close();
+      }
+
+      const app = await browser().newPage({ storageState, viewport });
+      try {
+        await app.page.goto(`${env.origin}/app/subscriptions`);
+        const row = app.page.locator('tr', { hasText: email });
+        expect(await row.textContent()).to.include('Active');
+        await app.screenshot(`subscriptions-page-${tag}`);
+        expect(await axeProblems(app.page)).to.deep.equal([]);
+        expect(await app.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
+        await row.getByRole('link', { name: /Cancel…/ }).click();
+        await app.page.waitForURL(/\/cancel$/);
+        await app.screenshot(`subscription-cancel-${tag}`);
+        expect(await axeProblems(app.page)).to.deep.equal([]);
+        await app.page.getByRole('button', { name: 'Cancel the subscription' }).click();
+        await app.page.waitForURL(/\/app\/subscriptions$/);
+        expect(await app.page.locator('body').textContent()).to.include('They will not be charged again.');
+        expect(await app.page.locator('tr', { hasText: email }).textContent()).to.include('Canceled');
+        app.assertClean();
+      } finally {
+        await app.close();
+      }
+    });
+  }
+});
