@@ -214,6 +214,23 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expect(active.current_period_end).to.equal(addInterval(new Date(sub.current_period_end), 'month', 1).toISOString());
   });
 
+  it('takes an amount the customer adds (a donation) with a trial plan: charged today with the one-time items, never renewed', async () => {
+    const m = await apiMerchant(env, 'Donating Club');
+    const c = apiClient(env.app, m.secret);
+    const { club, link, url } = await planLink(c, m, { custom_amount: { min: 0, label: 'Donation' } }, { interval: 'month', trial_days: 14 });
+    const page = (await http().post(url).type('form').send({ plan: club.id, amount_other: '5', step: 'update' }).expect(200)).text;
+    expect(page).to.match(/Due today<\/span> <span class="amount-value">€20\.00</);
+    expect(page).to.include('Then €29.00 every month after the 14-day free trial, until canceled.');
+    const res = await http().post(url).type('form').send({ ...CUSTOMER, plan: club.id, amount_other: '5' });
+    expect(res.status, res.text.slice(0, 800)).to.equal(303);
+    await http().post(new URL(res.headers.location).pathname).type('form').send({ card_number: '4242 4242 4242 4242' }).expect(303);
+    const [first] = await paymentsOf(c, link.id);
+    expect(first.amount).to.equal(2000);
+    expect(first.line_items.map((l: any) => [l.description, l.unit_amount])).to.deep.equal([['Beans every month (14-day free trial)', 0], ['Welcome kit', 1500], ['Donation', 500]]);
+    const sub = (await c('get', `/subscriptions/${first.subscription_id}`).expect(200)).body;
+    expect(sub.amount, 'renewals charge the plan alone').to.equal(2900);
+  });
+
   it('starts a trial that charges nothing today (a plan alone): a €0 payment claims the subscriber’s slot', async () => {
     const m = await apiMerchant(env, 'Free Trial Only');
     const c = apiClient(env.app, m.secret);
