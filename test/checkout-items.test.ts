@@ -341,7 +341,7 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
       const page = (await http().get(url).expect(200)).text;
       expect(page).to.match(/<legend>Donation <span class="optional">\(optional\)<\/span><\/legend>/);
       expect(page).to.include('name="amount" value="25.00"');
-      expect(page).to.include('Add an amount of your choice below if you like.');
+      expect(page).to.include('You can add an amount of your choice.');
       expect(total(page)).to.equal('€45.00');
       // "Update total" with a donation picked: the order shows it and the total includes it; nothing is written.
       const before = await count('checkout_sessions');
@@ -378,7 +378,7 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
       expect(required.custom_amount).to.deep.equal({ min: 500, max: null, suggested: [], label: null });
       const page2 = (await http().get(url).expect(200)).text;
       expect(page2).to.include('<label for="f-amount">Amount of your choice</label>');
-      expect(page2).to.include('Plus the amount you choose below.');
+      expect(page2).to.include('Plus an amount of your choice.');
       expect(page2).to.include('class="pay-button">Continue to payment</button>');
       const missing = await http().post(url).type('form').send({ ...CUSTOMER, [`quantity_${ticket.id}`]: '1', shown_total: '4500' });
       expect(missing.status).to.equal(422);
