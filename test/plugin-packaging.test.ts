@@ -92,12 +92,16 @@ export default definePlugin({
       async start(session) {
         // A customer record's saved profile (apiVersion 1 additions) is offered again.
         const saved = session.customer.savedProfile ? \`?profile=\${encodeURIComponent(session.customer.savedProfile.ref)}\` : '';
-        return { redirect: \`\${CHECKOUT}/s/\${encodeURIComponent(session.id)}\${saved}\` };
+        // A plan (apiVersion 1 subscriptions): what the vendor would bill each period.
+        const plan = session.recurring ? \`\${saved ? '&' : '?'}plan=\${session.recurring.interval}-\${session.recurring.intervalCount}-\${session.recurring.renewalAmount}\` : '';
+        return { redirect: \`\${CHECKOUT}/s/\${encodeURIComponent(session.id)}\${saved}\${plan}\` };
       },
       async capture() {},
       async void() {},
       async refund() {},
       async forgetProfile() {},
+      subscriptions: true,
+      async cancelSubscription() {},
     } satisfies PaymentProvider & { checkoutOrigins(): string[] };
     api.providers.register(provider);
     api.routes.get('/ping', (_req, res) => {
@@ -181,6 +185,17 @@ describe('plugin packaging', () => {
       const settings = env.rt.registries.actions.get('kitnotify')!.settings;
       expect(settings.safeParse({ webhookUrl: 'https://hooks.example.test/x' }).success).to.equal(true);
       expect(settings.safeParse({ webhookUrl: 'ftp://hooks.example.test/x' }).success).to.equal(false);
+    });
+
+    it('offers a plan through the installed provider that bills subscriptions, with what renews', async () => {
+      const { merchant } = await env.rt.services.merchants.signUp({ name: 'Kit Club', handle: 'kit-club', email: 'kit@club.test', password: 'correct horse battery' });
+      await env.rt.services.providers.update(merchant.key, 'kithosted', { enabled: true });
+      await env.rt.services.providers.update(merchant.key, 'sandbox', { enabled: false });
+      const plan = await env.rt.services.products.create(merchant.key, { name: 'Monthly box', price: 2500, currency: 'EUR', recurring: { interval: 'month', interval_count: 1 } });
+      const link = await env.rt.services.links.create(merchant, { type: 'items', name: 'Box club', items: [{ product_id: plan.id, quantity: 1 }] });
+      const res = await supertest(env.app).post(`/kit-club/${link.path}`).type('form').send({ name: 'Ann', email: 'ann@example.test', plan: plan.id }).expect(303);
+      expect(res.headers.location).to.match(/^https:\/\/checkout\.kithosted\.test\/s\/cs_[^?]+\?plan=month-1-2500$/);
+      expect(typeof env.rt.registries.providers.get('kithosted')!.cancelSubscription).to.equal('function');
     });
 
     it("serves the provider's public route under /p/<plugin-id>/", async () => {
