@@ -231,6 +231,33 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expect(sub.amount, 'renewals charge the plan alone').to.equal(2900);
   });
 
+  it('takes a coupon off the one-time items of a subscription order only: the plan is billed at its price, today and at renewal', async () => {
+    const m = await apiMerchant(env, 'Coupon Club');
+    const c = apiClient(env.app, m.secret);
+    const { club, link, url } = await planLink(c, m, { allow_coupons: true });
+    await c('post', '/coupons', { code: 'TENOFF', percent_off: 10 }).expect(201);
+    await c('post', '/coupons', { code: 'BIG', amount_off: 5000, currency: 'EUR' }).expect(201);
+    // Apply: 10 % of the welcome kit (€1.50), the plan's €29.00 on top.
+    const applied = (await http().post(url).type('form').send({ plan: club.id, coupon: 'TENOFF', apply: '1' }).expect(200)).text;
+    expect(applied).to.match(/New total<\/dt><dd>€42\.50</);
+    for (const [code, amount] of [['TENOFF', 4250], ['BIG', 2900]] as const) {
+      const res = await http().post(url).type('form').send({ ...CUSTOMER, email: `${code.toLowerCase()}@example.test`, plan: club.id, coupon: code });
+      expect(res.status, [...res.text.matchAll(/class="error"[^>]*>([^<]+)</g)].map((x) => x[1]).join(' | ')).to.equal(303);
+      await http().post(new URL(res.headers.location).pathname).type('form').send({ card_number: '4242 4242 4242 4242' }).expect(303);
+      const [p] = await paymentsOf(c, link.id);
+      expect([p.amount, code], 'charged today').to.deep.equal([amount, code]);
+      const sub = (await c('get', `/subscriptions/${p.subscription_id}`).expect(200)).body;
+      expect(sub.amount, 'renews at the plan’s price').to.equal(2900);
+    }
+    // A plan alone has nothing one-time to take money off: said by the coupon field, nothing written.
+    const alone = await c('post', '/links', { type: 'items', name: 'Plan only', allow_coupons: true, items: [{ product_id: club.id, quantity: 1 }] }).expect(201);
+    const before = (await paymentsOf(c, alone.body.id)).length;
+    const refused = await http().post(`/${m.handle}/${alone.body.path}`).type('form').send({ ...CUSTOMER, coupon: 'TENOFF' });
+    expect(refused.status).to.equal(422);
+    expect(/id="f-coupon-error">([^<]*)</.exec(refused.text)![1]).to.include('a subscription is billed at its price');
+    expect((await paymentsOf(c, alone.body.id)).length).to.equal(before);
+  });
+
   it('starts a trial that charges nothing today (a plan alone): a €0 payment claims the subscriber’s slot', async () => {
     const m = await apiMerchant(env, 'Free Trial Only');
     const c = apiClient(env.app, m.secret);

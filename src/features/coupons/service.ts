@@ -366,7 +366,8 @@ export function createCouponService({ db, clock, jobs, changes }: CouponServiceD
     },
 
     /** What `code` takes off `amount` in `currency` for this merchant now, or why it cannot. */
-    async quote(merchantKey: number, code: string, amount: number, currency: string): Promise<Quote> {
+    /** `wholeAllowed`: something else is paid with it (a subscription's first period), so the code may take all of `amount` off. */
+    async quote(merchantKey: number, code: string, amount: number, currency: string, opts: { wholeAllowed?: boolean } = {}): Promise<Quote> {
       const key = codeKey(code);
       const r = key && key.length <= CODE_MAX ? await scoped(db, merchantKey).andWhere({ code_key: key }).first() : null;
       if (!r || !r.active) return { ok: false, code: 'coupon_invalid', message: 'This code is not valid. Check it and try again.' };
@@ -376,8 +377,8 @@ export function createCouponService({ db, clock, jobs, changes }: CouponServiceD
       if (c.validUntil && c.validUntil.getTime() <= now) return { ok: false, code: 'coupon_expired', message: 'This code has expired.' };
       if (c.maxRedemptions !== null && c.redeemedCount + c.heldCount >= c.maxRedemptions) return { ok: false, code: 'coupon_used_up', message: 'This code has been used up.' };
       if (c.amountOff !== null && c.currency !== currency) return { ok: false, code: 'coupon_wrong_currency', message: `This code only applies to payments in ${c.currency}.` };
-      const amountOff = discountOf(c, amount);
-      if (amountOff >= amount) return { ok: false, code: 'coupon_too_large', message: 'This code is worth the whole payment, so it cannot be used here.' };
+      const amountOff = Math.min(amount, discountOf(c, amount));
+      if (amountOff >= amount && !opts.wholeAllowed) return { ok: false, code: 'coupon_too_large', message: 'This code is worth the whole payment, so it cannot be used here.' };
       return { ok: true, coupon: c, amountBefore: amount, amountOff, total: amount - amountOff };
     },
 

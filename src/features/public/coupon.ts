@@ -31,14 +31,21 @@ export type CouponStep =
 export const postedCoupon = (raw: Record<string, unknown>): string => (typeof raw.coupon === 'string' ? raw.coupon.trim().slice(0, CODE_MAX + 10) : '');
 
 /** Quotes the posted code against `amount` (the total before it) for this page. */
-export async function couponStep(rt: Deps, merchantKey: number, allow: boolean, code: string, amount: number, currency: string): Promise<CouponStep> {
+/**
+ * `amount` is what the code may take money off; `alongside` is charged with it, never discounted (a
+ * subscription plan's first period: a plan is billed at its price, so a coupon takes money off the
+ * order's one-time part only). The totals include it.
+ */
+export async function couponStep(rt: Deps, merchantKey: number, allow: boolean, code: string, amount: number, currency: string, alongside = 0): Promise<CouponStep> {
   if (!allow || !code) return { kind: 'none' };
-  const q = await rt.coupons.quote(merchantKey, code, amount, currency);
+  if (amount === 0 && alongside > 0) return { kind: 'refused', message: 'Coupon codes take money off one-time items, and this order has none: a subscription is billed at its price.' };
+  const q = await rt.coupons.quote(merchantKey, code, amount, currency, { wholeAllowed: alongside > 0 });
   if (!q.ok) return { kind: 'refused', message: q.message };
+  const total = q.total + alongside;
   return {
     kind: 'applied',
-    view: { code: q.coupon.code, label: discountLabel(q.coupon), off: `−${formatMoney(q.amountOff, currency)}`, total: formatMoney(q.total, currency) },
-    coupon: { key: q.coupon.key, discount: { couponId: q.coupon.id, code: q.coupon.code, amountBefore: q.amountBefore, amountOff: q.amountOff } },
-    total: q.total,
+    view: { code: q.coupon.code, label: discountLabel(q.coupon), off: `−${formatMoney(q.amountOff, currency)}`, total: formatMoney(total, currency) },
+    coupon: { key: q.coupon.key, discount: { couponId: q.coupon.id, code: q.coupon.code, amountBefore: q.amountBefore + alongside, amountOff: q.amountOff } },
+    total,
   };
 }

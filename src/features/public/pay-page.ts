@@ -20,7 +20,7 @@ import { RESERVED_HANDLES, type Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
 import { lineItemsView, type LineItem } from '../../core/line-items.ts';
-import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, subscriptionTerms, type CustomAmount, type LinkItem, type OrderChoice } from '../links/index.ts';
+import { ITEMS_MAX, defaultChoice, priceOrder, quantityField, sections, subscriptionTerms, type CustomAmount, type LinkItem, type OrderChoice, type PricedOrder } from '../links/index.ts';
 import { applyStep, chosenAmount, customAmountView, itemsView, orderChoiceFrom } from './order-view.ts';
 import { isAmountSegment, isHandleShaped, isPathShaped, maxOpenAmount, parseAmountSegment, parseCheckoutForm, type CheckoutForm } from './schemas.ts';
 import { currencySymbol, merchantView } from './view.ts';
@@ -227,6 +227,16 @@ interface PageForm {
   notice?: string;
   /** A coupon applied to the total (views/pay/_coupon.eta). */
   discount?: AppliedCoupon | null;
+}
+
+/**
+ * What a coupon may take money off an items order (what it charges once today), and what is charged
+ * with it undiscounted: a subscription plan's first period (with a free trial, nothing of the plan).
+ */
+function discountable(order: PricedOrder): { amount: number; alongside: number } {
+  const terms = subscriptionTerms(order);
+  const alongside = terms && !terms.trialDays ? terms.renewalAmount : 0;
+  return { amount: (terms?.dueNow ?? order.total) - alongside, alongside };
 }
 
 export function pageView(t: Page, methods: PayMethods, form: PageForm = {}) {
@@ -541,11 +551,12 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
   /** The pay page again with a coupon's new total (200), or its message by the field (422). Nothing is written. */
   async function applyCoupon(req: Request, res: Response, target: Page, raw: Record<string, unknown>, order?: OrderChoice): Promise<void> {
     let amount = target.amount;
+    let alongside = 0;
     const errors: Record<string, string> = {};
     if (target.items) {
-      // An items order: the discount applies to its total, priced from the link.
+      // An items order: the discount applies to what it charges once today, priced from the link.
       const priced = priceOrder(target.items, target.currency, order!, target.custom ?? null);
-      if (priced.ok) amount = priced.order.total;
+      if (priced.ok) ({ amount, alongside } = discountable(priced.order));
       else Object.assign(errors, priced.errors);
     } else if (amount === null) {
       // An open or customer-chosen amount: the discount needs the amount first.
@@ -555,7 +566,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
       else if (parsed.ok) amount = parsed.value.amount!;
       else Object.assign(errors, { amount: parsed.errors.amount });
     }
-    const step = amount === null ? null : await couponStep(rt, target.merchant.key, true, postedCoupon(raw), amount, target.currency);
+    const step = amount === null ? null : await couponStep(rt, target.merchant.key, true, postedCoupon(raw), amount, target.currency, alongside);
     if (step?.kind === 'refused') errors.coupon = step.message;
     const discount = step?.kind === 'applied' ? step.view : null;
     return show(req, res, target, Object.keys(errors).length ? 422 : 200, { values: postedValues(raw, target), errors, recipient: recipientParam(req), discount, order }, fresh);
@@ -611,9 +622,10 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const collected = parseCollected(raw, target.link?.collect ?? null);
     if (!collected.ok) Object.assign(errors, collected.errors);
     // The code is judged with the rest (when the total is known), so every problem shows at once.
-    // A plan's free trial: today's charge leaves out the plan's line.
-    const before = priced ? (priced.ok ? (terms?.dueNow ?? priced.order.total) : null) : (target.amount ?? (parsed.ok && !errors.amount ? parsed.value.amount! : null));
-    const coupon = before === null ? ({ kind: 'none' } as const) : await couponStep(rt, target.merchant.key, allowsCoupons, postedCoupon(raw), before, target.currency);
+    // A plan's free trial: today's charge leaves out the plan's line; a plan charged today is not discounted.
+    const part = priced?.ok ? discountable(priced.order) : null;
+    const before = priced ? (part?.amount ?? null) : (target.amount ?? (parsed.ok && !errors.amount ? parsed.value.amount! : null));
+    const coupon = before === null ? ({ kind: 'none' } as const) : await couponStep(rt, target.merchant.key, allowsCoupons, postedCoupon(raw), before, target.currency, part?.alongside ?? 0);
     if (coupon.kind === 'refused') errors.coupon = coupon.message;
     const discount = coupon.kind === 'applied' ? coupon.view : null;
     if (!parsed.ok || !collected.ok || Object.keys(errors).length) return again(422, errors, { discount: errors.coupon ? null : discount });
