@@ -463,20 +463,31 @@ export async function checkProvider(plugin: PluginUnderTest, opts: ProviderOptio
       returnUrl: `${host.rt.config.baseUrl}/${host.merchant.handle}`,
       expiresAt: new Date(host.rt.clock.now().getTime() + 30 * 60_000).toISOString(),
     };
-    try {
-      // start receives the merchant's settings as its second argument (per-merchant providers).
-      const result = (await (provider.start as (s: CheckoutSessionInfo, settings: unknown) => Promise<unknown>)(session, settings)) as Record<string, unknown> | null;
-      if (result && typeof result.redirect === 'string') {
-        const own = new URL(host.rt.config.baseUrl).origin;
-        if (!/^https?:\/\//.test(result.redirect) || !URL.canParse(result.redirect)) problem(`start redirects to "${result.redirect}", which is not an absolute http(s) URL`);
-        else if (new URL(result.redirect).origin !== own && !origins.includes(new URL(result.redirect).origin)) {
-          problem(`start redirects to ${new URL(result.redirect).origin}, which checkoutOrigins does not list: the pay page's CSP would block it`);
+    /** start(session) answers a redirect to this host or a listed origin, or a page to render. */
+    async function checkStart(s: CheckoutSessionInfo, what: string): Promise<void> {
+      try {
+        // start receives the merchant's settings as its second argument (per-merchant providers).
+        const result = (await (provider!.start as (s: CheckoutSessionInfo, settings: unknown) => Promise<unknown>)(s, settings)) as Record<string, unknown> | null;
+        if (result && typeof result.redirect === 'string') {
+          const own = new URL(host.rt.config.baseUrl).origin;
+          if (!/^https?:\/\//.test(result.redirect) || !URL.canParse(result.redirect)) problem(`start${what} redirects to "${result.redirect}", which is not an absolute http(s) URL`);
+          else if (new URL(result.redirect).origin !== own && !origins.includes(new URL(result.redirect).origin)) {
+            problem(`start${what} redirects to ${new URL(result.redirect).origin}, which checkoutOrigins does not list: the pay page's CSP would block it`);
+          }
+        } else if (!(result && typeof result.render === 'string')) {
+          problem(`start${what} must answer { redirect: url } or { render: html }, got ${JSON.stringify(result)}`);
         }
-      } else if (!(result && typeof result.render === 'string')) {
-        problem(`start must answer { redirect: url } or { render: html }, got ${JSON.stringify(result)}`);
+      } catch (err) {
+        problem(`start${what} failed: ${errorText(err)}`);
       }
-    } catch (err) {
-      problem(`start failed: ${errorText(err)}`);
+    }
+    await checkStart(session, '');
+    // Subscriptions (apiVersion 1): a provider that says it bills plans starts a checkout with one.
+    if ((provider as { subscriptions?: unknown }).subscriptions === true) {
+      const plan = { interval: 'month' as const, intervalCount: 1, renewalAmount: 1250, productName: 'Contract kit plan' };
+      await checkStart({ ...session, id: publicId('cs'), paymentId: publicId('pay'), recurring: { ...plan, trialDays: null } }, ' with a monthly plan');
+      await checkStart({ ...session, id: publicId('cs'), paymentId: publicId('pay'), amount: 0, recurring: { ...plan, trialDays: 14 } }, ' with a free trial (amount 0)');
+      host.notChecked('renewals and cancellations through api.services.subscriptions against your payment service');
     }
     host.notChecked('capture, void and refund against your payment service (the kit checks only that they exist)');
   });

@@ -193,6 +193,33 @@ describe('plugin contract kit', () => {
       ]);
     });
 
+    it('starts a checkout with a plan and with a free trial for a provider that says it bills subscriptions', async () => {
+      const billing = (fails: boolean) =>
+        plugin('provider-plans', (api) =>
+          api.providers.register({
+            id: 'plans',
+            name: 'Plans',
+            subscriptions: true,
+            start: async (session: { recurring?: { trialDays: number | null } | null; amount: number }) => {
+              if (fails && session.recurring?.trialDays) throw new Error('no trials here');
+              if (fails && session.recurring) return { nothing: true };
+              return { render: '<p>pay</p>' };
+            },
+            capture: async () => {},
+            void: async () => {},
+            refund: async () => {},
+          } as never),
+        );
+      const bad = await checkProvider(billing(true), { providerId: 'plans' });
+      expect(bad.problems).to.deep.equal([
+        'start with a monthly plan must answer { redirect: url } or { render: html }, got {"nothing":true}',
+        'start with a free trial (amount 0) failed: Error: no trials here',
+      ]);
+      const good = await checkProvider(billing(false), { providerId: 'plans' });
+      expect(good.problems).to.deep.equal([]);
+      expect(good.notChecked.join(' ')).to.include('renewals and cancellations');
+    });
+
     it('passes a provider that redirects to a declared origin', async () => {
       const hosted = plugin('provider-declared', (api) =>
         api.providers.register({
