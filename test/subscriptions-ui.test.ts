@@ -72,7 +72,14 @@ describe('subscriptions in a browser', () => {
         await app.screenshot(`subscriptions-page-${tag}`);
         expect(await axeProblems(app.page)).to.deep.equal([]);
         expect(await app.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
-        await row.getByRole('link', { name: /Cancel…/ }).click();
+        // The subscription's own page: its plan, dates and payments.
+        await row.getByRole('link', { name: /Ann/ }).first().click();
+        await app.page.waitForURL(/\/app\/subscriptions\/sub_[^/]+$/);
+        expect(await app.page.locator('table').textContent()).to.include('First payment');
+        await app.screenshot(`subscription-show-${tag}`);
+        expect(await axeProblems(app.page)).to.deep.equal([]);
+        expect(await app.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
+        await app.page.getByRole('link', { name: /Cancel…/ }).click();
         await app.page.waitForURL(/\/cancel$/);
         await app.screenshot(`subscription-cancel-${tag}`);
         expect(await axeProblems(app.page)).to.deep.equal([]);

@@ -79,6 +79,8 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expect(after[0]).to.include({ amount: 2900, status: 'paid', subscription_id: sub.id });
     expect(after[0].payment_method).to.include({ type: 'card', last4: '4242' });
     expect((await http().get(`/receipt/${after[0].id}`).expect(200)).text).to.include('This payment renewed your subscription to');
+    // Its payments, by subscription: the renewal and the first.
+    expect((await call('get', `/payments?subscription_id=${sub.id}`).expect(200)).body.data.map((p: any) => p.id)).to.deep.equal([after[0].id, first.id]);
     const renewed = (await call('get', `/subscriptions/${sub.id}`).expect(200)).body;
     expect(renewed.current_period_end).to.equal(addInterval(new Date(sub.current_period_end), 'month', 1).toISOString());
     // Revenue counts both charges; the limit counts one subscriber.

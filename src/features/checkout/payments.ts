@@ -62,6 +62,7 @@ export interface PaymentFilters {
 export const paymentSearchSchema = z.object({
   link_id: z.string({ error: 'link_id must be a link id.' }).max(64, 'link_id must be a link id.').optional(),
   status: z.enum(PAYMENT_STATUSES as [PaymentStatus, ...PaymentStatus[]], { error: `status must be one of ${PAYMENT_STATUSES.join(', ')}.` }).optional(),
+  subscription_id: z.string({ error: 'subscription_id must be a subscription id.' }).max(64, 'subscription_id must be a subscription id.').optional(),
 });
 
 /** What the payment lists need of the links and customers features (batch lookups by key). */
@@ -276,7 +277,7 @@ export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: P
     },
 
     /**
-     * Newest first; filters `link_id` (public id) and `status`. `scope.linkKey` restricts to one
+     * Newest first; filters `link_id` (public id), `status` and `subscription_id`. `scope.linkKey` restricts to one
      * link (the caller has checked it is the merchant's).
      */
     async list(merchantKey: number, rawQuery: unknown = {}, scope: { linkKey?: number; only?: OwnScope | null } = {}): Promise<Page<PaymentView>> {
@@ -286,6 +287,8 @@ export function createPaymentQueries({ db, links, customers, linkKeysMadeBy }: P
       if (scope.linkKey !== undefined) q.andWhere('p.link_id', scope.linkKey);
       if (f.link_id) q.andWhere('p.link_id', (await links.keyOf(f.link_id)) ?? 0);
       if (f.status) q.andWhere('p.status', f.status);
+      // A subscription's payments: its first and every renewal.
+      if (f.subscription_id) q.andWhere('p.subscription_id', f.subscription_id);
       let afterKey: number | null = null;
       if (page.starting_after) {
         const anchor = await db('payments').where({ merchant_id: merchantKey, public_id: page.starting_after }).first('id');

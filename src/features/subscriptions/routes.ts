@@ -1,15 +1,17 @@
-// Dashboard pages for subscriptions (mounted under /app): the list, and canceling one (a confirmation page, then POST).
+// Dashboard pages for subscriptions (mounted under /app): the list, one subscription with its payments,
+// and canceling one (a confirmation page, then POST).
 import express from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import { flash, type Renderer } from '../../core/http.ts';
 import { ValidationError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
-import { dateIn } from '../../core/time.ts';
+import { dateIn, dateTimeIn } from '../../core/time.ts';
+import { paymentStatusBadge } from '../../web/view.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { planLabel, SUBSCRIPTION_STATUSES, type SubscriptionView } from './service.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'subscriptions'>;
+type Deps = Pick<AppDeps, 'subscriptions' | 'payments'>;
 
 const STATUS_LABELS = { trialing: 'Trial', active: 'Active', past_due: 'Past due', canceled: 'Canceled' } as const;
 const STATUS_BADGES = { trialing: 'badge-amber', active: 'badge-green', past_due: 'badge-red', canceled: '' } as const;
@@ -44,6 +46,19 @@ export function subscriptionsRoutes(rt: Deps, render: Renderer): express.Router 
       throw err;
     });
     await render(req, res, 'subscriptions/index', { title: 'Subscriptions', subscriptions: page.data.map((s) => row(s, merchant)), hasMore: page.has_more, after: after ?? null, status: status ?? '', statuses: SUBSCRIPTION_STATUSES.map((s) => ({ value: s, label: STATUS_LABELS[s] })) });
+  });
+
+  /** One subscription: its plan and dates, and its payments (the first and every renewal), newest first. */
+  router.get('/subscriptions/:id', async (req, res) => {
+    const merchant: Merchant = res.locals.merchant;
+    const s = await subscriptions.getView(merchant.key, String(req.params.id));
+    const payments = await rt.payments.list(merchant.key, { subscription_id: s.id, limit: 100 });
+    await render(req, res, 'subscriptions/show', {
+      title: `Subscription of ${row(s, merchant).customer}`,
+      sub: { ...row(s, merchant), started: dateIn(s.createdAt, merchant.timezone), trialDays: s.trialDays, customerId: s.customerId },
+      payments: payments.data.map((p) => ({ id: p.id, at: dateTimeIn(p.createdAt, merchant.timezone, merchant.locale), iso: p.createdAt.toISOString(), amount: formatMoney(p.amount, p.currency), badge: paymentStatusBadge(p.status), first: p.id === s.firstPaymentId })),
+      morePayments: payments.has_more,
+    });
   });
 
   router.get('/subscriptions/:id/cancel', async (req, res) => {
