@@ -516,6 +516,204 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     expect(theirs.text).to.include('No checkout with that code');
   });
 
+  it('the verification code is on the payment: the receipt, the merchant’s payment page and the API show it', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    expect((await paymentRow(s.payment.id)).support_reference, 'recorded when the checkout starts').to.equal(s.data.code);
+    const waiting = await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200);
+    expect(waiting.text).to.include('Verification code').and.include(s.data.code);
+    await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    const receipt = await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200);
+    expect(receipt.text).to.include('Payment successful').and.include(s.data.code);
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Verification code').and.include(s.data.code);
+    const { secret } = await env.rt.services.apiKeys.create(shop, { name: 'support' });
+    const api = await supertest(env.app).get(`/api/v1/payments/${s.payment.id}`).set('Authorization', `Bearer ${secret}`).expect(200);
+    expect(api.body).to.deep.include({ support_reference: s.data.code, outcome: null });
+    // A card payment has none.
+    const other = await supertest(env.app).get(`/api/v1/payments?limit=100`).set('Authorization', `Bearer ${secret}`).expect(200);
+    expect(other.body.data.every((p: { support_reference: string | null }) => p.support_reference === null || /^[2-9A-HJ-NP-Z]{3}-[2-9A-HJ-NP-Z]{3}$/.test(p.support_reference))).to.equal(true);
+  });
+
+  it('a support reference that is not short and display-safe is refused', async () => {
+    const s = await begin(await newLink(2500));
+    const services = env.rt.plugins.checkoutFor('provider-crypto-evm');
+    for (const bad of ['', 'has space', '<b>x</b>', 'x'.repeat(33)]) {
+      const err = await services.setSupportReference(s.payment.id, bad).then(() => null, (e) => e);
+      expect(err, JSON.stringify(bad)).to.include({ code: 'invalid_reference' });
+    }
+    expect((await paymentRow(s.payment.id)).support_reference, 'unchanged').to.equal(s.data.code);
+  });
+
+  it('the countdown is the merchant’s (Settings → Payments, 5 to 180 minutes; 30 by default), refused by field otherwise', async () => {
+    const owner2 = await signUp(env.app, { name: 'Quay Bakery' });
+    const bakery = (await env.rt.services.merchants.getByHandle(owner2.handle))!;
+    const page = await owner2.agent.get('/app/settings/payments').expect(200);
+    const csrf = csrfFrom(page.text);
+    // A wallet of its own: its addresses must not be the shop's, whose checkouts the watcher is still watching.
+    const xpub = HDKey.fromMasterSeed(randomBytes(32)).derive("m/44'/60'/0'").publicExtendedKey;
+    const post = (minutes: string) => owner2.agent.post('/app/settings/payments/crypto-evm').type('form').send({ _csrf: csrf, enabled: ['0', '1'], 'settings.xpub': xpub, 'settings.tokens': 'testnet:usdt', 'settings.holdMinutes': minutes });
+    for (const [bad, message] of [['4', /At least 5 minutes/], ['181', /At most 180 minutes/], ['ten', /whole minutes/], ['12.5', /whole minutes/]] as const) {
+      const res = await post(bad).expect(422);
+      expect(fieldError(res.text, 'crypto-evm-holdMinutes'), bad).to.match(message);
+      expect(res.text, 'what was typed is shown again').to.include(`value="${bad}"`);
+    }
+    expect(await env.rt.services.providers.get(bakery.key, 'crypto-evm').then((p) => p.enabled), 'nothing saved').to.equal(false);
+    await post('').expect(303);
+    const link = await env.rt.services.links.create(bakery, { type: 'amount', name: 'Loaf', amount: 500, currency: 'USD', payment_limit: 5 });
+    const start = () => env.rt.services.checkout.start(bakery, link, { amount: 500, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+    const byDefault = await start();
+    expect(byDefault.session.expiresAt.getTime() - env.clock.now().getTime(), 'default 30 minutes').to.equal(30 * MINUTE);
+    await post('10').expect(303);
+    expect((await env.rt.services.providers.get(bakery.key, 'crypto-evm')).settings.holdMinutes).to.equal(10);
+    const quick = await start();
+    expect(quick.session.expiresAt.getTime() - env.clock.now().getTime()).to.equal(10 * MINUTE);
+    const page2 = await owner2.agent.get('/app/settings/payments').expect(200);
+    expect(page2.text).to.include('Time to pay (minutes)').and.include('value="10"');
+    // The pay page counts down from the merchant's time, and the hold on the limited link lasts as long.
+    const pay = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${quick.session.id}`).expect(200);
+    expect(pay.text).to.include('data-seconds="600"');
+    const hold = await env.rt.db('checkout_sessions').where({ public_id: quick.session.id }).first();
+    expect(new Date(hold.expires_at).getTime() - env.clock.now().getTime()).to.equal(10 * MINUTE);
+    // Another merchant's countdown is untouched.
+    const ours = await begin(await newLink(2500));
+    expect(new Date(ours.session.expiresAt).getTime() - env.clock.now().getTime()).to.equal(30 * MINUTE);
+  });
+
+  /** An underpaid checkout (12.50 of 25.00 sent, then the time ran out) on `link`. */
+  const underpaid = async (link: Link, from = 1) => {
+    const s = await begin(link);
+    await chain.transfer(usdt, from, s.data.address, 12_500_000n);
+    return s;
+  };
+  const endAll = async () => {
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await later(31 * MINUTE);
+    await scan();
+  };
+  const decide = async (account: Account, paymentId: string, decision: string) => {
+    const page = await account.agent.get(`/app/payments/${paymentId}`).expect(200);
+    return account.agent.post(`/app/payments/${paymentId}/outcome`).type('form').send({ _csrf: csrfFrom(page.text), decision });
+  };
+
+  it('underpaid, accepted by the merchant: paid for what arrived, counted on the link, payment.succeeded; the customer is told', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500, 2);
+    const s = await underpaid(link);
+    await endAll();
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Needs your decision').and.include('sent $12.50 of $25.00').and.include('value="accept"').and.include('value="dismiss"');
+    const receipt = await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200);
+    expect(receipt.text).to.include('Underpaid.').and.include(s.data.code).and.not.include('You were not charged');
+    const res = await decide(owner, s.payment.id, 'accept');
+    expect(res.status).to.equal(303);
+    const row = await paymentRow(s.payment.id);
+    expect([row.status, Number(row.amount), row.outcome_resolution]).to.deep.equal(['paid', 1250, 'accepted']);
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect([Number(l.paid_count), Number(l.revenue)]).to.deep.equal([1, 1250]);
+    expect(await events('payment.succeeded', s.payment.id)).to.have.length(1);
+    expect((await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200)).text).to.include('Payment successful').and.include('accepted it');
+    expect((await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200)).text).to.include('Accepted by Harbour Yoga');
+    // Decided once.
+    expect((await decide(owner, s.payment.id, 'dismiss')).status).to.equal(409);
+    expect((await decide(owner, s.payment.id, 'maybe')).status, 'not a decision').to.equal(422);
+  });
+
+  it('underpaid, settled off-line: recorded, nothing counted; the customer is told', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500, 2);
+    const s = await underpaid(link);
+    await endAll();
+    expect((await decide(owner, s.payment.id, 'dismiss')).status).to.equal(303);
+    const row = await paymentRow(s.payment.id);
+    expect([row.status, row.outcome_resolution]).to.deep.equal(['failed', 'dismissed']);
+    expect(Number((await env.rt.db('links').where({ id: link.key }).first()).paid_count)).to.equal(0);
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Settled off-line').and.not.include('value="accept"');
+    expect((await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200)).text).to.include('Settled with the merchant');
+    expect((await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200)).text).to.include('Settled with Harbour Yoga');
+  });
+
+  it('a late payment on a full link is never accepted over the limit: it stays flagged, and the page says why', async function () {
+    this.timeout(120_000);
+    const link = await newLink(2500, 1);
+    const late = await begin(link);
+    await later(31 * MINUTE);
+    await scan();
+    const paid = await begin(link);
+    await chain.transfer(usdt, 2, paid.data.address, 25_000_000n);
+    await chain.transfer(usdt, 1, late.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(paid.payment.id)).status).to.equal('paid');
+    const flagged = await paymentRow(late.payment.id);
+    expect([flagged.status, flagged.outcome, Number(flagged.amount_received)]).to.deep.equal(['failed', 'paid_late', 2500]);
+    const res = await decide(owner, late.payment.id, 'accept');
+    expect(res.status).to.equal(409);
+    expect(res.text).to.include('payment limit is reached').and.include('stays flagged');
+    const row = await paymentRow(late.payment.id);
+    expect([row.status, row.outcome_resolution, Number(row.amount)], 'nothing half-written').to.deep.equal(['failed', null, 2500]);
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect(Number(l.paid_count)).to.equal(1);
+    expect(await events('payment.succeeded', late.payment.id)).to.have.length(0);
+  });
+
+  it('accepting under concurrency: two underpaid payments for the last spot, one wins (control: without a limit both count)', async function () {
+    this.timeout(180_000);
+    const limited = await newLink(2500, 2);
+    const open = await newLink(2500);
+    const ones = [await underpaid(limited, 1), await underpaid(limited, 2)];
+    const twos = [await underpaid(open, 3), await underpaid(open, 1)];
+    await endAll();
+    // A customer pays in full meanwhile: one spot is left for the two underpaid ones.
+    const full = await begin(limited);
+    await chain.transfer(usdt, 2, full.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(full.payment.id)).status).to.equal('paid');
+    const flagged = await Promise.all([...ones, ...twos].map(async (s) => (await paymentRow(s.payment.id)).outcome));
+    expect(flagged).to.deep.equal(['underpaid', 'underpaid', 'underpaid', 'underpaid']);
+    const race = await Promise.all(ones.map((s) => env.rt.services.checkout.resolveOutcome(shop.key, s.payment.id, 'accept').then(() => 'won', (e) => e.code)));
+    expect(race.sort()).to.deep.equal(['limit_reached', 'won']);
+    const l = await env.rt.db('links').where({ id: limited.key }).first();
+    expect(Number(l.paid_count)).to.equal(2);
+    const control = await Promise.all(twos.map((s) => env.rt.services.checkout.resolveOutcome(shop.key, s.payment.id, 'accept').then(() => 'won', (e) => e.code)));
+    expect(control).to.deep.equal(['won', 'won']);
+    expect(Number((await env.rt.db('links').where({ id: open.key }).first()).paid_count)).to.equal(2);
+  });
+
+  it('overpaid: accept keeps the excess and changes nothing else; the API shows the outcome', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    await chain.transfer(usdt, 1, s.data.address, 30_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Overpaid').and.include('overpaid by $5.00');
+    const { secret } = await env.rt.services.apiKeys.create(shop, { name: 'outcomes' });
+    const before = await supertest(env.app).get(`/api/v1/payments/${s.payment.id}`).set('Authorization', `Bearer ${secret}`).expect(200);
+    expect(before.body.outcome).to.deep.equal({ kind: 'overpaid', amount_received: 3000, resolution: null, resolved_at: null });
+    expect((await decide(owner, s.payment.id, 'accept')).status).to.equal(303);
+    const row = await paymentRow(s.payment.id);
+    expect([row.status, Number(row.amount), row.outcome_resolution]).to.deep.equal(['paid', 2500, 'accepted']);
+    expect(await events('payment.succeeded', s.payment.id)).to.have.length(1);
+    const after = await supertest(env.app).get(`/api/v1/payments/${s.payment.id}`).set('Authorization', `Bearer ${secret}`).expect(200);
+    expect(after.body.outcome).to.deep.include({ kind: 'overpaid', resolution: 'accepted' });
+  });
+
+  it('only owners and admins decide; another merchant’s payment is not found', async function () {
+    this.timeout(90_000);
+    const s = await underpaid(await newLink(2500));
+    await endAll();
+    const stranger = await signUp(env.app, { name: 'Elsewhere' });
+    const page = await stranger.agent.get('/app').expect(200);
+    await stranger.agent.post(`/app/payments/${s.payment.id}/outcome`).type('form').send({ _csrf: csrfFrom(page.text), decision: 'accept' }).expect(404);
+    expect((await paymentRow(s.payment.id)).outcome_resolution).to.equal(null);
+  });
+
   it('answers 404 for an unknown checkout', async () => {
     await supertest(env.app).get('/p/provider-crypto-evm/pay/cs_0000000000000000000000').expect(404);
     await supertest(env.app).get('/p/provider-crypto-evm/pay/nope').expect(404);

@@ -39,6 +39,9 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** The countdown a merchant may choose (Settings → Payments), in minutes. */
+export const HOLD_MINUTES = { min: 5, max: 180 } as const;
 export type Network = Config['networks'][number];
 export type Token = z.infer<typeof tokenSchema>;
 

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { PluginApi, PluginRecord } from 'paylink/plugin-api';
 import { rpcClient, type RpcClient, type RpcOptions } from './chain.ts';
 import type { Config, Network, SessionData, Token, Transfer } from './model.ts';
-import { minorFrom18, to18, tokenId } from './model.ts';
+import { HOLD_MINUTES, minorFrom18, to18, tokenId } from './model.ts';
 
 const ADDRESSES_PER_QUERY = 200;
 /** How long past the watch window the watcher still looks at a checkout (to hand its unused address back). */
@@ -41,7 +41,7 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
    */
   async function activeSessions(): Promise<PluginRecord<SessionData>[]> {
     const now = api.now().getTime();
-    const oldest = now - (config.holdMinutes * 60_000 + config.watchHours * 3_600_000 + RETIRE_SLACK_MS);
+    const oldest = now - (Math.max(config.holdMinutes, HOLD_MINUTES.max) * 60_000 + config.watchHours * 3_600_000 + RETIRE_SLACK_MS);
     const out: PluginRecord<SessionData>[] = [];
     let beforeId: string | undefined;
     for (;;) {

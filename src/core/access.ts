@@ -187,7 +187,7 @@ const DASHBOARD_RULES: Rule[] = [
   ['GET', /\.csv$/, 'exports.download'],
   ['*', /^\/(customers|requests)\/import(\/|$)/, 'records.manage'],
   ['GET', /^\/requests\/imports\//, 'records.manage'],
-  ['POST', /^\/payments\/[^/]+\/refunds?$/, 'refund.create'],
+  ['POST', /^\/payments\/[^/]+\/(refunds?|outcome)$/, 'refund.create'],
   ['POST', /^\/(products|tags|coupons)(\/|$)/, 'catalog.manage'],
   ['GET', /^\/coupons\/(new|[^/]+\/(edit|delete))$/, 'catalog.manage'],
   ['POST', /^\/customers\/[^/]+\/delete$/, 'records.manage'],
