@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { HDKey, mnemonicToAccount } from 'viem/accounts';
 import type { Hex } from 'viem';
 import { forEachTarget, TARGETS } from './support/targets.ts';
-import { useBrowser, serve, PHONE, type ServedEnv, type TrackedPage } from './support/browser.ts';
-import { build, csrfFrom, fieldError, signUp, type Account, type TestEnv } from './support/harness.ts';
+import { useBrowser, serve, signUpInBrowser, PHONE, type ServedEnv, type TrackedPage } from './support/browser.ts';
+import { build, csrfFrom, fieldError, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
 import { startChain, rpcProxy, TEST_MNEMONIC, TEST_XPUB, CHAIN_ID, type Chain } from './support/evm.ts';
 import { deriveAddress, parseXpub } from '../plugins/provider-crypto-evm/chain.ts';
 import { verificationCode } from '../plugins/provider-crypto-evm/index.ts';
@@ -797,6 +797,56 @@ describe('provider-crypto-evm pay page in Chromium at 390 px', function () {
     await look('underpaid', /Underpaid/);
     await tab.page.goto(empty.url);
     await look('expired', /Time ran out/);
+  });
+
+  it('underpaid, decided by the merchant: Settings, the receipt, the payment page and the pay page at 390 px', async () => {
+    const desk = await browser().newPage({ viewport: PHONE });
+    try {
+      const handle = uniqueHandle('pier');
+      await signUpInBrowser(desk.page, env.origin, { name: 'Pier Studio', handle });
+      const pier = (await env.rt.services.merchants.getByHandle(handle))!;
+      const xpub = HDKey.fromMasterSeed(randomBytes(32)).derive("m/44'/60'/0'").publicExtendedKey;
+      await env.rt.services.providers.update(pier.key, 'crypto-evm', { enabled: true, settings: { xpub, tokens: ['testnet:usdt'], holdMinutes: 20 } });
+      const fits = async (page: TrackedPage, name: string) => {
+        const overflow = (await page.page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+        expect(overflow, `${name}: nothing wider than the phone`).to.be.at.most(0);
+        await page.screenshot(`crypto-${name}-390`);
+        page.assertClean();
+      };
+      await desk.page.goto(`${env.origin}/app/settings/payments`);
+      await desk.page.getByLabel('Time to pay (minutes)').waitFor();
+      expect(await desk.page.getByLabel('Time to pay (minutes)').inputValue()).to.equal('20');
+      await fits(desk, 'settings');
+
+      const link = await env.rt.services.links.create(pier, { type: 'amount', name: 'Harbour tour', amount: 2500, currency: 'USD', payment_limit: 10 });
+      const r = await env.rt.services.checkout.start(pier, link, { amount: 2500, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+      const address = JSON.parse(((await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'sessions', unique_key: r.session.id }).first()) as { data: string }).data).address as Hex;
+      await t.chain.transfer(t.usdt, 1, address, 10_000_000n);
+      await t.chain.mine(CONFIRMATIONS);
+      await scan();
+      env.clock.advance(21 * MINUTE);
+      await t.chain.increaseTime(21 * 60);
+      await t.chain.mine(1);
+      await scan();
+
+      await tab.page.goto(`${env.origin}/receipt/${r.payment.id}`);
+      await tab.page.getByText('Underpaid.').waitFor();
+      await fits(tab, 'receipt-underpaid');
+      await desk.page.goto(`${env.origin}/app/payments/${r.payment.id}`);
+      await desk.page.getByText('Needs your decision').waitFor();
+      await fits(desk, 'payment-underpaid');
+      await desk.page.getByRole('button', { name: 'Accept' }).click();
+      await desk.page.locator('#outcome').getByText('Accepted', { exact: true }).waitFor();
+      await fits(desk, 'payment-accepted');
+      await tab.page.goto(`${env.origin}/receipt/${r.payment.id}`);
+      await tab.page.getByText('Payment successful').waitFor();
+      await fits(tab, 'receipt-accepted');
+      await tab.page.goto(`${env.origin}/p/provider-crypto-evm/pay/${r.session.id}`);
+      await tab.page.getByText('Accepted by Pier Studio').waitFor();
+      await fits(tab, 'pay-accepted');
+    } finally {
+      await desk.close();
+    }
   });
 
   it('works without JavaScript: the refresh link shows what arrived', async () => {

@@ -112,6 +112,15 @@ export default definePlugin({
       }
     }
 
+    /** The code on core's payment (receipt, payment page, API); display only: a failure to record it does not fail the checkout. */
+    async function recordCode(paymentId: string, code: string): Promise<void> {
+      try {
+        await api.services.checkout.setSupportReference(paymentId, code);
+      } catch (err) {
+        api.log.warn('crypto: could not record the verification code on the payment (the pay page still shows it)', { paymentId, error: err });
+      }
+    }
+
     api.providers.register<CryptoSettings>({
       id: 'crypto-evm',
       name: 'Crypto (stablecoins)',
@@ -124,7 +133,7 @@ export default definePlugin({
         const existing = await api.store.getByKey<SessionData>('sessions', session.id);
         if (existing) {
           // A retry on the same session: a new payment attempt, the same code for support.
-          await api.services.checkout.setSupportReference(session.paymentId, existing.data.code);
+          await recordCode(session.paymentId, existing.data.code);
           return { redirect: `${api.baseUrl}/p/${PLUGIN_ID}/pay/${session.id}` };
         }
         const offered = allTokens.filter((x) => s.tokens.includes(x.id) && x.token.currency === session.currency);
@@ -155,7 +164,7 @@ export default definePlugin({
         };
         await api.store.insertOnce('sessions', session.id, { merchantId: session.merchant.id, data });
         // The verification code goes on the payment too: core shows it on the receipt, the merchant's payment page and in the API.
-        await api.services.checkout.setSupportReference(session.paymentId, data.code);
+        await recordCode(session.paymentId, data.code);
         return { redirect: `${api.baseUrl}/p/${PLUGIN_ID}/pay/${session.id}` };
       },
       async capture() {},

@@ -41,8 +41,8 @@ export function outcomeForMerchant(p: Pick<Payment, 'outcome' | 'status' | 'curr
     title: o.kind === 'underpaid' ? 'Underpaid' : o.kind === 'overpaid' ? 'Overpaid' : 'Paid late',
     text: what,
     accept: counts
-      ? `Accept marks this payment paid for ${got} and counts it on its link, if the link still has room: a link that is full (or closed) is never pushed over its limit — the payment then stays flagged.`
-      : `Accept keeps the excess: nothing else changes.`,
-    dismiss: counts ? `Settled off-line: you returned the money (or settled with the customer) from your wallet. The payment stays unpaid.` : `Settled off-line: you returned the excess from your wallet.`,
+      ? `marks this payment paid for ${got} and counts it on its link, if the link still has room. A full (or closed) link is never pushed over its limit: the payment then stays flagged.`
+      : `you keep the excess; nothing else changes.`,
+    dismiss: counts ? `you returned the money (or settled with the customer) from your wallet. The payment stays unpaid.` : `you returned the excess from your wallet.`,
   };
 }
