@@ -61,6 +61,8 @@ async function testChain(opts: { maxBlockRange: number }) {
           { symbol: 'USDT', address: usdt, decimals: 6, currency: 'USD' },
           { symbol: 'DAI', address: dai, decimals: 18, currency: 'USD' },
         ],
+        // Ganache's own coin stands for a USD-pegged native coin (xDAI on Gnosis).
+        native: { symbol: 'XDAI', decimals: 18, currency: 'USD' },
       },
     ],
     rpcBackoffMs: 1,
@@ -712,6 +714,76 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     const page = await stranger.agent.get('/app').expect(200);
     await stranger.agent.post(`/app/payments/${s.payment.id}/outcome`).type('form').send({ _csrf: csrfFrom(page.text), decision: 'accept' }).expect(404);
     expect((await paymentRow(s.payment.id)).outcome_resolution).to.equal(null);
+  });
+
+  describe('native coin (value transfers, read from blocks’ transactions)', () => {
+    let shop2: Merchant;
+    let link: Link;
+    before(async () => {
+      const o = await signUp(env.app, { name: 'Gnosis Garden' });
+      shop2 = (await env.rt.services.merchants.getByHandle(o.handle))!;
+      const xpub = HDKey.fromMasterSeed(randomBytes(32)).derive("m/44'/60'/0'").publicExtendedKey;
+      await env.rt.services.providers.update(shop2.key, 'crypto-evm', { enabled: true, settings: { xpub, tokens: ['testnet:xdai', 'testnet:usdt'] } });
+      link = await env.rt.services.links.create(shop2, { type: 'amount', name: 'Seeds', amount: 2500, currency: 'USD', payment_limit: null });
+    });
+    const start = async () => {
+      const r = await env.rt.services.checkout.start(shop2, link, { amount: 2500, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+      return { ...r, data: (await sessionData(r.session.id)) as { address: Hex } };
+    };
+
+    it('the pay page offers it with a value-transfer QR; an exact transfer is confirming, then paid with its hash', async function () {
+      this.timeout(90_000);
+      const s = await start();
+      const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}?t=testnet:xdai`).expect(200);
+      expect(page.text).to.include('25.00 XDAI').and.include('its own coin');
+      const tx = await chain.sendValue(1, s.data.address, 25n * 10n ** 18n);
+      await scan();
+      expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+      expect((await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200)).text).to.include('1 of 3 confirmations');
+      await chain.mine(CONFIRMATIONS - 1);
+      await scan();
+      const row = await paymentRow(s.payment.id);
+      expect(row.status).to.equal('paid');
+      expect(JSON.parse(row.payment_method)).to.deep.include({ type: 'crypto', brand: 'xdai', network: 'testnet', txHashes: [tx] });
+    });
+
+    it('a native transfer and a token transfer add up; one to another address, or of a coin the merchant does not accept, pays nothing', async function () {
+      this.timeout(90_000);
+      const s = await start();
+      const other = await start();
+      await chain.sendValue(2, other.data.address, 10n ** 18n);
+      const a = await chain.sendValue(1, s.data.address, 10n * 10n ** 18n);
+      const b = await chain.transfer(usdt, 1, s.data.address, 15_000_000n);
+      await chain.mine(CONFIRMATIONS);
+      await scan();
+      const row = await paymentRow(s.payment.id);
+      expect(row.status).to.equal('paid');
+      expect(JSON.parse(row.payment_method).txHashes).to.have.members([a, b]);
+      expect((await sessionData(other.session.id)).transfers).to.have.length(1);
+      expect((await paymentRow(other.payment.id)).status).to.equal('pending');
+      // The shop (tokens only) never counts the native coin.
+      const t = await begin(await newLink(2500));
+      await chain.sendValue(3, t.data.address, 25n * 10n ** 18n);
+      await chain.mine(CONFIRMATIONS);
+      await scan();
+      expect((await sessionData(t.session.id)).transfers).to.deep.equal([]);
+      expect((await paymentRow(t.payment.id)).status).to.equal('pending');
+    });
+
+    it('a native transfer a reorg removes before confirmation disappears and pays nothing', async function () {
+      this.timeout(90_000);
+      const s = await start();
+      const snap = await chain.snapshot();
+      await chain.sendValue(1, s.data.address, 25n * 10n ** 18n);
+      await scan();
+      expect((await sessionData(s.session.id)).pending).to.have.length(1);
+      await chain.revert(snap);
+      await chain.mine(CONFIRMATIONS + 1);
+      await scan();
+      const d = await sessionData(s.session.id);
+      expect([d.pending, d.transfers]).to.deep.equal([[], []]);
+      expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+    });
   });
 
   it('answers 404 for an unknown checkout', async () => {

@@ -16,7 +16,7 @@ import express, { type Request, type Response } from 'express';
 import QRCode from 'qrcode';
 import { definePlugin, ProviderError, z, type PluginApi, type PluginRecord } from 'paylink/plugin-api';
 import { deriveAddress, parseXpub } from './chain.ts';
-import { configSchema, currencyDecimals, HOLD_MINUTES, formatUnits, tokenId, tokenUnits, to18, type Config, type SessionData } from './model.ts';
+import { assetsOf, configSchema, currencyDecimals, HOLD_MINUTES, isNative, formatUnits, tokenId, tokenUnits, to18, type Config, type SessionData } from './model.ts';
 import { createWatcher } from './watcher.ts';
 
 export const PLUGIN_ID = 'provider-crypto-evm';
@@ -50,7 +50,7 @@ export default definePlugin({
   config: configSchema,
   viewsDir: fileURLToPath(new URL('./views', import.meta.url)),
   register(api, config: Config) {
-    const allTokens = config.networks.flatMap((n) => n.tokens.map((t) => ({ id: tokenId(n, t), network: n, token: t })));
+    const allTokens = config.networks.flatMap((n) => assetsOf(n).map((t) => ({ id: tokenId(n, t), network: n, token: t })));
     const settingsSchema = z
       .preprocess(
         (raw) => {
@@ -281,15 +281,17 @@ export function trackerData(config: Config, rec: PluginRecord<SessionData>) {
 
 async function pageData(api: PluginApi, config: Config, rec: PluginRecord<SessionData>, chosen: string | null, res: Response) {
   const d = rec.data;
-  const options = config.networks.flatMap((n) => n.tokens.filter((t) => d.tokens.includes(tokenId(n, t))).map((t) => ({ id: tokenId(n, t), network: n, token: t })));
+  const options = config.networks.flatMap((n) => assetsOf(n).filter((t) => d.tokens.includes(tokenId(n, t))).map((t) => ({ id: tokenId(n, t), network: n, token: t })));
   const pick = options.find((o) => o.id === chosen) ?? options[0];
   const units = tokenUnits(d.amount, d.currencyDecimals, pick.token.decimals);
   const paid = d.transfers.reduce((a, t) => a + BigInt(t.value18), 0n);
   const left = BigInt(d.expected18) - paid;
   const leftUnits = left > 0n ? (left * 10n ** BigInt(pick.token.decimals)) / 10n ** 18n : 0n;
   const toPay = paid > 0n && left > 0n ? leftUnits : units;
-  // EIP-681: a token transfer of exactly that amount to that address on that chain.
-  const uri = `ethereum:${pick.token.address}@${pick.network.chainId}/transfer?address=${d.address}&uint256=${toPay.toString()}`;
+  // EIP-681: a token transfer of exactly that amount to that address on that chain (the native coin: a plain value transfer).
+  const uri = isNative(pick.token)
+    ? `ethereum:${d.address}@${pick.network.chainId}?value=${toPay.toString()}`
+    : `ethereum:${pick.token.address}@${pick.network.chainId}/transfer?address=${d.address}&uint256=${toPay.toString()}`;
   const session = await api.services.checkout.getSession(d.sessionId);
   return {
     nonce: res.locals.cspNonce as string,
@@ -302,7 +304,7 @@ async function pageData(api: PluginApi, config: Config, rec: PluginRecord<Sessio
     options: options.map((o) => ({ id: o.id, label: `${o.token.symbol} on ${o.network.name}`, selected: o === pick })),
     symbol: pick.token.symbol,
     network: pick.network.name,
-    contract: pick.token.address,
+    contract: isNative(pick.token) ? null : pick.token.address,
     amount: formatUnits(toPay, pick.token.decimals, d.currencyDecimals),
     address: d.address,
     code: d.code,

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import type { PluginApi, PluginRecord } from 'paylink/plugin-api';
 import { rpcClient, type RpcClient, type RpcOptions } from './chain.ts';
 import type { Config, Network, SessionData, Token, Transfer } from './model.ts';
-import { HOLD_MINUTES, minorFrom18, to18, tokenId } from './model.ts';
+import { assetsOf, HOLD_MINUTES, isNative, minorFrom18, to18, tokenId } from './model.ts';
 
 const ADDRESSES_PER_QUERY = 200;
 /** How long past the watch window the watcher still looks at a checkout (to hand its unused address back). */
@@ -109,9 +109,29 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
     const addresses = [...byAddress.keys()];
     const times = new Map<number, number>();
     const timeOf = async (b: number) => times.get(b) ?? (times.set(b, await rpc.blockTime(b)), times.get(b)!);
+    // The native coin: only read blocks' transactions when a watched checkout accepts it.
+    const native = n.native ? assetsOf(n).find(isNative)! : null;
+    const nativeId = native ? tokenId(n, native) : null;
+    const wantsNative = !!nativeId && sessions.some((s) => s.data.tokens.includes(nativeId));
 
     const read = async (from: number, to: number) => {
       const found: { s: PluginRecord<SessionData>; t: Transfer }[] = [];
+      if (wantsNative && native) {
+        // Plain value transfers: every block's transactions, to a watched address, that succeeded.
+        for (let b = from; b <= to; b++) {
+          const block = await rpc.blockWithTxs(b);
+          const time = Number(BigInt(block.timestamp));
+          times.set(b, time);
+          for (const tx of block.transactions) {
+            const s = tx.to ? byAddress.get(tx.to.toLowerCase()) : undefined;
+            const value = BigInt(tx.value ?? '0x0');
+            if (!s || value === 0n || !(await rpc.succeeded(tx.hash))) continue;
+            const hash = tx.hash.toLowerCase();
+            found.push({ s, t: { key: `${n.id}:${hash}:native`, network: n.id, token: nativeId!, txHash: hash, block: b, time, value: value.toString(), value18: to18(value, native.decimals).toString() } });
+          }
+        }
+      }
+      if (!tokens.size) return found;
       for (let i = 0; i < addresses.length; i += ADDRESSES_PER_QUERY) {
         for (const log of await rpc.transfers([...tokens.keys()], addresses.slice(i, i + ADDRESSES_PER_QUERY), from, to)) {
           const token = tokens.get(log.address.toLowerCase());
@@ -242,6 +262,6 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
 
 /** A transfer counts for a checkout when its token is one the merchant accepts, in the checkout's currency. */
 function accepts(d: SessionData, n: Network, t: Transfer): boolean {
-  const token: Token | undefined = n.tokens.find((x) => tokenId(n, x) === t.token);
+  const token: Token | undefined = assetsOf(n).find((x) => tokenId(n, x) === t.token);
   return !!token && token.currency === d.currency && d.tokens.includes(t.token);
 }
