@@ -19,6 +19,20 @@ import type { Config, Network, SessionData, Token, Transfer } from './model.ts';
 import { assetsOf, HOLD_MINUTES, isNative, minorFrom18, to18, tokenId } from './model.ts';
 
 const ADDRESSES_PER_QUERY = 200;
+/** Checkouts read per store query: a short query each (SQLite reads hold the event loop while they run). */
+const SESSIONS_PER_PAGE = 100;
+/** A pass over thousands of checkouts gives the event loop a turn once it has run this long (ms). */
+const SLICE_MS = 8;
+
+/** Awaited inside long loops: yields to the event loop (timers, requests) once the current slice is used up. */
+function pacer(): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < SLICE_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    since = performance.now();
+  };
+}
 /** How long past the watch window the watcher still looks at a checkout (to hand its unused address back). */
 const RETIRE_SLACK_MS = 24 * 3_600_000;
 /** How long a scan holds the scanning lease without renewing it (it renews after every chunk). */
@@ -44,13 +58,15 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
     const oldest = now - (Math.max(config.holdMinutes, HOLD_MINUTES.max) * 60_000 + config.watchHours * 3_600_000 + RETIRE_SLACK_MS);
     const out: PluginRecord<SessionData>[] = [];
     let beforeId: string | undefined;
+    const pace = pacer();
     for (;;) {
-      const page = await api.store.list<SessionData>('sessions', { limit: 500, ...(beforeId ? { beforeId } : {}) });
+      await pace();
+      const page = await api.store.list<SessionData>('sessions', { limit: SESSIONS_PER_PAGE, ...(beforeId ? { beforeId } : {}) });
       for (const r of page) {
         if (r.data.state === 'open' || Date.parse(r.data.watchUntil) > now) out.push(r);
         else if (r.data.state === 'expired' && !r.data.recycled && !r.data.transfers.length && !r.data.pending.length) await retire(r);
       }
-      if (page.length < 500 || page[page.length - 1].createdAt.getTime() < oldest) return out;
+      if (page.length < SESSIONS_PER_PAGE || page[page.length - 1].createdAt.getTime() < oldest) return out;
       beforeId = page[page.length - 1].id;
     }
   }
@@ -169,10 +185,15 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
 
     // Above the confirmed range: what is on its way, re-read every pass (a reorged transfer vanishes).
     const pending = addresses.length && head > Math.max(cursor, safe) ? await read(Math.max(cursor, safe) + 1, head) : [];
+    const pace = pacer();
+    const pendingOf = new Map<PluginRecord<SessionData>, typeof pending>();
+    for (const p of pending) pendingOf.set(p.s, [...(pendingOf.get(p.s) ?? []), p]);
     for (const s of sessions) {
-      const mine = pending.filter((p) => p.s === s && accepts(s.data, n, p.t)).map((p) => ({ ...p.t, confirmations: head - p.t.block + 1 }));
+      await pace();
+      const mine = (pendingOf.get(s) ?? []).filter((p) => p.s === s && accepts(s.data, n, p.t)).map((p) => ({ ...p.t, confirmations: head - p.t.block + 1 }));
       const others = s.data.pending.filter((p) => p.network !== n.id);
       const next = [...others, ...mine];
+      if (!next.length && !s.data.pending.length) continue;
       if (JSON.stringify(next) !== JSON.stringify(s.data.pending)) {
         s.data.pending = next;
         await api.store.update('sessions', s.id, s.data);
@@ -246,7 +267,11 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
         }
         await lease.renew(held);
         // A checkout ends unpaid only after a pass that read every network up to its head.
-        for (const s of sessions) await settle(s, failure === null);
+        const pace = pacer();
+        for (const s of sessions) {
+          await pace();
+          await settle(s, failure === null);
+        }
         if (failure) throw failure;
       } finally {
         await lease.release(held);
