@@ -72,6 +72,7 @@ export async function measureCrypto(env: Record<string, string>, opts: { session
       env: { ...env, PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(config) },
       childVar: 'BENCH_CRYPTO_CHILD',
       payload: { ...opts, xpub: TEST_XPUB, rpcUrl: chain.url, startBlock },
+      nodeArgs: process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [],
       log,
     });
   } finally {
