@@ -269,6 +269,38 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     expect((await paymentRow(s.payment.id)).status).to.equal('pending');
   });
 
+  it('a reorg deeper than the confirmations: the paid payment whose transaction vanished is flagged for the merchant (after two passes)', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    const snap = await chain.snapshot();
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    // The chain forgets it: another branch, longer than the one that carried the transaction.
+    await chain.revert(snap);
+    await chain.mine(CONFIRMATIONS + 4);
+    await scan();
+    expect((await paymentRow(s.payment.id)).dispute_status, 'one pass may be a lagging node').to.equal(null);
+    await scan();
+    const row = await paymentRow(s.payment.id);
+    expect(row.dispute_status).to.equal('chain_reorg');
+    const [disputed] = await events('payment.disputed', s.payment.id);
+    expect(disputed).to.deep.include({ status: 'chain_reorg', amount: 2500 });
+    const d = await sessionData(s.session.id);
+    expect([d.transfers.length, d.vanished.map((t: { txHash: string }) => t.txHash)]).to.deep.equal([0, [tx]]);
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Disputed').and.include('chain reorg');
+    // Control: a transaction still on the chain is never flagged.
+    const kept = await begin(await newLink(2500));
+    await chain.transfer(usdt, 2, kept.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await scan();
+    await scan();
+    expect((await paymentRow(kept.payment.id)).dispute_status).to.equal(null);
+  });
+
   /** The eth_getLogs ranges asked since `from` (index in the proxy log), as [from, to] pairs. */
   const ranges = (from: number) =>
     proxy.log

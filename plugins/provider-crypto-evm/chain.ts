@@ -128,6 +128,10 @@ export function rpcClient(url: string, opts: RpcOptions = {}) {
       if (!b || !Array.isArray(b.transactions)) throw new RpcError(`block ${n} not found`, true);
       return b;
     },
+    /** A transaction's receipt, or null when the node does not know it (never mined, or reorganised away). */
+    async receipt(txHash: string): Promise<{ status?: string; blockNumber: string } | null> {
+      return call<{ status?: string; blockNumber: string } | null>('eth_getTransactionReceipt', [txHash]);
+    },
     /** Whether a mined transaction succeeded (a reverted one moved no value). */
     async succeeded(txHash: string): Promise<boolean> {
       const r = await call<{ status?: string } | null>('eth_getTransactionReceipt', [txHash]);

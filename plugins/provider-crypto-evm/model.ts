@@ -104,6 +104,10 @@ export type SessionData = {
   pending: (Transfer & { confirmations: number })[];
   /** Late transfers already reported. */
   flagged: string[];
+  /** Confirmed transfers the node did not know on consecutive passes (by key: how many), see `vanished`. */
+  missing?: Record<string, number>;
+  /** Confirmed transfers a reorg deeper than the confirmations took away: no longer counted, flagged for the merchant. */
+  vanished?: Transfer[];
 };
 
 export const to18 = (units: bigint, decimals: number) => (decimals <= 18 ? units * 10n ** BigInt(18 - decimals) : units / 10n ** BigInt(decimals - 18));

@@ -19,6 +19,10 @@ import type { Config, Network, SessionData, Token, Transfer } from './model.ts';
 import { assetsOf, HOLD_MINUTES, isNative, minorFrom18, to18, tokenId } from './model.ts';
 
 const ADDRESSES_PER_QUERY = 200;
+/** Confirmed transfers this close to the cursor (blocks) are checked again on every pass: a reorg deeper than the confirmations. */
+const RECHECK_BLOCKS = 256;
+/** Passes in a row a confirmed transaction must be unknown to the node before it counts as reorganised away (one lagging node is not a reorg). */
+const MISSING_PASSES = 2;
 /** Checkouts read per store query: a short query each (SQLite reads hold the event loop while they run). */
 const SESSIONS_PER_PAGE = 100;
 /** A pass over thousands of checkouts gives the event loop a turn once it has run this long (ms). */
@@ -183,6 +187,8 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
       await saveCursor(n, safe); // nobody to watch: nothing to read
     }
 
+    await recheck(n, rpc, sessions, cursor);
+
     // Above the confirmed range: what is on its way, re-read every pass (a reorged transfer vanishes).
     const pending = addresses.length && head > Math.max(cursor, safe) ? await read(Math.max(cursor, safe) + 1, head) : [];
     const pace = pacer();
@@ -198,6 +204,50 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
         s.data.pending = next;
         await api.store.update('sessions', s.id, s.data);
       }
+    }
+  }
+
+  /**
+   * Deep reorgs: a confirmed transfer (within RECHECK_BLOCKS of the cursor) whose transaction the node
+   * no longer knows on MISSING_PASSES passes in a row was reorganised away after it counted. It is
+   * taken off the checkout (the tracker and any later decision no longer count it) and, when it had
+   * already decided the checkout (paid, underpaid, late), the payment is flagged for the merchant as
+   * a dispute with status `chain_reorg` (payment.disputed): the money is not in their wallet.
+   */
+  async function recheck(n: Network, rpc: RpcClient, sessions: PluginRecord<SessionData>[], cursor: number): Promise<void> {
+    const pace = pacer();
+    for (const s of sessions) {
+      const d = s.data;
+      const recent = d.transfers.filter((t) => t.network === n.id && t.block > cursor - RECHECK_BLOCKS);
+      if (!recent.length) continue;
+      await pace();
+      let changed = false;
+      for (const t of recent) {
+        const missing = (d.missing ??= {});
+        if (await rpc.receipt(t.txHash)) {
+          if (missing[t.key]) {
+            delete missing[t.key];
+            changed = true;
+          }
+          continue;
+        }
+        missing[t.key] = (missing[t.key] ?? 0) + 1;
+        changed = true;
+        if (missing[t.key] < MISSING_PASSES) continue;
+        delete missing[t.key];
+        d.transfers = d.transfers.filter((x) => x.key !== t.key);
+        (d.vanished ??= []).push(t);
+        api.log.warn('crypto watcher: a confirmed transfer vanished (a reorg deeper than the confirmations)', { network: n.id, txHash: t.txHash, sessionId: d.sessionId });
+        if (d.state !== 'open') {
+          await api.services.checkout.flagDispute(d.paymentId, {
+            providerRef: t.txHash,
+            status: 'chain_reorg',
+            amount: minorFrom18(BigInt(t.value18), d.currencyDecimals),
+            reason: 'chain reorganisation deeper than the confirmations',
+          });
+        }
+      }
+      if (changed) await api.store.update('sessions', s.id, d);
     }
   }
 
