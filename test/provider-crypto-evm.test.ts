@@ -254,11 +254,10 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     expect((await sessionData(mine.session.id)).transfers).to.deep.equal([]);
   });
 
-  it('a reorg before confirmation: the transfer seen on its way disappears and pays nothing', async function () {
-    this.timeout(90_000);
-    const s = await begin(await newLink(2500));
+  /** `send` seen on its way, then a reorg before its confirmations: it disappears from the checkout and pays nothing. */
+  const vanishesBeforeConfirmation = async (s: { session: { id: string }; payment: { id: string } }, send: () => Promise<unknown>) => {
     const snap = await chain.snapshot();
-    await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await send();
     await scan();
     expect((await sessionData(s.session.id)).pending).to.have.length(1);
     await chain.revert(snap);
@@ -267,6 +266,12 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     const d = await sessionData(s.session.id);
     expect([d.pending, d.transfers]).to.deep.equal([[], []]);
     expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+  };
+
+  it('a reorg before confirmation: the transfer seen on its way disappears and pays nothing', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    await vanishesBeforeConfirmation(s, () => chain.transfer(usdt, 1, s.data.address, 25_000_000n));
   });
 
   it('a reorg deeper than the confirmations: the paid payment whose transaction vanished is flagged for the merchant (after two passes)', async function () {
@@ -805,16 +810,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     it('a native transfer a reorg removes before confirmation disappears and pays nothing', async function () {
       this.timeout(90_000);
       const s = await start();
-      const snap = await chain.snapshot();
-      await chain.sendValue(1, s.data.address, 25n * 10n ** 18n);
-      await scan();
-      expect((await sessionData(s.session.id)).pending).to.have.length(1);
-      await chain.revert(snap);
-      await chain.mine(CONFIRMATIONS + 1);
-      await scan();
-      const d = await sessionData(s.session.id);
-      expect([d.pending, d.transfers]).to.deep.equal([[], []]);
-      expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+      await vanishesBeforeConfirmation(s, () => chain.sendValue(1, s.data.address, 25n * 10n ** 18n));
     });
   });
 
