@@ -654,6 +654,7 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     const l = await env.rt.db('links').where({ id: link.key }).first();
     expect([Number(l.paid_count), Number(l.revenue)]).to.deep.equal([1, 1250]);
     expect(await events('payment.succeeded', s.payment.id)).to.have.length(1);
+    expect((await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200)).text).to.include('You accepted it: the payment is paid for what arrived ($12.50)').and.not.include('value="accept"');
     expect((await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200)).text).to.include('Payment successful').and.include('accepted it');
     expect((await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200)).text).to.include('Accepted by Harbour Yoga');
     // Decided once.
@@ -833,7 +834,7 @@ describe('provider-crypto-evm pay page in Chromium at 390 px', function () {
     env = await serve(TARGETS[0], { env: { PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(t.config) } });
     const owner = await signUp(env.app, { name: 'Harbour Yoga' });
     shop = (await env.rt.services.merchants.getByHandle(owner.handle))!;
-    await env.rt.services.providers.update(shop.key, 'crypto-evm', { enabled: true, settings: { xpub: TEST_XPUB, tokens: ['testnet:usdt', 'testnet:dai'] } });
+    await env.rt.services.providers.update(shop.key, 'crypto-evm', { enabled: true, settings: { xpub: TEST_XPUB, tokens: ['testnet:usdt', 'testnet:dai', 'testnet:xdai'] } });
     tab = await browser().newPage({ viewport: PHONE });
   });
   after(async () => {
@@ -864,6 +865,11 @@ describe('provider-crypto-evm pay page in Chromium at 390 px', function () {
 
   it('waiting → confirming (live, without reload) → paid; the copy buttons and the QR are there', async () => {
     const s = await begin();
+    await tab.page.goto(s.url);
+    // The native coin, chosen: a value transfer (no contract), its own QR.
+    await tab.page.goto(`${s.url}?t=testnet:xdai`);
+    await look('waiting-native', /Waiting for your transfer/);
+    expect(await tab.page.locator('.cx-amount').textContent()).to.equal('25.00 XDAI');
     await tab.page.goto(s.url);
     await look('waiting', /Waiting for your transfer/);
     expect(await tab.page.locator('button[data-copy]').first().isVisible()).to.equal(true);

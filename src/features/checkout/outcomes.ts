@@ -29,6 +29,18 @@ export function outcomeForMerchant(p: Pick<Payment, 'outcome' | 'status' | 'curr
   const got = formatMoney(o.amountReceived, p.currency);
   const price = formatMoney(p.amount, p.currency);
   const counts = p.status === 'failed';
+  const kindWords = o.kind === 'underpaid' ? 'less than the price, before the checkout ended' : o.kind === 'overpaid' ? 'more than the price' : 'after the checkout ended';
+  if (o.resolution) {
+    return {
+      title: o.kind === 'underpaid' ? 'Underpaid' : o.kind === 'overpaid' ? 'Overpaid' : 'Paid late',
+      text:
+        o.resolution === 'accepted'
+          ? `${got} arrived in all (${kindWords}). You accepted it${p.status === 'paid' && o.kind !== 'overpaid' && p.amount === o.amountReceived ? `: the payment is paid for what arrived (${got}).` : '.'}`
+          : `${got} arrived in all (${kindWords}). You marked it as settled off-line (returned from your wallet).`,
+      accept: null,
+      dismiss: '',
+    };
+  }
   const what =
     o.kind === 'underpaid'
       ? `The customer sent ${got} of ${price} before the checkout ended (underpaid). The money is in your wallet; this payment did not go through.`
