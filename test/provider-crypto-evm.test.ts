@@ -751,6 +751,15 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     const stranger = await signUp(env.app, { name: 'Elsewhere' });
     const page = await stranger.agent.get('/app').expect(200);
     await stranger.agent.post(`/app/payments/${s.payment.id}/outcome`).type('form').send({ _csrf: csrfFrom(page.text), decision: 'accept' }).expect(404);
+    // A viewer of the shop sees the payment and what arrived, without the buttons, and cannot post.
+    const invited = await owner.agent.post('/app/settings/team/invites').type('form').send({ _csrf: owner.csrf, role: 'viewer', amount_cap: '', email: `viewer-${Date.now()}@example.test` }).expect(201);
+    const viewer = supertest.agent(env.app);
+    const join = new URL(/id="invite-link">([^<]+)</.exec(invited.text)![1]).pathname;
+    const form = await viewer.get(join).expect(200);
+    await viewer.post(join).type('form').send({ _csrf: csrfFrom(form.text), name: 'Vera Viewer', password: 'a long team password' }).expect(303);
+    const seen = await viewer.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(seen.text).to.include('Needs your decision').and.include('Owners and admins decide').and.not.include('value="accept"');
+    await viewer.post(`/app/payments/${s.payment.id}/outcome`).type('form').send({ _csrf: csrfFrom(seen.text), decision: 'accept' }).expect(403);
     expect((await paymentRow(s.payment.id)).outcome_resolution).to.equal(null);
   });
 

@@ -213,7 +213,7 @@ const API_RULES: Rule[] = [
   ['GET', /^\/me$/, null],
   ['*', /^\/(webhook_endpoints|providers)(\/|$)/, 'settings.manage'],
   ['*', /^\/reports(\/|$)/, 'reports.read'],
-  ['POST', /^\/payments\/[^/]+\/refunds$/, 'refund.create'],
+  ['POST', /^\/payments\/[^/]+\/(refunds|outcome)$/, 'refund.create'],
   ['*', /^\/(products|tags|coupons)(\/|$)/, 'catalog.manage'],
   ['DELETE', /^\/customers\/[^/]+$/, 'records.manage'],
   ['POST', /^\/customers\/[^/]+\/(payment_requests|text_to_pay)$/, 'request.write'],
