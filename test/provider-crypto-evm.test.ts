@@ -744,6 +744,25 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     expect(after.body.outcome).to.deep.include({ kind: 'overpaid', resolution: 'accepted' });
   });
 
+  it('the API decides too: POST /payments/:id/outcome, 422 by the field, 409 on a full link or when decided', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500, 1);
+    const s = await underpaid(link);
+    await endAll();
+    const { secret } = await env.rt.services.apiKeys.create(shop, { name: 'decisions' });
+    const post = (id: string, body: unknown) => supertest(env.app).post(`/api/v1/payments/${id}/outcome`).set('Authorization', `Bearer ${secret}`).send(body as object);
+    const bad = await post(s.payment.id, { decision: 'keep' }).expect(422);
+    expect(bad.headers['content-type']).to.match(/problem\+json/);
+    expect(bad.body.errors.map((e: { field: string }) => e.field)).to.deep.equal(['decision']);
+    const ok = await post(s.payment.id, { decision: 'accept' }).expect(200);
+    expect(ok.body).to.deep.include({ status: 'paid', amount: 1250 });
+    expect(ok.body.outcome).to.deep.include({ kind: 'underpaid', amount_received: 1250, resolution: 'accepted' });
+    expect((await post(s.payment.id, { decision: 'dismiss' }).expect(409)).body.code).to.equal('outcome_resolved');
+    // A payment nothing odd arrived for has nothing to decide.
+    const plain = await begin(await newLink(2500));
+    expect((await post(plain.payment.id, { decision: 'accept' }).expect(409)).body.code).to.equal('no_outcome');
+  });
+
   it('only owners and admins decide; another merchant’s payment is not found', async function () {
     this.timeout(90_000);
     const s = await underpaid(await newLink(2500));
