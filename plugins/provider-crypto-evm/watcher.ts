@@ -8,6 +8,10 @@
  *              keyed by tx hash + log index: stored once) and never skips one
  *   pending    the blocks above that, re-read on every pass and never stored as paid: a transfer a
  *              reorg removes simply disappears from the tracker
+ *   native     a network's own coin (`native`), when a watched checkout accepts it: each block's
+ *              transactions read the same way (confirmed, then pending), successful value transfers only
+ *   recheck    confirmed transfers near the cursor whose transaction the node no longer knows (two
+ *              passes in a row: a reorg deeper than the confirmations) are taken off and flagged
  *   settle     in time (block time ≤ the checkout's end) ≥ price → authorize (+ overpaid);
  *              checkout over with nothing in flight → expire (+ underpaid when something came);
  *              anything after the end → paid_late
