@@ -159,9 +159,11 @@ export interface PaymentProvider<S = Record<string, unknown>> {
   /**
    * `immediate` capture only: how long a checkout holds its slot, in minutes (1 to 1440; default 30).
    * Set your own session's expiry to `CheckoutSessionInfo.expiresAt` so the customer cannot pay after
-   * the hold lapsed. Added in apiVersion 1.
+   * the hold lapsed. Added in apiVersion 1. A function decides per merchant from their settings (e.g.
+   * a countdown the merchant chooses in Settings → Payments); an answer outside 1 to 1440 counts as
+   * the default (added in apiVersion 1).
    */
-  holdMinutes?: number;
+  holdMinutes?: number | ((settings: S) => number);
   /**
    * Enabled for every merchant until the merchant turns it off (test providers such as the sandbox).
    * Others start disabled; a merchant enables them in Settings → Payments.
@@ -873,8 +875,18 @@ export interface PluginCheckoutSession {
   merchant: PluginMerchant;
   /** Where the customer started (the very pay page, its `?c=` kept), to go back to: it shows what they typed again. */
   backUrl: string;
-  /** The newest payment attempt of this session. */
-  payment: { id: string; status: string; provider: string; failureMessage: string | null } | null;
+  /**
+   * The newest payment attempt of this session. `outcome`: the amount outcome you reported
+   * (`flagOutcome`) and what the merchant decided (`accepted`, `dismissed`: settled off-line; null
+   * while undecided), to tell the customer (added in apiVersion 1).
+   */
+  payment: {
+    id: string;
+    status: string;
+    provider: string;
+    failureMessage: string | null;
+    outcome?: { kind: AmountOutcome['outcome']; amountReceived: number; resolution: 'accepted' | 'dismissed' | null } | null;
+  } | null;
   /** Where a finished checkout sends the customer (the newest attempt's receipt); null before any attempt. */
   returnUrl: string | null;
   /**
@@ -958,11 +970,25 @@ export interface PluginCheckoutServices {
    */
   flagDispute(paymentId: string, dispute: { providerRef: string; status: string; amount: number; reason?: string | null }): Promise<void>;
   /**
+   * A short, display-safe code the customer can quote to the merchant's support (1 to 32 letters,
+   * digits and dashes, e.g. a verification code `RTR-X2V` your page shows): core shows it on the
+   * receipt and the merchant's payment page and returns it in the API (`support_reference`). Set it
+   * once the checkout starts; a later call replaces it. Anything else → `ServiceError('invalid_reference')`.
+   * Added in apiVersion 1.
+   */
+  setSupportReference(paymentId: string, reference: string): Promise<void>;
+  /**
    * Reports an amount that did not match: emits `payment.underpaid`, `payment.overpaid` or
    * `payment.paid_late` (webhooks carry them) with what arrived. It changes no status and counts
    * nothing towards the link's limit: report an underpaid checkout after `expire`, an overpaid one
    * after `authorize`. Emits every time it is called: call it once per outcome (e.g. guard it with
    * `store.insertOnce`). Added in apiVersion 1.
+   *
+   * The payment is flagged for the merchant, who decides on its page: accept (a payment that did not
+   * go through becomes `paid` for what arrived in all, if the link has room; on a paid one the excess
+   * is kept) or dismiss (settled off-line). `amountReceived` of an underpaid or overpaid report is
+   * everything that came in time; a `paid_late` one is what came late, added to what came before.
+   * A new report reopens a decided one. Added in apiVersion 1.
    */
   flagOutcome(paymentId: string, outcome: AmountOutcome): Promise<void>;
   /**

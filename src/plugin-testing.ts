@@ -29,6 +29,7 @@ import { systemClock } from './core/clock.ts';
 import { publicId } from './core/ids.ts';
 import { scratchConfig, scratchSqliteDatabase } from './core/scratch.ts';
 import { externalSource, envNameFor, type PluginSource } from './core/plugins/host.ts';
+import { validHoldMinutes } from './core/plugins/registries.ts';
 import { toPluginMerchant } from './features/merchants/index.ts';
 import {
   type ActionContext,
@@ -412,7 +413,7 @@ export async function checkProvider(plugin: PluginUnderTest, opts: ProviderOptio
     for (const method of ['start', 'capture', 'void', 'refund'] as const) if (!isFn(provider[method])) problem(`${method} must be a function`);
     if (provider.methodLabel !== undefined && !text(provider.methodLabel)) problem('methodLabel must be a non-empty string');
     if (provider.captureModel !== undefined && provider.captureModel !== 'manual' && provider.captureModel !== 'immediate' && !isFn(provider.captureModel)) problem(`captureModel must be 'manual', 'immediate' or a function of the settings`);
-    if (provider.holdMinutes !== undefined && !(Number.isInteger(provider.holdMinutes) && (provider.holdMinutes as number) >= 1 && (provider.holdMinutes as number) <= 1440)) problem('holdMinutes must be a whole number of minutes from 1 to 1440');
+    if (provider.holdMinutes !== undefined && !isFn(provider.holdMinutes) && !validHoldMinutes(provider.holdMinutes)) problem('holdMinutes must be a whole number of minutes from 1 to 1440, or a function of the settings answering one');
 
     let settings: unknown = opts.settings ?? {};
     const ms = provider.merchantSettings;

@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { HDKey, mnemonicToAccount } from 'viem/accounts';
 import type { Hex } from 'viem';
 import { forEachTarget, TARGETS } from './support/targets.ts';
-import { useBrowser, serve, PHONE, type ServedEnv, type TrackedPage } from './support/browser.ts';
-import { build, csrfFrom, fieldError, signUp, type Account, type TestEnv } from './support/harness.ts';
+import { useBrowser, serve, signUpInBrowser, PHONE, type ServedEnv, type TrackedPage } from './support/browser.ts';
+import { build, csrfFrom, fieldError, signUp, uniqueHandle, type Account, type TestEnv } from './support/harness.ts';
 import { startChain, rpcProxy, TEST_MNEMONIC, TEST_XPUB, CHAIN_ID, type Chain } from './support/evm.ts';
 import { deriveAddress, parseXpub } from '../plugins/provider-crypto-evm/chain.ts';
 import { verificationCode } from '../plugins/provider-crypto-evm/index.ts';
@@ -61,6 +61,8 @@ async function testChain(opts: { maxBlockRange: number }) {
           { symbol: 'USDT', address: usdt, decimals: 6, currency: 'USD' },
           { symbol: 'DAI', address: dai, decimals: 18, currency: 'USD' },
         ],
+        // Ganache's own coin stands for a USD-pegged native coin (xDAI on Gnosis).
+        native: { symbol: 'XDAI', decimals: 18, currency: 'USD' },
       },
     ],
     rpcBackoffMs: 1,
@@ -252,11 +254,10 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     expect((await sessionData(mine.session.id)).transfers).to.deep.equal([]);
   });
 
-  it('a reorg before confirmation: the transfer seen on its way disappears and pays nothing', async function () {
-    this.timeout(90_000);
-    const s = await begin(await newLink(2500));
+  /** `send` seen on its way, then a reorg before its confirmations: it disappears from the checkout and pays nothing. */
+  const vanishesBeforeConfirmation = async (s: { session: { id: string }; payment: { id: string } }, send: () => Promise<unknown>) => {
     const snap = await chain.snapshot();
-    await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await send();
     await scan();
     expect((await sessionData(s.session.id)).pending).to.have.length(1);
     await chain.revert(snap);
@@ -265,6 +266,44 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     const d = await sessionData(s.session.id);
     expect([d.pending, d.transfers]).to.deep.equal([[], []]);
     expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+  };
+
+  it('a reorg before confirmation: the transfer seen on its way disappears and pays nothing', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    await vanishesBeforeConfirmation(s, () => chain.transfer(usdt, 1, s.data.address, 25_000_000n));
+  });
+
+  it('a reorg deeper than the confirmations: the paid payment whose transaction vanished is flagged for the merchant (after two passes)', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    const snap = await chain.snapshot();
+    const tx = await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(s.payment.id)).status).to.equal('paid');
+    // The chain forgets it: another branch, longer than the one that carried the transaction.
+    await chain.revert(snap);
+    await chain.mine(CONFIRMATIONS + 4);
+    await scan();
+    expect((await paymentRow(s.payment.id)).dispute_status, 'one pass may be a lagging node').to.equal(null);
+    await scan();
+    const row = await paymentRow(s.payment.id);
+    expect(row.dispute_status).to.equal('chain_reorg');
+    const [disputed] = await events('payment.disputed', s.payment.id);
+    expect(disputed).to.deep.include({ status: 'chain_reorg', amount: 2500 });
+    const d = await sessionData(s.session.id);
+    expect([d.transfers.length, d.vanished.map((t: { txHash: string }) => t.txHash)]).to.deep.equal([0, [tx]]);
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Disputed').and.include('chain reorg');
+    // Control: a transaction still on the chain is never flagged.
+    const kept = await begin(await newLink(2500));
+    await chain.transfer(usdt, 2, kept.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await scan();
+    await scan();
+    expect((await paymentRow(kept.payment.id)).dispute_status).to.equal(null);
   });
 
   /** The eth_getLogs ranges asked since `from` (index in the proxy log), as [from, to] pairs. */
@@ -516,6 +555,294 @@ forEachTarget('provider-crypto-evm (ganache)', (target) => {
     expect(theirs.text).to.include('No checkout with that code');
   });
 
+  it('the verification code is on the payment: the receipt, the merchant’s payment page and the API show it', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    expect((await paymentRow(s.payment.id)).support_reference, 'recorded when the checkout starts').to.equal(s.data.code);
+    const waiting = await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200);
+    expect(waiting.text).to.include('Verification code').and.include(s.data.code);
+    await chain.transfer(usdt, 1, s.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    const receipt = await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200);
+    expect(receipt.text).to.include('Payment successful').and.include(s.data.code);
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Verification code').and.include(s.data.code);
+    const { secret } = await env.rt.services.apiKeys.create(shop, { name: 'support' });
+    const api = await supertest(env.app).get(`/api/v1/payments/${s.payment.id}`).set('Authorization', `Bearer ${secret}`).expect(200);
+    expect(api.body).to.deep.include({ support_reference: s.data.code, outcome: null });
+    // A card payment has none.
+    const other = await supertest(env.app).get(`/api/v1/payments?limit=100`).set('Authorization', `Bearer ${secret}`).expect(200);
+    expect(other.body.data.every((p: { support_reference: string | null }) => p.support_reference === null || /^[2-9A-HJ-NP-Z]{3}-[2-9A-HJ-NP-Z]{3}$/.test(p.support_reference))).to.equal(true);
+  });
+
+  it('a support reference that is not short and display-safe is refused', async () => {
+    const s = await begin(await newLink(2500));
+    const services = env.rt.plugins.checkoutFor('provider-crypto-evm');
+    for (const bad of ['', 'has space', '<b>x</b>', 'x'.repeat(33)]) {
+      const err = await services.setSupportReference(s.payment.id, bad).then(() => null, (e) => e);
+      expect(err, JSON.stringify(bad)).to.include({ code: 'invalid_reference' });
+    }
+    expect((await paymentRow(s.payment.id)).support_reference, 'unchanged').to.equal(s.data.code);
+  });
+
+  it('the countdown is the merchant’s (Settings → Payments, 5 to 180 minutes; 30 by default), refused by field otherwise', async () => {
+    const owner2 = await signUp(env.app, { name: 'Quay Bakery' });
+    const bakery = (await env.rt.services.merchants.getByHandle(owner2.handle))!;
+    const page = await owner2.agent.get('/app/settings/payments').expect(200);
+    const csrf = csrfFrom(page.text);
+    // A wallet of its own: its addresses must not be the shop's, whose checkouts the watcher is still watching.
+    const xpub = HDKey.fromMasterSeed(randomBytes(32)).derive("m/44'/60'/0'").publicExtendedKey;
+    const post = (minutes: string) => owner2.agent.post('/app/settings/payments/crypto-evm').type('form').send({ _csrf: csrf, enabled: ['0', '1'], 'settings.xpub': xpub, 'settings.tokens': 'testnet:usdt', 'settings.holdMinutes': minutes });
+    for (const [bad, message] of [['4', /At least 5 minutes/], ['181', /At most 180 minutes/], ['ten', /whole minutes/], ['12.5', /whole minutes/]] as const) {
+      const res = await post(bad).expect(422);
+      expect(fieldError(res.text, 'crypto-evm-holdMinutes'), bad).to.match(message);
+      expect(res.text, 'what was typed is shown again').to.include(`value="${bad}"`);
+    }
+    expect(await env.rt.services.providers.get(bakery.key, 'crypto-evm').then((p) => p.enabled), 'nothing saved').to.equal(false);
+    await post('').expect(303);
+    const link = await env.rt.services.links.create(bakery, { type: 'amount', name: 'Loaf', amount: 500, currency: 'USD', payment_limit: 5 });
+    const start = () => env.rt.services.checkout.start(bakery, link, { amount: 500, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+    const byDefault = await start();
+    expect(byDefault.session.expiresAt.getTime() - env.clock.now().getTime(), 'default 30 minutes').to.equal(30 * MINUTE);
+    await post('10').expect(303);
+    expect((await env.rt.services.providers.get(bakery.key, 'crypto-evm')).settings.holdMinutes).to.equal(10);
+    const quick = await start();
+    expect(quick.session.expiresAt.getTime() - env.clock.now().getTime()).to.equal(10 * MINUTE);
+    const page2 = await owner2.agent.get('/app/settings/payments').expect(200);
+    expect(page2.text).to.include('Time to pay (minutes)').and.include('value="10"');
+    // The pay page counts down from the merchant's time, and the hold on the limited link lasts as long.
+    const pay = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${quick.session.id}`).expect(200);
+    expect(pay.text).to.include('data-seconds="600"');
+    const hold = await env.rt.db('checkout_sessions').where({ public_id: quick.session.id }).first();
+    expect(new Date(hold.expires_at).getTime() - env.clock.now().getTime()).to.equal(10 * MINUTE);
+    // Another merchant's countdown is untouched.
+    const ours = await begin(await newLink(2500));
+    expect(new Date(ours.session.expiresAt).getTime() - env.clock.now().getTime()).to.equal(30 * MINUTE);
+  });
+
+  /** An underpaid checkout (12.50 of 25.00 sent, then the time ran out) on `link`. */
+  const underpaid = async (link: Link, from = 1) => {
+    const s = await begin(link);
+    await chain.transfer(usdt, from, s.data.address, 12_500_000n);
+    return s;
+  };
+  const endAll = async () => {
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    await later(31 * MINUTE);
+    await scan();
+  };
+  const decide = async (account: Account, paymentId: string, decision: string) => {
+    const page = await account.agent.get(`/app/payments/${paymentId}`).expect(200);
+    return account.agent.post(`/app/payments/${paymentId}/outcome`).type('form').send({ _csrf: csrfFrom(page.text), decision });
+  };
+
+  it('underpaid, accepted by the merchant: paid for what arrived, counted on the link, payment.succeeded; the customer is told', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500, 2);
+    const s = await underpaid(link);
+    await endAll();
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Needs your decision').and.include('sent $12.50 of $25.00').and.include('value="accept"').and.include('value="dismiss"');
+    const receipt = await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200);
+    expect(receipt.text).to.include('Underpaid.').and.include(s.data.code).and.not.include('You were not charged');
+    const res = await decide(owner, s.payment.id, 'accept');
+    expect(res.status).to.equal(303);
+    const row = await paymentRow(s.payment.id);
+    expect([row.status, Number(row.amount), row.outcome_resolution]).to.deep.equal(['paid', 1250, 'accepted']);
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect([Number(l.paid_count), Number(l.revenue)]).to.deep.equal([1, 1250]);
+    expect(await events('payment.succeeded', s.payment.id)).to.have.length(1);
+    expect((await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200)).text).to.include('You accepted it: the payment is paid for what arrived ($12.50)').and.not.include('value="accept"');
+    expect((await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200)).text).to.include('Payment successful').and.include('accepted it');
+    expect((await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200)).text).to.include('Accepted by Harbour Yoga');
+    // Decided once.
+    expect((await decide(owner, s.payment.id, 'dismiss')).status).to.equal(409);
+    expect((await decide(owner, s.payment.id, 'maybe')).status, 'not a decision').to.equal(422);
+  });
+
+  it('underpaid, settled off-line: recorded, nothing counted; the customer is told', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500, 2);
+    const s = await underpaid(link);
+    await endAll();
+    expect((await decide(owner, s.payment.id, 'dismiss')).status).to.equal(303);
+    const row = await paymentRow(s.payment.id);
+    expect([row.status, row.outcome_resolution]).to.deep.equal(['failed', 'dismissed']);
+    expect(Number((await env.rt.db('links').where({ id: link.key }).first()).paid_count)).to.equal(0);
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Settled off-line').and.not.include('value="accept"');
+    expect((await supertest(env.app).get(`/receipt/${s.payment.id}`).expect(200)).text).to.include('Settled with the merchant');
+    expect((await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200)).text).to.include('Settled with Harbour Yoga');
+  });
+
+  it('a late payment on a full link is never accepted over the limit: it stays flagged, and the page says why', async function () {
+    this.timeout(120_000);
+    const link = await newLink(2500, 1);
+    const late = await begin(link);
+    await later(31 * MINUTE);
+    await scan();
+    const paid = await begin(link);
+    await chain.transfer(usdt, 2, paid.data.address, 25_000_000n);
+    await chain.transfer(usdt, 1, late.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(paid.payment.id)).status).to.equal('paid');
+    const flagged = await paymentRow(late.payment.id);
+    expect([flagged.status, flagged.outcome, Number(flagged.amount_received)]).to.deep.equal(['failed', 'paid_late', 2500]);
+    const res = await decide(owner, late.payment.id, 'accept');
+    expect(res.status).to.equal(409);
+    expect(res.text).to.include('payment limit is reached').and.include('stays flagged');
+    const row = await paymentRow(late.payment.id);
+    expect([row.status, row.outcome_resolution, Number(row.amount)], 'nothing half-written').to.deep.equal(['failed', null, 2500]);
+    const l = await env.rt.db('links').where({ id: link.key }).first();
+    expect(Number(l.paid_count)).to.equal(1);
+    expect(await events('payment.succeeded', late.payment.id)).to.have.length(0);
+  });
+
+  it('accepting under concurrency: two underpaid payments for the last spot, one wins (control: without a limit both count)', async function () {
+    this.timeout(180_000);
+    const limited = await newLink(2500, 2);
+    const open = await newLink(2500);
+    const ones = [await underpaid(limited, 1), await underpaid(limited, 2)];
+    const twos = [await underpaid(open, 3), await underpaid(open, 1)];
+    await endAll();
+    // A customer pays in full meanwhile: one spot is left for the two underpaid ones.
+    const full = await begin(limited);
+    await chain.transfer(usdt, 2, full.data.address, 25_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    expect((await paymentRow(full.payment.id)).status).to.equal('paid');
+    const flagged = await Promise.all([...ones, ...twos].map(async (s) => (await paymentRow(s.payment.id)).outcome));
+    expect(flagged).to.deep.equal(['underpaid', 'underpaid', 'underpaid', 'underpaid']);
+    const race = await Promise.all(ones.map((s) => env.rt.services.checkout.resolveOutcome(shop.key, s.payment.id, 'accept').then(() => 'won', (e) => e.code)));
+    expect(race.sort()).to.deep.equal(['limit_reached', 'won']);
+    const l = await env.rt.db('links').where({ id: limited.key }).first();
+    expect(Number(l.paid_count)).to.equal(2);
+    const control = await Promise.all(twos.map((s) => env.rt.services.checkout.resolveOutcome(shop.key, s.payment.id, 'accept').then(() => 'won', (e) => e.code)));
+    expect(control).to.deep.equal(['won', 'won']);
+    expect(Number((await env.rt.db('links').where({ id: open.key }).first()).paid_count)).to.equal(2);
+  });
+
+  it('overpaid: accept keeps the excess and changes nothing else; the API shows the outcome', async function () {
+    this.timeout(90_000);
+    const s = await begin(await newLink(2500));
+    await chain.transfer(usdt, 1, s.data.address, 30_000_000n);
+    await chain.mine(CONFIRMATIONS);
+    await scan();
+    const page = await owner.agent.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(page.text).to.include('Overpaid').and.include('overpaid by $5.00');
+    const { secret } = await env.rt.services.apiKeys.create(shop, { name: 'outcomes' });
+    const before = await supertest(env.app).get(`/api/v1/payments/${s.payment.id}`).set('Authorization', `Bearer ${secret}`).expect(200);
+    expect(before.body.outcome).to.deep.equal({ kind: 'overpaid', amount_received: 3000, resolution: null, resolved_at: null });
+    expect((await decide(owner, s.payment.id, 'accept')).status).to.equal(303);
+    const row = await paymentRow(s.payment.id);
+    expect([row.status, Number(row.amount), row.outcome_resolution]).to.deep.equal(['paid', 2500, 'accepted']);
+    expect(await events('payment.succeeded', s.payment.id)).to.have.length(1);
+    const after = await supertest(env.app).get(`/api/v1/payments/${s.payment.id}`).set('Authorization', `Bearer ${secret}`).expect(200);
+    expect(after.body.outcome).to.deep.include({ kind: 'overpaid', resolution: 'accepted' });
+  });
+
+  it('the API decides too: POST /payments/:id/outcome, 422 by the field, 409 on a full link or when decided', async function () {
+    this.timeout(90_000);
+    const link = await newLink(2500, 1);
+    const s = await underpaid(link);
+    await endAll();
+    const { secret } = await env.rt.services.apiKeys.create(shop, { name: 'decisions' });
+    const post = (id: string, body: unknown) => supertest(env.app).post(`/api/v1/payments/${id}/outcome`).set('Authorization', `Bearer ${secret}`).send(body as object);
+    const bad = await post(s.payment.id, { decision: 'keep' }).expect(422);
+    expect(bad.headers['content-type']).to.match(/problem\+json/);
+    expect(bad.body.errors.map((e: { field: string }) => e.field)).to.deep.equal(['decision']);
+    const ok = await post(s.payment.id, { decision: 'accept' }).expect(200);
+    expect(ok.body).to.deep.include({ status: 'paid', amount: 1250 });
+    expect(ok.body.outcome).to.deep.include({ kind: 'underpaid', amount_received: 1250, resolution: 'accepted' });
+    expect((await post(s.payment.id, { decision: 'dismiss' }).expect(409)).body.code).to.equal('outcome_resolved');
+    // A payment nothing odd arrived for has nothing to decide.
+    const plain = await begin(await newLink(2500));
+    expect((await post(plain.payment.id, { decision: 'accept' }).expect(409)).body.code).to.equal('no_outcome');
+  });
+
+  it('only owners and admins decide; another merchant’s payment is not found', async function () {
+    this.timeout(90_000);
+    const s = await underpaid(await newLink(2500));
+    await endAll();
+    const stranger = await signUp(env.app, { name: 'Elsewhere' });
+    const page = await stranger.agent.get('/app').expect(200);
+    await stranger.agent.post(`/app/payments/${s.payment.id}/outcome`).type('form').send({ _csrf: csrfFrom(page.text), decision: 'accept' }).expect(404);
+    // A viewer of the shop sees the payment and what arrived, without the buttons, and cannot post.
+    const invited = await owner.agent.post('/app/settings/team/invites').type('form').send({ _csrf: owner.csrf, role: 'viewer', amount_cap: '', email: `viewer-${Date.now()}@example.test` }).expect(201);
+    const viewer = supertest.agent(env.app);
+    const join = new URL(/id="invite-link">([^<]+)</.exec(invited.text)![1]).pathname;
+    const form = await viewer.get(join).expect(200);
+    await viewer.post(join).type('form').send({ _csrf: csrfFrom(form.text), name: 'Vera Viewer', password: 'a long team password' }).expect(303);
+    const seen = await viewer.get(`/app/payments/${s.payment.id}`).expect(200);
+    expect(seen.text).to.include('Needs your decision').and.include('Owners and admins decide').and.not.include('value="accept"');
+    await viewer.post(`/app/payments/${s.payment.id}/outcome`).type('form').send({ _csrf: csrfFrom(seen.text), decision: 'accept' }).expect(403);
+    expect((await paymentRow(s.payment.id)).outcome_resolution).to.equal(null);
+  });
+
+  describe('native coin (value transfers, read from blocks’ transactions)', () => {
+    let shop2: Merchant;
+    let link: Link;
+    before(async () => {
+      const o = await signUp(env.app, { name: 'Gnosis Garden' });
+      shop2 = (await env.rt.services.merchants.getByHandle(o.handle))!;
+      const xpub = HDKey.fromMasterSeed(randomBytes(32)).derive("m/44'/60'/0'").publicExtendedKey;
+      await env.rt.services.providers.update(shop2.key, 'crypto-evm', { enabled: true, settings: { xpub, tokens: ['testnet:xdai', 'testnet:usdt'] } });
+      link = await env.rt.services.links.create(shop2, { type: 'amount', name: 'Seeds', amount: 2500, currency: 'USD', payment_limit: null });
+    });
+    const start = async () => {
+      const r = await env.rt.services.checkout.start(shop2, link, { amount: 2500, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+      return { ...r, data: (await sessionData(r.session.id)) as { address: Hex } };
+    };
+
+    it('the pay page offers it with a value-transfer QR; an exact transfer is confirming, then paid with its hash', async function () {
+      this.timeout(90_000);
+      const s = await start();
+      const page = await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}?t=testnet:xdai`).expect(200);
+      expect(page.text).to.include('25.00 XDAI').and.include('its own coin');
+      const tx = await chain.sendValue(1, s.data.address, 25n * 10n ** 18n);
+      await scan();
+      expect((await paymentRow(s.payment.id)).status).to.equal('pending');
+      expect((await supertest(env.app).get(`/p/provider-crypto-evm/pay/${s.session.id}`).expect(200)).text).to.include('1 of 3 confirmations');
+      await chain.mine(CONFIRMATIONS - 1);
+      await scan();
+      const row = await paymentRow(s.payment.id);
+      expect(row.status).to.equal('paid');
+      expect(JSON.parse(row.payment_method)).to.deep.include({ type: 'crypto', brand: 'xdai', network: 'testnet', txHashes: [tx] });
+    });
+
+    it('a native transfer and a token transfer add up; one to another address, or of a coin the merchant does not accept, pays nothing', async function () {
+      this.timeout(90_000);
+      const s = await start();
+      const other = await start();
+      await chain.sendValue(2, other.data.address, 10n ** 18n);
+      const a = await chain.sendValue(1, s.data.address, 10n * 10n ** 18n);
+      const b = await chain.transfer(usdt, 1, s.data.address, 15_000_000n);
+      await chain.mine(CONFIRMATIONS);
+      await scan();
+      const row = await paymentRow(s.payment.id);
+      expect(row.status).to.equal('paid');
+      expect(JSON.parse(row.payment_method).txHashes).to.have.members([a, b]);
+      expect((await sessionData(other.session.id)).transfers).to.have.length(1);
+      expect((await paymentRow(other.payment.id)).status).to.equal('pending');
+      // The shop (tokens only) never counts the native coin.
+      const t = await begin(await newLink(2500));
+      await chain.sendValue(3, t.data.address, 25n * 10n ** 18n);
+      await chain.mine(CONFIRMATIONS);
+      await scan();
+      expect((await sessionData(t.session.id)).transfers).to.deep.equal([]);
+      expect((await paymentRow(t.payment.id)).status).to.equal('pending');
+    });
+
+    it('a native transfer a reorg removes before confirmation disappears and pays nothing', async function () {
+      this.timeout(90_000);
+      const s = await start();
+      await vanishesBeforeConfirmation(s, () => chain.sendValue(1, s.data.address, 25n * 10n ** 18n));
+    });
+  });
+
   it('answers 404 for an unknown checkout', async () => {
     await supertest(env.app).get('/p/provider-crypto-evm/pay/cs_0000000000000000000000').expect(404);
     await supertest(env.app).get('/p/provider-crypto-evm/pay/nope').expect(404);
@@ -535,7 +862,7 @@ describe('provider-crypto-evm pay page in Chromium at 390 px', function () {
     env = await serve(TARGETS[0], { env: { PAYLINK_PLUGIN_PROVIDER_CRYPTO_EVM: JSON.stringify(t.config) } });
     const owner = await signUp(env.app, { name: 'Harbour Yoga' });
     shop = (await env.rt.services.merchants.getByHandle(owner.handle))!;
-    await env.rt.services.providers.update(shop.key, 'crypto-evm', { enabled: true, settings: { xpub: TEST_XPUB, tokens: ['testnet:usdt', 'testnet:dai'] } });
+    await env.rt.services.providers.update(shop.key, 'crypto-evm', { enabled: true, settings: { xpub: TEST_XPUB, tokens: ['testnet:usdt', 'testnet:dai', 'testnet:xdai'] } });
     tab = await browser().newPage({ viewport: PHONE });
   });
   after(async () => {
@@ -566,6 +893,11 @@ describe('provider-crypto-evm pay page in Chromium at 390 px', function () {
 
   it('waiting → confirming (live, without reload) → paid; the copy buttons and the QR are there', async () => {
     const s = await begin();
+    await tab.page.goto(s.url);
+    // The native coin, chosen: a value transfer (no contract), its own QR.
+    await tab.page.goto(`${s.url}?t=testnet:xdai`);
+    await look('waiting-native', /Waiting for your transfer/);
+    expect(await tab.page.locator('.cx-amount').textContent()).to.equal('25.00 XDAI');
     await tab.page.goto(s.url);
     await look('waiting', /Waiting for your transfer/);
     expect(await tab.page.locator('button[data-copy]').first().isVisible()).to.equal(true);
@@ -599,6 +931,56 @@ describe('provider-crypto-evm pay page in Chromium at 390 px', function () {
     await look('underpaid', /Underpaid/);
     await tab.page.goto(empty.url);
     await look('expired', /Time ran out/);
+  });
+
+  it('underpaid, decided by the merchant: Settings, the receipt, the payment page and the pay page at 390 px', async () => {
+    const desk = await browser().newPage({ viewport: PHONE });
+    try {
+      const handle = uniqueHandle('pier');
+      await signUpInBrowser(desk.page, env.origin, { name: 'Pier Studio', handle });
+      const pier = (await env.rt.services.merchants.getByHandle(handle))!;
+      const xpub = HDKey.fromMasterSeed(randomBytes(32)).derive("m/44'/60'/0'").publicExtendedKey;
+      await env.rt.services.providers.update(pier.key, 'crypto-evm', { enabled: true, settings: { xpub, tokens: ['testnet:usdt'], holdMinutes: 20 } });
+      const fits = async (page: TrackedPage, name: string) => {
+        const overflow = (await page.page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+        expect(overflow, `${name}: nothing wider than the phone`).to.be.at.most(0);
+        await page.screenshot(`crypto-${name}-390`);
+        page.assertClean();
+      };
+      await desk.page.goto(`${env.origin}/app/settings/payments`);
+      await desk.page.getByLabel('Time to pay (minutes)').waitFor();
+      expect(await desk.page.getByLabel('Time to pay (minutes)').inputValue()).to.equal('20');
+      await fits(desk, 'settings');
+
+      const link = await env.rt.services.links.create(pier, { type: 'amount', name: 'Harbour tour', amount: 2500, currency: 'USD', payment_limit: 10 });
+      const r = await env.rt.services.checkout.start(pier, link, { amount: 2500, currency: 'USD', name: 'Ana', email: 'ana@example.test', provider: 'crypto-evm' });
+      const address = JSON.parse(((await env.rt.db('plugin_records').where({ plugin_id: 'provider-crypto-evm', collection: 'sessions', unique_key: r.session.id }).first()) as { data: string }).data).address as Hex;
+      await t.chain.transfer(t.usdt, 1, address, 10_000_000n);
+      await t.chain.mine(CONFIRMATIONS);
+      await scan();
+      env.clock.advance(21 * MINUTE);
+      await t.chain.increaseTime(21 * 60);
+      await t.chain.mine(1);
+      await scan();
+
+      await tab.page.goto(`${env.origin}/receipt/${r.payment.id}`);
+      await tab.page.getByText('Underpaid.').waitFor();
+      await fits(tab, 'receipt-underpaid');
+      await desk.page.goto(`${env.origin}/app/payments/${r.payment.id}`);
+      await desk.page.getByText('Needs your decision').waitFor();
+      await fits(desk, 'payment-underpaid');
+      await desk.page.getByRole('button', { name: 'Accept' }).click();
+      await desk.page.locator('#outcome').getByText('Accepted', { exact: true }).waitFor();
+      await fits(desk, 'payment-accepted');
+      await tab.page.goto(`${env.origin}/receipt/${r.payment.id}`);
+      await tab.page.getByText('Payment successful').waitFor();
+      await fits(tab, 'receipt-accepted');
+      await tab.page.goto(`${env.origin}/p/provider-crypto-evm/pay/${r.session.id}`);
+      await tab.page.getByText('Accepted by Pier Studio').waitFor();
+      await fits(tab, 'pay-accepted');
+    } finally {
+      await desk.close();
+    }
   });
 
   it('works without JavaScript: the refresh link shows what arrived', async () => {

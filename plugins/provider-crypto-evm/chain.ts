@@ -50,6 +50,13 @@ export interface RpcLog {
   removed?: boolean;
 }
 
+export interface RpcBlock {
+  number: string;
+  hash: string;
+  timestamp: string;
+  transactions: { hash: string; to: string | null; value: string }[];
+}
+
 export class RpcError extends Error {
   constructor(message: string, readonly retryable: boolean) {
     super(message);
@@ -114,6 +121,22 @@ export function rpcClient(url: string, opts: RpcOptions = {}) {
       const b = await call<{ timestamp: string } | null>('eth_getBlockByNumber', [hex(n), false]);
       if (!b) throw new RpcError(`block ${n} not found`, true);
       return Number(BigInt(b.timestamp));
+    },
+    /** Block `n` with its transactions (hash, to, value), for native-coin transfers. */
+    async blockWithTxs(n: number): Promise<RpcBlock> {
+      const b = await call<RpcBlock | null>('eth_getBlockByNumber', [hex(n), true]);
+      if (!b || !Array.isArray(b.transactions)) throw new RpcError(`block ${n} not found`, true);
+      return b;
+    },
+    /** A transaction's receipt, or null when the node does not know it (never mined, or reorganised away). */
+    async receipt(txHash: string): Promise<{ status?: string; blockNumber: string } | null> {
+      return call<{ status?: string; blockNumber: string } | null>('eth_getTransactionReceipt', [txHash]);
+    },
+    /** Whether a mined transaction succeeded (a reverted one moved no value). */
+    async succeeded(txHash: string): Promise<boolean> {
+      const r = await call<{ status?: string } | null>('eth_getTransactionReceipt', [txHash]);
+      if (!r) throw new RpcError(`receipt of ${txHash} not found`, true);
+      return r.status === undefined || BigInt(r.status) === 1n;
     },
     /** Transfer logs of `tokens` to any of `to`, in [from, to] inclusive. */
     async transfers(tokens: string[], recipients: string[], from: number, toBlock: number): Promise<RpcLog[]> {

@@ -16,7 +16,7 @@ import express, { type Request, type Response } from 'express';
 import QRCode from 'qrcode';
 import { definePlugin, ProviderError, z, type PluginApi, type PluginRecord } from 'paylink/plugin-api';
 import { deriveAddress, parseXpub } from './chain.ts';
-import { configSchema, currencyDecimals, formatUnits, tokenId, tokenUnits, to18, type Config, type SessionData } from './model.ts';
+import { assetsOf, configSchema, currencyDecimals, HOLD_MINUTES, isNative, formatUnits, tokenId, tokenUnits, to18, type Config, type SessionData } from './model.ts';
 import { createWatcher } from './watcher.ts';
 
 export const PLUGIN_ID = 'provider-crypto-evm';
@@ -28,7 +28,10 @@ export interface CryptoSettings {
   tokens: string[];
   /** Receiving address #0 of the xpub (not a secret): shown so the merchant can compare it with their wallet. */
   firstAddress?: string;
+  /** The customer's countdown (minutes; the slot on a limited link is held that long). Absent: the install's `holdMinutes`. */
+  holdMinutes?: number;
 }
+
 
 /** A short code for support to match a customer's claim to this checkout (shown on the pay page and the payment). */
 export function verificationCode(sessionId: string): string {
@@ -47,7 +50,7 @@ export default definePlugin({
   config: configSchema,
   viewsDir: fileURLToPath(new URL('./views', import.meta.url)),
   register(api, config: Config) {
-    const allTokens = config.networks.flatMap((n) => n.tokens.map((t) => ({ id: tokenId(n, t), network: n, token: t })));
+    const allTokens = config.networks.flatMap((n) => assetsOf(n).map((t) => ({ id: tokenId(n, t), network: n, token: t })));
     const settingsSchema = z
       .preprocess(
         (raw) => {
@@ -58,12 +61,20 @@ export default definePlugin({
           if (boxes.length) o.tokens = boxes.filter((k) => o[k] === '1' || o[k] === true).map((k) => k.slice('token.'.length));
           for (const k of boxes) delete o[k];
           if (typeof o.tokens === 'string') o.tokens = o.tokens.split(',').map((x) => x.trim()).filter(Boolean);
+          // The form posts the minutes as text: blank keeps the default.
+          if (typeof o.holdMinutes === 'string') o.holdMinutes = o.holdMinutes.trim() === '' ? undefined : /^\s*\d+\s*$/.test(o.holdMinutes) ? Number(o.holdMinutes) : o.holdMinutes;
           delete o.firstAddress;
           return o;
         },
         z.object({
           xpub: z.string({ error: 'Paste your wallet’s extended public key (xpub…).' }).trim().min(1, 'Paste your wallet’s extended public key (xpub…).').max(200),
           tokens: z.array(z.string().max(64)).max(100).default([]),
+          holdMinutes: z
+            .number({ error: `Enter the countdown in whole minutes, from ${HOLD_MINUTES.min} to ${HOLD_MINUTES.max}.` })
+            .int(`Enter the countdown in whole minutes, from ${HOLD_MINUTES.min} to ${HOLD_MINUTES.max}.`)
+            .min(HOLD_MINUTES.min, `At least ${HOLD_MINUTES.min} minutes: a customer needs time to open their wallet and send.`)
+            .max(HOLD_MINUTES.max, `At most ${HOLD_MINUTES.max} minutes (3 hours): a limited link holds a spot that long.`)
+            .optional(),
         }),
       )
       .superRefine((s, ctx) => {
@@ -72,7 +83,7 @@ export default definePlugin({
         else if (!s.tokens.length) ctx.addIssue({ code: 'custom', path: ['tokens'], message: 'Choose at least one token to accept.' });
         for (const t of s.tokens) if (!allTokens.some((x) => x.id === t)) ctx.addIssue({ code: 'custom', path: ['tokens'], message: `Unknown token “${t}”; choose from ${allTokens.map((x) => x.id).join(', ')}.` });
       })
-      .transform((s) => ({ xpub: s.xpub, tokens: [...new Set(s.tokens)], firstAddress: deriveAddress(parseXpub(s.xpub)!, 0) })) as unknown as z.ZodType<CryptoSettings>;
+      .transform((s) => ({ xpub: s.xpub, tokens: [...new Set(s.tokens)], firstAddress: deriveAddress(parseXpub(s.xpub)!, 0), ...(s.holdMinutes !== undefined ? { holdMinutes: s.holdMinutes } : {}) })) as unknown as z.ZodType<CryptoSettings>;
 
     const watcher = createWatcher(api, config);
 
@@ -101,16 +112,30 @@ export default definePlugin({
       }
     }
 
+    /** The code on core's payment (receipt, payment page, API); display only: a failure to record it does not fail the checkout. */
+    async function recordCode(paymentId: string, code: string): Promise<void> {
+      try {
+        await api.services.checkout.setSupportReference(paymentId, code);
+      } catch (err) {
+        api.log.warn('crypto: could not record the verification code on the payment (the pay page still shows it)', { paymentId, error: err });
+      }
+    }
+
     api.providers.register<CryptoSettings>({
       id: 'crypto-evm',
       name: 'Crypto (stablecoins)',
       methodLabel: 'Crypto',
       captureModel: 'immediate',
-      holdMinutes: config.holdMinutes,
+      // The merchant's countdown (Settings → Payments), else the install's default.
+      holdMinutes: (s) => s.holdMinutes ?? config.holdMinutes,
       merchantSettings: { schema: settingsSchema, formFragment: 'settings' },
       async start(session, s) {
         const existing = await api.store.getByKey<SessionData>('sessions', session.id);
-        if (existing) return { redirect: `${api.baseUrl}/p/${PLUGIN_ID}/pay/${session.id}` };
+        if (existing) {
+          // A retry on the same session: a new payment attempt, the same code for support.
+          await recordCode(session.paymentId, existing.data.code);
+          return { redirect: `${api.baseUrl}/p/${PLUGIN_ID}/pay/${session.id}` };
+        }
         const offered = allTokens.filter((x) => s.tokens.includes(x.id) && x.token.currency === session.currency);
         if (!offered.length) throw new ProviderError(`No accepted stablecoin is priced in ${session.currency}.`, { retryable: false, code: 'currency_not_supported' });
         const xpub = parseXpub(s.xpub);
@@ -138,6 +163,8 @@ export default definePlugin({
           flagged: [],
         };
         await api.store.insertOnce('sessions', session.id, { merchantId: session.merchant.id, data });
+        // The verification code goes on the payment too: core shows it on the receipt, the merchant's payment page and in the API.
+        await recordCode(session.paymentId, data.code);
         return { redirect: `${api.baseUrl}/p/${PLUGIN_ID}/pay/${session.id}` };
       },
       async capture() {},
@@ -254,15 +281,17 @@ export function trackerData(config: Config, rec: PluginRecord<SessionData>) {
 
 async function pageData(api: PluginApi, config: Config, rec: PluginRecord<SessionData>, chosen: string | null, res: Response) {
   const d = rec.data;
-  const options = config.networks.flatMap((n) => n.tokens.filter((t) => d.tokens.includes(tokenId(n, t))).map((t) => ({ id: tokenId(n, t), network: n, token: t })));
+  const options = config.networks.flatMap((n) => assetsOf(n).filter((t) => d.tokens.includes(tokenId(n, t))).map((t) => ({ id: tokenId(n, t), network: n, token: t })));
   const pick = options.find((o) => o.id === chosen) ?? options[0];
   const units = tokenUnits(d.amount, d.currencyDecimals, pick.token.decimals);
   const paid = d.transfers.reduce((a, t) => a + BigInt(t.value18), 0n);
   const left = BigInt(d.expected18) - paid;
   const leftUnits = left > 0n ? (left * 10n ** BigInt(pick.token.decimals)) / 10n ** 18n : 0n;
   const toPay = paid > 0n && left > 0n ? leftUnits : units;
-  // EIP-681: a token transfer of exactly that amount to that address on that chain.
-  const uri = `ethereum:${pick.token.address}@${pick.network.chainId}/transfer?address=${d.address}&uint256=${toPay.toString()}`;
+  // EIP-681: a token transfer of exactly that amount to that address on that chain (the native coin: a plain value transfer).
+  const uri = isNative(pick.token)
+    ? `ethereum:${d.address}@${pick.network.chainId}?value=${toPay.toString()}`
+    : `ethereum:${pick.token.address}@${pick.network.chainId}/transfer?address=${d.address}&uint256=${toPay.toString()}`;
   const session = await api.services.checkout.getSession(d.sessionId);
   return {
     nonce: res.locals.cspNonce as string,
@@ -275,7 +304,7 @@ async function pageData(api: PluginApi, config: Config, rec: PluginRecord<Sessio
     options: options.map((o) => ({ id: o.id, label: `${o.token.symbol} on ${o.network.name}`, selected: o === pick })),
     symbol: pick.token.symbol,
     network: pick.network.name,
-    contract: pick.token.address,
+    contract: isNative(pick.token) ? null : pick.token.address,
     amount: formatUnits(toPay, pick.token.decimals, d.currencyDecimals),
     address: d.address,
     code: d.code,
@@ -287,5 +316,7 @@ async function pageData(api: PluginApi, config: Config, rec: PluginRecord<Sessio
     uri,
     tracker: trackerData(config, rec),
     watchHours: config.watchHours,
+    // What the merchant decided on an underpaid or late payment (their payment page): the customer is told.
+    decision: session?.payment?.outcome?.resolution ?? null,
   };
 }

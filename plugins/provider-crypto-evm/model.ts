@@ -11,6 +11,16 @@ export const tokenSchema = z.object({
   currency: z.string().regex(/^[A-Z]{3}$/),
 });
 
+/** A network's own coin, when it counts 1:1 towards a currency (e.g. xDAI on Gnosis → USD). */
+export const nativeSchema = z.object({
+  symbol: z.string().regex(/^[A-Za-z0-9.]{1,12}$/),
+  decimals: z.number().int().min(0).max(36).default(18),
+  currency: z.string().regex(/^[A-Z]{3}$/),
+});
+
+/** The address a network's native coin stands under among its tokens (never sent to eth_getLogs). */
+export const NATIVE_ADDRESS = '0x0000000000000000000000000000000000000000';
+
 export const networkSchema = z.object({
   /** Stable id, e.g. `ethereum`, `polygon`, `base` (persisted with transfers: never rename). */
   id: z.string().regex(/^[a-z0-9-]{1,32}$/),
@@ -25,8 +35,13 @@ export const networkSchema = z.object({
   maxBlockRange: z.number().int().min(1).max(100_000).default(1000),
   /** Block explorer transaction URL prefix, e.g. https://etherscan.io/tx/ */
   explorerTxUrl: z.url().optional(),
-  tokens: z.array(tokenSchema).min(1),
-});
+  tokens: z.array(tokenSchema).default([]),
+  /**
+   * The network's own coin, accepted like a token (`<network>:<symbol>`): plain value transfers to a
+   * checkout's address, found by reading each block's transactions (eth_getBlockByNumber).
+   */
+  native: nativeSchema.optional(),
+}).refine((n) => n.tokens.length > 0 || n.native, { message: 'a network needs at least one token or a native coin', path: ['tokens'] });
 
 export const configSchema = z.object({
   networks: z.array(networkSchema).default([]),
@@ -39,13 +54,20 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** The countdown a merchant may choose (Settings → Payments), in minutes. */
+export const HOLD_MINUTES = { min: 5, max: 180 } as const;
 export type Network = Config['networks'][number];
 export type Token = z.infer<typeof tokenSchema>;
 
 export const tokenId = (n: Network, t: Token) => `${n.id}:${t.symbol.toLowerCase()}`;
 
+/** What a network accepts: its tokens, then its native coin (address NATIVE_ADDRESS) when configured. */
+export const assetsOf = (n: Network): Token[] => [...n.tokens, ...(n.native ? [{ ...n.native, address: NATIVE_ADDRESS }] : [])];
+export const isNative = (t: Token) => t.address === NATIVE_ADDRESS;
+
 export interface Transfer {
-  /** `<network>:<tx hash>:<log index>` */
+  /** `<network>:<tx hash>:<log index>`, or `<network>:<tx hash>:native` for a native-coin transfer */
   key: string;
   network: string;
   token: string;
@@ -82,6 +104,10 @@ export type SessionData = {
   pending: (Transfer & { confirmations: number })[];
   /** Late transfers already reported. */
   flagged: string[];
+  /** Confirmed transfers the node did not know on consecutive passes (by key: how many), see `vanished`. */
+  missing?: Record<string, number>;
+  /** Confirmed transfers a reorg deeper than the confirmations took away: no longer counted, flagged for the merchant. */
+  vanished?: Transfer[];
 };
 
 export const to18 = (units: bigint, decimals: number) => (decimals <= 18 ? units * 10n ** BigInt(18 - decimals) : units / 10n ** BigInt(decimals - 18));

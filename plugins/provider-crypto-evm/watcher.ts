@@ -8,6 +8,10 @@
  *              keyed by tx hash + log index: stored once) and never skips one
  *   pending    the blocks above that, re-read on every pass and never stored as paid: a transfer a
  *              reorg removes simply disappears from the tracker
+ *   native     a network's own coin (`native`), when a watched checkout accepts it: each block's
+ *              transactions read the same way (confirmed, then pending), successful value transfers only
+ *   recheck    confirmed transfers near the cursor whose transaction the node no longer knows (two
+ *              passes in a row: a reorg deeper than the confirmations) are taken off and flagged
  *   settle     in time (block time ≤ the checkout's end) ≥ price → authorize (+ overpaid);
  *              checkout over with nothing in flight → expire (+ underpaid when something came);
  *              anything after the end → paid_late
@@ -16,9 +20,27 @@ import { randomBytes } from 'node:crypto';
 import type { PluginApi, PluginRecord } from 'paylink/plugin-api';
 import { rpcClient, type RpcClient, type RpcOptions } from './chain.ts';
 import type { Config, Network, SessionData, Token, Transfer } from './model.ts';
-import { minorFrom18, to18, tokenId } from './model.ts';
+import { assetsOf, HOLD_MINUTES, isNative, minorFrom18, to18, tokenId } from './model.ts';
 
 const ADDRESSES_PER_QUERY = 200;
+/** Confirmed transfers this close to the cursor (blocks) are checked again on every pass: a reorg deeper than the confirmations. */
+const RECHECK_BLOCKS = 256;
+/** Passes in a row a confirmed transaction must be unknown to the node before it counts as reorganised away (one lagging node is not a reorg). */
+const MISSING_PASSES = 2;
+/** Checkouts read per store query: a short query each (SQLite reads hold the event loop while they run). */
+const SESSIONS_PER_PAGE = 100;
+/** A pass over thousands of checkouts gives the event loop a turn once it has run this long (ms). */
+const SLICE_MS = 8;
+
+/** Awaited inside long loops: yields to the event loop (timers, requests) once the current slice is used up. */
+function pacer(): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < SLICE_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    since = performance.now();
+  };
+}
 /** How long past the watch window the watcher still looks at a checkout (to hand its unused address back). */
 const RETIRE_SLACK_MS = 24 * 3_600_000;
 /** How long a scan holds the scanning lease without renewing it (it renews after every chunk). */
@@ -41,16 +63,18 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
    */
   async function activeSessions(): Promise<PluginRecord<SessionData>[]> {
     const now = api.now().getTime();
-    const oldest = now - (config.holdMinutes * 60_000 + config.watchHours * 3_600_000 + RETIRE_SLACK_MS);
+    const oldest = now - (Math.max(config.holdMinutes, HOLD_MINUTES.max) * 60_000 + config.watchHours * 3_600_000 + RETIRE_SLACK_MS);
     const out: PluginRecord<SessionData>[] = [];
     let beforeId: string | undefined;
+    const pace = pacer();
     for (;;) {
-      const page = await api.store.list<SessionData>('sessions', { limit: 500, ...(beforeId ? { beforeId } : {}) });
+      await pace();
+      const page = await api.store.list<SessionData>('sessions', { limit: SESSIONS_PER_PAGE, ...(beforeId ? { beforeId } : {}) });
       for (const r of page) {
         if (r.data.state === 'open' || Date.parse(r.data.watchUntil) > now) out.push(r);
         else if (r.data.state === 'expired' && !r.data.recycled && !r.data.transfers.length && !r.data.pending.length) await retire(r);
       }
-      if (page.length < 500 || page[page.length - 1].createdAt.getTime() < oldest) return out;
+      if (page.length < SESSIONS_PER_PAGE || page[page.length - 1].createdAt.getTime() < oldest) return out;
       beforeId = page[page.length - 1].id;
     }
   }
@@ -109,9 +133,29 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
     const addresses = [...byAddress.keys()];
     const times = new Map<number, number>();
     const timeOf = async (b: number) => times.get(b) ?? (times.set(b, await rpc.blockTime(b)), times.get(b)!);
+    // The native coin: only read blocks' transactions when a watched checkout accepts it.
+    const native = n.native ? assetsOf(n).find(isNative)! : null;
+    const nativeId = native ? tokenId(n, native) : null;
+    const wantsNative = !!nativeId && sessions.some((s) => s.data.tokens.includes(nativeId));
 
     const read = async (from: number, to: number) => {
       const found: { s: PluginRecord<SessionData>; t: Transfer }[] = [];
+      if (wantsNative && native) {
+        // Plain value transfers: every block's transactions, to a watched address, that succeeded.
+        for (let b = from; b <= to; b++) {
+          const block = await rpc.blockWithTxs(b);
+          const time = Number(BigInt(block.timestamp));
+          times.set(b, time);
+          for (const tx of block.transactions) {
+            const s = tx.to ? byAddress.get(tx.to.toLowerCase()) : undefined;
+            const value = BigInt(tx.value ?? '0x0');
+            if (!s || value === 0n || !(await rpc.succeeded(tx.hash))) continue;
+            const hash = tx.hash.toLowerCase();
+            found.push({ s, t: { key: `${n.id}:${hash}:native`, network: n.id, token: nativeId!, txHash: hash, block: b, time, value: value.toString(), value18: to18(value, native.decimals).toString() } });
+          }
+        }
+      }
+      if (!tokens.size) return found;
       for (let i = 0; i < addresses.length; i += ADDRESSES_PER_QUERY) {
         for (const log of await rpc.transfers([...tokens.keys()], addresses.slice(i, i + ADDRESSES_PER_QUERY), from, to)) {
           const token = tokens.get(log.address.toLowerCase());
@@ -147,16 +191,67 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
       await saveCursor(n, safe); // nobody to watch: nothing to read
     }
 
+    await recheck(n, rpc, sessions, cursor);
+
     // Above the confirmed range: what is on its way, re-read every pass (a reorged transfer vanishes).
     const pending = addresses.length && head > Math.max(cursor, safe) ? await read(Math.max(cursor, safe) + 1, head) : [];
+    const pace = pacer();
+    const pendingOf = new Map<PluginRecord<SessionData>, typeof pending>();
+    for (const p of pending) pendingOf.set(p.s, [...(pendingOf.get(p.s) ?? []), p]);
     for (const s of sessions) {
-      const mine = pending.filter((p) => p.s === s && accepts(s.data, n, p.t)).map((p) => ({ ...p.t, confirmations: head - p.t.block + 1 }));
+      await pace();
+      const mine = (pendingOf.get(s) ?? []).filter((p) => p.s === s && accepts(s.data, n, p.t)).map((p) => ({ ...p.t, confirmations: head - p.t.block + 1 }));
       const others = s.data.pending.filter((p) => p.network !== n.id);
       const next = [...others, ...mine];
+      if (!next.length && !s.data.pending.length) continue;
       if (JSON.stringify(next) !== JSON.stringify(s.data.pending)) {
         s.data.pending = next;
         await api.store.update('sessions', s.id, s.data);
       }
+    }
+  }
+
+  /**
+   * Deep reorgs: a confirmed transfer (within RECHECK_BLOCKS of the cursor) whose transaction the node
+   * no longer knows on MISSING_PASSES passes in a row was reorganised away after it counted. It is
+   * taken off the checkout (the tracker and any later decision no longer count it) and, when it had
+   * already decided the checkout (paid, underpaid, late), the payment is flagged for the merchant as
+   * a dispute with status `chain_reorg` (payment.disputed): the money is not in their wallet.
+   */
+  async function recheck(n: Network, rpc: RpcClient, sessions: PluginRecord<SessionData>[], cursor: number): Promise<void> {
+    const pace = pacer();
+    for (const s of sessions) {
+      const d = s.data;
+      const recent = d.transfers.filter((t) => t.network === n.id && t.block > cursor - RECHECK_BLOCKS);
+      if (!recent.length) continue;
+      await pace();
+      let changed = false;
+      for (const t of recent) {
+        const missing = (d.missing ??= {});
+        if (await rpc.receipt(t.txHash)) {
+          if (missing[t.key]) {
+            delete missing[t.key];
+            changed = true;
+          }
+          continue;
+        }
+        missing[t.key] = (missing[t.key] ?? 0) + 1;
+        changed = true;
+        if (missing[t.key] < MISSING_PASSES) continue;
+        delete missing[t.key];
+        d.transfers = d.transfers.filter((x) => x.key !== t.key);
+        (d.vanished ??= []).push(t);
+        api.log.warn('crypto watcher: a confirmed transfer vanished (a reorg deeper than the confirmations)', { network: n.id, txHash: t.txHash, sessionId: d.sessionId });
+        if (d.state !== 'open') {
+          await api.services.checkout.flagDispute(d.paymentId, {
+            providerRef: t.txHash,
+            status: 'chain_reorg',
+            amount: minorFrom18(BigInt(t.value18), d.currencyDecimals),
+            reason: 'chain reorganisation deeper than the confirmations',
+          });
+        }
+      }
+      if (changed) await api.store.update('sessions', s.id, d);
     }
   }
 
@@ -226,7 +321,11 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
         }
         await lease.renew(held);
         // A checkout ends unpaid only after a pass that read every network up to its head.
-        for (const s of sessions) await settle(s, failure === null);
+        const pace = pacer();
+        for (const s of sessions) {
+          await pace();
+          await settle(s, failure === null);
+        }
         if (failure) throw failure;
       } finally {
         await lease.release(held);
@@ -242,6 +341,6 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
 
 /** A transfer counts for a checkout when its token is one the merchant accepts, in the checkout's currency. */
 function accepts(d: SessionData, n: Network, t: Transfer): boolean {
-  const token: Token | undefined = n.tokens.find((x) => tokenId(n, x) === t.token);
+  const token: Token | undefined = assetsOf(n).find((x) => tokenId(n, x) === t.token);
   return !!token && token.currency === d.currency && d.tokens.includes(t.token);
 }

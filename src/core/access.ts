@@ -187,7 +187,7 @@ const DASHBOARD_RULES: Rule[] = [
   ['GET', /\.csv$/, 'exports.download'],
   ['*', /^\/(customers|requests)\/import(\/|$)/, 'records.manage'],
   ['GET', /^\/requests\/imports\//, 'records.manage'],
-  ['POST', /^\/payments\/[^/]+\/refunds?$/, 'refund.create'],
+  ['POST', /^\/payments\/[^/]+\/(refunds?|outcome)$/, 'refund.create'],
   // Subscriptions are the merchant's (not one member's): reading needs every record, canceling stops money.
   ['*', /^\/subscriptions\/[^/]+\/cancel$/, 'refund.create'],
   ['GET', /^\/subscriptions(\/|$)/, 'records.read_all'],
@@ -216,7 +216,7 @@ const API_RULES: Rule[] = [
   ['GET', /^\/me$/, null],
   ['*', /^\/(webhook_endpoints|providers)(\/|$)/, 'settings.manage'],
   ['*', /^\/reports(\/|$)/, 'reports.read'],
-  ['POST', /^\/payments\/[^/]+\/refunds$/, 'refund.create'],
+  ['POST', /^\/payments\/[^/]+\/(refunds|outcome)$/, 'refund.create'],
   ['POST', /^\/subscriptions\/[^/]+\/cancel$/, 'refund.create'],
   ['GET', /^\/subscriptions(\/|$)/, 'records.read_all'],
   ['*', /^\/(products|tags|coupons)(\/|$)/, 'catalog.manage'],

@@ -127,13 +127,20 @@ export async function runStandalone(part: string, measure: (db: { env: Record<st
  * the event loop was held. `take()` answers the gaps seen since the last take (or start) and starts
  * afresh; `onTick` runs on every tick (e.g. to sample memory).
  */
-export function loopGaps(onTick?: () => void): { take: () => number[]; stop: () => void } {
+export function loopGaps(onTick?: () => void): { take: () => number[]; takeBusy: () => number; stop: () => void } {
   let gaps: number[] = [];
+  // The longest gap's part the process spent on the CPU (min(gap, CPU ms)): the rest was waiting for a CPU on a busy machine.
+  let busyMax = 0;
   let last = performance.now();
+  let lastCpu = process.cpuUsage();
   const sampler = setInterval(() => {
     const now = performance.now();
-    gaps.push(Math.max(0, now - last - 1));
+    const gap = Math.max(0, now - last - 1);
+    const cpu = process.cpuUsage(lastCpu);
+    gaps.push(gap);
+    busyMax = Math.max(busyMax, Math.min(gap, (cpu.user + cpu.system) / 1000));
     last = now;
+    lastCpu = process.cpuUsage();
     onTick?.();
   }, 1);
   return {
@@ -141,7 +148,14 @@ export function loopGaps(onTick?: () => void): { take: () => number[]; stop: () 
       const seen = gaps;
       gaps = [];
       last = performance.now();
+      lastCpu = process.cpuUsage();
       return seen;
+    },
+    /** The longest busy part since the last call (see above); call it with `take`. */
+    takeBusy: () => {
+      const b = busyMax;
+      busyMax = 0;
+      return b;
     },
     stop: () => clearInterval(sampler),
   };

@@ -54,6 +54,11 @@
  * timings (the numbers depend on the machine) but exits 1 when a target answered errors or non-2xx,
  * could not start, or the view counters disagree with the rows.
  *
+ * The crypto watcher (crypto.ts), on its own fresh database (BENCH_DATABASE_URL as above) and a
+ * ganache chain in this process: 10,000 open crypto checkouts (BENCH_CRYPTO; 0 skips) scanned pass
+ * after pass as the scheduled job does; the longest event-loop block (≤ 20 ms), every confirmed block
+ * read by one pass only, and the paid checkouts found. It runs third.
+ *
  * Payment requests (requests.ts), on its own fresh database (BENCH_DATABASE_URL as above): API creates
  * with email + SMS in the same call, one at a time (p99 ≤ 25 ms), and 100,000 forged `/r/` tokens
  * refused with zero database queries. BENCH_REQUESTS (creates, default 300; 0 skips), BENCH_FORGED.
@@ -83,6 +88,7 @@ import { BROWSER_AGENTS, countViews, diagnose, measureLatency, pageCases, seedAn
 import { measureReminders, remindersCorrect, reportReminders, seedReminders, type RemindersResult } from './reminders.ts';
 import { pinMeasuredTo } from './child.ts';
 import { measureWebhooks, reportWebhooks, webhooksCorrect, type WebhooksResult } from './webhooks.ts';
+import { cryptoCorrect, cryptoOptions, measureCrypto, reportCrypto, type CryptoResult } from './crypto.ts';
 import { measureSmtp, reportSmtp, smtpCorrect, type SmtpResult } from './smtp.ts';
 import { measureRequestImport, measureRequests, reportRequestImport, reportRequests, type RequestImportResult, type RequestsResult } from './requests.ts';
 
@@ -596,6 +602,21 @@ async function webhooksBench(): Promise<WebhooksResult | null> {
   return result;
 }
 
+/** The crypto watcher over BENCH_CRYPTO open checkouts (default 10,000; 0 skips), on its own fresh database and a ganache chain. */
+async function cryptoBench(): Promise<CryptoResult | null> {
+  const opts = cryptoOptions('');
+  if (opts.sessions <= 0) return null;
+  const redisPrefix = `paylink_bench_${tag}_crypto`;
+  const cdb: AnalyticsDb = ANALYTICS_DB_URL
+    ? { label: 'MariaDB + Redis', env: paylinkEnv({ DATABASE_URL: await freshMysqlDatabase(ANALYTICS_DB_URL, `paylink_bench_${tag}_crypto`, redisPrefix), REDIS_URL }, redisPrefix) }
+    : { label: 'SQLite', env: paylinkEnv({ DATABASE_URL: path.join(tmp, 'crypto.db') }, redisPrefix) };
+  log(`crypto: the watcher over ${fmt(opts.sessions)} open checkouts on ${cdb.label}`);
+  const { PAYLINK_PLUGIN_PROVIDER_STRIPE: _stripe, ...env } = cdb.env;
+  const result = await measureCrypto({ ...env, BASE_URL: 'http://127.0.0.1:3000' }, { ...opts, label: cdb.label }, log);
+  log(`  crypto: ${result.passes} passes, longest block ${result.blockMs.toFixed(1)} ms`);
+  return result;
+}
+
 /** The seeded database's pay page, served with view recording on or off; load comes with browser user agents. */
 async function analyticsTarget(node: NodeRun, name: string, adb: AnalyticsDb, seeded: Seeded, record: boolean): Promise<Target & { origin: string }> {
   name = named(node, name);
@@ -843,6 +864,8 @@ async function main(): Promise<number> {
     settle('reminders');
     const webhooks = await webhooksBench();
     settle('webhooks');
+    const crypto = await cryptoBench();
+    settle('crypto');
     const requests = await requestsBench();
     settle('requests');
     const smtp = await smtpBench();
@@ -911,6 +934,7 @@ async function main(): Promise<number> {
     if (sandboxOnly) out.push(...reportStripeCost(byName(started[0].pays[0]), byName(sandboxOnly)));
     if (reminders) out.push(...reportReminders(reminders, check));
     if (webhooks) out.push(...reportWebhooks(webhooks, check));
+    if (crypto) out.push(...reportCrypto(crypto, check));
     if (requests) out.push(...reportRequests(requests, check));
     if (smtp) out.push(...reportSmtp(smtp, check));
     if (requestImport) out.push(...reportRequestImport(requestImport, check));
@@ -927,9 +951,11 @@ async function main(): Promise<number> {
     if (remindersWrong) process.stderr.write('bench: the reminders sweep did not send each due reminder exactly once\n');
     const webhooksWrong = webhooks !== null && !webhooksCorrect(webhooks);
     if (webhooksWrong) process.stderr.write('bench: outgoing webhooks did not deliver each event exactly once per endpoint\n');
+    const cryptoWrong = crypto !== null && !cryptoCorrect(crypto);
+    if (cryptoWrong) process.stderr.write('bench: the crypto watcher read a block twice or missed a paid checkout\n');
     const smtpWrong = smtp !== null && !smtpCorrect(smtp);
     if (smtpWrong) process.stderr.write('bench: the SMTP drain did not send each message exactly once\n');
-    return failed.length || badPages.length || lost || remindersWrong || webhooksWrong || smtpWrong ? 1 : 0;
+    return failed.length || badPages.length || lost || remindersWrong || webhooksWrong || cryptoWrong || smtpWrong ? 1 : 0;
   } finally {
     for (const t of targets) await t.stop();
   }

@@ -25,6 +25,8 @@ export interface Chain {
   deploy(symbol: string, decimals: number): Promise<Hex>;
   /** A token transfer from payer `from`; mined at once (one block). Returns the tx hash. */
   transfer(token: Hex, from: number, to: Hex, amount: bigint): Promise<Hex>;
+  /** A plain value transfer of the chain's own coin from payer `from` (wei); mined at once. Returns the tx hash. */
+  sendValue(from: number, to: Hex, wei: bigint): Promise<Hex>;
   mine(blocks: number): Promise<void>;
   /** Moves the chain's clock (the next block's timestamp) forward. */
   increaseTime(seconds: number): Promise<void>;
@@ -67,6 +69,11 @@ export async function startChain(start: Date): Promise<Chain> {
     },
     async transfer(token, from, to, amount) {
       const hash = await wallet(from).writeContract({ address: token, abi: artifact.abi, functionName: 'transfer', args: [to, amount], gas: 100_000n });
+      await mined(hash);
+      return hash;
+    },
+    async sendValue(from, to, wei) {
+      const hash = await wallet(from).sendTransaction({ to, value: wei, gas: 21_000n });
       await mined(hash);
       return hash;
     },

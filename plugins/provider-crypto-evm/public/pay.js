@@ -22,7 +22,8 @@ if (cd) {
   setInterval(tick, 1000);
 }
 const tr = document.getElementById('tracker');
-if (tr && window.EventSource) {
+// Only while the checkout is open: a decided one does not change (and its page says what the merchant decided).
+if (tr && tr.dataset.events && window.EventSource) {
   const es = new EventSource(tr.dataset.events);
   let first = true;
   es.addEventListener('tracker', (e) => {

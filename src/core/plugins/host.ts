@@ -19,7 +19,7 @@ import type { EventBus, EventHandler, EventType } from '../events.ts';
 import type { JobQueue } from '../jobs.ts';
 import { isEventType } from '../events.ts';
 import { createPluginStore, type MerchantResolver } from './store.ts';
-import { channelProblem, type Registries } from './registries.ts';
+import { channelProblem, validHoldMinutes, type Registries } from './registries.ts';
 import {
   PLUGIN_API_VERSION,
   PLUGIN_ID_PATTERN,
@@ -506,7 +506,7 @@ function isProvider(p: PaymentProvider<any>): boolean {
   if (!isPlainObject(p) || !isName(p.id) || typeof p.name !== 'string' || ![p.start, p.capture, p.void, p.refund].every(isFn)) return false;
   if (p.methodLabel !== undefined && !(typeof p.methodLabel === 'string' && p.methodLabel.length > 0 && p.methodLabel.length <= 40)) return false;
   if (p.captureModel !== undefined && p.captureModel !== 'manual' && p.captureModel !== 'immediate' && !isFn(p.captureModel)) return false;
-  if (p.holdMinutes !== undefined && !(Number.isInteger(p.holdMinutes) && p.holdMinutes >= 1 && p.holdMinutes <= 1440)) return false;
+  if (p.holdMinutes !== undefined && !isFn(p.holdMinutes) && !validHoldMinutes(p.holdMinutes)) return false;
   if (p.checkoutOrigins !== undefined && !isFn(p.checkoutOrigins)) return false;
   if (p.forgetProfile !== undefined && !isFn(p.forgetProfile)) return false;
   if (p.subscriptions !== undefined && typeof p.subscriptions !== 'boolean') return false;
@@ -544,6 +544,7 @@ function lazyCheckout(make: () => PluginCheckoutServices): PluginCheckoutService
     expire: (paymentId: string) => get().expire(paymentId),
     recordRefund: (paymentId: string, refund: { providerRef: string; amount: number; reason?: string | null }) => get().recordRefund(paymentId, refund),
     flagDispute: (paymentId: string, dispute: { providerRef: string; status: string; amount: number; reason?: string | null }) => get().flagDispute(paymentId, dispute),
+    setSupportReference: (paymentId: string, reference: string) => get().setSupportReference(paymentId, reference),
     flagOutcome: (paymentId: string, outcome: AmountOutcome) => get().flagOutcome(paymentId, outcome),
     pendingPayments: (opts: { startedBefore: Date; limit?: number }) => get().pendingPayments(opts),
     saveProfile: (paymentId: string, profile: SavedProfileRef) => get().saveProfile(paymentId, profile),

@@ -104,6 +104,18 @@ export function createRegistries(): Registries {
 }
 
 /** A provider's capture model for one merchant's settings (`captureModel` may depend on them). */
+/** A provider's `holdMinutes` value is a whole number of minutes from 1 to 1440. */
+export const validHoldMinutes = (m: unknown): m is number => Number.isInteger(m) && (m as number) >= 1 && (m as number) <= 1440;
+
+/**
+ * How long an immediate-capture checkout holds its slot for a merchant's settings: the provider's
+ * number, or what its function answers for them; `fallback` when absent or out of range.
+ */
+export function holdMinutesOf(p: Pick<PaymentProvider<any>, 'holdMinutes'>, settings: unknown, fallback: number): number {
+  const m = typeof p.holdMinutes === 'function' ? p.holdMinutes(settings) : p.holdMinutes;
+  return validHoldMinutes(m) ? m : fallback;
+}
+
 export function captureModelOf(p: Pick<PaymentProvider<any>, 'captureModel'>, settings: unknown): 'manual' | 'immediate' {
   const m = typeof p.captureModel === 'function' ? p.captureModel(settings) : p.captureModel;
   return m === 'immediate' ? 'immediate' : 'manual';

@@ -4,12 +4,12 @@ import type { AppDeps } from '../../web/deps.ts';
 import { paymentJson, type PaymentView } from '../checkout/index.ts';
 import { refundJson, type Refund } from '../checkout/index.ts';
 import { IDEMPOTENCY_HEADER } from '../../core/idempotency.ts';
-import { NotFoundError } from '../../core/errors.ts';
+import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { ownScope } from '../../core/access.ts';
 import { created, listJson, merchantOf } from './common.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'payments' | 'refunds'>;
+type Deps = Pick<AppDeps, 'checkout' | 'payments' | 'refunds'>;
 
 /** A payment with its refunds, oldest first. */
 const withRefunds = (p: PaymentView, refunds: Refund[]) => ({ ...paymentJson(p), refunds: refunds.map((r) => refundJson(r, p.id)) });
@@ -53,6 +53,17 @@ export function apiPaymentRoutes(rt: Deps): express.Router {
     const merchant = merchantOf(res);
     const { refund, payment } = await refunds.refund(merchant, req.params.id, req.body ?? {}, req.get(IDEMPOTENCY_HEADER) ?? null);
     created(res, `/api/v1/payments/${payment.id}/refunds/${refund.id}`, refundJson(refund, payment.id));
+  });
+
+  // The merchant's decision on an amount that did not match (crypto): `{ "decision": "accept" | "dismiss" }`.
+  router.post('/payments/:id/outcome', async (req, res) => {
+    const merchant = merchantOf(res);
+    const payment = await payments.get(merchant.key, req.params.id, ownScope(merchant.actor));
+    const decision = (req.body as Record<string, unknown> | undefined)?.decision;
+    if (decision !== 'accept' && decision !== 'dismiss') throw new ValidationError([{ field: 'decision', code: 'invalid', message: 'decision must be accept or dismiss.' }]);
+    await rt.checkout.resolveOutcome(merchant.key, payment.id, decision);
+    const after = await payments.get(merchant.key, payment.id);
+    res.json(withRefunds(after, await refunds.list(after.key)));
   });
 
   return router;

@@ -10,3 +10,5 @@ export { NoSlotError, createCheckoutService, minutesUntil } from './service.ts';
 export { createSavedProfiles } from './profiles.ts';
 export type { SavedProfiles } from './profiles.ts';
 export type { CheckoutService, CollectedInput, Discount, PayableLink, Payment, PaymentStatus, ReceiptDetails } from './service.ts';
+export { outcomeForCustomer, outcomeForMerchant } from './outcomes.ts';
+export type { PaymentOutcome } from './service.ts';

@@ -89,6 +89,10 @@ export function paymentJson(p: PaymentView) {
     provider: p.provider,
     payment_method: paymentMethodJson(p.paymentMethod),
     dispute_status: p.disputeStatus,
+    // A short code the provider gave the customer to quote (the crypto provider's verification code).
+    support_reference: p.supportReference,
+    // What arrived when it did not match the price, and the merchant's decision (null: none reported).
+    outcome: p.outcome ? { kind: p.outcome.kind, amount_received: p.outcome.amountReceived, resolution: p.outcome.resolution, resolved_at: p.outcome.resolvedAt?.toISOString() ?? null } : null,
     failure_code: p.failureCode,
     // The subscription this payment started or renewed (docs/api.md "Subscriptions").
     subscription_id: p.subscriptionId,

@@ -38,6 +38,9 @@ export interface PluginCheckoutDeps {
   subscriptions?: Pick<SubscriptionService, 'byFirstPayment' | 'attachRef'>;
 }
 
+/** A support reference: short and display-safe (letters, digits, dashes). */
+const SUPPORT_REFERENCE = /^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/;
+
 const notFound = () => new ServiceError('payment_not_found', 'No such payment for this provider.');
 
 /** Core's errors as a plugin sees them: the same code; transient only for an outage (5xx). */
@@ -124,7 +127,15 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
           : session.link?.path
             ? links.urlFor({ kind: 'smart', id: session.link.id, path: session.link.path }, merchant)
             : `${baseUrl}/${merchant.handle}`,
-        payment: payment ? { id: payment.id, status: payment.status, provider: payment.provider, failureMessage: payment.failureMessage } : null,
+        payment: payment
+          ? {
+              id: payment.id,
+              status: payment.status,
+              provider: payment.provider,
+              failureMessage: payment.failureMessage,
+              outcome: payment.outcome ? { kind: payment.outcome.kind, amountReceived: payment.outcome.amountReceived, resolution: payment.outcome.resolution } : null,
+            }
+          : null,
         returnUrl: payment ? checkout.receiptUrl(payment) : null,
         successUrl: payment ? await successUrl(payment) : `${baseUrl}/${merchant.handle}`,
       };
@@ -179,6 +190,10 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
     async flagDispute(paymentId, dispute) {
       const payment = await ownPayment(paymentId);
       await deps.reports.flagDispute(payment, { status: String(dispute?.status ?? 'needs_response'), amount: Number(dispute?.amount), reason: dispute?.reason ?? null });
+    },
+    async setSupportReference(paymentId, reference) {
+      if (typeof reference !== 'string' || !SUPPORT_REFERENCE.test(reference)) throw new ServiceError('invalid_reference', 'reference must be 1 to 32 letters, digits and dashes.');
+      await deps.reports.setSupportReference(await ownPayment(paymentId), reference);
     },
     async flagOutcome(paymentId, outcome) {
       const payment = await ownPayment(paymentId);

@@ -29,6 +29,9 @@ export interface ProviderReportDeps {
 
 const TX_HASH = /^0x[0-9a-fA-F]{64}$/;
 
+/** Statuses of a payment whose price was received (a late report adds to it). */
+const PAID_BEFORE: readonly string[] = ['paid', 'partially_refunded', 'refunded'];
+
 /** `{ type, brand?, last4?, network?, txHashes? }`, trimmed to what fits; null when there is no usable type. */
 export function cleanPaymentMethod(pm: unknown): PaymentMethodInfo | null {
   if (!pm || typeof pm !== 'object') return null;
@@ -97,11 +100,31 @@ export function createProviderReports(deps: ProviderReportDeps) {
       });
     },
 
-    /** payment.underpaid / overpaid / paid_late with what arrived; no state changes. */
+    /** A short code for the customer to quote (receipt, payment page, API `support_reference`). */
+    async setSupportReference(payment: Payment, reference: string): Promise<void> {
+      await db('payments').where({ id: payment.key }).update({ support_reference: reference, updated_at: clock.now() });
+    },
+
+    /**
+     * payment.underpaid / overpaid / paid_late with what arrived; no status changes. The payment is
+     * flagged for the merchant's decision (`outcome`, a new report reopens a decided one) with what
+     * arrived in all: an underpaid or overpaid report says it (what came in time); a late one adds
+     * to what came before (the price, for a payment that was paid).
+     */
     async flagOutcome(payment: Payment, outcome: AmountOutcome): Promise<void> {
       const type = ({ underpaid: 'payment.underpaid', overpaid: 'payment.overpaid', paid_late: 'payment.paid_late' } as const)[outcome.outcome];
       const txHashes = (outcome.txHashes ?? []).filter((h) => typeof h === 'string' && TX_HASH.test(h)).slice(0, 50).map((h) => h.toLowerCase());
       await inTransaction(db, async (trx) => {
+        const before = PAID_BEFORE.includes(payment.status) ? payment.amount : 0;
+        await trx('payments')
+          .where({ id: payment.key })
+          .update({
+            outcome: outcome.outcome,
+            amount_received: outcome.outcome === 'paid_late' ? trx.raw('coalesce(amount_received, ?) + ?', [before, outcome.amountReceived]) : outcome.amountReceived,
+            outcome_resolution: null,
+            outcome_resolved_at: null,
+            updated_at: clock.now(),
+          });
         await events.emit(trx, type, { ...(await paymentEvent(trx, payment)), amountReceived: outcome.amountReceived, txHashes }, payment.merchantKey);
       });
     },

@@ -48,7 +48,7 @@ import type { Logger } from '../../core/log.ts';
 import { publicId } from '../../core/ids.ts';
 import { AppError, NotFoundError, ServiceUnavailableError, ValidationError } from '../../core/errors.ts';
 import { MAX_MINOR } from '../../core/money.ts';
-import { captureModelOf, providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
+import { captureModelOf, holdMinutesOf, providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentMethodInfo, PaymentProvider, ProviderStartResult } from '../../plugin-api.ts';
 import type { Merchant } from '../merchants/index.ts';
 import { linkItemsFrom, type ClaimLoss, type Collect, type CustomAmount, type HoldLoss, type Link, type LinkItem, type LinkState, type PayableLinkRow } from '../links/index.ts';
@@ -167,6 +167,20 @@ export interface Payment {
   disputeStatus: string | null;
   /** The subscription (`sub_…`) this payment started or renewed, or null. */
   subscriptionId: string | null;
+  /** A short display-safe code the provider gave the customer to quote to support (`checkout.setSupportReference`). */
+  supportReference: string | null;
+  /** The newest amount outcome its provider reported (`checkout.flagOutcome`) and the merchant's decision; null when none. */
+  outcome: PaymentOutcome | null;
+}
+
+/** What arrived did not match the price (a crypto transfer): what came, and what the merchant decided. */
+export interface PaymentOutcome {
+  kind: 'underpaid' | 'overpaid' | 'paid_late';
+  /** Everything that arrived, minor units. */
+  amountReceived: number;
+  /** null while it waits for the merchant. */
+  resolution: 'accepted' | 'dismissed' | null;
+  resolvedAt: Date | null;
 }
 
 /** What a receipt message says of a payment (deliveries compose receipts from it). */
@@ -243,6 +257,8 @@ export const paymentFrom = (r: any): Payment => ({
   paymentMethod: r.payment_method ? (JSON.parse(r.payment_method) as PaymentMethodInfo) : null,
   disputeStatus: r.dispute_status ?? null,
   subscriptionId: r.subscription_id ?? null,
+  supportReference: r.support_reference ?? null,
+  outcome: r.outcome ? { kind: r.outcome, amountReceived: Number(r.amount_received ?? 0), resolution: r.outcome_resolution ?? null, resolvedAt: toDateOrNull(r.outcome_resolved_at) } : null,
 });
 
 export interface CheckoutDeps {
@@ -604,23 +620,30 @@ export function createCheckoutService(deps: CheckoutDeps) {
     await inTransaction(db, async (trx) => {
       const paidAt = clock.now();
       const n = await trx('payments').where({ id: payment.key, status: 'authorized' }).update({ status: 'paid', paid_at: paidAt, failure_code: null, failure_message: null, updated_at: paidAt });
-      if (!n) return;
-      payment = await attributePayer(trx, payment);
-      await deps.onPaid?.(trx, { linkKey: payment.linkKey, customerKey: payment.customerKey });
-      if (payment.linkKey !== null) {
-        await deps.links.recordPayment(trx, payment.linkKey, payment.amount);
-        await deps.stats.paymentCaptured(trx, payment.linkKey, paidAt, payment.amount);
-      }
-      if (payment.sessionKey !== null) await trx('checkout_sessions').where({ id: payment.sessionKey }).update({ status: 'completed', updated_at: paidAt });
-      await events.emit(trx, 'payment.succeeded', await paymentEvent(trx, payment), payment.merchantKey);
-      // A recurring plan: the subscription starts with this payment (which took the subscriber's slot).
-      const s = payment.sessionKey === null || !deps.subscriptions ? null : await trx('checkout_sessions').where({ id: payment.sessionKey }).first('recurring', 'customer_name', 'customer_email');
-      if (s?.recurring) {
-        const subscriptionId = await deps.subscriptions!.started(trx, { payment, plan: JSON.parse(s.recurring) as SessionPlan, payerName: s.customer_name ?? null, payerEmail: s.customer_email ?? null, paidAt });
-        await trx('payments').where({ id: payment.key }).update({ subscription_id: subscriptionId });
-      }
+      if (n) await recordPaid(trx, payment, paidAt);
     });
     return service.outcomeOf(paymentId);
+  }
+
+  /**
+   * What a payment that just became paid settles, in the transaction that marked it (its slot is
+   * already counted): the payer, the link's counters and rollups, the session, payment.succeeded.
+   */
+  async function recordPaid(trx: Trx, payment: Payment, paidAt: Date): Promise<void> {
+    payment = await attributePayer(trx, payment);
+    await deps.onPaid?.(trx, { linkKey: payment.linkKey, customerKey: payment.customerKey });
+    if (payment.linkKey !== null) {
+      await deps.links.recordPayment(trx, payment.linkKey, payment.amount);
+      await deps.stats.paymentCaptured(trx, payment.linkKey, paidAt, payment.amount);
+    }
+    if (payment.sessionKey !== null) await trx('checkout_sessions').where({ id: payment.sessionKey }).update({ status: 'completed', updated_at: paidAt });
+    await events.emit(trx, 'payment.succeeded', await paymentEvent(trx, payment), payment.merchantKey);
+    // A recurring plan: the subscription starts with this payment (which took the subscriber's slot).
+    const s = payment.sessionKey === null || !deps.subscriptions ? null : await trx('checkout_sessions').where({ id: payment.sessionKey }).first('recurring', 'customer_name', 'customer_email');
+    if (s?.recurring) {
+      const subscriptionId = await deps.subscriptions!.started(trx, { payment, plan: JSON.parse(s.recurring) as SessionPlan, payerName: s.customer_name ?? null, payerEmail: s.customer_email ?? null, paidAt });
+      await trx('payments').where({ id: payment.key }).update({ subscription_id: subscriptionId });
+    }
   }
 
   /**
@@ -710,7 +733,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
       const paymentId = publicId('pay');
       const snapshot: LinkSnapshot | null = link ? { id: link.id, name: link.name, path: link.path, amount: link.amount, currency: link.currency } : null;
       // An immediate-capture checkout lives exactly as long as the slot it holds.
-      const expiresAt = new Date(now.getTime() + (immediate ? (chosen.holdMinutes ?? DEFAULT_HOLD_MINUTES) * 60_000 : SESSION_TTL_MS));
+      const expiresAt = new Date(now.getTime() + (immediate ? holdMinutesOf(chosen, settings, DEFAULT_HOLD_MINUTES) * 60_000 : SESSION_TTL_MS));
       const holds = immediate && link !== null;
       /** The session and its pending payment, with `checkout.started`. */
       const open = async (trx: Trx): Promise<{ sessionKey: number; value: null }> => {
@@ -1016,6 +1039,58 @@ export function createCheckoutService(deps: CheckoutDeps) {
         const coupon = (await deps.coupons?.release(trx, sessionKey)) ?? false;
         return (linkKey !== null && (await deps.links.releaseHold(trx, linkKey, sessionKey))) || coupon;
       });
+    },
+
+    /**
+     * The merchant's decision on an amount outcome its provider reported (`flagOutcome`):
+     *   accept   a payment that did not go through (underpaid, or paid after its checkout ended) becomes
+     *            `paid` for what arrived, claiming a slot like a card would (one conditional UPDATE): on
+     *            a full or closed link it stays flagged (409 `limit_reached` / `link_inactive`) — a
+     *            late payment never pushes a link over its limit. On a paid payment (overpaid, or more
+     *            sent late) accepting keeps the excess: nothing else changes.
+     *   dismiss  the merchant settled it off-line (returned the money from their wallet): recorded, no
+     *            status changes.
+     * Once: a decided outcome answers 409 `outcome_resolved`; a payment without one 409 `no_outcome`.
+     */
+    async resolveOutcome(merchantKey: number, paymentId: string, decision: 'accept' | 'dismiss'): Promise<Payment> {
+      const payment = await loadPayment(db, { public_id: paymentId, merchant_id: merchantKey });
+      if (!payment) throw new NotFoundError('No such payment.');
+      const o = payment.outcome;
+      if (!o) throw new AppError('no_outcome', 409, 'Nothing arrived that needs a decision on this payment.');
+      if (o.resolution) throw new AppError('outcome_resolved', 409, `This was already ${o.resolution === 'accepted' ? 'accepted' : 'settled off-line'}.`);
+      const now = clock.now();
+      const counts = decision === 'accept' && payment.status === 'failed';
+      if (counts && o.amountReceived <= 0) throw new AppError('no_outcome', 409, 'Nothing arrived to accept.');
+      await inTransaction(db, async (trx) => {
+        const resolved = { outcome_resolution: decision === 'accept' ? 'accepted' : 'dismissed', outcome_resolved_at: now, updated_at: now };
+        const guard = { id: payment.key, status: payment.status, outcome: o.kind };
+        if (!counts) {
+          const n = await trx('payments').where(guard).whereNull('outcome_resolution').update(resolved);
+          if (!n) throw new AppError('outcome_resolved', 409, 'This payment changed meanwhile: look at it again.');
+          return;
+        }
+        // The payment first (the row lock decides between two merchants' clicks), then the slot.
+        const n = await trx('payments')
+          .where(guard)
+          .whereNull('outcome_resolution')
+          .update({ ...resolved, status: 'paid', amount: o.amountReceived, paid_at: now, failure_code: null, failure_message: null });
+        if (!n) throw new AppError('outcome_resolved', 409, 'This payment changed meanwhile: look at it again.');
+        const paid = { ...payment, amount: o.amountReceived };
+        if (payment.linkKey !== null) {
+          const claim = await deps.links.claimSlot(trx, payment.linkKey, { merchantId: (await eventRefs(trx, payment)).merchantId, paymentId });
+          if (!claim.won) {
+            throw new AppError(
+              claim.reason,
+              409,
+              claim.reason === 'limit_reached'
+                ? 'The link’s payment limit is reached (or its last spots are held by checkouts under way): accepting this payment would count it over the limit, so it stays flagged. Return the money to the customer, or raise the link’s limit and accept it then.'
+                : 'The link no longer accepts payments (closed, expired or deleted), so this payment cannot be counted on it: return the money to the customer, or reopen the link and accept it then.',
+            );
+          }
+        }
+        await recordPaid(trx, paid, now);
+      });
+      return (await loadPayment(db, { id: payment.key }))!;
     },
 
     /** When a slot of this link held by a checkout under way may free up (the earliest hold's end); null without holds. */

@@ -10,7 +10,7 @@ import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
 import { NotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
-import { formatPaymentMethod, type Payment } from '../checkout/index.ts';
+import { formatPaymentMethod, outcomeForCustomer, type Payment } from '../checkout/index.ts';
 import { redirectUrlFor } from '../links/index.ts';
 import { formatDateTime, merchantView } from './view.ts';
 import { planLabel } from '../subscriptions/index.ts';
@@ -115,6 +115,9 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       paymentMethod: formatPaymentMethod(payment.paymentMethod),
       date: formatDateTime(at, merchant.timezone),
       reference: payment.id,
+      // The provider's short code for support (the crypto verification code), and what became of an amount that did not match.
+      supportReference: payment.supportReference,
+      outcome: outcomeForCustomer(payment, merchant.name),
       failure: payment.failureMessage,
       payPageUrl: `/${merchant.handle}${path ? `/${path}` : ''}`,
       next,

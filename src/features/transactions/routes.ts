@@ -12,11 +12,11 @@ import type { Merchant } from '../merchants/index.ts';
 import type { Link } from '../links/index.ts';
 import type { PaymentView } from '../checkout/index.ts';
 import { madeByText, one, pageWindow, paymentStatusBadge } from '../../web/view.ts';
-import { REFUNDABLE, formatPaymentMethod, type Refund } from '../checkout/index.ts';
+import { REFUNDABLE, formatPaymentMethod, outcomeForMerchant, type Refund } from '../checkout/index.ts';
 import { attributionOf, collectedRows, csvHref, isFiltered, listHref, PER_PAGE, readPaymentQuery, STATUS_CHOICES, toFilters, type PaymentQuery } from './view.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'analytics' | 'apiKeys' | 'clock' | 'config' | 'links' | 'merchants' | 'payments' | 'refunds' | 'registries'>;
+type Deps = Pick<AppDeps, 'analytics' | 'apiKeys' | 'checkout' | 'clock' | 'config' | 'links' | 'merchants' | 'payments' | 'refunds' | 'registries'>;
 
 const PAYMENT_COLUMNS = ['id', 'created_at', 'paid_at', 'status', 'amount', 'currency', 'customer_name', 'customer_email', 'link_id', 'link_name', 'provider', 'provider_ref', 'amount_refunded', 'amount_before_discount', 'discount', 'coupon_code', 'customer_phone', 'address', 'instructions', 'terms_accepted_at', 'fields', 'line_items'];
 const VIEW_COLUMNS = ['id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
@@ -115,7 +115,13 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
   const leftOf = (payment: PaymentView, list: Refund[]) => payment.amount - list.filter((r) => r.status !== 'failed').reduce((sum, r) => sum + r.amount, 0);
 
   /** The payment page; `refund` carries a refund form's values and errors (422) or its review step. */
-  async function showPayment(req: express.Request, res: express.Response, refund: { values?: Record<string, string>; errors?: Record<string, string>; review?: { amount: number; reason: string; key: string } } = {}, status = 200) {
+  async function showPayment(
+    req: express.Request,
+    res: express.Response,
+    refund: { values?: Record<string, string>; errors?: Record<string, string>; review?: { amount: number; reason: string; key: string } } = {},
+    status = 200,
+    outcomeError: string | null = null,
+  ) {
     const merchant = merchantOf(res);
     const payment = await payments.get(merchant.key, String(req.params.id), ownScope(merchant.actor));
     const list = await refunds.list(payment.key);
@@ -134,6 +140,16 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
         payment,
         providerName: rt.registries.providers.get(payment.provider)?.name ?? payment.provider,
         paymentMethod: formatPaymentMethod(payment.paymentMethod),
+        // An amount that did not match (crypto): what arrived, and the merchant's decision or its buttons.
+        outcome: payment.outcome
+          ? {
+              ...outcomeForMerchant(payment)!,
+              resolution: payment.outcome.resolution,
+              resolvedAt: payment.outcome.resolvedAt,
+              canDecide: payment.outcome.resolution === null && can(merchant.actor?.role ?? 'owner', 'refund.create'),
+              error: outcomeError,
+            }
+          : null,
         attribution: attributionOf(payment, `${rt.config.baseUrl}/${merchant.handle}`),
         collected: collectedRows(payment, payment.linkKey === null ? null : await links.getByKey(payment.linkKey), h.dateTime),
         merchantUrl: `${rt.config.baseUrl}/${merchant.handle}`,
@@ -209,6 +225,23 @@ export function transactionsRoutes(rt: Deps, render: Renderer): express.Router {
       for (const e of err.errors) errors[e.field] ??= e.message;
       if (!err.errors.length) errors._ = err.userMessage;
       await showPayment(req, res, { values: { amount: typed, reason: str(body.reason) }, errors }, err.status);
+    }
+  });
+
+  /** The merchant's decision on an underpaid, overpaid or late payment: accept, or settled off-line. */
+  router.post('/payments/:id/outcome', async (req, res) => {
+    const merchant = merchantOf(res);
+    const paymentId = String(req.params.id);
+    const payment = await payments.get(merchant.key, paymentId, ownScope(merchant.actor));
+    const decision = (req.body as Record<string, unknown> | undefined)?.decision;
+    if (decision !== 'accept' && decision !== 'dismiss') return showPayment(req, res, {}, 422, 'Choose Accept or Settled off-line.');
+    try {
+      const done = await rt.checkout.resolveOutcome(merchant.key, payment.id, decision);
+      flash(req, 'success', decision === 'dismiss' ? 'Marked as settled off-line.' : done.status === 'paid' && payment.status !== 'paid' ? `Accepted: the payment is paid (${formatMoney(done.amount, done.currency)}).` : 'Accepted.');
+      res.redirect(303, `/app/payments/${payment.id}`);
+    } catch (err) {
+      if (!(err instanceof AppError) || err.status !== 409) throw err;
+      await showPayment(req, res, {}, 409, err.userMessage);
     }
   });
 
