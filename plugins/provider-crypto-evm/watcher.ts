@@ -199,6 +199,8 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
     const pendingOf = new Map<PluginRecord<SessionData>, typeof pending>();
     for (const p of pending) pendingOf.set(p.s, [...(pendingOf.get(p.s) ?? []), p]);
     for (const s of sessions) {
+      // Most checkouts have nothing on its way, before or now: nothing to compare or allocate.
+      if (!s.data.pending.length && !pendingOf.has(s)) continue;
       await pace();
       const mine = (pendingOf.get(s) ?? []).filter((p) => p.s === s && accepts(s.data, n, p.t)).map((p) => ({ ...p.t, confirmations: head - p.t.block + 1 }));
       const others = s.data.pending.filter((p) => p.network !== n.id);
@@ -222,6 +224,7 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
     const pace = pacer();
     for (const s of sessions) {
       const d = s.data;
+      if (!d.transfers.length) continue;
       const recent = d.transfers.filter((t) => t.network === n.id && t.block > cursor - RECHECK_BLOCKS);
       if (!recent.length) continue;
       await pace();
@@ -258,6 +261,8 @@ export function createWatcher(api: PluginApi, config: Config, rpcOpts: RpcOption
   /** Decides a checkout from what arrived. */
   async function settle(s: PluginRecord<SessionData>, sawEverything: boolean): Promise<void> {
     const d = s.data;
+    // Nothing arrived and nothing to end yet (the common case of thousands of open checkouts): no work.
+    if (!d.transfers.length && (d.state !== 'open' || api.now().getTime() <= Date.parse(d.expiresAt))) return;
     const end = Date.parse(d.expiresAt) / 1000;
     const inTime = d.transfers.filter((t) => t.time <= end);
     const late = d.transfers.filter((t) => t.time > end && !d.flagged.includes(t.key));
