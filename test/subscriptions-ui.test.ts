@@ -76,6 +76,8 @@ describe('subscriptions in a browser', () => {
         await row.getByRole('link', { name: /Ann/ }).first().click();
         await app.page.waitForURL(/\/app\/subscriptions\/sub_[^/]+$/);
         expect(await app.page.locator('table').textContent()).to.include('First payment');
+        // Billed by the provider as the merchant knows it, not its plugin id.
+        expect(await app.page.locator('main').textContent()).to.match(/Billed by\s*Sandbox \(test cards\)/);
         await app.screenshot(`subscription-show-${tag}`);
         expect(await axeProblems(app.page)).to.deep.equal([]);
         expect(await app.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);

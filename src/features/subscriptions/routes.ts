@@ -11,7 +11,7 @@ import type { Merchant } from '../merchants/index.ts';
 import { planLabel, SUBSCRIPTION_STATUSES, type SubscriptionView } from './service.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'subscriptions' | 'payments'>;
+type Deps = Pick<AppDeps, 'subscriptions' | 'payments' | 'registries'>;
 
 const STATUS_LABELS = { trialing: 'Trial', active: 'Active', past_due: 'Past due', canceled: 'Canceled' } as const;
 const STATUS_BADGES = { trialing: 'badge-amber', active: 'badge-green', past_due: 'badge-red', canceled: '' } as const;
@@ -32,6 +32,8 @@ export function subscriptionsRoutes(rt: Deps, render: Renderer): express.Router 
     linkId: s.linkId,
     linkName: s.linkName,
     provider: s.provider,
+    // The provider as the merchant knows it ("Stripe"), not its plugin id.
+    providerName: rt.registries.providers.get(s.provider)?.name ?? s.provider,
     // What the next date means: a renewal while it is live; when it ended, the cancellation.
     next: s.status === 'canceled' ? null : dateIn(s.currentPeriodEnd, m.timezone),
     canceledOn: s.canceledAt ? dateIn(s.canceledAt, m.timezone) : null,
