@@ -376,6 +376,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         merchantIdOf: merchants.publicIdOf,
         customerIdOf: customers.publicIdOf,
         linkIdOf: linkState.publicIdOf,
+        linkKeyOf: (linkId) => linkState.keyOf(linkId),
         linksByKeys: linkState.refsByKeys,
         customersByKeys: (keys) => customers.summariesByKeys(keys),
       },

@@ -89,6 +89,21 @@ describe('subscriptions in a browser', () => {
         await app.page.waitForURL(/\/app\/subscriptions$/);
         expect(await app.page.locator('body').textContent()).to.include('They will not be charged again.');
         expect(await app.page.locator('tr', { hasText: email }).textContent()).to.include('Canceled');
+        // The link's page counts its subscriptions and leads to the list of that link's alone.
+        await app.page.locator('tr', { hasText: email }).getByRole('link', { name: 'Coffee club' }).click();
+        await app.page.waitForURL(/\/app\/links\/lnk_[^/?]+$/);
+        const panel = app.page.locator('section', { has: app.page.getByRole('heading', { name: 'Subscriptions' }) });
+        expect((await panel.textContent())?.replace(/\s+/g, ' ')).to.match(/Canceled\s*[1-9]/);
+        await panel.scrollIntoViewIfNeeded();
+        await app.screenshot(`subscription-link-page-${tag}`);
+        expect(await axeProblems(app.page)).to.deep.equal([]);
+        await panel.getByRole('link', { name: 'See this link’s subscriptions' }).click();
+        await app.page.waitForURL(/\/app\/subscriptions\?link_id=lnk_/);
+        expect(await app.page.locator('.filter-note').textContent()).to.equal('Link: Coffee club');
+        expect(await app.page.locator('tr', { hasText: email }).count()).to.equal(1);
+        await app.screenshot(`subscriptions-of-link-${tag}`);
+        expect(await axeProblems(app.page)).to.deep.equal([]);
+        expect(await app.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
         app.assertClean();
       } finally {
         await app.close();

@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, type TestEnv } from './support/harness.ts';
+import { build, signUp, type TestEnv } from './support/harness.ts';
 import { BUILTIN_PLUGINS_DIR, builtinSources, type PluginSource } from '../src/core/plugins/host.ts';
 import { definePlugin } from '../src/plugin-api.ts';
 import { apiClient, apiMerchant, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
@@ -113,6 +113,37 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     expect([l.paid_count, l.stats.payments]).to.deep.equal([2, 7]);
     const subs = (await c('get', '/subscriptions').expect(200)).body;
     expect(subs.data.map((s: any) => s.status)).to.deep.equal(['active', 'active']);
+  });
+
+  it("lists a link's subscriptions: the API's link_id filter, the link page's counts and the dashboard list it links to", async () => {
+    const acct = await signUp(env.app, { name: 'Two Clubs' });
+    const merchant = (await env.rt.services.merchants.getByHandle(acct.handle))!;
+    const c = apiClient(env.app, (await env.rt.services.apiKeys.create(merchant, { name: 'test' })).secret);
+    const m = { merchant, handle: acct.handle } as ApiMerchant;
+    const first = await planLink(c, m);
+    const second = await planLink(c, m);
+    await subscribe(first.url, first.club.id, { name: 'One', email: 'one@example.test' });
+    await subscribe(first.url, first.club.id, { name: 'Two', email: 'two@example.test' });
+    await subscribe(second.url, second.club.id, { name: 'Three', email: 'three@example.test' });
+    const ofFirst = (await c('get', `/subscriptions?link_id=${first.link.id}`).expect(200)).body.data;
+    expect(ofFirst.map((s: any) => [s.customer.name, s.link_id])).to.deep.equal([['Two', first.link.id], ['One', first.link.id]]);
+    await c('post', `/subscriptions/${ofFirst[0].id}/cancel`).expect(200);
+    // Another merchant's link, or no such link: nothing (not an error, as for payments).
+    expect((await call('get', `/subscriptions?link_id=${first.link.id}`).expect(200)).body.data).to.deep.equal([]);
+    expect((await c('get', '/subscriptions?link_id=lnk_nope').expect(200)).body.data).to.deep.equal([]);
+    expectProblem(await c('get', `/subscriptions?link_id=${'x'.repeat(65)}`), 422, 'validation_failed');
+
+    // The link page counts them and links to the list of this link's subscriptions.
+    const page = (await acct.agent.get(`/app/links/${first.link.id}`).expect(200)).text;
+    const panel = page.slice(page.indexOf('id="link-subscriptions-title"'));
+    expect(panel.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ')).to.match(/^[^]*?Active 1 Canceled 1 See this link’s subscriptions/);
+    expect(panel).to.include(`href="/app/subscriptions?link_id=${first.link.id}"`);
+    const list = (await acct.agent.get(`/app/subscriptions?link_id=${first.link.id}`).expect(200)).text;
+    expect(list).to.include('One').and.include('Two').and.not.include('Three');
+    expect(list).to.include(`Link: <a href="/app/links/${first.link.id}">Coffee club</a>`);
+    // A link that sells no plan has no such panel.
+    const plain = (await c('post', '/links', { type: 'amount', name: 'Tip jar', amount: 500 }).expect(201)).body;
+    expect((await acct.agent.get(`/app/links/${plain.id}`).expect(200)).text).not.to.include('link-subscriptions-title');
   });
 
   it('lets the merchant cancel a subscription: renewals stop, a second cancel is a 409, unknown ids are 404', async () => {

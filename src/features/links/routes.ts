@@ -25,7 +25,7 @@ import { linkPageSending } from '../sending/index.ts';
 import { ACTIVITY_ID, ACTIVITY_PER_PAGE, LIVE_TRIGGER_ID, activityHref, activityPanel, activityRows, limitCard, linkMetrics, readActivityQuery, type ActivityQuery } from '../analytics/index.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'apiKeys' | 'clock' | 'config' | 'customers' | 'deliveries' | 'links' | 'log' | 'merchants' | 'plugins' | 'products' | 'registries' | 'sending' | 'tags'> & Parameters<typeof linkPageSending>[0];
+type Deps = Pick<AppDeps, 'actions' | 'analytics' | 'apiKeys' | 'clock' | 'config' | 'customers' | 'deliveries' | 'links' | 'log' | 'merchants' | 'plugins' | 'products' | 'registries' | 'sending' | 'subscriptions' | 'tags'> & Parameters<typeof linkPageSending>[0];
 
 /** A form error's list of field errors (validation, a taken path, an immutable field), or null. */
 function fieldErrorList(err: unknown): FieldError[] | null {
@@ -305,12 +305,14 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const query = readActivityQuery(req.query as Record<string, unknown>);
     const live = wantsFragment(req) && req.get('HX-Trigger') === LIVE_TRIGGER_ID;
     const panelOnly = !live && wantsFragment(req) && req.get('HX-Target') === ACTIVITY_ID;
-    const [activity, days, sending, createdBy] = await Promise.all([
+    const [activity, days, sending, createdBy, subscribers] = await Promise.all([
       live && query.page > 1 ? null : activityOf(link, query, activityRows(rt.clock.now(), merchant.timezone)),
       panelOnly ? null : rt.analytics.daily(link, merchant.timezone),
       // Any other htmx request (a target this page does not know) gets the whole page's content.
       sendingParts.forLinkPage(req, merchant, link, !live && !panelOnly),
       live || panelOnly ? null : createdByText(link),
+      // Plans are sold on items links: who subscribed through this one.
+      live || panelOnly || link.type !== 'items' ? null : rt.subscriptions.countsForLink(merchant.key, link.key),
     ]);
     const data = {
       title: link.name,
@@ -322,6 +324,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       activity: activity && activityPanel(link.id, query.tab, activity),
       sending,
       createdBy,
+      subscriptions: subscribers && (link.items.some((i) => i.product.recurring) || Object.values(subscribers).some((n) => n > 0)) ? subscribers : null,
       h: helpers(merchant),
     };
     res.vary('HX-Target').vary('HX-Trigger');

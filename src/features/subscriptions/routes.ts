@@ -11,7 +11,7 @@ import type { Merchant } from '../merchants/index.ts';
 import { planLabel, SUBSCRIPTION_STATUSES, type SubscriptionView } from './service.ts';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'subscriptions' | 'payments' | 'registries'>;
+type Deps = Pick<AppDeps, 'subscriptions' | 'payments' | 'registries' | 'links'>;
 
 const STATUS_LABELS = { trialing: 'Trial', active: 'Active', past_due: 'Past due', canceled: 'Canceled' } as const;
 const STATUS_BADGES = { trialing: 'badge-amber', active: 'badge-green', past_due: 'badge-red', canceled: '' } as const;
@@ -43,11 +43,22 @@ export function subscriptionsRoutes(rt: Deps, render: Renderer): express.Router 
     const merchant: Merchant = res.locals.merchant;
     const after = typeof req.query.after === 'string' ? req.query.after : undefined;
     const status = typeof req.query.status === 'string' && (SUBSCRIPTION_STATUSES as readonly string[]).includes(req.query.status) ? req.query.status : undefined;
-    const page = await subscriptions.list(merchant.key, { limit: 50, starting_after: after, status }).catch((err) => {
-      if (err instanceof ValidationError) return subscriptions.list(merchant.key, { limit: 50, status });
+    // From a link's page: that link's subscriptions only (a malformed id is ignored).
+    const linkId = typeof req.query.link_id === 'string' && /^lnk_[A-Za-z0-9]{1,60}$/.test(req.query.link_id) ? req.query.link_id : undefined;
+    const page = await subscriptions.list(merchant.key, { limit: 50, starting_after: after, status, link_id: linkId }).catch((err) => {
+      if (err instanceof ValidationError) return subscriptions.list(merchant.key, { limit: 50, status, link_id: linkId });
       throw err;
     });
-    await render(req, res, 'subscriptions/index', { title: 'Subscriptions', subscriptions: page.data.map((s) => row(s, merchant)), hasMore: page.has_more, after: after ?? null, status: status ?? '', statuses: SUBSCRIPTION_STATUSES.map((s) => ({ value: s, label: STATUS_LABELS[s] })) });
+    const link = linkId ? (await rt.links.namesByIds(merchant.key, [linkId])).get(linkId) : undefined;
+    await render(req, res, 'subscriptions/index', {
+      title: 'Subscriptions',
+      subscriptions: page.data.map((s) => row(s, merchant)),
+      hasMore: page.has_more,
+      after: after ?? null,
+      status: status ?? '',
+      statuses: SUBSCRIPTION_STATUSES.map((s) => ({ value: s, label: STATUS_LABELS[s] })),
+      link: linkId ? { id: linkId, name: link?.name ?? 'an unknown link' } : null,
+    });
   });
 
   /** One subscription: its plan and dates, and its payments (the first and every renewal), newest first. */

@@ -116,6 +116,8 @@ export interface SubscriptionDeps {
     merchantIdOf(q: Queryable, merchantKey: number): Promise<string | null>;
     customerIdOf(q: Queryable, customerKey: number): Promise<string | null>;
     linkIdOf(q: Queryable, linkKey: number): Promise<string | null>;
+    /** A link's key by its public id (any merchant's: the caller scopes by merchant). */
+    linkKeyOf(linkId: string): Promise<number | null>;
     /** Public ids and names, one query per batch (lists). */
     linksByKeys(keys: number[]): Promise<Map<number, { id: string; name: string }>>;
     customersByKeys(keys: number[]): Promise<Map<number, { id: string; name: string; email: string | null }>>;
@@ -124,6 +126,7 @@ export interface SubscriptionDeps {
 
 export const subscriptionSearchSchema = z.object({
   status: z.enum(SUBSCRIPTION_STATUSES, { error: `status must be one of ${SUBSCRIPTION_STATUSES.join(', ')}.` }).optional(),
+  link_id: z.string({ error: 'link_id must be a link id.' }).max(64, 'link_id must be a link id.').optional(),
 });
 
 /** A subscription with the public ids and names its JSON and pages show. */
@@ -339,12 +342,21 @@ export function createSubscriptionService(deps: SubscriptionDeps) {
       return (await views([await own(merchantKey, id)]))[0];
     },
 
-    /** Newest first; filter `status`. */
+    /** How many of a link's subscriptions are in each status (one grouped query; statuses with none are 0). */
+    async countsForLink(merchantKey: number, linkKey: number): Promise<Record<SubscriptionStatus, number>> {
+      const rows = (await db('subscriptions').where({ merchant_id: merchantKey, link_id: linkKey }).groupBy('status').select('status').count({ n: '*' })) as { status: SubscriptionStatus; n: number | string }[];
+      const counts = Object.fromEntries(SUBSCRIPTION_STATUSES.map((st) => [st, 0])) as Record<SubscriptionStatus, number>;
+      for (const r of rows) counts[r.status] = Number(r.n);
+      return counts;
+    },
+
+    /** Newest first; filters `status` and `link_id` (public id; another merchant's or an unknown link: none). */
     async list(merchantKey: number, rawQuery: unknown = {}): Promise<Page<SubscriptionView>> {
       const page = parseBody(listQuerySchema, rawQuery);
       const f = parseBody(subscriptionSearchSchema, rawQuery);
       const q = db('subscriptions').where({ merchant_id: merchantKey });
       if (f.status) q.andWhere({ status: f.status });
+      if (f.link_id) q.andWhere('link_id', (await deps.refs.linkKeyOf(f.link_id)) ?? 0);
       let afterKey: number | null = null;
       if (page.starting_after) {
         const anchor = await db('subscriptions').where({ merchant_id: merchantKey, public_id: page.starting_after }).first('id');
