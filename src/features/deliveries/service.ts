@@ -28,7 +28,7 @@ import type { Clock } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
 import type { JobQueue } from '../../core/jobs.ts';
 import type { EventBus } from '../../core/events.ts';
-import { publicId, sha256Hex } from '../../core/ids.ts';
+import { sha256Hex, sortableId } from '../../core/ids.ts';
 import { giveBack, takeAll, waitText, windowText, type Limit, type Limiter } from '../../core/rate-limit.ts';
 import { RateLimitedError } from '../../core/errors.ts';
 import { claimRows } from '../../core/claim.ts';
@@ -547,7 +547,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
     async queue(trx: Knex.Transaction, items: QueueItem[]): Promise<string[]> {
       if (!items.length) return [];
       const now = clock.now();
-      const ids = items.map(() => publicId('dlv'));
+      const ids = items.map(() => sortableId('dlv'));
       const at = items.map((it) => (it.at && it.at > now ? it.at : now));
       const rows = items.map((it, i) => [ids[i], it.merchantKey, it.linkKey, it.customerKey, it.planKey ?? null, it.paymentKey ?? null, it.dedupeKey ?? null, it.channel, it.kind, it.seq ?? 0, it.to, 'queued', 0, at[i], now, now]);
       // A keyed delivery that exists already (its handler ran before) is not written again.
