@@ -87,9 +87,15 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string, mercha
     async insertMany(collection, records) {
       checkCollection(collection);
       const now = clock.now();
+      // Each merchant looked up once (a batch is usually one merchant's), not awaited record by record.
+      const keys = new Map<string | null, number | null>();
+      for (const record of records) {
+        const id = record.merchantId ?? null;
+        if (!keys.has(id)) keys.set(id, await merchantKey(id));
+      }
       const rows: { public_id: string; plugin_id: string; collection: string; merchant_id: number | null; data: string; created_at: Date; updated_at: Date }[] = [];
       for (const record of records) {
-        rows.push({ public_id: sortableId('rec'), plugin_id: pluginId, collection, merchant_id: await merchantKey(record.merchantId), data: JSON.stringify(record.data), created_at: now, updated_at: now });
+        rows.push({ public_id: sortableId('rec'), plugin_id: pluginId, collection, merchant_id: keys.get(record.merchantId ?? null)!, data: JSON.stringify(record.data), created_at: now, updated_at: now });
       }
       // All in one transaction (every record is stored or none), in statements of about 256 KiB of
       // data (an outbox message is a few KB: 500 of them in one statement held the loop for tens of
