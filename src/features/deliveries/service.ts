@@ -546,9 +546,11 @@ export function createDeliveryService(deps: DeliveryDeps) {
   const service = {
     /**
      * Writes deliveries `queued` in the caller's transaction and a pump job that sends them once it
-     * commits (the job queue's nudge makes that immediate, in this process or another).
+     * commits (the job queue's nudge makes that immediate, in this process or another). `pump: false`
+     * leaves the pump to the caller: a sweep writing batch after batch queues one now and then, not one
+     * per batch (a pump runs until nothing is due, so most of those jobs found nothing to do).
      */
-    async queue(trx: Knex.Transaction, items: QueueItem[]): Promise<string[]> {
+    async queue(trx: Knex.Transaction, items: QueueItem[], opts: { pump?: boolean } = {}): Promise<string[]> {
       if (!items.length) return [];
       const now = clock.now();
       const ids = items.map(() => sortableId('dlv'));
@@ -556,7 +558,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
       const rows = items.map((it, i) => [ids[i], it.merchantKey, it.linkKey, it.customerKey, it.planKey ?? null, it.paymentKey ?? null, it.dedupeKey ?? null, it.channel, it.kind, it.seq ?? 0, it.to, 'queued', 0, at[i], now, now]);
       // A keyed delivery that exists already (its handler ran before) is not written again.
       await insertRows(trx, 'deliveries', QUEUE_COLUMNS, rows, items.some((it) => it.dedupeKey) ? { ignoreDuplicatesOf: 'dedupe_key' } : {});
-      await jobs.enqueue(trx, 'deliveries.pump', {});
+      if (opts.pump !== false) await jobs.enqueue(trx, 'deliveries.pump', {});
       // Scheduled ones (expiry notices): a pump wakes at each second one is due.
       for (const second of new Set(at.filter((t) => t > now).map((t) => Math.ceil(t.getTime() / 1000) * 1000))) {
         await jobs.enqueue(trx, 'deliveries.pump', {}, { runAt: new Date(second), uniqueKey: `deliveries.at:${second}` });
