@@ -292,20 +292,29 @@ export function createDeliveryService(deps: DeliveryDeps) {
       planKeys.length ? deps.planStates(planKeys) : new Map<number, string>(),
       paymentKeys.length ? deps.payments.receiptDetails(paymentKeys) : new Map<number, ReceiptDetails>(),
     ]);
+    const now = clock.now().getTime();
     return rows.map((r) => {
       const m = byMerchant.get(Number(r.merchant_id))!;
       const l = r.link_id === null || r.link_id === undefined ? null : byLink.get(Number(r.link_id)) ?? null;
       const c = r.customer_id === null || r.customer_id === undefined ? null : byCustomer.get(Number(r.customer_id)) ?? null;
       const paid = r.payment_id === null || r.payment_id === undefined ? null : byPayment.get(Number(r.payment_id)) ?? null;
-      const product = l?.type === 'product' && l.productPrice !== null;
-      const common = {
+      // One object literal of one shape for every kind (not a spread of common fields: that copied them per delivery).
+      const o: Outgoing = {
         key: Number(r.id),
         id: r.public_id,
         merchantKey: r.merchant_id,
         merchantId: m.id,
         business: m.name,
         brandColor: m.brandColor,
+        url: '',
+        linkId: null,
+        linkName: '',
+        linkDeleted: true,
+        linkClosed: true,
+        amount: null,
+        currency: m.currency,
         customerId: c?.id ?? null,
+        customerName: c?.name ?? null,
         planState: r.plan_id === null || r.plan_id === undefined ? null : plans.get(Number(r.plan_id)) ?? null,
         channel: r.channel,
         kind: r.kind,
@@ -315,11 +324,24 @@ export function createDeliveryService(deps: DeliveryDeps) {
       };
       if (r.kind === 'receipt' && paid) {
         // A receipt: what was paid, by whom (as they entered it), and the receipt page; the link (if any) only names it.
-        return { ...common, url: paid.url, linkId: l?.id ?? null, linkName: paid.linkName ?? l?.name ?? `Payment to ${m.name}`, linkDeleted: false, linkClosed: false, amount: paid.amount, currency: paid.currency, customerName: paid.payerName ?? c?.name ?? null };
+        o.url = paid.url;
+        o.linkId = l?.id ?? null;
+        o.linkName = paid.linkName ?? l?.name ?? `Payment to ${m.name}`;
+        o.linkDeleted = false;
+        o.linkClosed = false;
+        o.amount = paid.amount;
+        o.currency = paid.currency;
+        o.customerName = paid.payerName ?? c?.name ?? null;
+      } else if (l) {
+        o.url = recipientUrl(l, m, c?.id ?? null);
+        o.linkId = l.id;
+        o.linkName = l.name;
+        o.linkDeleted = l.deletedAt !== null;
+        o.linkClosed = !l.active || (l.expiresAt !== null && l.expiresAt.getTime() <= now) || (l.paymentLimit !== null && l.paidCount >= l.paymentLimit);
+        o.amount = l.type === 'product' && l.productPrice !== null ? l.productPrice : l.amount;
+        o.currency = l.currency;
       }
-      if (!l) return { ...common, url: '', linkId: null, linkName: '', linkDeleted: true, linkClosed: true, amount: null, currency: m.currency, customerName: c?.name ?? null };
-      const linkClosed = !l.active || (l.expiresAt !== null && l.expiresAt.getTime() <= clock.now().getTime()) || (l.paymentLimit !== null && l.paidCount >= l.paymentLimit);
-      return { ...common, url: recipientUrl(l, m, c?.id ?? null), linkId: l.id, linkName: l.name, linkDeleted: l.deletedAt !== null, linkClosed, amount: product ? l.productPrice : l.amount, currency: l.currency, customerName: c?.name ?? null };
+      return o;
     });
   }
 

@@ -200,8 +200,18 @@ export function createReminderService(deps: ReminderDeps) {
       const m = byMerchant.get(Number(r.merchant_id))!;
       const l = byLink.get(Number(r.link_id))!;
       const c = byCustomer.get(Number(r.customer_id))!;
+      // Written out, not spread from the row: a spread copies each of 500 rows property by property.
       return {
-        ...r,
+        id: r.id,
+        public_id: r.public_id,
+        merchant_id: r.merchant_id,
+        link_id: r.link_id,
+        customer_id: r.customer_id,
+        channels: r.channels,
+        frequency: r.frequency,
+        max_count: r.max_count,
+        sent_count: r.sent_count,
+        anchor_at: r.anchor_at,
         timezone: m.timezone,
         merchant_public_id: m.id,
         link_public_id: l.id,
