@@ -9,7 +9,7 @@ import { toDate } from './db.ts';
 import { insertRows } from './bulk.ts';
 import type { Clock } from './clock.ts';
 import type { Logger } from './log.ts';
-import { publicId } from './ids.ts';
+import { sortableId } from './ids.ts';
 import type { JobQueue } from './jobs.ts';
 import { afterCommit, type ChangeFeed } from './changes.ts';
 import { z } from 'zod';
@@ -545,7 +545,7 @@ export class EventBus {
       const checked = EVENT_PAYLOAD_SCHEMAS[type].safeParse(payload);
       if (!checked.success) throw new InvalidEventPayloadError(type, checked.error.issues);
     }
-    const id = publicId('evt');
+    const id = sortableId('evt');
     const createdAt = this.deps.clock.now();
     await trx('events').insert({ public_id: id, type, merchant_id: merchantId, payload: JSON.stringify(payload), created_at: createdAt });
     // Fanned out here, in the same transaction: one hooks.run job per handler it concerns, each
@@ -576,7 +576,7 @@ export class EventBus {
       }
     }
     const now = this.deps.clock.now();
-    const ids = items.map(() => publicId('evt'));
+    const ids = items.map(() => sortableId('evt'));
     await insertRows(trx, 'events', ['public_id', 'type', 'merchant_id', 'payload', 'created_at'], items.map((it, i) => [ids[i], type, it.merchantId, JSON.stringify(it.payload), now]));
     // Fanned out as emit does, in the same transaction; each merchant asked once per handler.
     const createdAt = now.toISOString();

@@ -1,7 +1,7 @@
 import type { Db } from '../db.ts';
 import { isMysql, isUniqueViolation, toDate } from '../db.ts';
 import type { Clock } from '../clock.ts';
-import { publicId } from '../ids.ts';
+import { sortableId } from '../ids.ts';
 import { insertRows, rowsFor } from '../bulk.ts';
 import { NotFoundError } from '../errors.ts';
 import type { PluginRecord, PluginStore } from '../../plugin-api.ts';
@@ -72,7 +72,7 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string, mercha
     async insert(collection, record) {
       checkCollection(collection);
       const now = clock.now();
-      const id = publicId('rec');
+      const id = sortableId('rec');
       await db('plugin_records').insert({
         public_id: id,
         plugin_id: pluginId,
@@ -87,9 +87,15 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string, mercha
     async insertMany(collection, records) {
       checkCollection(collection);
       const now = clock.now();
+      // Each merchant looked up once (a batch is usually one merchant's), not awaited record by record.
+      const keys = new Map<string | null, number | null>();
+      for (const record of records) {
+        const id = record.merchantId ?? null;
+        if (!keys.has(id)) keys.set(id, await merchantKey(id));
+      }
       const rows: { public_id: string; plugin_id: string; collection: string; merchant_id: number | null; data: string; created_at: Date; updated_at: Date }[] = [];
       for (const record of records) {
-        rows.push({ public_id: publicId('rec'), plugin_id: pluginId, collection, merchant_id: await merchantKey(record.merchantId), data: JSON.stringify(record.data), created_at: now, updated_at: now });
+        rows.push({ public_id: sortableId('rec'), plugin_id: pluginId, collection, merchant_id: keys.get(record.merchantId ?? null)!, data: JSON.stringify(record.data), created_at: now, updated_at: now });
       }
       // All in one transaction (every record is stored or none), in statements of about 256 KiB of
       // data (an outbox message is a few KB: 500 of them in one statement held the loop for tens of
@@ -127,7 +133,7 @@ export function createPluginStore(db: Db, clock: Clock, pluginId: string, mercha
       checkCollection(collection);
       if (typeof key !== 'string' || key.length < 1 || key.length > 191) throw new Error(`${pluginId}: a record key is 1 to 191 characters`);
       const now = clock.now();
-      const id = publicId('rec');
+      const id = sortableId('rec');
       try {
         // The unique index (plugin_id, collection, unique_key) decides: two deliveries at once store one.
         await db('plugin_records').insert({ public_id: id, plugin_id: pluginId, collection, unique_key: key, merchant_id: await merchantKey(record.merchantId), data: JSON.stringify(record.data), created_at: now, updated_at: now });

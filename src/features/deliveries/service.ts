@@ -28,7 +28,7 @@ import type { Clock } from '../../core/clock.ts';
 import type { Logger } from '../../core/log.ts';
 import type { JobQueue } from '../../core/jobs.ts';
 import type { EventBus } from '../../core/events.ts';
-import { publicId, sha256Hex } from '../../core/ids.ts';
+import { sha256Hex, sortableId } from '../../core/ids.ts';
 import { giveBack, takeAll, waitText, windowText, type Limit, type Limiter } from '../../core/rate-limit.ts';
 import { RateLimitedError } from '../../core/errors.ts';
 import { claimRows } from '../../core/claim.ts';
@@ -71,9 +71,11 @@ const SEND_TIMEOUT_MS = 60_000;
 /**
  * Deliveries claimed per round: each step of a round (claim, load, compose, hand over, record) is one
  * multi-row statement or a stretch of work that yields between steps, so the event loop is held for
- * a few ms at a time; larger rounds mean fewer statements and commits.
+ * a few ms at a time. Larger rounds mean fewer statements and commits, but a round's messages (a few
+ * KB of HTML and JSON each) live across its steps: at 500 they outlived V8's young generation and were
+ * collected by full GCs (a third of the pump's CPU, and its longest pauses); at 200 they die young.
  */
-const BATCH = 500;
+const BATCH = 200;
 
 export interface Delivery {
   key: number;
@@ -290,20 +292,29 @@ export function createDeliveryService(deps: DeliveryDeps) {
       planKeys.length ? deps.planStates(planKeys) : new Map<number, string>(),
       paymentKeys.length ? deps.payments.receiptDetails(paymentKeys) : new Map<number, ReceiptDetails>(),
     ]);
+    const now = clock.now().getTime();
     return rows.map((r) => {
       const m = byMerchant.get(Number(r.merchant_id))!;
       const l = r.link_id === null || r.link_id === undefined ? null : byLink.get(Number(r.link_id)) ?? null;
       const c = r.customer_id === null || r.customer_id === undefined ? null : byCustomer.get(Number(r.customer_id)) ?? null;
       const paid = r.payment_id === null || r.payment_id === undefined ? null : byPayment.get(Number(r.payment_id)) ?? null;
-      const product = l?.type === 'product' && l.productPrice !== null;
-      const common = {
+      // One object literal of one shape for every kind (not a spread of common fields: that copied them per delivery).
+      const o: Outgoing = {
         key: Number(r.id),
         id: r.public_id,
         merchantKey: r.merchant_id,
         merchantId: m.id,
         business: m.name,
         brandColor: m.brandColor,
+        url: '',
+        linkId: null,
+        linkName: '',
+        linkDeleted: true,
+        linkClosed: true,
+        amount: null,
+        currency: m.currency,
         customerId: c?.id ?? null,
+        customerName: c?.name ?? null,
         planState: r.plan_id === null || r.plan_id === undefined ? null : plans.get(Number(r.plan_id)) ?? null,
         channel: r.channel,
         kind: r.kind,
@@ -313,11 +324,24 @@ export function createDeliveryService(deps: DeliveryDeps) {
       };
       if (r.kind === 'receipt' && paid) {
         // A receipt: what was paid, by whom (as they entered it), and the receipt page; the link (if any) only names it.
-        return { ...common, url: paid.url, linkId: l?.id ?? null, linkName: paid.linkName ?? l?.name ?? `Payment to ${m.name}`, linkDeleted: false, linkClosed: false, amount: paid.amount, currency: paid.currency, customerName: paid.payerName ?? c?.name ?? null };
+        o.url = paid.url;
+        o.linkId = l?.id ?? null;
+        o.linkName = paid.linkName ?? l?.name ?? `Payment to ${m.name}`;
+        o.linkDeleted = false;
+        o.linkClosed = false;
+        o.amount = paid.amount;
+        o.currency = paid.currency;
+        o.customerName = paid.payerName ?? c?.name ?? null;
+      } else if (l) {
+        o.url = recipientUrl(l, m, c?.id ?? null);
+        o.linkId = l.id;
+        o.linkName = l.name;
+        o.linkDeleted = l.deletedAt !== null;
+        o.linkClosed = !l.active || (l.expiresAt !== null && l.expiresAt.getTime() <= now) || (l.paymentLimit !== null && l.paidCount >= l.paymentLimit);
+        o.amount = l.type === 'product' && l.productPrice !== null ? l.productPrice : l.amount;
+        o.currency = l.currency;
       }
-      if (!l) return { ...common, url: '', linkId: null, linkName: '', linkDeleted: true, linkClosed: true, amount: null, currency: m.currency, customerName: c?.name ?? null };
-      const linkClosed = !l.active || (l.expiresAt !== null && l.expiresAt.getTime() <= clock.now().getTime()) || (l.paymentLimit !== null && l.paidCount >= l.paymentLimit);
-      return { ...common, url: recipientUrl(l, m, c?.id ?? null), linkId: l.id, linkName: l.name, linkDeleted: l.deletedAt !== null, linkClosed, amount: product ? l.productPrice : l.amount, currency: l.currency, customerName: c?.name ?? null };
+      return o;
     });
   }
 
@@ -405,8 +429,11 @@ export function createDeliveryService(deps: DeliveryDeps) {
     const ready = batch.map((o) => prepareOne(o, saved, composeOne));
     ready.forEach((r, i) => {
       if ('outcome' in r) outcomes[i] = r.outcome;
-      else if (r.channel.sendMany) grouped.set(r.channel, [...(grouped.get(r.channel) ?? []), i]);
-      else single.push(i);
+      else if (r.channel.sendMany) {
+        const group = grouped.get(r.channel);
+        if (group) group.push(i);
+        else grouped.set(r.channel, [i]);
+      } else single.push(i);
     });
     for (const [channel, indexes] of grouped) {
       const messages = indexes.map((i) => (ready[i] as { message: OutgoingMessage }).message);
@@ -475,10 +502,9 @@ export function createDeliveryService(deps: DeliveryDeps) {
       for (let i = 0; i < batch.length; i++) {
         const o = batch[i];
         const r = outcomes[i];
+        if (r.status === 'sent') continue;
         const mine = trx('deliveries').where({ id: o.key, status: 'sending' });
-        if (r.status === 'sent') {
-          continue;
-        } else if (r.status === 'queued') {
+        if (r.status === 'queued') {
           await mine.update({ status: 'queued', error: r.error, next_attempt_at: r.nextAttemptAt, lease_until: null, updated_at: now });
           if (!retryAt || r.nextAttemptAt < retryAt) retryAt = r.nextAttemptAt;
         } else {
@@ -542,17 +568,19 @@ export function createDeliveryService(deps: DeliveryDeps) {
   const service = {
     /**
      * Writes deliveries `queued` in the caller's transaction and a pump job that sends them once it
-     * commits (the job queue's nudge makes that immediate, in this process or another).
+     * commits (the job queue's nudge makes that immediate, in this process or another). `pump: false`
+     * leaves the pump to the caller: a sweep writing batch after batch queues one now and then, not one
+     * per batch (a pump runs until nothing is due, so most of those jobs found nothing to do).
      */
-    async queue(trx: Knex.Transaction, items: QueueItem[]): Promise<string[]> {
+    async queue(trx: Knex.Transaction, items: QueueItem[], opts: { pump?: boolean } = {}): Promise<string[]> {
       if (!items.length) return [];
       const now = clock.now();
-      const ids = items.map(() => publicId('dlv'));
+      const ids = items.map(() => sortableId('dlv'));
       const at = items.map((it) => (it.at && it.at > now ? it.at : now));
       const rows = items.map((it, i) => [ids[i], it.merchantKey, it.linkKey, it.customerKey, it.planKey ?? null, it.paymentKey ?? null, it.dedupeKey ?? null, it.channel, it.kind, it.seq ?? 0, it.to, 'queued', 0, at[i], now, now]);
       // A keyed delivery that exists already (its handler ran before) is not written again.
       await insertRows(trx, 'deliveries', QUEUE_COLUMNS, rows, items.some((it) => it.dedupeKey) ? { ignoreDuplicatesOf: 'dedupe_key' } : {});
-      await jobs.enqueue(trx, 'deliveries.pump', {});
+      if (opts.pump !== false) await jobs.enqueue(trx, 'deliveries.pump', {});
       // Scheduled ones (expiry notices): a pump wakes at each second one is due.
       for (const second of new Set(at.filter((t) => t > now).map((t) => Math.ceil(t.getTime() / 1000) * 1000))) {
         await jobs.enqueue(trx, 'deliveries.pump', {}, { runAt: new Date(second), uniqueKey: `deliveries.at:${second}` });
@@ -648,7 +676,11 @@ export function createDeliveryService(deps: DeliveryDeps) {
       const out = new Map<number, Delivery[]>();
       if (!linkKeys.length) return out;
       const rows = (await listQuery(db).whereIn('d.link_id', [...new Set(linkKeys)]).orderBy('d.id', 'asc')) as any[];
-      for (const d of await fromRows(rows, opts.linkNames !== false)) out.set(d.linkKey!, [...(out.get(d.linkKey!) ?? []), d]);
+      for (const d of await fromRows(rows, opts.linkNames !== false)) {
+        const list = out.get(d.linkKey!);
+        if (list) list.push(d);
+        else out.set(d.linkKey!, [d]);
+      }
       return out;
     },
 

@@ -150,6 +150,12 @@ const HOUR = 3_600_000;
  * much longer than one statement; larger batches mean fewer statements and commits.
  */
 const BATCH = 500;
+/**
+ * A sweep queues a delivery pump with its first batch, its last, and otherwise at most this often
+ * (ms): a pump sends until nothing is due, so one per batch (200 for 100,000 reminders) mostly found
+ * nothing, each costing a job and an empty claim.
+ */
+const PUMP_EVERY_MS = 1_000;
 
 export function createReminderService(deps: ReminderDeps) {
   const { db, clock, log, jobs, events, deliveries, merchants, links, customers } = deps;
@@ -194,8 +200,18 @@ export function createReminderService(deps: ReminderDeps) {
       const m = byMerchant.get(Number(r.merchant_id))!;
       const l = byLink.get(Number(r.link_id))!;
       const c = byCustomer.get(Number(r.customer_id))!;
+      // Written out, not spread from the row: a spread copies each of 500 rows property by property.
       return {
-        ...r,
+        id: r.id,
+        public_id: r.public_id,
+        merchant_id: r.merchant_id,
+        link_id: r.link_id,
+        customer_id: r.customer_id,
+        channels: r.channels,
+        frequency: r.frequency,
+        max_count: r.max_count,
+        sent_count: r.sent_count,
+        anchor_at: r.anchor_at,
         timezone: m.timezone,
         merchant_public_id: m.id,
         link_public_id: l.id,
@@ -208,10 +224,16 @@ export function createReminderService(deps: ReminderDeps) {
     });
   }
 
+  /** When this process's sweep last queued a delivery pump (performance.now()); -Infinity: never. */
+  let pumpQueuedAt = -Infinity;
+  /** A committed batch queued deliveries without a pump: the sweep queues one before it returns. */
+  let pumpOwed = false;
+
   /** One batch: queue the due reminders and move their plans on. Returns how many plans it took. */
   async function sweepBatch(): Promise<number> {
     const now = clock.now();
     const announce = events.hasSubscribers('reminder.sent');
+    let withoutPump: boolean | null = null;
     const taken = await db.transaction(
       async (trx) => {
         const ids = await takeDue(trx, now);
@@ -259,7 +281,13 @@ export function createReminderService(deps: ReminderDeps) {
         }
         // Each step a multi-row statement; other work gets its turn between them (core/pace.ts).
         await pace();
-        if (items.length) await deliveries.queue(trx, items);
+        if (items.length) {
+          // The last batch (fewer than a full one) always pumps, so nothing it queued waits for a later sweep.
+          const pump = ids.length < batchSize || performance.now() - pumpQueuedAt >= PUMP_EVERY_MS;
+          await deliveries.queue(trx, items, { pump });
+          if (pump) pumpQueuedAt = performance.now();
+          withoutPump = !pump;
+        }
         await pace();
         if (advanced.length) {
           await updateByKeys(trx, {
@@ -288,6 +316,8 @@ export function createReminderService(deps: ReminderDeps) {
       },
       isMysql(db) ? { isolationLevel: 'read committed' } : undefined,
     );
+    // Committed: whether its deliveries still need a pump.
+    if (withoutPump !== null) pumpOwed = withoutPump;
     return taken;
   }
 
@@ -336,6 +366,10 @@ export function createReminderService(deps: ReminderDeps) {
         // Let other work run between batches: on SQLite every query settles without a trip through
         // the event loop, so a long sweep that never yields would hold the process until it finished.
         await pace();
+      }
+      if (pumpOwed) {
+        await jobs.enqueue(db, 'deliveries.pump', {});
+        pumpOwed = false;
       }
       if (total) log.info('reminders queued', { plans: total });
       // A safety net for messages whose pump job was lost (e.g. a database restored from backup).
