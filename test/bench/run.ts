@@ -19,8 +19,10 @@
  *   3. Paylink pay page on SQLite          4. Paylink pay page on MariaDB + Redis (if reachable)
  * Paylink runs as in production (NODE_ENV=production, LOG_LEVEL=warn) on a fresh database seeded
  * with one merchant and one amount link; the merchant takes payments through Stripe (BENCH_STRIPE), and
- * a fifth target serves the same page on SQLite for a merchant on the sandbox only, measured right after it in every round, so the cost of the
- * Stripe provider on a pay page is measured in the same rounds (with Stripe / sandbox only ≥ 0.95).
+ * a fifth target serves the same page on SQLite for a merchant on the sandbox only, measured right after it in every round; after the
+ * rounds the two are compared in BENCH_PAIRS (12) pairs of BENCH_PAIR_SECONDS (1.5 s) back-to-back rounds, alternating which goes
+ * first, and the median of the pairs' ratios is the cost of the Stripe provider on a pay page (with Stripe / sandbox only ≥ 0.95).
+ * BENCH_STRIPE_CONTROL_US=N adds a negative control: a Stripe page made N µs per request dearer (spin.ts) paired the same way.
  *
  * Analytics (analytics.ts), on a fresh SQLite file — or a fresh MariaDB database + Redis when
  * BENCH_DATABASE_URL is a mysql:// server URL: seeds one link with BENCH_VIEWS views over 90 days
@@ -80,7 +82,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createHistogram } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import autocannon, { type Result } from 'autocannon';
 import mysql from 'mysql2/promise';
 import { createClient } from 'redis';
@@ -102,6 +104,11 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 /** The measured seconds are split into interleaved rounds; each target reports its best round. */
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 2));
+/** Stripe / sandbox only: pairs of short back-to-back rounds (BENCH_PAIRS, BENCH_PAIR_SECONDS). */
+const PAIRS = Math.max(2, Number(process.env.BENCH_PAIRS ?? 12));
+const PAIR_SECONDS = Number(process.env.BENCH_PAIR_SECONDS ?? 1.5);
+/** > 0: also pair a Stripe page made this many µs per request dearer (spin.ts) with the sandbox-only page, as a negative control. */
+const STRIPE_CONTROL_US = Number(process.env.BENCH_STRIPE_CONTROL_US ?? 0);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const MYSQL_URL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -198,8 +205,8 @@ interface Child {
 }
 
 /** Runs a TypeScript entry point (`script`, relative to the checkout) under tsx on `node`, pinned to the server CPU. */
-function start(node: NodeRun, script: string, env: Record<string, string>, nodeArgs: string[] = []): Child {
-  const cmd = [node.execPath, ...nodeArgs, '--import', 'tsx', path.join(node.root, script)];
+function start(node: NodeRun, script: string, env: Record<string, string>, nodeArgs: string[] = [], preloads: string[] = []): Child {
+  const cmd = [node.execPath, ...nodeArgs, '--import', 'tsx', ...preloads.flatMap((p) => ['--import', pathToFileURL(path.join(node.root, p)).href]), path.join(node.root, script)];
   const [file, ...args] = canPin ? ['taskset', '-c', serverCpu, ...cmd] : cmd;
   const proc = spawn(file, args, { cwd: node.root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(proc);
@@ -429,11 +436,12 @@ function stopsLoudly(t: Target, child: Child): Target {
   };
 }
 
-async function paylink(node: NodeRun, name: string, dbEnv: PaylinkEnv, stripe = STRIPE): Promise<Target> {
+async function paylink(node: NodeRun, name: string, dbEnv: PaylinkEnv, stripe = STRIPE, spinUs = 0): Promise<Target> {
   name = named(node, name);
   const { env, origin } = await listening(paylinkEnv(dbEnv, `paylink_bench_${tag}_${node.label.replace(/\W+/g, '')}`, stripe));
   const seeded = JSON.parse(await runScript(path.join(HERE, 'seed.ts'), env)) as { handle: string; path: string };
-  const child = start(node, 'src/server.ts', env, profileArgs(name));
+  // spinUs > 0 only for the negative control of the Stripe comparison (spin.ts).
+  const child = spinUs > 0 ? start(node, 'src/server.ts', { ...env, BENCH_SPIN_US: String(spinUs) }, profileArgs(name), ['test/bench/spin.ts']) : start(node, 'src/server.ts', env, profileArgs(name));
   const payUrl = `${origin}/${seeded.handle}/${seeded.path}`;
   let url = payUrl;
   const notes: string[] = [];
@@ -769,13 +777,61 @@ function sideBySide(sets: NodeSet[]): string[] {
   return out;
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** A against B, pair by pair: each pair's req/s ratio (A / B) and CPU-per-request ratio (B / A, so higher is better for A too). */
+interface Paired {
+  ratios: number[];
+  cpuRatios: number[];
+  /** Non-2xx answers and errors in any pair round. */
+  bad: number;
+}
+
+/**
+ * A against B in PAIRS back-to-back pairs of short rounds, alternating which goes first (A B, B A, …),
+ * so drift on the machine and "what ran just before" fall on both equally; each pair yields one
+ * ratio and the check reads the median of them. Two best-of-rounds figures measured seconds apart
+ * swung 0.68–1.03 for the same two pages on this 2-core host; paired rounds cancel what the pair
+ * shares.
+ */
+async function paired(a: Target, b: Target): Promise<Paired> {
+  const out: Paired = { ratios: [], cpuRatios: [], bad: 0 };
+  for (let i = 0; i < PAIRS; i++) {
+    const got = new Map<Target, Round>();
+    for (const t of i % 2 ? [b, a] : [a, b]) got.set(t, await round(t, PAIR_SECONDS));
+    const ra = got.get(a)!;
+    const rb = got.get(b)!;
+    out.bad += ra.non2xx + ra.errors + rb.non2xx + rb.errors;
+    out.ratios.push(ra.rps / rb.rps);
+    if (ra.cpuUs && rb.cpuUs) out.cpuRatios.push(rb.cpuUs / ra.cpuUs);
+    log(`  pair ${i + 1}/${PAIRS} ${a.name} / ${b.name}: ${Math.round(ra.rps)} / ${Math.round(rb.rps)} req/s = ${(ra.rps / rb.rps).toFixed(3)}`);
+  }
+  return out;
+}
+
+const quartiles = (xs: number[]) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return `${s[Math.floor((s.length - 1) / 4)].toFixed(3)}–${s[Math.ceil(((s.length - 1) * 3) / 4)].toFixed(3)}`;
+};
+
 /** The pay page with the Stripe provider enabled against the same page with the sandbox only (issue: "ratios do not drop"). */
-function reportStripeCost(stripe: Measured, sandbox: Measured): string[] {
-  const ratio = stripe.rps / sandbox.rps;
-  const out = ['', 'Pay page with the Stripe provider enabled against the same page taking the sandbox only (SQLite):'];
-  out.push(`  ${check('pay page: with Stripe / sandbox only', ratio.toFixed(3), `≥ ${TARGETS.stripe.toFixed(2)} (no drop)`, ratio >= TARGETS.stripe)}`);
-  out.push(`  per round: ${stripe.rounds.map((r, i) => (r.rps / sandbox.rounds[i].rps).toFixed(3)).join(' / ')}`);
-  if (stripe.cpuUs !== null && sandbox.cpuUs !== null) out.push(`  by server CPU/request: Stripe ${fmt(stripe.cpuUs)} µs, sandbox only ${fmt(sandbox.cpuUs)} µs (ratio ${(sandbox.cpuUs / stripe.cpuUs).toFixed(3)}; cross-check, not the target)`);
+function reportStripeCost(stripe: Measured, sandbox: Measured, pairs: Paired, control: { spinUs: number; pairs: Paired } | null): string[] {
+  const ratio = median(pairs.ratios);
+  const out = ['', `Pay page with the Stripe provider enabled against the same page taking the sandbox only (SQLite), ${pairs.ratios.length} pairs of ${PAIR_SECONDS} s rounds, alternating which goes first:`];
+  out.push(`  ${check('pay page: with Stripe / sandbox only', ratio.toFixed(3), `≥ ${TARGETS.stripe.toFixed(2)} (no drop; median of pairs)`, ratio >= TARGETS.stripe && pairs.bad === 0)}`);
+  out.push(`  pairs: ${pairs.ratios.map((r) => r.toFixed(3)).join(' / ')} (middle half ${quartiles(pairs.ratios)})`);
+  if (pairs.cpuRatios.length) out.push(`  by server CPU/request, median of pairs: ${median(pairs.cpuRatios).toFixed(3)} (middle half ${quartiles(pairs.cpuRatios)}; cross-check, not the target)`);
+  if (pairs.bad) out.push(`  MISS: ${fmt(pairs.bad)} non-2xx answers or errors in the pair rounds`);
+  out.push(`  best rounds of the interleaved rounds above: ${(stripe.rps / sandbox.rps).toFixed(3)} (per round ${stripe.rounds.map((r, i) => (r.rps / sandbox.rounds[i].rps).toFixed(3)).join(' / ')}; not the target: seconds apart, other targets between)`);
+  if (control) {
+    const c = median(control.pairs.ratios);
+    out.push(`  negative control: the Stripe page made ${control.spinUs} µs/request dearer (spin.ts) / sandbox only: median ${c.toFixed(3)} (middle half ${quartiles(control.pairs.ratios)}) — ${c < TARGETS.stripe ? 'below the target: a cost of that size is caught' : 'NOT below the target: the comparison cannot see a cost of that size'}`);
+  }
   return out;
 }
 
@@ -908,6 +964,19 @@ async function main(): Promise<number> {
     const diagnostics = await diagnose(adb.env, seeded, 20);
 
     const measured = await measureAll(targets);
+    // The Stripe cost in pairs of short rounds, after the interleaved rounds (every server warm).
+    let stripePairs: Paired | null = null;
+    let control: { spinUs: number; pairs: Paired } | null = null;
+    if (sandboxOnly) {
+      log(`  Stripe / sandbox only: ${PAIRS} pairs of ${PAIR_SECONDS} s rounds`);
+      stripePairs = await paired(started[0].pays[0], sandboxOnly);
+      if (STRIPE_CONTROL_US > 0) {
+        const dearer = await paylink(THIS_NODE, `pay page, SQLite, +${STRIPE_CONTROL_US} µs (control)`, { DATABASE_URL: path.join(tmp, 'paylink-control.db') }, true, STRIPE_CONTROL_US);
+        targets.push(dearer);
+        await cannon(dearer, WARMUP);
+        control = { spinUs: STRIPE_CONTROL_US, pairs: await paired(dearer, sandboxOnly) };
+      }
+    }
     const byName = (t: Target) => measured.find((m) => m.name === t.name)!;
     // A graceful stop writes every queued view; then the rows must equal the counters.
     let answered = 0;
@@ -934,7 +1003,7 @@ async function main(): Promise<number> {
     }
     if (sets.length > 1) out.push(...sideBySide(sets));
     out.push(...reportAnalytics({ db: adb, seeded, latency, diagnostics, answered, counted }, sets));
-    if (sandboxOnly) out.push(...reportStripeCost(byName(started[0].pays[0]), byName(sandboxOnly)));
+    if (sandboxOnly && stripePairs) out.push(...reportStripeCost(byName(started[0].pays[0]), byName(sandboxOnly), stripePairs, control));
     if (reminders) out.push(...reportReminders(reminders, check));
     if (webhooks) out.push(...reportWebhooks(webhooks, check));
     if (crypto) out.push(...reportCrypto(crypto, check));
@@ -958,7 +1027,9 @@ async function main(): Promise<number> {
     if (cryptoWrong) process.stderr.write('bench: the crypto watcher read a block twice or missed a paid checkout\n');
     const smtpWrong = smtp !== null && !smtpCorrect(smtp);
     if (smtpWrong) process.stderr.write('bench: the SMTP drain did not send each message exactly once\n');
-    return failed.length || badPages.length || lost || remindersWrong || webhooksWrong || cryptoWrong || smtpWrong ? 1 : 0;
+    const badPairs = (stripePairs?.bad ?? 0) + (control?.pairs.bad ?? 0);
+    if (badPairs) process.stderr.write(`bench: the Stripe / sandbox-only pairs answered ${badPairs} non-2xx responses or errors\n`);
+    return failed.length || badPairs || badPages.length || lost || remindersWrong || webhooksWrong || cryptoWrong || smtpWrong ? 1 : 0;
   } finally {
     for (const t of targets) await t.stop();
   }

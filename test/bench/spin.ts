@@ -1,0 +1,20 @@
+/**
+ * Bench control only (never loaded by Paylink itself): preloaded into one bench server with
+ * `--import`, it makes every HTTP request cost BENCH_SPIN_US microseconds more CPU before the app
+ * sees it. The Stripe / sandbox-only comparison runs it as its negative control
+ * (BENCH_STRIPE_CONTROL_US): a page made that much dearer must read below the target, or the
+ * comparison cannot see a cost of that size.
+ */
+import http from 'node:http';
+
+const spinNs = BigInt(Math.round(Number(process.env.BENCH_SPIN_US ?? 0) * 1000));
+if (spinNs > 0n) {
+  const emit = http.Server.prototype.emit;
+  http.Server.prototype.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === 'request') {
+      const until = process.hrtime.bigint() + spinNs;
+      while (process.hrtime.bigint() < until);
+    }
+    return (emit as (this: http.Server, event: string | symbol, ...rest: unknown[]) => boolean).call(this, event, ...args);
+  } as typeof emit;
+}
