@@ -160,4 +160,33 @@ forEachTarget('subscriptions through Stripe', (target) => {
     expectProblem(await s.call('post', `/subscriptions/${payment.subscription_id}/cancel`), 409, 'already_canceled');
     expect(await paymentsOf(link.id)).to.have.length(1);
   });
+
+  it('cancels at Stripe first when the customer cancels from the receipt; Stripe unreachable says so on the page and changes nothing', async () => {
+    const { club, link } = await planLink();
+    const { payment, stripeSub } = await subscribe(club.id, link.path, 'eve@example.test');
+    const cancel = () => supertest(env.app).post(`/receipt/${payment.id}/cancel-subscription`);
+    fake.down = true;
+    try {
+      const down = await cancel().expect(503);
+      // The confirmation again, with the reason by its button.
+      expect(down.text).to.include('The payment provider is not reachable right now, so the subscription was not canceled.');
+      expect(down.text).to.include(`action="/receipt/${payment.id}/cancel-subscription"`);
+    } finally {
+      fake.down = false;
+    }
+    expect((await sub(payment.subscription_id)).status).to.equal('active');
+    expect(stripeSub.status).to.equal('active');
+
+    await cancel().expect(303);
+    expect(fake.requests.filter((r) => r.method === 'DELETE' && r.path === `/v1/subscriptions/${stripeSub.id}`)).to.have.length(1);
+    const ended = await sub(payment.subscription_id);
+    expect([ended.status, ended.canceled_by]).to.deep.equal(['canceled', 'customer']);
+    // Stripe's own announcement of it changes nothing more.
+    await fake.idle();
+    const events = (await env.rt.db('events').where({ type: 'subscription.canceled' })).map((e: any) => JSON.parse(e.payload)).filter((p: any) => p.subscriptionId === ended.id);
+    expect(events.map((p: any) => p.canceledBy)).to.deep.equal(['customer']);
+    // The merchant sees who ended it.
+    const page = (await s.owner.agent.get(`/app/subscriptions/${ended.id}`).expect(200)).text;
+    expect(page).to.match(/<dt>Canceled<\/dt><dd>[^<]+ <span class="muted">\(by the customer\)<\/span>/);
+  });
 });

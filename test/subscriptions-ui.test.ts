@@ -2,7 +2,8 @@
  * Subscriptions in Chromium at 390 and 1280 px: a customer picks a plan on an items link's pay page
  * (what renews, and a trial's "Due today"), pays with the sandbox, and reads on the receipt that it
  * is a subscription and when it renews; the merchant finds it on the Subscriptions page and cancels
- * it after a confirmation. No serious axe violation, nothing wider than the screen.
+ * it after a confirmation; another customer cancels theirs from the receipt, after a confirmation.
+ * No serious axe violation, nothing wider than the screen.
  */
 import { expect } from 'chai';
 import { DESKTOP, PHONE, servedMerchant, useBrowser, type ServedEnv } from './support/browser.ts';
@@ -27,6 +28,15 @@ describe('subscriptions in a browser', () => {
   });
   after(() => env?.close());
 
+  type Page = Awaited<ReturnType<ReturnType<typeof browser>['newPage']>>['page'];
+  /** Pays the filled pay page (its button named `button`) on the sandbox's card page; on the receipt after. */
+  async function payWithCard(page: Page, button: RegExp): Promise<void> {
+    await page.getByRole('button', { name: button }).click();
+    await page.getByLabel('Card number').fill('4242 4242 4242 4242');
+    await page.getByRole('button', { name: /^Pay/ }).click();
+    await page.waitForURL(/\/receipt\/pay_/);
+  }
+
   for (const [label, viewport, tag] of [['a phone', PHONE, '390'], ['a desktop', DESKTOP, '1280']] as const) {
     it(`subscribes on ${label}: the plan on the pay page, the receipt, then the merchant cancels it`, async function () {
       this.timeout(60_000);
@@ -49,10 +59,7 @@ describe('subscriptions in a browser', () => {
         await tab.screenshot(`subscription-pay-${tag}`);
         expect(await axeProblems(tab.page)).to.deep.equal([]);
         expect(await tab.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
-        await tab.page.getByRole('button', { name: /^Pay €44\.00/ }).click();
-        await tab.page.getByLabel('Card number').fill('4242 4242 4242 4242');
-        await tab.page.getByRole('button', { name: /^Pay/ }).click();
-        await tab.page.waitForURL(/\/receipt\/pay_/);
+        await payWithCard(tab.page, /^Pay €44\.00/);
         const receipt = (await tab.page.locator('main').textContent()) ?? '';
         expect(receipt).to.include('You subscribed to Beans every month: €29.00 every month.');
         expect(receipt).to.match(/It renews on .+, charged to the same payment method\./);
@@ -107,6 +114,36 @@ describe('subscriptions in a browser', () => {
         app.assertClean();
       } finally {
         await app.close();
+      }
+    });
+
+    it(`lets the customer cancel from the receipt on ${label}, after a confirmation`, async function () {
+      this.timeout(60_000);
+      const tab = await browser().newPage({ viewport });
+      try {
+        await tab.page.goto(payPage);
+        await tab.page.getByRole('radio', { name: /Beans every month/ }).check();
+        await tab.page.getByRole('button', { name: 'Update total' }).last().click();
+        await tab.page.waitForLoadState();
+        await tab.page.locator('input[name="name"]').fill('Bo Example');
+        await tab.page.locator('input[name="email"]').fill(`bo-${tag}@example.test`);
+        await payWithCard(tab.page, /^Pay €44\.00/);
+        await tab.page.getByRole('link', { name: 'Cancel subscription' }).click();
+        await tab.page.waitForURL(/\?cancel=1/);
+        expect(await tab.page.locator('.cancel-confirm').textContent()).to.match(/Cancel your subscription to Beans every month\? You will not be charged again \(the next charge was due on .+\)\./);
+        await tab.screenshot(`subscription-customer-cancel-${tag}`);
+        expect(await axeProblems(tab.page)).to.deep.equal([]);
+        expect(await tab.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
+        await tab.page.getByRole('button', { name: 'Yes, cancel my subscription' }).click();
+        await tab.page.waitForURL(/\?canceled=1/);
+        expect(await tab.page.getByRole('status').last().textContent()).to.equal('Your subscription is canceled. Harbour Roasters will not charge you for it again.');
+        expect(await tab.page.locator('#subscription-title + p').textContent()).to.match(/It was canceled on .+: you will not be charged again\./);
+        expect(await tab.page.getByRole('link', { name: 'Cancel subscription' }).count()).to.equal(0);
+        await tab.screenshot(`subscription-customer-canceled-${tag}`);
+        expect(await axeProblems(tab.page)).to.deep.equal([]);
+        tab.assertClean();
+      } finally {
+        await tab.close();
       }
     });
   }

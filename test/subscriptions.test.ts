@@ -155,6 +155,7 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     const canceled = (await c('post', `/subscriptions/${sub.id}/cancel`).expect(200)).body;
     expect(canceled.status).to.equal('canceled');
     expect(canceled.canceled_at).to.equal(env.clock.now().toISOString());
+    expect(canceled.canceled_by).to.equal('merchant');
     env.clock.advance(30 * DAY);
     await renewJob();
     const payments = await paymentsOf(c, link.id);
@@ -178,6 +179,57 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     }
     const events = await env.rt.db('events').where({ type: 'subscription.canceled' }).select('payload');
     expect(events.map((e: any) => JSON.parse(e.payload)).filter((p: any) => p.subscriptionId === sub.id).map((p: any) => p.canceledBy)).to.deep.equal(['merchant']);
+  });
+
+  it('lets the customer cancel from any receipt of the subscription: asked first, renewals stop, a second cancel changes nothing', async () => {
+    const m = await apiMerchant(env, 'Self Cancel Club');
+    const c = apiClient(env.app, m.secret);
+    const { club, link, url } = await planLink(c, m);
+    await subscribe(url, club.id);
+    const [first] = await paymentsOf(c, link.id);
+    const subId = first.subscription_id;
+    // A month on, a renewal: its receipt offers the cancel too.
+    env.clock.set(new Date(Date.parse((await c('get', `/subscriptions/${subId}`).expect(200)).body.current_period_end) + 60_000));
+    await renewJob();
+    const [renewal] = await paymentsOf(c, link.id);
+    expect(renewal.id).to.not.equal(first.id);
+    const receipt = (await http().get(`/receipt/${renewal.id}`).expect(200)).text;
+    expect(receipt).to.include(`href="/receipt/${renewal.id}?cancel=1#subscription-title">Cancel subscription</a>`);
+    expect(receipt).to.not.include('cancel-subscription');
+    // The link asks first: one button posts, "Keep it" goes back.
+    const confirm = (await http().get(`/receipt/${renewal.id}?cancel=1`).expect(200)).text;
+    expect(confirm).to.include('Cancel your subscription to Beans every month?');
+    expect(confirm).to.include(`<form method="post" action="/receipt/${renewal.id}/cancel-subscription"`);
+    expect((await c('get', `/subscriptions/${subId}`).expect(200)).body.status).to.equal('active');
+
+    const done = await http().post(`/receipt/${renewal.id}/cancel-subscription`).expect(303);
+    expect(done.headers.location).to.equal(`/receipt/${renewal.id}?canceled=1#subscription-title`);
+    const canceled = (await c('get', `/subscriptions/${subId}`).expect(200)).body;
+    expect([canceled.status, canceled.canceled_by, canceled.canceled_at]).to.deep.equal(['canceled', 'customer', env.clock.now().toISOString()]);
+    const after = (await http().get(done.headers.location).expect(200)).text;
+    expect(after).to.include('Your subscription is canceled. Self Cancel Club will not charge you for it again.');
+    expect(after).to.not.include('Cancel subscription</a>');
+    // The first payment's receipt: canceled, nothing to cancel, and the confirmation is not offered again.
+    const firstReceipt = (await http().get(`/receipt/${first.id}?cancel=1`).expect(200)).text;
+    expect(firstReceipt).to.include('you will not be charged again');
+    expect(firstReceipt).to.not.include('cancel-subscription');
+    // A second cancel (a double submit, the other receipt) changes nothing and emits nothing.
+    await http().post(`/receipt/${first.id}/cancel-subscription`).expect(303);
+    const events = (await env.rt.db('events').where({ type: 'subscription.canceled' }).select('payload')).map((e: any) => JSON.parse(e.payload)).filter((p: any) => p.subscriptionId === subId);
+    expect(events.map((p: any) => p.canceledBy)).to.deep.equal(['customer']);
+    // No renewal after it.
+    env.clock.advance(60 * DAY);
+    await renewJob();
+    expect(await paymentsOf(c, link.id)).to.have.length(2);
+    // Only a subscription's payment can cancel one; an unknown or malformed id is the receipt's 404.
+    const oneOff = (await c('post', '/links', { type: 'amount', name: 'Tip jar', amount: 500, currency: 'EUR' }).expect(201)).body;
+    const paid = await http().post(`/${m.handle}/${oneOff.path}`).type('form').send(CUSTOMER).expect(303);
+    await http().post(new URL(paid.headers.location).pathname).type('form').send({ card_number: '4242 4242 4242 4242' }).expect(303);
+    const [tip] = await paymentsOf(c, oneOff.id);
+    expect((await http().get(`/receipt/${tip.id}`).expect(200)).text).to.not.include('Cancel subscription');
+    await http().post(`/receipt/${tip.id}/cancel-subscription`).expect(404);
+    await http().post('/receipt/pay_0000000000000000000000/cancel-subscription').expect(404);
+    await http().post('/receipt/nope/cancel-subscription').expect(404);
   });
 
   it('records a renewal once when the same invoice is reported many times at once, and moves the period once', async function () {

@@ -235,7 +235,7 @@ export const EVENT_PAYLOAD_SCHEMAS = {
   'payment_request.refreshed': z.strictObject({ merchantId, requestId: publicIdOf('req'), newRequestId: publicIdOf('req'), reference: z.string().nullable() }),
   'subscription.created': z.strictObject(subscriptionFields),
   'subscription.renewed': z.strictObject(subscriptionFields),
-  'subscription.canceled': z.strictObject({ ...subscriptionFields, canceledBy: z.enum(['merchant', 'provider']) }),
+  'subscription.canceled': z.strictObject({ ...subscriptionFields, canceledBy: z.enum(['merchant', 'customer', 'provider']) }),
 } satisfies Record<EventType, z.ZodType>;
 
 type PayloadOf<T extends EventType> = z.infer<(typeof EVENT_PAYLOAD_SCHEMAS)[T]>;
@@ -422,8 +422,9 @@ export interface EventPayloads {
    */
   'subscription.renewed': PayloadOf<'subscription.renewed'>;
   /**
-   * The subscription ended: the merchant canceled it (`canceledBy: "merchant"`) or the provider did
-   * (the customer canceled there, or renewals kept failing). No renewal follows.
+   * The subscription ended: the merchant canceled it (`canceledBy: "merchant"`), the customer did from
+   * their receipt page (`"customer"`), or the provider did (the customer canceled there, or renewals
+   * kept failing). No renewal follows.
    * @example { "merchantId": "mer_3kTq…", "subscriptionId": "sub_5Hq…", "linkId": "lnk_7Hd2…", "customerId": "cus_x2P…", "provider": "stripe", "amount": 900, "currency": "EUR", "status": "canceled", "currentPeriodEnd": "2026-05-02T09:00:00.000Z", "paymentId": null, "canceledBy": "merchant" }
    */
   'subscription.canceled': PayloadOf<'subscription.canceled'>;

@@ -12,7 +12,8 @@
  * Both phases sample the event loop with a 1 ms interval timer, as reminders.ts does.
  *
  * Standalone: `npx tsx test/bench/smtp.ts` (SQLite; BENCH_DATABASE_URL=mysql://root@127.0.0.1:3306 for
- * a fresh MariaDB database + BENCH_REDIS_URL).
+ * a fresh MariaDB database + BENCH_REDIS_URL). BENCH_NODE_ARGS: space-separated flags for the measured
+ * process (e.g. `--cpu-prof`).
  */
 import { loopGaps, runBenchChild, runStandalone, type CheckFn } from './child.ts';
 import path from 'node:path';
@@ -155,6 +156,7 @@ export async function measureSmtp(env: Record<string, string>, messages: number,
       env: { ...env, SMTP_URL: smtp.url, MAIL_FROM: 'bench@paylink.test' },
       childVar: 'BENCH_SMTP_CHILD',
       payload: { seeded, label, slow, delayMs },
+      nodeArgs: process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : [],
       withChild: (c) => {
         measured = c;
         c.on('message', (m: ToParent) => {

@@ -168,7 +168,7 @@ export const SENTENCES: { [T in EventType]: Sentence<T> } = {
   'payment_request.refreshed': (p) => ({ text: `A customer asked for a new link: ${p.reference ? `payment request ${p.reference}` : 'a new payment request'} replaces the expired one.`, href: requestHref(p.newRequestId) }),
   'subscription.created': (p, n) => ({ text: `${capital(customerName(p.customerId, n))} subscribed ${p.linkId ? `through ${linkName(p.linkId, n)}` : 'to a plan'} for ${money(p.amount, p.currency)} per period.`, href: '/app/subscriptions' }),
   'subscription.renewed': (p, n) => ({ text: `${capital(customerName(p.customerId, n))}’s subscription renewed: ${money(p.amount, p.currency)}.`, href: p.paymentId ? paymentHref(p.paymentId) : '/app/subscriptions' }),
-  'subscription.canceled': (p, n) => ({ text: `${capital(customerName(p.customerId, n))}’s subscription was canceled${p.canceledBy === 'merchant' ? ' by you' : ' at the payment provider'}.`, href: '/app/subscriptions' }),
+  'subscription.canceled': (p, n) => ({ text: `${capital(customerName(p.customerId, n))}’s subscription was canceled${p.canceledBy === 'merchant' ? ' by you' : p.canceledBy === 'customer' ? ' by the customer' : ' at the payment provider'}.`, href: '/app/subscriptions' }),
 };
 
 /** One event in words, with the page it is about. */

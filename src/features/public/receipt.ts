@@ -3,12 +3,15 @@
  * bits) is the only key, so the page shows nothing a customer would not want on a printed receipt.
  * `?continue=1` adds the merchant's "continue" button for links that open their redirect URL in a
  * new tab; that URL always comes from the link, never from the query string.
+ *
+ * A subscription's receipt lets the customer cancel it (`?cancel=1` asks first; the POST cancels
+ * through the provider, as the merchant's cancel does): no account, no email to the merchant.
  */
 import { lineItemsView } from '../../core/line-items.ts';
 import express, { type Request, type Response } from 'express';
 import type { AppDeps } from '../../web/deps.ts';
 import type { Renderer } from '../../core/http.ts';
-import { NotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
+import { AppError, NotFoundError, ServiceUnavailableError } from '../../core/errors.ts';
 import { formatMoney } from '../../core/money.ts';
 import { formatPaymentMethod, outcomeForCustomer, type Payment } from '../checkout/index.ts';
 import { redirectUrlFor } from '../links/index.ts';
@@ -55,6 +58,21 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
 
   router.get('/receipt/:paymentId', (req: Request, res: Response) => show(req, res));
 
+  /** "Yes, cancel my subscription" (asked on `?cancel=1`): the provider stops billing, then Paylink records it. */
+  router.post('/receipt/:paymentId/cancel-subscription', async (req: Request, res: Response) => {
+    const { payment } = await found(req);
+    if (!payment.subscriptionId) throw new NotFoundError();
+    try {
+      await rt.subscriptions.cancelForCustomer(payment.subscriptionId);
+    } catch (err) {
+      // Unreachable (503) or refused (422) by the provider: nothing changed; the page says so by the button.
+      if (err instanceof ServiceUnavailableError) return show(req, res, { cancelError: err.userMessage }, 503);
+      if (err instanceof AppError && err.code === 'provider_refused') return show(req, res, { cancelError: err.userMessage }, 422);
+      throw err;
+    }
+    res.redirect(303, `/receipt/${payment.id}?canceled=1#subscription-title`);
+  });
+
   /** "Forget this card": the provider deletes the saved card, then Paylink its record. */
   router.post('/receipt/:paymentId/forget-card', async (req: Request, res: Response) => {
     const { payment } = await found(req);
@@ -70,7 +88,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     res.redirect(303, `/receipt/${payment.id}?forgotten=1`);
   });
 
-  async function show(req: Request, res: Response, extra: { forgetError?: string } = {}, status = 200): Promise<void> {
+  async function show(req: Request, res: Response, extra: { forgetError?: string; cancelError?: string } = {}, status = 200): Promise<void> {
     const { payment, session } = await found(req);
     const merchant = await rt.merchants.getByKey(payment.merchantKey);
     if (!merchant) throw new NotFoundError();
@@ -94,6 +112,10 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
           trialDays: sub.status === 'trialing' && sub.firstPaymentId === payment.id ? sub.trialDays : null,
           next: sub.status === 'canceled' ? null : dateIn(sub.currentPeriodEnd, merchant.timezone),
           canceled: sub.canceledAt ? dateIn(sub.canceledAt, merchant.timezone) : null,
+          // The customer asked to cancel (the confirmation), has just canceled, or the provider could not.
+          confirm: sub.status !== 'canceled' && (req.query.cancel === '1' || extra.cancelError !== undefined),
+          justCanceled: sub.status === 'canceled' && sub.canceledBy === 'customer' && req.query.canceled === '1',
+          cancelError: extra.cancelError ?? null,
         }
       : null;
 

@@ -37,6 +37,8 @@ export function subscriptionsRoutes(rt: Deps, render: Renderer): express.Router 
     // What the next date means: a renewal while it is live; when it ended, the cancellation.
     next: s.status === 'canceled' ? null : dateIn(s.currentPeriodEnd, m.timezone),
     canceledOn: s.canceledAt ? dateIn(s.canceledAt, m.timezone) : null,
+    // Who ended it (unknown for subscriptions canceled before Paylink kept it).
+    canceledBy: s.canceledBy === 'merchant' ? 'by you' : s.canceledBy === 'customer' ? 'by the customer' : s.canceledBy === 'provider' ? 'at the payment provider' : null,
   });
 
   router.get('/subscriptions', async (req, res) => {

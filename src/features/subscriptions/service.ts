@@ -7,8 +7,9 @@
  *   renewed   → active, the period moves on; a new paid payment of the link (checkout's
  *               `recordRenewal`: payments and revenue, never the limit), once per provider invoice.
  *   past_due  ⇄ active: the provider could not charge a renewal (it retries on its side), or did.
- *   canceled  ← by the merchant (the provider's `cancelSubscription` first: unreachable → 503 and
- *               nothing changes) or by the provider (`canceled`). Final: renewals are refused.
+ *   canceled  ← by the merchant or by the customer from their receipt page (the provider's
+ *               `cancelSubscription` first: unreachable → 503 and nothing changes), or by the provider
+ *               (`canceled`). Final: renewals are refused. `canceled_by` says who.
  *
  * Every change is one conditional UPDATE with its event in the same transaction, so a replayed
  * webhook or a second worker changes nothing twice. No provider call runs inside a transaction.
@@ -29,6 +30,8 @@ import { recurringLabel } from '../products/index.ts';
 export const SUBSCRIPTION_STATUSES = ['trialing', 'active', 'past_due', 'canceled'] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 export type Interval = 'day' | 'week' | 'month' | 'year';
+/** Who ended a subscription. */
+export type CanceledBy = 'merchant' | 'customer' | 'provider';
 
 export interface Subscription {
   key: number;
@@ -52,6 +55,8 @@ export interface Subscription {
   firstPaymentId: string | null;
   currentPeriodEnd: Date;
   canceledAt: Date | null;
+  /** Null while it runs (and for one canceled before Paylink kept who did). */
+  canceledBy: CanceledBy | null;
   createdAt: Date;
 }
 
@@ -76,6 +81,7 @@ const subscriptionFrom = (r: any): Subscription => ({
   firstPaymentId: r.first_payment_id ?? null,
   currentPeriodEnd: toDate(r.current_period_end),
   canceledAt: toDateOrNull(r.canceled_at),
+  canceledBy: r.canceled_by ?? null,
   createdAt: toDate(r.created_at),
 });
 
@@ -152,6 +158,7 @@ export function subscriptionJson(s: SubscriptionView) {
     first_payment_id: s.firstPaymentId,
     current_period_end: s.currentPeriodEnd.toISOString(),
     canceled_at: s.canceledAt?.toISOString() ?? null,
+    canceled_by: s.canceledBy,
     created_at: s.createdAt.toISOString(),
   };
 }
@@ -165,8 +172,8 @@ export function createSubscriptionService(deps: SubscriptionDeps) {
   }
 
   async function emit(trx: Trx, type: 'subscription.created' | 'subscription.renewed', s: Subscription, paymentId: string): Promise<void>;
-  async function emit(trx: Trx, type: 'subscription.canceled', s: Subscription, paymentId: null, canceledBy: 'merchant' | 'provider'): Promise<void>;
-  async function emit(trx: Trx, type: 'subscription.created' | 'subscription.renewed' | 'subscription.canceled', s: Subscription, paymentId: string | null, canceledBy?: 'merchant' | 'provider'): Promise<void> {
+  async function emit(trx: Trx, type: 'subscription.canceled', s: Subscription, paymentId: null, canceledBy: CanceledBy): Promise<void>;
+  async function emit(trx: Trx, type: 'subscription.created' | 'subscription.renewed' | 'subscription.canceled', s: Subscription, paymentId: string | null, canceledBy?: CanceledBy): Promise<void> {
     const payload = {
       merchantId: (await deps.refs.merchantIdOf(trx, s.merchantKey))!,
       subscriptionId: s.id,
@@ -198,6 +205,22 @@ export function createSubscriptionService(deps: SubscriptionDeps) {
     const s = typeof id === 'string' && id.length <= 64 ? await load(db, { merchant_id: merchantKey, public_id: id }) : null;
     if (!s) throw new NotFoundError('No such subscription.');
     return s;
+  }
+
+  /** The provider stops billing (its `cancelSubscription`), then the subscription is canceled; unreachable → 503, refused → 422, and nothing changes. */
+  async function stopBilling(sub: Subscription, by: CanceledBy): Promise<boolean> {
+    const provider = deps.registries.providers.get(sub.provider);
+    if (provider?.cancelSubscription) {
+      const settings = (await deps.settingsFor(sub.merchantKey, sub.provider)) ?? {};
+      try {
+        await provider.cancelSubscription(await service.pluginView(sub), settings);
+      } catch (err) {
+        const pe = providerErrorOf(err);
+        if (pe && !pe.retryable) throw new AppError('provider_refused', 422, `The payment provider refused to cancel this subscription${pe.message ? `: ${pe.message}` : '.'}`);
+        throw new ServiceUnavailableError('The payment provider is not reachable right now, so the subscription was not canceled. Try again in a moment.', err);
+      }
+    }
+    return service.markCanceled(sub, by);
   }
 
   const service = {
@@ -305,13 +328,13 @@ export function createSubscriptionService(deps: SubscriptionDeps) {
       await db('subscriptions').where({ id: sub.key }).whereIn('status', ['trialing', 'active', 'past_due']).update({ status, updated_at: clock.now() });
     },
 
-    /** Canceled (by the provider, or after the provider stopped billing for the merchant). False when it already was. */
-    async markCanceled(sub: Subscription, by: 'merchant' | 'provider'): Promise<boolean> {
+    /** Canceled (by the provider, or after the provider stopped billing for the merchant or the customer). False when it already was. */
+    async markCanceled(sub: Subscription, by: CanceledBy): Promise<boolean> {
       return inTransaction(db, async (trx) => {
         const now = clock.now();
-        const n = await trx('subscriptions').where({ id: sub.key }).whereNot({ status: 'canceled' }).update({ status: 'canceled', canceled_at: now, updated_at: now });
+        const n = await trx('subscriptions').where({ id: sub.key }).whereNot({ status: 'canceled' }).update({ status: 'canceled', canceled_at: now, canceled_by: by, updated_at: now });
         if (!n) return false;
-        await emit(trx, 'subscription.canceled', { ...sub, status: 'canceled', canceledAt: now }, null, by);
+        await emit(trx, 'subscription.canceled', { ...sub, status: 'canceled', canceledAt: now, canceledBy: by }, null, by);
         return true;
       });
     },
@@ -323,19 +346,20 @@ export function createSubscriptionService(deps: SubscriptionDeps) {
     async cancel(merchantKey: number, id: string): Promise<SubscriptionView> {
       const sub = await own(merchantKey, id);
       if (sub.status === 'canceled') throw new ConflictError('already_canceled', 'This subscription is already canceled.');
-      const provider = deps.registries.providers.get(sub.provider);
-      if (provider?.cancelSubscription) {
-        const settings = (await deps.settingsFor(sub.merchantKey, sub.provider)) ?? {};
-        try {
-          await provider.cancelSubscription(await service.pluginView(sub), settings);
-        } catch (err) {
-          const pe = providerErrorOf(err);
-          if (pe && !pe.retryable) throw new AppError('provider_refused', 422, `The payment provider refused to cancel this subscription${pe.message ? `: ${pe.message}` : '.'}`);
-          throw new ServiceUnavailableError('The payment provider is not reachable right now, so the subscription was not canceled. Try again in a moment.', err);
-        }
-      }
-      await service.markCanceled(sub, 'merchant');
+      await stopBilling(sub, 'merchant');
       return (await views([(await load(db, { id: sub.key }))!]))[0];
+    },
+
+    /**
+     * The customer cancels from the receipt page of one of its payments (the payment id, 128 random
+     * bits, is their key, as for the receipt itself): the same as the merchant's cancel, recorded as
+     * the customer's. Already canceled: nothing happens (false).
+     */
+    async cancelForCustomer(subscriptionId: string): Promise<boolean> {
+      const sub = await service.get(subscriptionId);
+      if (!sub) throw new NotFoundError('No such subscription.');
+      if (sub.status === 'canceled') return false;
+      return stopBilling(sub, 'customer');
     },
 
     async getView(merchantKey: number, id: string): Promise<SubscriptionView> {
