@@ -18,11 +18,16 @@
  *   1. bare node:http hello-world         2. Express 5 hello-world
  *   3. Paylink pay page on SQLite          4. Paylink pay page on MariaDB + Redis (if reachable)
  * Paylink runs as in production (NODE_ENV=production, LOG_LEVEL=warn) on a fresh database seeded
- * with one merchant and one amount link; the merchant takes payments through Stripe (BENCH_STRIPE), and
- * a fifth target serves the same page on SQLite for a merchant on the sandbox only, measured right after it in every round; after the
- * rounds the two are compared in BENCH_PAIRS (12) pairs of BENCH_PAIR_SECONDS (1.5 s) back-to-back rounds, alternating which goes
- * first, and the median of the pairs' ratios is the cost of the Stripe provider on a pay page (with Stripe / sandbox only ≥ 0.95).
- * BENCH_STRIPE_CONTROL_US=N adds a negative control: a Stripe page made N µs per request dearer (spin.ts) paired the same way.
+ * with one merchant and one amount link; the merchant takes payments through Stripe (BENCH_STRIPE).
+ * What Stripe costs a pay page: the SQLite server also serves the same page of a second merchant on
+ * the sandbox only, and after the rounds the two pages are compared in BENCH_PAIRS (12) pairs of
+ * BENCH_PAIR_SECONDS (1.5 s) back-to-back rounds, alternating which goes first; the median of the
+ * pairs' ratios is the check (with Stripe / sandbox only ≥ 0.95). Sharing the process, the two pages
+ * differ only by the merchant's provider: two processes also differ by CPU placement and memory
+ * (an A/A pair of servers read 0.85–1.0). As a cross-check, a fifth target serves the sandbox
+ * merchant's page from a server of its own (measured right after the Stripe page in every round,
+ * then paired the same way). BENCH_STRIPE_CONTROL_US=N adds a negative control: a third merchant on
+ * Stripe whose pages cost N µs more per request (spin.ts), paired with the sandbox merchant's page.
  *
  * Analytics (analytics.ts), on a fresh SQLite file — or a fresh MariaDB database + Redis when
  * BENCH_DATABASE_URL is a mysql:// server URL: seeds one link with BENCH_VIEWS views over 90 days
@@ -109,6 +114,9 @@ const PAIRS = Math.max(2, Number(process.env.BENCH_PAIRS ?? 12));
 const PAIR_SECONDS = Number(process.env.BENCH_PAIR_SECONDS ?? 1.5);
 /** > 0: also pair a Stripe page made this many µs per request dearer (spin.ts) with the sandbox-only page, as a negative control. */
 const STRIPE_CONTROL_US = Number(process.env.BENCH_STRIPE_CONTROL_US ?? 0);
+/** The merchants seeded beside the Stripe merchant on its server: the sandbox-only one, and the control's. */
+const SANDBOX_HANDLE = 'bench-sandbox';
+const CONTROL_HANDLE = 'bench-control';
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const MYSQL_URL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -436,12 +444,26 @@ function stopsLoudly(t: Target, child: Child): Target {
   };
 }
 
-async function paylink(node: NodeRun, name: string, dbEnv: PaylinkEnv, stripe = STRIPE, spinUs = 0): Promise<Target> {
+/** More merchants in a Paylink target's database, each with the same link: served by the same process. */
+interface AlsoSeeded {
+  handle: string;
+  /** true: on the sandbox only (the merchant of the target takes Stripe when BENCH_STRIPE). */
+  sandboxOnly: boolean;
+  /** > 0: this merchant's pages cost that many µs more per request (spin.ts): the negative control. */
+  spinUs?: number;
+}
+
+async function paylink(node: NodeRun, name: string, dbEnv: PaylinkEnv, stripe = STRIPE, also: AlsoSeeded[] = []): Promise<Target & { also: Map<string, string> }> {
   name = named(node, name);
   const { env, origin } = await listening(paylinkEnv(dbEnv, `paylink_bench_${tag}_${node.label.replace(/\W+/g, '')}`, stripe));
   const seeded = JSON.parse(await runScript(path.join(HERE, 'seed.ts'), env)) as { handle: string; path: string };
-  // spinUs > 0 only for the negative control of the Stripe comparison (spin.ts).
-  const child = spinUs > 0 ? start(node, 'src/server.ts', { ...env, BENCH_SPIN_US: String(spinUs) }, profileArgs(name), ['test/bench/spin.ts']) : start(node, 'src/server.ts', env, profileArgs(name));
+  const alsoUrls = new Map<string, string>();
+  for (const a of also) {
+    const more = JSON.parse(await runScript(path.join(HERE, 'seed.ts'), { ...env, BENCH_HANDLE: a.handle, ...(a.sandboxOnly ? { BENCH_SANDBOX_ONLY: '1' } : {}) })) as { handle: string; path: string };
+    alsoUrls.set(a.handle, `${origin}/${more.handle}/${more.path}`);
+  }
+  const spin = also.find((a) => (a.spinUs ?? 0) > 0);
+  const child = spin ? start(node, 'src/server.ts', { ...env, BENCH_SPIN_US: String(spin.spinUs), BENCH_SPIN_PATH: `/${spin.handle}/` }, profileArgs(name), ['test/bench/spin.ts']) : start(node, 'src/server.ts', env, profileArgs(name));
   const payUrl = `${origin}/${seeded.handle}/${seeded.path}`;
   let url = payUrl;
   const notes: string[] = [];
@@ -457,7 +479,17 @@ async function paylink(node: NodeRun, name: string, dbEnv: PaylinkEnv, stripe = 
   await check.arrayBuffer();
   const cookie = check.headers.get('set-cookie');
   notes.push(cookie ? `MISS: the pay page sets a cookie (${cookie.split(';')[0].split('=')[0]}); it must not touch the session` : 'no Set-Cookie on the pay page (no session)');
-  return stopsLoudly(await target(node, name, child, url, notes), child);
+  for (const [handle, u] of alsoUrls) {
+    const res = await fetch(u);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`${name}: the page of ${handle} answered ${res.status}`);
+  }
+  return { ...stopsLoudly(await target(node, name, child, url, notes), child), also: alsoUrls };
+}
+
+/** Another page served by `t`'s process (one of its `also` merchants): measured alone, never stopped itself. */
+function samePage(t: Target & { also: Map<string, string> }, handle: string, name: string): Target {
+  return { name: named(t.node, name), node: t.node, url: t.also.get(handle)!, pid: t.pid, bytes: t.bytes, notes: [], answered: 0, stop: async () => {} };
 }
 
 async function mariadbReachable(): Promise<boolean> {
@@ -819,18 +851,28 @@ const quartiles = (xs: number[]) => {
   return `${s[Math.floor((s.length - 1) / 4)].toFixed(3)}–${s[Math.ceil(((s.length - 1) * 3) / 4)].toFixed(3)}`;
 };
 
-/** The pay page with the Stripe provider enabled against the same page with the sandbox only (issue: "ratios do not drop"). */
-function reportStripeCost(stripe: Measured, sandbox: Measured, pairs: Paired, control: { spinUs: number; pairs: Paired } | null): string[] {
+/** The Stripe comparison: on the same server (the check), across servers (a cross-check) and the negative control. */
+interface StripeCost {
+  pairs: Paired;
+  across: Paired;
+  control: { spinUs: number; pairs: Paired } | null;
+}
+
+/** The pay page of a merchant on Stripe against the same page of a merchant on the sandbox only (issue: "ratios do not drop"). */
+function reportStripeCost(stripe: Measured, sandbox: Measured, cost: StripeCost): string[] {
+  const { pairs, across, control } = cost;
   const ratio = median(pairs.ratios);
-  const out = ['', `Pay page with the Stripe provider enabled against the same page taking the sandbox only (SQLite), ${pairs.ratios.length} pairs of ${PAIR_SECONDS} s rounds, alternating which goes first:`];
+  const out = ['', `Pay page of a merchant on Stripe against the same page of a merchant on the sandbox only (SQLite), ${pairs.ratios.length} pairs of ${PAIR_SECONDS} s rounds, alternating which goes first:`];
   out.push(`  ${check('pay page: with Stripe / sandbox only', ratio.toFixed(3), `≥ ${TARGETS.stripe.toFixed(2)} (no drop; median of pairs)`, ratio >= TARGETS.stripe && pairs.bad === 0)}`);
-  out.push(`  pairs: ${pairs.ratios.map((r) => r.toFixed(3)).join(' / ')} (middle half ${quartiles(pairs.ratios)})`);
-  if (pairs.cpuRatios.length) out.push(`  by server CPU/request, median of pairs: ${median(pairs.cpuRatios).toFixed(3)} (middle half ${quartiles(pairs.cpuRatios)}; cross-check, not the target)`);
-  if (pairs.bad) out.push(`  MISS: ${fmt(pairs.bad)} non-2xx answers or errors in the pair rounds`);
-  out.push(`  best rounds of the interleaved rounds above: ${(stripe.rps / sandbox.rps).toFixed(3)} (per round ${stripe.rounds.map((r, i) => (r.rps / sandbox.rounds[i].rps).toFixed(3)).join(' / ')}; not the target: seconds apart, other targets between)`);
+  out.push(`  same server, pairs: ${pairs.ratios.map((r) => r.toFixed(3)).join(' / ')} (middle half ${quartiles(pairs.ratios)})`);
+  if (pairs.cpuRatios.length) out.push(`  by server CPU/request, median of pairs: ${median(pairs.cpuRatios).toFixed(3)} (middle half ${quartiles(pairs.cpuRatios)}; cross-check)`);
+  out.push(`  servers of their own, median of pairs: ${median(across.ratios).toFixed(3)} (middle half ${quartiles(across.ratios)}; cross-check: two processes also differ in placement and memory)`);
+  out.push(`  best rounds of the interleaved rounds above, servers of their own: ${(stripe.rps / sandbox.rps).toFixed(3)} (per round ${stripe.rounds.map((r, i) => (r.rps / sandbox.rounds[i].rps).toFixed(3)).join(' / ')}; not the target)`);
+  const bad = pairs.bad + across.bad + (control?.pairs.bad ?? 0);
+  if (bad) out.push(`  MISS: ${fmt(bad)} non-2xx answers or errors in the pair rounds`);
   if (control) {
     const c = median(control.pairs.ratios);
-    out.push(`  negative control: the Stripe page made ${control.spinUs} µs/request dearer (spin.ts) / sandbox only: median ${c.toFixed(3)} (middle half ${quartiles(control.pairs.ratios)}) — ${c < TARGETS.stripe ? 'below the target: a cost of that size is caught' : 'NOT below the target: the comparison cannot see a cost of that size'}`);
+    out.push(`  negative control: a Stripe merchant's page made ${control.spinUs} µs/request dearer (spin.ts), same server / sandbox only: median ${c.toFixed(3)} (middle half ${quartiles(control.pairs.ratios)}) — ${c < TARGETS.stripe ? 'below the target: a cost of that size is caught' : 'NOT below the target: the comparison cannot see a cost of that size'}`);
   }
   return out;
 }
@@ -937,16 +979,21 @@ async function main(): Promise<number> {
     const other = otherNode();
     const nodes = [THIS_NODE, ...(other ? [other] : [])];
     let sandboxOnly: Target | null = null;
+    let stripeServer: (Target & { also: Map<string, string> }) | null = null;
     const started: { node: NodeRun; bare: Target; express: Target; pays: Target[]; maria: boolean; recording: Target & { origin: string }; without: Target }[] = [];
     for (const node of nodes) {
       const suffix = node === THIS_NODE ? '' : `-${node.label.replace(/\W+/g, '')}`;
       const bare = await baseline(node, 'bare node:http hello', 'hello-node.ts');
       const express = await baseline(node, 'Express 5 hello', 'hello-express.ts');
-      const pays = [await paylink(node, 'pay page, SQLite', { DATABASE_URL: path.join(tmp, `paylink${suffix}.db`) })];
-      // The same page of a merchant taking payments through the sandbox only: what Stripe costs a pay
-      // page. Started right after it and measured right after it in every round, so the two meet the
-      // same conditions (servers alive, what ran just before): measured last in a round instead, it
-      // read 0.87 while the same two servers measured side by side alone read 1.0 ± noise.
+      // What Stripe costs a pay page: the same server also serves the same page of a merchant on the
+      // sandbox only (and, with BENCH_STRIPE_CONTROL_US, of a Stripe merchant whose pages are made
+      // dearer on purpose), so the comparison shares the process, its memory and its CPU placement.
+      const also: AlsoSeeded[] = STRIPE && node === THIS_NODE ? [{ handle: SANDBOX_HANDLE, sandboxOnly: true }, ...(STRIPE_CONTROL_US > 0 ? [{ handle: CONTROL_HANDLE, sandboxOnly: false, spinUs: STRIPE_CONTROL_US }] : [])] : [];
+      const sqlitePay = await paylink(node, 'pay page, SQLite', { DATABASE_URL: path.join(tmp, `paylink${suffix}.db`) }, STRIPE, also);
+      const pays: Target[] = [sqlitePay];
+      if (also.length) stripeServer = sqlitePay;
+      // The same page from a server of its own whose merchant takes the sandbox only: the comparison
+      // across processes, as a cross-check. Started and measured right after it in every round.
       if (STRIPE && node === THIS_NODE) sandboxOnly = await paylink(THIS_NODE, 'pay page, SQLite, sandbox only', { DATABASE_URL: path.join(tmp, 'paylink-sandbox.db') }, false);
       const maria = await mariadbTarget(node);
       if (maria) pays.push(maria);
@@ -965,17 +1012,22 @@ async function main(): Promise<number> {
 
     const measured = await measureAll(targets);
     // The Stripe cost in pairs of short rounds, after the interleaved rounds (every server warm).
-    let stripePairs: Paired | null = null;
-    let control: { spinUs: number; pairs: Paired } | null = null;
-    if (sandboxOnly) {
-      log(`  Stripe / sandbox only: ${PAIRS} pairs of ${PAIR_SECONDS} s rounds`);
-      stripePairs = await paired(started[0].pays[0], sandboxOnly);
+    let stripeCost: StripeCost | null = null;
+    if (stripeServer && sandboxOnly) {
+      const sandboxPage = samePage(stripeServer, SANDBOX_HANDLE, 'pay page, SQLite, sandbox-only merchant (same server)');
+      await cannon(sandboxPage, WARMUP);
+      log(`  Stripe / sandbox only, same server: ${PAIRS} pairs of ${PAIR_SECONDS} s rounds`);
+      const pairs = await paired(stripeServer, sandboxPage);
+      log(`  Stripe / sandbox only, servers of their own: ${PAIRS} pairs of ${PAIR_SECONDS} s rounds`);
+      const across = await paired(stripeServer, sandboxOnly);
+      let control: StripeCost['control'] = null;
       if (STRIPE_CONTROL_US > 0) {
-        const dearer = await paylink(THIS_NODE, `pay page, SQLite, +${STRIPE_CONTROL_US} µs (control)`, { DATABASE_URL: path.join(tmp, 'paylink-control.db') }, true, STRIPE_CONTROL_US);
-        targets.push(dearer);
+        const dearer = samePage(stripeServer, CONTROL_HANDLE, `pay page, SQLite, Stripe +${STRIPE_CONTROL_US} µs (control)`);
         await cannon(dearer, WARMUP);
-        control = { spinUs: STRIPE_CONTROL_US, pairs: await paired(dearer, sandboxOnly) };
+        log(`  negative control: ${PAIRS} pairs of ${PAIR_SECONDS} s rounds`);
+        control = { spinUs: STRIPE_CONTROL_US, pairs: await paired(dearer, sandboxPage) };
       }
+      stripeCost = { pairs, across, control };
     }
     const byName = (t: Target) => measured.find((m) => m.name === t.name)!;
     // A graceful stop writes every queued view; then the rows must equal the counters.
@@ -1003,7 +1055,7 @@ async function main(): Promise<number> {
     }
     if (sets.length > 1) out.push(...sideBySide(sets));
     out.push(...reportAnalytics({ db: adb, seeded, latency, diagnostics, answered, counted }, sets));
-    if (sandboxOnly && stripePairs) out.push(...reportStripeCost(byName(started[0].pays[0]), byName(sandboxOnly), stripePairs, control));
+    if (sandboxOnly && stripeCost) out.push(...reportStripeCost(byName(started[0].pays[0]), byName(sandboxOnly), stripeCost));
     if (reminders) out.push(...reportReminders(reminders, check));
     if (webhooks) out.push(...reportWebhooks(webhooks, check));
     if (crypto) out.push(...reportCrypto(crypto, check));
@@ -1027,7 +1079,7 @@ async function main(): Promise<number> {
     if (cryptoWrong) process.stderr.write('bench: the crypto watcher read a block twice or missed a paid checkout\n');
     const smtpWrong = smtp !== null && !smtpCorrect(smtp);
     if (smtpWrong) process.stderr.write('bench: the SMTP drain did not send each message exactly once\n');
-    const badPairs = (stripePairs?.bad ?? 0) + (control?.pairs.bad ?? 0);
+    const badPairs = stripeCost ? stripeCost.pairs.bad + stripeCost.across.bad + (stripeCost.control?.pairs.bad ?? 0) : 0;
     if (badPairs) process.stderr.write(`bench: the Stripe / sandbox-only pairs answered ${badPairs} non-2xx responses or errors\n`);
     return failed.length || badPairs || badPages.length || lost || remindersWrong || webhooksWrong || cryptoWrong || smtpWrong ? 1 : 0;
   } finally {

@@ -10,7 +10,8 @@ try {
   const { merchant } = await rt.services.merchants.signUp({ name: 'Bench Bakery', handle, email: `${handle}@example.test`, password: 'bench password 123' });
   // With the Stripe plugin configured install-wide (BENCH_STRIPE), the merchant takes payments through
   // Stripe instead of the sandbox, as a live shop would.
-  if (rt.registries.providers.get('stripe') && process.env.PAYLINK_PLUGIN_PROVIDER_STRIPE) {
+  // BENCH_SANDBOX_ONLY=1: a merchant on the sandbox alone in the same database (the Stripe comparison).
+  if (rt.registries.providers.get('stripe') && process.env.PAYLINK_PLUGIN_PROVIDER_STRIPE && process.env.BENCH_SANDBOX_ONLY !== '1') {
     await rt.services.providers.update(merchant.key, 'stripe', { enabled: true });
     await rt.services.providers.update(merchant.key, 'sandbox', { enabled: false });
   }

@@ -1,17 +1,19 @@
 /**
  * Bench control only (never loaded by Paylink itself): preloaded into one bench server with
- * `--import`, it makes every HTTP request cost BENCH_SPIN_US microseconds more CPU before the app
- * sees it. The Stripe / sandbox-only comparison runs it as its negative control
+ * `--import`, it makes every HTTP request under BENCH_SPIN_PATH (default: all) cost BENCH_SPIN_US
+ * microseconds more CPU before the app sees it. The Stripe / sandbox-only comparison runs it as its negative control
  * (BENCH_STRIPE_CONTROL_US): a page made that much dearer must read below the target, or the
  * comparison cannot see a cost of that size.
  */
 import http from 'node:http';
 
 const spinNs = BigInt(Math.round(Number(process.env.BENCH_SPIN_US ?? 0) * 1000));
+/** Only requests under this path (one merchant's pages) are made dearer. */
+const spinPath = process.env.BENCH_SPIN_PATH ?? '/';
 if (spinNs > 0n) {
   const emit = http.Server.prototype.emit;
   http.Server.prototype.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'request') {
+    if (event === 'request' && (args[0] as http.IncomingMessage).url?.startsWith(spinPath)) {
       const until = process.hrtime.bigint() + spinNs;
       while (process.hrtime.bigint() < until);
     }
