@@ -265,5 +265,38 @@ forEachTarget('what the checkout collects', (target) => {
       expect(edit.text).to.include('value="Company name"').and.include('value="company_name"').and.include('name="cf_label_3"').and.not.include('name="cf_label_4"');
       expect(edit.text).to.match(/<option value="required" selected>/);
     });
+
+    it('shows more custom-field rows on "Add more fields" without saving, on a new link and when editing; Enter still saves', async () => {
+      const { agent, csrf, form } = await agentFor();
+      // The form's first submit button (the one Enter presses) saves; "Add more fields" comes later.
+      const buttons = [...form.slice(form.indexOf('id="link-form"')).matchAll(/<button type="submit"([^>]*)>([^<]*)</g)].map((m) => [m[1], m[2]]);
+      expect(buttons[0][1]).to.equal('Create link');
+      expect(buttons[0][0]).to.not.include('name=');
+      expect(form).to.include('formaction="/app/links#f-custom-fields"');
+      const rows = (html: string) => [...html.matchAll(/name="cf_label_(\d+)"/g)].length;
+      expect(rows(form)).to.equal(2);
+      const filled = { cf_label_0: 'Company', cf_type_0: 'text', cf_label_1: 'Size', cf_type_1: 'dropdown', cf_options_1: 'S\r\nM' };
+      const more = await agent.post('/app/links').type('form').send({ ...base(csrf), name: 'More rows', ...filled, refresh: 'fields' }).expect(200);
+      expect(rows(more.text)).to.equal(4);
+      expect(more.text).to.include('value="Company"').and.include('value="Size"').and.include('value="More rows"');
+      // Not saved, and no error shown for the dropdown or anything else.
+      expect(await env.rt.db('links').where({ name: 'More rows' }).first()).to.equal(undefined);
+      expect(more.text).to.not.include('Nothing was saved');
+      // Ten filled rows: no more rows, and no button.
+      const ten = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [[`cf_label_${i}`, `Field ${i}`], [`cf_type_${i}`, 'text']]).flat());
+      const full = await agent.post('/app/links').type('form').send({ ...base(csrf), name: 'Full', ...ten, refresh: 'fields' }).expect(200);
+      expect(rows(full.text)).to.equal(10);
+      expect(full.text).to.not.include('Add more fields');
+      // Editing: the same, posted to the link's own address, and the link is unchanged.
+      const ok = await agent.post('/app/links').type('form').send({ ...base(csrf), name: 'Edited rows', ...filled }).expect(303);
+      const id = ok.headers.location.split('/').pop()!;
+      const edit = await agent.get(`/app/links/${id}/edit`).expect(200);
+      expect(edit.text).to.include(`formaction="/app/links/${id}#f-custom-fields"`);
+      const third = { ...filled, cf_label_2: 'Colour', cf_type_2: 'text' };
+      const moreEdit = await agent.post(`/app/links/${id}`).type('form').send({ ...base(csrfFrom(edit.text)), name: 'Edited rows', ...third, refresh: 'fields' }).expect(200);
+      expect(rows(moreEdit.text)).to.equal(5);
+      expect(moreEdit.text).to.include('value="Colour"');
+      expect((await call('get', `/links/${id}`)).body.collect.custom_fields.map((f: any) => f.label)).to.deep.equal(['Company', 'Size']);
+    });
   });
 });

@@ -180,4 +180,37 @@ describe('the items link form in a browser', () => {
       }
     });
   }
+
+  for (const [label, viewport, tag] of [['a desktop', DESKTOP, '1280'], ['a phone', PHONE, '390']] as const) {
+    it(`adds custom-field rows with "Add more fields" on ${label}, and Enter in a field saves the link`, async () => {
+      const tab = await browser().newPage({ storageState, viewport });
+      try {
+        await tab.page.goto(`${env.origin}/app/links/new?type=items`);
+        await tab.page.getByLabel('Name', { exact: true }).fill(`Workshop ${label}`);
+        await tab.page.getByRole('checkbox', { name: /Bike service/ }).check();
+        await tab.page.locator('#f-cf_label_0').fill('Bike model');
+        await tab.page.locator('#f-cf_label_1').fill('Frame size');
+        await tab.page.getByRole('button', { name: 'Add more fields' }).click();
+        await tab.page.waitForURL(/#f-custom-fields$/);
+        expect(await tab.page.locator('.custom-field-row').count()).to.equal(4);
+        expect(await tab.page.locator('#f-cf_label_1').inputValue()).to.equal('Frame size');
+        // The preview follows the posted form at once (not the blank new link's).
+        await tab.page.frameLocator('#link-preview iframe').locator('h1', { hasText: `Workshop ${label}` }).waitFor({ state: 'attached' });
+        // The first new row has the focus, in view: where the merchant types next.
+        expect(await tab.page.evaluate('document.activeElement.id')).to.equal('f-cf_label_2');
+        expect(await tab.page.evaluate('(() => { const r = document.activeElement.getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight; })()')).to.equal(true);
+        await tab.screenshot(`link-form-more-fields-${tag}`);
+        expect(await axeProblems(tab.page)).to.deep.equal([]);
+        await tab.page.keyboard.type('Preferred day');
+        await tab.page.locator('#f-cf_label_2').press('Enter');
+        await tab.page.waitForURL(/\/app\/links\/lnk_[^/]+$/);
+        const id = new URL(tab.page.url()).pathname.split('/').pop()!;
+        const link = await env.rt.db('links').where({ public_id: id }).first();
+        expect(JSON.parse(link.collect).custom_fields.map((f: { label: string }) => f.label)).to.deep.equal(['Bike model', 'Frame size', 'Preferred day']);
+        tab.assertClean();
+      } finally {
+        await tab.close();
+      }
+    });
+  }
 });

@@ -32,6 +32,9 @@ const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 const checked = (v: unknown): boolean => v === 'on' || v === '1' || v === 'true';
 const EMPTY_ROW: CustomFieldRow = { label: '', key: '', type: 'text', required: false, options: '', help: '' };
 
+/** The first row left empty (-1: none): where "Add more fields" puts the focus. */
+export const firstEmptyRow = (v: CollectFormValues): number => v.fields.findIndex((r) => !(r.label.trim() || r.key.trim() || r.options.trim() || r.help.trim()));
+
 /** The rows to show: the given ones and up to two empty ones (10 at most). */
 const padded = (rows: CustomFieldRow[]) => [...rows, ...Array.from({ length: Math.max(0, Math.min(2, CUSTOM_FIELDS_MAX - rows.length)) }, () => ({ ...EMPTY_ROW }))];
 

@@ -9,6 +9,7 @@ import type { Merchant } from '../merchants/index.ts';
 import { qrPaths } from '../qr/index.ts';
 import { conversionRate, remaining, type Link } from './service.ts';
 import { createInputErrors, formFieldErrors, linkValues, newLinkValues, newSendValues, postedSendValues, postedValues, sendInput, updateInput, type LinkFormValues, type LinkType, type SendFormValues } from './form.ts';
+import { firstEmptyRow } from './collect-form.ts';
 import { createActionForms, type ActionFormState } from '../actions/index.ts';
 import type { AfterPaymentPlan } from '../actions/index.ts';
 import { actionCustomer } from '../actions/index.ts';
@@ -152,6 +153,9 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const errors = opts.errors ?? {};
     const link = opts.link;
+    const moreFields = req.method === 'POST' && req.body?.refresh === 'fields';
+    // A boosted post scrolls to the top when swapped: this one goes to the first new row instead.
+    if (moreFields && req.get('HX-Request')) res.set('HX-Reswap', `innerHTML show:#f-cf_row_${Math.max(0, firstEmptyRow(opts.values.collect))}:top`);
     const afterPayment = async () => {
       const customer = link ? await linkCustomer(link) : await sections.customerOf(merchant, (opts.send ?? newSendValues()).customer_id);
       const state = opts.actions ?? (link ? actionForms.saved(await rt.actions.forLink(link.key)) : actionForms.posted({}));
@@ -186,6 +190,10 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
         brandingValues: req.method === 'POST' ? postedLinkBrandingValues(req.body ?? {}, merchant.brandColor) : linkBrandingFormValues(link?.branding ?? null, merchant.brandColor),
         brandingChoices: linkBrandingChoices(merchant),
         previewQuery: link ? `link=${encodeURIComponent(link.id)}` : `type=${opts.type}`,
+        // The form came back with what was posted (errors, "Add more fields"): the preview shows that at once, not the saved link or a blank one.
+        previewPosted: req.method === 'POST',
+        // "Add more fields": the first empty custom-field row takes the focus (and the page scrolls to it).
+        focusRow: moreFields ? firstEmptyRow(opts.values.collect) : -1,
         h: helpers(merchant),
         formatMoney,
       },
@@ -232,8 +240,9 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const type: LinkType = isType(body.type) ? body.type : 'amount';
     const sendValues = postedSendValues(body);
     const again = (errors: Record<string, string>, status: number) => formPage(req, res, { type, values: postedValues(body, type, merchant.currency), send: sendValues, actions: actionForms.posted(body), errors }, status);
-    // Without JavaScript, "Update choices" posts the form to show the chosen customer's channels.
-    if (body.refresh === 'send') return again({}, 200);
+    // Without JavaScript, "Update choices" posts the form to show the chosen customer's channels;
+    // "Add more fields" posts it to show empty custom-field rows after the filled ones. Nothing is saved.
+    if (body.refresh === 'send' || body.refresh === 'fields') return again({}, 200);
     const { sending } = rt;
     // An items link's typed amounts are in its products' currency (the first ticked product's; the service checks they agree).
     const firstItem = body.type === 'items' ? [body.item].flat()[0] : undefined;
@@ -345,6 +354,9 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const { actions } = rt;
     // The after-payment actions were on the form: save them too, checked before anything is written.
     const withActions = actionForms.submitted(body);
+    const posted = () => ({ ...postedValues(body, link.type, link.currency), product_id: link.productId ?? '' });
+    // "Add more fields": the form again with empty custom-field rows after the filled ones; nothing is saved.
+    if (body.refresh === 'fields') return formPage(req, res, { type: link.type, values: posted(), actions: withActions ? actionForms.posted(body) : undefined, link });
     try {
       const errors: FieldError[] = [];
       let input: Record<string, unknown> | null = null;
@@ -367,8 +379,7 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
       const overCap = overCapMessage(err);
       const list = overCap ? [{ field: 'amount', code: 'amount_over_cap', message: overCap }] : fieldErrorList(err);
       if (!list) throw err;
-      const values = { ...postedValues(body, link.type, link.currency), product_id: link.productId ?? '' };
-      await formPage(req, res, { type: link.type, values, actions: withActions ? actionForms.posted(body) : undefined, errors: formFieldErrors(list, body), link }, overCap ? 403 : 422);
+      await formPage(req, res, { type: link.type, values: posted(), actions: withActions ? actionForms.posted(body) : undefined, errors: formFieldErrors(list, body), link }, overCap ? 403 : 422);
     }
   });
 
