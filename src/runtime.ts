@@ -304,6 +304,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         paymentKeyOf: (paymentId) => services.checkout.paymentKeyOf(paymentId),
         receiptDetails: (keys) => services.checkout.receiptDetails(keys),
       },
+      subscriptions: { byIds: (ids) => services.subscriptions.byIds(ids) },
       eta: emailViews(),
       onRecorded: (sent) => {
         for (const key of new Set(sent.map((d) => `${d.merchantKey} ${d.linkId ?? ''}`))) {

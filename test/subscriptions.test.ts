@@ -13,6 +13,7 @@ import { BUILTIN_PLUGINS_DIR, builtinSources, type PluginSource } from '../src/c
 import { definePlugin } from '../src/plugin-api.ts';
 import { apiClient, apiMerchant, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
 import { addInterval } from '../src/features/subscriptions/index.ts';
+import { outboxMessages } from './support/channels.ts';
 
 const CUSTOMER = { name: 'Ann Example', email: 'ann@example.test' };
 const DAY = 86_400_000;
@@ -179,6 +180,36 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     }
     const events = await env.rt.db('events').where({ type: 'subscription.canceled' }).select('payload');
     expect(events.map((e: any) => JSON.parse(e.payload)).filter((p: any) => p.subscriptionId === sub.id).map((p: any) => p.canceledBy)).to.deep.equal(['merchant']);
+  });
+
+  it('says in the receipt email what the payment started or renewed, when it renews, and where to cancel it', async () => {
+    const m = await apiMerchant(env, 'Mail Club');
+    const c = apiClient(env.app, m.secret);
+    const { club, link, url } = await planLink(c, m);
+    const who = { name: 'Mo Example', email: 'mo@example.test' };
+    await subscribe(url, club.id, who);
+    await env.rt.jobs.drain();
+    const sub = (await c('get', '/subscriptions').expect(200)).body.data[0];
+    const receipts = async () => (await outboxMessages(env)).filter((msg) => msg.to === who.email && /receipt/i.test(msg.subject ?? ''));
+    const [first] = await receipts();
+    const next = (at: string) => new Date(at).toLocaleDateString('en-GB', { timeZone: m.merchant.timezone, dateStyle: 'medium' });
+    expect(first.text).to.include(`You subscribed to Beans every month: €29.00 every month. It renews on ${next(sub.current_period_end)}, charged to the same payment method. To cancel it, open your receipt.`);
+    expect(first.text.indexOf('To cancel it')).to.be.lessThan(first.text.indexOf('View your receipt:'));
+    env.clock.set(new Date(Date.parse(sub.current_period_end) + 60_000));
+    await renewJob();
+    await env.rt.jobs.drain();
+    const renewed = (await c('get', `/subscriptions/${sub.id}`).expect(200)).body;
+    const all = await receipts();
+    expect(all).to.have.length(2);
+    const renewal = all.find((msg) => msg !== first && msg.text !== first.text)!;
+    expect(renewal.text).to.include(`This payment renewed your subscription to Beans every month: €29.00 every month. It renews on ${next(renewed.current_period_end)}`);
+    // A one-time payment's receipt says nothing of subscriptions.
+    const oneOff = (await c('post', '/links', { type: 'amount', name: 'Tip jar', amount: 500, currency: 'EUR' }).expect(201)).body;
+    const paid = await http().post(`/${m.handle}/${oneOff.path}`).type('form').send({ name: 'Jo Example', email: 'jo@example.test' }).expect(303);
+    await http().post(new URL(paid.headers.location).pathname).type('form').send({ card_number: '4242 4242 4242 4242' }).expect(303);
+    await env.rt.jobs.drain();
+    const [tip] = (await outboxMessages(env)).filter((msg) => msg.to === 'jo@example.test');
+    expect(tip.text).to.not.include('subscri');
   });
 
   it('lets the customer cancel from any receipt of the subscription: asked first, renewals stop, a second cancel changes nothing', async () => {

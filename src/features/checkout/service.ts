@@ -200,6 +200,8 @@ export interface ReceiptDetails {
   linkName: string | null;
   /** The customer's receipt page. */
   url: string;
+  /** The subscription this payment started or renewed, if any. */
+  subscriptionId: string | null;
 }
 
 /** What happened to an authorization, and where the customer goes next. */
@@ -905,7 +907,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
       for (const r of rows) {
         const p = paymentFrom(r);
         const s = p.sessionKey === null ? null : sessions.get(Number(p.sessionKey)) ?? null;
-        out.set(Number(p.key), { key: Number(p.key), id: p.id, merchantKey: Number(p.merchantKey), linkKey: p.linkKey === null ? null : Number(p.linkKey), customerKey: p.customerKey === null ? null : Number(p.customerKey), status: p.status, amount: p.amount, currency: p.currency, payerName: s?.customerName ?? null, payerEmail: s?.customerEmail ?? null, linkName: s?.link?.name ?? null, url: service.receiptUrl(p) });
+        out.set(Number(p.key), { key: Number(p.key), id: p.id, merchantKey: Number(p.merchantKey), linkKey: p.linkKey === null ? null : Number(p.linkKey), customerKey: p.customerKey === null ? null : Number(p.customerKey), status: p.status, amount: p.amount, currency: p.currency, payerName: s?.customerName ?? null, payerEmail: s?.customerEmail ?? null, linkName: s?.link?.name ?? null, url: service.receiptUrl(p), subscriptionId: p.subscriptionId });
       }
       return out;
     },

@@ -17,6 +17,8 @@ export interface ComposeInput {
   currency: string;
   url: string;
   reminderNumber: number;
+  /** A paragraph after the template's text that no template controls (a subscription's receipt), or null. */
+  note?: string | null;
 }
 
 export interface ComposedMessage {
@@ -41,10 +43,11 @@ export function templateValues(input: Omit<ComposeInput, 'template' | 'brandColo
 type Etas = { html: Eta; text: Eta };
 
 /** What the email views get: the text with its values in, and the merchant's look. */
-function viewData(template: MessageTemplate, brandColor: string, subject: string, body: string, values: Pick<TemplateValues, 'business' | 'amount' | 'url'>) {
+function viewData(template: MessageTemplate, brandColor: string, subject: string, body: string, values: Pick<TemplateValues, 'business' | 'amount' | 'url'>, note: string | null = null) {
   return {
     subject,
     body,
+    note,
     paragraphs: body.split(/\n\s*\n/).map((p) => p.split('\n')),
     business: values.business,
     brand: /^#[0-9a-f]{6}$/i.test(brandColor) ? brandColor : '#2563eb',
@@ -59,9 +62,9 @@ function viewData(template: MessageTemplate, brandColor: string, subject: string
 export function compose(eta: Etas, input: ComposeInput): ComposedMessage {
   const values = templateValues(input);
   const body = fill(input.template.body, values);
-  if (input.template.style !== 'email') return { subject: null, text: textMessage(body, input.url), html: null };
+  if (input.template.style !== 'email') return { subject: null, text: textMessage(input.note ? `${body}\n\n${input.note}` : body, input.url), html: null };
   const subject = fill(input.template.subject ?? '{{business}}', values, { oneLine: true });
-  const data = viewData(input.template, input.brandColor, subject, body, values);
+  const data = viewData(input.template, input.brandColor, subject, body, values, input.note ?? null);
   return { subject, text: eta.text.render('emails/message-text', data), html: eta.html.render('emails/message', data) };
 }
 
@@ -138,7 +141,8 @@ export function createComposer(eta: Etas): (input: ComposeInput) => ComposedMess
     return f;
   };
   return (input) => {
-    if (input.template.style !== 'email') return compose(eta, input);
+    // Text messages are cheap to compose; a note is one message's own (a receipt's), not the template's.
+    if (input.template.style !== 'email' || input.note) return compose(eta, input);
     const values = templateValues(input);
     const frame = framesFor(input.template, input.brandColor);
     const raw = PLACEHOLDER_NAMES.map((p) => values[p]);

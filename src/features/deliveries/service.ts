@@ -45,6 +45,7 @@ import type { Link, LinkService } from '../links/index.ts';
 import type { Merchant, MerchantService } from '../merchants/index.ts';
 import type { CustomerService } from '../customers/index.ts';
 import type { ReceiptDetails } from '../checkout/index.ts';
+import { receiptNote, type Subscription } from '../subscriptions/index.ts';
 import { pace } from '../../core/pace.ts';
 
 export type DeliveryKind = 'initial' | 'reminder' | 'expiry' | 'receipt';
@@ -200,6 +201,8 @@ export interface DeliveryDeps {
   customers: Pick<CustomerService, 'summariesByKeys'>;
   /** What receipts need of payments (the checkout feature). */
   payments: { paymentKeyOf(paymentId: string): Promise<number | null>; receiptDetails(keys: number[]): Promise<Map<number, ReceiptDetails>> };
+  /** The subscriptions receipts are for (a receipt email says what the payment started or renewed). */
+  subscriptions?: { byIds(ids: string[]): Promise<Map<string, Subscription>> };
   /** The states of reminder plans by key (a reminder whose plan stopped is not sent). */
   planStates: (planKeys: number[]) => Promise<Map<number, string>>;
   eta: { html: Eta; text: Eta };
@@ -235,6 +238,8 @@ interface Outgoing {
   customerId: string | null;
   customerName: string | null;
   planState: string | null;
+  /** A paragraph the message adds after the template's text (a subscription's receipt), or null. */
+  note: string | null;
   channel: string;
   kind: DeliveryKind;
   seq: number;
@@ -292,6 +297,8 @@ export function createDeliveryService(deps: DeliveryDeps) {
       planKeys.length ? deps.planStates(planKeys) : new Map<number, string>(),
       paymentKeys.length ? deps.payments.receiptDetails(paymentKeys) : new Map<number, ReceiptDetails>(),
     ]);
+    const subscriptionIds = [...byPayment.values()].map((p) => p.subscriptionId).filter((id): id is string => id !== null);
+    const bySubscription = subscriptionIds.length && deps.subscriptions ? await deps.subscriptions.byIds(subscriptionIds) : new Map<string, Subscription>();
     const now = clock.now().getTime();
     return rows.map((r) => {
       const m = byMerchant.get(Number(r.merchant_id))!;
@@ -316,6 +323,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
         customerId: c?.id ?? null,
         customerName: c?.name ?? null,
         planState: r.plan_id === null || r.plan_id === undefined ? null : plans.get(Number(r.plan_id)) ?? null,
+        note: null,
         channel: r.channel,
         kind: r.kind,
         seq: Number(r.seq),
@@ -332,6 +340,8 @@ export function createDeliveryService(deps: DeliveryDeps) {
         o.amount = paid.amount;
         o.currency = paid.currency;
         o.customerName = paid.payerName ?? c?.name ?? null;
+        const sub = paid.subscriptionId === null ? undefined : bySubscription.get(paid.subscriptionId);
+        if (sub) o.note = receiptNote(sub, paid.id, m.timezone);
       } else if (l) {
         o.url = recipientUrl(l, m, c?.id ?? null);
         o.linkId = l.id;
@@ -375,6 +385,7 @@ export function createDeliveryService(deps: DeliveryDeps) {
         currency: o.currency,
         url,
         reminderNumber: o.seq,
+        note: o.note,
       });
       const message: OutgoingMessage = {
         id: o.id,

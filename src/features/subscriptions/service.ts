@@ -26,6 +26,8 @@ import { listQuerySchema, pageByIdDesc, type Page } from '../../core/pagination.
 import { providerErrorOf, type Registries } from '../../core/plugins/registries.ts';
 import type { PaymentMethodInfo, PluginSubscription } from '../../plugin-api.ts';
 import { recurringLabel } from '../products/index.ts';
+import { formatMoney } from '../../core/money.ts';
+import { dateIn } from '../../core/time.ts';
 
 export const SUBSCRIPTION_STATUSES = ['trialing', 'active', 'past_due', 'canceled'] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
@@ -103,6 +105,21 @@ export function addInterval(at: Date, interval: Interval, count: number): Date {
 
 /** "every month", "every 3 weeks". */
 export const planLabel = (s: Pick<Subscription, 'interval' | 'intervalCount'>) => recurringLabel({ interval: s.interval, count: s.intervalCount });
+
+/**
+ * What a receipt email says of the subscription its payment started or renewed (the receipt page
+ * says the same in its own markup): what it is, when it renews or the trial ends (or that it ended),
+ * and where to cancel it.
+ */
+export function receiptNote(s: Subscription, paymentId: string, timeZone: string): string {
+  const plan = `${formatMoney(s.amount, s.currency)} ${planLabel(s)}`;
+  const first = s.firstPaymentId === paymentId;
+  const what = first ? `You subscribed to ${s.productName}: ${plan}.` : `This payment renewed your subscription to ${s.productName}: ${plan}.`;
+  if (s.status === 'canceled') return `${what} It was canceled: you will not be charged again.`;
+  const next = dateIn(s.currentPeriodEnd, timeZone);
+  const when = first && s.status === 'trialing' && s.trialDays ? `Your ${s.trialDays}-day free trial ends on ${next}: the first charge of the plan is then, to the same payment method.` : `It renews on ${next}, charged to the same payment method.`;
+  return `${what} ${when} To cancel it, open your receipt.`;
+}
 
 /** What the subscriptions feature needs of the others (capabilities, never their tables). */
 export interface SubscriptionDeps {
@@ -258,6 +275,14 @@ export function createSubscriptionService(deps: SubscriptionDeps) {
     /** The subscription a first payment started (null: none), e.g. to attach the provider's id to it. */
     async byFirstPayment(paymentId: string): Promise<Subscription | null> {
       return load(db, { first_payment_id: paymentId });
+    },
+
+    /** Subscriptions by public id, one query (ids of none are left out). */
+    async byIds(ids: string[]): Promise<Map<string, Subscription>> {
+      const wanted = [...new Set(ids.filter((id) => typeof id === 'string' && id.length <= 64))];
+      if (!wanted.length) return new Map();
+      const rows = (await db('subscriptions').whereIn('public_id', wanted)) as any[];
+      return new Map(rows.map((r) => [r.public_id as string, subscriptionFrom(r)]));
     },
 
     async get(subscriptionId: string): Promise<Subscription | null> {
