@@ -89,6 +89,30 @@ forEachTarget('events', (target) => {
     expect(seen).to.deep.equal(['lnk_wanted']);
   });
 
+  it('asks a batch filter ({ many }) once for all the events emitted together, and queues runs only for those it wants', async () => {
+    const { rt } = env;
+    const seen: string[] = [];
+    const calls: string[][] = [];
+    rt.events.subscribe('link.created', 'test:batch', (e) => void seen.push(e.payload.linkId), () => true, {
+      many: async (events, q) => {
+        // In the emitter's transaction, with every event of the emit.
+        const stored = await q('events').whereIn('public_id', events.map((e) => e.id)).count({ n: '*' });
+        calls.push(events.map((e) => `${(e.payload as { linkId: string }).linkId}:${Number((stored as { n: number | string }[])[0].n)}`));
+        return events.map((e) => (e.payload as { linkId: string }).linkId.endsWith('_yes'));
+      },
+    });
+    await rt.db.transaction((trx) => rt.events.emitMany(trx, 'link.created', ['lnk_1_no', 'lnk_2_yes', 'lnk_3_no', 'lnk_4_yes'].map((id) => ({ payload: linkCreated(id), merchantId: null }))));
+    expect(calls).to.deep.equal([['lnk_1_no:4', 'lnk_2_yes:4', 'lnk_3_no:4', 'lnk_4_yes:4']]);
+    expect(await jobsOf(env, 'hooks.run')).to.have.length(2);
+    await rt.jobs.drain();
+    expect(seen.sort()).to.deep.equal(['lnk_2_yes', 'lnk_4_yes']);
+    // A filter that answers for fewer events than it was given is a bug: the emit fails, nothing is written.
+    rt.events.subscribe('link.expired', 'test:short', () => {}, () => true, { many: async () => [true] });
+    const err = await rt.db.transaction((trx) => rt.events.emitMany(trx, 'link.expired', [linkExpired('lnk_a'), linkExpired('lnk_b')].map((payload) => ({ payload, merchantId: null })))).catch((e: unknown) => e);
+    expect(String(err)).to.include('answered 1 times for 2 events');
+    expect(await rt.db('events').where({ type: 'link.expired' })).to.have.length(0);
+  });
+
   it('still runs an events.dispatch job queued before events fanned out on emit (an upgrade)', async () => {
     const { rt } = env;
     const seen: string[] = [];

@@ -267,6 +267,36 @@ forEachTarget('payment requests', (target) => {
     expect(await kinds(), 'no reminder for a cancelled request').to.deep.equal(['initial:sent', 'reminder:sent']);
   });
 
+  it('asks whether a link is a request once per batch of events: a bulk send of hundreds costs the same few queries as one', async () => {
+    const r = (await call('post', '/payment_requests', { amount: 700, currency: 'EUR', customer: { name: 'Bulk Buyer', email: `bulk${n}@example.test` } }).expect(201)).body;
+    const merchant = a.merchant;
+    const smart = [];
+    for (let i = 0; i < 40; i++) smart.push(await env.rt.services.links.create(merchant, { type: 'amount', name: `Bulk ${n}-${i}`, amount: 100 + i }));
+    const sent = (linkId: string, i: number, kind: 'initial' | 'reminder' = 'initial') => ({
+      payload: { merchantId: merchant.id, deliveryId: `dlv_${String(i).padStart(22, '0')}`, linkId, customerId: null, channel: 'email', kind, providerMessageId: `m${i}` },
+      merchantKey: merchant.key,
+    });
+    /** Emits the events in one transaction; answers the queries it took and the request runs it queued. */
+    const emit = async (items: ReturnType<typeof sent>[]) => {
+      let queries = 0;
+      const count = () => void queries++;
+      env.rt.db.on('query', count);
+      let ids: string[];
+      try {
+        ids = await env.rt.db.transaction((trx) => env.rt.events.emitMany(trx, 'delivery.sent', items.map((it) => ({ payload: it.payload as never, merchantId: it.merchantKey }))));
+      } finally {
+        env.rt.db.off('query', count);
+      }
+      const runs = (await env.rt.db('jobs').where({ kind: 'hooks.run' }).andWhere('unique_key', 'like', '%:core:payment-requests:sent')) as { unique_key: string }[];
+      return { queries, runs: runs.filter((j) => ids.some((id) => j.unique_key === `hook:${id}:core:payment-requests:sent`)).length };
+    };
+    const few = await emit([sent(r.link_id, 0), sent(smart[0].id, 1)]);
+    const lots = await emit([sent(r.link_id, 2), sent(r.link_id, 3, 'reminder'), ...smart.map((l, i) => sent(l.id, 10 + i))]);
+    // Only the request's first message (not a reminder, not a smart link's) is a payment_request.sent.
+    expect([few.runs, lots.runs]).to.deep.equal([1, 1]);
+    expect(lots.queries, `${few.queries} queries for 2 events, ${lots.queries} for 42`).to.equal(few.queries);
+  });
+
   it('sends a last reminder notify_before_expiry ahead of the expiry unless paid first, and payment_request.sent once per channel', async () => {
     const who = { name: 'Nia North', email: `nia${n}@example.test`, phone: '+31 6 2234 56' + String(10 + n).slice(-2) };
     const before = await counts();

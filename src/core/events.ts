@@ -454,6 +454,12 @@ interface Subscription {
   wants?: (event: PaylinkEvent & { merchantId: number | null }, q: Queryable) => boolean | Promise<boolean>;
   /** The same, when only the merchant decides: asked once per merchant of the events emitted together. */
   wantsMerchant?: (merchantId: number | null, q: Queryable) => boolean | Promise<boolean>;
+  /**
+   * The same for all the events of the type emitted together, at once: one answer per event, in
+   * order. For a filter that reads the database, so a batch of hundreds costs a query or two, not
+   * one per event (on SQLite those all run before the event loop turns).
+   */
+  wantsMany?: (events: (PaylinkEvent & { merchantId: number | null })[], q: Queryable) => Promise<boolean[]>;
 }
 
 interface EventRow {
@@ -512,13 +518,14 @@ export class EventBus {
     /**
      * Checked when the event is emitted, in its transaction (with the merchant's internal key): false
      * queues no run, e.g. a merchant without webhook endpoints. `{ merchant }` when the merchant alone
-     * decides: asked once per merchant of events emitted together (a sweep's hundreds), not per event.
+     * decides: asked once per merchant of events emitted together (a sweep's hundreds), not per event;
+     * `{ many }` to answer for all the events emitted together at once.
      */
-    wants?: Subscription['wants'] | { merchant: NonNullable<Subscription['wantsMerchant']> },
+    wants?: Subscription['wants'] | { merchant: NonNullable<Subscription['wantsMerchant']> } | { many: NonNullable<Subscription['wantsMany']> },
   ): void {
     if (!isEventType(type)) throw new UnknownEventTypeError(String(type));
     if (this.subs.has(id)) throw new Error(`a handler with id ${id} is already subscribed`);
-    this.subs.set(id, { id, type, handler, enabled, ...(typeof wants === 'function' ? { wants } : wants ? { wantsMerchant: wants.merchant } : {}) });
+    this.subs.set(id, { id, type, handler, enabled, ...(typeof wants === 'function' ? { wants } : wants && 'merchant' in wants ? { wantsMerchant: wants.merchant } : wants ? { wantsMany: wants.many } : {}) });
   }
 
   /** True when some handler listens for `type` (so a high-volume event can skip the outbox when nobody does). */
@@ -622,9 +629,19 @@ export class EventBus {
     if (!subs.length) return;
     const byMerchant = new Map<string, boolean>();
     const runs: { payload: { eventId: string; subscriptionId: string; event: CarriedEvent }; uniqueKey: string }[] = [];
-    for (const { eventId, carried } of events) {
+    // Batch filters answer for every event at once, before the loop.
+    const many = new Map<string, boolean[]>();
+    for (const s of subs) {
+      if (!s.wantsMany) continue;
+      const answers = await s.wantsMany(events.map((e) => this.fromCarried(e.eventId, e.carried)), q);
+      if (answers.length !== events.length) throw new Error(`the event filter of ${s.id} answered ${answers.length} times for ${events.length} events`);
+      many.set(s.id, answers);
+    }
+    for (let i = 0; i < events.length; i++) {
+      const { eventId, carried } = events[i];
       let event: (PaylinkEvent & { merchantId: number | null }) | null = null;
       for (const s of subs) {
+        if (s.wantsMany && !many.get(s.id)![i]) continue;
         if (s.wantsMerchant) {
           const key = `${s.id}|${carried.merchantId}`;
           let yes = byMerchant.get(key);

@@ -407,6 +407,14 @@ export function createLinkState({ db, clock, events, changes }: { db: Db; clock:
       return rowsByKeys(db, 'links', keys, ['public_id', 'name', 'deleted_at'], (r) => ({ id: r.public_id, name: r.name, deleted: Boolean(r.deleted_at) }));
     },
 
+    /** Keys by public id (deleted links too; unknown ids are left out), one query; read through `q` inside a transaction. */
+    async keysByIds(linkIds: string[], q: Queryable = db): Promise<Map<string, number>> {
+      const ids = [...new Set(linkIds)];
+      if (!ids.length) return new Map();
+      const rows = (await q('links').whereIn('public_id', ids).select('id', 'public_id')) as { id: number | string; public_id: string }[];
+      return new Map(rows.map((r) => [r.public_id, Number(r.id)]));
+    },
+
     /** A link's key by its public id (deleted links too), or null; read through `q` inside a transaction. */
     async keyOf(linkId: string, q: Queryable = db): Promise<number | null> {
       const r = await q('links').where({ public_id: linkId }).first('id');

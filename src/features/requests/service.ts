@@ -306,7 +306,7 @@ export interface RequestDeps {
   baseUrl: string;
   tokens: Pick<LinkTokens, 'shortRequest' | 'shortRequestOf'>;
   links: Pick<LinkService, 'createRequest'>;
-  linkState: Pick<LinkState, 'requestLinks' | 'closeRequest' | 'requestLinkIdsWhere' | 'keyOf'>;
+  linkState: Pick<LinkState, 'requestLinks' | 'closeRequest' | 'requestLinkIdsWhere' | 'keyOf' | 'keysByIds'>;
   customers: Pick<CustomerService, 'get' | 'getMany' | 'matchOrCreateContact' | 'summariesByKeys'>;
   deliveries: Pick<DeliveryService, 'queue' | 'forLinks' | 'channels' | 'notifyMerchant'>;
   reminders: Pick<ReminderService, 'createPlan'>;
@@ -710,14 +710,19 @@ export function createRequestService(deps: RequestDeps) {
   }
 
   // A run is queued only for events about a payment request's link (most payments are on smart links).
-  // Asked in the emitting transaction `q`.
-  const onLink = async (e: { payload: unknown }, q: Queryable) => {
-    const linkId = (e.payload as { linkId?: unknown }).linkId;
-    if (typeof linkId !== 'string') return false;
-    // Two key lookups, not a whole request: this runs for every such event of every link.
-    const linkKey = await deps.linkState.keyOf(linkId, q);
-    return linkKey !== null && Boolean(await q('payment_requests').where({ link_id: linkKey }).first('id'));
-  };
+  // Asked in the emitting transaction `q`, for all the events emitted together: two queries however
+  // many (a bulk send's hundreds of delivery.sent), not two per event. `only` narrows by payload first.
+  const onLinks = (only: (payload: Record<string, unknown>) => boolean = () => true) => ({
+    many: async (evs: { payload: unknown }[], q: Queryable): Promise<boolean[]> => {
+      const ids = evs.map((e) => {
+        const p = e.payload as Record<string, unknown>;
+        return typeof p.linkId === 'string' && only(p) ? p.linkId : null;
+      });
+      const keys = await deps.linkState.keysByIds(ids.filter((id): id is string => id !== null), q);
+      const withRequest = keys.size ? new Set(((await q('payment_requests').whereIn('link_id', [...keys.values()]).select('link_id')) as { link_id: number | string }[]).map((r) => Number(r.link_id))) : new Set<number>();
+      return ids.map((id) => id !== null && withRequest.has(keys.get(id) ?? -1));
+    },
+  });
   // A decline storm (card testing, or a customer guessing) on one request locks it for the window and
   // tells the merchant once per window.
   events.subscribe(
@@ -743,7 +748,7 @@ export function createRequestService(deps: RequestDeps) {
       );
     },
     () => true,
-    onLink,
+    onLinks(),
   );
   // The request's message left on a channel: `payment_request.sent`, one per channel.
   events.subscribe(
@@ -758,7 +763,7 @@ export function createRequestService(deps: RequestDeps) {
       await inTransaction(db, (trx) => events.emit(trx, 'payment_request.sent', { merchantId, requestId: r.id, linkId, reference: r.reference, deliveryId, channel }, r.merchantKey));
     },
     () => true,
-    async (e, q) => (e.payload as { kind?: unknown }).kind === 'initial' && (await onLink(e, q)),
+    onLinks((p) => p.kind === 'initial'),
   );
   // Every use paid: `payment_request.paid`, naming the payment that completed it.
   events.subscribe(
@@ -771,7 +776,7 @@ export function createRequestService(deps: RequestDeps) {
       await recordOnce(r, 'paid_at', (trx) => events.emit(trx, 'payment_request.paid', { merchantId, requestId: r.id, linkId: r.link.id, reference: r.reference, paymentId }, r.merchantKey));
     },
     () => true,
-    onLink,
+    onLinks(),
   );
   // The request link lapsed unpaid (links.expire closes it): `payment_request.expired`.
   events.subscribe(
@@ -784,7 +789,7 @@ export function createRequestService(deps: RequestDeps) {
       await recordOnce(r, 'expired_at', (trx) => events.emit(trx, 'payment_request.expired', { merchantId: event.payload.merchantId, requestId: r.id, linkId: r.link.id, reference: r.reference, expiredAt }, r.merchantKey));
     },
     () => true,
-    onLink,
+    onLinks(),
   );
   return service;
 }
