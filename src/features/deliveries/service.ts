@@ -795,10 +795,10 @@ export function createDeliveryService(deps: DeliveryDeps) {
     await db.transaction(async (trx) => {
       await service.queue(trx, [{ merchantKey: paid.merchantKey, linkKey: paid.linkKey, customerKey: paid.customerKey, paymentKey, channel, kind: 'receipt', to, dedupeKey: `receipt:${event.id}` }]);
     });
-  }, () => true, async (e, q) => {
-    // No run is queued for merchants who turned receipts off, or when no email channel is installed.
-    if (e.merchantId === null || !receiptChannel()) return false;
-    return Boolean((await merchants.byKeys([e.merchantId], q)).get(e.merchantId)?.sendReceipts);
+  }, () => true, {
+    // No run is queued for merchants who turned receipts off, or when no email channel is installed
+    // (asked once per merchant of the payments succeeding together).
+    merchant: async (merchantId, q) => merchantId !== null && receiptChannel() !== null && Boolean((await merchants.byKeys([merchantId], q)).get(merchantId)?.sendReceipts),
   });
 
   jobs.define<MerchantNotice>('deliveries.notice', async (n) => {
