@@ -592,6 +592,26 @@ export function createDeliveryService(deps: DeliveryDeps) {
    * and queues a pump for then — so two workers never hold one delivery, as with claimed batches.
    */
   async function sendLeased(leased: Leased, attempt: number): Promise<number> {
+    while (leasedRunning >= LEASED_AT_ONCE) await new Promise<void>((resolve) => leasedWaiting.push(resolve));
+    leasedRunning++;
+    try {
+      return await sendLeasedNow(leased, attempt);
+    } finally {
+      leasedRunning--;
+      leasedWaiting.shift()?.();
+    }
+  }
+  /**
+   * Leased batches this process sends at once (other processes send theirs meanwhile). With the job
+   * queue's four lanes each sending one on MariaDB, their composing steps shared loop turns and held
+   * the loop for up to ~50 ms (100,000 reminders: 48–61 ms; two at once 33 ms; one 8 ms, for a
+   * handoff of 9.2 s instead of 7.9 s).
+   */
+  const LEASED_AT_ONCE = 1;
+  let leasedRunning = 0;
+  const leasedWaiting: (() => void)[] = [];
+
+  async function sendLeasedNow(leased: Leased, attempt: number): Promise<number> {
     if (attempt > 1 || clock.now().getTime() > leased.until - LEASE_MS / 2) {
       await pumpAt(new Date(leased.until + 1_000), 'lease');
       return 0;
