@@ -11,6 +11,9 @@
  *                    → failed (a permanent refusal, or attempts exhausted), with the reason
  *                    → cancelled (a reminder whose plan stopped: the customer paid)
  *
+ * A reminder sweep's batch starts at `sending` instead: written leased to the pump job queued with it
+ * (see queue()), so the pump skips the claim.
+ *
  * Receipts: when a payment succeeds (`payment.succeeded`, through the outbox), one `receipt` email
  * is queued to the address the payer entered (else their customer record's), unless the merchant
  * turned receipts off or there is no address; its `dedupe_key` (the event id) makes a second run of
@@ -75,6 +78,7 @@ const SEND_TIMEOUT_MS = 60_000;
  * a few ms at a time. Larger rounds mean fewer statements and commits, but a round's messages (a few
  * KB of HTML and JSON each) live across its steps: at 500 they outlived V8's young generation and were
  * collected by full GCs (a third of the pump's CPU, and its longest pauses); at 200 they die young.
+ * 250: a sweep's batch of 500 reminders is two rounds, not three.
  */
 const BATCH = 250;
 
