@@ -48,6 +48,16 @@ forEachTarget('channel-outbox', (target) => {
       expect(page.text).to.include('Invoice 1042 for Acme').and.include('customer@example.test');
     });
 
+    it("keeps an email's subject and text, not its HTML version", async () => {
+      const sent = message(merchantA, { subject: 'Invoice 1043 for Acme', text: 'Pay here: http://pay.test/l/1043', html: `<p>${'Pay here '.repeat(200)}</p>` });
+      const [result] = await env.rt.registries.channels.get('email')!.sendMany!([sent]);
+      const row = await env.rt.db('plugin_records').where({ public_id: (result as { providerMessageId: string }).providerMessageId }).first();
+      const data = JSON.parse(row.data);
+      expect(data).to.include({ subject: 'Invoice 1043 for Acme', text: 'Pay here: http://pay.test/l/1043', messageId: sent.id });
+      expect(data).not.to.have.property('html');
+      expect(row.data.length).to.be.below(300);
+    });
+
     it("never shows one merchant's messages in another merchant's Outbox", async () => {
       await env.rt.registries.channels.get('email')!.send(message(merchantA, { subject: 'Only for A', to: 'only-a@example.test' }));
       const page = await outbox(b);

@@ -192,10 +192,16 @@ forEachTarget('reminders with two processes', (target) => {
     const { linkKey, initial } = await sendToMany(1);
     env.clock.set(start + DAY);
     await Promise.all([env.rt.services.reminders.sweep(), other.run({ type: 'sweep', now: now(), times: 1 })]);
-    const queued = (await env.rt.db('deliveries').where({ link_id: linkKey, status: 'queued' }).select('public_id')) as { public_id: string }[];
+    // The initial messages wait `queued` for a pump to claim them; the sweep queued the reminders
+    // already leased (`sending`) to the pump jobs it queued with them.
+    const initialQueued = await count(env.rt.db, 'deliveries', { link_id: linkKey, kind: 'initial', status: 'queued' });
+    expect(initialQueued).to.equal(CUSTOMERS * CHANNELS.length);
+    expect(await count(env.rt.db, 'deliveries', { link_id: linkKey, kind: 'reminder', status: 'sending', attempts: 1 })).to.equal(CUSTOMERS * CHANNELS.length);
+    const queued = (await env.rt.db('deliveries').where({ link_id: linkKey }).whereIn('status', ['queued', 'sending']).select('public_id')) as { public_id: string }[];
     expect(queued).to.have.length(CUSTOMERS * CHANNELS.length * 2); // initial + one reminder each
-    const [theirs, ...ours] = await Promise.all([other.run({ type: 'pump', now: now(), times: 2 }), env.rt.services.deliveries.pump(), env.rt.services.deliveries.pump()]);
-    expect(theirs + ours.reduce((a, b) => a + b, 0), 'deliveries handled').to.equal(queued.length);
+    // Both processes run the job queue and pump at once: the leased batches' jobs, and claims of the rest.
+    const [theirs, ...ours] = await Promise.all([other.run({ type: 'drain', now: now(), times: 2 }), env.rt.jobs.drain(), env.rt.services.deliveries.pump(), env.rt.services.deliveries.pump()]);
+    expect(theirs + ours.reduce((a, b) => a + b, 0), 'jobs run and deliveries handled').to.be.greaterThan(0);
 
     const rows = (await env.rt.db('plugin_records').where({ plugin_id: 'channel-outbox' }).orderBy('id').offset(before).limit(100_000)) as { data: string }[];
     const byMessage = new Map<string, number>();
@@ -208,6 +214,64 @@ forEachTarget('reminders with two processes', (target) => {
     expect([...byMessage.keys()].sort()).to.deep.equal(queued.map((q) => q.public_id).sort());
     for (const id of initial.slice(0, 3)) expect(byMessage.get(id)).to.equal(1);
     expect(await count(env.rt.db, 'deliveries', { link_id: linkKey, status: 'sent' })).to.equal(queued.length);
+  });
+
+  /** How often each of the link's reminders reached the Outbox, by delivery id. */
+  async function remindersInOutbox(linkKey: number): Promise<number[]> {
+    const ids = ((await env.rt.db('deliveries').where({ link_id: linkKey, kind: 'reminder' }).select('public_id')) as { public_id: string }[]).map((r) => r.public_id);
+    const byMessage = new Map(ids.map((id) => [id, 0]));
+    const rows = (await env.rt.db('plugin_records').where({ plugin_id: 'channel-outbox' }).select('data')) as { data: string }[];
+    for (const r of rows) {
+      const id = (JSON.parse(r.data) as { messageId: string }).messageId;
+      if (byMessage.has(id)) byMessage.set(id, byMessage.get(id)! + 1);
+    }
+    return [...byMessage.values()];
+  }
+
+  /** Sweeps a day later; answers the link, with its reminders queued leased to their pump jobs. */
+  async function sweptLeased(): Promise<number> {
+    await env.rt.jobs.drain(); // the initial messages, out of the way
+    const { linkKey } = await sendToMany(1);
+    await env.rt.jobs.drain();
+    env.clock.set(env.clock.now().getTime() + DAY);
+    await env.rt.services.reminders.sweep();
+    expect(await count(env.rt.db, 'deliveries', { link_id: linkKey, kind: 'reminder', status: 'sending' })).to.equal(CUSTOMERS * CHANNELS.length);
+    return linkKey;
+  }
+
+  it("sends nothing from a rerun of a sweep's pump job (its first worker may still be sending) until the batch's lease runs out, then each reminder once", async function () {
+    this.timeout(120_000);
+    const linkKey = await sweptLeased();
+    // As if a worker had taken the jobs' first run and then stopped renewing their leases.
+    const rerun = await env.rt.db('jobs').where({ kind: 'deliveries.pump', state: 'queued' }).andWhere('payload', 'like', '%"leased"%').update({ attempts: 1 });
+    expect(rerun).to.be.greaterThan(0);
+    await env.rt.jobs.drain();
+    expect(await remindersInOutbox(linkKey)).to.satisfy((n: number[]) => n.every((x) => x === 0));
+    expect(await count(env.rt.db, 'deliveries', { link_id: linkKey, kind: 'reminder', status: 'sending' })).to.equal(CUSTOMERS * CHANNELS.length);
+    // Once the lease has run out, the pump queued for then claims them like any stranded batch.
+    env.clock.set(env.clock.now().getTime() + 5 * 60_000 + 2_000);
+    await env.rt.jobs.drain();
+    expect(await remindersInOutbox(linkKey)).to.satisfy((n: number[]) => n.length === CUSTOMERS * CHANNELS.length && n.every((x) => x === 1));
+    expect(await count(env.rt.db, 'deliveries', { link_id: linkKey, kind: 'reminder', status: 'sent' })).to.equal(CUSTOMERS * CHANNELS.length);
+  });
+
+  it("leaves a sweep's batch to the claim at its lease's end when its pump job starts late, and sends each reminder once", async function () {
+    this.timeout(120_000);
+    const linkKey = await sweptLeased();
+    env.clock.set(env.clock.now().getTime() + 3 * 60_000); // more than half the 5-minute lease gone
+    await env.rt.jobs.drain();
+    expect(await remindersInOutbox(linkKey)).to.satisfy((n: number[]) => n.every((x) => x === 0));
+    env.clock.set(env.clock.now().getTime() + 2 * 60_000 + 2_000);
+    await env.rt.jobs.drain();
+    expect(await remindersInOutbox(linkKey)).to.satisfy((n: number[]) => n.length === CUSTOMERS * CHANNELS.length && n.every((x) => x === 1));
+  });
+
+  it("sends a sweep's batch from the job queued with it, without claiming it again: one attempt each", async function () {
+    this.timeout(120_000);
+    const linkKey = await sweptLeased();
+    await env.rt.jobs.drain();
+    expect(await remindersInOutbox(linkKey)).to.satisfy((n: number[]) => n.length === CUSTOMERS * CHANNELS.length && n.every((x) => x === 1));
+    expect(await count(env.rt.db, 'deliveries', { link_id: linkKey, kind: 'reminder', status: 'sent', attempts: 1 })).to.equal(CUSTOMERS * CHANNELS.length);
   });
 });
 

@@ -9,7 +9,8 @@ export interface OutboxMessage extends Record<string, unknown> {
   to: string;
   subject: string | null;
   text: string;
-  html: string | null;
+  /** Only in records kept before 2026-12: the Outbox shows a message's subject and text (below). */
+  html?: string | null;
   messageId: string;
 }
 
@@ -21,9 +22,12 @@ export default definePlugin({
   config: z.object({}).loose(),
   viewsDir: fileURLToPath(new URL('./views', import.meta.url)),
   register(api) {
+    // The Outbox shows a message's subject and text; its HTML version (an email's, ~2 KB of fixed
+    // markup around the same words) is not kept: nothing shows it, and it was most of each record's
+    // bytes — with 100,000 reminders, most of what the database wrote.
     const recordOf = (id: string, message: OutgoingMessage) => ({
       merchantId: message.merchant.id,
-      data: { channel: id, to: message.to, subject: message.subject ?? null, text: message.text, html: message.html ?? null, messageId: message.id } as OutboxMessage,
+      data: { channel: id, to: message.to, subject: message.subject ?? null, text: message.text, messageId: message.id } as OutboxMessage,
     });
     const channel = (id: string, label: string, address: Channel['address']): Channel => ({
       id,

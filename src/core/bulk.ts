@@ -87,7 +87,11 @@ export interface UpdateByKeysSpec {
   perRow?: Record<string, readonly unknown[]>;
   /** Columns set to one value for every row; a Knex.Raw is written as is (e.g. `sent_count + 1`). */
   same?: Record<string, unknown>;
-  /** Only rows that still match (e.g. `{ status: 'sending' }`: rows this worker holds). */
+  /**
+   * Only rows that still match (e.g. `{ status: 'sending' }`: rows this worker holds). A check on the
+   * rows found by key, never a way to find them: on SQLite it is written so no index serves it (`+col`),
+   * or a planner without statistics may walk a large index range of that value instead of the keys.
+   */
   where?: Record<string, string | number>;
 }
 
@@ -102,10 +106,12 @@ export async function updateByKeys(q: Queryable, spec: UpdateByKeysSpec): Promis
   const same = Object.entries(spec.same ?? {});
   const where = Object.entries(spec.where ?? {});
   const raws = same.filter(([, v]) => isRaw(v)).map(([c, v]) => `${c}=${(v as Knex.Raw).toSQL().sql}`);
-  const sql = remember(`u|${table}|${perRow.map(([c]) => c).join(',')}|${same.map(([c]) => c).join(',')}|${raws.join(',')}|${where.map(([c]) => c).join(',')}|${keys.length}`, () => {
+  const mysql = isMysql(q);
+  const sql = remember(`u|${mysql}|${table}|${perRow.map(([c]) => c).join(',')}|${same.map(([c]) => c).join(',')}|${raws.join(',')}|${where.map(([c]) => c).join(',')}|${keys.length}`, () => {
     const cases = perRow.map(([c]) => `${name(c)} = CASE id ${Array(keys.length).fill('WHEN ? THEN ?').join(' ')} END`);
     const sets = same.map(([c, v]) => `${name(c)} = ${isRaw(v) ? (v as Knex.Raw).toSQL().sql : '?'}`);
-    const conditions = where.map(([c]) => ` and ${name(c)} = ?`).join('');
+    // SQLite's unary + changes no value and keeps an index from serving the term.
+    const conditions = where.map(([c]) => ` and ${mysql ? '' : '+'}${name(c)} = ?`).join('');
     return `update ${name(table)} set ${[...cases, ...sets].join(', ')} where id in ${tuple(keys.length)}${conditions}`;
   });
   const bindings: unknown[] = [];

@@ -24,7 +24,8 @@ export interface OutboxRecord {
   to: string;
   subject: string | null;
   text: string;
-  html: string | null;
+  /** Only in records kept before the Outbox stopped keeping an email's HTML version. */
+  html?: string | null;
   messageId: string;
 }
 

@@ -12,7 +12,8 @@ import { ManualClock } from '../../src/core/clock.ts';
 import { createLogger } from '../../src/core/log.ts';
 
 export type WorkerRequest =
-  | { type: 'sweep' | 'pump'; now: string; times: number }
+  /** `drain`: run the queued jobs (e.g. the pump jobs a sweep queued with its leased reminders). */
+  | { type: 'sweep' | 'pump' | 'drain'; now: string; times: number }
   /** The naive sweep: it answers `read` once it has read the due plans, and writes on `go`. */
   | { type: 'naive'; now: string; linkKey: number; channels: string[] }
   | { type: 'go' }
@@ -72,7 +73,7 @@ if (process.env.REMINDERS_WORKER_CONFIG) {
           reply({ type: 'read' });
         }));
       }
-      else for (let i = 0; i < msg.times; i++) result += msg.type === 'sweep' ? await rt.services.reminders.sweep() : await rt.services.deliveries.pump();
+      else for (let i = 0; i < msg.times; i++) result += msg.type === 'sweep' ? await rt.services.reminders.sweep() : msg.type === 'drain' ? await rt.jobs.drain() : await rt.services.deliveries.pump();
       reply({ type: 'done', result });
     } catch (err) {
       reply({ type: 'error', message: err instanceof Error ? `${err.message}\n${err.stack}` : String(err) });

@@ -150,12 +150,6 @@ const HOUR = 3_600_000;
  * much longer than one statement; larger batches mean fewer statements and commits.
  */
 const BATCH = 500;
-/**
- * A sweep queues a delivery pump with its first batch, its last, and otherwise at most this often
- * (ms): a pump sends until nothing is due, so one per batch (200 for 100,000 reminders) mostly found
- * nothing, each costing a job and an empty claim.
- */
-const PUMP_EVERY_MS = 1_000;
 
 export function createReminderService(deps: ReminderDeps) {
   const { db, clock, log, jobs, events, deliveries, merchants, links, customers } = deps;
@@ -224,16 +218,10 @@ export function createReminderService(deps: ReminderDeps) {
     });
   }
 
-  /** When this process's sweep last queued a delivery pump (performance.now()); -Infinity: never. */
-  let pumpQueuedAt = -Infinity;
-  /** A committed batch queued deliveries without a pump: the sweep queues one before it returns. */
-  let pumpOwed = false;
-
   /** One batch: queue the due reminders and move their plans on. Returns how many plans it took. */
   async function sweepBatch(): Promise<number> {
     const now = clock.now();
     const announce = events.hasSubscribers('reminder.sent');
-    let withoutPump: boolean | null = null;
     const taken = await db.transaction(
       async (trx) => {
         const ids = await takeDue(trx, now);
@@ -281,13 +269,9 @@ export function createReminderService(deps: ReminderDeps) {
         }
         // Each step a multi-row statement; other work gets its turn between them (core/pace.ts).
         await pace();
-        if (items.length) {
-          // The last batch (fewer than a full one) always pumps, so nothing it queued waits for a later sweep.
-          const pump = ids.length < batchSize || performance.now() - pumpQueuedAt >= PUMP_EVERY_MS;
-          await deliveries.queue(trx, items, { pump });
-          if (pump) pumpQueuedAt = performance.now();
-          withoutPump = !pump;
-        }
+        // Queued already leased to the pump job queued with them, which sends them without claiming
+        // them first (deliveries.queue): each batch's messages go out as soon as it commits.
+        if (items.length) await deliveries.queue(trx, items, { leased: true });
         await pace();
         if (advanced.length) {
           await updateByKeys(trx, {
@@ -316,8 +300,6 @@ export function createReminderService(deps: ReminderDeps) {
       },
       isMysql(db) ? { isolationLevel: 'read committed' } : undefined,
     );
-    // Committed: whether its deliveries still need a pump.
-    if (withoutPump !== null) pumpOwed = withoutPump;
     return taken;
   }
 
@@ -366,10 +348,6 @@ export function createReminderService(deps: ReminderDeps) {
         // Let other work run between batches: on SQLite every query settles without a trip through
         // the event loop, so a long sweep that never yields would hold the process until it finished.
         await pace();
-      }
-      if (pumpOwed) {
-        await jobs.enqueue(db, 'deliveries.pump', {});
-        pumpOwed = false;
       }
       if (total) log.info('reminders queued', { plans: total });
       // A safety net for messages whose pump job was lost (e.g. a database restored from backup).
