@@ -32,8 +32,11 @@ const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 const checked = (v: unknown): boolean => v === 'on' || v === '1' || v === 'true';
 const EMPTY_ROW: CustomFieldRow = { label: '', key: '', type: 'text', required: false, options: '', help: '' };
 
-/** The first row left empty (-1: none): where "Add more fields" puts the focus. */
-export const firstEmptyRow = (v: CollectFormValues): number => v.fields.findIndex((r) => !(r.label.trim() || r.key.trim() || r.options.trim() || r.help.trim()));
+/** A row with nothing typed in it: no field. */
+const isBlank = (r: CustomFieldRow) => !(r.label.trim() || r.key.trim() || r.options.trim() || r.help.trim());
+
+/** The first row left empty (-1: none, i.e. ten fields): where "Add more fields" puts the focus. */
+export const firstEmptyRow = (v: CollectFormValues): number => v.fields.findIndex(isBlank);
 
 /** The rows to show: the given ones and up to two empty ones (10 at most). */
 const padded = (rows: CustomFieldRow[]) => [...rows, ...Array.from({ length: Math.max(0, Math.min(2, CUSTOM_FIELDS_MAX - rows.length)) }, () => ({ ...EMPTY_ROW }))];
@@ -60,7 +63,7 @@ function postedRows(body: Body): CustomFieldRow[] {
       options: text(body[`cf_options_${i}`]),
       help: text(body[`cf_help_${i}`]),
     };
-    if (row.label.trim() || row.key.trim() || row.options.trim() || row.help.trim()) rows.push(row);
+    if (!isBlank(row)) rows.push(row);
   }
   return rows;
 }

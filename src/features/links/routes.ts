@@ -153,9 +153,11 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
     const merchant = merchantOf(res);
     const errors = opts.errors ?? {};
     const link = opts.link;
+    // The first empty custom-field row (-1: all ten are filled). After "Add more fields" it takes the
+    // focus, and a boosted post, which scrolls to the top when swapped, goes to it instead.
+    const emptyRow = firstEmptyRow(opts.values.collect);
     const moreFields = req.method === 'POST' && req.body?.refresh === 'fields';
-    // A boosted post scrolls to the top when swapped: this one goes to the first new row instead.
-    if (moreFields && req.get('HX-Request')) res.set('HX-Reswap', `innerHTML show:#f-cf_row_${Math.max(0, firstEmptyRow(opts.values.collect))}:top`);
+    if (moreFields && emptyRow >= 0 && req.get('HX-Request')) res.set('HX-Reswap', `innerHTML show:#f-cf_row_${emptyRow}:top`);
     const afterPayment = async () => {
       const customer = link ? await linkCustomer(link) : await sections.customerOf(merchant, (opts.send ?? newSendValues()).customer_id);
       const state = opts.actions ?? (link ? actionForms.saved(await rt.actions.forLink(link.key)) : actionForms.posted({}));
@@ -193,7 +195,8 @@ export function linksRoutes(rt: Deps, render: Renderer): express.Router {
         // The form came back with what was posted (errors, "Add more fields"): the preview shows that at once, not the saved link or a blank one.
         previewPosted: req.method === 'POST',
         // "Add more fields": the first empty custom-field row takes the focus (and the page scrolls to it).
-        focusRow: moreFields ? firstEmptyRow(opts.values.collect) : -1,
+        focusRow: moreFields ? emptyRow : -1,
+        canAddFields: emptyRow >= 0,
         h: helpers(merchant),
         formatMoney,
       },
