@@ -96,8 +96,12 @@ export interface UpdateByKeysSpec {
 }
 
 /**
- * One `update table set col = CASE id WHEN ? THEN ? … END, … where id in (…)` for many rows, in
- * `q`; `keys` are the `id`s. The SQL text is kept per shape, like insertRows'.
+ * Many rows' updates in one statement, in `q`; `keys` are the `id`s. On SQLite the per-row values come
+ * as a `VALUES` list joined by key (`with v(…) as (values …) update table set col = v.col … from v
+ * where table.id = v.k`): each row is found by its key once. MySQL/MariaDB (no column names for a
+ * `VALUES` table before MariaDB 11 and MySQL 8.0.19) take `set col = CASE id WHEN ? THEN ? … END …
+ * where id in (…)`, which tests the keys one by one for each row: on SQLite that cost 2.5 ms more per
+ * 500-row statement than the update itself. The SQL text is kept per shape, like insertRows'.
  */
 export async function updateByKeys(q: Queryable, spec: UpdateByKeysSpec): Promise<void> {
   const { table, keys } = spec;
@@ -107,22 +111,37 @@ export async function updateByKeys(q: Queryable, spec: UpdateByKeysSpec): Promis
   const where = Object.entries(spec.where ?? {});
   const raws = same.filter(([, v]) => isRaw(v)).map(([c, v]) => `${c}=${(v as Knex.Raw).toSQL().sql}`);
   const mysql = isMysql(q);
+  const joined = !mysql && perRow.length > 0;
   const sql = remember(`u|${mysql}|${table}|${perRow.map(([c]) => c).join(',')}|${same.map(([c]) => c).join(',')}|${raws.join(',')}|${where.map(([c]) => c).join(',')}|${keys.length}`, () => {
-    const cases = perRow.map(([c]) => `${name(c)} = CASE id ${Array(keys.length).fill('WHEN ? THEN ?').join(' ')} END`);
     const sets = same.map(([c, v]) => `${name(c)} = ${isRaw(v) ? (v as Knex.Raw).toSQL().sql : '?'}`);
     // SQLite's unary + changes no value and keeps an index from serving the term.
-    const conditions = where.map(([c]) => ` and ${mysql ? '' : '+'}${name(c)} = ?`).join('');
+    const conditions = where.map(([c]) => ` and ${mysql ? '' : `+${name(table)}.`}${name(c)} = ?`).join('');
+    if (joined) {
+      // Names no table has, so a raw `same` expression's columns are the table's own.
+      const columns = ['_pl_k', ...perRow.map((_, i) => `_pl_v${i}`)];
+      const values = Array(keys.length).fill(tuple(columns.length)).join(', ');
+      const fromV = perRow.map(([c], i) => `${name(c)} = v.${columns[i + 1]}`);
+      return `with v(${columns.join(', ')}) as (values ${values}) update ${name(table)} set ${[...fromV, ...sets].join(', ')} from v where ${name(table)}.id = v._pl_k${conditions}`;
+    }
+    const cases = perRow.map(([c]) => `${name(c)} = CASE id ${Array(keys.length).fill('WHEN ? THEN ?').join(' ')} END`);
     return `update ${name(table)} set ${[...cases, ...sets].join(', ')} where id in ${tuple(keys.length)}${conditions}`;
   });
   const bindings: unknown[] = [];
-  for (const [, values] of perRow) {
-    for (let i = 0; i < keys.length; i++) bindings.push(keys[i], values[i]);
+  if (joined) {
+    for (let i = 0; i < keys.length; i++) {
+      bindings.push(keys[i]);
+      for (const [, values] of perRow) bindings.push(values[i]);
+    }
+  } else {
+    for (const [, values] of perRow) {
+      for (let i = 0; i < keys.length; i++) bindings.push(keys[i], values[i]);
+    }
   }
   for (const [, v] of same) {
     if (isRaw(v)) bindings.push(...((v as Knex.Raw).toSQL().bindings as unknown[]));
     else bindings.push(v);
   }
-  bindings.push(...keys);
+  if (!joined) bindings.push(...keys);
   for (const [, v] of where) bindings.push(v);
   await q.raw(sql, bindings as Knex.RawBinding[]);
 }
