@@ -7,7 +7,12 @@
  * the checkout with node_modules built for it; each target is started once per Node, all of them in
  * the same interleaved rounds, and every ratio is taken against the baselines of the same Node.
  * Targets per Node: pay page / bare node:http ≥ 0.15 on Node 20, ≥ 0.30 on Node 24 (issue 15), pay
- * page p99 ≤ 1.2× the Express hello-world's p99, pay page / Express ≥ 0.60.
+ * page p99 ≤ 1.2× the Express hello-world's p99, pay page / Express ≥ 0.60. The p99s are compared
+ * after the rounds in BENCH_PAIRS pairs of short back-to-back rounds of the page and the Express
+ * hello-world (alternating which goes first), and the check reads the median of the pairs' ratios —
+ * the p99 of a single round is mostly the few stalls that happened to fall in it.
+ * BENCH_P99_CONTROL_MS=N adds a negative control: an Express hello-world whose event loop stalls N ms
+ * every BENCH_P99_CONTROL_EVERY_MS (100) ms (spin.ts), paired with the plain one.
  *
  * Servers run in child processes (pinned to the last CPU when there are ≥ 2; the measured processes of reminders, webhooks and requests unpinned); the load generator
  * (autocannon, in this process, pinned to the other CPUs) drives each with 50 connections: a
@@ -114,6 +119,9 @@ const PAIRS = Math.max(2, Number(process.env.BENCH_PAIRS ?? 12));
 const PAIR_SECONDS = Number(process.env.BENCH_PAIR_SECONDS ?? 1.5);
 /** > 0: also pair a Stripe page made this many µs per request dearer (spin.ts) with the sandbox-only page, as a negative control. */
 const STRIPE_CONTROL_US = Number(process.env.BENCH_STRIPE_CONTROL_US ?? 0);
+/** > 0: the p99 pairs' negative control, an Express hello-world stalled this many ms every BENCH_P99_CONTROL_EVERY_MS (100) ms. */
+const P99_CONTROL_MS = Number(process.env.BENCH_P99_CONTROL_MS ?? 0);
+const P99_CONTROL_EVERY_MS = Number(process.env.BENCH_P99_CONTROL_EVERY_MS ?? 100);
 /** The merchants seeded beside the Stripe merchant on its server: the sandbox-only one, and the control's. */
 const SANDBOX_HANDLE = 'bench-sandbox';
 const CONTROL_HANDLE = 'bench-control';
@@ -394,9 +402,9 @@ async function target(node: NodeRun, name: string, child: Child, url: string, no
 /** A target's name with its Node: "pay page, SQLite · Node 24". */
 const named = (node: NodeRun, name: string) => `${name} · ${node.label}`;
 
-async function baseline(node: NodeRun, name: string, script: string): Promise<Target> {
+async function baseline(node: NodeRun, name: string, script: string, env: Record<string, string> = {}, preloads: string[] = []): Promise<Target> {
   const port = await freePort();
-  const child = start(node, `test/bench/${script}`, { PORT: String(port), NODE_ENV: 'production' });
+  const child = start(node, `test/bench/${script}`, { ...env, PORT: String(port), NODE_ENV: 'production' }, [], preloads);
   const url = `http://127.0.0.1:${port}/`;
   await waitUntilUp(url, child);
   return target(node, named(node, name), child, url);
@@ -739,7 +747,15 @@ interface NodeSet {
   pays: (Measured | { name: string; skipped: string })[];
   recording: Measured;
   without: Measured;
+  /** Each page's p99 against the Express hello-world's, in pairs of short back-to-back rounds (by page name). */
+  p99: Map<string, Paired>;
 }
+
+/** A page's p99 / the Express hello-world's p99 on the same Node: the median of its pairs. */
+const p99Ratio = (set: NodeSet, m: Measured) => {
+  const pairs = set.p99.get(m.name);
+  return pairs ? median(pairs.p99Ratios) : m.p99 / set.express.p99;
+};
 
 function header(nodes: NodeRun[]): string[] {
   return [
@@ -750,11 +766,11 @@ function header(nodes: NodeRun[]): string[] {
   ];
 }
 
-function report({ node, bare, express, pays, recording, without }: NodeSet): string[] {
+function report(set: NodeSet): string[] {
+  const { node, bare, express, pays, recording, without } = set;
   const out: string[] = [];
   const more = [recording, without];
   const bareGoal = bareTarget(node);
-  const p99Goal = express.p99 * TARGETS.p99VsExpress;
   out.push('');
   out.push(`${node.label} (${node.version}):`);
   out.push(`${pad('target', 44)}${lpad('req/s', 10)}${lpad('p50 ms', 9)}${lpad('p99 ms', 9)}${lpad('non-2xx', 9)}${lpad('errors', 8)}${lpad('bytes', 8)}${lpad('CPU µs/req', 12)}  all rounds req/s  path`);
@@ -773,7 +789,11 @@ function report({ node, bare, express, pays, recording, without }: NodeSet): str
     out.push(`${m.name}:`);
     out.push(`  ${check(`${m.name}: pay / bare node:http`, rBare.toFixed(3), `≥ ${bareGoal.toFixed(2)}`, rBare >= bareGoal)}`);
     out.push(`  ${check(`${m.name}: pay / Express hello`, rExpress.toFixed(3), `≥ ${TARGETS.express.toFixed(2)}`, rExpress >= TARGETS.express)}`);
-    out.push(`  ${check(`${m.name}: p99 ms`, m.p99.toFixed(2), `≤ ${TARGETS.p99VsExpress}× Express p99 (${p99Goal.toFixed(2)})`, m.p99 <= p99Goal)}`);
+    const pairs = set.p99.get(m.name);
+    const p99 = p99Ratio(set, m);
+    const how = pairs ? `median of ${pairs.p99Ratios.length} pairs` : 'best rounds';
+    out.push(`  ${check(`${m.name}: p99 / Express p99`, p99.toFixed(2), `≤ ${TARGETS.p99VsExpress.toFixed(2)} (${how})`, p99 <= TARGETS.p99VsExpress && (pairs?.bad ?? 0) === 0)}`);
+    if (pairs) out.push(`    pairs: ${pairs.p99Ratios.map((r) => r.toFixed(2)).join(' / ')} (middle half ${quartiles(pairs.p99Ratios)}); best rounds above: ${m.p99.toFixed(2)} ms against ${express.p99.toFixed(2)} ms (${(m.p99 / express.p99).toFixed(2)}; not the target)`);
     if (m.cpuUs !== null && bare.cpuUs !== null && express.cpuUs !== null) {
       // The same ratios from server CPU per request: less sensitive to other load on the machine.
       out.push(`  by server CPU/request: bare/pay ${(bare.cpuUs / m.cpuUs).toFixed(3)}, Express/pay ${(express.cpuUs / m.cpuUs).toFixed(3)} (cross-check, not the target)`);
@@ -802,10 +822,10 @@ function sideBySide(sets: NodeSet[]): string[] {
     };
     row(`${name}: / bare`, sets.map((s) => measured(s) && (measured(s)!.rps / s.bare.rps).toFixed(3)));
     row(`${name}: / Express`, sets.map((s) => measured(s) && (measured(s)!.rps / s.express.rps).toFixed(3)));
-    row(`${name}: p99 / Express p99`, sets.map((s) => measured(s) && (measured(s)!.p99 / s.express.p99).toFixed(2)));
+    row(`${name}: p99 / Express p99`, sets.map((s) => measured(s) && p99Ratio(s, measured(s)!).toFixed(2)));
   }
   row('targets: pay / bare', sets.map((s) => `≥ ${bareTarget(s.node).toFixed(2)}`));
-  row('targets: p99 / Express p99', sets.map(() => `≤ ${TARGETS.p99VsExpress.toFixed(2)}`));
+  row('targets: p99 / Express p99 (median of pairs)', sets.map(() => `≤ ${TARGETS.p99VsExpress.toFixed(2)}`));
   return out;
 }
 
@@ -816,10 +836,11 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** A against B, pair by pair: each pair's req/s ratio (A / B) and CPU-per-request ratio (B / A, so higher is better for A too). */
+/** A against B, pair by pair: each pair's req/s ratio (A / B), CPU-per-request ratio (B / A, so higher is better for A too) and p99 ratio (A / B). */
 interface Paired {
   ratios: number[];
   cpuRatios: number[];
+  p99Ratios: number[];
   /** Non-2xx answers and errors in any pair round. */
   bad: number;
 }
@@ -832,7 +853,7 @@ interface Paired {
  * shares.
  */
 async function paired(a: Target, b: Target): Promise<Paired> {
-  const out: Paired = { ratios: [], cpuRatios: [], bad: 0 };
+  const out: Paired = { ratios: [], cpuRatios: [], p99Ratios: [], bad: 0 };
   for (let i = 0; i < PAIRS; i++) {
     const got = new Map<Target, Round>();
     for (const t of i % 2 ? [b, a] : [a, b]) got.set(t, await round(t, PAIR_SECONDS));
@@ -840,8 +861,9 @@ async function paired(a: Target, b: Target): Promise<Paired> {
     const rb = got.get(b)!;
     out.bad += ra.non2xx + ra.errors + rb.non2xx + rb.errors;
     out.ratios.push(ra.rps / rb.rps);
+    out.p99Ratios.push(ra.p99 / rb.p99);
     if (ra.cpuUs && rb.cpuUs) out.cpuRatios.push(rb.cpuUs / ra.cpuUs);
-    log(`  pair ${i + 1}/${PAIRS} ${a.name} / ${b.name}: ${Math.round(ra.rps)} / ${Math.round(rb.rps)} req/s = ${(ra.rps / rb.rps).toFixed(3)}`);
+    log(`  pair ${i + 1}/${PAIRS} ${a.name} / ${b.name}: ${Math.round(ra.rps)} / ${Math.round(rb.rps)} req/s = ${(ra.rps / rb.rps).toFixed(3)}; p99 ${ra.p99.toFixed(2)} / ${rb.p99.toFixed(2)} ms = ${(ra.p99 / rb.p99).toFixed(2)}`);
   }
   return out;
 }
@@ -1029,6 +1051,27 @@ async function main(): Promise<number> {
       }
       stripeCost = { pairs, across, control };
     }
+    // Each page's p99 against Express's in pairs of short back-to-back rounds (as the Stripe cost):
+    // the p99 of one best round swung 4.7–7.2 ms for the same Express server and 6.7–20 ms for the
+    // same page in adjacent rounds, so one pair of best rounds decided the check by chance.
+    const p99Pairs = new Map<string, Paired>();
+    for (const s of started) {
+      for (const page of [...s.pays, s.recording]) {
+        // Warm again first: the page may have sat idle through every other target's pairs.
+        await cannon(page, WARMUP);
+        log(`  p99 against Express, ${page.name}: ${PAIRS} pairs of ${PAIR_SECONDS} s rounds`);
+        p99Pairs.set(page.name, await paired(page, s.express));
+      }
+    }
+    let p99Control: { stallMs: number; pairs: Paired } | null = null;
+    if (P99_CONTROL_MS > 0) {
+      const express = started[0].express;
+      const stalled = await baseline(THIS_NODE, `Express 5 hello, ${P99_CONTROL_MS} ms stall every ${P99_CONTROL_EVERY_MS} ms (control)`, 'hello-express.ts', { BENCH_STALL_MS: String(P99_CONTROL_MS), BENCH_STALL_EVERY_MS: String(P99_CONTROL_EVERY_MS) }, ['test/bench/spin.ts']);
+      targets.push(stalled);
+      await cannon(stalled, WARMUP);
+      log(`  p99 negative control: ${PAIRS} pairs of ${PAIR_SECONDS} s rounds`);
+      p99Control = { stallMs: P99_CONTROL_MS, pairs: await paired(stalled, express) };
+    }
     const byName = (t: Target) => measured.find((m) => m.name === t.name)!;
     // A graceful stop writes every queued view; then the rows must equal the counters.
     let answered = 0;
@@ -1046,6 +1089,7 @@ async function main(): Promise<number> {
       pays: [...s.pays.map(byName), ...(s.maria ? [] : [{ name: named(s.node, 'pay page, MariaDB + Redis'), skipped: 'skipped: MariaDB not reachable' }])],
       recording: byName(s.recording),
       without: byName(s.without),
+      p99: p99Pairs,
     }));
     const out = header(nodes);
     for (const set of sets) out.push(...report(set));
@@ -1054,6 +1098,10 @@ async function main(): Promise<number> {
       out.push('', `${pad(rest.name, 44)}${lpad(fmt(rest.rps), 10)}${lpad(rest.p50.toFixed(2), 9)}${lpad(rest.p99.toFixed(2), 9)}${lpad(fmt(rest.non2xx), 9)}${lpad(fmt(rest.errors), 8)}`);
     }
     if (sets.length > 1) out.push(...sideBySide(sets));
+    if (p99Control) {
+      const c = median(p99Control.pairs.p99Ratios);
+      out.push('', `p99 negative control: an Express hello-world whose event loop stalls ${p99Control.stallMs} ms every ${P99_CONTROL_EVERY_MS} ms (spin.ts), against the Express hello-world: median ${c.toFixed(2)} (middle half ${quartiles(p99Control.pairs.p99Ratios)}) — ${c > TARGETS.p99VsExpress ? 'above the target: stalls of that size are caught' : 'NOT above the target: the pairs cannot see stalls of that size'}`);
+    }
     out.push(...reportAnalytics({ db: adb, seeded, latency, diagnostics, answered, counted }, sets));
     if (sandboxOnly && stripeCost) out.push(...reportStripeCost(byName(started[0].pays[0]), byName(sandboxOnly), stripeCost));
     if (reminders) out.push(...reportReminders(reminders, check));
