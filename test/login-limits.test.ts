@@ -137,6 +137,15 @@ forEachTarget('login limits', (target) => {
       expect((await postLogin(server.url, form, other.email, other.password, '203.0.113.1')).status).to.equal(303);
     });
 
+    it('wrong passwords from many addresses of one IPv6 network count as one client', async () => {
+      const acct = await signUp(env.app);
+      const form = await loginForm(server.url);
+      const statuses: number[] = [];
+      // One /56 (here six /64s in it): the per-address-and-account limit (5), not the per-account one (10), stops them.
+      for (let i = 1; i <= LIMITS.perIpAccount.points + 1; i++) statuses.push((await postLogin(server.url, form, acct.email, 'wrong password!', `2001:db8:7:${i}::${i}`)).status);
+      expect(statuses).to.deep.equal([401, 401, 401, 401, 401, 429]);
+    });
+
     it('an email with no account gets the same answers, in the same numbers, as one with an account', async () => {
       const acct = await signUp(env.app);
       const unknown = `nobody-${randomToken(6).toLowerCase()}@example.test`;

@@ -7,6 +7,7 @@ import { AppError, RateLimitedError, ValidationError } from '../../core/errors.t
 import { safeNext } from './middleware.ts';
 import { TokenError } from './service.ts';
 import { ROLE_HELP, ROLE_LABELS } from '../../core/access.ts';
+import { limitKey } from '../../core/ip.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'config' | 'loginLimiter' | 'resetLimiter' | 'merchants' | 'accounts'>;
@@ -35,7 +36,7 @@ export function accountRoutes(rt: Deps, passport: Passport, render: Renderer): e
   router.post('/login', async (req, res, next) => {
     const email = typeof req.body.email === 'string' ? req.body.email.trim().slice(0, 254) : '';
     const target = safeNext(req.body.next);
-    const ip = req.ip ?? 'unknown';
+    const ip = limitKey(req.ip);
     const page = (status: number, error: string) => render(req, res, 'accounts/login', { title: 'Log in', values: { email }, next: target, error, signupOpen: rt.config.signup === 'open' }, status);
     if (!email || typeof req.body.password !== 'string' || !req.body.password) {
       return page(422, 'Enter your email and password.');
@@ -132,7 +133,7 @@ export function accountRoutes(rt: Deps, passport: Passport, render: Renderer): e
     const email = typeof req.body.email === 'string' ? req.body.email.trim().slice(0, 254) : '';
     if (!email) return forgotPage(req, res, { error: 'Enter the email address you sign in with.' }, 422);
     try {
-      await rt.resetLimiter.attempt(req.ip ?? 'unknown', email);
+      await rt.resetLimiter.attempt(limitKey(req.ip), email);
     } catch (err) {
       if (!(err instanceof RateLimitedError)) throw err;
       res.setHeader('Retry-After', err.options.headers!['Retry-After']);

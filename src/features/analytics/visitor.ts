@@ -2,9 +2,9 @@
  * What a pay-page view records about its visitor, under DESIGN.md's privacy rules: a masked IP, the
  * browser and OS (never the raw user-agent string), and where they came from (origin and path only).
  */
-import net from 'node:net';
 import type { IncomingHttpHeaders } from 'node:http';
 import UAParser from 'ua-parser-js';
+import { ipv6Network, parseIp } from '../../core/ip.ts';
 
 /**
  * IPv4 keeps three octets (`192.168.1.xxx`); IPv6 keeps its first 48 bits, written as the network
@@ -12,38 +12,10 @@ import UAParser from 'ua-parser-js';
  * Anything else is null: an unparseable address is not stored at all.
  */
 export function maskIp(ip: string | undefined | null): string | null {
-  if (!ip) return null;
-  let addr = ip.trim();
-  const zone = addr.indexOf('%');
-  if (zone >= 0) addr = addr.slice(0, zone);
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(addr);
-  if (mapped) addr = mapped[1];
-  const kind = net.isIP(addr);
-  if (kind === 4) return `${addr.slice(0, addr.lastIndexOf('.'))}.xxx`;
-  if (kind !== 6) return null;
-  const hextets = expandIpv6(addr);
-  // ::ffff:c0a8:0114 (the mapped form in hex) is IPv4 as well.
-  if (hextets.slice(0, 5).every((h) => h === 0) && hextets[5] === 0xffff) {
-    return `${hextets[6] >> 8}.${hextets[6] & 255}.${hextets[7] >> 8}.xxx`;
-  }
-  // The kept network in canonical form (WHATWG URL parsing compresses the zero groups).
-  const network = [...hextets.slice(0, 3), 0, 0, 0, 0, 0].map((h) => h.toString(16)).join(':');
-  return `${new URL(`http://[${network}]/`).hostname.slice(1, -1)}/48`;
-}
-
-/** The eight 16-bit groups of a valid IPv6 address (an embedded dotted IPv4 tail included). */
-function expandIpv6(addr: string): number[] {
-  let text = addr.toLowerCase();
-  const v4 = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number);
-    text = text.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, null];
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const fill = tail === null ? [] : Array(8 - left.length - right.length).fill('0');
-  return [...left, ...fill, ...right].map((h) => parseInt(h, 16));
+  const parsed = parseIp(ip);
+  if (!parsed) return null;
+  if (parsed.v === 4) return `${parsed.octets.slice(0, 3).join('.')}.xxx`;
+  return `${ipv6Network(parsed.hextets, 48)}/48`;
 }
 
 export interface VisitorAgent {

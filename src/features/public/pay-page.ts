@@ -27,6 +27,7 @@ import { currencySymbol, merchantView } from './view.ts';
 import { couponStep, postedCoupon, type AppliedCoupon } from './coupon.ts';
 import { collectedValues, parseCollected, postedCollectValues } from './collect.ts';
 import { buttonText, parseLinkBranding, payBranding } from '../branding/index.ts';
+import { limitKey } from '../../core/ip.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'changes' | 'checkout' | 'checkoutLimiter' | 'clock' | 'config' | 'coupons' | 'customers' | 'log' | 'merchants' | 'payments' | 'providers' | 'requests' | 'tokens' | 'views'>;
@@ -532,7 +533,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
    * page (nothing is written). Only checkouts count: showing a page never touches the limiters.
    */
   async function overLimit(req: Request, target: Page): Promise<PayTarget | null> {
-    const checks: [Limiter, string][] = [[rt.checkoutLimiter.perIp, req.ip ?? 'unknown']];
+    const checks: [Limiter, string][] = [[rt.checkoutLimiter.perIp, limitKey(req.ip)]];
     if (target.link?.kind === 'request') checks.push([rt.checkoutLimiter.perRequest, String(target.link.key)]);
     for (const [limiter, key] of checks) {
       try {
@@ -722,7 +723,7 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     if (!request || !merchant) throw new NotFoundError();
     const page = { title: 'A new payment link', brand: merchant.brandColor, merchant: merchantView(merchant), name: request.link.name };
     try {
-      await rt.checkoutLimiter.perIp.consume(req.ip ?? 'unknown');
+      await rt.checkoutLimiter.perIp.consume(limitKey(req.ip));
     } catch (err) {
       if (!(err instanceof RateLimiterRes)) throw err;
       return show(req, res, { kind: 'too_many', merchant, name: request.link.name, retryMs: err.msBeforeNext });
