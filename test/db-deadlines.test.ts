@@ -34,6 +34,37 @@ import { createDb, DatabaseTimeoutError, type Db } from '../src/core/db.ts';
     expect(row.one).to.equal(1);
   });
 
+  it("does not take this process's own stall for the database's: a 1 s block of the event loop during the probe fails nothing", async () => {
+    const db = open({ acquireMs: 2_000, stallMs: 200, statementMs: 0 });
+    await db.raw('SELECT 1'); // the pool's connection is open: only the probe connects during the block
+    const slow = db.raw('SELECT SLEEP(0.4) AS slept').then(
+      () => 'answered',
+      (e: unknown) => (e instanceof DatabaseTimeoutError ? 'failed as a database timeout' : String(e)),
+    );
+    // Once the statement has waited stallMs the guard probes the server on a fresh connection: the
+    // moment it starts connecting, this process holds its event loop for a second.
+    const client = db.client as { acquireRawConnection(): Promise<unknown> };
+    const connect = client.acquireRawConnection.bind(client);
+    let blocked = 0;
+    client.acquireRawConnection = () => {
+      const opening = connect();
+      // Right after the probe has set its deadline (the rest of its synchronous start).
+      if (blocked++ === 0) {
+        queueMicrotask(() => {
+          const until = Date.now() + 1_000;
+          while (Date.now() < until) {
+            // a synchronous burst: the probe's answer waits on the socket meanwhile
+          }
+        });
+      }
+      return opening;
+    };
+    expect(await slow).to.equal('answered');
+    expect(blocked, 'the probe connected').to.be.greaterThan(0);
+    const [[row]] = (await db.raw('SELECT 1 AS one')) as [[{ one: number }]];
+    expect(row.one).to.equal(1);
+  });
+
   it('lets a slow statement finish while the server answers the stall probe', async () => {
     const db = open({ acquireMs: 2_000, stallMs: 200, statementMs: 0 });
     const [[row]] = (await db.raw('SELECT SLEEP(1.5) AS slept')) as [[{ slept: number }]];

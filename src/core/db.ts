@@ -219,14 +219,13 @@ function guardStatements(db: Db, t: DbTimeouts, log: Logger | undefined): void {
     connection.destroy();
     connection.stream?.destroy();
   };
-  /** SELECT 1 on a fresh connection within stallMs. */
+  /** SELECT 1 on a fresh connection within stallMs of time this process could hear it (lapse()). */
   const probe = async (): Promise<boolean> => {
-    let timer: NodeJS.Timeout | undefined;
     const opened = client.acquireRawConnection();
     const answered = opened.then((c) => new Promise<boolean>((resolve) => c.query('SELECT 1', (err) => resolve(!err))));
-    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), t.stallMs)));
-    const ok = await Promise.race([answered.catch(() => false), late]);
-    clearTimeout(timer);
+    const late = lapse(t.stallMs);
+    const ok = await Promise.race([answered.catch(() => false), late.then(() => false)]);
+    late.cancel();
     opened.then((c) => drop(c, new Error('probe done')), () => {});
     return ok;
   };
@@ -317,6 +316,34 @@ function guardStatements(db: Db, t: DbTimeouts, log: Logger | undefined): void {
     }
   }
   Object.setPrototypeOf(client, Guarded.prototype);
+}
+
+/** How often lapse() looks at the clock; a longer gap between its looks counts as LAPSE_TICK_MS × 2. */
+const LAPSE_TICK_MS = 25;
+
+/**
+ * Resolves once `ms` have passed in which this process could have heard an answer. A stretch the
+ * event loop was held (a long garbage collection, a burst of synchronous work on an overloaded host)
+ * counts at most LAPSE_TICK_MS × 2: with a plain timer, a probe started just before a 1 s stall
+ * timed out as the loop came back, before the answer waiting on the socket was read, and the database
+ * was declared down for the process's own stall (false 503s). The verdict also waits one poll of I/O
+ * (setImmediate), so an answer that arrived meanwhile is read first.
+ */
+export function lapse(ms: number): Promise<void> & { cancel(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const done = new Promise<void>((resolve) => {
+    let counted = 0;
+    let last = performance.now();
+    timer = setInterval(() => {
+      const now = performance.now();
+      counted += Math.min(now - last, LAPSE_TICK_MS * 2);
+      last = now;
+      if (counted < ms) return;
+      clearInterval(timer);
+      setImmediate(resolve);
+    }, LAPSE_TICK_MS);
+  });
+  return Object.assign(done, { cancel: () => clearInterval(timer) });
 }
 
 /**
