@@ -12,6 +12,7 @@ import { createRuntime, type Runtime } from '../src/runtime.ts';
 import { buildApp } from '../src/app.ts';
 import { createLogger } from '../src/core/log.ts';
 import { randomToken } from '../src/core/ids.ts';
+import type { DeadlineStore } from '../src/core/session-store.ts';
 
 /** Waits until readiness answers `status` (dependencies reconnect with back-off, so recovery takes a moment). */
 const readiness = (app: Parameters<typeof supertest>[0], status: 200 | 503) =>
@@ -102,6 +103,22 @@ forEachTarget('health', (target) => {
           await unchanged();
           expect(dash.headers['set-cookie']).to.equal(undefined);
         });
+
+        if (mode === 'blackhole') {
+          it('when Redis stops answering: after one unanswered session call, one request at a time waits on Redis and the others answer 503 at once', async () => {
+            proxy.blackhole();
+            // The first waits out the session store's deadline: Redis is silent from then on.
+            expect((await acct.agent.get('/app').timeout(6_000)).status).to.equal(503);
+            const finished: string[] = [];
+            const trying = acct.agent.get('/app').timeout(6_000).then((r) => (finished.push('trying'), r.status));
+            await waitFor(() => (env.rt.sessionStore as DeadlineStore).trying, { message: 'the second request to be trying the session store' });
+            const others = await Promise.all(Array.from({ length: 3 }, () => acct.agent.get('/app').timeout(6_000).then((r) => (finished.push('other'), r.status))));
+            expect(others).to.deep.equal([503, 503, 503]);
+            expect(await trying).to.equal(503);
+            // Without the shortcut each would wait its own deadline, ending after the one that started first.
+            expect(finished).to.deep.equal(['other', 'other', 'other', 'trying']);
+          });
+        }
 
         it(`when Redis ${label}: pay pages and checkout keep answering (rate limits fall back to memory)`, async () => {
           proxy[mode]();

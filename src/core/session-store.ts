@@ -63,26 +63,52 @@ export class KnexSessionStore extends session.Store {
 }
 
 /**
- * Gives every store call a deadline: a store that stops answering (Redis behind a partition) makes
- * the request fail with 503 after `ms` instead of hanging until the client gives up.
+ * Gives every store call a deadline: a store that stops answering (Redis behind a partition, or
+ * paused) makes the request fail with 503 after `ms` instead of hanging until the client gives up.
+ * Once a call has gone unanswered, the store is taken as silent: one call at a time tries it (and
+ * waits up to `ms`), every other call fails at once with the same 503, so an outage costs the
+ * dashboard one slow answer per `ms`, not one per request, and queues no pile of commands for the
+ * store's return. Any answer, a late one too, ends that.
  */
 export class DeadlineStore extends session.Store {
+  /** A call went unanswered and none has answered since. */
+  private silent = false;
+  /** A call is trying the silent store now. */
+  private tryingNow = false;
+
   constructor(private readonly inner: session.Store, private readonly ms = 2_000) {
     super();
   }
 
-  /** Runs op(cb) and calls cb exactly once: with op's result, or with a timeout error after `ms`. */
+  /** Whether a call is trying the store after it went silent (the others fail at once meanwhile). */
+  get trying(): boolean {
+    return this.tryingNow;
+  }
+
+  /** Runs op(cb) and calls cb exactly once: with op's result, or with a timeout error after `ms` (at once while the store is silent and another call is trying it). */
   private deadline<R>(name: string, op: (cb: (err: unknown, result?: R) => void) => void, cb: (err: unknown, result?: R) => void): void {
+    const timeout = (message: string) => Object.assign(new Error(`session store ${name} ${message}`), { code: 'ETIMEDOUT' });
+    if (this.silent && this.tryingNow) return cb(timeout(`not tried: the store has not answered for a while (another call is trying it)`));
+    const trial = this.silent;
+    if (trial) this.tryingNow = true;
     let done = false;
     const finish = (err: unknown, result?: R) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      if (trial) this.tryingNow = false;
       cb(err, result);
     };
-    const timer = setTimeout(() => finish(Object.assign(new Error(`session store ${name} timed out after ${this.ms} ms`), { code: 'ETIMEDOUT' })), this.ms);
+    const timer = setTimeout(() => {
+      this.silent = true;
+      finish(timeout(`timed out after ${this.ms} ms`));
+    }, this.ms);
     try {
-      op(finish);
+      op((err, result) => {
+        // An answer, even after its deadline, even an error: the store is there.
+        this.silent = false;
+        finish(err, result);
+      });
     } catch (err) {
       finish(err);
     }
