@@ -921,6 +921,12 @@ export interface PluginCheckoutPayment {
   createdAt: string;
   /** The merchant's public id (for `settingsFor`). */
   merchantId: string;
+  /**
+   * The customer's receipt page for this payment: send the customer there (never build it from the
+   * id). It carries the key that lets them cancel a subscription or forget a saved card on it, so
+   * give it to the paying customer only. Added in apiVersion 1.
+   */
+  receiptUrl: string;
 }
 
 /**

@@ -34,7 +34,7 @@ import { createApiKeyService, type ApiKeyService } from './features/api-keys/ind
 import { createTagService, type TagService } from './features/tags/index.ts';
 import { createProductService, type ProductService } from './features/products/index.ts';
 import { createLinkService, createLinkState, type LinkService } from './features/links/index.ts';
-import { createCheckoutService, type CheckoutService } from './features/checkout/index.ts';
+import { createCheckoutService, receiptKeys, type CheckoutService } from './features/checkout/index.ts';
 import { createCustomerService, createPaymentProfiles, type CustomerService, type PaymentProfiles } from './features/customers/index.ts';
 import { createCouponService, type CouponService } from './features/coupons/index.ts';
 import { createPaymentQueries, type PaymentQueries } from './features/checkout/index.ts';
@@ -415,6 +415,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
         registries,
         log: log.child('checkout'),
         baseUrl: config.baseUrl,
+        receiptKeys: receiptKeys(secrets.derive('receipt-keys')),
         providers,
         onPaid: async (trx, paid) => {
           if (paid.linkKey !== null) await reminders.stopForPayment(trx, paid.linkKey, paid.customerKey);

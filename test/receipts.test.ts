@@ -56,7 +56,8 @@ forEachTarget('receipts by email', (target) => {
     expect(more, 'one receipt').to.deep.equal([]);
     expect(msg.channel).to.equal('email');
     expect(msg.subject).to.equal('Your receipt from Corner Bakery');
-    const receiptUrl = `${env.rt.config.baseUrl}/receipt/${paymentId}`;
+    const receiptUrl = env.rt.services.checkout.receiptUrl({ id: paymentId });
+    expect(receiptUrl).to.match(new RegExp(`^${env.rt.config.baseUrl}/receipt/${paymentId}\\?k=[\\w-]{22}$`));
     expect(msg.text).to.include('Hi Ann,').and.include('€12.50').and.include('Birthday cake').and.include(`View your receipt: ${receiptUrl}`);
     expect(handed.find((h) => h.id === msg.messageId)?.html).to.include(`href="${receiptUrl}"`).and.include('View your receipt');
     const [row] = await receiptDeliveries(m.key);

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { csrfFrom, type TestEnv } from './support/harness.ts';
+import { csrfFrom, receiptPath, type TestEnv } from './support/harness.ts';
 import type { FakeStripe } from './support/fake-stripe.ts';
 import { stripeShop, useStripeApp, type StripeShop } from './support/stripe-app.ts';
 
@@ -61,8 +61,14 @@ forEachTarget('saved payment profiles (provider-stripe)', (target) => {
     expect(saved[0].id).to.match(/^cpp_/);
 
     // The receipt tells the customer and lets them forget it; the merchant's customer page shows it.
-    const receipt = await supertest(env.app).get(`/receipt/${first.paymentId}`).expect(200);
-    expect(receipt.text).to.include('Saved for next time').and.to.include('Visa •••• 4242').and.to.include(`action="/receipt/${first.paymentId}/forget-card"`);
+    const receipt = await supertest(env.app).get(receiptPath(env, first.paymentId)).expect(200);
+    expect(receipt.text).to.include('Saved for next time').and.to.include('Visa •••• 4242').and.to.include(`action="/receipt/${first.paymentId}/forget-card?k=`);
+    // The payment id alone (the merchant's redirect URL, the API, webhooks carry it) shows the receipt, not the card.
+    const bare = await supertest(env.app).get(`/receipt/${first.paymentId}`).expect(200);
+    expect(bare.text).to.include('Payment successful').and.not.to.include('Saved for next time').and.not.to.include('Forget this card');
+    await supertest(env.app).post(`/receipt/${first.paymentId}/forget-card`).type('form').send({}).expect(404);
+    await supertest(env.app).post(`/receipt/${first.paymentId}/forget-card?k=${'A'.repeat(22)}`).type('form').send({}).expect(404);
+    expect(await profiles(s)).to.have.length(1);
     const page = await s.owner.agent.get(`/app/customers/${s.customerId}`).expect(200);
     expect(page.text).to.include('Saved payment details').and.to.include('Visa •••• 4242').and.to.include('with Stripe');
     const list = await s.owner.agent.get('/app/customers').expect(200);
@@ -86,7 +92,7 @@ forEachTarget('saved payment profiles (provider-stripe)', (target) => {
     await fake.pay(unticked.session.id);
     expect((await s.call('get', `/payments/${unticked.paymentId}`).expect(200)).body.status).to.equal('paid');
     expect(await profiles(s)).to.deep.equal([]);
-    expect((await supertest(env.app).get(`/receipt/${unticked.paymentId}`).expect(200)).text).not.to.include('Saved for next time');
+    expect((await supertest(env.app).get(receiptPath(env, unticked.paymentId)).expect(200)).text).not.to.include('Saved for next time');
 
     const anonymous = await checkout(s, false);
     expect(anonymous.session.customer).to.equal(null);
@@ -151,14 +157,14 @@ forEachTarget('saved payment profiles (provider-stripe)', (target) => {
     const pm = fake.intents.get(second.session.payment_intent)!.payment_method as string;
     fake.down = true;
     try {
-      const down = await supertest(env.app).post(`/receipt/${second.paymentId}/forget-card`).type('form').send({}).expect(503);
+      const down = await supertest(env.app).post(receiptPath(env, second.paymentId, 'forget-card')).type('form').send({}).expect(503);
       expect(down.text).to.include('Nothing was removed');
     } finally {
       fake.down = false;
     }
     expect(await profiles(s)).to.have.length(1);
-    const forgot = await supertest(env.app).post(`/receipt/${second.paymentId}/forget-card`).type('form').send({}).expect(303);
-    expect(forgot.headers.location).to.equal(`/receipt/${second.paymentId}?forgotten=1`);
+    const forgot = await supertest(env.app).post(receiptPath(env, second.paymentId, 'forget-card')).type('form').send({}).expect(303);
+    expect(forgot.headers.location).to.equal(`${receiptPath(env, second.paymentId)}&forgotten=1`);
     const receipt = await supertest(env.app).get(forgot.headers.location).expect(200);
     expect(receipt.text).to.include('Your saved card was removed').and.not.to.include('Forget this card');
     expect(await profiles(s)).to.deep.equal([]);

@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import type { TestEnv } from './support/harness.ts';
+import { receiptPath, type TestEnv } from './support/harness.ts';
 import { expectProblem } from './support/api.ts';
 import type { FakeStripe } from './support/fake-stripe.ts';
 import { stripeShop, useStripeApp, type StripeShop } from './support/stripe-app.ts';
@@ -164,13 +164,13 @@ forEachTarget('subscriptions through Stripe', (target) => {
   it('cancels at Stripe first when the customer cancels from the receipt; Stripe unreachable says so on the page and changes nothing', async () => {
     const { club, link } = await planLink();
     const { payment, stripeSub } = await subscribe(club.id, link.path, 'eve@example.test');
-    const cancel = () => supertest(env.app).post(`/receipt/${payment.id}/cancel-subscription`);
+    const cancel = () => supertest(env.app).post(receiptPath(env, payment.id, 'cancel-subscription'));
     fake.down = true;
     try {
       const down = await cancel().expect(503);
       // The confirmation again, with the reason by its button.
       expect(down.text).to.include('The payment provider is not reachable right now, so the subscription was not canceled.');
-      expect(down.text).to.include(`action="/receipt/${payment.id}/cancel-subscription"`);
+      expect(down.text).to.include(`action="${receiptPath(env, payment.id, 'cancel-subscription')}"`);
     } finally {
       fake.down = false;
     }

@@ -128,14 +128,23 @@ describe('subscriptions in a browser', () => {
         await tab.page.locator('input[name="name"]').fill('Bo Example');
         await tab.page.locator('input[name="email"]').fill(`bo-${tag}@example.test`);
         await payWithCard(tab.page, /^Pay €44\.00/);
+        // The receipt by its payment id alone (as the merchant's redirect URL or a webhook names it) is read-only.
+        const keyed = tab.page.url();
+        expect(keyed).to.match(/\/receipt\/pay_\w+\?k=[\w-]{22}$/);
+        await tab.page.goto(keyed.split('?')[0]);
+        expect(await tab.page.getByRole('link', { name: 'Cancel subscription' }).count()).to.equal(0);
+        expect(await tab.page.locator('.subscription-note').textContent()).to.include('To cancel, open this receipt from the link you were given after paying or in your receipt email.');
+        await tab.screenshot(`subscription-receipt-bare-${tag}`);
+        expect(await axeProblems(tab.page)).to.deep.equal([]);
+        await tab.page.goto(keyed);
         await tab.page.getByRole('link', { name: 'Cancel subscription' }).click();
-        await tab.page.waitForURL(/\?cancel=1/);
+        await tab.page.waitForURL(/&cancel=1/);
         expect(await tab.page.locator('.cancel-confirm').textContent()).to.match(/Cancel your subscription to Beans every month\? You will not be charged again \(the next charge was due on .+\)\./);
         await tab.screenshot(`subscription-customer-cancel-${tag}`);
         expect(await axeProblems(tab.page)).to.deep.equal([]);
         expect(await tab.page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).to.equal(true);
         await tab.page.getByRole('button', { name: 'Yes, cancel my subscription' }).click();
-        await tab.page.waitForURL(/\?canceled=1/);
+        await tab.page.waitForURL(/&canceled=1/);
         expect(await tab.page.getByRole('status').last().textContent()).to.equal('Your subscription is canceled. Harbour Roasters will not charge you for it again.');
         expect(await tab.page.locator('#subscription-title + p').textContent()).to.match(/It was canceled on .+: you will not be charged again\./);
         expect(await tab.page.getByRole('link', { name: 'Cancel subscription' }).count()).to.equal(0);

@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
-import { build, signUp, type TestEnv } from './support/harness.ts';
+import { build, receiptPath, signUp, type TestEnv } from './support/harness.ts';
 import { BUILTIN_PLUGINS_DIR, builtinSources, type PluginSource } from '../src/core/plugins/host.ts';
 import { definePlugin } from '../src/plugin-api.ts';
 import { apiClient, apiMerchant, expectProblem, twoApiMerchants, type ApiCall, type ApiMerchant } from './support/api.ts';
@@ -224,28 +224,33 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     await renewJob();
     const [renewal] = await paymentsOf(c, link.id);
     expect(renewal.id).to.not.equal(first.id);
-    const receipt = (await http().get(`/receipt/${renewal.id}`).expect(200)).text;
-    expect(receipt).to.include(`href="/receipt/${renewal.id}?cancel=1#subscription-title">Cancel subscription</a>`);
+    const receipt = (await http().get(receiptPath(env, renewal.id)).expect(200)).text;
+    expect(receipt).to.include(`href="${receiptPath(env, renewal.id)}&cancel=1#subscription-title">Cancel subscription</a>`);
     expect(receipt).to.not.include('cancel-subscription');
+    // The payment id alone (the merchant's redirect URL, the API and webhooks carry it) cancels nothing.
+    const bare = (await http().get(`/receipt/${renewal.id}?cancel=1`).expect(200)).text;
+    expect(bare).to.include('It renews on').and.include('To cancel, open this receipt from the link').and.not.include('cancel-subscription').and.not.include('Cancel subscription</a>');
+    await http().post(`/receipt/${renewal.id}/cancel-subscription`).expect(404);
+    await http().post(`/receipt/${renewal.id}/cancel-subscription?k=${receiptPath(env, first.id).split('k=')[1]}`).expect(404); // another receipt's key
     // The link asks first: one button posts, "Keep it" goes back.
-    const confirm = (await http().get(`/receipt/${renewal.id}?cancel=1`).expect(200)).text;
+    const confirm = (await http().get(`${receiptPath(env, renewal.id)}&cancel=1`).expect(200)).text;
     expect(confirm).to.include('Cancel your subscription to Beans every month?');
-    expect(confirm).to.include(`<form method="post" action="/receipt/${renewal.id}/cancel-subscription"`);
+    expect(confirm).to.include(`<form method="post" action="${receiptPath(env, renewal.id, 'cancel-subscription')}"`);
     expect((await c('get', `/subscriptions/${subId}`).expect(200)).body.status).to.equal('active');
 
-    const done = await http().post(`/receipt/${renewal.id}/cancel-subscription`).expect(303);
-    expect(done.headers.location).to.equal(`/receipt/${renewal.id}?canceled=1#subscription-title`);
+    const done = await http().post(receiptPath(env, renewal.id, 'cancel-subscription')).expect(303);
+    expect(done.headers.location).to.equal(`${receiptPath(env, renewal.id)}&canceled=1#subscription-title`);
     const canceled = (await c('get', `/subscriptions/${subId}`).expect(200)).body;
     expect([canceled.status, canceled.canceled_by, canceled.canceled_at]).to.deep.equal(['canceled', 'customer', env.clock.now().toISOString()]);
     const after = (await http().get(done.headers.location).expect(200)).text;
     expect(after).to.include('Your subscription is canceled. Self Cancel Club will not charge you for it again.');
     expect(after).to.not.include('Cancel subscription</a>');
     // The first payment's receipt: canceled, nothing to cancel, and the confirmation is not offered again.
-    const firstReceipt = (await http().get(`/receipt/${first.id}?cancel=1`).expect(200)).text;
+    const firstReceipt = (await http().get(`${receiptPath(env, first.id)}&cancel=1`).expect(200)).text;
     expect(firstReceipt).to.include('you will not be charged again');
     expect(firstReceipt).to.not.include('cancel-subscription');
     // A second cancel (a double submit, the other receipt) changes nothing and emits nothing.
-    await http().post(`/receipt/${first.id}/cancel-subscription`).expect(303);
+    await http().post(receiptPath(env, first.id, 'cancel-subscription')).expect(303);
     const events = (await env.rt.db('events').where({ type: 'subscription.canceled' }).select('payload')).map((e: any) => JSON.parse(e.payload)).filter((p: any) => p.subscriptionId === subId);
     expect(events.map((p: any) => p.canceledBy)).to.deep.equal(['customer']);
     // No renewal after it.
@@ -257,8 +262,8 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     const paid = await http().post(`/${m.handle}/${oneOff.path}`).type('form').send(CUSTOMER).expect(303);
     await http().post(new URL(paid.headers.location).pathname).type('form').send({ card_number: '4242 4242 4242 4242' }).expect(303);
     const [tip] = await paymentsOf(c, oneOff.id);
-    expect((await http().get(`/receipt/${tip.id}`).expect(200)).text).to.not.include('Cancel subscription');
-    await http().post(`/receipt/${tip.id}/cancel-subscription`).expect(404);
+    expect((await http().get(receiptPath(env, tip.id)).expect(200)).text).to.not.include('Cancel subscription');
+    await http().post(receiptPath(env, tip.id, 'cancel-subscription')).expect(404);
     await http().post('/receipt/pay_0000000000000000000000/cancel-subscription').expect(404);
     await http().post('/receipt/nope/cancel-subscription').expect(404);
   });

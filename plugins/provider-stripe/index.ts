@@ -635,14 +635,13 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
     if (!payment || !h.keysOf(settings).secretKey) return null;
     return { payment, sessionId, stripe: h.stripeFor(settings) };
   }
-  const receiptOf = (paymentId: string) => `${api.baseUrl}/receipt/${paymentId}`;
   const ownSession = (s: Stripe.Checkout.Session, paymentId: string) => (s.metadata?.paylink_payment_id ?? s.client_reference_id) === paymentId;
 
   /** The customer is back from Stripe: settle now (the webhook may come later) and send them on. */
   api.routes.get('/return/:merchantId/:paymentId', async (req, res) => {
     const r = await returning(req);
     if (!r) return void res.status(404).send('Not found');
-    let next = receiptOf(r.payment.id); // "processing" until the webhook or the sweep settles it
+    let next = r.payment.receiptUrl; // "processing" until the webhook or the sweep settles it
     try {
       const s = await r.stripe.checkout.sessions.retrieve(r.sessionId, { expand: ['payment_intent.latest_charge'] });
       if (!ownSession(s, r.payment.id)) return void res.status(404).send('Not found');
@@ -669,7 +668,7 @@ function registerRoutes(api: PluginApi, h: Helpers): void {
       // The session stays open at Stripe until it expires; the sweep settles it then.
       api.log.warn('could not close the checkout session on cancel', { paymentId: r.payment.id, error: err });
     }
-    res.redirect(303, back ?? receiptOf(r.payment.id));
+    res.redirect(303, back ?? r.payment.receiptUrl);
   });
 
   /** Nothing stays pending because a webhook was missed: ask Stripe about old pending payments. */

@@ -133,6 +133,15 @@ export function useEnv(target: Target, opts: BuildOptions | (() => BuildOptions)
 }
 
 /** The message shown under a field of a dashboard form ('' when none). */
+/**
+ * The customer's receipt URL for a payment (path and `?k=` key), as the redirect after paying and the
+ * receipt email give it; with `action` (`cancel-subscription`, `forget-card`), the keyed URL it posts to.
+ */
+export function receiptPath(env: Pick<TestEnv, 'rt'>, paymentId: string, action?: string): string {
+  const url = new URL(env.rt.services.checkout.receiptUrl({ id: paymentId }));
+  return `${url.pathname}${action ? `/${action}` : ''}${url.search}`;
+}
+
 export function fieldError(html: string, field: string): string {
   const m = new RegExp(`<p class="error" id="f-${field}-error"[^>]*>([^<]*)</p>`).exec(html);
   if (!m) throw new Error(`no error slot for ${field}`);

@@ -7,6 +7,7 @@ export { createProviderReports } from './provider-reports.ts';
 export { REFUNDABLE, createRefundService, refundJson } from './refunds.ts';
 export type { Refund, RefundService } from './refunds.ts';
 export { NoSlotError, createCheckoutService, minutesUntil } from './service.ts';
+export { receiptKeys } from './receipt-keys.ts';
 export { createSavedProfiles } from './profiles.ts';
 export type { SavedProfiles } from './profiles.ts';
 export type { CheckoutService, CollectedInput, Discount, PayableLink, Payment, PaymentStatus, ReceiptDetails } from './service.ts';

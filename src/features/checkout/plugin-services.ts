@@ -79,7 +79,7 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
     if (payment.linkKey === null) return receipt;
     const link = await links.getByKey(payment.linkKey);
     if (!link?.redirectUrl) return receipt;
-    return link.redirectTarget === 'same' ? redirectUrlFor(link.redirectUrl, payment.id) : `${receipt}?continue=1`;
+    return link.redirectTarget === 'same' ? redirectUrlFor(link.redirectUrl, payment.id) : `${receipt}&continue=1`;
   }
 
   async function pluginPayment(payment: Payment): Promise<PluginCheckoutPayment | null> {
@@ -97,6 +97,7 @@ export function createPluginCheckoutServices(deps: PluginCheckoutDeps): PluginCh
       sessionId: session?.id ?? null,
       merchantId: merchant.id,
       createdAt: payment.createdAt.toISOString(),
+      receiptUrl: checkout.receiptUrl(payment),
     };
   }
 

@@ -54,6 +54,7 @@ import type { Merchant } from '../merchants/index.ts';
 import { linkItemsFrom, type ClaimLoss, type Collect, type CustomAmount, type HoldLoss, type Link, type LinkItem, type LinkState, type PayableLinkRow } from '../links/index.ts';
 import type { Product } from '../products/index.ts';
 import { lineItemsFromText, lineItemsToText, lineItemsTotal, type LineItem } from '../../core/line-items.ts';
+import type { ReceiptKeys } from './receipt-keys.ts';
 
 export const SESSION_TTL_MS = 2 * 60 * 60 * 1000;
 
@@ -271,6 +272,8 @@ export interface CheckoutDeps {
   registries: Registries;
   log: Logger;
   baseUrl: string;
+  /** Signs receipt URLs: their `?k=` lets the customer manage what they bought (receipt-keys.ts). */
+  receiptKeys: ReceiptKeys;
   /** The merchant's providers (Settings → Payments): which customers can use, and their settings. */
   providers: CheckoutProviders;
   /**
@@ -707,8 +710,14 @@ export function createCheckoutService(deps: CheckoutDeps) {
   }
 
   const service = {
+    /** The customer's receipt URL, with the key that lets them cancel a subscription or forget a card there. */
     receiptUrl(payment: Pick<Payment, 'id'>): string {
-      return `${deps.baseUrl}/receipt/${payment.id}`;
+      return `${deps.baseUrl}/receipt/${payment.id}?k=${deps.receiptKeys.of(payment.id)}`;
+    },
+
+    /** Whether `key` (a receipt URL's `k`) is the key of this payment's receipt. */
+    receiptKeyMatches(paymentId: string, key: unknown): boolean {
+      return deps.receiptKeys.matches(paymentId, key);
     },
 
     /** Opens a checkout for a link (or a merchant's open-amount page) and hands it to the provider. */
@@ -805,7 +814,7 @@ export function createCheckoutService(deps: CheckoutDeps) {
           currency: input.currency,
           description: link?.name ?? `Payment to ${merchant.name}`,
           customer: { name: input.name ?? null, email: input.email ?? null, id: customerId, savedProfile: saved ? { ref: saved.ref, label: saved.label } : null },
-          returnUrl: `${deps.baseUrl}/receipt/${paymentId}`,
+          returnUrl: service.receiptUrl({ id: paymentId }),
           expiresAt: expiresAt.toISOString(),
           recurring: input.recurring ? { interval: input.recurring.interval, intervalCount: input.recurring.count, trialDays: input.recurring.trialDays, renewalAmount: input.recurring.renewalAmount, productName: input.recurring.productName } : null,
         }, settings);

@@ -5,7 +5,10 @@
  * new tab; that URL always comes from the link, never from the query string.
  *
  * A subscription's receipt lets the customer cancel it (`?cancel=1` asks first; the POST cancels
- * through the provider, as the merchant's cancel does): no account, no email to the merchant.
+ * through the provider, as the merchant's cancel does): no account, no email to the merchant. That,
+ * and forgetting a saved card, takes the receipt's key too (`?k=`, checkout/receipt-keys.ts): only
+ * the URLs given to the customer carry it, while the payment id also reaches the merchant's redirect
+ * URL, API clients and webhooks. Without it the page is the receipt alone.
  */
 import { lineItemsView } from '../../core/line-items.ts';
 import express, { type Request, type Response } from 'express';
@@ -53,6 +56,18 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     if (!f) throw new NotFoundError();
     return f;
   }
+  /** The receipt's key and its URL with it when the request carries the right key (the customer's), else null. */
+  const managing = (req: Request, paymentId: string): { key: string; url: string } | null => {
+    const key = req.query.k;
+    return typeof key === 'string' && rt.checkout.receiptKeyMatches(paymentId, key) ? { key, url: `/receipt/${paymentId}?k=${key}` } : null;
+  };
+  /** A change on the receipt: the payment and its keyed URL, or 404 without the key. */
+  async function toManage(req: Request) {
+    const f = await found(req);
+    const manage = managing(req, f.payment.id);
+    if (!manage) throw new NotFoundError();
+    return { ...f, url: manage.url };
+  }
   /** What the paying customer saved with this payment's provider (their card for next time), if anything. */
   const savedWith = (payment: Payment) => (payment.customerKey === null ? null : rt.profiles.find(payment.customerKey, payment.provider));
 
@@ -60,7 +75,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
 
   /** "Yes, cancel my subscription" (asked on `?cancel=1`): the provider stops billing, then Paylink records it. */
   router.post('/receipt/:paymentId/cancel-subscription', async (req: Request, res: Response) => {
-    const { payment } = await found(req);
+    const { payment, url } = await toManage(req);
     if (!payment.subscriptionId) throw new NotFoundError();
     try {
       await rt.subscriptions.cancelForCustomer(payment.subscriptionId);
@@ -70,12 +85,12 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       if (err instanceof AppError && err.code === 'provider_refused') return show(req, res, { cancelError: err.userMessage }, 422);
       throw err;
     }
-    res.redirect(303, `/receipt/${payment.id}?canceled=1#subscription-title`);
+    res.redirect(303, `${url}&canceled=1#subscription-title`);
   });
 
   /** "Forget this card": the provider deletes the saved card, then Paylink its record. */
   router.post('/receipt/:paymentId/forget-card', async (req: Request, res: Response) => {
-    const { payment } = await found(req);
+    const { payment, url } = await toManage(req);
     const profile = await savedWith(payment);
     if (profile) {
       try {
@@ -85,7 +100,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
         return show(req, res, { forgetError: err.userMessage }, 503);
       }
     }
-    res.redirect(303, `/receipt/${payment.id}?forgotten=1`);
+    res.redirect(303, `${url}&forgotten=1`);
   });
 
   async function show(req: Request, res: Response, extra: { forgetError?: string; cancelError?: string } = {}, status = 200): Promise<void> {
@@ -93,6 +108,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     const merchant = await rt.merchants.getByKey(payment.merchantKey);
     if (!merchant) throw new NotFoundError();
     const state = stateOf(payment);
+    const manage = managing(req, payment.id);
 
     let next: { url: string; host: string } | null = null;
     if (state === 'paid' && req.query.continue === '1' && payment.linkKey !== null) {
@@ -113,7 +129,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
           next: sub.status === 'canceled' ? null : dateIn(sub.currentPeriodEnd, merchant.timezone),
           canceled: sub.canceledAt ? dateIn(sub.canceledAt, merchant.timezone) : null,
           // The customer asked to cancel (the confirmation), has just canceled, or the provider could not.
-          confirm: sub.status !== 'canceled' && (req.query.cancel === '1' || extra.cancelError !== undefined),
+          confirm: manage !== null && sub.status !== 'canceled' && (req.query.cancel === '1' || extra.cancelError !== undefined),
           justCanceled: sub.status === 'canceled' && sub.canceledBy === 'customer' && req.query.canceled === '1',
           cancelError: extra.cancelError ?? null,
         }
@@ -143,7 +159,10 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       failure: payment.failureMessage,
       payPageUrl: `/${merchant.handle}${path ? `/${path}` : ''}`,
       next,
-      saved: state === 'paid' ? await savedWith(payment) : null,
+      // This receipt's URL with its key (the customer's): what lets them cancel or forget here; null without it.
+      manage,
+      // Which card is saved is the customer's business: shown with the key only.
+      saved: state === 'paid' && manage ? await savedWith(payment) : null,
       forgotten: req.query.forgotten === '1',
       forgetError: extra.forgetError ?? null,
     }, status);
