@@ -145,8 +145,8 @@ export interface Runtime {
   resetLimiter: ResetLimiter;
   /** Requests per API key. */
   apiLimiter: Limiter;
-  /** Checkout attempts on public pay pages: per client IP, and per payment request. */
-  checkoutLimiter: { perIp: Limiter; perRequest: Limiter };
+  /** Checkout attempts on public pay pages: per client IP, and per payment request; receipt emails a customer asks for, per payment. */
+  checkoutLimiter: { perIp: Limiter; perRequest: Limiter; receiptEmails: Limiter };
   eta: Eta;
   /** Starts the job worker and the cron sweeps (server only; tests drain jobs by hand). */
   startBackground(): void;
@@ -170,9 +170,10 @@ export interface RuntimeOptions {
   resendLimits?: { perMessage?: Limit; perCustomer?: Limit };
   /**
    * Checkout velocity (abuse controls). Defaults: 30 checkouts per 10 minutes per IP, 10 per hour per
-   * payment request, and 5 declined payments in an hour lock a payment request for the rest of it.
+   * payment request, and 5 declined payments in an hour lock a payment request for the rest of it;
+   * a customer may have a payment's receipt emailed again 3 times an hour (and those count per IP too).
    */
-  checkoutLimits?: { perIp?: Limit; perRequest?: Limit; declines?: Limit };
+  checkoutLimits?: { perIp?: Limit; perRequest?: Limit; declines?: Limit; receiptEmails?: Limit };
   jobOptions?: Partial<Omit<JobQueueOptions, 'db' | 'clock' | 'log' | 'onEnqueued'>>;
   /** Record pay-page views (default true; the benchmark measures the page without it). */
   recordViews?: boolean;
@@ -546,6 +547,7 @@ export async function createRuntime(config: Readonly<Config>, opts: RuntimeOptio
       checkoutLimiter: {
         perIp: createLimiter(redis, config.redisPrefix, 'checkout-ip', opts.checkoutLimits?.perIp ?? { points: 30, durationSec: 600 }),
         perRequest: createLimiter(redis, config.redisPrefix, 'checkout-request', opts.checkoutLimits?.perRequest ?? { points: 10, durationSec: 3_600 }),
+        receiptEmails: createLimiter(redis, config.redisPrefix, 'receipt-email', opts.checkoutLimits?.receiptEmails ?? { points: 3, durationSec: 3_600 }),
       },
       eta,
       startBackground() {

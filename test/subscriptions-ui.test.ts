@@ -133,8 +133,14 @@ describe('subscriptions in a browser', () => {
         expect(keyed).to.match(/\/receipt\/pay_\w+\?k=[\w-]{22}$/);
         await tab.page.goto(keyed.split('?')[0]);
         expect(await tab.page.getByRole('link', { name: 'Cancel subscription' }).count()).to.equal(0);
-        expect(await tab.page.locator('.subscription-note').textContent()).to.include('To cancel, open this receipt from the link you were given after paying or in your receipt email.');
+        expect(await tab.page.locator('.subscription-note').textContent()).to.include('To cancel, open this receipt from the link you were given after paying or in your receipt email, or have that link emailed to the address you paid with.');
+        expect(await tab.page.getByRole('button', { name: 'Email me the link' }).count()).to.equal(1);
         await tab.screenshot(`subscription-receipt-bare-${tag}`);
+        expect(await axeProblems(tab.page)).to.deep.equal([]);
+        await tab.page.getByRole('button', { name: 'Email me the link' }).click();
+        await tab.page.waitForURL(/\?emailed=1/);
+        expect(await tab.page.getByRole('status').last().textContent()).to.equal('A link to this receipt, where you can cancel, is on its way to the email address you paid with.');
+        await tab.screenshot(`subscription-receipt-emailed-${tag}`);
         expect(await axeProblems(tab.page)).to.deep.equal([]);
         await tab.page.goto(keyed);
         await tab.page.getByRole('link', { name: 'Cancel subscription' }).click();

@@ -847,6 +847,21 @@ export function createDeliveryService(deps: DeliveryDeps) {
      * Emails the merchant themself (not a customer) a notice, once per `key`, from a job queued in
      * the caller's transaction: e.g. "your webhook endpoint was disabled". Retried by the job queue.
      */
+    /**
+     * For the receipt page: whether the payer can be emailed their receipt again, and doing it. The
+     * email's link carries the receipt's key (what lets them cancel a subscription there), so a
+     * customer who opened their receipt by the payment id alone can get the link they lost — sent
+     * only to the address the payment was made with, whatever the merchant's receipt setting (they asked).
+     */
+    async canEmailReceipt(paymentId: string): Promise<boolean> {
+      return (await receiptTarget(paymentId)) !== null;
+    },
+    async emailReceipt(paymentId: string): Promise<boolean> {
+      const target = await receiptTarget(paymentId);
+      if (target) await queueReceipt(target);
+      return target !== null;
+    },
+
     async notifyMerchant(trx: Knex.Transaction, notice: MerchantNotice): Promise<void> {
       await jobs.enqueue(trx, 'deliveries.notice', notice, { uniqueKey: `notice:${notice.key}` });
     },
@@ -867,20 +882,32 @@ export function createDeliveryService(deps: DeliveryDeps) {
     return (all.find((c) => c.id === 'email') ?? all[0])?.id ?? null;
   };
 
-  events.subscribe('payment.succeeded', 'core:receipts', async (event) => {
-    const paymentKey = await deps.payments.paymentKeyOf(String(event.payload.paymentId ?? ''));
-    if (paymentKey === null) return;
+  /** A payment's receipt and where it goes: the address paid with (else the customer's) on the receipt channel; null when it cannot go. */
+  async function receiptTarget(paymentId: string): Promise<{ paid: ReceiptDetails; to: string; channel: string } | null> {
+    const paymentKey = await deps.payments.paymentKeyOf(paymentId);
+    if (paymentKey === null) return null;
     const paid = (await deps.payments.receiptDetails([paymentKey])).get(paymentKey);
-    if (!paid) return;
-    const merchant = (await merchants.byKeys([paid.merchantKey])).get(paid.merchantKey);
-    if (!merchant?.sendReceipts) return;
+    if (!paid) return null;
     const customer = paid.customerKey === null ? null : (await customers.summariesByKeys([paid.customerKey])).get(paid.customerKey) ?? null;
     const to = paid.payerEmail ?? (customer && !customer.deleted ? customer.email : null);
     const channel = receiptChannel();
-    if (!to || !channel) return;
+    return to && channel ? { paid, to, channel } : null;
+  }
+
+  /** Queues a payment's receipt email (`dedupeKey`: once per key). */
+  async function queueReceipt(target: { paid: ReceiptDetails; to: string; channel: string }, dedupeKey?: string): Promise<void> {
+    const { paid, to, channel } = target;
     await db.transaction(async (trx) => {
-      await service.queue(trx, [{ merchantKey: paid.merchantKey, linkKey: paid.linkKey, customerKey: paid.customerKey, paymentKey, channel, kind: 'receipt', to, dedupeKey: `receipt:${event.id}` }]);
+      await service.queue(trx, [{ merchantKey: paid.merchantKey, linkKey: paid.linkKey, customerKey: paid.customerKey, paymentKey: paid.key, channel, kind: 'receipt', to, dedupeKey }]);
     });
+  }
+
+  events.subscribe('payment.succeeded', 'core:receipts', async (event) => {
+    const target = await receiptTarget(String(event.payload.paymentId ?? ''));
+    if (!target) return;
+    const merchant = (await merchants.byKeys([target.paid.merchantKey])).get(target.paid.merchantKey);
+    if (!merchant?.sendReceipts) return;
+    await queueReceipt(target, `receipt:${event.id}`);
   }, () => true, {
     // No run is queued for merchants who turned receipts off, or when no email channel is installed
     // (asked once per merchant of the payments succeeding together).

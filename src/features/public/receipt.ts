@@ -21,9 +21,11 @@ import { redirectUrlFor } from '../links/index.ts';
 import { formatDateTime, merchantView } from './view.ts';
 import { planLabel } from '../subscriptions/index.ts';
 import { dateIn } from '../../core/time.ts';
+import { limitKey } from '../../core/ip.ts';
+import { RateLimiterRes } from 'rate-limiter-flexible';
 
 /** What this file uses of the app. */
-type Deps = Pick<AppDeps, 'checkout' | 'links' | 'merchants' | 'profiles' | 'savedProfiles' | 'subscriptions'>;
+type Deps = Pick<AppDeps, 'checkout' | 'checkoutLimiter' | 'deliveries' | 'links' | 'merchants' | 'profiles' | 'savedProfiles' | 'subscriptions'>;
 
 const PAYMENT_ID = /^pay_[0-9A-Za-z]{22}$/;
 
@@ -88,6 +90,27 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     res.redirect(303, `${url}&canceled=1#subscription-title`);
   });
 
+  /**
+   * "Email me a link" on a subscription's receipt opened without its key: the receipt email again, to
+   * the address the payment was made with (its link has the key). Limited per client and per payment.
+   */
+  router.post('/receipt/:paymentId/email-link', async (req: Request, res: Response) => {
+    const { payment } = await found(req);
+    if (!payment.subscriptionId) throw new NotFoundError();
+    for (const [limiter, key] of [[rt.checkoutLimiter.perIp, limitKey(req.ip)], [rt.checkoutLimiter.receiptEmails, payment.id]] as const) {
+      try {
+        await limiter.consume(key);
+      } catch (err) {
+        if (!(err instanceof RateLimiterRes)) throw err;
+        const minutes = Math.max(1, Math.ceil(err.msBeforeNext / 60_000));
+        res.set('Retry-After', String(Math.ceil(err.msBeforeNext / 1000)));
+        return show(req, res, { emailError: `That was asked for too often. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` }, 429);
+      }
+    }
+    if (!(await rt.deliveries.emailReceipt(payment.id))) throw new NotFoundError();
+    res.redirect(303, `/receipt/${payment.id}?emailed=1#subscription-title`);
+  });
+
   /** "Forget this card": the provider deletes the saved card, then Paylink its record. */
   router.post('/receipt/:paymentId/forget-card', async (req: Request, res: Response) => {
     const { payment, url } = await toManage(req);
@@ -103,7 +126,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     res.redirect(303, `${url}&forgotten=1`);
   });
 
-  async function show(req: Request, res: Response, extra: { forgetError?: string; cancelError?: string } = {}, status = 200): Promise<void> {
+  async function show(req: Request, res: Response, extra: { forgetError?: string; cancelError?: string; emailError?: string } = {}, status = 200): Promise<void> {
     const { payment, session } = await found(req);
     const merchant = await rt.merchants.getByKey(payment.merchantKey);
     if (!merchant) throw new NotFoundError();
@@ -132,6 +155,10 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
           confirm: manage !== null && sub.status !== 'canceled' && (req.query.cancel === '1' || extra.cancelError !== undefined),
           justCanceled: sub.status === 'canceled' && sub.canceledBy === 'customer' && req.query.canceled === '1',
           cancelError: extra.cancelError ?? null,
+          // Opened without the key: the customer may have the receipt (with it) emailed to the address they paid with.
+          emailable: manage === null && sub.status !== 'canceled' && (await rt.deliveries.canEmailReceipt(payment.id)),
+          emailed: manage === null && req.query.emailed === '1',
+          emailError: extra.emailError ?? null,
         }
       : null;
 
