@@ -238,7 +238,7 @@ forEachTarget('subscriptions with the sandbox provider', (target) => {
     await http().post(`/receipt/${payment.id}/email-link`).expect(303);
     const over = await http().post(`/receipt/${payment.id}/email-link`).expect(429);
     expect(over.headers['retry-after']).to.match(/^\d+$/);
-    expect(over.text).to.include('That was asked for too often. Try again in');
+    expect(over.text).to.include('The link was asked for too many times. Try again in');
     await env.rt.jobs.drain();
     expect(await mails()).to.have.length(before + 3);
     // Only a subscription's receipt offers it.

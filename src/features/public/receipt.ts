@@ -104,7 +104,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
         if (!(err instanceof RateLimiterRes)) throw err;
         const minutes = Math.max(1, Math.ceil(err.msBeforeNext / 60_000));
         res.set('Retry-After', String(Math.ceil(err.msBeforeNext / 1000)));
-        return show(req, res, { emailError: `That was asked for too often. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` }, 429);
+        return show(req, res, { emailError: `The link was asked for too many times. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` }, 429);
       }
     }
     if (!(await rt.deliveries.emailReceipt(payment.id))) throw new NotFoundError();
