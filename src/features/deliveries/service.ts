@@ -844,10 +844,6 @@ export function createDeliveryService(deps: DeliveryDeps) {
     },
 
     /**
-     * Emails the merchant themself (not a customer) a notice, once per `key`, from a job queued in
-     * the caller's transaction: e.g. "your webhook endpoint was disabled". Retried by the job queue.
-     */
-    /**
      * For the receipt page: whether the payer can be emailed their receipt again, and doing it. The
      * email's link carries the receipt's key (what lets them cancel a subscription there), so a
      * customer who opened their receipt by the payment id alone can get the link they lost — sent
@@ -862,6 +858,10 @@ export function createDeliveryService(deps: DeliveryDeps) {
       return target !== null;
     },
 
+    /**
+     * Emails the merchant themself (not a customer) a notice, once per `key`, from a job queued in
+     * the caller's transaction: e.g. "your webhook endpoint was disabled". Retried by the job queue.
+     */
     async notifyMerchant(trx: Knex.Transaction, notice: MerchantNotice): Promise<void> {
       await jobs.enqueue(trx, 'deliveries.notice', notice, { uniqueKey: `notice:${notice.key}` });
     },
