@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { DESKTOP, PHONE, servedMerchant, useBrowser, type ServedEnv } from './support/browser.ts';
 import { axeProblems } from './support/axe.ts';
+import { startSmtp, type TestSmtp } from './support/smtp.ts';
 import type { Merchant } from '../src/features/merchants/index.ts';
 
 describe('subscriptions in a browser', () => {
@@ -16,17 +17,23 @@ describe('subscriptions in a browser', () => {
   let merchant: Merchant;
   let storageState: Awaited<ReturnType<Awaited<ReturnType<ReturnType<typeof browser>['newPage']>>['context']['storageState']>>;
   let payPage: string;
+  let smtp: TestSmtp;
 
   before(async function () {
     this.timeout(30_000);
-    ({ env, storageState, merchant } = await servedMerchant(browser(), { name: 'Harbour Roasters', handlePrefix: 'subsui' }));
+    // A real SMTP server: the read-only receipt offers to email its link only when email is really sent.
+    smtp = await startSmtp();
+    ({ env, storageState, merchant } = await servedMerchant(browser(), { name: 'Harbour Roasters', handlePrefix: 'subsui' }, { env: { SMTP_URL: smtp.url, MAIL_FROM: 'pay@harbour.test' } }));
     const beans = await env.rt.services.products.create(merchant.key, { name: 'Beans every month', price: 2900, currency: 'EUR', recurring: { interval: 'month' } });
     const pro = await env.rt.services.products.create(merchant.key, { name: 'Barista course, yearly', price: 24000, currency: 'EUR', recurring: { interval: 'year', trial_days: 14 } });
     const kit = await env.rt.services.products.create(merchant.key, { name: 'Welcome kit', price: 1500, currency: 'EUR' });
     const link = await env.rt.services.links.create(merchant, { type: 'items', name: 'Coffee club', items: [{ product_id: beans.id, quantity: 1 }, { product_id: pro.id, quantity: 1 }, { product_id: kit.id, quantity: 1 }] });
     payPage = `${env.origin}/${merchant.handle}/${link.path}`;
   });
-  after(() => env?.close());
+  after(async () => {
+    await env?.close();
+    await smtp?.close();
+  });
 
   type Page = Awaited<ReturnType<ReturnType<typeof browser>['newPage']>>['page'];
   /** Pays the filled pay page (its button named `button`) on the sandbox's card page; on the receipt after. */

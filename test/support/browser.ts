@@ -210,8 +210,8 @@ export async function signUpInBrowser(page: Page, origin: string, f: { name: str
  * A served app (first target) with a merchant signed up through the real form in Chromium; its
  * `storageState` opens signed-in tabs. Call in a `before` (it needs the browser launched).
  */
-export async function servedMerchant(browser: TestBrowser, f: { name: string; handlePrefix: string }): Promise<{ env: ServedEnv; storageState: Awaited<ReturnType<TrackedPage['context']['storageState']>>; handle: string; merchant: Merchant }> {
-  const env = await serve(TARGETS[0]);
+export async function servedMerchant(browser: TestBrowser, f: { name: string; handlePrefix: string }, opts: BuildOptions = {}): Promise<{ env: ServedEnv; storageState: Awaited<ReturnType<TrackedPage['context']['storageState']>>; handle: string; merchant: Merchant }> {
+  const env = await serve(TARGETS[0], opts);
   const handle = uniqueHandle(f.handlePrefix);
   const tab = await browser.newPage();
   await signUpInBrowser(tab.page, env.origin, { name: f.name, handle });

@@ -847,13 +847,14 @@ export function createDeliveryService(deps: DeliveryDeps) {
      * For the receipt page: whether the payer can be emailed their receipt again, and doing it. The
      * email's link carries the receipt's key (what lets them cancel a subscription there), so a
      * customer who opened their receipt by the payment id alone can get the link they lost — sent
-     * only to the address the payment was made with, whatever the merchant's receipt setting (they asked).
+     * only to the address the payment was made with, whatever the merchant's receipt setting (they
+     * asked), and only through a channel that really sends it (never "kept in the Outbox").
      */
     async canEmailReceipt(paymentId: string): Promise<boolean> {
-      return (await receiptTarget(paymentId)) !== null;
+      return (await receiptTarget(paymentId, { delivered: true })) !== null;
     },
     async emailReceipt(paymentId: string): Promise<boolean> {
-      const target = await receiptTarget(paymentId);
+      const target = await receiptTarget(paymentId, { delivered: true });
       if (target) await queueReceipt(target);
       return target !== null;
     },
@@ -882,16 +883,21 @@ export function createDeliveryService(deps: DeliveryDeps) {
     return (all.find((c) => c.id === 'email') ?? all[0])?.id ?? null;
   };
 
-  /** A payment's receipt and where it goes: the address paid with (else the customer's) on the receipt channel; null when it cannot go. */
-  async function receiptTarget(paymentId: string): Promise<{ paid: ReceiptDetails; to: string; channel: string } | null> {
+  /**
+   * A payment's receipt and where it goes: the address paid with (else the customer's) on the receipt
+   * channel; null when it cannot go. `delivered`: only through a channel that sends (not one that only
+   * keeps messages in the Outbox, as channel-outbox does for email without SMTP_URL).
+   */
+  async function receiptTarget(paymentId: string, opts: { delivered?: boolean } = {}): Promise<{ paid: ReceiptDetails; to: string; channel: string } | null> {
+    const channel = receiptChannel();
+    if (!channel || (opts.delivered && registries.channels.get(channel)?.keepsOnly)) return null;
     const paymentKey = await deps.payments.paymentKeyOf(paymentId);
     if (paymentKey === null) return null;
     const paid = (await deps.payments.receiptDetails([paymentKey])).get(paymentKey);
     if (!paid) return null;
     const customer = paid.customerKey === null ? null : (await customers.summariesByKeys([paid.customerKey])).get(paid.customerKey) ?? null;
     const to = paid.payerEmail ?? (customer && !customer.deleted ? customer.email : null);
-    const channel = receiptChannel();
-    return to && channel ? { paid, to, channel } : null;
+    return to ? { paid, to, channel } : null;
   }
 
   /** Queues a payment's receipt email (`dedupeKey`: once per key). */

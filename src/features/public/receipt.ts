@@ -155,7 +155,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
           confirm: manage !== null && sub.status !== 'canceled' && (req.query.cancel === '1' || extra.cancelError !== undefined),
           justCanceled: sub.status === 'canceled' && sub.canceledBy === 'customer' && req.query.canceled === '1',
           cancelError: extra.cancelError ?? null,
-          // Opened without the key: the customer may have the receipt (with it) emailed to the address they paid with.
+          // Opened without the key: the customer may have the receipt (with it) emailed to the address they paid with (when email really goes out).
           emailable: manage === null && sub.status !== 'canceled' && (await rt.deliveries.canEmailReceipt(payment.id)),
           emailed: manage === null && req.query.emailed === '1',
           emailError: extra.emailError ?? null,
