@@ -14,7 +14,7 @@
  * Standalone: `npx tsx test/bench/reminders.ts` (SQLite; BENCH_DATABASE_URL=mysql://root@127.0.0.1:3306
  * for a fresh MariaDB database + BENCH_REDIS_URL). BENCH_REMINDERS (due plans, default 100,000) and
  * BENCH_REMINDERS_FUTURE (default half of it); BENCH_NODE_ARGS (space-separated flags for the measured
- * process, e.g. `--trace-gc`).
+ * process, e.g. `--trace-gc`); BENCH_TOP (query shapes listed per phase, default 4).
  */
 import { loopGaps, runBenchChild, runStandalone, type CheckFn } from './child.ts';
 import path from 'node:path';
@@ -175,7 +175,7 @@ function queryProfile(db: Knex) {
       const out = stats;
       stats = new Map();
       const all = [...out].map(([sql, s]) => ({ sql, ...s }));
-      return { queries: all.reduce((n, s) => n + s.count, 0), dbMs: all.reduce((n, s) => n + s.ms, 0), top: all.sort((a, b) => b.ms - a.ms).slice(0, 4) };
+      return { queries: all.reduce((n, s) => n + s.count, 0), dbMs: all.reduce((n, s) => n + s.ms, 0), top: all.sort((a, b) => b.ms - a.ms).slice(0, Number(process.env.BENCH_TOP ?? 4)) };
     },
     stop() {
       db.off('query', onQuery).off('query-response', onDone).off('query-error', onDone);
