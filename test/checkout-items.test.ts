@@ -301,7 +301,7 @@ forEachTarget('checkout builder: items links and custom amounts', (target) => {
       expect(page).to.include('<legend class="order-head">Choose a plan</legend>');
       expect(page.match(/name="plan"/g)).to.have.length(3); // two plans and "No plan"
       expect(page).to.include('30-day free trial');
-      expect(page).to.include('A plan renews automatically');
+      expect(page).to.include('A plan renews automatically, charged to the same payment method, until it is canceled. You can cancel it from your receipt at any time.');
       const before = await count('payments');
       // A made-up plan is refused by the same field.
       expect(/id="plan-error">([^<]*)</.exec((await http().post(url).type('form').send({ ...CUSTOMER, plan: 'prod_forged' }).expect(422)).text)![1]).not.to.equal('');
