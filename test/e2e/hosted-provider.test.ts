@@ -53,10 +53,10 @@ forEachTarget('e2e: a hosted provider on another origin', (target) => {
       await page.getByRole('button', { name: /^Pay / }).click();
       await page.waitForURL(`${vendor.origin}/pay?**`);
       await page.getByRole('button', { name: 'Pay now' }).click();
-      await page.waitForURL(/\/receipt\/pay_\w+$/);
+      await page.waitForURL(/\/receipt\/pay_\w+\?k=[\w-]{22}$/);
       await page.getByRole('heading', { level: 1, name: 'Payment successful' }).waitFor();
       expect(vendor.webhooks.at(-1)).to.deep.equal({ status: 200, body: '{"status":"paid"}' });
-      const paymentId = page.url().split('/').pop()!;
+      const paymentId = new URL(page.url()).pathname.split('/').pop()!;
       const row = await env.rt.db('payments').where({ public_id: paymentId }).first();
       expect([row.provider, row.status, row.provider_ref]).to.deep.equal(['hosted', 'paid', `ch_${vendor.webhooks.length}`]);
       tab.assertClean();

@@ -90,7 +90,7 @@ forEachTarget('e2e: a link page updates itself', (target) => {
       await c.waitForURL(/\/p\/provider-sandbox\/pay\/cs_\w+$/);
       await c.getByLabel('Card number').fill('4242 4242 4242 4242');
       await c.getByRole('button', { name: 'Pay €39.00' }).click();
-      await c.waitForURL(/\/receipt\/pay_\w+$/);
+      await c.waitForURL(/\/receipt\/pay_\w+\?k=[\w-]{22}$/);
       await m.locator('#link-activity tbody tr').first().getByText('Succeeded').waitFor();
       await metric('Revenue').getByText('€39.00').waitFor();
       expect(await metric('Payments').innerText()).to.match(/^1\s+11 left$/);

@@ -58,7 +58,7 @@ forEachTarget('e2e: from a new merchant to a paid link', (target) => {
       await c.getByText(/declined/i).first().waitFor();
       await c.getByLabel('Card number').fill('4242 4242 4242 4242');
       await c.getByRole('button', { name: 'Pay €45.00' }).click();
-      await c.waitForURL(/\/receipt\/pay_\w+$/);
+      await c.waitForURL(/\/receipt\/pay_\w+\?k=[\w-]{22}$/);
       await c.getByRole('heading', { level: 1, name: 'Payment successful' }).waitFor();
       const receipt = await c.locator('main').innerText();
       expect(receipt).to.include('€45.00');

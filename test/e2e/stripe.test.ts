@@ -65,13 +65,13 @@ forEachTarget('e2e: paying through Stripe Checkout', (target) => {
       await page.getByText('Email: ana@example.test').waitFor();
       await page.getByLabel('Card number').fill('4242 4242 4242 4242');
       await page.getByRole('button', { name: /^Pay / }).click();
-      await page.waitForURL(/\/receipt\/pay_\w+$/);
+      await page.waitForURL(/\/receipt\/pay_\w+\?k=[\w-]{22}$/);
       await page.getByRole('heading', { level: 1, name: 'Payment successful' }).waitFor();
       await page.getByText('Visa •••• 4242').waitFor(); // the receipt names the card Stripe reported
       await tab.screenshot(`stripe-receipt-phone-${target.name}`);
       await page.setViewportSize(DESKTOP);
       await tab.screenshot(`stripe-receipt-desktop-${target.name}`);
-      const paymentId = page.url().split('/').pop()!;
+      const paymentId = new URL(page.url()).pathname.split('/').pop()!;
       const row = await env.rt.db('payments').where({ public_id: paymentId }).first();
       expect([row.provider, row.status]).to.deep.equal(['stripe', 'paid']);
       expect(fake.intents.get(row.provider_ref)!.status, 'captured at Stripe').to.equal('succeeded');

@@ -189,7 +189,7 @@ describe('third-party plugins installed by npm package name', function () {
       await p.getByRole('button', { name: /^Pay / }).click();
       await p.waitForURL(`${vendor.origin}/pay?**`);
       await p.getByRole('button', { name: 'Pay now' }).click();
-      await p.waitForURL(/\/receipt\/pay_\w+$/);
+      await p.waitForURL(/\/receipt\/pay_\w+\?k=[\w-]{22}$/);
       await p.getByRole('heading', { level: 1, name: 'Payment successful' }).waitFor();
       await payer.screenshot(`third-party-receipt-${viewport.width}-${target.name}`);
       payer.assertClean();
