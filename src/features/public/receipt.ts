@@ -58,10 +58,12 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     if (!f) throw new NotFoundError();
     return f;
   }
-  /** The receipt's key and its URL with it when the request carries the right key (the customer's), else null. */
+  /** The receipt's key and its keyed URL (path and query of checkout's receiptUrl) when the request carries the right key (the customer's), else null. */
   const managing = (req: Request, paymentId: string): { key: string; url: string } | null => {
     const key = req.query.k;
-    return typeof key === 'string' && rt.checkout.receiptKeyMatches(paymentId, key) ? { key, url: `/receipt/${paymentId}?k=${key}` } : null;
+    if (typeof key !== 'string' || !rt.checkout.receiptKeyMatches(paymentId, key)) return null;
+    const url = new URL(rt.checkout.receiptUrl({ id: paymentId }));
+    return { key, url: url.pathname + url.search };
   };
   /** A change on the receipt: the payment and its keyed URL, or 404 without the key. */
   async function toManage(req: Request) {
