@@ -329,7 +329,7 @@ const LAPSE_TICK_MS = 25;
  * was declared down for the process's own stall (false 503s). The verdict also waits one poll of I/O
  * (setImmediate), so an answer that arrived meanwhile is read first.
  */
-export function lapse(ms: number): Promise<void> & { cancel(): void } {
+function lapse(ms: number): Promise<void> & { cancel(): void } {
   let timer: NodeJS.Timeout | undefined;
   const done = new Promise<void>((resolve) => {
     let counted = 0;
