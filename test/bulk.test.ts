@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { forEachTarget } from './support/targets.ts';
 import { build, type TestEnv } from './support/harness.ts';
-import { insertRows, updateByKeys } from '../src/core/bulk.ts';
+import { insertRows, runStatement, updateByKeys } from '../src/core/bulk.ts';
 import { inTransaction } from '../src/core/db.ts';
 
 const TABLE = 'bulk_update_probe';
@@ -76,6 +76,39 @@ forEachTarget('updateByKeys', (target) => {
     // 500 chosen minus the closed ones among them.
     expect(updated).to.equal(keys.filter((k) => after.find((r) => Number(r.id) === k)!.status === 'open').length);
     expect(updated).to.be.within(420, 430);
+  });
+
+  it("runs a statement's values as given, in the caller's transaction, with knex's query events; refuses an undefined value before writing", async () => {
+    const db = env.rt.db;
+    const seen: { sql: string; bindings: unknown[]; uid: string }[] = [];
+    const answered: string[] = [];
+    const onQuery = (q: { sql: string; bindings: unknown[]; __knexQueryUid: string }) => seen.push({ sql: q.sql, bindings: q.bindings, uid: q.__knexQueryUid });
+    const onResponse = (_r: unknown, q: { __knexQueryUid: string }) => answered.push(q.__knexQueryUid);
+    db.on('query', onQuery).on('query-response', onResponse);
+    const sql = `insert into \`${TABLE}\` (\`n\`, \`label\`, \`at\`, \`hits\`, \`status\`) values (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)`;
+    const when = new Date('2026-12-04T11:00:00.000Z');
+    try {
+      // A label with question marks (values are bound, never read as placeholders); a Date and a boolean as knex binds them.
+      await runStatement(db, sql, [9_001, 'who? what??', when.getTime(), true, 'probe', 9_002, null, null, false, 'probe']);
+      // Rolled back with its transaction.
+      await inTransaction(db, async (trx) => {
+        await runStatement(trx, sql, [9_003, 'gone', null, 1, 'probe', 9_004, 'gone', null, 1, 'probe']);
+        throw new Error('roll back');
+      }).catch((err: Error) => expect(err.message).to.equal('roll back'));
+      expect(() => runStatement(db, sql, [9_005, 'x', null, 1, 'probe', 9_006, undefined, null, 1, 'probe'])).to.throw(/Undefined binding at position 6/);
+    } finally {
+      db.off('query', onQuery).off('query-response', onResponse);
+    }
+    const rows = (await db(TABLE).where('status', 'probe').orderBy('n').select('n', 'label', 'at', 'hits')) as { n: number; label: string | null; at: unknown; hits: number }[];
+    expect(rows.map((r) => [Number(r.n), r.label, r.at === null ? null : Number(r.at), Number(r.hits)])).to.deep.equal([
+      [9_001, 'who? what??', when.getTime(), 1],
+      [9_002, null, null, 0],
+    ]);
+    const ours = seen.filter((q) => q.sql === sql);
+    expect(ours).to.have.length(2);
+    expect(ours[0].bindings).to.deep.equal([9_001, 'who? what??', when.getTime(), true, 'probe', 9_002, null, null, false, 'probe']);
+    for (const q of ours) expect(answered).to.include(q.uid);
+    await db(TABLE).where('status', 'probe').del();
   });
 
   it('updates with shared values only (no per-row column)', async () => {

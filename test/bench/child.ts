@@ -136,11 +136,12 @@ export function loopGaps(onTick?: () => void): { take: () => number[]; takeBusy:
   const sampler = setInterval(() => {
     const now = performance.now();
     const gap = Math.max(0, now - last - 1);
-    const cpu = process.cpuUsage(lastCpu);
+    // One reading per tick (the probe runs on the measured thread: it should cost it little).
+    const cpu = process.cpuUsage();
     gaps.push(gap);
-    busyMax = Math.max(busyMax, Math.min(gap, (cpu.user + cpu.system) / 1000));
+    busyMax = Math.max(busyMax, Math.min(gap, (cpu.user - lastCpu.user + cpu.system - lastCpu.system) / 1000));
     last = now;
-    lastCpu = process.cpuUsage();
+    lastCpu = cpu;
     onTick?.();
   }, 1);
   return {

@@ -14,21 +14,12 @@ import type { EventBus } from '../../core/events.ts';
 import type { LiveFeed } from '../../core/live.ts';
 import type { IdSealer } from '../../core/sealed-ids.ts';
 import type { LinkState } from '../links/index.ts';
-import { pace } from '../../core/pace.ts';
+import { insertRows } from '../../core/bulk.ts';
 import { addHourlyStats, hourOf } from './rollups.ts';
 import { UserAgentCache, cleanReferer, isPrefetch, maskIp, type VisitorAgent } from './visitor.ts';
 
 const INSERT_CHUNK = 200;
-const insertSqls = new Map<number, string>();
-/** `insert into link_views (…) values (?, …), (?, …)` for `rows` rows (valid on SQLite and MySQL). */
-function insertSql(rows: number): string {
-  let sql = insertSqls.get(rows);
-  if (!sql) {
-    sql = `insert into link_views (link_id, viewed_at, ip, browser, os, device, referer) values ${Array(rows).fill('(?, ?, ?, ?, ?, ?, ?)').join(', ')}`;
-    insertSqls.set(rows, sql);
-  }
-  return sql;
-}
+const VIEW_COLUMNS = ['link_id', 'viewed_at', 'ip', 'browser', 'os', 'device', 'referer'];
 
 export interface ViewedLink {
   key: number;
@@ -234,20 +225,16 @@ export class ViewRecorder {
           );
         }
       } else {
-        // One multi-row INSERT per 200 views, its SQL text made once per size: knex's insert builder
-        // (normalising every row object) cost more than the database did. On SQLite the statements
-        // settle synchronously: between them the batch yields (core/pace.ts), so a batch of 1,000
-        // views (~4 ms) never holds the pay pages waiting behind it for more than about a slice.
-        for (let from = 0; from < n; from += INSERT_CHUNK) {
-          if (from > 0) await pace();
-          const to = Math.min(n, from + INSERT_CHUNK);
-          const values: (string | number | Date | null)[] = [];
-          for (let i = from; i < to; i++) {
-            const agent = batch.agent[i];
-            values.push(batch.link[i].key, instant(batch.at[i]), batch.ip[i], agent.browser, agent.os, agent.device, batch.referer[i]);
-          }
-          await trx.raw(insertSql(to - from), values);
+        // Multi-row INSERTs of 200 views (core/bulk.ts: the SQL text made once per size; knex's insert
+        // builder, normalising every row object, cost more than the database did). On SQLite the
+        // statements settle synchronously: between them the batch yields (core/pace.ts), so a batch of
+        // 1,000 views (~4 ms) never holds the pay pages waiting behind it for more than about a slice.
+        const rows: (string | number | Date | null)[][] = new Array(n);
+        for (let i = 0; i < n; i++) {
+          const agent = batch.agent[i];
+          rows[i] = [batch.link[i].key, instant(batch.at[i]), batch.ip[i], agent.browser, agent.os, agent.device, batch.referer[i]];
         }
+        await insertRows(trx, 'link_views', VIEW_COLUMNS, rows, { rowsPerStatement: INSERT_CHUNK, yieldBetween: true });
       }
     });
     for (const link of new Set(batch.link)) this.deps.live.publish({ merchantKey: link.merchantKey, linkId: link.id, kind: 'view' });
