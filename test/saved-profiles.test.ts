@@ -63,9 +63,11 @@ forEachTarget('saved payment profiles (provider-stripe)', (target) => {
     // The receipt tells the customer and lets them forget it; the merchant's customer page shows it.
     const receipt = await supertest(env.app).get(receiptPath(env, first.paymentId)).expect(200);
     expect(receipt.text).to.include('Saved for next time').and.to.include('Visa •••• 4242').and.to.include(`action="/receipt/${first.paymentId}/forget-card?k=`);
-    // The payment id alone (the merchant's redirect URL, the API, webhooks carry it) shows the receipt, not the card.
+    // The payment id alone (the merchant's redirect URL, the API, webhooks carry it) shows the receipt
+    // and that a card is saved, not the way to forget it (nor, without email going out, a link by email).
     const bare = await supertest(env.app).get(`/receipt/${first.paymentId}`).expect(200);
-    expect(bare.text).to.include('Payment successful').and.not.to.include('Saved for next time').and.not.to.include('Forget this card');
+    expect(bare.text).to.include('Payment successful').and.to.include('A card you paid with is saved with').and.not.to.include('Forget this card');
+    expect(bare.text).to.include('To see or forget it, open this receipt from the link you were given after paying, or ask').and.not.to.include('email-link');
     await supertest(env.app).post(`/receipt/${first.paymentId}/forget-card`).type('form').send({}).expect(404);
     await supertest(env.app).post(`/receipt/${first.paymentId}/forget-card?k=${'A'.repeat(22)}`).type('form').send({}).expect(404);
     expect(await profiles(s)).to.have.length(1);

@@ -22,15 +22,15 @@ export interface StripeApp {
 
 /**
  * Starts the fake Stripe and the app (in a `before` of the calling describe; both closed `after`).
- * `plugin` adds to provider-stripe's install settings (`apiBase` is always the fake's); `beforeBuild`
- * runs on the fake first (e.g. to add the install's own account).
+ * `plugin` adds to provider-stripe's install settings (`apiBase` is always the fake's); `env` adds to
+ * the app's environment, read as the app starts (e.g. a test SMTP server's URL, started before).
  */
-export function useStripeApp(target: Target, opts: { plugin?: (fake: FakeStripe) => Record<string, unknown> } = {}): StripeApp {
+export function useStripeApp(target: Target, opts: { plugin?: (fake: FakeStripe) => Record<string, unknown>; env?: () => Record<string, string> } = {}): StripeApp {
   const app = {} as StripeApp;
   let server: http.Server | undefined;
   before(async () => {
     app.fake = await startFakeStripe();
-    app.env = await build(target, { env: { PAYLINK_PLUGIN_PROVIDER_STRIPE: JSON.stringify({ apiBase: app.fake.origin, ...opts.plugin?.(app.fake) }) } });
+    app.env = await build(target, { env: { ...opts.env?.(), PAYLINK_PLUGIN_PROVIDER_STRIPE: JSON.stringify({ apiBase: app.fake.origin, ...opts.plugin?.(app.fake) }) } });
     server = http.createServer(app.env.app);
     await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
     app.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

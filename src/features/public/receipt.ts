@@ -48,7 +48,7 @@ function stateOf(p: Payment): ReceiptState {
   }
 }
 
-/** Mounts GET /receipt/:paymentId (and POST …/forget-card) on `router`. */
+/** Mounts GET /receipt/:paymentId (and POST …/cancel-subscription, …/email-link, …/forget-card) on `router`. */
 export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer): void {
   /** The payment (by its id, the page's only key) with its checkout session; 404 for anything else. */
   async function found(req: Request) {
@@ -93,12 +93,23 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
   });
 
   /**
-   * "Email me a link" on a subscription's receipt opened without its key: the receipt email again, to
-   * the address the payment was made with (its link has the key). Limited per client and per payment.
+   * What a customer could manage on this receipt with its key — a subscription not yet canceled, else
+   * a card saved with the payment — as the id of its section; null when there is nothing.
+   */
+  async function manageable(payment: Payment): Promise<'subscription-title' | 'saved-title' | null> {
+    if (payment.subscriptionId && (await rt.subscriptions.get(payment.subscriptionId))?.status !== 'canceled') return 'subscription-title';
+    return stateOf(payment) === 'paid' && (await savedWith(payment)) ? 'saved-title' : null;
+  }
+
+  /**
+   * "Email me the link" on a receipt opened without its key, where there is something to manage (a
+   * subscription, a saved card): the receipt email again, to the address the payment was made with
+   * (its link has the key). Limited per client and per payment.
    */
   router.post('/receipt/:paymentId/email-link', async (req: Request, res: Response) => {
     const { payment } = await found(req);
-    if (!payment.subscriptionId) throw new NotFoundError();
+    const section = await manageable(payment);
+    if (!section) throw new NotFoundError();
     for (const [limiter, key] of [[rt.checkoutLimiter.perIp, limitKey(req.ip)], [rt.checkoutLimiter.receiptEmails, payment.id]] as const) {
       try {
         await limiter.consume(key);
@@ -110,7 +121,7 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       }
     }
     if (!(await rt.deliveries.emailReceipt(payment.id))) throw new NotFoundError();
-    res.redirect(303, `/receipt/${payment.id}?emailed=1#subscription-title`);
+    res.redirect(303, `/receipt/${payment.id}?emailed=1#${section}`);
   });
 
   /** "Forget this card": the provider deletes the saved card, then Paylink its record. */
@@ -144,6 +155,8 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     const at = payment.paidAt ?? payment.voidedAt ?? payment.authorizedAt ?? payment.createdAt;
     // A subscription's payment says so, and when it renews (or that it ended).
     const sub = payment.subscriptionId ? await rt.subscriptions.get(payment.subscriptionId) : null;
+    /** "Email me the link" (pay/_email_link.eta): offered only where email really goes out. */
+    const byEmail = async () => ({ offered: await rt.deliveries.canEmailReceipt(payment.id), sent: req.query.emailed === '1', error: extra.emailError ?? null });
     const subscription = sub
       ? {
           product: sub.productName,
@@ -157,12 +170,12 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
           confirm: manage !== null && sub.status !== 'canceled' && (req.query.cancel === '1' || extra.cancelError !== undefined),
           justCanceled: sub.status === 'canceled' && sub.canceledBy === 'customer' && req.query.canceled === '1',
           cancelError: extra.cancelError ?? null,
-          // Opened without the key: the customer may have the receipt (with it) emailed to the address they paid with (when email really goes out).
-          emailable: manage === null && sub.status !== 'canceled' && (await rt.deliveries.canEmailReceipt(payment.id)),
-          emailed: manage === null && req.query.emailed === '1',
-          emailError: extra.emailError ?? null,
+          // Opened without the key: the customer may have the receipt (with it) emailed to the address they paid with.
+          byEmail: manage === null && sub.status !== 'canceled' ? await byEmail() : null,
         }
       : null;
+    // A card saved with this payment: its label with the key only; without it, that one exists and how to manage it.
+    const saved = state === 'paid' ? await savedWith(payment) : null;
 
     res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex' });
     await render(req, res, 'pay/receipt', {
@@ -191,7 +204,9 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       // This receipt's URL with its key (the customer's): what lets them cancel or forget here; null without it.
       manage,
       // Which card is saved is the customer's business: shown with the key only.
-      saved: state === 'paid' && manage ? await savedWith(payment) : null,
+      saved: manage ? saved : null,
+      // Without the key, the way to the keyed link (unless the subscription's section already offers it).
+      savedByEmail: saved && !manage && !subscription?.byEmail ? await byEmail() : null,
       forgotten: req.query.forgotten === '1',
       forgetError: extra.forgetError ?? null,
     }, status);
