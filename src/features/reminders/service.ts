@@ -164,26 +164,24 @@ export function createReminderService(deps: ReminderDeps) {
     return rows.map((r) => fromRow(r, byCustomer.get(Number(r.customer_id))!));
   }
 
-  /** Takes up to batchSize due plans inside `trx`, locking them against other processes. */
-  async function takeDue(trx: Knex.Transaction, now: Date): Promise<number[]> {
+  /** The plan columns a sweep reads. */
+  const DUE_COLUMNS = ['id', 'public_id', 'merchant_id', 'link_id', 'customer_id', 'channels', 'frequency', 'max_count', 'sent_count', 'anchor_at'];
+
+  /** Takes up to batchSize due plans inside `trx`, locking them against other processes: their rows, read as they are taken. */
+  async function takeDue(trx: Knex.Transaction, now: Date): Promise<any[]> {
     if (isMysql(db)) {
-      const rows = (await trx('reminder_plans').select('id').where('state', 'active').andWhere('next_at', '<=', now).orderBy('next_at').limit(batchSize).forUpdate().skipLocked()) as { id: number }[];
-      return rows.map((r) => Number(r.id));
+      return (await trx('reminder_plans').select(DUE_COLUMNS).where('state', 'active').andWhere('next_at', '<=', now).orderBy('next_at').limit(batchSize).forUpdate().skipLocked()) as any[];
     }
     // A write first: it takes SQLite's write lock, so another process's sweep waits and then sees
-    // these plans already moved on.
-    const rows = (await trx('reminder_plans')
+    // these plans already moved on. RETURNING reads them in the same statement.
+    return (await trx('reminder_plans')
       .whereIn('id', (s) => s.select('id').from('reminder_plans').where('state', 'active').andWhere('next_at', '<=', now).orderBy('next_at').limit(batchSize))
       .update({ updated_at: now })
-      .returning('id')) as { id: number }[];
-    return rows.map((r) => Number(r.id));
+      .returning(DUE_COLUMNS)) as any[];
   }
 
   /** The taken plans with their merchants, links and customers: one query each for the batch, in `trx`. */
-  async function loadDue(trx: Knex.Transaction, ids: number[], now: Date): Promise<DuePlan[]> {
-    const rows = (await trx('reminder_plans')
-      .whereIn('id', ids)
-      .select('id', 'public_id', 'merchant_id', 'link_id', 'customer_id', 'channels', 'frequency', 'max_count', 'sent_count', 'anchor_at')) as any[];
+  async function loadDue(trx: Knex.Transaction, rows: any[], now: Date): Promise<DuePlan[]> {
     if (!rows.length) return [];
     const [byMerchant, byLink, byCustomer] = await Promise.all([
       merchants.byKeys(rows.map((r) => Number(r.merchant_id)), trx),
@@ -224,10 +222,10 @@ export function createReminderService(deps: ReminderDeps) {
     const announce = events.hasSubscribers('reminder.sent');
     const taken = await db.transaction(
       async (trx) => {
-        const ids = await takeDue(trx, now);
-        if (!ids.length) return 0;
+        const due = await takeDue(trx, now);
+        if (!due.length) return 0;
         await pace();
-        const plans = await loadDue(trx, ids, now);
+        const plans = await loadDue(trx, due, now);
         // Custom address kinds only matter to plans on a channel that needs one.
         const custom = plans.filter((p) => String(p.channels).split(',').some((c) => !['email', 'phone'].includes(deliveries.channels.get(c)?.addressKind ?? 'email')));
         const addresses = custom.length ? await customers.addressesOf(trx, custom.map((p) => p.customer_id)) : new Map<number, Record<string, string>>();
@@ -296,7 +294,7 @@ export function createReminderService(deps: ReminderDeps) {
             { quiet: true },
           );
         }
-        return ids.length;
+        return due.length;
       },
       isMysql(db) ? { isolationLevel: 'read committed' } : undefined,
     );
