@@ -96,10 +96,15 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
    * What a customer could manage on this receipt with its key — a subscription not yet canceled, else
    * a card saved with the payment — as the id of its section; null when there is nothing.
    */
-  async function manageable(payment: Payment): Promise<'subscription-title' | 'saved-title' | null> {
-    if (payment.subscriptionId && (await rt.subscriptions.get(payment.subscriptionId))?.status !== 'canceled') return 'subscription-title';
-    return stateOf(payment) === 'paid' && (await savedWith(payment)) ? 'saved-title' : null;
+  function manageable(payment: Payment, sub: { status: string } | null, saved: unknown): 'subscription-title' | 'saved-title' | null {
+    if (sub && sub.status !== 'canceled') return 'subscription-title';
+    return stateOf(payment) === 'paid' && saved ? 'saved-title' : null;
   }
+  /** The payment's subscription (if any) and the card saved with it (if paid): what `manageable` decides on. */
+  const manageableOf = async (payment: Payment) => ({
+    sub: payment.subscriptionId ? await rt.subscriptions.get(payment.subscriptionId) : null,
+    saved: stateOf(payment) === 'paid' ? await savedWith(payment) : null,
+  });
 
   /**
    * "Email me the link" on a receipt opened without its key, where there is something to manage (a
@@ -108,7 +113,8 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
    */
   router.post('/receipt/:paymentId/email-link', async (req: Request, res: Response) => {
     const { payment } = await found(req);
-    const section = await manageable(payment);
+    const { sub, saved } = await manageableOf(payment);
+    const section = manageable(payment, sub, saved);
     if (!section) throw new NotFoundError();
     for (const [limiter, key] of [[rt.checkoutLimiter.perIp, limitKey(req.ip)], [rt.checkoutLimiter.receiptEmails, payment.id]] as const) {
       try {
@@ -153,8 +159,11 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     }
     const path = session?.link?.path;
     const at = payment.paidAt ?? payment.voidedAt ?? payment.authorizedAt ?? payment.createdAt;
-    // A subscription's payment says so, and when it renews (or that it ended).
-    const sub = payment.subscriptionId ? await rt.subscriptions.get(payment.subscriptionId) : null;
+    // A subscription's payment says so, and when it renews (or that it ended). A card saved with this
+    // payment: its label with the key only; without it, that one exists and how to manage it.
+    const { sub, saved } = await manageableOf(payment);
+    // Opened without the key: where the customer may have the keyed link emailed (one section at most).
+    const offer = manage ? null : manageable(payment, sub, saved);
     /** "Email me the link" (pay/_email_link.eta): offered only where email really goes out. */
     const byEmail = async () => ({ offered: await rt.deliveries.canEmailReceipt(payment.id), sent: req.query.emailed === '1', error: extra.emailError ?? null });
     const subscription = sub
@@ -171,11 +180,9 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
           justCanceled: sub.status === 'canceled' && sub.canceledBy === 'customer' && req.query.canceled === '1',
           cancelError: extra.cancelError ?? null,
           // Opened without the key: the customer may have the receipt (with it) emailed to the address they paid with.
-          byEmail: manage === null && sub.status !== 'canceled' ? await byEmail() : null,
+          byEmail: offer === 'subscription-title' ? await byEmail() : null,
         }
       : null;
-    // A card saved with this payment: its label with the key only; without it, that one exists and how to manage it.
-    const saved = state === 'paid' ? await savedWith(payment) : null;
 
     res.set({ 'Cache-Control': 'no-store', 'X-Robots-Tag': 'noindex' });
     await render(req, res, 'pay/receipt', {
@@ -205,8 +212,8 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
       manage,
       // Which card is saved is the customer's business: shown with the key only.
       saved: manage ? saved : null,
-      // Without the key, the way to the keyed link (unless the subscription's section already offers it).
-      savedByEmail: saved && !manage && !subscription?.byEmail ? await byEmail() : null,
+      // Without the key, the way to the keyed link when the saved card is what there is to manage.
+      savedByEmail: offer === 'saved-title' ? await byEmail() : null,
       forgotten: req.query.forgotten === '1',
       forgetError: extra.forgetError ?? null,
     }, status);
