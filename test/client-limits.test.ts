@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import supertest from 'supertest';
 import { forEachTarget } from './support/targets.ts';
 import { useEnv } from './support/harness.ts';
-import { apiMerchant } from './support/api.ts';
+import { apiClient, apiMerchant } from './support/api.ts';
 import { limitKey, parseIp } from '../src/core/ip.ts';
 
 describe('limitKey', () => {
@@ -49,5 +49,25 @@ forEachTarget('client rate limits by network', (target) => {
     // IPv4-mapped clients are IPv4 clients: two of them do not share a budget.
     for (const from of ['::ffff:203.0.113.1', '::ffff:203.0.113.1', '::ffff:198.51.100.1']) expect(await checkout(url, from)).to.equal(303);
     expect(await checkout(url, '203.0.113.1')).to.equal(429);
+  });
+
+  it('"Send me a new link" on an expired request counts against the same limit: over it, the 429 page and no new request', async () => {
+    const m = await apiMerchant(env, 'Refreshes');
+    const call = apiClient(env.app, m.secret);
+    const made = await call('post', '/payment_requests', { amount: 900, currency: 'EUR', channels: ['email'], allow_refresh: true, expires_in: 60, customer: { name: 'Ida', email: 'ida@example.test' } }).expect(201);
+    const path = new URL(made.body.url as string).pathname;
+    env.clock.advance(60_001);
+    const requests = async () => Number((await env.rt.db('payment_requests').count({ n: '*' }))[0].n);
+    const before = await requests();
+    // Two checkout attempts from this network use up its budget.
+    const link = await env.rt.services.links.create(m.merchant, { type: 'amount', name: 'Ticket', amount: 1_000 });
+    for (let i = 0; i < 2; i++) expect(await checkout(`/${m.handle}/${link.path}`, '2001:db8:7:1::1')).to.equal(303);
+    const over = await supertest(env.app).post(`${path}/refresh`).set('X-Forwarded-For', '2001:db8:7:2::1');
+    expect(over.status).to.equal(429);
+    expect(Number(over.headers['retry-after'])).to.be.within(1, 600);
+    expect(await requests()).to.equal(before);
+    // Another network may.
+    expect((await supertest(env.app).post(`${path}/refresh`).set('X-Forwarded-For', '2001:db8:8::1')).status).to.equal(201);
+    expect(await requests()).to.equal(before + 1);
   });
 });

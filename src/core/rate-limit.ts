@@ -50,6 +50,23 @@ export async function consumeOrThrow(limiter: Limiter, key: string, message: str
   }
 }
 
+/**
+ * Takes a point from each counter in turn, stopping at the first that is over its limit: how many
+ * milliseconds until that one has room again, or null when every counter had room. Points taken
+ * before a refusal stay taken (each counter counts attempts).
+ */
+export async function consumeEach(takes: readonly (readonly [Limiter, string])[]): Promise<number | null> {
+  for (const [limiter, key] of takes) {
+    try {
+      await limiter.consume(key);
+    } catch (err) {
+      if (!(err instanceof RateLimiterRes)) throw err;
+      return err.msBeforeNext;
+    }
+  }
+  return null;
+}
+
 /** Gives back points taken from `key` (never below zero: a window that ended meanwhile is left alone). */
 export async function giveBack(limiter: Limiter, key: string, points = 1): Promise<void> {
   const now = await limiter.get(key);
@@ -78,7 +95,7 @@ export async function takeAll<T extends Take>(takes: readonly T[]): Promise<{ re
   return { refused, retryAfterSec: Math.max(...reasons.map((r) => (r as RateLimiterRes).msBeforeNext / 1000)) };
 }
 
-/** "in 1 minute", "in 7 minutes": a wait as a person reads it (a minute at least). */
+/** "1 minute", "7 minutes": a wait as a person reads it (a minute at least). */
 export function waitText(seconds: number): string {
   const minutes = Math.max(1, Math.ceil(seconds / 60));
   return `${minutes} minute${minutes === 1 ? '' : 's'}`;

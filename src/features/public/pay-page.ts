@@ -14,8 +14,7 @@ import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { formatMoney, toDecimalString } from '../../core/money.ts';
 import { dateTimeIn } from '../../core/time.ts';
 import { TtlCache } from '../../core/changes.ts';
-import { RateLimiterRes } from 'rate-limiter-flexible';
-import type { Limiter } from '../../core/rate-limit.ts';
+import { consumeEach, type Limiter } from '../../core/rate-limit.ts';
 import { RESERVED_HANDLES, type Merchant } from '../merchants/index.ts';
 import { remaining } from '../links/index.ts';
 import { NoSlotError, minutesUntil, type PayableLink } from '../checkout/index.ts';
@@ -535,15 +534,8 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
   async function overLimit(req: Request, target: Page): Promise<PayTarget | null> {
     const checks: [Limiter, string][] = [[rt.checkoutLimiter.perIp, limitKey(req.ip)]];
     if (target.link?.kind === 'request') checks.push([rt.checkoutLimiter.perRequest, String(target.link.key)]);
-    for (const [limiter, key] of checks) {
-      try {
-        await limiter.consume(key);
-      } catch (err) {
-        if (!(err instanceof RateLimiterRes)) throw err;
-        return { kind: 'too_many', merchant: target.merchant, name: target.link?.name ?? null, retryMs: err.msBeforeNext };
-      }
-    }
-    return null;
+    const wait = await consumeEach(checks);
+    return wait === null ? null : { kind: 'too_many', merchant: target.merchant, name: target.link?.name ?? null, retryMs: wait };
   }
 
   /** What the customer typed, to show again (bounded). */
@@ -722,12 +714,8 @@ export function payPageRoutes(router: express.Router, rt: Deps, render: Renderer
     const merchant = request && request.status !== 'cancelled' ? await rt.merchants.getByKey(request.merchantKey) : null;
     if (!request || !merchant) throw new NotFoundError();
     const page = { title: 'A new payment link', brand: merchant.brandColor, merchant: merchantView(merchant), name: request.link.name };
-    try {
-      await rt.checkoutLimiter.perIp.consume(limitKey(req.ip));
-    } catch (err) {
-      if (!(err instanceof RateLimiterRes)) throw err;
-      return show(req, res, { kind: 'too_many', merchant, name: request.link.name, retryMs: err.msBeforeNext });
-    }
+    const wait = await consumeEach([[rt.checkoutLimiter.perIp, limitKey(req.ip)]]);
+    if (wait !== null) return show(req, res, { kind: 'too_many', merchant, name: request.link.name, retryMs: wait });
     const result = await rt.requests.refresh(merchant, request);
     res.set('Cache-Control', 'no-store');
     if (result.ok) return render(req, res, 'pay/refreshed', { ...page, sent: { channel: result.channel === 'email' ? 'email' : 'text message', to: masked(result.to) } }, 201);

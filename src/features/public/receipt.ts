@@ -22,7 +22,7 @@ import { formatDateTime, merchantView } from './view.ts';
 import { planLabel } from '../subscriptions/index.ts';
 import { dateIn } from '../../core/time.ts';
 import { limitKey } from '../../core/ip.ts';
-import { RateLimiterRes } from 'rate-limiter-flexible';
+import { consumeEach, waitText } from '../../core/rate-limit.ts';
 
 /** What this file uses of the app. */
 type Deps = Pick<AppDeps, 'checkout' | 'checkoutLimiter' | 'deliveries' | 'links' | 'merchants' | 'profiles' | 'savedProfiles' | 'subscriptions'>;
@@ -116,15 +116,10 @@ export function receiptRoutes(router: express.Router, rt: Deps, render: Renderer
     const { sub, saved } = await manageableOf(payment);
     const section = manageable(payment, sub, saved);
     if (!section) throw new NotFoundError();
-    for (const [limiter, key] of [[rt.checkoutLimiter.perIp, limitKey(req.ip)], [rt.checkoutLimiter.receiptEmails, payment.id]] as const) {
-      try {
-        await limiter.consume(key);
-      } catch (err) {
-        if (!(err instanceof RateLimiterRes)) throw err;
-        const minutes = Math.max(1, Math.ceil(err.msBeforeNext / 60_000));
-        res.set('Retry-After', String(Math.ceil(err.msBeforeNext / 1000)));
-        return show(req, res, { emailError: `The link was asked for too many times. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.` }, 429);
-      }
+    const wait = await consumeEach([[rt.checkoutLimiter.perIp, limitKey(req.ip)], [rt.checkoutLimiter.receiptEmails, payment.id]]);
+    if (wait !== null) {
+      res.set('Retry-After', String(Math.ceil(wait / 1000)));
+      return show(req, res, { emailError: `The link was asked for too many times. Try again in ${waitText(wait / 1000)}.` }, 429);
     }
     if (!(await rt.deliveries.emailReceipt(payment.id))) throw new NotFoundError();
     res.redirect(303, `/receipt/${payment.id}?emailed=1#${section}`);
