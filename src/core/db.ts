@@ -6,6 +6,7 @@ import knexFactory, { type Knex } from 'knex';
 import type { DatabaseConfig } from '../config.ts';
 import type { Logger } from './log.ts';
 import { backgroundGivesWay, pace } from './pace.ts';
+import { lightenTransactions } from './knex-transactor.ts';
 
 export type Db = Knex;
 export type Trx = Knex.Transaction;
@@ -160,6 +161,7 @@ function cacheStatements(conn: SqliteConnection): void {
 }
 
 export function createDb(database: DatabaseConfig, opts: DbOptions = {}): Db {
+  lightenTransactions();
   if (database.client === 'sqlite' && database.filename !== ':memory:') {
     fs.mkdirSync(path.dirname(database.filename), { recursive: true });
   }
