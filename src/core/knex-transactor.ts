@@ -26,7 +26,6 @@ const require = createRequire(import.meta.url);
 /** The knex release whose transaction internals this mirrors. */
 export const KNEX_VERSION = '3.3.0';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
 type Fn = (...args: any[]) => any;
 
 /** Per-instance members of a knex object (everything else is shared). */
