@@ -42,12 +42,8 @@ export function createLimiter(redis: RedisClientType<any, any, any> | null, pref
 
 /** Consumes one point for `key`; over the limit → RateLimitedError (429 with Retry-After). */
 export async function consumeOrThrow(limiter: Limiter, key: string, message: string): Promise<void> {
-  try {
-    await limiter.consume(key);
-  } catch (err) {
-    if (err instanceof RateLimiterRes) throw new RateLimitedError(message, err.msBeforeNext / 1000);
-    throw err;
-  }
+  const wait = await consumeEach([[limiter, key]]);
+  if (wait !== null) throw new RateLimitedError(message, wait / 1000);
 }
 
 /**
